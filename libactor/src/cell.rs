@@ -1,0 +1,244 @@
+//! The actix actor that hosts one [`Process`]: its mailbox, its dispatch of messages to the
+//! installed handlers, and its lifecycle (initialize → messages → finalize → exited links).
+//!
+//! Every event that enters the mailbox is counted in the process's depth, which `/__processes__`
+//! reports and [`crate::Clock::settle`] waits to reach zero.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use actix::{Actor, ActorContext, Addr, AsyncContext, Handler};
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use crate::http::{HttpReply, HttpRequest, HttpResponse};
+use crate::mailbox::Mailbox;
+use crate::message::Delivery;
+use crate::node::NodeInner;
+use crate::{Context, Node, Process, Upid};
+
+/// A closure run inside the process (dispatch, timers, deferred futures).
+pub(crate) type DispatchFn<P> = Box<dyn FnOnce(&mut P, &mut Context<P>) + Send>;
+
+pub(crate) struct Cell<P: Process> {
+    /// Boxed because actix actors must be `Unpin` and processes need not be.
+    process: Box<P>,
+    ctx: Context<P>,
+    depth: Arc<AtomicI64>,
+    node: Arc<NodeInner>,
+}
+
+/// The address of a [`Cell`] plus its mailbox depth: what the node's process table, timers and
+/// [`crate::ProcessRef`]s hold.
+pub(crate) struct CellHandle<P: Process> {
+    addr: Addr<Cell<P>>,
+    depth: Arc<AtomicI64>,
+}
+
+impl<P: Process> Clone for CellHandle<P> {
+    fn clone(&self) -> Self {
+        CellHandle {
+            addr: self.addr.clone(),
+            depth: self.depth.clone(),
+        }
+    }
+}
+
+impl<P: Process> CellHandle<P> {
+    /// Queues `event`, counting it in the depth; false if the actor has stopped.
+    fn enqueue(&self, event: Event<P>) -> bool {
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        if self.addr.connected() {
+            self.addr.do_send(event);
+            true
+        } else {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    pub(crate) fn dispatch(&self, f: DispatchFn<P>) -> bool {
+        self.enqueue(Event::Dispatch(f))
+    }
+}
+
+/// Starts a process on `arbiter`; returns its handle at once (initialize runs on the arbiter,
+/// before any message).
+pub(crate) fn start<P: Process>(
+    process: P,
+    pid: Upid,
+    node: Node,
+    arbiter: &actix_rt::ArbiterHandle,
+) -> CellHandle<P> {
+    let depth = Arc::new(AtomicI64::new(0));
+    let cell_depth = depth.clone();
+    let addr = Cell::start_in_arbiter(arbiter, move |actx: &mut actix::Context<Cell<P>>| {
+        let me = CellHandle {
+            addr: actx.address(),
+            depth: cell_depth.clone(),
+        };
+        let inner = node.inner.clone();
+        Cell {
+            process: Box::new(process),
+            ctx: Context::new(pid, node, me),
+            depth: cell_depth,
+            node: inner,
+        }
+    });
+    CellHandle { addr, depth }
+}
+
+impl<P: Process> Actor for Cell<P> {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, actx: &mut Self::Context) {
+        let span = tracing::debug_span!("initialize", pid = %self.ctx.pid());
+        let _entered = span.enter();
+        self.process.initialize(&mut self.ctx);
+        if self.ctx.stop_requested {
+            actx.stop();
+        }
+    }
+
+    fn stopped(&mut self, _actx: &mut Self::Context) {
+        {
+            let span = tracing::debug_span!("finalize", pid = %self.ctx.pid());
+            let _entered = span.enter();
+            self.process.finalize(&mut self.ctx);
+        }
+        self.node.process_terminated(self.ctx.pid());
+    }
+}
+
+/// Everything that enters a process's mailbox.
+pub(crate) enum Event<P: Process> {
+    /// A message from another process.
+    Deliver(Delivery),
+    /// A closure to run inside the process (dispatch, timers, deferred futures).
+    Dispatch(DispatchFn<P>),
+    /// A linked process has terminated.
+    Exited(Upid),
+    /// An HTTP request for one of the process's routes.
+    Http(HttpRequest, oneshot::Sender<HttpResponse>),
+    /// Stop the process.
+    Terminate,
+}
+
+impl<P: Process> actix::Message for Event<P> {
+    type Result = ();
+}
+
+impl<P: Process> Handler<Event<P>> for Cell<P> {
+    type Result = ();
+
+    fn handle(&mut self, event: Event<P>, actx: &mut Self::Context) {
+        match event {
+            Event::Deliver(delivery) => self.deliver(delivery),
+            Event::Dispatch(f) => {
+                let span = tracing::debug_span!("dispatch", pid = %self.ctx.pid());
+                let _entered = span.enter();
+                f(&mut *self.process, &mut self.ctx);
+            }
+            Event::Exited(pid) => {
+                let span = tracing::debug_span!("exited", pid = %self.ctx.pid(), linked = %pid);
+                let _entered = span.enter();
+                self.process.exited(&mut self.ctx, &pid);
+            }
+            Event::Http(req, reply) => self.http(req, reply),
+            Event::Terminate => self.ctx.stop_requested = true,
+        }
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+        if self.ctx.stop_requested {
+            actx.stop();
+        }
+    }
+}
+
+impl<P: Process> Cell<P> {
+    fn deliver(&mut self, delivery: Delivery) {
+        let Delivery {
+            from,
+            payload,
+            permit,
+        } = delivery;
+        let m = &self.node.m;
+        m.messages_received.inc();
+        match self.ctx.handler_for(&payload) {
+            Some(handler) => {
+                let span = tracing::debug_span!(
+                    "message",
+                    pid = %self.ctx.pid(),
+                    from = %from,
+                    name = payload.short_name()
+                );
+                let _entered = span.enter();
+                if let Err(e) = handler(&mut *self.process, &mut self.ctx, from, payload) {
+                    m.dropped_undecodable.inc();
+                    tracing::warn!(pid = %self.ctx.pid(), error = %e, "dropped a message whose body does not decode");
+                }
+            }
+            None => {
+                m.dropped_unknown_message.inc();
+                tracing::warn!(
+                    pid = %self.ctx.pid(),
+                    from = %from,
+                    name = %payload.full_name(),
+                    "dropped a message with no installed handler"
+                );
+            }
+        }
+        drop(permit);
+    }
+
+    fn http(&mut self, req: HttpRequest, reply: oneshot::Sender<HttpResponse>) {
+        let span = tracing::debug_span!("http", pid = %self.ctx.pid(), path = %req.path);
+        let Some(route) = self.ctx.route_for(&req.path) else {
+            let _ = reply.send(HttpResponse::not_found(format!(
+                "process {} has no route {}; routes: {:?}",
+                self.ctx.pid().id(),
+                req.path,
+                self.ctx.routes()
+            )));
+            return;
+        };
+        let out = {
+            let _entered = span.enter();
+            route(&mut *self.process, &mut self.ctx, req)
+        };
+        match out {
+            HttpReply::Now(resp) => {
+                let _ = reply.send(resp);
+            }
+            HttpReply::Later(fut) => {
+                actix_rt::spawn(
+                    async move {
+                        let _ = reply.send(fut.await);
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+    }
+}
+
+impl<P: Process> Mailbox for CellHandle<P> {
+    fn deliver(&self, delivery: Delivery) -> bool {
+        self.enqueue(Event::Deliver(delivery))
+    }
+
+    fn exited(&self, pid: Upid) {
+        self.enqueue(Event::Exited(pid));
+    }
+
+    fn http(&self, req: HttpRequest, reply: oneshot::Sender<HttpResponse>) {
+        self.enqueue(Event::Http(req, reply));
+    }
+
+    fn terminate(&self) {
+        self.enqueue(Event::Terminate);
+    }
+
+    fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed).max(0) as u64
+    }
+}

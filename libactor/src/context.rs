@@ -1,0 +1,206 @@
+//! What a process can do while it handles a message: send, install handlers and routes, link,
+//! set timers, defer async work and terminate. One [`Context`] per process.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::ask::AskError;
+use crate::cell::CellHandle;
+use crate::http::{HttpReply, HttpRequest};
+use crate::message::{DecodeError, Payload};
+use crate::{Message, Metrics, Node, Process, ProcessRef, Timer, Upid};
+
+pub(crate) type HandlerFn<P> =
+    Rc<dyn Fn(&mut P, &mut Context<P>, Upid, Payload) -> Result<(), DecodeError>>;
+pub(crate) type RouteFn<P> = Rc<dyn Fn(&mut P, &mut Context<P>, HttpRequest) -> HttpReply>;
+
+/// A process's handlers, keyed by type for local sends and by full name for remote ones.
+pub(crate) struct Handlers<P: Process> {
+    by_type: HashMap<TypeId, HandlerFn<P>>,
+    by_name: HashMap<String, HandlerFn<P>>,
+    routes: HashMap<String, RouteFn<P>>,
+}
+
+impl<P: Process> Handlers<P> {
+    fn new() -> Self {
+        Handlers {
+            by_type: HashMap::new(),
+            by_name: HashMap::new(),
+            routes: HashMap::new(),
+        }
+    }
+}
+
+/// The running process's view of the runtime. Passed to every handler with the process itself.
+pub struct Context<P: Process> {
+    pid: Upid,
+    node: Node,
+    me: CellHandle<P>,
+    handlers: Handlers<P>,
+    pub(crate) stop_requested: bool,
+}
+
+impl<P: Process> Context<P> {
+    pub(crate) fn new(pid: Upid, node: Node, me: CellHandle<P>) -> Self {
+        Context {
+            pid,
+            node,
+            me,
+            handlers: Handlers::new(),
+            stop_requested: false,
+        }
+    }
+
+    /// This process's address.
+    pub fn pid(&self) -> &Upid {
+        &self.pid
+    }
+
+    /// The node this process runs on.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The node's metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        self.node.metrics()
+    }
+
+    /// A typed handle to this process, e.g. to give to a helper that dispatches back into it.
+    pub fn self_ref(&self) -> ProcessRef<P> {
+        ProcessRef {
+            pid: self.pid.clone(),
+            handle: self.me.clone(),
+        }
+    }
+
+    /// Sends `msg` to `to` (fire-and-forget). A local receiver gets the typed value without any
+    /// encoding; a remote one gets it encoded once, over the node's connection to that peer.
+    pub fn send<M: Message>(&self, to: &Upid, msg: M) {
+        self.node.send_from(&self.pid, to, msg);
+    }
+
+    /// Installs `handler` for messages of type `M` (keyed by `M`'s full protobuf name), replacing
+    /// any earlier handler for `M`. The handler sees the sender's address.
+    pub fn install<M: Message>(
+        &mut self,
+        handler: impl Fn(&mut P, &mut Context<P>, Upid, M) + 'static,
+    ) {
+        let f: HandlerFn<P> = Rc::new(move |p, ctx, from, payload| {
+            let msg = payload.into_typed::<M>()?;
+            handler(p, ctx, from, msg);
+            Ok(())
+        });
+        self.handlers.by_type.insert(TypeId::of::<M>(), f.clone());
+        self.handlers.by_name.insert(M::full_name(), f);
+    }
+
+    /// Serves `handler` at `/{id}{path}` on the node's HTTP port (`path` starts with `/`).
+    pub fn route<R: Into<HttpReply>>(
+        &mut self,
+        path: &str,
+        handler: impl Fn(&mut P, &mut Context<P>, HttpRequest) -> R + 'static,
+    ) {
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        self.handlers.routes.insert(
+            path,
+            Rc::new(move |p, ctx, req| handler(p, ctx, req).into()),
+        );
+    }
+
+    pub(crate) fn handler_for(&self, payload: &Payload) -> Option<HandlerFn<P>> {
+        match payload {
+            Payload::Local { value, .. } => self
+                .handlers
+                .by_type
+                .get(&std::any::Any::type_id(&**value))
+                .cloned(),
+            Payload::Encoded { name, .. } => self.handlers.by_name.get(name.as_str()).cloned(),
+        }
+    }
+
+    pub(crate) fn route_for(&self, path: &str) -> Option<RouteFn<P>> {
+        self.handlers.routes.get(path).cloned()
+    }
+
+    /// The paths of this process's HTTP routes.
+    pub fn routes(&self) -> Vec<String> {
+        let mut routes: Vec<String> = self.handlers.routes.keys().cloned().collect();
+        routes.sort();
+        routes
+    }
+
+    /// Links to `pid`: [`Process::exited`] runs when it terminates (at once if it is already
+    /// gone) or, for a remote process, when the connection to its node breaks.
+    pub fn link(&self, pid: &Upid) {
+        self.node.inner.link(&self.pid, pid);
+    }
+
+    /// Removes a link made by [`Context::link`].
+    pub fn unlink(&self, pid: &Upid) {
+        self.node.inner.unlink(&self.pid, pid);
+    }
+
+    /// Runs `f` inside this process once `d` has passed on the node's clock (libprocess's
+    /// `delay`). Cancel the returned [`Timer`] to prevent it.
+    pub fn delay(
+        &self,
+        d: Duration,
+        f: impl FnOnce(&mut P, &mut Context<P>) + Send + 'static,
+    ) -> Timer {
+        let me = self.me.clone();
+        self.node.clock().schedule(d, move || {
+            me.dispatch(Box::new(f));
+        })
+    }
+
+    /// Sends `msg` to `to` once `d` has passed on the node's clock, as this process.
+    pub fn delay_send<M: Message>(&self, d: Duration, to: &Upid, msg: M) -> Timer {
+        let (node, from, to) = (self.node.clone(), self.pid.clone(), to.clone());
+        self.node
+            .clock()
+            .schedule(d, move || node.send_from(&from, &to, msg))
+    }
+
+    /// Runs `fut` on this process's arbiter and, when it completes, runs `then` inside the
+    /// process with its output (libprocess's `defer`). The process keeps handling messages
+    /// meanwhile.
+    pub fn defer<T: 'static>(
+        &self,
+        fut: impl Future<Output = T> + 'static,
+        then: impl FnOnce(&mut P, &mut Context<P>, T) + Send + 'static,
+    ) where
+        T: Send,
+    {
+        let me = self.me.clone();
+        actix_rt::spawn(async move {
+            let out = fut.await;
+            me.dispatch(Box::new(move |p, ctx| then(p, ctx, out)));
+        });
+    }
+
+    /// Sends `req` to `to` and returns a future of the first `Resp` sent back to the request's
+    /// sender, bounded by `timeout` on the node's clock. Combine with [`Context::defer`].
+    pub fn ask<Req: Message, Resp: Message>(
+        &self,
+        to: &Upid,
+        req: Req,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Resp, AskError>> + Send + 'static {
+        let node = self.node.clone();
+        let to = to.clone();
+        async move { node.ask::<Req, Resp>(&to, req, timeout).await }
+    }
+
+    /// Terminates this process once the current handler returns.
+    pub fn terminate(&mut self) {
+        self.stop_requested = true;
+    }
+}

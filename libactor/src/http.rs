@@ -1,0 +1,340 @@
+//! HTTP on the node's one port (libprocess's `route`).
+//!
+//! - `GET /metrics/snapshot`: every metric as flat JSON, name → number.
+//! - `GET /metrics`: the same in Prometheus text format.
+//! - `GET /__processes__`: the processes of the node with their mailbox depths.
+//! - `POST /{process}/{MessageName}` with a `Libprocess-From` header (or a `libprocess/{pid}`
+//!   user agent): delivers the body, an encoded protobuf, as a message from that sender, the way
+//!   libprocess peers and `curl` post messages. 202 if delivered to a live process, 404 if no
+//!   such process runs here.
+//! - `/{process}/{route}`: a route the process installed with [`crate::Context::route`].
+//!
+//! Bodies are limited to `max_frame_bytes`; a larger one gets 413.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+use crate::message::{Delivery, Payload};
+use crate::node::NodeInner;
+use crate::Upid;
+
+/// Largest request head (request line and headers) accepted.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// How long a client may take to send its request head.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An HTTP request for a process route, with the process prefix removed from the path.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The route part of the path, e.g. `/state` for `/master/state`.
+    pub path: String,
+    /// Decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    /// Headers with lower-case names.
+    pub headers: HashMap<String, String>,
+    /// The request body.
+    pub body: Bytes,
+}
+
+impl HttpRequest {
+    /// The first query parameter called `key`.
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A header by its (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// An HTTP response from a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type` header.
+    pub content_type: String,
+    /// Other headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// A response with `status`, a plain-text body.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        HttpResponse {
+            status,
+            content_type: "text/plain; charset=utf-8".into(),
+            headers: Vec::new(),
+            body: Bytes::from(body.into()),
+        }
+    }
+
+    /// 200 with `value` as JSON (500 if it cannot be serialized).
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
+        match serde_json::to_vec_pretty(value) {
+            Ok(body) => HttpResponse {
+                status: 200,
+                content_type: "application/json".into(),
+                headers: Vec::new(),
+                body: Bytes::from(body),
+            },
+            Err(e) => HttpResponse::text(500, format!("cannot serialize response: {e}")),
+        }
+    }
+
+    /// 404 with an explanation.
+    pub fn not_found(why: impl Into<String>) -> Self {
+        HttpResponse::text(404, why)
+    }
+
+    /// 400 with an explanation.
+    pub fn bad_request(why: impl Into<String>) -> Self {
+        HttpResponse::text(400, why)
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// What a route returns: a response now, or a future of one (run on the process's arbiter while
+/// the process goes on handling messages).
+pub enum HttpReply {
+    /// The response is ready.
+    Now(HttpResponse),
+    /// The response will be ready later.
+    Later(Pin<Box<dyn Future<Output = HttpResponse>>>),
+}
+
+impl From<HttpResponse> for HttpReply {
+    fn from(resp: HttpResponse) -> Self {
+        HttpReply::Now(resp)
+    }
+}
+
+/// Serves HTTP/1.1 on one accepted connection.
+pub(crate) async fn serve(node: Arc<NodeInner>, stream: TcpStream) {
+    let service = hyper::service::service_fn(move |req| {
+        let node = node.clone();
+        async move { Ok::<_, Infallible>(handle(&node, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
+    }
+}
+
+async fn handle(node: &Arc<NodeInner>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    node.m.http_requests.inc();
+    let span =
+        tracing::info_span!("http_request", method = %req.method(), path = %req.uri().path());
+    let resp = route(node, req).instrument(span).await;
+    if resp.status >= 400 && resp.status != 404 && resp.status != 504 {
+        node.m.http_bad_requests.inc();
+    }
+    to_hyper(resp)
+}
+
+fn to_hyper(resp: HttpResponse) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", resp.content_type.as_str());
+    for (name, value) in &resp.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .body(Full::new(resp.body.clone()))
+        .unwrap_or_else(|_| {
+            let mut fallback =
+                Response::new(Full::new(Bytes::from_static(b"invalid response header")));
+            *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            fallback
+        })
+}
+
+#[derive(Serialize)]
+struct ProcessInfo {
+    id: String,
+    pid: String,
+    queue_depth: u64,
+}
+
+async fn route(node: &Arc<NodeInner>, req: Request<Incoming>) -> HttpResponse {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/metrics/snapshot") => return HttpResponse::json(&node.metrics.snapshot()),
+        (&Method::GET, "/metrics") => {
+            return HttpResponse {
+                content_type: "text/plain; version=0.0.4".into(),
+                ..HttpResponse::text(200, node.metrics.prometheus())
+            }
+        }
+        (&Method::GET, "/__processes__") => {
+            let mut list: Vec<ProcessInfo> = node
+                .processes
+                .iter()
+                .filter(|e| !e.key().starts_with("__ask__"))
+                .map(|e| ProcessInfo {
+                    id: e.key().clone(),
+                    pid: e.pid.to_string(),
+                    queue_depth: e.mailbox.depth(),
+                })
+                .collect();
+            list.sort_by(|a, b| a.id.cmp(&b.id));
+            return HttpResponse::json(&list);
+        }
+        _ => {}
+    }
+    let Some((process, rest)) = path
+        .strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .map(|(process, rest)| (process.to_owned(), format!("/{rest}")))
+    else {
+        return HttpResponse::not_found(format!(
+            "no route {path}: paths are /{{process}}/{{route}}, /metrics/snapshot, /metrics or /__processes__"
+        ));
+    };
+    let sender = message_sender(&req);
+    let query = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let headers: HashMap<String, String> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let max = node.config.max_frame_bytes;
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return HttpResponse::text(413, format!("request body over the limit of {max} bytes"))
+        }
+        Err(e) => return HttpResponse::bad_request(format!("cannot read request body: {e}")),
+    };
+
+    if let Some(sender) = sender {
+        if method != Method::POST {
+            return HttpResponse::text(405, "messages are posted with POST");
+        }
+        return post_message(node, sender, &process, &rest, body);
+    }
+
+    let Some(mailbox_reply) = node.processes.get(process.as_str()).map(|slot| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        slot.mailbox.http(
+            HttpRequest {
+                method: method.to_string(),
+                path: rest.clone(),
+                query,
+                headers,
+                body,
+            },
+            tx,
+        );
+        rx
+    }) else {
+        return HttpResponse::not_found(format!("no process {process} on this node"));
+    };
+    match tokio::time::timeout(node.config.http_request_timeout, mailbox_reply).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(_)) => HttpResponse::text(
+            503,
+            format!("process {process} terminated before answering"),
+        ),
+        Err(_) => HttpResponse::text(
+            504,
+            format!(
+                "process {process} did not answer within {:?}",
+                node.config.http_request_timeout
+            ),
+        ),
+    }
+}
+
+/// The sender of a libprocess-style message post, if the request is one: `Libprocess-From:
+/// pid`, or (older libprocess) `User-Agent: libprocess/pid`. A malformed sender is reported.
+fn message_sender(req: &Request<Incoming>) -> Option<Result<Upid, String>> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().map(str::to_owned))
+    };
+    let text = match header("libprocess-from") {
+        Some(v) => v,
+        None => match header("user-agent") {
+            Some(Ok(ua)) => Ok(ua.strip_prefix("libprocess/")?.to_owned()),
+            _ => return None,
+        },
+    };
+    Some(match text {
+        Ok(text) => Upid::parse(&text).map_err(|e| e.to_string()),
+        Err(_) => Err("Libprocess-From is not valid text".into()),
+    })
+}
+
+fn post_message(
+    node: &Arc<NodeInner>,
+    sender: Result<Upid, String>,
+    process: &str,
+    rest: &str,
+    body: Bytes,
+) -> HttpResponse {
+    let from = match sender {
+        Ok(from) => from,
+        Err(e) => return HttpResponse::bad_request(format!("bad message sender: {e}")),
+    };
+    let name = &rest[1..];
+    if name.is_empty() || name.contains('/') {
+        return HttpResponse::bad_request(format!(
+            "bad message name {name:?}: post to /{{process}}/{{full.protobuf.Name}}"
+        ));
+    }
+    node.m.http_message_posts.inc();
+    let delivery = Delivery {
+        from,
+        payload: Payload::Encoded {
+            name: name.to_owned(),
+            body,
+        },
+        permit: None,
+    };
+    if node.deliver_local(process, delivery) {
+        HttpResponse::text(202, "")
+    } else {
+        HttpResponse::not_found(format!("no process {process} on this node"))
+    }
+}

@@ -1,0 +1,31 @@
+//! What the node's process table holds for each process: somewhere to put messages, exit
+//! notices, HTTP requests and the request to terminate.
+
+use tokio::sync::oneshot;
+
+use crate::http::{HttpRequest, HttpResponse};
+use crate::message::Delivery;
+use crate::Upid;
+
+/// A process's mailbox as the node sees it. Implemented by actix-hosted processes and by the
+/// one-shot reply slots of `ask`.
+pub(crate) trait Mailbox: Send + Sync {
+    /// Queues a message; false if the process is gone (the message is dropped).
+    fn deliver(&self, delivery: Delivery) -> bool;
+    /// Tells the process that a linked process terminated.
+    fn exited(&self, pid: crate::Upid);
+    /// Queues an HTTP request for one of the process's routes.
+    fn http(&self, req: HttpRequest, reply: oneshot::Sender<HttpResponse>);
+    /// Asks the process to stop after the events already queued.
+    fn terminate(&self);
+    /// Events queued or being handled.
+    fn depth(&self) -> u64;
+}
+
+/// One entry of the node's process table.
+pub(crate) struct ProcessSlot {
+    pub(crate) pid: Upid,
+    pub(crate) mailbox: Box<dyn Mailbox>,
+    /// Set to true once the process has terminated; `wait` subscribes to it.
+    pub(crate) done: tokio::sync::watch::Sender<bool>,
+}

@@ -1,0 +1,323 @@
+//! Counters, gauges and timers in one registry per node (libprocess's `process::metrics`).
+//!
+//! Handles are looked up once and then updated with a single atomic operation (a timer takes an
+//! uncontended lock), so they are cheap enough for every message. The registry renders a flat
+//! JSON snapshot (`/metrics/snapshot`) and Prometheus text (`/metrics`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+/// How many recent samples a [`Timer`] keeps for its percentiles.
+pub const TIMER_WINDOW_SAMPLES: usize = 1024;
+
+/// A monotonically increasing count (messages sent, frames dropped, …).
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current count.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down (queue depth, connected peers, …).
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    /// Adds `d` (which may be negative).
+    pub fn add(&self, d: i64) {
+        self.0.fetch_add(d, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+struct TimerState {
+    count: u64,
+    min_ns: u64,
+    max_ns: u64,
+    window: VecDeque<u64>,
+}
+
+/// Durations of an operation: count, min and max over all time, percentiles over the last
+/// [`TIMER_WINDOW_SAMPLES`] samples.
+#[derive(Debug, Clone, Default)]
+pub struct Timer(Arc<Mutex<TimerState>>);
+
+/// A summary of a [`Timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TimerStats {
+    /// Samples recorded since start.
+    pub count: u64,
+    /// Shortest sample, in milliseconds.
+    pub min_ms: f64,
+    /// Longest sample, in milliseconds.
+    pub max_ms: f64,
+    /// Median of the recent window, in milliseconds.
+    pub p50_ms: f64,
+    /// 90th percentile of the recent window, in milliseconds.
+    pub p90_ms: f64,
+    /// 99th percentile of the recent window, in milliseconds.
+    pub p99_ms: f64,
+}
+
+impl Timer {
+    /// Records one duration.
+    pub fn record(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let mut s = self.0.lock();
+        s.min_ns = if s.count == 0 { ns } else { s.min_ns.min(ns) };
+        s.max_ns = s.max_ns.max(ns);
+        s.count += 1;
+        if s.window.len() == TIMER_WINDOW_SAMPLES {
+            s.window.pop_front();
+        }
+        s.window.push_back(ns);
+    }
+
+    /// Count, min, max and percentiles.
+    pub fn stats(&self) -> TimerStats {
+        let s = self.0.lock();
+        let mut sorted: Vec<u64> = s.window.iter().copied().collect();
+        drop(s);
+        sorted.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if sorted.is_empty() {
+                return 0.0;
+            }
+            let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+            sorted[rank.min(sorted.len() - 1)] as f64 / 1e6
+        };
+        let s = self.0.lock();
+        TimerStats {
+            count: s.count,
+            min_ms: s.min_ns as f64 / 1e6,
+            max_ms: s.max_ns as f64 / 1e6,
+            p50_ms: pct(50.0),
+            p90_ms: pct(90.0),
+            p99_ms: pct(99.0),
+        }
+    }
+}
+
+type GaugeFn = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+#[derive(Clone)]
+enum Metric {
+    Counter(Counter),
+    Gauge(Gauge),
+    GaugeFn(GaugeFn),
+    Timer(Timer),
+}
+
+/// One registry of named metrics. Names use `/` as separator, as libprocess's do
+/// (`libactor/messages_received`, `master/offers_sent`).
+#[derive(Clone, Default)]
+pub struct Metrics {
+    metrics: Arc<DashMap<String, Metric>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("len", &self.metrics.len())
+            .finish()
+    }
+}
+
+impl Metrics {
+    /// An empty registry.
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// The counter called `name`, created on first use. If `name` is taken by another kind of
+    /// metric, a detached counter is returned (and the clash logged) rather than panicking.
+    pub fn counter(&self, name: &str) -> Counter {
+        let entry = self
+            .metrics
+            .entry(name.to_owned())
+            .or_insert_with(|| Metric::Counter(Counter::default()));
+        match entry.value() {
+            Metric::Counter(c) => c.clone(),
+            _ => {
+                tracing::error!(name, "metric name already used by another kind of metric");
+                Counter::default()
+            }
+        }
+    }
+
+    /// The gauge called `name`, created on first use.
+    pub fn gauge(&self, name: &str) -> Gauge {
+        let entry = self
+            .metrics
+            .entry(name.to_owned())
+            .or_insert_with(|| Metric::Gauge(Gauge::default()));
+        match entry.value() {
+            Metric::Gauge(g) => g.clone(),
+            _ => {
+                tracing::error!(name, "metric name already used by another kind of metric");
+                Gauge::default()
+            }
+        }
+    }
+
+    /// A gauge whose value is computed by `f` whenever metrics are read (replaces any earlier
+    /// metric of that name).
+    pub fn gauge_fn(&self, name: &str, f: impl Fn() -> f64 + Send + Sync + 'static) {
+        self.metrics
+            .insert(name.to_owned(), Metric::GaugeFn(Arc::new(f)));
+    }
+
+    /// The timer called `name`, created on first use.
+    pub fn timer(&self, name: &str) -> Timer {
+        let entry = self
+            .metrics
+            .entry(name.to_owned())
+            .or_insert_with(|| Metric::Timer(Timer::default()));
+        match entry.value() {
+            Metric::Timer(t) => t.clone(),
+            _ => {
+                tracing::error!(name, "metric name already used by another kind of metric");
+                Timer::default()
+            }
+        }
+    }
+
+    /// Removes a metric (e.g. a per-process gauge when the process ends).
+    pub fn remove(&self, name: &str) {
+        self.metrics.remove(name);
+    }
+
+    /// Every metric as a flat map name → number. A timer `t` appears as `t/count`, `t/min_ms`,
+    /// `t/max_ms`, `t/p50_ms`, `t/p90_ms` and `t/p99_ms`.
+    pub fn snapshot(&self) -> BTreeMap<String, f64> {
+        // Clone the handles first: a gauge function may read this registry itself.
+        let metrics: Vec<(String, Metric)> = self
+            .metrics
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        let mut out = BTreeMap::new();
+        for (name, metric) in metrics {
+            match metric {
+                Metric::Counter(c) => {
+                    out.insert(name, c.get() as f64);
+                }
+                Metric::Gauge(g) => {
+                    out.insert(name, g.get() as f64);
+                }
+                Metric::GaugeFn(f) => {
+                    out.insert(name, f());
+                }
+                Metric::Timer(t) => {
+                    let s = t.stats();
+                    for (suffix, v) in [
+                        ("count", s.count as f64),
+                        ("min_ms", s.min_ms),
+                        ("max_ms", s.max_ms),
+                        ("p50_ms", s.p50_ms),
+                        ("p90_ms", s.p90_ms),
+                        ("p99_ms", s.p99_ms),
+                    ] {
+                        out.insert(format!("{name}/{suffix}"), v);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The snapshot in Prometheus text exposition format; `/` and other characters Prometheus
+    /// does not allow in names become `_`.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        for (name, value) in self.snapshot() {
+            let name: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let name = if name.starts_with(|c: char| c.is_ascii_digit()) {
+                format!("_{name}")
+            } else {
+                name
+            };
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_gauges_timers() {
+        let m = Metrics::new();
+        m.counter("a/sent").inc();
+        m.counter("a/sent").add(2);
+        m.gauge("a/depth").set(7);
+        m.gauge_fn("a/computed", || 1.5);
+        let t = m.timer("a/latency");
+        for ms in 1..=100 {
+            t.record(Duration::from_millis(ms));
+        }
+        let s = m.snapshot();
+        assert_eq!(s["a/sent"], 3.0);
+        assert_eq!(s["a/depth"], 7.0);
+        assert_eq!(s["a/computed"], 1.5);
+        assert_eq!(s["a/latency/count"], 100.0);
+        assert_eq!(s["a/latency/min_ms"], 1.0);
+        assert_eq!(s["a/latency/max_ms"], 100.0);
+        assert!((s["a/latency/p50_ms"] - 50.0).abs() <= 1.0);
+        assert!((s["a/latency/p99_ms"] - 99.0).abs() <= 1.0);
+        let text = m.prometheus();
+        assert!(text.contains("a_sent 3\n"), "{text}");
+    }
+
+    #[test]
+    fn kind_clash_does_not_panic() {
+        let m = Metrics::new();
+        m.counter("x").inc();
+        m.gauge("x").set(5);
+        assert_eq!(m.snapshot()["x"], 1.0);
+    }
+
+    #[test]
+    fn timer_window_is_bounded() {
+        let t = Timer::default();
+        for _ in 0..(TIMER_WINDOW_SAMPLES * 3) {
+            t.record(Duration::from_micros(5));
+        }
+        assert_eq!(t.0.lock().window.len(), TIMER_WINDOW_SAMPLES);
+        assert_eq!(t.stats().count, (TIMER_WINDOW_SAMPLES * 3) as u64);
+    }
+}

@@ -1,0 +1,583 @@
+//! One libactor runtime instance: a listening address, a table of processes, actix arbiters that
+//! run them, a tokio runtime for the network, a clock and a metrics registry.
+//!
+//! libprocess has one such instance per OS process; Keel allows several per OS process so that
+//! whole multi-node clusters run inside one test.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::clock::Activity;
+use crate::link::LinkTable;
+use crate::mailbox::ProcessSlot;
+use crate::message::{Delivery, Payload};
+use crate::node_metrics::NodeMetrics;
+use crate::transport::{OutMessage, Transport, WireName};
+use crate::{
+    cell, Clock, Host, IdGenerator, Message, Metrics, Process, ProcessRef, Upid, UpidError,
+};
+
+/// Process ids the node keeps for itself: they are HTTP paths or internal endpoints.
+pub const RESERVED_IDS: &[&str] = &["metrics", "__processes__", "__node__", "files", "health"];
+
+/// How a node is set up. Every limit has its unit in its name.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address the node's one listener binds (HTTP and actor protocol). Port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// IP written into this node's UPIDs; required when `bind` is a wildcard address.
+    pub advertise_ip: Option<IpAddr>,
+    /// actix arbiters (threads) that run processes; defaults to the number of cores.
+    pub arbiters: usize,
+    /// tokio worker threads for the network.
+    pub io_threads: usize,
+    /// Largest frame (and HTTP body) accepted; larger frames are skipped and counted.
+    pub max_frame_bytes: usize,
+    /// Messages that may wait in one peer's send queue; more are dropped and counted.
+    pub send_queue_messages: usize,
+    /// Messages from the network that may be queued in mailboxes at once; past it the node stops
+    /// reading its sockets until mailboxes drain, pushing back on the senders through TCP.
+    pub max_inbound_inflight: usize,
+    /// Inbound connections open at once; more are refused and counted.
+    pub max_connections: usize,
+    /// How long an outbound connection may take to establish.
+    pub connect_timeout: Duration,
+    /// How long a new inbound connection may take to say which protocol it speaks.
+    pub handshake_timeout: Duration,
+    /// How long a process route may take to answer an HTTP request.
+    pub http_request_timeout: Duration,
+    /// Bytes gathered into one socket write when several messages are queued.
+    pub write_batch_bytes: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        NodeConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise_ip: None,
+            arbiters: cores,
+            io_threads: cores.min(2),
+            max_frame_bytes: 8 * 1024 * 1024,
+            send_queue_messages: 64 * 1024,
+            max_inbound_inflight: 64 * 1024,
+            max_connections: 1024,
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            http_request_timeout: Duration::from_secs(30),
+            write_batch_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The listener could not bind, or a runtime thread could not start.
+    #[error("cannot start node on {addr}: {source}")]
+    Io {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// `bind` is a wildcard address and no `advertise_ip` was given.
+    #[error("bind address {0} is a wildcard: set advertise_ip to the address peers should use")]
+    NoAdvertiseIp(SocketAddr),
+    /// A configuration value is out of range.
+    #[error("invalid node configuration: {0}")]
+    Config(String),
+}
+
+/// Why a process could not be spawned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpawnError {
+    /// Another live process on this node has that id.
+    #[error("a process with id {0:?} already runs on this node")]
+    DuplicateId(String),
+    /// The id is reserved by the node itself.
+    #[error("process id {0:?} is reserved by the node")]
+    ReservedId(String),
+    /// The id cannot appear in a UPID.
+    #[error(transparent)]
+    InvalidId(#[from] UpidError),
+    /// The node has been shut down.
+    #[error("the node is shut down")]
+    NodeStopped,
+}
+
+/// Builds a [`Node`].
+#[derive(Debug, Default)]
+pub struct NodeBuilder {
+    config: NodeConfig,
+    clock: Option<Clock>,
+}
+
+impl NodeBuilder {
+    /// Listen on `addr` (default `127.0.0.1:0`).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.config.bind = addr;
+        self
+    }
+
+    /// Use this clock (share one clock between nodes to pause them together).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Replace the whole configuration.
+    pub fn config(mut self, config: NodeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Change one part of the configuration.
+    pub fn configure(mut self, f: impl FnOnce(&mut NodeConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Starts the node: binds the listener and starts the arbiters and the network runtime.
+    pub fn start(self) -> Result<Node, NodeError> {
+        Node::start(self.config, self.clock.unwrap_or_default())
+    }
+}
+
+/// A running libactor node. Cheap to clone; every clone is the same node.
+///
+/// A node runs until [`Node::shutdown`]; processes hold it, so dropping handles does not stop it.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({})", self.inner.address)
+    }
+}
+
+pub(crate) struct NodeInner {
+    /// This node itself, for tasks that must own it (outbound writers).
+    pub(crate) me: Weak<NodeInner>,
+    pub(crate) config: NodeConfig,
+    pub(crate) host: Host,
+    pub(crate) port: u16,
+    /// `host:port`, compared with every destination's address to tell local from remote.
+    pub(crate) address: String,
+    pub(crate) anonymous: Upid,
+    pub(crate) processes: DashMap<String, ProcessSlot>,
+    pub(crate) ids: IdGenerator,
+    arbiters: Vec<actix_rt::ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    system: Mutex<Option<actix_rt::System>>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) clock: Clock,
+    pub(crate) metrics: Metrics,
+    pub(crate) m: NodeMetrics,
+    pub(crate) links: Mutex<LinkTable>,
+    pub(crate) filters: crate::filter::Filters,
+    pub(crate) transport: Transport,
+    inbound_inflight: AtomicI64,
+    inbound_throttled: AtomicBool,
+    inbound_space: Notify,
+    stopped: AtomicBool,
+}
+
+impl Node {
+    /// A builder with the default configuration.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
+    fn start(config: NodeConfig, clock: Clock) -> Result<Node, NodeError> {
+        let bind = config.bind;
+        let io = |source| NodeError::Io { addr: bind, source };
+        if config.arbiters == 0 || config.io_threads == 0 || config.max_frame_bytes < 64 {
+            return Err(NodeError::Config(
+                "arbiters and io_threads must be >= 1 and max_frame_bytes >= 64".into(),
+            ));
+        }
+        let listener = std::net::TcpListener::bind(config.bind).map_err(io)?;
+        listener.set_nonblocking(true).map_err(io)?;
+        let local = listener.local_addr().map_err(io)?;
+        let ip = match config.advertise_ip {
+            Some(ip) => ip,
+            None if local.ip().is_unspecified() => return Err(NodeError::NoAdvertiseIp(local)),
+            None => local.ip(),
+        };
+        let host = Host::Ip(ip);
+        let address = format!("{host}:{}", local.port());
+        let anonymous = Upid::new("__node__", host.clone(), local.port())
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.io_threads)
+            .thread_name("keel-io")
+            .enable_all()
+            .build()
+            .map_err(io)?;
+        let (system, arbiters) = start_actix(config.arbiters).map_err(io)?;
+        let metrics = Metrics::new();
+        let inner = Arc::new_cyclic(|me| NodeInner {
+            me: me.clone(),
+            m: NodeMetrics::new(&metrics),
+            metrics,
+            host,
+            port: local.port(),
+            address,
+            anonymous,
+            processes: DashMap::new(),
+            ids: IdGenerator::new(),
+            arbiters,
+            next_arbiter: AtomicUsize::new(0),
+            system: Mutex::new(Some(system)),
+            rt: runtime.handle().clone(),
+            runtime: Mutex::new(Some(runtime)),
+            clock: clock.clone(),
+            links: Mutex::new(LinkTable::default()),
+            filters: crate::filter::Filters::default(),
+            transport: Transport::default(),
+            inbound_inflight: AtomicI64::new(0),
+            inbound_throttled: AtomicBool::new(false),
+            inbound_space: Notify::new(),
+            stopped: AtomicBool::new(false),
+            config,
+        });
+        NodeMetrics::register_gauges(&inner.metrics, Arc::downgrade(&inner));
+        let weak: Weak<dyn Activity> = Arc::downgrade(&inner) as Weak<dyn Activity>;
+        clock.register(weak);
+        let listener = {
+            let _guard = inner.rt.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(io)?
+        };
+        inner
+            .rt
+            .spawn(crate::transport::accept_loop(inner.clone(), listener));
+        tracing::info!(address = %inner.address, "libactor node started");
+        Ok(Node { inner })
+    }
+
+    /// `host:port` of this node's listener, as written in its UPIDs.
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// The listener's socket address.
+    pub fn socket_addr(&self) -> SocketAddr {
+        match &self.inner.host {
+            Host::Ip(ip) => SocketAddr::new(*ip, self.inner.port),
+            Host::Name(_) => SocketAddr::from(([127, 0, 0, 1], self.inner.port)),
+        }
+    }
+
+    /// The UPID that process `id` has (or would have) on this node.
+    pub fn pid(&self, id: &str) -> Result<Upid, UpidError> {
+        Upid::new(id, self.inner.host.clone(), self.inner.port)
+    }
+
+    /// The sender address used by [`Node::send`]: messages from outside any process.
+    pub fn anonymous_pid(&self) -> &Upid {
+        &self.inner.anonymous
+    }
+
+    /// The node's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The node's metrics registry (also served at `/metrics/snapshot` and `/metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// A fresh id `prefix(N)`, unique on this node.
+    pub fn generate_id(&self, prefix: &str) -> String {
+        self.inner.ids.generate(prefix)
+    }
+
+    /// Starts `process` under `id` and returns its address.
+    pub fn spawn<P: Process>(&self, id: &str, process: P) -> Result<Upid, SpawnError> {
+        self.spawn_ref(id, process).map(|r| r.pid)
+    }
+
+    /// Starts `process` under `id` and returns a typed handle to it.
+    pub fn spawn_ref<P: Process>(&self, id: &str, process: P) -> Result<ProcessRef<P>, SpawnError> {
+        if self.inner.stopped.load(Ordering::Acquire) {
+            return Err(SpawnError::NodeStopped);
+        }
+        if RESERVED_IDS.contains(&id) || id.starts_with("__ask__") {
+            return Err(SpawnError::ReservedId(id.to_owned()));
+        }
+        let pid = self.pid(id)?;
+        match self.inner.processes.entry(id.to_owned()) {
+            dashmap::Entry::Occupied(_) => Err(SpawnError::DuplicateId(id.to_owned())),
+            dashmap::Entry::Vacant(slot) => {
+                let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
+                let arbiter = &self.inner.arbiters[n % self.inner.arbiters.len()];
+                let handle = cell::start(process, pid.clone(), self.clone(), arbiter);
+                let (done, _) = tokio::sync::watch::channel(false);
+                slot.insert(ProcessSlot {
+                    pid: pid.clone(),
+                    mailbox: Box::new(handle.clone()),
+                    done,
+                });
+                self.inner.m.processes_spawned.inc();
+                Ok(ProcessRef { pid, handle })
+            }
+        }
+    }
+
+    /// Sends `msg` to `to` from the node's anonymous address (for code outside any process).
+    pub fn send<M: Message>(&self, to: &Upid, msg: M) {
+        self.send_from(&self.inner.anonymous, to, msg);
+    }
+
+    /// Sends `msg` to `to` with `from` as the sender's address (tests use this to impersonate).
+    pub fn send_from<M: Message>(&self, from: &Upid, to: &Upid, msg: M) {
+        let inner = &self.inner;
+        if to.address() == inner.address {
+            inner.m.messages_sent_local.inc();
+            inner.deliver_local(
+                to.id(),
+                Delivery {
+                    from: from.clone(),
+                    payload: Payload::local(msg),
+                    permit: None,
+                },
+            );
+        } else {
+            inner.m.messages_sent_remote.inc();
+            let body = bytes::Bytes::from(msg.encode_to_vec());
+            inner.transport.send(
+                inner,
+                OutMessage {
+                    from: from.clone(),
+                    to: to.clone(),
+                    name: WireName::of::<M>(),
+                    body,
+                },
+            );
+        }
+    }
+
+    /// Asks process `pid` (on this node) to terminate after the events already queued. Returns
+    /// false if no such process runs here.
+    pub fn terminate(&self, pid: &Upid) -> bool {
+        if pid.address() != self.inner.address {
+            return false;
+        }
+        match self.inner.processes.get(pid.id()) {
+            Some(slot) if &slot.pid == pid => {
+                slot.mailbox.terminate();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Waits until process `pid` (on this node) has terminated; returns at once if it is not
+    /// running.
+    pub async fn wait(&self, pid: &Upid) {
+        let mut done = match self.inner.processes.get(pid.id()) {
+            Some(slot) if &slot.pid == pid => slot.done.subscribe(),
+            _ => return,
+        };
+        let _ = done.wait_for(|d| *d).await;
+    }
+
+    /// Whether process `pid` runs on this node.
+    pub fn is_running(&self, pid: &Upid) -> bool {
+        pid.address() == self.inner.address
+            && self
+                .inner
+                .processes
+                .get(pid.id())
+                .is_some_and(|slot| &slot.pid == pid)
+    }
+
+    /// The UPIDs of the processes running on this node, sorted.
+    pub fn processes(&self) -> Vec<Upid> {
+        let mut pids: Vec<Upid> = self
+            .inner
+            .processes
+            .iter()
+            .filter(|e| !e.key().starts_with("__ask__"))
+            .map(|e| e.pid.clone())
+            .collect();
+        pids.sort();
+        pids
+    }
+
+    /// Closes this node's connection to the node at `address` (`host:port`), as if the network
+    /// broke it: processes linked to processes there receive `exited`. Later sends reconnect.
+    pub fn disconnect(&self, address: &str) -> bool {
+        self.inner.transport.disconnect(address)
+    }
+
+    /// Terminates every process (running their `finalize`), flushes pending outbound messages for
+    /// up to a second, then closes all connections and stops the node's threads. Await it inside
+    /// a tokio runtime.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        if inner.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pids: Vec<Upid> = inner.processes.iter().map(|e| e.pid.clone()).collect();
+        for pid in &pids {
+            self.terminate(pid);
+        }
+        for pid in &pids {
+            if tokio::time::timeout(Duration::from_secs(5), self.wait(pid))
+                .await
+                .is_err()
+            {
+                tracing::warn!(%pid, "process did not terminate within 5 s of shutdown");
+            }
+        }
+        let flush_deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while inner.transport.queued() > 0 && tokio::time::Instant::now() < flush_deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if let Some(rt) = inner.runtime.lock().take() {
+            rt.shutdown_background();
+        }
+        for arbiter in &inner.arbiters {
+            arbiter.stop();
+        }
+        if let Some(system) = inner.system.lock().take() {
+            system.stop();
+        }
+        tracing::info!(address = %inner.address, "libactor node stopped");
+    }
+
+    /// Whether [`Node::shutdown`] has been called.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::Acquire)
+    }
+}
+
+/// Starts an actix system on its own thread with `n` arbiters, and returns their handles.
+fn start_actix(n: usize) -> std::io::Result<(actix_rt::System, Vec<actix_rt::ArbiterHandle>)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("keel-actix".into())
+        .spawn(move || {
+            let system = actix_rt::System::new();
+            let arbiters: Vec<actix_rt::Arbiter> =
+                (0..n).map(|_| actix_rt::Arbiter::new()).collect();
+            let handles = arbiters.iter().map(|a| a.handle()).collect::<Vec<_>>();
+            let _ = tx.send((actix_rt::System::current(), handles));
+            if let Err(e) = system.run() {
+                tracing::error!(error = %e, "actix system ended with an error");
+            }
+        })?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("actix system thread exited before starting"))
+}
+
+impl NodeInner {
+    /// Hands a message to a process on this node, through the test filters. False if dropped.
+    pub(crate) fn deliver_local(&self, to_id: &str, delivery: Delivery) -> bool {
+        let Some(slot) = self.processes.get(to_id) else {
+            self.m.dropped_unknown_process.inc();
+            tracing::debug!(to = to_id, from = %delivery.from, "dropped a message for an unknown process");
+            return false;
+        };
+        if self.filters.is_active()
+            && self
+                .filters
+                .intercept(&delivery.from, &slot.pid, &delivery.payload)
+        {
+            self.m.dropped_by_filter.inc();
+            return true;
+        }
+        if slot.mailbox.deliver(delivery) {
+            true
+        } else {
+            self.m.dropped_unknown_process.inc();
+            false
+        }
+    }
+
+    /// Removes a terminated process from the table, wakes its waiters and notifies its linkers.
+    pub(crate) fn process_terminated(&self, pid: &Upid) {
+        if let Some((_, slot)) = self
+            .processes
+            .remove_if(pid.id(), |_, slot| &slot.pid == pid)
+        {
+            slot.done.send_replace(true);
+        }
+        self.m.processes_terminated.inc();
+        self.links_on_terminated(pid);
+    }
+
+    /// Sends a message produced by the runtime itself (link protocol) to a remote node.
+    pub(crate) fn send_control<M: Message>(&self, from: &Upid, to: &Upid, msg: M) {
+        self.transport.send(
+            self,
+            OutMessage {
+                from: from.clone(),
+                to: to.clone(),
+                name: WireName::of::<M>(),
+                body: bytes::Bytes::from(msg.encode_to_vec()),
+            },
+        );
+    }
+
+    /// Counts one more message from the network waiting in a mailbox.
+    pub(crate) fn inbound_acquire(&self) {
+        self.inbound_inflight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message from the network has been handled or dropped.
+    pub(crate) fn inbound_release(&self) {
+        let left = self.inbound_inflight.fetch_sub(1, Ordering::Relaxed) - 1;
+        let low_water = (self.config.max_inbound_inflight / 2) as i64;
+        if left <= low_water && self.inbound_throttled.swap(false, Ordering::AcqRel) {
+            self.inbound_space.notify_waiters();
+        }
+    }
+
+    /// Waits while too many messages from the network are queued in mailboxes.
+    pub(crate) async fn inbound_capacity(&self) {
+        let max = self.config.max_inbound_inflight as i64;
+        while self.inbound_inflight.load(Ordering::Relaxed) >= max {
+            let notified = self.inbound_space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.inbound_throttled.store(true, Ordering::Release);
+            if self.inbound_inflight.load(Ordering::Relaxed) < max {
+                break;
+            }
+            self.m.inbound_throttled.inc();
+            notified.await;
+        }
+    }
+
+    pub(crate) fn mailbox_depth_total(&self) -> u64 {
+        self.processes.iter().map(|e| e.mailbox.depth()).sum()
+    }
+}
+
+impl Activity for NodeInner {
+    fn pending(&self) -> u64 {
+        if self.stopped.load(Ordering::Acquire) {
+            return 0;
+        }
+        self.mailbox_depth_total() + self.transport.queued()
+    }
+}

@@ -172,13 +172,11 @@ impl<P: Process> Context<P> {
     /// Runs `fut` on this process's arbiter and, when it completes, runs `then` inside the
     /// process with its output (libprocess's `defer`). The process keeps handling messages
     /// meanwhile.
-    pub fn defer<T: 'static>(
+    pub fn defer<T: Send + 'static>(
         &self,
         fut: impl Future<Output = T> + 'static,
         then: impl FnOnce(&mut P, &mut Context<P>, T) + Send + 'static,
-    ) where
-        T: Send,
-    {
+    ) {
         let me = self.me.clone();
         actix_rt::spawn(async move {
             let out = fut.await;

@@ -45,7 +45,10 @@ pub(super) async fn serve_actor(node: Arc<NodeInner>, mut stream: TcpStream) {
     loop {
         while let Some(decoded) = decoder.decode(&mut buf) {
             match decoded {
-                Decoded::Frame(frame) => handle_frame(&node, frame, &mut last_sender),
+                Decoded::Frame(frame) => {
+                    node.inbound_capacity().await;
+                    handle_frame(&node, frame, &mut last_sender);
+                }
                 Decoded::Skipped(len) => {
                     node.m.oversized_frames.inc();
                     tracing::warn!(
@@ -56,7 +59,6 @@ pub(super) async fn serve_actor(node: Arc<NodeInner>, mut stream: TcpStream) {
                 }
             }
         }
-        node.inbound_capacity().await;
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_BUFFER_BYTES);
         }

@@ -39,19 +39,27 @@ struct Receiver {
 
 impl Process for Receiver {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
-        ctx.install(|r: &mut Receiver, ctx: &mut Context<Receiver>, from: Upid, p: Ping| {
-            if r.reply {
-                ctx.send(&from, Pong { seq: p.seq, payload: p.payload });
-                return;
-            }
-            r.seen += 1;
-            if r.seen == r.expect {
-                r.seen = 0;
-                if let Some(done) = &r.done {
-                    let _ = done.send(());
+        ctx.install(
+            |r: &mut Receiver, ctx: &mut Context<Receiver>, from: Upid, p: Ping| {
+                if r.reply {
+                    ctx.send(
+                        &from,
+                        Pong {
+                            seq: p.seq,
+                            payload: p.payload,
+                        },
+                    );
+                    return;
                 }
-            }
-        });
+                r.seen += 1;
+                if r.seen == r.expect {
+                    r.seen = 0;
+                    if let Some(done) = &r.done {
+                        let _ = done.send(());
+                    }
+                }
+            },
+        );
     }
 }
 
@@ -64,16 +72,18 @@ struct Pinger {
 
 impl Process for Pinger {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
-        ctx.install(|p: &mut Pinger, ctx: &mut Context<Pinger>, _: Upid, pong: Pong| {
-            p.left -= 1;
-            if p.left == 0 {
-                if let Some(done) = &p.done {
-                    let _ = done.send(());
+        ctx.install(
+            |p: &mut Pinger, ctx: &mut Context<Pinger>, _: Upid, pong: Pong| {
+                p.left -= 1;
+                if p.left == 0 {
+                    if let Some(done) = &p.done {
+                        let _ = done.send(());
+                    }
+                } else {
+                    ctx.send(&p.to, ping(pong.seq + 1));
                 }
-            } else {
-                ctx.send(&p.to, ping(pong.seq + 1));
-            }
-        });
+            },
+        );
     }
 }
 
@@ -109,7 +119,10 @@ impl Handler<RawPing> for RawReceiver {
     type Result = ();
     fn handle(&mut self, RawPing(p, reply_to): RawPing, _: &mut Self::Context) {
         if let Some(reply_to) = reply_to {
-            reply_to.do_send(RawPong(Pong { seq: p.seq, payload: p.payload }));
+            reply_to.do_send(RawPong(Pong {
+                seq: p.seq,
+                payload: p.payload,
+            }));
             return;
         }
         self.seen += 1;
@@ -144,7 +157,8 @@ impl Handler<RawPong> for RawPinger {
             let _ = self.done.send(());
         } else {
             use actix::AsyncContext;
-            self.to.do_send(RawPing(ping(pong.seq + 1), Some(ctx.address())));
+            self.to
+                .do_send(RawPing(ping(pong.seq + 1), Some(ctx.address())));
         }
     }
 }
@@ -166,16 +180,33 @@ fn in_actix<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 fn local(c: &mut Criterion) {
     let mut group = c.benchmark_group("local_throughput");
     group.throughput(Throughput::Elements(N));
-    group.sample_size(20).measurement_time(Duration::from_secs(4));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4));
 
     // libactor: the sender dispatches N sends from inside a process on the same arbiter.
     let node = libactor_node();
     let (done_tx, done_rx) = std_mpsc::channel();
     let receiver = node
-        .spawn("receiver", Receiver { expect: N, seen: 0, done: Some(done_tx), reply: false })
+        .spawn(
+            "receiver",
+            Receiver {
+                expect: N,
+                seen: 0,
+                done: Some(done_tx),
+                reply: false,
+            },
+        )
         .expect("spawn");
     let sender: ProcessRef<Pinger> = node
-        .spawn_ref("sender", Pinger { to: receiver.clone(), left: 0, done: None })
+        .spawn_ref(
+            "sender",
+            Pinger {
+                to: receiver.clone(),
+                left: 0,
+                done: None,
+            },
+        )
         .expect("spawn");
     group.bench_function("libactor", |b| {
         b.iter_custom(|iters| {
@@ -197,8 +228,18 @@ fn local(c: &mut Criterion) {
     let (raw_done_tx, raw_done_rx) = std_mpsc::channel();
     let raw_sender = in_actix(move || {
         let (unused_tx, _unused_rx) = std_mpsc::channel();
-        let receiver = RawReceiver { expect: N, seen: 0, done: raw_done_tx }.start();
-        RawPinger { to: receiver, left: 0, done: unused_tx }.start()
+        let receiver = RawReceiver {
+            expect: N,
+            seen: 0,
+            done: raw_done_tx,
+        }
+        .start();
+        RawPinger {
+            to: receiver,
+            left: 0,
+            done: unused_tx,
+        }
+        .start()
     });
     group.bench_function("raw_actix", |b| {
         b.iter_custom(|iters| {
@@ -214,13 +255,30 @@ fn local(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("local_ping_pong");
     group.throughput(Throughput::Elements(N));
-    group.sample_size(20).measurement_time(Duration::from_secs(4));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4));
     let ponger = node
-        .spawn("ponger", Receiver { expect: 0, seen: 0, done: None, reply: true })
+        .spawn(
+            "ponger",
+            Receiver {
+                expect: 0,
+                seen: 0,
+                done: None,
+                reply: true,
+            },
+        )
         .expect("spawn");
     let (pp_done_tx, pp_done_rx) = std_mpsc::channel();
     let pinger: ProcessRef<Pinger> = node
-        .spawn_ref("pinger", Pinger { to: ponger.clone(), left: 0, done: Some(pp_done_tx) })
+        .spawn_ref(
+            "pinger",
+            Pinger {
+                to: ponger.clone(),
+                left: 0,
+                done: Some(pp_done_tx),
+            },
+        )
         .expect("spawn");
     group.bench_function("libactor", |b| {
         b.iter_custom(|iters| {
@@ -240,8 +298,18 @@ fn local(c: &mut Criterion) {
     let (raw_pp_tx, raw_pp_rx) = std_mpsc::channel();
     let (raw_pinger, raw_ponger) = in_actix(move || {
         let (unused_tx, _unused_rx) = std_mpsc::channel();
-        let ponger = RawReceiver { expect: 0, seen: 0, done: unused_tx }.start();
-        let pinger = RawPinger { to: ponger.clone(), left: 0, done: raw_pp_tx }.start();
+        let ponger = RawReceiver {
+            expect: 0,
+            seen: 0,
+            done: unused_tx,
+        }
+        .start();
+        let pinger = RawPinger {
+            to: ponger.clone(),
+            left: 0,
+            done: raw_pp_tx,
+        }
+        .start();
         (pinger, ponger)
     });
     group.bench_function("raw_actix", |b| {

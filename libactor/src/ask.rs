@@ -43,10 +43,10 @@ struct ReplySlot<R> {
 }
 
 impl<R: Message> Mailbox for ReplySlot<R> {
-    fn deliver(&self, delivery: Delivery) -> bool {
+    fn deliver(&self, delivery: Delivery) -> Result<(), Delivery> {
         if !delivery.payload.is::<R>() {
             self.node.m.dropped_unknown_message.inc();
-            return true;
+            return Ok(());
         }
         match delivery.payload.into_typed::<R>() {
             Ok(reply) => {
@@ -56,7 +56,7 @@ impl<R: Message> Mailbox for ReplySlot<R> {
             }
             Err(_) => self.node.m.dropped_undecodable.inc(),
         }
-        true
+        Ok(())
     }
 
     fn exited(&self, _pid: Upid) {}
@@ -70,6 +70,10 @@ impl<R: Message> Mailbox for ReplySlot<R> {
     }
 
     fn depth(&self) -> u64 {
+        0
+    }
+
+    fn messages_handled(&self) -> u64 {
         0
     }
 }
@@ -109,7 +113,7 @@ impl Node {
             id.clone(),
             ProcessSlot {
                 pid: pid.clone(),
-                mailbox: Box::new(ReplySlot::<Resp> {
+                mailbox: Arc::new(ReplySlot::<Resp> {
                     tx: Mutex::new(Some(tx)),
                     node: self.inner.clone(),
                 }),

@@ -1,10 +1,10 @@
 //! The actix actor that hosts one [`Process`]: its mailbox, its dispatch of messages to the
 //! installed handlers, and its lifecycle (initialize → messages → finalize → exited links).
 //!
-//! Every event that enters the mailbox is counted in the process's depth, which `/__processes__`
-//! reports and [`crate::Clock::settle`] waits to reach zero.
+//! Every event that enters the mailbox is counted; the depth (entered minus handled) is what
+//! `/__processes__` reports and [`crate::Clock::settle`] waits to reach zero.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Handler};
@@ -24,41 +24,71 @@ pub(crate) struct Cell<P: Process> {
     /// Boxed because actix actors must be `Unpin` and processes need not be.
     process: Box<P>,
     ctx: Context<P>,
-    depth: Arc<AtomicI64>,
+    stats: Arc<MailboxStats>,
     node: Arc<NodeInner>,
 }
 
-/// The address of a [`Cell`] plus its mailbox depth: what the node's process table, timers and
+/// Mailbox counters. `handled` and `messages` have one writer (the process's arbiter), so they
+/// are bumped with a plain store instead of a locked read-modify-write.
+#[derive(Default)]
+pub(crate) struct MailboxStats {
+    /// Events queued since start (any thread).
+    enqueued: AtomicU64,
+    /// Events handled since start.
+    handled: AtomicU64,
+    /// Messages (not dispatches, timers or HTTP calls) handled since start.
+    messages: AtomicU64,
+}
+
+impl MailboxStats {
+    /// Events queued and not yet handled.
+    pub(crate) fn depth(&self) -> u64 {
+        let handled = self.handled.load(Ordering::Acquire);
+        self.enqueued
+            .load(Ordering::Acquire)
+            .saturating_sub(handled)
+    }
+
+    /// Messages handled since start.
+    pub(crate) fn messages(&self) -> u64 {
+        self.messages.load(Ordering::Relaxed)
+    }
+}
+
+/// Adds one to a counter that only the calling thread writes.
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+}
+
+/// The address of a [`Cell`] plus its counters: what the node's process table, timers and
 /// [`crate::ProcessRef`]s hold.
 pub(crate) struct CellHandle<P: Process> {
     addr: Addr<Cell<P>>,
-    depth: Arc<AtomicI64>,
+    stats: Arc<MailboxStats>,
 }
 
 impl<P: Process> Clone for CellHandle<P> {
     fn clone(&self) -> Self {
         CellHandle {
             addr: self.addr.clone(),
-            depth: self.depth.clone(),
+            stats: self.stats.clone(),
         }
     }
 }
 
 impl<P: Process> CellHandle<P> {
-    /// Queues `event`, counting it in the depth; false if the actor has stopped.
-    fn enqueue(&self, event: Event<P>) -> bool {
-        self.depth.fetch_add(1, Ordering::Relaxed);
-        if self.addr.connected() {
-            self.addr.do_send(event);
-            true
-        } else {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
-            false
+    /// Queues `event`, counting it; gives it back if the actor has stopped.
+    fn enqueue(&self, event: Event<P>) -> Result<(), Event<P>> {
+        if !self.addr.connected() {
+            return Err(event);
         }
+        self.stats.enqueued.fetch_add(1, Ordering::AcqRel);
+        self.addr.do_send(event);
+        Ok(())
     }
 
     pub(crate) fn dispatch(&self, f: DispatchFn<P>) -> bool {
-        self.enqueue(Event::Dispatch(f))
+        self.enqueue(Event::Dispatch(f)).is_ok()
     }
 }
 
@@ -70,22 +100,22 @@ pub(crate) fn start<P: Process>(
     node: Node,
     arbiter: &actix_rt::ArbiterHandle,
 ) -> CellHandle<P> {
-    let depth = Arc::new(AtomicI64::new(0));
-    let cell_depth = depth.clone();
+    let stats = Arc::new(MailboxStats::default());
+    let cell_stats = stats.clone();
     let addr = Cell::start_in_arbiter(arbiter, move |actx: &mut actix::Context<Cell<P>>| {
         let me = CellHandle {
             addr: actx.address(),
-            depth: cell_depth.clone(),
+            stats: cell_stats.clone(),
         };
         let inner = node.inner.clone();
         Cell {
             process: Box::new(process),
             ctx: Context::new(pid, node, me),
-            depth: cell_depth,
+            stats: cell_stats,
             node: inner,
         }
     });
-    CellHandle { addr, depth }
+    CellHandle { addr, stats }
 }
 
 impl<P: Process> Actor for Cell<P> {
@@ -101,6 +131,9 @@ impl<P: Process> Actor for Cell<P> {
     }
 
     fn stopped(&mut self, _actx: &mut Self::Context) {
+        self.node
+            .messages_of_terminated
+            .fetch_add(self.stats.messages(), Ordering::Relaxed);
         {
             let span = tracing::debug_span!("finalize", pid = %self.ctx.pid());
             let _entered = span.enter();
@@ -118,8 +151,9 @@ pub(crate) enum Event<P: Process> {
     Dispatch(DispatchFn<P>),
     /// A linked process has terminated.
     Exited(Upid),
-    /// An HTTP request for one of the process's routes.
-    Http(HttpRequest, oneshot::Sender<HttpResponse>),
+    /// An HTTP request for one of the process's routes (boxed: rare, and large enough to
+    /// slow down every message if it were inline).
+    Http(Box<(HttpRequest, oneshot::Sender<HttpResponse>)>),
     /// Stop the process.
     Terminate,
 }
@@ -144,10 +178,10 @@ impl<P: Process> Handler<Event<P>> for Cell<P> {
                 let _entered = span.enter();
                 self.process.exited(&mut self.ctx, &pid);
             }
-            Event::Http(req, reply) => self.http(req, reply),
+            Event::Http(call) => self.http(call.0, call.1),
             Event::Terminate => self.ctx.stop_requested = true,
         }
-        self.depth.fetch_sub(1, Ordering::Relaxed);
+        bump(&self.stats.handled);
         if self.ctx.stop_requested {
             actx.stop();
         }
@@ -162,7 +196,7 @@ impl<P: Process> Cell<P> {
             permit,
         } = delivery;
         let m = &self.node.m;
-        m.messages_received.inc();
+        bump(&self.stats.messages);
         match self.ctx.handler_for(&payload) {
             Some(handler) => {
                 let span = tracing::debug_span!(
@@ -222,23 +256,30 @@ impl<P: Process> Cell<P> {
 }
 
 impl<P: Process> Mailbox for CellHandle<P> {
-    fn deliver(&self, delivery: Delivery) -> bool {
-        self.enqueue(Event::Deliver(delivery))
+    fn deliver(&self, delivery: Delivery) -> Result<(), Delivery> {
+        self.enqueue(Event::Deliver(delivery)).map_err(|e| match e {
+            Event::Deliver(d) => d,
+            _ => unreachable!("enqueue gives back the event it was given"),
+        })
     }
 
     fn exited(&self, pid: Upid) {
-        self.enqueue(Event::Exited(pid));
+        let _ = self.enqueue(Event::Exited(pid));
     }
 
     fn http(&self, req: HttpRequest, reply: oneshot::Sender<HttpResponse>) {
-        self.enqueue(Event::Http(req, reply));
+        let _ = self.enqueue(Event::Http(Box::new((req, reply))));
     }
 
     fn terminate(&self) {
-        self.enqueue(Event::Terminate);
+        let _ = self.enqueue(Event::Terminate);
     }
 
     fn depth(&self) -> u64 {
-        self.depth.load(Ordering::Relaxed).max(0) as u64
+        self.stats.depth()
+    }
+
+    fn messages_handled(&self) -> u64 {
+        self.stats.messages()
     }
 }

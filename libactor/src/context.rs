@@ -2,15 +2,20 @@
 //! set timers, defer async work and terminate. One [`Context`] per process.
 
 use std::any::TypeId;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 
 use crate::ask::AskError;
 use crate::cell::CellHandle;
 use crate::http::{HttpReply, HttpRequest};
-use crate::message::{DecodeError, Payload};
+use crate::mailbox::Mailbox;
+use crate::message::{DecodeError, Delivery, Payload};
 use crate::{Message, Metrics, Node, Process, ProcessRef, Timer, Upid};
 
 pub(crate) type HandlerFn<P> =
@@ -19,16 +24,16 @@ pub(crate) type RouteFn<P> = Rc<dyn Fn(&mut P, &mut Context<P>, HttpRequest) -> 
 
 /// A process's handlers, keyed by type for local sends and by full name for remote ones.
 pub(crate) struct Handlers<P: Process> {
-    by_type: HashMap<TypeId, HandlerFn<P>>,
-    by_name: HashMap<String, HandlerFn<P>>,
+    by_type: FxHashMap<TypeId, HandlerFn<P>>,
+    by_name: FxHashMap<String, HandlerFn<P>>,
     routes: HashMap<String, RouteFn<P>>,
 }
 
 impl<P: Process> Handlers<P> {
     fn new() -> Self {
         Handlers {
-            by_type: HashMap::new(),
-            by_name: HashMap::new(),
+            by_type: FxHashMap::default(),
+            by_name: FxHashMap::default(),
             routes: HashMap::new(),
         }
     }
@@ -40,6 +45,9 @@ pub struct Context<P: Process> {
     node: Node,
     me: CellHandle<P>,
     handlers: Handlers<P>,
+    /// The mailbox of the last local process this one sent to: processes mostly talk to the
+    /// same few peers, and this skips the node's table on repeated sends.
+    last_receiver: RefCell<Option<(Upid, Arc<dyn Mailbox>)>>,
     pub(crate) stop_requested: bool,
 }
 
@@ -50,6 +58,7 @@ impl<P: Process> Context<P> {
             node,
             me,
             handlers: Handlers::new(),
+            last_receiver: RefCell::new(None),
             stop_requested: false,
         }
     }
@@ -80,7 +89,34 @@ impl<P: Process> Context<P> {
     /// Sends `msg` to `to` (fire-and-forget). A local receiver gets the typed value without any
     /// encoding; a remote one gets it encoded once, over the node's connection to that peer.
     pub fn send<M: Message>(&self, to: &Upid, msg: M) {
-        self.node.send_from(&self.pid, to, msg);
+        let inner = &self.node.inner;
+        if to.address() != inner.address || inner.filters.is_active() {
+            return self.node.send_from(&self.pid, to, msg);
+        }
+        let delivery = Delivery {
+            from: self.pid.clone(),
+            payload: Payload::local(msg),
+            permit: None,
+        };
+        let delivery = match &*self.last_receiver.borrow() {
+            Some((pid, mailbox)) if pid == to => match mailbox.deliver(delivery) {
+                Ok(()) => return,
+                // That process has terminated; the table says whether another has its id.
+                Err(delivery) => delivery,
+            },
+            _ => delivery,
+        };
+        let mailbox = match inner.processes.get(to.id()) {
+            Some(slot) => slot.mailbox.clone(),
+            None => {
+                inner.m.dropped_unknown_process.inc();
+                return;
+            }
+        };
+        if mailbox.deliver(delivery).is_err() {
+            inner.m.dropped_unknown_process.inc();
+        }
+        *self.last_receiver.borrow_mut() = Some((to.clone(), mailbox));
     }
 
     /// Installs `handler` for messages of type `M` (keyed by `M`'s full protobuf name), replacing

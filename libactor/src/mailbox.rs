@@ -10,8 +10,8 @@ use crate::Upid;
 /// A process's mailbox as the node sees it. Implemented by actix-hosted processes and by the
 /// one-shot reply slots of `ask`.
 pub(crate) trait Mailbox: Send + Sync {
-    /// Queues a message; false if the process is gone (the message is dropped).
-    fn deliver(&self, delivery: Delivery) -> bool;
+    /// Queues a message; gives it back if the process is gone.
+    fn deliver(&self, delivery: Delivery) -> Result<(), Delivery>;
     /// Tells the process that a linked process terminated.
     fn exited(&self, pid: crate::Upid);
     /// Queues an HTTP request for one of the process's routes.
@@ -20,12 +20,14 @@ pub(crate) trait Mailbox: Send + Sync {
     fn terminate(&self);
     /// Events queued or being handled.
     fn depth(&self) -> u64;
+    /// Messages handled since the process started.
+    fn messages_handled(&self) -> u64;
 }
 
 /// One entry of the node's process table.
 pub(crate) struct ProcessSlot {
     pub(crate) pid: Upid,
-    pub(crate) mailbox: Box<dyn Mailbox>,
+    pub(crate) mailbox: std::sync::Arc<dyn Mailbox>,
     /// Set to true once the process has terminated; `wait` subscribes to it.
     pub(crate) done: tokio::sync::watch::Sender<bool>,
 }

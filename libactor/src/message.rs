@@ -15,15 +15,37 @@ pub trait Message: prost::Message + prost::Name + Default + Clone + Send + 'stat
 
 impl<T> Message for T where T: prost::Message + prost::Name + Default + Clone + Send + 'static {}
 
+/// Names of a message type, reachable through one pointer so that local payloads stay small.
+pub(crate) struct MessageMeta {
+    /// The short type name (`Ping`), for spans and logs without allocating.
+    short: &'static str,
+    /// Computes the full protobuf name; called only when a filter or an error needs it.
+    full: fn() -> String,
+}
+
+/// The [`MessageMeta`] of each message type, as a promoted constant.
+trait HasMeta {
+    const META: &'static MessageMeta;
+}
+
+impl<M: Message> HasMeta for M {
+    const META: &'static MessageMeta = &MessageMeta {
+        short: M::NAME,
+        full: M::full_name,
+    };
+}
+
+/// A typed message on the local path. Messages of up to 64 bytes (a Ping with its payload
+/// handle, most acknowledgements) live inline, saving an allocation per local send; larger
+/// ones go to the heap.
+pub(crate) type LocalValue = smallbox::SmallBox<dyn Any + Send, smallbox::space::S8>;
+
 /// A message body on its way to a process.
 pub(crate) enum Payload {
     /// Sent on this node: the typed value itself, never encoded.
     Local {
-        value: Box<dyn Any + Send>,
-        /// The short type name (`Ping`), for spans and logs without allocating.
-        short: &'static str,
-        /// Computes the full protobuf name; called only when a filter or an error needs it.
-        full: fn() -> String,
+        value: LocalValue,
+        meta: &'static MessageMeta,
     },
     /// Arrived from the network or an HTTP post: the name and encoded body from the frame.
     Encoded { name: String, body: Bytes },
@@ -33,16 +55,15 @@ impl Payload {
     /// Wraps a typed value for a local send.
     pub(crate) fn local<M: Message>(msg: M) -> Payload {
         Payload::Local {
-            value: Box::new(msg),
-            short: M::NAME,
-            full: M::full_name,
+            value: smallbox::smallbox!(msg),
+            meta: <M as HasMeta>::META,
         }
     }
 
     /// The full protobuf name of the message.
     pub(crate) fn full_name(&self) -> String {
         match self {
-            Payload::Local { full, .. } => full(),
+            Payload::Local { meta, .. } => (meta.full)(),
             Payload::Encoded { name, .. } => name.clone(),
         }
     }
@@ -50,7 +71,7 @@ impl Payload {
     /// A short name for spans and logs.
     pub(crate) fn short_name(&self) -> &str {
         match self {
-            Payload::Local { short, .. } => short,
+            Payload::Local { meta, .. } => meta.short,
             Payload::Encoded { name, .. } => name.rsplit('.').next().unwrap_or(name),
         }
     }
@@ -77,10 +98,10 @@ impl Payload {
     /// Takes the message as `M`: moves a local value, decodes an encoded one.
     pub(crate) fn into_typed<M: Message>(self) -> Result<M, DecodeError> {
         match self {
-            Payload::Local { value, full, .. } => value
+            Payload::Local { value, meta } => value
                 .downcast::<M>()
-                .map(|b| *b)
-                .map_err(|_| DecodeError::WrongType(full())),
+                .map(|b| b.into_inner())
+                .map_err(|_| DecodeError::WrongType((meta.full)())),
             Payload::Encoded { body, name } => {
                 M::decode(body).map_err(|e| DecodeError::Body(name, e.to_string()))
             }

@@ -173,7 +173,8 @@ pub(crate) struct NodeInner {
     /// `host:port`, compared with every destination's address to tell local from remote.
     pub(crate) address: String,
     pub(crate) anonymous: Upid,
-    pub(crate) processes: DashMap<String, ProcessSlot>,
+    /// Keyed by process id. FxHash: lookups run on every message, and only the node inserts keys.
+    pub(crate) processes: DashMap<String, ProcessSlot, rustc_hash::FxBuildHasher>,
     pub(crate) ids: IdGenerator,
     arbiters: Vec<actix_rt::ArbiterHandle>,
     next_arbiter: AtomicUsize,
@@ -186,6 +187,8 @@ pub(crate) struct NodeInner {
     pub(crate) links: Mutex<LinkTable>,
     pub(crate) filters: crate::filter::Filters,
     pub(crate) transport: Transport,
+    /// Messages handled by processes that have since terminated (live ones count their own).
+    pub(crate) messages_of_terminated: std::sync::atomic::AtomicU64,
     inbound_inflight: AtomicI64,
     inbound_throttled: AtomicBool,
     inbound_space: Notify,
@@ -235,7 +238,7 @@ impl Node {
             port: local.port(),
             address,
             anonymous,
-            processes: DashMap::new(),
+            processes: DashMap::with_hasher(rustc_hash::FxBuildHasher),
             ids: IdGenerator::new(),
             arbiters,
             next_arbiter: AtomicUsize::new(0),
@@ -246,6 +249,7 @@ impl Node {
             links: Mutex::new(LinkTable::default()),
             filters: crate::filter::Filters::default(),
             transport: Transport::default(),
+            messages_of_terminated: Default::default(),
             inbound_inflight: AtomicI64::new(0),
             inbound_throttled: AtomicBool::new(false),
             inbound_space: Notify::new(),
@@ -332,7 +336,7 @@ impl Node {
                 let (done, _) = tokio::sync::watch::channel(false);
                 slot.insert(ProcessSlot {
                     pid: pid.clone(),
-                    mailbox: Box::new(handle.clone()),
+                    mailbox: Arc::new(handle.clone()),
                     done,
                 });
                 self.inner.m.processes_spawned.inc();
@@ -350,7 +354,6 @@ impl Node {
     pub fn send_from<M: Message>(&self, from: &Upid, to: &Upid, msg: M) {
         let inner = &self.inner;
         if to.address() == inner.address {
-            inner.m.messages_sent_local.inc();
             inner.deliver_local(
                 to.id(),
                 Delivery {
@@ -505,11 +508,12 @@ impl NodeInner {
             self.m.dropped_by_filter.inc();
             return true;
         }
-        if slot.mailbox.deliver(delivery) {
-            true
-        } else {
-            self.m.dropped_unknown_process.inc();
-            false
+        match slot.mailbox.deliver(delivery) {
+            Ok(()) => true,
+            Err(_) => {
+                self.m.dropped_unknown_process.inc();
+                false
+            }
         }
     }
 
@@ -566,6 +570,16 @@ impl NodeInner {
             self.m.inbound_throttled.inc();
             notified.await;
         }
+    }
+
+    /// Messages handled by this node's processes since it started.
+    pub(crate) fn messages_received(&self) -> u64 {
+        self.messages_of_terminated.load(Ordering::Relaxed)
+            + self
+                .processes
+                .iter()
+                .map(|e| e.mailbox.messages_handled())
+                .sum::<u64>()
     }
 
     pub(crate) fn mailbox_depth_total(&self) -> u64 {

@@ -22,9 +22,7 @@ macro_rules! node_counters {
 }
 
 node_counters! {
-    messages_sent_local => "libactor/messages_sent_local": "Messages sent to a process on this node.",
     messages_sent_remote => "libactor/messages_sent_remote": "Messages handed to the transport for another node.",
-    messages_received => "libactor/messages_received": "Messages handled by a process.",
     dropped_unknown_process => "libactor/dropped/unknown_process": "Messages for a process that does not run here.",
     dropped_unknown_message => "libactor/dropped/unknown_message": "Messages with no installed handler.",
     dropped_undecodable => "libactor/dropped/undecodable_body": "Messages whose body does not decode as its named type.",
@@ -54,6 +52,10 @@ node_counters! {
 impl NodeMetrics {
     /// Gauges computed when metrics are read; they hold the node weakly.
     pub(crate) fn register_gauges(metrics: &Metrics, node: Weak<NodeInner>) {
+        let n = node.clone();
+        metrics.gauge_fn("libactor/messages_received", move || {
+            n.upgrade().map_or(0.0, |n| n.messages_received() as f64)
+        });
         let n = node.clone();
         metrics.gauge_fn("libactor/processes", move || {
             n.upgrade().map_or(0.0, |n| n.processes.len() as f64)

@@ -431,3 +431,42 @@ async fn defer_runs_async_work_and_returns_into_the_process() {
     assert_eq!(within(rx.recv()).await, Some(42));
     node.shutdown().await;
 }
+
+/// Sends a Note to a fixed receiver whenever it gets a Ping.
+struct Forwarder {
+    to: Upid,
+}
+
+impl Process for Forwarder {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        ctx.install(
+            |f: &mut Forwarder, ctx: &mut Context<Forwarder>, _: Upid, p: Ping| {
+                let to = f.to.clone();
+                ctx.send(&to, note(&p.seq.to_string()));
+            },
+        );
+    }
+}
+
+#[tokio::test]
+async fn repeated_sends_reach_a_new_process_that_reuses_the_id() {
+    let node = node();
+    let (first, mut rx1) = Recorder::new();
+    let target = node.spawn("target", first).unwrap();
+    let fwd = node.spawn("fwd", Forwarder { to: target.clone() }).unwrap();
+    node.send(&fwd, ping(1));
+    assert_eq!(next(&mut rx1).await, Seen::Note(fwd.clone(), note("1")));
+    node.terminate(&target);
+    within(node.wait(&target)).await;
+    node.send(&fwd, ping(2));
+    node.clock().settle().await.unwrap();
+    assert_eq!(
+        node.metrics().snapshot()["libactor/dropped/unknown_process"],
+        1.0
+    );
+    let (second, mut rx2) = Recorder::new();
+    assert_eq!(node.spawn("target", second).unwrap(), target);
+    node.send(&fwd, ping(3));
+    assert_eq!(next(&mut rx2).await, Seen::Note(fwd.clone(), note("3")));
+    node.shutdown().await;
+}

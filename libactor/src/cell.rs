@@ -4,7 +4,7 @@
 //! Every event that enters the mailbox is counted; the depth (entered minus handled) is what
 //! `/__processes__` reports and [`crate::Clock::settle`] waits to reach zero.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Handler};
@@ -30,14 +30,27 @@ pub(crate) struct Cell<P: Process> {
 
 /// Mailbox counters. `handled` and `messages` have one writer (the process's arbiter), so they
 /// are bumped with a plain store instead of a locked read-modify-write.
-#[derive(Default)]
 pub(crate) struct MailboxStats {
+    /// False once the process has stopped: senders that cached this mailbox must not queue
+    /// into it (actix may still accept messages for a moment, and would drop them).
+    alive: AtomicBool,
     /// Events queued since start (any thread).
     enqueued: AtomicU64,
     /// Events handled since start.
     handled: AtomicU64,
     /// Messages (not dispatches, timers or HTTP calls) handled since start.
     messages: AtomicU64,
+}
+
+impl Default for MailboxStats {
+    fn default() -> Self {
+        MailboxStats {
+            alive: AtomicBool::new(true),
+            enqueued: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
+        }
+    }
 }
 
 impl MailboxStats {
@@ -79,7 +92,7 @@ impl<P: Process> Clone for CellHandle<P> {
 impl<P: Process> CellHandle<P> {
     /// Queues `event`, counting it; gives it back if the actor has stopped.
     fn enqueue(&self, event: Event<P>) -> Result<(), Event<P>> {
-        if !self.addr.connected() {
+        if !self.stats.alive.load(Ordering::Acquire) || !self.addr.connected() {
             return Err(event);
         }
         self.stats.enqueued.fetch_add(1, Ordering::AcqRel);
@@ -131,6 +144,7 @@ impl<P: Process> Actor for Cell<P> {
     }
 
     fn stopped(&mut self, _actx: &mut Self::Context) {
+        self.stats.alive.store(false, Ordering::Release);
         self.node
             .messages_of_terminated
             .fetch_add(self.stats.messages(), Ordering::Relaxed);

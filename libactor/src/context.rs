@@ -158,7 +158,7 @@ impl<P: Process> Context<P> {
                 .by_type
                 .get(&std::any::Any::type_id(&**value))
                 .cloned(),
-            Payload::Encoded { name, .. } => self.handlers.by_name.get(name.as_str()).cloned(),
+            Payload::Encoded { name, .. } => self.handlers.by_name.get(&**name).cloned(),
         }
     }
 

@@ -327,7 +327,7 @@ fn post_message(
     let delivery = Delivery {
         from,
         payload: Payload::Encoded {
-            name: name.to_owned(),
+            name: name.into(),
             body,
         },
         permit: None,

@@ -4,6 +4,7 @@
 use std::any::{Any, TypeId};
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::Upid;
 
@@ -48,7 +49,7 @@ pub(crate) enum Payload {
         meta: &'static MessageMeta,
     },
     /// Arrived from the network or an HTTP post: the name and encoded body from the frame.
-    Encoded { name: String, body: Bytes },
+    Encoded { name: ByteString, body: Bytes },
 }
 
 impl Payload {
@@ -64,7 +65,7 @@ impl Payload {
     pub(crate) fn full_name(&self) -> String {
         match self {
             Payload::Local { meta, .. } => (meta.full)(),
-            Payload::Encoded { name, .. } => name.clone(),
+            Payload::Encoded { name, .. } => name.to_string(),
         }
     }
 
@@ -103,7 +104,7 @@ impl Payload {
                 .map(|b| b.into_inner())
                 .map_err(|_| DecodeError::WrongType((meta.full)())),
             Payload::Encoded { body, name } => {
-                M::decode(body).map_err(|e| DecodeError::Body(name, e.to_string()))
+                M::decode(body).map_err(|e| DecodeError::Body(name.to_string(), e.to_string()))
             }
         }
     }

@@ -28,6 +28,7 @@ node_counters! {
     dropped_undecodable => "libactor/dropped/undecodable_body": "Messages whose body does not decode as its named type.",
     dropped_by_filter => "libactor/dropped/filtered": "Messages dropped by a test filter.",
     dropped_send_queue_full => "libactor/dropped/send_queue_full": "Messages refused because a peer's send queue was full.",
+    dropped_oversized => "libactor/dropped/oversized": "Messages not sent because their frame exceeds max_frame_bytes.",
     dropped_connection_lost => "libactor/dropped/connection_lost": "Queued messages lost when a connection failed.",
     processes_spawned => "libactor/processes_spawned": "Processes started.",
     processes_terminated => "libactor/processes_terminated": "Processes ended.",

@@ -68,17 +68,35 @@ fn put_field_header(tag: u32, len: usize, buf: &mut BytesMut) {
     encode_varint(len as u64, buf);
 }
 
-/// Appends one length-prefixed frame holding the envelope `{from, to, name, body}` to `buf`;
-/// byte-for-byte what prost would encode for `protos::libactor::Envelope`.
-pub(crate) fn encode_frame(buf: &mut BytesMut, from: &str, to: &str, name: WireName, body: &[u8]) {
-    let len = field_len(1, from.len())
+/// Bytes on the wire (prefix included) of a frame carrying `{from, to, name, body}`.
+pub(crate) fn frame_len(from: &str, to: &str, name: WireName, body_len: usize) -> usize {
+    LENGTH_PREFIX_BYTES + envelope_len(from, to, name, body_len)
+}
+
+fn envelope_len(from: &str, to: &str, name: WireName, body_len: usize) -> usize {
+    field_len(1, from.len())
         + field_len(2, to.len())
         + field_len(3, name.len())
-        + if body.is_empty() {
+        + if body_len == 0 {
             0
         } else {
-            field_len(4, body.len())
-        };
+            field_len(4, body_len)
+        }
+}
+
+/// Appends one length-prefixed frame holding the envelope `{from, to, name, body}` to `buf`,
+/// byte-for-byte what prost would encode for `protos::libactor::Envelope`. The body is encoded
+/// straight into `buf` by `body` (which must write exactly `body_len` bytes), so a message is
+/// encoded once, with no intermediate buffer.
+pub(crate) fn encode_frame_with(
+    buf: &mut BytesMut,
+    from: &str,
+    to: &str,
+    name: WireName,
+    body_len: usize,
+    body: impl FnOnce(&mut BytesMut),
+) {
+    let len = envelope_len(from, to, name, body_len);
     buf.reserve(LENGTH_PREFIX_BYTES + len);
     buf.put_u32(len as u32);
     put_field_header(1, from.len(), buf);
@@ -87,10 +105,77 @@ pub(crate) fn encode_frame(buf: &mut BytesMut, from: &str, to: &str, name: WireN
     buf.put_slice(to.as_bytes());
     put_field_header(3, name.len(), buf);
     name.put(buf);
-    if !body.is_empty() {
-        put_field_header(4, body.len(), buf);
-        buf.put_slice(body);
+    if body_len > 0 {
+        put_field_header(4, body_len, buf);
+        let before = buf.len();
+        body(buf);
+        debug_assert_eq!(
+            buf.len() - before,
+            body_len,
+            "body encoder wrote its announced length"
+        );
     }
+}
+
+/// Appends a frame whose body is already encoded.
+#[cfg(test)]
+pub(crate) fn encode_frame(buf: &mut BytesMut, from: &str, to: &str, name: WireName, body: &[u8]) {
+    encode_frame_with(buf, from, to, name, body.len(), |b| b.put_slice(body));
+}
+
+/// An envelope read from a frame without copying: every field is a slice of the frame.
+#[derive(Debug)]
+pub(crate) struct RawEnvelope {
+    pub(crate) from: bytestring::ByteString,
+    pub(crate) to: bytestring::ByteString,
+    pub(crate) name: bytestring::ByteString,
+    pub(crate) body: Bytes,
+}
+
+/// Why a frame is not an envelope.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EnvelopeError {
+    #[error("envelope does not decode: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("envelope field {0} is not UTF-8")]
+    NotUtf8(&'static str),
+    #[error("envelope field {0} runs past the end of the frame")]
+    Truncated(u32),
+}
+
+/// Parses `keel.libactor.Envelope` from `frame`, sharing its memory (prost would copy the three
+/// strings). Unknown fields are skipped, as protobuf requires.
+pub(crate) fn parse_envelope(mut frame: Bytes) -> Result<RawEnvelope, EnvelopeError> {
+    use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext};
+    let text = |b: Bytes, field: &'static str| {
+        bytestring::ByteString::try_from(b).map_err(|_| EnvelopeError::NotUtf8(field))
+    };
+    let (mut from, mut to, mut name, mut body) =
+        (Bytes::new(), Bytes::new(), Bytes::new(), Bytes::new());
+    while frame.has_remaining() {
+        let (tag, wire_type) = decode_key(&mut frame)?;
+        if (1..=4).contains(&tag) && wire_type == WireType::LengthDelimited {
+            let len = decode_varint(&mut frame)?;
+            if len > frame.remaining() as u64 {
+                return Err(EnvelopeError::Truncated(tag));
+            }
+            let value = frame.split_to(len as usize);
+            match tag {
+                1 => from = value,
+                2 => to = value,
+                3 => name = value,
+                _ => body = value,
+            }
+        } else {
+            skip_field(wire_type, tag, &mut frame, DecodeContext::default())?;
+        }
+    }
+    Ok(RawEnvelope {
+        from: text(from, "from")?,
+        to: text(to, "to")?,
+        name: text(name, "name")?,
+        body,
+    })
 }
 
 /// What the decoder found in the buffer.
@@ -187,6 +272,37 @@ mod tests {
             assert_eq!(frame, Bytes::from(expected.encode_to_vec()));
             assert!(buf.is_empty());
         }
+    }
+
+    #[test]
+    fn parse_envelope_matches_prost_and_rejects_garbage() {
+        let env = Envelope {
+            from: "a@127.0.0.1:1".into(),
+            to: "b@127.0.0.1:2".into(),
+            name: "x.Y".into(),
+            body: Bytes::from_static(b"\x08\x01"),
+        };
+        let raw = parse_envelope(Bytes::from(env.encode_to_vec())).unwrap();
+        assert_eq!(&*raw.from, "a@127.0.0.1:1");
+        assert_eq!(&*raw.to, "b@127.0.0.1:2");
+        assert_eq!(&*raw.name, "x.Y");
+        assert_eq!(raw.body, env.body);
+        assert!(parse_envelope(Bytes::from_static(&[0xff; 7])).is_err());
+        assert!(
+            parse_envelope(Bytes::from_static(&[0x0a, 0x05, b'a'])).is_err(),
+            "length past end"
+        );
+        assert!(
+            parse_envelope(Bytes::from_static(&[0x0a, 0x02, 0xc3, 0x28])).is_err(),
+            "not UTF-8"
+        );
+        // An unknown field (tag 9, varint) is skipped.
+        let mut with_unknown = env.encode_to_vec();
+        with_unknown.extend_from_slice(&[0x48, 0x01]);
+        assert_eq!(
+            &*parse_envelope(Bytes::from(with_unknown)).unwrap().name,
+            "x.Y"
+        );
     }
 
     #[test]

@@ -8,12 +8,10 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use prost::Message as _;
-use protos::libactor::Envelope;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::frame::{Decoded, FrameDecoder};
+use super::frame::{parse_envelope, Decoded, FrameDecoder};
 use crate::message::{Delivery, Payload};
 use crate::node::NodeInner;
 use crate::Upid;
@@ -83,7 +81,7 @@ pub(super) async fn serve_actor(node: Arc<NodeInner>, mut stream: TcpStream) {
 }
 
 fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, last_sender: &mut Option<Upid>) {
-    let envelope = match Envelope::decode(frame) {
+    let envelope = match parse_envelope(frame) {
         Ok(envelope) => envelope,
         Err(e) => {
             node.m.malformed_frames.inc();
@@ -94,7 +92,7 @@ fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, last_sender: &mut Option<Up
     node.m.frames_received.inc();
     // Peers send many frames from few processes: keep the last parsed sender.
     let from = match last_sender {
-        Some(pid) if pid.as_str() == envelope.from => pid.clone(),
+        Some(pid) if pid.as_str() == &*envelope.from => pid.clone(),
         _ => match Upid::parse(&envelope.from) {
             Ok(pid) => {
                 *last_sender = Some(pid.clone());

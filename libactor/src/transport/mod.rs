@@ -4,9 +4,14 @@
 //! - [`frame`]: the preamble and the length-delimited envelope frames.
 //! - [`listener`]: accepts connections and tells HTTP from the actor protocol by the first byte.
 //! - [`inbound`]: reads frames from a peer and delivers them, pausing when mailboxes are full.
-//! - [`outbound`]: one writer task per peer; batches queued messages into few socket writes.
+//! - [`outbound`]: one writer task per peer, draining that peer's send buffer.
 //!
-//! Order: all messages from this node to one peer share one queue and one connection, so each
+//! A send encodes its frame straight into the peer's send buffer (bounded in bytes) under a
+//! short lock and wakes the writer only when the buffer was empty; the writer swaps the whole
+//! buffer out and writes it with one system call. So a burst of messages costs one wake-up and
+//! a few large writes, not a channel operation and a write per message.
+//!
+//! Order: all messages from this node to one peer share one buffer and one connection, so each
 //! sender→receiver pair sees its messages in the order sent.
 
 pub mod frame;
@@ -14,12 +19,13 @@ mod inbound;
 mod listener;
 mod outbound;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use dashmap::DashMap;
-use tokio::sync::{mpsc, Notify};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 pub(crate) use frame::WireName;
 pub(crate) use inbound::InboundPermit;
@@ -28,94 +34,124 @@ pub(crate) use listener::accept_loop;
 use crate::node::NodeInner;
 use crate::Upid;
 
-/// A message waiting in a peer's send queue, encoded except for its envelope.
-pub(crate) struct OutMessage {
-    pub(crate) from: Upid,
-    pub(crate) to: Upid,
-    pub(crate) name: WireName,
-    pub(crate) body: Bytes,
+/// Frames waiting for one peer's writer.
+#[derive(Default)]
+struct SendBuffer {
+    bytes: BytesMut,
+    /// Frames in `bytes`.
+    frames: u64,
+    /// The writer has ended; a sender that sees this starts a new one.
+    closed: bool,
 }
 
 /// The send side of one peer connection.
 struct Peer {
-    tx: mpsc::Sender<OutMessage>,
+    buffer: Mutex<SendBuffer>,
+    /// Wakes the writer: the buffer went from empty to non-empty.
+    ready: Notify,
+    /// Asks the writer to close the connection.
+    close: Notify,
     generation: u64,
-    close: Arc<Notify>,
 }
 
 /// Outbound connections by peer address, and counters the node reports.
 #[derive(Default)]
 pub(crate) struct Transport {
-    peers: DashMap<String, Peer>,
+    peers: DashMap<String, Arc<Peer>>,
     next_generation: AtomicU64,
-    /// Messages accepted into send queues and not yet written.
-    queued: Arc<AtomicI64>,
     inbound_connections: AtomicUsize,
 }
 
+/// Why a remote send did not queue its message.
+enum Refused {
+    /// The peer's writer ended; start another.
+    Closed,
+    /// The buffer is at `send_queue_bytes`.
+    Full,
+}
+
 impl Transport {
-    /// Queues `msg` on the connection to its receiver's node, connecting first if needed.
-    /// A full queue drops the message (counted); the caller never blocks.
-    pub(crate) fn send(&self, node: &NodeInner, msg: OutMessage) {
-        let mut msg = msg;
-        // Two attempts: the first may find a writer that has just died.
+    /// Encodes `msg` into the send buffer of `to`'s node, starting a connection if there is
+    /// none. A full buffer or a message over `max_frame_bytes` is dropped and counted; the
+    /// caller never blocks.
+    pub(crate) fn send<M: prost::Message>(
+        &self,
+        node: &NodeInner,
+        from: &Upid,
+        to: &Upid,
+        name: WireName,
+        msg: &M,
+    ) {
+        let body_len = msg.encoded_len();
+        let len = frame::frame_len(from.as_str(), to.as_str(), name, body_len);
+        if len > node.config.max_frame_bytes {
+            node.m.dropped_oversized.inc();
+            tracing::warn!(%to, %name, len, max = node.config.max_frame_bytes, "message over max_frame_bytes not sent");
+            return;
+        }
+        // Two attempts: the first may find a writer that has just ended.
         for _ in 0..2 {
-            let address = msg.to.address();
-            let peer = match self.peers.get(address) {
-                Some(peer) => peer,
-                None => {
-                    self.peers
-                        .entry(address.to_owned())
-                        .or_insert_with(|| self.start_peer(node, address));
-                    match self.peers.get(address) {
-                        Some(peer) => peer,
-                        None => continue,
+            let peer = self.peer(node, to.address());
+            let refused = {
+                let mut buffer = peer.buffer.lock();
+                if buffer.closed {
+                    Refused::Closed
+                } else if buffer.bytes.len() + len > node.config.send_queue_bytes {
+                    Refused::Full
+                } else {
+                    let was_empty = buffer.bytes.is_empty();
+                    frame::encode_frame_with(
+                        &mut buffer.bytes,
+                        from.as_str(),
+                        to.as_str(),
+                        name,
+                        body_len,
+                        |buf| msg.encode_raw(buf),
+                    );
+                    buffer.frames += 1;
+                    drop(buffer);
+                    if was_empty {
+                        peer.ready.notify_one();
                     }
-                }
-            };
-            self.queued.fetch_add(1, Ordering::Relaxed);
-            match peer.tx.try_send(msg) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(m)) => {
-                    self.queued.fetch_sub(1, Ordering::Relaxed);
-                    node.m.dropped_send_queue_full.inc();
-                    tracing::warn!(to = %m.to, name = %m.name, "send queue to peer is full; message dropped");
                     return;
                 }
-                Err(mpsc::error::TrySendError::Closed(m)) => {
-                    self.queued.fetch_sub(1, Ordering::Relaxed);
-                    let generation = peer.generation;
-                    drop(peer);
-                    self.peers
-                        .remove_if(m.to.address(), |_, p| p.generation == generation);
-                    msg = m;
+            };
+            match refused {
+                Refused::Full => {
+                    node.m.dropped_send_queue_full.inc();
+                    tracing::warn!(%to, %name, "send buffer to peer is full; message dropped");
+                    return;
                 }
+                Refused::Closed => self.peer_ended(to.address(), peer.generation),
             }
         }
         node.m.dropped_connection_lost.inc();
     }
 
-    fn start_peer(&self, node: &NodeInner, address: &str) -> Peer {
-        let (tx, rx) = mpsc::channel(node.config.send_queue_messages);
-        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let close = Arc::new(Notify::new());
-        // No strong reference only while the node itself is being dropped: then the receiver is
-        // dropped here and the send fails as `Closed`.
-        if let Some(node) = node.me.upgrade() {
-            let rt = node.rt.clone();
-            rt.spawn(outbound::run_peer(
-                node,
-                address.to_owned(),
-                generation,
-                rx,
-                close.clone(),
-            ));
+    /// The peer at `address`, starting its writer if there is none.
+    fn peer(&self, node: &NodeInner, address: &str) -> Arc<Peer> {
+        if let Some(peer) = self.peers.get(address) {
+            return peer.clone();
         }
-        Peer {
-            tx,
-            generation,
-            close,
-        }
+        self.peers
+            .entry(address.to_owned())
+            .or_insert_with(|| {
+                let peer = Arc::new(Peer {
+                    buffer: Mutex::new(SendBuffer::default()),
+                    ready: Notify::new(),
+                    close: Notify::new(),
+                    generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
+                });
+                match node.me.upgrade() {
+                    Some(owner) => {
+                        node.spawn_io(outbound::run_peer(owner, address.to_owned(), peer.clone()))
+                    }
+                    // Only while the node itself is being dropped: nothing will write.
+                    None => peer.buffer.lock().closed = true,
+                }
+                peer
+            })
+            .clone()
     }
 
     /// Forgets the peer entry of a writer that ended, unless a newer one replaced it.
@@ -135,9 +171,9 @@ impl Transport {
         }
     }
 
-    /// Messages in send queues, not yet written to a socket.
+    /// Frames in send buffers, not yet written to a socket.
     pub(crate) fn queued(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed).max(0) as u64
+        self.peers.iter().map(|p| p.buffer.lock().frames).sum()
     }
 
     /// Peers with an outbound connection (or one being made).

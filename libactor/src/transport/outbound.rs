@@ -1,24 +1,22 @@
-//! One writer task per peer node: connects, writes the preamble, then drains the peer's send
-//! queue into batched socket writes. It also watches the socket for EOF, so a peer that goes
-//! away is noticed even when nothing is being sent, and linked processes hear `exited`.
+//! One writer task per peer node: connects, writes the preamble, then repeatedly swaps the
+//! peer's send buffer out and writes it whole. It also watches the socket for EOF, so a peer
+//! that goes away is noticed even when nothing is being sent, and linked processes hear
+//! `exited`.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
-use super::frame::{encode_frame, PREAMBLE};
-use super::OutMessage;
+use super::frame::PREAMBLE;
+use super::Peer;
 use crate::node::NodeInner;
 
 /// How a peer connection ended.
 #[derive(Debug)]
 enum Ended {
-    /// The node dropped the queue: nothing more to send.
-    Idle,
     /// `Node::disconnect` asked for it.
     Closed,
     /// The connection could not be made.
@@ -27,30 +25,21 @@ enum Ended {
     Broken(String),
 }
 
-pub(super) async fn run_peer(
-    node: Arc<NodeInner>,
-    address: String,
-    generation: u64,
-    mut rx: mpsc::Receiver<OutMessage>,
-    close: Arc<Notify>,
-) {
+pub(super) async fn run_peer(node: Arc<NodeInner>, address: String, peer: Arc<Peer>) {
     let span = tracing::debug_span!("peer", %address);
-    let ended = write_loop(&node, &address, &mut rx, &close)
+    let ended = write_loop(&node, &address, &peer)
         .instrument(span.clone())
         .await;
     let _entered = span.enter();
-    node.transport.peer_ended(&address, generation);
-    rx.close();
-    let mut lost = 0u64;
-    while rx.try_recv().is_ok() {
-        lost += 1;
-    }
-    node.transport
-        .queued
-        .fetch_sub(lost as i64, std::sync::atomic::Ordering::Relaxed);
+    let lost = {
+        let mut buffer = peer.buffer.lock();
+        buffer.closed = true;
+        buffer.bytes = BytesMut::new();
+        std::mem::take(&mut buffer.frames)
+    };
+    node.transport.peer_ended(&address, peer.generation);
     node.m.dropped_connection_lost.add(lost);
     match &ended {
-        Ended::Idle => return,
         Ended::Closed => tracing::info!(lost, "connection to peer closed on request"),
         Ended::ConnectFailed(e) => {
             node.m.connect_failures.inc();
@@ -64,12 +53,7 @@ pub(super) async fn run_peer(
     node.links_on_connection_broken(&address);
 }
 
-async fn write_loop(
-    node: &NodeInner,
-    address: &str,
-    rx: &mut mpsc::Receiver<OutMessage>,
-    close: &Notify,
-) -> Ended {
+async fn write_loop(node: &NodeInner, address: &str, peer: &Peer) -> Ended {
     let connect = tokio::time::timeout(node.config.connect_timeout, TcpStream::connect(address));
     let stream = match connect.await {
         Ok(Ok(stream)) => stream,
@@ -86,37 +70,32 @@ async fn write_loop(
     if let Err(e) = writer.write_all(PREAMBLE).await {
         return Ended::Broken(e.to_string());
     }
-    let batch_bytes = node.config.write_batch_bytes;
-    let mut buf = BytesMut::with_capacity(batch_bytes);
+    // Two buffers: senders fill one while the writer writes the other, so steady traffic
+    // allocates nothing.
+    let mut spare = BytesMut::with_capacity(node.config.write_batch_bytes);
     let mut probe = [0u8; 64];
     loop {
+        loop {
+            let frames = {
+                let mut buffer = peer.buffer.lock();
+                if buffer.bytes.is_empty() {
+                    break;
+                }
+                std::mem::swap(&mut buffer.bytes, &mut spare);
+                std::mem::take(&mut buffer.frames)
+            };
+            if let Err(e) = writer.write_all(&spare).await {
+                node.m.dropped_connection_lost.add(frames);
+                return Ended::Broken(e.to_string());
+            }
+            spare.clear();
+            node.m.frames_sent.add(frames);
+            node.m.write_batches.inc();
+        }
         tokio::select! {
             biased;
-            _ = close.notified() => return Ended::Closed,
-            next = rx.recv() => {
-                let Some(first) = next else { return Ended::Idle };
-                let mut count = 1u64;
-                encode(&mut buf, &first);
-                while buf.len() < batch_bytes {
-                    match rx.try_recv() {
-                        Ok(msg) => {
-                            encode(&mut buf, &msg);
-                            count += 1;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                node.transport
-                    .queued
-                    .fetch_sub(count as i64, std::sync::atomic::Ordering::Relaxed);
-                if let Err(e) = writer.write_all(&buf).await {
-                    node.m.dropped_connection_lost.add(count);
-                    return Ended::Broken(e.to_string());
-                }
-                buf.clear();
-                node.m.frames_sent.add(count);
-                node.m.write_batches.inc();
-            }
+            _ = peer.close.notified() => return Ended::Closed,
+            _ = peer.ready.notified() => {}
             read = reader.read(&mut probe) => match read {
                 // Peers never write on a connection they did not open; EOF means it is gone.
                 Ok(0) => return Ended::Broken("peer closed the connection".into()),
@@ -125,8 +104,4 @@ async fn write_loop(
             },
         }
     }
-}
-
-fn encode(buf: &mut BytesMut, msg: &OutMessage) {
-    encode_frame(buf, msg.from.as_str(), msg.to.as_str(), msg.name, &msg.body);
 }

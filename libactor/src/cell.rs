@@ -68,9 +68,9 @@ impl MailboxStats {
     }
 }
 
-/// Adds one to a counter that only the calling thread writes.
-fn bump(counter: &AtomicU64) {
-    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+/// Adds `n` to a counter that only the calling thread writes.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Release);
 }
 
 /// The address of a [`Cell`] plus its counters: what the node's process table, timers and
@@ -195,7 +195,7 @@ impl<P: Process> Handler<Event<P>> for Cell<P> {
             Event::Http(call) => self.http(call.0, call.1),
             Event::Terminate => self.ctx.stop_requested = true,
         }
-        bump(&self.stats.handled);
+        bump(&self.stats.handled, 1);
         if self.ctx.stop_requested {
             actx.stop();
         }
@@ -210,7 +210,7 @@ impl<P: Process> Cell<P> {
             permit,
         } = delivery;
         let m = &self.node.m;
-        bump(&self.stats.messages);
+        bump(&self.stats.messages, 1);
         match self.ctx.handler_for(&payload) {
             Some(handler) => {
                 let span = tracing::debug_span!(

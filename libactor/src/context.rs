@@ -6,7 +6,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
@@ -14,8 +13,8 @@ use rustc_hash::FxHashMap;
 use crate::ask::AskError;
 use crate::cell::CellHandle;
 use crate::http::{HttpReply, HttpRequest};
-use crate::mailbox::Mailbox;
 use crate::message::{DecodeError, Delivery, Payload};
+use crate::node::ReceiverCache;
 use crate::{Message, Metrics, Node, Process, ProcessRef, Timer, Upid};
 
 pub(crate) type HandlerFn<P> =
@@ -45,9 +44,9 @@ pub struct Context<P: Process> {
     node: Node,
     me: CellHandle<P>,
     handlers: Handlers<P>,
-    /// The mailbox of the last local process this one sent to: processes mostly talk to the
-    /// same few peers, and this skips the node's table on repeated sends.
-    last_receiver: RefCell<Option<(Upid, Arc<dyn Mailbox>)>>,
+    /// The last local process this one sent to: processes mostly talk to the same few peers,
+    /// and this skips the node's table on repeated sends.
+    last_receiver: RefCell<ReceiverCache>,
     pub(crate) stop_requested: bool,
 }
 
@@ -58,7 +57,7 @@ impl<P: Process> Context<P> {
             node,
             me,
             handlers: Handlers::new(),
-            last_receiver: RefCell::new(None),
+            last_receiver: RefCell::new(ReceiverCache::default()),
             stop_requested: false,
         }
     }
@@ -90,7 +89,7 @@ impl<P: Process> Context<P> {
     /// encoding; a remote one gets it encoded once, over the node's connection to that peer.
     pub fn send<M: Message>(&self, to: &Upid, msg: M) {
         let inner = &self.node.inner;
-        if to.address() != inner.address || inner.filters.is_active() {
+        if to.address() != inner.address {
             return self.node.send_from(&self.pid, to, msg);
         }
         let delivery = Delivery {
@@ -98,25 +97,7 @@ impl<P: Process> Context<P> {
             payload: Payload::local(msg),
             permit: None,
         };
-        let delivery = match &*self.last_receiver.borrow() {
-            Some((pid, mailbox)) if pid == to => match mailbox.deliver(delivery) {
-                Ok(()) => return,
-                // That process has terminated; the table says whether another has its id.
-                Err(delivery) => delivery,
-            },
-            _ => delivery,
-        };
-        let mailbox = match inner.processes.get(to.id()) {
-            Some(slot) => slot.mailbox.clone(),
-            None => {
-                inner.m.dropped_unknown_process.inc();
-                return;
-            }
-        };
-        if mailbox.deliver(delivery).is_err() {
-            inner.m.dropped_unknown_process.inc();
-        }
-        *self.last_receiver.borrow_mut() = Some((to.clone(), mailbox));
+        inner.deliver_cached(&mut self.last_receiver.borrow_mut(), to.id(), delivery);
     }
 
     /// Installs `handler` for messages of type `M` (keyed by `M`'s full protobuf name), replacing

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Activity;
 use crate::link::LinkTable;
-use crate::mailbox::ProcessSlot;
+use crate::mailbox::{Mailbox, ProcessSlot};
 use crate::message::{Delivery, Payload};
 use crate::node_metrics::NodeMetrics;
 use crate::transport::{Transport, WireName};
@@ -499,10 +499,48 @@ impl NodeInner {
 
     /// Hands a message to a process on this node, through the test filters. False if dropped.
     pub(crate) fn deliver_local(&self, to_id: &str, delivery: Delivery) -> bool {
+        match self.route(to_id, &delivery) {
+            Route::Mailbox(mailbox) => self.deliver_to(&mailbox, delivery),
+            Route::Filtered => true,
+            Route::Unknown => false,
+        }
+    }
+
+    /// As [`NodeInner::deliver_local`], remembering the receiver's mailbox in `cache` so that
+    /// the next message for the same process skips the table.
+    pub(crate) fn deliver_cached(
+        &self,
+        cache: &mut ReceiverCache,
+        to_id: &str,
+        delivery: Delivery,
+    ) -> bool {
+        let delivery = match &cache.0 {
+            Some((id, mailbox)) if id == to_id && !self.filters.is_active() => {
+                match mailbox.deliver(delivery) {
+                    Ok(()) => return true,
+                    // That process has terminated; the table says whether another has its id.
+                    Err(delivery) => delivery,
+                }
+            }
+            _ => delivery,
+        };
+        match self.route(to_id, &delivery) {
+            Route::Mailbox(mailbox) => {
+                let delivered = self.deliver_to(&mailbox, delivery);
+                cache.0 = Some((to_id.to_owned(), mailbox));
+                delivered
+            }
+            Route::Filtered => true,
+            Route::Unknown => false,
+        }
+    }
+
+    /// Finds the mailbox for `to_id`, applying the test filters.
+    fn route(&self, to_id: &str, delivery: &Delivery) -> Route {
         let Some(slot) = self.processes.get(to_id) else {
             self.m.dropped_unknown_process.inc();
             tracing::debug!(to = to_id, from = %delivery.from, "dropped a message for an unknown process");
-            return false;
+            return Route::Unknown;
         };
         if self.filters.is_active()
             && self
@@ -510,9 +548,13 @@ impl NodeInner {
                 .intercept(&delivery.from, &slot.pid, &delivery.payload)
         {
             self.m.dropped_by_filter.inc();
-            return true;
+            return Route::Filtered;
         }
-        match slot.mailbox.deliver(delivery) {
+        Route::Mailbox(slot.mailbox.clone())
+    }
+
+    fn deliver_to(&self, mailbox: &Arc<dyn Mailbox>, delivery: Delivery) -> bool {
+        match mailbox.deliver(delivery) {
             Ok(()) => true,
             Err(_) => {
                 self.m.dropped_unknown_process.inc();
@@ -583,6 +625,17 @@ impl NodeInner {
         self.processes.iter().map(|e| e.mailbox.depth()).sum()
     }
 }
+
+/// Where [`NodeInner::route`] sends a message.
+enum Route {
+    Mailbox(Arc<dyn Mailbox>),
+    Filtered,
+    Unknown,
+}
+
+/// The last receiver a sender delivered to: its id and mailbox.
+#[derive(Default)]
+pub(crate) struct ReceiverCache(Option<(String, Arc<dyn Mailbox>)>);
 
 impl Activity for NodeInner {
     fn pending(&self) -> u64 {

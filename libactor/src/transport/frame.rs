@@ -123,11 +123,12 @@ pub(crate) fn encode_frame(buf: &mut BytesMut, from: &str, to: &str, name: WireN
     encode_frame_with(buf, from, to, name, body.len(), |b| b.put_slice(body));
 }
 
-/// An envelope read from a frame without copying: every field is a slice of the frame.
+/// An envelope read from a frame without copying: the addresses borrow the frame, name and
+/// body share its memory.
 #[derive(Debug)]
-pub(crate) struct RawEnvelope {
-    pub(crate) from: bytestring::ByteString,
-    pub(crate) to: bytestring::ByteString,
+pub(crate) struct RawEnvelope<'a> {
+    pub(crate) from: &'a str,
+    pub(crate) to: &'a str,
     pub(crate) name: bytestring::ByteString,
     pub(crate) body: Bytes,
 }
@@ -143,38 +144,36 @@ pub(crate) enum EnvelopeError {
     Truncated(u32),
 }
 
-/// Parses `keel.libactor.Envelope` from `frame`, sharing its memory (prost would copy the three
+/// Parses `keel.libactor.Envelope` from `frame` without copying (prost would copy the three
 /// strings). Unknown fields are skipped, as protobuf requires.
-pub(crate) fn parse_envelope(mut frame: Bytes) -> Result<RawEnvelope, EnvelopeError> {
+pub(crate) fn parse_envelope(frame: &Bytes) -> Result<RawEnvelope<'_>, EnvelopeError> {
     use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext};
-    let text = |b: Bytes, field: &'static str| {
-        bytestring::ByteString::try_from(b).map_err(|_| EnvelopeError::NotUtf8(field))
-    };
-    let (mut from, mut to, mut name, mut body) =
-        (Bytes::new(), Bytes::new(), Bytes::new(), Bytes::new());
-    while frame.has_remaining() {
-        let (tag, wire_type) = decode_key(&mut frame)?;
+    let mut cursor: &[u8] = frame;
+    let mut fields = [0..0, 0..0, 0..0, 0..0];
+    while !cursor.is_empty() {
+        let (tag, wire_type) = decode_key(&mut cursor)?;
         if (1..=4).contains(&tag) && wire_type == WireType::LengthDelimited {
-            let len = decode_varint(&mut frame)?;
-            if len > frame.remaining() as u64 {
+            let len = decode_varint(&mut cursor)?;
+            if len > cursor.len() as u64 {
                 return Err(EnvelopeError::Truncated(tag));
             }
-            let value = frame.split_to(len as usize);
-            match tag {
-                1 => from = value,
-                2 => to = value,
-                3 => name = value,
-                _ => body = value,
-            }
+            let start = frame.len() - cursor.len();
+            fields[tag as usize - 1] = start..start + len as usize;
+            cursor = &cursor[len as usize..];
         } else {
-            skip_field(wire_type, tag, &mut frame, DecodeContext::default())?;
+            skip_field(wire_type, tag, &mut cursor, DecodeContext::default())?;
         }
     }
+    let [from, to, name, body] = fields;
+    let text = |range: std::ops::Range<usize>, field: &'static str| {
+        std::str::from_utf8(&frame[range]).map_err(|_| EnvelopeError::NotUtf8(field))
+    };
     Ok(RawEnvelope {
         from: text(from, "from")?,
         to: text(to, "to")?,
-        name: text(name, "name")?,
-        body,
+        name: bytestring::ByteString::try_from(frame.slice(name))
+            .map_err(|_| EnvelopeError::NotUtf8("name"))?,
+        body: frame.slice(body),
     })
 }
 
@@ -282,25 +281,26 @@ mod tests {
             name: "x.Y".into(),
             body: Bytes::from_static(b"\x08\x01"),
         };
-        let raw = parse_envelope(Bytes::from(env.encode_to_vec())).unwrap();
-        assert_eq!(&*raw.from, "a@127.0.0.1:1");
-        assert_eq!(&*raw.to, "b@127.0.0.1:2");
+        let frame = Bytes::from(env.encode_to_vec());
+        let raw = parse_envelope(&frame).unwrap();
+        assert_eq!(raw.from, "a@127.0.0.1:1");
+        assert_eq!(raw.to, "b@127.0.0.1:2");
         assert_eq!(&*raw.name, "x.Y");
         assert_eq!(raw.body, env.body);
-        assert!(parse_envelope(Bytes::from_static(&[0xff; 7])).is_err());
+        assert!(parse_envelope(&Bytes::from_static(&[0xff; 7])).is_err());
         assert!(
-            parse_envelope(Bytes::from_static(&[0x0a, 0x05, b'a'])).is_err(),
+            parse_envelope(&Bytes::from_static(&[0x0a, 0x05, b'a'])).is_err(),
             "length past end"
         );
         assert!(
-            parse_envelope(Bytes::from_static(&[0x0a, 0x02, 0xc3, 0x28])).is_err(),
+            parse_envelope(&Bytes::from_static(&[0x0a, 0x02, 0xc3, 0x28])).is_err(),
             "not UTF-8"
         );
         // An unknown field (tag 9, varint) is skipped.
         let mut with_unknown = env.encode_to_vec();
         with_unknown.extend_from_slice(&[0x48, 0x01]);
         assert_eq!(
-            &*parse_envelope(Bytes::from(with_unknown)).unwrap().name,
+            &*parse_envelope(&Bytes::from(with_unknown)).unwrap().name,
             "x.Y"
         );
     }

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 use super::frame::{parse_envelope, Decoded, FrameDecoder};
 use crate::message::{Delivery, Payload};
-use crate::node::NodeInner;
+use crate::node::{NodeInner, ReceiverCache};
 use crate::Upid;
 
 /// Bytes read from the socket at a time.
@@ -39,13 +39,13 @@ impl Drop for InboundPermit {
 pub(super) async fn serve_actor(node: Arc<NodeInner>, mut stream: TcpStream) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut decoder = FrameDecoder::new(node.config.max_frame_bytes);
-    let mut last_sender: Option<Upid> = None;
+    let mut cache = ConnectionCache::default();
     loop {
         while let Some(decoded) = decoder.decode(&mut buf) {
             match decoded {
                 Decoded::Frame(frame) => {
                     node.inbound_capacity().await;
-                    handle_frame(&node, frame, &mut last_sender);
+                    handle_frame(&node, frame, &mut cache);
                 }
                 Decoded::Skipped(len) => {
                     node.m.oversized_frames.inc();
@@ -80,8 +80,16 @@ pub(super) async fn serve_actor(node: Arc<NodeInner>, mut stream: TcpStream) {
     }
 }
 
-fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, last_sender: &mut Option<Upid>) {
-    let envelope = match parse_envelope(frame) {
+/// What a connection remembers between frames: peers send many frames from few processes to
+/// few processes.
+#[derive(Default)]
+struct ConnectionCache {
+    sender: Option<Upid>,
+    receiver: ReceiverCache,
+}
+
+fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, cache: &mut ConnectionCache) {
+    let envelope = match parse_envelope(&frame) {
         Ok(envelope) => envelope,
         Err(e) => {
             node.m.malformed_frames.inc();
@@ -90,12 +98,11 @@ fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, last_sender: &mut Option<Up
         }
     };
     node.m.frames_received.inc();
-    // Peers send many frames from few processes: keep the last parsed sender.
-    let from = match last_sender {
-        Some(pid) if pid.as_str() == &*envelope.from => pid.clone(),
-        _ => match Upid::parse(&envelope.from) {
+    let from = match &cache.sender {
+        Some(pid) if pid.as_str() == envelope.from => pid.clone(),
+        _ => match Upid::parse(envelope.from) {
             Ok(pid) => {
-                *last_sender = Some(pid.clone());
+                cache.sender = Some(pid.clone());
                 pid
             }
             Err(e) => {
@@ -115,15 +122,13 @@ fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, last_sender: &mut Option<Up
         tracing::warn!(to = %envelope.to, "dropped a frame with an invalid receiver");
         return;
     };
-    node.deliver_local(
-        to_id,
-        Delivery {
-            from,
-            payload: Payload::Encoded {
-                name: envelope.name,
-                body: envelope.body,
-            },
-            permit: Some(InboundPermit::new(node)),
+    let delivery = Delivery {
+        from,
+        payload: Payload::Encoded {
+            name: envelope.name,
+            body: envelope.body,
         },
-    );
+        permit: Some(InboundPermit::new(node)),
+    };
+    node.deliver_cached(&mut cache.receiver, to_id, delivery);
 }

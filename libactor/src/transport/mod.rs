@@ -57,15 +57,16 @@ struct Peer {
 /// Outbound connections by peer address, and counters the node reports.
 #[derive(Default)]
 pub(crate) struct Transport {
-    peers: DashMap<String, Arc<Peer>>,
+    /// FxHash: looked up on every remote send; only this node inserts keys.
+    peers: DashMap<String, Arc<Peer>, rustc_hash::FxBuildHasher>,
     next_generation: AtomicU64,
     inbound_connections: AtomicUsize,
 }
 
 /// Why a remote send did not queue its message.
 enum Refused {
-    /// The peer's writer ended; start another.
-    Closed,
+    /// The peer's writer (of this generation) ended; start another.
+    Closed(u64),
     /// The buffer is at `send_queue_bytes`.
     Full,
 }
@@ -89,40 +90,44 @@ impl Transport {
             tracing::warn!(%to, %name, len, max = node.config.max_frame_bytes, "message over max_frame_bytes not sent");
             return;
         }
+        let push = |peer: &Peer| -> Result<(), Refused> {
+            let mut buffer = peer.buffer.lock();
+            if buffer.closed {
+                return Err(Refused::Closed(peer.generation));
+            }
+            if buffer.bytes.len() + len > node.config.send_queue_bytes {
+                return Err(Refused::Full);
+            }
+            let was_empty = buffer.bytes.is_empty();
+            frame::encode_frame_with(
+                &mut buffer.bytes,
+                from.as_str(),
+                to.as_str(),
+                name,
+                body_len,
+                |buf| msg.encode_raw(buf),
+            );
+            buffer.frames += 1;
+            drop(buffer);
+            if was_empty {
+                peer.ready.notify_one();
+            }
+            Ok(())
+        };
         // Two attempts: the first may find a writer that has just ended.
         for _ in 0..2 {
-            let peer = self.peer(node, to.address());
-            let refused = {
-                let mut buffer = peer.buffer.lock();
-                if buffer.closed {
-                    Refused::Closed
-                } else if buffer.bytes.len() + len > node.config.send_queue_bytes {
-                    Refused::Full
-                } else {
-                    let was_empty = buffer.bytes.is_empty();
-                    frame::encode_frame_with(
-                        &mut buffer.bytes,
-                        from.as_str(),
-                        to.as_str(),
-                        name,
-                        body_len,
-                        |buf| msg.encode_raw(buf),
-                    );
-                    buffer.frames += 1;
-                    drop(buffer);
-                    if was_empty {
-                        peer.ready.notify_one();
-                    }
-                    return;
-                }
+            let pushed = match self.peers.get(to.address()) {
+                Some(peer) => push(&peer),
+                None => push(&self.peer(node, to.address())),
             };
-            match refused {
-                Refused::Full => {
+            match pushed {
+                Ok(()) => return,
+                Err(Refused::Full) => {
                     node.m.dropped_send_queue_full.inc();
                     tracing::warn!(%to, %name, "send buffer to peer is full; message dropped");
                     return;
                 }
-                Refused::Closed => self.peer_ended(to.address(), peer.generation),
+                Err(Refused::Closed(generation)) => self.peer_ended(to.address(), generation),
             }
         }
         node.m.dropped_connection_lost.inc();

@@ -309,6 +309,13 @@ fn remote(c: &mut Criterion) {
     });
     group.finish();
 
+    let sent = a.metrics().snapshot();
+    println!(
+        "sender node: {} frames in {} socket writes ({:.1} frames per write)",
+        sent["libactor/transport/frames_sent"],
+        sent["libactor/transport/write_batches"],
+        sent["libactor/transport/frames_sent"] / sent["libactor/transport/write_batches"].max(1.0)
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -39,7 +39,8 @@
 //! - [`upid`]: process addresses; [`id`]: `slave(1)`-style id generation.
 //! - [`process`]: the [`Process`] trait and typed [`ProcessRef`]s; [`context`]: what a handler
 //!   can do ([`Context`]: send, install, route, link, delay, defer, ask, terminate).
-//! - [`node`]: a runtime instance ([`Node`]): spawn, send, terminate, wait, shutdown.
+//! - [`node`]: a runtime instance ([`Node`]): spawn, send, terminate, wait, shutdown;
+//!   [`config`]: its address and limits ([`NodeConfig`]) and the [`NodeBuilder`].
 //! - [`clock`]: time that tests pause, advance and settle ([`Clock`], [`Timer`]).
 //! - [`link`]: `exited` notifications, local and remote.
 //! - [`ask`]: request/response over messages with a timeout.
@@ -52,9 +53,12 @@
 //! tokio runtime owned by the node. A process never blocks: blocking work goes to
 //! `tokio::task::spawn_blocking` and comes back through [`Context::defer`].
 
+#![warn(missing_docs)]
+
 pub mod ask;
 pub(crate) mod cell;
 pub mod clock;
+pub mod config;
 pub mod context;
 pub mod filter;
 pub mod http;
@@ -71,12 +75,13 @@ pub mod upid;
 
 pub use ask::AskError;
 pub use clock::{Clock, Elapsed, SettleTimeout, Timer};
+pub use config::{NodeBuilder, NodeConfig, NodeError};
 pub use context::Context;
 pub use filter::{Captured, FilterClosed, FilterGuard, Match, MessageFuture, MessageInfo};
 pub use http::{HttpReply, HttpRequest, HttpResponse};
 pub use id::IdGenerator;
 pub use message::Message;
 pub use metrics::Metrics;
-pub use node::{Node, NodeBuilder, NodeConfig, NodeError, SpawnError};
+pub use node::{Node, SpawnError};
 pub use process::{Process, ProcessGone, ProcessRef};
 pub use upid::{Host, Upid, UpidError};

@@ -9,7 +9,7 @@
 //! libprocess has one such instance per OS process; Keel allows several per OS process so that
 //! whole multi-node clusters run inside one test.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::clock::Activity;
+use crate::config::{NodeBuilder, NodeConfig, NodeError};
 use crate::link::LinkTable;
 use crate::mailbox::{Mailbox, ProcessSlot};
 use crate::message::{Delivery, Payload};
@@ -30,75 +31,6 @@ use crate::{
 
 /// Process ids the node keeps for itself: they are HTTP paths or internal endpoints.
 pub const RESERVED_IDS: &[&str] = &["metrics", "__processes__", "__node__", "files", "health"];
-
-/// How a node is set up. Every limit has its unit in its name.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    /// Address the node's one listener binds (HTTP and actor protocol). Port 0 picks a free one.
-    pub bind: SocketAddr,
-    /// IP written into this node's UPIDs; required when `bind` is a wildcard address.
-    pub advertise_ip: Option<IpAddr>,
-    /// actix arbiters (threads) that run processes; defaults to the number of cores.
-    pub arbiters: usize,
-    /// tokio worker threads for the network.
-    pub io_threads: usize,
-    /// Largest frame (and HTTP body) accepted; larger frames are skipped and counted.
-    pub max_frame_bytes: usize,
-    /// Bytes of frames that may wait for one peer's connection; more are dropped and counted.
-    pub send_queue_bytes: usize,
-    /// Messages from the network that may be queued in mailboxes at once; past it the node stops
-    /// reading its sockets until mailboxes drain, pushing back on the senders through TCP.
-    pub max_inbound_inflight: usize,
-    /// Inbound connections open at once; more are refused and counted.
-    pub max_connections: usize,
-    /// How long an outbound connection may take to establish.
-    pub connect_timeout: Duration,
-    /// How long a new inbound connection may take to say which protocol it speaks.
-    pub handshake_timeout: Duration,
-    /// How long a process route may take to answer an HTTP request.
-    pub http_request_timeout: Duration,
-    /// Initial size of each peer's write buffer (it grows to the largest burst).
-    pub write_batch_bytes: usize,
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        NodeConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            advertise_ip: None,
-            arbiters: cores,
-            io_threads: cores.min(2),
-            max_frame_bytes: 8 * 1024 * 1024,
-            send_queue_bytes: 64 * 1024 * 1024,
-            max_inbound_inflight: 64 * 1024,
-            max_connections: 1024,
-            connect_timeout: Duration::from_secs(5),
-            handshake_timeout: Duration::from_secs(10),
-            http_request_timeout: Duration::from_secs(30),
-            write_batch_bytes: 64 * 1024,
-        }
-    }
-}
-
-/// Why a node could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The listener could not bind, or a runtime thread could not start.
-    #[error("cannot start node on {addr}: {source}")]
-    Io {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// What the OS said.
-        source: std::io::Error,
-    },
-    /// `bind` is a wildcard address and no `advertise_ip` was given.
-    #[error("bind address {0} is a wildcard: set advertise_ip to the address peers should use")]
-    NoAdvertiseIp(SocketAddr),
-    /// A configuration value is out of range.
-    #[error("invalid node configuration: {0}")]
-    Config(String),
-}
 
 /// Why a process could not be spawned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,44 +47,6 @@ pub enum SpawnError {
     /// The node has been shut down.
     #[error("the node is shut down")]
     NodeStopped,
-}
-
-/// Builds a [`Node`].
-#[derive(Debug, Default)]
-pub struct NodeBuilder {
-    config: NodeConfig,
-    clock: Option<Clock>,
-}
-
-impl NodeBuilder {
-    /// Listen on `addr` (default `127.0.0.1:0`).
-    pub fn bind(mut self, addr: SocketAddr) -> Self {
-        self.config.bind = addr;
-        self
-    }
-
-    /// Use this clock (share one clock between nodes to pause them together).
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Replace the whole configuration.
-    pub fn config(mut self, config: NodeConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Change one part of the configuration.
-    pub fn configure(mut self, f: impl FnOnce(&mut NodeConfig)) -> Self {
-        f(&mut self.config);
-        self
-    }
-
-    /// Starts the node: binds the listener and starts the arbiters and the network runtime.
-    pub fn start(self) -> Result<Node, NodeError> {
-        Node::start(self.config, self.clock.unwrap_or_default())
-    }
 }
 
 /// A running libactor node. Cheap to clone; every clone is the same node.
@@ -184,7 +78,7 @@ pub(crate) struct NodeInner {
     arbiters: Vec<actix_rt::ArbiterHandle>,
     next_arbiter: AtomicUsize,
     system: Mutex<Option<actix_rt::System>>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    runtime: Mutex<NetworkRuntime>,
     /// The network runtime.
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) clock: Clock,
@@ -207,7 +101,7 @@ impl Node {
         NodeBuilder::default()
     }
 
-    fn start(config: NodeConfig, clock: Clock) -> Result<Node, NodeError> {
+    pub(crate) fn start(config: NodeConfig, clock: Clock) -> Result<Node, NodeError> {
         let bind = config.bind;
         let io = |source| NodeError::Io { addr: bind, source };
         if config.arbiters == 0 || config.io_threads == 0 || config.max_frame_bytes < 64 {
@@ -234,6 +128,8 @@ impl Node {
             .enable_all()
             .build()
             .map_err(io)?;
+        let rt = runtime.handle().clone();
+        let runtime = NetworkRuntime(Some(runtime));
         let (system, arbiters) = start_actix(config.arbiters).map_err(io)?;
         let metrics = Metrics::new();
         let inner = Arc::new_cyclic(|me| NodeInner {
@@ -249,8 +145,8 @@ impl Node {
             arbiters,
             next_arbiter: AtomicUsize::new(0),
             system: Mutex::new(Some(system)),
-            rt: runtime.handle().clone(),
-            runtime: Mutex::new(Some(runtime)),
+            rt,
+            runtime: Mutex::new(runtime),
             clock: clock.clone(),
             links: Mutex::new(LinkTable::default()),
             filters: crate::filter::Filters::default(),
@@ -454,9 +350,7 @@ impl Node {
         while inner.transport.queued() > 0 && tokio::time::Instant::now() < flush_deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        if let Some(rt) = inner.runtime.lock().take() {
-            rt.shutdown_background();
-        }
+        inner.runtime.lock().stop();
         for arbiter in &inner.arbiters {
             arbiter.stop();
         }
@@ -469,6 +363,24 @@ impl Node {
     /// Whether [`Node::shutdown`] has been called.
     pub fn is_stopped(&self) -> bool {
         self.inner.stopped.load(Ordering::Acquire)
+    }
+}
+
+/// The node's network runtime. Stopped without blocking, so that a node can be started,
+/// stopped or dropped from inside another tokio runtime (a test's, say).
+struct NetworkRuntime(Option<tokio::runtime::Runtime>);
+
+impl NetworkRuntime {
+    fn stop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for NetworkRuntime {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

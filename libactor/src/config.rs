@@ -1,0 +1,114 @@
+//! How a node is set up: its [`NodeConfig`] (address and every limit, each with its unit in its
+//! name), the [`NodeBuilder`] that starts it, and why starting can fail ([`NodeError`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::{Clock, Node};
+
+/// How a node is set up. Every limit has its unit in its name.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address the node's one listener binds (HTTP and actor protocol). Port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// IP written into this node's UPIDs; required when `bind` is a wildcard address.
+    pub advertise_ip: Option<IpAddr>,
+    /// actix arbiters (threads) that run processes; defaults to the number of cores.
+    pub arbiters: usize,
+    /// tokio worker threads for the network.
+    pub io_threads: usize,
+    /// Largest frame (and HTTP body) accepted; larger frames are skipped and counted.
+    pub max_frame_bytes: usize,
+    /// Bytes of frames that may wait for one peer's connection; more are dropped and counted.
+    pub send_queue_bytes: usize,
+    /// Messages from the network that may be queued in mailboxes at once; past it the node stops
+    /// reading its sockets until mailboxes drain, pushing back on the senders through TCP.
+    pub max_inbound_inflight: usize,
+    /// Inbound connections open at once; more are refused and counted.
+    pub max_connections: usize,
+    /// How long an outbound connection may take to establish.
+    pub connect_timeout: Duration,
+    /// How long a new inbound connection may take to say which protocol it speaks.
+    pub handshake_timeout: Duration,
+    /// How long a process route may take to answer an HTTP request.
+    pub http_request_timeout: Duration,
+    /// Initial size of each peer's write buffer (it grows to the largest burst).
+    pub write_batch_bytes: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        NodeConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise_ip: None,
+            arbiters: cores,
+            io_threads: cores.min(2),
+            max_frame_bytes: 8 * 1024 * 1024,
+            send_queue_bytes: 64 * 1024 * 1024,
+            max_inbound_inflight: 64 * 1024,
+            max_connections: 1024,
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            http_request_timeout: Duration::from_secs(30),
+            write_batch_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The listener could not bind, or a runtime thread could not start.
+    #[error("cannot start node on {addr}: {source}")]
+    Io {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// `bind` is a wildcard address and no `advertise_ip` was given.
+    #[error("bind address {0} is a wildcard: set advertise_ip to the address peers should use")]
+    NoAdvertiseIp(SocketAddr),
+    /// A configuration value is out of range.
+    #[error("invalid node configuration: {0}")]
+    Config(String),
+}
+
+/// Builds a [`Node`].
+#[derive(Debug, Default)]
+pub struct NodeBuilder {
+    config: NodeConfig,
+    clock: Option<Clock>,
+}
+
+impl NodeBuilder {
+    /// Listen on `addr` (default `127.0.0.1:0`).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.config.bind = addr;
+        self
+    }
+
+    /// Use this clock (share one clock between nodes to pause them together).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Replace the whole configuration.
+    pub fn config(mut self, config: NodeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Change one part of the configuration.
+    pub fn configure(mut self, f: impl FnOnce(&mut NodeConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Starts the node: binds the listener and starts the arbiters and the network runtime.
+    pub fn start(self) -> Result<Node, NodeError> {
+        Node::start(self.config, self.clock.unwrap_or_default())
+    }
+}

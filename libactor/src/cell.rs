@@ -114,6 +114,8 @@ pub(crate) fn start<P: Process>(
     arbiter: &actix_rt::ArbiterHandle,
 ) -> CellHandle<P> {
     let stats = Arc::new(MailboxStats::default());
+    // Starting counts as an event, so that `settle` waits for `initialize` too.
+    stats.enqueued.store(1, Ordering::Release);
     let cell_stats = stats.clone();
     let addr = Cell::start_in_arbiter(arbiter, move |actx: &mut actix::Context<Cell<P>>| {
         let me = CellHandle {
@@ -138,6 +140,7 @@ impl<P: Process> Actor for Cell<P> {
         let span = tracing::debug_span!("initialize", pid = %self.ctx.pid());
         let _entered = span.enter();
         self.process.initialize(&mut self.ctx);
+        bump(&self.stats.handled, 1);
         if self.ctx.stop_requested {
             actx.stop();
         }

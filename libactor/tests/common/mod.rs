@@ -24,6 +24,9 @@ pub enum Seen {
 pub struct Recorder {
     pub tx: mpsc::UnboundedSender<Seen>,
     pub link_to: Vec<Upid>,
+    /// Told with a Note "linked" once the links are requested: a message that travels after
+    /// the link requests on the same connection, so its arrival proves they arrived.
+    pub announce_to: Option<Upid>,
 }
 
 impl Recorder {
@@ -33,6 +36,7 @@ impl Recorder {
             Recorder {
                 tx,
                 link_to: Vec::new(),
+                announce_to: None,
             },
             rx,
         )
@@ -41,6 +45,16 @@ impl Recorder {
     pub fn linked_to(pids: &[Upid]) -> (Recorder, mpsc::UnboundedReceiver<Seen>) {
         let (mut r, rx) = Recorder::new();
         r.link_to = pids.to_vec();
+        (r, rx)
+    }
+
+    /// Links to `pids`, then sends Note "linked" to `probe`.
+    pub fn linked_then_announce(
+        pids: &[Upid],
+        probe: &Upid,
+    ) -> (Recorder, mpsc::UnboundedReceiver<Seen>) {
+        let (mut r, rx) = Recorder::linked_to(pids);
+        r.announce_to = Some(probe.clone());
         (r, rx)
     }
 }
@@ -71,6 +85,9 @@ impl Process for Recorder {
         );
         for pid in &self.link_to {
             ctx.link(pid);
+        }
+        if let Some(probe) = &self.announce_to {
+            ctx.send(probe, note("linked"));
         }
     }
 

@@ -154,9 +154,11 @@ pub(crate) async fn serve(node: Arc<NodeInner>, stream: TcpStream) {
 
 async fn handle(node: &Arc<NodeInner>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     node.m.http_requests.inc();
+    let started = std::time::Instant::now();
     let span =
         tracing::info_span!("http_request", method = %req.method(), path = %req.uri().path());
     let resp = route(node, req).instrument(span).await;
+    node.m.http_request_time.record(started.elapsed());
     if resp.status >= 400 && resp.status != 404 && resp.status != 504 {
         node.m.http_bad_requests.inc();
     }

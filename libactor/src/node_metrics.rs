@@ -3,19 +3,24 @@
 
 use std::sync::Weak;
 
-use crate::metrics::{Counter, Metrics};
+use crate::metrics::{Counter, Metrics, Timer};
 use crate::node::NodeInner;
 
 macro_rules! node_counters {
     ($($field:ident => $name:literal : $doc:literal,)*) => {
-        /// Cached handles of the node's own counters.
+        /// Cached handles of the node's own counters and timers.
         pub(crate) struct NodeMetrics {
             $(#[doc = $doc] pub(crate) $field: Counter,)*
+            /// Time to answer an HTTP request.
+            pub(crate) http_request_time: Timer,
         }
 
         impl NodeMetrics {
             pub(crate) fn new(metrics: &Metrics) -> NodeMetrics {
-                NodeMetrics { $($field: metrics.counter($name),)* }
+                NodeMetrics {
+                    $($field: metrics.counter($name),)*
+                    http_request_time: metrics.timer("libactor/http/request_time"),
+                }
             }
         }
     };

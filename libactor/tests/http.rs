@@ -157,8 +157,16 @@ async fn metrics_and_processes_endpoints() {
     assert_eq!(snapshot["test/latency/p50_ms"], 3.0);
     assert_eq!(snapshot["libactor/messages_received"], 1.0);
     assert_eq!(snapshot["libactor/processes"], 1.0);
+    assert_eq!(
+        snapshot["libactor/http/request_time/count"], 0.0,
+        "the snapshot request itself is not over yet"
+    );
     let (status, text) = http(addr, "GET", "/metrics", &[], b"").await;
     assert_eq!(status, 200);
+    assert!(
+        text.contains("libactor_http_request_time_count 1"),
+        "{text}"
+    );
     assert!(
         text.contains("\ntest_things 5\n") || text.starts_with("test_things 5\n"),
         "{text}"

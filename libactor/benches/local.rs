@@ -8,15 +8,18 @@
 //! - `local_throughput`: one sender fires N Pings at one receiver, which signals at the Nth.
 //! - `local_ping_pong`: N sequential round trips Ping → Pong.
 
-mod ratio;
+mod support;
 
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::{Actor, Addr, Handler};
+use bytes::Bytes;
 use criterion::{criterion_group, Criterion, Throughput};
-use libactor::{Context, Node, Process, ProcessRef, Upid};
 use protos::libactor::examples::{Ping, Pong};
+use support::{
+    node, ping_pong_pair, shut_down, start_rounds, start_stream, stream_pair, time_rounds,
+};
 
 const N: u64 = 20_000;
 
@@ -25,76 +28,6 @@ fn ping(seq: u64) -> Ping {
         seq,
         payload: Default::default(),
     }
-}
-
-// ---------- libactor ----------
-
-/// Counts Pings (throughput) and answers them (ping-pong).
-struct Receiver {
-    expect: u64,
-    seen: u64,
-    done: Option<std_mpsc::Sender<()>>,
-    reply: bool,
-}
-
-impl Process for Receiver {
-    fn initialize(&mut self, ctx: &mut Context<Self>) {
-        ctx.install(
-            |r: &mut Receiver, ctx: &mut Context<Receiver>, from: Upid, p: Ping| {
-                if r.reply {
-                    ctx.send(
-                        &from,
-                        Pong {
-                            seq: p.seq,
-                            payload: p.payload,
-                        },
-                    );
-                    return;
-                }
-                r.seen += 1;
-                if r.seen == r.expect {
-                    r.seen = 0;
-                    if let Some(done) = &r.done {
-                        let _ = done.send(());
-                    }
-                }
-            },
-        );
-    }
-}
-
-/// Plays ping-pong with a receiver and signals after `rounds` round trips.
-struct Pinger {
-    to: Upid,
-    left: u64,
-    done: Option<std_mpsc::Sender<()>>,
-}
-
-impl Process for Pinger {
-    fn initialize(&mut self, ctx: &mut Context<Self>) {
-        ctx.install(
-            |p: &mut Pinger, ctx: &mut Context<Pinger>, _: Upid, pong: Pong| {
-                p.left -= 1;
-                if p.left == 0 {
-                    if let Some(done) = &p.done {
-                        let _ = done.send(());
-                    }
-                } else {
-                    ctx.send(&p.to, ping(pong.seq + 1));
-                }
-            },
-        );
-    }
-}
-
-fn libactor_node() -> Node {
-    Node::builder()
-        .configure(|c| {
-            c.arbiters = 1;
-            c.io_threads = 1;
-        })
-        .start()
-        .expect("node starts")
 }
 
 // ---------- raw actix ----------
@@ -178,53 +111,23 @@ fn in_actix<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 }
 
 fn local(c: &mut Criterion) {
+    let node = node();
+
     let mut group = c.benchmark_group("local_throughput");
     group.throughput(Throughput::Elements(N));
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(4));
 
-    // libactor: the sender dispatches N sends from inside a process on the same arbiter.
-    let node = libactor_node();
-    let (done_tx, done_rx) = std_mpsc::channel();
-    let receiver = node
-        .spawn(
-            "receiver",
-            Receiver {
-                expect: N,
-                seen: 0,
-                done: Some(done_tx),
-                reply: false,
-            },
-        )
-        .expect("spawn");
-    let sender: ProcessRef<Pinger> = node
-        .spawn_ref(
-            "sender",
-            Pinger {
-                to: receiver.clone(),
-                left: 0,
-                done: None,
-            },
-        )
-        .expect("spawn");
+    // libactor: a sender process fires N Pings at a receiver on the same arbiter.
+    let (sender, done_rx) = stream_pair(&node, &node, N);
     group.bench_function("libactor", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let to = receiver.clone();
-                sender.dispatch(move |_, ctx| {
-                    for seq in 0..N {
-                        ctx.send(&to, ping(seq));
-                    }
-                });
-                done_rx.recv().expect("receiver signals");
-            }
-            start.elapsed()
+            time_rounds(iters, || start_stream(&sender, N, Bytes::new()), &done_rx)
         })
     });
 
-    // raw actix: a sender actor fires N Pings at a receiver on the same arbiter.
+    // raw actix: the same with Addr::do_send.
     let (raw_done_tx, raw_done_rx) = std_mpsc::channel();
     let raw_sender = in_actix(move || {
         let (unused_tx, _unused_rx) = std_mpsc::channel();
@@ -242,14 +145,7 @@ fn local(c: &mut Criterion) {
         .start()
     });
     group.bench_function("raw_actix", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                raw_sender.do_send(Burst(N));
-                raw_done_rx.recv().expect("receiver signals");
-            }
-            start.elapsed()
-        })
+        b.iter_custom(|iters| time_rounds(iters, || raw_sender.do_send(Burst(N)), &raw_done_rx))
     });
     group.finish();
 
@@ -258,40 +154,14 @@ fn local(c: &mut Criterion) {
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(4));
-    let ponger = node
-        .spawn(
-            "ponger",
-            Receiver {
-                expect: 0,
-                seen: 0,
-                done: None,
-                reply: true,
-            },
-        )
-        .expect("spawn");
-    let (pp_done_tx, pp_done_rx) = std_mpsc::channel();
-    let pinger: ProcessRef<Pinger> = node
-        .spawn_ref(
-            "pinger",
-            Pinger {
-                to: ponger.clone(),
-                left: 0,
-                done: Some(pp_done_tx),
-            },
-        )
-        .expect("spawn");
+    let (pinger, pp_done_rx) = ping_pong_pair(&node, &node);
     group.bench_function("libactor", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                pinger.dispatch(|p, ctx| {
-                    p.left = N;
-                    let to = p.to.clone();
-                    ctx.send(&to, ping(0));
-                });
-                pp_done_rx.recv().expect("pinger signals");
-            }
-            start.elapsed()
+            time_rounds(
+                iters,
+                || start_rounds(&pinger, N, Bytes::new()),
+                &pp_done_rx,
+            )
         })
     });
 
@@ -313,26 +183,11 @@ fn local(c: &mut Criterion) {
         (pinger, ponger)
     });
     group.bench_function("raw_actix", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                raw_pinger.do_send(StartRounds(N));
-                raw_pp_rx.recv().expect("pinger signals");
-            }
-            start.elapsed()
-        })
+        b.iter_custom(|iters| time_rounds(iters, || raw_pinger.do_send(StartRounds(N)), &raw_pp_rx))
     });
     group.finish();
     drop(raw_ponger);
-    shut_down(node);
-}
-
-fn shut_down(node: Node) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(node.shutdown());
+    shut_down(&[&node]);
 }
 
 /// Fire `n` Pings at the receiver, as the libactor sender does.
@@ -371,7 +226,7 @@ criterion_group!(benches, local);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    ratio::report(&[
+    support::ratio::report(&[
         ("local_throughput", "libactor", "raw_actix", N),
         ("local_ping_pong", "libactor", "raw_actix", N),
     ]);

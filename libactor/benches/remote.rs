@@ -8,16 +8,17 @@
 //! - `remote_throughput`: one sender streams N messages to one receiver, which signals at the Nth.
 //! - `remote_ping_pong`: N sequential round trips.
 
-mod ratio;
+mod support;
 
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, Criterion, Throughput};
 use futures::{SinkExt, StreamExt};
-use libactor::{Context, Node, Process, ProcessRef, Upid};
-use protos::libactor::examples::{Ping, Pong};
+use support::{
+    node, ping_pong_pair, shut_down, start_rounds, start_stream, stream_pair, time_rounds,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -28,80 +29,6 @@ const BODY_BYTES: usize = 100;
 
 fn body() -> Bytes {
     Bytes::from(vec![0x5a; BODY_BYTES])
-}
-
-// ---------- libactor ----------
-
-/// Counts Pings and signals at `expect`, or answers each with a Pong.
-struct Receiver {
-    expect: u64,
-    seen: u64,
-    done: Option<std_mpsc::Sender<()>>,
-}
-
-impl Process for Receiver {
-    fn initialize(&mut self, ctx: &mut Context<Self>) {
-        ctx.install(
-            |r: &mut Receiver, ctx: &mut Context<Receiver>, from: Upid, p: Ping| {
-                let Some(done) = &r.done else {
-                    ctx.send(
-                        &from,
-                        Pong {
-                            seq: p.seq,
-                            payload: p.payload,
-                        },
-                    );
-                    return;
-                };
-                r.seen += 1;
-                if r.seen == r.expect {
-                    r.seen = 0;
-                    let _ = done.send(());
-                }
-            },
-        );
-    }
-}
-
-/// Streams Pings on request, or plays ping-pong and signals after its rounds.
-struct Pinger {
-    to: Upid,
-    left: u64,
-    done: Option<std_mpsc::Sender<()>>,
-}
-
-impl Process for Pinger {
-    fn initialize(&mut self, ctx: &mut Context<Self>) {
-        ctx.install(
-            |p: &mut Pinger, ctx: &mut Context<Pinger>, _: Upid, pong: Pong| {
-                p.left -= 1;
-                if p.left == 0 {
-                    if let Some(done) = &p.done {
-                        let _ = done.send(());
-                    }
-                } else {
-                    let to = p.to.clone();
-                    ctx.send(
-                        &to,
-                        Ping {
-                            seq: pong.seq + 1,
-                            payload: pong.payload,
-                        },
-                    );
-                }
-            },
-        );
-    }
-}
-
-fn node() -> Node {
-    Node::builder()
-        .configure(|c| {
-            c.arbiters = 1;
-            c.io_threads = 1;
-        })
-        .start()
-        .expect("node starts")
 }
 
 // ---------- raw tokio ----------
@@ -196,57 +123,16 @@ fn remote(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(6));
-    let (done_tx, done_rx) = std_mpsc::channel();
-    let receiver = b
-        .spawn(
-            "receiver",
-            Receiver {
-                expect: N_STREAM,
-                seen: 0,
-                done: Some(done_tx),
-            },
-        )
-        .expect("spawn");
-    let sender: ProcessRef<Pinger> = a
-        .spawn_ref(
-            "sender",
-            Pinger {
-                to: receiver.clone(),
-                left: 0,
-                done: None,
-            },
-        )
-        .expect("spawn");
+    let (sender, done_rx) = stream_pair(&a, &b, N_STREAM);
     group.bench_function("libactor", |bench| {
         bench.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                sender.dispatch(|p, ctx| {
-                    let to = p.to.clone();
-                    let payload = body();
-                    for seq in 0..N_STREAM {
-                        ctx.send(
-                            &to,
-                            Ping {
-                                seq,
-                                payload: payload.clone(),
-                            },
-                        );
-                    }
-                });
-                done_rx.recv().expect("receiver signals");
-            }
-            start.elapsed()
+            time_rounds(iters, || start_stream(&sender, N_STREAM, body()), &done_rx)
         })
     });
     group.bench_function("raw_tokio", |bench| {
         bench.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                raw.commands.send((N_STREAM, false)).expect("client runs");
-                raw.done.recv().expect("server signals");
-            }
-            start.elapsed()
+            let stream = || raw.commands.send((N_STREAM, false)).expect("client runs");
+            time_rounds(iters, stream, &raw.done)
         })
     });
     group.finish();
@@ -256,55 +142,16 @@ fn remote(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(6));
-    let ponger = b
-        .spawn(
-            "ponger",
-            Receiver {
-                expect: 0,
-                seen: 0,
-                done: None,
-            },
-        )
-        .expect("spawn");
-    let (pp_tx, pp_rx) = std_mpsc::channel();
-    let pinger: ProcessRef<Pinger> = a
-        .spawn_ref(
-            "pinger",
-            Pinger {
-                to: ponger,
-                left: 0,
-                done: Some(pp_tx),
-            },
-        )
-        .expect("spawn");
+    let (pinger, pp_rx) = ping_pong_pair(&a, &b);
     group.bench_function("libactor", |bench| {
         bench.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                pinger.dispatch(|p, ctx| {
-                    p.left = N_ROUNDS;
-                    let to = p.to.clone();
-                    ctx.send(
-                        &to,
-                        Ping {
-                            seq: 0,
-                            payload: body(),
-                        },
-                    );
-                });
-                pp_rx.recv().expect("pinger signals");
-            }
-            start.elapsed()
+            time_rounds(iters, || start_rounds(&pinger, N_ROUNDS, body()), &pp_rx)
         })
     });
     group.bench_function("raw_tokio", |bench| {
         bench.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                raw.commands.send((N_ROUNDS, true)).expect("client runs");
-                raw.done.recv().expect("client signals");
-            }
-            start.elapsed()
+            let rounds = || raw.commands.send((N_ROUNDS, true)).expect("client runs");
+            time_rounds(iters, rounds, &raw.done)
         })
     });
     group.finish();
@@ -316,14 +163,7 @@ fn remote(c: &mut Criterion) {
         sent["libactor/transport/write_batches"],
         sent["libactor/transport/frames_sent"] / sent["libactor/transport/write_batches"].max(1.0)
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        a.shutdown().await;
-        b.shutdown().await;
-    });
+    shut_down(&[&a, &b]);
     drop(raw.client);
 }
 
@@ -332,7 +172,7 @@ criterion_group!(benches, remote);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    ratio::report(&[
+    support::ratio::report(&[
         ("remote_throughput", "libactor", "raw_tokio", N_STREAM),
         ("remote_ping_pong", "libactor", "raw_tokio", N_ROUNDS),
     ]);

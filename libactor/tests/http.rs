@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use libactor::{Context, HttpReply, HttpRequest, HttpResponse, Node, Process, Upid};
+use libactor::{Clock, Context, HttpReply, HttpRequest, HttpResponse, Node, Process, Upid};
 use prost::Message;
 use protos::libactor::examples::Note;
 
@@ -43,14 +43,7 @@ impl Process for Stateful {
 }
 
 fn start() -> (Node, Upid) {
-    let node = Node::builder()
-        .configure(|c| {
-            c.max_frame_bytes = 1024;
-            c.arbiters = 1;
-            c.io_threads = 1;
-        })
-        .start()
-        .unwrap();
+    let node = node_with(&Clock::new(), |c| c.max_frame_bytes = 1024);
     let pid = node.spawn("svc", Stateful { notes: Vec::new() }).unwrap();
     (node, pid)
 }

@@ -6,7 +6,7 @@ mod common;
 use bytes::{BufMut, BytesMut};
 use common::*;
 use libactor::transport::frame::PREAMBLE;
-use libactor::{Node, Upid};
+use libactor::{Clock, Node, Upid};
 use prost::Message;
 use protos::libactor::examples::{Note, Pong};
 use protos::libactor::Envelope;
@@ -66,14 +66,7 @@ async fn peer_still_served(peer: &Node, target: &Upid, seq: u64) {
 
 #[tokio::test]
 async fn every_kind_of_malformed_input_is_counted_and_survived() {
-    let victim = Node::builder()
-        .configure(|c| {
-            c.max_frame_bytes = MAX_FRAME;
-            c.arbiters = 2;
-            c.io_threads = 1;
-        })
-        .start()
-        .unwrap();
+    let victim = node_with(&Clock::new(), |c| c.max_frame_bytes = MAX_FRAME);
     let peer = node();
     let (rec, mut rx) = Recorder::new();
     let target = victim.spawn("target", rec).unwrap();
@@ -231,14 +224,7 @@ async fn every_kind_of_malformed_input_is_counted_and_survived() {
 
 #[tokio::test]
 async fn too_many_connections_are_refused_and_counted() {
-    let victim = Node::builder()
-        .configure(|c| {
-            c.max_connections = 2;
-            c.arbiters = 1;
-            c.io_threads = 1;
-        })
-        .start()
-        .unwrap();
+    let victim = node_with(&Clock::new(), |c| c.max_connections = 2);
     let (rec, mut rx) = Recorder::new();
     let target = victim.spawn("target", rec).unwrap();
     let first = actor_connection(&victim).await;
@@ -265,14 +251,7 @@ async fn too_many_connections_are_refused_and_counted() {
 #[tokio::test]
 async fn a_flood_from_one_peer_is_throttled_not_buffered_without_bound() {
     const LIMIT: usize = 64;
-    let victim = Node::builder()
-        .configure(|c| {
-            c.max_inbound_inflight = LIMIT;
-            c.arbiters = 1;
-            c.io_threads = 1;
-        })
-        .start()
-        .unwrap();
+    let victim = node_with(&Clock::new(), |c| c.max_inbound_inflight = LIMIT);
     let sender = node();
     let (rec, mut rx) = Recorder::new();
     let target = victim.spawn_ref("target", rec).unwrap();

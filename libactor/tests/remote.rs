@@ -101,14 +101,8 @@ async fn remote_messages_between_a_pair_arrive_in_order() {
 async fn remote_link_reports_a_terminated_process_while_its_node_stays_up() {
     let (a, b) = (node(), node());
     let target = b.spawn("target", Idle).unwrap();
-    let (probe, mut probe_rx) = Recorder::new();
-    let probe = b.spawn("probe", probe).unwrap();
-    let (rec, mut rx) = Recorder::linked_then_announce(std::slice::from_ref(&target), &probe);
-    let watcher = a.spawn("watcher", rec).unwrap();
-    assert_eq!(
-        next(&mut probe_rx).await,
-        Seen::Note(watcher.clone(), note("linked"))
-    );
+    let (_watcher, mut rx, _probe, _probe_rx) =
+        linked_watcher(&a, &b, std::slice::from_ref(&target)).await;
     assert!(b.terminate(&target));
     assert_eq!(next(&mut rx).await, Seen::Exited(target.clone()));
     // A link to a remote process that does not exist fires at once.
@@ -127,14 +121,8 @@ async fn killed_connection_fires_exited_for_every_linked_process_there() {
     let (a, b) = (node(), node());
     let t1 = b.spawn("t1", Idle).unwrap();
     let t2 = b.spawn("t2", Idle).unwrap();
-    let (probe, mut probe_rx) = Recorder::new();
-    let probe = b.spawn("probe", probe).unwrap();
-    let (rec, mut rx) = Recorder::linked_then_announce(&[t1.clone(), t2.clone()], &probe);
-    let watcher = a.spawn("watcher", rec).unwrap();
-    assert_eq!(
-        next(&mut probe_rx).await,
-        Seen::Note(watcher.clone(), note("linked"))
-    );
+    let (watcher, mut rx, probe, mut probe_rx) =
+        linked_watcher(&a, &b, &[t1.clone(), t2.clone()]).await;
     assert!(a.disconnect(b.address()));
     let mut exited = vec![next(&mut rx).await, next(&mut rx).await];
     exited.sort_by_key(|s| format!("{s:?}"));
@@ -160,14 +148,8 @@ async fn killed_connection_fires_exited_for_every_linked_process_there() {
 async fn a_node_that_dies_breaks_links_to_all_its_processes() {
     let (a, b) = (node(), node());
     let target = b.spawn("target", Idle).unwrap();
-    let (probe, mut probe_rx) = Recorder::new();
-    let probe = b.spawn("probe", probe).unwrap();
-    let (rec, mut rx) = Recorder::linked_then_announce(std::slice::from_ref(&target), &probe);
-    let watcher = a.spawn("watcher", rec).unwrap();
-    assert_eq!(
-        next(&mut probe_rx).await,
-        Seen::Note(watcher.clone(), note("linked"))
-    );
+    let (_watcher, mut rx, probe, _probe_rx) =
+        linked_watcher(&a, &b, std::slice::from_ref(&target)).await;
     // Shutdown sends an ExitedNotice and then closes the connection: either path may fire
     // first, and the link must fire exactly once.
     b.shutdown().await;

@@ -133,26 +133,55 @@ pub fn ping(seq: u64) -> Ping {
     }
 }
 
-/// Starts a node on 127.0.0.1 with a small, deterministic configuration.
-pub fn node() -> Node {
-    Node::builder()
-        .configure(|c| {
-            c.arbiters = 2;
-            c.io_threads = 1;
-        })
-        .start()
-        .expect("node starts on 127.0.0.1")
-}
-
-pub fn node_with_clock(clock: &libactor::Clock) -> Node {
+/// Starts a node on 127.0.0.1 with a small configuration (two arbiters, one network thread),
+/// changed by `configure`, on `clock`.
+pub fn node_with(
+    clock: &libactor::Clock,
+    configure: impl FnOnce(&mut libactor::NodeConfig),
+) -> Node {
     Node::builder()
         .clock(clock.clone())
         .configure(|c| {
             c.arbiters = 2;
             c.io_threads = 1;
+            configure(c);
         })
         .start()
         .expect("node starts on 127.0.0.1")
+}
+
+/// A small node on its own real-time clock.
+pub fn node() -> Node {
+    node_with(&libactor::Clock::new(), |_| {})
+}
+
+/// A small node on `clock` (share a paused clock between nodes to pause them together).
+pub fn node_with_clock(clock: &libactor::Clock) -> Node {
+    node_with(clock, |_| {})
+}
+
+/// Nodes `a` and `b` where a watcher on `a` has linked to `targets` on `b`; returns the
+/// watcher's pid and events, and a probe on `b` with its events. The watcher's "linked" note
+/// to the probe travels after its link requests, so once it is seen the links are in place.
+pub async fn linked_watcher(
+    a: &Node,
+    b: &Node,
+    targets: &[Upid],
+) -> (
+    Upid,
+    mpsc::UnboundedReceiver<Seen>,
+    Upid,
+    mpsc::UnboundedReceiver<Seen>,
+) {
+    let (probe, mut probe_rx) = Recorder::new();
+    let probe = b.spawn("probe", probe).unwrap();
+    let (rec, rx) = Recorder::linked_then_announce(targets, &probe);
+    let watcher = a.spawn("watcher", rec).unwrap();
+    assert_eq!(
+        next(&mut probe_rx).await,
+        Seen::Note(watcher.clone(), note("linked"))
+    );
+    (watcher, rx, probe, probe_rx)
 }
 
 /// Sends one raw HTTP/1.1 request (with `Connection: close`) and returns status and body.

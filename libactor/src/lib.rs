@@ -49,8 +49,10 @@
 //! - [`metrics`]: counters, gauges and timers.
 //! - [`transport`]: frames, the listener, inbound readers and outbound writers.
 //!
-//! Execution: processes run on actix arbiters (one per core by default); the network runs on a
-//! tokio runtime owned by the node. A process never blocks: blocking work goes to
+//! Execution: processes run on actix arbiters (one per core by default), which are tokio
+//! current-thread runtimes; inbound connections are read on the arbiters too, while the
+//! listener and outbound writers run on a small tokio runtime owned by the node. A process never
+//! blocks (that would also stall the connections read on its arbiter): blocking work goes to
 //! `tokio::task::spawn_blocking` and comes back through [`Context::defer`].
 
 #![warn(missing_docs)]

@@ -1,10 +1,11 @@
 //! One libactor runtime instance: a listening address, a table of processes, actix arbiters that
 //! run them, a tokio runtime for the network, a clock and a metrics registry.
 //!
-//! The network has its own tokio runtime rather than sharing the arbiters' threads: a sender's
-//! burst is then written while it is still being produced, and a process that hogs its arbiter
-//! does not stall the sockets of the whole node. (Measured: running network tasks on the
-//! arbiters cut remote round-trip latency by ~15% but streaming throughput by ~20%.)
+//! Where the network runs (measured in BENCHMARKS.md): the listener and the outbound writers run
+//! on the node's own tokio runtime, so a sender's burst is written while it is still being
+//! produced; each inbound connection is read on an arbiter (round-robin), so its messages reach
+//! that arbiter's processes without waking another thread. A process that blocks its arbiter
+//! therefore also stalls the connections read there: processes must never block.
 //!
 //! libprocess has one such instance per OS process; Keel allows several per OS process so that
 //! whole multi-node clusters run inside one test.
@@ -404,6 +405,17 @@ fn start_actix(n: usize) -> std::io::Result<(actix_rt::System, Vec<actix_rt::Arb
 }
 
 impl NodeInner {
+    /// Runs a task on the next arbiter, round-robin.
+    pub(crate) fn spawn_on_arbiter(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let n = self.next_arbiter.fetch_add(1, Ordering::Relaxed);
+        if !self.arbiters[n % self.arbiters.len()].spawn(task) {
+            tracing::debug!("arbiter stopped; task not started");
+        }
+    }
+
     /// Runs a network task on the node's network runtime.
     pub(crate) fn spawn_io(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.rt.spawn(task);

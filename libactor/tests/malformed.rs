@@ -255,7 +255,9 @@ async fn a_flood_from_one_peer_is_throttled_not_buffered_without_bound() {
     let sender = node();
     let (rec, mut rx) = Recorder::new();
     let target = victim.spawn_ref("target", rec).unwrap();
-    // Hold the victim's only arbiter so that its mailboxes cannot drain.
+    // Hold the target's arbiter so that its mailbox cannot drain. Processes and inbound
+    // connections take the victim's two arbiters in turn: the target has the first, so the
+    // sender's connection is read on the second, which stays free.
     let (release, held) = std::sync::mpsc::channel::<()>();
     target.dispatch(move |_, _| {
         let _ = held.recv_timeout(EVENT_TIMEOUT);

@@ -33,12 +33,27 @@ pub(crate) async fn accept_loop(node: Arc<NodeInner>, listener: TcpListener) {
         }
         open.fetch_add(1, Ordering::Relaxed);
         node.m.connections_accepted.inc();
-        let node = node.clone();
+        // Served on an arbiter: messages then reach the mailboxes of that arbiter's processes
+        // without waking another thread. A socket belongs to the reactor of the thread that
+        // serves it, so it moves there as a std socket.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                open.fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!(%peer, error = %e, "cannot hand over an accepted connection");
+                continue;
+            }
+        };
+        let serving = node.clone();
         let span = tracing::debug_span!("connection", %peer);
-        tokio::spawn(
+        node.spawn_on_arbiter(
             async move {
-                serve(&node, stream).await;
-                node.transport
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => serve(&serving, stream).await,
+                    Err(e) => tracing::warn!(error = %e, "cannot register an accepted connection"),
+                }
+                serving
+                    .transport
                     .inbound_connections
                     .fetch_sub(1, Ordering::Relaxed);
             }

@@ -17,8 +17,23 @@
 //! ```
 //!
 //! Modules:
+//! - [`v1`]: the public cluster types (Mesos v1 names): FrameworkInfo, AgentInfo, Resource,
+//!   Offer, TaskInfo, TaskStatus, Filters, MasterInfo, Attribute.
+//! - [`internal`]: the messages of every exchange between master, agents, schedulers and
+//!   executors (registration, offers, launches, kills, status updates, pings, reconciliation).
 //! - [`libactor`]: the actor runtime's wire envelope and link control messages;
 //!   [`libactor::examples`] holds the ping/pong messages of its examples and benchmarks.
+
+/// Keel's public cluster types, named and numbered as Mesos's v1 API: frameworks, agents,
+/// resources, offers, tasks and their statuses.
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/keel.v1.rs"));
+}
+
+/// Messages between master, agents, schedulers and executors (Mesos's internal message names).
+pub mod internal {
+    include!(concat!(env!("OUT_DIR"), "/keel.internal.rs"));
+}
 
 /// Wire messages of libactor: the frame envelope and the link protocol between nodes.
 pub mod libactor {

@@ -1,3 +1,27 @@
 //! The Keel master: master process, hierarchical DRF allocator, registrar, leader contender and
-//! detector, HTTP APIs and Omega-style shared-state transactions. Built on `libactor`; talks to the
-//! other crates only through `protos` messages. (Filled in by the Mesos core issue.)
+//! detector, HTTP APIs and Omega-style shared-state transactions. Built on `libactor`; talks to
+//! the other crates only through `protos` messages.
+//!
+//! Built so far: [`drf`], the dominant resource fairness sorter the allocator orders roles and
+//! frameworks with (seed 000's example: 100 CPUs and 100 GB shared by a framework whose tasks
+//! need 4 CPUs and 1 GB and one whose tasks need 1 CPU and 8 GB end with 20 and 10 tasks).
+//!
+//! ```
+//! use master::drf::DrfSorter;
+//! use resources::Resources;
+//!
+//! let mut sorter = DrfSorter::new();
+//! sorter.set_total(&"cpus:100;mem:100".parse().unwrap());
+//! sorter.add_client("f1", 1.0);
+//! sorter.add_client("f2", 1.0);
+//! sorter.allocate("f1", &"cpus:4;mem:1".parse().unwrap()).unwrap();
+//! assert_eq!(sorter.share("f1"), 0.04);
+//! assert_eq!(sorter.sort(), vec!["f2", "f1"], "the lowest dominant share comes first");
+//! ```
+//!
+//! Still to come (the Mesos core issue): the master and allocator processes, offers, the agent
+//! registry, reconciliation and the operator HTTP API.
+
+#![warn(missing_docs)]
+
+pub mod drf;

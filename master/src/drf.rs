@@ -5,7 +5,7 @@
 //! [`DrfSorter`] orders the clients of one level (roles, or the frameworks of one role);
 //! [`HierarchicalDrf`] nests them: roles by their share, then frameworks within each role.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use resources::{ResourceError, Resources};
 
@@ -35,14 +35,22 @@ struct Client {
     weight: f64,
     allocated: Resources,
     active: bool,
+    /// Weighted dominant share, recomputed when the allocation, weight or total changes.
+    share: f64,
 }
 
 /// Orders clients by weighted dominant share, lowest first.
+///
+/// Shares are cached and the active clients kept sorted, so finding the next client to offer
+/// to is a walk from the front, not a sort (the allocator asks once per agent per cycle).
 #[derive(Debug, Clone, Default)]
 pub struct DrfSorter {
     /// Total scalar quantities of the cluster, by resource name.
     total: BTreeMap<String, f64>,
     clients: BTreeMap<String, Client>,
+    /// Active clients by (share, name). Shares are non-negative, and the bit patterns of
+    /// non-negative floats sort as the floats do.
+    order: BTreeSet<(u64, String)>,
 }
 
 impl DrfSorter {
@@ -54,6 +62,27 @@ impl DrfSorter {
     /// Sets the cluster's total resources (the denominator of every share).
     pub fn set_total(&mut self, total: &Resources) {
         self.total = total.scalar_totals();
+        let names: Vec<String> = self.clients.keys().cloned().collect();
+        for name in names {
+            self.refresh(&name);
+        }
+    }
+
+    /// Recomputes a client's share and its place in the order.
+    fn refresh(&mut self, name: &str) {
+        let Some(client) = self.clients.get(name) else {
+            return;
+        };
+        let old = (client.share.to_bits(), name.to_owned());
+        let share = dominant_share(&self.total, &client.allocated) / client.weight;
+        let active = client.active;
+        self.order.remove(&old);
+        if active {
+            self.order.insert((share.to_bits(), name.to_owned()));
+        }
+        if let Some(client) = self.clients.get_mut(name) {
+            client.share = share;
+        }
     }
 
     /// Adds a client with `weight` (> 0; a weight of 2 entitles it to twice the share).
@@ -74,12 +103,17 @@ impl DrfSorter {
                 weight,
                 allocated: Resources::new(),
                 active: true,
+                share: 0.0,
             });
+        self.refresh(name);
     }
 
     /// Removes a client and its allocation.
     pub fn remove_client(&mut self, name: &str) {
-        self.clients.remove(name);
+        if let Some(client) = self.clients.remove(name) {
+            self.order
+                .remove(&(client.share.to_bits(), name.to_owned()));
+        }
     }
 
     /// Keeps the client's allocation but leaves it out of [`DrfSorter::sort`] (a suppressed
@@ -88,6 +122,7 @@ impl DrfSorter {
         if let Some(c) = self.clients.get_mut(name) {
             c.active = false;
         }
+        self.refresh(name);
     }
 
     /// Puts a deactivated client back into the order.
@@ -95,6 +130,7 @@ impl DrfSorter {
         if let Some(c) = self.clients.get_mut(name) {
             c.active = true;
         }
+        self.refresh(name);
     }
 
     /// Records that `resources` were allocated to `name`.
@@ -104,6 +140,7 @@ impl DrfSorter {
             .get_mut(name)
             .ok_or_else(|| DrfError::UnknownClient(name.to_owned()))?;
         client.allocated.add(resources)?;
+        self.refresh(name);
         Ok(())
     }
 
@@ -122,6 +159,7 @@ impl DrfSorter {
                     held: client.allocated.to_string(),
                     asked: resources.to_string(),
                 })?;
+        self.refresh(name);
         Ok(())
     }
 
@@ -133,33 +171,31 @@ impl DrfSorter {
     /// The client's weighted dominant share: the largest of its shares of each resource,
     /// divided by its weight. 0 for an unknown client or an empty cluster.
     pub fn share(&self, name: &str) -> f64 {
-        let Some(client) = self.clients.get(name) else {
-            return 0.0;
-        };
-        let dominant = client
-            .allocated
-            .scalar_totals()
-            .iter()
-            .filter_map(|(resource, amount)| {
-                let total = *self.total.get(resource)?;
-                (total > 0.0).then(|| amount / total)
-            })
-            .fold(0.0, f64::max);
-        dominant / client.weight
+        self.clients.get(name).map_or(0.0, |c| c.share)
     }
 
     /// Active clients, lowest weighted dominant share first; ties go to the name that sorts
     /// first, so the order is deterministic.
-    pub fn sort(&self) -> Vec<&str> {
-        let mut order: Vec<(f64, &str)> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| c.active)
-            .map(|(name, _)| (self.share(name), name.as_str()))
-            .collect();
-        order.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        order.into_iter().map(|(_, name)| name).collect()
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(|(_, name)| name.as_str())
     }
+
+    /// [`DrfSorter::iter`] collected.
+    pub fn sort(&self) -> Vec<&str> {
+        self.iter().collect()
+    }
+}
+
+/// The largest share of any one resource that `allocated` takes of `total`.
+fn dominant_share(total: &BTreeMap<String, f64>, allocated: &Resources) -> f64 {
+    allocated
+        .scalar_totals()
+        .iter()
+        .filter_map(|(resource, amount)| {
+            let total = *total.get(resource)?;
+            (total > 0.0).then(|| amount / total)
+        })
+        .fold(0.0, f64::max)
 }
 
 /// Two-level DRF: roles ordered by their weighted dominant share, and within each role its
@@ -242,19 +278,31 @@ impl HierarchicalDrf {
     }
 
     /// (role, framework) pairs in the order offers should be made.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.roles.iter().flat_map(move |role| {
+            self.frameworks
+                .get(role)
+                .into_iter()
+                .flat_map(move |sorter| sorter.iter().map(move |f| (role, f)))
+        })
+    }
+
+    /// [`HierarchicalDrf::iter`] collected.
     pub fn order(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for role in self.roles.sort() {
-            if let Some(sorter) = self.frameworks.get(role) {
-                out.extend(
-                    sorter
-                        .sort()
-                        .into_iter()
-                        .map(|f| (role.to_owned(), f.to_owned())),
-                );
+        self.iter()
+            .map(|(r, f)| (r.to_owned(), f.to_owned()))
+            .collect()
+    }
+
+    /// Suppresses (or revives) offers to a framework without forgetting its allocation.
+    pub fn set_active(&mut self, role: &str, framework: &str, active: bool) {
+        if let Some(sorter) = self.frameworks.get_mut(role) {
+            if active {
+                sorter.activate(framework);
+            } else {
+                sorter.deactivate(framework);
             }
         }
-        out
     }
 
     /// The framework sorter of a role, to read shares.

@@ -4,7 +4,9 @@
 //!
 //! Built so far: [`drf`], the dominant resource fairness sorter the allocator orders roles and
 //! frameworks with (seed 000's example: 100 CPUs and 100 GB shared by a framework whose tasks
-//! need 4 CPUs and 1 GB and one whose tasks need 1 CPU and 8 GB end with 20 and 10 tasks).
+//! need 4 CPUs and 1 GB and one whose tasks need 1 CPU and 8 GB end with 20 and 10 tasks), and
+//! [`allocator`], the allocation policy (hierarchical DRF, refusal filters, suppress/revive,
+//! minimum offer size, reservations) that the allocator process will run.
 //!
 //! ```
 //! use master::drf::DrfSorter;
@@ -19,9 +21,10 @@
 //! assert_eq!(sorter.sort(), vec!["f2", "f1"], "the lowest dominant share comes first");
 //! ```
 //!
-//! Still to come (the Mesos core issue): the master and allocator processes, offers, the agent
-//! registry, reconciliation and the operator HTTP API.
+//! Still to come (the Mesos core issue): the master and allocator processes, offer lifecycle,
+//! the agent registry, reconciliation and the operator HTTP API.
 
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod drf;

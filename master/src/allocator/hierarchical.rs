@@ -1,0 +1,532 @@
+//! Mesos's hierarchical DRF allocator: each cycle, each agent's free resources go, whole, to the
+//! first framework in DRF order (roles by weighted dominant share, then frameworks within the
+//! role) that is not suppressed, not filtered for them, and may use them (unreserved resources,
+//! plus those reserved for its role).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use resources::{Resources, UNRESERVED_ROLE};
+
+use super::{Allocation, Allocator, AllocatorError, RefuseFilter};
+use crate::drf::HierarchicalDrf;
+
+/// Offers smaller than all of these are not made (Mesos's `--min_allocatable_resources`
+/// default: `cpus:0.01|mem:32`).
+pub const DEFAULT_MIN_ALLOCATABLE: &[&str] = &["cpus:0.01", "mem:32"];
+
+#[derive(Debug)]
+struct FrameworkState {
+    role: String,
+    suppressed: bool,
+    /// Refusal filters by agent.
+    filters: HashMap<String, Vec<RefuseFilter>>,
+}
+
+#[derive(Debug)]
+struct AgentState {
+    total: Resources,
+    /// What each framework holds here (offered or used by tasks).
+    allocated: BTreeMap<String, Resources>,
+    /// The sum of `allocated`.
+    allocated_sum: Resources,
+}
+
+impl AgentState {
+    fn available(&self) -> Resources {
+        // Allocations are only ever made from what is available, so this always succeeds.
+        self.total
+            .checked_sub(&self.allocated_sum)
+            .unwrap_or_default()
+    }
+}
+
+/// The hierarchical DRF allocation policy.
+#[derive(Debug)]
+pub struct HierarchicalAllocator {
+    drf: HierarchicalDrf,
+    frameworks: BTreeMap<String, FrameworkState>,
+    agents: BTreeMap<String, AgentState>,
+    total: Resources,
+    min_allocatable: Vec<Resources>,
+}
+
+impl Default for HierarchicalAllocator {
+    fn default() -> Self {
+        HierarchicalAllocator::new(
+            DEFAULT_MIN_ALLOCATABLE
+                .iter()
+                .filter_map(|m| m.parse().ok())
+                .collect(),
+        )
+    }
+}
+
+impl HierarchicalAllocator {
+    /// An allocator that makes no offer smaller than every one of `min_allocatable`.
+    pub fn new(min_allocatable: Vec<Resources>) -> HierarchicalAllocator {
+        HierarchicalAllocator {
+            drf: HierarchicalDrf::new(),
+            frameworks: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            total: Resources::new(),
+            min_allocatable,
+        }
+    }
+
+    /// What `framework` holds on `agent`.
+    pub fn allocated(&self, framework: &str, agent: &str) -> Resources {
+        self.agents
+            .get(agent)
+            .and_then(|a| a.allocated.get(framework))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The weighted dominant share of a framework within its role.
+    pub fn share(&self, framework: &str) -> f64 {
+        self.frameworks
+            .get(framework)
+            .and_then(|f| self.drf.role(&f.role))
+            .map_or(0.0, |sorter| sorter.share(framework))
+    }
+
+    /// Whether `offer` reaches one of the minimum quantities, whatever roles its resources are
+    /// reserved for.
+    fn allocatable(&self, offer: &Resources) -> bool {
+        !offer.is_empty()
+            && (self.min_allocatable.is_empty()
+                || self.min_allocatable.iter().any(|min| {
+                    min.scalar_totals()
+                        .iter()
+                        .all(|(name, quantity)| offer.scalar(name) >= *quantity)
+                }))
+    }
+
+    fn refresh_total(&mut self) {
+        let mut total = Resources::new();
+        for agent in self.agents.values() {
+            // Agents' totals were validated when added; a clash cannot happen here.
+            let _ = total.add(&agent.total);
+        }
+        self.drf.set_total(&total);
+        self.total = total;
+    }
+}
+
+/// The part of `available` a framework in `role` may use.
+fn usable_by(available: &Resources, role: &str) -> Resources {
+    let mut usable = available.reserved_for(UNRESERVED_ROLE);
+    if role != UNRESERVED_ROLE {
+        let _ = usable.add(&available.reserved_for(role));
+    }
+    usable
+}
+
+impl Allocator for HierarchicalAllocator {
+    fn add_framework(
+        &mut self,
+        framework: &str,
+        role: &str,
+        suppressed: bool,
+    ) -> Result<(), AllocatorError> {
+        if self.frameworks.contains_key(framework) {
+            return Err(AllocatorError::Duplicate(framework.to_owned()));
+        }
+        self.drf.add_framework(role, framework);
+        // Resources already held on agents (re-registered before the framework).
+        for agent in self.agents.values() {
+            if let Some(held) = agent.allocated.get(framework) {
+                self.drf.allocate(role, framework, held)?;
+            }
+        }
+        if suppressed {
+            self.drf.set_active(role, framework, false);
+        }
+        self.frameworks.insert(
+            framework.to_owned(),
+            FrameworkState {
+                role: role.to_owned(),
+                suppressed,
+                filters: HashMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    fn remove_framework(&mut self, framework: &str) -> Result<(), AllocatorError> {
+        let state = self
+            .frameworks
+            .remove(framework)
+            .ok_or_else(|| AllocatorError::UnknownFramework(framework.to_owned()))?;
+        for agent in self.agents.values_mut() {
+            if let Some(held) = agent.allocated.remove(framework) {
+                agent.allocated_sum = agent.allocated_sum.checked_sub(&held).unwrap_or_default();
+            }
+        }
+        self.drf.remove_framework(&state.role, framework)?;
+        Ok(())
+    }
+
+    fn add_agent(
+        &mut self,
+        agent: &str,
+        total: Resources,
+        used: &[(String, Resources)],
+    ) -> Result<(), AllocatorError> {
+        if self.agents.contains_key(agent) {
+            return Err(AllocatorError::Duplicate(agent.to_owned()));
+        }
+        let mut state = AgentState {
+            total,
+            allocated: BTreeMap::new(),
+            allocated_sum: Resources::new(),
+        };
+        for (framework, held) in used {
+            state
+                .allocated_sum
+                .add(held)
+                .map_err(crate::drf::DrfError::from)?;
+            state
+                .allocated
+                .entry(framework.clone())
+                .or_default()
+                .add(held)
+                .map_err(crate::drf::DrfError::from)?;
+        }
+        self.agents.insert(agent.to_owned(), state);
+        self.refresh_total();
+        for (framework, held) in used {
+            if let Some(f) = self.frameworks.get(framework) {
+                self.drf.allocate(&f.role, framework, held)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_agent(&mut self, agent: &str) -> Result<(), AllocatorError> {
+        let state = self
+            .agents
+            .remove(agent)
+            .ok_or_else(|| AllocatorError::UnknownAgent(agent.to_owned()))?;
+        for (framework, held) in &state.allocated {
+            if let Some(f) = self.frameworks.get_mut(framework) {
+                f.filters.remove(agent);
+                self.drf.unallocate(&f.role, framework, held)?;
+            }
+        }
+        self.refresh_total();
+        Ok(())
+    }
+
+    fn recover(
+        &mut self,
+        framework: &str,
+        agent: &str,
+        resources: &Resources,
+        refuse: Option<RefuseFilter>,
+    ) -> Result<(), AllocatorError> {
+        let state = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| AllocatorError::UnknownAgent(agent.to_owned()))?;
+        let not_allocated = || AllocatorError::NotAllocated {
+            framework: framework.to_owned(),
+            agent: agent.to_owned(),
+            resources: resources.to_string(),
+        };
+        let held = state.allocated.get(framework).ok_or_else(not_allocated)?;
+        let left = held.checked_sub(resources).ok_or_else(not_allocated)?;
+        let sum = state
+            .allocated_sum
+            .checked_sub(resources)
+            .ok_or_else(not_allocated)?;
+        if left.is_empty() {
+            state.allocated.remove(framework);
+        } else {
+            state.allocated.insert(framework.to_owned(), left);
+        }
+        state.allocated_sum = sum;
+        if let Some(f) = self.frameworks.get_mut(framework) {
+            self.drf.unallocate(&f.role, framework, resources)?;
+            if let Some(filter) = refuse {
+                f.filters.entry(agent.to_owned()).or_default().push(filter);
+            }
+        }
+        Ok(())
+    }
+
+    fn revive(&mut self, framework: &str) -> Result<(), AllocatorError> {
+        let f = self
+            .frameworks
+            .get_mut(framework)
+            .ok_or_else(|| AllocatorError::UnknownFramework(framework.to_owned()))?;
+        f.filters.clear();
+        f.suppressed = false;
+        self.drf.set_active(&f.role, framework, true);
+        Ok(())
+    }
+
+    fn suppress(&mut self, framework: &str) -> Result<(), AllocatorError> {
+        let f = self
+            .frameworks
+            .get_mut(framework)
+            .ok_or_else(|| AllocatorError::UnknownFramework(framework.to_owned()))?;
+        f.suppressed = true;
+        self.drf.set_active(&f.role, framework, false);
+        Ok(())
+    }
+
+    fn set_weight(&mut self, role: &str, weight: f64) {
+        self.drf.set_role_weight(role, weight);
+    }
+
+    fn allocate(&mut self, now: Instant) -> Vec<Allocation> {
+        let mut out = Vec::new();
+        let agent_ids: Vec<String> = self.agents.keys().cloned().collect();
+        for agent_id in agent_ids {
+            let Some(agent) = self.agents.get(&agent_id) else {
+                continue;
+            };
+            let available = agent.available();
+            if !self.allocatable(&available) {
+                continue;
+            }
+            let choice = self.drf.iter().find_map(|(role, framework)| {
+                let state = self.frameworks.get(framework)?;
+                if state.suppressed {
+                    return None;
+                }
+                let offer = usable_by(&available, role);
+                let filtered = state
+                    .filters
+                    .get(&agent_id)
+                    .is_some_and(|fs| fs.iter().any(|f| f.filters(&offer, now)));
+                (!filtered && self.allocatable(&offer))
+                    .then(|| (role.to_owned(), framework.to_owned(), offer))
+            });
+            let Some((role, framework, offer)) = choice else {
+                continue;
+            };
+            if let Some(agent) = self.agents.get_mut(&agent_id) {
+                // Both adds are of resources taken from this agent's own total.
+                let _ = agent.allocated_sum.add(&offer);
+                let _ = agent
+                    .allocated
+                    .entry(framework.clone())
+                    .or_default()
+                    .add(&offer);
+            }
+            if let Err(e) = self.drf.allocate(&role, &framework, &offer) {
+                // The offer came from this agent's free resources, so DRF cannot refuse it.
+                tracing::error!(error = %e, %framework, agent = %agent_id, "DRF refused an allocation of free resources");
+            }
+            out.push(Allocation {
+                framework,
+                role,
+                agent: agent_id,
+                resources: offer,
+            });
+        }
+        for f in self.frameworks.values_mut() {
+            for filters in f.filters.values_mut() {
+                filters.retain(|filter| now < filter.until);
+            }
+            f.filters.retain(|_, filters| !filters.is_empty());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn r(text: &str) -> Resources {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn seed_example_through_offers_f1_20_tasks_f2_10() {
+        // Frameworks launch one task per offer and decline the rest without a filter.
+        let mut a = HierarchicalAllocator::default();
+        a.add_agent("agent", r("cpus:100;mem:100"), &[]).unwrap();
+        a.add_framework("f1", "*", false).unwrap();
+        a.add_framework("f2", "*", false).unwrap();
+        let demand = |f: &str| {
+            if f == "f1" {
+                r("cpus:4;mem:1")
+            } else {
+                r("cpus:1;mem:8")
+            }
+        };
+        let mut tasks: BTreeMap<String, u32> = BTreeMap::new();
+        let now = Instant::now();
+        for _cycle in 0..1000 {
+            let offers = a.allocate(now);
+            let mut launched = false;
+            for offer in offers {
+                let task = demand(&offer.framework);
+                let rest = match offer.resources.checked_sub(&task) {
+                    Some(rest) => {
+                        launched = true;
+                        *tasks.entry(offer.framework.clone()).or_default() += 1;
+                        rest
+                    }
+                    None => offer.resources.clone(),
+                };
+                a.recover(&offer.framework, &offer.agent, &rest, None)
+                    .unwrap();
+            }
+            if !launched {
+                break;
+            }
+        }
+        assert_eq!(tasks.get("f1"), Some(&20));
+        assert_eq!(tasks.get("f2"), Some(&10));
+    }
+
+    #[test]
+    fn refuse_filters_hold_until_expiry_or_revive() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        a.add_agent("a1", r("cpus:4;mem:1024"), &[]).unwrap();
+        a.add_framework("f", "*", false).unwrap();
+        let offer = a.allocate(t0).remove(0);
+        assert_eq!(offer.resources, r("cpus:4;mem:1024"));
+        assert!(
+            a.allocate(t0).is_empty(),
+            "offered resources are not offered twice"
+        );
+        let until = t0 + Duration::from_secs(5);
+        a.recover(
+            "f",
+            "a1",
+            &offer.resources,
+            Some(RefuseFilter {
+                resources: offer.resources.clone(),
+                until,
+            }),
+        )
+        .unwrap();
+        assert!(a.allocate(t0 + Duration::from_secs(4)).is_empty());
+        assert_eq!(
+            a.allocate(t0 + Duration::from_secs(5)).len(),
+            1,
+            "the filter expired"
+        );
+        // Revive lifts a filter early.
+        a.recover(
+            "f",
+            "a1",
+            &offer.resources,
+            Some(RefuseFilter {
+                resources: offer.resources.clone(),
+                until: t0 + Duration::from_secs(60),
+            }),
+        )
+        .unwrap();
+        assert!(a.allocate(t0 + Duration::from_secs(6)).is_empty());
+        a.revive("f").unwrap();
+        assert_eq!(a.allocate(t0 + Duration::from_secs(6)).len(), 1);
+    }
+
+    #[test]
+    fn a_filtered_framework_leaves_the_offer_to_the_next() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        a.add_agent("a1", r("cpus:4;mem:1024"), &[]).unwrap();
+        a.add_framework("f1", "*", false).unwrap();
+        a.add_framework("f2", "*", false).unwrap();
+        let first = a.allocate(t0).remove(0);
+        assert_eq!(first.framework, "f1");
+        let refuse = RefuseFilter {
+            resources: first.resources.clone(),
+            until: t0 + Duration::from_secs(5),
+        };
+        a.recover("f1", "a1", &first.resources, Some(refuse))
+            .unwrap();
+        let second = a.allocate(t0).remove(0);
+        assert_eq!(second.framework, "f2");
+    }
+
+    #[test]
+    fn suppress_and_revive() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        a.add_agent("a1", r("cpus:1;mem:64"), &[]).unwrap();
+        a.add_framework("f", "*", true).unwrap();
+        assert!(a.allocate(t0).is_empty(), "registered suppressed");
+        a.revive("f").unwrap();
+        let offer = a.allocate(t0).remove(0);
+        a.recover("f", "a1", &offer.resources, None).unwrap();
+        a.suppress("f").unwrap();
+        assert!(a.allocate(t0).is_empty());
+    }
+
+    #[test]
+    fn tiny_leftovers_are_not_offered() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        a.add_agent("a1", r("cpus:0.005;mem:16"), &[]).unwrap();
+        a.add_framework("f", "*", false).unwrap();
+        assert!(a.allocate(t0).is_empty());
+    }
+
+    #[test]
+    fn reserved_resources_go_only_to_their_role() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        a.add_agent("a1", r("cpus(prod):2;mem(prod):256"), &[])
+            .unwrap();
+        a.add_framework("dev-fw", "dev", false).unwrap();
+        assert!(a.allocate(t0).is_empty());
+        a.add_framework("prod-fw", "prod", false).unwrap();
+        let offer = a.allocate(t0).remove(0);
+        assert_eq!(offer.framework, "prod-fw");
+        assert_eq!(offer.resources, r("cpus(prod):2;mem(prod):256"));
+    }
+
+    #[test]
+    fn agents_removed_and_re_added_with_running_tasks() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        a.add_framework("f", "*", false).unwrap();
+        a.add_agent(
+            "a1",
+            r("cpus:4;mem:1024"),
+            &[("f".into(), r("cpus:3;mem:512"))],
+        )
+        .unwrap();
+        assert!((a.share("f") - 0.75).abs() < 1e-9);
+        let offer = a.allocate(t0).remove(0);
+        assert_eq!(offer.resources, r("cpus:1;mem:512"));
+        a.remove_agent("a1").unwrap();
+        assert_eq!(a.share("f"), 0.0);
+        assert!(a.allocate(t0).is_empty());
+        assert!(matches!(
+            a.recover("f", "a1", &r("cpus:1"), None),
+            Err(AllocatorError::UnknownAgent(_))
+        ));
+        assert!(matches!(
+            a.add_framework("f", "*", false),
+            Err(AllocatorError::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn recovering_what_was_not_allocated_is_refused() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        a.add_agent("a1", r("cpus:4;mem:1024"), &[]).unwrap();
+        a.add_framework("f", "*", false).unwrap();
+        let _ = a.allocate(t0);
+        assert!(matches!(
+            a.recover("f", "a1", &r("cpus:5"), None),
+            Err(AllocatorError::NotAllocated { .. })
+        ));
+        a.recover("f", "a1", &r("cpus:4;mem:1024"), None).unwrap();
+        assert!(a.allocated("f", "a1").is_empty());
+    }
+}

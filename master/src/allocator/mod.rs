@@ -1,0 +1,111 @@
+//! The allocator: which framework is offered which agent's free resources, and when.
+//!
+//! [`Allocator`] is the policy interface (Mesos's allocator module): the master tells it about
+//! frameworks, agents and resources coming back, and asks it for allocations. The policy Keel
+//! ships is [`HierarchicalAllocator`]: hierarchical DRF over roles with weights, refusal filters,
+//! suppress/revive and a minimum offer size. The allocator process (to come) wraps an
+//! `Allocator` and runs [`Allocator::allocate`] on events and on every `--allocation_interval`.
+//!
+//! Time is passed in (`now`) rather than read, so the process can drive it from libactor's
+//! pausable clock and tests need no sleeping.
+
+mod filters;
+mod hierarchical;
+
+use std::time::Instant;
+
+use resources::Resources;
+
+pub use filters::RefuseFilter;
+pub use hierarchical::HierarchicalAllocator;
+
+/// Resources of one agent given to one framework: the content of one offer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation {
+    /// The framework offered to.
+    pub framework: String,
+    /// The role the resources are allocated to.
+    pub role: String,
+    /// The agent the resources are on.
+    pub agent: String,
+    /// What is offered.
+    pub resources: Resources,
+}
+
+/// Why the allocator refused a request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AllocatorError {
+    /// No framework by that id.
+    #[error("unknown framework {0:?}")]
+    UnknownFramework(String),
+    /// No agent by that id.
+    #[error("unknown agent {0:?}")]
+    UnknownAgent(String),
+    /// The framework or agent is already known.
+    #[error("{0:?} is already known to the allocator")]
+    Duplicate(String),
+    /// Recovering resources that were not allocated there.
+    #[error("agent {agent:?} has not allocated {resources} to {framework:?}")]
+    NotAllocated {
+        /// The framework.
+        framework: String,
+        /// The agent.
+        agent: String,
+        /// What was to be recovered.
+        resources: String,
+    },
+    /// Inconsistent resource types.
+    #[error(transparent)]
+    Drf(#[from] crate::drf::DrfError),
+}
+
+/// A resource allocation policy.
+pub trait Allocator: Send {
+    /// A framework registered, offered resources in `role` (suppressed ones get none until
+    /// revived).
+    fn add_framework(
+        &mut self,
+        framework: &str,
+        role: &str,
+        suppressed: bool,
+    ) -> Result<(), AllocatorError>;
+
+    /// A framework was removed; its allocations are forgotten (the master recovers its tasks'
+    /// resources through [`Allocator::recover`] first, or removes agents).
+    fn remove_framework(&mut self, framework: &str) -> Result<(), AllocatorError>;
+
+    /// An agent registered with `total` resources, of which `used` are already held by
+    /// frameworks' running tasks (a re-registering agent).
+    fn add_agent(
+        &mut self,
+        agent: &str,
+        total: Resources,
+        used: &[(String, Resources)],
+    ) -> Result<(), AllocatorError>;
+
+    /// An agent was removed: everything allocated on it is gone with it.
+    fn remove_agent(&mut self, agent: &str) -> Result<(), AllocatorError>;
+
+    /// Resources on `agent` held by `framework` came back (offer declined or rescinded, task
+    /// ended). With `refuse`, the framework is not offered them again until the filter expires.
+    fn recover(
+        &mut self,
+        framework: &str,
+        agent: &str,
+        resources: &Resources,
+        refuse: Option<RefuseFilter>,
+    ) -> Result<(), AllocatorError>;
+
+    /// Clears the framework's filters and resumes offers to it.
+    fn revive(&mut self, framework: &str) -> Result<(), AllocatorError>;
+
+    /// Stops offers to the framework until it revives.
+    fn suppress(&mut self, framework: &str) -> Result<(), AllocatorError>;
+
+    /// Sets a role's weight.
+    fn set_weight(&mut self, role: &str, weight: f64);
+
+    /// One allocation cycle: offers each agent's free resources to the framework that DRF puts
+    /// first among those that may take them.
+    fn allocate(&mut self, now: Instant) -> Vec<Allocation>;
+}

@@ -15,7 +15,7 @@ use crate::drf::HierarchicalDrf;
 /// default: `cpus:0.01|mem:32`).
 pub const DEFAULT_MIN_ALLOCATABLE: &[&str] = &["cpus:0.01", "mem:32"];
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct FrameworkState {
     role: String,
     suppressed: bool,
@@ -23,7 +23,7 @@ struct FrameworkState {
     filters: HashMap<String, Vec<RefuseFilter>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct AgentState {
     total: Resources,
     /// What each framework holds here (offered or used by tasks).
@@ -42,13 +42,16 @@ impl AgentState {
 }
 
 /// The hierarchical DRF allocation policy.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HierarchicalAllocator {
     drf: HierarchicalDrf,
     frameworks: BTreeMap<String, FrameworkState>,
     agents: BTreeMap<String, AgentState>,
     total: Resources,
-    min_allocatable: Vec<Resources>,
+    /// `total` changed since DRF last saw it.
+    total_changed: bool,
+    /// Minimum offer sizes, as scalar quantities by name (any one suffices).
+    min_allocatable: Vec<BTreeMap<String, f64>>,
 }
 
 impl Default for HierarchicalAllocator {
@@ -70,7 +73,11 @@ impl HierarchicalAllocator {
             frameworks: BTreeMap::new(),
             agents: BTreeMap::new(),
             total: Resources::new(),
-            min_allocatable,
+            total_changed: false,
+            min_allocatable: min_allocatable
+                .iter()
+                .map(Resources::scalar_totals)
+                .collect(),
         }
     }
 
@@ -83,7 +90,8 @@ impl HierarchicalAllocator {
             .unwrap_or_default()
     }
 
-    /// The weighted dominant share of a framework within its role.
+    /// The weighted dominant share of a framework within its role (as of the last cycle if
+    /// agents joined or left since).
     pub fn share(&self, framework: &str) -> f64 {
         self.frameworks
             .get(framework)
@@ -97,20 +105,29 @@ impl HierarchicalAllocator {
         !offer.is_empty()
             && (self.min_allocatable.is_empty()
                 || self.min_allocatable.iter().any(|min| {
-                    min.scalar_totals()
-                        .iter()
+                    min.iter()
                         .all(|(name, quantity)| offer.scalar(name) >= *quantity)
                 }))
     }
 
-    fn refresh_total(&mut self) {
-        let mut total = Resources::new();
-        for agent in self.agents.values() {
-            // Agents' totals were validated when added; a clash cannot happen here.
-            let _ = total.add(&agent.total);
+    /// Changes the cluster total by an agent's resources (adding or removing the agent). The
+    /// DRF shares follow at the next cycle: recomputing every share on each of thousands of
+    /// registrations would be quadratic.
+    fn change_total(&mut self, agent_total: &Resources, added: bool) {
+        if added {
+            // Agents' totals were validated when added, so types agree.
+            let _ = self.total.add(agent_total);
+        } else {
+            self.total = self.total.checked_sub(agent_total).unwrap_or_default();
         }
-        self.drf.set_total(&total);
-        self.total = total;
+        self.total_changed = true;
+    }
+
+    /// Brings DRF shares up to date with the cluster total.
+    fn settle_total(&mut self) {
+        if std::mem::take(&mut self.total_changed) {
+            self.drf.set_total(&self.total);
+        }
     }
 }
 
@@ -194,8 +211,8 @@ impl Allocator for HierarchicalAllocator {
                 .add(held)
                 .map_err(crate::drf::DrfError::from)?;
         }
+        self.change_total(&state.total, true);
         self.agents.insert(agent.to_owned(), state);
-        self.refresh_total();
         for (framework, held) in used {
             if let Some(f) = self.frameworks.get(framework) {
                 self.drf.allocate(&f.role, framework, held)?;
@@ -215,7 +232,7 @@ impl Allocator for HierarchicalAllocator {
                 self.drf.unallocate(&f.role, framework, held)?;
             }
         }
-        self.refresh_total();
+        self.change_total(&state.total, false);
         Ok(())
     }
 
@@ -282,6 +299,7 @@ impl Allocator for HierarchicalAllocator {
     }
 
     fn allocate(&mut self, now: Instant) -> Vec<Allocation> {
+        self.settle_total();
         let mut out = Vec::new();
         let agent_ids: Vec<String> = self.agents.keys().cloned().collect();
         for agent_id in agent_ids {
@@ -499,9 +517,13 @@ mod tests {
             &[("f".into(), r("cpus:3;mem:512"))],
         )
         .unwrap();
-        assert!((a.share("f") - 0.75).abs() < 1e-9);
+        assert_eq!(a.allocated("f", "a1"), r("cpus:3;mem:512"));
         let offer = a.allocate(t0).remove(0);
         assert_eq!(offer.resources, r("cpus:1;mem:512"));
+        assert!(
+            (a.share("f") - 1.0).abs() < 1e-9,
+            "it now holds the whole agent"
+        );
         a.remove_agent("a1").unwrap();
         assert_eq!(a.share("f"), 0.0);
         assert!(a.allocate(t0).is_empty());

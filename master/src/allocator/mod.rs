@@ -3,14 +3,16 @@
 //! [`Allocator`] is the policy interface (Mesos's allocator module): the master tells it about
 //! frameworks, agents and resources coming back, and asks it for allocations. The policy Keel
 //! ships is [`HierarchicalAllocator`]: hierarchical DRF over roles with weights, refusal filters,
-//! suppress/revive and a minimum offer size. The allocator process (to come) wraps an
-//! `Allocator` and runs [`Allocator::allocate`] on events and on every `--allocation_interval`.
+//! suppress/revive and a minimum offer size. [`AllocatorProcess`] wraps an `Allocator` in a
+//! libactor process and runs [`Allocator::allocate`] on events (batched) and on every
+//! `--allocation_interval`.
 //!
 //! Time is passed in (`now`) rather than read, so the process can drive it from libactor's
 //! pausable clock and tests need no sleeping.
 
 mod filters;
 mod hierarchical;
+pub mod process;
 
 use std::time::Instant;
 
@@ -18,6 +20,7 @@ use resources::Resources;
 
 pub use filters::RefuseFilter;
 pub use hierarchical::HierarchicalAllocator;
+pub use process::{AllocatorProcess, OfferSink, DEFAULT_ALLOCATION_INTERVAL};
 
 /// Resources of one agent given to one framework: the content of one offer.
 #[derive(Debug, Clone, PartialEq)]

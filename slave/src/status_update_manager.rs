@@ -1,0 +1,247 @@
+//! The status update manager: every status update of a task reaches the master at least once,
+//! in the order the task produced them (Mesos's `StatusUpdateManager`).
+//!
+//! Handles: `keel.internal.StatusUpdateAcknowledgementMessage` (from the master, relaying the
+//! framework's acknowledgement). Sends: `keel.internal.StatusUpdateMessage` to the master, with
+//! this process as the `pid` that acknowledgements go back to.
+//!
+//! Each task has a stream: a queue of updates whose head is in flight. The head is resent with
+//! exponential backoff (10 s doubling to 10 min, Mesos's bounds) until an acknowledgement with
+//! its uuid arrives; then the next update goes out. A stream ends once its terminal update is
+//! acknowledged. A new master (after failover) gets every stream's head at once.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use libactor::metrics::Counter;
+use libactor::{Context, Process, Upid};
+use protos::internal::{StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage};
+use protos::v1::TaskState;
+
+/// First resend interval.
+pub const RETRY_INTERVAL_MIN: Duration = Duration::from_secs(10);
+/// Longest resend interval.
+pub const RETRY_INTERVAL_MAX: Duration = Duration::from_secs(600);
+/// Updates a single task may have waiting; more are refused (a task flooding updates).
+pub const MAX_PENDING_UPDATES_PER_TASK: usize = 1024;
+
+/// Why an update was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    /// The update names no framework or task.
+    #[error("status update without a framework id or task id")]
+    MissingIds,
+    /// The task's stream already ended with a terminal update.
+    #[error("task {0} already reported a terminal state")]
+    StreamClosed(String),
+    /// Too many updates are waiting for this task.
+    #[error("task {task} has {MAX_PENDING_UPDATES_PER_TASK} updates waiting")]
+    TooManyPending {
+        /// The task.
+        task: String,
+    },
+}
+
+/// (framework id, task id).
+type StreamKey = (String, String);
+
+#[derive(Debug, Default)]
+struct Stream {
+    pending: VecDeque<StatusUpdate>,
+    /// The head was sent and no acknowledgement came yet.
+    in_flight: bool,
+    backoff: Duration,
+    /// A terminal update was accepted: nothing may follow it.
+    terminal_received: bool,
+}
+
+fn is_terminal(state: i32) -> bool {
+    matches!(
+        TaskState::try_from(state),
+        Ok(TaskState::TaskFinished
+            | TaskState::TaskFailed
+            | TaskState::TaskKilled
+            | TaskState::TaskError
+            | TaskState::TaskLost
+            | TaskState::TaskDropped
+            | TaskState::TaskGone
+            | TaskState::TaskGoneByOperator)
+    )
+}
+
+struct Metrics {
+    sent: Counter,
+    resent: Counter,
+    acknowledged: Counter,
+    unexpected_acks: Counter,
+}
+
+/// Delivers status updates to the master until acknowledged.
+#[derive(Default)]
+pub struct StatusUpdateManager {
+    master: Option<Upid>,
+    streams: BTreeMap<StreamKey, Stream>,
+    metrics: Option<Metrics>,
+}
+
+impl StatusUpdateManager {
+    /// A manager with no master yet (updates wait until [`StatusUpdateManager::set_master`]).
+    pub fn new() -> Self {
+        StatusUpdateManager::default()
+    }
+
+    /// Accepts an update for delivery. Missing uuids are filled in.
+    pub fn update(
+        &mut self,
+        ctx: &mut Context<Self>,
+        mut update: StatusUpdate,
+    ) -> Result<(), UpdateError> {
+        let framework = update.framework_id.as_ref().map(|f| f.value.clone());
+        let task = update
+            .status
+            .as_ref()
+            .and_then(|s| s.task_id.as_ref())
+            .map(|t| t.value.clone());
+        let (Some(framework), Some(task)) = (framework, task) else {
+            return Err(UpdateError::MissingIds);
+        };
+        if update.uuid.is_empty() {
+            update.uuid = uuid::Uuid::new_v4().as_bytes().to_vec().into();
+        }
+        if let Some(status) = update.status.as_mut() {
+            status.uuid = update.uuid.clone();
+        }
+        let terminal = update.status.as_ref().is_some_and(|s| is_terminal(s.state));
+        let key = (framework, task.clone());
+        let stream = self.streams.entry(key.clone()).or_default();
+        if stream.pending.iter().any(|u| u.uuid == update.uuid) {
+            // A duplicate of an update still in the queue: it is already being delivered.
+            return Ok(());
+        }
+        if stream.terminal_received {
+            return Err(UpdateError::StreamClosed(task));
+        }
+        if stream.pending.len() >= MAX_PENDING_UPDATES_PER_TASK {
+            return Err(UpdateError::TooManyPending { task });
+        }
+        stream.terminal_received = terminal;
+        stream.pending.push_back(update);
+        if !stream.in_flight {
+            self.send_head(ctx, &key, false);
+        }
+        Ok(())
+    }
+
+    /// Sets (or changes, after a failover) the master; every stream's head is sent to it now.
+    pub fn set_master(&mut self, ctx: &mut Context<Self>, master: Upid) {
+        self.master = Some(master);
+        let keys: Vec<StreamKey> = self.streams.keys().cloned().collect();
+        for key in keys {
+            self.send_head(ctx, &key, false);
+        }
+    }
+
+    /// Updates waiting for acknowledgement, over all tasks.
+    pub fn pending(&self) -> usize {
+        self.streams.values().map(|s| s.pending.len()).sum()
+    }
+
+    fn send_head(&mut self, ctx: &mut Context<Self>, key: &StreamKey, resend: bool) {
+        let Some(master) = self.master.clone() else {
+            return;
+        };
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        let Some(head) = stream.pending.front().cloned() else {
+            return;
+        };
+        stream.in_flight = true;
+        stream.backoff = if resend {
+            (stream.backoff * 2).min(RETRY_INTERVAL_MAX)
+        } else {
+            RETRY_INTERVAL_MIN
+        };
+        let backoff = stream.backoff;
+        let uuid = head.uuid.clone();
+        ctx.send(
+            &master,
+            StatusUpdateMessage {
+                update: Some(head),
+                pid: ctx.pid().to_string(),
+            },
+        );
+        if let Some(m) = &self.metrics {
+            if resend {
+                m.resent.inc()
+            } else {
+                m.sent.inc()
+            }
+        }
+        let key = key.clone();
+        ctx.delay(backoff, move |sum: &mut StatusUpdateManager, ctx| {
+            let still_head = sum
+                .streams
+                .get(&key)
+                .and_then(|s| s.pending.front())
+                .is_some_and(|head| head.uuid == uuid);
+            if still_head {
+                tracing::debug!(framework = %key.0, task = %key.1, "resending unacknowledged status update");
+                sum.send_head(ctx, &key, true);
+            }
+        });
+    }
+
+    fn acknowledge(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        ack: StatusUpdateAcknowledgementMessage,
+    ) {
+        let key = (
+            ack.framework_id.map(|f| f.value).unwrap_or_default(),
+            ack.task_id.map(|t| t.value).unwrap_or_default(),
+        );
+        let matches = self
+            .streams
+            .get(&key)
+            .and_then(|s| s.pending.front())
+            .is_some_and(|head| head.uuid == ack.uuid);
+        if !matches {
+            // A duplicate (the update was resent and acknowledged twice) or a stray.
+            if let Some(m) = &self.metrics {
+                m.unexpected_acks.inc();
+            }
+            tracing::debug!(%from, framework = %key.0, task = %key.1, "acknowledgement for no update in flight");
+            return;
+        }
+        if let Some(m) = &self.metrics {
+            m.acknowledged.inc();
+        }
+        let Some(stream) = self.streams.get_mut(&key) else {
+            return;
+        };
+        stream.pending.pop_front();
+        stream.in_flight = false;
+        if stream.pending.is_empty() {
+            if stream.terminal_received {
+                self.streams.remove(&key);
+            }
+        } else {
+            self.send_head(ctx, &key, false);
+        }
+    }
+}
+
+impl Process for StatusUpdateManager {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        let m = ctx.metrics();
+        self.metrics = Some(Metrics {
+            sent: m.counter("slave/status_updates/sent"),
+            resent: m.counter("slave/status_updates/resent"),
+            acknowledged: m.counter("slave/status_updates/acknowledged"),
+            unexpected_acks: m.counter("slave/status_updates/unexpected_acks"),
+        });
+        ctx.install(Self::acknowledge);
+    }
+}

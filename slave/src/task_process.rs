@@ -1,0 +1,194 @@
+//! A task's OS process, as the command executor runs it: `sh -c COMMAND` (or an argv) in the
+//! task's sandbox directory, stdout and stderr captured to files there, in a process group of
+//! its own so that a kill reaches everything it started.
+//!
+//! Killing follows Mesos: SIGTERM to the group, the task's grace period on the agent's clock,
+//! then SIGKILL to the group.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use libactor::Clock;
+use protos::v1::CommandInfo;
+
+/// Default kill grace period (Mesos's command executor: 3 s).
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// Why a task process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The command is empty.
+    #[error("task has no command to run")]
+    EmptyCommand,
+    /// The sandbox or its output files could not be created.
+    #[error("cannot prepare sandbox {path}: {source}")]
+    Sandbox {
+        /// The sandbox directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The OS refused to start the process.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// What was started.
+        program: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// How a task process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// It exited with this status code.
+    Exited(i32),
+    /// A signal ended it.
+    Signaled(i32),
+}
+
+impl Termination {
+    /// Whether the task succeeded (exit status 0).
+    pub fn success(self) -> bool {
+        self == Termination::Exited(0)
+    }
+
+    fn from_status(status: std::process::ExitStatus) -> Termination {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Termination::Exited(code),
+            (None, Some(signal)) => Termination::Signaled(signal),
+            // Neither a code nor a signal: report it as a failure rather than invent one.
+            (None, None) => Termination::Exited(-1),
+        }
+    }
+}
+
+impl std::fmt::Display for Termination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Termination::Exited(code) => write!(f, "exited with status {code}"),
+            Termination::Signaled(signal) => write!(f, "killed by signal {signal}"),
+        }
+    }
+}
+
+/// A running task process.
+#[derive(Debug)]
+pub struct TaskProcess {
+    child: tokio::process::Child,
+    pid: u32,
+    sandbox: PathBuf,
+    ended: Option<Termination>,
+}
+
+impl TaskProcess {
+    /// Starts `command` in `sandbox` (created if needed) with `env` added to the environment.
+    pub fn spawn(
+        command: &CommandInfo,
+        sandbox: &Path,
+        env: &[(String, String)],
+    ) -> Result<TaskProcess, LaunchError> {
+        if command.value.trim().is_empty() {
+            return Err(LaunchError::EmptyCommand);
+        }
+        let sandbox_err = |source| LaunchError::Sandbox {
+            path: sandbox.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(sandbox).map_err(sandbox_err)?;
+        let stdout = std::fs::File::create(sandbox.join("stdout")).map_err(sandbox_err)?;
+        let stderr = std::fs::File::create(sandbox.join("stderr")).map_err(sandbox_err)?;
+        let mut cmd = if command.shell.unwrap_or(true) {
+            let mut cmd = tokio::process::Command::new("/bin/sh");
+            cmd.arg("-c").arg(&command.value);
+            cmd
+        } else {
+            let mut cmd = tokio::process::Command::new(&command.value);
+            cmd.args(command.arguments.iter().skip(1));
+            cmd
+        };
+        cmd.current_dir(sandbox)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
+            .process_group(0)
+            .kill_on_drop(false);
+        for var in command.environment.iter().flat_map(|e| &e.variables) {
+            cmd.env(&var.name, &var.value);
+        }
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
+            program: command.value.clone(),
+            source,
+        })?;
+        let pid = child.id().unwrap_or_default();
+        Ok(TaskProcess {
+            child,
+            pid,
+            sandbox: sandbox.to_owned(),
+            ended: None,
+        })
+    }
+
+    /// The OS process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The sandbox directory, holding `stdout` and `stderr`.
+    pub fn sandbox(&self) -> &Path {
+        &self.sandbox
+    }
+
+    /// Waits for the process to end.
+    pub async fn wait(&mut self) -> std::io::Result<Termination> {
+        if let Some(t) = self.ended {
+            return Ok(t);
+        }
+        let t = Termination::from_status(self.child.wait().await?);
+        self.ended = Some(t);
+        Ok(t)
+    }
+
+    /// Sends `signal` to the whole process group.
+    pub fn signal_group(&self, signal: i32) {
+        if self.ended.is_none() && self.pid > 0 {
+            // SAFETY: killpg(2) on the group this process leads; no memory is involved.
+            unsafe {
+                libc::killpg(self.pid as libc::pid_t, signal);
+            }
+        }
+    }
+
+    /// SIGTERM to the group, up to `grace` on `clock` for the process to end, then SIGKILL.
+    pub async fn kill(&mut self, grace: Duration, clock: &Clock) -> std::io::Result<Termination> {
+        if let Some(t) = self.ended {
+            return Ok(t);
+        }
+        self.signal_group(libc::SIGTERM);
+        let child = &mut self.child;
+        match clock.timeout(grace, child.wait()).await {
+            Ok(status) => {
+                let t = Termination::from_status(status?);
+                self.ended = Some(t);
+                Ok(t)
+            }
+            Err(_) => {
+                self.signal_group(libc::SIGKILL);
+                self.wait().await
+            }
+        }
+    }
+}
+
+impl Drop for TaskProcess {
+    /// A task process never outlives its handle by accident: whatever is left of the group is
+    /// killed.
+    fn drop(&mut self) {
+        self.signal_group(libc::SIGKILL);
+    }
+}

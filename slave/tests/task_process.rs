@@ -1,0 +1,150 @@
+//! Real OS processes for tasks: output captured in the sandbox, exit statuses, and kills that
+//! honour the grace period (timed on a paused clock).
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libactor::Clock;
+use protos::v1::CommandInfo;
+use slave::task_process::{LaunchError, TaskProcess, Termination};
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn sandbox(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keel-task-process-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn shell(command: &str) -> CommandInfo {
+    CommandInfo {
+        value: command.into(),
+        ..Default::default()
+    }
+}
+
+/// A FIFO the task writes to once it is ready; opening it for reading waits for the writer.
+fn fifo(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("ready");
+    let c = CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    path
+}
+
+async fn wait_ready(path: PathBuf) {
+    let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path));
+    let text = tokio::time::timeout(EVENT_TIMEOUT, read)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(text.trim(), "ready");
+}
+
+#[tokio::test]
+async fn output_goes_to_the_sandbox_and_the_status_is_reported() {
+    let dir = sandbox("output");
+    let mut cmd = shell("echo hello $KEEL_TEST_VAR; echo oops >&2; exit 3");
+    cmd.environment = Some(protos::v1::Environment {
+        variables: vec![protos::v1::environment::Variable {
+            name: "KEEL_TEST_VAR".into(),
+            value: "world".into(),
+        }],
+    });
+    let mut task = TaskProcess::spawn(
+        &cmd,
+        &dir,
+        &[("KEEL_SANDBOX".into(), dir.display().to_string())],
+    )
+    .unwrap();
+    let status = tokio::time::timeout(EVENT_TIMEOUT, task.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, Termination::Exited(3));
+    assert!(!status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("stdout")).unwrap(),
+        "hello world\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("stderr")).unwrap(),
+        "oops\n"
+    );
+    let mut ok = TaskProcess::spawn(
+        &shell("test \"$PWD\" = \"$KEEL_SANDBOX\""),
+        &dir,
+        &[("KEEL_SANDBOX".into(), dir.display().to_string())],
+    )
+    .unwrap();
+    assert!(
+        tokio::time::timeout(EVENT_TIMEOUT, ok.wait())
+            .await
+            .unwrap()
+            .unwrap()
+            .success(),
+        "runs in its sandbox"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn kill_honours_the_grace_period_of_a_task_trapping_sigterm() {
+    let dir = sandbox("trap");
+    let ready = fifo(&dir);
+    let script = "trap 'echo got-term' TERM; echo ready > ready; while :; do sleep 1; done";
+    let mut task = TaskProcess::spawn(&shell(script), &dir, &[]).unwrap();
+    wait_ready(ready).await;
+    let clock = Clock::paused();
+    let c = clock.clone();
+    let killing = tokio::spawn(async move {
+        let t = task.kill(Duration::from_secs(3), &c).await;
+        (t, task)
+    });
+    // The kill waits out the grace period on the paused clock...
+    tokio::time::timeout(EVENT_TIMEOUT, async {
+        while clock.pending_timers() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        !killing.is_finished(),
+        "a task that traps SIGTERM survives it"
+    );
+    clock.advance(Duration::from_secs(3));
+    let (status, _task) = tokio::time::timeout(EVENT_TIMEOUT, killing)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.unwrap(), Termination::Signaled(libc::SIGKILL));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_task_that_does_not_trap_dies_of_sigterm() {
+    let dir = sandbox("plain");
+    let ready = fifo(&dir);
+    let mut task =
+        TaskProcess::spawn(&shell("echo ready > ready; exec sleep 1000"), &dir, &[]).unwrap();
+    wait_ready(ready).await;
+    let clock = Clock::paused();
+    let status = tokio::time::timeout(EVENT_TIMEOUT, task.kill(Duration::from_secs(3), &clock))
+        .await
+        .unwrap();
+    assert_eq!(status.unwrap(), Termination::Signaled(libc::SIGTERM));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_empty_command_is_refused() {
+    let dir = sandbox("empty");
+    assert!(matches!(
+        TaskProcess::spawn(&shell("  "), &dir, &[]),
+        Err(LaunchError::EmptyCommand)
+    ));
+}

@@ -4,7 +4,8 @@
 //! Built so far: [`status_update_manager`], the process that delivers every task status update
 //! to the master at least once and in order per task, resending with exponential backoff until
 //! the framework's acknowledgement comes back; and [`task_process`], a task's OS process (`sh -c`
-//! in its sandbox, output captured, its own process group, killed with a grace period).
+//! in its sandbox, output captured, its own process group, killed with a grace period); and
+//! [`agent_resources`], what the agent offers (detected, `--resources`, `--attributes`).
 //!
 //! ```no_run
 //! # async fn demo(node: libactor::Node, master: libactor::Upid) {
@@ -19,5 +20,6 @@
 
 #![warn(missing_docs)]
 
+pub mod agent_resources;
 pub mod status_update_manager;
 pub mod task_process;

@@ -33,6 +33,19 @@ struct AgentState {
 }
 
 impl AgentState {
+    /// Records that `framework` now also holds `resources` here.
+    fn hold(&mut self, framework: &str, resources: &Resources) -> Result<(), AllocatorError> {
+        let mut sum = self.allocated_sum.clone();
+        sum.add(resources).map_err(crate::drf::DrfError::from)?;
+        self.allocated
+            .entry(framework.to_owned())
+            .or_default()
+            .add(resources)
+            .map_err(crate::drf::DrfError::from)?;
+        self.allocated_sum = sum;
+        Ok(())
+    }
+
     fn available(&self) -> Resources {
         // Allocations are only ever made from what is available, so this always succeeds.
         self.total
@@ -97,6 +110,12 @@ impl HierarchicalAllocator {
             .get(framework)
             .and_then(|f| self.drf.role(&f.role))
             .map_or(0.0, |sorter| sorter.share(framework))
+    }
+
+    fn framework_mut(&mut self, framework: &str) -> Result<&mut FrameworkState, AllocatorError> {
+        self.frameworks
+            .get_mut(framework)
+            .ok_or_else(|| AllocatorError::UnknownFramework(framework.to_owned()))
     }
 
     /// Whether `offer` reaches one of the minimum quantities, whatever roles its resources are
@@ -200,16 +219,7 @@ impl Allocator for HierarchicalAllocator {
             allocated_sum: Resources::new(),
         };
         for (framework, held) in used {
-            state
-                .allocated_sum
-                .add(held)
-                .map_err(crate::drf::DrfError::from)?;
-            state
-                .allocated
-                .entry(framework.clone())
-                .or_default()
-                .add(held)
-                .map_err(crate::drf::DrfError::from)?;
+            state.hold(framework, held)?;
         }
         self.change_total(&state.total, true);
         self.agents.insert(agent.to_owned(), state);
@@ -274,23 +284,19 @@ impl Allocator for HierarchicalAllocator {
     }
 
     fn revive(&mut self, framework: &str) -> Result<(), AllocatorError> {
-        let f = self
-            .frameworks
-            .get_mut(framework)
-            .ok_or_else(|| AllocatorError::UnknownFramework(framework.to_owned()))?;
+        let f = self.framework_mut(framework)?;
         f.filters.clear();
         f.suppressed = false;
-        self.drf.set_active(&f.role, framework, true);
+        let role = f.role.clone();
+        self.drf.set_active(&role, framework, true);
         Ok(())
     }
 
     fn suppress(&mut self, framework: &str) -> Result<(), AllocatorError> {
-        let f = self
-            .frameworks
-            .get_mut(framework)
-            .ok_or_else(|| AllocatorError::UnknownFramework(framework.to_owned()))?;
+        let f = self.framework_mut(framework)?;
         f.suppressed = true;
-        self.drf.set_active(&f.role, framework, false);
+        let role = f.role.clone();
+        self.drf.set_active(&role, framework, false);
         Ok(())
     }
 
@@ -327,13 +333,11 @@ impl Allocator for HierarchicalAllocator {
                 continue;
             };
             if let Some(agent) = self.agents.get_mut(&agent_id) {
-                // Both adds are of resources taken from this agent's own total.
-                let _ = agent.allocated_sum.add(&offer);
-                let _ = agent
-                    .allocated
-                    .entry(framework.clone())
-                    .or_default()
-                    .add(&offer);
+                if let Err(e) = agent.hold(&framework, &offer) {
+                    // The offer was cut from this agent's own resources, so types agree.
+                    tracing::error!(error = %e, "cannot record an allocation");
+                    continue;
+                }
             }
             if let Err(e) = self.drf.allocate(&role, &framework, &offer) {
                 // The offer came from this agent's free resources, so DRF cannot refuse it.

@@ -6,7 +6,10 @@
 //! frameworks with (seed 000's example: 100 CPUs and 100 GB shared by a framework whose tasks
 //! need 4 CPUs and 1 GB and one whose tasks need 1 CPU and 8 GB end with 20 and 10 tasks), and
 //! [`allocator`], the allocation policy (hierarchical DRF, refusal filters, suppress/revive,
-//! minimum offer size, reservations) that the allocator process will run.
+//! minimum offer size, reservations) and the allocator process that runs it; and [`master`],
+//! the master process's first slice: agent and framework registration, offers, accept (with
+//! launch validation: TASK_ERROR / TASK_DROPPED and a reason) and decline with filters,
+//! status updates and acknowledgements relayed.
 //!
 //! ```
 //! use master::drf::DrfSorter;
@@ -21,10 +24,11 @@
 //! assert_eq!(sorter.sort(), vec!["f2", "f1"], "the lowest dominant share comes first");
 //! ```
 //!
-//! Still to come (the Mesos core issue): the master and allocator processes, offer lifecycle,
-//! the agent registry, reconciliation and the operator HTTP API.
+//! Still to come (the Mesos core issue): agent health (ping/pong), offer rescinds and timeouts,
+//! kills, reconciliation, re-registration, framework teardown and the operator HTTP API.
 
 #![warn(missing_docs)]
 
 pub mod allocator;
 pub mod drf;
+pub mod master;

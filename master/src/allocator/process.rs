@@ -147,6 +147,11 @@ mod tests {
     async fn queued_events_are_batched_into_one_cycle() {
         let clock = Clock::paused();
         let (node, allocator, mut rx) = start(&clock);
+        // Hold the process until all four events are queued behind each other.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        allocator.dispatch(move |_, _| {
+            let _ = held.recv_timeout(Duration::from_secs(10));
+        });
         allocator.dispatch(|p, ctx| {
             p.update(ctx, |a| a.add_framework("f", "*", false)).unwrap();
         });
@@ -158,6 +163,7 @@ mod tests {
                 .unwrap();
             });
         }
+        release.send(()).unwrap();
         clock.settle().await.unwrap();
         let offers = rx.try_recv().expect("one batch of offers");
         assert_eq!(offers.len(), 3, "all three agents in the one cycle");

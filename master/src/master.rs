@@ -1,0 +1,649 @@
+//! The master process: registers agents and frameworks, turns the allocator's allocations into
+//! offers, launches accepted tasks on agents, and relays status updates and acknowledgements.
+//!
+//! Handles:
+//! - `keel.internal.RegisterSlaveMessage` (agent) → `SlaveRegisteredMessage`
+//! - `keel.internal.RegisterFrameworkMessage` (scheduler) → `FrameworkRegisteredMessage`
+//! - `keel.internal.DeclineOffersMessage`, `AcceptOffersMessage` (scheduler)
+//! - `keel.internal.StatusUpdateMessage` (agent) → forwarded to the framework
+//! - `keel.internal.StatusUpdateAcknowledgementMessage` (scheduler) → forwarded to the agent
+//!
+//! Sends: `ResourceOffersMessage` to schedulers; `RunTaskMessage` to agents; master-generated
+//! `StatusUpdateMessage`s (TASK_ERROR, TASK_DROPPED) for launches it refuses.
+//!
+//! This is the first slice of the Mesos core issue: agent health checks, failover, rescinds,
+//! kills, reconciliation and the HTTP API come next.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use libactor::metrics::Counter;
+use libactor::{Context, Node, Process, ProcessRef, SpawnError, Upid};
+use protos::internal::{
+    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage,
+    RegisterFrameworkMessage, RegisterSlaveMessage, ResourceOffersMessage, RunTaskMessage,
+    SlaveRegisteredMessage, StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+};
+use protos::v1::task_status::{Reason, Source};
+use protos::v1::{
+    AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, Offer, OfferId, TaskInfo,
+    TaskState, TaskStatus,
+};
+use resources::Resources;
+
+use crate::allocator::{
+    Allocation, Allocator, AllocatorProcess, HierarchicalAllocator, RefuseFilter,
+    DEFAULT_ALLOCATION_INTERVAL,
+};
+
+/// How long a declined offer's resources are withheld when the framework sets no filter.
+pub const DEFAULT_REFUSE_SECONDS: f64 = 5.0;
+/// Longest `refuse_seconds` honoured (a year), so that a huge value cannot overflow the clock.
+pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+type AllocatorRef = ProcessRef<AllocatorProcess<HierarchicalAllocator>>;
+
+struct AgentEntry {
+    pid: Upid,
+}
+
+struct FrameworkEntry {
+    pid: Upid,
+    info: FrameworkInfo,
+}
+
+struct OfferEntry {
+    framework: String,
+    agent: String,
+    resources: Resources,
+}
+
+struct TaskEntry {
+    agent: String,
+    state: TaskState,
+    resources: Resources,
+}
+
+struct MasterMetrics {
+    agents_registered: Counter,
+    frameworks_registered: Counter,
+    offers_sent: Counter,
+    offers_declined: Counter,
+    offers_accepted: Counter,
+    tasks_launched: Counter,
+    tasks_refused: Counter,
+    invalid_messages: Counter,
+}
+
+/// The master process.
+pub struct Master {
+    id: String,
+    allocator: AllocatorRef,
+    agents: HashMap<String, AgentEntry>,
+    frameworks: HashMap<String, FrameworkEntry>,
+    offers: HashMap<String, OfferEntry>,
+    tasks: HashMap<(String, String), TaskEntry>,
+    next_id: u64,
+    metrics: Option<MasterMetrics>,
+}
+
+/// The running master and its allocator.
+#[derive(Debug, Clone)]
+pub struct MasterHandle {
+    /// The master process.
+    pub master: ProcessRef<Master>,
+    /// Its allocator process.
+    pub allocator: AllocatorRef,
+}
+
+impl Master {
+    /// Spawns the allocator (`allocator`) and the master (`master`) on `node`.
+    pub fn spawn(node: &Node, master_id: &str) -> Result<MasterHandle, SpawnError> {
+        let master_ref: Arc<OnceLock<ProcessRef<Master>>> = Arc::new(OnceLock::new());
+        let sink_ref = master_ref.clone();
+        let allocator = node.spawn_ref(
+            "allocator",
+            AllocatorProcess::new(
+                HierarchicalAllocator::default(),
+                DEFAULT_ALLOCATION_INTERVAL,
+                Box::new(move |allocations| {
+                    if let Some(master) = sink_ref.get() {
+                        master.dispatch(move |m, ctx| m.offer(ctx, allocations));
+                    }
+                }),
+            ),
+        )?;
+        let master = node.spawn_ref(
+            "master",
+            Master {
+                id: master_id.to_owned(),
+                allocator: allocator.clone(),
+                agents: HashMap::new(),
+                frameworks: HashMap::new(),
+                offers: HashMap::new(),
+                tasks: HashMap::new(),
+                next_id: 0,
+                metrics: None,
+            },
+        )?;
+        let _ = master_ref.set(master.clone());
+        Ok(MasterHandle { master, allocator })
+    }
+
+    fn next(&mut self, kind: &str) -> String {
+        self.next_id += 1;
+        format!("{}-{kind}{:04}", self.id, self.next_id)
+    }
+
+    fn count(&self, pick: impl Fn(&MasterMetrics) -> &Counter) {
+        if let Some(m) = &self.metrics {
+            pick(m).inc();
+        }
+    }
+
+    fn info(&self, ctx: &Context<Self>) -> MasterInfo {
+        MasterInfo {
+            id: self.id.clone(),
+            pid: ctx.pid().to_string(),
+            port: u32::from(ctx.pid().port()),
+            ..Default::default()
+        }
+    }
+
+    fn register_slave(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RegisterSlaveMessage) {
+        let info = msg.slave.unwrap_or_default();
+        let total = match validate_agent(&info) {
+            Ok(total) => total,
+            Err(why) => {
+                self.count(|m| &m.invalid_messages);
+                tracing::warn!(%from, %why, "refused an agent registration");
+                return;
+            }
+        };
+        if let Some((id, _)) = self.agents.iter().find(|(_, a)| a.pid == from) {
+            // A retried registration: answer again, change nothing.
+            ctx.send(
+                &from,
+                SlaveRegisteredMessage {
+                    slave_id: Some(AgentId { value: id.clone() }),
+                },
+            );
+            return;
+        }
+        let id = self.next("S");
+        tracing::info!(agent = %id, %from, resources = %total, "agent registered");
+        self.agents
+            .insert(id.clone(), AgentEntry { pid: from.clone() });
+        self.count(|m| &m.agents_registered);
+        let agent = id.clone();
+        self.allocator.dispatch(move |p, ctx| {
+            if let Err(e) = p.update(ctx, |a| a.add_agent(&agent, total, &[])) {
+                tracing::error!(error = %e, "allocator refused a new agent");
+            }
+        });
+        ctx.send(
+            &from,
+            SlaveRegisteredMessage {
+                slave_id: Some(AgentId { value: id }),
+            },
+        );
+    }
+
+    fn register_framework(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: RegisterFrameworkMessage,
+    ) {
+        let info = msg.framework.unwrap_or_default();
+        if info.name.trim().is_empty() || info.user.trim().is_empty() {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, "refused a framework registration without a name or user");
+            return;
+        }
+        let role = if info.role.is_empty() {
+            "*".to_owned()
+        } else {
+            info.role.clone()
+        };
+        let id = self.next("F");
+        tracing::info!(framework = %id, name = %info.name, %role, "framework registered");
+        self.frameworks.insert(
+            id.clone(),
+            FrameworkEntry {
+                pid: from.clone(),
+                info,
+            },
+        );
+        self.count(|m| &m.frameworks_registered);
+        let framework = id.clone();
+        self.allocator.dispatch(move |p, ctx| {
+            if let Err(e) = p.update(ctx, |a| a.add_framework(&framework, &role, false)) {
+                tracing::error!(error = %e, "allocator refused a new framework");
+            }
+        });
+        let master_info = self.info(ctx);
+        ctx.send(
+            &from,
+            FrameworkRegisteredMessage {
+                framework_id: Some(FrameworkId { value: id }),
+                master_info: Some(master_info),
+            },
+        );
+    }
+
+    /// Turns a cycle's allocations into offers, one message per framework.
+    fn offer(&mut self, ctx: &mut Context<Self>, allocations: Vec<Allocation>) {
+        let mut by_framework: HashMap<String, Vec<Offer>> = HashMap::new();
+        for allocation in allocations {
+            if !self.frameworks.contains_key(&allocation.framework) {
+                // Removed since the cycle: give the resources back.
+                self.recover(
+                    &allocation.framework,
+                    &allocation.agent,
+                    allocation.resources,
+                    None,
+                );
+                continue;
+            }
+            let id = self.next("O");
+            let offer = Offer {
+                id: Some(OfferId { value: id.clone() }),
+                framework_id: Some(FrameworkId {
+                    value: allocation.framework.clone(),
+                }),
+                agent_id: Some(AgentId {
+                    value: allocation.agent.clone(),
+                }),
+                resources: allocation.resources.to_proto(),
+                ..Default::default()
+            };
+            self.offers.insert(
+                id,
+                OfferEntry {
+                    framework: allocation.framework.clone(),
+                    agent: allocation.agent,
+                    resources: allocation.resources,
+                },
+            );
+            by_framework
+                .entry(allocation.framework)
+                .or_default()
+                .push(offer);
+        }
+        for (framework, offers) in by_framework {
+            if let Some(entry) = self.frameworks.get(&framework) {
+                if let Some(m) = &self.metrics {
+                    m.offers_sent.add(offers.len() as u64);
+                }
+                ctx.send(
+                    &entry.pid,
+                    ResourceOffersMessage {
+                        offers,
+                        pids: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn recover(
+        &self,
+        framework: &str,
+        agent: &str,
+        resources: Resources,
+        refuse: Option<RefuseFilter>,
+    ) {
+        if resources.is_empty() {
+            return;
+        }
+        let (framework, agent) = (framework.to_owned(), agent.to_owned());
+        self.allocator.dispatch(move |p, ctx| {
+            if let Err(e) = p.update(ctx, |a| a.recover(&framework, &agent, &resources, refuse)) {
+                tracing::error!(error = %e, "allocator refused recovered resources");
+            }
+        });
+    }
+
+    /// Takes the framework's offers out of circulation; `None` if any is unknown or not its.
+    fn take_offers(&mut self, framework: &str, ids: &[OfferId]) -> Option<Vec<OfferEntry>> {
+        let valid = !ids.is_empty()
+            && ids.iter().all(|id| {
+                self.offers
+                    .get(&id.value)
+                    .is_some_and(|o| o.framework == framework)
+            });
+        if !valid {
+            return None;
+        }
+        Some(
+            ids.iter()
+                .filter_map(|id| self.offers.remove(&id.value))
+                .collect(),
+        )
+    }
+
+    fn refuse_filter(
+        &self,
+        ctx: &Context<Self>,
+        filters: Option<&protos::v1::Filters>,
+        resources: &Resources,
+    ) -> Option<RefuseFilter> {
+        let seconds = filters
+            .and_then(|f| f.refuse_seconds)
+            .unwrap_or(DEFAULT_REFUSE_SECONDS);
+        if !seconds.is_finite() || seconds <= 0.0 {
+            return None;
+        }
+        Some(RefuseFilter {
+            resources: resources.clone(),
+            until: ctx.node().clock().now()
+                + Duration::from_secs_f64(seconds.min(MAX_REFUSE_SECONDS)),
+        })
+    }
+
+    fn decline(&mut self, ctx: &mut Context<Self>, from: Upid, msg: DeclineOffersMessage) {
+        let framework = msg.framework_id.map(|f| f.value).unwrap_or_default();
+        if self
+            .frameworks
+            .get(&framework)
+            .is_none_or(|f| f.pid != from)
+        {
+            self.count(|m| &m.invalid_messages);
+            return;
+        }
+        let Some(offers) = self.take_offers(&framework, &msg.offer_ids) else {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%framework, "declined unknown offers");
+            return;
+        };
+        for offer in offers {
+            self.count(|m| &m.offers_declined);
+            let filter = self.refuse_filter(ctx, msg.filters.as_ref(), &offer.resources);
+            self.recover(&framework, &offer.agent, offer.resources, filter);
+        }
+    }
+
+    fn accept(&mut self, ctx: &mut Context<Self>, from: Upid, msg: AcceptOffersMessage) {
+        let framework = msg
+            .framework_id
+            .clone()
+            .map(|f| f.value)
+            .unwrap_or_default();
+        let Some(entry) = self.frameworks.get(&framework) else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        if entry.pid != from {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, %framework, "offers accepted by a process that is not the framework's scheduler");
+            return;
+        }
+        let (scheduler, info) = (entry.pid.clone(), entry.info.clone());
+        let offers = match self.take_offers(&framework, &msg.offer_ids) {
+            Some(offers) if offers.windows(2).all(|w| w[0].agent == w[1].agent) => offers,
+            taken => {
+                // Give back whatever valid offers were taken, and tell the framework.
+                for offer in taken.into_iter().flatten() {
+                    self.recover(&framework, &offer.agent, offer.resources, None);
+                }
+                for task in &msg.tasks {
+                    self.refuse_task(
+                        ctx,
+                        &framework,
+                        task,
+                        TaskState::TaskDropped,
+                        Reason::InvalidOffers,
+                        "offers are unknown, not this framework's, or on different agents",
+                    );
+                }
+                return;
+            }
+        };
+        self.count(|m| &m.offers_accepted);
+        let agent = offers[0].agent.clone();
+        let mut remaining = Resources::new();
+        for offer in &offers {
+            let _ = remaining.add(&offer.resources);
+        }
+        for task in &msg.tasks {
+            match self.validate_task(&framework, task, &remaining) {
+                Ok(needed) => {
+                    remaining = remaining.checked_sub(&needed).unwrap_or_default();
+                    let task_id = task.task_id.clone().map(|t| t.value).unwrap_or_default();
+                    self.tasks.insert(
+                        (framework.clone(), task_id),
+                        TaskEntry {
+                            agent: agent.clone(),
+                            state: TaskState::TaskStaging,
+                            resources: needed,
+                        },
+                    );
+                    let mut launched = task.clone();
+                    launched.agent_id = Some(AgentId {
+                        value: agent.clone(),
+                    });
+                    if let Some(agent_entry) = self.agents.get(&agent) {
+                        ctx.send(
+                            &agent_entry.pid,
+                            RunTaskMessage {
+                                framework_id: msg.framework_id.clone(),
+                                framework: Some(info.clone()),
+                                pid: scheduler.to_string(),
+                                task: Some(launched),
+                            },
+                        );
+                        self.count(|m| &m.tasks_launched);
+                    }
+                }
+                Err(why) => self.refuse_task(
+                    ctx,
+                    &framework,
+                    task,
+                    TaskState::TaskError,
+                    Reason::TaskInvalid,
+                    &why,
+                ),
+            }
+        }
+        let filter = self.refuse_filter(ctx, msg.filters.as_ref(), &remaining);
+        self.recover(&framework, &agent, remaining, filter);
+    }
+
+    /// Checks a task against the rest of its offers; returns the resources it takes.
+    fn validate_task(
+        &self,
+        framework: &str,
+        task: &TaskInfo,
+        remaining: &Resources,
+    ) -> Result<Resources, String> {
+        let task_id = task
+            .task_id
+            .as_ref()
+            .map(|t| t.value.as_str())
+            .unwrap_or("");
+        if task_id.is_empty() {
+            return Err("task has no task_id".into());
+        }
+        if self
+            .tasks
+            .contains_key(&(framework.to_owned(), task_id.to_owned()))
+        {
+            return Err(format!(
+                "task id {task_id} is already in use by this framework"
+            ));
+        }
+        let needed = Resources::from_proto(&task.resources)
+            .map_err(|e| format!("invalid resources: {e}"))?;
+        if needed.is_empty() {
+            return Err("task asks for no resources".into());
+        }
+        if task.command.is_none() && task.executor.is_none() {
+            return Err("task has neither a command nor an executor".into());
+        }
+        if !remaining.contains(&needed) {
+            return Err(format!(
+                "resources {needed} exceed what is left of the offers: {remaining}"
+            ));
+        }
+        Ok(needed)
+    }
+
+    fn refuse_task(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        task: &TaskInfo,
+        state: TaskState,
+        reason: Reason,
+        why: &str,
+    ) {
+        self.count(|m| &m.tasks_refused);
+        tracing::info!(%framework, task = ?task.task_id.as_ref().map(|t| &t.value), %why, "launch refused");
+        let Some(entry) = self.frameworks.get(framework) else {
+            return;
+        };
+        let status = TaskStatus {
+            task_id: task.task_id.clone(),
+            state: state as i32,
+            source: Source::Master as i32,
+            reason: Some(reason as i32),
+            message: why.to_owned(),
+            timestamp: now_seconds(),
+            ..Default::default()
+        };
+        ctx.send(
+            &entry.pid,
+            StatusUpdateMessage {
+                update: Some(StatusUpdate {
+                    framework_id: Some(FrameworkId {
+                        value: framework.to_owned(),
+                    }),
+                    status: Some(status),
+                    timestamp: now_seconds(),
+                    ..Default::default()
+                }),
+                pid: String::new(),
+            },
+        );
+    }
+
+    fn status_update(&mut self, ctx: &mut Context<Self>, from: Upid, msg: StatusUpdateMessage) {
+        let Some(update) = msg.update.as_ref() else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        let framework = update
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        let Some(status) = update.status.as_ref() else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        let task_id = status
+            .task_id
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default();
+        let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
+        if let Some(task) = self.tasks.get_mut(&(framework.clone(), task_id.clone())) {
+            if self.agents.get(&task.agent).is_none_or(|a| a.pid != from) {
+                self.count(|m| &m.invalid_messages);
+                tracing::warn!(%from, %framework, task = %task_id, "status update from a process that is not the task's agent");
+                return;
+            }
+            task.state = state;
+            if is_terminal(state) {
+                if let Some(task) = self.tasks.remove(&(framework.clone(), task_id)) {
+                    self.recover(&framework, &task.agent, task.resources, None);
+                }
+            }
+        }
+        if let Some(entry) = self.frameworks.get(&framework) {
+            ctx.send(&entry.pid, msg);
+        }
+    }
+
+    fn acknowledge(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: StatusUpdateAcknowledgementMessage,
+    ) {
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.as_str())
+            .unwrap_or("");
+        if self.frameworks.get(framework).is_none_or(|f| f.pid != from) {
+            self.count(|m| &m.invalid_messages);
+            return;
+        }
+        let agent = msg
+            .slave_id
+            .as_ref()
+            .map(|a| a.value.as_str())
+            .unwrap_or("");
+        match self.agents.get(agent) {
+            Some(entry) => ctx.send(&entry.pid.clone(), msg),
+            None => self.count(|m| &m.invalid_messages),
+        }
+    }
+}
+
+fn is_terminal(state: TaskState) -> bool {
+    matches!(
+        state,
+        TaskState::TaskFinished
+            | TaskState::TaskFailed
+            | TaskState::TaskKilled
+            | TaskState::TaskError
+            | TaskState::TaskLost
+            | TaskState::TaskDropped
+            | TaskState::TaskGone
+            | TaskState::TaskGoneByOperator
+    )
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// An agent's resources, if its registration is acceptable.
+fn validate_agent(info: &AgentInfo) -> Result<Resources, String> {
+    if info.hostname.trim().is_empty() {
+        return Err("agent has no hostname".into());
+    }
+    let total = Resources::from_proto(&info.resources).map_err(|e| e.to_string())?;
+    if total.is_empty() {
+        return Err("agent offers no resources".into());
+    }
+    Ok(total)
+}
+
+impl Process for Master {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        let m = ctx.metrics();
+        self.metrics = Some(MasterMetrics {
+            agents_registered: m.counter("master/agents_registered"),
+            frameworks_registered: m.counter("master/frameworks_registered"),
+            offers_sent: m.counter("master/offers_sent"),
+            offers_declined: m.counter("master/offers_declined"),
+            offers_accepted: m.counter("master/offers_accepted"),
+            tasks_launched: m.counter("master/tasks_launched"),
+            tasks_refused: m.counter("master/tasks_refused"),
+            invalid_messages: m.counter("master/invalid_messages"),
+        });
+        ctx.install(Self::register_slave);
+        ctx.install(Self::register_framework);
+        ctx.install(Self::decline);
+        ctx.install(Self::accept);
+        ctx.install(Self::status_update);
+        ctx.install(Self::acknowledge);
+    }
+}

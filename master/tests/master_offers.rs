@@ -1,0 +1,393 @@
+//! The master with its allocator, driven by stand-in agents and schedulers (libactor processes
+//! speaking the real messages) under the paused clock.
+
+use std::time::Duration;
+
+use libactor::{Clock, Context, Node, Process, Upid};
+use master::master::Master;
+use protos::internal::{
+    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage,
+    RegisterFrameworkMessage, RegisterSlaveMessage, ResourceOffersMessage, RunTaskMessage,
+    SlaveRegisteredMessage, StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+};
+use protos::v1::task_status::Reason;
+use protos::v1::{
+    AgentInfo, CommandInfo, FrameworkId, FrameworkInfo, Offer, TaskId, TaskInfo, TaskState,
+    TaskStatus,
+};
+use resources::Resources;
+use tokio::sync::mpsc;
+
+/// Everything a stand-in receives.
+#[derive(Debug)]
+enum Got {
+    SlaveRegistered(SlaveRegisteredMessage),
+    FrameworkRegistered(FrameworkRegisteredMessage),
+    Offers(ResourceOffersMessage),
+    RunTask(Box<RunTaskMessage>),
+    Update(StatusUpdateMessage),
+    Ack(StatusUpdateAcknowledgementMessage),
+}
+
+/// A stand-in agent or scheduler: records what the master sends it.
+struct StandIn {
+    tx: mpsc::UnboundedSender<Got>,
+}
+
+impl Process for StandIn {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        ctx.install(
+            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: SlaveRegisteredMessage| {
+                let _ = s.tx.send(Got::SlaveRegistered(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: FrameworkRegisteredMessage| {
+                let _ = s.tx.send(Got::FrameworkRegistered(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: ResourceOffersMessage| {
+                let _ = s.tx.send(Got::Offers(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: RunTaskMessage| {
+                let _ = s.tx.send(Got::RunTask(Box::new(m)));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: StatusUpdateMessage| {
+                let _ = s.tx.send(Got::Update(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn,
+             _: &mut Context<StandIn>,
+             _: Upid,
+             m: StatusUpdateAcknowledgementMessage| {
+                let _ = s.tx.send(Got::Ack(m));
+            },
+        );
+    }
+}
+
+struct Cluster {
+    clock: Clock,
+    node: Node,
+    master: Upid,
+    agent: Upid,
+    agent_rx: mpsc::UnboundedReceiver<Got>,
+    scheduler: Upid,
+    scheduler_rx: mpsc::UnboundedReceiver<Got>,
+    framework_id: FrameworkId,
+    agent_id: String,
+}
+
+fn r(text: &str) -> Resources {
+    text.parse().unwrap()
+}
+
+async fn got(clock: &Clock, rx: &mut mpsc::UnboundedReceiver<Got>) -> Got {
+    clock.settle().await.unwrap();
+    rx.try_recv().expect("a message arrived")
+}
+
+async fn nothing(clock: &Clock, rx: &mut mpsc::UnboundedReceiver<Got>) {
+    clock.settle().await.unwrap();
+    if let Ok(m) = rx.try_recv() {
+        panic!("unexpected {m:?}");
+    }
+}
+
+fn offers_of(g: Got) -> Vec<Offer> {
+    match g {
+        Got::Offers(m) => m.offers,
+        other => panic!("expected offers, got {other:?}"),
+    }
+}
+
+/// A master, one agent with `cpus:4;mem:1024` and one registered framework.
+async fn cluster() -> Cluster {
+    let clock = Clock::paused();
+    let node = Node::builder()
+        .clock(clock.clone())
+        .configure(|c| {
+            c.arbiters = 1;
+            c.io_threads = 1;
+        })
+        .start()
+        .unwrap();
+    let handle = Master::spawn(&node, "m1").unwrap();
+    let master = handle.master.pid().clone();
+    let (tx, mut agent_rx) = mpsc::unbounded_channel();
+    let agent = node.spawn("slave(1)", StandIn { tx }).unwrap();
+    node.send_from(
+        &agent,
+        &master,
+        RegisterSlaveMessage {
+            slave: Some(AgentInfo {
+                hostname: "node-1".into(),
+                resources: r("cpus:4;mem:1024").to_proto(),
+                ..Default::default()
+            }),
+            version: "test".into(),
+        },
+    );
+    let agent_id = match got(&clock, &mut agent_rx).await {
+        Got::SlaveRegistered(m) => m.slave_id.unwrap().value,
+        other => panic!("expected registration, got {other:?}"),
+    };
+    let (tx, mut scheduler_rx) = mpsc::unbounded_channel();
+    let scheduler = node.spawn("scheduler(1)", StandIn { tx }).unwrap();
+    node.send_from(
+        &scheduler,
+        &master,
+        RegisterFrameworkMessage {
+            framework: Some(FrameworkInfo {
+                name: "test".into(),
+                user: "keel".into(),
+                ..Default::default()
+            }),
+        },
+    );
+    clock.settle().await.unwrap();
+    let framework_id = match scheduler_rx.try_recv().unwrap() {
+        Got::FrameworkRegistered(m) => m.framework_id.unwrap(),
+        other => panic!("expected registration, got {other:?}"),
+    };
+    Cluster {
+        clock,
+        node,
+        master,
+        agent,
+        agent_rx,
+        scheduler,
+        scheduler_rx,
+        framework_id,
+        agent_id,
+    }
+}
+
+fn task(id: &str, resources: &str) -> TaskInfo {
+    TaskInfo {
+        name: id.into(),
+        task_id: Some(TaskId { value: id.into() }),
+        resources: r(resources).to_proto(),
+        command: Some(CommandInfo {
+            value: "true".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn no_filter() -> Option<protos::v1::Filters> {
+    Some(protos::v1::Filters {
+        refuse_seconds: Some(0.0),
+    })
+}
+
+impl Cluster {
+    fn accept(&self, offer: &Offer, tasks: Vec<TaskInfo>) {
+        self.node.send_from(
+            &self.scheduler,
+            &self.master,
+            AcceptOffersMessage {
+                framework_id: Some(self.framework_id.clone()),
+                offer_ids: vec![offer.id.clone().unwrap()],
+                tasks,
+                filters: no_filter(),
+            },
+        );
+    }
+
+    fn agent_update(&self, task: &str, state: TaskState) {
+        self.node.send_from(
+            &self.agent,
+            &self.master,
+            StatusUpdateMessage {
+                update: Some(StatusUpdate {
+                    framework_id: Some(self.framework_id.clone()),
+                    slave_id: Some(protos::v1::AgentId {
+                        value: self.agent_id.clone(),
+                    }),
+                    status: Some(TaskStatus {
+                        task_id: Some(TaskId { value: task.into() }),
+                        state: state as i32,
+                        ..Default::default()
+                    }),
+                    uuid: vec![1, 2, 3].into(),
+                    ..Default::default()
+                }),
+                pid: self.agent.to_string(),
+            },
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_task_runs_end_to_end_through_offers() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    assert_eq!(offers.len(), 1);
+    assert_eq!(
+        Resources::from_proto(&offers[0].resources).unwrap(),
+        r("cpus:4;mem:1024")
+    );
+    c.accept(&offers[0], vec![task("t1", "cpus:1;mem:128")]);
+    c.clock.settle().await.unwrap();
+    match c.agent_rx.try_recv().unwrap() {
+        Got::RunTask(m) => {
+            let t = m.task.unwrap();
+            assert_eq!(t.task_id.unwrap().value, "t1");
+            assert_eq!(t.agent_id.unwrap().value, c.agent_id);
+            assert_eq!(m.pid, c.scheduler.to_string());
+        }
+        other => panic!("expected a launch, got {other:?}"),
+    }
+    // What the task did not take is offered again at once (refuse_seconds 0).
+    let rest = offers_of(c.scheduler_rx.try_recv().unwrap());
+    assert_eq!(
+        Resources::from_proto(&rest[0].resources).unwrap(),
+        r("cpus:3;mem:896")
+    );
+    c.agent_update("t1", TaskState::TaskRunning);
+    c.agent_update("t1", TaskState::TaskFinished);
+    c.clock.settle().await.unwrap();
+    for expected in [TaskState::TaskRunning, TaskState::TaskFinished] {
+        match c.scheduler_rx.try_recv().unwrap() {
+            Got::Update(m) => assert_eq!(m.update.unwrap().status.unwrap().state, expected as i32),
+            other => panic!("expected an update, got {other:?}"),
+        }
+    }
+    // The acknowledgement goes back to the agent.
+    c.node.send_from(
+        &c.scheduler,
+        &c.master,
+        StatusUpdateAcknowledgementMessage {
+            slave_id: Some(protos::v1::AgentId {
+                value: c.agent_id.clone(),
+            }),
+            framework_id: Some(c.framework_id.clone()),
+            task_id: Some(TaskId { value: "t1".into() }),
+            uuid: vec![1, 2, 3].into(),
+        },
+    );
+    match got(&c.clock, &mut c.agent_rx).await {
+        Got::Ack(ack) => assert_eq!(ack.task_id.unwrap().value, "t1"),
+        other => panic!("expected the acknowledgement, got {other:?}"),
+    }
+    let m = c.node.metrics().snapshot();
+    assert_eq!(m["master/tasks_launched"], 1.0);
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_launches_are_refused_with_task_error_and_a_reason() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.accept(
+        &offers[0],
+        vec![
+            task("big", "cpus:8;mem:128"),
+            task("ok", "cpus:1;mem:128"),
+            task("ok", "cpus:1;mem:128"),
+        ],
+    );
+    c.clock.settle().await.unwrap();
+    let mut refusals = Vec::new();
+    while let Ok(g) = c.scheduler_rx.try_recv() {
+        if let Got::Update(m) = g {
+            let status = m.update.unwrap().status.unwrap();
+            assert_eq!(status.state, TaskState::TaskError as i32);
+            assert_eq!(status.reason, Some(Reason::TaskInvalid as i32));
+            refusals.push((status.task_id.unwrap().value, status.message));
+        }
+    }
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(refusals[0].1.contains("exceed"), "{refusals:?}");
+    assert!(refusals[1].1.contains("already in use"), "{refusals:?}");
+    assert!(
+        matches!(c.agent_rx.try_recv().unwrap(), Got::RunTask(_)),
+        "the valid task still runs"
+    );
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn declined_resources_return_after_refuse_seconds() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.node.send_from(
+        &c.scheduler,
+        &c.master,
+        DeclineOffersMessage {
+            framework_id: Some(c.framework_id.clone()),
+            offer_ids: vec![offers[0].id.clone().unwrap()],
+            filters: Some(protos::v1::Filters {
+                refuse_seconds: Some(10.0),
+            }),
+        },
+    );
+    nothing(&c.clock, &mut c.scheduler_rx).await;
+    for _ in 0..9 {
+        c.clock.advance(Duration::from_secs(1));
+        nothing(&c.clock, &mut c.scheduler_rx).await;
+    }
+    c.clock.advance(Duration::from_secs(1));
+    assert_eq!(offers_of(got(&c.clock, &mut c.scheduler_rx).await).len(), 1);
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_registrations_and_foreign_accepts_are_refused() {
+    let mut c = cluster().await;
+    let _ = got(&c.clock, &mut c.scheduler_rx).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let bad_agent = c.node.spawn("slave(2)", StandIn { tx }).unwrap();
+    let mut negative = r("cpus:1").to_proto();
+    negative[0].scalar = Some(protos::v1::value::Scalar { value: -4.0 });
+    for info in [
+        AgentInfo {
+            hostname: "node-2".into(),
+            resources: negative,
+            ..Default::default()
+        },
+        AgentInfo {
+            hostname: "".into(),
+            resources: r("cpus:1").to_proto(),
+            ..Default::default()
+        },
+    ] {
+        c.node.send_from(
+            &bad_agent,
+            &c.master,
+            RegisterSlaveMessage {
+                slave: Some(info),
+                version: String::new(),
+            },
+        );
+    }
+    nothing(&c.clock, &mut rx).await;
+    // Another process cannot accept the framework's offers.
+    let offer = Offer {
+        id: Some(protos::v1::OfferId {
+            value: "m1-O9999".into(),
+        }),
+        ..Default::default()
+    };
+    c.node.send_from(
+        &bad_agent,
+        &c.master,
+        AcceptOffersMessage {
+            framework_id: Some(c.framework_id.clone()),
+            offer_ids: vec![offer.id.unwrap()],
+            tasks: vec![task("x", "cpus:1")],
+            filters: None,
+        },
+    );
+    nothing(&c.clock, &mut c.agent_rx).await;
+    assert_eq!(c.node.metrics().snapshot()["master/invalid_messages"], 3.0);
+    c.node.shutdown().await;
+}

@@ -7,12 +7,18 @@
 //! - `keel.internal.DeclineOffersMessage`, `AcceptOffersMessage` (scheduler)
 //! - `keel.internal.StatusUpdateMessage` (agent) → forwarded to the framework
 //! - `keel.internal.StatusUpdateAcknowledgementMessage` (scheduler) → forwarded to the agent
+//! - `keel.internal.PongSlaveMessage` (agent), answering the master's `PingSlaveMessage`
 //!
-//! Sends: `ResourceOffersMessage` to schedulers; `RunTaskMessage` to agents; master-generated
-//! `StatusUpdateMessage`s (TASK_ERROR, TASK_DROPPED) for launches it refuses.
+//! Sends: `ResourceOffersMessage` to schedulers; `RunTaskMessage` and `PingSlaveMessage` to
+//! agents; master-generated `StatusUpdateMessage`s (TASK_ERROR, TASK_DROPPED for launches it
+//! refuses; TASK_LOST or TASK_UNREACHABLE for tasks of an agent it removes),
+//! `RescindResourceOfferMessage` and `LostSlaveMessage` when an agent is removed.
 //!
-//! This is the first slice of the Mesos core issue: agent health checks, failover, rescinds,
-//! kills, reconciliation and the HTTP API come next.
+//! Agent health: every `AGENT_PING_TIMEOUT` the master pings each agent; an agent that misses
+//! `MAX_AGENT_PING_TIMEOUTS` pongs in a row is removed (Mesos's 15 s × 5).
+//!
+//! This is the first slice of the Mesos core issue: failover, offer timeouts, kills,
+//! reconciliation and the HTTP API come next.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -21,13 +27,14 @@ use std::time::Duration;
 use libactor::metrics::Counter;
 use libactor::{Context, Node, Process, ProcessRef, SpawnError, Upid};
 use protos::internal::{
-    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage,
-    RegisterFrameworkMessage, RegisterSlaveMessage, ResourceOffersMessage, RunTaskMessage,
-    SlaveRegisteredMessage, StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage, LostSlaveMessage,
+    PingSlaveMessage, PongSlaveMessage, RegisterFrameworkMessage, RegisterSlaveMessage,
+    RescindResourceOfferMessage, ResourceOffersMessage, RunTaskMessage, SlaveRegisteredMessage,
+    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::v1::task_status::{Reason, Source};
 use protos::v1::{
-    AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, Offer, OfferId, TaskInfo,
+    AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, Offer, OfferId, TaskId, TaskInfo,
     TaskState, TaskStatus,
 };
 use resources::Resources;
@@ -39,6 +46,10 @@ use crate::allocator::{
 
 /// How long a declined offer's resources are withheld when the framework sets no filter.
 pub const DEFAULT_REFUSE_SECONDS: f64 = 5.0;
+/// How long the master waits for an agent's pong.
+pub const AGENT_PING_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pongs an agent may miss in a row before it is removed.
+pub const MAX_AGENT_PING_TIMEOUTS: u32 = 5;
 /// Longest `refuse_seconds` honoured (a year), so that a huge value cannot overflow the clock.
 pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
@@ -46,6 +57,10 @@ type AllocatorRef = ProcessRef<AllocatorProcess<HierarchicalAllocator>>;
 
 struct AgentEntry {
     pid: Upid,
+    /// A pong arrived since the last ping.
+    pong_received: bool,
+    /// Pings in a row that got no pong.
+    missed_pings: u32,
 }
 
 struct FrameworkEntry {
@@ -67,6 +82,7 @@ struct TaskEntry {
 
 struct MasterMetrics {
     agents_registered: Counter,
+    agents_removed: Counter,
     frameworks_registered: Counter,
     offers_sent: Counter,
     offers_declined: Counter,
@@ -173,8 +189,15 @@ impl Master {
         }
         let id = self.next("S");
         tracing::info!(agent = %id, %from, resources = %total, "agent registered");
-        self.agents
-            .insert(id.clone(), AgentEntry { pid: from.clone() });
+        self.agents.insert(
+            id.clone(),
+            AgentEntry {
+                pid: from.clone(),
+                pong_received: false,
+                missed_pings: 0,
+            },
+        );
+        self.ping(ctx, id.clone());
         self.count(|m| &m.agents_registered);
         let agent = id.clone();
         self.allocator.dispatch(move |p, ctx| {
@@ -501,6 +524,20 @@ impl Master {
     ) {
         self.count(|m| &m.tasks_refused);
         tracing::info!(%framework, task = ?task.task_id.as_ref().map(|t| &t.value), %why, "launch refused");
+        self.report(ctx, framework, task, state, reason, why);
+    }
+
+    /// Sends the framework a status update that the master itself generates (no
+    /// acknowledgement expected).
+    fn report(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        task: &TaskInfo,
+        state: TaskState,
+        reason: Reason,
+        why: &str,
+    ) {
         let Some(entry) = self.frameworks.get(framework) else {
             return;
         };
@@ -594,6 +631,112 @@ impl Master {
     }
 }
 
+impl Master {
+    fn ping(&mut self, ctx: &mut Context<Self>, agent: String) {
+        let Some(entry) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        entry.pong_received = false;
+        let pid = entry.pid.clone();
+        ctx.send(&pid, PingSlaveMessage { connected: true });
+        ctx.delay(AGENT_PING_TIMEOUT, move |m: &mut Master, ctx| {
+            m.ping_timeout(ctx, agent)
+        });
+    }
+
+    fn ping_timeout(&mut self, ctx: &mut Context<Self>, agent: String) {
+        let Some(entry) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        if entry.pong_received {
+            entry.missed_pings = 0;
+        } else {
+            entry.missed_pings += 1;
+            tracing::warn!(%agent, missed = entry.missed_pings, "agent missed a ping");
+        }
+        if entry.missed_pings >= MAX_AGENT_PING_TIMEOUTS {
+            self.remove_agent(ctx, &agent, "agent did not answer pings");
+        } else {
+            self.ping(ctx, agent);
+        }
+    }
+
+    fn pong(&mut self, _ctx: &mut Context<Self>, from: Upid, _msg: PongSlaveMessage) {
+        match self.agents.values_mut().find(|a| a.pid == from) {
+            Some(entry) => entry.pong_received = true,
+            None => self.count(|m| &m.invalid_messages),
+        }
+    }
+
+    /// Removes an agent: its offers are rescinded, its tasks reported LOST (UNREACHABLE to
+    /// partition-aware frameworks), its resources leave the allocator.
+    fn remove_agent(&mut self, ctx: &mut Context<Self>, agent: &str, why: &str) {
+        if self.agents.remove(agent).is_none() {
+            return;
+        }
+        tracing::warn!(%agent, %why, "agent removed");
+        self.count(|m| &m.agents_removed);
+        let rescinded: Vec<String> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.agent == agent)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in rescinded {
+            if let Some(offer) = self.offers.remove(&id) {
+                if let Some(f) = self.frameworks.get(&offer.framework) {
+                    ctx.send(
+                        &f.pid,
+                        RescindResourceOfferMessage {
+                            offer_id: Some(OfferId { value: id }),
+                        },
+                    );
+                }
+            }
+        }
+        let lost: Vec<(String, String)> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.agent == agent)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for (framework, task_id) in lost {
+            self.tasks.remove(&(framework.clone(), task_id.clone()));
+            let partition_aware = self.frameworks.get(&framework).is_some_and(|f| {
+                f.info.capabilities.iter().any(|c| {
+                    c.r#type == protos::v1::framework_info::capability::Type::PartitionAware as i32
+                })
+            });
+            let state = if partition_aware {
+                TaskState::TaskUnreachable
+            } else {
+                TaskState::TaskLost
+            };
+            let task = TaskInfo {
+                task_id: Some(TaskId { value: task_id }),
+                ..Default::default()
+            };
+            self.report(ctx, &framework, &task, state, Reason::AgentRemoved, why);
+        }
+        for f in self.frameworks.values() {
+            ctx.send(
+                &f.pid,
+                LostSlaveMessage {
+                    slave_id: Some(AgentId {
+                        value: agent.to_owned(),
+                    }),
+                },
+            );
+        }
+        let agent = agent.to_owned();
+        self.allocator.dispatch(move |p, ctx| {
+            if let Err(e) = p.update(ctx, |a| a.remove_agent(&agent)) {
+                tracing::error!(error = %e, "allocator refused to remove an agent");
+            }
+        });
+    }
+}
+
 fn is_terminal(state: TaskState) -> bool {
     matches!(
         state,
@@ -631,6 +774,7 @@ impl Process for Master {
         let m = ctx.metrics();
         self.metrics = Some(MasterMetrics {
             agents_registered: m.counter("master/agents_registered"),
+            agents_removed: m.counter("master/agents_removed"),
             frameworks_registered: m.counter("master/frameworks_registered"),
             offers_sent: m.counter("master/offers_sent"),
             offers_declined: m.counter("master/offers_declined"),
@@ -645,5 +789,6 @@ impl Process for Master {
         ctx.install(Self::accept);
         ctx.install(Self::status_update);
         ctx.install(Self::acknowledge);
+        ctx.install(Self::pong);
     }
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 use libactor::{Clock, Context, Node, Process, Upid};
 use master::master::Master;
 use protos::internal::{
-    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage,
-    RegisterFrameworkMessage, RegisterSlaveMessage, ResourceOffersMessage, RunTaskMessage,
-    SlaveRegisteredMessage, StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage, LostSlaveMessage,
+    PingSlaveMessage, PongSlaveMessage, RegisterFrameworkMessage, RegisterSlaveMessage,
+    RescindResourceOfferMessage, ResourceOffersMessage, RunTaskMessage, SlaveRegisteredMessage,
+    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::v1::task_status::Reason;
 use protos::v1::{
@@ -27,6 +28,8 @@ enum Got {
     RunTask(Box<RunTaskMessage>),
     Update(StatusUpdateMessage),
     Ack(StatusUpdateAcknowledgementMessage),
+    Rescind(RescindResourceOfferMessage),
+    LostSlave(LostSlaveMessage),
 }
 
 /// A stand-in agent or scheduler: records what the master sends it.
@@ -67,6 +70,22 @@ impl Process for StandIn {
              _: Upid,
              m: StatusUpdateAcknowledgementMessage| {
                 let _ = s.tx.send(Got::Ack(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: RescindResourceOfferMessage| {
+                let _ = s.tx.send(Got::Rescind(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: LostSlaveMessage| {
+                let _ = s.tx.send(Got::LostSlave(m));
+            },
+        );
+        // Agents answer the master's pings.
+        ctx.install(
+            |_: &mut StandIn, ctx: &mut Context<StandIn>, from: Upid, _: PingSlaveMessage| {
+                ctx.send(&from, PongSlaveMessage {});
             },
         );
     }
@@ -389,5 +408,63 @@ async fn malformed_registrations_and_foreign_accepts_are_refused() {
     );
     nothing(&c.clock, &mut c.agent_rx).await;
     assert_eq!(c.node.metrics().snapshot()["master/invalid_messages"], 3.0);
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_agent_that_stops_answering_pings_is_removed_and_its_tasks_reported_lost() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.accept(&offers[0], vec![task("t1", "cpus:1;mem:128")]);
+    c.clock.settle().await.unwrap();
+    assert!(matches!(c.agent_rx.try_recv().unwrap(), Got::RunTask(_)));
+    let _remainder = offers_of(c.scheduler_rx.try_recv().unwrap());
+    // Healthy for a while: pongs keep it registered.
+    for _ in 0..10 {
+        c.clock.advance(master::master::AGENT_PING_TIMEOUT);
+        nothing(&c.clock, &mut c.scheduler_rx).await;
+    }
+    let _partition = c
+        .node
+        // From now on pongs are lost. The first timeout still sees the pong to the ping sent just
+        // before; then MAX_AGENT_PING_TIMEOUTS misses in a row remove the agent.
+        .drop_messages::<PongSlaveMessage>(&c.agent, &c.master);
+    for _ in 0..master::master::MAX_AGENT_PING_TIMEOUTS {
+        c.clock.advance(master::master::AGENT_PING_TIMEOUT);
+        nothing(&c.clock, &mut c.scheduler_rx).await;
+    }
+    c.clock.advance(master::master::AGENT_PING_TIMEOUT);
+    c.clock.settle().await.unwrap();
+    let mut got_rescind = false;
+    let mut got_lost_task = false;
+    let mut got_lost_agent = false;
+    while let Ok(g) = c.scheduler_rx.try_recv() {
+        match g {
+            Got::Rescind(m) => {
+                assert!(m.offer_id.is_some());
+                got_rescind = true;
+            }
+            Got::Update(m) => {
+                let status = m.update.unwrap().status.unwrap();
+                assert_eq!(status.task_id.unwrap().value, "t1");
+                assert_eq!(status.state, TaskState::TaskLost as i32);
+                assert_eq!(status.reason, Some(Reason::AgentRemoved as i32));
+                got_lost_task = true;
+            }
+            Got::LostSlave(m) => {
+                assert_eq!(m.slave_id.unwrap().value, c.agent_id);
+                got_lost_agent = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        got_rescind && got_lost_task && got_lost_agent,
+        "rescind {got_rescind}, lost task {got_lost_task}, lost agent {got_lost_agent}"
+    );
+    assert_eq!(c.node.metrics().snapshot()["master/agents_removed"], 1.0);
+    // Its resources are gone: nothing more is offered.
+    c.clock.advance(Duration::from_secs(60));
+    nothing(&c.clock, &mut c.scheduler_rx).await;
     c.node.shutdown().await;
 }

@@ -424,10 +424,10 @@ async fn an_agent_that_stops_answering_pings_is_removed_and_its_tasks_reported_l
         c.clock.advance(master::master::AGENT_PING_TIMEOUT);
         nothing(&c.clock, &mut c.scheduler_rx).await;
     }
+    // From now on pongs are lost. The first timeout still sees the pong to the ping sent just
+    // before; then MAX_AGENT_PING_TIMEOUTS misses in a row remove the agent.
     let _partition = c
         .node
-        // From now on pongs are lost. The first timeout still sees the pong to the ping sent just
-        // before; then MAX_AGENT_PING_TIMEOUTS misses in a row remove the agent.
         .drop_messages::<PongSlaveMessage>(&c.agent, &c.master);
     for _ in 0..master::master::MAX_AGENT_PING_TIMEOUTS {
         c.clock.advance(master::master::AGENT_PING_TIMEOUT);

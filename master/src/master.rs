@@ -8,6 +8,9 @@
 //! - `keel.internal.StatusUpdateMessage` (agent) → forwarded to the framework
 //! - `keel.internal.StatusUpdateAcknowledgementMessage` (scheduler) → forwarded to the agent
 //! - `keel.internal.PongSlaveMessage` (agent), answering the master's `PingSlaveMessage`
+//! - `keel.internal.KillTaskMessage` (scheduler) → forwarded to the task's agent
+//! - `keel.internal.ReconcileTasksMessage` (scheduler) → the latest state of each task asked
+//!   about (explicit), or of all its tasks (implicit, no statuses given)
 //!
 //! Sends: `ResourceOffersMessage` to schedulers; `RunTaskMessage` and `PingSlaveMessage` to
 //! agents; master-generated `StatusUpdateMessage`s (TASK_ERROR, TASK_DROPPED for launches it
@@ -17,8 +20,11 @@
 //! Agent health: every `AGENT_PING_TIMEOUT` the master pings each agent; an agent that misses
 //! `MAX_AGENT_PING_TIMEOUTS` pongs in a row is removed (Mesos's 15 s × 5).
 //!
-//! This is the first slice of the Mesos core issue: failover, offer timeouts, kills,
-//! reconciliation and the HTTP API come next.
+//! Offers not answered within `OFFER_TIMEOUT` are rescinded and their resources go back to
+//! the allocator.
+//!
+//! This is the first slice of the Mesos core issue: re-registration, failover, teardown and the
+//! HTTP API come next.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -27,10 +33,11 @@ use std::time::Duration;
 use libactor::metrics::Counter;
 use libactor::{Context, Node, Process, ProcessRef, SpawnError, Upid};
 use protos::internal::{
-    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage, LostSlaveMessage,
-    PingSlaveMessage, PongSlaveMessage, RegisterFrameworkMessage, RegisterSlaveMessage,
-    RescindResourceOfferMessage, ResourceOffersMessage, RunTaskMessage, SlaveRegisteredMessage,
-    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage, KillTaskMessage,
+    LostSlaveMessage, PingSlaveMessage, PongSlaveMessage, ReconcileTasksMessage,
+    RegisterFrameworkMessage, RegisterSlaveMessage, RescindResourceOfferMessage,
+    ResourceOffersMessage, RunTaskMessage, SlaveRegisteredMessage, StatusUpdate,
+    StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::v1::task_status::{Reason, Source};
 use protos::v1::{
@@ -46,6 +53,9 @@ use crate::allocator::{
 
 /// How long a declined offer's resources are withheld when the framework sets no filter.
 pub const DEFAULT_REFUSE_SECONDS: f64 = 5.0;
+/// How long a framework may hold an offer before it is rescinded (Mesos's `--offer_timeout`,
+/// which Mesos leaves unset by default; Keel bounds it).
+pub const OFFER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the master waits for an agent's pong.
 pub const AGENT_PING_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pongs an agent may miss in a row before it is removed.
@@ -86,6 +96,7 @@ struct MasterMetrics {
     frameworks_registered: Counter,
     offers_sent: Counter,
     offers_declined: Counter,
+    offers_rescinded: Counter,
     offers_accepted: Counter,
     tasks_launched: Counter,
     tasks_refused: Counter,
@@ -282,6 +293,10 @@ impl Master {
                 resources: allocation.resources.to_proto(),
                 ..Default::default()
             };
+            let timed = id.clone();
+            ctx.delay(OFFER_TIMEOUT, move |m: &mut Master, ctx| {
+                m.offer_timeout(ctx, timed)
+            });
             self.offers.insert(
                 id,
                 OfferEntry {
@@ -632,6 +647,122 @@ impl Master {
 }
 
 impl Master {
+    fn offer_timeout(&mut self, ctx: &mut Context<Self>, offer_id: String) {
+        let Some(offer) = self.offers.remove(&offer_id) else {
+            return;
+        };
+        tracing::info!(offer = %offer_id, framework = %offer.framework, "offer timed out");
+        self.count(|m| &m.offers_rescinded);
+        if let Some(f) = self.frameworks.get(&offer.framework) {
+            ctx.send(
+                &f.pid,
+                RescindResourceOfferMessage {
+                    offer_id: Some(OfferId { value: offer_id }),
+                },
+            );
+        }
+        self.recover(&offer.framework, &offer.agent, offer.resources, None);
+    }
+
+    fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        if self
+            .frameworks
+            .get(&framework)
+            .is_none_or(|f| f.pid != from)
+        {
+            self.count(|m| &m.invalid_messages);
+            return;
+        }
+        let task_id = msg
+            .task_id
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default();
+        let agent = self
+            .tasks
+            .get(&(framework.clone(), task_id.clone()))
+            .and_then(|t| self.agents.get(&t.agent))
+            .map(|a| a.pid.clone());
+        match agent {
+            Some(pid) => {
+                if let Some(task) = self.tasks.get_mut(&(framework, task_id)) {
+                    task.state = TaskState::TaskKilling;
+                }
+                ctx.send(&pid, msg);
+            }
+            None => {
+                // Mesos answers a kill of an unknown task with TASK_LOST so that the framework
+                // stops waiting for it.
+                let task = TaskInfo {
+                    task_id: msg.task_id,
+                    ..Default::default()
+                };
+                self.report(
+                    ctx,
+                    &framework,
+                    &task,
+                    TaskState::TaskLost,
+                    Reason::TaskUnknown,
+                    "no such task",
+                );
+            }
+        }
+    }
+
+    fn reconcile(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ReconcileTasksMessage) {
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        if self
+            .frameworks
+            .get(&framework)
+            .is_none_or(|f| f.pid != from)
+        {
+            self.count(|m| &m.invalid_messages);
+            return;
+        }
+        let asked: Vec<String> = if msg.statuses.is_empty() {
+            let mut all: Vec<String> = self
+                .tasks
+                .keys()
+                .filter(|(f, _)| *f == framework)
+                .map(|(_, t)| t.clone())
+                .collect();
+            all.sort();
+            all
+        } else {
+            msg.statuses
+                .iter()
+                .filter_map(|s| s.task_id.as_ref().map(|t| t.value.clone()))
+                .collect()
+        };
+        for task_id in asked {
+            let state = self
+                .tasks
+                .get(&(framework.clone(), task_id.clone()))
+                .map_or(TaskState::TaskLost, |t| t.state);
+            let task = TaskInfo {
+                task_id: Some(TaskId { value: task_id }),
+                ..Default::default()
+            };
+            self.report(
+                ctx,
+                &framework,
+                &task,
+                state,
+                Reason::Reconciliation,
+                "reconciliation",
+            );
+        }
+    }
+
     fn ping(&mut self, ctx: &mut Context<Self>, agent: String) {
         let Some(entry) = self.agents.get_mut(&agent) else {
             return;
@@ -683,6 +814,7 @@ impl Master {
             .map(|(id, _)| id.clone())
             .collect();
         for id in rescinded {
+            self.count(|m| &m.offers_rescinded);
             if let Some(offer) = self.offers.remove(&id) {
                 if let Some(f) = self.frameworks.get(&offer.framework) {
                     ctx.send(
@@ -778,6 +910,7 @@ impl Process for Master {
             frameworks_registered: m.counter("master/frameworks_registered"),
             offers_sent: m.counter("master/offers_sent"),
             offers_declined: m.counter("master/offers_declined"),
+            offers_rescinded: m.counter("master/offers_rescinded"),
             offers_accepted: m.counter("master/offers_accepted"),
             tasks_launched: m.counter("master/tasks_launched"),
             tasks_refused: m.counter("master/tasks_refused"),
@@ -790,5 +923,7 @@ impl Process for Master {
         ctx.install(Self::status_update);
         ctx.install(Self::acknowledge);
         ctx.install(Self::pong);
+        ctx.install(Self::kill_task);
+        ctx.install(Self::reconcile);
     }
 }

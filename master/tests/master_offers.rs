@@ -29,6 +29,7 @@ enum Got {
     Update(StatusUpdateMessage),
     Ack(StatusUpdateAcknowledgementMessage),
     Rescind(RescindResourceOfferMessage),
+    Kill(protos::internal::KillTaskMessage),
     LostSlave(LostSlaveMessage),
 }
 
@@ -80,6 +81,14 @@ impl Process for StandIn {
         ctx.install(
             |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: LostSlaveMessage| {
                 let _ = s.tx.send(Got::LostSlave(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn,
+             _: &mut Context<StandIn>,
+             _: Upid,
+             m: protos::internal::KillTaskMessage| {
+                let _ = s.tx.send(Got::Kill(m));
             },
         );
         // Agents answer the master's pings.
@@ -418,7 +427,19 @@ async fn an_agent_that_stops_answering_pings_is_removed_and_its_tasks_reported_l
     c.accept(&offers[0], vec![task("t1", "cpus:1;mem:128")]);
     c.clock.settle().await.unwrap();
     assert!(matches!(c.agent_rx.try_recv().unwrap(), Got::RunTask(_)));
-    let _remainder = offers_of(c.scheduler_rx.try_recv().unwrap());
+    let remainder = offers_of(c.scheduler_rx.try_recv().unwrap());
+    // Declined for long: no offer is outstanding or re-offered while the pings go on.
+    c.node.send_from(
+        &c.scheduler,
+        &c.master,
+        DeclineOffersMessage {
+            framework_id: Some(c.framework_id.clone()),
+            offer_ids: vec![remainder[0].id.clone().unwrap()],
+            filters: Some(protos::v1::Filters {
+                refuse_seconds: Some(100_000.0),
+            }),
+        },
+    );
     // Healthy for a while: pongs keep it registered.
     for _ in 0..10 {
         c.clock.advance(master::master::AGENT_PING_TIMEOUT);
@@ -435,15 +456,10 @@ async fn an_agent_that_stops_answering_pings_is_removed_and_its_tasks_reported_l
     }
     c.clock.advance(master::master::AGENT_PING_TIMEOUT);
     c.clock.settle().await.unwrap();
-    let mut got_rescind = false;
     let mut got_lost_task = false;
     let mut got_lost_agent = false;
     while let Ok(g) = c.scheduler_rx.try_recv() {
         match g {
-            Got::Rescind(m) => {
-                assert!(m.offer_id.is_some());
-                got_rescind = true;
-            }
             Got::Update(m) => {
                 let status = m.update.unwrap().status.unwrap();
                 assert_eq!(status.task_id.unwrap().value, "t1");
@@ -459,12 +475,127 @@ async fn an_agent_that_stops_answering_pings_is_removed_and_its_tasks_reported_l
         }
     }
     assert!(
-        got_rescind && got_lost_task && got_lost_agent,
-        "rescind {got_rescind}, lost task {got_lost_task}, lost agent {got_lost_agent}"
+        got_lost_task && got_lost_agent,
+        "lost task {got_lost_task}, lost agent {got_lost_agent}"
     );
     assert_eq!(c.node.metrics().snapshot()["master/agents_removed"], 1.0);
     // Its resources are gone: nothing more is offered.
     c.clock.advance(Duration::from_secs(60));
     nothing(&c.clock, &mut c.scheduler_rx).await;
+    c.node.shutdown().await;
+}
+
+fn updates(rx: &mut mpsc::UnboundedReceiver<Got>) -> Vec<TaskStatus> {
+    let mut out = Vec::new();
+    while let Ok(g) = rx.try_recv() {
+        match g {
+            Got::Update(m) => out.push(m.update.unwrap().status.unwrap()),
+            other => panic!("expected status updates, got {other:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn unanswered_offers_are_rescinded_and_offered_again() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.clock
+        .advance(master::master::OFFER_TIMEOUT - Duration::from_secs(1));
+    nothing(&c.clock, &mut c.scheduler_rx).await;
+    c.clock.advance(Duration::from_secs(1));
+    match got(&c.clock, &mut c.scheduler_rx).await {
+        Got::Rescind(m) => assert_eq!(m.offer_id, offers[0].id),
+        other => panic!("expected a rescind, got {other:?}"),
+    }
+    let again = offers_of(c.scheduler_rx.try_recv().expect("re-offered"));
+    assert_ne!(again[0].id, offers[0].id);
+    // Accepting the rescinded offer now fails: the task is dropped, not launched.
+    c.accept(&offers[0], vec![task("late", "cpus:1;mem:128")]);
+    c.clock.settle().await.unwrap();
+    let refused = updates(&mut c.scheduler_rx);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].state, TaskState::TaskDropped as i32);
+    assert_eq!(refused[0].reason, Some(Reason::InvalidOffers as i32));
+    nothing(&c.clock, &mut c.agent_rx).await;
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn kill_goes_to_the_agent_and_unknown_tasks_are_reported_lost() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.accept(&offers[0], vec![task("t1", "cpus:1;mem:128")]);
+    c.clock.settle().await.unwrap();
+    assert!(matches!(c.agent_rx.try_recv().unwrap(), Got::RunTask(_)));
+    let _ = c.scheduler_rx.try_recv();
+    for id in ["t1", "ghost"] {
+        c.node.send_from(
+            &c.scheduler,
+            &c.master,
+            protos::internal::KillTaskMessage {
+                framework_id: Some(c.framework_id.clone()),
+                task_id: Some(TaskId { value: id.into() }),
+                kill_policy: None,
+            },
+        );
+    }
+    c.clock.settle().await.unwrap();
+    let ghost = updates(&mut c.scheduler_rx);
+    assert_eq!(ghost.len(), 1);
+    assert_eq!(ghost[0].task_id.as_ref().unwrap().value, "ghost");
+    assert_eq!(ghost[0].state, TaskState::TaskLost as i32);
+    assert_eq!(ghost[0].reason, Some(Reason::TaskUnknown as i32));
+    assert!(
+        matches!(c.agent_rx.try_recv(), Err(_)),
+        "a kill is not a RunTask"
+    );
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn explicit_and_implicit_reconciliation() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.accept(&offers[0], vec![task("t1", "cpus:1;mem:128")]);
+    c.clock.settle().await.unwrap();
+    let _ = c.scheduler_rx.try_recv();
+    c.agent_update("t1", TaskState::TaskRunning);
+    c.clock.settle().await.unwrap();
+    let _ = updates(&mut c.scheduler_rx);
+    let ask = |statuses: Vec<TaskStatus>| protos::internal::ReconcileTasksMessage {
+        framework_id: Some(c.framework_id.clone()),
+        statuses,
+    };
+    let about = |id: &str| TaskStatus {
+        task_id: Some(TaskId { value: id.into() }),
+        ..Default::default()
+    };
+    c.node.send_from(
+        &c.scheduler,
+        &c.master,
+        ask(vec![about("t1"), about("ghost")]),
+    );
+    c.clock.settle().await.unwrap();
+    let explicit = updates(&mut c.scheduler_rx);
+    let states: Vec<(String, i32)> = explicit
+        .iter()
+        .map(|s| (s.task_id.as_ref().unwrap().value.clone(), s.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("t1".into(), TaskState::TaskRunning as i32),
+            ("ghost".into(), TaskState::TaskLost as i32)
+        ]
+    );
+    assert!(explicit
+        .iter()
+        .all(|s| s.reason == Some(Reason::Reconciliation as i32)));
+    c.node.send_from(&c.scheduler, &c.master, ask(Vec::new()));
+    c.clock.settle().await.unwrap();
+    let implicit = updates(&mut c.scheduler_rx);
+    assert_eq!(implicit.len(), 1);
+    assert_eq!(implicit[0].task_id.as_ref().unwrap().value, "t1");
     c.node.shutdown().await;
 }

@@ -546,9 +546,13 @@ async fn kill_goes_to_the_agent_and_unknown_tasks_are_reported_lost() {
     assert_eq!(ghost[0].task_id.as_ref().unwrap().value, "ghost");
     assert_eq!(ghost[0].state, TaskState::TaskLost as i32);
     assert_eq!(ghost[0].reason, Some(Reason::TaskUnknown as i32));
+    match c.agent_rx.try_recv().unwrap() {
+        Got::Kill(m) => assert_eq!(m.task_id.unwrap().value, "t1"),
+        other => panic!("expected the kill at the agent, got {other:?}"),
+    }
     assert!(
-        matches!(c.agent_rx.try_recv(), Err(_)),
-        "a kill is not a RunTask"
+        c.agent_rx.try_recv().is_err(),
+        "the unknown task's kill goes nowhere"
     );
     c.node.shutdown().await;
 }

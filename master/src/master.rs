@@ -9,6 +9,8 @@
 //! - `keel.internal.StatusUpdateAcknowledgementMessage` (scheduler) → forwarded to the agent
 //! - `keel.internal.PongSlaveMessage` (agent), answering the master's `PingSlaveMessage`
 //! - `keel.internal.KillTaskMessage` (scheduler) → forwarded to the task's agent
+//! - `keel.internal.UnregisterFrameworkMessage` (scheduler): teardown; its agents get
+//!   `ShutdownFrameworkMessage`, its offers are withdrawn, it leaves the allocator
 //! - `keel.internal.ReconcileTasksMessage` (scheduler) → the latest state of each task asked
 //!   about (explicit), or of all its tasks (implicit, no statuses given)
 //!
@@ -23,8 +25,8 @@
 //! Offers not answered within `OFFER_TIMEOUT` are rescinded and their resources go back to
 //! the allocator.
 //!
-//! This is the first slice of the Mesos core issue: re-registration, failover, teardown and the
-//! HTTP API come next.
+//! This is the first slice of the Mesos core issue: re-registration, failover and the HTTP API
+//! come next.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -36,8 +38,9 @@ use protos::internal::{
     AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage, KillTaskMessage,
     LostSlaveMessage, PingSlaveMessage, PongSlaveMessage, ReconcileTasksMessage,
     RegisterFrameworkMessage, RegisterSlaveMessage, RescindResourceOfferMessage,
-    ResourceOffersMessage, RunTaskMessage, SlaveRegisteredMessage, StatusUpdate,
-    StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    ResourceOffersMessage, RunTaskMessage, ShutdownFrameworkMessage, SlaveRegisteredMessage,
+    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    UnregisterFrameworkMessage,
 };
 use protos::v1::task_status::{Reason, Source};
 use protos::v1::{
@@ -664,6 +667,67 @@ impl Master {
         self.recover(&offer.framework, &offer.agent, offer.resources, None);
     }
 
+    fn unregister_framework(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: UnregisterFrameworkMessage,
+    ) {
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        if self
+            .frameworks
+            .get(&framework)
+            .is_none_or(|f| f.pid != from)
+        {
+            self.count(|m| &m.invalid_messages);
+            return;
+        }
+        self.remove_framework(ctx, &framework);
+    }
+
+    /// Removes a framework: its tasks' agents are told to shut it down, its offers go away and
+    /// so does its place in the allocator (with everything it held).
+    fn remove_framework(&mut self, ctx: &mut Context<Self>, framework: &str) {
+        if self.frameworks.remove(framework).is_none() {
+            return;
+        }
+        tracing::info!(%framework, "framework removed");
+        self.offers.retain(|_, o| o.framework != framework);
+        let mut agents: Vec<String> = Vec::new();
+        self.tasks.retain(|(f, _), task| {
+            if f == framework {
+                agents.push(task.agent.clone());
+                false
+            } else {
+                true
+            }
+        });
+        agents.sort();
+        agents.dedup();
+        for agent in agents {
+            if let Some(entry) = self.agents.get(&agent) {
+                ctx.send(
+                    &entry.pid,
+                    ShutdownFrameworkMessage {
+                        framework_id: Some(FrameworkId {
+                            value: framework.to_owned(),
+                        }),
+                    },
+                );
+            }
+        }
+        let framework = framework.to_owned();
+        self.allocator.dispatch(move |p, ctx| {
+            if let Err(e) = p.update(ctx, |a| a.remove_framework(&framework)) {
+                tracing::error!(error = %e, "allocator refused to remove a framework");
+            }
+        });
+    }
+
     fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
         let framework = msg
             .framework_id
@@ -925,5 +989,6 @@ impl Process for Master {
         ctx.install(Self::pong);
         ctx.install(Self::kill_task);
         ctx.install(Self::reconcile);
+        ctx.install(Self::unregister_framework);
     }
 }

@@ -30,6 +30,7 @@ enum Got {
     Ack(StatusUpdateAcknowledgementMessage),
     Rescind(RescindResourceOfferMessage),
     Kill(protos::internal::KillTaskMessage),
+    ShutdownFramework(protos::internal::ShutdownFrameworkMessage),
     LostSlave(LostSlaveMessage),
 }
 
@@ -89,6 +90,14 @@ impl Process for StandIn {
              _: Upid,
              m: protos::internal::KillTaskMessage| {
                 let _ = s.tx.send(Got::Kill(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn,
+             _: &mut Context<StandIn>,
+             _: Upid,
+             m: protos::internal::ShutdownFrameworkMessage| {
+                let _ = s.tx.send(Got::ShutdownFramework(m));
             },
         );
         // Agents answer the master's pings.
@@ -601,5 +610,50 @@ async fn explicit_and_implicit_reconciliation() {
     let implicit = updates(&mut c.scheduler_rx);
     assert_eq!(implicit.len(), 1);
     assert_eq!(implicit[0].task_id.as_ref().unwrap().value, "t1");
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn teardown_shuts_the_framework_down_on_its_agents_and_frees_its_resources() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.accept(&offers[0], vec![task("t1", "cpus:1;mem:128")]);
+    c.clock.settle().await.unwrap();
+    assert!(matches!(c.agent_rx.try_recv().unwrap(), Got::RunTask(_)));
+    let unregister = protos::internal::UnregisterFrameworkMessage {
+        framework_id: Some(c.framework_id.clone()),
+    };
+    // Only the framework's own scheduler may tear it down.
+    c.node.send_from(&c.agent, &c.master, unregister.clone());
+    nothing(&c.clock, &mut c.agent_rx).await;
+    c.node.send_from(&c.scheduler, &c.master, unregister);
+    match got(&c.clock, &mut c.agent_rx).await {
+        Got::ShutdownFramework(m) => assert_eq!(m.framework_id.unwrap(), c.framework_id),
+        other => panic!("expected a shutdown, got {other:?}"),
+    }
+    // A new framework is offered the whole agent.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let other = c.node.spawn("scheduler(2)", StandIn { tx }).unwrap();
+    c.node.send_from(
+        &other,
+        &c.master,
+        RegisterFrameworkMessage {
+            framework: Some(FrameworkInfo {
+                name: "next".into(),
+                user: "keel".into(),
+                ..Default::default()
+            }),
+        },
+    );
+    c.clock.settle().await.unwrap();
+    assert!(matches!(
+        rx.try_recv().unwrap(),
+        Got::FrameworkRegistered(_)
+    ));
+    let offered = offers_of(rx.try_recv().unwrap());
+    assert_eq!(
+        Resources::from_proto(&offered[0].resources).unwrap(),
+        r("cpus:4;mem:1024")
+    );
     c.node.shutdown().await;
 }

@@ -50,7 +50,7 @@ use protos::v1::{
 use resources::Resources;
 
 use crate::allocator::{
-    Allocation, Allocator, AllocatorProcess, HierarchicalAllocator, RefuseFilter,
+    Allocation, Allocator, AllocatorError, AllocatorProcess, HierarchicalAllocator, RefuseFilter,
     DEFAULT_ALLOCATION_INTERVAL,
 };
 
@@ -161,6 +161,20 @@ impl Master {
         Ok(MasterHandle { master, allocator })
     }
 
+    /// Applies an event to the allocator process (which then runs a cycle); `refusal` is logged
+    /// if the policy rejects it, which only a bookkeeping bug can cause.
+    fn tell_allocator(
+        &self,
+        refusal: &'static str,
+        event: impl FnOnce(&mut HierarchicalAllocator) -> Result<(), AllocatorError> + Send + 'static,
+    ) {
+        self.allocator.dispatch(move |p, ctx| {
+            if let Err(e) = p.update(ctx, event) {
+                tracing::error!(error = %e, "{refusal}");
+            }
+        });
+    }
+
     fn next(&mut self, kind: &str) -> String {
         self.next_id += 1;
         format!("{}-{kind}{:04}", self.id, self.next_id)
@@ -214,10 +228,8 @@ impl Master {
         self.ping(ctx, id.clone());
         self.count(|m| &m.agents_registered);
         let agent = id.clone();
-        self.allocator.dispatch(move |p, ctx| {
-            if let Err(e) = p.update(ctx, |a| a.add_agent(&agent, total, &[])) {
-                tracing::error!(error = %e, "allocator refused a new agent");
-            }
+        self.tell_allocator("allocator refused a new agent", move |a| {
+            a.add_agent(&agent, total, &[])
         });
         ctx.send(
             &from,
@@ -255,10 +267,8 @@ impl Master {
         );
         self.count(|m| &m.frameworks_registered);
         let framework = id.clone();
-        self.allocator.dispatch(move |p, ctx| {
-            if let Err(e) = p.update(ctx, |a| a.add_framework(&framework, &role, false)) {
-                tracing::error!(error = %e, "allocator refused a new framework");
-            }
+        self.tell_allocator("allocator refused a new framework", move |a| {
+            a.add_framework(&framework, &role, false)
         });
         let master_info = self.info(ctx);
         ctx.send(
@@ -340,10 +350,8 @@ impl Master {
             return;
         }
         let (framework, agent) = (framework.to_owned(), agent.to_owned());
-        self.allocator.dispatch(move |p, ctx| {
-            if let Err(e) = p.update(ctx, |a| a.recover(&framework, &agent, &resources, refuse)) {
-                tracing::error!(error = %e, "allocator refused recovered resources");
-            }
+        self.tell_allocator("allocator refused recovered resources", move |a| {
+            a.recover(&framework, &agent, &resources, refuse)
         });
     }
 
@@ -721,10 +729,8 @@ impl Master {
             }
         }
         let framework = framework.to_owned();
-        self.allocator.dispatch(move |p, ctx| {
-            if let Err(e) = p.update(ctx, |a| a.remove_framework(&framework)) {
-                tracing::error!(error = %e, "allocator refused to remove a framework");
-            }
+        self.tell_allocator("allocator refused to remove a framework", move |a| {
+            a.remove_framework(&framework)
         });
     }
 
@@ -925,10 +931,8 @@ impl Master {
             );
         }
         let agent = agent.to_owned();
-        self.allocator.dispatch(move |p, ctx| {
-            if let Err(e) = p.update(ctx, |a| a.remove_agent(&agent)) {
-                tracing::error!(error = %e, "allocator refused to remove an agent");
-            }
+        self.tell_allocator("allocator refused to remove an agent", move |a| {
+            a.remove_agent(&agent)
         });
     }
 }

@@ -101,6 +101,15 @@ impl NodeBuilder {
         self
     }
 
+    /// The smallest node: one arbiter and one network thread (tests, tools, benchmarks that
+    /// compare against single-threaded baselines).
+    pub fn single_threaded(self) -> Self {
+        self.configure(|c| {
+            c.arbiters = 1;
+            c.io_threads = 1;
+        })
+    }
+
     /// Change one part of the configuration.
     pub fn configure(mut self, f: impl FnOnce(&mut NodeConfig)) -> Self {
         f(&mut self.config);

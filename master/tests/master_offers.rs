@@ -149,10 +149,7 @@ async fn cluster() -> Cluster {
     let clock = Clock::paused();
     let node = Node::builder()
         .clock(clock.clone())
-        .configure(|c| {
-            c.arbiters = 1;
-            c.io_threads = 1;
-        })
+        .single_threaded()
         .start()
         .unwrap();
     let handle = Master::spawn(&node, "m1").unwrap();

@@ -36,10 +36,7 @@ async fn start() -> Cluster {
     let clock = Clock::paused();
     let node = Node::builder()
         .clock(clock.clone())
-        .configure(|c| {
-            c.arbiters = 1;
-            c.io_threads = 1;
-        })
+        .single_threaded()
         .start()
         .unwrap();
     let (tx, updates) = mpsc::unbounded_channel();

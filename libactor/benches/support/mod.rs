@@ -78,10 +78,7 @@ impl Process for Pinger {
 /// A node with one arbiter and one network thread, the smallest a node can be.
 pub fn node() -> Node {
     Node::builder()
-        .configure(|c| {
-            c.arbiters = 1;
-            c.io_threads = 1;
-        })
+        .single_threaded()
         .start()
         .expect("node starts")
 }

@@ -125,10 +125,7 @@ mod tests {
     ) {
         let node = Node::builder()
             .clock(clock.clone())
-            .configure(|c| {
-                c.arbiters = 1;
-                c.io_threads = 1;
-            })
+            .single_threaded()
             .start()
             .unwrap();
         let (tx, rx) = mpsc::unbounded_channel();

@@ -139,7 +139,8 @@ impl DrfSorter {
             .clients
             .get_mut(name)
             .ok_or_else(|| DrfError::UnknownClient(name.to_owned()))?;
-        client.allocated.add(resources)?;
+        // Shares are over scalars; ranges and sets of different agents do not add up.
+        client.allocated.add(&resources.scalars())?;
         self.refresh(name);
         Ok(())
     }
@@ -150,15 +151,14 @@ impl DrfSorter {
             .clients
             .get_mut(name)
             .ok_or_else(|| DrfError::UnknownClient(name.to_owned()))?;
-        client.allocated =
-            client
-                .allocated
-                .checked_sub(resources)
-                .ok_or_else(|| DrfError::NotHeld {
-                    client: name.to_owned(),
-                    held: client.allocated.to_string(),
-                    asked: resources.to_string(),
-                })?;
+        client.allocated = client
+            .allocated
+            .checked_sub(&resources.scalars())
+            .ok_or_else(|| DrfError::NotHeld {
+                client: name.to_owned(),
+                held: client.allocated.to_string(),
+                asked: resources.to_string(),
+            })?;
         self.refresh(name);
         Ok(())
     }

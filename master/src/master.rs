@@ -66,10 +66,16 @@ pub const MAX_AGENT_PING_TIMEOUTS: u32 = 5;
 /// Longest `refuse_seconds` honoured (a year), so that a huge value cannot overflow the clock.
 pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
+mod relay;
+mod reregistration;
+mod state_json;
+
 type AllocatorRef = ProcessRef<AllocatorProcess<HierarchicalAllocator>>;
 
 struct AgentEntry {
     pid: Upid,
+    info: AgentInfo,
+    total: Resources,
     /// A pong arrived since the last ping.
     pong_received: bool,
     /// Pings in a row that got no pong.
@@ -79,6 +85,8 @@ struct AgentEntry {
 struct FrameworkEntry {
     pid: Upid,
     info: FrameworkInfo,
+    /// Its scheduler is connected; an inactive framework gets no offers.
+    active: bool,
 }
 
 struct OfferEntry {
@@ -88,6 +96,8 @@ struct OfferEntry {
 }
 
 struct TaskEntry {
+    name: String,
+    executor: String,
     agent: String,
     state: TaskState,
     resources: Resources,
@@ -175,6 +185,26 @@ impl Master {
         });
     }
 
+    /// Agents registered now.
+    pub fn agent_count(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// Frameworks registered now (active or not).
+    pub fn framework_count(&self) -> usize {
+        self.frameworks.len()
+    }
+
+    /// Tasks not yet known to be terminal.
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Offers outstanding.
+    pub fn offer_count(&self) -> usize {
+        self.offers.len()
+    }
+
     fn next(&mut self, kind: &str) -> String {
         self.next_id += 1;
         format!("{}-{kind}{:04}", self.id, self.next_id)
@@ -221,6 +251,8 @@ impl Master {
             id.clone(),
             AgentEntry {
                 pid: from.clone(),
+                info: info.clone(),
+                total: total.clone(),
                 pong_received: false,
                 missed_pings: 0,
             },
@@ -256,13 +288,24 @@ impl Master {
         } else {
             info.role.clone()
         };
+        if let Some((id, _)) = self.frameworks.iter().find(|(_, f)| f.pid == from) {
+            // A retried registration: answer again, change nothing.
+            let reply = FrameworkRegisteredMessage {
+                framework_id: Some(FrameworkId { value: id.clone() }),
+                master_info: Some(self.info(ctx)),
+            };
+            ctx.send(&from, reply);
+            return;
+        }
         let id = self.next("F");
         tracing::info!(framework = %id, name = %info.name, %role, "framework registered");
+        ctx.link(&from);
         self.frameworks.insert(
             id.clone(),
             FrameworkEntry {
                 pid: from.clone(),
                 info,
+                active: true,
             },
         );
         self.count(|m| &m.frameworks_registered);
@@ -461,9 +504,16 @@ impl Master {
                 Ok(needed) => {
                     remaining = remaining.checked_sub(&needed).unwrap_or_default();
                     let task_id = task.task_id.clone().map(|t| t.value).unwrap_or_default();
+                    let executor = task
+                        .executor
+                        .as_ref()
+                        .and_then(|e| e.executor_id.as_ref())
+                        .map_or_else(|| task_id.clone(), |e| e.value.clone());
                     self.tasks.insert(
                         (framework.clone(), task_id),
                         TaskEntry {
+                            name: task.name.clone(),
+                            executor,
                             agent: agent.clone(),
                             state: TaskState::TaskStaging,
                             resources: needed,
@@ -613,13 +663,18 @@ impl Master {
             .unwrap_or_default();
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
         if let Some(task) = self.tasks.get_mut(&(framework.clone(), task_id.clone())) {
-            if self.agents.get(&task.agent).is_none_or(|a| a.pid != from) {
+            // The agent's status update manager sends on its behalf, from the agent's node.
+            if self
+                .agents
+                .get(&task.agent)
+                .is_none_or(|a| a.pid.address() != from.address())
+            {
                 self.count(|m| &m.invalid_messages);
                 tracing::warn!(%from, %framework, task = %task_id, "status update from a process that is not the task's agent");
                 return;
             }
             task.state = state;
-            if is_terminal(state) {
+            if state.is_terminal() {
                 if let Some(task) = self.tasks.remove(&(framework.clone(), task_id)) {
                     self.recover(&framework, &task.agent, task.resources, None);
                 }
@@ -937,20 +992,6 @@ impl Master {
     }
 }
 
-fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
-}
-
 fn now_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -994,5 +1035,20 @@ impl Process for Master {
         ctx.install(Self::kill_task);
         ctx.install(Self::reconcile);
         ctx.install(Self::unregister_framework);
+        ctx.install(Self::reregister_slave);
+        ctx.install(Self::reregister_framework);
+        ctx.install(Self::revive);
+        ctx.install(Self::suppress);
+        ctx.install(Self::framework_to_executor);
+        ctx.install(Self::executor_to_framework);
+        ctx.install(Self::exited_executor);
+        ctx.route("/state", Self::state_json);
+        ctx.route("/health", |_: &mut Master, _: &mut Context<Master>, _| {
+            libactor::HttpResponse::text(200, "")
+        });
+    }
+
+    fn exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {
+        self.scheduler_exited(ctx, pid);
     }
 }

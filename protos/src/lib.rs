@@ -21,8 +21,16 @@
 //!   Offer, TaskInfo, TaskStatus, Filters, MasterInfo, Attribute.
 //! - [`internal`]: the messages of every exchange between master, agents, schedulers and
 //!   executors (registration, offers, launches, kills, status updates, pings, reconciliation).
+//! - [`examples`]: the task inputs and results of the example frameworks (`particles`).
 //! - [`libactor`]: the actor runtime's wire envelope and link control messages;
 //!   [`libactor::examples`] holds the ping/pong messages of its examples and benchmarks.
+
+mod task_state;
+
+/// Every Keel message's descriptor (a serialized `FileDescriptorSet`), for tools that map JSON
+/// to protobuf by name, such as `keelctl send`.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/keel_descriptor.bin"));
 
 /// Keel's public cluster types, named and numbered as Mesos's v1 API: frameworks, agents,
 /// resources, offers, tasks and their statuses.
@@ -33,6 +41,11 @@ pub mod v1 {
 /// Messages between master, agents, schedulers and executors (Mesos's internal message names).
 pub mod internal {
     include!(concat!(env!("OUT_DIR"), "/keel.internal.rs"));
+}
+
+/// Messages of Keel's example frameworks (task inputs and results they encode in `data`).
+pub mod examples {
+    include!(concat!(env!("OUT_DIR"), "/keel.examples.rs"));
 }
 
 /// Wire messages of libactor: the frame envelope and the link protocol between nodes.

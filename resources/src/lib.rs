@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod json;
 pub mod parse;
 pub mod ranges;
 
@@ -328,6 +329,19 @@ impl Resources {
             }
         }
         out
+    }
+
+    /// The scalar entries only. Sums over agents must use these: ranges and sets are
+    /// per-agent (port 31000 on two agents is two ports, but one in a set union).
+    pub fn scalars(&self) -> Resources {
+        Resources {
+            entries: self
+                .entries
+                .iter()
+                .filter(|(_, amount)| matches!(amount, Amount::Scalar(_)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
     }
 
     /// The entries for one role only.

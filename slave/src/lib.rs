@@ -21,5 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod agent_resources;
+pub mod executor;
+pub mod slave;
 pub mod status_update_manager;
 pub mod task_process;

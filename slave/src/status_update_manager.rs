@@ -55,20 +55,6 @@ struct Stream {
     terminal_received: bool,
 }
 
-fn is_terminal(state: i32) -> bool {
-    matches!(
-        TaskState::try_from(state),
-        Ok(TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator)
-    )
-}
-
 struct Metrics {
     sent: Counter,
     resent: Counter,
@@ -111,7 +97,10 @@ impl StatusUpdateManager {
         if let Some(status) = update.status.as_mut() {
             status.uuid = update.uuid.clone();
         }
-        let terminal = update.status.as_ref().is_some_and(|s| is_terminal(s.state));
+        let terminal = update
+            .status
+            .as_ref()
+            .is_some_and(|s| TaskState::try_from(s.state).is_ok_and(TaskState::is_terminal));
         let key = (framework, task.clone());
         let stream = self.streams.entry(key.clone()).or_default();
         if stream.pending.iter().any(|u| u.uuid == update.uuid) {

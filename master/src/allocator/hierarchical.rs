@@ -135,9 +135,14 @@ impl HierarchicalAllocator {
     fn change_total(&mut self, agent_total: &Resources, added: bool) {
         if added {
             // Agents' totals were validated when added, so types agree.
-            let _ = self.total.add(agent_total);
+            let _ = self.total.add(&agent_total.scalars());
         } else {
-            self.total = self.total.checked_sub(agent_total).unwrap_or_default();
+            // Scalars only: the agents' port ranges overlap, so their union cannot be
+            // subtracted agent by agent.
+            self.total = self
+                .total
+                .checked_sub(&agent_total.scalars())
+                .unwrap_or_default();
         }
         self.total_changed = true;
     }
@@ -554,5 +559,27 @@ mod tests {
         ));
         a.recover("f", "a1", &r("cpus:4;mem:1024"), None).unwrap();
         assert!(a.allocated("f", "a1").is_empty());
+    }
+
+    #[test]
+    fn agents_with_the_same_ports_are_recovered_and_removed_one_by_one() {
+        // Every agent offers ports [31000-32000]; summed over agents as sets they would
+        // collapse into one range, and giving back the second agent's ports would fail.
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        let agent = r("cpus:2;mem:100;ports:[31000-32000]");
+        a.add_agent("a1", agent.clone(), &[]).unwrap();
+        a.add_agent("a2", agent.clone(), &[]).unwrap();
+        a.add_framework("f", "*", false).unwrap();
+        let offers = a.allocate(t0);
+        assert_eq!(offers.len(), 2);
+        for offer in &offers {
+            a.recover("f", &offer.agent, &offer.resources, None)
+                .unwrap();
+        }
+        a.remove_agent("a1").unwrap();
+        let offers = a.allocate(t0);
+        assert_eq!(offers.len(), 1, "a2 is still offered after a1 left");
+        assert_eq!(offers[0].resources, agent);
     }
 }

@@ -1,0 +1,172 @@
+//! `batch`: runs N shell commands once each, as command tasks, and reports every state change
+//! (what `keelctl execute` streams). The job ends when every task has ended; it succeeded if
+//! every task FINISHED.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use protos::v1::{CommandInfo, Filters, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
+use resources::Resources;
+use tokio::sync::mpsc;
+
+use crate::scheduler::Scheduler;
+use crate::scheduler_driver::SchedulerDriver;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BatchSpec {
+    /// Prefix of the task ids (`{prefix}-{n}`).
+    pub task_prefix: String,
+    /// One task per command (`sh -c`).
+    pub commands: Vec<String>,
+    /// Resources of each task.
+    pub task_resources: Resources,
+}
+
+/// One task's end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskOutcome {
+    /// The task.
+    pub task_id: String,
+    /// Its terminal state.
+    pub state: TaskState,
+    /// What the agent or master said.
+    pub message: String,
+}
+
+/// What the batch scheduler reports as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchEvent {
+    /// A task changed state.
+    Status {
+        /// The task.
+        task_id: String,
+        /// Its new state.
+        state: TaskState,
+        /// The agent it runs on.
+        agent: String,
+        /// The update's message.
+        message: String,
+    },
+    /// Every task ended.
+    Done(Vec<TaskOutcome>),
+}
+
+/// The batch scheduler.
+pub struct BatchScheduler {
+    spec: BatchSpec,
+    queue: VecDeque<usize>,
+    running: BTreeMap<String, usize>,
+    outcomes: Vec<Option<TaskOutcome>>,
+    events: mpsc::UnboundedSender<BatchEvent>,
+}
+
+impl BatchScheduler {
+    /// A scheduler for `spec` and the receiver of its events.
+    pub fn new(spec: BatchSpec) -> (Self, mpsc::UnboundedReceiver<BatchEvent>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let n = spec.commands.len();
+        (
+            BatchScheduler {
+                spec,
+                queue: (0..n).collect(),
+                running: BTreeMap::new(),
+                outcomes: vec![None; n],
+                events,
+            },
+            rx,
+        )
+    }
+
+    fn task_id(&self, index: usize) -> String {
+        format!("{}-{index}", self.spec.task_prefix)
+    }
+}
+
+impl Scheduler for BatchScheduler {
+    fn registered(
+        &mut self,
+        driver: &mut SchedulerDriver,
+        _id: &protos::v1::FrameworkId,
+        _master: &protos::v1::MasterInfo,
+    ) {
+        if self.queue.is_empty() && self.running.is_empty() {
+            let _ = self.events.send(BatchEvent::Done(Vec::new()));
+            driver.stop();
+        }
+    }
+
+    fn resource_offers(&mut self, driver: &mut SchedulerDriver, offers: Vec<Offer>) {
+        for offer in offers {
+            let Some(offer_id) = offer.id.clone() else {
+                continue;
+            };
+            let mut left = Resources::from_proto(&offer.resources).unwrap_or_default();
+            let mut tasks = Vec::new();
+            while let Some(rest) = left.checked_sub(&self.spec.task_resources) {
+                let Some(index) = self.queue.pop_front() else {
+                    break;
+                };
+                left = rest;
+                let task_id = self.task_id(index);
+                tasks.push(TaskInfo {
+                    name: task_id.clone(),
+                    task_id: Some(TaskId {
+                        value: task_id.clone(),
+                    }),
+                    agent_id: offer.agent_id.clone(),
+                    resources: self.spec.task_resources.to_proto(),
+                    command: Some(CommandInfo {
+                        value: self.spec.commands[index].clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                self.running.insert(task_id, index);
+            }
+            if tasks.is_empty() {
+                driver.decline_offer(&offer_id, Filters::default());
+            } else {
+                driver.launch_tasks(&[offer_id], tasks, Filters::default());
+            }
+        }
+        if self.queue.is_empty() {
+            driver.suppress_offers();
+        }
+    }
+
+    fn status_update(&mut self, driver: &mut SchedulerDriver, status: &TaskStatus) {
+        let task_id = status
+            .task_id
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default();
+        let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
+        let agent = status
+            .agent_id
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        let _ = self.events.send(BatchEvent::Status {
+            task_id: task_id.clone(),
+            state,
+            agent,
+            message: status.message.clone(),
+        });
+        if !state.is_terminal() {
+            return;
+        }
+        let Some(index) = self.running.remove(&task_id) else {
+            return;
+        };
+        self.outcomes[index] = Some(TaskOutcome {
+            task_id,
+            state,
+            message: status.message.clone(),
+        });
+        if self.running.is_empty() && self.queue.is_empty() {
+            let outcomes = self.outcomes.iter().flatten().cloned().collect();
+            let _ = self.events.send(BatchEvent::Done(outcomes));
+            driver.stop();
+        }
+    }
+}

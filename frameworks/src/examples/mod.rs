@@ -1,0 +1,10 @@
+//! Example frameworks, each a [`crate::Scheduler`] (and, for `particles`, an
+//! [`crate::Executor`]) that `keel-local` and `keelctl` run:
+//!
+//! - [`batch`]: N shell commands run once each (what `keelctl execute` runs);
+//! - [`particles`]: seed 004's particle trajectories, computed by a custom executor;
+//! - [`service`]: K long-running instances kept alive.
+
+pub mod batch;
+pub mod particles;
+pub mod service;

@@ -1,0 +1,520 @@
+//! The scheduler driver (Mesos's `MesosSchedulerDriver`): a libactor process that registers a
+//! framework with the master, turns the master's messages into [`Scheduler`] callbacks, and
+//! sends the scheduler's decisions back.
+//!
+//! Handles (from the master only): `FrameworkRegisteredMessage`, `FrameworkReregisteredMessage`,
+//! `ResourceOffersMessage`, `RescindResourceOfferMessage`, `StatusUpdateMessage`,
+//! `LostSlaveMessage`, `ExecutorToFrameworkMessage`, `ExitedExecutorMessage`,
+//! `FrameworkErrorMessage`.
+//!
+//! Sends: `RegisterFrameworkMessage` / `ReregisterFrameworkMessage` (retried with backoff until
+//! answered, and again whenever the connection to the master breaks), `AcceptOffersMessage`,
+//! `DeclineOffersMessage`, `ReviveOffersMessage`, `SuppressOffersMessage`, `KillTaskMessage`,
+//! `StatusUpdateAcknowledgementMessage`, `ReconcileTasksMessage`, `FrameworkToExecutorMessage`,
+//! `UnregisterFrameworkMessage`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use libactor::{Context, Node, Process, ProcessGone, ProcessRef, SpawnError, Upid};
+use protos::internal::{
+    AcceptOffersMessage, DeclineOffersMessage, ExecutorToFrameworkMessage, ExitedExecutorMessage,
+    FrameworkErrorMessage, FrameworkRegisteredMessage, FrameworkReregisteredMessage,
+    FrameworkToExecutorMessage, KillTaskMessage, LostSlaveMessage, ReconcileTasksMessage,
+    RegisterFrameworkMessage, ReregisterFrameworkMessage, RescindResourceOfferMessage,
+    ResourceOffersMessage, ReviveOffersMessage, StatusUpdateAcknowledgementMessage,
+    StatusUpdateMessage, SuppressOffersMessage, UnregisterFrameworkMessage,
+};
+use protos::v1::task_status::Source;
+use protos::v1::{
+    AgentId, ExecutorId, Filters, FrameworkId, FrameworkInfo, OfferId, TaskId, TaskInfo, TaskStatus,
+};
+use tokio::sync::watch;
+
+use crate::scheduler::Scheduler;
+
+/// First wait before re-sending an unanswered registration.
+pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between registration attempts.
+pub const REGISTRATION_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How a driver ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverStatus {
+    /// [`SchedulerDriver::stop`] or [`SchedulerDriver::stop_for_failover`] was called.
+    Stopped,
+    /// The master refused the framework, or [`SchedulerDriver::abort`] was called.
+    Aborted(String),
+}
+
+/// What a scheduler acts through: sends its decisions to the master. Handed to every
+/// [`Scheduler`] callback.
+pub struct SchedulerDriver {
+    node: Node,
+    pid: Upid,
+    master: Upid,
+    info: FrameworkInfo,
+    framework_id: Option<FrameworkId>,
+    connected: bool,
+    implicit_acks: bool,
+    backoff: Duration,
+    ending: Option<(DriverStatus, bool)>,
+}
+
+impl SchedulerDriver {
+    /// The framework's id, once registered.
+    pub fn framework_id(&self) -> Option<&FrameworkId> {
+        self.framework_id.as_ref()
+    }
+
+    /// The master the driver talks to.
+    pub fn master(&self) -> &Upid {
+        &self.master
+    }
+
+    /// This driver's process address (the scheduler's pid as the master knows it).
+    pub fn pid(&self) -> &Upid {
+        &self.pid
+    }
+
+    /// Whether the framework is registered with a reachable master.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// The node the driver runs on (its clock and metrics).
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    fn send<M: libactor::Message>(&self, msg: M) {
+        self.node.send_from(&self.pid, &self.master, msg);
+    }
+
+    /// Launches `tasks` on the resources of `offer_ids` (all on one agent); what they leave
+    /// unused is declined with `filters`. An empty `tasks` declines the offers.
+    pub fn launch_tasks(&mut self, offer_ids: &[OfferId], tasks: Vec<TaskInfo>, filters: Filters) {
+        self.send(AcceptOffersMessage {
+            framework_id: self.framework_id.clone(),
+            offer_ids: offer_ids.to_vec(),
+            tasks,
+            filters: Some(filters),
+        });
+    }
+
+    /// Gives an offer back; its resources are not offered to this framework again for
+    /// `filters.refuse_seconds` (5 s if unset).
+    pub fn decline_offer(&mut self, offer_id: &OfferId, filters: Filters) {
+        self.send(DeclineOffersMessage {
+            framework_id: self.framework_id.clone(),
+            offer_ids: vec![offer_id.clone()],
+            filters: Some(filters),
+        });
+    }
+
+    /// Clears the framework's decline filters and resumes offers after a suppress.
+    pub fn revive_offers(&mut self) {
+        self.send(ReviveOffersMessage {
+            framework_id: self.framework_id.clone(),
+            roles: Vec::new(),
+        });
+    }
+
+    /// Stops offers to the framework until it revives.
+    pub fn suppress_offers(&mut self) {
+        self.send(SuppressOffersMessage {
+            framework_id: self.framework_id.clone(),
+            roles: Vec::new(),
+        });
+    }
+
+    /// Asks for a task to be killed; its end arrives as a status update.
+    pub fn kill_task(&mut self, task_id: &TaskId) {
+        self.send(KillTaskMessage {
+            framework_id: self.framework_id.clone(),
+            task_id: Some(task_id.clone()),
+            kill_policy: None,
+        });
+    }
+
+    /// Acknowledges a status update (only needed with explicit acknowledgements; see
+    /// [`SchedulerOptions::explicit_acknowledgements`]). Updates without a uuid (generated by
+    /// the master) need none and are ignored.
+    pub fn acknowledge_status_update(&mut self, status: &TaskStatus) {
+        if status.uuid.is_empty() || status.source == Source::Master as i32 {
+            return;
+        }
+        self.send(StatusUpdateAcknowledgementMessage {
+            slave_id: status.agent_id.clone(),
+            framework_id: self.framework_id.clone(),
+            task_id: status.task_id.clone(),
+            uuid: status.uuid.clone(),
+        });
+    }
+
+    /// Asks the master for the latest state of `statuses`' tasks (explicit reconciliation),
+    /// or of every task of the framework with an empty list (implicit).
+    pub fn reconcile_tasks(&mut self, statuses: Vec<TaskStatus>) {
+        self.send(ReconcileTasksMessage {
+            framework_id: self.framework_id.clone(),
+            statuses,
+        });
+    }
+
+    /// Sends `data` to a custom executor.
+    pub fn send_framework_message(
+        &mut self,
+        executor_id: &ExecutorId,
+        agent_id: &AgentId,
+        data: Bytes,
+    ) {
+        self.send(FrameworkToExecutorMessage {
+            slave_id: Some(agent_id.clone()),
+            framework_id: self.framework_id.clone(),
+            executor_id: Some(executor_id.clone()),
+            data,
+        });
+    }
+
+    /// Ends the framework: the master kills its tasks and forgets it. The driver stops.
+    pub fn stop(&mut self) {
+        self.ending = Some((DriverStatus::Stopped, true));
+    }
+
+    /// Stops the driver but leaves the framework registered, so that a new scheduler can take
+    /// over its tasks within the failover timeout.
+    pub fn stop_for_failover(&mut self) {
+        self.ending = Some((DriverStatus::Stopped, false));
+    }
+
+    /// Stops the driver with an error, leaving the framework registered.
+    pub fn abort(&mut self, why: impl Into<String>) {
+        self.ending = Some((DriverStatus::Aborted(why.into()), false));
+    }
+}
+
+/// How a driver behaves.
+#[derive(Debug, Clone, Default)]
+pub struct SchedulerOptions {
+    /// The scheduler acknowledges status updates itself with
+    /// [`SchedulerDriver::acknowledge_status_update`] instead of the driver doing it after
+    /// [`Scheduler::status_update`] returns.
+    pub explicit_acknowledgements: bool,
+}
+
+/// The libactor process that runs a [`Scheduler`].
+pub struct SchedulerProcess<S: Scheduler> {
+    scheduler: S,
+    driver: SchedulerDriver,
+    done: watch::Sender<Option<DriverStatus>>,
+}
+
+/// A running driver: wait for it, stop it, or look into its scheduler.
+pub struct SchedulerHandle<S: Scheduler> {
+    process: ProcessRef<SchedulerProcess<S>>,
+    done: watch::Receiver<Option<DriverStatus>>,
+}
+
+impl<S: Scheduler> Clone for SchedulerHandle<S> {
+    fn clone(&self) -> Self {
+        SchedulerHandle {
+            process: self.process.clone(),
+            done: self.done.clone(),
+        }
+    }
+}
+
+/// Starts `scheduler` on `node` as framework `info`, registering with `master`.
+pub fn start<S: Scheduler>(
+    node: &Node,
+    master: Upid,
+    info: FrameworkInfo,
+    scheduler: S,
+    options: SchedulerOptions,
+) -> Result<SchedulerHandle<S>, SpawnError> {
+    let id = node.generate_id("scheduler");
+    let pid = node.pid(&id)?;
+    let (tx, rx) = watch::channel(None);
+    let framework_id = info.id.clone().filter(|f| !f.value.is_empty());
+    let process = node.spawn_ref(
+        &id,
+        SchedulerProcess {
+            scheduler,
+            driver: SchedulerDriver {
+                node: node.clone(),
+                pid,
+                master,
+                info,
+                framework_id,
+                connected: false,
+                implicit_acks: !options.explicit_acknowledgements,
+                backoff: REGISTRATION_BACKOFF_MIN,
+                ending: None,
+            },
+            done: tx,
+        },
+    )?;
+    Ok(SchedulerHandle { process, done: rx })
+}
+
+impl<S: Scheduler> SchedulerHandle<S> {
+    /// The driver's process address.
+    pub fn pid(&self) -> &Upid {
+        self.process.pid()
+    }
+
+    /// Waits until the driver ends.
+    pub async fn join(&self) -> DriverStatus {
+        let mut done = self.done.clone();
+        let status = match done.wait_for(Option::is_some).await {
+            Ok(status) => status.clone().unwrap_or(DriverStatus::Stopped),
+            Err(_) => DriverStatus::Aborted("the driver's process ended".into()),
+        };
+        status
+    }
+
+    /// Stops the driver and ends the framework (see [`SchedulerDriver::stop`]).
+    pub fn stop(&self) {
+        self.process.dispatch(|p, ctx| {
+            p.driver.stop();
+            p.after_callback(ctx);
+        });
+    }
+
+    /// Runs `f` inside the driver's process with the scheduler and the driver, and returns its
+    /// result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut S, &mut SchedulerDriver) -> R + Send + 'static,
+    ) -> Result<R, ProcessGone> {
+        self.process
+            .call(move |p, ctx| {
+                let r = f(&mut p.scheduler, &mut p.driver);
+                p.after_callback(ctx);
+                r
+            })
+            .await
+    }
+
+    /// Runs `f` inside the driver's process without waiting (for work finished on another
+    /// thread). Returns false if the driver has ended.
+    pub fn dispatch(&self, f: impl FnOnce(&mut S, &mut SchedulerDriver) + Send + 'static) -> bool {
+        self.process.dispatch(move |p, ctx| {
+            f(&mut p.scheduler, &mut p.driver);
+            p.after_callback(ctx);
+        })
+    }
+}
+
+impl<S: Scheduler> SchedulerProcess<S> {
+    fn sent_by_master(&self, from: &Upid) -> bool {
+        let ok = *from == self.driver.master;
+        if !ok {
+            tracing::warn!(%from, master = %self.driver.master, "message for the scheduler from a process that is not the master; dropped");
+        }
+        ok
+    }
+
+    /// Ends the driver if a callback asked for it.
+    fn after_callback(&mut self, ctx: &mut Context<Self>) {
+        let Some((status, unregister)) = self.driver.ending.take() else {
+            return;
+        };
+        if unregister {
+            if let Some(id) = self.driver.framework_id.clone() {
+                self.driver.send(UnregisterFrameworkMessage {
+                    framework_id: Some(id),
+                });
+            }
+        }
+        tracing::info!(?status, "scheduler driver ending");
+        self.driver.connected = false;
+        let _ = self.done.send(Some(status));
+        ctx.terminate();
+    }
+
+    fn register(&mut self, ctx: &mut Context<Self>) {
+        if self.driver.connected || self.done.borrow().is_some() {
+            return;
+        }
+        let master = self.driver.master.clone();
+        ctx.link(&master);
+        match self.driver.framework_id.clone() {
+            None => ctx.send(
+                &master,
+                RegisterFrameworkMessage {
+                    framework: Some(self.driver.info.clone()),
+                },
+            ),
+            Some(id) => {
+                let mut info = self.driver.info.clone();
+                info.id = Some(id);
+                ctx.send(
+                    &master,
+                    ReregisterFrameworkMessage {
+                        framework: Some(info),
+                        failover: false,
+                    },
+                );
+            }
+        }
+        let wait = self.driver.backoff;
+        self.driver.backoff = (wait * 2).min(REGISTRATION_BACKOFF_MAX);
+        ctx.delay(wait, |p: &mut Self, ctx| p.register(ctx));
+    }
+
+    fn registered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: FrameworkRegisteredMessage) {
+        if !self.sent_by_master(&from) || self.driver.connected {
+            return;
+        }
+        let (Some(id), master) = (msg.framework_id, msg.master_info.unwrap_or_default()) else {
+            return;
+        };
+        self.driver.framework_id = Some(id.clone());
+        self.driver.connected = true;
+        self.driver.backoff = REGISTRATION_BACKOFF_MIN;
+        self.scheduler.registered(&mut self.driver, &id, &master);
+        self.after_callback(ctx);
+    }
+
+    fn reregistered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: FrameworkReregisteredMessage,
+    ) {
+        if !self.sent_by_master(&from) || self.driver.connected {
+            return;
+        }
+        self.driver.connected = true;
+        self.driver.backoff = REGISTRATION_BACKOFF_MIN;
+        let master = msg.master_info.unwrap_or_default();
+        self.scheduler.reregistered(&mut self.driver, &master);
+        self.after_callback(ctx);
+    }
+
+    fn offers(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ResourceOffersMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        self.scheduler.resource_offers(&mut self.driver, msg.offers);
+        self.after_callback(ctx);
+    }
+
+    fn rescinded(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RescindResourceOfferMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        if let Some(id) = msg.offer_id {
+            self.scheduler.offer_rescinded(&mut self.driver, &id);
+        }
+        self.after_callback(ctx);
+    }
+
+    fn status_update(&mut self, ctx: &mut Context<Self>, from: Upid, msg: StatusUpdateMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let Some(update) = msg.update else {
+            return;
+        };
+        let Some(mut status) = update.status else {
+            return;
+        };
+        if status.uuid.is_empty() {
+            status.uuid = update.uuid.clone();
+        }
+        if status.agent_id.is_none() {
+            status.agent_id = update.slave_id.clone();
+        }
+        self.scheduler.status_update(&mut self.driver, &status);
+        if self.driver.implicit_acks {
+            self.driver.acknowledge_status_update(&status);
+        }
+        self.after_callback(ctx);
+    }
+
+    fn lost_slave(&mut self, ctx: &mut Context<Self>, from: Upid, msg: LostSlaveMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        if let Some(id) = msg.slave_id {
+            self.scheduler.agent_lost(&mut self.driver, &id);
+        }
+        self.after_callback(ctx);
+    }
+
+    fn framework_message(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ExecutorToFrameworkMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let executor = msg.executor_id.unwrap_or_default();
+        let agent = msg.slave_id.unwrap_or_default();
+        self.scheduler
+            .framework_message(&mut self.driver, &executor, &agent, &msg.data);
+        self.after_callback(ctx);
+    }
+
+    fn executor_exited(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ExitedExecutorMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let executor = msg.executor_id.unwrap_or_default();
+        let agent = msg.slave_id.unwrap_or_default();
+        self.scheduler
+            .executor_lost(&mut self.driver, &executor, &agent, msg.status);
+        self.after_callback(ctx);
+    }
+
+    fn error(&mut self, ctx: &mut Context<Self>, from: Upid, msg: FrameworkErrorMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        self.scheduler.error(&mut self.driver, &msg.message);
+        self.driver.abort(msg.message);
+        self.after_callback(ctx);
+    }
+}
+
+impl<S: Scheduler> Process for SchedulerProcess<S> {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        ctx.install(Self::registered);
+        ctx.install(Self::reregistered);
+        ctx.install(Self::offers);
+        ctx.install(Self::rescinded);
+        ctx.install(Self::status_update);
+        ctx.install(Self::lost_slave);
+        ctx.install(Self::framework_message);
+        ctx.install(Self::executor_exited);
+        ctx.install(Self::error);
+        self.register(ctx);
+    }
+
+    fn exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {
+        if *pid != self.driver.master || self.done.borrow().is_some() {
+            return;
+        }
+        if self.driver.connected {
+            self.driver.connected = false;
+            self.scheduler.disconnected(&mut self.driver);
+            self.after_callback(ctx);
+        }
+        self.driver.backoff = REGISTRATION_BACKOFF_MIN;
+        ctx.delay(REGISTRATION_BACKOFF_MIN, |p: &mut Self, ctx| {
+            p.register(ctx)
+        });
+    }
+
+    fn finalize(&mut self, _ctx: &mut Context<Self>) {
+        if self.done.borrow().is_none() {
+            let _ = self.done.send(Some(DriverStatus::Aborted(
+                "the driver's process ended".into(),
+            )));
+        }
+    }
+}

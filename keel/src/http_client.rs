@@ -1,0 +1,126 @@
+//! A minimal HTTP/1.1 client for talking to a node's port (keelctl's `state`, `send`, …):
+//! one request per connection, bounded in time and in response size.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+/// How long one request may take, connect to last byte.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest response body read.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// No connection.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The exchange failed.
+    #[error("HTTP exchange with {addr} failed: {why}")]
+    Exchange {
+        /// Where.
+        addr: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// No answer in time.
+    #[error("{addr} did not answer within {REQUEST_TIMEOUT:?}")]
+    Timeout {
+        /// Where.
+        addr: String,
+    },
+}
+
+/// A response: status and body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// Sends one request to `addr` (`host:port`) and reads the whole reply.
+pub async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<Reply, HttpError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange(addr, method, path, headers, body))
+        .await
+        .map_err(|_| HttpError::Timeout {
+            addr: addr.to_owned(),
+        })?
+}
+
+async fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<Reply, HttpError> {
+    let fail = |why: String| HttpError::Exchange {
+        addr: addr.to_owned(),
+        why,
+    };
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|source| HttpError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr);
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let req = req.body(Full::new(body)).map_err(|e| fail(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .to_bytes();
+    Ok(Reply { status, body })
+}
+
+/// GETs `path` and parses the body as JSON; a non-200 status is an error with the body's text.
+pub async fn get_json(addr: &str, path: &str) -> Result<serde_json::Value, HttpError> {
+    let reply = request(addr, "GET", path, &[], Bytes::new()).await?;
+    if reply.status != 200 {
+        return Err(HttpError::Exchange {
+            addr: addr.to_owned(),
+            why: format!(
+                "GET {path}: status {}: {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            ),
+        });
+    }
+    serde_json::from_slice(&reply.body).map_err(|e| HttpError::Exchange {
+        addr: addr.to_owned(),
+        why: format!("GET {path}: body is not JSON: {e}"),
+    })
+}

@@ -1,0 +1,31 @@
+//! Keel's binaries and what they share: `keel-master`, `keel-slave`, `keel-local` (a master
+//! and N agents in one process, then an example framework) and `keelctl` (the ops CLI). The
+//! binaries only parse flags and wire processes together; this library holds the rest.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+//! let cluster = LocalCluster::start(LocalClusterConfig::new(3, "/tmp/keel-demo"))?;
+//! cluster.wait_for_agents(std::time::Duration::from_secs(10)).await?;
+//! println!("master at {}", cluster.master_pid());
+//! cluster.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules:
+//! - [`local_cluster`]: a master and N agents on their own loopback ports in one process.
+//! - [`example_runs`]: run the example frameworks and follow their progress; the particles
+//!   executor's entry point.
+//! - [`http_client`]: minimal HTTP/1.1 requests to a node's port.
+//! - [`send_message`]: `keelctl send` — JSON to protobuf by message name, posted to a process.
+//! - [`tables`]: keelctl's tables over `/master/state`.
+//! - [`logging`]: the binaries' tracing setup.
+
+#![warn(missing_docs)]
+
+pub mod example_runs;
+pub mod http_client;
+pub mod local_cluster;
+pub mod logging;
+pub mod send_message;
+pub mod tables;

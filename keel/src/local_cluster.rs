@@ -1,0 +1,199 @@
+//! A whole cluster in one OS process: a master and N agents, each on a libactor node of its
+//! own (its own port on the loopback interface), talking over real TCP exactly as separate
+//! machines would. `keel-local` runs one; so do the in-process integration tests.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use libactor::{Clock, Node, NodeError, ProcessRef, SpawnError, Upid};
+use master::master::{Master, MasterHandle};
+use resources::Resources;
+use slave::slave::{Registration, Slave, SlaveConfig};
+
+/// Resources each agent of a local cluster offers unless told otherwise: the machine is shared
+/// by all of them, so none claims all of it.
+pub const DEFAULT_AGENT_RESOURCES: &str = "cpus:2;mem:2048;disk:4096;ports:[31000-32000]";
+
+/// Why a local cluster could not start or settle.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A node could not start (port in use, …).
+    #[error("cannot start a node: {0}")]
+    Node(#[from] NodeError),
+    /// A process could not start.
+    #[error("cannot start a process: {0}")]
+    Spawn(#[from] SpawnError),
+    /// The work dir could not be made.
+    #[error("cannot create work dir {path}: {source}")]
+    WorkDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The agents did not all register in time.
+    #[error("only {registered} of {expected} agents registered within {timeout:?}")]
+    AgentsMissing {
+        /// Agents registered.
+        registered: usize,
+        /// Agents started.
+        expected: usize,
+        /// How long was waited.
+        timeout: Duration,
+    },
+}
+
+/// How to build a local cluster.
+#[derive(Debug, Clone)]
+pub struct LocalClusterConfig {
+    /// Agents to start.
+    pub agents: usize,
+    /// What each agent offers.
+    pub agent_resources: Resources,
+    /// Sandboxes go under `{work_dir}/agent-{n}`.
+    pub work_dir: PathBuf,
+    /// The master's port on 127.0.0.1 (0: any free port).
+    pub master_port: u16,
+    /// A clock shared by every node (tests pass a paused one).
+    pub clock: Option<Clock>,
+}
+
+impl LocalClusterConfig {
+    /// `agents` agents with the default resources, sandboxes under `work_dir`, any free ports.
+    pub fn new(agents: usize, work_dir: impl Into<PathBuf>) -> Self {
+        LocalClusterConfig {
+            agents,
+            agent_resources: DEFAULT_AGENT_RESOURCES.parse().unwrap_or_default(),
+            work_dir: work_dir.into(),
+            master_port: 0,
+            clock: None,
+        }
+    }
+}
+
+/// One agent of a local cluster.
+pub struct LocalAgent {
+    /// Its node.
+    pub node: Node,
+    /// Its agent process.
+    pub slave: ProcessRef<Slave>,
+}
+
+/// A running local cluster.
+pub struct LocalCluster {
+    /// The master's node.
+    pub master_node: Node,
+    /// The master and its allocator.
+    pub master: MasterHandle,
+    /// The agents, in start order.
+    pub agents: Vec<LocalAgent>,
+    config: LocalClusterConfig,
+}
+
+fn node_on(port: u16, clock: &Option<Clock>) -> Result<Node, NodeError> {
+    let mut builder = Node::builder()
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .single_threaded();
+    if let Some(clock) = clock {
+        builder = builder.clock(clock.clone());
+    }
+    builder.start()
+}
+
+/// A master id unique to this start, so that ids it hands out never repeat a previous run's.
+pub fn fresh_master_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{:x}", millis % (1 << 40))
+}
+
+impl LocalCluster {
+    /// Starts the master, then the agents (they register on their own; see
+    /// [`LocalCluster::wait_for_agents`]).
+    pub fn start(config: LocalClusterConfig) -> Result<LocalCluster, ClusterError> {
+        let master_node = node_on(config.master_port, &config.clock)?;
+        let master = Master::spawn(&master_node, &fresh_master_id())?;
+        let mut cluster = LocalCluster {
+            master_node,
+            master,
+            agents: Vec::new(),
+            config,
+        };
+        for _ in 0..cluster.config.agents {
+            cluster.add_agent()?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts one more agent; returns its index.
+    pub fn add_agent(&mut self) -> Result<usize, ClusterError> {
+        let index = self.agents.len();
+        let work_dir = self.config.work_dir.join(format!("agent-{index}"));
+        std::fs::create_dir_all(&work_dir).map_err(|source| ClusterError::WorkDir {
+            path: work_dir.clone(),
+            source,
+        })?;
+        let node = node_on(0, &self.config.clock)?;
+        let slave = Slave::spawn(
+            &node,
+            SlaveConfig {
+                master: self.master_pid().clone(),
+                work_dir,
+                resources: self.config.agent_resources.clone(),
+                attributes: Vec::new(),
+                hostname: format!("local-agent-{index}"),
+            },
+        )?;
+        self.agents.push(LocalAgent { node, slave });
+        Ok(index)
+    }
+
+    /// The master's pid.
+    pub fn master_pid(&self) -> &Upid {
+        self.master.master.pid()
+    }
+
+    /// Agents the master has registered.
+    pub async fn registered_agents(&self) -> usize {
+        self.master
+            .master
+            .call(|m, _| m.agent_count())
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Waits (up to `timeout`, checking every few milliseconds) until every live agent process
+    /// says it is registered.
+    pub async fn wait_for_agents(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut registered = 0;
+            for agent in &self.agents {
+                let state = agent.slave.call(|s, _| s.registration()).await;
+                if state == Ok(Registration::Registered) {
+                    registered += 1;
+                }
+            }
+            if registered == self.agents.len() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::AgentsMissing {
+                    registered,
+                    expected: self.agents.len(),
+                    timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops every node: agents first (their tasks are killed), then the master.
+    pub async fn shutdown(self) {
+        for agent in &self.agents {
+            agent.node.shutdown().await;
+        }
+        self.master_node.shutdown().await;
+    }
+}

@@ -1,0 +1,152 @@
+//! Messages the master checks and passes on: revive and suppress (to the allocator), framework
+//! ↔ executor messages (between a scheduler and an agent), and executor exits (to the
+//! scheduler).
+
+use libactor::{Context, Upid};
+use protos::internal::{
+    ExecutorToFrameworkMessage, ExitedExecutorMessage, FrameworkToExecutorMessage,
+    ReviveOffersMessage, SuppressOffersMessage,
+};
+
+use super::Master;
+use crate::allocator::Allocator;
+
+impl Master {
+    /// The framework's id if `from` is its scheduler; counts an invalid message otherwise.
+    pub(super) fn sender_framework(&self, from: &Upid, id: Option<&str>) -> Option<String> {
+        let id = id.unwrap_or("");
+        match self.frameworks.get(id) {
+            Some(f) if f.pid == *from => Some(id.to_owned()),
+            _ => {
+                self.count(|m| &m.invalid_messages);
+                tracing::warn!(%from, framework = %id, "message from a process that is not the framework's scheduler");
+                None
+            }
+        }
+    }
+
+    /// The agent's id if `from` is on that agent's node; counts an invalid message otherwise.
+    fn sender_agent(&self, from: &Upid, id: Option<&str>) -> Option<String> {
+        let id = id.unwrap_or("");
+        match self.agents.get(id) {
+            Some(a) if a.pid.address() == from.address() => Some(id.to_owned()),
+            _ => {
+                self.count(|m| &m.invalid_messages);
+                tracing::warn!(%from, agent = %id, "message from a process that is not on the agent");
+                None
+            }
+        }
+    }
+
+    /// Takes every outstanding offer of `framework` back, without telling it (its scheduler
+    /// is gone or was replaced).
+    pub(super) fn withdraw_offers(&mut self, framework: &str) {
+        let ids: Vec<String> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.framework == framework)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(offer) = self.offers.remove(&id) {
+                self.recover(framework, &offer.agent, offer.resources, None);
+            }
+        }
+    }
+
+    pub(super) fn revive(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ReviveOffersMessage,
+    ) {
+        let id = msg.framework_id.as_ref().map(|f| f.value.as_str());
+        let Some(framework) = self.sender_framework(&from, id) else {
+            return;
+        };
+        tracing::debug!(%framework, "revive");
+        self.tell_allocator("allocator refused a revive", move |a| a.revive(&framework));
+    }
+
+    pub(super) fn suppress(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        from: Upid,
+        msg: SuppressOffersMessage,
+    ) {
+        let id = msg.framework_id.as_ref().map(|f| f.value.as_str());
+        let Some(framework) = self.sender_framework(&from, id) else {
+            return;
+        };
+        tracing::debug!(%framework, "suppress");
+        self.tell_allocator("allocator refused a suppress", move |a| {
+            a.suppress(&framework)
+        });
+    }
+
+    pub(super) fn framework_to_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: FrameworkToExecutorMessage,
+    ) {
+        let id = msg.framework_id.as_ref().map(|f| f.value.as_str());
+        if self.sender_framework(&from, id).is_none() {
+            return;
+        }
+        let agent = msg
+            .slave_id
+            .as_ref()
+            .map(|a| a.value.as_str())
+            .unwrap_or("");
+        match self.agents.get(agent) {
+            Some(a) => ctx.send(&a.pid.clone(), msg),
+            None => self.count(|m| &m.invalid_messages),
+        }
+    }
+
+    pub(super) fn executor_to_framework(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ExecutorToFrameworkMessage,
+    ) {
+        if self
+            .sender_agent(&from, msg.slave_id.as_ref().map(|a| a.value.as_str()))
+            .is_none()
+        {
+            return;
+        }
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.as_str())
+            .unwrap_or("");
+        if let Some(f) = self.frameworks.get(framework) {
+            ctx.send(&f.pid.clone(), msg);
+        }
+    }
+
+    pub(super) fn exited_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ExitedExecutorMessage,
+    ) {
+        if self
+            .sender_agent(&from, msg.slave_id.as_ref().map(|a| a.value.as_str()))
+            .is_none()
+        {
+            return;
+        }
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.as_str())
+            .unwrap_or("");
+        tracing::info!(%framework, executor = ?msg.executor_id.as_ref().map(|e| &e.value), status = msg.status, "executor exited");
+        if let Some(f) = self.frameworks.get(framework) {
+            ctx.send(&f.pid.clone(), msg);
+        }
+    }
+}

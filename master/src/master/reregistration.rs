@@ -1,0 +1,204 @@
+//! Agents and schedulers coming back: re-registration after a broken connection or a master
+//! restart, and what happens to a framework whose scheduler goes away.
+//!
+//! The master's state is soft (Mesos's design): a restarted master learns agents, their tasks
+//! and frameworks again from `ReregisterSlaveMessage` and `ReregisterFrameworkMessage`, keeping
+//! the ids they already have.
+//!
+//! A scheduler whose connection breaks makes its framework inactive: its offers are rescinded
+//! and it gets no more until it re-registers. If it does not within the framework's
+//! `failover_timeout` (0 by default, as in Mesos), the framework is removed and its tasks killed.
+
+use std::time::Duration;
+
+use libactor::{Context, Upid};
+use protos::internal::{
+    FrameworkReregisteredMessage, ReregisterFrameworkMessage, ReregisterSlaveMessage,
+    SlaveReregisteredMessage,
+};
+use protos::v1::{AgentId, FrameworkId, TaskState};
+use resources::Resources;
+
+use crate::allocator::Allocator;
+
+use super::{validate_agent, AgentEntry, FrameworkEntry, Master, TaskEntry};
+
+/// Longest failover timeout honoured (a week), so that a huge value cannot overflow the clock.
+pub const MAX_FAILOVER_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl Master {
+    pub(super) fn reregister_slave(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ReregisterSlaveMessage,
+    ) {
+        let info = msg.slave.unwrap_or_default();
+        let id = info
+            .id
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        let total = match validate_agent(&info) {
+            Ok(total) if !id.is_empty() => total,
+            Ok(_) => {
+                self.count(|m| &m.invalid_messages);
+                tracing::warn!(%from, "refused an agent re-registration without an id");
+                return;
+            }
+            Err(why) => {
+                self.count(|m| &m.invalid_messages);
+                tracing::warn!(%from, %why, "refused an agent re-registration");
+                return;
+            }
+        };
+        let reply = SlaveReregisteredMessage {
+            slave_id: Some(AgentId { value: id.clone() }),
+        };
+        if let Some(entry) = self.agents.get_mut(&id) {
+            // Known already (its connection broke, or a retry): the agent may have a new pid.
+            entry.pid = from.clone();
+            ctx.send(&from, reply);
+            return;
+        }
+        tracing::info!(agent = %id, %from, tasks = msg.tasks.len(), "agent re-registered");
+        let mut used: Vec<(String, Resources)> = Vec::new();
+        for task in msg.tasks {
+            let framework = task.framework_id.map(|f| f.value).unwrap_or_default();
+            let task_id = task.task_id.map(|t| t.value).unwrap_or_default();
+            let resources = Resources::from_proto(&task.resources).unwrap_or_default();
+            match used.iter_mut().find(|(f, _)| *f == framework) {
+                Some((_, held)) => {
+                    let _ = held.add(&resources);
+                }
+                None => used.push((framework.clone(), resources.clone())),
+            }
+            self.tasks.insert(
+                (framework, task_id),
+                TaskEntry {
+                    name: task.name,
+                    executor: task.executor_id.map(|e| e.value).unwrap_or_default(),
+                    agent: id.clone(),
+                    state: TaskState::try_from(task.state).unwrap_or(TaskState::TaskUnknown),
+                    resources,
+                },
+            );
+        }
+        self.agents.insert(
+            id.clone(),
+            AgentEntry {
+                pid: from.clone(),
+                info,
+                total: total.clone(),
+                pong_received: false,
+                missed_pings: 0,
+            },
+        );
+        self.ping(ctx, id.clone());
+        self.count(|m| &m.agents_registered);
+        let agent = id;
+        self.tell_allocator("allocator refused a re-registered agent", move |a| {
+            a.add_agent(&agent, total, &used)
+        });
+        ctx.send(&from, reply);
+    }
+
+    pub(super) fn reregister_framework(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ReregisterFrameworkMessage,
+    ) {
+        let info = msg.framework.unwrap_or_default();
+        let id = info
+            .id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        if id.is_empty() || info.name.trim().is_empty() || info.user.trim().is_empty() {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, "refused a framework re-registration without an id, name or user");
+            return;
+        }
+        let reply = FrameworkReregisteredMessage {
+            framework_id: Some(FrameworkId { value: id.clone() }),
+            master_info: Some(self.info(ctx)),
+        };
+        ctx.link(&from);
+        if let Some(entry) = self.frameworks.get_mut(&id) {
+            let old = std::mem::replace(&mut entry.pid, from.clone());
+            let was_active = std::mem::replace(&mut entry.active, true);
+            if old != from {
+                tracing::info!(framework = %id, %from, "scheduler failed over");
+                ctx.unlink(&old);
+                // Offers made to the old scheduler are void.
+                self.withdraw_offers(&id);
+            }
+            if !was_active {
+                let framework = id.clone();
+                self.tell_allocator("allocator refused to revive a framework", move |a| {
+                    a.revive(&framework)
+                });
+            }
+            ctx.send(&from, reply);
+            return;
+        }
+        let role = if info.role.is_empty() {
+            "*".to_owned()
+        } else {
+            info.role.clone()
+        };
+        tracing::info!(framework = %id, name = %info.name, "framework re-registered");
+        self.frameworks.insert(
+            id.clone(),
+            FrameworkEntry {
+                pid: from.clone(),
+                info,
+                active: true,
+            },
+        );
+        self.count(|m| &m.frameworks_registered);
+        let framework = id;
+        self.tell_allocator("allocator refused a re-registered framework", move |a| {
+            a.add_framework(&framework, &role, false)
+        });
+        ctx.send(&from, reply);
+    }
+
+    /// The connection to a scheduler broke: its framework turns inactive, and is removed once
+    /// its failover timeout passes without a re-registration.
+    pub(super) fn scheduler_exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {
+        let Some((id, entry)) = self.frameworks.iter_mut().find(|(_, f)| f.pid == *pid) else {
+            return;
+        };
+        if !entry.active {
+            return;
+        }
+        entry.active = false;
+        let id = id.clone();
+        let timeout = entry
+            .info
+            .failover_timeout
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .map_or(Duration::ZERO, |t| {
+                Duration::from_secs_f64(t).min(MAX_FAILOVER_TIMEOUT)
+            });
+        tracing::warn!(framework = %id, scheduler = %pid, ?timeout, "scheduler disconnected; framework inactive");
+        self.withdraw_offers(&id);
+        let framework = id.clone();
+        self.tell_allocator("allocator refused to suppress a framework", move |a| {
+            a.suppress(&framework)
+        });
+        let stale = pid.clone();
+        ctx.delay(timeout, move |m: &mut Master, ctx| {
+            let still_gone = m
+                .frameworks
+                .get(&id)
+                .is_some_and(|f| !f.active && f.pid == stale);
+            if still_gone {
+                tracing::warn!(framework = %id, "failover timeout passed; removing the framework");
+                m.remove_framework(ctx, &id);
+            }
+        });
+    }
+}

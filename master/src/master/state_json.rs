@@ -1,0 +1,116 @@
+//! `GET /master/state`: the cluster as the master sees it, in the shape of Mesos's state
+//! endpoint (`slaves`, `frameworks` with their `tasks` and `offers`, resources as objects), so
+//! that tools written for Mesos read it.
+
+use std::collections::BTreeMap;
+
+use libactor::{Context, HttpRequest, HttpResponse};
+use resources::Resources;
+use serde_json::{json, Value};
+
+use super::Master;
+
+impl Master {
+    pub(super) fn state_json(
+        &mut self,
+        ctx: &mut Context<Self>,
+        _req: HttpRequest,
+    ) -> HttpResponse {
+        // Used and offered resources, by agent and by framework.
+        let mut used_by_agent: BTreeMap<&str, Resources> = BTreeMap::new();
+        let mut used_by_framework: BTreeMap<&str, Resources> = BTreeMap::new();
+        let mut tasks_by_framework: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        for ((framework, task_id), task) in &self.tasks {
+            let _ = used_by_agent
+                .entry(&task.agent)
+                .or_default()
+                .add(&task.resources);
+            let _ = used_by_framework
+                .entry(framework)
+                .or_default()
+                .add(&task.resources);
+            tasks_by_framework
+                .entry(framework)
+                .or_default()
+                .push(json!({
+                    "id": task_id,
+                    "name": task.name,
+                    "framework_id": framework,
+                    "executor_id": task.executor,
+                    "slave_id": task.agent,
+                    "state": task.state.as_str_name(),
+                    "resources": task.resources.to_json(),
+                }));
+        }
+        let mut offered_by_agent: BTreeMap<&str, Resources> = BTreeMap::new();
+        let mut offered_by_framework: BTreeMap<&str, Resources> = BTreeMap::new();
+        let mut offers_by_framework: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        for (id, offer) in &self.offers {
+            let _ = offered_by_agent
+                .entry(&offer.agent)
+                .or_default()
+                .add(&offer.resources);
+            let _ = offered_by_framework
+                .entry(&offer.framework)
+                .or_default()
+                .add(&offer.resources);
+            offers_by_framework
+                .entry(&offer.framework)
+                .or_default()
+                .push(json!({
+                    "id": id,
+                    "framework_id": offer.framework,
+                    "slave_id": offer.agent,
+                    "resources": offer.resources.to_json(),
+                }));
+        }
+        let empty = Resources::new();
+        let mut slaves: Vec<Value> = self
+            .agents
+            .iter()
+            .map(|(id, a)| {
+                json!({
+                    "id": id,
+                    "pid": a.pid.to_string(),
+                    "hostname": a.info.hostname,
+                    "resources": a.total.to_json(),
+                    "used_resources": used_by_agent.get(id.as_str()).unwrap_or(&empty).to_json(),
+                    "offered_resources": offered_by_agent.get(id.as_str()).unwrap_or(&empty).to_json(),
+                    "attributes": a.info.attributes.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
+                    "active": true,
+                })
+            })
+            .collect();
+        slaves.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        let mut frameworks: Vec<Value> = self
+            .frameworks
+            .iter()
+            .map(|(id, f)| {
+                json!({
+                    "id": id,
+                    "name": f.info.name,
+                    "user": f.info.user,
+                    "role": if f.info.role.is_empty() { "*" } else { f.info.role.as_str() },
+                    "principal": f.info.principal,
+                    "pid": f.pid.to_string(),
+                    "active": f.active,
+                    "used_resources": used_by_framework.get(id.as_str()).unwrap_or(&empty).to_json(),
+                    "offered_resources": offered_by_framework.get(id.as_str()).unwrap_or(&empty).to_json(),
+                    "tasks": tasks_by_framework.remove(id.as_str()).unwrap_or_default(),
+                    "offers": offers_by_framework.remove(id.as_str()).unwrap_or_default(),
+                })
+            })
+            .collect();
+        frameworks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        let master = self.info(ctx);
+        HttpResponse::json(&json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "id": master.id,
+            "pid": master.pid,
+            "leader": master.pid,
+            "activated_slaves": slaves.len(),
+            "slaves": slaves,
+            "frameworks": frameworks,
+        }))
+    }
+}

@@ -1,0 +1,159 @@
+//! What the agent knows of one executor: the OS process it runs, the tasks it holds and where
+//! it is in its life (Mesos's `Executor` in `slave.hpp`).
+//!
+//! Two kinds share this record. A *command* task has an executor of its own whose id is the
+//! task id: the agent runs the task's command itself as the executor's OS process and turns its
+//! exit into the task's terminal state. A *custom* executor is the framework's program: the
+//! agent starts it with `KEEL_*` variables naming the agent, waits for its
+//! `RegisterExecutorMessage`, then hands it tasks, and the executor reports their states.
+//!
+//! ```text
+//!  Launching ──RegisterExecutorMessage──▶ Running ──shutdown / kill──▶ Terminating ──exit──▶ (gone)
+//!      └───────────registration timeout / exit────────────────────────────────────────────▶ (gone)
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use libactor::Upid;
+use protos::v1::{ExecutorInfo, TaskInfo, TaskState};
+use resources::Resources;
+use tokio::sync::oneshot;
+
+/// Environment variable naming the agent's pid, for a custom executor to register with.
+pub const ENV_SLAVE_PID: &str = "KEEL_SLAVE_PID";
+/// Environment variable naming the agent's id.
+pub const ENV_SLAVE_ID: &str = "KEEL_SLAVE_ID";
+/// Environment variable naming the executor's framework.
+pub const ENV_FRAMEWORK_ID: &str = "KEEL_FRAMEWORK_ID";
+/// Environment variable naming the executor.
+pub const ENV_EXECUTOR_ID: &str = "KEEL_EXECUTOR_ID";
+/// Environment variable holding the sandbox directory.
+pub const ENV_SANDBOX: &str = "KEEL_SANDBOX_DIRECTORY";
+
+/// Which program the executor's OS process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// The agent runs one task's command; the process's exit is the task's end.
+    Command,
+    /// The framework's executor program, which registers and runs tasks it is sent.
+    Custom,
+}
+
+/// Where an executor is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorState {
+    /// Its OS process started; a custom executor has not registered yet.
+    Launching,
+    /// Registered (custom) or running its command.
+    Running,
+    /// Asked to shut down or killed; waiting for its OS process to end.
+    Terminating,
+}
+
+/// A task the agent holds, as the agent last saw it.
+#[derive(Debug, Clone)]
+pub struct AgentTask {
+    /// What the framework asked to run.
+    pub info: TaskInfo,
+    /// Its latest state.
+    pub state: TaskState,
+    /// What it uses.
+    pub resources: Resources,
+    /// The task was sent to the executor (custom executors only; queued tasks were not).
+    pub delivered: bool,
+}
+
+/// One executor on the agent.
+#[derive(Debug)]
+pub struct Executor {
+    /// The executor's id (the task id for command tasks).
+    pub id: String,
+    /// Its framework.
+    pub framework: String,
+    /// What it runs.
+    pub kind: ExecutorKind,
+    /// The framework's description (custom executors).
+    pub info: Option<ExecutorInfo>,
+    /// Where it is in its life.
+    pub state: ExecutorState,
+    /// Its libactor pid once it registered (custom executors).
+    pub pid: Option<Upid>,
+    /// Its OS process id.
+    pub os_pid: u32,
+    /// Its sandbox directory.
+    pub sandbox: PathBuf,
+    /// Which run of this executor id it is (the sandbox's last component).
+    pub run: u64,
+    /// Its tasks by task id, including terminal ones whose last update is not acknowledged.
+    pub tasks: BTreeMap<String, AgentTask>,
+    /// Asks the OS process's supervisor to kill it, with this grace period.
+    pub kill: Option<oneshot::Sender<std::time::Duration>>,
+    /// The framework is shutting it down: tasks it leaves behind are KILLED, not FAILED.
+    pub shutting_down: bool,
+}
+
+impl Executor {
+    /// Tasks not in a terminal state.
+    pub fn live_tasks(&self) -> impl Iterator<Item = &AgentTask> {
+        self.tasks.values().filter(|t| !t.state.is_terminal())
+    }
+
+    /// Asks the supervisor to end the OS process (SIGTERM, `grace`, SIGKILL); at most once.
+    pub fn kill(&mut self, grace: std::time::Duration) {
+        self.state = ExecutorState::Terminating;
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(grace);
+        }
+    }
+}
+
+/// Where an executor's run lives:
+/// `{work_dir}/slaves/{agent}/frameworks/{framework}/executors/{executor}/runs/{run}`.
+pub fn sandbox_path(
+    work_dir: &Path,
+    agent: &str,
+    framework: &str,
+    executor: &str,
+    run: u64,
+) -> PathBuf {
+    work_dir
+        .join("slaves")
+        .join(path_safe(agent))
+        .join("frameworks")
+        .join(path_safe(framework))
+        .join("executors")
+        .join(path_safe(executor))
+        .join("runs")
+        .join(run.to_string())
+}
+
+/// Ids come from frameworks: keep them from climbing out of the work dir.
+fn path_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_paths_stay_inside_the_work_dir() {
+        let p = sandbox_path(Path::new("/w"), "S1", "../../etc", "e/x", 3);
+        assert_eq!(
+            p,
+            PathBuf::from("/w/slaves/S1/frameworks/_.._etc/executors/e_x/runs/3")
+        );
+        assert!(!p.components().any(|c| c == std::path::Component::ParentDir));
+    }
+}

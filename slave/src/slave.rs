@@ -1,0 +1,1268 @@
+//! The agent process (`slave(N)`): registers with the master, runs the tasks it is sent in
+//! sandboxes under the work dir, and reports every state change through the status update
+//! manager.
+//!
+//! Handles:
+//! - from the master: `SlaveRegisteredMessage`, `SlaveReregisteredMessage`,
+//!   `PingSlaveMessage` (→ `PongSlaveMessage`), `RunTaskMessage`, `KillTaskMessage`,
+//!   `ShutdownFrameworkMessage`, `FrameworkToExecutorMessage`,
+//!   `StatusUpdateAcknowledgementMessage` (→ the status update manager and the executor),
+//!   `ShutdownMessage`;
+//! - from custom executors: `RegisterExecutorMessage` (→ `ExecutorRegisteredMessage`, then the
+//!   queued `RunTaskMessage`s), `StatusUpdateMessage`, `ExecutorToFrameworkMessage`.
+//!
+//! Sends: `RegisterSlaveMessage` / `ReregisterSlaveMessage` (retried with backoff until
+//! answered), `ExitedExecutorMessage` and `ExecutorToFrameworkMessage` to the master; status
+//! updates go out through the [`StatusUpdateManager`], at least once and in order per task.
+//!
+//! Registration: Disconnected → Registering → Registered. A broken connection to the master, or
+//! no ping from it for [`MASTER_PING_TIMEOUT`], sends the agent back to Registering, with its id
+//! and its live tasks, so that a restarted master learns them again.
+//!
+//! Route: `GET /slave(N)/state`: the agent's id, resources, frameworks, executors and tasks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use libactor::metrics::Counter;
+use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
+use protos::internal::{
+    ExecutorRegisteredMessage, ExecutorToFrameworkMessage, ExitedExecutorMessage,
+    FrameworkToExecutorMessage, KillTaskMessage, PingSlaveMessage, PongSlaveMessage,
+    RegisterExecutorMessage, RegisterSlaveMessage, ReregisterSlaveMessage, RunTaskMessage,
+    ShutdownExecutorMessage, ShutdownFrameworkMessage, ShutdownMessage, SlaveRegisteredMessage,
+    SlaveReregisteredMessage, StatusUpdate, StatusUpdateAcknowledgementMessage,
+    StatusUpdateMessage, Task,
+};
+use protos::v1::task_status::{Reason, Source};
+use protos::v1::{
+    AgentId, AgentInfo, Attribute, ExecutorId, FrameworkId, FrameworkInfo, TaskId, TaskInfo,
+    TaskState, TaskStatus,
+};
+use resources::Resources;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::executor::{
+    sandbox_path, AgentTask, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID,
+    ENV_FRAMEWORK_ID, ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
+};
+use crate::status_update_manager::StatusUpdateManager;
+use crate::task_process::{TaskProcess, Termination, DEFAULT_KILL_GRACE};
+
+/// First wait before re-sending a registration the master has not answered.
+pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between registration attempts.
+pub const REGISTRATION_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How long a custom executor has to register before it is killed (Mesos: 1 min).
+pub const EXECUTOR_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a custom executor has to exit after `ShutdownExecutorMessage` (Mesos: 5 s).
+pub const EXECUTOR_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Tasks one agent runs at once; more are dropped with a reason.
+pub const MAX_TASKS_PER_AGENT: usize = 100_000;
+/// The master pings every 15 s and gives up after 5 misses; the agent waits as long.
+pub const MASTER_PING_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// What an agent needs to start.
+#[derive(Debug, Clone)]
+pub struct SlaveConfig {
+    /// The master to register with.
+    pub master: Upid,
+    /// Where sandboxes live.
+    pub work_dir: PathBuf,
+    /// What the agent offers.
+    pub resources: Resources,
+    /// Its attributes.
+    pub attributes: Vec<Attribute>,
+    /// The hostname it reports.
+    pub hostname: String,
+}
+
+/// Where the agent stands with the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Not registered and not trying (a registration is scheduled).
+    Disconnected,
+    /// A registration is out and not answered yet.
+    Registering,
+    /// The master knows the agent.
+    Registered,
+}
+
+struct FrameworkRecord {
+    info: FrameworkInfo,
+    /// The scheduler's pid as the master gave it.
+    scheduler: String,
+    executors: HashMap<String, Executor>,
+}
+
+struct SlaveMetrics {
+    tasks_launched: Counter,
+    tasks_finished: Counter,
+    tasks_failed: Counter,
+    tasks_killed: Counter,
+    executors_launched: Counter,
+    executors_exited: Counter,
+    invalid_messages: Counter,
+}
+
+/// The agent process.
+pub struct Slave {
+    config: SlaveConfig,
+    sum: ProcessRef<StatusUpdateManager>,
+    id: Option<String>,
+    registration: Registration,
+    backoff: Duration,
+    /// A ping came since the last check.
+    pinged: bool,
+    frameworks: HashMap<String, FrameworkRecord>,
+    next_run: u64,
+    metrics: Option<SlaveMetrics>,
+}
+
+impl Slave {
+    /// Spawns the agent (`slave(N)`) and its status update manager on `node`.
+    pub fn spawn(node: &Node, config: SlaveConfig) -> Result<ProcessRef<Slave>, SpawnError> {
+        let sum = node.spawn_ref(
+            &node.generate_id("status-update-manager"),
+            StatusUpdateManager::new(),
+        )?;
+        node.spawn_ref(
+            &node.generate_id("slave"),
+            Slave {
+                config,
+                sum,
+                id: None,
+                registration: Registration::Disconnected,
+                backoff: REGISTRATION_BACKOFF_MIN,
+                pinged: false,
+                frameworks: HashMap::new(),
+                next_run: 0,
+                metrics: None,
+            },
+        )
+    }
+
+    /// The agent's id, once the master has given it one.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// Where the agent stands with the master.
+    pub fn registration(&self) -> Registration {
+        self.registration
+    }
+
+    /// Tasks the agent runs that have not reached a terminal state.
+    pub fn live_tasks(&self) -> usize {
+        self.frameworks
+            .values()
+            .flat_map(|f| f.executors.values())
+            .map(|e| e.live_tasks().count())
+            .sum()
+    }
+
+    /// Points the agent at another master (after a failover) and registers with it.
+    pub fn set_master(&mut self, ctx: &mut Context<Self>, master: Upid) {
+        ctx.unlink(&self.config.master);
+        self.config.master = master;
+        self.registration = Registration::Disconnected;
+        self.backoff = REGISTRATION_BACKOFF_MIN;
+        self.register(ctx);
+    }
+
+    fn count(&self, pick: impl Fn(&SlaveMetrics) -> &Counter) {
+        if let Some(m) = &self.metrics {
+            pick(m).inc();
+        }
+    }
+
+    fn agent_info(&self) -> AgentInfo {
+        AgentInfo {
+            hostname: self.config.hostname.clone(),
+            port: 0,
+            resources: self.config.resources.to_proto(),
+            attributes: self.config.attributes.clone(),
+            id: self.id.clone().map(|value| AgentId { value }),
+        }
+    }
+
+    fn sent_by_master(&self, from: &Upid) -> bool {
+        let ok = *from == self.config.master;
+        if !ok {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, master = %self.config.master, "message that only the master may send, from another process");
+        }
+        ok
+    }
+
+    // ---- registration ----
+
+    fn register(&mut self, ctx: &mut Context<Self>) {
+        if self.registration == Registration::Registered {
+            return;
+        }
+        self.registration = Registration::Registering;
+        let master = self.config.master.clone();
+        ctx.link(&master);
+        match &self.id {
+            None => ctx.send(
+                &master,
+                RegisterSlaveMessage {
+                    slave: Some(self.agent_info()),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                },
+            ),
+            Some(_) => {
+                let msg = self.reregistration();
+                ctx.send(&master, msg);
+            }
+        }
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(REGISTRATION_BACKOFF_MAX);
+        ctx.delay(wait, |s: &mut Slave, ctx| {
+            if s.registration != Registration::Registered {
+                tracing::debug!(master = %s.config.master, "master has not answered; registering again");
+                s.register(ctx);
+            }
+        });
+    }
+
+    fn reregistration(&self) -> ReregisterSlaveMessage {
+        let agent_id = self.id.clone().map(|value| AgentId { value });
+        let mut tasks = Vec::new();
+        let mut executor_infos = Vec::new();
+        let mut frameworks = Vec::new();
+        for (fid, framework) in &self.frameworks {
+            let mut info = framework.info.clone();
+            info.id = Some(FrameworkId { value: fid.clone() });
+            frameworks.push(info);
+            for executor in framework.executors.values() {
+                if let Some(info) = &executor.info {
+                    executor_infos.push(info.clone());
+                }
+                for task in executor.live_tasks() {
+                    tasks.push(Task {
+                        name: task.info.name.clone(),
+                        task_id: task.info.task_id.clone(),
+                        framework_id: Some(FrameworkId { value: fid.clone() }),
+                        executor_id: Some(ExecutorId {
+                            value: executor.id.clone(),
+                        }),
+                        slave_id: agent_id.clone(),
+                        state: task.state as i32,
+                        resources: task.resources.to_proto(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        ReregisterSlaveMessage {
+            slave: Some(self.agent_info()),
+            executor_infos,
+            tasks,
+            frameworks,
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    fn registered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SlaveRegisteredMessage) {
+        self.on_registered(ctx, from, msg.slave_id);
+    }
+
+    fn reregistered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SlaveReregisteredMessage) {
+        self.on_registered(ctx, from, msg.slave_id);
+    }
+
+    fn on_registered(&mut self, ctx: &mut Context<Self>, from: Upid, id: Option<AgentId>) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let Some(id) = id.map(|a| a.value).filter(|v| !v.is_empty()) else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        if self.registration == Registration::Registered && self.id.as_deref() == Some(&id) {
+            return; // an answer to a retried registration
+        }
+        tracing::info!(agent = %id, master = %from, "registered with the master");
+        self.id = Some(id);
+        self.registration = Registration::Registered;
+        self.backoff = REGISTRATION_BACKOFF_MIN;
+        self.pinged = true;
+        let master = from.clone();
+        self.sum
+            .dispatch(move |sum, ctx| sum.set_master(ctx, master));
+        ctx.delay(MASTER_PING_TIMEOUT, Self::check_pings);
+    }
+
+    fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, _msg: PingSlaveMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        self.pinged = true;
+        ctx.send(&from, PongSlaveMessage {});
+    }
+
+    fn check_pings(&mut self, ctx: &mut Context<Self>) {
+        if self.registration != Registration::Registered {
+            return;
+        }
+        if !self.pinged {
+            tracing::warn!(master = %self.config.master, "no ping from the master; registering again");
+            self.disconnected(ctx);
+            return;
+        }
+        self.pinged = false;
+        ctx.delay(MASTER_PING_TIMEOUT, Self::check_pings);
+    }
+
+    fn disconnected(&mut self, ctx: &mut Context<Self>) {
+        self.registration = Registration::Disconnected;
+        self.backoff = REGISTRATION_BACKOFF_MIN;
+        ctx.delay(REGISTRATION_BACKOFF_MIN, |s: &mut Slave, ctx| {
+            s.register(ctx)
+        });
+    }
+
+    // ---- launching ----
+
+    fn run_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let framework_id = msg.framework_id.map(|f| f.value).unwrap_or_default();
+        let Some(task) = msg.task else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        let task_id = task.task_id.clone().map(|t| t.value).unwrap_or_default();
+        if framework_id.is_empty() || task_id.is_empty() {
+            self.count(|m| &m.invalid_messages);
+            return;
+        }
+        if self.live_tasks() >= MAX_TASKS_PER_AGENT {
+            self.report(
+                ctx,
+                &framework_id,
+                &task_id,
+                &task_id,
+                TaskState::TaskDropped,
+                Reason::ContainerLaunchFailed,
+                format!("agent already runs {MAX_TASKS_PER_AGENT} tasks"),
+            );
+            return;
+        }
+        let resources = Resources::from_proto(&task.resources).unwrap_or_default();
+        let framework = self
+            .frameworks
+            .entry(framework_id.clone())
+            .or_insert_with(|| FrameworkRecord {
+                info: msg.framework.clone().unwrap_or_default(),
+                scheduler: msg.pid.clone(),
+                executors: HashMap::new(),
+            });
+        framework.scheduler = msg.pid;
+        self.count(|m| &m.tasks_launched);
+        let agent_task = AgentTask {
+            info: task.clone(),
+            state: TaskState::TaskStaging,
+            resources,
+            delivered: false,
+        };
+        match task.executor.clone() {
+            None => self.launch_command(ctx, &framework_id, agent_task),
+            Some(info) => self.launch_on_executor(ctx, &framework_id, info, agent_task),
+        }
+    }
+
+    fn sandbox(&mut self, framework: &str, executor: &str) -> (PathBuf, u64) {
+        self.next_run += 1;
+        let agent = self.id.as_deref().unwrap_or("unregistered");
+        let path = sandbox_path(
+            &self.config.work_dir,
+            agent,
+            framework,
+            executor,
+            self.next_run,
+        );
+        (path, self.next_run)
+    }
+
+    /// A command task: its own executor, whose OS process is the task's command.
+    fn launch_command(&mut self, ctx: &mut Context<Self>, framework: &str, task: AgentTask) {
+        let task_id = task
+            .info
+            .task_id
+            .clone()
+            .map(|t| t.value)
+            .unwrap_or_default();
+        let command = task.info.command.clone().unwrap_or_default();
+        if self.executor(framework, &task_id).is_some() {
+            self.report(
+                ctx,
+                framework,
+                &task_id,
+                &task_id,
+                TaskState::TaskError,
+                Reason::TaskInvalid,
+                format!("task {task_id} is already running on this agent"),
+            );
+            return;
+        }
+        let (sandbox, run) = self.sandbox(framework, &task_id);
+        let env = self.executor_env(ctx, framework, &task_id, &sandbox);
+        match TaskProcess::spawn(&command, &sandbox, &env) {
+            Ok(process) => {
+                tracing::info!(%framework, task = %task_id, os_pid = process.pid(), sandbox = %sandbox.display(), "task started");
+                let mut executor = Executor {
+                    id: task_id.clone(),
+                    framework: framework.to_owned(),
+                    kind: ExecutorKind::Command,
+                    info: None,
+                    state: ExecutorState::Running,
+                    pid: None,
+                    os_pid: process.pid(),
+                    sandbox,
+                    run,
+                    tasks: BTreeMap::new(),
+                    kill: None,
+                    shutting_down: false,
+                };
+                executor.tasks.insert(task_id.clone(), task);
+                self.supervise(ctx, &mut executor, process, run);
+                self.insert_executor(framework, executor);
+                self.report(
+                    ctx,
+                    framework,
+                    &task_id,
+                    &task_id,
+                    TaskState::TaskRunning,
+                    Reason::CommandExecutorFailed,
+                    String::new(),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(%framework, task = %task_id, error = %e, "task did not start");
+                self.count(|m| &m.tasks_failed);
+                self.report(
+                    ctx,
+                    framework,
+                    &task_id,
+                    &task_id,
+                    TaskState::TaskFailed,
+                    Reason::ContainerLaunchFailed,
+                    e.to_string(),
+                );
+            }
+        }
+    }
+
+    /// A task for a custom executor: started (and waited for) if it is not running yet.
+    fn launch_on_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        info: protos::v1::ExecutorInfo,
+        task: AgentTask,
+    ) {
+        let executor_id = info
+            .executor_id
+            .clone()
+            .map(|e| e.value)
+            .unwrap_or_default();
+        let task_id = task
+            .info
+            .task_id
+            .clone()
+            .map(|t| t.value)
+            .unwrap_or_default();
+        if executor_id.is_empty() || info.command.as_ref().is_none_or(|c| c.value.is_empty()) {
+            self.report(
+                ctx,
+                framework,
+                &executor_id,
+                &task_id,
+                TaskState::TaskError,
+                Reason::TaskInvalid,
+                "executor has no id or no command".into(),
+            );
+            return;
+        }
+        if let Some(executor) = self.executor_mut(framework, &executor_id) {
+            if executor.state == ExecutorState::Terminating {
+                self.report(
+                    ctx,
+                    framework,
+                    &executor_id,
+                    &task_id,
+                    TaskState::TaskLost,
+                    Reason::ExecutorTerminated,
+                    format!("executor {executor_id} is shutting down"),
+                );
+                return;
+            }
+            let deliver_to = executor.pid.clone();
+            let mut task = task;
+            task.delivered = deliver_to.is_some();
+            executor.tasks.insert(task_id, task.clone());
+            if let Some(pid) = deliver_to {
+                self.deliver(ctx, framework, &pid, task.info);
+            }
+            return;
+        }
+        let (sandbox, run) = self.sandbox(framework, &executor_id);
+        let env = self.executor_env(ctx, framework, &executor_id, &sandbox);
+        let command = info.command.clone().unwrap_or_default();
+        match TaskProcess::spawn(&command, &sandbox, &env) {
+            Ok(process) => {
+                tracing::info!(%framework, executor = %executor_id, os_pid = process.pid(), "executor started");
+                self.count(|m| &m.executors_launched);
+                let mut executor = Executor {
+                    id: executor_id.clone(),
+                    framework: framework.to_owned(),
+                    kind: ExecutorKind::Custom,
+                    info: Some(info),
+                    state: ExecutorState::Launching,
+                    pid: None,
+                    os_pid: process.pid(),
+                    sandbox,
+                    run,
+                    tasks: BTreeMap::new(),
+                    kill: None,
+                    shutting_down: false,
+                };
+                executor.tasks.insert(task_id, task);
+                self.supervise(ctx, &mut executor, process, run);
+                self.insert_executor(framework, executor);
+                let (framework, executor_id) = (framework.to_owned(), executor_id.clone());
+                ctx.delay(EXECUTOR_REGISTRATION_TIMEOUT, move |s: &mut Slave, _| {
+                    if let Some(e) = s.executor_mut(&framework, &executor_id) {
+                        if e.state == ExecutorState::Launching {
+                            tracing::warn!(%framework, executor = %executor_id, "executor did not register in time; killing it");
+                            e.kill(Duration::ZERO);
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                self.report(
+                    ctx,
+                    framework,
+                    &executor_id,
+                    &task_id,
+                    TaskState::TaskFailed,
+                    Reason::ContainerLaunchFailed,
+                    e.to_string(),
+                );
+            }
+        }
+    }
+
+    fn executor_env(
+        &self,
+        ctx: &Context<Self>,
+        framework: &str,
+        executor: &str,
+        sandbox: &std::path::Path,
+    ) -> Vec<(String, String)> {
+        vec![
+            (ENV_SLAVE_PID.into(), ctx.pid().to_string()),
+            (ENV_SLAVE_ID.into(), self.id.clone().unwrap_or_default()),
+            (ENV_FRAMEWORK_ID.into(), framework.to_owned()),
+            (ENV_EXECUTOR_ID.into(), executor.to_owned()),
+            (ENV_SANDBOX.into(), sandbox.display().to_string()),
+        ]
+    }
+
+    /// Waits for the executor's OS process on this process's arbiter; a kill request through
+    /// `executor.kill` ends it with a grace period.
+    fn supervise(
+        &self,
+        ctx: &mut Context<Self>,
+        executor: &mut Executor,
+        process: TaskProcess,
+        run: u64,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        executor.kill = Some(tx);
+        let clock = ctx.node().clock().clone();
+        let (framework, id) = (executor.framework.clone(), executor.id.clone());
+        ctx.defer(
+            wait_or_kill(process, rx, clock),
+            move |s: &mut Slave, ctx, ended| s.executor_exited(ctx, &framework, &id, run, ended),
+        );
+    }
+
+    fn insert_executor(&mut self, framework: &str, executor: Executor) {
+        if let Some(f) = self.frameworks.get_mut(framework) {
+            f.executors.insert(executor.id.clone(), executor);
+        }
+    }
+
+    fn executor(&self, framework: &str, executor: &str) -> Option<&Executor> {
+        self.frameworks.get(framework)?.executors.get(executor)
+    }
+
+    fn executor_mut(&mut self, framework: &str, executor: &str) -> Option<&mut Executor> {
+        self.frameworks
+            .get_mut(framework)?
+            .executors
+            .get_mut(executor)
+    }
+
+    /// The executor holding `task` in `framework`.
+    fn executor_of(&mut self, framework: &str, task: &str) -> Option<&mut Executor> {
+        self.frameworks
+            .get_mut(framework)?
+            .executors
+            .values_mut()
+            .find(|e| e.tasks.contains_key(task))
+    }
+
+    fn deliver(&self, ctx: &mut Context<Self>, framework: &str, pid: &Upid, task: TaskInfo) {
+        let Some(f) = self.frameworks.get(framework) else {
+            return;
+        };
+        ctx.send(
+            pid,
+            RunTaskMessage {
+                framework_id: Some(FrameworkId {
+                    value: framework.to_owned(),
+                }),
+                framework: Some(f.info.clone()),
+                pid: f.scheduler.clone(),
+                task: Some(task),
+            },
+        );
+    }
+
+    // ---- executors ----
+
+    fn register_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: RegisterExecutorMessage,
+    ) {
+        let framework = msg.framework_id.map(|f| f.value).unwrap_or_default();
+        let executor_id = msg.executor_id.map(|e| e.value).unwrap_or_default();
+        let agent_info = self.agent_info();
+        let framework_info = self.frameworks.get(&framework).map(|f| f.info.clone());
+        let Some(executor) = self.executor_mut(&framework, &executor_id) else {
+            tracing::warn!(%from, %framework, executor = %executor_id, "registration from an unknown executor; telling it to shut down");
+            ctx.send(
+                &from,
+                ShutdownExecutorMessage {
+                    executor_id: Some(ExecutorId { value: executor_id }),
+                    framework_id: Some(FrameworkId { value: framework }),
+                },
+            );
+            return;
+        };
+        if executor.kind != ExecutorKind::Custom || executor.state != ExecutorState::Launching {
+            self.count(|m| &m.invalid_messages);
+            return;
+        }
+        executor.state = ExecutorState::Running;
+        executor.pid = Some(from.clone());
+        let queued: Vec<TaskInfo> = executor
+            .tasks
+            .values_mut()
+            .filter(|t| !t.delivered && !t.state.is_terminal())
+            .map(|t| {
+                t.delivered = true;
+                t.info.clone()
+            })
+            .collect();
+        let info = executor.info.clone();
+        tracing::info!(%framework, executor = %executor_id, pid = %from, "executor registered");
+        ctx.link(&from);
+        ctx.send(
+            &from,
+            ExecutorRegisteredMessage {
+                executor_info: info,
+                framework_id: Some(FrameworkId {
+                    value: framework.clone(),
+                }),
+                framework_info,
+                slave_id: self.id.clone().map(|value| AgentId { value }),
+                slave_info: Some(agent_info),
+            },
+        );
+        for task in queued {
+            self.deliver(ctx, &framework, &from, task);
+        }
+    }
+
+    /// A status update from a custom executor: recorded and handed to the status update
+    /// manager.
+    fn executor_update(&mut self, ctx: &mut Context<Self>, from: Upid, msg: StatusUpdateMessage) {
+        let Some(mut update) = msg.update else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        let framework = update
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        let Some(status) = update.status.as_mut() else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        let task_id = status
+            .task_id
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default();
+        let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
+        let Some(executor) = self.executor_of(&framework, &task_id) else {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, %framework, task = %task_id, "status update for a task this agent does not hold");
+            return;
+        };
+        if executor.pid.as_ref() != Some(&from) {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, %framework, task = %task_id, "status update from a process that is not the task's executor");
+            return;
+        }
+        let executor_id = executor.id.clone();
+        if let Some(task) = executor.tasks.get_mut(&task_id) {
+            task.state = state;
+        }
+        status.source = Source::Executor as i32;
+        status.agent_id = self.id.clone().map(|value| AgentId { value });
+        status.executor_id = Some(ExecutorId {
+            value: executor_id.clone(),
+        });
+        update.slave_id = status.agent_id.clone();
+        update.executor_id = status.executor_id.clone();
+        self.count_terminal(state);
+        self.forward(ctx, update);
+    }
+
+    fn count_terminal(&self, state: TaskState) {
+        match state {
+            TaskState::TaskFinished => self.count(|m| &m.tasks_finished),
+            TaskState::TaskFailed | TaskState::TaskError => self.count(|m| &m.tasks_failed),
+            TaskState::TaskKilled => self.count(|m| &m.tasks_killed),
+            _ => {}
+        }
+    }
+
+    fn forward(&self, _ctx: &mut Context<Self>, update: StatusUpdate) {
+        self.sum.dispatch(move |sum, ctx| {
+            if let Err(e) = sum.update(ctx, update) {
+                tracing::warn!(error = %e, "status update refused");
+            }
+        });
+    }
+
+    /// An update the agent itself generates for a task (command tasks, launch failures,
+    /// executor exits).
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor: &str,
+        task: &str,
+        state: TaskState,
+        reason: Reason,
+        message: String,
+    ) {
+        if let Some(e) = self.executor_mut(framework, executor) {
+            if let Some(t) = e.tasks.get_mut(task) {
+                t.state = state;
+            }
+        }
+        let agent_id = self.id.clone().map(|value| AgentId { value });
+        let executor_id = Some(ExecutorId {
+            value: executor.to_owned(),
+        });
+        let with_reason = !matches!(state, TaskState::TaskRunning | TaskState::TaskFinished);
+        let status = TaskStatus {
+            task_id: Some(TaskId {
+                value: task.to_owned(),
+            }),
+            state: state as i32,
+            message,
+            source: Source::Executor as i32,
+            reason: with_reason.then_some(reason as i32),
+            agent_id: agent_id.clone(),
+            executor_id: executor_id.clone(),
+            timestamp: now_seconds(),
+            ..Default::default()
+        };
+        self.forward(
+            ctx,
+            StatusUpdate {
+                framework_id: Some(FrameworkId {
+                    value: framework.to_owned(),
+                }),
+                executor_id,
+                slave_id: agent_id,
+                status: Some(status),
+                timestamp: now_seconds(),
+                ..Default::default()
+            },
+        );
+    }
+
+    fn executor_exited(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor_id: &str,
+        run: u64,
+        ended: std::io::Result<Termination>,
+    ) {
+        let Some(executor) = self.executor(framework, executor_id) else {
+            return;
+        };
+        // A later run of the same executor id is not this one.
+        if executor.run != run {
+            return;
+        }
+        let Some(mut executor) = self
+            .frameworks
+            .get_mut(framework)
+            .and_then(|f| f.executors.remove(executor_id))
+        else {
+            return;
+        };
+        self.count(|m| &m.executors_exited);
+        if let Some(pid) = &executor.pid {
+            ctx.unlink(pid);
+        }
+        let (status, message) = match &ended {
+            Ok(Termination::Exited(code)) => (*code, format!("Command exited with status {code}")),
+            Ok(Termination::Signaled(sig)) => {
+                (128 + sig, format!("Command terminated by signal {sig}"))
+            }
+            Err(e) => (-1, format!("cannot wait for the process: {e}")),
+        };
+        tracing::info!(%framework, executor = %executor_id, %message, "executor exited");
+        let killing = executor.state == ExecutorState::Terminating;
+        let live: Vec<String> = executor
+            .live_tasks()
+            .filter_map(|t| t.info.task_id.as_ref().map(|t| t.value.clone()))
+            .collect();
+        for task in live {
+            let (state, reason) = match executor.kind {
+                ExecutorKind::Command if matches!(ended, Ok(Termination::Exited(0))) => {
+                    (TaskState::TaskFinished, Reason::CommandExecutorFailed)
+                }
+                _ if killing || executor.shutting_down => {
+                    (TaskState::TaskKilled, Reason::ExecutorTerminated)
+                }
+                ExecutorKind::Command => (TaskState::TaskFailed, Reason::CommandExecutorFailed),
+                ExecutorKind::Custom => (TaskState::TaskFailed, Reason::ExecutorTerminated),
+            };
+            if let Some(t) = executor.tasks.get_mut(&task) {
+                t.state = state;
+            }
+            self.count_terminal(state);
+            let message = match executor.kind {
+                ExecutorKind::Command => message.clone(),
+                ExecutorKind::Custom => format!("executor {executor_id} ended: {message}"),
+            };
+            self.report(ctx, framework, executor_id, &task, state, reason, message);
+        }
+        if executor.kind == ExecutorKind::Custom {
+            ctx.send(
+                &self.config.master.clone(),
+                ExitedExecutorMessage {
+                    slave_id: self.id.clone().map(|value| AgentId { value }),
+                    framework_id: Some(FrameworkId {
+                        value: framework.to_owned(),
+                    }),
+                    executor_id: Some(ExecutorId {
+                        value: executor_id.to_owned(),
+                    }),
+                    status,
+                },
+            );
+        }
+        executor.kill = None;
+        if self
+            .frameworks
+            .get(framework)
+            .is_some_and(|f| f.executors.is_empty())
+        {
+            self.frameworks.remove(framework);
+        }
+    }
+
+    // ---- kills and shutdowns ----
+
+    fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        let task_id = msg
+            .task_id
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default();
+        let grace = msg
+            .kill_policy
+            .as_ref()
+            .and_then(|p| p.grace_period.as_ref())
+            .map(|d| Duration::from_nanos(d.nanoseconds.max(0) as u64));
+        let killing_state = self.frameworks.get(&framework).is_some_and(|f| {
+            f.info.capabilities.iter().any(|c| {
+                c.r#type == protos::v1::framework_info::capability::Type::TaskKillingState as i32
+            })
+        });
+        let Some(executor) = self.executor_of(&framework, &task_id) else {
+            // Not here (finished already, or never arrived): say so, so the framework stops
+            // waiting.
+            self.report(
+                ctx,
+                &framework,
+                &task_id,
+                &task_id,
+                TaskState::TaskLost,
+                Reason::TaskUnknown,
+                format!("task {task_id} is not on this agent"),
+            );
+            return;
+        };
+        let executor_id = executor.id.clone();
+        let Some(task) = executor.tasks.get(&task_id).cloned() else {
+            return;
+        };
+        if task.state.is_terminal() {
+            return;
+        }
+        match (executor.kind, executor.pid.clone()) {
+            (ExecutorKind::Command, _) => {
+                let grace = grace
+                    .or_else(|| {
+                        task.info
+                            .kill_policy
+                            .as_ref()
+                            .and_then(|p| p.grace_period.as_ref())
+                            .map(|d| Duration::from_nanos(d.nanoseconds.max(0) as u64))
+                    })
+                    .unwrap_or(DEFAULT_KILL_GRACE);
+                executor.kill(grace);
+                if killing_state {
+                    self.report(
+                        ctx,
+                        &framework,
+                        &executor_id,
+                        &task_id,
+                        TaskState::TaskKilling,
+                        Reason::ExecutorTerminated,
+                        "killing".into(),
+                    );
+                }
+            }
+            (ExecutorKind::Custom, Some(pid)) if task.delivered => ctx.send(&pid, msg),
+            (ExecutorKind::Custom, _) => {
+                // Queued for an executor that has not registered: it never started.
+                if let Some(t) = executor.tasks.get_mut(&task_id) {
+                    t.state = TaskState::TaskKilled;
+                }
+                self.count(|m| &m.tasks_killed);
+                self.report(
+                    ctx,
+                    &framework,
+                    &executor_id,
+                    &task_id,
+                    TaskState::TaskKilled,
+                    Reason::TaskKilledDuringLaunch,
+                    "killed before the executor registered".into(),
+                );
+            }
+        }
+    }
+
+    fn shutdown_framework(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ShutdownFrameworkMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let framework = msg.framework_id.map(|f| f.value).unwrap_or_default();
+        tracing::info!(%framework, "shutting the framework down");
+        self.shutdown_executors(ctx, Some(&framework));
+    }
+
+    /// Shuts down the executors of `framework` (all of them with `None`): custom executors are
+    /// asked, then killed after [`EXECUTOR_SHUTDOWN_GRACE`]; command tasks are killed.
+    fn shutdown_executors(&mut self, ctx: &mut Context<Self>, framework: Option<&str>) {
+        let mut asked = Vec::new();
+        for (fid, f) in &mut self.frameworks {
+            if framework.is_some_and(|wanted| wanted != fid) {
+                continue;
+            }
+            for executor in f.executors.values_mut() {
+                executor.shutting_down = true;
+                match (&executor.kind, executor.pid.clone()) {
+                    (ExecutorKind::Custom, Some(pid)) => {
+                        executor.state = ExecutorState::Terminating;
+                        asked.push((fid.clone(), executor.id.clone(), pid));
+                    }
+                    _ => executor.kill(DEFAULT_KILL_GRACE),
+                }
+            }
+        }
+        for (framework, executor, pid) in asked {
+            ctx.send(
+                &pid,
+                ShutdownExecutorMessage {
+                    executor_id: Some(ExecutorId {
+                        value: executor.clone(),
+                    }),
+                    framework_id: Some(FrameworkId {
+                        value: framework.clone(),
+                    }),
+                },
+            );
+            ctx.delay(EXECUTOR_SHUTDOWN_GRACE, move |s: &mut Slave, _| {
+                if let Some(e) = s.executor_mut(&framework, &executor) {
+                    e.kill(Duration::ZERO);
+                }
+            });
+        }
+    }
+
+    fn shutdown(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ShutdownMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        tracing::warn!(reason = %msg.message, "the master shut this agent down");
+        self.shutdown_executors(ctx, None);
+        self.registration = Registration::Disconnected;
+        self.id = None;
+    }
+
+    // ---- relays and acknowledgements ----
+
+    fn acknowledge(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: StatusUpdateAcknowledgementMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        ctx.send(self.sum.pid(), msg.clone());
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        let task = msg
+            .task_id
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default();
+        if let Some(pid) = self
+            .executor_of(&framework, &task)
+            .and_then(|e| e.pid.clone())
+        {
+            ctx.send(&pid, msg);
+        }
+    }
+
+    fn framework_to_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: FrameworkToExecutorMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        let executor = msg
+            .executor_id
+            .as_ref()
+            .map(|e| e.value.clone())
+            .unwrap_or_default();
+        match self
+            .executor(&framework, &executor)
+            .and_then(|e| e.pid.clone())
+        {
+            Some(pid) => ctx.send(&pid, msg),
+            None => {
+                tracing::debug!(%framework, %executor, "framework message for no running executor dropped")
+            }
+        }
+    }
+
+    fn executor_to_framework(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        mut msg: ExecutorToFrameworkMessage,
+    ) {
+        let framework = msg
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        let executor = msg
+            .executor_id
+            .as_ref()
+            .map(|e| e.value.clone())
+            .unwrap_or_default();
+        if self
+            .executor(&framework, &executor)
+            .and_then(|e| e.pid.as_ref())
+            != Some(&from)
+        {
+            self.count(|m| &m.invalid_messages);
+            return;
+        }
+        msg.slave_id = self.id.clone().map(|value| AgentId { value });
+        ctx.send(&self.config.master.clone(), msg);
+    }
+
+    // ---- HTTP ----
+
+    fn state_json(&mut self, _ctx: &mut Context<Self>, _req: HttpRequest) -> HttpResponse {
+        let frameworks: Vec<serde_json::Value> = self
+            .frameworks
+            .iter()
+            .map(|(id, f)| {
+                let executors: Vec<serde_json::Value> = f
+                    .executors
+                    .values()
+                    .map(|e| {
+                        let tasks: Vec<serde_json::Value> = e
+                            .tasks
+                            .values()
+                            .map(|t| {
+                                json!({
+                                    "id": t.info.task_id.as_ref().map(|t| t.value.as_str()),
+                                    "name": t.info.name,
+                                    "state": t.state.as_str_name(),
+                                    "resources": t.resources.to_string(),
+                                })
+                            })
+                            .collect();
+                        json!({
+                            "id": e.id,
+                            "kind": format!("{:?}", e.kind),
+                            "state": format!("{:?}", e.state),
+                            "os_pid": e.os_pid,
+                            "pid": e.pid.as_ref().map(|p| p.to_string()),
+                            "directory": e.sandbox.display().to_string(),
+                            "tasks": tasks,
+                        })
+                    })
+                    .collect();
+                json!({ "id": id, "name": f.info.name, "executors": executors })
+            })
+            .collect();
+        HttpResponse::json(&json!({
+            "id": self.id,
+            "hostname": self.config.hostname,
+            "master": self.config.master.to_string(),
+            "registration": format!("{:?}", self.registration),
+            "resources": self.config.resources.to_string(),
+            "work_dir": self.config.work_dir.display().to_string(),
+            "frameworks": frameworks,
+        }))
+    }
+}
+
+/// Waits for `process` to end, or kills it (SIGTERM, grace, SIGKILL) when asked.
+async fn wait_or_kill(
+    mut process: TaskProcess,
+    kill: oneshot::Receiver<Duration>,
+    clock: libactor::Clock,
+) -> std::io::Result<Termination> {
+    let grace = tokio::select! {
+        ended = process.wait() => return ended,
+        grace = kill => grace,
+    };
+    match grace {
+        Ok(grace) => process.kill(grace, &clock).await,
+        // The agent dropped the request side: it no longer cares, but the process still runs.
+        Err(_) => process.wait().await,
+    }
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Process for Slave {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        let m = ctx.metrics();
+        self.metrics = Some(SlaveMetrics {
+            tasks_launched: m.counter("slave/tasks_launched"),
+            tasks_finished: m.counter("slave/tasks_finished"),
+            tasks_failed: m.counter("slave/tasks_failed"),
+            tasks_killed: m.counter("slave/tasks_killed"),
+            executors_launched: m.counter("slave/executors_launched"),
+            executors_exited: m.counter("slave/executors_exited"),
+            invalid_messages: m.counter("slave/invalid_messages"),
+        });
+        ctx.install(Self::registered);
+        ctx.install(Self::reregistered);
+        ctx.install(Self::ping);
+        ctx.install(Self::run_task);
+        ctx.install(Self::kill_task);
+        ctx.install(Self::shutdown_framework);
+        ctx.install(Self::shutdown);
+        ctx.install(Self::acknowledge);
+        ctx.install(Self::framework_to_executor);
+        ctx.install(Self::register_executor);
+        ctx.install(Self::executor_update);
+        ctx.install(Self::executor_to_framework);
+        ctx.route("/state", Self::state_json);
+        self.register(ctx);
+    }
+
+    fn exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {
+        if *pid == self.config.master {
+            if self.registration == Registration::Registered {
+                tracing::warn!(master = %pid, "lost the master; registering again");
+                self.disconnected(ctx);
+            }
+            return;
+        }
+        // An executor's connection broke: its OS process's exit (which the supervisor sees)
+        // settles its tasks; make sure that exit comes.
+        for f in self.frameworks.values_mut() {
+            for e in f.executors.values_mut() {
+                if e.pid.as_ref() == Some(pid) {
+                    tracing::warn!(executor = %e.id, "lost the connection to an executor; killing it");
+                    e.kill(Duration::ZERO);
+                }
+            }
+        }
+    }
+
+    fn finalize(&mut self, _ctx: &mut Context<Self>) {
+        for f in self.frameworks.values_mut() {
+            for e in f.executors.values_mut() {
+                e.kill(Duration::ZERO);
+            }
+        }
+    }
+}

@@ -17,12 +17,12 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// No connection.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         /// Where.
         addr: String,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The exchange failed.
     #[error("HTTP exchange with {addr} failed: {why}")]
@@ -77,9 +77,9 @@ async fn exchange(
     };
     let stream = tokio::net::TcpStream::connect(addr)
         .await
-        .map_err(|source| HttpError::Connect {
+        .map_err(|error| HttpError::Connect {
             addr: addr.to_owned(),
-            source,
+            error,
         })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

@@ -19,7 +19,8 @@
 //! - [`http_client`]: minimal HTTP/1.1 requests to a node's port.
 //! - [`send_message`]: `keelctl send` — JSON to protobuf by message name, posted to a process.
 //! - [`tables`]: keelctl's tables over `/master/state`.
-//! - [`logging`]: the binaries' tracing setup.
+//! - [`shutdown_signal`]: SIGINT or SIGTERM.
+//! - [`logging`]: the binaries' tracing setup; [`master_address`]: `host:port` or a pid.
 
 #![warn(missing_docs)]
 
@@ -27,5 +28,7 @@ pub mod example_runs;
 pub mod http_client;
 pub mod local_cluster;
 pub mod logging;
+pub mod master_address;
 pub mod send_message;
+pub mod shutdown_signal;
 pub mod tables;

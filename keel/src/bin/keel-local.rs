@@ -224,7 +224,7 @@ async fn main() -> anyhow::Result<()> {
     print_summary(&cluster).await;
     if flags.keep_running || matches!(flags.framework, Framework::None) {
         println!("\ncluster stays up; Ctrl-C to stop");
-        tokio::signal::ctrl_c().await?;
+        keel::shutdown_signal::terminated().await;
     }
     framework_node.shutdown().await;
     cluster.shutdown().await;

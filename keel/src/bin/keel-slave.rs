@@ -1,0 +1,67 @@
+//! keel-slave: runs an agent that registers with the master and runs its tasks in sandboxes
+//! under `--work-dir`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use keel::master_address::master_pid;
+use slave::agent_resources::{agent_resources, parse_attributes};
+use slave::slave::{Slave, SlaveConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "keel-slave", version, about = "Run a Keel agent.")]
+struct Flags {
+    /// The master: `host:port` or `master@host:port`.
+    #[arg(long, env = "KEEL_MASTER", default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Address to listen on.
+    #[arg(long, env = "KEEL_IP", default_value = "127.0.0.1")]
+    ip: std::net::IpAddr,
+    /// Port to listen on (0: any free port; the chosen one is printed).
+    #[arg(long, env = "KEEL_PORT", default_value_t = 5051)]
+    port: u16,
+    /// Where sandboxes go.
+    #[arg(long, env = "KEEL_WORK_DIR", default_value = "/tmp/keel-slave")]
+    work_dir: PathBuf,
+    /// What to offer, e.g. `cpus:4;mem:8192;ports:[31000-32000]`; names left out are detected.
+    #[arg(long, env = "KEEL_RESOURCES")]
+    resources: Option<String>,
+    /// Attributes, e.g. `rack:r1;zone:z2`.
+    #[arg(long, env = "KEEL_ATTRIBUTES", default_value = "")]
+    attributes: String,
+    /// The hostname to report (default: the listen address).
+    #[arg(long, env = "KEEL_HOSTNAME")]
+    hostname: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    keel::logging::init("info");
+    let master = master_pid(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    std::fs::create_dir_all(&flags.work_dir)
+        .with_context(|| format!("creating --work-dir {}", flags.work_dir.display()))?;
+    let resources = agent_resources(flags.resources.as_deref(), &flags.work_dir)?;
+    let attributes = parse_attributes(&flags.attributes)?;
+    let node = libactor::Node::builder()
+        .bind(std::net::SocketAddr::new(flags.ip, flags.port))
+        .start()
+        .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
+    let slave = Slave::spawn(
+        &node,
+        SlaveConfig {
+            master,
+            work_dir: flags.work_dir.clone(),
+            resources: resources.clone(),
+            attributes,
+            hostname: flags.hostname.unwrap_or_else(|| flags.ip.to_string()),
+        },
+    )?;
+    println!("slave {}", slave.pid());
+    tracing::info!(pid = %slave.pid(), %resources, "agent started");
+    keel::shutdown_signal::terminated().await;
+    tracing::info!("stopping; killing tasks");
+    node.shutdown().await;
+    Ok(())
+}

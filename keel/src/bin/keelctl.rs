@@ -1,0 +1,233 @@
+//! keelctl: the operator's command line. Reads the cluster from the master's `/master/state`,
+//! runs one-off commands as a framework (`execute`, like `mesos-execute`), and posts control
+//! messages to any process (`send`). Human tables by default, `--json` for scripts.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use frameworks::examples::batch::{BatchEvent, BatchSpec};
+use keel::example_runs::run_batch;
+use keel::http_client::get_json;
+use keel::master_address::master_pid;
+use keel::tables;
+use protos::v1::TaskState;
+use resources::Resources;
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(name = "keelctl", version, about = "Operate a Keel cluster.")]
+struct Flags {
+    /// The master: `host:port` or `master@host:port`.
+    #[arg(
+        long,
+        global = true,
+        env = "KEEL_MASTER",
+        default_value = "127.0.0.1:5050"
+    )]
+    master: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The master, its agents and frameworks.
+    State,
+    /// Registered agents with their resources.
+    Agents,
+    /// Registered frameworks.
+    Frameworks,
+    /// Live tasks of every framework.
+    Tasks,
+    /// Run a command as tasks of a one-off framework; streams their states and exits non-zero
+    /// if any did not finish.
+    Execute {
+        /// The shell command each task runs.
+        #[arg(long)]
+        command: String,
+        /// CPUs per task.
+        #[arg(long, default_value_t = 0.1)]
+        cpus: f64,
+        /// Memory per task, MiB.
+        #[arg(long, default_value_t = 32.0)]
+        mem: f64,
+        /// How many tasks.
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        /// The framework's name.
+        #[arg(long, default_value = "keelctl-execute")]
+        name: String,
+        /// The address keelctl listens on for the master's messages.
+        #[arg(long, env = "KEEL_IP", default_value = "127.0.0.1")]
+        ip: std::net::IpAddr,
+    },
+    /// Post a control message to a process: `send master@127.0.0.1:5050 ReviveOffersMessage
+    /// '{"frameworkId": {"value": "…"}}'`.
+    Send {
+        /// The receiving process.
+        to: String,
+        /// The message's name (short or full).
+        message: String,
+        /// The message as JSON (protobuf's JSON mapping).
+        #[arg(value_name = "JSON")]
+        body: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let flags = Flags::parse();
+    keel::logging::init("error");
+    match run(flags).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("keelctl: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(flags: Flags) -> anyhow::Result<ExitCode> {
+    let master = master_pid(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    let state = || async {
+        get_json(master.address(), "/master/state")
+            .await
+            .with_context(|| format!("reading the state of {master}"))
+    };
+    match flags.command {
+        Command::State => {
+            let state = state().await?;
+            print_either(flags.json, &state, || tables::summary(&state));
+        }
+        Command::Agents => {
+            let state = state().await?;
+            print_either(flags.json, &state["slaves"], || tables::agents(&state));
+        }
+        Command::Frameworks => {
+            let state = state().await?;
+            print_either(flags.json, &state["frameworks"], || {
+                tables::frameworks(&state)
+            });
+        }
+        Command::Tasks => {
+            let state = state().await?;
+            let tasks: Vec<&serde_json::Value> = state["frameworks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|f| f["tasks"].as_array().into_iter().flatten())
+                .collect();
+            print_either(flags.json, &json!(tasks), || tables::tasks(&state));
+        }
+        Command::Execute {
+            command,
+            cpus,
+            mem,
+            instances,
+            name,
+            ip,
+        } => return execute(&master, flags.json, command, cpus, mem, instances, name, ip).await,
+        Command::Send { to, message, body } => {
+            let to: libactor::Upid = to.parse().with_context(|| format!("receiver {to}"))?;
+            let from: libactor::Upid = format!("keelctl@{}:1", to.host())
+                .parse()
+                .context("keelctl's own pid")?;
+            let full = keel::send_message::send(&from, &to, &message, &body).await?;
+            if flags.json {
+                println!("{}", json!({"sent": full, "to": to.to_string()}));
+            } else {
+                println!("sent {full} to {to}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_either(as_json: bool, value: &serde_json::Value, table: impl FnOnce() -> String) {
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+        );
+    } else {
+        print!("{}", table());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    master: &libactor::Upid,
+    as_json: bool,
+    command: String,
+    cpus: f64,
+    mem: f64,
+    instances: usize,
+    name: String,
+    ip: std::net::IpAddr,
+) -> anyhow::Result<ExitCode> {
+    if instances == 0 {
+        bail!("--instances must be at least 1");
+    }
+    if !(cpus > 0.0 && mem > 0.0 && cpus.is_finite() && mem.is_finite()) {
+        bail!("--cpus and --mem must be positive numbers");
+    }
+    let task_resources: Resources = format!("cpus:{cpus};mem:{mem}")
+        .parse()
+        .context("task resources")?;
+    if !as_json {
+        println!(
+            "launching {instances} task(s) of `{command}` ({task_resources} each) through {master}"
+        );
+    }
+    let node = libactor::Node::builder()
+        .bind(std::net::SocketAddr::new(ip, 0))
+        .single_threaded()
+        .start()
+        .context("starting keelctl's node")?;
+    let spec = BatchSpec {
+        task_prefix: name.clone(),
+        commands: vec![command; instances],
+        task_resources,
+    };
+    let outcomes = run_batch(&node, master, &name, spec, |event| {
+        if let BatchEvent::Status {
+            task_id,
+            state,
+            agent,
+            message,
+        } = event
+        {
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"task": task_id, "state": state.as_str_name(), "agent": agent, "message": message})
+                );
+            } else {
+                println!("  {task_id:<24} {:<14} {agent}  {message}", state.as_str_name());
+            }
+        }
+    })
+    .await?;
+    node.shutdown().await;
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.state != TaskState::TaskFinished)
+        .collect();
+    if !as_json {
+        println!(
+            "{} task(s): {} finished, {} did not",
+            outcomes.len(),
+            outcomes.len() - failed.len(),
+            failed.len()
+        );
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

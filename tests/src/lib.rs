@@ -1,5 +1,6 @@
 //! Helpers for Keel's cross-crate integration tests: start libactor nodes as separate OS
-//! processes and talk to them over real TCP on 127.0.0.1.
+//! processes and talk to them over real TCP on 127.0.0.1, and drive a framework by hand
+//! against a real cluster ([`recording_scheduler`]).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -8,6 +9,8 @@
 //! child.kill();
 //! # Ok(()) }
 //! ```
+
+pub mod recording_scheduler;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,0 +1,188 @@
+//! The real binaries as separate OS processes: `keel-master`, two `keel-slave`s and `keelctl`
+//! over real TCP on 127.0.0.1, and `keel-local` running `particles` end to end (its custom
+//! executors are yet more OS processes, started by the agents).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A daemon binary that stops (SIGKILL) when dropped.
+struct Daemon {
+    child: tokio::process::Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Starts `binary` with `args` and waits for its first stdout line, `<word> <pid>`; returns
+/// the pid's text.
+async fn start(binary: &str, args: &[&str]) -> (Daemon, String) {
+    let mut child = tokio::process::Command::new(binary)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
+        .await
+        .expect("the daemon prints its pid in time")
+        .expect("stdout reads")
+        .expect("a first line");
+    let pid = line
+        .split_whitespace()
+        .nth(1)
+        .expect("`<word> <pid>`")
+        .to_owned();
+    (Daemon { child }, pid)
+}
+
+fn keelctl(master: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .args(["--master", master])
+        .args(args)
+        .output()
+        .expect("keelctl runs")
+}
+
+/// Runs `keelctl agents --json` until `n` agents are listed (bounded).
+fn wait_for_agents(master: &str, n: usize) -> serde_json::Value {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let out = keelctl(master, &["agents", "--json"]);
+        if out.status.success() {
+            let agents: serde_json::Value =
+                serde_json::from_slice(&out.stdout).expect("agents --json is JSON");
+            if agents.as_array().is_some_and(|a| a.len() == n) {
+                return agents;
+            }
+        }
+        assert!(Instant::now() < deadline, "{n} agents did not register");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_slaves_and_keelctl_as_separate_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_master, master_pid) = start(env!("CARGO_BIN_EXE_keel-master"), &["--port", "0"]).await;
+    let master = master_pid.clone();
+    let mut slaves = Vec::new();
+    for i in 0..2 {
+        let work = dir.path().join(format!("s{i}"));
+        let work = work.to_str().unwrap().to_owned();
+        slaves.push(
+            start(
+                env!("CARGO_BIN_EXE_keel-slave"),
+                &[
+                    "--master",
+                    &master,
+                    "--port",
+                    "0",
+                    "--work-dir",
+                    &work,
+                    "--resources",
+                    "cpus:1;mem:256;disk:100",
+                    "--attributes",
+                    "rack:r1",
+                ],
+            )
+            .await,
+        );
+    }
+    let agents = wait_for_agents(&master, 2);
+    assert_eq!(agents[0]["resources"]["cpus"], 1.0);
+
+    // A one-off command framework: every instance finishes, keelctl exits 0.
+    let ok = keelctl(
+        &master,
+        &[
+            "execute",
+            "--command",
+            "echo done",
+            "--instances",
+            "3",
+            "--cpus",
+            "0.2",
+        ],
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{text}");
+    assert_eq!(text.matches("TASK_FINISHED").count(), 3, "{text}");
+    assert!(text.contains("3 task(s): 3 finished, 0 did not"), "{text}");
+
+    // A failing command: keelctl reports it and exits non-zero.
+    let bad = keelctl(&master, &["execute", "--command", "exit 4", "--json"]);
+    assert!(!bad.status.success());
+    let last: serde_json::Value = String::from_utf8_lossy(&bad.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .next_back()
+        .expect("JSON lines");
+    assert_eq!(last["state"], "TASK_FAILED");
+    assert_eq!(last["message"], "Command exited with status 4");
+
+    // The tables read the live state.
+    let state = keelctl(&master, &["state"]);
+    let text = String::from_utf8_lossy(&state.stdout);
+    assert!(text.contains("2 agents"), "{text}");
+
+    // A control message posted by name: a malformed one is refused, a well-formed one
+    // accepted (and, not being from a framework's scheduler, counted as invalid by the master).
+    let malformed = keelctl(&master, &["send", &master, "ReviveOffersMessage", "{nope"]);
+    assert!(!malformed.status.success());
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("JSON does not fit"));
+    let sent = keelctl(
+        &master,
+        &[
+            "send",
+            &master,
+            "ReviveOffersMessage",
+            r#"{"frameworkId": {"value": "F"}}"#,
+        ],
+    );
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    // The cluster still works after all that.
+    wait_for_agents(&master, 2);
+}
+
+#[test]
+fn keel_local_runs_particles_on_three_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keel-local"))
+        .args([
+            "--master-port",
+            "0",
+            "--particles",
+            "20000",
+            "--batch-size",
+            "2000",
+        ])
+        .arg("--work-dir")
+        .arg(dir.path())
+        .output()
+        .expect("keel-local runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(" registered as ").count(), 3, "{text}");
+    assert!(text.contains("10/10 batches counted"), "{text}");
+    assert!(text.contains("matches the cloud's construction"), "{text}");
+    // Every agent ran its share through a custom executor: an OS process per agent.
+    assert_eq!(text.matches("executors started 1").count(), 3, "{text}");
+}

@@ -112,6 +112,18 @@ impl SchedulerDriver {
         });
     }
 
+    /// Gives several offers back at once, with one filter for all.
+    pub fn decline_offers(&mut self, offer_ids: &[OfferId], filters: Filters) {
+        if offer_ids.is_empty() {
+            return;
+        }
+        self.send(DeclineOffersMessage {
+            framework_id: self.framework_id.clone(),
+            offer_ids: offer_ids.to_vec(),
+            filters: Some(filters),
+        });
+    }
+
     /// Clears the framework's decline filters and resumes offers after a suppress.
     pub fn revive_offers(&mut self) {
         self.send(ReviveOffersMessage {

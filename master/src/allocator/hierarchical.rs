@@ -4,6 +4,7 @@
 //! plus those reserved for its role).
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::time::Instant;
 
 use resources::{Resources, UNRESERVED_ROLE};
@@ -53,6 +54,11 @@ impl AgentState {
             .unwrap_or_default()
     }
 }
+
+/// Agents newly allocated to one framework in one cycle. On a large cluster a framework would
+/// otherwise be offered every agent at once (100,000 offers to make, send, and decline) when it
+/// needs a few; the rest go to the next framework in DRF order, or wait for the next cycle.
+pub const MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE: usize = 1000;
 
 /// The hierarchical DRF allocation policy.
 #[derive(Debug, Clone)]
@@ -312,8 +318,29 @@ impl Allocator for HierarchicalAllocator {
     fn allocate(&mut self, now: Instant) -> Vec<Allocation> {
         self.settle_total();
         let mut out = Vec::new();
-        let agent_ids: Vec<String> = self.agents.keys().cloned().collect();
-        for agent_id in agent_ids {
+        // New allocations per framework this cycle; see MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE.
+        let mut given: BTreeMap<String, usize> = BTreeMap::new();
+        // Frameworks that may still be given something; when none is left, the scan stops.
+        let mut open = self.frameworks.values().filter(|f| !f.suppressed).count();
+        // Walk the agents with a cursor rather than a copy of every id: the scan usually stops
+        // early (see `open`), and copying 100,000 ids per cycle would cost more than the scan.
+        let mut cursor: Option<String> = None;
+        loop {
+            if open == 0 {
+                break;
+            }
+            let next = match &cursor {
+                None => self.agents.keys().next(),
+                Some(last) => self
+                    .agents
+                    .range::<str, _>((Bound::Excluded(last.as_str()), Bound::Unbounded))
+                    .next()
+                    .map(|(k, _)| k),
+            };
+            let Some(agent_id) = next.cloned() else {
+                break;
+            };
+            cursor = Some(agent_id.clone());
             let Some(agent) = self.agents.get(&agent_id) else {
                 continue;
             };
@@ -323,7 +350,11 @@ impl Allocator for HierarchicalAllocator {
             }
             let choice = self.drf.iter().find_map(|(role, framework)| {
                 let state = self.frameworks.get(framework)?;
-                if state.suppressed {
+                if state.suppressed
+                    || given
+                        .get(framework)
+                        .is_some_and(|n| *n >= MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE)
+                {
                     return None;
                 }
                 let offer = usable_by(&available, role);
@@ -347,6 +378,11 @@ impl Allocator for HierarchicalAllocator {
             if let Err(e) = self.drf.allocate(&role, &framework, &offer) {
                 // The offer came from this agent's free resources, so DRF cannot refuse it.
                 tracing::error!(error = %e, %framework, agent = %agent_id, "DRF refused an allocation of free resources");
+            }
+            let count = given.entry(framework.clone()).or_default();
+            *count += 1;
+            if *count == MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE {
+                open -= 1;
             }
             out.push(Allocation {
                 framework,
@@ -581,5 +617,31 @@ mod tests {
         let offers = a.allocate(t0);
         assert_eq!(offers.len(), 1, "a2 is still offered after a1 left");
         assert_eq!(offers[0].resources, agent);
+    }
+
+    #[test]
+    fn one_cycle_allocates_at_most_the_cap_of_agents_to_a_framework() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        for i in 0..MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE + 10 {
+            a.add_agent(&format!("a{i:05}"), r("cpus:1;mem:64"), &[])
+                .unwrap();
+        }
+        a.add_framework("f", "*", false).unwrap();
+        assert_eq!(
+            a.allocate(t0).len(),
+            MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE
+        );
+        assert_eq!(a.allocate(t0).len(), 10, "the rest come in the next cycle");
+        // A second framework gets what the first could not take in the same cycle.
+        let mut b = HierarchicalAllocator::default();
+        for i in 0..MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE + 10 {
+            b.add_agent(&format!("a{i:05}"), r("cpus:1;mem:64"), &[])
+                .unwrap();
+        }
+        b.add_framework("f", "*", false).unwrap();
+        b.add_framework("g", "*", false).unwrap();
+        let offers = b.allocate(t0);
+        assert_eq!(offers.len(), MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE + 10);
     }
 }

@@ -19,7 +19,7 @@ use std::time::Instant;
 use resources::Resources;
 
 pub use filters::RefuseFilter;
-pub use hierarchical::HierarchicalAllocator;
+pub use hierarchical::{HierarchicalAllocator, MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE};
 pub use process::{AllocatorProcess, OfferSink, DEFAULT_ALLOCATION_INTERVAL};
 
 /// Resources of one agent given to one framework: the content of one offer.

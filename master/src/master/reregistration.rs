@@ -57,7 +57,9 @@ impl Master {
         };
         if let Some(entry) = self.agents.get_mut(&id) {
             // Known already (its connection broke, or a retry): the agent may have a new pid.
-            entry.pid = from.clone();
+            let old = std::mem::replace(&mut entry.pid, from.clone());
+            self.agent_by_pid.remove(&old);
+            self.agent_by_pid.insert(from.clone(), id.clone());
             ctx.send(&from, reply);
             return;
         }
@@ -84,6 +86,7 @@ impl Master {
                 },
             );
         }
+        self.agent_by_pid.insert(from.clone(), id.clone());
         self.agents.insert(
             id.clone(),
             AgentEntry {

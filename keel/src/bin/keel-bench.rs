@@ -1,0 +1,425 @@
+//! keel-bench: cluster-scale benchmarks against a real `keel-master` child process (so that
+//! its memory is measured alone), with emulated agents in this process over real TCP.
+//!
+//! - `launch`: end-to-end task launches per second (accept → RunTask → RUNNING, FINISHED →
+//!   acknowledgements), against the same number of libactor messages between two bare nodes.
+//! - `agents`: N emulated agents registered and pinged; a framework's job of 10-second tasks and
+//!   how much longer than 10 s it takes; master memory per agent and per task.
+
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use frameworks::{scheduler_driver, SchedulerOptions};
+use keel::bench_scheduler::{LaunchCounters, LaunchScheduler};
+use keel::emulated_agent::{EmulatedAgent, EmulationCounters};
+use libactor::{Context, Node, Process, Upid};
+use protos::libactor::examples::Note;
+use resources::Resources;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Emulated agents per libactor node.
+const AGENTS_PER_NODE: usize = 25_000;
+/// Longest any phase may take before the run gives up.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keel-bench",
+    version,
+    about = "Cluster-scale benchmarks of a Keel master."
+)]
+struct Flags {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Task launches per second through master → emulated agents.
+    Launch {
+        /// Emulated agents.
+        #[arg(long, default_value_t = 10)]
+        agents: usize,
+        /// Tasks to launch.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: u64,
+        /// What each agent offers.
+        #[arg(long, default_value = "cpus:10000;mem:10000000")]
+        agent_resources: String,
+        /// What each task takes.
+        #[arg(long, default_value = "cpus:0.01;mem:1")]
+        task_resources: String,
+    },
+    /// Many emulated agents: registration, pings, a job's overhead, memory per agent and task.
+    Agents {
+        /// Emulated agents.
+        #[arg(long, default_value_t = 100_000)]
+        agents: usize,
+        /// Tasks of the framework's job.
+        #[arg(long, default_value_t = 1000)]
+        job_tasks: u64,
+        /// How long each job task runs.
+        #[arg(long, default_value_t = 10.0)]
+        task_seconds: f64,
+        /// Long-running tasks launched to measure memory per task.
+        #[arg(long, default_value_t = 100_000)]
+        memory_tasks: u64,
+        /// Wait one full ping round (15 s) and check every agent answered.
+        #[arg(long)]
+        ping_round: bool,
+    },
+}
+
+/// The `keel-master` binary next to this one, started on a free port.
+struct MasterChild {
+    child: tokio::process::Child,
+    pid: Upid,
+}
+
+impl MasterChild {
+    async fn start() -> anyhow::Result<MasterChild> {
+        let binary = std::env::current_exe()?.with_file_name("keel-master");
+        let mut child = tokio::process::Command::new(&binary)
+            .args(["--port", "0"])
+            .env(
+                "RUST_LOG",
+                std::env::var("KEEL_MASTER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("master stdout")?;
+        let line = BufReader::new(stdout)
+            .lines()
+            .next_line()
+            .await?
+            .context("master printed nothing")?;
+        let pid = line
+            .strip_prefix("master ")
+            .context("unexpected first line")?
+            .parse()?;
+        Ok(MasterChild { child, pid })
+    }
+
+    /// The master's resident memory, bytes.
+    fn rss_bytes(&self) -> u64 {
+        let Some(pid) = self.child.id() else { return 0 };
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > PHASE_TIMEOUT {
+            bail!("{what} did not happen within {PHASE_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(start.elapsed())
+}
+
+/// Starts `n` emulated agents on nodes of [`AGENTS_PER_NODE`] each.
+fn start_agents(
+    n: usize,
+    master: &Upid,
+    resources: &Resources,
+    task_duration: Duration,
+    counters: &Arc<EmulationCounters>,
+) -> anyhow::Result<Vec<Node>> {
+    let mut nodes = Vec::new();
+    for chunk in 0..n.div_ceil(AGENTS_PER_NODE) {
+        let node = Node::builder().single_threaded().start()?;
+        let count = AGENTS_PER_NODE.min(n - chunk * AGENTS_PER_NODE);
+        for i in 0..count {
+            node.spawn(
+                &format!("agent{i}"),
+                EmulatedAgent::new(
+                    master.clone(),
+                    resources.clone(),
+                    task_duration,
+                    counters.clone(),
+                ),
+            )?;
+        }
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
+/// Echoes every Note back: the baseline's far end.
+struct Echo;
+
+impl Process for Echo {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        ctx.install(
+            |_: &mut Echo, ctx: &mut Context<Echo>, from: Upid, n: Note| {
+                ctx.send(&from, n);
+            },
+        );
+    }
+}
+
+/// Counts Notes coming back.
+struct Sink(Arc<std::sync::atomic::AtomicU64>);
+
+impl Process for Sink {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        ctx.install(|s: &mut Sink, _: &mut Context<Sink>, _: Upid, _: Note| {
+            s.0.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Baseline: `messages` round trips of ~100-byte messages between two bare libactor nodes
+/// over TCP, sent in windows of `window` (the master has as many launches in flight).
+async fn baseline(messages: u64, window: u64) -> anyhow::Result<Duration> {
+    let a = Node::builder().start()?;
+    let b = Node::builder().start()?;
+    let echo = b.spawn("echo", Echo)?;
+    let got = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink = a.spawn("sink", Sink(got.clone()))?;
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < messages {
+        let burst = window.min(messages - sent);
+        for _ in 0..burst {
+            a.send_from(
+                &sink,
+                &echo,
+                Note {
+                    text: "x".repeat(100),
+                },
+            );
+            sent += 1;
+        }
+        let want = sent;
+        wait_until("baseline echoes", || {
+            got.load(Ordering::Relaxed) >= want.saturating_sub(window / 2)
+        })
+        .await?;
+    }
+    wait_until("baseline echoes", || {
+        got.load(Ordering::Relaxed) >= messages
+    })
+    .await?;
+    let took = start.elapsed();
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(took)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    keel::logging::init("warn,libactor::transport=error");
+    match Flags::parse().command {
+        Bench::Launch {
+            agents,
+            tasks,
+            agent_resources,
+            task_resources,
+        } => launch(agents, tasks, &agent_resources, &task_resources).await,
+        Bench::Agents {
+            agents,
+            job_tasks,
+            task_seconds,
+            memory_tasks,
+            ping_round,
+        } => scale(agents, job_tasks, task_seconds, memory_tasks, ping_round).await,
+    }
+}
+
+async fn launch(
+    agents: usize,
+    tasks: u64,
+    agent_resources: &str,
+    task_resources: &str,
+) -> anyhow::Result<()> {
+    let agent_resources: Resources = agent_resources.parse().context("--agent-resources")?;
+    let task_resources: Resources = task_resources.parse().context("--task-resources")?;
+    let master = MasterChild::start().await?;
+    let counters = Arc::new(EmulationCounters::default());
+    let nodes = start_agents(
+        agents,
+        &master.pid,
+        &agent_resources,
+        Duration::ZERO,
+        &counters,
+    )?;
+    wait_until("agent registration", || {
+        counters.registered.load(Ordering::Relaxed) == agents as u64
+    })
+    .await?;
+
+    let framework_node = Node::builder().start()?;
+    let launched = Arc::new(LaunchCounters::default());
+    let handle = scheduler_driver::start(
+        &framework_node,
+        master.pid.clone(),
+        keel::example_runs::framework_info("keel-bench"),
+        LaunchScheduler::new(tasks, task_resources, launched.clone()),
+        SchedulerOptions::default(),
+    )?;
+    let mut last_report = Instant::now();
+    let took = wait_until("every task FINISHED", || {
+        if last_report.elapsed() > Duration::from_secs(2) {
+            last_report = Instant::now();
+            eprintln!(
+                "  {} launched, {} finished",
+                launched.launched.load(Ordering::Relaxed),
+                launched.finished.load(Ordering::Relaxed)
+            );
+        }
+        launched.finished.load(Ordering::Relaxed) + launched.failed.load(Ordering::Relaxed) >= tasks
+    })
+    .await?;
+    handle.join().await;
+    let failed = launched.failed.load(Ordering::Relaxed);
+    let rate = tasks as f64 / took.as_secs_f64();
+
+    // The baseline: per task the cluster moves 9 messages (RunTask, 2 updates and 2 acks, each
+    // crossing the master); time as many bare round trips (2 messages each).
+    let round_trips = tasks * 9 / 2;
+    let base = baseline(round_trips, 10_000).await?;
+    let base_rate = tasks as f64 / base.as_secs_f64();
+    println!("launch: {tasks} tasks on {agents} emulated agents in {took:.2?}: {rate:.0} tasks/s ({failed} failed)");
+    println!(
+        "baseline: {round_trips} bare libactor round trips (the same 9 messages per task) in {base:.2?}: {base_rate:.0} task-equivalents/s; Keel / baseline = {:.2}",
+        rate / base_rate
+    );
+    println!(
+        "master RSS after the run: {:.1} MiB",
+        master.rss_bytes() as f64 / (1 << 20) as f64
+    );
+    framework_node.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn scale(
+    agents: usize,
+    job_tasks: u64,
+    task_seconds: f64,
+    memory_tasks: u64,
+    ping_round: bool,
+) -> anyhow::Result<()> {
+    let agent_resources: Resources = "cpus:8;mem:16384;disk:100000;ports:[31000-32000]".parse()?;
+    let master = MasterChild::start().await?;
+    let rss_empty = master.rss_bytes();
+    let counters = Arc::new(EmulationCounters::default());
+    let task_duration = Duration::from_secs_f64(task_seconds);
+    let start = Instant::now();
+    let nodes = start_agents(
+        agents,
+        &master.pid,
+        &agent_resources,
+        task_duration,
+        &counters,
+    )?;
+    let spawned = start.elapsed();
+    let took = wait_until("agent registration", || {
+        counters.registered.load(Ordering::Relaxed) == agents as u64
+    })
+    .await?;
+    let rss_agents = master.rss_bytes();
+    println!(
+        "agents: {agents} emulated agents spawned in {spawned:.2?}, all registered {:.2?} after that",
+        took
+    );
+    println!(
+        "master RSS: {:.1} MiB empty, {:.1} MiB with the agents: {:.0} bytes per agent",
+        rss_empty as f64 / (1 << 20) as f64,
+        rss_agents as f64 / (1 << 20) as f64,
+        rss_agents.saturating_sub(rss_empty) as f64 / agents as f64
+    );
+    if ping_round {
+        let before = counters.pings.load(Ordering::Relaxed);
+        let took = wait_until("a ping round", || {
+            counters.pings.load(Ordering::Relaxed) >= before + agents as u64
+        })
+        .await?;
+        println!("pings: every agent answered a ping within {took:.2?}");
+    }
+
+    // The job: tasks of `task_seconds`; what it takes beyond that is the cluster's overhead.
+    let framework_node = Node::builder().start()?;
+    let job = Arc::new(LaunchCounters::default());
+    let start = Instant::now();
+    let handle = scheduler_driver::start(
+        &framework_node,
+        master.pid.clone(),
+        keel::example_runs::framework_info("job"),
+        LaunchScheduler::new(job_tasks, "cpus:1;mem:128".parse()?, job.clone()),
+        SchedulerOptions::default(),
+    )?;
+    wait_until("the job's tasks running", || {
+        job.running.load(Ordering::Relaxed) >= job_tasks
+    })
+    .await?;
+    let all_running = start.elapsed();
+    wait_until("the job", || {
+        job.finished.load(Ordering::Relaxed) >= job_tasks
+    })
+    .await?;
+    let took = start.elapsed();
+    handle.join().await;
+    println!(
+        "job: {job_tasks} tasks of {task_seconds} s on {agents} agents: all RUNNING after {all_running:.2?}, done after {took:.2?}; overhead {:.0} ms",
+        (took.as_secs_f64() - task_seconds) * 1000.0
+    );
+
+    if memory_tasks > 0 {
+        let rss_before = master.rss_bytes();
+        let holders = Arc::new(LaunchCounters::default());
+        // Tasks that outlive the measurement: the emulated agents finish them only after a day.
+        let long_nodes = start_agents(
+            (memory_tasks / 1000).max(1) as usize,
+            &master.pid,
+            &"cpus:1000;mem:1000000".parse()?,
+            Duration::from_secs(86_400),
+            &Arc::new(EmulationCounters::default()),
+        )?;
+        let handle = scheduler_driver::start(
+            &framework_node,
+            master.pid.clone(),
+            keel::example_runs::framework_info("memory"),
+            LaunchScheduler::new(memory_tasks, "cpus:1;mem:1".parse()?, holders.clone()),
+            SchedulerOptions::default(),
+        )?;
+        wait_until("the long tasks running", || {
+            holders.running.load(Ordering::Relaxed) >= memory_tasks
+        })
+        .await?;
+        let rss_after = master.rss_bytes();
+        println!(
+            "tasks: {memory_tasks} live tasks add {:.1} MiB to the master: {:.0} bytes per task",
+            rss_after.saturating_sub(rss_before) as f64 / (1 << 20) as f64,
+            rss_after.saturating_sub(rss_before) as f64 / memory_tasks as f64
+        );
+        drop(handle);
+        for node in long_nodes {
+            node.shutdown().await;
+        }
+    }
+    framework_node.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}

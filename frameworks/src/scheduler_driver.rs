@@ -15,15 +15,18 @@
 
 use std::time::Duration;
 
+use authentication::Authenticatee;
 use bytes::Bytes;
 use libactor::{Context, Node, Process, ProcessGone, ProcessRef, SpawnError, Upid};
 use protos::internal::{
-    AcceptOffersMessage, DeclineOffersMessage, ExecutorToFrameworkMessage, ExitedExecutorMessage,
-    FrameworkErrorMessage, FrameworkRegisteredMessage, FrameworkReregisteredMessage,
-    FrameworkToExecutorMessage, KillTaskMessage, LostSlaveMessage, ReconcileTasksMessage,
-    RegisterFrameworkMessage, ReregisterFrameworkMessage, RescindResourceOfferMessage,
-    ResourceOffersMessage, ReviveOffersMessage, StatusUpdateAcknowledgementMessage,
-    StatusUpdateMessage, SuppressOffersMessage, UnregisterFrameworkMessage,
+    AcceptOffersMessage, AuthenticationChallengeMessage, AuthenticationCompletedMessage,
+    AuthenticationFailedMessage, DeclineOffersMessage, ExecutorToFrameworkMessage,
+    ExitedExecutorMessage, FrameworkErrorMessage, FrameworkRegisteredMessage,
+    FrameworkReregisteredMessage, FrameworkToExecutorMessage, KillTaskMessage, LostSlaveMessage,
+    ReconcileTasksMessage, RegisterFrameworkMessage, ReregisterFrameworkMessage,
+    RescindResourceOfferMessage, ResourceOffersMessage, ReviveOffersMessage,
+    StatusUpdateAcknowledgementMessage, StatusUpdateMessage, SuppressOffersMessage,
+    UnregisterFrameworkMessage,
 };
 use protos::v1::task_status::Source;
 use protos::v1::{
@@ -59,6 +62,7 @@ pub struct SchedulerDriver {
     implicit_acks: bool,
     backoff: Duration,
     ending: Option<(DriverStatus, bool)>,
+    authenticatee: Option<Authenticatee>,
 }
 
 impl SchedulerDriver {
@@ -212,6 +216,9 @@ pub struct SchedulerOptions {
     /// [`SchedulerDriver::acknowledge_status_update`] instead of the driver doing it after
     /// [`Scheduler::status_update`] returns.
     pub explicit_acknowledgements: bool,
+    /// Authenticate to the master as this principal before registering (the framework's
+    /// `principal` defaults to it).
+    pub credential: Option<authentication::Credential>,
 }
 
 /// The libactor process that runs a [`Scheduler`].
@@ -248,6 +255,13 @@ pub fn start<S: Scheduler>(
     let pid = node.pid(&id)?;
     let (tx, rx) = watch::channel(None);
     let framework_id = info.id.clone().filter(|f| !f.value.is_empty());
+    let mut info = info;
+    if let Some(c) = &options.credential {
+        if info.principal.is_empty() {
+            info.principal = c.principal.clone();
+        }
+    }
+    let authenticatee = options.credential.clone().map(Authenticatee::new);
     let process = node.spawn_ref(
         &id,
         SchedulerProcess {
@@ -262,6 +276,7 @@ pub fn start<S: Scheduler>(
                 implicit_acks: !options.explicit_acknowledgements,
                 backoff: REGISTRATION_BACKOFF_MIN,
                 ending: None,
+                authenticatee,
             },
             done: tx,
         },
@@ -351,6 +366,23 @@ impl<S: Scheduler> SchedulerProcess<S> {
         }
         let master = self.driver.master.clone();
         ctx.link(&master);
+        let wait = self.driver.backoff;
+        self.driver.backoff = (wait * 2).min(REGISTRATION_BACKOFF_MAX);
+        ctx.delay(wait, |p: &mut Self, ctx| p.register(ctx));
+        if let Some(auth) = self
+            .driver
+            .authenticatee
+            .as_mut()
+            .filter(|a| !a.is_authenticated())
+        {
+            ctx.send(&master, auth.begin());
+            return;
+        }
+        self.send_registration(ctx);
+    }
+
+    fn send_registration(&mut self, ctx: &mut Context<Self>) {
+        let master = self.driver.master.clone();
         match self.driver.framework_id.clone() {
             None => ctx.send(
                 &master,
@@ -370,9 +402,53 @@ impl<S: Scheduler> SchedulerProcess<S> {
                 );
             }
         }
-        let wait = self.driver.backoff;
-        self.driver.backoff = (wait * 2).min(REGISTRATION_BACKOFF_MAX);
-        ctx.delay(wait, |p: &mut Self, ctx| p.register(ctx));
+    }
+
+    fn challenged(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: AuthenticationChallengeMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        if let Some(auth) = &self.driver.authenticatee {
+            ctx.send(&from, auth.answer(&msg.nonce, ctx.pid().as_str()));
+        }
+    }
+
+    fn authenticated(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        _msg: AuthenticationCompletedMessage,
+    ) {
+        if !self.sent_by_master(&from) || self.driver.connected {
+            return;
+        }
+        if let Some(auth) = self.driver.authenticatee.as_mut() {
+            auth.completed();
+            self.send_registration(ctx);
+        }
+    }
+
+    fn authentication_failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: AuthenticationFailedMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let why = format!("authentication failed: {}", msg.reason);
+        if let Some(auth) = self.driver.authenticatee.as_mut() {
+            auth.failed(&msg.reason);
+        }
+        self.scheduler.error(&mut self.driver, &why);
+        self.driver.abort(why);
+        self.after_callback(ctx);
     }
 
     fn registered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: FrameworkRegisteredMessage) {
@@ -504,12 +580,18 @@ impl<S: Scheduler> Process for SchedulerProcess<S> {
         ctx.install(Self::framework_message);
         ctx.install(Self::executor_exited);
         ctx.install(Self::error);
+        ctx.install(Self::challenged);
+        ctx.install(Self::authenticated);
+        ctx.install(Self::authentication_failed);
         self.register(ctx);
     }
 
     fn exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {
         if *pid != self.driver.master || self.done.borrow().is_some() {
             return;
+        }
+        if let Some(auth) = self.driver.authenticatee.as_mut() {
+            auth.reset();
         }
         if self.driver.connected {
             self.driver.connected = false;

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use authentication::Credential;
 use frameworks::examples::batch::{BatchEvent, BatchScheduler, BatchSpec, TaskOutcome};
 use frameworks::examples::particles::{
     ParticlesConfig, ParticlesExecutor, ParticlesProgress, ParticlesScheduler,
@@ -57,12 +58,13 @@ pub async fn run_executor(name: &str) -> Result<DriverStatus, RunError> {
     }
 }
 
-/// Runs the particles job against `master`, calling `progress` on every change, and returns
+/// Runs the particles job against `master` (authenticating with `credential`, if any), calling `progress` on every change, and returns
 /// the final tally.
 pub async fn run_particles(
     node: &Node,
     master: &Upid,
     config: ParticlesConfig,
+    credential: Option<Credential>,
     mut progress: impl FnMut(&ParticlesProgress),
 ) -> Result<ParticlesProgress, RunError> {
     let (scheduler, mut rx) = ParticlesScheduler::new(config);
@@ -71,7 +73,10 @@ pub async fn run_particles(
         master.clone(),
         framework_info("particles"),
         scheduler,
-        SchedulerOptions::default(),
+        SchedulerOptions {
+            credential,
+            ..Default::default()
+        },
     )?;
     let join = handle.join();
     tokio::pin!(join);
@@ -99,6 +104,7 @@ pub async fn run_batch(
     master: &Upid,
     name: &str,
     spec: BatchSpec,
+    credential: Option<Credential>,
     mut on_event: impl FnMut(&BatchEvent),
 ) -> Result<Vec<TaskOutcome>, RunError> {
     let (scheduler, mut rx) = BatchScheduler::new(spec);
@@ -107,7 +113,10 @@ pub async fn run_batch(
         master.clone(),
         framework_info(name),
         scheduler,
-        SchedulerOptions::default(),
+        SchedulerOptions {
+            credential,
+            ..Default::default()
+        },
     )?;
     while let Some(event) = rx.recv().await {
         on_event(&event);

@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use authentication::{Credential, Credentials};
 use libactor::{Clock, Node, NodeError, ProcessRef, SpawnError, Upid};
-use master::master::{Master, MasterHandle};
+use master::master::{AuthenticationPolicy, Master, MasterHandle};
 use resources::Resources;
 use slave::slave::{Registration, Slave, SlaveConfig};
 
@@ -56,6 +57,9 @@ pub struct LocalClusterConfig {
     pub master_port: u16,
     /// A clock shared by every node (tests pass a paused one).
     pub clock: Option<Clock>,
+    /// With a credential, the master requires agents and frameworks to authenticate and the
+    /// agents authenticate with it (frameworks are given it by whoever starts them).
+    pub credential: Option<Credential>,
 }
 
 impl LocalClusterConfig {
@@ -67,6 +71,7 @@ impl LocalClusterConfig {
             work_dir: work_dir.into(),
             master_port: 0,
             clock: None,
+            credential: None,
         }
     }
 }
@@ -113,7 +118,15 @@ impl LocalCluster {
     /// [`LocalCluster::wait_for_agents`]).
     pub fn start(config: LocalClusterConfig) -> Result<LocalCluster, ClusterError> {
         let master_node = node_on(config.master_port, &config.clock)?;
-        let master = Master::spawn(&master_node, &fresh_master_id())?;
+        let policy = match &config.credential {
+            Some(c) => AuthenticationPolicy {
+                credentials: Some(Credentials::single(c)),
+                agents: true,
+                frameworks: true,
+            },
+            None => AuthenticationPolicy::default(),
+        };
+        let master = Master::spawn_with(&master_node, &fresh_master_id(), policy)?;
         let mut cluster = LocalCluster {
             master_node,
             master,
@@ -143,6 +156,7 @@ impl LocalCluster {
                 resources: self.config.agent_resources.clone(),
                 attributes: Vec::new(),
                 hostname: format!("local-agent-{index}"),
+                credential: self.config.credential.clone(),
             },
         )?;
         self.agents.push(LocalAgent { node, slave });

@@ -69,8 +69,12 @@ pub const MAX_OFFERS_PER_MESSAGE: usize = 1000;
 /// Longest `refuse_seconds` honoured (a year), so that a huge value cannot overflow the clock.
 pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
+mod authenticator;
 mod relay;
 mod reregistration;
+
+pub use authenticator::AuthenticationPolicy;
+use authenticator::Registrant;
 mod state_json;
 
 type AllocatorRef = ProcessRef<AllocatorProcess<HierarchicalAllocator>>;
@@ -106,6 +110,16 @@ struct TaskEntry {
     resources: Resources,
 }
 
+/// Authentication state: the policy, challenges out, and who proved what.
+#[derive(Default)]
+struct AuthState {
+    policy: AuthenticationPolicy,
+    /// Challenges sent and not answered: pid → (principal claimed, nonce).
+    challenges: HashMap<Upid, (String, Vec<u8>)>,
+    /// Pids that authenticated, with their principal.
+    authenticated: HashMap<Upid, String>,
+}
+
 struct MasterMetrics {
     agents_registered: Counter,
     agents_removed: Counter,
@@ -117,6 +131,8 @@ struct MasterMetrics {
     tasks_launched: Counter,
     tasks_refused: Counter,
     invalid_messages: Counter,
+    authentication_failures: Counter,
+    registrations_refused: Counter,
 }
 
 /// The master process.
@@ -130,6 +146,7 @@ pub struct Master {
     offers: HashMap<String, OfferEntry>,
     tasks: HashMap<(String, String), TaskEntry>,
     next_id: u64,
+    auth: AuthState,
     metrics: Option<MasterMetrics>,
 }
 
@@ -143,8 +160,18 @@ pub struct MasterHandle {
 }
 
 impl Master {
-    /// Spawns the allocator (`allocator`) and the master (`master`) on `node`.
+    /// Spawns the allocator (`allocator`) and the master (`master`) on `node`, admitting
+    /// agents and frameworks without authentication.
     pub fn spawn(node: &Node, master_id: &str) -> Result<MasterHandle, SpawnError> {
+        Master::spawn_with(node, master_id, AuthenticationPolicy::default())
+    }
+
+    /// Spawns the allocator and the master, which admits registrations by `policy`.
+    pub fn spawn_with(
+        node: &Node,
+        master_id: &str,
+        policy: AuthenticationPolicy,
+    ) -> Result<MasterHandle, SpawnError> {
         let master_ref: Arc<OnceLock<ProcessRef<Master>>> = Arc::new(OnceLock::new());
         let sink_ref = master_ref.clone();
         let allocator = node.spawn_ref(
@@ -170,6 +197,10 @@ impl Master {
                 offers: HashMap::new(),
                 tasks: HashMap::new(),
                 next_id: 0,
+                auth: AuthState {
+                    policy,
+                    ..Default::default()
+                },
                 metrics: None,
             },
         )?;
@@ -234,6 +265,11 @@ impl Master {
     }
 
     fn register_slave(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RegisterSlaveMessage) {
+        if let Err(why) = self.admit(&from, Registrant::Agent, "") {
+            self.count(|m| &m.registrations_refused);
+            tracing::warn!(%from, %why, "refused an agent registration");
+            return;
+        }
         let info = msg.slave.unwrap_or_default();
         let total = match validate_agent(&info) {
             Ok(total) => total,
@@ -286,7 +322,18 @@ impl Master {
         from: Upid,
         msg: RegisterFrameworkMessage,
     ) {
-        let info = msg.framework.unwrap_or_default();
+        let mut info = msg.framework.unwrap_or_default();
+        match self.admit(&from, Registrant::Framework, &info.principal) {
+            Ok(principal) => {
+                if let Some(p) = principal {
+                    info.principal = p;
+                }
+            }
+            Err(why) => {
+                self.refuse_framework(ctx, &from, &why);
+                return;
+            }
+        }
         if info.name.trim().is_empty() || info.user.trim().is_empty() {
             self.count(|m| &m.invalid_messages);
             tracing::warn!(%from, "refused a framework registration without a name or user");
@@ -328,6 +375,18 @@ impl Master {
             FrameworkRegisteredMessage {
                 framework_id: Some(FrameworkId { value: id }),
                 master_info: Some(master_info),
+            },
+        );
+    }
+
+    /// Tells a scheduler its registration is refused (its driver aborts with the reason).
+    fn refuse_framework(&self, ctx: &mut Context<Self>, from: &Upid, why: &str) {
+        self.count(|m| &m.registrations_refused);
+        tracing::warn!(%from, %why, "refused a framework registration");
+        ctx.send(
+            from,
+            protos::internal::FrameworkErrorMessage {
+                message: format!("registration refused: {why}"),
             },
         );
     }
@@ -1039,7 +1098,11 @@ impl Process for Master {
             tasks_launched: m.counter("master/tasks_launched"),
             tasks_refused: m.counter("master/tasks_refused"),
             invalid_messages: m.counter("master/invalid_messages"),
+            authentication_failures: m.counter("master/authentication_failures"),
+            registrations_refused: m.counter("master/registrations_refused"),
         });
+        ctx.install(Self::authenticate);
+        ctx.install(Self::authentication_response);
         ctx.install(Self::register_slave);
         ctx.install(Self::register_framework);
         ctx.install(Self::decline);
@@ -1064,6 +1127,7 @@ impl Process for Master {
     }
 
     fn exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {
+        self.forget_authentication(pid);
         self.scheduler_exited(ctx, pid);
     }
 }

@@ -25,9 +25,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use authentication::Authenticatee;
 use libactor::metrics::Counter;
 use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
 use protos::internal::{
+    AuthenticationChallengeMessage, AuthenticationCompletedMessage, AuthenticationFailedMessage,
     ExecutorRegisteredMessage, ExecutorToFrameworkMessage, ExitedExecutorMessage,
     FrameworkToExecutorMessage, KillTaskMessage, PingSlaveMessage, PongSlaveMessage,
     RegisterExecutorMessage, RegisterSlaveMessage, ReregisterSlaveMessage, RunTaskMessage,
@@ -77,6 +79,8 @@ pub struct SlaveConfig {
     pub attributes: Vec<Attribute>,
     /// The hostname it reports.
     pub hostname: String,
+    /// What it authenticates to the master with (`--credential`); none: it does not.
+    pub credential: Option<authentication::Credential>,
 }
 
 /// Where the agent stands with the master.
@@ -118,6 +122,7 @@ pub struct Slave {
     pinged: bool,
     frameworks: HashMap<String, FrameworkRecord>,
     next_run: u64,
+    authenticatee: Option<Authenticatee>,
     metrics: Option<SlaveMetrics>,
 }
 
@@ -128,9 +133,11 @@ impl Slave {
             &node.generate_id("status-update-manager"),
             StatusUpdateManager::new(),
         )?;
+        let authenticatee = config.credential.clone().map(Authenticatee::new);
         node.spawn_ref(
             &node.generate_id("slave"),
             Slave {
+                authenticatee,
                 config,
                 sum,
                 id: None,
@@ -167,6 +174,9 @@ impl Slave {
     pub fn set_master(&mut self, ctx: &mut Context<Self>, master: Upid) {
         ctx.unlink(&self.config.master);
         self.config.master = master;
+        if let Some(auth) = self.authenticatee.as_mut() {
+            auth.reset();
+        }
         self.registration = Registration::Disconnected;
         self.backoff = REGISTRATION_BACKOFF_MIN;
         self.register(ctx);
@@ -206,18 +216,16 @@ impl Slave {
         self.registration = Registration::Registering;
         let master = self.config.master.clone();
         ctx.link(&master);
-        match &self.id {
-            None => ctx.send(
-                &master,
-                RegisterSlaveMessage {
-                    slave: Some(self.agent_info()),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                },
-            ),
-            Some(_) => {
-                let msg = self.reregistration();
-                ctx.send(&master, msg);
-            }
+        if let Some(auth) = self
+            .authenticatee
+            .as_mut()
+            .filter(|a| !a.is_authenticated())
+        {
+            // Authenticate first; the completion registers at once, the retry below repeats
+            // the attempt if the master does not answer.
+            ctx.send(&master, auth.begin());
+        } else {
+            self.send_registration(ctx, &master);
         }
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(REGISTRATION_BACKOFF_MAX);
@@ -227,6 +235,68 @@ impl Slave {
                 s.register(ctx);
             }
         });
+    }
+
+    fn send_registration(&self, ctx: &mut Context<Self>, master: &Upid) {
+        match &self.id {
+            None => ctx.send(
+                master,
+                RegisterSlaveMessage {
+                    slave: Some(self.agent_info()),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                },
+            ),
+            Some(_) => {
+                let msg = self.reregistration();
+                ctx.send(master, msg);
+            }
+        }
+    }
+
+    fn challenged(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: AuthenticationChallengeMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        if let Some(auth) = &self.authenticatee {
+            ctx.send(&from, auth.answer(&msg.nonce, ctx.pid().as_str()));
+        }
+    }
+
+    fn authenticated(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        _msg: AuthenticationCompletedMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        if let Some(auth) = self.authenticatee.as_mut() {
+            tracing::info!(principal = %auth.principal(), "authenticated with the master");
+            auth.completed();
+            self.send_registration(ctx, &from);
+        }
+    }
+
+    fn authentication_failed(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        from: Upid,
+        msg: AuthenticationFailedMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        if let Some(auth) = self.authenticatee.as_mut() {
+            // Retried with the registration backoff: the master's credentials may be fixed.
+            tracing::error!(principal = %auth.principal(), reason = %msg.reason, "the master refused this agent's credential");
+            auth.failed(&msg.reason);
+        }
     }
 
     fn reregistration(&self) -> ReregisterSlaveMessage {
@@ -320,6 +390,9 @@ impl Slave {
 
     fn disconnected(&mut self, ctx: &mut Context<Self>) {
         self.registration = Registration::Disconnected;
+        if let Some(auth) = self.authenticatee.as_mut() {
+            auth.reset();
+        }
         self.backoff = REGISTRATION_BACKOFF_MIN;
         ctx.delay(REGISTRATION_BACKOFF_MIN, |s: &mut Slave, ctx| {
             s.register(ctx)
@@ -1224,6 +1297,9 @@ impl Process for Slave {
         });
         ctx.install(Self::registered);
         ctx.install(Self::reregistered);
+        ctx.install(Self::challenged);
+        ctx.install(Self::authenticated);
+        ctx.install(Self::authentication_failed);
         ctx.install(Self::ping);
         ctx.install(Self::run_task);
         ctx.install(Self::kill_task);

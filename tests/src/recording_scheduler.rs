@@ -119,18 +119,29 @@ pub fn command_task(id: &str, command: &str, resources: &str) -> TaskInfo {
     }
 }
 
+/// A recording scheduler and the receiver of its events, for tests that start the driver
+/// themselves.
+pub fn recording_scheduler() -> (RecordingScheduler, mpsc::UnboundedReceiver<SchedulerEvent>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (RecordingScheduler { tx }, rx)
+}
+
 impl TestFramework {
     /// Starts a framework `info` on `node` against `master`.
     pub fn start(node: &Node, master: &Upid, info: FrameworkInfo) -> TestFramework {
-        let (tx, events) = mpsc::unbounded_channel();
-        let handle = scheduler_driver::start(
-            node,
-            master.clone(),
-            info,
-            RecordingScheduler { tx },
-            SchedulerOptions::default(),
-        )
-        .expect("scheduler driver starts");
+        TestFramework::start_with(node, master, info, SchedulerOptions::default())
+    }
+
+    /// Starts a framework with driver `options` (a credential, explicit acknowledgements).
+    pub fn start_with(
+        node: &Node,
+        master: &Upid,
+        info: FrameworkInfo,
+        options: SchedulerOptions,
+    ) -> TestFramework {
+        let (scheduler, events) = recording_scheduler();
+        let handle = scheduler_driver::start(node, master.clone(), info, scheduler, options)
+            .expect("scheduler driver starts");
         TestFramework { handle, events }
     }
 

@@ -45,6 +45,19 @@ async fn setup(agents: usize) -> Setup {
 
 impl Setup {
     async fn stop(self) {
+        // Invariant: the master and its allocator never disagreed about who holds what.
+        let refusals = self
+            .cluster
+            .master_node
+            .metrics()
+            .snapshot()
+            .get("master/allocator_refusals")
+            .copied()
+            .unwrap_or(0.0);
+        assert_eq!(
+            refusals, 0.0,
+            "the allocator refused the master's bookkeeping"
+        );
         self.node.shutdown().await;
         self.cluster.shutdown().await;
     }
@@ -316,6 +329,15 @@ async fn tearing_a_framework_down_kills_its_tasks_and_frees_its_resources() {
             })
             .await;
     }
-    assert_eq!(agent.call(|a, _| a.live_tasks()).await.unwrap(), 0);
+    // The master frees a removed framework's resources at once (as Mesos does); the agent's
+    // kill completes when the process has ended.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while agent.call(|a, _| a.live_tasks()).await.unwrap() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task outlived its framework"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     s.stop().await;
 }

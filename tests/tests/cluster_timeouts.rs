@@ -86,6 +86,19 @@ impl Setup {
     }
 
     async fn stop(self) {
+        // Invariant: the master and its allocator never disagreed about who holds what.
+        let refusals = self
+            .cluster
+            .master_node
+            .metrics()
+            .snapshot()
+            .get("master/allocator_refusals")
+            .copied()
+            .unwrap_or(0.0);
+        assert_eq!(
+            refusals, 0.0,
+            "the allocator refused the master's bookkeeping"
+        );
         self.node.shutdown().await;
         self.cluster.shutdown().await;
     }

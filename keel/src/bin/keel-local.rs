@@ -73,6 +73,10 @@ struct Flags {
     /// Keep the cluster up after the framework ends, until Ctrl-C.
     #[arg(long)]
     keep_running: bool,
+    /// Let agents and frameworks register without authenticating (by default they prove a
+    /// secret made up for this run).
+    #[arg(long)]
+    no_authentication: bool,
     #[command(subcommand)]
     command_: Option<Internal>,
 }
@@ -107,13 +111,23 @@ async fn main() -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("keel-local-{}", std::process::id())),
     };
 
+    let credential = (!flags.no_authentication).then(|| authentication::Credential {
+        principal: "keel-local".into(),
+        secret: hex(&authentication::nonce()),
+    });
     let mut config = LocalClusterConfig::new(flags.agents, &work_dir);
     config.agent_resources = agent_resources.clone();
     config.master_port = flags.master_port;
+    config.credential = credential.clone();
     println!(
-        "starting a master and {} agents ({agent_resources} each), sandboxes under {}",
+        "starting a master and {} agents ({agent_resources} each), sandboxes under {}{}",
         flags.agents,
-        work_dir.display()
+        work_dir.display(),
+        if credential.is_some() {
+            "; agents and frameworks authenticate as `keel-local`"
+        } else {
+            ""
+        }
     );
     let cluster = LocalCluster::start(config).context("starting the cluster")?;
     println!("master  {}", cluster.master_pid());
@@ -154,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
                 flags.particles, flags.batch_size
             );
             let mut last = (u64::MAX, u64::MAX);
-            let result = run_particles(&framework_node, &master, config, |p| {
+            let result = run_particles(&framework_node, &master, config, credential, |p| {
                 if (p.done, p.running) != last {
                     last = (p.done, p.running);
                     println!(
@@ -193,20 +207,27 @@ async fn main() -> anyhow::Result<()> {
                 "\nrunning `batch`: {} tasks of `{}`",
                 flags.tasks, flags.command
             );
-            let outcomes = run_batch(&framework_node, &master, "batch", spec, |event| {
-                if let BatchEvent::Status {
-                    task_id,
-                    state,
-                    agent,
-                    message,
-                } = event
-                {
-                    println!(
-                        "  {task_id:<12} {:<14} on {agent} {message}",
-                        state.as_str_name()
-                    );
-                }
-            })
+            let outcomes = run_batch(
+                &framework_node,
+                &master,
+                "batch",
+                spec,
+                credential,
+                |event| {
+                    if let BatchEvent::Status {
+                        task_id,
+                        state,
+                        agent,
+                        message,
+                    } = event
+                    {
+                        println!(
+                            "  {task_id:<12} {:<14} on {agent} {message}",
+                            state.as_str_name()
+                        );
+                    }
+                },
+            )
             .await?;
             let failed = outcomes
                 .iter()
@@ -232,6 +253,11 @@ async fn main() -> anyhow::Result<()> {
         bail!("the framework did not complete its job");
     }
     Ok(())
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What every agent ran, from the master's and the agents' metrics.

@@ -1,10 +1,10 @@
 //! keel-master: runs the master process and its allocator on one node. Agents and frameworks
 //! find it at `master@IP:PORT`.
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use clap::Parser;
 use keel::local_cluster::fresh_master_id;
-use master::master::Master;
+use master::master::{AuthenticationPolicy, Master};
 
 #[derive(Debug, Parser)]
 #[command(name = "keel-master", version, about = "Run a Keel master.")]
@@ -15,6 +15,15 @@ struct Flags {
     /// Port to listen on (0: any free port; the chosen one is printed).
     #[arg(long, env = "KEEL_PORT", default_value_t = 5050)]
     port: u16,
+    /// A file of `principal secret` lines: who may authenticate.
+    #[arg(long, env = "KEEL_CREDENTIALS")]
+    credentials: Option<std::path::PathBuf>,
+    /// Refuse agents that have not authenticated (needs --credentials).
+    #[arg(long, env = "KEEL_AUTHENTICATE_AGENTS")]
+    authenticate_agents: bool,
+    /// Refuse frameworks that have not authenticated (needs --credentials).
+    #[arg(long, env = "KEEL_AUTHENTICATE_FRAMEWORKS")]
+    authenticate_frameworks: bool,
 }
 
 #[tokio::main]
@@ -25,7 +34,23 @@ async fn main() -> anyhow::Result<()> {
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
-    let handle = Master::spawn(&node, &fresh_master_id())?;
+    let credentials = flags
+        .credentials
+        .as_deref()
+        .map(authentication::Credentials::from_file)
+        .transpose()?;
+    if (flags.authenticate_agents || flags.authenticate_frameworks) && credentials.is_none() {
+        bail!("--authenticate-agents and --authenticate-frameworks need --credentials");
+    }
+    if let Some(c) = &credentials {
+        tracing::info!(principals = ?c.principals().collect::<Vec<_>>(), "credentials loaded");
+    }
+    let policy = AuthenticationPolicy {
+        credentials,
+        agents: flags.authenticate_agents,
+        frameworks: flags.authenticate_frameworks,
+    };
+    let handle = Master::spawn_with(&node, &fresh_master_id(), policy)?;
     // The first stdout line says where the master is, for scripts and tests.
     println!("master {}", handle.master.pid());
     tracing::info!(pid = %handle.master.pid(), "master started");

@@ -33,6 +33,9 @@ struct Flags {
     /// The hostname to report (default: the listen address).
     #[arg(long, env = "KEEL_HOSTNAME")]
     hostname: Option<String>,
+    /// A file with `principal secret` to authenticate to the master with.
+    #[arg(long, env = "KEEL_CREDENTIAL")]
+    credential: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -44,6 +47,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("creating --work-dir {}", flags.work_dir.display()))?;
     let resources = agent_resources(flags.resources.as_deref(), &flags.work_dir)?;
     let attributes = parse_attributes(&flags.attributes)?;
+    let credential = flags
+        .credential
+        .as_deref()
+        .map(authentication::Credential::from_file)
+        .transpose()?;
     let node = libactor::Node::builder()
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .start()
@@ -56,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             resources: resources.clone(),
             attributes,
             hostname: flags.hostname.unwrap_or_else(|| flags.ip.to_string()),
+            credential,
         },
     )?;
     println!("slave {}", slave.pid());

@@ -64,6 +64,9 @@ enum Command {
         /// The address keelctl listens on for the master's messages.
         #[arg(long, env = "KEEL_IP", default_value = "127.0.0.1")]
         ip: std::net::IpAddr,
+        /// A file with `principal secret` to authenticate the framework with.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
     },
     /// Post a control message to a process: `send master@127.0.0.1:5050 ReviveOffersMessage
     /// '{"frameworkId": {"value": "…"}}'`.
@@ -130,7 +133,23 @@ async fn run(flags: Flags) -> anyhow::Result<ExitCode> {
             instances,
             name,
             ip,
-        } => return execute(&master, flags.json, command, cpus, mem, instances, name, ip).await,
+            credential,
+        } => {
+            let credential = credential
+                .as_deref()
+                .map(authentication::Credential::from_file)
+                .transpose()?;
+            let launch = Launch {
+                command,
+                cpus,
+                mem,
+                instances,
+                name,
+                ip,
+                credential,
+            };
+            return execute(&master, flags.json, launch).await;
+        }
         Command::Send { to, message, body } => {
             let to: libactor::Upid = to.parse().with_context(|| format!("receiver {to}"))?;
             let from: libactor::Upid = format!("keelctl@{}:1", to.host())
@@ -158,17 +177,31 @@ fn print_either(as_json: bool, value: &serde_json::Value, table: impl FnOnce() -
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn execute(
-    master: &libactor::Upid,
-    as_json: bool,
+/// What `keelctl execute` runs.
+struct Launch {
     command: String,
     cpus: f64,
     mem: f64,
     instances: usize,
     name: String,
     ip: std::net::IpAddr,
+    credential: Option<authentication::Credential>,
+}
+
+async fn execute(
+    master: &libactor::Upid,
+    as_json: bool,
+    launch: Launch,
 ) -> anyhow::Result<ExitCode> {
+    let Launch {
+        command,
+        cpus,
+        mem,
+        instances,
+        name,
+        ip,
+        credential,
+    } = launch;
     if instances == 0 {
         bail!("--instances must be at least 1");
     }
@@ -193,7 +226,7 @@ async fn execute(
         commands: vec![command; instances],
         task_resources,
     };
-    let outcomes = run_batch(&node, master, &name, spec, |event| {
+    let outcomes = run_batch(&node, master, &name, spec, credential, |event| {
         if let BatchEvent::Status {
             task_id,
             state,

@@ -4,7 +4,6 @@
 //! plus those reserved for its role).
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
 use std::time::Instant;
 
 use resources::{Resources, UNRESERVED_ROLE};
@@ -66,6 +65,9 @@ pub struct HierarchicalAllocator {
     drf: HierarchicalDrf,
     frameworks: BTreeMap<String, FrameworkState>,
     agents: BTreeMap<String, AgentState>,
+    /// Agent ids in the order cycles visit them (registration order), kept beside `agents` so
+    /// a cycle neither copies every id nor looks each one up by range.
+    agent_order: Vec<String>,
     total: Resources,
     /// `total` changed since DRF last saw it.
     total_changed: bool,
@@ -91,6 +93,7 @@ impl HierarchicalAllocator {
             drf: HierarchicalDrf::new(),
             frameworks: BTreeMap::new(),
             agents: BTreeMap::new(),
+            agent_order: Vec::new(),
             total: Resources::new(),
             total_changed: false,
             min_allocatable: min_allocatable
@@ -234,6 +237,7 @@ impl Allocator for HierarchicalAllocator {
         }
         self.change_total(&state.total, true);
         self.agents.insert(agent.to_owned(), state);
+        self.agent_order.push(agent.to_owned());
         for (framework, held) in used {
             if let Some(f) = self.frameworks.get(framework) {
                 self.drf.allocate(&f.role, framework, held)?;
@@ -247,6 +251,7 @@ impl Allocator for HierarchicalAllocator {
             .agents
             .remove(agent)
             .ok_or_else(|| AllocatorError::UnknownAgent(agent.to_owned()))?;
+        self.agent_order.retain(|a| a != agent);
         for (framework, held) in &state.allocated {
             if let Some(f) = self.frameworks.get_mut(framework) {
                 f.filters.remove(agent);
@@ -322,25 +327,13 @@ impl Allocator for HierarchicalAllocator {
         let mut given: BTreeMap<String, usize> = BTreeMap::new();
         // Frameworks that may still be given something; when none is left, the scan stops.
         let mut open = self.frameworks.values().filter(|f| !f.suppressed).count();
-        // Walk the agents with a cursor rather than a copy of every id: the scan usually stops
-        // early (see `open`), and copying 100,000 ids per cycle would cost more than the scan.
-        let mut cursor: Option<String> = None;
-        loop {
+        let mut next = 0;
+        while next < self.agent_order.len() {
             if open == 0 {
                 break;
             }
-            let next = match &cursor {
-                None => self.agents.keys().next(),
-                Some(last) => self
-                    .agents
-                    .range::<str, _>((Bound::Excluded(last.as_str()), Bound::Unbounded))
-                    .next()
-                    .map(|(k, _)| k),
-            };
-            let Some(agent_id) = next.cloned() else {
-                break;
-            };
-            cursor = Some(agent_id.clone());
+            let agent_id = self.agent_order[next].clone();
+            next += 1;
             let Some(agent) = self.agents.get(&agent_id) else {
                 continue;
             };

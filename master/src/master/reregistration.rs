@@ -21,7 +21,7 @@ use resources::Resources;
 
 use crate::allocator::Allocator;
 
-use super::{validate_agent, AgentEntry, FrameworkEntry, Master, TaskEntry};
+use super::{validate_agent, AgentEntry, FrameworkEntry, Master, Registrant, TaskEntry};
 
 /// Longest failover timeout honoured (a week), so that a huge value cannot overflow the clock.
 pub const MAX_FAILOVER_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -33,6 +33,11 @@ impl Master {
         from: Upid,
         msg: ReregisterSlaveMessage,
     ) {
+        if let Err(why) = self.admit(&from, Registrant::Agent, "") {
+            self.count(|m| &m.registrations_refused);
+            tracing::warn!(%from, %why, "refused an agent re-registration");
+            return;
+        }
         let info = msg.slave.unwrap_or_default();
         let id = info
             .id
@@ -112,7 +117,18 @@ impl Master {
         from: Upid,
         msg: ReregisterFrameworkMessage,
     ) {
-        let info = msg.framework.unwrap_or_default();
+        let mut info = msg.framework.unwrap_or_default();
+        match self.admit(&from, Registrant::Framework, &info.principal) {
+            Ok(principal) => {
+                if let Some(p) = principal {
+                    info.principal = p;
+                }
+            }
+            Err(why) => {
+                self.refuse_framework(ctx, &from, &why);
+                return;
+            }
+        }
         let id = info
             .id
             .as_ref()

@@ -1,0 +1,151 @@
+//! Authentication of agents and schedulers (challenge–response, see the `authentication`
+//! crate) and the admission check every registration passes.
+//!
+//! Handles `AuthenticateMessage` (→ `AuthenticationChallengeMessage`) and
+//! `AuthenticationResponseMessage` (→ `AuthenticationCompletedMessage` or
+//! `AuthenticationFailedMessage`). A pid that completed is remembered with its principal until
+//! its connection breaks. With `authenticate_agents` / `authenticate_frameworks` set, a
+//! registration from any other pid is refused, and a framework may only register as the
+//! principal it authenticated as.
+
+use std::time::Duration;
+
+use authentication::Credentials;
+use libactor::{Context, Upid};
+use protos::internal::{
+    AuthenticateMessage, AuthenticationChallengeMessage, AuthenticationCompletedMessage,
+    AuthenticationFailedMessage, AuthenticationResponseMessage,
+};
+
+use super::Master;
+
+/// Challenges outstanding at once; more are refused (a flood of AuthenticateMessages).
+pub const MAX_PENDING_CHALLENGES: usize = 10_000;
+/// How long a challenge may go unanswered.
+pub const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the master requires of the processes that register with it.
+#[derive(Debug, Clone, Default)]
+pub struct AuthenticationPolicy {
+    /// Principals and secrets (`--credentials`); `None` refuses every authentication attempt.
+    pub credentials: Option<Credentials>,
+    /// Agents must authenticate before registering.
+    pub agents: bool,
+    /// Schedulers must authenticate before registering their framework.
+    pub frameworks: bool,
+}
+
+/// Who is registering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Registrant {
+    Agent,
+    Framework,
+}
+
+impl Master {
+    pub(super) fn authenticate(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: AuthenticateMessage,
+    ) {
+        if self.auth.challenges.len() >= MAX_PENDING_CHALLENGES {
+            self.count(|m| &m.authentication_failures);
+            ctx.send(
+                &from,
+                AuthenticationFailedMessage {
+                    reason: "too many authentications in progress; retry later".into(),
+                },
+            );
+            return;
+        }
+        // A challenge goes out even for an unknown principal, so that the answer does not say
+        // which principals exist; the proof then fails.
+        let nonce = authentication::nonce();
+        self.auth.authenticated.remove(&from);
+        self.auth
+            .challenges
+            .insert(from.clone(), (msg.principal, nonce.clone()));
+        ctx.send(
+            &from,
+            AuthenticationChallengeMessage {
+                nonce: nonce.clone().into(),
+            },
+        );
+        ctx.delay(CHALLENGE_TIMEOUT, move |m: &mut Master, _| {
+            if m.auth
+                .challenges
+                .get(&from)
+                .is_some_and(|(_, n)| *n == nonce)
+            {
+                m.auth.challenges.remove(&from);
+            }
+        });
+    }
+
+    pub(super) fn authentication_response(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: AuthenticationResponseMessage,
+    ) {
+        let Some((principal, nonce)) = self.auth.challenges.remove(&from) else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        let secret = self
+            .auth
+            .policy
+            .credentials
+            .as_ref()
+            .and_then(|c| c.secret(&principal));
+        let ok = secret.is_some_and(|s| authentication::verify(s, &nonce, from.as_str(), &msg.mac));
+        if ok {
+            tracing::info!(%from, %principal, "authenticated");
+            ctx.link(&from);
+            self.auth.authenticated.insert(from.clone(), principal);
+            ctx.send(&from, AuthenticationCompletedMessage {});
+        } else {
+            self.count(|m| &m.authentication_failures);
+            tracing::warn!(%from, %principal, "authentication failed");
+            ctx.send(
+                &from,
+                AuthenticationFailedMessage {
+                    reason: "unknown principal or wrong secret".into(),
+                },
+            );
+        }
+    }
+
+    /// Whether `from` may register as `who` (claiming `principal`, for frameworks). `Ok` holds
+    /// the principal the registrant authenticated as, if it did.
+    pub(super) fn admit(
+        &self,
+        from: &Upid,
+        who: Registrant,
+        principal: &str,
+    ) -> Result<Option<String>, String> {
+        let authenticated = self.auth.authenticated.get(from).cloned();
+        let required = match who {
+            Registrant::Agent => self.auth.policy.agents,
+            Registrant::Framework => self.auth.policy.frameworks,
+        };
+        match (&authenticated, required) {
+            (None, true) => Err(format!("{from} has not authenticated")),
+            (Some(p), _)
+                if who == Registrant::Framework && !principal.is_empty() && p != principal =>
+            {
+                Err(format!(
+                    "framework principal {principal:?} is not the authenticated principal {p:?}"
+                ))
+            }
+            _ => Ok(authenticated),
+        }
+    }
+
+    /// Forgets a pid's authentication (its connection broke).
+    pub(super) fn forget_authentication(&mut self, pid: &Upid) {
+        self.auth.authenticated.remove(pid);
+        self.auth.challenges.remove(pid);
+    }
+}

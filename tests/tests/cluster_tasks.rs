@@ -159,6 +159,24 @@ async fn a_killed_task_is_killed_with_its_whole_process_group() {
     .await;
     let running = s.framework.status("sleeper", TaskState::TaskRunning).await;
     let agent = running.agent_id.clone().unwrap().value;
+    // RUNNING is reported once the shell is started; wait (bounded) until it has started its
+    // child and written the child's pid.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let child: i32 = loop {
+        let written = walk(s._dir.path())
+            .into_iter()
+            .find(|p| p.ends_with("child.pid"))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| t.trim().parse().ok());
+        if let Some(pid) = written {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task never started its child"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     s.framework
         .act(|d| {
             d.kill_task(&TaskId {
@@ -168,15 +186,6 @@ async fn a_killed_task_is_killed_with_its_whole_process_group() {
         .await;
     let killed = s.framework.status("sleeper", TaskState::TaskKilled).await;
     assert_eq!(killed.agent_id.unwrap().value, agent);
-    let pid_file = walk(s._dir.path())
-        .into_iter()
-        .find(|p| p.ends_with("child.pid"))
-        .expect("the task wrote its child's pid");
-    let child: i32 = std::fs::read_to_string(pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     // The group got the signal; give the child a bounded moment to die (a zombie whose
     // reaper is slow counts as dead).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

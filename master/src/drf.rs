@@ -140,7 +140,7 @@ impl DrfSorter {
             .get_mut(name)
             .ok_or_else(|| DrfError::UnknownClient(name.to_owned()))?;
         // Shares are over scalars; ranges and sets of different agents do not add up.
-        client.allocated.add(&resources.scalars())?;
+        client.allocated.add_scalars(resources)?;
         self.refresh(name);
         Ok(())
     }

@@ -263,6 +263,24 @@ impl Resources {
         Ok(())
     }
 
+    /// Adds only `other`'s scalar entries (what sums over agents may hold; see
+    /// [`Resources::scalars`]), without building the scalar copy first.
+    pub fn add_scalars(&mut self, other: &Resources) -> Result<(), ResourceError> {
+        for ((name, role), amount) in &other.entries {
+            if let Amount::Scalar(_) = amount {
+                if self
+                    .entries
+                    .get(&(name.clone(), role.clone()))
+                    .is_some_and(|mine| !mine.same_kind(amount))
+                {
+                    return Err(ResourceError::TypeClash(name.clone()));
+                }
+                self.add_amount(name.clone(), role.clone(), amount.clone())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether every entry of `other` is covered by these resources.
     pub fn contains(&self, other: &Resources) -> bool {
         other

@@ -19,6 +19,8 @@ pub const DEFAULT_MIN_ALLOCATABLE: &[&str] = &["cpus:0.01", "mem:32"];
 struct FrameworkState {
     role: String,
     suppressed: bool,
+    /// Agents newly allocated to it in the cycle under way.
+    given_this_cycle: usize,
     /// Refusal filters by agent.
     filters: HashMap<String, Vec<RefuseFilter>>,
 }
@@ -198,6 +200,7 @@ impl Allocator for HierarchicalAllocator {
             FrameworkState {
                 role: role.to_owned(),
                 suppressed,
+                given_this_cycle: 0,
                 filters: HashMap::new(),
             },
         );
@@ -323,8 +326,9 @@ impl Allocator for HierarchicalAllocator {
     fn allocate(&mut self, now: Instant) -> Vec<Allocation> {
         self.settle_total();
         let mut out = Vec::new();
-        // New allocations per framework this cycle; see MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE.
-        let mut given: BTreeMap<String, usize> = BTreeMap::new();
+        for f in self.frameworks.values_mut() {
+            f.given_this_cycle = 0;
+        }
         // Frameworks that may still be given something; when none is left, the scan stops.
         let mut open = self.frameworks.values().filter(|f| !f.suppressed).count();
         let mut next = 0;
@@ -344,9 +348,7 @@ impl Allocator for HierarchicalAllocator {
             let choice = self.drf.iter().find_map(|(role, framework)| {
                 let state = self.frameworks.get(framework)?;
                 if state.suppressed
-                    || given
-                        .get(framework)
-                        .is_some_and(|n| *n >= MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE)
+                    || state.given_this_cycle >= MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE
                 {
                     return None;
                 }
@@ -372,10 +374,11 @@ impl Allocator for HierarchicalAllocator {
                 // The offer came from this agent's free resources, so DRF cannot refuse it.
                 tracing::error!(error = %e, %framework, agent = %agent_id, "DRF refused an allocation of free resources");
             }
-            let count = given.entry(framework.clone()).or_default();
-            *count += 1;
-            if *count == MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE {
-                open -= 1;
+            if let Some(f) = self.frameworks.get_mut(&framework) {
+                f.given_this_cycle += 1;
+                if f.given_this_cycle == MAX_ALLOCATIONS_PER_FRAMEWORK_PER_CYCLE {
+                    open -= 1;
+                }
             }
             out.push(Allocation {
                 framework,

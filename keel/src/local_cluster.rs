@@ -105,6 +105,18 @@ fn node_on(port: u16, clock: &Option<Clock>) -> Result<Node, NodeError> {
     builder.start()
 }
 
+/// With a credential the master requires everyone to authenticate with it; without, no one.
+fn policy_for(credential: Option<&Credential>) -> AuthenticationPolicy {
+    match credential {
+        Some(c) => AuthenticationPolicy {
+            credentials: Some(Credentials::single(c)),
+            agents: true,
+            frameworks: true,
+        },
+        None => AuthenticationPolicy::default(),
+    }
+}
+
 /// A master id unique to this start, so that ids it hands out never repeat a previous run's.
 pub fn fresh_master_id() -> String {
     let millis = std::time::SystemTime::now()
@@ -118,15 +130,11 @@ impl LocalCluster {
     /// [`LocalCluster::wait_for_agents`]).
     pub fn start(config: LocalClusterConfig) -> Result<LocalCluster, ClusterError> {
         let master_node = node_on(config.master_port, &config.clock)?;
-        let policy = match &config.credential {
-            Some(c) => AuthenticationPolicy {
-                credentials: Some(Credentials::single(c)),
-                agents: true,
-                frameworks: true,
-            },
-            None => AuthenticationPolicy::default(),
-        };
-        let master = Master::spawn_with(&master_node, &fresh_master_id(), policy)?;
+        let master = Master::spawn_with(
+            &master_node,
+            &fresh_master_id(),
+            policy_for(config.credential.as_ref()),
+        )?;
         let mut cluster = LocalCluster {
             master_node,
             master,
@@ -137,6 +145,20 @@ impl LocalCluster {
             cluster.add_agent()?;
         }
         Ok(cluster)
+    }
+
+    /// Stops the master and starts a new one (a fresh id, no state) on the same address, as
+    /// after a master crash: agents and frameworks find it there and re-register.
+    pub async fn restart_master(&mut self) -> Result<(), ClusterError> {
+        let address = self.master_node.socket_addr();
+        self.master_node.shutdown().await;
+        self.master_node = node_on(address.port(), &self.config.clock)?;
+        self.master = Master::spawn_with(
+            &self.master_node,
+            &fresh_master_id(),
+            policy_for(self.config.credential.as_ref()),
+        )?;
+        Ok(())
     }
 
     /// Starts one more agent; returns its index.
@@ -196,6 +218,29 @@ impl LocalCluster {
                 return Err(ClusterError::AgentsMissing {
                     registered,
                     expected: self.agents.len(),
+                    timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits (up to `timeout`) until the master counts `n` registered agents.
+    pub async fn wait_for_master_agents(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let registered = self.registered_agents().await;
+            if registered == n {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::AgentsMissing {
+                    registered,
+                    expected: n,
                     timeout,
                 });
             }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 use crate::clock::Activity;
 use crate::config::{NodeBuilder, NodeConfig, NodeError};
@@ -67,6 +67,9 @@ impl std::fmt::Debug for Node {
 pub(crate) struct NodeInner {
     /// This node itself, for tasks that must own it (outbound writers).
     pub(crate) me: Weak<NodeInner>,
+    /// Tells the accept loop to close the listener, and hears back once it has: a node that
+    /// has shut down no longer holds its port (a restarted master binds it again at once).
+    listener_stop: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
     pub(crate) config: NodeConfig,
     pub(crate) host: Host,
     pub(crate) port: u16,
@@ -157,6 +160,7 @@ impl Node {
             inbound_throttled: AtomicBool::new(false),
             inbound_space: Notify::new(),
             stopped: AtomicBool::new(false),
+            listener_stop: Mutex::new(None),
             config,
         });
         NodeMetrics::register_gauges(&inner.metrics, Arc::downgrade(&inner));
@@ -166,9 +170,15 @@ impl Node {
             let _guard = inner.rt.enter();
             tokio::net::TcpListener::from_std(listener).map_err(io)?
         };
-        inner
-            .rt
-            .spawn(crate::transport::accept_loop(inner.clone(), listener));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (closed_tx, closed_rx) = oneshot::channel();
+        *inner.listener_stop.lock() = Some((stop_tx, closed_rx));
+        inner.rt.spawn(crate::transport::accept_loop(
+            inner.clone(),
+            listener,
+            stop_rx,
+            closed_tx,
+        ));
         tracing::info!(address = %inner.address, "libactor node started");
         Ok(Node { inner })
     }
@@ -350,6 +360,11 @@ impl Node {
         let flush_deadline = tokio::time::Instant::now() + Duration::from_secs(1);
         while inner.transport.queued() > 0 && tokio::time::Instant::now() < flush_deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let listener = inner.listener_stop.lock().take();
+        if let Some((stop, closed)) = listener {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
         }
         inner.runtime.lock().stop();
         for arbiter in &inner.arbiters {

@@ -15,9 +15,22 @@ use crate::node::NodeInner;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-pub(crate) async fn accept_loop(node: Arc<NodeInner>, listener: TcpListener) {
+pub(crate) async fn accept_loop(
+    node: Arc<NodeInner>,
+    listener: TcpListener,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    closed: tokio::sync::oneshot::Sender<()>,
+) {
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stop => {
+                drop(listener);
+                let _ = closed.send(());
+                return;
+            }
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");

@@ -4,7 +4,9 @@
 //! [`SchedulerDriver`] to act through. A callback must not block: long work belongs on another
 //! thread, whose results come back through [`crate::scheduler_driver::SchedulerHandle::dispatch`].
 
-use protos::v1::{AgentId, ExecutorId, FrameworkId, MasterInfo, Offer, OfferId, TaskStatus};
+use protos::v1::{
+    AgentId, ExecutorId, FrameworkId, MasterInfo, Offer, OfferId, TaskId, TaskStatus,
+};
 
 use crate::scheduler_driver::SchedulerDriver;
 
@@ -69,6 +71,18 @@ pub trait Scheduler: Send + 'static {
         status: i32,
     ) {
         tracing::info!(executor = %executor_id.value, agent = %agent_id.value, status, "executor lost");
+    }
+
+    /// The master will kill these tasks after `grace` (they run above the framework's fair
+    /// share while another framework starves), unless the starvation ends first. A scheduler
+    /// may checkpoint them, or kill others of its choice instead.
+    fn tasks_revoked(
+        &mut self,
+        _driver: &mut SchedulerDriver,
+        task_ids: &[TaskId],
+        grace: std::time::Duration,
+    ) {
+        tracing::warn!(tasks = task_ids.len(), ?grace, "tasks will be revoked");
     }
 
     /// The master refused the framework (the driver aborts after this returns).

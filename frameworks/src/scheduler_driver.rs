@@ -5,7 +5,7 @@
 //! Handles (from the master only): `FrameworkRegisteredMessage`, `FrameworkReregisteredMessage`,
 //! `ResourceOffersMessage`, `RescindResourceOfferMessage`, `StatusUpdateMessage`,
 //! `LostSlaveMessage`, `ExecutorToFrameworkMessage`, `ExitedExecutorMessage`,
-//! `FrameworkErrorMessage`.
+//! `RevocationNoticeMessage`, `FrameworkErrorMessage`, and the `Authentication*` answers.
 //!
 //! Sends: `RegisterFrameworkMessage` / `ReregisterFrameworkMessage` (retried with backoff until
 //! answered, and again whenever the connection to the master breaks), `AcceptOffersMessage`,
@@ -25,8 +25,8 @@ use protos::internal::{
     FrameworkReregisteredMessage, FrameworkToExecutorMessage, KillTaskMessage, LostSlaveMessage,
     ReconcileTasksMessage, RegisterFrameworkMessage, ReregisterFrameworkMessage,
     RescindResourceOfferMessage, ResourceOffersMessage, ReviveOffersMessage,
-    StatusUpdateAcknowledgementMessage, StatusUpdateMessage, SuppressOffersMessage,
-    UnregisterFrameworkMessage,
+    RevocationNoticeMessage, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    SuppressOffersMessage, UnregisterFrameworkMessage,
 };
 use protos::v1::task_status::Source;
 use protos::v1::{
@@ -150,6 +150,7 @@ impl SchedulerDriver {
             framework_id: self.framework_id.clone(),
             task_id: Some(task_id.clone()),
             kill_policy: None,
+            reason: None,
         });
     }
 
@@ -559,6 +560,25 @@ impl<S: Scheduler> SchedulerProcess<S> {
         self.after_callback(ctx);
     }
 
+    fn revocation_notice(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: RevocationNoticeMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let grace = if msg.grace_seconds.is_finite() && msg.grace_seconds > 0.0 {
+            Duration::from_secs_f64(msg.grace_seconds.min(86_400.0))
+        } else {
+            Duration::ZERO
+        };
+        self.scheduler
+            .tasks_revoked(&mut self.driver, &msg.task_ids, grace);
+        self.after_callback(ctx);
+    }
+
     fn error(&mut self, ctx: &mut Context<Self>, from: Upid, msg: FrameworkErrorMessage) {
         if !self.sent_by_master(&from) {
             return;
@@ -580,6 +600,7 @@ impl<S: Scheduler> Process for SchedulerProcess<S> {
         ctx.install(Self::framework_message);
         ctx.install(Self::executor_exited);
         ctx.install(Self::error);
+        ctx.install(Self::revocation_notice);
         ctx.install(Self::challenged);
         ctx.install(Self::authenticated);
         ctx.install(Self::authentication_failed);

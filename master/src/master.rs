@@ -72,9 +72,12 @@ pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 mod authenticator;
 mod relay;
 mod reregistration;
+mod revocation;
 
 pub use authenticator::AuthenticationPolicy;
 use authenticator::Registrant;
+pub use revocation::RevocationPolicy;
+use revocation::Revocations;
 mod state_json;
 
 type AllocatorRef = ProcessRef<AllocatorProcess<HierarchicalAllocator>>;
@@ -94,6 +97,8 @@ struct FrameworkEntry {
     info: FrameworkInfo,
     /// Its scheduler is connected; an inactive framework gets no offers.
     active: bool,
+    /// It asked for no offers (until it revives).
+    suppressed: bool,
 }
 
 struct OfferEntry {
@@ -103,6 +108,8 @@ struct OfferEntry {
 }
 
 struct TaskEntry {
+    /// Launch order (revocation takes the newest first).
+    launched: u64,
     name: String,
     executor: String,
     agent: String,
@@ -133,6 +140,7 @@ struct MasterMetrics {
     invalid_messages: Counter,
     authentication_failures: Counter,
     registrations_refused: Counter,
+    tasks_revoked: Counter,
 }
 
 /// The master process.
@@ -147,6 +155,7 @@ pub struct Master {
     tasks: HashMap<(String, String), TaskEntry>,
     next_id: u64,
     auth: AuthState,
+    revocations: Revocations,
     metrics: Option<MasterMetrics>,
 }
 
@@ -201,6 +210,7 @@ impl Master {
                     policy,
                     ..Default::default()
                 },
+                revocations: Revocations::default(),
                 metrics: None,
             },
         )?;
@@ -362,6 +372,7 @@ impl Master {
                 pid: from.clone(),
                 info,
                 active: true,
+                suppressed: false,
             },
         );
         self.count(|m| &m.frameworks_registered);
@@ -581,6 +592,7 @@ impl Master {
                     self.tasks.insert(
                         (framework.clone(), task_id),
                         TaskEntry {
+                            launched: self.next_id,
                             name: task.name.clone(),
                             executor,
                             agent: agent.clone(),
@@ -1100,6 +1112,7 @@ impl Process for Master {
             invalid_messages: m.counter("master/invalid_messages"),
             authentication_failures: m.counter("master/authentication_failures"),
             registrations_refused: m.counter("master/registrations_refused"),
+            tasks_revoked: m.counter("master/tasks_revoked"),
         });
         ctx.install(Self::authenticate);
         ctx.install(Self::authentication_response);

@@ -543,6 +543,7 @@ async fn kill_goes_to_the_agent_and_unknown_tasks_are_reported_lost() {
                 framework_id: Some(c.framework_id.clone()),
                 task_id: Some(TaskId { value: id.into() }),
                 kill_policy: None,
+                reason: None,
             },
         );
     }

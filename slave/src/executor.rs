@@ -62,6 +62,8 @@ pub struct AgentTask {
     pub resources: Resources,
     /// The task was sent to the executor (custom executors only; queued tasks were not).
     pub delivered: bool,
+    /// Why it is being killed, when the master said (a revocation): its TASK_KILLED says so.
+    pub kill_reason: Option<protos::v1::task_status::Reason>,
 }
 
 /// One executor on the agent.

@@ -443,6 +443,7 @@ impl Slave {
             state: TaskState::TaskStaging,
             resources,
             delivered: false,
+            kill_reason: None,
         };
         match task.executor.clone() {
             None => self.launch_command(ctx, &framework_id, agent_task),
@@ -928,9 +929,14 @@ impl Slave {
                 ExecutorKind::Command if matches!(ended, Ok(Termination::Exited(0))) => {
                     (TaskState::TaskFinished, Reason::CommandExecutorFailed)
                 }
-                _ if killing || executor.shutting_down => {
-                    (TaskState::TaskKilled, Reason::ExecutorTerminated)
-                }
+                _ if killing || executor.shutting_down => (
+                    TaskState::TaskKilled,
+                    executor
+                        .tasks
+                        .get(&task)
+                        .and_then(|t| t.kill_reason)
+                        .unwrap_or(Reason::ExecutorTerminated),
+                ),
                 ExecutorKind::Command => (TaskState::TaskFailed, Reason::CommandExecutorFailed),
                 ExecutorKind::Custom => (TaskState::TaskFailed, Reason::ExecutorTerminated),
             };
@@ -1010,9 +1016,14 @@ impl Slave {
             return;
         };
         let executor_id = executor.id.clone();
-        let Some(task) = executor.tasks.get(&task_id).cloned() else {
+        let reason = msg.reason.and_then(|r| Reason::try_from(r).ok());
+        let Some(task) = executor.tasks.get_mut(&task_id) else {
             return;
         };
+        if reason.is_some() {
+            task.kill_reason = reason;
+        }
+        let task = task.clone();
         if task.state.is_terminal() {
             return;
         }

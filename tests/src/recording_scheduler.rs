@@ -38,6 +38,8 @@ pub enum SchedulerEvent {
     Message(Vec<u8>),
     /// `error`.
     Error(String),
+    /// `tasks_revoked`.
+    Revoked(Vec<TaskId>, Duration),
 }
 
 /// Forwards every callback to a channel.
@@ -81,6 +83,9 @@ impl Scheduler for RecordingScheduler {
             .tx
             .send(SchedulerEvent::ExecutorLost(e.clone(), status));
     }
+    fn tasks_revoked(&mut self, _: &mut SchedulerDriver, tasks: &[TaskId], grace: Duration) {
+        let _ = self.tx.send(SchedulerEvent::Revoked(tasks.to_vec(), grace));
+    }
     fn error(&mut self, _: &mut SchedulerDriver, message: &str) {
         let _ = self.tx.send(SchedulerEvent::Error(message.to_owned()));
     }
@@ -91,6 +96,9 @@ pub struct TestFramework {
     /// The driver.
     pub handle: SchedulerHandle<RecordingScheduler>,
     events: mpsc::UnboundedReceiver<SchedulerEvent>,
+    /// Events an [`TestFramework::until`] passed over, in arrival order: a later wait sees
+    /// them, so waiting for task A then task B works whichever arrives first.
+    skipped: std::collections::VecDeque<SchedulerEvent>,
 }
 
 /// A framework description for tests.
@@ -142,30 +150,52 @@ impl TestFramework {
         let (scheduler, events) = recording_scheduler();
         let handle = scheduler_driver::start(node, master.clone(), info, scheduler, options)
             .expect("scheduler driver starts");
-        TestFramework { handle, events }
+        TestFramework {
+            handle,
+            events,
+            skipped: Default::default(),
+        }
     }
 
-    /// The next event, or a panic after [`EVENT_TIMEOUT`].
+    /// The next event (passed-over ones first), or a panic after [`EVENT_TIMEOUT`].
     pub async fn next(&mut self) -> SchedulerEvent {
+        if let Some(e) = self.skipped.pop_front() {
+            return e;
+        }
+        self.receive().await
+    }
+
+    async fn receive(&mut self) -> SchedulerEvent {
         tokio::time::timeout(EVENT_TIMEOUT, self.events.recv())
             .await
             .expect("an event within the timeout")
             .expect("the scheduler is alive")
     }
 
-    /// Skips events until `pick` returns something.
+    /// The first event, passed-over ones included, for which `pick` returns something; the
+    /// events passed over stay for later waits.
     pub async fn until<T>(&mut self, mut pick: impl FnMut(&SchedulerEvent) -> Option<T>) -> T {
+        if let Some((i, t)) = self
+            .skipped
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| pick(e).map(|t| (i, t)))
+        {
+            self.skipped.remove(i);
+            return t;
+        }
         loop {
-            let event = self.next().await;
+            let event = self.receive().await;
             if let Some(t) = pick(&event) {
                 return t;
             }
+            self.skipped.push_back(event);
         }
     }
 
-    /// Events already queued, without waiting.
+    /// Every event not yet consumed, without waiting.
     pub fn drain(&mut self) -> Vec<SchedulerEvent> {
-        let mut out = Vec::new();
+        let mut out: Vec<SchedulerEvent> = self.skipped.drain(..).collect();
         while let Ok(e) = self.events.try_recv() {
             out.push(e);
         }

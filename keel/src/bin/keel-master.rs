@@ -4,7 +4,7 @@
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use keel::local_cluster::fresh_master_id;
-use master::master::{AuthenticationPolicy, Master};
+use master::master::{AuthenticationPolicy, Master, RevocationPolicy};
 
 #[derive(Debug, Parser)]
 #[command(name = "keel-master", version, about = "Run a Keel master.")]
@@ -24,6 +24,14 @@ struct Flags {
     /// Refuse frameworks that have not authenticated (needs --credentials).
     #[arg(long, env = "KEEL_AUTHENTICATE_FRAMEWORKS")]
     authenticate_frameworks: bool,
+    /// Revoke tasks above a framework's fair share while another framework starves, this many
+    /// seconds after telling it (off when unset).
+    #[arg(long, env = "KEEL_REVOCATION_GRACE_SECONDS")]
+    revocation_grace_seconds: Option<f64>,
+    /// Resources a role keeps whatever happens, `ROLE=RESOURCES` (repeatable), e.g.
+    /// `--guarantee 'prod=cpus:8;mem:16384'`.
+    #[arg(long = "guarantee", env = "KEEL_GUARANTEES", value_delimiter = ',')]
+    guarantees: Vec<String>,
 }
 
 #[tokio::main]
@@ -51,6 +59,32 @@ async fn main() -> anyhow::Result<()> {
         frameworks: flags.authenticate_frameworks,
     };
     let handle = Master::spawn_with(&node, &fresh_master_id(), policy)?;
+    if let Some(grace) = flags.revocation_grace_seconds {
+        if !(grace.is_finite() && grace >= 0.0) {
+            bail!("--revocation-grace-seconds must be a non-negative number");
+        }
+        let mut guarantees = std::collections::HashMap::new();
+        for g in &flags.guarantees {
+            let (role, resources) = g
+                .split_once('=')
+                .with_context(|| format!("--guarantee {g}: expected ROLE=RESOURCES"))?;
+            let resources: resources::Resources = resources
+                .parse()
+                .with_context(|| format!("--guarantee {g}"))?;
+            guarantees.insert(role.to_owned(), resources);
+        }
+        let policy = RevocationPolicy {
+            enabled: true,
+            grace_period: std::time::Duration::from_secs_f64(grace),
+            guarantees,
+            ..Default::default()
+        };
+        handle
+            .master
+            .dispatch(move |m, ctx| m.set_revocation(ctx, policy));
+    } else if !flags.guarantees.is_empty() {
+        bail!("--guarantee needs --revocation-grace-seconds");
+    }
     // The first stdout line says where the master is, for scripts and tests.
     println!("master {}", handle.master.pid());
     tracing::info!(pid = %handle.master.pid(), "master started");

@@ -65,6 +65,9 @@ impl Master {
             return;
         };
         tracing::debug!(%framework, "revive");
+        if let Some(f) = self.frameworks.get_mut(&framework) {
+            f.suppressed = false;
+        }
         self.tell_allocator("allocator refused a revive", move |a| a.revive(&framework));
     }
 
@@ -79,6 +82,9 @@ impl Master {
             return;
         };
         tracing::debug!(%framework, "suppress");
+        if let Some(f) = self.frameworks.get_mut(&framework) {
+            f.suppressed = true;
+        }
         self.tell_allocator("allocator refused a suppress", move |a| {
             a.suppress(&framework)
         });

@@ -83,6 +83,7 @@ impl Master {
             self.tasks.insert(
                 (framework, task_id),
                 TaskEntry {
+                    launched: 0,
                     name: task.name,
                     executor: task.executor_id.map(|e| e.value).unwrap_or_default(),
                     agent: id.clone(),
@@ -147,6 +148,7 @@ impl Master {
         if let Some(entry) = self.frameworks.get_mut(&id) {
             let old = std::mem::replace(&mut entry.pid, from.clone());
             let was_active = std::mem::replace(&mut entry.active, true);
+            entry.suppressed = false;
             if old != from {
                 tracing::info!(framework = %id, %from, "scheduler failed over");
                 ctx.unlink(&old);
@@ -174,6 +176,7 @@ impl Master {
                 pid: from.clone(),
                 info,
                 active: true,
+                suppressed: false,
             },
         );
         self.count(|m| &m.frameworks_registered);

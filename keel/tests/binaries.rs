@@ -156,6 +156,40 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
     );
     // The cluster still works after all that.
     wait_for_agents(&master, 2);
+
+    // Operator endpoints: health, and metrics of what happened (gauges refresh every second).
+    let address = master.split('@').nth(1).unwrap().to_owned();
+    let health =
+        keel::http_client::request(&address, "GET", "/master/health", &[], Default::default())
+            .await
+            .unwrap();
+    assert_eq!(health.status, 200);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let m = keel::http_client::get_json(&address, "/metrics/snapshot")
+            .await
+            .unwrap();
+        let get = |k: &str| m[k].as_f64().unwrap_or(-1.0);
+        if get("master/agents_active") == 2.0 {
+            assert_eq!(get("master/tasks_finished"), 3.0);
+            assert_eq!(get("master/tasks_failed"), 1.0);
+            assert_eq!(get("master/tasks_running"), 0.0);
+            assert!(get("master/offers_sent") >= 2.0);
+            assert!(
+                get("allocator/cycle_time_count") >= 1.0
+                    || m.as_object()
+                        .unwrap()
+                        .keys()
+                        .any(|k| k.starts_with("allocator/cycle_time"))
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gauges never showed 2 agents: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[test]

@@ -70,6 +70,7 @@ pub const MAX_OFFERS_PER_MESSAGE: usize = 1000;
 pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 mod authenticator;
+mod gauges;
 mod relay;
 mod reregistration;
 mod revocation;
@@ -695,6 +696,9 @@ impl Master {
         reason: Reason,
         why: &str,
     ) {
+        if reason != Reason::Reconciliation {
+            self.count_task_end(ctx, state);
+        }
         let Some(entry) = self.frameworks.get(framework) else {
             return;
         };
@@ -756,6 +760,7 @@ impl Master {
             }
             task.state = state;
             if state.is_terminal() {
+                self.count_task_end(ctx, state);
                 if let Some(task) = self.tasks.remove(&(framework.clone(), task_id)) {
                     self.recover(&framework, &task.agent, task.resources, None);
                 }
@@ -1116,6 +1121,7 @@ impl Process for Master {
         });
         ctx.install(Self::authenticate);
         ctx.install(Self::authentication_response);
+        self.refresh_gauges(ctx);
         ctx.install(Self::register_slave);
         ctx.install(Self::register_framework);
         ctx.install(Self::decline);

@@ -350,3 +350,46 @@ async fn tearing_a_framework_down_kills_its_tasks_and_frees_its_resources() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_framework_relaunches_instances_that_end() {
+    use frameworks::examples::service::{ServiceScheduler, ServiceSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path())).unwrap();
+    cluster.wait_for_agents(AGENTS_UP).await.unwrap();
+    let node = Node::builder().single_threaded().start().unwrap();
+    // Two instances that keep running, one that keeps crashing.
+    let start = |name: &str, command: &str, instances| {
+        let (scheduler, progress) = ServiceScheduler::new(ServiceSpec {
+            name: name.into(),
+            command: command.into(),
+            instances,
+            task_resources: "cpus:0.1;mem:16".parse().unwrap(),
+        });
+        let handle = frameworks::scheduler_driver::start(
+            &node,
+            cluster.master_pid().clone(),
+            framework_info(name),
+            scheduler,
+            Default::default(),
+        )
+        .unwrap();
+        (handle, progress)
+    };
+    let (steady, mut steady_progress) = start("steady", "sleep 300", 2);
+    let (crashy, mut crashy_progress) = start("crashy", "exit 1", 1);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        steady_progress.wait_for(|p| p.running == 2).await.unwrap();
+        crashy_progress
+            .wait_for(|p| p.relaunches >= 3)
+            .await
+            .unwrap();
+    })
+    .await
+    .expect("two instances running and three relaunches of the crashing one");
+    assert_eq!(steady_progress.borrow().relaunches, 0);
+    steady.stop();
+    crashy.stop();
+    node.shutdown().await;
+    cluster.shutdown().await;
+}

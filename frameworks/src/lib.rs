@@ -45,6 +45,7 @@
 //!   for the scheduler by default), reconciliation and framework messages.
 //! - [`executor`] / [`executor_driver`]: the [`Executor`] trait and the driver that runs inside
 //!   the executor's OS process, started by the agent ([`executor_driver::run`]).
+//! - [`offer_packing`]: filling an offer with tasks of one size.
 //! - [`examples`]: `batch`, `particles` and `service`.
 
 #![warn(missing_docs)]
@@ -52,6 +53,7 @@
 pub mod examples;
 pub mod executor;
 pub mod executor_driver;
+pub mod offer_packing;
 pub mod scheduler;
 pub mod scheduler_driver;
 

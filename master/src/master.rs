@@ -28,6 +28,7 @@
 //! This is the first slice of the Mesos core issue: re-registration, failover and the HTTP API
 //! come next.
 
+use protos::IdText;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -517,7 +518,7 @@ impl Master {
     }
 
     fn decline(&mut self, ctx: &mut Context<Self>, from: Upid, msg: DeclineOffersMessage) {
-        let framework = msg.framework_id.map(|f| f.value).unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
         if self
             .frameworks
             .get(&framework)
@@ -539,11 +540,7 @@ impl Master {
     }
 
     fn accept(&mut self, ctx: &mut Context<Self>, from: Upid, msg: AcceptOffersMessage) {
-        let framework = msg
-            .framework_id
-            .clone()
-            .map(|f| f.value)
-            .unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
         let Some(entry) = self.frameworks.get(&framework) else {
             self.count(|m| &m.invalid_messages);
             return;
@@ -584,7 +581,7 @@ impl Master {
             match self.validate_task(&framework, task, &remaining) {
                 Ok(needed) => {
                     remaining = remaining.checked_sub(&needed).unwrap_or_default();
-                    let task_id = task.task_id.clone().map(|t| t.value).unwrap_or_default();
+                    let task_id = task.task_id.text().to_owned();
                     let executor = task
                         .executor
                         .as_ref()
@@ -639,11 +636,7 @@ impl Master {
         task: &TaskInfo,
         remaining: &Resources,
     ) -> Result<Resources, String> {
-        let task_id = task
-            .task_id
-            .as_ref()
-            .map(|t| t.value.as_str())
-            .unwrap_or("");
+        let task_id = task.task_id.text();
         if task_id.is_empty() {
             return Err("task has no task_id".into());
         }
@@ -732,20 +725,12 @@ impl Master {
             self.count(|m| &m.invalid_messages);
             return;
         };
-        let framework = update
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
+        let framework = update.framework_id.text().to_owned();
         let Some(status) = update.status.as_ref() else {
             self.count(|m| &m.invalid_messages);
             return;
         };
-        let task_id = status
-            .task_id
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_default();
+        let task_id = status.task_id.text().to_owned();
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
         if let Some(task) = self.tasks.get_mut(&(framework.clone(), task_id.clone())) {
             // The agent's status update manager sends on its behalf, from the agent's node.
@@ -777,20 +762,12 @@ impl Master {
         from: Upid,
         msg: StatusUpdateAcknowledgementMessage,
     ) {
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.as_str())
-            .unwrap_or("");
+        let framework = msg.framework_id.text();
         if self.frameworks.get(framework).is_none_or(|f| f.pid != from) {
             self.count(|m| &m.invalid_messages);
             return;
         }
-        let agent = msg
-            .slave_id
-            .as_ref()
-            .map(|a| a.value.as_str())
-            .unwrap_or("");
+        let agent = msg.slave_id.text();
         match self.agents.get(agent) {
             Some(entry) => ctx.send(&entry.pid.clone(), msg),
             None => self.count(|m| &m.invalid_messages),
@@ -822,11 +799,7 @@ impl Master {
         from: Upid,
         msg: UnregisterFrameworkMessage,
     ) {
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
         if self
             .frameworks
             .get(&framework)
@@ -876,11 +849,7 @@ impl Master {
     }
 
     fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
         if self
             .frameworks
             .get(&framework)
@@ -889,11 +858,7 @@ impl Master {
             self.count(|m| &m.invalid_messages);
             return;
         }
-        let task_id = msg
-            .task_id
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_default();
+        let task_id = msg.task_id.text().to_owned();
         let agent = self
             .tasks
             .get(&(framework.clone(), task_id.clone()))
@@ -926,11 +891,7 @@ impl Master {
     }
 
     fn reconcile(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ReconcileTasksMessage) {
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
         if self
             .frameworks
             .get(&framework)

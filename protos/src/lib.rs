@@ -25,7 +25,10 @@
 //! - [`libactor`]: the actor runtime's wire envelope and link control messages;
 //!   [`libactor::examples`] holds the ping/pong messages of its examples and benchmarks.
 
+mod id_text;
 mod task_state;
+
+pub use id_text::IdText;
 
 /// Every Keel message's descriptor (a serialized `FileDescriptorSet`), for tools that map JSON
 /// to protobuf by name, such as `keelctl send`.

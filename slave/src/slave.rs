@@ -21,6 +21,7 @@
 //!
 //! Route: `GET /slave(N)/state`: the agent's id, resources, frameworks, executors and tasks.
 
+use protos::IdText;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -405,12 +406,12 @@ impl Slave {
         if !self.sent_by_master(&from) {
             return;
         }
-        let framework_id = msg.framework_id.map(|f| f.value).unwrap_or_default();
+        let framework_id = msg.framework_id.text().to_owned();
         let Some(task) = msg.task else {
             self.count(|m| &m.invalid_messages);
             return;
         };
-        let task_id = task.task_id.clone().map(|t| t.value).unwrap_or_default();
+        let task_id = task.task_id.text().to_owned();
         if framework_id.is_empty() || task_id.is_empty() {
             self.count(|m| &m.invalid_messages);
             return;
@@ -466,12 +467,7 @@ impl Slave {
 
     /// A command task: its own executor, whose OS process is the task's command.
     fn launch_command(&mut self, ctx: &mut Context<Self>, framework: &str, task: AgentTask) {
-        let task_id = task
-            .info
-            .task_id
-            .clone()
-            .map(|t| t.value)
-            .unwrap_or_default();
+        let task_id = task.info.task_id.text().to_owned();
         let command = task.info.command.clone().unwrap_or_default();
         if self.executor(framework, &task_id).is_some() {
             self.report(
@@ -541,17 +537,8 @@ impl Slave {
         info: protos::v1::ExecutorInfo,
         task: AgentTask,
     ) {
-        let executor_id = info
-            .executor_id
-            .clone()
-            .map(|e| e.value)
-            .unwrap_or_default();
-        let task_id = task
-            .info
-            .task_id
-            .clone()
-            .map(|t| t.value)
-            .unwrap_or_default();
+        let executor_id = info.executor_id.text().to_owned();
+        let task_id = task.info.task_id.text().to_owned();
         if executor_id.is_empty() || info.command.as_ref().is_none_or(|c| c.value.is_empty()) {
             self.report(
                 ctx,
@@ -720,8 +707,8 @@ impl Slave {
         from: Upid,
         msg: RegisterExecutorMessage,
     ) {
-        let framework = msg.framework_id.map(|f| f.value).unwrap_or_default();
-        let executor_id = msg.executor_id.map(|e| e.value).unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
+        let executor_id = msg.executor_id.text().to_owned();
         let agent_info = self.agent_info();
         let framework_info = self.frameworks.get(&framework).map(|f| f.info.clone());
         let Some(executor) = self.executor_mut(&framework, &executor_id) else {
@@ -777,20 +764,12 @@ impl Slave {
             self.count(|m| &m.invalid_messages);
             return;
         };
-        let framework = update
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
+        let framework = update.framework_id.text().to_owned();
         let Some(status) = update.status.as_mut() else {
             self.count(|m| &m.invalid_messages);
             return;
         };
-        let task_id = status
-            .task_id
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_default();
+        let task_id = status.task_id.text().to_owned();
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
         let Some(executor) = self.executor_of(&framework, &task_id) else {
             self.count(|m| &m.invalid_messages);
@@ -981,16 +960,8 @@ impl Slave {
         if !self.sent_by_master(&from) {
             return;
         }
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
-        let task_id = msg
-            .task_id
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
+        let task_id = msg.task_id.text().to_owned();
         let grace = msg
             .kill_policy
             .as_ref()
@@ -1080,7 +1051,7 @@ impl Slave {
         if !self.sent_by_master(&from) {
             return;
         }
-        let framework = msg.framework_id.map(|f| f.value).unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
         tracing::info!(%framework, "shutting the framework down");
         self.shutdown_executors(ctx, Some(&framework));
     }
@@ -1146,16 +1117,8 @@ impl Slave {
             return;
         }
         ctx.send(self.sum.pid(), msg.clone());
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
-        let task = msg
-            .task_id
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
+        let task = msg.task_id.text().to_owned();
         if let Some(pid) = self
             .executor_of(&framework, &task)
             .and_then(|e| e.pid.clone())
@@ -1173,16 +1136,8 @@ impl Slave {
         if !self.sent_by_master(&from) {
             return;
         }
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
-        let executor = msg
-            .executor_id
-            .as_ref()
-            .map(|e| e.value.clone())
-            .unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
+        let executor = msg.executor_id.text().to_owned();
         match self
             .executor(&framework, &executor)
             .and_then(|e| e.pid.clone())
@@ -1200,16 +1155,8 @@ impl Slave {
         from: Upid,
         mut msg: ExecutorToFrameworkMessage,
     ) {
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
-        let executor = msg
-            .executor_id
-            .as_ref()
-            .map(|e| e.value.clone())
-            .unwrap_or_default();
+        let framework = msg.framework_id.text().to_owned();
+        let executor = msg.executor_id.text().to_owned();
         if self
             .executor(&framework, &executor)
             .and_then(|e| e.pid.as_ref())

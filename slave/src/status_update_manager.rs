@@ -10,6 +10,7 @@
 //! its uuid arrives; then the next update goes out. A stream ends once its terminal update is
 //! acknowledged. A new master (after failover) gets every stream's head at once.
 
+use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
@@ -188,8 +189,8 @@ impl StatusUpdateManager {
         ack: StatusUpdateAcknowledgementMessage,
     ) {
         let key = (
-            ack.framework_id.map(|f| f.value).unwrap_or_default(),
-            ack.task_id.map(|t| t.value).unwrap_or_default(),
+            ack.framework_id.text().to_owned(),
+            ack.task_id.text().to_owned(),
         );
         let matches = self
             .streams

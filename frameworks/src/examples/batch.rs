@@ -2,12 +2,14 @@
 //! (what `keelctl execute` streams). The job ends when every task has ended; it succeeded if
 //! every task FINISHED.
 
+use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
 
-use protos::v1::{CommandInfo, Filters, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
+use protos::v1::{CommandInfo, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
 use resources::Resources;
 use tokio::sync::mpsc;
 
+use crate::offer_packing::launch_packed;
 use crate::scheduler::Scheduler;
 use crate::scheduler_driver::SchedulerDriver;
 
@@ -76,10 +78,6 @@ impl BatchScheduler {
             rx,
         )
     }
-
-    fn task_id(&self, index: usize) -> String {
-        format!("{}-{index}", self.spec.task_prefix)
-    }
 }
 
 impl Scheduler for BatchScheduler {
@@ -96,38 +94,33 @@ impl Scheduler for BatchScheduler {
     }
 
     fn resource_offers(&mut self, driver: &mut SchedulerDriver, offers: Vec<Offer>) {
-        for offer in offers {
-            let Some(offer_id) = offer.id.clone() else {
-                continue;
-            };
-            let mut left = Resources::from_proto(&offer.resources).unwrap_or_default();
-            let mut tasks = Vec::new();
-            while let Some(rest) = left.checked_sub(&self.spec.task_resources) {
-                let Some(index) = self.queue.pop_front() else {
-                    break;
-                };
-                left = rest;
-                let task_id = self.task_id(index);
-                tasks.push(TaskInfo {
-                    name: task_id.clone(),
-                    task_id: Some(TaskId {
-                        value: task_id.clone(),
-                    }),
-                    agent_id: offer.agent_id.clone(),
-                    resources: self.spec.task_resources.to_proto(),
-                    command: Some(CommandInfo {
-                        value: self.spec.commands[index].clone(),
+        for offer in &offers {
+            let per_task = self.spec.task_resources.clone();
+            let BatchScheduler {
+                spec,
+                queue,
+                running,
+                ..
+            } = self;
+            launch_packed(
+                driver,
+                offer,
+                &per_task,
+                || queue.pop_front(),
+                |index| {
+                    let task_id = format!("{}-{index}", spec.task_prefix);
+                    running.insert(task_id.clone(), index);
+                    TaskInfo {
+                        name: task_id.clone(),
+                        task_id: Some(TaskId { value: task_id }),
+                        command: Some(CommandInfo {
+                            value: spec.commands[index].clone(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
-                    }),
-                    ..Default::default()
-                });
-                self.running.insert(task_id, index);
-            }
-            if tasks.is_empty() {
-                driver.decline_offer(&offer_id, Filters::default());
-            } else {
-                driver.launch_tasks(&[offer_id], tasks, Filters::default());
-            }
+                    }
+                },
+            );
         }
         if self.queue.is_empty() {
             driver.suppress_offers();
@@ -135,17 +128,9 @@ impl Scheduler for BatchScheduler {
     }
 
     fn status_update(&mut self, driver: &mut SchedulerDriver, status: &TaskStatus) {
-        let task_id = status
-            .task_id
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_default();
+        let task_id = status.task_id.text().to_owned();
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
-        let agent = status
-            .agent_id
-            .as_ref()
-            .map(|a| a.value.clone())
-            .unwrap_or_default();
+        let agent = status.agent_id.text().to_owned();
         let _ = self.events.send(BatchEvent::Status {
             task_id: task_id.clone(),
             state,

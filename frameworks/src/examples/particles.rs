@@ -9,19 +9,21 @@
 //! its status's data. The scheduler totals the counts, relaunches batches whose task failed or
 //! was lost (up to [`MAX_ATTEMPTS_PER_BATCH`]), and stops once every batch is counted.
 
+use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use prost::Message;
 use protos::examples::{LandingCounts, ParticleBatch, Trajectory};
 use protos::v1::{
-    CommandInfo, ExecutorId, ExecutorInfo, Filters, Offer, TaskId, TaskInfo, TaskState, TaskStatus,
+    CommandInfo, ExecutorId, ExecutorInfo, Offer, TaskId, TaskInfo, TaskState, TaskStatus,
 };
 use resources::Resources;
 use tokio::sync::watch;
 
 use crate::executor::Executor;
 use crate::executor_driver::ExecutorDriver;
+use crate::offer_packing::launch_packed;
 use crate::scheduler::Scheduler;
 use crate::scheduler_driver::SchedulerDriver;
 
@@ -127,37 +129,36 @@ impl ParticlesScheduler {
 
 impl Scheduler for ParticlesScheduler {
     fn resource_offers(&mut self, driver: &mut SchedulerDriver, offers: Vec<Offer>) {
-        for offer in offers {
-            let Some(offer_id) = offer.id.clone() else {
-                continue;
-            };
-            let mut left = Resources::from_proto(&offer.resources).unwrap_or_default();
-            let mut tasks = Vec::new();
-            while let Some(rest) = left.checked_sub(&self.config.task_resources) {
-                let Some(batch) = self.queue.pop_front() else {
-                    break;
-                };
-                left = rest;
-                self.next_task += 1;
-                let task_id = format!("particles-{}-{}", batch.batch, self.next_task);
-                tasks.push(TaskInfo {
-                    name: format!("particles batch {}", batch.batch),
-                    task_id: Some(TaskId {
-                        value: task_id.clone(),
-                    }),
-                    agent_id: offer.agent_id.clone(),
-                    resources: self.config.task_resources.to_proto(),
-                    executor: Some(self.executor_info(driver)),
-                    data: Bytes::from(batch.encode_to_vec()),
-                    ..Default::default()
-                });
-                self.running.insert(task_id, batch);
-            }
-            if tasks.is_empty() {
-                driver.decline_offer(&offer_id, Filters::default());
-            } else {
-                driver.launch_tasks(&[offer_id], tasks, Filters::default());
-            }
+        let executor = self.executor_info(driver);
+        for offer in &offers {
+            let per_task = self.config.task_resources.clone();
+            let ParticlesScheduler {
+                queue,
+                running,
+                next_task,
+                ..
+            } = self;
+            launch_packed(
+                driver,
+                offer,
+                &per_task,
+                || queue.pop_front(),
+                |batch| {
+                    *next_task += 1;
+                    let task_id = format!("particles-{}-{}", batch.batch, next_task);
+                    let info = TaskInfo {
+                        name: format!("particles batch {}", batch.batch),
+                        task_id: Some(TaskId {
+                            value: task_id.clone(),
+                        }),
+                        executor: Some(executor.clone()),
+                        data: Bytes::from(batch.encode_to_vec()),
+                        ..Default::default()
+                    };
+                    running.insert(task_id, batch);
+                    info
+                },
+            );
         }
         if self.queue.is_empty() {
             driver.suppress_offers();
@@ -166,11 +167,7 @@ impl Scheduler for ParticlesScheduler {
     }
 
     fn status_update(&mut self, driver: &mut SchedulerDriver, status: &TaskStatus) {
-        let task_id = status
-            .task_id
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_default();
+        let task_id = status.task_id.text().to_owned();
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
         if !state.is_terminal() {
             return;

@@ -1,12 +1,14 @@
 //! `service`: keeps K instances of a long-running command alive. An instance that ends, for
 //! whatever reason, is launched again (as a new task), until the framework is stopped.
 
+use protos::IdText;
 use std::collections::BTreeMap;
 
-use protos::v1::{CommandInfo, Filters, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
+use protos::v1::{CommandInfo, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
 use resources::Resources;
 use tokio::sync::watch;
 
+use crate::offer_packing::launch_packed;
 use crate::scheduler::Scheduler;
 use crate::scheduler_driver::SchedulerDriver;
 
@@ -75,43 +77,36 @@ impl ServiceScheduler {
 
 impl Scheduler for ServiceScheduler {
     fn resource_offers(&mut self, driver: &mut SchedulerDriver, offers: Vec<Offer>) {
-        for offer in offers {
-            let Some(offer_id) = offer.id.clone() else {
-                continue;
-            };
-            let mut left = Resources::from_proto(&offer.resources).unwrap_or_default();
-            let mut tasks = Vec::new();
-            for (instance, slot) in self.slots.iter_mut().enumerate() {
-                if slot.0 != Slot::Waiting {
-                    continue;
-                }
-                let Some(rest) = left.checked_sub(&self.spec.task_resources) else {
-                    break;
-                };
-                left = rest;
-                slot.0 = Slot::Launched;
-                slot.1 += 1;
-                let task_id = format!("{}-{instance}-{}", self.spec.name, slot.1);
-                tasks.push(TaskInfo {
-                    name: format!("{} instance {instance}", self.spec.name),
-                    task_id: Some(TaskId {
-                        value: task_id.clone(),
-                    }),
-                    agent_id: offer.agent_id.clone(),
-                    resources: self.spec.task_resources.to_proto(),
-                    command: Some(CommandInfo {
-                        value: self.spec.command.clone(),
+        for offer in &offers {
+            let per_task = self.spec.task_resources.clone();
+            let ServiceScheduler {
+                spec, slots, tasks, ..
+            } = self;
+            let mut waiting = slots
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, slot)| slot.0 == Slot::Waiting);
+            launch_packed(
+                driver,
+                offer,
+                &per_task,
+                || waiting.next(),
+                |(instance, slot)| {
+                    slot.0 = Slot::Launched;
+                    slot.1 += 1;
+                    let task_id = format!("{}-{instance}-{}", spec.name, slot.1);
+                    tasks.insert(task_id.clone(), instance);
+                    TaskInfo {
+                        name: format!("{} instance {instance}", spec.name),
+                        task_id: Some(TaskId { value: task_id }),
+                        command: Some(CommandInfo {
+                            value: spec.command.clone(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
-                    }),
-                    ..Default::default()
-                });
-                self.tasks.insert(task_id, instance);
-            }
-            if tasks.is_empty() {
-                driver.decline_offer(&offer_id, Filters::default());
-            } else {
-                driver.launch_tasks(&[offer_id], tasks, Filters::default());
-            }
+                    }
+                },
+            );
         }
         if self.slots.iter().all(|s| s.0 != Slot::Waiting) {
             driver.suppress_offers();
@@ -119,11 +114,7 @@ impl Scheduler for ServiceScheduler {
     }
 
     fn status_update(&mut self, driver: &mut SchedulerDriver, status: &TaskStatus) {
-        let task_id = status
-            .task_id
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_default();
+        let task_id = status.task_id.text().to_owned();
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
         let Some(&instance) = self.tasks.get(&task_id) else {
             return;

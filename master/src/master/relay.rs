@@ -7,6 +7,7 @@ use protos::internal::{
     ExecutorToFrameworkMessage, ExitedExecutorMessage, FrameworkToExecutorMessage,
     ReviveOffersMessage, SuppressOffersMessage,
 };
+use protos::IdText;
 
 use super::Master;
 use crate::allocator::Allocator;
@@ -100,14 +101,28 @@ impl Master {
         if self.sender_framework(&from, id).is_none() {
             return;
         }
-        let agent = msg
-            .slave_id
-            .as_ref()
-            .map(|a| a.value.as_str())
-            .unwrap_or("");
+        let agent = msg.slave_id.text();
         match self.agents.get(agent) {
             Some(a) => ctx.send(&a.pid.clone(), msg),
             None => self.count(|m| &m.invalid_messages),
+        }
+    }
+
+    /// Passes `msg`, from an agent about one of `framework`'s executors, to the framework's
+    /// scheduler, if it really comes from that agent's node.
+    fn relay_to_framework<M: libactor::Message>(
+        &self,
+        ctx: &mut Context<Self>,
+        from: &Upid,
+        agent: &str,
+        framework: &str,
+        msg: M,
+    ) {
+        if self.sender_agent(from, Some(agent)).is_none() {
+            return;
+        }
+        if let Some(f) = self.frameworks.get(framework) {
+            ctx.send(&f.pid.clone(), msg);
         }
     }
 
@@ -117,20 +132,11 @@ impl Master {
         from: Upid,
         msg: ExecutorToFrameworkMessage,
     ) {
-        if self
-            .sender_agent(&from, msg.slave_id.as_ref().map(|a| a.value.as_str()))
-            .is_none()
-        {
-            return;
-        }
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.as_str())
-            .unwrap_or("");
-        if let Some(f) = self.frameworks.get(framework) {
-            ctx.send(&f.pid.clone(), msg);
-        }
+        let (agent, framework) = (
+            msg.slave_id.text().to_owned(),
+            msg.framework_id.text().to_owned(),
+        );
+        self.relay_to_framework(ctx, &from, &agent, &framework, msg);
     }
 
     pub(super) fn exited_executor(
@@ -139,20 +145,11 @@ impl Master {
         from: Upid,
         msg: ExitedExecutorMessage,
     ) {
-        if self
-            .sender_agent(&from, msg.slave_id.as_ref().map(|a| a.value.as_str()))
-            .is_none()
-        {
-            return;
-        }
-        let framework = msg
-            .framework_id
-            .as_ref()
-            .map(|f| f.value.as_str())
-            .unwrap_or("");
-        tracing::info!(%framework, executor = ?msg.executor_id.as_ref().map(|e| &e.value), status = msg.status, "executor exited");
-        if let Some(f) = self.frameworks.get(framework) {
-            ctx.send(&f.pid.clone(), msg);
-        }
+        let (agent, framework) = (
+            msg.slave_id.text().to_owned(),
+            msg.framework_id.text().to_owned(),
+        );
+        tracing::info!(%framework, executor = msg.executor_id.text(), status = msg.status, "executor exited");
+        self.relay_to_framework(ctx, &from, &agent, &framework, msg);
     }
 }

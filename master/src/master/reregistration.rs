@@ -9,6 +9,7 @@
 //! and it gets no more until it re-registers. If it does not within the framework's
 //! `failover_timeout` (0 by default, as in Mesos), the framework is removed and its tasks killed.
 
+use protos::IdText;
 use std::time::Duration;
 
 use libactor::{Context, Upid};
@@ -39,11 +40,7 @@ impl Master {
             return;
         }
         let info = msg.slave.unwrap_or_default();
-        let id = info
-            .id
-            .as_ref()
-            .map(|a| a.value.clone())
-            .unwrap_or_default();
+        let id = info.id.text().to_owned();
         let total = match validate_agent(&info) {
             Ok(total) if !id.is_empty() => total,
             Ok(_) => {
@@ -71,8 +68,8 @@ impl Master {
         tracing::info!(agent = %id, %from, tasks = msg.tasks.len(), "agent re-registered");
         let mut used: Vec<(String, Resources)> = Vec::new();
         for task in msg.tasks {
-            let framework = task.framework_id.map(|f| f.value).unwrap_or_default();
-            let task_id = task.task_id.map(|t| t.value).unwrap_or_default();
+            let framework = task.framework_id.text().to_owned();
+            let task_id = task.task_id.text().to_owned();
             let resources = Resources::from_proto(&task.resources).unwrap_or_default();
             match used.iter_mut().find(|(f, _)| *f == framework) {
                 Some((_, held)) => {
@@ -85,7 +82,7 @@ impl Master {
                 TaskEntry {
                     launched: 0,
                     name: task.name,
-                    executor: task.executor_id.map(|e| e.value).unwrap_or_default(),
+                    executor: task.executor_id.text().to_owned(),
                     agent: id.clone(),
                     state: TaskState::try_from(task.state).unwrap_or(TaskState::TaskUnknown),
                     resources,
@@ -130,11 +127,7 @@ impl Master {
                 return;
             }
         }
-        let id = info
-            .id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default();
+        let id = info.id.text().to_owned();
         if id.is_empty() || info.name.trim().is_empty() || info.user.trim().is_empty() {
             self.count(|m| &m.invalid_messages);
             tracing::warn!(%from, "refused a framework re-registration without an id, name or user");

@@ -189,6 +189,7 @@ impl<E: Executor> ExecutorProcess<E> {
             return;
         }
         ctx.link(&self.driver.agent);
+        ctx.delay(REGISTRATION_RETRY, |p: &mut Self, ctx| p.register(ctx));
         ctx.send(
             &self.driver.agent.clone(),
             RegisterExecutorMessage {
@@ -196,7 +197,6 @@ impl<E: Executor> ExecutorProcess<E> {
                 executor_id: Some(self.driver.executor_id.clone()),
             },
         );
-        ctx.delay(REGISTRATION_RETRY, |p: &mut Self, ctx| p.register(ctx));
     }
 
     fn registered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ExecutorRegisteredMessage) {

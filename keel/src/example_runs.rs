@@ -89,7 +89,10 @@ pub async fn run_particles(
             }
         }
     };
+    // Progress is a watch: updates coalesce, and the driver may end before the last one was
+    // shown. Show the final state always.
     let last = rx.borrow().clone();
+    progress(&last);
     if last.finished {
         Ok(last)
     } else {

@@ -941,10 +941,11 @@ impl Master {
         };
         entry.pong_received = false;
         let pid = entry.pid.clone();
-        ctx.send(&pid, PingSlaveMessage { connected: true });
+        // Armed before the ping leaves (see the status update manager).
         ctx.delay(AGENT_PING_TIMEOUT, move |m: &mut Master, ctx| {
             m.ping_timeout(ctx, agent)
         });
+        ctx.send(&pid, PingSlaveMessage { connected: true });
     }
 
     fn ping_timeout(&mut self, ctx: &mut Context<Self>, agent: String) {

@@ -217,17 +217,7 @@ impl Slave {
         self.registration = Registration::Registering;
         let master = self.config.master.clone();
         ctx.link(&master);
-        if let Some(auth) = self
-            .authenticatee
-            .as_mut()
-            .filter(|a| !a.is_authenticated())
-        {
-            // Authenticate first; the completion registers at once, the retry below repeats
-            // the attempt if the master does not answer.
-            ctx.send(&master, auth.begin());
-        } else {
-            self.send_registration(ctx, &master);
-        }
+        // The retry is armed before the attempt leaves (see the status update manager).
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(REGISTRATION_BACKOFF_MAX);
         ctx.delay(wait, |s: &mut Slave, ctx| {
@@ -236,6 +226,17 @@ impl Slave {
                 s.register(ctx);
             }
         });
+        if let Some(auth) = self
+            .authenticatee
+            .as_mut()
+            .filter(|a| !a.is_authenticated())
+        {
+            // Authenticate first; the completion registers at once, the retry above repeats
+            // the attempt if the master does not answer.
+            ctx.send(&master, auth.begin());
+        } else {
+            self.send_registration(ctx, &master);
+        }
     }
 
     fn send_registration(&self, ctx: &mut Context<Self>, master: &Upid) {

@@ -154,6 +154,20 @@ impl StatusUpdateManager {
         };
         let backoff = stream.backoff;
         let uuid = head.uuid.clone();
+        // The retry is armed before the update leaves: once sent it can reach the framework
+        // (and a test advance the clock) before this handler would get to arm it.
+        let timed = key.clone();
+        ctx.delay(backoff, move |sum: &mut StatusUpdateManager, ctx| {
+            let still_head = sum
+                .streams
+                .get(&timed)
+                .and_then(|s| s.pending.front())
+                .is_some_and(|head| head.uuid == uuid);
+            if still_head {
+                tracing::debug!(framework = %timed.0, task = %timed.1, "resending unacknowledged status update");
+                sum.send_head(ctx, &timed, true);
+            }
+        });
         ctx.send(
             &master,
             StatusUpdateMessage {
@@ -168,18 +182,6 @@ impl StatusUpdateManager {
                 m.sent.inc()
             }
         }
-        let key = key.clone();
-        ctx.delay(backoff, move |sum: &mut StatusUpdateManager, ctx| {
-            let still_head = sum
-                .streams
-                .get(&key)
-                .and_then(|s| s.pending.front())
-                .is_some_and(|head| head.uuid == uuid);
-            if still_head {
-                tracing::debug!(framework = %key.0, task = %key.1, "resending unacknowledged status update");
-                sum.send_head(ctx, &key, true);
-            }
-        });
     }
 
     fn acknowledge(

@@ -197,6 +197,11 @@ impl Master {
                 .pending
                 .insert((framework.to_owned(), task.clone()));
         }
+        // The kill is armed before the notice leaves (see the agent's status update manager).
+        let (owner, revoked) = (framework.to_owned(), tasks.clone());
+        ctx.delay(grace, move |m: &mut Master, ctx| {
+            m.revoke(ctx, &owner, revoked)
+        });
         if let Some(f) = self.frameworks.get(framework) {
             ctx.send(
                 &f.pid.clone(),
@@ -209,10 +214,6 @@ impl Master {
                 },
             );
         }
-        let framework = framework.to_owned();
-        ctx.delay(grace, move |m: &mut Master, ctx| {
-            m.revoke(ctx, &framework, tasks)
-        });
     }
 
     /// The grace period is over: kill what is still running, if someone still starves.

@@ -101,6 +101,9 @@ struct FrameworkEntry {
     active: bool,
     /// It asked for no offers (until it revives).
     suppressed: bool,
+    /// Agents it has launched work on: its executors may live there after its tasks ended, so
+    /// a teardown tells each of them.
+    agents: std::collections::BTreeSet<String>,
 }
 
 struct OfferEntry {
@@ -375,6 +378,7 @@ impl Master {
                 info,
                 active: true,
                 suppressed: false,
+                agents: Default::default(),
             },
         );
         self.count(|m| &m.frameworks_registered);
@@ -602,6 +606,9 @@ impl Master {
                     launched.agent_id = Some(AgentId {
                         value: agent.clone(),
                     });
+                    if let Some(f) = self.frameworks.get_mut(&framework) {
+                        f.agents.insert(agent.clone());
+                    }
                     if let Some(agent_entry) = self.agents.get(&agent) {
                         ctx.send(
                             &agent_entry.pid,
@@ -814,22 +821,20 @@ impl Master {
     /// Removes a framework: its tasks' agents are told to shut it down, its offers go away and
     /// so does its place in the allocator (with everything it held).
     fn remove_framework(&mut self, ctx: &mut Context<Self>, framework: &str) {
-        if self.frameworks.remove(framework).is_none() {
+        let Some(entry) = self.frameworks.remove(framework) else {
             return;
-        }
+        };
         tracing::info!(%framework, "framework removed");
         self.offers.retain(|_, o| o.framework != framework);
-        let mut agents: Vec<String> = Vec::new();
+        let mut agents = entry.agents;
         self.tasks.retain(|(f, _), task| {
             if f == framework {
-                agents.push(task.agent.clone());
+                agents.insert(task.agent.clone());
                 false
             } else {
                 true
             }
         });
-        agents.sort();
-        agents.dedup();
         for agent in agents {
             if let Some(entry) = self.agents.get(&agent) {
                 ctx.send(

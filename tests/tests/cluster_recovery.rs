@@ -245,3 +245,87 @@ async fn a_dying_custom_executor_fails_its_tasks_and_is_reported_lost() {
     node.shutdown().await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_executor_runs_tasks_and_relays_framework_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path())).unwrap();
+    cluster
+        .wait_for_agents(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let node = Node::builder().single_threaded().start().unwrap();
+    let mut framework = TestFramework::start(&node, cluster.master_pid(), framework_info("echo"));
+    framework.registered().await;
+    let offer = framework.offers().await.remove(0).id.unwrap();
+    let task = TaskInfo {
+        executor: Some(ExecutorInfo {
+            executor_id: Some(ExecutorId {
+                value: "echo".into(),
+            }),
+            command: Some(CommandInfo {
+                value: env!("CARGO_BIN_EXE_echo-executor").into(),
+                shell: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        command: None,
+        ..command_task("e1", "unused", "cpus:0.5;mem:16")
+    };
+    framework
+        .act(move |d| d.launch_tasks(&[offer], vec![task], Filters::default()))
+        .await;
+    let running = framework.status("e1", TaskState::TaskRunning).await;
+    assert_eq!(running.source(), protos::v1::task_status::Source::Executor);
+    let agent = running.agent_id.clone().unwrap();
+
+    // scheduler → master → agent → executor, and back.
+    framework
+        .act(move |d| {
+            d.send_framework_message(
+                &ExecutorId {
+                    value: "echo".into(),
+                },
+                &agent,
+                bytes::Bytes::from_static(b"ping"),
+            )
+        })
+        .await;
+    let echoed = framework
+        .until(|e| match e {
+            SchedulerEvent::Message(data) => Some(data.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(echoed, b"ping");
+
+    // A kill goes through the executor, which reports it.
+    framework
+        .act(|d| d.kill_task(&TaskId { value: "e1".into() }))
+        .await;
+    let killed = framework.status("e1", TaskState::TaskKilled).await;
+    assert_eq!(killed.message, "killed by the echo executor");
+
+    // Ending the framework shuts the executor down: its OS process exits on its own (the agent
+    // would kill it after the shutdown grace period, which the real clock does not reach here).
+    framework.act(|d| d.stop()).await;
+    let metrics = cluster.agents[0].node.metrics().clone();
+    let exited = || {
+        metrics
+            .snapshot()
+            .get("slave/executors_exited")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while exited() < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the executor did not exit when asked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node.shutdown().await;
+    cluster.shutdown().await;
+}

@@ -170,6 +170,7 @@ impl Master {
                 info,
                 active: true,
                 suppressed: false,
+                agents: Default::default(),
             },
         );
         self.count(|m| &m.frameworks_registered);

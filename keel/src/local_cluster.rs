@@ -9,7 +9,8 @@ use authentication::{Credential, Credentials};
 use libactor::{Clock, Node, NodeError, ProcessRef, SpawnError, Upid};
 use master::master::{AuthenticationPolicy, Master, MasterHandle};
 use resources::Resources;
-use slave::slave::{Registration, Slave, SlaveConfig};
+use slave::containerizer::ContainerizerConfig;
+use slave::slave::{Registration, Slave, SlaveConfig, SlaveError};
 
 /// Resources each agent of a local cluster offers unless told otherwise: the machine is shared
 /// by all of them, so none claims all of it.
@@ -24,6 +25,9 @@ pub enum ClusterError {
     /// A process could not start.
     #[error("cannot start a process: {0}")]
     Spawn(#[from] SpawnError),
+    /// An agent could not start.
+    #[error("cannot start an agent: {0}")]
+    Agent(#[from] SlaveError),
     /// The work dir could not be made.
     #[error("cannot create work dir {path}: {source}")]
     WorkDir {
@@ -60,6 +64,8 @@ pub struct LocalClusterConfig {
     /// With a credential, the master requires agents and frameworks to authenticate and the
     /// agents authenticate with it (frameworks are given it by whoever starts them).
     pub credential: Option<Credential>,
+    /// How the agents isolate their containers.
+    pub containerizer: ContainerizerConfig,
 }
 
 impl LocalClusterConfig {
@@ -72,6 +78,7 @@ impl LocalClusterConfig {
             master_port: 0,
             clock: None,
             credential: None,
+            containerizer: ContainerizerConfig::default(),
         }
     }
 }
@@ -179,6 +186,7 @@ impl LocalCluster {
                 attributes: Vec::new(),
                 hostname: format!("local-agent-{index}"),
                 credential: self.config.credential.clone(),
+                containerizer: self.config.containerizer.clone(),
             },
         )?;
         self.agents.push(LocalAgent { node, slave });

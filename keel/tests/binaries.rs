@@ -14,6 +14,21 @@ struct Daemon {
     child: tokio::process::Child,
 }
 
+impl Daemon {
+    /// Stops the daemon as an operator would (SIGTERM), so that an agent cleans up its
+    /// containers and cgroups; SIGKILL after `START_TIMEOUT` if it does not exit.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) on a child this test spawned and has not reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        let exited = tokio::time::timeout(START_TIMEOUT, self.child.wait()).await;
+        assert!(exited.is_ok(), "the daemon did not stop on SIGTERM");
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
@@ -100,6 +115,7 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
     }
     let agents = wait_for_agents(&master, 2);
     assert_eq!(agents[0]["resources"]["cpus"], 1.0);
+    let slaves: Vec<Daemon> = slaves.into_iter().map(|(daemon, _)| daemon).collect();
 
     // A one-off command framework: every instance finishes, keelctl exits 0.
     let ok = keelctl(
@@ -186,6 +202,9 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
             "gauges never showed 2 agents: {m}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for slave in slaves {
+        slave.stop().await;
     }
 }
 

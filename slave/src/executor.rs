@@ -14,11 +14,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use libactor::Upid;
 use protos::v1::{ExecutorInfo, TaskInfo, TaskState};
 use resources::Resources;
 use tokio::sync::oneshot;
+
+use crate::containerizer::ContainerHandle;
 
 /// Environment variable naming the agent's pid, for a custom executor to register with.
 pub const ENV_SLAVE_PID: &str = "KEEL_SLAVE_PID";
@@ -93,12 +96,38 @@ pub struct Executor {
     pub kill: Option<oneshot::Sender<std::time::Duration>>,
     /// The framework is shutting it down: tasks it leaves behind are KILLED, not FAILED.
     pub shutting_down: bool,
+    /// Its container's isolation (statistics, limit updates).
+    pub container: Option<Arc<dyn ContainerHandle>>,
 }
 
 impl Executor {
     /// Tasks not in a terminal state.
     pub fn live_tasks(&self) -> impl Iterator<Item = &AgentTask> {
         self.tasks.values().filter(|t| !t.state.is_terminal())
+    }
+
+    /// What the container may use now: the executor's own resources and its live tasks'.
+    pub fn resources(&self) -> Resources {
+        let mut total = self
+            .info
+            .as_ref()
+            .and_then(|i| Resources::from_proto(&i.resources).ok())
+            .unwrap_or_default();
+        for task in self.live_tasks() {
+            // Resources that do not add up (a mismatched role or kind) stay out of the limit.
+            let _ = total.add(&task.resources);
+        }
+        total
+    }
+
+    /// Fits the container's limits to [`Executor::resources`] after tasks came or went.
+    pub fn update_container(&self) {
+        let Some(container) = &self.container else {
+            return;
+        };
+        if let Err(e) = container.update(&self.resources()) {
+            tracing::warn!(executor = %self.id, error = %e, "container limits not updated");
+        }
     }
 
     /// Asks the supervisor to end the OS process (SIGTERM, `grace`, SIGKILL); at most once.

@@ -1,11 +1,18 @@
 //! The Keel agent (`slave`): agent process, containerizer (cgroups / posix), executor
 //! supervision, status update manager, checkpointing and recovery.
 //!
-//! Built so far: [`status_update_manager`], the process that delivers every task status update
-//! to the master at least once and in order per task, resending with exponential backoff until
-//! the framework's acknowledgement comes back; and [`task_process`], a task's OS process (`sh -c`
-//! in its sandbox, output captured, its own process group, killed with a grace period); and
-//! [`agent_resources`], what the agent offers (detected, `--resources`, `--attributes`).
+//! Modules:
+//! - [`slave`]: the agent process (registration, launches, kills, executors, `/state`,
+//!   `/monitor/statistics`);
+//! - [`containerizer`]: isolation of each executor in a container (cgroups v1/v2: cpu
+//!   shares, CFS quota, memory limit, OOM detection; or posix process groups), statistics,
+//!   destruction of containers and of orphans a dead agent left;
+//! - [`status_update_manager`]: delivers every task status update to the master at least
+//!   once and in order per task, resending with backoff until acknowledged;
+//! - [`task_process`]: an executor's OS process (`sh -c` in its sandbox, output captured, its
+//!   own process group, joined to its cgroups before `exec`, killed with a grace period);
+//! - [`executor`]: what the agent knows of one executor; [`monitor`]: usage reports;
+//! - [`agent_resources`]: what the agent offers (detected, `--resources`, `--attributes`).
 //!
 //! ```no_run
 //! # async fn demo(node: libactor::Node, master: libactor::Upid) {
@@ -15,13 +22,15 @@
 //! # }
 //! ```
 //!
-//! Still to come (the Mesos core and containerizer issues): the agent process, executors,
-//! the containerizer, checkpointing.
+//! Still to come (the high-availability issue): checkpointing and recovery of running
+//! executors across agent restarts.
 
 #![warn(missing_docs)]
 
 pub mod agent_resources;
+pub mod containerizer;
 pub mod executor;
+pub mod monitor;
 pub mod slave;
 pub mod status_update_manager;
 pub mod task_process;

@@ -22,11 +22,13 @@
 //! Route: `GET /slave(N)/state`: the agent's id, resources, frameworks, executors and tasks.
 
 use protos::IdText;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use authentication::Authenticatee;
+use dashmap::DashMap;
 use libactor::metrics::Counter;
 use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
 use protos::internal::{
@@ -47,12 +49,17 @@ use resources::Resources;
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use crate::containerizer::{
+    self, ChosenContainerizer, Container, ContainerError, ContainerExit, ContainerHandle,
+    ContainerSpec, ContainerizerConfig,
+};
 use crate::executor::{
     sandbox_path, AgentTask, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID,
     ENV_FRAMEWORK_ID, ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
 };
+use crate::monitor;
 use crate::status_update_manager::StatusUpdateManager;
-use crate::task_process::{TaskProcess, Termination, DEFAULT_KILL_GRACE};
+use crate::task_process::{Termination, DEFAULT_KILL_GRACE};
 
 /// First wait before re-sending a registration the master has not answered.
 pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -82,6 +89,19 @@ pub struct SlaveConfig {
     pub hostname: String,
     /// What it authenticates to the master with (`--credential`); none: it does not.
     pub credential: Option<authentication::Credential>,
+    /// How it isolates executors (`--isolation`, `--cgroups_root`, `--cgroups_enable_cfs`).
+    pub containerizer: ContainerizerConfig,
+}
+
+/// Why an agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SlaveError {
+    /// Its processes could not be spawned.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// The isolation it was asked for is not available.
+    #[error(transparent)]
+    Containerizer(#[from] ContainerError),
 }
 
 /// Where the agent stands with the master.
@@ -110,6 +130,9 @@ struct SlaveMetrics {
     executors_launched: Counter,
     executors_exited: Counter,
     invalid_messages: Counter,
+    container_launch_errors: Counter,
+    container_limitations: Counter,
+    orphans_destroyed: Counter,
 }
 
 /// The agent process.
@@ -125,11 +148,18 @@ pub struct Slave {
     next_run: u64,
     authenticatee: Option<Authenticatee>,
     metrics: Option<SlaveMetrics>,
+    containerizer: ChosenContainerizer,
+    /// Every running container, by container id: shared with the metrics' gauges.
+    containers: Arc<DashMap<String, Arc<dyn ContainerHandle>>>,
 }
 
 impl Slave {
-    /// Spawns the agent (`slave(N)`) and its status update manager on `node`.
-    pub fn spawn(node: &Node, config: SlaveConfig) -> Result<ProcessRef<Slave>, SpawnError> {
+    /// Spawns the agent (`slave(N)`) and its status update manager on `node`, with the
+    /// containerizer its config asks for.
+    pub fn spawn(node: &Node, config: SlaveConfig) -> Result<ProcessRef<Slave>, SlaveError> {
+        let containerizer =
+            containerizer::create(&config.containerizer, &agent_key(&config.work_dir))?;
+        tracing::info!(isolation = %containerizer.description, "containerizer chosen");
         let sum = node.spawn_ref(
             &node.generate_id("status-update-manager"),
             StatusUpdateManager::new(),
@@ -148,8 +178,16 @@ impl Slave {
                 frameworks: HashMap::new(),
                 next_run: 0,
                 metrics: None,
+                containerizer,
+                containers: Arc::new(DashMap::new()),
             },
         )
+        .map_err(SlaveError::from)
+    }
+
+    /// Which isolation the agent uses, and why (`cgroups v1 (…) under …`, `posix (…)`).
+    pub fn isolation(&self) -> &str {
+        &self.containerizer.description
     }
 
     /// The agent's id, once the master has given it one.
@@ -484,9 +522,11 @@ impl Slave {
         }
         let (sandbox, run) = self.sandbox(framework, &task_id);
         let env = self.executor_env(ctx, framework, &task_id, &sandbox);
-        match TaskProcess::spawn(&command, &sandbox, &env) {
-            Ok(process) => {
-                tracing::info!(%framework, task = %task_id, os_pid = process.pid(), sandbox = %sandbox.display(), "task started");
+        let resources = task.resources.clone();
+        match self.launch_container(&command, &sandbox, &env, &resources) {
+            Ok(container) => {
+                let process = &container.process;
+                tracing::info!(%framework, task = %task_id, os_pid = process.pid(), container = %container.handle.id(), sandbox = %sandbox.display(), "task started");
                 let mut executor = Executor {
                     id: task_id.clone(),
                     framework: framework.to_owned(),
@@ -500,9 +540,10 @@ impl Slave {
                     tasks: BTreeMap::new(),
                     kill: None,
                     shutting_down: false,
+                    container: Some(container.handle.clone()),
                 };
                 executor.tasks.insert(task_id.clone(), task);
-                self.supervise(ctx, &mut executor, process, run);
+                self.supervise(ctx, &mut executor, container, run);
                 self.insert_executor(framework, executor);
                 self.report(
                     ctx,
@@ -569,6 +610,7 @@ impl Slave {
             let mut task = task;
             task.delivered = deliver_to.is_some();
             executor.tasks.insert(task_id, task.clone());
+            executor.update_container();
             if let Some(pid) = deliver_to {
                 self.deliver(ctx, framework, &pid, task.info);
             }
@@ -577,9 +619,14 @@ impl Slave {
         let (sandbox, run) = self.sandbox(framework, &executor_id);
         let env = self.executor_env(ctx, framework, &executor_id, &sandbox);
         let command = info.command.clone().unwrap_or_default();
-        match TaskProcess::spawn(&command, &sandbox, &env) {
-            Ok(process) => {
-                tracing::info!(%framework, executor = %executor_id, os_pid = process.pid(), "executor started");
+        let mut resources = Resources::from_proto(&info.resources).unwrap_or_default();
+        if let Err(e) = resources.add(&task.resources) {
+            tracing::warn!(%framework, executor = %executor_id, error = %e, "executor and task resources do not add up; limiting to the executor's");
+        }
+        match self.launch_container(&command, &sandbox, &env, &resources) {
+            Ok(container) => {
+                let process = &container.process;
+                tracing::info!(%framework, executor = %executor_id, os_pid = process.pid(), container = %container.handle.id(), "executor started");
                 self.count(|m| &m.executors_launched);
                 let mut executor = Executor {
                     id: executor_id.clone(),
@@ -594,9 +641,10 @@ impl Slave {
                     tasks: BTreeMap::new(),
                     kill: None,
                     shutting_down: false,
+                    container: Some(container.handle.clone()),
                 };
                 executor.tasks.insert(task_id, task);
-                self.supervise(ctx, &mut executor, process, run);
+                self.supervise(ctx, &mut executor, container, run);
                 self.insert_executor(framework, executor);
                 let (framework, executor_id) = (framework.to_owned(), executor_id.clone());
                 ctx.delay(EXECUTOR_REGISTRATION_TIMEOUT, move |s: &mut Slave, _| {
@@ -638,13 +686,38 @@ impl Slave {
         ]
     }
 
-    /// Waits for the executor's OS process on this process's arbiter; a kill request through
-    /// `executor.kill` ends it with a grace period.
+    /// Starts a container with the agent's containerizer, under a fresh container id.
+    fn launch_container(
+        &self,
+        command: &protos::v1::CommandInfo,
+        sandbox: &std::path::Path,
+        env: &[(String, String)],
+        resources: &Resources,
+    ) -> Result<Container, crate::task_process::LaunchError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let launched = self.containerizer.containerizer.launch(ContainerSpec {
+            id: &id,
+            command,
+            sandbox,
+            env,
+            resources,
+        });
+        match &launched {
+            Ok(c) => {
+                self.containers.insert(id, c.handle.clone());
+            }
+            Err(_) => self.count(|m| &m.container_launch_errors),
+        }
+        launched
+    }
+
+    /// Runs the executor's container on this process's arbiter until it ends; a kill request
+    /// through `executor.kill` ends it with a grace period.
     fn supervise(
         &self,
         ctx: &mut Context<Self>,
         executor: &mut Executor,
-        process: TaskProcess,
+        container: Container,
         run: u64,
     ) {
         let (tx, rx) = oneshot::channel();
@@ -652,8 +725,8 @@ impl Slave {
         let clock = ctx.node().clock().clone();
         let (framework, id) = (executor.framework.clone(), executor.id.clone());
         ctx.defer(
-            wait_or_kill(process, rx, clock),
-            move |s: &mut Slave, ctx, ended| s.executor_exited(ctx, &framework, &id, run, ended),
+            containerizer::supervise(container, rx, clock),
+            move |s: &mut Slave, ctx, exit| s.executor_exited(ctx, &framework, &id, run, exit),
         );
     }
 
@@ -786,6 +859,9 @@ impl Slave {
         if let Some(task) = executor.tasks.get_mut(&task_id) {
             task.state = state;
         }
+        if state.is_terminal() {
+            executor.update_container();
+        }
         status.source = Source::Executor as i32;
         status.agent_id = self.id.clone().map(|value| AgentId { value });
         status.executor_id = Some(ExecutorId {
@@ -871,8 +947,19 @@ impl Slave {
         framework: &str,
         executor_id: &str,
         run: u64,
-        ended: std::io::Result<Termination>,
+        exit: ContainerExit,
     ) {
+        let ContainerExit {
+            termination: ended,
+            limitation,
+        } = exit;
+        if let Some(handle) = self
+            .executor(framework, executor_id)
+            .filter(|e| e.run == run)
+            .and_then(|e| e.container.as_ref())
+        {
+            self.containers.remove(handle.id());
+        }
         let Some(executor) = self.executor(framework, executor_id) else {
             return;
         };
@@ -899,6 +986,9 @@ impl Slave {
             Err(e) => (-1, format!("cannot wait for the process: {e}")),
         };
         tracing::info!(%framework, executor = %executor_id, %message, "executor exited");
+        if limitation.is_some() {
+            self.count(|m| &m.container_limitations);
+        }
         let killing = executor.state == ExecutorState::Terminating;
         let live: Vec<String> = executor
             .live_tasks()
@@ -906,6 +996,12 @@ impl Slave {
             .collect();
         for task in live {
             let (state, reason) = match executor.kind {
+                _ if limitation.is_some() => (
+                    TaskState::TaskFailed,
+                    limitation
+                        .as_ref()
+                        .map_or(Reason::ContainerLimitation, |l| l.reason),
+                ),
                 ExecutorKind::Command if matches!(ended, Ok(Termination::Exited(0))) => {
                     (TaskState::TaskFinished, Reason::CommandExecutorFailed)
                 }
@@ -924,9 +1020,10 @@ impl Slave {
                 t.state = state;
             }
             self.count_terminal(state);
-            let message = match executor.kind {
-                ExecutorKind::Command => message.clone(),
-                ExecutorKind::Custom => format!("executor {executor_id} ended: {message}"),
+            let message = match (&limitation, executor.kind) {
+                (Some(l), _) => format!("{}; {message}", l.message),
+                (None, ExecutorKind::Command) => message.clone(),
+                (None, ExecutorKind::Custom) => format!("executor {executor_id} ended: {message}"),
             };
             self.report(ctx, framework, executor_id, &task, state, reason, message);
         }
@@ -1172,6 +1269,22 @@ impl Slave {
 
     // ---- HTTP ----
 
+    fn monitor_statistics(&mut self, _ctx: &mut Context<Self>, _req: HttpRequest) -> HttpResponse {
+        let executors = self
+            .frameworks
+            .iter()
+            .flat_map(|(framework, f)| f.executors.values().map(move |e| (framework, e)))
+            .filter_map(|(framework, e)| {
+                let handle = e.container.as_ref()?;
+                Some(monitor::ExecutorUsage {
+                    framework,
+                    executor: e,
+                    handle: handle.as_ref(),
+                })
+            });
+        HttpResponse::json(&monitor::statistics_json(executors))
+    }
+
     fn state_json(&mut self, _ctx: &mut Context<Self>, _req: HttpRequest) -> HttpResponse {
         let frameworks: Vec<serde_json::Value> = self
             .frameworks
@@ -1200,6 +1313,7 @@ impl Slave {
                             "os_pid": e.os_pid,
                             "pid": e.pid.as_ref().map(|p| p.to_string()),
                             "directory": e.sandbox.display().to_string(),
+                            "container_id": e.container.as_ref().map(|c| c.id().to_owned()),
                             "tasks": tasks,
                         })
                     })
@@ -1214,26 +1328,24 @@ impl Slave {
             "registration": format!("{:?}", self.registration),
             "resources": self.config.resources.to_string(),
             "work_dir": self.config.work_dir.display().to_string(),
+            "isolation": self.containerizer.description,
             "frameworks": frameworks,
         }))
     }
 }
 
-/// Waits for `process` to end, or kills it (SIGTERM, grace, SIGKILL) when asked.
-async fn wait_or_kill(
-    mut process: TaskProcess,
-    kill: oneshot::Receiver<Duration>,
-    clock: libactor::Clock,
-) -> std::io::Result<Termination> {
-    let grace = tokio::select! {
-        ended = process.wait() => return ended,
-        grace = kill => grace,
-    };
-    match grace {
-        Ok(grace) => process.kill(grace, &clock).await,
-        // The agent dropped the request side: it no longer cares, but the process still runs.
-        Err(_) => process.wait().await,
+/// This agent's directory name under `--cgroups_root`: stable for a work dir, so that a
+/// restarted agent finds the containers its earlier run left, and distinct between agents
+/// sharing a machine.
+fn agent_key(work_dir: &std::path::Path) -> String {
+    let path = std::fs::canonicalize(work_dir).unwrap_or_else(|_| work_dir.to_owned());
+    // FNV-1a: stable across runs and builds, unlike std's randomly seeded hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in path.as_os_str().as_encoded_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
+    format!("agent-{hash:016x}")
 }
 
 fn now_seconds() -> f64 {
@@ -1253,7 +1365,21 @@ impl Process for Slave {
             executors_launched: m.counter("slave/executors_launched"),
             executors_exited: m.counter("slave/executors_exited"),
             invalid_messages: m.counter("slave/invalid_messages"),
+            container_launch_errors: m.counter("slave/container_launch_errors"),
+            container_limitations: m.counter("slave/container_limitations"),
+            orphans_destroyed: m.counter("slave/containers_orphans_destroyed"),
         });
+        monitor::register_gauges(m, &self.containers);
+        let orphans = self.containerizer.containerizer.recover(&HashSet::new());
+        if !orphans.is_empty() {
+            tracing::warn!(
+                count = orphans.len(),
+                "destroyed containers an earlier run of this agent left behind"
+            );
+            if let Some(metrics) = &self.metrics {
+                metrics.orphans_destroyed.add(orphans.len() as u64);
+            }
+        }
         ctx.install(Self::registered);
         ctx.install(Self::reregistered);
         ctx.install(Self::challenged);
@@ -1270,6 +1396,7 @@ impl Process for Slave {
         ctx.install(Self::executor_update);
         ctx.install(Self::executor_to_framework);
         ctx.route("/state", Self::state_json);
+        ctx.route("/monitor/statistics", Self::monitor_statistics);
         self.register(ctx);
     }
 
@@ -1299,5 +1426,14 @@ impl Process for Slave {
                 e.kill(Duration::ZERO);
             }
         }
+        // The supervisors may not run again (the node may be stopping): destroy here, so that
+        // no process or cgroup outlives the agent.
+        for entry in self.containers.iter() {
+            if let Err(e) = entry.value().destroy() {
+                tracing::error!(container = %entry.key(), error = %e, "container not destroyed at shutdown");
+            }
+        }
+        self.containers.clear();
+        self.containerizer.containerizer.shutdown();
     }
 }

@@ -5,6 +5,7 @@
 //! Killing follows Mesos: SIGTERM to the group, the task's grace period on the agent's clock,
 //! then SIGKILL to the group.
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub enum LaunchError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The container's isolation could not be set up.
+    #[error("cannot isolate the container: {0}")]
+    Isolation(#[from] crate::containerizer::ContainerError),
     /// The OS refused to start the process.
     #[error("cannot start {program}: {source}")]
     Spawn {
@@ -90,6 +94,18 @@ impl TaskProcess {
         sandbox: &Path,
         env: &[(String, String)],
     ) -> Result<TaskProcess, LaunchError> {
+        TaskProcess::spawn_joined(command, sandbox, env, Vec::new())
+    }
+
+    /// Like [`TaskProcess::spawn`], with the child writing its pid to each of `cgroup_procs`
+    /// (open `cgroup.procs` files) between `fork` and `exec`: it joins its cgroups before the
+    /// command's first instruction, so everything it allocates is charged there.
+    pub fn spawn_joined(
+        command: &CommandInfo,
+        sandbox: &Path,
+        env: &[(String, String)],
+        cgroup_procs: Vec<std::fs::File>,
+    ) -> Result<TaskProcess, LaunchError> {
         if command.value.trim().is_empty() {
             return Err(LaunchError::EmptyCommand);
         }
@@ -121,10 +137,31 @@ impl TaskProcess {
         for (name, value) in env {
             cmd.env(name, value);
         }
+        if !cgroup_procs.is_empty() {
+            let fds: Vec<std::os::fd::RawFd> = cgroup_procs.iter().map(|f| f.as_raw_fd()).collect();
+            // SAFETY: the hook runs in the forked child before exec and only calls getpid(2)
+            // and write(2), both async-signal-safe, on descriptors the parent keeps open until
+            // spawn returns; it allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut digits = [0u8; 20];
+                    let pid = libc::getpid();
+                    let text = format_pid(pid, &mut digits);
+                    for fd in &fds {
+                        let n = libc::write(*fd, text.as_ptr().cast(), text.len());
+                        if n < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
             program: command.value.clone(),
             source,
         })?;
+        drop(cgroup_procs);
         let pid = child.id().unwrap_or_default();
         Ok(TaskProcess {
             child,
@@ -185,10 +222,38 @@ impl TaskProcess {
     }
 }
 
+/// `pid` in decimal in `buf`, without allocating (safe between fork and exec).
+fn format_pid(pid: libc::pid_t, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = pid.unsigned_abs();
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || start == 0 {
+            break;
+        }
+    }
+    &buf[start..]
+}
+
 impl Drop for TaskProcess {
     /// A task process never outlives its handle by accident: whatever is left of the group is
     /// killed.
     fn drop(&mut self) {
         self.signal_group(libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_pid;
+
+    #[test]
+    fn pids_format_in_decimal() {
+        let mut buf = [0u8; 20];
+        assert_eq!(format_pid(0, &mut buf), b"0");
+        assert_eq!(format_pid(7, &mut buf), b"7");
+        assert_eq!(format_pid(4_194_304, &mut buf), b"4194304");
     }
 }

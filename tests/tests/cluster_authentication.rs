@@ -123,6 +123,7 @@ async fn an_agent_with_a_wrong_secret_is_never_registered() {
             attributes: Vec::new(),
             hostname: "impostor".into(),
             credential: Some(credential("wrong")),
+            containerizer: Default::default(),
         },
     )
     .unwrap();

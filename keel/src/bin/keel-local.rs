@@ -16,6 +16,7 @@ use frameworks::examples::particles::ParticlesConfig;
 use keel::example_runs::{executor_command, run_batch, run_executor, run_particles};
 use keel::local_cluster::{LocalCluster, LocalClusterConfig, DEFAULT_AGENT_RESOURCES};
 use resources::Resources;
+use slave::containerizer::IsolationMode;
 
 /// How long the agents have to register.
 const AGENT_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,6 +74,10 @@ struct Flags {
     /// Keep the cluster up after the framework ends, until Ctrl-C.
     #[arg(long)]
     keep_running: bool,
+    /// How agents isolate executors: `auto` (cgroups where the kernel offers them), `cgroups`
+    /// or `posix`.
+    #[arg(long, env = "KEEL_ISOLATION", default_value = "auto")]
+    isolation: IsolationMode,
     /// Let agents and frameworks register without authenticating (by default they prove a
     /// secret made up for this run).
     #[arg(long)]
@@ -119,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
     config.agent_resources = agent_resources.clone();
     config.master_port = flags.master_port;
     config.credential = credential.clone();
+    config.containerizer.isolation = flags.isolation;
     println!(
         "starting a master and {} agents ({agent_resources} each), sandboxes under {}{}",
         flags.agents,
@@ -135,13 +141,19 @@ async fn main() -> anyhow::Result<()> {
         .wait_for_agents(AGENT_REGISTRATION_TIMEOUT)
         .await
         .context("waiting for the agents")?;
-    for agent in &cluster.agents {
-        let id = agent.slave.call(|s, _| s.id().map(str::to_owned)).await?;
+    for (i, agent) in cluster.agents.iter().enumerate() {
+        let (id, isolation) = agent
+            .slave
+            .call(|s, _| (s.id().map(str::to_owned), s.isolation().to_owned()))
+            .await?;
         println!(
             "agent   {} registered as {}",
             agent.slave.pid(),
             id.unwrap_or_default()
         );
+        if i == 0 {
+            println!("isolation {isolation}");
+        }
     }
     println!(
         "cluster up: try `KEEL_MASTER={} keelctl state` in another terminal",

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use keel::master_address::master_pid;
 use slave::agent_resources::{agent_resources, parse_attributes};
+use slave::containerizer::{ContainerizerConfig, IsolationMode, DEFAULT_CGROUPS_ROOT};
 use slave::slave::{Slave, SlaveConfig};
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,16 @@ struct Flags {
     /// A file with `principal secret` to authenticate to the master with.
     #[arg(long, env = "KEEL_CREDENTIAL")]
     credential: Option<PathBuf>,
+    /// How to isolate executors: `cgroups` (cpu shares, memory limit, OOM reporting), `posix`
+    /// (process groups only), or `auto` (cgroups where the kernel offers them).
+    #[arg(long, env = "KEEL_ISOLATION", default_value = "auto")]
+    isolation: IsolationMode,
+    /// The cgroup, under the agent's own, that holds its containers.
+    #[arg(long = "cgroups-root", env = "KEEL_CGROUPS_ROOT", default_value = DEFAULT_CGROUPS_ROOT)]
+    cgroups_root: String,
+    /// Cap each container's cpu time at its cpus with a CFS quota (not only shares).
+    #[arg(long = "cgroups-enable-cfs", env = "KEEL_CGROUPS_ENABLE_CFS")]
+    cgroups_enable_cfs: bool,
 }
 
 #[tokio::main]
@@ -65,9 +76,16 @@ async fn main() -> anyhow::Result<()> {
             attributes,
             hostname: flags.hostname.unwrap_or_else(|| flags.ip.to_string()),
             credential,
+            containerizer: ContainerizerConfig {
+                isolation: flags.isolation,
+                cgroups_root: flags.cgroups_root,
+                cgroups_enable_cfs: flags.cgroups_enable_cfs,
+            },
         },
     )?;
+    let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;
     println!("slave {}", slave.pid());
+    println!("isolation {isolation}");
     tracing::info!(pid = %slave.pid(), %resources, "agent started");
     keel::shutdown_signal::terminated().await;
     tracing::info!("stopping; killing tasks");

@@ -1,0 +1,182 @@
+//! Agents isolating their tasks in real cgroups inside a whole cluster: a task that outgrows
+//! its memory is failed with `REASON_CONTAINER_LIMITATION_MEMORY` at the framework, a busy
+//! task's usage shows at `/slave(N)/monitor/statistics`, and once the cluster stops no cgroup
+//! and no task process is left. Skipped, with the reason printed, where the kernel offers no
+//! writable cgroups.
+
+use std::path::Path;
+use std::time::Duration;
+
+use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
+use libactor::Node;
+use protos::v1::task_status::Reason;
+use protos::v1::{Filters, TaskId, TaskState};
+use slave::containerizer::cgroup_layout::CgroupLayout;
+use slave::containerizer::{self, ContainerizerConfig, IsolationMode};
+
+const AGENTS_UP: Duration = Duration::from_secs(30);
+const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Setup {
+    cluster: LocalCluster,
+    node: Node,
+    framework: TestFramework,
+    root: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(name: &str) -> Option<Setup> {
+    let root = format!("keel-cluster-test-{}-{name}", std::process::id());
+    let containerizer = ContainerizerConfig {
+        isolation: IsolationMode::Cgroups,
+        cgroups_root: root.clone(),
+        cgroups_enable_cfs: false,
+    };
+    // Probe first: a machine without writable cgroups skips, saying why.
+    match containerizer::create(&containerizer, "probe") {
+        Ok(probe) => probe.containerizer.shutdown(),
+        Err(e) => {
+            eprintln!("skipping: {e}");
+            return None;
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = LocalClusterConfig::new(1, dir.path());
+    config.containerizer = containerizer;
+    let cluster = LocalCluster::start(config).expect("cluster starts");
+    cluster
+        .wait_for_agents(AGENTS_UP)
+        .await
+        .expect("agents register");
+    let node = Node::builder()
+        .single_threaded()
+        .start()
+        .expect("framework node");
+    let mut framework = TestFramework::start(&node, cluster.master_pid(), framework_info("test"));
+    framework.registered().await;
+    Some(Setup {
+        cluster,
+        node,
+        framework,
+        root,
+        _dir: dir,
+    })
+}
+
+impl Setup {
+    async fn launch(&mut self, task: protos::v1::TaskInfo) {
+        let offers = self.framework.offers().await;
+        let first = offers[0].id.clone().expect("offer id");
+        self.framework
+            .act(move |d| d.launch_tasks(&[first], vec![task], Filters::default()))
+            .await;
+    }
+
+    fn agent_http(&self) -> (String, String) {
+        let pid = self.cluster.agents[0].slave.pid();
+        (pid.address().to_owned(), pid.id().to_owned())
+    }
+
+    /// Stops everything and checks that no cgroup of the test is left.
+    async fn stop(self) {
+        self.node.shutdown().await;
+        self.cluster.shutdown().await;
+        let layout = CgroupLayout::detect().expect("cgroups still there");
+        for (_, dir) in layout.dirs(Path::new(&self.root)) {
+            std::fs::remove_dir(&dir).unwrap_or_else(|e| {
+                panic!(
+                    "{} should be empty after the cluster stopped: {e}",
+                    dir.display()
+                )
+            });
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_outgrowing_its_memory_fails_with_the_memory_reason() {
+    let Some(mut s) = setup("oom").await else {
+        return;
+    };
+    s.launch(command_task(
+        "hog",
+        "head -c 536870912 /dev/zero | tail",
+        "cpus:0.1;mem:64",
+    ))
+    .await;
+    let failed = s.framework.status("hog", TaskState::TaskFailed).await;
+    assert_eq!(failed.reason(), Reason::ContainerLimitationMemory);
+    assert!(
+        failed
+            .message
+            .starts_with("Memory limit exceeded: requested 64 MiB"),
+        "{}",
+        failed.message
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_task_shows_at_monitor_statistics_and_leaves_nothing_behind() {
+    let Some(mut s) = setup("stats").await else {
+        return;
+    };
+    let (addr, slave) = s.agent_http();
+    let state = keel::http_client::get_json(&addr, &format!("/{slave}/state"))
+        .await
+        .unwrap();
+    assert!(
+        state["isolation"].as_str().unwrap().starts_with("cgroups"),
+        "{state}"
+    );
+    s.launch(command_task(
+        "busy",
+        "while :; do :; done",
+        "cpus:0.5;mem:96",
+    ))
+    .await;
+    s.framework.status("busy", TaskState::TaskRunning).await;
+    let path = format!("/{slave}/monitor/statistics");
+    let entry = tokio::time::timeout(EVENT_TIMEOUT, async {
+        loop {
+            let all = keel::http_client::get_json(&addr, &path).await.unwrap();
+            let entry = all
+                .as_array()
+                .and_then(|a| a.iter().find(|e| e["executor_id"] == "busy"))
+                .cloned();
+            if let Some(e) = entry {
+                if e["statistics"]["cpus_user_time_secs"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    > 0.1
+                {
+                    return e;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the busy task is charged cpu time");
+    assert_eq!(entry["isolation"], "cgroups");
+    assert_eq!(entry["statistics"]["cpus_limit"], 0.5);
+    assert_eq!(entry["statistics"]["mem_limit_bytes"], 96u64 << 20);
+    assert_eq!(entry["statistics"]["processes"], 1);
+    assert!(entry["container_id"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
+
+    let metrics = s.cluster.agents[0].node.metrics().snapshot();
+    assert_eq!(metrics.get("slave/containers_running"), Some(&1.0));
+
+    s.framework
+        .act(|d| {
+            d.kill_task(&TaskId {
+                value: "busy".into(),
+            })
+        })
+        .await;
+    s.framework.status("busy", TaskState::TaskKilled).await;
+    s.stop().await;
+}

@@ -16,7 +16,8 @@
 //! - [`local_cluster`]: a master and N agents on their own loopback ports in one process.
 //! - [`example_runs`]: run the example frameworks and follow their progress; the particles
 //!   executor's entry point.
-//! - [`emulated_agent`], [`bench_scheduler`]: the pieces of `keel-bench`'s cluster-scale runs.
+//! - [`emulated_agent`], [`bench_scheduler`], [`container_bench`]: the pieces of
+//!   `keel-bench`'s cluster-scale runs.
 //! - [`http_client`]: minimal HTTP/1.1 requests to a node's port.
 //! - [`send_message`]: `keelctl send` — JSON to protobuf by message name, posted to a process.
 //! - [`tables`]: keelctl's tables over `/master/state`.
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod bench_scheduler;
+pub mod container_bench;
 pub mod emulated_agent;
 pub mod example_runs;
 pub mod http_client;

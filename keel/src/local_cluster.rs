@@ -10,7 +10,7 @@ use libactor::{Clock, Node, NodeError, ProcessRef, SpawnError, Upid};
 use master::master::{AuthenticationPolicy, Master, MasterHandle};
 use resources::Resources;
 use slave::containerizer::ContainerizerConfig;
-use slave::slave::{Registration, Slave, SlaveConfig, SlaveError};
+use slave::slave::{Registration, Slave, SlaveConfig, SlaveError, DEFAULT_GC_DELAY};
 
 /// Resources each agent of a local cluster offers unless told otherwise: the machine is shared
 /// by all of them, so none claims all of it.
@@ -66,6 +66,8 @@ pub struct LocalClusterConfig {
     pub credential: Option<Credential>,
     /// How the agents isolate their containers.
     pub containerizer: ContainerizerConfig,
+    /// How long agents keep finished executors' sandboxes.
+    pub gc_delay: Duration,
 }
 
 impl LocalClusterConfig {
@@ -79,6 +81,7 @@ impl LocalClusterConfig {
             clock: None,
             credential: None,
             containerizer: ContainerizerConfig::default(),
+            gc_delay: DEFAULT_GC_DELAY,
         }
     }
 }
@@ -187,6 +190,7 @@ impl LocalCluster {
                 hostname: format!("local-agent-{index}"),
                 credential: self.config.credential.clone(),
                 containerizer: self.config.containerizer.clone(),
+                gc_delay: self.config.gc_delay,
             },
         )?;
         self.agents.push(LocalAgent { node, slave });

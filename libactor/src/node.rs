@@ -30,8 +30,9 @@ use crate::{
     cell, Clock, Host, IdGenerator, Message, Metrics, Process, ProcessRef, Upid, UpidError,
 };
 
-/// Process ids the node keeps for itself: they are HTTP paths or internal endpoints.
-pub const RESERVED_IDS: &[&str] = &["metrics", "__processes__", "__node__", "files", "health"];
+/// Process ids the node keeps for itself: they are HTTP paths or internal endpoints. (`files`
+/// is not among them: as in libprocess it is an ordinary process, the agent's.)
+pub const RESERVED_IDS: &[&str] = &["metrics", "__processes__", "__node__", "health"];
 
 /// Why a process could not be spawned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@
 //! `RegisterExecutorMessage`, then hands it tasks, and the executor reports their states.
 //!
 //! ```text
-//!  Launching ──RegisterExecutorMessage──▶ Running ──shutdown / kill──▶ Terminating ──exit──▶ (gone)
+//!  Fetching ──▶ Launching ──RegisterExecutorMessage──▶ Running ──shutdown / kill──▶ Terminating ──exit──▶ (gone)
 //!      └───────────registration timeout / exit────────────────────────────────────────────▶ (gone)
 //! ```
 
@@ -46,6 +46,8 @@ pub enum ExecutorKind {
 /// Where an executor is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutorState {
+    /// Its URIs are being fetched into its sandbox; no OS process yet.
+    Fetching,
     /// Its OS process started; a custom executor has not registered yet.
     Launching,
     /// Registered (custom) or running its command.

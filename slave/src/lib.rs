@@ -11,6 +11,8 @@
 //!   once and in order per task, resending with backoff until acknowledged;
 //! - [`task_process`]: an executor's OS process (`sh -c` in its sandbox, output captured, its
 //!   own process group, joined to its cgroups before `exec`, killed with a grace period);
+//! - [`fetcher`]: URIs brought into a sandbox before launch (copy, http download, sha256,
+//!   extraction, a shared cache); [`files`]: sandbox files over HTTP (`/files/read`);
 //! - [`executor`]: what the agent knows of one executor; [`monitor`]: usage reports;
 //! - [`agent_resources`]: what the agent offers (detected, `--resources`, `--attributes`).
 //!
@@ -30,6 +32,8 @@
 pub mod agent_resources;
 pub mod containerizer;
 pub mod executor;
+pub mod fetcher;
+pub mod files;
 pub mod monitor;
 pub mod slave;
 pub mod status_update_manager;

@@ -22,7 +22,7 @@
 //! Route: `GET /slave(N)/state`: the agent's id, resources, frameworks, executors and tasks.
 
 use protos::IdText;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,19 +47,19 @@ use protos::v1::{
 };
 use resources::Resources;
 use serde_json::json;
-use tokio::sync::oneshot;
 
 use crate::containerizer::{
-    self, ChosenContainerizer, Container, ContainerError, ContainerExit, ContainerHandle,
-    ContainerSpec, ContainerizerConfig,
+    self, ChosenContainerizer, ContainerError, ContainerExit, ContainerHandle, ContainerizerConfig,
 };
-use crate::executor::{
-    sandbox_path, AgentTask, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID,
-    ENV_FRAMEWORK_ID, ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
-};
+use crate::executor::{sandbox_path, AgentTask, Executor, ExecutorKind, ExecutorState};
+use crate::fetcher::cache::DEFAULT_CACHE_BYTES;
+use crate::fetcher::Fetcher;
+use crate::files::Files;
 use crate::monitor;
 use crate::status_update_manager::StatusUpdateManager;
 use crate::task_process::{Termination, DEFAULT_KILL_GRACE};
+
+mod launch;
 
 /// First wait before re-sending a registration the master has not answered.
 pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -91,7 +91,12 @@ pub struct SlaveConfig {
     pub credential: Option<authentication::Credential>,
     /// How it isolates executors (`--isolation`, `--cgroups_root`, `--cgroups_enable_cfs`).
     pub containerizer: ContainerizerConfig,
+    /// How long a finished executor's sandbox is kept before it is removed (`--gc_delay`).
+    pub gc_delay: Duration,
 }
+
+/// Default `--gc_delay` (Mesos keeps sandboxes a week; an agent here keeps them a day).
+pub const DEFAULT_GC_DELAY: Duration = Duration::from_secs(24 * 3600);
 
 /// Why an agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +138,8 @@ struct SlaveMetrics {
     container_launch_errors: Counter,
     container_limitations: Counter,
     orphans_destroyed: Counter,
+    fetch_failures: Counter,
+    sandboxes_removed: Counter,
 }
 
 /// The agent process.
@@ -151,6 +158,7 @@ pub struct Slave {
     containerizer: ChosenContainerizer,
     /// Every running container, by container id: shared with the metrics' gauges.
     containers: Arc<DashMap<String, Arc<dyn ContainerHandle>>>,
+    fetcher: Fetcher,
 }
 
 impl Slave {
@@ -165,6 +173,17 @@ impl Slave {
             StatusUpdateManager::new(),
         )?;
         let authenticatee = config.credential.clone().map(Authenticatee::new);
+        // `/files/read` as in Mesos; a second agent on the same node gets `files(N)`.
+        let files_root = config.work_dir.join("slaves");
+        match node.spawn("files", Files::new(files_root.clone())) {
+            Err(SpawnError::DuplicateId(_)) => {
+                node.spawn(&node.generate_id("files"), Files::new(files_root))?;
+            }
+            other => {
+                other?;
+            }
+        }
+        let fetcher = Fetcher::new(config.work_dir.join("fetch-cache"), DEFAULT_CACHE_BYTES);
         node.spawn_ref(
             &node.generate_id("slave"),
             Slave {
@@ -180,6 +199,7 @@ impl Slave {
                 metrics: None,
                 containerizer,
                 containers: Arc::new(DashMap::new()),
+                fetcher,
             },
         )
         .map_err(SlaveError::from)
@@ -504,232 +524,6 @@ impl Slave {
         (path, self.next_run)
     }
 
-    /// A command task: its own executor, whose OS process is the task's command.
-    fn launch_command(&mut self, ctx: &mut Context<Self>, framework: &str, task: AgentTask) {
-        let task_id = task.info.task_id.text().to_owned();
-        let command = task.info.command.clone().unwrap_or_default();
-        if self.executor(framework, &task_id).is_some() {
-            self.report(
-                ctx,
-                framework,
-                &task_id,
-                &task_id,
-                TaskState::TaskError,
-                Reason::TaskInvalid,
-                format!("task {task_id} is already running on this agent"),
-            );
-            return;
-        }
-        let (sandbox, run) = self.sandbox(framework, &task_id);
-        let env = self.executor_env(ctx, framework, &task_id, &sandbox);
-        let resources = task.resources.clone();
-        match self.launch_container(&command, &sandbox, &env, &resources) {
-            Ok(container) => {
-                let process = &container.process;
-                tracing::info!(%framework, task = %task_id, os_pid = process.pid(), container = %container.handle.id(), sandbox = %sandbox.display(), "task started");
-                let mut executor = Executor {
-                    id: task_id.clone(),
-                    framework: framework.to_owned(),
-                    kind: ExecutorKind::Command,
-                    info: None,
-                    state: ExecutorState::Running,
-                    pid: None,
-                    os_pid: process.pid(),
-                    sandbox,
-                    run,
-                    tasks: BTreeMap::new(),
-                    kill: None,
-                    shutting_down: false,
-                    container: Some(container.handle.clone()),
-                };
-                executor.tasks.insert(task_id.clone(), task);
-                self.supervise(ctx, &mut executor, container, run);
-                self.insert_executor(framework, executor);
-                self.report(
-                    ctx,
-                    framework,
-                    &task_id,
-                    &task_id,
-                    TaskState::TaskRunning,
-                    Reason::CommandExecutorFailed,
-                    String::new(),
-                );
-            }
-            Err(e) => {
-                tracing::warn!(%framework, task = %task_id, error = %e, "task did not start");
-                self.count(|m| &m.tasks_failed);
-                self.report(
-                    ctx,
-                    framework,
-                    &task_id,
-                    &task_id,
-                    TaskState::TaskFailed,
-                    Reason::ContainerLaunchFailed,
-                    e.to_string(),
-                );
-            }
-        }
-    }
-
-    /// A task for a custom executor: started (and waited for) if it is not running yet.
-    fn launch_on_executor(
-        &mut self,
-        ctx: &mut Context<Self>,
-        framework: &str,
-        info: protos::v1::ExecutorInfo,
-        task: AgentTask,
-    ) {
-        let executor_id = info.executor_id.text().to_owned();
-        let task_id = task.info.task_id.text().to_owned();
-        if executor_id.is_empty() || info.command.as_ref().is_none_or(|c| c.value.is_empty()) {
-            self.report(
-                ctx,
-                framework,
-                &executor_id,
-                &task_id,
-                TaskState::TaskError,
-                Reason::TaskInvalid,
-                "executor has no id or no command".into(),
-            );
-            return;
-        }
-        if let Some(executor) = self.executor_mut(framework, &executor_id) {
-            if executor.state == ExecutorState::Terminating {
-                self.report(
-                    ctx,
-                    framework,
-                    &executor_id,
-                    &task_id,
-                    TaskState::TaskLost,
-                    Reason::ExecutorTerminated,
-                    format!("executor {executor_id} is shutting down"),
-                );
-                return;
-            }
-            let deliver_to = executor.pid.clone();
-            let mut task = task;
-            task.delivered = deliver_to.is_some();
-            executor.tasks.insert(task_id, task.clone());
-            executor.update_container();
-            if let Some(pid) = deliver_to {
-                self.deliver(ctx, framework, &pid, task.info);
-            }
-            return;
-        }
-        let (sandbox, run) = self.sandbox(framework, &executor_id);
-        let env = self.executor_env(ctx, framework, &executor_id, &sandbox);
-        let command = info.command.clone().unwrap_or_default();
-        let mut resources = Resources::from_proto(&info.resources).unwrap_or_default();
-        if let Err(e) = resources.add(&task.resources) {
-            tracing::warn!(%framework, executor = %executor_id, error = %e, "executor and task resources do not add up; limiting to the executor's");
-        }
-        match self.launch_container(&command, &sandbox, &env, &resources) {
-            Ok(container) => {
-                let process = &container.process;
-                tracing::info!(%framework, executor = %executor_id, os_pid = process.pid(), container = %container.handle.id(), "executor started");
-                self.count(|m| &m.executors_launched);
-                let mut executor = Executor {
-                    id: executor_id.clone(),
-                    framework: framework.to_owned(),
-                    kind: ExecutorKind::Custom,
-                    info: Some(info),
-                    state: ExecutorState::Launching,
-                    pid: None,
-                    os_pid: process.pid(),
-                    sandbox,
-                    run,
-                    tasks: BTreeMap::new(),
-                    kill: None,
-                    shutting_down: false,
-                    container: Some(container.handle.clone()),
-                };
-                executor.tasks.insert(task_id, task);
-                self.supervise(ctx, &mut executor, container, run);
-                self.insert_executor(framework, executor);
-                let (framework, executor_id) = (framework.to_owned(), executor_id.clone());
-                ctx.delay(EXECUTOR_REGISTRATION_TIMEOUT, move |s: &mut Slave, _| {
-                    if let Some(e) = s.executor_mut(&framework, &executor_id) {
-                        if e.state == ExecutorState::Launching {
-                            tracing::warn!(%framework, executor = %executor_id, "executor did not register in time; killing it");
-                            e.kill(Duration::ZERO);
-                        }
-                    }
-                });
-            }
-            Err(e) => {
-                self.report(
-                    ctx,
-                    framework,
-                    &executor_id,
-                    &task_id,
-                    TaskState::TaskFailed,
-                    Reason::ContainerLaunchFailed,
-                    e.to_string(),
-                );
-            }
-        }
-    }
-
-    fn executor_env(
-        &self,
-        ctx: &Context<Self>,
-        framework: &str,
-        executor: &str,
-        sandbox: &std::path::Path,
-    ) -> Vec<(String, String)> {
-        vec![
-            (ENV_SLAVE_PID.into(), ctx.pid().to_string()),
-            (ENV_SLAVE_ID.into(), self.id.clone().unwrap_or_default()),
-            (ENV_FRAMEWORK_ID.into(), framework.to_owned()),
-            (ENV_EXECUTOR_ID.into(), executor.to_owned()),
-            (ENV_SANDBOX.into(), sandbox.display().to_string()),
-        ]
-    }
-
-    /// Starts a container with the agent's containerizer, under a fresh container id.
-    fn launch_container(
-        &self,
-        command: &protos::v1::CommandInfo,
-        sandbox: &std::path::Path,
-        env: &[(String, String)],
-        resources: &Resources,
-    ) -> Result<Container, crate::task_process::LaunchError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let launched = self.containerizer.containerizer.launch(ContainerSpec {
-            id: &id,
-            command,
-            sandbox,
-            env,
-            resources,
-        });
-        match &launched {
-            Ok(c) => {
-                self.containers.insert(id, c.handle.clone());
-            }
-            Err(_) => self.count(|m| &m.container_launch_errors),
-        }
-        launched
-    }
-
-    /// Runs the executor's container on this process's arbiter until it ends; a kill request
-    /// through `executor.kill` ends it with a grace period.
-    fn supervise(
-        &self,
-        ctx: &mut Context<Self>,
-        executor: &mut Executor,
-        container: Container,
-        run: u64,
-    ) {
-        let (tx, rx) = oneshot::channel();
-        executor.kill = Some(tx);
-        let clock = ctx.node().clock().clone();
-        let (framework, id) = (executor.framework.clone(), executor.id.clone());
-        ctx.defer(
-            containerizer::supervise(container, rx, clock),
-            move |s: &mut Slave, ctx, exit| s.executor_exited(ctx, &framework, &id, run, exit),
-        );
-    }
-
     fn insert_executor(&mut self, framework: &str, executor: Executor) {
         if let Some(f) = self.frameworks.get_mut(framework) {
             f.executors.insert(executor.id.clone(), executor);
@@ -983,7 +777,7 @@ impl Slave {
             Ok(Termination::Signaled(sig)) => {
                 (128 + sig, format!("Command terminated by signal {sig}"))
             }
-            Err(e) => (-1, format!("cannot wait for the process: {e}")),
+            Err(e) => (-1, e.to_string()),
         };
         tracing::info!(%framework, executor = %executor_id, %message, "executor exited");
         if limitation.is_some() {
@@ -1021,6 +815,8 @@ impl Slave {
             }
             self.count_terminal(state);
             let message = match (&limitation, executor.kind) {
+                // It never ran: the limitation says all there is.
+                (Some(l), _) if ended.is_err() => l.message.clone(),
                 (Some(l), _) => format!("{}; {message}", l.message),
                 (None, ExecutorKind::Command) => message.clone(),
                 (None, ExecutorKind::Custom) => format!("executor {executor_id} ended: {message}"),
@@ -1043,6 +839,7 @@ impl Slave {
             );
         }
         executor.kill = None;
+        self.schedule_gc(ctx, executor.sandbox.clone());
         if self
             .frameworks
             .get(framework)
@@ -1050,6 +847,20 @@ impl Slave {
         {
             self.frameworks.remove(framework);
         }
+    }
+
+    /// Removes a finished executor run's sandbox after `--gc_delay` on the node's clock.
+    fn schedule_gc(&self, ctx: &mut Context<Self>, sandbox: PathBuf) {
+        ctx.delay(self.config.gc_delay, move |s: &mut Slave, _| {
+            s.count(|m| &m.sandboxes_removed);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = std::fs::remove_dir_all(&sandbox) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(sandbox = %sandbox.display(), error = %e, "sandbox not removed");
+                    }
+                }
+            });
+        });
     }
 
     // ---- kills and shutdowns ----
@@ -1368,6 +1179,8 @@ impl Process for Slave {
             container_launch_errors: m.counter("slave/container_launch_errors"),
             container_limitations: m.counter("slave/container_limitations"),
             orphans_destroyed: m.counter("slave/containers_orphans_destroyed"),
+            fetch_failures: m.counter("slave/fetch_failures"),
+            sandboxes_removed: m.counter("slave/sandboxes_removed"),
         });
         monitor::register_gauges(m, &self.containers);
         let orphans = self.containerizer.containerizer.recover(&HashSet::new());

@@ -124,6 +124,7 @@ async fn an_agent_with_a_wrong_secret_is_never_registered() {
             hostname: "impostor".into(),
             credential: Some(credential("wrong")),
             containerizer: Default::default(),
+            gc_delay: slave::slave::DEFAULT_GC_DELAY,
         },
     )
     .unwrap();

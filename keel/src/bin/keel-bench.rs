@@ -5,6 +5,8 @@
 //!   acknowledgements), against the same number of libactor messages between two bare nodes.
 //! - `agents`: N emulated agents registered and pinged; a framework's job of 10-second tasks and
 //!   how much longer than 10 s it takes; master memory per agent and per task.
+//! - `containers`: one real agent starting N isolated containers (cgroups, then posix as the
+//!   baseline): time until all are RUNNING, launch → RUNNING latency, teardown.
 
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
@@ -15,6 +17,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use frameworks::{scheduler_driver, SchedulerOptions};
 use keel::bench_scheduler::{LaunchCounters, LaunchScheduler};
+use keel::container_bench::{quantile, ContainerLaunchScheduler, ContainerLaunches};
 use keel::emulated_agent::{EmulatedAgent, EmulationCounters};
 use libactor::{Context, Node, Process, Upid};
 use protos::libactor::examples::Note;
@@ -71,6 +74,23 @@ enum Bench {
         /// Wait one full ping round (15 s) and check every agent answered.
         #[arg(long)]
         ping_round: bool,
+    },
+    /// One real agent starting isolated containers: a burst of N `sleep` tasks until all are
+    /// RUNNING, then launch → RUNNING latency one task at a time; per isolation, so that
+    /// cgroups is measured beside plain process groups (posix) in the same run.
+    Containers {
+        /// Tasks in the burst.
+        #[arg(long, default_value_t = 1000)]
+        tasks: u64,
+        /// Tasks launched one at a time for the latency figures.
+        #[arg(long, default_value_t = 200)]
+        latency_tasks: u64,
+        /// Isolations to measure, in order.
+        #[arg(long, value_delimiter = ',', default_value = "cgroups,posix")]
+        isolation: Vec<slave::containerizer::IsolationMode>,
+        /// What each task takes (its container's limits).
+        #[arg(long, default_value = "cpus:0.01;mem:32")]
+        task_resources: String,
     },
 }
 
@@ -223,6 +243,93 @@ async fn baseline(messages: u64, window: u64) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
+/// Runs the container benchmark with one isolation on a fresh one-agent cluster.
+async fn containers(
+    mode: slave::containerizer::IsolationMode,
+    tasks: u64,
+    latency_tasks: u64,
+    task_resources: &Resources,
+) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("keel-bench-containers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = keel::local_cluster::LocalClusterConfig::new(1, &dir);
+    // The agent offers room for the whole burst; the limits are what the kernel enforces.
+    config.agent_resources = "cpus:1000;mem:10000000;disk:1000".parse()?;
+    config.containerizer.isolation = mode;
+    config.containerizer.cgroups_root = format!("keel-bench-{}", std::process::id());
+    let cluster = keel::local_cluster::LocalCluster::start(config)?;
+    cluster.wait_for_agents(Duration::from_secs(30)).await?;
+    let isolation = cluster.agents[0]
+        .slave
+        .call(|s, _| s.isolation().to_owned())
+        .await?;
+    println!("containers: isolation {isolation}");
+    let framework_node = Node::builder().start()?;
+
+    for (phase, count, window) in [("burst", tasks, tasks), ("one at a time", latency_tasks, 1)] {
+        if count == 0 {
+            continue;
+        }
+        let results = Arc::new(std::sync::Mutex::new(ContainerLaunches::default()));
+        let handle = scheduler_driver::start(
+            &framework_node,
+            cluster.master_pid().clone(),
+            keel::example_runs::framework_info("keel-bench-containers"),
+            ContainerLaunchScheduler::new(count, window, task_resources.clone(), results.clone()),
+            SchedulerOptions::default(),
+        )?;
+        let mut last_report = Instant::now();
+        wait_until("every container RUNNING", || {
+            let r = results.lock().unwrap_or_else(|p| p.into_inner());
+            let done = r.latencies.len() as u64 + r.failed;
+            if last_report.elapsed() > Duration::from_secs(2) {
+                last_report = Instant::now();
+                eprintln!("  {phase}: {done}/{count} running");
+            }
+            done >= count
+        })
+        .await?;
+        let r = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut latencies = r.latencies.clone();
+        latencies.sort_unstable();
+        let all = match (r.first_launch, r.last_running) {
+            (Some(a), Some(b)) => b - a,
+            _ => Duration::ZERO,
+        };
+        println!(
+            "  {phase}: {} of {count} RUNNING in {all:.2?} ({} failed{}); launch -> RUNNING p50 {:.1?} p99 {:.1?} max {:.1?}",
+            latencies.len(),
+            r.failed,
+            r.first_failure.map(|f| format!(": {f}")).unwrap_or_default(),
+            quantile(&latencies, 0.5),
+            quantile(&latencies, 0.99),
+            quantile(&latencies, 1.0),
+        );
+        // Teardown: the agent kills every container and destroys its cgroup.
+        let stopping = Instant::now();
+        handle.stop();
+        handle.join().await;
+        let slave = cluster.agents[0].slave.clone();
+        let mut live = usize::MAX;
+        let start = Instant::now();
+        while live > 0 {
+            live = slave.call(|s, _| s.live_tasks()).await?;
+            if start.elapsed() > PHASE_TIMEOUT {
+                bail!("{live} containers still live after teardown");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        println!(
+            "  {phase}: teardown of {count} containers in {:.2?}",
+            stopping.elapsed()
+        );
+    }
+    framework_node.shutdown().await;
+    cluster.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     keel::logging::init("warn,libactor::transport=error");
@@ -240,6 +347,18 @@ async fn main() -> anyhow::Result<()> {
             memory_tasks,
             ping_round,
         } => scale(agents, job_tasks, task_seconds, memory_tasks, ping_round).await,
+        Bench::Containers {
+            tasks,
+            latency_tasks,
+            isolation,
+            task_resources,
+        } => {
+            let task_resources: Resources = task_resources.parse().context("--task-resources")?;
+            for mode in isolation {
+                containers(mode, tasks, latency_tasks, &task_resources).await?;
+            }
+            Ok(())
+        }
     }
 }
 

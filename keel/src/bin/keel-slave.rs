@@ -44,6 +44,13 @@ struct Flags {
     /// The cgroup, under the agent's own, that holds its containers.
     #[arg(long = "cgroups-root", env = "KEEL_CGROUPS_ROOT", default_value = DEFAULT_CGROUPS_ROOT)]
     cgroups_root: String,
+    /// How long a finished executor's sandbox is kept, in seconds.
+    #[arg(
+        long = "gc-delay-seconds",
+        env = "KEEL_GC_DELAY_SECONDS",
+        default_value_t = 86_400.0
+    )]
+    gc_delay_seconds: f64,
     /// Cap each container's cpu time at its cpus with a CFS quota (not only shares).
     #[arg(long = "cgroups-enable-cfs", env = "KEEL_CGROUPS_ENABLE_CFS")]
     cgroups_enable_cfs: bool,
@@ -81,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
                 cgroups_root: flags.cgroups_root,
                 cgroups_enable_cfs: flags.cgroups_enable_cfs,
             },
+            gc_delay: std::time::Duration::from_secs_f64(flags.gc_delay_seconds.max(0.0)),
         },
     )?;
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;

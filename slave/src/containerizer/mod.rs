@@ -290,6 +290,8 @@ pub async fn supervise(
             (process.wait().await, Some(limit))
         }
     };
+    let termination =
+        termination.map_err(|e| std::io::Error::other(format!("cannot wait for the process: {e}")));
     // The OOM killer may end the main process itself: its exit and the notification race.
     if limitation.is_none() {
         limitation = handle.limitation_after_exit();

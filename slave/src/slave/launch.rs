@@ -1,0 +1,366 @@
+//! How the agent starts an executor: a sandbox of its own run, its URIs fetched into it (when
+//! it lists any), then its container launched and supervised until it ends.
+//!
+//! ```text
+//!  RunTaskMessage ──▶ Fetching ──fetched──▶ container launched ──▶ Running (command task)
+//!                        │                        │                 Launching (custom: waits
+//!                        │ fetch failed / killed  │ launch failed              to register)
+//!                        └────────────────────────┴──▶ executor_exited: tasks FAILED
+//!                                                       (FETCHER_FAILURE / CONTAINER_LAUNCH_FAILED)
+//!                                                       or KILLED
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use libactor::Context;
+use protos::v1::task_status::Reason;
+use protos::v1::{CommandInfo, TaskState};
+use protos::IdText;
+use resources::Resources;
+use tokio::sync::oneshot;
+
+use super::{Slave, EXECUTOR_REGISTRATION_TIMEOUT};
+use crate::containerizer::{self, Container, ContainerExit, ContainerSpec, Limitation};
+use crate::executor::{
+    AgentTask, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID, ENV_FRAMEWORK_ID,
+    ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
+};
+use crate::fetcher::FetchError;
+use crate::task_process::LaunchError;
+
+/// What became of an executor's fetch.
+enum Fetched {
+    /// Every URI is in the sandbox; the kill channel goes on to the container.
+    Done(oneshot::Receiver<Duration>),
+    /// A URI could not be fetched.
+    Failed(FetchError),
+    /// The executor was killed while fetching.
+    Killed,
+}
+
+impl Slave {
+    /// A command task: its own executor, whose OS process is the task's command.
+    pub(super) fn launch_command(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        task: AgentTask,
+    ) {
+        let task_id = task.info.task_id.text().to_owned();
+        let command = task.info.command.clone().unwrap_or_default();
+        if self.executor(framework, &task_id).is_some() {
+            self.report(
+                ctx,
+                framework,
+                &task_id,
+                &task_id,
+                TaskState::TaskError,
+                Reason::TaskInvalid,
+                format!("task {task_id} is already running on this agent"),
+            );
+            return;
+        }
+        let resources = task.resources.clone();
+        let mut executor = self.new_executor(framework, &task_id, ExecutorKind::Command, None);
+        executor.tasks.insert(task_id, task);
+        self.launch_executor(ctx, executor, command, resources);
+    }
+
+    /// A task for a custom executor: started (and waited for) if it is not running yet.
+    pub(super) fn launch_on_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        info: protos::v1::ExecutorInfo,
+        task: AgentTask,
+    ) {
+        let executor_id = info.executor_id.text().to_owned();
+        let task_id = task.info.task_id.text().to_owned();
+        if executor_id.is_empty() || info.command.as_ref().is_none_or(|c| c.value.is_empty()) {
+            self.report(
+                ctx,
+                framework,
+                &executor_id,
+                &task_id,
+                TaskState::TaskError,
+                Reason::TaskInvalid,
+                "executor has no id or no command".into(),
+            );
+            return;
+        }
+        if let Some(executor) = self.executor_mut(framework, &executor_id) {
+            if executor.state == ExecutorState::Terminating {
+                self.report(
+                    ctx,
+                    framework,
+                    &executor_id,
+                    &task_id,
+                    TaskState::TaskLost,
+                    Reason::ExecutorTerminated,
+                    format!("executor {executor_id} is shutting down"),
+                );
+                return;
+            }
+            let deliver_to = executor.pid.clone();
+            let mut task = task;
+            task.delivered = deliver_to.is_some();
+            executor.tasks.insert(task_id, task.clone());
+            executor.update_container();
+            if let Some(pid) = deliver_to {
+                self.deliver(ctx, framework, &pid, task.info);
+            }
+            return;
+        }
+        let command = info.command.clone().unwrap_or_default();
+        let mut executor =
+            self.new_executor(framework, &executor_id, ExecutorKind::Custom, Some(info));
+        executor.tasks.insert(task_id, task);
+        let resources = executor.resources();
+        self.launch_executor(ctx, executor, command, resources);
+    }
+
+    /// The record of a new run of `executor_id`, with a sandbox of its own.
+    fn new_executor(
+        &mut self,
+        framework: &str,
+        executor_id: &str,
+        kind: ExecutorKind,
+        info: Option<protos::v1::ExecutorInfo>,
+    ) -> Executor {
+        let (sandbox, run) = self.sandbox(framework, executor_id);
+        Executor {
+            id: executor_id.to_owned(),
+            framework: framework.to_owned(),
+            kind,
+            info,
+            state: ExecutorState::Fetching,
+            pid: None,
+            os_pid: 0,
+            sandbox,
+            run,
+            tasks: BTreeMap::new(),
+            kill: None,
+            shutting_down: false,
+            container: None,
+        }
+    }
+
+    /// Fetches the executor's URIs (if any) into its sandbox, then starts its container.
+    fn launch_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        mut executor: Executor,
+        command: CommandInfo,
+        resources: Resources,
+    ) {
+        let (tx, kill) = oneshot::channel();
+        executor.kill = Some(tx);
+        let (framework, id, run) = (
+            executor.framework.clone(),
+            executor.id.clone(),
+            executor.run,
+        );
+        let sandbox = executor.sandbox.clone();
+        self.insert_executor(&framework, executor);
+        if command.uris.is_empty() {
+            self.start_container(ctx, &framework, &id, run, &command, &resources, kill);
+            return;
+        }
+        let fetcher = self.fetcher.clone();
+        let uris = command.uris.clone();
+        let mut kill = kill;
+        ctx.defer(
+            async move {
+                tokio::select! {
+                    fetched = fetcher.fetch_all(&uris, &sandbox) => match fetched {
+                        Ok(()) => Fetched::Done(kill),
+                        Err(e) => Fetched::Failed(e),
+                    },
+                    _ = &mut kill => Fetched::Killed,
+                }
+            },
+            move |s: &mut Slave, ctx, fetched| match fetched {
+                Fetched::Done(kill) => {
+                    let still_wanted = s
+                        .executor(&framework, &id)
+                        .is_some_and(|e| e.run == run && e.state == ExecutorState::Fetching);
+                    if still_wanted {
+                        s.start_container(ctx, &framework, &id, run, &command, &resources, kill);
+                    }
+                }
+                Fetched::Failed(e) => {
+                    tracing::warn!(%framework, executor = %id, error = %e, "fetch failed");
+                    s.count(|m| &m.fetch_failures);
+                    let message = e.to_string();
+                    s.ended_before_start(
+                        ctx,
+                        &framework,
+                        &id,
+                        run,
+                        Reason::FetcherFailure,
+                        message,
+                    );
+                }
+                Fetched::Killed => {
+                    let exit = ContainerExit {
+                        termination: Err(std::io::Error::other(
+                            "killed while its URIs were being fetched",
+                        )),
+                        limitation: None,
+                    };
+                    s.executor_exited(ctx, &framework, &id, run, exit);
+                }
+            },
+        );
+    }
+
+    /// Ends an executor that never got a running container: its tasks fail with `reason`.
+    fn ended_before_start(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor_id: &str,
+        run: u64,
+        reason: Reason,
+        message: String,
+    ) {
+        let exit = ContainerExit {
+            termination: Err(std::io::Error::other(message.clone())),
+            limitation: Some(Limitation { reason, message }),
+        };
+        self.executor_exited(ctx, framework, executor_id, run, exit);
+    }
+
+    /// Launches the executor's container and supervises it; the executor record must exist.
+    #[allow(clippy::too_many_arguments)]
+    fn start_container(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor_id: &str,
+        run: u64,
+        command: &CommandInfo,
+        resources: &Resources,
+        kill: oneshot::Receiver<Duration>,
+    ) {
+        let Some(sandbox) = self
+            .executor(framework, executor_id)
+            .map(|e| e.sandbox.clone())
+        else {
+            return;
+        };
+        let env = self.executor_env(ctx, framework, executor_id, &sandbox);
+        let container = match self.launch_container(command, &sandbox, &env, resources) {
+            Ok(container) => container,
+            Err(e) => {
+                tracing::warn!(%framework, executor = %executor_id, error = %e, "container did not start");
+                let message = e.to_string();
+                self.ended_before_start(
+                    ctx,
+                    framework,
+                    executor_id,
+                    run,
+                    Reason::ContainerLaunchFailed,
+                    message,
+                );
+                return;
+            }
+        };
+        let Some(executor) = self.executor_mut(framework, executor_id) else {
+            return;
+        };
+        executor.os_pid = container.process.pid();
+        executor.container = Some(container.handle.clone());
+        let kind = executor.kind;
+        executor.state = match kind {
+            ExecutorKind::Command => ExecutorState::Running,
+            ExecutorKind::Custom => ExecutorState::Launching,
+        };
+        tracing::info!(%framework, executor = %executor_id, os_pid = container.process.pid(), container = %container.handle.id(), sandbox = %sandbox.display(), "executor started");
+        self.supervise(ctx, framework, executor_id, container, run, kill);
+        match kind {
+            ExecutorKind::Command => self.report(
+                ctx,
+                framework,
+                executor_id,
+                executor_id,
+                TaskState::TaskRunning,
+                Reason::CommandExecutorFailed,
+                String::new(),
+            ),
+            ExecutorKind::Custom => {
+                self.count(|m| &m.executors_launched);
+                let (framework, executor_id) = (framework.to_owned(), executor_id.to_owned());
+                ctx.delay(EXECUTOR_REGISTRATION_TIMEOUT, move |s: &mut Slave, _| {
+                    if let Some(e) = s.executor_mut(&framework, &executor_id) {
+                        if e.run == run && e.state == ExecutorState::Launching {
+                            tracing::warn!(%framework, executor = %executor_id, "executor did not register in time; killing it");
+                            e.kill(Duration::ZERO);
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    pub(super) fn executor_env(
+        &self,
+        ctx: &Context<Self>,
+        framework: &str,
+        executor: &str,
+        sandbox: &std::path::Path,
+    ) -> Vec<(String, String)> {
+        vec![
+            (ENV_SLAVE_PID.into(), ctx.pid().to_string()),
+            (ENV_SLAVE_ID.into(), self.id.clone().unwrap_or_default()),
+            (ENV_FRAMEWORK_ID.into(), framework.to_owned()),
+            (ENV_EXECUTOR_ID.into(), executor.to_owned()),
+            (ENV_SANDBOX.into(), sandbox.display().to_string()),
+        ]
+    }
+
+    /// Starts a container with the agent's containerizer, under a fresh container id.
+    fn launch_container(
+        &self,
+        command: &CommandInfo,
+        sandbox: &std::path::Path,
+        env: &[(String, String)],
+        resources: &Resources,
+    ) -> Result<Container, LaunchError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let launched = self.containerizer.containerizer.launch(ContainerSpec {
+            id: &id,
+            command,
+            sandbox,
+            env,
+            resources,
+        });
+        match &launched {
+            Ok(c) => {
+                self.containers.insert(id, c.handle.clone());
+            }
+            Err(_) => self.count(|m| &m.container_launch_errors),
+        }
+        launched
+    }
+
+    /// Runs the executor's container on this process's arbiter until it ends; a kill request
+    /// through `kill` ends it with a grace period.
+    fn supervise(
+        &self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor_id: &str,
+        container: Container,
+        run: u64,
+        kill: oneshot::Receiver<Duration>,
+    ) {
+        let clock = ctx.node().clock().clone();
+        let (framework, id) = (framework.to_owned(), executor_id.to_owned());
+        ctx.defer(
+            containerizer::supervise(container, kill, clock),
+            move |s: &mut Slave, ctx, exit| s.executor_exited(ctx, &framework, &id, run, exit),
+        );
+    }
+}

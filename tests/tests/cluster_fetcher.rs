@@ -1,0 +1,222 @@
+//! URIs fetched into sandboxes inside a whole cluster, and sandbox files over HTTP: a task
+//! runs a script it fetched; a checksum mismatch fails the task with `REASON_FETCHER_FAILURE`;
+//! `/files/read` serves a sandbox's output and refuses paths outside the sandboxes; a finished
+//! executor's sandbox is removed after `--gc_delay` (on the paused clock).
+
+use std::time::Duration;
+
+use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
+use libactor::{Clock, Node};
+use protos::v1::command_info::Uri;
+use protos::v1::task_status::Reason;
+use protos::v1::{Filters, TaskInfo, TaskState};
+
+const AGENTS_UP: Duration = Duration::from_secs(30);
+const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+const GC_DELAY: Duration = Duration::from_secs(3600);
+
+struct Setup {
+    cluster: LocalCluster,
+    node: Node,
+    framework: TestFramework,
+    clock: Clock,
+    dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Clock::paused();
+    let mut config = LocalClusterConfig::new(1, dir.path());
+    config.clock = Some(clock.clone());
+    config.gc_delay = GC_DELAY;
+    let cluster = LocalCluster::start(config).expect("cluster starts");
+    cluster
+        .wait_for_agents(AGENTS_UP)
+        .await
+        .expect("agents register");
+    let node = Node::builder()
+        .single_threaded()
+        .start()
+        .expect("framework node");
+    let mut framework = TestFramework::start(&node, cluster.master_pid(), framework_info("test"));
+    framework.registered().await;
+    Setup {
+        cluster,
+        node,
+        framework,
+        clock,
+        dir,
+    }
+}
+
+impl Setup {
+    async fn launch(&mut self, task: TaskInfo) {
+        let offers = self.framework.offers().await;
+        let first = offers[0].id.clone().expect("offer id");
+        self.framework
+            .act(move |d| {
+                d.launch_tasks(
+                    &[first],
+                    vec![task],
+                    Filters {
+                        refuse_seconds: Some(0.0),
+                    },
+                )
+            })
+            .await;
+    }
+
+    fn agent_address(&self) -> String {
+        self.cluster.agents[0].slave.pid().address().to_owned()
+    }
+}
+
+fn with_uri(mut task: TaskInfo, uri: Uri) -> TaskInfo {
+    if let Some(c) = task.command.as_mut() {
+        c.uris.push(uri);
+    }
+    task
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetched_script_runs_its_output_is_readable_and_its_sandbox_is_collected() {
+    let mut s = setup().await;
+    let script = s.dir.path().join("hello.sh");
+    let body = b"#!/bin/sh\necho fetched-and-run\n";
+    std::fs::write(&script, body).unwrap();
+    let task = with_uri(
+        command_task("fetching", "./hello.sh", "cpus:0.1;mem:32"),
+        Uri {
+            value: format!("file://{}", script.display()),
+            executable: true,
+            sha256: sha256(body),
+            ..Default::default()
+        },
+    );
+    s.launch(task).await;
+    s.framework
+        .status("fetching", TaskState::TaskFinished)
+        .await;
+
+    // The agent's state names the sandbox; /files/read serves what the task printed.
+    let addr = s.agent_address();
+    let sandbox = walk(s.dir.path())
+        .into_iter()
+        .find(|p| p.ends_with("stdout") && p.to_string_lossy().contains("/executors/fetching/"))
+        .expect("the task's stdout")
+        .parent()
+        .unwrap()
+        .to_owned();
+    let stdout = sandbox.join("stdout").display().to_string();
+    let read = keel::http_client::get_json(&addr, &format!("/files/read?path={stdout}&offset=0"))
+        .await
+        .unwrap();
+    assert_eq!(read["data"], "fetched-and-run\n");
+    let size = keel::http_client::get_json(&addr, &format!("/files/read?path={stdout}"))
+        .await
+        .unwrap();
+    assert_eq!(size["offset"], 16, "no offset: the size, to tail from");
+    let listing =
+        keel::http_client::get_json(&addr, &format!("/files/browse?path={}", sandbox.display()))
+            .await
+            .unwrap();
+    assert!(listing.to_string().contains("hello.sh"), "{listing}");
+
+    // Outside the sandboxes: refused, also by climbing out of one.
+    for path in [
+        "/etc/passwd".to_owned(),
+        format!("{}/{}etc/passwd", sandbox.display(), "../".repeat(30)),
+        format!(
+            "{}/../../../../../../../../keel-no-such-file",
+            sandbox.display()
+        ),
+    ] {
+        let reply = keel::http_client::request(
+            &addr,
+            "GET",
+            &format!("/files/read?path={path}&offset=0"),
+            &[],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, 403, "{path}");
+    }
+    let bad = keel::http_client::request(
+        &addr,
+        "GET",
+        &format!("/files/read?path={stdout}&offset=abc"),
+        &[],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status, 400);
+    let refused = s.cluster.agents[0].node.metrics().snapshot();
+    assert_eq!(refused.get("files/requests_refused"), Some(&3.0));
+
+    // After --gc_delay the finished run's sandbox goes.
+    assert!(sandbox.exists());
+    s.clock.advance(GC_DELAY);
+    tokio::time::timeout(EVENT_TIMEOUT, async {
+        while sandbox.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the sandbox is collected after the gc delay");
+    s.node.shutdown().await;
+    s.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checksum_mismatch_fails_the_task_with_the_fetcher_reason() {
+    let mut s = setup().await;
+    let file = s.dir.path().join("data.bin");
+    std::fs::write(&file, b"actual content").unwrap();
+    let task = with_uri(
+        command_task("mismatch", "cat data.bin", "cpus:0.1;mem:32"),
+        Uri {
+            value: file.display().to_string(),
+            sha256: sha256(b"expected content"),
+            ..Default::default()
+        },
+    );
+    s.launch(task).await;
+    let failed = s.framework.status("mismatch", TaskState::TaskFailed).await;
+    assert_eq!(failed.reason(), Reason::FetcherFailure);
+    assert!(
+        failed.message.contains("sha256 mismatch"),
+        "{}",
+        failed.message
+    );
+    assert!(failed.message.contains("data.bin"), "{}", failed.message);
+    let metrics = s.cluster.agents[0].node.metrics().snapshot();
+    assert_eq!(metrics.get("slave/fetch_failures"), Some(&1.0));
+    s.node.shutdown().await;
+    s.cluster.shutdown().await;
+}
+
+fn walk(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -4,8 +4,9 @@
 //! destroyed, and nothing left behind (no cgroup, no process). Where the kernel offers no
 //! writable cgroups the tests say so and skip; CI's machine has them, so there they run.
 
+mod common;
+
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -122,32 +123,12 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-/// A FIFO the task writes `ready` to; reading it waits for the task.
-fn fifo(dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("ready");
-    let c = CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    path
-}
-
-async fn wait_ready(path: PathBuf) {
-    let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path));
-    let text = tokio::time::timeout(EVENT_TIMEOUT, read)
-        .await
-        .expect("the task got ready in time")
-        .unwrap()
-        .unwrap();
-    assert_eq!(text.trim(), "ready");
-}
-
 #[tokio::test]
 async fn limits_are_written_and_the_process_is_inside_from_its_start() {
     let Some(f) = fixture("limits", true) else {
         return;
     };
-    let ready = fifo(&f.sandbox.join("probe"));
+    let ready = common::fifo(&f.sandbox.join("probe"));
     // The task reports its own cgroups: proof that it joined before running anything.
     let script = format!(
         "cat /proc/self/cgroup > cgroups; echo ready > {}; exec sleep 1000",
@@ -156,7 +137,7 @@ async fn limits_are_written_and_the_process_is_inside_from_its_start() {
     let container = f.launch(&script, "cpus:0.5;mem:64");
     let id = container.handle.id().to_owned();
     let pid = container.process.pid() as i32;
-    wait_ready(ready).await;
+    common::wait_ready(ready, EVENT_TIMEOUT).await;
     let dirs = f.dirs(&id);
     for dir in &dirs {
         assert!(dir.is_dir(), "{} exists", dir.display());
@@ -282,12 +263,12 @@ async fn a_restarted_agent_destroys_the_containers_its_earlier_run_left() {
     let Some(f) = fixture("orphans", false) else {
         return;
     };
-    let ready = fifo(&f.sandbox.join("probe"));
+    let ready = common::fifo(&f.sandbox.join("probe"));
     // The child of the shell is what must not survive: the agent never knew its pid.
     let script = format!("sleep 1000 & echo ready > {}; wait", ready.display());
     let container = f.launch(&script, "cpus:0.1;mem:32");
     let id = container.handle.id().to_owned();
-    wait_ready(ready).await;
+    common::wait_ready(ready, EVENT_TIMEOUT).await;
     let pids: Vec<i32> = f
         .dirs(&id)
         .iter()

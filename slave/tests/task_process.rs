@@ -1,8 +1,9 @@
 //! Real OS processes for tasks: output captured in the sandbox, exit statuses, and kills that
 //! honour the grace period (timed on a paused clock).
 
-use std::ffi::CString;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use libactor::Clock;
@@ -22,26 +23,6 @@ fn shell(command: &str) -> CommandInfo {
         value: command.into(),
         ..Default::default()
     }
-}
-
-/// A FIFO the task writes to once it is ready; opening it for reading waits for the writer.
-fn fifo(dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("ready");
-    let c = CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    path
-}
-
-async fn wait_ready(path: PathBuf) {
-    let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path));
-    let text = tokio::time::timeout(EVENT_TIMEOUT, read)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(text.trim(), "ready");
 }
 
 #[tokio::test]
@@ -94,10 +75,10 @@ async fn output_goes_to_the_sandbox_and_the_status_is_reported() {
 #[tokio::test]
 async fn kill_honours_the_grace_period_of_a_task_trapping_sigterm() {
     let dir = sandbox("trap");
-    let ready = fifo(&dir);
+    let ready = common::fifo(&dir);
     let script = "trap 'echo got-term' TERM; echo ready > ready; while :; do sleep 1; done";
     let mut task = TaskProcess::spawn(&shell(script), &dir, &[]).unwrap();
-    wait_ready(ready).await;
+    common::wait_ready(ready, EVENT_TIMEOUT).await;
     let clock = Clock::paused();
     let c = clock.clone();
     let killing = tokio::spawn(async move {
@@ -128,10 +109,10 @@ async fn kill_honours_the_grace_period_of_a_task_trapping_sigterm() {
 #[tokio::test]
 async fn a_task_that_does_not_trap_dies_of_sigterm() {
     let dir = sandbox("plain");
-    let ready = fifo(&dir);
+    let ready = common::fifo(&dir);
     let mut task =
         TaskProcess::spawn(&shell("echo ready > ready; exec sleep 1000"), &dir, &[]).unwrap();
-    wait_ready(ready).await;
+    common::wait_ready(ready, EVENT_TIMEOUT).await;
     let clock = Clock::paused();
     let status = tokio::time::timeout(EVENT_TIMEOUT, task.kill(Duration::from_secs(3), &clock))
         .await

@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cluster;
 pub mod recording_scheduler;
 
 use std::process::Stdio;

@@ -7,21 +7,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use keel::local_cluster::{LocalCluster, LocalClusterConfig};
-use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
-use libactor::Node;
+use keel::local_cluster::LocalClusterConfig;
+use keel_tests::cluster::ClusterWithFramework;
+use keel_tests::recording_scheduler::command_task;
 use protos::v1::task_status::Reason;
-use protos::v1::{Filters, TaskId, TaskState};
+use protos::v1::{TaskId, TaskState};
 use slave::containerizer::cgroup_layout::CgroupLayout;
 use slave::containerizer::{self, ContainerizerConfig, IsolationMode};
 
-const AGENTS_UP: Duration = Duration::from_secs(30);
 const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Setup {
-    cluster: LocalCluster,
-    node: Node,
-    framework: TestFramework,
+    c: ClusterWithFramework,
     root: String,
     _dir: tempfile::TempDir,
 }
@@ -44,44 +41,22 @@ async fn setup(name: &str) -> Option<Setup> {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = LocalClusterConfig::new(1, dir.path());
     config.containerizer = containerizer;
-    let cluster = LocalCluster::start(config).expect("cluster starts");
-    cluster
-        .wait_for_agents(AGENTS_UP)
-        .await
-        .expect("agents register");
-    let node = Node::builder()
-        .single_threaded()
-        .start()
-        .expect("framework node");
-    let mut framework = TestFramework::start(&node, cluster.master_pid(), framework_info("test"));
-    framework.registered().await;
     Some(Setup {
-        cluster,
-        node,
-        framework,
+        c: ClusterWithFramework::start(config).await,
         root,
         _dir: dir,
     })
 }
 
 impl Setup {
-    async fn launch(&mut self, task: protos::v1::TaskInfo) {
-        let offers = self.framework.offers().await;
-        let first = offers[0].id.clone().expect("offer id");
-        self.framework
-            .act(move |d| d.launch_tasks(&[first], vec![task], Filters::default()))
-            .await;
-    }
-
     fn agent_http(&self) -> (String, String) {
-        let pid = self.cluster.agents[0].slave.pid();
+        let pid = self.c.cluster.agents[0].slave.pid();
         (pid.address().to_owned(), pid.id().to_owned())
     }
 
     /// Stops everything and checks that no cgroup of the test is left.
     async fn stop(self) {
-        self.node.shutdown().await;
-        self.cluster.shutdown().await;
+        self.c.shutdown().await;
         let layout = CgroupLayout::detect().expect("cgroups still there");
         for (_, dir) in layout.dirs(Path::new(&self.root)) {
             std::fs::remove_dir(&dir).unwrap_or_else(|e| {
@@ -99,13 +74,13 @@ async fn a_task_outgrowing_its_memory_fails_with_the_memory_reason() {
     let Some(mut s) = setup("oom").await else {
         return;
     };
-    s.launch(command_task(
+    s.c.launch_on_first_offer(command_task(
         "hog",
         "head -c 536870912 /dev/zero | tail",
         "cpus:0.1;mem:64",
     ))
     .await;
-    let failed = s.framework.status("hog", TaskState::TaskFailed).await;
+    let failed = s.c.framework.status("hog", TaskState::TaskFailed).await;
     assert_eq!(failed.reason(), Reason::ContainerLimitationMemory);
     assert!(
         failed
@@ -130,13 +105,13 @@ async fn a_busy_task_shows_at_monitor_statistics_and_leaves_nothing_behind() {
         state["isolation"].as_str().unwrap().starts_with("cgroups"),
         "{state}"
     );
-    s.launch(command_task(
+    s.c.launch_on_first_offer(command_task(
         "busy",
         "while :; do :; done",
         "cpus:0.5;mem:96",
     ))
     .await;
-    s.framework.status("busy", TaskState::TaskRunning).await;
+    s.c.framework.status("busy", TaskState::TaskRunning).await;
     let path = format!("/{slave}/monitor/statistics");
     let entry = tokio::time::timeout(EVENT_TIMEOUT, async {
         loop {
@@ -167,16 +142,16 @@ async fn a_busy_task_shows_at_monitor_statistics_and_leaves_nothing_behind() {
         .as_str()
         .is_some_and(|c| !c.is_empty()));
 
-    let metrics = s.cluster.agents[0].node.metrics().snapshot();
+    let metrics = s.c.cluster.agents[0].node.metrics().snapshot();
     assert_eq!(metrics.get("slave/containers_running"), Some(&1.0));
 
-    s.framework
+    s.c.framework
         .act(|d| {
             d.kill_task(&TaskId {
                 value: "busy".into(),
             })
         })
         .await;
-    s.framework.status("busy", TaskState::TaskKilled).await;
+    s.c.framework.status("busy", TaskState::TaskKilled).await;
     s.stop().await;
 }

@@ -5,21 +5,19 @@
 
 use std::time::Duration;
 
-use keel::local_cluster::{LocalCluster, LocalClusterConfig};
-use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
-use libactor::{Clock, Node};
+use keel::local_cluster::LocalClusterConfig;
+use keel_tests::cluster::ClusterWithFramework;
+use keel_tests::recording_scheduler::command_task;
+use libactor::Clock;
 use protos::v1::command_info::Uri;
 use protos::v1::task_status::Reason;
-use protos::v1::{Filters, TaskInfo, TaskState};
+use protos::v1::{TaskInfo, TaskState};
 
-const AGENTS_UP: Duration = Duration::from_secs(30);
 const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 const GC_DELAY: Duration = Duration::from_secs(3600);
 
 struct Setup {
-    cluster: LocalCluster,
-    node: Node,
-    framework: TestFramework,
+    c: ClusterWithFramework,
     clock: Clock,
     dir: tempfile::TempDir,
 }
@@ -30,45 +28,16 @@ async fn setup() -> Setup {
     let mut config = LocalClusterConfig::new(1, dir.path());
     config.clock = Some(clock.clone());
     config.gc_delay = GC_DELAY;
-    let cluster = LocalCluster::start(config).expect("cluster starts");
-    cluster
-        .wait_for_agents(AGENTS_UP)
-        .await
-        .expect("agents register");
-    let node = Node::builder()
-        .single_threaded()
-        .start()
-        .expect("framework node");
-    let mut framework = TestFramework::start(&node, cluster.master_pid(), framework_info("test"));
-    framework.registered().await;
     Setup {
-        cluster,
-        node,
-        framework,
+        c: ClusterWithFramework::start(config).await,
         clock,
         dir,
     }
 }
 
 impl Setup {
-    async fn launch(&mut self, task: TaskInfo) {
-        let offers = self.framework.offers().await;
-        let first = offers[0].id.clone().expect("offer id");
-        self.framework
-            .act(move |d| {
-                d.launch_tasks(
-                    &[first],
-                    vec![task],
-                    Filters {
-                        refuse_seconds: Some(0.0),
-                    },
-                )
-            })
-            .await;
-    }
-
     fn agent_address(&self) -> String {
-        self.cluster.agents[0].slave.pid().address().to_owned()
+        self.c.cluster.agents[0].slave.pid().address().to_owned()
     }
 }
 
@@ -102,8 +71,8 @@ async fn a_fetched_script_runs_its_output_is_readable_and_its_sandbox_is_collect
             ..Default::default()
         },
     );
-    s.launch(task).await;
-    s.framework
+    s.c.launch_on_first_offer(task).await;
+    s.c.framework
         .status("fetching", TaskState::TaskFinished)
         .await;
 
@@ -161,7 +130,7 @@ async fn a_fetched_script_runs_its_output_is_readable_and_its_sandbox_is_collect
     .await
     .unwrap();
     assert_eq!(bad.status, 400);
-    let refused = s.cluster.agents[0].node.metrics().snapshot();
+    let refused = s.c.cluster.agents[0].node.metrics().snapshot();
     assert_eq!(refused.get("files/requests_refused"), Some(&3.0));
 
     // After --gc_delay the finished run's sandbox goes.
@@ -174,8 +143,7 @@ async fn a_fetched_script_runs_its_output_is_readable_and_its_sandbox_is_collect
     })
     .await
     .expect("the sandbox is collected after the gc delay");
-    s.node.shutdown().await;
-    s.cluster.shutdown().await;
+    s.c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,8 +159,11 @@ async fn a_checksum_mismatch_fails_the_task_with_the_fetcher_reason() {
             ..Default::default()
         },
     );
-    s.launch(task).await;
-    let failed = s.framework.status("mismatch", TaskState::TaskFailed).await;
+    s.c.launch_on_first_offer(task).await;
+    let failed =
+        s.c.framework
+            .status("mismatch", TaskState::TaskFailed)
+            .await;
     assert_eq!(failed.reason(), Reason::FetcherFailure);
     assert!(
         failed.message.contains("sha256 mismatch"),
@@ -200,10 +171,9 @@ async fn a_checksum_mismatch_fails_the_task_with_the_fetcher_reason() {
         failed.message
     );
     assert!(failed.message.contains("data.bin"), "{}", failed.message);
-    let metrics = s.cluster.agents[0].node.metrics().snapshot();
+    let metrics = s.c.cluster.agents[0].node.metrics().snapshot();
     assert_eq!(metrics.get("slave/fetch_failures"), Some(&1.0));
-    s.node.shutdown().await;
-    s.cluster.shutdown().await;
+    s.c.shutdown().await;
 }
 
 fn walk(path: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -69,6 +69,8 @@ pub struct AgentTask {
     pub delivered: bool,
     /// Why it is being killed, when the master said (a revocation): its TASK_KILLED says so.
     pub kill_reason: Option<protos::v1::task_status::Reason>,
+    /// Its last reported health, when it has a health check; every update carries it.
+    pub healthy: Option<bool>,
 }
 
 /// One executor on the agent.
@@ -100,6 +102,8 @@ pub struct Executor {
     pub shutting_down: bool,
     /// Its container's isolation (statistics, limit updates).
     pub container: Option<Arc<dyn ContainerHandle>>,
+    /// The command task's health checking, when it asked for a check.
+    pub health: Option<crate::slave::TaskHealth>,
 }
 
 impl Executor {

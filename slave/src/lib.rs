@@ -13,6 +13,7 @@
 //!   own process group, joined to its cgroups before `exec`, killed with a grace period);
 //! - [`fetcher`]: URIs brought into a sandbox before launch (copy, http download, sha256,
 //!   extraction, a shared cache); [`files`]: sandbox files over HTTP (`/files/read`);
+//! - [`health_check`]: command, TCP and HTTP checks of command tasks and their state machine;
 //! - [`executor`]: what the agent knows of one executor; [`monitor`]: usage reports;
 //! - [`agent_resources`]: what the agent offers (detected, `--resources`, `--attributes`).
 //!
@@ -34,6 +35,7 @@ pub mod containerizer;
 pub mod executor;
 pub mod fetcher;
 pub mod files;
+pub mod health_check;
 pub mod monitor;
 pub mod slave;
 pub mod status_update_manager;

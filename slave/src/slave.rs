@@ -59,7 +59,10 @@ use crate::monitor;
 use crate::status_update_manager::StatusUpdateManager;
 use crate::task_process::{Termination, DEFAULT_KILL_GRACE};
 
+mod health;
 mod launch;
+
+pub use health::TaskHealth;
 
 /// First wait before re-sending a registration the master has not answered.
 pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -504,6 +507,7 @@ impl Slave {
             resources,
             delivered: false,
             kill_reason: None,
+            healthy: None,
         };
         match task.executor.clone() {
             None => self.launch_command(ctx, &framework_id, agent_task),
@@ -697,16 +701,37 @@ impl Slave {
         reason: Reason,
         message: String,
     ) {
+        let mut healthy = None;
         if let Some(e) = self.executor_mut(framework, executor) {
             if let Some(t) = e.tasks.get_mut(task) {
                 t.state = state;
+                healthy = t.healthy;
             }
         }
+        self.report_status(
+            ctx, framework, executor, task, state, reason, message, healthy,
+        );
+    }
+
+    /// Sends one status update of `task` through the status update manager.
+    #[allow(clippy::too_many_arguments)]
+    fn report_status(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor: &str,
+        task: &str,
+        state: TaskState,
+        reason: Reason,
+        message: String,
+        healthy: Option<bool>,
+    ) {
         let agent_id = self.id.clone().map(|value| AgentId { value });
         let executor_id = Some(ExecutorId {
             value: executor.to_owned(),
         });
-        let with_reason = !matches!(state, TaskState::TaskRunning | TaskState::TaskFinished);
+        let with_reason = !matches!(state, TaskState::TaskRunning | TaskState::TaskFinished)
+            || reason == Reason::TaskHealthCheckStatusUpdated;
         let status = TaskStatus {
             task_id: Some(TaskId {
                 value: task.to_owned(),
@@ -718,6 +743,7 @@ impl Slave {
             agent_id: agent_id.clone(),
             executor_id: executor_id.clone(),
             timestamp: now_seconds(),
+            healthy,
             ..Default::default()
         };
         self.forward(
@@ -821,7 +847,17 @@ impl Slave {
                 (None, ExecutorKind::Command) => message.clone(),
                 (None, ExecutorKind::Custom) => format!("executor {executor_id} ended: {message}"),
             };
-            self.report(ctx, framework, executor_id, &task, state, reason, message);
+            let healthy = executor.tasks.get(&task).and_then(|t| t.healthy);
+            self.report_status(
+                ctx,
+                framework,
+                executor_id,
+                &task,
+                state,
+                reason,
+                message,
+                healthy,
+            );
         }
         if executor.kind == ExecutorKind::Custom {
             ctx.send(

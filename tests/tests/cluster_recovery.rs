@@ -273,11 +273,21 @@ async fn a_custom_executor_runs_tasks_and_relays_framework_messages() {
         command: None,
         ..command_task("e1", "unused", "cpus:0.5;mem:16")
     };
+    // Two tasks for the one executor (one OS process, in one container).
+    let second = TaskInfo {
+        task_id: Some(TaskId { value: "e2".into() }),
+        ..task.clone()
+    };
     framework
-        .act(move |d| d.launch_tasks(&[offer], vec![task], Filters::default()))
+        .act(move |d| d.launch_tasks(&[offer], vec![task, second], Filters::default()))
         .await;
     let running = framework.status("e1", TaskState::TaskRunning).await;
     assert_eq!(running.source(), protos::v1::task_status::Source::Executor);
+    let other = framework.status("e2", TaskState::TaskRunning).await;
+    assert_eq!(
+        other.executor_id, running.executor_id,
+        "both on the one executor"
+    );
     let agent = running.agent_id.clone().unwrap();
 
     // scheduler → master → agent → executor, and back.

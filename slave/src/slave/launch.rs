@@ -20,13 +20,14 @@ use protos::IdText;
 use resources::Resources;
 use tokio::sync::oneshot;
 
-use super::{Slave, EXECUTOR_REGISTRATION_TIMEOUT};
+use super::{Slave, TaskHealth, EXECUTOR_REGISTRATION_TIMEOUT};
 use crate::containerizer::{self, Container, ContainerExit, ContainerSpec, Limitation};
 use crate::executor::{
     AgentTask, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID, ENV_FRAMEWORK_ID,
     ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
 };
 use crate::fetcher::FetchError;
+use crate::health_check::{HealthCheckSpec, HealthState};
 use crate::task_process::LaunchError;
 
 /// What became of an executor's fetch.
@@ -61,8 +62,34 @@ impl Slave {
             );
             return;
         }
+        let health = match task
+            .info
+            .health_check
+            .as_ref()
+            .map(HealthCheckSpec::from_proto)
+        {
+            None => None,
+            Some(Ok(spec)) => Some(spec),
+            Some(Err(why)) => {
+                self.report(
+                    ctx,
+                    framework,
+                    &task_id,
+                    &task_id,
+                    TaskState::TaskError,
+                    Reason::TaskInvalid,
+                    format!("invalid health check: {why}"),
+                );
+                return;
+            }
+        };
         let resources = task.resources.clone();
         let mut executor = self.new_executor(framework, &task_id, ExecutorKind::Command, None);
+        executor.health = health.map(|spec| TaskHealth {
+            spec,
+            state: HealthState::new(),
+            started: ctx.node().clock().now(),
+        });
         executor.tasks.insert(task_id, task);
         self.launch_executor(ctx, executor, command, resources);
     }
@@ -143,6 +170,7 @@ impl Slave {
             kill: None,
             shutting_down: false,
             container: None,
+            health: None,
         }
     }
 
@@ -277,18 +305,27 @@ impl Slave {
             ExecutorKind::Command => ExecutorState::Running,
             ExecutorKind::Custom => ExecutorState::Launching,
         };
+        let first_check = executor.health.as_mut().map(|h| {
+            h.started = ctx.node().clock().now();
+            h.spec.delay
+        });
         tracing::info!(%framework, executor = %executor_id, os_pid = container.process.pid(), container = %container.handle.id(), sandbox = %sandbox.display(), "executor started");
         self.supervise(ctx, framework, executor_id, container, run, kill);
         match kind {
-            ExecutorKind::Command => self.report(
-                ctx,
-                framework,
-                executor_id,
-                executor_id,
-                TaskState::TaskRunning,
-                Reason::CommandExecutorFailed,
-                String::new(),
-            ),
+            ExecutorKind::Command => {
+                self.report(
+                    ctx,
+                    framework,
+                    executor_id,
+                    executor_id,
+                    TaskState::TaskRunning,
+                    Reason::CommandExecutorFailed,
+                    String::new(),
+                );
+                if let Some(delay) = first_check {
+                    self.schedule_health_check(ctx, framework, executor_id, run, delay);
+                }
+            }
             ExecutorKind::Custom => {
                 self.count(|m| &m.executors_launched);
                 let (framework, executor_id) = (framework.to_owned(), executor_id.to_owned());

@@ -196,26 +196,11 @@ async fn run(probe: Probe, sandbox: &Path) -> Result<(), String> {
 }
 
 async fn http_status(port: u16, path: &str) -> Result<u16, String> {
-    use http_body_util::Empty;
-    use hyper::body::Bytes;
-    let fail = |e: String| format!("HTTP health check GET :{port}{path}: {e}");
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let address = format!("127.0.0.1:{port}");
+    crate::http_get::get(&address, &address, path)
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-    tokio::spawn(conn);
-    let request = hyper::Request::get(path)
-        .header("host", format!("127.0.0.1:{port}"))
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| fail(e.to_string()))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(response.status().as_u16())
+        .map(|response| response.status().as_u16())
+        .map_err(|e| format!("HTTP health check GET :{port}{path}: {e}"))
 }
 
 /// Where a task's health stands, and what the agent should do about a check's result.

@@ -14,6 +14,7 @@
 //! - [`fetcher`]: URIs brought into a sandbox before launch (copy, http download, sha256,
 //!   extraction, a shared cache); [`files`]: sandbox files over HTTP (`/files/read`);
 //! - [`health_check`]: command, TCP and HTTP checks of command tasks and their state machine;
+//!   [`http_get`]: the plain GET both the fetcher and HTTP checks use;
 //! - [`executor`]: what the agent knows of one executor; [`monitor`]: usage reports;
 //! - [`agent_resources`]: what the agent offers (detected, `--resources`, `--attributes`).
 //!
@@ -36,6 +37,7 @@ pub mod executor;
 pub mod fetcher;
 pub mod files;
 pub mod health_check;
+pub mod http_get;
 pub mod monitor;
 pub mod slave;
 pub mod status_update_manager;

@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use super::FetchError;
@@ -49,25 +47,9 @@ async fn get(url: &str, rest: &str, dest: &Path, max_bytes: u64) -> Result<(), F
     } else {
         format!("{authority}:80")
     };
-    let stream = tokio::net::TcpStream::connect(&connect_to)
+    let response = crate::http_get::get(&connect_to, authority, path)
         .await
-        .map_err(|e| fail(format!("cannot connect to {connect_to}: {e}")))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    tokio::spawn(conn);
-    let request = hyper::Request::get(path)
-        .header("host", authority)
-        .header(
-            "user-agent",
-            concat!("keel-fetcher/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| fail(e.to_string()))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(fail)?;
     let status = response.status();
     if !status.is_success() {
         let location = response

@@ -5,13 +5,18 @@
 //! Killing follows Mesos: SIGTERM to the group, the task's grace period on the agent's clock,
 //! then SIGKILL to the group.
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use libactor::Clock;
 use protos::v1::CommandInfo;
+
+/// Joins the cgroups named by its arguments, then runs the rest: `$1` is how many
+/// `cgroup.procs` files follow, then the program and its arguments. Exit 125 if a join fails.
+const JOIN_SCRIPT: &str = r#"n=$1; shift
+while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done
+exec "$@""#;
 
 /// Default kill grace period (Mesos's command executor: 3 s).
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
@@ -97,14 +102,16 @@ impl TaskProcess {
         TaskProcess::spawn_joined(command, sandbox, env, Vec::new())
     }
 
-    /// Like [`TaskProcess::spawn`], with the child writing its pid to each of `cgroup_procs`
-    /// (open `cgroup.procs` files) between `fork` and `exec`: it joins its cgroups before the
-    /// command's first instruction, so everything it allocates is charged there.
+    /// Like [`TaskProcess::spawn`], joining the cgroups whose `cgroup.procs` files are
+    /// `cgroup_procs` before the command's first instruction, so everything it allocates is
+    /// charged there. A tiny `/bin/sh` writes its own pid to each file and then `exec`s the
+    /// command: unlike a `pre_exec` hook this lets the agent start it with `posix_spawn`
+    /// (no fork of the whole agent), which is what makes launches cheap.
     pub fn spawn_joined(
         command: &CommandInfo,
         sandbox: &Path,
         env: &[(String, String)],
-        cgroup_procs: Vec<std::fs::File>,
+        cgroup_procs: Vec<PathBuf>,
     ) -> Result<TaskProcess, LaunchError> {
         if command.value.trim().is_empty() {
             return Err(LaunchError::EmptyCommand);
@@ -116,13 +123,32 @@ impl TaskProcess {
         std::fs::create_dir_all(sandbox).map_err(sandbox_err)?;
         let stdout = std::fs::File::create(sandbox.join("stdout")).map_err(sandbox_err)?;
         let stderr = std::fs::File::create(sandbox.join("stderr")).map_err(sandbox_err)?;
-        let mut cmd = if command.shell.unwrap_or(true) {
-            let mut cmd = tokio::process::Command::new("/bin/sh");
-            cmd.arg("-c").arg(&command.value);
+        let (program, args): (&str, Vec<&str>) = if command.shell.unwrap_or(true) {
+            ("/bin/sh", vec!["-c", &command.value])
+        } else {
+            (
+                &command.value,
+                command
+                    .arguments
+                    .iter()
+                    .skip(1)
+                    .map(String::as_str)
+                    .collect(),
+            )
+        };
+        let mut cmd = if cgroup_procs.is_empty() {
+            let mut cmd = tokio::process::Command::new(program);
+            cmd.args(&args);
             cmd
         } else {
-            let mut cmd = tokio::process::Command::new(&command.value);
-            cmd.args(command.arguments.iter().skip(1));
+            let mut cmd = tokio::process::Command::new("/bin/sh");
+            cmd.arg("-c")
+                .arg(JOIN_SCRIPT)
+                .arg("keel-join")
+                .arg(cgroup_procs.len().to_string())
+                .args(&cgroup_procs)
+                .arg(program)
+                .args(&args);
             cmd
         };
         cmd.current_dir(sandbox)
@@ -137,31 +163,10 @@ impl TaskProcess {
         for (name, value) in env {
             cmd.env(name, value);
         }
-        if !cgroup_procs.is_empty() {
-            let fds: Vec<std::os::fd::RawFd> = cgroup_procs.iter().map(|f| f.as_raw_fd()).collect();
-            // SAFETY: the hook runs in the forked child before exec and only calls getpid(2)
-            // and write(2), both async-signal-safe, on descriptors the parent keeps open until
-            // spawn returns; it allocates nothing.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let mut digits = [0u8; 20];
-                    let pid = libc::getpid();
-                    let text = format_pid(pid, &mut digits);
-                    for fd in &fds {
-                        let n = libc::write(*fd, text.as_ptr().cast(), text.len());
-                        if n < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                    Ok(())
-                });
-            }
-        }
         let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
             program: command.value.clone(),
             source,
         })?;
-        drop(cgroup_procs);
         let pid = child.id().unwrap_or_default();
         Ok(TaskProcess {
             child,
@@ -222,38 +227,10 @@ impl TaskProcess {
     }
 }
 
-/// `pid` in decimal in `buf`, without allocating (safe between fork and exec).
-fn format_pid(pid: libc::pid_t, buf: &mut [u8; 20]) -> &[u8] {
-    let mut n = pid.unsigned_abs();
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || start == 0 {
-            break;
-        }
-    }
-    &buf[start..]
-}
-
 impl Drop for TaskProcess {
     /// A task process never outlives its handle by accident: whatever is left of the group is
     /// killed.
     fn drop(&mut self) {
         self.signal_group(libc::SIGKILL);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_pid;
-
-    #[test]
-    fn pids_format_in_decimal() {
-        let mut buf = [0u8; 20];
-        assert_eq!(format_pid(0, &mut buf), b"0");
-        assert_eq!(format_pid(7, &mut buf), b"7");
-        assert_eq!(format_pid(4_194_304, &mut buf), b"4194304");
     }
 }

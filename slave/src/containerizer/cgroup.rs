@@ -97,15 +97,16 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Every hierarchy's `cgroup.procs`, opened for writing: a child writes its pid to each
-    /// between `fork` and `exec`. The files close on `exec`.
-    pub fn procs_files(&self) -> Result<Vec<File>, ContainerError> {
+    /// Every hierarchy's `cgroup.procs`, checked writable now so that a launch fails here
+    /// with a clear error rather than in the child.
+    pub fn procs_files(&self) -> Result<Vec<PathBuf>, ContainerError> {
         self.dirs()
             .map(|dir| {
                 let path = dir.join("cgroup.procs");
                 std::fs::OpenOptions::new()
                     .write(true)
                     .open(&path)
+                    .map(|_| path.clone())
                     .map_err(|e| ContainerError::io("open", &path, e))
             })
             .collect()

@@ -163,6 +163,60 @@ impl Scheduler for ContainerLaunchScheduler {
     }
 }
 
+/// The floor every containerizer stands on: `count` bare `sh -c 'exec sleep 600'` processes
+/// started with `posix_spawn` from `threads` threads (no agent, no cgroup, no sandbox), timed
+/// until the last is started; then all are killed.
+pub fn raw_spawn(count: u64, threads: usize) -> std::io::Result<Duration> {
+    use std::os::unix::process::CommandExt;
+    let start = Instant::now();
+    let per_thread = count.div_ceil(threads.max(1) as u64);
+    let spawned: Vec<std::io::Result<Vec<std::process::Child>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1) as u64)
+            .map(|t| {
+                let n = per_thread.min(count.saturating_sub(t * per_thread));
+                scope.spawn(move || {
+                    (0..n)
+                        .map(|_| {
+                            std::process::Command::new("/bin/sh")
+                                .args(["-c", "exec sleep 600"])
+                                .stdin(std::process::Stdio::null())
+                                .stdout(std::process::Stdio::null())
+                                .process_group(0)
+                                .spawn()
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("spawner panicked")))
+            })
+            .collect()
+    });
+    let took = start.elapsed();
+    let mut first_error = None;
+    for children in spawned {
+        match children {
+            Ok(children) => {
+                for mut child in children {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(took),
+    }
+}
+
 /// The `q` quantile (0..=1) of `sorted` durations.
 pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {

@@ -8,8 +8,9 @@
 //! `RegisterExecutorMessage`, then hands it tasks, and the executor reports their states.
 //!
 //! ```text
-//!  Fetching ──▶ Launching ──RegisterExecutorMessage──▶ Running ──shutdown / kill──▶ Terminating ──exit──▶ (gone)
-//!      └───────────registration timeout / exit────────────────────────────────────────────▶ (gone)
+//!  Fetching ──▶ Starting ──▶ Launching ──RegisterExecutorMessage──▶ Running ──shutdown / kill──▶ Terminating ──exit──▶ (gone)
+//!      │            │  (a command task goes straight to Running)
+//!      └────────────┴──launch failed / registration timeout / exit───────────────────────────────────▶ (gone)
 //! ```
 
 use std::collections::BTreeMap;
@@ -48,6 +49,8 @@ pub enum ExecutorKind {
 pub enum ExecutorState {
     /// Its URIs are being fetched into its sandbox; no OS process yet.
     Fetching,
+    /// Its container is being created (off the agent's thread); no OS process known yet.
+    Starting,
     /// Its OS process started; a custom executor has not registered yet.
     Launching,
     /// Registered (custom) or running its command.

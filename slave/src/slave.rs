@@ -24,11 +24,10 @@
 use protos::IdText;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use authentication::Authenticatee;
-use dashmap::DashMap;
+
 use libactor::metrics::Counter;
 use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
 use protos::internal::{
@@ -48,8 +47,9 @@ use protos::v1::{
 use resources::Resources;
 use serde_json::json;
 
+use crate::containerizer::launcher::Launcher;
 use crate::containerizer::{
-    self, ChosenContainerizer, ContainerError, ContainerExit, ContainerHandle, ContainerizerConfig,
+    self, ChosenContainerizer, ContainerError, ContainerExit, ContainerizerConfig,
 };
 use crate::executor::{sandbox_path, AgentTask, Executor, ExecutorKind, ExecutorState};
 use crate::fetcher::cache::DEFAULT_CACHE_BYTES;
@@ -159,8 +159,8 @@ pub struct Slave {
     authenticatee: Option<Authenticatee>,
     metrics: Option<SlaveMetrics>,
     containerizer: ChosenContainerizer,
-    /// Every running container, by container id: shared with the metrics' gauges.
-    containers: Arc<DashMap<String, Arc<dyn ContainerHandle>>>,
+    /// Starts containers off the actor thread and holds every live one.
+    launcher: Launcher,
     fetcher: Fetcher,
 }
 
@@ -200,8 +200,11 @@ impl Slave {
                 frameworks: HashMap::new(),
                 next_run: 0,
                 metrics: None,
+                launcher: Launcher::new(
+                    containerizer.containerizer.clone(),
+                    Launcher::default_slots(),
+                ),
                 containerizer,
-                containers: Arc::new(DashMap::new()),
                 fetcher,
             },
         )
@@ -778,7 +781,7 @@ impl Slave {
             .filter(|e| e.run == run)
             .and_then(|e| e.container.as_ref())
         {
-            self.containers.remove(handle.id());
+            self.launcher.forget(handle.id());
         }
         let Some(executor) = self.executor(framework, executor_id) else {
             return;
@@ -1218,7 +1221,7 @@ impl Process for Slave {
             fetch_failures: m.counter("slave/fetch_failures"),
             sandboxes_removed: m.counter("slave/sandboxes_removed"),
         });
-        monitor::register_gauges(m, &self.containers);
+        monitor::register_gauges(m, self.launcher.containers());
         let orphans = self.containerizer.containerizer.recover(&HashSet::new());
         if !orphans.is_empty() {
             tracing::warn!(
@@ -1277,12 +1280,9 @@ impl Process for Slave {
         }
         // The supervisors may not run again (the node may be stopping): destroy here, so that
         // no process or cgroup outlives the agent.
-        for entry in self.containers.iter() {
-            if let Err(e) = entry.value().destroy() {
-                tracing::error!(container = %entry.key(), error = %e, "container not destroyed at shutdown");
-            }
+        for (container, e) in self.launcher.stop() {
+            tracing::error!(%container, error = %e, "container not destroyed at shutdown");
         }
-        self.containers.clear();
         self.containerizer.containerizer.shutdown();
     }
 }

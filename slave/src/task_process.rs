@@ -38,6 +38,12 @@ pub enum LaunchError {
     /// The container's isolation could not be set up.
     #[error("cannot isolate the container: {0}")]
     Isolation(#[from] crate::containerizer::ContainerError),
+    /// The agent is stopping and starts no more containers.
+    #[error("the agent is stopping")]
+    Stopping,
+    /// The thread starting the container failed.
+    #[error("the launch was aborted: {0}")]
+    Aborted(String),
     /// The OS refused to start the process.
     #[error("cannot start {program}: {source}")]
     Spawn {

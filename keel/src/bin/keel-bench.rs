@@ -17,7 +17,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use frameworks::{scheduler_driver, SchedulerOptions};
 use keel::bench_scheduler::{LaunchCounters, LaunchScheduler};
-use keel::container_bench::{quantile, ContainerLaunchScheduler, ContainerLaunches};
+use keel::container_bench::{quantile, raw_spawn, ContainerLaunchScheduler, ContainerLaunches};
 use keel::emulated_agent::{EmulatedAgent, EmulationCounters};
 use libactor::{Context, Node, Process, Upid};
 use protos::libactor::examples::Note;
@@ -354,6 +354,12 @@ async fn main() -> anyhow::Result<()> {
             task_resources,
         } => {
             let task_resources: Resources = task_resources.parse().context("--task-resources")?;
+            let threads = slave::containerizer::launcher::Launcher::default_slots();
+            let raw = tokio::task::spawn_blocking(move || raw_spawn(tasks, threads)).await??;
+            println!(
+                "containers: baseline: {tasks} bare `sh -c 'exec sleep 600'` posix_spawned from {threads} threads in {raw:.2?} ({:.2?} each)",
+                raw / tasks.max(1) as u32
+            );
             for mode in isolation {
                 containers(mode, tasks, latency_tasks, &task_resources).await?;
             }

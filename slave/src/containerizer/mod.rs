@@ -22,6 +22,7 @@
 pub mod cgroup;
 pub mod cgroup_layout;
 pub mod cgroups;
+pub mod launcher;
 pub mod limits;
 pub mod oom_listener;
 pub mod posix;

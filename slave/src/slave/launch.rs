@@ -21,7 +21,8 @@ use resources::Resources;
 use tokio::sync::oneshot;
 
 use super::{Slave, TaskHealth, EXECUTOR_REGISTRATION_TIMEOUT};
-use crate::containerizer::{self, Container, ContainerExit, ContainerSpec, Limitation};
+use crate::containerizer::launcher::LaunchRequest;
+use crate::containerizer::{self, Container, ContainerExit, Limitation};
 use crate::executor::{
     AgentTask, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID, ENV_FRAMEWORK_ID,
     ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
@@ -260,7 +261,8 @@ impl Slave {
         self.executor_exited(ctx, framework, executor_id, run, exit);
     }
 
-    /// Launches the executor's container and supervises it; the executor record must exist.
+    /// Starts the executor's container on the launcher (off this thread); the executor
+    /// record must exist. The executor stays `Starting` until the container runs.
     #[allow(clippy::too_many_arguments)]
     fn start_container(
         &mut self,
@@ -279,10 +281,41 @@ impl Slave {
             return;
         };
         let env = self.executor_env(ctx, framework, executor_id, &sandbox);
-        let container = match self.launch_container(command, &sandbox, &env, resources) {
+        if let Some(executor) = self.executor_mut(framework, executor_id) {
+            executor.state = ExecutorState::Starting;
+        }
+        let request = LaunchRequest {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            command: command.clone(),
+            sandbox,
+            env,
+            resources: resources.clone(),
+        };
+        let launcher = self.launcher.clone();
+        let (framework, executor_id) = (framework.to_owned(), executor_id.to_owned());
+        ctx.defer(
+            async move { (launcher.launch(request).await, kill) },
+            move |s: &mut Slave, ctx, (launched, kill)| {
+                s.container_launched(ctx, &framework, &executor_id, run, launched, kill)
+            },
+        );
+    }
+
+    /// A launch ended: supervise the container, or fail the executor's tasks.
+    fn container_launched(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor_id: &str,
+        run: u64,
+        launched: Result<Container, LaunchError>,
+        kill: oneshot::Receiver<Duration>,
+    ) {
+        let container = match launched {
             Ok(container) => container,
             Err(e) => {
                 tracing::warn!(%framework, executor = %executor_id, error = %e, "container did not start");
+                self.count(|m| &m.container_launch_errors);
                 let message = e.to_string();
                 self.ended_before_start(
                     ctx,
@@ -295,7 +328,18 @@ impl Slave {
                 return;
             }
         };
-        let Some(executor) = self.executor_mut(framework, executor_id) else {
+        let clock = ctx.node().clock().clone();
+        let Some(executor) = self
+            .executor_mut(framework, executor_id)
+            .filter(|e| e.run == run && e.state == ExecutorState::Starting)
+        else {
+            // Killed while it started, or no longer known: the container ends now, with the
+            // grace a kill asked for; its supervisor reports whatever is left to report.
+            let mut kill = kill;
+            let grace = kill.try_recv().unwrap_or(Duration::ZERO);
+            let (tx, now) = oneshot::channel();
+            let _ = tx.send(grace);
+            self.supervise(ctx, framework, executor_id, container, run, now);
             return;
         };
         executor.os_pid = container.process.pid();
@@ -306,10 +350,10 @@ impl Slave {
             ExecutorKind::Custom => ExecutorState::Launching,
         };
         let first_check = executor.health.as_mut().map(|h| {
-            h.started = ctx.node().clock().now();
+            h.started = clock.now();
             h.spec.delay
         });
-        tracing::info!(%framework, executor = %executor_id, os_pid = container.process.pid(), container = %container.handle.id(), sandbox = %sandbox.display(), "executor started");
+        tracing::info!(%framework, executor = %executor_id, os_pid = container.process.pid(), container = %container.handle.id(), "executor started");
         self.supervise(ctx, framework, executor_id, container, run, kill);
         match kind {
             ExecutorKind::Command => {
@@ -355,31 +399,6 @@ impl Slave {
             (ENV_EXECUTOR_ID.into(), executor.to_owned()),
             (ENV_SANDBOX.into(), sandbox.display().to_string()),
         ]
-    }
-
-    /// Starts a container with the agent's containerizer, under a fresh container id.
-    fn launch_container(
-        &self,
-        command: &CommandInfo,
-        sandbox: &std::path::Path,
-        env: &[(String, String)],
-        resources: &Resources,
-    ) -> Result<Container, LaunchError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let launched = self.containerizer.containerizer.launch(ContainerSpec {
-            id: &id,
-            command,
-            sandbox,
-            env,
-            resources,
-        });
-        match &launched {
-            Ok(c) => {
-                self.containers.insert(id, c.handle.clone());
-            }
-            Err(_) => self.count(|m| &m.container_launch_errors),
-        }
-        launched
     }
 
     /// Runs the executor's container on this process's arbiter until it ends; a kill request

@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests need. Nothing yet beyond Rust: protos compile with the pure-Rust
-# protox, and every test talks to nodes it starts itself on 127.0.0.1. (ZooKeeper, Debian's
-# `zookeeper` package, joins this list with the high-availability work.)
-packages=()
+# System packages the tests need: Debian's `zookeeper` (with its Java runtime), which the
+# high-availability tests start, one server per test on a free 127.0.0.1 port. Protos compile
+# with the pure-Rust protox; every other test talks to nodes it starts itself on 127.0.0.1.
+packages=(zookeeper)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -18,8 +18,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq "${missing[@]}"
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+test -f /usr/share/java/zookeeper.jar || { echo "zookeeper.jar missing after install" >&2; exit 1; }
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

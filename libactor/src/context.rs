@@ -38,6 +38,9 @@ impl<P: Process> Handlers<P> {
     }
 }
 
+/// The route path that serves every path of a process without a route of its own.
+pub const FALLBACK_ROUTE: &str = "/*";
+
 /// The running process's view of the runtime. Passed to every handler with the process itself.
 pub struct Context<P: Process> {
     pid: Upid,
@@ -116,6 +119,8 @@ impl<P: Process> Context<P> {
     }
 
     /// Serves `handler` at `/{id}{path}` on the node's HTTP port (`path` starts with `/`).
+    /// The path [`FALLBACK_ROUTE`] (`/*`) serves every path of the process that has no route
+    /// of its own (a standby master redirecting all of them, say).
     pub fn route<R: Into<HttpReply>>(
         &mut self,
         path: &str,
@@ -144,7 +149,11 @@ impl<P: Process> Context<P> {
     }
 
     pub(crate) fn route_for(&self, path: &str) -> Option<RouteFn<P>> {
-        self.handlers.routes.get(path).cloned()
+        self.handlers
+            .routes
+            .get(path)
+            .or_else(|| self.handlers.routes.get(FALLBACK_ROUTE))
+            .cloned()
     }
 
     /// The paths of this process's HTTP routes.

@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod recording_scheduler;
+pub mod zookeeper;
 
 use std::process::Stdio;
 use std::time::Duration;

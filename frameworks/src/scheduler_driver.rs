@@ -309,6 +309,13 @@ impl<S: Scheduler> SchedulerHandle<S> {
         });
     }
 
+    /// Points the driver at another master (a new leader after a failover): it re-registers
+    /// there with its framework id, keeping its tasks. Returns false if the driver has ended.
+    pub fn set_master(&self, master: Upid) -> bool {
+        self.process
+            .dispatch(move |p, ctx| p.master_changed(ctx, master))
+    }
+
     /// Runs `f` inside the driver's process with the scheduler and the driver, and returns its
     /// result.
     pub async fn call<R: Send + 'static>(
@@ -335,6 +342,25 @@ impl<S: Scheduler> SchedulerHandle<S> {
 }
 
 impl<S: Scheduler> SchedulerProcess<S> {
+    fn master_changed(&mut self, ctx: &mut Context<Self>, master: Upid) {
+        if master == self.driver.master || self.done.borrow().is_some() {
+            return;
+        }
+        tracing::info!(from = %self.driver.master, to = %master, "the master changed; registering with the new one");
+        ctx.unlink(&self.driver.master);
+        self.driver.master = master;
+        if let Some(auth) = self.driver.authenticatee.as_mut() {
+            auth.reset();
+        }
+        if self.driver.connected {
+            self.driver.connected = false;
+            self.scheduler.disconnected(&mut self.driver);
+            self.after_callback(ctx);
+        }
+        self.driver.backoff = REGISTRATION_BACKOFF_MIN;
+        self.register(ctx);
+    }
+
     fn sent_by_master(&self, from: &Upid) -> bool {
         let ok = *from == self.driver.master;
         if !ok {

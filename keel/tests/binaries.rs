@@ -2,62 +2,15 @@
 //! over real TCP on 127.0.0.1, and `keel-local` running `particles` end to end (its custom
 //! executors are yet more OS processes, started by the agents).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use keel_tests::daemon::{Daemon, DAEMON_TIMEOUT};
 
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+const START_TIMEOUT: Duration = DAEMON_TIMEOUT;
 
-/// A daemon binary that stops (SIGKILL) when dropped.
-struct Daemon {
-    child: tokio::process::Child,
-}
-
-impl Daemon {
-    /// Stops the daemon as an operator would (SIGTERM), so that an agent cleans up its
-    /// containers and cgroups; SIGKILL after `START_TIMEOUT` if it does not exit.
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) on a child this test spawned and has not reaped.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGTERM);
-            }
-        }
-        let exited = tokio::time::timeout(START_TIMEOUT, self.child.wait()).await;
-        assert!(exited.is_ok(), "the daemon did not stop on SIGTERM");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-/// Starts `binary` with `args` and waits for its first stdout line, `<word> <pid>`; returns
-/// the pid's text.
 async fn start(binary: &str, args: &[&str]) -> (Daemon, String) {
-    let mut child = tokio::process::Command::new(binary)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
-        .await
-        .expect("the daemon prints its pid in time")
-        .expect("stdout reads")
-        .expect("a first line");
-    let pid = line
-        .split_whitespace()
-        .nth(1)
-        .expect("`<word> <pid>`")
-        .to_owned();
-    (Daemon { child }, pid)
+    Daemon::start(binary, args).await
 }
 
 fn keelctl(master: &str, args: &[&str]) -> std::process::Output {

@@ -32,3 +32,4 @@
 pub mod allocator;
 pub mod drf;
 pub mod master;
+pub mod standby;

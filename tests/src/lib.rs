@@ -11,6 +11,7 @@
 //! ```
 
 pub mod cluster;
+pub mod daemon;
 pub mod recording_scheduler;
 pub mod zookeeper;
 

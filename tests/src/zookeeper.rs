@@ -1,7 +1,6 @@
 //! A real ZooKeeper server per test (Debian's `zookeeper` package, which the README's test
 //! command installs): a free 127.0.0.1 port, its own data dir, started with
-//! `ZooKeeperServerMain`, ready once it answers `ruok` with `imok`, killed by its pid when
-//! dropped (also when the test fails).
+//! `ZooKeeperServerMain`, killed by its pid when dropped (also when the test fails).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -77,7 +76,11 @@ impl ZooKeeperServer {
                     self.log().display()
                 );
             }
-            if self.four_letter("ruok").is_ok_and(|r| r == "imok") {
+            // `imok` comes as soon as the JVM listens; `srvr` names the mode only once the
+            // server accepts sessions.
+            if self.four_letter("ruok").is_ok_and(|r| r == "imok")
+                && self.four_letter("srvr").is_ok_and(|r| r.contains("Mode:"))
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {

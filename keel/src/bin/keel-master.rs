@@ -1,10 +1,17 @@
 //! keel-master: runs the master process and its allocator on one node. Agents and frameworks
 //! find it at `master@IP:PORT`.
+//!
+//! With `--zk zk://host:port,…/path` several masters contend for leadership: each serves as a
+//! standby (HTTP redirected to the leader) until ZooKeeper elects it, then runs the master.
+//! A leader that loses its ZooKeeper session exits at once (status 1), as Mesos's does: it can
+//! no longer know that no other master leads; a supervisor restarts it as a new contender.
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
+use coordination::{Candidacy, Contender, Detector, MasterInfoJson, ZkUrl};
 use keel::local_cluster::fresh_master_id;
 use master::master::{AuthenticationPolicy, Master, RevocationPolicy};
+use master::standby::StandbyMaster;
 
 #[derive(Debug, Parser)]
 #[command(name = "keel-master", version, about = "Run a Keel master.")]
@@ -32,6 +39,12 @@ struct Flags {
     /// `--guarantee 'prod=cpus:8;mem:16384'`.
     #[arg(long = "guarantee", env = "KEEL_GUARANTEES", value_delimiter = ',')]
     guarantees: Vec<String>,
+    /// Contend for leadership in this ZooKeeper ensemble, `zk://host:port,…/path`.
+    #[arg(long, env = "KEEL_ZK")]
+    zk: Option<String>,
+    /// ZooKeeper session timeout: how long ZooKeeper waits before another master may lead.
+    #[arg(long, env = "KEEL_ZK_SESSION_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    zk_session_timeout_seconds: f64,
 }
 
 #[tokio::main]
@@ -58,7 +71,21 @@ async fn main() -> anyhow::Result<()> {
         agents: flags.authenticate_agents,
         frameworks: flags.authenticate_frameworks,
     };
-    let handle = Master::spawn_with(&node, &fresh_master_id(), policy)?;
+    let master_id = fresh_master_id();
+    // The first stdout line says where the master is, for scripts and tests: at once for a
+    // contender (it serves as a standby meanwhile), once it runs otherwise.
+    let my_pid = node.pid("master")?;
+    let contender = match &flags.zk {
+        None => None,
+        Some(zk) => {
+            println!("master {my_pid}");
+            Some(stand_by_until_elected(&node, &flags, zk, &master_id, &my_pid).await?)
+        }
+    };
+    let handle = Master::spawn_with(&node, &master_id, policy)?;
+    if contender.is_none() {
+        println!("master {my_pid}");
+    }
     if let Some(grace) = flags.revocation_grace_seconds {
         if !(grace.is_finite() && grace >= 0.0) {
             bail!("--revocation-grace-seconds must be a non-negative number");
@@ -85,11 +112,77 @@ async fn main() -> anyhow::Result<()> {
     } else if !flags.guarantees.is_empty() {
         bail!("--guarantee needs --revocation-grace-seconds");
     }
-    // The first stdout line says where the master is, for scripts and tests.
-    println!("master {}", handle.master.pid());
+    println!("leading {}", handle.master.pid());
     tracing::info!(pid = %handle.master.pid(), "master started");
-    keel::shutdown_signal::terminated().await;
+    match contender {
+        None => keel::shutdown_signal::terminated().await,
+        Some(contender) => {
+            let mut candidacy = contender.candidacy();
+            tokio::select! {
+                _ = keel::shutdown_signal::terminated() => {}
+                lost = candidacy.wait_for(|c| matches!(c, Candidacy::Lost(_))) => {
+                    let why = lost.map(|c| format!("{:?}", *c)).unwrap_or_default();
+                    tracing::error!(reason = %why, "lost leadership; exiting so that no two masters lead");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
     tracing::info!("stopping");
     node.shutdown().await;
     Ok(())
+}
+
+/// Runs a standby at `master` (redirecting HTTP to the leader it detects) and contends until
+/// elected; then the standby goes and the caller starts the real master in its place.
+async fn stand_by_until_elected(
+    node: &libactor::Node,
+    flags: &Flags,
+    zk: &str,
+    master_id: &str,
+    my_pid: &libactor::Upid,
+) -> anyhow::Result<Contender> {
+    let url: ZkUrl = zk.parse().with_context(|| format!("--zk {zk}"))?;
+    let timeout = flags.zk_session_timeout_seconds;
+    if !(timeout.is_finite() && (1.0..=600.0).contains(&timeout)) {
+        bail!("--zk-session-timeout-seconds must be between 1 and 600");
+    }
+    let timeout = std::time::Duration::from_secs_f64(timeout);
+    let standby = node.spawn_ref("master", StandbyMaster::new())?;
+    let detector = Detector::start(url.clone(), timeout);
+    let mut leader = detector.leader();
+    let redirects = {
+        let standby = standby.clone();
+        tokio::spawn(async move {
+            loop {
+                let base = leader
+                    .borrow_and_update()
+                    .as_ref()
+                    .map(MasterInfoJson::http_base);
+                standby.dispatch(move |s, ctx| s.set_leader(ctx, base));
+                if leader.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| flags.ip.to_string());
+    let info = MasterInfoJson::new(master_id, my_pid, &hostname);
+    let contender = Contender::contend(&url, &info, timeout).await?;
+    println!("contending {} in {url}", contender.znode());
+    tracing::info!(znode = contender.znode(), "standing by until elected");
+    tokio::select! {
+        elected = contender.elected() => elected?,
+        _ = keel::shutdown_signal::terminated() => {
+            tracing::info!("stopping before being elected");
+            std::process::exit(0);
+        }
+    }
+    redirects.abort();
+    drop(detector);
+    node.terminate(standby.pid());
+    node.wait(standby.pid()).await;
+    Ok(contender)
 }

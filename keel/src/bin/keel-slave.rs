@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use keel::master_address::master_pid;
+use keel::master_address::{follow, MasterSource};
 use slave::agent_resources::{agent_resources, parse_attributes};
 use slave::containerizer::{ContainerizerConfig, IsolationMode, DEFAULT_CGROUPS_ROOT};
 use slave::slave::{Slave, SlaveConfig};
@@ -13,7 +13,8 @@ use slave::slave::{Slave, SlaveConfig};
 #[derive(Debug, Parser)]
 #[command(name = "keel-slave", version, about = "Run a Keel agent.")]
 struct Flags {
-    /// The master: `host:port` or `master@host:port`.
+    /// The master: `host:port`, `master@host:port`, or `zk://host:port,…/path` to follow the
+    /// leader elected in ZooKeeper.
     #[arg(long, env = "KEEL_MASTER", default_value = "127.0.0.1:5050")]
     master: String,
     /// Address to listen on.
@@ -56,11 +57,16 @@ struct Flags {
     cgroups_enable_cfs: bool,
 }
 
+/// How long to wait for ZooKeeper to name a leading master at start.
+const MASTER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     keel::logging::init("info");
-    let master = master_pid(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    let source =
+        MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    let (master, detector) = source.resolve(MASTER_WAIT).await?;
     std::fs::create_dir_all(&flags.work_dir)
         .with_context(|| format!("creating --work-dir {}", flags.work_dir.display()))?;
     let resources = agent_resources(flags.resources.as_deref(), &flags.work_dir)?;
@@ -77,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let slave = Slave::spawn(
         &node,
         SlaveConfig {
-            master,
+            master: master.clone(),
             work_dir: flags.work_dir.clone(),
             resources: resources.clone(),
             attributes,
@@ -92,6 +98,13 @@ async fn main() -> anyhow::Result<()> {
         },
     )?;
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;
+    // With ZooKeeper the agent follows every new leader and re-registers with it.
+    let _following = detector.map(|d| {
+        let slave = slave.clone();
+        follow(d, master.clone(), move |leader| {
+            slave.dispatch(move |s, ctx| s.set_master(ctx, leader))
+        })
+    });
     println!("slave {}", slave.pid());
     println!("isolation {isolation}");
     tracing::info!(pid = %slave.pid(), %resources, "agent started");

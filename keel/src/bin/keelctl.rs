@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use frameworks::examples::batch::{BatchEvent, BatchSpec};
 use keel::example_runs::run_batch;
 use keel::http_client::get_json;
-use keel::master_address::master_pid;
+use keel::master_address::MasterSource;
 use keel::tables;
 use protos::v1::TaskState;
 use resources::Resources;
@@ -18,7 +18,8 @@ use serde_json::json;
 #[derive(Debug, Parser)]
 #[command(name = "keelctl", version, about = "Operate a Keel cluster.")]
 struct Flags {
-    /// The master: `host:port` or `master@host:port`.
+    /// The master: `host:port`, `master@host:port`, or `zk://host:port,…/path` for the leader
+    /// elected in ZooKeeper.
     #[arg(
         long,
         global = true,
@@ -94,8 +95,14 @@ async fn main() -> ExitCode {
     }
 }
 
+/// How long keelctl waits for ZooKeeper to name a leading master.
+const LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn run(flags: Flags) -> anyhow::Result<ExitCode> {
-    let master = master_pid(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    let source =
+        MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    // With ZooKeeper, ask whichever master leads now.
+    let (master, _detector) = source.resolve(LEADER_WAIT).await?;
     let state = || async {
         get_json(master.address(), "/master/state")
             .await

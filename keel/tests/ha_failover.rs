@@ -1,0 +1,316 @@
+//! High availability with the real binaries and a real ZooKeeper: three `keel-master`s
+//! contend, standbys redirect HTTP to the leader, the leader is SIGKILLed, a new one is
+//! elected, the agent and the framework follow it and re-register, and the running task keeps
+//! running (never launched twice) and its later updates arrive.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use coordination::{Detector, ZkUrl};
+use keel_tests::daemon::Daemon;
+use keel_tests::recording_scheduler::{
+    command_task, framework_info, SchedulerEvent, TestFramework,
+};
+use keel_tests::zookeeper::ZooKeeperServer;
+use protos::v1::{Filters, TaskId, TaskState};
+
+const WAIT: Duration = Duration::from_secs(60);
+/// Short, so that a killed leader's session (and candidacy) ends quickly.
+const ZK_SESSION_SECONDS: &str = "2";
+
+/// `GET path` on `addr`; returns the status code and the `Location` header.
+fn get(addr: &str, path: &str) -> (u16, Option<String>) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let location = response
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .map(str::to_owned);
+    (status, location)
+}
+
+async fn leader_other_than(detector: &Detector, old: Option<&str>) -> String {
+    let mut rx = detector.leader();
+    let found = tokio::time::timeout(
+        WAIT,
+        rx.wait_for(|l| l.as_ref().is_some_and(|l| Some(l.pid.as_str()) != old)),
+    )
+    .await
+    .expect("a leader in time")
+    .expect("detector running")
+    .clone();
+    found.map(|l| l.pid).unwrap_or_default()
+}
+
+/// The tasks the leader's `/master/state` lists (through `keelctl --master zk://…`).
+fn tasks_via_keelctl(zk: &str) -> Option<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .args(["--master", zk, "tasks", "--json"])
+        .output()
+        .expect("keelctl runs");
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
+    let zk = ZooKeeperServer::start().expect("zookeeper");
+    let zk_url = zk.url("/keel");
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut masters = Vec::new();
+    for _ in 0..3 {
+        let (daemon, pid) = Daemon::start(
+            env!("CARGO_BIN_EXE_keel-master"),
+            &[
+                "--port",
+                "0",
+                "--zk",
+                &zk_url,
+                "--zk-session-timeout-seconds",
+                ZK_SESSION_SECONDS,
+            ],
+        )
+        .await;
+        masters.push((daemon, pid));
+    }
+    let url: ZkUrl = zk_url.parse().unwrap();
+    let detector = Detector::start(url, Duration::from_secs(2));
+    let first = leader_other_than(&detector, None).await;
+    let leader_index = masters
+        .iter()
+        .position(|(_, p)| *p == first)
+        .expect("a started master leads");
+
+    // A standby redirects HTTP to the leader.
+    let standby = &masters[(leader_index + 1) % 3].1;
+    let standby_addr = standby.split('@').nth(1).unwrap();
+    let leader_addr = first.split('@').nth(1).unwrap().to_owned();
+    // (503 until the standby's own detector has seen the leader.)
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (status, location) = loop {
+        let (status, location) = get(standby_addr, "/master/state?jsonp=x");
+        if status != 503 || tokio::time::Instant::now() > deadline {
+            break (status, location);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 307);
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("http://{leader_addr}/master/state?jsonp=x").as_str())
+    );
+    // The elected master replaces its standby process with the real one: wait until it serves.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while get(&leader_addr, "/master/state").0 != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leader never served /master/state"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // One agent and one framework, both following ZooKeeper.
+    let (agent, _) = Daemon::start(
+        env!("CARGO_BIN_EXE_keel-slave"),
+        &[
+            "--master",
+            &zk_url,
+            "--port",
+            "0",
+            "--work-dir",
+            dir.path().to_str().unwrap(),
+            "--resources",
+            "cpus:2;mem:512;disk:100",
+            "--isolation",
+            "posix",
+        ],
+    )
+    .await;
+    let node = libactor::Node::builder().start().unwrap();
+    let mut framework = TestFramework::start(&node, &first.parse().unwrap(), framework_info("ha"));
+    let framework_id = framework.registered().await;
+    let following = {
+        let handle = framework.handle.clone();
+        keel::master_address::follow(
+            Detector::start(zk_url.parse().unwrap(), Duration::from_secs(2)),
+            first.parse().unwrap(),
+            move |leader| handle.set_master(leader),
+        )
+    };
+    let offer = framework.offers().await.remove(0);
+    let offer_id = offer.id.clone().unwrap();
+    framework
+        .act(move |d| {
+            d.launch_tasks(
+                &[offer_id],
+                vec![command_task("long", "exec sleep 600", "cpus:0.1;mem:16")],
+                Filters::default(),
+            )
+        })
+        .await;
+    framework.status("long", TaskState::TaskRunning).await;
+
+    // The leader crashes.
+    let (leader, _) = masters.remove(leader_index);
+    leader.crash().await;
+    let second = leader_other_than(&detector, Some(&first)).await;
+    assert_ne!(second, first);
+
+    // The framework re-registers with the new leader under its id...
+    framework
+        .until(|e| {
+            matches!(
+                e,
+                SchedulerEvent::Reregistered | SchedulerEvent::Registered(_)
+            )
+            .then_some(())
+        })
+        .await;
+    // ...and the agent brings its running task back (seen through keelctl following ZooKeeper).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let tasks = tasks_via_keelctl(&zk_url);
+        let running = tasks.as_ref().and_then(|t| t.as_array()).is_some_and(|t| {
+            t.iter()
+                .any(|t| t["id"] == "long" && t["state"] == "TASK_RUNNING")
+        });
+        if running {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task not back on the new leader: {tasks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Never launched twice: one run of its executor on the agent.
+    let runs: Vec<_> = walk_runs(dir.path(), "long");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+
+    // Later updates arrive through the new leader: kill it.
+    framework
+        .act(|d| {
+            d.kill_task(&TaskId {
+                value: "long".into(),
+            })
+        })
+        .await;
+    let killed = framework.status("long", TaskState::TaskKilled).await;
+    assert_eq!(killed.task_id.unwrap().value, "long");
+    assert_eq!(
+        framework
+            .handle
+            .call(|_, d| d.framework_id().cloned())
+            .await
+            .unwrap(),
+        Some(framework_id)
+    );
+
+    following.abort();
+    framework.handle.stop();
+    agent.stop().await;
+    for (master, _) in masters {
+        master.stop().await;
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_whose_session_expires_exits_and_the_standby_takes_over() {
+    let zk = ZooKeeperServer::start().expect("zookeeper");
+    let zk_url = zk.url("/keel");
+    let mut masters = Vec::new();
+    for _ in 0..2 {
+        masters.push(
+            Daemon::start(
+                env!("CARGO_BIN_EXE_keel-master"),
+                &[
+                    "--port",
+                    "0",
+                    "--zk",
+                    &zk_url,
+                    "--zk-session-timeout-seconds",
+                    ZK_SESSION_SECONDS,
+                ],
+            )
+            .await,
+        );
+    }
+    let detector = Detector::start(zk_url.parse().unwrap(), Duration::from_secs(2));
+    let first = leader_other_than(&detector, None).await;
+    let index = masters.iter().position(|(_, p)| *p == first).unwrap();
+    let (mut old, _) = masters.remove(index);
+    let (standby, standby_pid) = masters.remove(0);
+
+    // Freeze the leader: it stops talking to ZooKeeper, whose session for it expires.
+    old.signal(libc::SIGSTOP);
+    let second = leader_other_than(&detector, Some(&first)).await;
+    assert_eq!(second, standby_pid);
+    // Thawed, the old leader learns its session is gone and exits rather than lead too.
+    old.signal(libc::SIGCONT);
+    assert_eq!(old.exited(WAIT).await, Some(1));
+    let addr = second.split('@').nth(1).unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while get(&addr, "/master/state").0 != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new leader never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    standby.stop().await;
+}
+
+/// The run directories of executor `executor` under an agent's work dir.
+fn walk_runs(work_dir: &std::path::Path, executor: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![work_dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if path.file_name().is_some_and(|n| n == "runs")
+                && path
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .is_some_and(|n| n == executor)
+            {
+                found.extend(
+                    std::fs::read_dir(&path)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            } else {
+                stack.push(path);
+            }
+        }
+    }
+    found
+}

@@ -1,0 +1,110 @@
+//! A Keel binary (`keel-master`, `keel-slave`, …) run as a daemon by a test: started with its
+//! arguments, ready once it prints its first stdout line `<word> <pid>`, stopped with SIGTERM
+//! as an operator would, or SIGKILLed as a crash would; killed when dropped.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::ChildStdout;
+
+/// How long a daemon may take to start, or to stop after SIGTERM.
+pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running daemon binary.
+pub struct Daemon {
+    child: tokio::process::Child,
+    /// The rest of its stdout, for lines it prints later (`leading <pid>`, …).
+    pub stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Daemon {
+    /// Starts `binary` with `args` and waits for its first stdout line, `<word> <pid>`;
+    /// returns the daemon and the pid's text.
+    pub async fn start(binary: &str, args: &[&str]) -> (Daemon, String) {
+        let mut child = tokio::process::Command::new(binary)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(DAEMON_TIMEOUT, stdout.next_line())
+            .await
+            .expect("the daemon prints its pid in time")
+            .expect("stdout reads")
+            .expect("a first line");
+        let pid = line
+            .split_whitespace()
+            .nth(1)
+            .expect("`<word> <pid>`")
+            .to_owned();
+        (Daemon { child, stdout }, pid)
+    }
+
+    /// The OS process id.
+    pub fn os_pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits (bounded) for the next stdout line that starts with `word`; returns the line.
+    pub async fn line_starting(&mut self, word: &str, within: Duration) -> String {
+        tokio::time::timeout(within, async {
+            loop {
+                match self.stdout.next_line().await {
+                    Ok(Some(line)) if line.starts_with(word) => return line,
+                    Ok(Some(_)) => continue,
+                    other => panic!("stdout ended before a `{word}` line: {other:?}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no `{word}` line within {within:?}"))
+    }
+
+    /// Sends `signal` (SIGSTOP to freeze it, SIGCONT to resume, …).
+    pub fn signal(&self, signal: i32) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) on a child this test spawned and has not reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
+    }
+
+    /// Waits (bounded) for the daemon to exit on its own; returns its exit code.
+    pub async fn exited(&mut self, within: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("the daemon exits in time")
+            .expect("wait for the daemon");
+        status.code()
+    }
+
+    /// Stops the daemon as an operator would (SIGTERM), so that an agent cleans up its
+    /// containers and cgroups; panics if it has not exited after [`DAEMON_TIMEOUT`].
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) on a child this test spawned and has not reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        let exited = tokio::time::timeout(DAEMON_TIMEOUT, self.child.wait()).await;
+        assert!(exited.is_ok(), "the daemon did not stop on SIGTERM");
+    }
+
+    /// Kills the daemon with SIGKILL (a crash) and reaps it.
+    pub async fn crash(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(DAEMON_TIMEOUT, self.child.wait()).await;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}

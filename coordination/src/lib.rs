@@ -4,6 +4,8 @@
 //! - [`contender`]: a master's candidacy (EPHEMERAL_SEQUENTIAL `json.info_N`, lowest leads);
 //! - [`detector`]: follows the leader for agents, scheduler drivers and `keelctl`;
 //! - [`master_info`]: the JSON each contender stores (Mesos's shape);
+//! - [`store`]: the registrar's versioned store, written by compare-and-set, in ZooKeeper or in
+//!   a local directory;
 //! - [`zk_url`]: `zk://host:port,…/path`; [`session`]: opening sessions, shared names.
 //!
 //! ```no_run
@@ -25,12 +27,14 @@ pub mod contender;
 pub mod detector;
 pub mod master_info;
 pub mod session;
+pub mod store;
 pub mod zk_url;
 
 pub use contender::{Candidacy, Contender};
 pub use detector::Detector;
 pub use master_info::MasterInfoJson;
 pub use session::DEFAULT_SESSION_TIMEOUT;
+pub use store::{Entry, FileStore, Store, StoreError, ZkStore};
 pub use zk_url::ZkUrl;
 /// The ZooKeeper client, for its session type and errors.
 pub use zookeeper_client;

@@ -1,0 +1,323 @@
+//! The durable store behind the registrar (and, later, Autopilot's ground truth): a few named
+//! values, each with a version, written only by compare-and-set. Two backends:
+//!
+//! - [`ZkStore`]: one persistent znode per key under `{path}/registry`; the znode's version is
+//!   the value's, so a write that loses a version race means another master wrote meanwhile
+//!   (another leader exists: the writer must step down);
+//! - [`FileStore`]: one file per key in a directory, replaced atomically (write a temporary
+//!   file, fsync, rename, fsync the directory), for single-master runs without ZooKeeper.
+//!
+//! Keys are plain names (`[A-Za-z0-9._-]`, at most [`MAX_KEY_LEN`]); values are bytes of at
+//! most [`MAX_VALUE_LEN`] (ZooKeeper's own limit is 1 MiB per znode).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zookeeper_client as zk;
+
+use crate::session;
+use crate::ZkUrl;
+
+/// Longest key.
+pub const MAX_KEY_LEN: usize = 128;
+/// Largest value (under ZooKeeper's 1 MiB znode limit, with room for its framing).
+pub const MAX_VALUE_LEN: usize = 1000 * 1024;
+
+/// A stored value and its version (bumped by every write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value.
+    pub data: Vec<u8>,
+    /// Its version: what a write must name to replace it.
+    pub version: u64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key is not a plain name.
+    #[error("bad key {0:?}: use [A-Za-z0-9._-], at most {MAX_KEY_LEN} bytes")]
+    BadKey(String),
+    /// The value is too large.
+    #[error("value of {len} bytes for {key} exceeds {MAX_VALUE_LEN}")]
+    TooLarge {
+        /// The key.
+        key: String,
+        /// Its size.
+        len: usize,
+    },
+    /// Someone else wrote the key since the version the writer read.
+    #[error("{key} changed: expected version {expected:?}, found {found:?}")]
+    Conflict {
+        /// The key.
+        key: String,
+        /// The version the writer named (`None`: it expected no value).
+        expected: Option<u64>,
+        /// The version found, when known (`None`: no value).
+        found: Option<u64>,
+    },
+    /// The backend failed.
+    #[error("store {action} {key}: {message}")]
+    Backend {
+        /// What was being done.
+        action: &'static str,
+        /// On which key.
+        key: String,
+        /// What the backend said.
+        message: String,
+    },
+}
+
+impl StoreError {
+    fn backend(action: &'static str, key: &str, e: impl std::fmt::Display) -> Self {
+        StoreError::Backend {
+            action,
+            key: key.to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A versioned key–value store written by compare-and-set.
+pub trait Store: Send + Sync {
+    /// The value of `key`, if any.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Entry>, StoreError>> + Send;
+
+    /// Writes `data` to `key` if its version is still `expected` (`None`: only if `key` has
+    /// no value); returns the new version, or [`StoreError::Conflict`].
+    fn put(
+        &self,
+        key: &str,
+        data: &[u8],
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+fn check(key: &str, data: Option<&[u8]>) -> Result<(), StoreError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(plain) || key.starts_with('.')
+    {
+        return Err(StoreError::BadKey(key.to_owned()));
+    }
+    match data {
+        Some(d) if d.len() > MAX_VALUE_LEN => Err(StoreError::TooLarge {
+            key: key.to_owned(),
+            len: d.len(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The store in ZooKeeper: `{path}/registry/{key}`.
+#[derive(Debug, Clone)]
+pub struct ZkStore {
+    client: zk::Client,
+    base: String,
+}
+
+impl ZkStore {
+    /// Opens the store under `url`'s path on `client` (creating `{path}/registry`).
+    pub async fn open(client: zk::Client, url: &ZkUrl) -> Result<ZkStore, StoreError> {
+        let base = url.child("registry");
+        session::ensure_path(&client, &base)
+            .await
+            .map_err(|e| StoreError::backend("create", &base, e))?;
+        Ok(ZkStore { client, base })
+    }
+
+    fn path(&self, key: &str) -> String {
+        format!("{}/{key}", self.base)
+    }
+}
+
+impl Store for ZkStore {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        check(key, None)?;
+        match self.client.get_data(&self.path(key)).await {
+            Ok((data, stat)) => Ok(Some(Entry {
+                data,
+                version: stat.version as u64,
+            })),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(StoreError::backend("read", key, e)),
+        }
+    }
+
+    async fn put(&self, key: &str, data: &[u8], expected: Option<u64>) -> Result<u64, StoreError> {
+        check(key, Some(data))?;
+        let path = self.path(key);
+        let conflict = |found| StoreError::Conflict {
+            key: key.to_owned(),
+            expected,
+            found,
+        };
+        match expected {
+            None => {
+                let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                match self.client.create(&path, data, &options).await {
+                    Ok(_) => Ok(0),
+                    Err(zk::Error::NodeExists) => {
+                        let found = self.get(key).await?.map(|e| e.version);
+                        Err(conflict(found))
+                    }
+                    Err(e) => Err(StoreError::backend("create", key, e)),
+                }
+            }
+            Some(version) => {
+                let version = i32::try_from(version).map_err(|_| conflict(None))?;
+                match self.client.set_data(&path, data, Some(version)).await {
+                    Ok(stat) => Ok(stat.version as u64),
+                    Err(zk::Error::BadVersion) => {
+                        let found = self.get(key).await?.map(|e| e.version);
+                        Err(conflict(found))
+                    }
+                    Err(zk::Error::NoNode) => Err(conflict(None)),
+                    Err(e) => Err(StoreError::backend("write", key, e)),
+                }
+            }
+        }
+    }
+}
+
+/// The store in a local directory: one file per key, `version (8 bytes, LE) ‖ value`.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+    /// Compare-and-set is read-check-write: one writer at a time in this process.
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl FileStore {
+    /// Opens (creating) the store in `dir`.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::backend("create", &dir.display().to_string(), e))?;
+        Ok(FileStore {
+            dir,
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    fn read(dir: &Path, key: &str) -> Result<Option<Entry>, StoreError> {
+        let bytes = match std::fs::read(dir.join(key)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::backend("read", key, e)),
+        };
+        let Some((version, data)) = bytes.split_first_chunk::<8>() else {
+            return Err(StoreError::backend(
+                "read",
+                key,
+                "file shorter than its header",
+            ));
+        };
+        Ok(Some(Entry {
+            data: data.to_vec(),
+            version: u64::from_le_bytes(*version),
+        }))
+    }
+
+    fn write(dir: &Path, key: &str, data: &[u8], version: u64) -> std::io::Result<()> {
+        use std::io::Write;
+        let temp = dir.join(format!(".{key}.tmp"));
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(&version.to_le_bytes())?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temp, dir.join(key))?;
+        // The rename is durable only once the directory is.
+        std::fs::File::open(dir)?.sync_all()
+    }
+}
+
+impl Store for FileStore {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        check(key, None)?;
+        let (dir, key) = (self.dir.clone(), key.to_owned());
+        tokio::task::spawn_blocking(move || FileStore::read(&dir, &key))
+            .await
+            .map_err(|e| StoreError::backend("read", "", e))?
+    }
+
+    async fn put(&self, key: &str, data: &[u8], expected: Option<u64>) -> Result<u64, StoreError> {
+        check(key, Some(data))?;
+        let _writer = self.lock.lock().await;
+        let (dir, key, data) = (self.dir.clone(), key.to_owned(), data.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let found = FileStore::read(&dir, &key)?.map(|e| e.version);
+            if found != expected {
+                return Err(StoreError::Conflict {
+                    key,
+                    expected,
+                    found,
+                });
+            }
+            let version = found.map_or(0, |v| v + 1);
+            FileStore::write(&dir, &key, &data, version)
+                .map_err(|e| StoreError::backend("write", &key, e))?;
+            Ok(version)
+        })
+        .await
+        .map_err(|e| StoreError::backend("write", "", e))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_store_compares_and_sets_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        assert_eq!(store.get("agents").await.unwrap(), None);
+        assert_eq!(store.put("agents", b"one", None).await.unwrap(), 0);
+        assert!(matches!(
+            store.put("agents", b"again", None).await,
+            Err(StoreError::Conflict { found: Some(0), .. })
+        ));
+        assert_eq!(store.put("agents", b"two", Some(0)).await.unwrap(), 1);
+        assert!(matches!(
+            store.put("agents", b"stale", Some(0)).await,
+            Err(StoreError::Conflict {
+                expected: Some(0),
+                found: Some(1),
+                ..
+            })
+        ));
+        let reopened = FileStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.get("agents").await.unwrap(),
+            Some(Entry {
+                data: b"two".to_vec(),
+                version: 1
+            })
+        );
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("agents")]);
+    }
+
+    #[tokio::test]
+    async fn bad_keys_and_oversized_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        for key in ["", "../x", "a/b", ".hidden", &"k".repeat(MAX_KEY_LEN + 1)] {
+            assert!(
+                matches!(store.get(key).await, Err(StoreError::BadKey(_))),
+                "{key}"
+            );
+        }
+        let big = vec![0u8; MAX_VALUE_LEN + 1];
+        assert!(matches!(
+            store.put("big", &big, None).await,
+            Err(StoreError::TooLarge { .. })
+        ));
+    }
+}

@@ -349,6 +349,13 @@ impl<S: Scheduler> SchedulerProcess<S> {
         tracing::info!(from = %self.driver.master, to = %master, "the master changed; registering with the new one");
         ctx.unlink(&self.driver.master);
         self.driver.master = master;
+        self.lost_master(ctx);
+        self.register(ctx);
+    }
+
+    /// The master went (its connection broke, or another leads): the scheduler hears it is
+    /// disconnected, and registration starts over from the shortest backoff.
+    fn lost_master(&mut self, ctx: &mut Context<Self>) {
         if let Some(auth) = self.driver.authenticatee.as_mut() {
             auth.reset();
         }
@@ -358,7 +365,6 @@ impl<S: Scheduler> SchedulerProcess<S> {
             self.after_callback(ctx);
         }
         self.driver.backoff = REGISTRATION_BACKOFF_MIN;
-        self.register(ctx);
     }
 
     fn sent_by_master(&self, from: &Upid) -> bool {
@@ -637,15 +643,7 @@ impl<S: Scheduler> Process for SchedulerProcess<S> {
         if *pid != self.driver.master || self.done.borrow().is_some() {
             return;
         }
-        if let Some(auth) = self.driver.authenticatee.as_mut() {
-            auth.reset();
-        }
-        if self.driver.connected {
-            self.driver.connected = false;
-            self.scheduler.disconnected(&mut self.driver);
-            self.after_callback(ctx);
-        }
-        self.driver.backoff = REGISTRATION_BACKOFF_MIN;
+        self.lost_master(ctx);
         ctx.delay(REGISTRATION_BACKOFF_MIN, |p: &mut Self, ctx| {
             p.register(ctx)
         });

@@ -46,6 +46,36 @@ fn get(addr: &str, path: &str) -> (u16, Option<String>) {
     (status, location)
 }
 
+/// Starts `n` masters contending in `zk_url`; returns each with its pid.
+async fn start_masters(n: usize, zk_url: &str) -> Vec<(Daemon, String)> {
+    let mut masters = Vec::new();
+    for _ in 0..n {
+        let args = [
+            "--port",
+            "0",
+            "--zk",
+            zk_url,
+            "--zk-session-timeout-seconds",
+            ZK_SESSION_SECONDS,
+        ];
+        masters.push(Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &args).await);
+    }
+    masters
+}
+
+/// `GET path` until `done(status)` (a master changing role has no event a test can wait on
+/// but its answers), bounded by [`WAIT`]; returns the last answer.
+async fn poll(addr: &str, path: &str, done: impl Fn(u16) -> bool) -> (u16, Option<String>) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let answer = get(addr, path);
+        if done(answer.0) || tokio::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn leader_other_than(detector: &Detector, old: Option<&str>) -> String {
     let mut rx = detector.leader();
     let found = tokio::time::timeout(
@@ -77,22 +107,7 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
     let zk_url = zk.url("/keel");
     let dir = tempfile::tempdir().unwrap();
 
-    let mut masters = Vec::new();
-    for _ in 0..3 {
-        let (daemon, pid) = Daemon::start(
-            env!("CARGO_BIN_EXE_keel-master"),
-            &[
-                "--port",
-                "0",
-                "--zk",
-                &zk_url,
-                "--zk-session-timeout-seconds",
-                ZK_SESSION_SECONDS,
-            ],
-        )
-        .await;
-        masters.push((daemon, pid));
-    }
+    let mut masters = start_masters(3, &zk_url).await;
     let url: ZkUrl = zk_url.parse().unwrap();
     let detector = Detector::start(url, Duration::from_secs(2));
     let first = leader_other_than(&detector, None).await;
@@ -106,28 +121,17 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
     let standby_addr = standby.split('@').nth(1).unwrap();
     let leader_addr = first.split('@').nth(1).unwrap().to_owned();
     // (503 until the standby's own detector has seen the leader.)
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let (status, location) = loop {
-        let (status, location) = get(standby_addr, "/master/state?jsonp=x");
-        if status != 503 || tokio::time::Instant::now() > deadline {
-            break (status, location);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (status, location) = poll(standby_addr, "/master/state?jsonp=x", |s| s != 503).await;
     assert_eq!(status, 307);
     assert_eq!(
         location.as_deref(),
         Some(format!("http://{leader_addr}/master/state?jsonp=x").as_str())
     );
     // The elected master replaces its standby process with the real one: wait until it serves.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while get(&leader_addr, "/master/state").0 != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the leader never served /master/state"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(
+        poll(&leader_addr, "/master/state", |s| s == 200).await.0,
+        200
+    );
 
     // One agent and one framework, both following ZooKeeper.
     let (agent, _) = Daemon::start(
@@ -239,23 +243,7 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
 async fn leader_whose_session_expires_exits_and_the_standby_takes_over() {
     let zk = ZooKeeperServer::start().expect("zookeeper");
     let zk_url = zk.url("/keel");
-    let mut masters = Vec::new();
-    for _ in 0..2 {
-        masters.push(
-            Daemon::start(
-                env!("CARGO_BIN_EXE_keel-master"),
-                &[
-                    "--port",
-                    "0",
-                    "--zk",
-                    &zk_url,
-                    "--zk-session-timeout-seconds",
-                    ZK_SESSION_SECONDS,
-                ],
-            )
-            .await,
-        );
-    }
+    let mut masters = start_masters(2, &zk_url).await;
     let detector = Detector::start(zk_url.parse().unwrap(), Duration::from_secs(2));
     let first = leader_other_than(&detector, None).await;
     let index = masters.iter().position(|(_, p)| *p == first).unwrap();
@@ -270,14 +258,7 @@ async fn leader_whose_session_expires_exits_and_the_standby_takes_over() {
     old.signal(libc::SIGCONT);
     assert_eq!(old.exited(WAIT).await, Some(1));
     let addr = second.split('@').nth(1).unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while get(&addr, "/master/state").0 != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the new leader never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(poll(&addr, "/master/state", |s| s == 200).await.0, 200);
     standby.stop().await;
 }
 

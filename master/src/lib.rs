@@ -2,14 +2,16 @@
 //! detector, HTTP APIs and Omega-style shared-state transactions. Built on `libactor`; talks to
 //! the other crates only through `protos` messages.
 //!
-//! Built so far: [`drf`], the dominant resource fairness sorter the allocator orders roles and
+//! Modules: [`drf`], the dominant resource fairness sorter the allocator orders roles and
 //! frameworks with (seed 000's example: 100 CPUs and 100 GB shared by a framework whose tasks
 //! need 4 CPUs and 1 GB and one whose tasks need 1 CPU and 8 GB end with 20 and 10 tasks), and
 //! [`allocator`], the allocation policy (hierarchical DRF, refusal filters, suppress/revive,
 //! minimum offer size, reservations) and the allocator process that runs it; and [`master`],
-//! the master process's first slice: agent and framework registration, offers, accept (with
-//! launch validation: TASK_ERROR / TASK_DROPPED and a reason) and decline with filters,
-//! status updates and acknowledgements relayed.
+//! the master process (registration and re-registration, authentication, offers, accept with
+//! launch validation, decline filters, rescinds, kills, reconciliation, agent health,
+//! revocation, teardown, `/master/state` and metrics); and [`standby`], what a master that
+//! does not lead serves (HTTP redirected to the leader). Election itself lives in the
+//! `coordination` crate.
 //!
 //! ```
 //! use master::drf::DrfSorter;
@@ -24,8 +26,8 @@
 //! assert_eq!(sorter.sort(), vec!["f2", "f1"], "the lowest dominant share comes first");
 //! ```
 //!
-//! Still to come (the Mesos core issue): agent health (ping/pong), offer rescinds and timeouts,
-//! kills, reconciliation, re-registration, framework teardown and the operator HTTP API.
+//! Still to come (the high-availability issue): the registrar (admitted agents and frameworks'
+//! failover data in `coordination::store`, agents marked unreachable after a failover).
 
 #![warn(missing_docs)]
 

@@ -12,7 +12,7 @@ use keel_tests::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
 use keel_tests::zookeeper::ZooKeeperServer;
-use protos::v1::{Filters, TaskId, TaskState};
+use protos::v1::{TaskId, TaskState};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Short, so that a killed leader's session (and candidacy) ends quickly.
@@ -161,16 +161,8 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
             move |leader| handle.set_master(leader),
         )
     };
-    let offer = framework.offers().await.remove(0);
-    let offer_id = offer.id.clone().unwrap();
     framework
-        .act(move |d| {
-            d.launch_tasks(
-                &[offer_id],
-                vec![command_task("long", "exec sleep 600", "cpus:0.1;mem:16")],
-                Filters::default(),
-            )
-        })
+        .launch_on_first_offer(command_task("long", "exec sleep 600", "cpus:0.1;mem:16"))
         .await;
     framework.status("long", TaskState::TaskRunning).await;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
 use libactor::Node;
-use protos::v1::{Filters, TaskInfo};
+use protos::v1::TaskInfo;
 
 use crate::recording_scheduler::{framework_info, TestFramework};
 
@@ -44,21 +44,10 @@ impl ClusterWithFramework {
         }
     }
 
-    /// Launches `task` on the first offer that comes (the offer's rest may come back at once).
+    /// Launches `task` on the first offer that comes (see
+    /// [`TestFramework::launch_on_first_offer`]).
     pub async fn launch_on_first_offer(&mut self, task: TaskInfo) {
-        let offers = self.framework.offers().await;
-        let first = offers[0].id.clone().expect("offer id");
-        self.framework
-            .act(move |d| {
-                d.launch_tasks(
-                    &[first],
-                    vec![task],
-                    Filters {
-                        refuse_seconds: Some(0.0),
-                    },
-                )
-            })
-            .await;
+        self.framework.launch_on_first_offer(task).await;
     }
 
     /// Stops the framework's node, then the cluster.

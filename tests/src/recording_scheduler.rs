@@ -243,6 +243,22 @@ impl TestFramework {
         .await
     }
 
+    /// Launches `task` on the first offer that comes (the offer's rest may come back at once).
+    pub async fn launch_on_first_offer(&mut self, task: TaskInfo) {
+        let offers = self.offers().await;
+        let first = offers[0].id.clone().expect("offer id");
+        self.act(move |d| {
+            d.launch_tasks(
+                &[first],
+                vec![task],
+                protos::v1::Filters {
+                    refuse_seconds: Some(0.0),
+                },
+            )
+        })
+        .await;
+    }
+
     /// Runs `f` with the driver inside the scheduler's process.
     pub async fn act(&self, f: impl FnOnce(&mut SchedulerDriver) + Send + 'static) {
         self.handle

@@ -120,16 +120,8 @@ async fn agents_and_frameworks_recover_from_a_master_restart() {
     let mut framework =
         TestFramework::start(&node, cluster.master_pid(), framework_info("survivor"));
     let framework_id = framework.registered().await;
-    let offers = framework.offers().await;
-    let first = offers[0].id.clone().unwrap();
     framework
-        .act(move |d| {
-            d.launch_tasks(
-                &[first],
-                vec![command_task("long", "sleep 300", "cpus:1;mem:16")],
-                Filters::default(),
-            )
-        })
+        .launch_on_first_offer(command_task("long", "sleep 300", "cpus:1;mem:16"))
         .await;
     framework.status("long", TaskState::TaskRunning).await;
 

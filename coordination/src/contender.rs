@@ -40,6 +40,9 @@ pub struct Contender {
     candidacy: watch::Receiver<Candidacy>,
     znode: String,
     session: zk::SessionInfo,
+    /// The session's client, shared with the registrar's store so that a master writes the
+    /// registry only while its candidacy's session lives.
+    client: zk::Client,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -65,6 +68,7 @@ impl Contender {
         let (tx, candidacy) = watch::channel(Candidacy::Contending);
         let session = client.session().clone();
         let base = url.path.clone();
+        let shared = client.clone();
         let task = tokio::spawn(async move {
             let why = run(&client, &base, &name, &tx).await;
             tracing::warn!(reason = %why, "leadership candidacy lost");
@@ -74,6 +78,7 @@ impl Contender {
             candidacy,
             znode,
             session,
+            client: shared,
             task,
         })
     }
@@ -91,6 +96,11 @@ impl Contender {
     /// The ZooKeeper session holding the znode (to fence it with [`crate::session::expire`]).
     pub fn session(&self) -> &zk::SessionInfo {
         &self.session
+    }
+
+    /// The candidacy's ZooKeeper client (its session ends with the candidacy's).
+    pub fn client(&self) -> &zk::Client {
+        &self.client
     }
 
     /// Waits until this contender leads; an error says why it never will.

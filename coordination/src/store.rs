@@ -265,6 +265,31 @@ impl Store for FileStore {
     }
 }
 
+/// Either backend, chosen at run time (`--zk` or a local directory); what the registrar holds.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// In ZooKeeper.
+    ZooKeeper(ZkStore),
+    /// In a local directory.
+    File(FileStore),
+}
+
+impl Store for AnyStore {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        match self {
+            AnyStore::ZooKeeper(s) => s.get(key).await,
+            AnyStore::File(s) => s.get(key).await,
+        }
+    }
+
+    async fn put(&self, key: &str, data: &[u8], expected: Option<u64>) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::ZooKeeper(s) => s.put(key, data, expected).await,
+            AnyStore::File(s) => s.put(key, data, expected).await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use keel::local_cluster::{LocalCluster, LocalClusterConfig};
-//! let cluster = LocalCluster::start(LocalClusterConfig::new(3, "/tmp/keel-demo"))?;
+//! let cluster = LocalCluster::start(LocalClusterConfig::new(3, "/tmp/keel-demo")).await?;
 //! cluster.wait_for_agents(std::time::Duration::from_secs(10)).await?;
 //! println!("master at {}", cluster.master_pid());
 //! cluster.shutdown().await;

@@ -6,8 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use authentication::{Credential, Credentials};
+use coordination::{AnyStore, FileStore};
 use libactor::{Clock, Node, NodeError, ProcessRef, SpawnError, Upid};
-use master::master::{AuthenticationPolicy, Master, MasterHandle};
+use master::master::{
+    AuthenticationPolicy, Master, MasterHandle, DEFAULT_AGENT_REREGISTER_TIMEOUT,
+};
+use master::registrar::Registrar;
 use resources::Resources;
 use slave::containerizer::ContainerizerConfig;
 use slave::slave::{Registration, Slave, SlaveConfig, SlaveError, DEFAULT_GC_DELAY};
@@ -36,6 +40,9 @@ pub enum ClusterError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The master's registry could not be opened or recovered.
+    #[error("cannot recover the master's registry: {0}")]
+    Registry(String),
     /// The agents did not all register in time.
     #[error("only {registered} of {expected} agents registered within {timeout:?}")]
     AgentsMissing {
@@ -68,6 +75,12 @@ pub struct LocalClusterConfig {
     pub containerizer: ContainerizerConfig,
     /// How long agents keep finished executors' sandboxes.
     pub gc_delay: Duration,
+    /// Keep the master's registry in `{work_dir}/master/registry`, so that a restarted master
+    /// recovers it (off: the master's state is soft, relearnt from re-registrations).
+    pub registry: bool,
+    /// With a registry: how long a restarted master waits for its agents before marking
+    /// them unreachable.
+    pub agent_reregister_timeout: Duration,
 }
 
 impl LocalClusterConfig {
@@ -82,6 +95,8 @@ impl LocalClusterConfig {
             credential: None,
             containerizer: ContainerizerConfig::default(),
             gc_delay: DEFAULT_GC_DELAY,
+            registry: false,
+            agent_reregister_timeout: DEFAULT_AGENT_REREGISTER_TIMEOUT,
         }
     }
 }
@@ -135,16 +150,36 @@ pub fn fresh_master_id() -> String {
     format!("{:x}", millis % (1 << 40))
 }
 
+/// Spawns the master on `node`, recovering its registry first if the cluster keeps one.
+async fn spawn_master(
+    node: &Node,
+    config: &LocalClusterConfig,
+) -> Result<MasterHandle, ClusterError> {
+    let policy = policy_for(config.credential.as_ref());
+    if !config.registry {
+        return Ok(Master::spawn_with(node, &fresh_master_id(), policy)?);
+    }
+    let registry = |e: &dyn std::fmt::Display| ClusterError::Registry(e.to_string());
+    let store = FileStore::open(config.work_dir.join("master").join("registry"))
+        .map_err(|e| registry(&e))?;
+    let registrar = Registrar::recover(AnyStore::File(store))
+        .await
+        .map_err(|e| registry(&e))?;
+    Ok(Master::spawn_recovered(
+        node,
+        &fresh_master_id(),
+        policy,
+        registrar,
+        config.agent_reregister_timeout,
+    )?)
+}
+
 impl LocalCluster {
     /// Starts the master, then the agents (they register on their own; see
     /// [`LocalCluster::wait_for_agents`]).
-    pub fn start(config: LocalClusterConfig) -> Result<LocalCluster, ClusterError> {
+    pub async fn start(config: LocalClusterConfig) -> Result<LocalCluster, ClusterError> {
         let master_node = node_on(config.master_port, &config.clock)?;
-        let master = Master::spawn_with(
-            &master_node,
-            &fresh_master_id(),
-            policy_for(config.credential.as_ref()),
-        )?;
+        let master = spawn_master(&master_node, &config).await?;
         let mut cluster = LocalCluster {
             master_node,
             master,
@@ -157,17 +192,25 @@ impl LocalCluster {
         Ok(cluster)
     }
 
-    /// Stops the master and starts a new one (a fresh id, no state) on the same address, as
-    /// after a master crash: agents and frameworks find it there and re-register.
+    /// Stops the master and starts a new one (a fresh id; only the registry, if kept) on the
+    /// same address, as after a master crash: agents and frameworks find it there and
+    /// re-register.
     pub async fn restart_master(&mut self) -> Result<(), ClusterError> {
-        let address = self.master_node.socket_addr();
+        self.stop_master().await;
+        self.start_master().await
+    }
+
+    /// Stops the master (as if it crashed); [`LocalCluster::start_master`] brings one back.
+    pub async fn stop_master(&mut self) {
         self.master_node.shutdown().await;
+    }
+
+    /// Starts a new master (a fresh id; only the registry, if kept) on the stopped master's
+    /// address.
+    pub async fn start_master(&mut self) -> Result<(), ClusterError> {
+        let address = self.master_node.socket_addr();
         self.master_node = node_on(address.port(), &self.config.clock)?;
-        self.master = Master::spawn_with(
-            &self.master_node,
-            &fresh_master_id(),
-            policy_for(self.config.credential.as_ref()),
-        )?;
+        self.master = spawn_master(&self.master_node, &self.config).await?;
         Ok(())
     }
 

@@ -9,7 +9,9 @@
 //! minimum offer size, reservations) and the allocator process that runs it; and [`master`],
 //! the master process (registration and re-registration, authentication, offers, accept with
 //! launch validation, decline filters, rescinds, kills, reconciliation, agent health,
-//! revocation, teardown, `/master/state` and metrics); and [`standby`], what a master that
+//! revocation, teardown, recovery after a failover, `/master/state` and metrics); and
+//! [`registrar`], the process that keeps the registry (admitted agents and frameworks) in a
+//! `coordination` store, ZooKeeper or a local directory; and [`standby`], what a master that
 //! does not lead serves (HTTP redirected to the leader). Election itself lives in the
 //! `coordination` crate.
 //!
@@ -26,12 +28,10 @@
 //! assert_eq!(sorter.sort(), vec!["f2", "f1"], "the lowest dominant share comes first");
 //! ```
 //!
-//! Still to come (the high-availability issue): the registrar (admitted agents and frameworks'
-//! failover data in `coordination::store`, agents marked unreachable after a failover).
-
 #![warn(missing_docs)]
 
 pub mod allocator;
 pub mod drf;
 pub mod master;
+pub mod registrar;
 pub mod standby;

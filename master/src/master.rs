@@ -25,8 +25,9 @@
 //! Offers not answered within `OFFER_TIMEOUT` are rescinded and their resources go back to
 //! the allocator.
 //!
-//! This is the first slice of the Mesos core issue: re-registration, failover and the HTTP API
-//! come next.
+//! With a registrar ([`Master::spawn_recovered`]) admissions are durable before they are
+//! answered, and a new leader waits for the registry's agents and frameworks (see
+//! `recovery`); re-registration and framework failover are in `reregistration`.
 
 use protos::IdText;
 use std::collections::HashMap;
@@ -54,6 +55,7 @@ use crate::allocator::{
     Allocation, Allocator, AllocatorError, AllocatorProcess, HierarchicalAllocator, RefuseFilter,
     DEFAULT_ALLOCATION_INTERVAL,
 };
+use crate::registrar::{Operation, Registrar};
 
 /// How long a declined offer's resources are withheld when the framework sets no filter.
 pub const DEFAULT_REFUSE_SECONDS: f64 = 5.0;
@@ -67,17 +69,22 @@ pub const MAX_AGENT_PING_TIMEOUTS: u32 = 5;
 /// Offers sent to a framework in one `ResourceOffersMessage` (about 200 bytes each, so a
 /// message stays far below libactor's frame limit).
 pub const MAX_OFFERS_PER_MESSAGE: usize = 1000;
+/// Removed frameworks remembered (so that their schedulers cannot re-register; Mesos keeps 50).
+pub const MAX_REMOVED_FRAMEWORKS: usize = 1000;
 /// Longest `refuse_seconds` honoured (a year), so that a huge value cannot overflow the clock.
 pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 mod authenticator;
 mod gauges;
+mod recovery;
 mod relay;
 mod reregistration;
 mod revocation;
 
 pub use authenticator::AuthenticationPolicy;
 use authenticator::Registrant;
+pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
+use recovery::{Recovery, UnknownTaskAgent};
 pub use revocation::RevocationPolicy;
 use revocation::Revocations;
 mod state_json;
@@ -162,6 +169,15 @@ pub struct Master {
     auth: AuthState,
     revocations: Revocations,
     metrics: Option<MasterMetrics>,
+    /// Where admissions are made durable (`None`: soft state only, as a lone test master).
+    registrar: Option<ProcessRef<Registrar>>,
+    /// The registry's agents and frameworks not back yet since this master took over.
+    recovery: Recovery,
+    /// Pids whose registration is being written to the registry (a retry is ignored).
+    admitting: std::collections::HashSet<Upid>,
+    /// The latest frameworks removed, oldest first (at most [`MAX_REMOVED_FRAMEWORKS`]): their
+    /// schedulers may not re-register.
+    removed_frameworks: std::collections::VecDeque<String>,
 }
 
 /// The running master and its allocator.
@@ -180,11 +196,39 @@ impl Master {
         Master::spawn_with(node, master_id, AuthenticationPolicy::default())
     }
 
-    /// Spawns the allocator and the master, which admits registrations by `policy`.
+    /// Spawns the allocator and the master, which admits registrations by `policy` and keeps
+    /// its state in memory only (a restarted master relearns it from re-registrations).
     pub fn spawn_with(
         node: &Node,
         master_id: &str,
         policy: AuthenticationPolicy,
+    ) -> Result<MasterHandle, SpawnError> {
+        Master::spawn_inner(node, master_id, policy, None)
+    }
+
+    /// Spawns the allocator, the `registrar` (holding `registrar`'s recovered registry) and
+    /// the master, which persists admissions and waits `agent_reregister_timeout` for the
+    /// registry's agents to come back (agents that do not are marked unreachable).
+    pub fn spawn_recovered(
+        node: &Node,
+        master_id: &str,
+        policy: AuthenticationPolicy,
+        registrar: Registrar,
+        agent_reregister_timeout: Duration,
+    ) -> Result<MasterHandle, SpawnError> {
+        Master::spawn_inner(
+            node,
+            master_id,
+            policy,
+            Some((registrar, agent_reregister_timeout)),
+        )
+    }
+
+    fn spawn_inner(
+        node: &Node,
+        master_id: &str,
+        policy: AuthenticationPolicy,
+        registrar: Option<(Registrar, Duration)>,
     ) -> Result<MasterHandle, SpawnError> {
         let master_ref: Arc<OnceLock<ProcessRef<Master>>> = Arc::new(OnceLock::new());
         let sink_ref = master_ref.clone();
@@ -200,6 +244,13 @@ impl Master {
                 }),
             ),
         )?;
+        let recovered = match registrar {
+            Some((registrar, timeout)) => {
+                let registry = registrar.registry().clone();
+                Some((node.spawn_ref("registrar", registrar)?, registry, timeout))
+            }
+            None => None,
+        };
         let master = node.spawn_ref(
             "master",
             Master {
@@ -217,8 +268,15 @@ impl Master {
                 },
                 revocations: Revocations::default(),
                 metrics: None,
+                registrar: recovered.as_ref().map(|(r, _, _)| r.clone()),
+                recovery: Recovery::default(),
+                admitting: Default::default(),
+                removed_frameworks: Default::default(),
             },
         )?;
+        if let Some((_, registry, timeout)) = recovered {
+            master.dispatch(move |m, ctx| m.start_recovery(ctx, &registry, timeout));
+        }
         let _ = master_ref.set(master.clone());
         Ok(MasterHandle { master, allocator })
     }
@@ -252,6 +310,13 @@ impl Master {
     /// Tasks not yet known to be terminal.
     pub fn task_count(&self) -> usize {
         self.tasks.len()
+    }
+
+    /// Agents marked unreachable (after missing pings, or not back after a failover), sorted.
+    pub fn unreachable_agents(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.recovery.unreachable.keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// Offers outstanding.
@@ -304,14 +369,34 @@ impl Master {
             );
             return;
         }
+        if !self.admitting.insert(from.clone()) {
+            return; // a retry while its admission is being written
+        }
         let id = self.next("S");
+        let mut info = info;
+        info.id = Some(AgentId { value: id.clone() });
+        self.persist(ctx, Operation::AdmitAgent(info.clone()), move |m, ctx| {
+            m.admitting.remove(&from);
+            m.admit_agent(ctx, from, id, info, total);
+        });
+    }
+
+    /// Adds an agent whose admission is durable, and tells it its id.
+    fn admit_agent(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        id: String,
+        info: AgentInfo,
+        total: Resources,
+    ) {
         tracing::info!(agent = %id, %from, resources = %total, "agent registered");
         self.agent_by_pid.insert(from.clone(), id.clone());
         self.agents.insert(
             id.clone(),
             AgentEntry {
                 pid: from.clone(),
-                info: info.clone(),
+                info,
                 total: total.clone(),
                 pong_received: false,
                 missed_pings: 0,
@@ -368,7 +453,26 @@ impl Master {
             ctx.send(&from, reply);
             return;
         }
+        if !self.admitting.insert(from.clone()) {
+            return; // a retry while its admission is being written
+        }
         let id = self.next("F");
+        info.id = Some(FrameworkId { value: id.clone() });
+        self.persist(ctx, Operation::AddFramework(info.clone()), move |m, ctx| {
+            m.admitting.remove(&from);
+            m.admit_framework(ctx, from, id, info, role);
+        });
+    }
+
+    /// Adds a framework whose admission is durable, and tells its scheduler its id.
+    fn admit_framework(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        id: String,
+        info: FrameworkInfo,
+        role: String,
+    ) {
         tracing::info!(framework = %id, name = %info.name, %role, "framework registered");
         ctx.link(&from);
         self.frameworks.insert(
@@ -825,6 +929,15 @@ impl Master {
             return;
         };
         tracing::info!(%framework, "framework removed");
+        if self.removed_frameworks.len() == MAX_REMOVED_FRAMEWORKS {
+            self.removed_frameworks.pop_front();
+        }
+        self.removed_frameworks.push_back(framework.to_owned());
+        self.persist(
+            ctx,
+            Operation::RemoveFramework(framework.to_owned()),
+            |_, _| {},
+        );
         self.offers.retain(|_, o| o.framework != framework);
         let mut agents = entry.agents;
         self.tasks.retain(|(f, _), task| {
@@ -905,26 +1018,38 @@ impl Master {
             self.count(|m| &m.invalid_messages);
             return;
         }
-        let asked: Vec<String> = if msg.statuses.is_empty() {
-            let mut all: Vec<String> = self
+        // (task, the agent the framework believes it runs on)
+        let asked: Vec<(String, String)> = if msg.statuses.is_empty() {
+            let mut all: Vec<(String, String)> = self
                 .tasks
-                .keys()
-                .filter(|(f, _)| *f == framework)
-                .map(|(_, t)| t.clone())
+                .iter()
+                .filter(|((f, _), _)| *f == framework)
+                .map(|((_, t), task)| (t.clone(), task.agent.clone()))
                 .collect();
             all.sort();
             all
         } else {
             msg.statuses
                 .iter()
-                .filter_map(|s| s.task_id.as_ref().map(|t| t.value.clone()))
+                .filter_map(|s| {
+                    let task = s.task_id.as_ref()?.value.clone();
+                    Some((task, s.agent_id.text().to_owned()))
+                })
                 .collect()
         };
-        for task_id in asked {
-            let state = self
-                .tasks
-                .get(&(framework.clone(), task_id.clone()))
-                .map_or(TaskState::TaskLost, |t| t.state);
+        for (task_id, agent) in asked {
+            let state = match self.tasks.get(&(framework.clone(), task_id.clone())) {
+                Some(task) => task.state,
+                None => match self.unknown_task_agent(&agent) {
+                    // Its agent may still bring it back: answered once it does or is
+                    // marked unreachable.
+                    UnknownTaskAgent::Expected => continue,
+                    UnknownTaskAgent::Unreachable if self.partition_aware(&framework) => {
+                        TaskState::TaskUnreachable
+                    }
+                    UnknownTaskAgent::Unreachable | UnknownTaskAgent::Gone => TaskState::TaskLost,
+                },
+            };
             let task = TaskInfo {
                 task_id: Some(TaskId { value: task_id }),
                 ..Default::default()
@@ -989,6 +1114,7 @@ impl Master {
         };
         self.agent_by_pid.remove(&entry.pid);
         tracing::warn!(%agent, %why, "agent removed");
+        self.mark_unreachable(ctx, agent);
         self.count(|m| &m.agents_removed);
         let rescinded: Vec<String> = self
             .offers
@@ -1017,12 +1143,7 @@ impl Master {
             .collect();
         for (framework, task_id) in lost {
             self.tasks.remove(&(framework.clone(), task_id.clone()));
-            let partition_aware = self.frameworks.get(&framework).is_some_and(|f| {
-                f.info.capabilities.iter().any(|c| {
-                    c.r#type == protos::v1::framework_info::capability::Type::PartitionAware as i32
-                })
-            });
-            let state = if partition_aware {
+            let state = if self.partition_aware(&framework) {
                 TaskState::TaskUnreachable
             } else {
                 TaskState::TaskLost
@@ -1047,6 +1168,17 @@ impl Master {
         self.tell_allocator("allocator refused to remove an agent", move |a| {
             a.remove_agent(&agent)
         });
+    }
+}
+
+impl Master {
+    /// Whether a framework understands TASK_UNREACHABLE (others get TASK_LOST).
+    fn partition_aware(&self, framework: &str) -> bool {
+        self.frameworks.get(framework).is_some_and(|f| {
+            f.info.capabilities.iter().any(|c| {
+                c.r#type == protos::v1::framework_info::capability::Type::PartitionAware as i32
+            })
+        })
     }
 }
 

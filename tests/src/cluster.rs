@@ -25,7 +25,7 @@ pub struct ClusterWithFramework {
 impl ClusterWithFramework {
     /// Starts `config`, waits for its agents, and registers a framework called `test`.
     pub async fn start(config: LocalClusterConfig) -> ClusterWithFramework {
-        let cluster = LocalCluster::start(config).expect("cluster starts");
+        let cluster = LocalCluster::start(config).await.expect("cluster starts");
         cluster
             .wait_for_agents(AGENTS_UP)
             .await

@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod daemon;
+pub mod eventually;
 pub mod recording_scheduler;
 pub mod zookeeper;
 

@@ -31,7 +31,7 @@ fn metric(cluster: &LocalCluster, name: &str) -> f64 {
 async fn cluster(dir: &std::path::Path) -> LocalCluster {
     let mut config = LocalClusterConfig::new(1, dir);
     config.credential = Some(credential("right"));
-    let cluster = LocalCluster::start(config).expect("cluster starts");
+    let cluster = LocalCluster::start(config).await.expect("cluster starts");
     cluster
         .wait_for_agents(Duration::from_secs(30))
         .await

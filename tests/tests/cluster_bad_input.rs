@@ -30,7 +30,9 @@ fn invalid_count(cluster: &LocalCluster) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_impostor_messages_are_refused_without_harm() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path())).unwrap();
+    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path()))
+        .await
+        .unwrap();
     cluster
         .wait_for_agents(Duration::from_secs(30))
         .await

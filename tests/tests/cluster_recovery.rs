@@ -111,7 +111,9 @@ async fn the_drf_example_through_the_real_master() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_and_frameworks_recover_from_a_master_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::start(LocalClusterConfig::new(2, dir.path())).unwrap();
+    let mut cluster = LocalCluster::start(LocalClusterConfig::new(2, dir.path()))
+        .await
+        .unwrap();
     cluster
         .wait_for_agents(Duration::from_secs(30))
         .await
@@ -188,7 +190,9 @@ async fn agents_and_frameworks_recover_from_a_master_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dying_custom_executor_fails_its_tasks_and_is_reported_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path())).unwrap();
+    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path()))
+        .await
+        .unwrap();
     cluster
         .wait_for_agents(Duration::from_secs(30))
         .await
@@ -241,7 +245,9 @@ async fn a_dying_custom_executor_fails_its_tasks_and_is_reported_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_executor_runs_tasks_and_relays_framework_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path())).unwrap();
+    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path()))
+        .await
+        .unwrap();
     cluster
         .wait_for_agents(Duration::from_secs(30))
         .await

@@ -35,7 +35,7 @@ async fn greedy_and_starved(
     let mut config = LocalClusterConfig::new(1, dir.path());
     config.agent_resources = "cpus:4;mem:1024".parse().unwrap();
     config.clock = Some(clock.clone());
-    let cluster = LocalCluster::start(config).unwrap();
+    let cluster = LocalCluster::start(config).await.unwrap();
     cluster
         .wait_for_agents(Duration::from_secs(30))
         .await

@@ -23,8 +23,9 @@ struct Setup {
 
 async fn setup(agents: usize) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster =
-        LocalCluster::start(LocalClusterConfig::new(agents, dir.path())).expect("cluster starts");
+    let cluster = LocalCluster::start(LocalClusterConfig::new(agents, dir.path()))
+        .await
+        .expect("cluster starts");
     cluster
         .wait_for_agents(AGENTS_UP)
         .await
@@ -355,7 +356,9 @@ async fn tearing_a_framework_down_kills_its_tasks_and_frees_its_resources() {
 async fn the_service_framework_relaunches_instances_that_end() {
     use frameworks::examples::service::{ServiceScheduler, ServiceSpec};
     let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path())).unwrap();
+    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path()))
+        .await
+        .unwrap();
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();
     let node = Node::builder().single_threaded().start().unwrap();
     // Two instances that keep running, one that keeps crashing.

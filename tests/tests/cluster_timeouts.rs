@@ -29,7 +29,7 @@ async fn setup(agents: usize) -> Setup {
     let clock = Clock::paused();
     let mut config = LocalClusterConfig::new(agents, dir.path());
     config.clock = Some(clock.clone());
-    let cluster = LocalCluster::start(config).expect("cluster starts");
+    let cluster = LocalCluster::start(config).await.expect("cluster starts");
     cluster
         .wait_for_agents(AGENTS_UP)
         .await

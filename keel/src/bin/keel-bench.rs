@@ -257,7 +257,7 @@ async fn containers(
     config.agent_resources = "cpus:1000;mem:10000000;disk:1000".parse()?;
     config.containerizer.isolation = mode;
     config.containerizer.cgroups_root = format!("keel-bench-{}", std::process::id());
-    let cluster = keel::local_cluster::LocalCluster::start(config)?;
+    let cluster = keel::local_cluster::LocalCluster::start(config).await?;
     cluster.wait_for_agents(Duration::from_secs(30)).await?;
     let isolation = cluster.agents[0]
         .slave

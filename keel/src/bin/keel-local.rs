@@ -135,7 +135,9 @@ async fn main() -> anyhow::Result<()> {
             ""
         }
     );
-    let cluster = LocalCluster::start(config).context("starting the cluster")?;
+    let cluster = LocalCluster::start(config)
+        .await
+        .context("starting the cluster")?;
     println!("master  {}", cluster.master_pid());
     cluster
         .wait_for_agents(AGENT_REGISTRATION_TIMEOUT)

@@ -5,13 +5,24 @@
 //! standby (HTTP redirected to the leader) until ZooKeeper elects it, then runs the master.
 //! A leader that loses its ZooKeeper session exits at once (status 1), as Mesos's does: it can
 //! no longer know that no other master leads; a supervisor restarts it as a new contender.
+//!
+//! The registry (admitted agents and frameworks) lives in ZooKeeper with `--zk`, in
+//! `--work-dir`/registry for a single master, and nowhere without either (the master then
+//! relearns the cluster from re-registrations alone). A master whose registry write fails
+//! exits too.
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use coordination::{Candidacy, Contender, Detector, MasterInfoJson, ZkUrl};
+use coordination::{
+    AnyStore, Candidacy, Contender, Detector, FileStore, MasterInfoJson, ZkStore, ZkUrl,
+};
 use keel::local_cluster::fresh_master_id;
-use master::master::{AuthenticationPolicy, Master, RevocationPolicy};
+use master::master::{
+    AuthenticationPolicy, Master, RevocationPolicy, DEFAULT_AGENT_REREGISTER_TIMEOUT,
+};
+use master::registrar::Registrar;
 use master::standby::StandbyMaster;
+use tokio::sync::watch;
 
 #[derive(Debug, Parser)]
 #[command(name = "keel-master", version, about = "Run a Keel master.")]
@@ -45,6 +56,14 @@ struct Flags {
     /// ZooKeeper session timeout: how long ZooKeeper waits before another master may lead.
     #[arg(long, env = "KEEL_ZK_SESSION_TIMEOUT_SECONDS", default_value_t = 10.0)]
     zk_session_timeout_seconds: f64,
+    /// Keep the registry in DIR/registry (a single master without ZooKeeper); ignored with
+    /// --zk, whose registry lives in ZooKeeper.
+    #[arg(long, env = "KEEL_WORK_DIR")]
+    work_dir: Option<std::path::PathBuf>,
+    /// After taking over, how long to wait for the registry's agents to re-register before
+    /// marking them unreachable.
+    #[arg(long, env = "KEEL_AGENT_REREGISTER_TIMEOUT_SECONDS", default_value_t = DEFAULT_AGENT_REREGISTER_TIMEOUT.as_secs_f64())]
+    agent_reregister_timeout_seconds: f64,
 }
 
 #[tokio::main]
@@ -71,6 +90,11 @@ async fn main() -> anyhow::Result<()> {
         agents: flags.authenticate_agents,
         frameworks: flags.authenticate_frameworks,
     };
+    let reregister_timeout = flags.agent_reregister_timeout_seconds;
+    if !(reregister_timeout.is_finite() && (0.0..=86_400.0).contains(&reregister_timeout)) {
+        bail!("--agent-reregister-timeout-seconds must be between 0 and 86400");
+    }
+    let reregister_timeout = std::time::Duration::from_secs_f64(reregister_timeout);
     let master_id = fresh_master_id();
     // The first stdout line says where the master is, for scripts and tests: at once for a
     // contender (it serves as a standby meanwhile), once it runs otherwise.
@@ -79,10 +103,32 @@ async fn main() -> anyhow::Result<()> {
         None => None,
         Some(zk) => {
             println!("master {my_pid}");
-            Some(stand_by_until_elected(&node, &flags, zk, &master_id, &my_pid).await?)
+            let url: ZkUrl = zk.parse().with_context(|| format!("--zk {zk}"))?;
+            let contender =
+                stand_by_until_elected(&node, &flags, &url, &master_id, &my_pid).await?;
+            Some((contender, url))
         }
     };
-    let handle = Master::spawn_with(&node, &master_id, policy)?;
+    let store = match (&contender, &flags.work_dir) {
+        (Some((contender, url)), _) => Some(AnyStore::ZooKeeper(
+            ZkStore::open(contender.client().clone(), url).await?,
+        )),
+        (None, Some(dir)) => Some(AnyStore::File(FileStore::open(dir.join("registry"))?)),
+        (None, None) => {
+            tracing::warn!("no --zk or --work-dir: the registry is kept in memory only");
+            None
+        }
+    };
+    let (handle, registry_failure) = match store {
+        Some(store) => {
+            let registrar = Registrar::recover(store).await?;
+            let failure = registrar.failure();
+            let handle =
+                Master::spawn_recovered(&node, &master_id, policy, registrar, reregister_timeout)?;
+            (handle, Some(failure))
+        }
+        None => (Master::spawn_with(&node, &master_id, policy)?, None),
+    };
     if contender.is_none() {
         println!("master {my_pid}");
     }
@@ -114,18 +160,11 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("leading {}", handle.master.pid());
     tracing::info!(pid = %handle.master.pid(), "master started");
-    match contender {
-        None => keel::shutdown_signal::terminated().await,
-        Some(contender) => {
-            let mut candidacy = contender.candidacy();
-            tokio::select! {
-                _ = keel::shutdown_signal::terminated() => {}
-                lost = candidacy.wait_for(|c| matches!(c, Candidacy::Lost(_))) => {
-                    let why = lost.map(|c| format!("{:?}", *c)).unwrap_or_default();
-                    tracing::error!(reason = %why, "lost leadership; exiting so that no two masters lead");
-                    std::process::exit(1);
-                }
-            }
+    tokio::select! {
+        _ = keel::shutdown_signal::terminated() => {}
+        why = lost_leadership(contender.as_ref().map(|(c, _)| c), registry_failure) => {
+            tracing::error!(reason = %why, "lost leadership; exiting so that no two masters lead");
+            std::process::exit(1);
         }
     }
     tracing::info!("stopping");
@@ -133,16 +172,55 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves (with why) once this master may no longer lead: its candidacy is lost or its
+/// registry cannot be written. Never resolves for a lone master without a registry.
+async fn lost_leadership(
+    contender: Option<&Contender>,
+    registry_failure: Option<watch::Receiver<Option<String>>>,
+) -> String {
+    let candidacy = async {
+        match contender {
+            Some(c) => {
+                let mut candidacy = c.candidacy();
+                let lost = match candidacy
+                    .wait_for(|c| matches!(c, Candidacy::Lost(_)))
+                    .await
+                {
+                    Ok(lost) => format!("{:?}", *lost),
+                    Err(_) => "the contender stopped".to_owned(),
+                };
+                lost
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let registry = async {
+        match registry_failure {
+            Some(mut failure) => {
+                let why = match failure.wait_for(Option::is_some).await {
+                    Ok(why) => format!("registry: {}", why.as_deref().unwrap_or_default()),
+                    Err(_) => "the registrar stopped".to_owned(),
+                };
+                why
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        why = candidacy => why,
+        why = registry => why,
+    }
+}
+
 /// Runs a standby at `master` (redirecting HTTP to the leader it detects) and contends until
 /// elected; then the standby goes and the caller starts the real master in its place.
 async fn stand_by_until_elected(
     node: &libactor::Node,
     flags: &Flags,
-    zk: &str,
+    url: &ZkUrl,
     master_id: &str,
     my_pid: &libactor::Upid,
 ) -> anyhow::Result<Contender> {
-    let url: ZkUrl = zk.parse().with_context(|| format!("--zk {zk}"))?;
     let timeout = flags.zk_session_timeout_seconds;
     if !(timeout.is_finite() && (1.0..=600.0).contains(&timeout)) {
         bail!("--zk-session-timeout-seconds must be between 1 and 600");
@@ -170,7 +248,7 @@ async fn stand_by_until_elected(
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| flags.ip.to_string());
     let info = MasterInfoJson::new(master_id, my_pid, &hostname);
-    let contender = Contender::contend(&url, &info, timeout).await?;
+    let contender = Contender::contend(url, &info, timeout).await?;
     println!("contending {} in {url}", contender.znode());
     tracing::info!(znode = contender.znode(), "standing by until elected");
     tokio::select! {

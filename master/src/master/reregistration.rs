@@ -17,7 +17,7 @@ use protos::internal::{
     FrameworkReregisteredMessage, ReregisterFrameworkMessage, ReregisterSlaveMessage,
     SlaveReregisteredMessage,
 };
-use protos::v1::{AgentId, FrameworkId, TaskState};
+use protos::v1::{AgentId, FrameworkId, FrameworkInfo, TaskState};
 use resources::Resources;
 
 use crate::allocator::Allocator;
@@ -26,6 +26,15 @@ use super::{validate_agent, AgentEntry, FrameworkEntry, Master, Registrant, Task
 
 /// Longest failover timeout honoured (a week), so that a huge value cannot overflow the clock.
 pub const MAX_FAILOVER_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long a framework's scheduler may stay away before the framework is removed.
+pub(super) fn failover_timeout(info: &FrameworkInfo) -> Duration {
+    info.failover_timeout
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .map_or(Duration::ZERO, |t| {
+            Duration::from_secs_f64(t).min(MAX_FAILOVER_TIMEOUT)
+        })
+}
 
 impl Master {
     pub(super) fn reregister_slave(
@@ -66,9 +75,15 @@ impl Master {
             return;
         }
         tracing::info!(agent = %id, %from, tasks = msg.tasks.len(), "agent re-registered");
+        self.agent_returned(ctx, &info);
         let mut used: Vec<(String, Resources)> = Vec::new();
+        let mut orphans = std::collections::BTreeSet::new();
         for task in msg.tasks {
             let framework = task.framework_id.text().to_owned();
+            if self.is_orphan(&framework) {
+                orphans.insert(framework);
+                continue;
+            }
             let task_id = task.task_id.text().to_owned();
             let resources = Resources::from_proto(&task.resources).unwrap_or_default();
             match used.iter_mut().find(|(f, _)| *f == framework) {
@@ -107,6 +122,9 @@ impl Master {
             a.add_agent(&agent, total, &used)
         });
         ctx.send(&from, reply);
+        for framework in orphans {
+            self.shut_down_orphan(ctx, &from, &framework);
+        }
     }
 
     pub(super) fn reregister_framework(
@@ -131,6 +149,11 @@ impl Master {
         if id.is_empty() || info.name.trim().is_empty() || info.user.trim().is_empty() {
             self.count(|m| &m.invalid_messages);
             tracing::warn!(%from, "refused a framework re-registration without an id, name or user");
+            return;
+        }
+        if self.removed_frameworks.contains(&id) || self.is_orphan(&id) {
+            // Its failover timeout passed, or it was torn down: its tasks are gone.
+            self.refuse_framework(ctx, &from, &format!("framework {id} has been removed"));
             return;
         }
         let reply = FrameworkReregisteredMessage {
@@ -163,6 +186,7 @@ impl Master {
             info.role.clone()
         };
         tracing::info!(framework = %id, name = %info.name, "framework re-registered");
+        self.framework_returned(ctx, &info);
         self.frameworks.insert(
             id.clone(),
             FrameworkEntry {
@@ -192,13 +216,7 @@ impl Master {
         }
         entry.active = false;
         let id = id.clone();
-        let timeout = entry
-            .info
-            .failover_timeout
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .map_or(Duration::ZERO, |t| {
-                Duration::from_secs_f64(t).min(MAX_FAILOVER_TIMEOUT)
-            });
+        let timeout = failover_timeout(&entry.info);
         tracing::warn!(framework = %id, scheduler = %pid, ?timeout, "scheduler disconnected; framework inactive");
         self.withdraw_offers(&id);
         let framework = id.clone();

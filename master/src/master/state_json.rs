@@ -102,6 +102,15 @@ impl Master {
             })
             .collect();
         frameworks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        let mut recovered: Vec<&String> = self.recovery.agents.keys().collect();
+        recovered.sort();
+        let mut unreachable: Vec<Value> = self
+            .recovery
+            .unreachable
+            .iter()
+            .map(|(id, since)| json!({"id": id, "timestamp": since}))
+            .collect();
+        unreachable.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         let master = self.info(ctx);
         HttpResponse::json(&json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -110,6 +119,8 @@ impl Master {
             "leader": master.pid,
             "activated_slaves": slaves.len(),
             "slaves": slaves,
+            "recovered_slaves": recovered,
+            "unreachable_slaves": unreachable,
             "frameworks": frameworks,
         }))
     }

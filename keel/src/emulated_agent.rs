@@ -1,7 +1,9 @@
 //! An emulated agent for cluster-scale benchmarks (the Mesos paper's "emulated slaves"): it
 //! speaks the agent's side of the real protocol to a real master — registers, answers pings,
 //! reports each task RUNNING and then FINISHED after `task_duration` — but starts no OS process,
-//! so one machine can stand in for 100,000 agents.
+//! so one machine can stand in for 100,000 agents. After a master failover it re-registers with
+//! the new leader ([`EmulatedAgent::set_master`]) bringing its running tasks, retrying until
+//! answered, as a real agent does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,8 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use libactor::{Context, Process, Upid};
 use protos::internal::{
-    PingSlaveMessage, PongSlaveMessage, RegisterSlaveMessage, RunTaskMessage,
-    SlaveRegisteredMessage, StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    PingSlaveMessage, PongSlaveMessage, RegisterSlaveMessage, ReregisterSlaveMessage,
+    RunTaskMessage, SlaveRegisteredMessage, SlaveReregisteredMessage, StatusUpdate,
+    StatusUpdateAcknowledgementMessage, StatusUpdateMessage, Task,
 };
 use protos::v1::task_status::Source;
 use protos::v1::{AgentId, AgentInfo, TaskState, TaskStatus};
@@ -28,7 +31,15 @@ pub struct EmulationCounters {
     pub tasks: AtomicU64,
     /// Acknowledgements received.
     pub acks: AtomicU64,
+    /// Agents a new master re-registered.
+    pub reregistered: AtomicU64,
+    /// Re-registration attempts sent (first tries and retries).
+    pub reregistration_attempts: AtomicU64,
 }
+
+/// How long an emulated agent waits for `SlaveReregisteredMessage` before asking again (a new
+/// leader drops messages until its master process runs).
+pub const REREGISTER_RETRY: Duration = Duration::from_millis(500);
 
 /// One emulated agent.
 pub struct EmulatedAgent {
@@ -37,6 +48,10 @@ pub struct EmulatedAgent {
     task_duration: Duration,
     id: Option<AgentId>,
     counters: Arc<EmulationCounters>,
+    /// Tasks RUNNING now, by task id: what a re-registration brings.
+    running: std::collections::BTreeMap<String, Task>,
+    /// Waiting for a new master's `SlaveReregisteredMessage`.
+    reregistering: bool,
 }
 
 impl EmulatedAgent {
@@ -53,6 +68,53 @@ impl EmulatedAgent {
             task_duration,
             id: None,
             counters,
+            running: Default::default(),
+            reregistering: false,
+        }
+    }
+
+    fn info(&self, ctx: &Context<Self>) -> AgentInfo {
+        AgentInfo {
+            id: self.id.clone(),
+            hostname: ctx.pid().id().to_owned(),
+            resources: self.resources.to_proto(),
+            ..Default::default()
+        }
+    }
+
+    /// Follows a new leading master: re-registers with it, with the running tasks, until it
+    /// answers.
+    pub fn set_master(&mut self, ctx: &mut Context<Self>, master: Upid) {
+        self.master = master;
+        if self.id.is_some() {
+            self.reregistering = true;
+            self.reregister(ctx);
+        }
+    }
+
+    fn reregister(&mut self, ctx: &mut Context<Self>) {
+        if !self.reregistering {
+            return;
+        }
+        self.counters
+            .reregistration_attempts
+            .fetch_add(1, Ordering::Relaxed);
+        let msg = ReregisterSlaveMessage {
+            slave: Some(self.info(ctx)),
+            tasks: self.running.values().cloned().collect(),
+            version: "emulated".into(),
+            ..Default::default()
+        };
+        ctx.send(&self.master, msg);
+        ctx.delay(REREGISTER_RETRY, |a: &mut EmulatedAgent, ctx| {
+            a.reregister(ctx)
+        });
+    }
+
+    fn reregistered(&mut self, _: &mut Context<Self>, from: Upid, _: SlaveReregisteredMessage) {
+        if from == self.master && self.reregistering {
+            self.reregistering = false;
+            self.counters.reregistered.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -101,9 +163,26 @@ impl EmulatedAgent {
         let finished = update(TaskState::TaskFinished, 2);
         if self.task_duration.is_zero() {
             ctx.send(&self.master, finished);
-        } else {
-            ctx.delay_send(self.task_duration, &self.master, finished);
+            return;
         }
+        let id = task.task_id.clone().unwrap_or_default().value;
+        self.running.insert(
+            id.clone(),
+            Task {
+                name: task.name.clone(),
+                task_id: task.task_id.clone(),
+                framework_id: msg.framework_id.clone(),
+                executor_id: task.executor.as_ref().and_then(|e| e.executor_id.clone()),
+                slave_id: self.id.clone(),
+                state: TaskState::TaskRunning as i32,
+                resources: task.resources.clone(),
+                ..Default::default()
+            },
+        );
+        ctx.delay(self.task_duration, move |a: &mut EmulatedAgent, ctx| {
+            a.running.remove(&id);
+            ctx.send(&a.master, finished);
+        });
     }
 
     fn ack(&mut self, _: &mut Context<Self>, _: Upid, _: StatusUpdateAcknowledgementMessage) {
@@ -117,15 +196,11 @@ impl Process for EmulatedAgent {
         ctx.install(Self::ping);
         ctx.install(Self::run_task);
         ctx.install(Self::ack);
-        let id = ctx.pid().id().to_owned();
+        ctx.install(Self::reregistered);
         ctx.send(
             &self.master,
             RegisterSlaveMessage {
-                slave: Some(AgentInfo {
-                    hostname: id,
-                    resources: self.resources.to_proto(),
-                    ..Default::default()
-                }),
+                slave: Some(self.info(ctx)),
                 version: "emulated".into(),
             },
         );

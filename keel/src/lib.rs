@@ -23,6 +23,8 @@
 //! - [`tables`]: keelctl's tables over `/master/state`.
 //! - [`shutdown_signal`]: SIGINT or SIGTERM.
 //! - [`logging`]: the binaries' tracing setup; [`master_address`]: `host:port` or a pid.
+//! - [`zookeeper_server`]: a real ZooKeeper server on a free loopback port, for tests and
+//!   `keel-bench failover`.
 
 #![warn(missing_docs)]
 
@@ -37,3 +39,4 @@ pub mod master_address;
 pub mod send_message;
 pub mod shutdown_signal;
 pub mod tables;
+pub mod zookeeper_server;

@@ -234,6 +234,7 @@ impl LocalCluster {
                 credential: self.config.credential.clone(),
                 containerizer: self.config.containerizer.clone(),
                 gc_delay: self.config.gc_delay,
+                master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
             },
         )?;
         self.agents.push(LocalAgent { node, slave });

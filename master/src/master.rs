@@ -19,8 +19,9 @@
 //! refuses; TASK_LOST or TASK_UNREACHABLE for tasks of an agent it removes),
 //! `RescindResourceOfferMessage` and `LostSlaveMessage` when an agent is removed.
 //!
-//! Agent health: every `AGENT_PING_TIMEOUT` the master pings each agent; an agent that misses
-//! `MAX_AGENT_PING_TIMEOUTS` pongs in a row is removed (Mesos's 15 s × 5).
+//! Agent health: every [`AgentHealth::ping_timeout`] the master pings each agent; an agent that
+//! misses [`AgentHealth::max_missed`] pongs in a row is removed and marked unreachable (Mesos's
+//! 15 s × 5 by default).
 //!
 //! Offers not answered within `OFFER_TIMEOUT` are rescinded and their resources go back to
 //! the allocator.
@@ -66,6 +67,25 @@ pub const OFFER_TIMEOUT: Duration = Duration::from_secs(60);
 pub const AGENT_PING_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pongs an agent may miss in a row before it is removed.
 pub const MAX_AGENT_PING_TIMEOUTS: u32 = 5;
+/// How the master decides an agent is gone: a ping every `ping_timeout`, removal after
+/// `max_missed` unanswered in a row (Mesos's `--agent_ping_timeout`, `--max_agent_ping_timeouts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentHealth {
+    /// How long the master waits for each pong.
+    pub ping_timeout: Duration,
+    /// Pongs an agent may miss in a row before it is removed.
+    pub max_missed: u32,
+}
+
+impl Default for AgentHealth {
+    fn default() -> Self {
+        AgentHealth {
+            ping_timeout: AGENT_PING_TIMEOUT,
+            max_missed: MAX_AGENT_PING_TIMEOUTS,
+        }
+    }
+}
+
 /// Offers sent to a framework in one `ResourceOffersMessage` (about 200 bytes each, so a
 /// message stays far below libactor's frame limit).
 pub const MAX_OFFERS_PER_MESSAGE: usize = 1000;
@@ -175,6 +195,8 @@ pub struct Master {
     recovery: Recovery,
     /// Pids whose registration is being written to the registry (a retry is ignored).
     admitting: std::collections::HashSet<Upid>,
+    /// When an agent counts as gone.
+    health: AgentHealth,
     /// The latest frameworks removed, oldest first (at most [`MAX_REMOVED_FRAMEWORKS`]): their
     /// schedulers may not re-register.
     removed_frameworks: std::collections::VecDeque<String>,
@@ -272,6 +294,7 @@ impl Master {
                 recovery: Recovery::default(),
                 admitting: Default::default(),
                 removed_frameworks: Default::default(),
+                health: AgentHealth::default(),
             },
         )?;
         if let Some((_, registry, timeout)) = recovered {
@@ -295,6 +318,11 @@ impl Master {
                 tracing::error!(error = %e, "{refusal}");
             }
         });
+    }
+
+    /// Changes how agents are pinged and when one counts as gone (from the next ping on).
+    pub fn set_agent_health(&mut self, _ctx: &mut Context<Self>, health: AgentHealth) {
+        self.health = health;
     }
 
     /// Agents registered now.
@@ -402,7 +430,7 @@ impl Master {
                 missed_pings: 0,
             },
         );
-        self.ping(ctx, id.clone());
+        self.watch_agent(ctx, id.clone());
         self.count(|m| &m.agents_registered);
         let agent = id.clone();
         self.tell_allocator("allocator refused a new agent", move |a| {
@@ -1065,6 +1093,19 @@ impl Master {
         }
     }
 
+    /// Starts pinging a newly (re-)registered agent: its registration counts as its first pong,
+    /// so the first ping goes out one ping timeout later (a failover's burst of thousands of
+    /// re-registrations is not doubled by as many pings).
+    fn watch_agent(&mut self, ctx: &mut Context<Self>, agent: String) {
+        let Some(entry) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        entry.pong_received = true;
+        ctx.delay(self.health.ping_timeout, move |m: &mut Master, ctx| {
+            m.ping_timeout(ctx, agent)
+        });
+    }
+
     fn ping(&mut self, ctx: &mut Context<Self>, agent: String) {
         let Some(entry) = self.agents.get_mut(&agent) else {
             return;
@@ -1072,7 +1113,7 @@ impl Master {
         entry.pong_received = false;
         let pid = entry.pid.clone();
         // Armed before the ping leaves (see the status update manager).
-        ctx.delay(AGENT_PING_TIMEOUT, move |m: &mut Master, ctx| {
+        ctx.delay(self.health.ping_timeout, move |m: &mut Master, ctx| {
             m.ping_timeout(ctx, agent)
         });
         ctx.send(&pid, PingSlaveMessage { connected: true });
@@ -1088,7 +1129,7 @@ impl Master {
             entry.missed_pings += 1;
             tracing::warn!(%agent, missed = entry.missed_pings, "agent missed a ping");
         }
-        if entry.missed_pings >= MAX_AGENT_PING_TIMEOUTS {
+        if entry.missed_pings >= self.health.max_missed {
             self.remove_agent(ctx, &agent, "agent did not answer pings");
         } else {
             self.ping(ctx, agent);

@@ -96,6 +96,9 @@ pub struct SlaveConfig {
     pub containerizer: ContainerizerConfig,
     /// How long a finished executor's sandbox is kept before it is removed (`--gc_delay`).
     pub gc_delay: Duration,
+    /// How long without a ping from the master before the agent registers again
+    /// ([`MASTER_PING_TIMEOUT`] unless the master pings more often).
+    pub master_ping_timeout: Duration,
 }
 
 /// Default `--gc_delay` (Mesos keeps sandboxes a week; an agent here keeps them a day).
@@ -430,7 +433,7 @@ impl Slave {
         let master = from.clone();
         self.sum
             .dispatch(move |sum, ctx| sum.set_master(ctx, master));
-        ctx.delay(MASTER_PING_TIMEOUT, Self::check_pings);
+        ctx.delay(self.config.master_ping_timeout, Self::check_pings);
     }
 
     fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, _msg: PingSlaveMessage) {
@@ -451,7 +454,7 @@ impl Slave {
             return;
         }
         self.pinged = false;
-        ctx.delay(MASTER_PING_TIMEOUT, Self::check_pings);
+        ctx.delay(self.config.master_ping_timeout, Self::check_pings);
     }
 
     fn disconnected(&mut self, ctx: &mut Context<Self>) {

@@ -14,7 +14,10 @@ pub mod cluster;
 pub mod daemon;
 pub mod eventually;
 pub mod recording_scheduler;
-pub mod zookeeper;
+/// A real ZooKeeper server per test (it lives in `keel` so that `keel-bench` starts one too).
+pub mod zookeeper {
+    pub use keel::zookeeper_server::*;
+}
 
 use std::process::Stdio;
 use std::time::Duration;

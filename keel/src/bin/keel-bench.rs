@@ -7,6 +7,10 @@
 //!   how much longer than 10 s it takes; master memory per agent and per task.
 //! - `containers`: one real agent starting N isolated containers (cgroups, then posix as the
 //!   baseline): time until all are RUNNING, launch → RUNNING latency, teardown.
+//! - `failover`: two `keel-master`s contending in a real ZooKeeper; N emulated agents with
+//!   their tasks registered with the leader, which is then SIGKILLed: time from the new
+//!   leader's election until every agent has re-registered, beside the same agents' first
+//!   registration in the same run.
 
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
@@ -19,7 +23,7 @@ use frameworks::{scheduler_driver, SchedulerOptions};
 use keel::bench_scheduler::{LaunchCounters, LaunchScheduler};
 use keel::container_bench::{quantile, raw_spawn, ContainerLaunchScheduler, ContainerLaunches};
 use keel::emulated_agent::{EmulatedAgent, EmulationCounters};
-use libactor::{Context, Node, Process, Upid};
+use libactor::{Context, Node, Process, ProcessRef, Upid};
 use protos::libactor::examples::Note;
 use resources::Resources;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -92,6 +96,20 @@ enum Bench {
         #[arg(long, default_value = "cpus:0.01;mem:32")]
         task_resources: String,
     },
+    /// Master failover through ZooKeeper: the leader is killed; time from the standby's
+    /// election until every emulated agent has re-registered with its tasks.
+    Failover {
+        /// Emulated agents.
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        /// Running tasks per agent.
+        #[arg(long, default_value_t = 10)]
+        tasks_per_agent: u64,
+        /// The masters' ZooKeeper session timeout (how soon after the kill the standby is
+        /// elected; not part of the figure).
+        #[arg(long, default_value_t = 2.0)]
+        zk_session_timeout_seconds: f64,
+    },
 }
 
 /// The `keel-master` binary next to this one, started on a free port.
@@ -100,11 +118,20 @@ struct MasterChild {
     pid: Upid,
 }
 
+/// A master's stdout after its first line.
+type MasterOutput = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
 impl MasterChild {
     async fn start() -> anyhow::Result<MasterChild> {
+        Ok(MasterChild::start_with(&[]).await?.0)
+    }
+
+    /// Starts a master with extra flags; returns it and the rest of its stdout.
+    async fn start_with(flags: &[&str]) -> anyhow::Result<(MasterChild, MasterOutput)> {
         let binary = std::env::current_exe()?.with_file_name("keel-master");
         let mut child = tokio::process::Command::new(&binary)
             .args(["--port", "0"])
+            .args(flags)
             .env(
                 "RUST_LOG",
                 std::env::var("KEEL_MASTER_LOG").unwrap_or_else(|_| "warn".into()),
@@ -115,16 +142,13 @@ impl MasterChild {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let stdout = child.stdout.take().context("master stdout")?;
-        let line = BufReader::new(stdout)
-            .lines()
-            .next_line()
-            .await?
-            .context("master printed nothing")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines.next_line().await?.context("master printed nothing")?;
         let pid = line
             .strip_prefix("master ")
             .context("unexpected first line")?
             .parse()?;
-        Ok(MasterChild { child, pid })
+        Ok((MasterChild { child, pid }, lines))
     }
 
     /// The master's resident memory, bytes.
@@ -161,12 +185,24 @@ fn start_agents(
     task_duration: Duration,
     counters: &Arc<EmulationCounters>,
 ) -> anyhow::Result<Vec<Node>> {
+    Ok(start_agent_refs(n, master, resources, task_duration, counters)?.0)
+}
+
+/// [`start_agents`], also returning each agent's process.
+fn start_agent_refs(
+    n: usize,
+    master: &Upid,
+    resources: &Resources,
+    task_duration: Duration,
+    counters: &Arc<EmulationCounters>,
+) -> anyhow::Result<(Vec<Node>, Vec<ProcessRef<EmulatedAgent>>)> {
     let mut nodes = Vec::new();
+    let mut agents = Vec::with_capacity(n);
     for chunk in 0..n.div_ceil(AGENTS_PER_NODE) {
         let node = Node::builder().single_threaded().start()?;
         let count = AGENTS_PER_NODE.min(n - chunk * AGENTS_PER_NODE);
         for i in 0..count {
-            node.spawn(
+            let agent = node.spawn_ref(
                 &format!("agent{i}"),
                 EmulatedAgent::new(
                     master.clone(),
@@ -175,10 +211,11 @@ fn start_agents(
                     counters.clone(),
                 ),
             )?;
+            agents.push(agent);
         }
         nodes.push(node);
     }
-    Ok(nodes)
+    Ok((nodes, agents))
 }
 
 /// Echoes every Note back: the baseline's far end.
@@ -347,6 +384,11 @@ async fn main() -> anyhow::Result<()> {
             memory_tasks,
             ping_round,
         } => scale(agents, job_tasks, task_seconds, memory_tasks, ping_round).await,
+        Bench::Failover {
+            agents,
+            tasks_per_agent,
+            zk_session_timeout_seconds,
+        } => failover(agents, tasks_per_agent, zk_session_timeout_seconds).await,
         Bench::Containers {
             tasks,
             latency_tasks,
@@ -547,4 +589,139 @@ async fn scale(
         node.shutdown().await;
     }
     Ok(())
+}
+
+/// The failover benchmark (see the module docs).
+async fn failover(
+    agents: usize,
+    tasks_per_agent: u64,
+    zk_session_timeout_seconds: f64,
+) -> anyhow::Result<()> {
+    let zk = keel::zookeeper_server::ZooKeeperServer::start()?;
+    let url = zk.url("/keel");
+    let timeout = zk_session_timeout_seconds.to_string();
+    let flags = [
+        "--zk",
+        url.as_str(),
+        "--zk-session-timeout-seconds",
+        timeout.as_str(),
+    ];
+    let (mut first, mut first_out) = MasterChild::start_with(&flags).await?;
+    wait_for_line(&mut first_out, "leading").await?;
+    let (second, mut second_out) = MasterChild::start_with(&flags).await?;
+    wait_for_line(&mut second_out, "contending").await?;
+
+    let counters = Arc::new(EmulationCounters::default());
+    let total = agents as u64 * tasks_per_agent;
+    let resources = format!("cpus:{tasks_per_agent};mem:{}", tasks_per_agent * 16).parse()?;
+    let (nodes, refs) = start_agent_refs(
+        agents,
+        &first.pid,
+        &resources,
+        Duration::from_secs(7 * 24 * 3600),
+        &counters,
+    )?;
+    let registration = wait_until("agent registration", || {
+        counters.registered.load(Ordering::Relaxed) == agents as u64
+    })
+    .await?;
+    eprintln!("  {agents} agents registered in {registration:.2?} (each admission written to the registry)");
+
+    let framework_node = Node::builder().start()?;
+    let launched = Arc::new(LaunchCounters::default());
+    let _framework = scheduler_driver::start(
+        &framework_node,
+        first.pid.clone(),
+        keel::example_runs::framework_info("keel-bench-failover"),
+        LaunchScheduler::new(total, "cpus:1;mem:16".parse()?, launched.clone()),
+        SchedulerOptions::default(),
+    )?;
+    let mut last_report = Instant::now();
+    wait_until("every task RUNNING", || {
+        if last_report.elapsed() > Duration::from_secs(2) {
+            last_report = Instant::now();
+            eprintln!(
+                "  {} tasks running",
+                launched.running.load(Ordering::Relaxed)
+            );
+        }
+        launched.running.load(Ordering::Relaxed) >= total
+    })
+    .await?;
+    eprintln!("  {total} tasks running; killing the leader");
+
+    let detector = coordination::Detector::start(
+        url.parse()?,
+        Duration::from_secs_f64(zk_session_timeout_seconds),
+    );
+    let mut leader = detector.leader();
+    let new_leader = second.pid.to_string();
+    first.child.start_kill()?; // SIGKILL: no goodbye to ZooKeeper or the agents
+    let killed = Instant::now();
+    tokio::time::timeout(
+        PHASE_TIMEOUT,
+        leader.wait_for(|l| l.as_ref().is_some_and(|l| l.pid == new_leader)),
+    )
+    .await
+    .context("no new leader")??;
+    let elected = Instant::now();
+    let leading = tokio::spawn(async move {
+        wait_for_line(&mut second_out, "leading")
+            .await
+            .map(|_| Instant::now())
+    });
+    // Each real agent's detector sees the election; the run's one detector tells them all.
+    for agent in &refs {
+        let master = second.pid.clone();
+        agent.dispatch(move |a, ctx| a.set_master(ctx, master));
+    }
+    let mut last_report = Instant::now();
+    let reregistered = wait_until("every agent re-registered", || {
+        let done = counters.reregistered.load(Ordering::Relaxed);
+        if last_report.elapsed() > Duration::from_millis(500) {
+            last_report = Instant::now();
+            eprintln!(
+                "  {:>6.2?} after the election: {done} re-registered, {} attempts",
+                elected.elapsed(),
+                counters.reregistration_attempts.load(Ordering::Relaxed)
+            );
+        }
+        done == agents as u64
+    })
+    .await?;
+    let leading = leading.await??;
+    let attempts = counters.reregistration_attempts.load(Ordering::Relaxed);
+    println!(
+        "failover: {agents} agents, {total} tasks: elected {:.2?} after the kill (session timeout {zk_session_timeout_seconds} s); the new master ran {:.2?} after its election (registry recovered); every agent re-registered {reregistered:.2?} after the election ({attempts} attempts)",
+        elected - killed,
+        leading - elected,
+    );
+    println!(
+        "baseline: the same agents' first registration (admissions written to the registry) took {registration:.2?}; failover / first registration = {:.2}",
+        reregistered.as_secs_f64() / registration.as_secs_f64()
+    );
+    println!(
+        "new master RSS: {:.1} MiB",
+        second.rss_bytes() as f64 / (1 << 20) as f64
+    );
+    drop(detector);
+    framework_node.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Reads a master's stdout until a line starting with `prefix`.
+async fn wait_for_line(lines: &mut MasterOutput, prefix: &str) -> anyhow::Result<String> {
+    tokio::time::timeout(PHASE_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with(prefix) {
+                return Ok(line);
+            }
+        }
+        bail!("the master exited before printing {prefix:?}")
+    })
+    .await
+    .with_context(|| format!("no {prefix:?} line from the master"))?
 }

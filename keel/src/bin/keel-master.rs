@@ -18,7 +18,7 @@ use coordination::{
 };
 use keel::local_cluster::fresh_master_id;
 use master::master::{
-    AuthenticationPolicy, Master, RevocationPolicy, DEFAULT_AGENT_REREGISTER_TIMEOUT,
+    AgentHealth, AuthenticationPolicy, Master, RevocationPolicy, DEFAULT_AGENT_REREGISTER_TIMEOUT,
 };
 use master::registrar::Registrar;
 use master::standby::StandbyMaster;
@@ -64,6 +64,12 @@ struct Flags {
     /// marking them unreachable.
     #[arg(long, env = "KEEL_AGENT_REREGISTER_TIMEOUT_SECONDS", default_value_t = DEFAULT_AGENT_REREGISTER_TIMEOUT.as_secs_f64())]
     agent_reregister_timeout_seconds: f64,
+    /// How long the master waits for each agent's pong.
+    #[arg(long, env = "KEEL_AGENT_PING_TIMEOUT_SECONDS", default_value_t = AgentHealth::default().ping_timeout.as_secs_f64())]
+    agent_ping_timeout_seconds: f64,
+    /// Pongs an agent may miss in a row before it is marked unreachable.
+    #[arg(long, env = "KEEL_MAX_AGENT_PING_TIMEOUTS", default_value_t = AgentHealth::default().max_missed)]
+    max_agent_ping_timeouts: u32,
 }
 
 #[tokio::main]
@@ -95,6 +101,17 @@ async fn main() -> anyhow::Result<()> {
         bail!("--agent-reregister-timeout-seconds must be between 0 and 86400");
     }
     let reregister_timeout = std::time::Duration::from_secs_f64(reregister_timeout);
+    let ping_timeout = flags.agent_ping_timeout_seconds;
+    if !(ping_timeout.is_finite() && (0.1..=3600.0).contains(&ping_timeout)) {
+        bail!("--agent-ping-timeout-seconds must be between 0.1 and 3600");
+    }
+    if flags.max_agent_ping_timeouts == 0 {
+        bail!("--max-agent-ping-timeouts must be at least 1");
+    }
+    let health = AgentHealth {
+        ping_timeout: std::time::Duration::from_secs_f64(ping_timeout),
+        max_missed: flags.max_agent_ping_timeouts,
+    };
     let master_id = fresh_master_id();
     // The first stdout line says where the master is, for scripts and tests: at once for a
     // contender (it serves as a standby meanwhile), once it runs otherwise.
@@ -132,6 +149,9 @@ async fn main() -> anyhow::Result<()> {
     if contender.is_none() {
         println!("master {my_pid}");
     }
+    handle
+        .master
+        .dispatch(move |m, ctx| m.set_agent_health(ctx, health));
     if let Some(grace) = flags.revocation_grace_seconds {
         if !(grace.is_finite() && grace >= 0.0) {
             bail!("--revocation-grace-seconds must be a non-negative number");

@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use clap::Parser;
 use keel::master_address::{follow, MasterSource};
 use slave::agent_resources::{agent_resources, parse_attributes};
 use slave::containerizer::{ContainerizerConfig, IsolationMode, DEFAULT_CGROUPS_ROOT};
-use slave::slave::{Slave, SlaveConfig};
+use slave::slave::{Slave, SlaveConfig, MASTER_PING_TIMEOUT};
 
 #[derive(Debug, Parser)]
 #[command(name = "keel-slave", version, about = "Run a Keel agent.")]
@@ -55,6 +55,10 @@ struct Flags {
     /// Cap each container's cpu time at its cpus with a CFS quota (not only shares).
     #[arg(long = "cgroups-enable-cfs", env = "KEEL_CGROUPS_ENABLE_CFS")]
     cgroups_enable_cfs: bool,
+    /// Register again after this long without a ping from the master (it pings every 15 s by
+    /// default and gives up after 5 misses).
+    #[arg(long, env = "KEEL_MASTER_PING_TIMEOUT_SECONDS", default_value_t = MASTER_PING_TIMEOUT.as_secs_f64())]
+    master_ping_timeout_seconds: f64,
 }
 
 /// How long to wait for ZooKeeper to name a leading master at start.
@@ -66,6 +70,11 @@ async fn main() -> anyhow::Result<()> {
     keel::logging::init("info");
     let source =
         MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    let master_ping_timeout = flags.master_ping_timeout_seconds;
+    if !(master_ping_timeout.is_finite() && (0.1..=86_400.0).contains(&master_ping_timeout)) {
+        bail!("--master-ping-timeout-seconds must be between 0.1 and 86400");
+    }
+    let master_ping_timeout = std::time::Duration::from_secs_f64(master_ping_timeout);
     let (master, detector) = source.resolve(MASTER_WAIT).await?;
     std::fs::create_dir_all(&flags.work_dir)
         .with_context(|| format!("creating --work-dir {}", flags.work_dir.display()))?;
@@ -95,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
                 cgroups_enable_cfs: flags.cgroups_enable_cfs,
             },
             gc_delay: std::time::Duration::from_secs_f64(flags.gc_delay_seconds.max(0.0)),
+            master_ping_timeout,
         },
     )?;
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;

@@ -111,11 +111,14 @@ impl Master {
     }
 
     /// An agent came back (or registered anew under an id it had): it is expected no more.
+    /// The registry is written only if the agent was unreachable, unknown, or changed.
     pub(super) fn agent_returned(&mut self, ctx: &mut Context<Self>, info: &AgentInfo) {
         let id = info.id.text();
-        self.recovery.agents.remove(id);
-        self.recovery.unreachable.remove(id);
-        self.persist(ctx, Operation::AdmitAgent(info.clone()), |_, _| {});
+        let recovered = self.recovery.agents.remove(id);
+        let unreachable = self.recovery.unreachable.remove(id).is_some();
+        if unreachable || recovered.as_ref() != Some(info) {
+            self.persist(ctx, Operation::AdmitAgent(info.clone()), |_, _| {});
+        }
     }
 
     /// A framework came back: it is expected no more.

@@ -115,7 +115,7 @@ impl Master {
                 missed_pings: 0,
             },
         );
-        self.ping(ctx, id.clone());
+        self.watch_agent(ctx, id.clone());
         self.count(|m| &m.agents_registered);
         let agent = id;
         self.tell_allocator("allocator refused a re-registered agent", move |a| {

@@ -1,4 +1,4 @@
-//! A real ZooKeeper server per test (Debian's `zookeeper` package, which the README's test
+//! A real ZooKeeper server for tests and benchmarks (Debian's `zookeeper` package, which the README's test
 //! command installs): a free 127.0.0.1 port, its own data dir, started with
 //! `ZooKeeperServerMain`, killed by its pid when dropped (also when the test fails).
 

@@ -235,6 +235,7 @@ impl LocalCluster {
                 containerizer: self.config.containerizer.clone(),
                 gc_delay: self.config.gc_delay,
                 master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
+                executor_recovery_timeout: None,
             },
         )?;
         self.agents.push(LocalAgent { node, slave });

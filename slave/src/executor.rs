@@ -97,6 +97,8 @@ pub struct Executor {
     pub sandbox: PathBuf,
     /// Which run of this executor id it is (the sandbox's last component).
     pub run: u64,
+    /// Its container's id: unique on the agent, also naming its checkpoint directory.
+    pub container_id: String,
     /// Its tasks by task id, including terminal ones whose last update is not acknowledged.
     pub tasks: BTreeMap<String, AgentTask>,
     /// Asks the OS process's supervisor to kill it, with this grace period.

@@ -8,7 +8,11 @@
 //!   shares, CFS quota, memory limit, OOM detection; or posix process groups), statistics,
 //!   destruction of containers and of orphans a dead agent left;
 //! - [`status_update_manager`]: delivers every task status update to the master at least
-//!   once and in order per task, resending with backoff until acknowledged;
+//!   once and in order per task, resending with backoff until acknowledged; its log
+//!   ([`status_update_log`]) keeps the unacknowledged ones across agent restarts;
+//! - [`checkpoint`]: what the agent writes under `{work_dir}/meta` so that a restarted agent
+//!   recovers its executors (they run under a supervisor shell that outlives the agent);
+//!   [`executor_watchdog`] ends them if the agent does not come back in time;
 //! - [`task_process`]: an executor's OS process (`sh -c` in its sandbox, output captured, its
 //!   own process group, joined to its cgroups before `exec`, killed with a grace period);
 //! - [`fetcher`]: URIs brought into a sandbox before launch (copy, http download, sha256,
@@ -25,20 +29,20 @@
 //! sum.dispatch(move |sum, ctx| sum.set_master(ctx, master));
 //! # }
 //! ```
-//!
-//! Still to come (the high-availability issue): checkpointing and recovery of running
-//! executors across agent restarts.
 
 #![warn(missing_docs)]
 
 pub mod agent_resources;
+pub mod checkpoint;
 pub mod containerizer;
 pub mod executor;
+pub mod executor_watchdog;
 pub mod fetcher;
 pub mod files;
 pub mod health_check;
 pub mod http_get;
 pub mod monitor;
 pub mod slave;
+pub mod status_update_log;
 pub mod status_update_manager;
 pub mod task_process;

@@ -19,10 +19,14 @@
 //! no ping from it for [`MASTER_PING_TIMEOUT`], sends the agent back to Registering, with its id
 //! and its live tasks, so that a restarted master learns them again.
 //!
+//! Checkpointing and recovery (`recovery`): executors, tasks and the agent's id are written under
+//! `{work_dir}/meta` as they change; a restarted agent with the same work dir takes back the
+//! executors still running and re-registers under its id.
+//!
 //! Route: `GET /slave(N)/state`: the agent's id, resources, frameworks, executors and tasks.
 
 use protos::IdText;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,11 +51,13 @@ use protos::v1::{
 use resources::Resources;
 use serde_json::json;
 
+use crate::checkpoint::MetaDir;
 use crate::containerizer::launcher::Launcher;
 use crate::containerizer::{
     self, ChosenContainerizer, ContainerError, ContainerExit, ContainerizerConfig,
 };
 use crate::executor::{sandbox_path, AgentTask, Executor, ExecutorKind, ExecutorState};
+use crate::executor_watchdog;
 use crate::fetcher::cache::DEFAULT_CACHE_BYTES;
 use crate::fetcher::Fetcher;
 use crate::files::Files;
@@ -61,8 +67,10 @@ use crate::task_process::{Termination, DEFAULT_KILL_GRACE};
 
 mod health;
 mod launch;
+mod recovery;
 
 pub use health::TaskHealth;
+use recovery::Checkpointed;
 
 /// First wait before re-sending a registration the master has not answered.
 pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -99,7 +107,14 @@ pub struct SlaveConfig {
     /// How long without a ping from the master before the agent registers again
     /// ([`MASTER_PING_TIMEOUT`] unless the master pings more often).
     pub master_ping_timeout: Duration,
+    /// How long executors wait for a dead agent to come back before they are ended
+    /// (`--recovery_timeout`, by the [`crate::executor_watchdog`]); `None`: no watchdog (an
+    /// agent embedded in a process that outlives it, as `keel-local`'s are).
+    pub executor_recovery_timeout: Option<Duration>,
 }
+
+/// Default `--recovery_timeout` (Mesos: 15 min).
+pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Default `--gc_delay` (Mesos keeps sandboxes a week; an agent here keeps them a day).
 pub const DEFAULT_GC_DELAY: Duration = Duration::from_secs(24 * 3600);
@@ -146,6 +161,8 @@ struct SlaveMetrics {
     orphans_destroyed: Counter,
     fetch_failures: Counter,
     sandboxes_removed: Counter,
+    checkpoint_failures: Counter,
+    executors_recovered: Counter,
 }
 
 /// The agent process.
@@ -159,6 +176,14 @@ pub struct Slave {
     pinged: bool,
     frameworks: HashMap<String, FrameworkRecord>,
     next_run: u64,
+    /// Run numbers up to this one are checkpointed as used (see `recovery::RUN_RESERVATION`).
+    runs_reserved: u64,
+    /// `{work_dir}/meta`.
+    meta: MetaDir,
+    /// What an earlier run left, taken back when the process starts.
+    checkpointed: Option<Checkpointed>,
+    /// Ends the executors if this process dies and no new run comes back in time.
+    watchdog: Option<executor_watchdog::Watchdog>,
     authenticatee: Option<Authenticatee>,
     metrics: Option<SlaveMetrics>,
     containerizer: ChosenContainerizer,
@@ -174,10 +199,13 @@ impl Slave {
         let containerizer =
             containerizer::create(&config.containerizer, &agent_key(&config.work_dir))?;
         tracing::info!(isolation = %containerizer.description, "containerizer chosen");
-        let sum = node.spawn_ref(
-            &node.generate_id("status-update-manager"),
-            StatusUpdateManager::new(),
-        )?;
+        let meta = MetaDir::new(&config.work_dir);
+        let checkpointed = Checkpointed::read(&meta);
+        let manager = StatusUpdateManager::recover(&meta.status_updates()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "status update log unusable; updates will not survive a restart");
+            StatusUpdateManager::new()
+        });
+        let sum = node.spawn_ref(&node.generate_id("status-update-manager"), manager)?;
         let authenticatee = config.credential.clone().map(Authenticatee::new);
         // `/files/read` as in Mesos; a second agent on the same node gets `files(N)`.
         let files_root = config.work_dir.join("slaves");
@@ -202,6 +230,10 @@ impl Slave {
                 pinged: false,
                 frameworks: HashMap::new(),
                 next_run: 0,
+                runs_reserved: 0,
+                meta,
+                checkpointed: Some(checkpointed),
+                watchdog: None,
                 metrics: None,
                 launcher: Launcher::new(
                     containerizer.containerizer.clone(),
@@ -426,7 +458,11 @@ impl Slave {
             return; // an answer to a retried registration
         }
         tracing::info!(agent = %id, master = %from, "registered with the master");
+        let new_id = self.id.as_deref() != Some(&id);
         self.id = Some(id);
+        if new_id {
+            self.checkpoint_agent();
+        }
         self.registration = Registration::Registered;
         self.backoff = REGISTRATION_BACKOFF_MIN;
         self.pinged = true;
@@ -522,16 +558,10 @@ impl Slave {
     }
 
     fn sandbox(&mut self, framework: &str, executor: &str) -> (PathBuf, u64) {
-        self.next_run += 1;
+        let run = self.next_run();
         let agent = self.id.as_deref().unwrap_or("unregistered");
-        let path = sandbox_path(
-            &self.config.work_dir,
-            agent,
-            framework,
-            executor,
-            self.next_run,
-        );
-        (path, self.next_run)
+        let path = sandbox_path(&self.config.work_dir, agent, framework, executor, run);
+        (path, run)
     }
 
     fn insert_executor(&mut self, framework: &str, executor: Executor) {
@@ -881,6 +911,7 @@ impl Slave {
             );
         }
         executor.kill = None;
+        self.forget_checkpoint(&executor.container_id);
         self.schedule_gc(ctx, executor.sandbox.clone());
         if self
             .frameworks
@@ -1054,6 +1085,8 @@ impl Slave {
         self.shutdown_executors(ctx, None);
         self.registration = Registration::Disconnected;
         self.id = None;
+        // Shut down means forgotten: a restart registers as a new agent.
+        let _ = std::fs::remove_file(self.meta.agent());
     }
 
     // ---- relays and acknowledgements ----
@@ -1223,16 +1256,18 @@ impl Process for Slave {
             orphans_destroyed: m.counter("slave/containers_orphans_destroyed"),
             fetch_failures: m.counter("slave/fetch_failures"),
             sandboxes_removed: m.counter("slave/sandboxes_removed"),
+            checkpoint_failures: m.counter("slave/checkpoint_failures"),
+            executors_recovered: m.counter("slave/executors_recovered"),
         });
         monitor::register_gauges(m, self.launcher.containers());
-        let orphans = self.containerizer.containerizer.recover(&HashSet::new());
-        if !orphans.is_empty() {
-            tracing::warn!(
-                count = orphans.len(),
-                "destroyed containers an earlier run of this agent left behind"
-            );
-            if let Some(metrics) = &self.metrics {
-                metrics.orphans_destroyed.add(orphans.len() as u64);
+        let checkpointed = self.checkpointed.take().unwrap_or_default();
+        self.recover(ctx, checkpointed);
+        if let Some(timeout) = self.config.executor_recovery_timeout {
+            match executor_watchdog::start(&self.meta, timeout) {
+                Ok(watchdog) => self.watchdog = Some(watchdog),
+                Err(e) => {
+                    tracing::error!(error = %e, "executor watchdog not started: executors will outlive this agent")
+                }
             }
         }
         ctx.install(Self::registered);
@@ -1285,6 +1320,9 @@ impl Process for Slave {
         // no process or cgroup outlives the agent.
         for (container, e) in self.launcher.stop() {
             tracing::error!(%container, error = %e, "container not destroyed at shutdown");
+        }
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.stop();
         }
         self.containerizer.containerizer.shutdown();
     }

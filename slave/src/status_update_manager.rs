@@ -9,6 +9,10 @@
 //! exponential backoff (10 s doubling to 10 min, Mesos's bounds) until an acknowledgement with
 //! its uuid arrives; then the next update goes out. A stream ends once its terminal update is
 //! acknowledged. A new master (after failover) gets every stream's head at once.
+//!
+//! With a log ([`StatusUpdateManager::recover`]) every accepted update and every
+//! acknowledgement is recorded before it takes effect, so that the manager of a restarted
+//! agent starts with the updates its earlier run had not delivered.
 
 use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
@@ -16,8 +20,14 @@ use std::time::Duration;
 
 use libactor::metrics::Counter;
 use libactor::{Context, Process, Upid};
-use protos::internal::{StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage};
+use protos::internal::status_update_record::{Acknowledgement, Record};
+use protos::internal::{
+    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage, StatusUpdateRecord,
+};
 use protos::v1::TaskState;
+
+use crate::checkpoint::CheckpointError;
+use crate::status_update_log::StatusUpdateLog;
 
 /// First resend interval.
 pub const RETRY_INTERVAL_MIN: Duration = Duration::from_secs(10);
@@ -61,6 +71,7 @@ struct Metrics {
     resent: Counter,
     acknowledged: Counter,
     unexpected_acks: Counter,
+    checkpoint_failures: Counter,
 }
 
 /// Delivers status updates to the master until acknowledged.
@@ -69,6 +80,7 @@ pub struct StatusUpdateManager {
     master: Option<Upid>,
     streams: BTreeMap<StreamKey, Stream>,
     metrics: Option<Metrics>,
+    log: Option<StatusUpdateLog>,
 }
 
 impl StatusUpdateManager {
@@ -77,32 +89,88 @@ impl StatusUpdateManager {
         StatusUpdateManager::default()
     }
 
+    /// A manager that records its updates in the log at `path`, starting with the updates
+    /// an earlier run recorded there and did not see acknowledged.
+    pub fn recover(path: &std::path::Path) -> Result<Self, CheckpointError> {
+        let (log, records) = StatusUpdateLog::open(path)?;
+        let mut sum = StatusUpdateManager::default();
+        for record in records {
+            match record.record {
+                Some(Record::Update(update)) => {
+                    if let Some(key) = stream_key(&update) {
+                        let terminal = is_terminal(&update);
+                        let stream = sum.streams.entry(key).or_default();
+                        if !stream.pending.iter().any(|u| u.uuid == update.uuid) {
+                            stream.terminal_received |= terminal;
+                            stream.pending.push_back(update);
+                        }
+                    }
+                }
+                Some(Record::Ack(ack)) => {
+                    let key = (ack.framework_id, ack.task_id);
+                    let head = sum.streams.get(&key).and_then(|s| s.pending.front());
+                    if head.is_some_and(|h| h.uuid == ack.uuid) {
+                        sum.retire_head(&key);
+                    }
+                }
+                None => {}
+            }
+        }
+        sum.log = Some(log);
+        if sum.pending() > 0 {
+            tracing::info!(
+                pending = sum.pending(),
+                "recovered status updates not acknowledged before the agent restarted"
+            );
+        }
+        Ok(sum)
+    }
+
+    /// Records `record` in the log, if there is one; a failure is counted and logged (the
+    /// update is still delivered, only not recoverable).
+    fn checkpoint(&mut self, record: Record) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        if let Err(e) = log.append(&StatusUpdateRecord {
+            record: Some(record),
+        }) {
+            tracing::error!(error = %e, "status update not checkpointed");
+            if let Some(m) = &self.metrics {
+                m.checkpoint_failures.inc();
+            }
+        }
+    }
+
+    /// Drops the head of `key`'s stream (acknowledged), and the stream once it ended.
+    fn retire_head(&mut self, key: &StreamKey) {
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        stream.pending.pop_front();
+        stream.in_flight = false;
+        if stream.pending.is_empty() && stream.terminal_received {
+            self.streams.remove(key);
+        }
+    }
+
     /// Accepts an update for delivery. Missing uuids are filled in.
     pub fn update(
         &mut self,
         ctx: &mut Context<Self>,
         mut update: StatusUpdate,
     ) -> Result<(), UpdateError> {
-        let framework = update.framework_id.as_ref().map(|f| f.value.clone());
-        let task = update
-            .status
-            .as_ref()
-            .and_then(|s| s.task_id.as_ref())
-            .map(|t| t.value.clone());
-        let (Some(framework), Some(task)) = (framework, task) else {
+        let Some(key) = stream_key(&update) else {
             return Err(UpdateError::MissingIds);
         };
+        let task = key.1.clone();
         if update.uuid.is_empty() {
             update.uuid = uuid::Uuid::new_v4().as_bytes().to_vec().into();
         }
         if let Some(status) = update.status.as_mut() {
             status.uuid = update.uuid.clone();
         }
-        let terminal = update
-            .status
-            .as_ref()
-            .is_some_and(|s| TaskState::try_from(s.state).is_ok_and(TaskState::is_terminal));
-        let key = (framework, task.clone());
+        let terminal = is_terminal(&update);
         let stream = self.streams.entry(key.clone()).or_default();
         if stream.pending.iter().any(|u| u.uuid == update.uuid) {
             // A duplicate of an update still in the queue: it is already being delivered.
@@ -115,8 +183,10 @@ impl StatusUpdateManager {
             return Err(UpdateError::TooManyPending { task });
         }
         stream.terminal_received = terminal;
-        stream.pending.push_back(update);
-        if !stream.in_flight {
+        stream.pending.push_back(update.clone());
+        let idle = !stream.in_flight;
+        self.checkpoint(Record::Update(update));
+        if idle {
             self.send_head(ctx, &key, false);
         }
         Ok(())
@@ -210,19 +280,62 @@ impl StatusUpdateManager {
         if let Some(m) = &self.metrics {
             m.acknowledged.inc();
         }
-        let Some(stream) = self.streams.get_mut(&key) else {
-            return;
-        };
-        stream.pending.pop_front();
-        stream.in_flight = false;
-        if stream.pending.is_empty() {
-            if stream.terminal_received {
-                self.streams.remove(&key);
-            }
-        } else {
+        self.checkpoint(Record::Ack(Acknowledgement {
+            framework_id: key.0.clone(),
+            task_id: key.1.clone(),
+            uuid: ack.uuid.clone(),
+        }));
+        self.retire_head(&key);
+        if self
+            .streams
+            .get(&key)
+            .is_some_and(|s| !s.pending.is_empty())
+        {
             self.send_head(ctx, &key, false);
         }
+        self.compact_log();
     }
+
+    /// Rewrites a grown log with only the updates still pending.
+    fn compact_log(&mut self) {
+        if !self
+            .log
+            .as_ref()
+            .is_some_and(StatusUpdateLog::wants_compaction)
+        {
+            return;
+        }
+        let pending: Vec<StatusUpdateRecord> = self
+            .streams
+            .values()
+            .flat_map(|s| &s.pending)
+            .map(|u| StatusUpdateRecord {
+                record: Some(Record::Update(u.clone())),
+            })
+            .collect();
+        if let Some(log) = self.log.as_mut() {
+            if let Err(e) = log.rewrite(pending) {
+                tracing::error!(error = %e, "status update log not compacted");
+                if let Some(m) = &self.metrics {
+                    m.checkpoint_failures.inc();
+                }
+            }
+        }
+    }
+}
+
+/// (framework, task) of `update`, if it names both.
+fn stream_key(update: &StatusUpdate) -> Option<StreamKey> {
+    let framework = update.framework_id.as_ref()?.value.clone();
+    let task = update.status.as_ref()?.task_id.as_ref()?.value.clone();
+    Some((framework, task))
+}
+
+fn is_terminal(update: &StatusUpdate) -> bool {
+    update
+        .status
+        .as_ref()
+        .is_some_and(|s| TaskState::try_from(s.state).is_ok_and(TaskState::is_terminal))
 }
 
 impl Process for StatusUpdateManager {
@@ -233,6 +346,7 @@ impl Process for StatusUpdateManager {
             resent: m.counter("slave/status_updates/resent"),
             acknowledged: m.counter("slave/status_updates/acknowledged"),
             unexpected_acks: m.counter("slave/status_updates/unexpected_acks"),
+            checkpoint_failures: m.counter("slave/status_updates/checkpoint_failures"),
         });
         ctx.install(Self::acknowledge);
     }

@@ -4,6 +4,12 @@
 //!
 //! Killing follows Mesos: SIGTERM to the group, the task's grace period on the agent's clock,
 //! then SIGKILL to the group.
+//!
+//! A checkpointed executor runs under a small supervisor shell ([`SUPERVISOR_SCRIPT`]) that
+//! leads the group, writes its pid into the executor's checkpoint directory, runs the command
+//! as its child and writes the command's exit status there when it ends. The executor is then
+//! no child that dies with the agent: a restarted agent [adopts](TaskProcess::adopt) it, hears
+//! of its end through a pidfd and reads how it ended from that file.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,11 +18,36 @@ use std::time::Duration;
 use libactor::Clock;
 use protos::v1::CommandInfo;
 
+use crate::checkpoint::ExecutorDir;
+
 /// Joins the cgroups named by its arguments, then runs the rest: `$1` is how many
 /// `cgroup.procs` files follow, then the program and its arguments. Exit 125 if a join fails.
 const JOIN_SCRIPT: &str = r#"n=$1; shift
 while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done
 exec "$@""#;
+
+/// The supervisor of a checkpointed executor: `$1` is how many `cgroup.procs` files follow
+/// `$2`, the checkpoint directory; then the program and its arguments. It records its pid,
+/// joins the cgroups, runs the program as its child and records the program's exit status
+/// (a shell status: 128 + N for signal N), then ends the way the program did, so that an agent
+/// waiting on it sees the program's own termination.
+///
+/// SIGTERM to the group reaches the program; the supervisor only notes it (`trap :`, which,
+/// unlike an ignored signal, the program does not inherit) and keeps waiting, so the status is
+/// still written. A SIGKILL to the group ends both: there is then no status to find.
+pub const SUPERVISOR_SCRIPT: &str = r#"n=$1; dir=$2; shift 2
+echo $$ > "$dir/pid" || exit 125
+while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done
+trap : TERM
+"$@" &
+child=$!
+while :; do
+  wait $child; st=$?
+  [ $st -gt 128 ] && kill -0 $child 2>/dev/null || break
+done
+echo $st > "$dir/exit_status"
+if [ $st -gt 128 ]; then trap - TERM; kill -$((st - 128)) $$; fi
+exit $st"#;
 
 /// Default kill grace period (Mesos's command executor: 3 s).
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
@@ -89,10 +120,23 @@ impl std::fmt::Display for Termination {
     }
 }
 
+/// How the agent learns that a task process ended.
+#[derive(Debug)]
+enum Watch {
+    /// The agent started it: it is the agent's child.
+    Child(tokio::process::Child),
+    /// An earlier run of the agent started it: a pidfd says when it ends (none: it had ended
+    /// already), its supervisor's status file says how.
+    Adopted {
+        pidfd: Option<PidFd>,
+        checkpoint: ExecutorDir,
+    },
+}
+
 /// A running task process.
 #[derive(Debug)]
 pub struct TaskProcess {
-    child: tokio::process::Child,
+    watch: Watch,
     pid: u32,
     sandbox: PathBuf,
     ended: Option<Termination>,
@@ -105,7 +149,7 @@ impl TaskProcess {
         sandbox: &Path,
         env: &[(String, String)],
     ) -> Result<TaskProcess, LaunchError> {
-        TaskProcess::spawn_joined(command, sandbox, env, Vec::new())
+        TaskProcess::spawn_joined(command, sandbox, env, Vec::new(), None)
     }
 
     /// Like [`TaskProcess::spawn`], joining the cgroups whose `cgroup.procs` files are
@@ -113,11 +157,15 @@ impl TaskProcess {
     /// charged there. A tiny `/bin/sh` writes its own pid to each file and then `exec`s the
     /// command: unlike a `pre_exec` hook this lets the agent start it with `posix_spawn`
     /// (no fork of the whole agent), which is what makes launches cheap.
+    ///
+    /// With `checkpoint`, the process is the [`SUPERVISOR_SCRIPT`] recording its pid and the
+    /// command's exit status in that directory (which must exist).
     pub fn spawn_joined(
         command: &CommandInfo,
         sandbox: &Path,
         env: &[(String, String)],
         cgroup_procs: Vec<PathBuf>,
+        checkpoint: Option<&Path>,
     ) -> Result<TaskProcess, LaunchError> {
         if command.value.trim().is_empty() {
             return Err(LaunchError::EmptyCommand);
@@ -142,7 +190,18 @@ impl TaskProcess {
                     .collect(),
             )
         };
-        let mut cmd = if cgroup_procs.is_empty() {
+        let mut cmd = if let Some(dir) = checkpoint {
+            let mut cmd = tokio::process::Command::new("/bin/sh");
+            cmd.arg("-c")
+                .arg(SUPERVISOR_SCRIPT)
+                .arg("keel-executor")
+                .arg(cgroup_procs.len().to_string())
+                .arg(dir)
+                .args(&cgroup_procs)
+                .arg(program)
+                .args(&args);
+            cmd
+        } else if cgroup_procs.is_empty() {
             let mut cmd = tokio::process::Command::new(program);
             cmd.args(&args);
             cmd
@@ -175,11 +234,32 @@ impl TaskProcess {
         })?;
         let pid = child.id().unwrap_or_default();
         Ok(TaskProcess {
-            child,
+            watch: Watch::Child(child),
             pid,
             sandbox: sandbox.to_owned(),
             ended: None,
         })
+    }
+
+    /// Takes over the supervised process an earlier run of the agent started, whose checkpoint
+    /// directory is `checkpoint`: `pid` if it still runs (see [`ExecutorDir::live_pid`]), or
+    /// `None` if it ended while no agent watched; then [`TaskProcess::wait`] reads how it
+    /// ended from the supervisor's status file.
+    pub fn adopt(pid: Option<u32>, checkpoint: ExecutorDir, sandbox: &Path) -> TaskProcess {
+        // A pidfd turns readable when the process ends, child of ours or not (Linux 5.3).
+        let pidfd = pid.and_then(|pid| match pidfd_open(pid) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::warn!(pid, error = %e, "cannot watch an adopted executor; taking it as ended");
+                None
+            }
+        });
+        TaskProcess {
+            pid: if pidfd.is_some() { pid.unwrap_or(0) } else { 0 },
+            watch: Watch::Adopted { pidfd, checkpoint },
+            sandbox: sandbox.to_owned(),
+            ended: None,
+        }
     }
 
     /// The OS process id (also its process group id).
@@ -197,7 +277,22 @@ impl TaskProcess {
         if let Some(t) = self.ended {
             return Ok(t);
         }
-        let t = Termination::from_status(self.child.wait().await?);
+        let t = match &mut self.watch {
+            Watch::Child(child) => Termination::from_status(child.wait().await?),
+            Watch::Adopted { pidfd, checkpoint } => {
+                if let Some(fd) = pidfd.as_mut() {
+                    fd.ended().await?;
+                }
+                let status = checkpoint.exit_status();
+                // Gone: nothing to signal any more, whatever the status file says.
+                self.pid = 0;
+                status.ok_or_else(|| {
+                    std::io::Error::other(
+                        "the executor ended while the agent was down and left no exit status",
+                    )
+                })?
+            }
+        };
         self.ended = Some(t);
         Ok(t)
     }
@@ -218,19 +313,55 @@ impl TaskProcess {
             return Ok(t);
         }
         self.signal_group(libc::SIGTERM);
-        let child = &mut self.child;
-        match clock.timeout(grace, child.wait()).await {
-            Ok(status) => {
-                let t = Termination::from_status(status?);
-                self.ended = Some(t);
-                Ok(t)
-            }
+        match clock.timeout(grace, self.wait()).await {
+            Ok(ended) => ended,
             Err(_) => {
                 self.signal_group(libc::SIGKILL);
                 self.wait().await
             }
         }
     }
+}
+
+/// A pidfd, registered with the runtime the first time it is awaited (adoption may happen
+/// outside one); kept registered, so that a wait cancelled midway can be resumed.
+#[derive(Debug)]
+enum PidFd {
+    Open(std::os::fd::OwnedFd),
+    Registered(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>),
+    /// Registration failed; nothing left to wait on.
+    Broken,
+}
+
+impl PidFd {
+    /// Resolves once the process has ended.
+    async fn ended(&mut self) -> std::io::Result<()> {
+        *self = match std::mem::replace(self, PidFd::Broken) {
+            // SAFETY: the AsyncFd owns the descriptor for as long as it is registered.
+            PidFd::Open(fd) => PidFd::Registered(unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            }?),
+            other => other,
+        };
+        match self {
+            PidFd::Registered(fd) => fd.readable().await.map(|_| ()),
+            _ => Err(std::io::Error::other("pidfd not registered")),
+        }
+    }
+}
+
+/// `pidfd_open(2)`: a descriptor that turns readable when process `pid` ends.
+fn pidfd_open(pid: u32) -> std::io::Result<PidFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just returned to us and is owned by nothing else.
+    Ok(PidFd::Open(unsafe {
+        std::os::fd::OwnedFd::from_raw_fd(fd as i32)
+    }))
 }
 
 impl Drop for TaskProcess {

@@ -77,6 +77,7 @@ impl Fixture {
                 sandbox: &self.sandbox.join(&id),
                 env: &[],
                 resources: &resources,
+                checkpoint: None,
             })
             .expect("container starts")
     }

@@ -33,6 +33,10 @@ struct Cluster {
 }
 
 async fn start() -> Cluster {
+    start_with(StatusUpdateManager::new()).await
+}
+
+async fn start_with(manager: StatusUpdateManager) -> Cluster {
     let clock = Clock::paused();
     let node = Node::builder()
         .clock(clock.clone())
@@ -41,7 +45,7 @@ async fn start() -> Cluster {
         .unwrap();
     let (tx, updates) = mpsc::unbounded_channel();
     let master = node.spawn("master", MasterStub { tx }).unwrap();
-    let sum = node.spawn_ref("sum", StatusUpdateManager::new()).unwrap();
+    let sum = node.spawn_ref("sum", manager).unwrap();
     let m = master.clone();
     sum.dispatch(move |s, ctx| s.set_master(ctx, m));
     clock.settle().await.unwrap();
@@ -223,6 +227,70 @@ async fn a_new_master_gets_every_pending_head() {
     assert_eq!(
         state_of(&resent),
         ("t1".into(), TaskState::TaskRunning as i32)
+    );
+    c.node.shutdown().await;
+}
+
+/// Every update that reaches the master now, ordered by task.
+async fn arrived(c: &mut Cluster) -> Vec<StatusUpdateMessage> {
+    c.clock.settle().await.unwrap();
+    let mut got = Vec::new();
+    while let Ok(m) = c.updates.try_recv() {
+        got.push(m);
+    }
+    got.sort_by_key(state_of);
+    got
+}
+
+fn states(updates: &[StatusUpdateMessage]) -> Vec<(String, i32)> {
+    updates.iter().map(state_of).collect()
+}
+
+#[tokio::test]
+async fn a_restarted_manager_resends_what_its_log_holds_unacknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("meta/status_updates");
+    let mut c = start_with(StatusUpdateManager::recover(&log).unwrap()).await;
+    c.submit(update("t1", TaskState::TaskRunning))
+        .await
+        .unwrap();
+    let running = c.next_update().await;
+    c.ack(&running);
+    c.submit(update("t1", TaskState::TaskFinished))
+        .await
+        .unwrap();
+    c.submit(update("t2", TaskState::TaskRunning))
+        .await
+        .unwrap();
+    assert_eq!(arrived(&mut c).await.len(), 2);
+    c.node.shutdown().await;
+
+    // The agent restarted: what was not acknowledged goes to the master again, and t1's
+    // stream still knows it ended.
+    let mut c = start_with(StatusUpdateManager::recover(&log).unwrap()).await;
+    let resent = arrived(&mut c).await;
+    assert_eq!(
+        states(&resent),
+        vec![
+            ("t1".into(), TaskState::TaskFinished as i32),
+            ("t2".into(), TaskState::TaskRunning as i32)
+        ]
+    );
+    assert_eq!(c.sum.call(|s, _| s.pending()).await.unwrap(), 2);
+    assert_eq!(
+        c.submit(update("t1", TaskState::TaskFailed)).await,
+        Err(UpdateError::StreamClosed("t1".into()))
+    );
+    // This time t1's terminal update is acknowledged: gone for the next run too.
+    c.ack(&resent[0]);
+    c.clock.settle().await.unwrap();
+    assert_eq!(c.sum.call(|s, _| s.pending()).await.unwrap(), 1);
+    c.node.shutdown().await;
+
+    let mut c = start_with(StatusUpdateManager::recover(&log).unwrap()).await;
+    assert_eq!(
+        states(&arrived(&mut c).await),
+        vec![("t2".into(), TaskState::TaskRunning as i32)]
     );
     c.node.shutdown().await;
 }

@@ -137,7 +137,8 @@ async fn a_busy_task_shows_at_monitor_statistics_and_leaves_nothing_behind() {
     assert_eq!(entry["isolation"], "cgroups");
     assert_eq!(entry["statistics"]["cpus_limit"], 0.5);
     assert_eq!(entry["statistics"]["mem_limit_bytes"], 96u64 << 20);
-    assert_eq!(entry["statistics"]["processes"], 1);
+    // The task's command and the supervisor shell that records its exit status for recovery.
+    assert_eq!(entry["statistics"]["processes"], 2);
     assert!(entry["container_id"]
         .as_str()
         .is_some_and(|c| !c.is_empty()));

@@ -271,7 +271,11 @@ async fn a_restarted_master_recovers_its_registry_and_settles_who_did_not_return
     cluster.restart_master().await.unwrap();
     let unreachable = eventually("the next master recovered", || {
         let master = cluster.master.master.clone();
-        async move { master.call(|m, _| m.unreachable_agents()).await.ok() }
+        // Empty until its recovery has read the registry.
+        async move {
+            let unreachable = master.call(|m, _| m.unreachable_agents()).await.ok()?;
+            (!unreachable.is_empty()).then_some(unreachable)
+        }
     })
     .await;
     assert_eq!(unreachable, vec![on.value.clone()]);

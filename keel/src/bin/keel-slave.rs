@@ -8,7 +8,7 @@ use clap::Parser;
 use keel::master_address::{follow, MasterSource};
 use slave::agent_resources::{agent_resources, parse_attributes};
 use slave::containerizer::{ContainerizerConfig, IsolationMode, DEFAULT_CGROUPS_ROOT};
-use slave::slave::{Slave, SlaveConfig, MASTER_PING_TIMEOUT};
+use slave::slave::{Slave, SlaveConfig, DEFAULT_RECOVERY_TIMEOUT, MASTER_PING_TIMEOUT};
 
 #[derive(Debug, Parser)]
 #[command(name = "keel-slave", version, about = "Run a Keel agent.")]
@@ -55,6 +55,14 @@ struct Flags {
     /// Cap each container's cpu time at its cpus with a CFS quota (not only shares).
     #[arg(long = "cgroups-enable-cfs", env = "KEEL_CGROUPS_ENABLE_CFS")]
     cgroups_enable_cfs: bool,
+    /// How long, after this agent died, its executors wait for it to come back (restarted
+    /// with the same --work-dir) before they are ended; 0: they wait forever.
+    #[arg(
+        long = "recovery-timeout-seconds",
+        env = "KEEL_RECOVERY_TIMEOUT_SECONDS",
+        default_value_t = DEFAULT_RECOVERY_TIMEOUT.as_secs()
+    )]
+    recovery_timeout_seconds: u64,
     /// Register again after this long without a ping from the master (it pings every 15 s by
     /// default and gives up after 5 misses).
     #[arg(long, env = "KEEL_MASTER_PING_TIMEOUT_SECONDS", default_value_t = MASTER_PING_TIMEOUT.as_secs_f64())]
@@ -105,6 +113,8 @@ async fn main() -> anyhow::Result<()> {
             },
             gc_delay: std::time::Duration::from_secs_f64(flags.gc_delay_seconds.max(0.0)),
             master_ping_timeout,
+            executor_recovery_timeout: (flags.recovery_timeout_seconds > 0)
+                .then(|| std::time::Duration::from_secs(flags.recovery_timeout_seconds)),
         },
     )?;
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;

@@ -89,6 +89,21 @@ impl CgroupsContainerizer {
         })
     }
 
+    /// Kernel notifications of OOM kills in `cgroup` (cgroup v1 only; v2 counts them at exit).
+    fn oom_listener(&self, cgroup: &Cgroup, id: &str) -> Option<OomListener> {
+        match (self.layout.version, memory_dir(cgroup, &self.layout)) {
+            (CgroupVersion::V1, Some(dir)) => match OomListener::register(&dir) {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    // The exit-time OOM count still classifies the kill.
+                    tracing::warn!(container = %id, error = %e, "no OOM notifications");
+                    None
+                }
+            },
+            _ => None,
+        }
+    }
+
     /// The container ids that have a cgroup under this agent.
     fn existing(&self) -> Vec<String> {
         let Some((_, base)) = self.layout.bases.first() else {
@@ -125,18 +140,14 @@ impl Containerizer for CgroupsContainerizer {
                 return Err(LaunchError::Isolation(e));
             }
         };
-        let oom = match (self.layout.version, memory_dir(&cgroup, &self.layout)) {
-            (CgroupVersion::V1, Some(dir)) => match OomListener::register(&dir) {
-                Ok(listener) => Some(listener),
-                Err(e) => {
-                    // The exit-time OOM count still classifies the kill.
-                    tracing::warn!(container = %id, error = %e, "no OOM notifications");
-                    None
-                }
-            },
-            _ => None,
-        };
-        let process = match TaskProcess::spawn_joined(spec.command, spec.sandbox, spec.env, procs) {
+        let oom = self.oom_listener(&cgroup, id);
+        let process = match TaskProcess::spawn_joined(
+            spec.command,
+            spec.sandbox,
+            spec.env,
+            procs,
+            spec.checkpoint,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 let _ = cgroup.destroy();
@@ -174,6 +185,24 @@ impl Containerizer for CgroupsContainerizer {
             }
         }
         destroyed
+    }
+
+    fn reattach(
+        &self,
+        id: &str,
+        _pgid: i32,
+        resources: &Resources,
+    ) -> Result<Arc<dyn ContainerHandle>, ContainerError> {
+        let id = path_component(id)?;
+        let cgroup = Cgroup::at(&self.layout, &self.agent.join(id));
+        let oom = self.oom_listener(&cgroup, id);
+        Ok(Arc::new(CgroupContainer {
+            id: id.to_owned(),
+            cgroup,
+            cfs: self.cfs,
+            oom: Mutex::new(oom),
+            requested: Mutex::new(ContainerLimits::from_resources(resources, self.cfs)),
+        }))
     }
 
     fn shutdown(&self) {

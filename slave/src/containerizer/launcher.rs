@@ -36,6 +36,8 @@ pub struct LaunchRequest {
     pub env: Vec<(String, String)>,
     /// What the container may use.
     pub resources: Resources,
+    /// The executor run's checkpoint directory (see [`ContainerSpec::checkpoint`]).
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// Runs an agent's container launches on the blocking pool, a bounded number at once.
@@ -93,6 +95,7 @@ impl Launcher {
             sandbox: &request.sandbox,
             env: &request.env,
             resources: &request.resources,
+            checkpoint: request.checkpoint.as_deref(),
         })?;
         self.containers
             .insert(request.id.clone(), container.handle.clone());
@@ -107,6 +110,11 @@ impl Launcher {
             return Err(LaunchError::Stopping);
         }
         Ok(container)
+    }
+
+    /// Adds a container an earlier run of the agent started and this run adopted.
+    pub fn adopt(&self, handle: Arc<dyn ContainerHandle>) {
+        self.containers.insert(handle.id().to_owned(), handle);
     }
 
     /// Forgets a container that ended (its supervisor destroyed it).
@@ -146,6 +154,7 @@ mod tests {
             sandbox: sandbox.join(id),
             env: Vec::new(),
             resources: Resources::default(),
+            checkpoint: None,
         }
     }
 

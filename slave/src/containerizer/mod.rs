@@ -180,6 +180,9 @@ pub struct ContainerSpec<'a> {
     pub env: &'a [(String, String)],
     /// What the container may use.
     pub resources: &'a Resources,
+    /// The executor run's checkpoint directory: its process then runs under the supervisor
+    /// that outlives the agent (see [`crate::task_process::SUPERVISOR_SCRIPT`]).
+    pub checkpoint: Option<&'a Path>,
 }
 
 /// A started container: its main process and its isolation.
@@ -200,6 +203,15 @@ pub trait Containerizer: Send + Sync + fmt::Debug {
     /// Destroys containers an earlier run of this agent left that are not in `known`;
     /// returns their ids.
     fn recover(&self, known: &HashSet<String>) -> Vec<String>;
+    /// The isolation of container `id`, which an earlier run of this agent started and whose
+    /// main process (leading group `pgid`) the agent now adopts; its limits are taken to be
+    /// `resources`'.
+    fn reattach(
+        &self,
+        id: &str,
+        pgid: i32,
+        resources: &Resources,
+    ) -> Result<Arc<dyn ContainerHandle>, ContainerError>;
     /// Removes what the agent itself created (its cgroup directory) once its containers are
     /// gone.
     fn shutdown(&self);

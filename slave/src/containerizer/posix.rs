@@ -23,7 +23,13 @@ impl Containerizer for PosixContainerizer {
     }
 
     fn launch(&self, spec: ContainerSpec<'_>) -> Result<Container, LaunchError> {
-        let process = TaskProcess::spawn(spec.command, spec.sandbox, spec.env)?;
+        let process = TaskProcess::spawn_joined(
+            spec.command,
+            spec.sandbox,
+            spec.env,
+            Vec::new(),
+            spec.checkpoint,
+        )?;
         let handle = PosixContainer {
             id: spec.id.to_owned(),
             pgid: process.pid() as i32,
@@ -36,8 +42,22 @@ impl Containerizer for PosixContainerizer {
     }
 
     fn recover(&self, _known: &std::collections::HashSet<String>) -> Vec<String> {
-        // Process groups of a dead agent's tasks are not found again without checkpoints.
+        // A process group is found again only through the executor's checkpoint, which the
+        // agent's recovery reads (and ends the groups it does not adopt).
         Vec::new()
+    }
+
+    fn reattach(
+        &self,
+        id: &str,
+        pgid: i32,
+        resources: &Resources,
+    ) -> Result<Arc<dyn ContainerHandle>, ContainerError> {
+        Ok(Arc::new(PosixContainer {
+            id: id.to_owned(),
+            pgid,
+            cpus: resources.scalar("cpus"),
+        }))
     }
 
     fn shutdown(&self) {}

@@ -135,6 +135,7 @@ impl Slave {
             task.delivered = deliver_to.is_some();
             executor.tasks.insert(task_id, task.clone());
             executor.update_container();
+            self.checkpoint_executor(framework, &executor_id);
             if let Some(pid) = deliver_to {
                 self.deliver(ctx, framework, &pid, task.info);
             }
@@ -167,6 +168,7 @@ impl Slave {
             os_pid: 0,
             sandbox,
             run,
+            container_id: uuid::Uuid::new_v4().simple().to_string(),
             tasks: BTreeMap::new(),
             kill: None,
             shutting_down: false,
@@ -192,6 +194,7 @@ impl Slave {
         );
         let sandbox = executor.sandbox.clone();
         self.insert_executor(&framework, executor);
+        self.checkpoint_executor(&framework, &id);
         if command.uris.is_empty() {
             self.start_container(ctx, &framework, &id, run, &command, &resources, kill);
             return;
@@ -245,7 +248,7 @@ impl Slave {
     }
 
     /// Ends an executor that never got a running container: its tasks fail with `reason`.
-    fn ended_before_start(
+    pub(super) fn ended_before_start(
         &mut self,
         ctx: &mut Context<Self>,
         framework: &str,
@@ -274,9 +277,9 @@ impl Slave {
         resources: &Resources,
         kill: oneshot::Receiver<Duration>,
     ) {
-        let Some(sandbox) = self
+        let Some((sandbox, container_id)) = self
             .executor(framework, executor_id)
-            .map(|e| e.sandbox.clone())
+            .map(|e| (e.sandbox.clone(), e.container_id.clone()))
         else {
             return;
         };
@@ -285,7 +288,8 @@ impl Slave {
             executor.state = ExecutorState::Starting;
         }
         let request = LaunchRequest {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            checkpoint: Some(self.meta.executor(&container_id).path),
+            id: container_id,
             command: command.clone(),
             sandbox,
             env,
@@ -366,6 +370,8 @@ impl Slave {
                     Reason::CommandExecutorFailed,
                     String::new(),
                 );
+                // A restarted agent then knows the task had started.
+                self.checkpoint_executor(framework, executor_id);
                 if let Some(delay) = first_check {
                     self.schedule_health_check(ctx, framework, executor_id, run, delay);
                 }
@@ -403,7 +409,7 @@ impl Slave {
 
     /// Runs the executor's container on this process's arbiter until it ends; a kill request
     /// through `kill` ends it with a grace period.
-    fn supervise(
+    pub(super) fn supervise(
         &self,
         ctx: &mut Context<Self>,
         framework: &str,

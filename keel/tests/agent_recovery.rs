@@ -1,0 +1,224 @@
+//! Agent recovery with real processes: `keel-master` and `keel-slave` run as daemons, tasks are
+//! real OS processes. The agent is SIGKILLed with tasks running and started again with the same
+//! work dir: the running task is taken back (same process, never started twice) and can still
+//! be killed; a task that ended while no agent watched is reported with its real exit status.
+//! An agent that does not come back has its executors ended after `--recovery-timeout-seconds`.
+
+use std::path::{Path, PathBuf};
+
+use keel_tests::daemon::Daemon;
+use keel_tests::eventually::eventually;
+use keel_tests::recording_scheduler::{
+    command_task, framework_info, SchedulerEvent, TestFramework,
+};
+use libactor::{Node, Upid};
+use protos::v1::task_status::Reason;
+use protos::v1::{TaskId, TaskState, TaskStatus};
+
+const MASTER_BIN: &str = env!("CARGO_BIN_EXE_keel-master");
+const SLAVE_BIN: &str = env!("CARGO_BIN_EXE_keel-slave");
+
+/// A master on a free port; returns it with its pid.
+async fn master() -> (Daemon, Upid) {
+    let (daemon, pid) = Daemon::start(MASTER_BIN, &["--ip", "127.0.0.1", "--port", "0"]).await;
+    (daemon, pid.parse().expect("master pid"))
+}
+
+/// An agent of `master` on a free port with `work_dir`; returns it with its pid.
+async fn agent(master: &Upid, work_dir: &Path, recovery_timeout: &str) -> (Daemon, Upid) {
+    let (daemon, pid) = Daemon::start(
+        SLAVE_BIN,
+        &[
+            "--master",
+            master.as_str(),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--work-dir",
+            work_dir.to_str().unwrap(),
+            "--resources",
+            "cpus:2;mem:512",
+            "--recovery-timeout-seconds",
+            recovery_timeout,
+        ],
+    )
+    .await;
+    (daemon, pid.parse().expect("agent pid"))
+}
+
+/// The sandbox of task `task` as agent `agent` reports it.
+async fn sandbox_of(agent: &Upid, task: &str) -> PathBuf {
+    let path = format!("/{}/state", agent.id());
+    let state = keel::http_client::get_json(agent.address(), &path)
+        .await
+        .expect("agent state");
+    let dir = state["frameworks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|f| f["executors"].as_array().into_iter().flatten())
+        .find(|e| e["id"] == task)
+        .and_then(|e| e["directory"].as_str())
+        .expect("the task's executor is listed");
+    PathBuf::from(dir)
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    let exists = unsafe { libc::kill(pid, 0) == 0 };
+    // A zombie (ended, not yet reaped by its parent) does not count.
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    });
+    exists && !zombie
+}
+
+/// The pids a task wrote, one per start, to `pids` in its sandbox.
+fn starts(sandbox: &Path) -> Vec<i32> {
+    std::fs::read_to_string(sandbox.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Waits until the task in `sandbox` wrote its pid; returns it.
+async fn started(sandbox: &Path) -> i32 {
+    eventually("the task writes its pid", || async {
+        starts(sandbox).first().copied()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_takes_its_running_tasks_back() {
+    let work = tempfile::tempdir().unwrap();
+    let (_master, master_pid) = master().await;
+    let (agent1, agent_pid) = agent(&master_pid, work.path(), "600").await;
+    let node = Node::builder().start().unwrap();
+    let mut framework = TestFramework::start(&node, &master_pid, framework_info("recovering"));
+    framework.registered().await;
+    // `long` runs on across the restart; `short` ends (status 3) while no agent is there.
+    framework
+        .launch_on_first_offer(command_task(
+            "long",
+            "echo $$ >> pids; exec sleep 300",
+            "cpus:0.5;mem:32",
+        ))
+        .await;
+    framework
+        .launch_on_first_offer(command_task(
+            "short",
+            "echo $$ >> pids; while [ ! -e go ]; do sleep 0.05; done; exit 3",
+            "cpus:0.5;mem:32",
+        ))
+        .await;
+    let running = framework.status("long", TaskState::TaskRunning).await;
+    framework.status("short", TaskState::TaskRunning).await;
+    let agent_id = running.agent_id.clone().expect("agent id");
+    let long_sandbox = sandbox_of(&agent_pid, "long").await;
+    let short_sandbox = sandbox_of(&agent_pid, "short").await;
+    let long_pid = started(&long_sandbox).await;
+    let short_pid = started(&short_sandbox).await;
+
+    agent1.crash().await;
+    assert!(alive(long_pid), "a task outlives its agent");
+    std::fs::write(short_sandbox.join("go"), b"").unwrap();
+    eventually("the short task ends while no agent runs", || async {
+        (!alive(short_pid)).then_some(())
+    })
+    .await;
+
+    let (agent2, agent2_pid) = agent(&master_pid, work.path(), "600").await;
+    assert_ne!(agent2_pid, agent_pid, "a new agent process on another port");
+    let failed = framework.status("short", TaskState::TaskFailed).await;
+    assert!(
+        failed.message.contains("status 3"),
+        "the real exit status: {}",
+        failed.message
+    );
+    assert_eq!(
+        failed.agent_id.as_ref(),
+        Some(&agent_id),
+        "the same agent id"
+    );
+
+    // The long task is the same process, started once, and still the agent's.
+    let reconcile = TaskStatus {
+        task_id: Some(TaskId {
+            value: "long".into(),
+        }),
+        agent_id: Some(agent_id.clone()),
+        ..Default::default()
+    };
+    framework
+        .act(move |d| d.reconcile_tasks(vec![reconcile]))
+        .await;
+    let reconciled = framework
+        .until(|e| match e {
+            SchedulerEvent::Status(s) if s.reason() == Reason::Reconciliation => Some(s.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reconciled.state(), TaskState::TaskRunning);
+    assert_eq!(starts(&long_sandbox), vec![long_pid], "never started twice");
+    assert!(alive(long_pid));
+    let agent_state =
+        keel::http_client::get_json(agent2_pid.address(), &format!("/{}/state", agent2_pid.id()))
+            .await
+            .unwrap();
+    assert_eq!(agent_state["id"], agent_id.value.as_str());
+    assert_eq!(agent_state["registration"], "Registered");
+
+    framework
+        .act(|d| {
+            d.kill_task(&TaskId {
+                value: "long".into(),
+            })
+        })
+        .await;
+    framework.status("long", TaskState::TaskKilled).await;
+    eventually("the killed task's process ends", || async {
+        (!alive(long_pid)).then_some(())
+    })
+    .await;
+    let others: Vec<SchedulerEvent> = framework
+        .drain()
+        .into_iter()
+        .filter(|e| matches!(e, SchedulerEvent::Status(s) if s.state().is_terminal()))
+        .collect();
+    assert!(others.is_empty(), "no other terminal update: {others:?}");
+    // Stopped as an operator would: it ends its watchdog too.
+    agent2.stop().await;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executors_end_when_their_agent_does_not_come_back() {
+    let work = tempfile::tempdir().unwrap();
+    let (_master, master_pid) = master().await;
+    let (agent, agent_pid) = agent(&master_pid, work.path(), "1").await;
+    let node = Node::builder().start().unwrap();
+    let mut framework = TestFramework::start(&node, &master_pid, framework_info("abandoned"));
+    framework.registered().await;
+    framework
+        .launch_on_first_offer(command_task(
+            "orphan",
+            "echo $$ >> pids; exec sleep 300",
+            "cpus:0.5;mem:32",
+        ))
+        .await;
+    framework.status("orphan", TaskState::TaskRunning).await;
+    let sandbox = sandbox_of(&agent_pid, "orphan").await;
+    let pid = started(&sandbox).await;
+    agent.crash().await;
+    // The watchdog notices within a second, waits the 1 s recovery timeout, then ends it.
+    eventually("the executor of a dead agent ends", || async {
+        (!alive(pid)).then_some(())
+    })
+    .await;
+    node.shutdown().await;
+}

@@ -37,9 +37,13 @@ pub struct EmulationCounters {
     pub reregistration_attempts: AtomicU64,
 }
 
-/// How long an emulated agent waits for `SlaveReregisteredMessage` before asking again (a new
-/// leader drops messages until its master process runs).
+/// How long an emulated agent first waits for `SlaveReregisteredMessage` before asking again
+/// (a new leader drops messages until its master process runs). Each further wait doubles, up
+/// to [`REREGISTER_RETRY_MAX`], and is spread by ±50%, as real agents back off: thousands of
+/// agents retrying in step would bury a busy new master under duplicates.
 pub const REREGISTER_RETRY: Duration = Duration::from_millis(500);
+/// The longest wait between re-registration attempts.
+pub const REREGISTER_RETRY_MAX: Duration = Duration::from_secs(8);
 
 /// One emulated agent.
 pub struct EmulatedAgent {
@@ -52,6 +56,10 @@ pub struct EmulatedAgent {
     running: std::collections::BTreeMap<String, Task>,
     /// Waiting for a new master's `SlaveReregisteredMessage`.
     reregistering: bool,
+    /// The next wait before re-registering again.
+    backoff: Duration,
+    /// Jitter source (xorshift), seeded from the agent's pid.
+    jitter: u64,
 }
 
 impl EmulatedAgent {
@@ -70,6 +78,8 @@ impl EmulatedAgent {
             counters,
             running: Default::default(),
             reregistering: false,
+            backoff: REREGISTER_RETRY,
+            jitter: 0,
         }
     }
 
@@ -87,8 +97,12 @@ impl EmulatedAgent {
     pub fn set_master(&mut self, ctx: &mut Context<Self>, master: Upid) {
         self.master = master;
         if self.id.is_some() {
+            let first = !self.reregistering;
             self.reregistering = true;
-            self.reregister(ctx);
+            self.backoff = REREGISTER_RETRY;
+            if first {
+                self.reregister(ctx);
+            }
         }
     }
 
@@ -106,9 +120,30 @@ impl EmulatedAgent {
             ..Default::default()
         };
         ctx.send(&self.master, msg);
-        ctx.delay(REREGISTER_RETRY, |a: &mut EmulatedAgent, ctx| {
-            a.reregister(ctx)
-        });
+        let wait = self.next_wait(ctx);
+        ctx.delay(wait, |a: &mut EmulatedAgent, ctx| a.reregister(ctx));
+    }
+
+    /// The backoff spread by a factor in [0.5, 1.5); the backoff then doubles.
+    fn next_wait(&mut self, ctx: &Context<Self>) -> Duration {
+        if self.jitter == 0 {
+            // FNV-1a of the pid: distinct per agent, never zero after the `| 1`.
+            self.jitter = ctx
+                .pid()
+                .as_str()
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                })
+                | 1;
+        }
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let factor = 0.5 + (self.jitter % 1000) as f64 / 1000.0;
+        let wait = self.backoff.mul_f64(factor);
+        self.backoff = (self.backoff * 2).min(REREGISTER_RETRY_MAX);
+        wait
     }
 
     fn reregistered(&mut self, _: &mut Context<Self>, from: Upid, _: SlaveReregisteredMessage) {

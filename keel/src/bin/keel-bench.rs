@@ -704,6 +704,26 @@ async fn failover(
         "new master RSS: {:.1} MiB",
         second.rss_bytes() as f64 / (1 << 20) as f64
     );
+    // Where the new master's time went: registry writes, refused or dropped messages.
+    if let Ok(snapshot) =
+        keel::http_client::get_json(second.pid.address(), "/metrics/snapshot").await
+    {
+        let picked: Vec<String> = snapshot
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| {
+                (k.starts_with("registrar/")
+                    || k.contains("dropped")
+                    || k.contains("invalid")
+                    || k.contains("refused")
+                    || k.contains("agents_registered"))
+                    && v.as_f64().is_some_and(|v| v != 0.0)
+            })
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("new master metrics: {}", picked.join(" "));
+    }
     drop(detector);
     framework_node.shutdown().await;
     for node in nodes {

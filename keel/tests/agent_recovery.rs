@@ -12,8 +12,7 @@ use keel_tests::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
 use libactor::{Node, Upid};
-use protos::v1::task_status::Reason;
-use protos::v1::{TaskId, TaskState, TaskStatus};
+use protos::v1::{TaskId, TaskState};
 
 const MASTER_BIN: &str = env!("CARGO_BIN_EXE_keel-master");
 const SLAVE_BIN: &str = env!("CARGO_BIN_EXE_keel-slave");
@@ -147,22 +146,7 @@ async fn a_restarted_agent_takes_its_running_tasks_back() {
     );
 
     // The long task is the same process, started once, and still the agent's.
-    let reconcile = TaskStatus {
-        task_id: Some(TaskId {
-            value: "long".into(),
-        }),
-        agent_id: Some(agent_id.clone()),
-        ..Default::default()
-    };
-    framework
-        .act(move |d| d.reconcile_tasks(vec![reconcile]))
-        .await;
-    let reconciled = framework
-        .until(|e| match e {
-            SchedulerEvent::Status(s) if s.reason() == Reason::Reconciliation => Some(s.clone()),
-            _ => None,
-        })
-        .await;
+    let reconciled = framework.reconcile("long", Some(agent_id.clone())).await;
     assert_eq!(reconciled.state(), TaskState::TaskRunning);
     assert_eq!(starts(&long_sandbox), vec![long_pid], "never started twice");
     assert!(alive(long_pid));

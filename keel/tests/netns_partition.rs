@@ -16,7 +16,7 @@ use keel_tests::recording_scheduler::{
 use libactor::Node;
 use protos::v1::framework_info::{capability, Capability};
 use protos::v1::task_status::Reason;
-use protos::v1::{FrameworkInfo, TaskId, TaskState, TaskStatus};
+use protos::v1::{FrameworkInfo, TaskId, TaskState};
 use std::process::Command;
 
 const MASTER_IP: &str = "192.0.2.1";
@@ -223,20 +223,7 @@ async fn partition_and_heal(m: &str, a: &str) {
         state_has_agent,
     )
     .await;
-    let status = TaskStatus {
-        task_id: Some(TaskId { value: "t".into() }),
-        agent_id: Some(agent_id.clone()),
-        ..Default::default()
-    };
-    framework
-        .act(move |d| d.reconcile_tasks(vec![status]))
-        .await;
-    let reconciled = framework
-        .until(|e| match e {
-            SchedulerEvent::Status(s) if s.reason() == Reason::Reconciliation => Some(s.clone()),
-            _ => None,
-        })
-        .await;
+    let reconciled = framework.reconcile("t", Some(agent_id.clone())).await;
     assert_eq!(
         reconciled.state(),
         TaskState::TaskRunning,

@@ -48,7 +48,11 @@ pub enum CheckpointError {
     },
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError {
+/// Maps an I/O error on `path` while doing `action` to a [`CheckpointError`].
+pub(crate) fn io(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> CheckpointError {
     let path = path.to_owned();
     move |source| CheckpointError::Io {
         action,

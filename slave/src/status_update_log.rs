@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use protos::internal::StatusUpdateRecord;
 
-use crate::checkpoint::{write_atomic, CheckpointError};
+use crate::checkpoint::{io, write_atomic, CheckpointError};
 
 /// The log is rewritten with only the pending updates once it holds this many bytes.
 pub const COMPACT_AFTER_BYTES: u64 = 4 * 1024 * 1024;
@@ -28,15 +28,6 @@ pub struct StatusUpdateLog {
     path: PathBuf,
     file: File,
     bytes: u64,
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError {
-    let path = path.to_owned();
-    move |source| CheckpointError::Io {
-        action,
-        path,
-        source,
-    }
 }
 
 impl StatusUpdateLog {

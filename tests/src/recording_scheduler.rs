@@ -259,6 +259,25 @@ impl TestFramework {
         .await;
     }
 
+    /// Asks the master to reconcile `task` (on `agent`, when known) and waits for its answer.
+    pub async fn reconcile(&mut self, task: &str, agent: Option<AgentId>) -> TaskStatus {
+        let status = TaskStatus {
+            task_id: Some(TaskId { value: task.into() }),
+            agent_id: agent,
+            ..Default::default()
+        };
+        self.act(move |d| d.reconcile_tasks(vec![status])).await;
+        self.until(|e| match e {
+            SchedulerEvent::Status(s)
+                if s.reason() == protos::v1::task_status::Reason::Reconciliation =>
+            {
+                Some(s.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
     /// Runs `f` with the driver inside the scheduler's process.
     pub async fn act(&self, f: impl FnOnce(&mut SchedulerDriver) + Send + 'static) {
         self.handle

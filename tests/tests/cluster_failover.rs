@@ -11,8 +11,7 @@ use keel_tests::recording_scheduler::{
 };
 use libactor::Node;
 use protos::v1::framework_info::{capability, Capability};
-use protos::v1::task_status::Reason;
-use protos::v1::{Filters, FrameworkId, FrameworkInfo, TaskId, TaskState, TaskStatus};
+use protos::v1::{Filters, FrameworkId, FrameworkInfo, TaskId, TaskState};
 
 fn with_failover(name: &str, seconds: f64) -> FrameworkInfo {
     FrameworkInfo {
@@ -83,27 +82,6 @@ async fn agent_index(cluster: &LocalCluster, id: &str) -> usize {
     panic!("no agent {id}")
 }
 
-async fn reconcile(
-    framework: &mut TestFramework,
-    task: &str,
-    agent: Option<protos::v1::AgentId>,
-) -> TaskStatus {
-    let status = TaskStatus {
-        task_id: Some(TaskId { value: task.into() }),
-        agent_id: agent,
-        ..Default::default()
-    };
-    framework
-        .act(move |d| d.reconcile_tasks(vec![status]))
-        .await;
-    framework
-        .until(|e| match e {
-            SchedulerEvent::Status(s) if s.reason() == Reason::Reconciliation => Some(s.clone()),
-            _ => None,
-        })
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduler_restarted_within_its_failover_timeout_keeps_its_tasks_and_beyond_it_loses_them(
 ) {
@@ -132,7 +110,7 @@ async fn a_scheduler_restarted_within_its_failover_timeout_keeps_its_tasks_and_b
         .until(|e| matches!(e, SchedulerEvent::Reregistered).then_some(()))
         .await;
     assert_eq!(
-        reconcile(&mut framework, "kept", None).await.state(),
+        framework.reconcile("kept", None).await.state(),
         TaskState::TaskRunning
     );
     // Later updates reach the new scheduler.
@@ -247,7 +225,7 @@ async fn a_restarted_master_recovers_its_registry_and_settles_who_did_not_return
         .await;
     assert_eq!(lost, on);
     assert_eq!(
-        reconcile(&mut stayer, "s", Some(on.clone())).await.state(),
+        stayer.reconcile("s", Some(on.clone())).await.state(),
         TaskState::TaskUnreachable
     );
     // The leaver never came back: its task on the returning agent is killed.

@@ -13,7 +13,7 @@ use libactor::Node;
 use master::master::Master;
 use protos::v1::task_status::Reason;
 use protos::v1::{
-    CommandInfo, ExecutorId, ExecutorInfo, Filters, Offer, TaskId, TaskInfo, TaskState, TaskStatus,
+    CommandInfo, ExecutorId, ExecutorInfo, Filters, Offer, TaskId, TaskInfo, TaskState,
 };
 use resources::Resources;
 
@@ -150,22 +150,7 @@ async fn agents_and_frameworks_recover_from_a_master_restart() {
     );
 
     // The new master answers for the task and can kill it.
-    framework
-        .act(|d| {
-            d.reconcile_tasks(vec![TaskStatus {
-                task_id: Some(TaskId {
-                    value: "long".into(),
-                }),
-                ..Default::default()
-            }])
-        })
-        .await;
-    let reconciled = framework
-        .until(|e| match e {
-            SchedulerEvent::Status(s) if s.reason() == Reason::Reconciliation => Some(s.clone()),
-            _ => None,
-        })
-        .await;
+    let reconciled = framework.reconcile("long", None).await;
     assert_eq!(reconciled.state(), TaskState::TaskRunning);
     framework
         .act(|d| {

@@ -224,10 +224,7 @@ impl Slave {
             // a run whose tasks all ended: nothing to take back.
             tracing::info!(%framework, executor = %executor_id, "dropping the checkpoint of an ended executor run");
             if let Some(pid) = dir.live_pid() {
-                // SAFETY: killpg(2) on the group its supervisor leads (checked by `live_pid`).
-                unsafe {
-                    libc::killpg(pid as libc::pid_t, libc::SIGKILL);
-                }
+                kill_group(pid);
             }
             dir.remove();
             return;
@@ -275,10 +272,7 @@ impl Slave {
             Err(e) => {
                 tracing::error!(%framework, executor = %executor_id, error = %e, "container not re-attached; ending its executor");
                 if let Some(pid) = pid {
-                    // SAFETY: killpg(2) on the group its supervisor leads.
-                    unsafe {
-                        libc::killpg(pid as libc::pid_t, libc::SIGKILL);
-                    }
+                    kill_group(pid);
                 }
                 self.insert_executor(&framework, executor);
                 self.ended_before_start(
@@ -354,5 +348,14 @@ impl Slave {
                 }
             }
         }
+    }
+}
+
+/// Ends the process group a recovered executor's supervisor leads (its pid was checked with
+/// [`ExecutorDir::live_pid`], so it is not a reused one).
+fn kill_group(pid: u32) {
+    // SAFETY: killpg(2) on a group id; no memory is involved.
+    unsafe {
+        libc::killpg(pid as libc::pid_t, libc::SIGKILL);
     }
 }

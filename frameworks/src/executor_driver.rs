@@ -8,12 +8,19 @@
 //!
 //! Handles (from the agent only): `ExecutorRegisteredMessage`, `RunTaskMessage`,
 //! `KillTaskMessage`, `StatusUpdateAcknowledgementMessage`, `FrameworkToExecutorMessage`,
-//! `ShutdownExecutorMessage`. Sends: `RegisterExecutorMessage` (retried until answered),
-//! `StatusUpdateMessage`, `ExecutorToFrameworkMessage`.
+//! `ShutdownExecutorMessage`, `ExecutorReregisteredMessage`; from a restarted agent with the
+//! same id, `ReconnectExecutorMessage`. Sends: `RegisterExecutorMessage` (retried until
+//! answered), `ReregisterExecutorMessage`, `StatusUpdateMessage`, `ExecutorToFrameworkMessage`.
 //!
 //! Status updates are kept until the agent acknowledges them; a stopping driver waits (up to
 //! [`ACK_WAIT`]) for the last ones, so that an executor's final TASK_FINISHED is not lost with
 //! its process.
+//!
+//! Agent restarts: when the agent's connection breaks and the agent said it recovers executors
+//! (`KEEL_RECOVERY_TIMEOUT_SECONDS`), the driver waits that long for the restarted agent's
+//! `ReconnectExecutorMessage` (naming the same agent id), answers with
+//! `ReregisterExecutorMessage` carrying its unacknowledged updates, and carries on with the new
+//! agent process. Without it, or past the timeout, it aborts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,9 +28,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use libactor::{Context, Node, Process, SpawnError, Upid};
 use protos::internal::{
-    ExecutorRegisteredMessage, ExecutorToFrameworkMessage, FrameworkToExecutorMessage,
-    KillTaskMessage, RegisterExecutorMessage, RunTaskMessage, ShutdownExecutorMessage,
-    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    ExecutorRegisteredMessage, ExecutorReregisteredMessage, ExecutorToFrameworkMessage,
+    FrameworkToExecutorMessage, KillTaskMessage, ReconnectExecutorMessage, RegisterExecutorMessage,
+    ReregisterExecutorMessage, RunTaskMessage, ShutdownExecutorMessage, StatusUpdate,
+    StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::v1::task_status::Source;
 use protos::v1::{AgentId, ExecutorId, FrameworkId, TaskStatus};
@@ -66,6 +74,10 @@ pub struct ExecutorDriver {
     /// Updates sent and not yet acknowledged, by uuid.
     unacked: BTreeMap<Bytes, StatusUpdate>,
     ending: Option<DriverStatus>,
+    /// How long to wait for a restarted agent after its connection broke (none: abort).
+    recovery_timeout: Option<Duration>,
+    /// The agent's connection broke; waiting for its `ReconnectExecutorMessage`.
+    disconnected: bool,
 }
 
 impl ExecutorDriver {
@@ -270,6 +282,43 @@ impl<E: Executor> ExecutorProcess<E> {
     }
 }
 
+impl<E: Executor> ExecutorProcess<E> {
+    /// A restarted agent asks this executor back: accepted if it is the same agent (by id).
+    fn reconnect(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ReconnectExecutorMessage) {
+        if !self.driver.registered
+            || msg.slave_id.is_none()
+            || msg.slave_id != self.driver.agent_id
+            || self.driver.ending.is_some()
+        {
+            tracing::warn!(%from, "reconnect request from an agent this executor did not run under; ignored");
+            return;
+        }
+        tracing::info!(agent = %from, "the agent restarted; re-registering with it");
+        ctx.unlink(&self.driver.agent);
+        self.driver.agent = from.clone();
+        ctx.link(&from);
+        ctx.send(
+            &from,
+            ReregisterExecutorMessage {
+                executor_id: Some(self.driver.executor_id.clone()),
+                framework_id: Some(self.driver.framework_id.clone()),
+                updates: self.driver.unacked.values().cloned().collect(),
+            },
+        );
+    }
+
+    fn reregistered(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        from: Upid,
+        _msg: ExecutorReregisteredMessage,
+    ) {
+        if self.sent_by_agent(&from) {
+            self.driver.disconnected = false;
+        }
+    }
+}
+
 impl<E: Executor> Process for ExecutorProcess<E> {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         ctx.install(Self::registered);
@@ -278,16 +327,36 @@ impl<E: Executor> Process for ExecutorProcess<E> {
         ctx.install(Self::acknowledged);
         ctx.install(Self::framework_message);
         ctx.install(Self::shutdown);
+        ctx.install(Self::reconnect);
+        ctx.install(Self::reregistered);
         self.register(ctx);
     }
 
     fn exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {
-        if *pid == self.driver.agent {
-            self.executor
-                .error(&mut self.driver, "lost the connection to the agent");
-            self.driver.abort("lost the connection to the agent");
-            self.after_callback(ctx);
+        if *pid != self.driver.agent {
+            return;
         }
+        if let Some(timeout) = self
+            .driver
+            .recovery_timeout
+            .filter(|_| self.driver.registered)
+        {
+            tracing::warn!(agent = %pid, ?timeout, "lost the connection to the agent; waiting for it to come back");
+            self.driver.disconnected = true;
+            ctx.delay(timeout, |p: &mut Self, ctx| {
+                if p.driver.disconnected {
+                    p.executor
+                        .error(&mut p.driver, "the agent did not come back in time");
+                    p.driver.abort("the agent did not come back in time");
+                    p.after_callback(ctx);
+                }
+            });
+            return;
+        }
+        self.executor
+            .error(&mut self.driver, "lost the connection to the agent");
+        self.driver.abort("lost the connection to the agent");
+        self.after_callback(ctx);
     }
 
     fn finalize(&mut self, _ctx: &mut Context<Self>) {
@@ -337,6 +406,12 @@ pub async fn run<E: Executor>(executor: E) -> Result<DriverStatus, ExecutorDrive
                 registered: false,
                 unacked: BTreeMap::new(),
                 ending: None,
+                recovery_timeout: std::env::var("KEEL_RECOVERY_TIMEOUT_SECONDS")
+                    .ok()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(Duration::from_secs_f64),
+                disconnected: false,
             },
             done: tx,
             stopping_since: None,

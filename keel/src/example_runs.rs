@@ -1,6 +1,6 @@
 //! Running the example frameworks from a binary: start the scheduler on a node, follow its
 //! progress, return how it ended. `keel-local` and `keelctl execute` use these; the particles
-//! executor's entry point (`<binary> executor particles`) is here too.
+//! and holding executors' entry point (`<binary> executor particles|hold`) is here too.
 
 use std::path::Path;
 
@@ -54,6 +54,10 @@ pub fn executor_command(binary: &Path, name: &str) -> CommandInfo {
 pub async fn run_executor(name: &str) -> Result<DriverStatus, RunError> {
     match name {
         "particles" => Ok(frameworks::executor_driver::run(ParticlesExecutor).await?),
+        "hold" => Ok(frameworks::executor_driver::run(
+            frameworks::examples::holding::HoldingExecutor,
+        )
+        .await?),
         other => Err(RunError::UnknownExecutor(other.to_owned())),
     }
 }

@@ -2,7 +2,8 @@
 //! real OS processes. The agent is SIGKILLed with tasks running and started again with the same
 //! work dir: the running task is taken back (same process, never started twice) and can still
 //! be killed; a task that ended while no agent watched is reported with its real exit status.
-//! An agent that does not come back has its executors ended after `--recovery-timeout-seconds`.
+//! A custom executor is asked back by the restarted agent and serves on. An agent that does not
+//! come back has its executors ended after `--recovery-timeout-seconds`.
 
 use std::path::{Path, PathBuf};
 
@@ -12,10 +13,12 @@ use keel_tests::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
 use libactor::{Node, Upid};
-use protos::v1::{TaskId, TaskState};
+use protos::v1::{ExecutorId, ExecutorInfo, TaskId, TaskState};
 
 const MASTER_BIN: &str = env!("CARGO_BIN_EXE_keel-master");
 const SLAVE_BIN: &str = env!("CARGO_BIN_EXE_keel-slave");
+/// Its `executor hold` mode is a custom executor whose tasks run until killed.
+const LOCAL_BIN: &str = env!("CARGO_BIN_EXE_keel-local");
 
 /// A master on a free port; returns it with its pid.
 async fn master() -> (Daemon, Upid) {
@@ -46,21 +49,27 @@ async fn agent(master: &Upid, work_dir: &Path, recovery_timeout: &str) -> (Daemo
     (daemon, pid.parse().expect("agent pid"))
 }
 
-/// The sandbox of task `task` as agent `agent` reports it.
-async fn sandbox_of(agent: &Upid, task: &str) -> PathBuf {
+/// Executor `id` as agent `agent` reports it in its state, if listed.
+async fn executor_state(agent: &Upid, id: &str) -> Option<serde_json::Value> {
     let path = format!("/{}/state", agent.id());
     let state = keel::http_client::get_json(agent.address(), &path)
         .await
-        .expect("agent state");
-    let dir = state["frameworks"]
+        .ok()?;
+    state["frameworks"]
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|f| f["executors"].as_array().into_iter().flatten())
-        .find(|e| e["id"] == task)
-        .and_then(|e| e["directory"].as_str())
+        .find(|e| e["id"] == id)
+        .cloned()
+}
+
+/// The sandbox of task `task` (a command task: its executor has the task's id).
+async fn sandbox_of(agent: &Upid, task: &str) -> PathBuf {
+    let executor = executor_state(agent, task)
+        .await
         .expect("the task's executor is listed");
-    PathBuf::from(dir)
+    PathBuf::from(executor["directory"].as_str().expect("a directory"))
 }
 
 fn alive(pid: i32) -> bool {
@@ -204,5 +213,72 @@ async fn executors_end_when_their_agent_does_not_come_back() {
         (!alive(pid)).then_some(())
     })
     .await;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_reconnects_its_custom_executor() {
+    let work = tempfile::tempdir().unwrap();
+    let (_master, master_pid) = master().await;
+    let (agent1, agent_pid) = agent(&master_pid, work.path(), "600").await;
+    let node = Node::builder().start().unwrap();
+    let mut framework = TestFramework::start(&node, &master_pid, framework_info("held"));
+    framework.registered().await;
+    let mut task = command_task("held", "unused", "cpus:0.5;mem:32");
+    task.command = None;
+    task.executor = Some(ExecutorInfo {
+        executor_id: Some(ExecutorId {
+            value: "holder".into(),
+        }),
+        command: Some(keel::example_runs::executor_command(
+            Path::new(LOCAL_BIN),
+            "hold",
+        )),
+        ..Default::default()
+    });
+    framework.launch_on_first_offer(task).await;
+    let running = framework.status("held", TaskState::TaskRunning).await;
+    let agent_id = running.agent_id.clone().expect("agent id");
+    let before = executor_state(&agent_pid, "holder").await.expect("listed");
+    let os_pid = before["os_pid"].as_i64().expect("os pid") as i32;
+
+    agent1.crash().await;
+    assert!(alive(os_pid), "the executor outlives its agent");
+    let (agent2, agent2_pid) = agent(&master_pid, work.path(), "600").await;
+    let after = eventually("the executor re-registers with the new agent", || async {
+        executor_state(&agent2_pid, "holder")
+            .await
+            .filter(|e| e["state"] == "Running" && e["pid"].is_string())
+    })
+    .await;
+    assert_eq!(
+        after["os_pid"].as_i64(),
+        Some(i64::from(os_pid)),
+        "the same process"
+    );
+    assert_eq!(
+        after["pid"], before["pid"],
+        "the same executor re-registered"
+    );
+    assert_eq!(
+        framework
+            .reconcile("held", Some(agent_id.clone()))
+            .await
+            .state(),
+        TaskState::TaskRunning
+    );
+
+    // The kill goes through the new agent to the same executor, which answers it.
+    framework
+        .act(|d| {
+            d.kill_task(&TaskId {
+                value: "held".into(),
+            })
+        })
+        .await;
+    let killed = framework.status("held", TaskState::TaskKilled).await;
+    assert_eq!(killed.message, "killed by the holding executor");
+    assert!(alive(os_pid), "the executor serves on");
+    agent2.stop().await;
     node.shutdown().await;
 }

@@ -34,6 +34,9 @@ pub const ENV_FRAMEWORK_ID: &str = "KEEL_FRAMEWORK_ID";
 pub const ENV_EXECUTOR_ID: &str = "KEEL_EXECUTOR_ID";
 /// Environment variable holding the sandbox directory.
 pub const ENV_SANDBOX: &str = "KEEL_SANDBOX_DIRECTORY";
+/// Environment variable telling a custom executor how long to wait for a restarted agent
+/// (seconds); unset when the agent does not recover executors.
+pub const ENV_RECOVERY_TIMEOUT: &str = "KEEL_RECOVERY_TIMEOUT_SECONDS";
 
 /// Which program the executor's OS process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,9 @@ pub enum ExecutorState {
     Running,
     /// Asked to shut down or killed; waiting for its OS process to end.
     Terminating,
+    /// A custom executor a restarted agent adopted, asked to re-register
+    /// (`ReconnectExecutorMessage`) and not answered yet.
+    Reconnecting,
 }
 
 /// A task the agent holds, as the agent last saw it.

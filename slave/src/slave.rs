@@ -9,7 +9,9 @@
 //!   `StatusUpdateAcknowledgementMessage` (→ the status update manager and the executor),
 //!   `ShutdownMessage`;
 //! - from custom executors: `RegisterExecutorMessage` (→ `ExecutorRegisteredMessage`, then the
-//!   queued `RunTaskMessage`s), `StatusUpdateMessage`, `ExecutorToFrameworkMessage`.
+//!   queued `RunTaskMessage`s), `ReregisterExecutorMessage` (a recovered executor answering
+//!   `ReconnectExecutorMessage`; → `ExecutorReregisteredMessage`), `StatusUpdateMessage`,
+//!   `ExecutorToFrameworkMessage`.
 //!
 //! Sends: `RegisterSlaveMessage` / `ReregisterSlaveMessage` (retried with backoff until
 //! answered), `ExitedExecutorMessage` and `ExecutorToFrameworkMessage` to the master; status
@@ -78,6 +80,9 @@ pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const REGISTRATION_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How long a custom executor has to register before it is killed (Mesos: 1 min).
 pub const EXECUTOR_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a recovered custom executor has to answer `ReconnectExecutorMessage` (Mesos's
+/// `--executor_reregistration_timeout`: 2 s; longer here for executors on a loaded machine).
+pub const EXECUTOR_REREGISTRATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a custom executor has to exit after `ShutdownExecutorMessage` (Mesos: 5 s).
 pub const EXECUTOR_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Tasks one agent runs at once; more are dropped with a reason.
@@ -636,6 +641,7 @@ impl Slave {
         }
         executor.state = ExecutorState::Running;
         executor.pid = Some(from.clone());
+        let run_checkpoint = (framework.clone(), executor_id.clone());
         let queued: Vec<TaskInfo> = executor
             .tasks
             .values_mut()
@@ -660,6 +666,8 @@ impl Slave {
                 slave_info: Some(agent_info),
             },
         );
+        // A restarted agent asks it back at this pid.
+        self.checkpoint_executor(&run_checkpoint.0, &run_checkpoint.1);
         for task in queued {
             self.deliver(ctx, &framework, &from, task);
         }
@@ -1005,6 +1013,11 @@ impl Slave {
                 }
             }
             (ExecutorKind::Custom, Some(pid)) if task.delivered => ctx.send(&pid, msg),
+            (ExecutorKind::Custom, None) if executor.state == ExecutorState::Reconnecting => {
+                // It holds the task but cannot be told yet: it is ended, the task KILLED.
+                executor.shutting_down = true;
+                executor.kill(Duration::ZERO);
+            }
             (ExecutorKind::Custom, _) => {
                 // Queued for an executor that has not registered: it never started.
                 if let Some(t) = executor.tasks.get_mut(&task_id) {
@@ -1283,6 +1296,7 @@ impl Process for Slave {
         ctx.install(Self::acknowledge);
         ctx.install(Self::framework_to_executor);
         ctx.install(Self::register_executor);
+        ctx.install(Self::reregister_executor);
         ctx.install(Self::executor_update);
         ctx.install(Self::executor_to_framework);
         ctx.route("/state", Self::state_json);

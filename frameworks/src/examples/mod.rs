@@ -3,8 +3,10 @@
 //!
 //! - [`batch`]: N shell commands run once each (what `keelctl execute` runs);
 //! - [`particles`]: seed 004's particle trajectories, computed by a custom executor;
-//! - [`service`]: K long-running instances kept alive.
+//! - [`service`]: K long-running instances kept alive;
+//! - [`holding`]: a custom executor whose tasks run until killed.
 
 pub mod batch;
+pub mod holding;
 pub mod particles;
 pub mod service;

@@ -25,7 +25,7 @@ use crate::containerizer::launcher::LaunchRequest;
 use crate::containerizer::{self, Container, ContainerExit, Limitation};
 use crate::executor::{
     AgentTask, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID, ENV_FRAMEWORK_ID,
-    ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
+    ENV_RECOVERY_TIMEOUT, ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
 };
 use crate::fetcher::FetchError;
 use crate::health_check::{HealthCheckSpec, HealthState};
@@ -405,6 +405,13 @@ impl Slave {
             (ENV_EXECUTOR_ID.into(), executor.to_owned()),
             (ENV_SANDBOX.into(), sandbox.display().to_string()),
         ]
+        .into_iter()
+        .chain(
+            self.config
+                .executor_recovery_timeout
+                .map(|t| (ENV_RECOVERY_TIMEOUT.into(), t.as_secs().to_string())),
+        )
+        .collect()
     }
 
     /// Runs the executor's container on this process's arbiter until it ends; a kill request

@@ -10,9 +10,12 @@
 //!                                         earlier run had not yet
 //!  command task, supervisor gone       ─▶ its recorded exit status ends the task (FINISHED /
 //!                                         FAILED / KILLED as if the agent had watched)
-//!  custom executor                     ─▶ adopted and ended: its tasks KILLED
-//!                                         (REASON_AGENT_RESTARTED); a custom executor's
-//!                                         connection to the agent does not survive a restart
+//!  custom executor, alive, registered ─▶ adopted and asked back (ReconnectExecutorMessage);
+//!                                         it re-registers with its unacknowledged updates
+//!                                         (ReregisterExecutorMessage), or is ended after
+//!                                         EXECUTOR_REREGISTRATION_TIMEOUT: tasks KILLED
+//!                                         (REASON_AGENT_RESTARTED)
+//!  custom executor, never registered   ─▶ adopted and ended the same way
 //! ```
 //!
 //! The agent then keeps every recovered container (destroying only unknown ones), ends the
@@ -24,14 +27,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use libactor::Context;
-use protos::internal::{AgentCheckpoint, CheckpointedTask, ExecutorCheckpoint};
+use protos::internal::{
+    AgentCheckpoint, CheckpointedTask, ExecutorCheckpoint, ExecutorReregisteredMessage,
+    ReconnectExecutorMessage, ReregisterExecutorMessage, StatusUpdateMessage,
+};
 use protos::v1::task_status::Reason;
-use protos::v1::{FrameworkId, TaskState};
+use protos::v1::{AgentId, FrameworkId, TaskInfo, TaskState};
 use protos::IdText;
 use resources::Resources;
 use tokio::sync::oneshot;
 
-use super::{FrameworkRecord, Slave, TaskHealth};
+use super::{FrameworkRecord, Slave, TaskHealth, EXECUTOR_REREGISTRATION_TIMEOUT};
 use crate::checkpoint::{read_message, write_message, ExecutorDir, MetaDir};
 use crate::containerizer::Container;
 use crate::executor::{AgentTask, Executor, ExecutorKind, ExecutorState};
@@ -121,6 +127,7 @@ impl Slave {
             run: e.run,
             sandbox: e.sandbox.display().to_string(),
             container_id: e.container_id.clone(),
+            pid: e.pid.as_ref().map(|p| p.to_string()).unwrap_or_default(),
             tasks: e
                 .tasks
                 .values()
@@ -339,14 +346,98 @@ impl Slave {
                 }
             }
             ExecutorKind::Custom => {
-                if let Some(e) = self.executor_mut(&framework, &executor_id) {
-                    e.shutting_down = true;
-                    for task in e.tasks.values_mut() {
-                        task.kill_reason = Some(Reason::AgentRestarted);
+                let registered = checkpoint.pid.parse::<libactor::Upid>().ok();
+                match (pid, registered) {
+                    (Some(_), Some(executor_pid)) => {
+                        if let Some(e) = self.executor_mut(&framework, &executor_id) {
+                            e.state = ExecutorState::Reconnecting;
+                        }
+                        tracing::info!(%framework, executor = %executor_id, pid = %executor_pid, "asking a recovered executor to re-register");
+                        ctx.send(
+                            &executor_pid,
+                            ReconnectExecutorMessage {
+                                slave_id: self.id.clone().map(|value| AgentId { value }),
+                            },
+                        );
+                        ctx.delay(EXECUTOR_REREGISTRATION_TIMEOUT, move |s: &mut Slave, _| {
+                            let waiting = s.executor(&framework, &executor_id).is_some_and(|e| {
+                                e.run == run && e.state == ExecutorState::Reconnecting
+                            });
+                            if waiting {
+                                tracing::warn!(%framework, executor = %executor_id, "recovered executor did not re-register; ending it");
+                                s.end_recovered(&framework, &executor_id);
+                            }
+                        });
                     }
-                    e.kill(Duration::ZERO);
+                    _ => self.end_recovered(&framework, &executor_id),
                 }
             }
+        }
+    }
+
+    /// Ends a recovered custom executor that cannot serve again: its tasks are KILLED
+    /// (REASON_AGENT_RESTARTED) once its process is gone.
+    fn end_recovered(&mut self, framework: &str, executor_id: &str) {
+        if let Some(e) = self.executor_mut(framework, executor_id) {
+            e.shutting_down = true;
+            for task in e.tasks.values_mut() {
+                task.kill_reason = Some(Reason::AgentRestarted);
+            }
+            e.kill(Duration::ZERO);
+        }
+    }
+
+    /// A recovered executor answers `ReconnectExecutorMessage`: it serves again from `from`,
+    /// its queued tasks go to it, and the updates it had not seen acknowledged are delivered.
+    pub(super) fn reregister_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: libactor::Upid,
+        msg: ReregisterExecutorMessage,
+    ) {
+        let framework = msg.framework_id.text().to_owned();
+        let executor_id = msg.executor_id.text().to_owned();
+        let Some(executor) = self
+            .executor_mut(&framework, &executor_id)
+            .filter(|e| e.state == ExecutorState::Reconnecting)
+        else {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, %framework, executor = %executor_id, "re-registration from an executor this agent is not waiting for");
+            return;
+        };
+        executor.state = ExecutorState::Running;
+        executor.pid = Some(from.clone());
+        let queued: Vec<TaskInfo> = executor
+            .tasks
+            .values_mut()
+            .filter(|t| !t.delivered && !t.state.is_terminal())
+            .map(|t| {
+                t.delivered = true;
+                t.info.clone()
+            })
+            .collect();
+        tracing::info!(%framework, executor = %executor_id, pid = %from, updates = msg.updates.len(), "recovered executor re-registered");
+        ctx.link(&from);
+        ctx.send(
+            &from,
+            ExecutorReregisteredMessage {
+                slave_id: self.id.clone().map(|value| AgentId { value }),
+                slave_info: Some(self.agent_info()),
+            },
+        );
+        self.checkpoint_executor(&framework, &executor_id);
+        for update in msg.updates {
+            self.executor_update(
+                ctx,
+                from.clone(),
+                StatusUpdateMessage {
+                    update: Some(update),
+                    pid: from.to_string(),
+                },
+            );
+        }
+        for task in queued {
+            self.deliver(ctx, &framework, &from, task);
         }
     }
 }

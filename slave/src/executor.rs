@@ -123,6 +123,19 @@ impl Executor {
         self.tasks.values().filter(|t| !t.state.is_terminal())
     }
 
+    /// The live tasks not yet sent to the executor, marked sent: what goes to it once it
+    /// (re-)registers.
+    pub fn take_undelivered(&mut self) -> Vec<TaskInfo> {
+        self.tasks
+            .values_mut()
+            .filter(|t| !t.delivered && !t.state.is_terminal())
+            .map(|t| {
+                t.delivered = true;
+                t.info.clone()
+            })
+            .collect()
+    }
+
     /// What the container may use now: the executor's own resources and its live tasks'.
     pub fn resources(&self) -> Resources {
         let mut total = self

@@ -642,15 +642,7 @@ impl Slave {
         executor.state = ExecutorState::Running;
         executor.pid = Some(from.clone());
         let run_checkpoint = (framework.clone(), executor_id.clone());
-        let queued: Vec<TaskInfo> = executor
-            .tasks
-            .values_mut()
-            .filter(|t| !t.delivered && !t.state.is_terminal())
-            .map(|t| {
-                t.delivered = true;
-                t.info.clone()
-            })
-            .collect();
+        let queued: Vec<TaskInfo> = executor.take_undelivered();
         let info = executor.info.clone();
         tracing::info!(%framework, executor = %executor_id, pid = %from, "executor registered");
         ctx.link(&from);

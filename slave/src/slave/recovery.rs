@@ -257,13 +257,9 @@ impl Slave {
         let run = executor.run;
         if !dir.started() {
             tracing::warn!(%framework, executor = %executor_id, "executor had not started when the agent stopped");
-            self.insert_executor(&framework, executor);
-            self.ended_before_start(
+            self.fail_recovered(
                 ctx,
-                &framework,
-                &executor_id,
-                run,
-                Reason::AgentRestarted,
+                executor,
                 "the agent restarted before the executor started".into(),
             );
             return;
@@ -281,13 +277,9 @@ impl Slave {
                 if let Some(pid) = pid {
                     kill_group(pid);
                 }
-                self.insert_executor(&framework, executor);
-                self.ended_before_start(
+                self.fail_recovered(
                     ctx,
-                    &framework,
-                    &executor_id,
-                    run,
-                    Reason::AgentRestarted,
+                    executor,
                     format!("the agent restarted and could not take the executor back: {e}"),
                 );
                 return;
@@ -375,6 +367,18 @@ impl Slave {
         }
     }
 
+    /// Records a recovered executor that cannot run again and fails its tasks
+    /// (REASON_AGENT_RESTARTED, `message`).
+    fn fail_recovered(&mut self, ctx: &mut Context<Self>, executor: Executor, message: String) {
+        let (framework, id, run) = (
+            executor.framework.clone(),
+            executor.id.clone(),
+            executor.run,
+        );
+        self.insert_executor(&framework, executor);
+        self.ended_before_start(ctx, &framework, &id, run, Reason::AgentRestarted, message);
+    }
+
     /// Ends a recovered custom executor that cannot serve again: its tasks are KILLED
     /// (REASON_AGENT_RESTARTED) once its process is gone.
     fn end_recovered(&mut self, framework: &str, executor_id: &str) {
@@ -407,15 +411,7 @@ impl Slave {
         };
         executor.state = ExecutorState::Running;
         executor.pid = Some(from.clone());
-        let queued: Vec<TaskInfo> = executor
-            .tasks
-            .values_mut()
-            .filter(|t| !t.delivered && !t.state.is_terminal())
-            .map(|t| {
-                t.delivered = true;
-                t.info.clone()
-            })
-            .collect();
+        let queued: Vec<TaskInfo> = executor.take_undelivered();
         tracing::info!(%framework, executor = %executor_id, pid = %from, updates = msg.updates.len(), "recovered executor re-registered");
         ctx.link(&from);
         ctx.send(

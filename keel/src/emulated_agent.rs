@@ -37,13 +37,13 @@ pub struct EmulationCounters {
     pub reregistration_attempts: AtomicU64,
 }
 
-/// How long an emulated agent first waits for `SlaveReregisteredMessage` before asking again
-/// (a new leader drops messages until its master process runs). Each further wait doubles, up
-/// to [`REREGISTER_RETRY_MAX`], and is spread by ±50%, as real agents back off: thousands of
-/// agents retrying in step would bury a busy new master under duplicates.
-pub const REREGISTER_RETRY: Duration = Duration::from_millis(500);
-/// The longest wait between re-registration attempts.
-pub const REREGISTER_RETRY_MAX: Duration = Duration::from_secs(8);
+/// How long an emulated agent first waits for `SlaveReregisteredMessage` before asking again:
+/// a real agent's registration backoff. Each further wait doubles, up to
+/// [`REREGISTER_RETRY_MAX`], and is spread by ±50% (real agents do not spread theirs; the
+/// spread keeps a run from depending on thousands of agents retrying in step).
+pub const REREGISTER_RETRY: Duration = slave::slave::REGISTRATION_BACKOFF_MIN;
+/// The longest wait between re-registration attempts (a real agent's).
+pub const REREGISTER_RETRY_MAX: Duration = slave::slave::REGISTRATION_BACKOFF_MAX;
 
 /// One emulated agent.
 pub struct EmulatedAgent {

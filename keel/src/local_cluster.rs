@@ -159,6 +159,7 @@ async fn spawn_master(
     if !config.registry {
         return Ok(Master::spawn_with(node, &fresh_master_id(), policy)?);
     }
+    let reserved = node.reserve("master")?;
     let registry = |e: &dyn std::fmt::Display| ClusterError::Registry(e.to_string());
     let store = FileStore::open(config.work_dir.join("master").join("registry"))
         .map_err(|e| registry(&e))?;
@@ -167,6 +168,7 @@ async fn spawn_master(
         .map_err(|e| registry(&e))?;
     Ok(Master::spawn_recovered(
         node,
+        reserved,
         &fresh_master_id(),
         policy,
         registrar,

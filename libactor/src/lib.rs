@@ -72,6 +72,7 @@ pub mod metrics;
 pub mod node;
 pub(crate) mod node_metrics;
 pub mod process;
+pub mod reservation;
 pub mod transport;
 pub mod upid;
 
@@ -86,4 +87,5 @@ pub use message::Message;
 pub use metrics::Metrics;
 pub use node::{Node, SpawnError};
 pub use process::{Process, ProcessGone, ProcessRef};
+pub use reservation::Reservation;
 pub use upid::{Host, Upid, UpidError};

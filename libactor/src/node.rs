@@ -234,6 +234,16 @@ impl Node {
 
     /// Starts `process` under `id` and returns a typed handle to it.
     pub fn spawn_ref<P: Process>(&self, id: &str, process: P) -> Result<ProcessRef<P>, SpawnError> {
+        let reservation = self.reserve(id)?;
+        reservation.spawn_ref(process)
+    }
+
+    /// Takes `id` in the process table with `mailbox` standing for its process.
+    pub(crate) fn insert_slot(
+        &self,
+        id: &str,
+        mailbox: Arc<dyn Mailbox>,
+    ) -> Result<Upid, SpawnError> {
         if self.inner.stopped.load(Ordering::Acquire) {
             return Err(SpawnError::NodeStopped);
         }
@@ -244,17 +254,30 @@ impl Node {
         match self.inner.processes.entry(id.to_owned()) {
             dashmap::Entry::Occupied(_) => Err(SpawnError::DuplicateId(id.to_owned())),
             dashmap::Entry::Vacant(slot) => {
-                let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
-                let arbiter = &self.inner.arbiters[n % self.inner.arbiters.len()];
-                let handle = cell::start(process, pid.clone(), self.clone(), arbiter);
                 let (done, _) = tokio::sync::watch::channel(false);
                 slot.insert(ProcessSlot {
                     pid: pid.clone(),
-                    mailbox: Arc::new(handle.clone()),
+                    mailbox,
                     done,
                 });
-                self.inner.m.processes_spawned.inc();
-                Ok(ProcessRef { pid, handle })
+                Ok(pid)
+            }
+        }
+    }
+
+    /// Starts `process` as `pid` on the next arbiter (its slot is the caller's business).
+    pub(crate) fn start_cell<P: Process>(&self, pid: &Upid, process: P) -> cell::CellHandle<P> {
+        let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
+        let arbiter = &self.inner.arbiters[n % self.inner.arbiters.len()];
+        self.inner.m.processes_spawned.inc();
+        cell::start(process, pid.clone(), self.clone(), arbiter)
+    }
+
+    /// Points `pid`'s slot at its running process's mailbox.
+    pub(crate) fn replace_mailbox(&self, pid: &Upid, mailbox: Arc<dyn Mailbox>) {
+        if let Some(mut slot) = self.inner.processes.get_mut(pid.id()) {
+            if &slot.pid == pid {
+                slot.mailbox = mailbox;
             }
         }
     }

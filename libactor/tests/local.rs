@@ -471,3 +471,50 @@ async fn repeated_sends_reach_a_new_process_that_reuses_the_id() {
     assert_eq!(next(&mut rx2).await, Seen::Note(fwd.clone(), note("3")));
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reserved_id_holds_messages_until_its_process_starts() {
+    let node = node();
+    let reservation = node.reserve("late").unwrap();
+    let to = reservation.pid().clone();
+    for n in 0..100 {
+        node.send(&to, note(&n.to_string()));
+    }
+    assert_eq!(reservation.held(), 100);
+    assert!(matches!(
+        node.spawn("late", Idle),
+        Err(SpawnError::DuplicateId(_))
+    ));
+    let (rec, mut rx) = Recorder::new();
+    reservation.spawn_ref(rec).unwrap();
+    for n in 100..150 {
+        node.send(&to, note(&n.to_string()));
+    }
+    for n in 0..150 {
+        assert_eq!(
+            next(&mut rx).await,
+            Seen::Note(node.anonymous_pid().clone(), note(&n.to_string())),
+            "held messages come first, in order"
+        );
+    }
+    node.clock().settle().await.unwrap();
+    let m = node.metrics().snapshot();
+    assert_eq!(m["libactor/dropped/unknown_process"], 0.0);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_reservation_frees_its_id_and_what_it_held() {
+    let node = node();
+    let reservation = node.reserve("late").unwrap();
+    node.send(reservation.pid(), note("held, then dropped"));
+    drop(reservation);
+    let (rec, mut rx) = Recorder::new();
+    let pid = node.spawn("late", rec).unwrap();
+    node.send(&pid, note("after"));
+    assert_eq!(
+        next(&mut rx).await,
+        Seen::Note(node.anonymous_pid().clone(), note("after"))
+    );
+    node.shutdown().await;
+}

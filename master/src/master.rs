@@ -36,7 +36,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libactor::metrics::Counter;
-use libactor::{Context, Node, Process, ProcessRef, SpawnError, Upid};
+use libactor::{Context, Node, Process, ProcessRef, Reservation, SpawnError, Upid};
 use protos::internal::{
     AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage, KillTaskMessage,
     LostSlaveMessage, PingSlaveMessage, PongSlaveMessage, ReconcileTasksMessage,
@@ -56,7 +56,7 @@ use crate::allocator::{
     Allocation, Allocator, AllocatorError, AllocatorProcess, HierarchicalAllocator, RefuseFilter,
     DEFAULT_ALLOCATION_INTERVAL,
 };
-use crate::registrar::{Operation, Registrar};
+use crate::registrar::{Operation, Registrar, Registry};
 
 /// How long a declined offer's resources are withheld when the framework sets no filter.
 pub const DEFAULT_REFUSE_SECONDS: f64 = 5.0;
@@ -193,6 +193,9 @@ pub struct Master {
     registrar: Option<ProcessRef<Registrar>>,
     /// The registry's agents and frameworks not back yet since this master took over.
     recovery: Recovery,
+    /// The recovered registry and how long its agents have to come back, until `initialize`
+    /// starts the recovery with them.
+    recovered: Option<(Registry, Duration)>,
     /// Pids whose registration is being written to the registry (a retry is ignored).
     admitting: std::collections::HashSet<Upid>,
     /// When an agent counts as gone.
@@ -225,14 +228,18 @@ impl Master {
         master_id: &str,
         policy: AuthenticationPolicy,
     ) -> Result<MasterHandle, SpawnError> {
-        Master::spawn_inner(node, master_id, policy, None)
+        Master::spawn_inner(node, node.reserve("master")?, master_id, policy, None)
     }
 
     /// Spawns the allocator, the `registrar` (holding `registrar`'s recovered registry) and
     /// the master, which persists admissions and waits `agent_reregister_timeout` for the
     /// registry's agents to come back (agents that do not are marked unreachable).
+    ///
+    /// The master starts in `reserved` (`node.reserve("master")`), taken before the registry
+    /// was read: agents that re-registered meanwhile are answered, not dropped.
     pub fn spawn_recovered(
         node: &Node,
+        reserved: Reservation,
         master_id: &str,
         policy: AuthenticationPolicy,
         registrar: Registrar,
@@ -240,6 +247,7 @@ impl Master {
     ) -> Result<MasterHandle, SpawnError> {
         Master::spawn_inner(
             node,
+            reserved,
             master_id,
             policy,
             Some((registrar, agent_reregister_timeout)),
@@ -248,6 +256,7 @@ impl Master {
 
     fn spawn_inner(
         node: &Node,
+        reserved: Reservation,
         master_id: &str,
         policy: AuthenticationPolicy,
         registrar: Option<(Registrar, Duration)>,
@@ -273,33 +282,28 @@ impl Master {
             }
             None => None,
         };
-        let master = node.spawn_ref(
-            "master",
-            Master {
-                id: master_id.to_owned(),
-                allocator: allocator.clone(),
-                agents: HashMap::new(),
-                agent_by_pid: HashMap::new(),
-                frameworks: HashMap::new(),
-                offers: HashMap::new(),
-                tasks: HashMap::new(),
-                next_id: 0,
-                auth: AuthState {
-                    policy,
-                    ..Default::default()
-                },
-                revocations: Revocations::default(),
-                metrics: None,
-                registrar: recovered.as_ref().map(|(r, _, _)| r.clone()),
-                recovery: Recovery::default(),
-                admitting: Default::default(),
-                removed_frameworks: Default::default(),
-                health: AgentHealth::default(),
+        let master = reserved.spawn_ref(Master {
+            id: master_id.to_owned(),
+            allocator: allocator.clone(),
+            agents: HashMap::new(),
+            agent_by_pid: HashMap::new(),
+            frameworks: HashMap::new(),
+            offers: HashMap::new(),
+            tasks: HashMap::new(),
+            next_id: 0,
+            auth: AuthState {
+                policy,
+                ..Default::default()
             },
-        )?;
-        if let Some((_, registry, timeout)) = recovered {
-            master.dispatch(move |m, ctx| m.start_recovery(ctx, &registry, timeout));
-        }
+            revocations: Revocations::default(),
+            metrics: None,
+            registrar: recovered.as_ref().map(|(r, _, _)| r.clone()),
+            recovery: Recovery::default(),
+            recovered: recovered.map(|(_, registry, timeout)| (registry, timeout)),
+            admitting: Default::default(),
+            removed_frameworks: Default::default(),
+            health: AgentHealth::default(),
+        })?;
         let _ = master_ref.set(master.clone());
         Ok(MasterHandle { master, allocator })
     }
@@ -1259,6 +1263,11 @@ impl Process for Master {
             registrations_refused: m.counter("master/registrations_refused"),
             tasks_revoked: m.counter("master/tasks_revoked"),
         });
+        // Before any message: re-registrations held while the registry was read find the
+        // agents they are expected as.
+        if let Some((registry, timeout)) = self.recovered.take() {
+            self.start_recovery(ctx, &registry, timeout);
+        }
         ctx.install(Self::authenticate);
         ctx.install(Self::authentication_response);
         self.refresh_gauges(ctx);

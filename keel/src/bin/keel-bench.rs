@@ -714,6 +714,7 @@ async fn failover(
             .flatten()
             .filter(|(k, v)| {
                 (k.starts_with("registrar/")
+                    || k.starts_with("allocator/cycle")
                     || k.contains("dropped")
                     || k.contains("invalid")
                     || k.contains("refused")

@@ -70,14 +70,26 @@ struct Flags {
     /// Pongs an agent may miss in a row before it is marked unreachable.
     #[arg(long, env = "KEEL_MAX_AGENT_PING_TIMEOUTS", default_value_t = AgentHealth::default().max_missed)]
     max_agent_ping_timeouts: u32,
+    /// Threads that run the master's processes (libprocess's LIBPROCESS_NUM_WORKER_THREADS);
+    /// 0: one per core.
+    #[arg(long, env = "KEEL_WORKER_THREADS", default_value_t = 0)]
+    worker_threads: usize,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     keel::logging::init("info");
+    if flags.worker_threads > 256 {
+        bail!("--worker-threads must be at most 256");
+    }
     let node = libactor::Node::builder()
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
+        .configure(|c| {
+            if flags.worker_threads > 0 {
+                c.arbiters = flags.worker_threads;
+            }
+        })
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
     let credentials = flags
@@ -126,6 +138,9 @@ async fn main() -> anyhow::Result<()> {
             Some((contender, url))
         }
     };
+    // Taken before the registry is read: agents that hear of this master's election at once
+    // re-register into a queue instead of into nothing.
+    let reserved = node.reserve("master")?;
     let store = match (&contender, &flags.work_dir) {
         (Some((contender, url)), _) => Some(AnyStore::ZooKeeper(
             ZkStore::open(contender.client().clone(), url).await?,
@@ -140,11 +155,20 @@ async fn main() -> anyhow::Result<()> {
         Some(store) => {
             let registrar = Registrar::recover(store).await?;
             let failure = registrar.failure();
-            let handle =
-                Master::spawn_recovered(&node, &master_id, policy, registrar, reregister_timeout)?;
+            let handle = Master::spawn_recovered(
+                &node,
+                reserved,
+                &master_id,
+                policy,
+                registrar,
+                reregister_timeout,
+            )?;
             (handle, Some(failure))
         }
-        None => (Master::spawn_with(&node, &master_id, policy)?, None),
+        None => {
+            drop(reserved);
+            (Master::spawn_with(&node, &master_id, policy)?, None)
+        }
     };
     if contender.is_none() {
         println!("master {my_pid}");

@@ -1,2 +1,28 @@
-//! Autopilot: device manager, watchdogs, failure/repair state machine, deployment by scale units,
-//! provisioning, filesync, collection and the cockpit. (Filled in by the Autopilot issue.)
+//! Autopilot (seed 000): automatic data-center management on Keel's machines. The
+//! [`device_manager`] holds the ground truth and decides; satellites such as the
+//! [`watchdog`] service look at machines and report to it, never repairing on their own.
+//!
+//! ```no_run
+//! # async fn demo(node: libactor::Node, agent: libactor::Node) -> Result<(), libactor::SpawnError> {
+//! use autopilot::device_manager::{DeviceManager, DeviceManagerConfig, DEVICE_MANAGER_ID};
+//! use autopilot::watchdog::{WatchdogConfig, WatchdogService};
+//!
+//! let dm = node.spawn(
+//!     DEVICE_MANAGER_ID,
+//!     DeviceManager::new(DeviceManagerConfig::default(), None, Default::default()),
+//! )?;
+//! let config = WatchdogConfig::new("host-1", dm, "/var/lib/keel".into());
+//! agent.spawn("watchdog", WatchdogService::new(config))?;
+//! # Ok(()) }
+//! ```
+//!
+//! Still to come (the Autopilot issue): the repair service and its drivers, manifests and
+//! rolling deployment, provisioning, filesync, collection and the cockpit.
+
+pub mod bounded_text;
+pub mod device_manager;
+pub mod ground_truth;
+pub mod health;
+pub mod json;
+pub mod repair_limits;
+pub mod watchdog;

@@ -54,6 +54,12 @@ pub mod examples {
     include!(concat!(env!("OUT_DIR"), "/keel.examples.rs"));
 }
 
+/// Autopilot's messages and ground truth: watchdog reports, machine records, the audit log,
+/// repair orders.
+pub mod autopilot {
+    include!(concat!(env!("OUT_DIR"), "/keel.autopilot.rs"));
+}
+
 /// Wire messages of libactor: the frame envelope and the link protocol between nodes.
 pub mod libactor {
     include!(concat!(env!("OUT_DIR"), "/keel.libactor.rs"));

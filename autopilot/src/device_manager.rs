@@ -1,0 +1,574 @@
+//! The device manager (seed 000): the one strongly consistent holder of every machine's ground
+//! truth, and the only one that decides. It runs beside the leading master (`device-manager`
+//! on the master's node) and keeps its records in the registrar's store ([`ground_truth`]).
+//!
+//! Handles: `WatchdogReport` (from each agent's watchdog service), `RepairOutcome` (from the
+//! repair service), `RepairRequest` (operators, answered with `RepairRequestReply`). Sends:
+//! `RepairOrder` to the repair service. Routes: `/device-manager/machines`,
+//! `/device-manager/machine?id=`, `/device-manager/audit?since=`, `/device-manager/repairs`.
+//!
+//! Every change to a record leaves an audit record (what, why, which service or operator,
+//! when), and is written to the store before the next one is (changes made meanwhile are
+//! batched into that next write).
+//!
+//! [`ground_truth`]: crate::ground_truth
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use coordination::AnyStore;
+use libactor::metrics::Counter;
+use libactor::{Context, HttpRequest, HttpResponse, Process, Upid};
+use protos::autopilot::{
+    AuditRecord, HealthState, MachineEvent, MachineRecord, RepairAction, RepairOrder,
+    RepairOutcome, RepairRequest, RepairRequestReply, WatchdogReport, WatchdogResult,
+};
+use tokio::sync::watch;
+
+use crate::ground_truth::{self, Recovered, MAX_AUDIT, MAX_HISTORY, SHARDS};
+use crate::health::{choose_action, ErrorWindow, HealthPolicy, Verdict};
+use crate::json;
+use crate::repair_limits::RepairLimits;
+
+/// The device manager's process id.
+pub const DEVICE_MANAGER_ID: &str = "device-manager";
+
+/// Longest watchdog text kept.
+const MAX_TEXT: usize = 256;
+/// Most watchdog results taken from one report.
+const MAX_RESULTS: usize = 64;
+
+/// How the device manager decides.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceManagerConfig {
+    /// When errors make a failure and how repairs escalate.
+    pub health: HealthPolicy,
+    /// How many machines may be in repair at once, and floors per type.
+    pub limits: RepairLimits,
+    /// The repair service that carries actions out (none: machines wait in Failure).
+    pub repair_service: Option<Upid>,
+}
+
+struct Metrics {
+    reports: Counter,
+    invalid: Counter,
+    failures: Counter,
+    deferred: Counter,
+    orders: Counter,
+    recoveries: Counter,
+    writes: Counter,
+}
+
+/// The device manager process.
+pub struct DeviceManager {
+    config: DeviceManagerConfig,
+    store: Option<Arc<AnyStore>>,
+    machines: BTreeMap<String, MachineRecord>,
+    windows: HashMap<String, ErrorWindow>,
+    audit: Vec<AuditRecord>,
+    next_audit_seq: u64,
+    versions: Vec<Option<u64>>,
+    /// Shards changed since the last write began.
+    dirty: BTreeSet<usize>,
+    writing: bool,
+    failure: watch::Sender<Option<String>>,
+    /// Wall time at `started` (records carry Unix times; the node's clock moves them).
+    epoch_at_start: f64,
+    started: Option<Instant>,
+    metrics: Option<Metrics>,
+}
+
+impl DeviceManager {
+    /// A device manager with the ground truth `recovered` from `store` (`None`: memory only).
+    pub fn new(
+        config: DeviceManagerConfig,
+        store: Option<Arc<AnyStore>>,
+        recovered: Recovered,
+    ) -> DeviceManager {
+        let (failure, _) = watch::channel(None);
+        let mut versions = recovered.versions;
+        versions.resize(SHARDS + 1, None);
+        DeviceManager {
+            config,
+            store,
+            machines: recovered.machines,
+            windows: HashMap::new(),
+            audit: recovered.audit,
+            next_audit_seq: recovered.next_audit_seq.max(1),
+            versions,
+            dirty: BTreeSet::new(),
+            writing: false,
+            failure,
+            epoch_at_start: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            started: None,
+            metrics: None,
+        }
+    }
+
+    /// Resolves with why once the ground truth can no longer be written (another device
+    /// manager wrote it, or the store failed): this one must stop deciding.
+    pub fn failure(&self) -> watch::Receiver<Option<String>> {
+        self.failure.subscribe()
+    }
+
+    /// The machines' records, by id.
+    pub fn machines(&self) -> &BTreeMap<String, MachineRecord> {
+        &self.machines
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit(&self) -> &[AuditRecord] {
+        &self.audit
+    }
+
+    /// Sets the repair service (e.g. once it is spawned).
+    pub fn set_repair_service(&mut self, ctx: &mut Context<Self>, repair: Option<Upid>) {
+        self.config.repair_service = repair;
+        self.dispatch_repairs(ctx);
+    }
+
+    fn now(&self, ctx: &Context<Self>) -> f64 {
+        let elapsed = self.started.map_or(Duration::ZERO, |s| {
+            ctx.node().clock().now().saturating_duration_since(s)
+        });
+        self.epoch_at_start + elapsed.as_secs_f64()
+    }
+
+    fn count(&self, pick: impl FnOnce(&Metrics) -> &Counter) {
+        if let Some(m) = &self.metrics {
+            pick(m).inc();
+        }
+    }
+
+    fn record(&mut self, ctx: &Context<Self>, actor: &str, what: String, why: String) {
+        let at = self.now(ctx);
+        tracing::info!(%actor, %what, %why, "ground truth changed");
+        self.audit.push(AuditRecord {
+            seq: self.next_audit_seq,
+            at,
+            actor: actor.to_owned(),
+            what,
+            why,
+        });
+        self.next_audit_seq += 1;
+        if self.audit.len() > MAX_AUDIT {
+            let excess = self.audit.len() - MAX_AUDIT;
+            self.audit.drain(..excess);
+        }
+        self.dirty.insert(SHARDS);
+    }
+
+    /// Moves `id` to `state` with `action`, adding to its history and the audit log.
+    fn transition(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: &str,
+        state: HealthState,
+        action: RepairAction,
+        actor: &str,
+        why: String,
+    ) {
+        let now = self.now(ctx);
+        let Some(m) = self.machines.get_mut(id) else {
+            return;
+        };
+        let from = m.state();
+        m.set_state(state);
+        m.set_action(action);
+        m.since = now;
+        if state == HealthState::Healthy {
+            m.error.clear();
+        }
+        m.history.push(MachineEvent {
+            at: now,
+            state: state as i32,
+            action: action as i32,
+            detail: bounded(&why),
+        });
+        if m.history.len() > MAX_HISTORY {
+            let excess = m.history.len() - MAX_HISTORY;
+            m.history.drain(..excess);
+        }
+        self.dirty.insert(ground_truth::shard_of(id));
+        self.record(
+            ctx,
+            actor,
+            format!(
+                "machine {id}: {} -> {} ({})",
+                state_name(from),
+                state_name(state),
+                action_name(action)
+            ),
+            why,
+        );
+        self.persist(ctx);
+    }
+
+    fn report(&mut self, ctx: &mut Context<Self>, from: Upid, mut report: WatchdogReport) {
+        let _span =
+            tracing::debug_span!("watchdog_report", %from, machine = %report.hostname).entered();
+        self.count(|m| &m.reports);
+        let id = report.hostname.trim().to_owned();
+        if id.is_empty() || id.len() > 255 || report.results.len() > MAX_RESULTS {
+            self.count(|m| &m.invalid);
+            tracing::warn!(%from, "refused a watchdog report without a hostname or with too many results");
+            return;
+        }
+        for r in &mut report.results {
+            r.text = bounded(&r.text);
+            r.name = bounded(&r.name);
+        }
+        let now = self.now(ctx);
+        if !self.machines.contains_key(&id) {
+            self.machines.insert(
+                id.clone(),
+                MachineRecord {
+                    id: id.clone(),
+                    hostname: id.clone(),
+                    machine_type: report.machine_type.clone(),
+                    state: HealthState::Healthy as i32,
+                    since: now,
+                    ..Default::default()
+                },
+            );
+            self.dirty.insert(ground_truth::shard_of(&id));
+            self.record(
+                ctx,
+                "watchdog",
+                format!("machine {id} added (type {:?})", report.machine_type),
+                format!("first report from {}", report.agent_id),
+            );
+            self.persist(ctx);
+        }
+        let Some(m) = self.machines.get_mut(&id) else {
+            return;
+        };
+        if m.replaced {
+            return;
+        }
+        m.watchdogs = report.results.clone();
+        m.last_report = now;
+        let (state, since) = (m.state(), m.since);
+        let verdict = self.windows.entry(id.clone()).or_default().observe(
+            &self.config.health,
+            state,
+            since,
+            &report.results,
+            now,
+        );
+        match verdict {
+            Verdict::Quiet => {}
+            Verdict::Recovered => {
+                self.count(|m| &m.recoveries);
+                let why = format!(
+                    "no error for the probation period ({:?})",
+                    self.config.health.probation
+                );
+                self.transition(
+                    ctx,
+                    &id,
+                    HealthState::Healthy,
+                    RepairAction::DoNothing,
+                    "device-manager",
+                    why,
+                );
+            }
+            Verdict::Failed { error, fatal } => self.failed(ctx, &id, error, fatal, None),
+        }
+    }
+
+    /// Declares `id` failed (unless a limit defers it) and picks its repair.
+    fn failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: &str,
+        error: String,
+        fatal: bool,
+        forced: Option<(RepairAction, &str)>,
+    ) {
+        let Some(candidate) = self.machines.get(id) else {
+            return;
+        };
+        if forced.is_none() {
+            let all: Vec<&MachineRecord> = self.machines.values().collect();
+            if let Err(deferral) = self.config.limits.admit(&all, candidate) {
+                self.count(|m| &m.deferred);
+                tracing::warn!(machine = %id, %deferral, %error, "failure deferred");
+                return;
+            }
+        }
+        self.count(|m| &m.failures);
+        let now = self.now(ctx);
+        let (action, actor) = forced.unwrap_or_else(|| {
+            (
+                choose_action(&self.config.health, &candidate.history, fatal, now),
+                "device-manager",
+            )
+        });
+        if let Some(m) = self.machines.get_mut(id) {
+            m.error = bounded(&error);
+        }
+        self.transition(ctx, id, HealthState::Failure, action, actor, error);
+        self.dispatch_repairs(ctx);
+    }
+
+    /// Hands machines in Failure to the repair service, moving them to Probation: DoNothing
+    /// needs no service.
+    fn dispatch_repairs(&mut self, ctx: &mut Context<Self>) {
+        let waiting: Vec<(String, String, RepairAction)> = self
+            .machines
+            .values()
+            .filter(|m| m.state() == HealthState::Failure && !m.replaced)
+            .map(|m| (m.id.clone(), m.hostname.clone(), m.action()))
+            .collect();
+        for (id, hostname, action) in waiting {
+            if action == RepairAction::DoNothing {
+                self.windows.entry(id.clone()).or_default().clear();
+                self.transition(
+                    ctx,
+                    &id,
+                    HealthState::Probation,
+                    action,
+                    "device-manager",
+                    "DoNothing: watching it in probation".into(),
+                );
+                continue;
+            }
+            let Some(repair) = self.config.repair_service.clone() else {
+                continue;
+            };
+            self.count(|m| &m.orders);
+            ctx.send(
+                &repair,
+                RepairOrder {
+                    machine_id: id.clone(),
+                    hostname,
+                    action: action as i32,
+                },
+            );
+            self.windows.entry(id.clone()).or_default().clear();
+            self.transition(
+                ctx,
+                &id,
+                HealthState::Probation,
+                action,
+                "repair",
+                format!("{} ordered", action_name(action)),
+            );
+        }
+    }
+
+    fn outcome(&mut self, ctx: &mut Context<Self>, from: Upid, outcome: RepairOutcome) {
+        let _span =
+            tracing::debug_span!("repair_outcome", %from, machine = %outcome.machine_id).entered();
+        let Some(m) = self.machines.get_mut(&outcome.machine_id) else {
+            self.count(|m| &m.invalid);
+            return;
+        };
+        let action = outcome.action();
+        if outcome.ok && action == RepairAction::Replace {
+            m.replaced = true;
+        }
+        self.windows
+            .entry(outcome.machine_id.clone())
+            .or_default()
+            .clear();
+        self.dirty
+            .insert(ground_truth::shard_of(&outcome.machine_id));
+        let result = if outcome.ok { "done" } else { "failed" };
+        self.record(
+            ctx,
+            "repair",
+            format!(
+                "machine {}: {} {result}",
+                outcome.machine_id,
+                action_name(action)
+            ),
+            bounded(&outcome.detail),
+        );
+        self.persist(ctx);
+    }
+
+    fn repair_request(&mut self, ctx: &mut Context<Self>, from: Upid, req: RepairRequest) {
+        let _span =
+            tracing::debug_span!("repair_request", %from, machine = %req.machine_id).entered();
+        let reply = match self.machines.get(&req.machine_id) {
+            None => RepairRequestReply {
+                accepted: false,
+                reason: format!("no machine {:?}", req.machine_id),
+            },
+            Some(m) if m.replaced => RepairRequestReply {
+                accepted: false,
+                reason: "the machine was replaced".into(),
+            },
+            Some(_) => {
+                let operator = if req.operator.is_empty() {
+                    "operator".to_owned()
+                } else {
+                    bounded(&req.operator)
+                };
+                let action = req.action();
+                self.failed(
+                    ctx,
+                    &req.machine_id,
+                    format!("repair requested by {operator}"),
+                    false,
+                    Some((action, &operator)),
+                );
+                RepairRequestReply {
+                    accepted: true,
+                    reason: String::new(),
+                }
+            }
+        };
+        ctx.send(&from, reply);
+    }
+
+    /// Starts a write of the changed shards unless one is out (it then takes them next).
+    fn persist(&mut self, ctx: &mut Context<Self>) {
+        let Some(store) = self.store.clone() else {
+            self.dirty.clear();
+            return;
+        };
+        if self.writing || self.dirty.is_empty() || self.failure.borrow().is_some() {
+            return;
+        }
+        self.writing = true;
+        let shards: Vec<(usize, Vec<u8>, Option<u64>)> = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|i| {
+                let data =
+                    ground_truth::encode_shard(i, &self.machines, &self.audit, self.next_audit_seq);
+                (i, data, self.versions[i])
+            })
+            .collect();
+        self.count(|m| &m.writes);
+        ctx.defer(
+            async move {
+                let mut written = Vec::new();
+                for (i, data, expected) in shards {
+                    match ground_truth::write_shard(&store, i, data, expected).await {
+                        Ok(v) => written.push((i, v)),
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                Ok(written)
+            },
+            |dm: &mut DeviceManager, ctx, result| {
+                dm.writing = false;
+                match result {
+                    Ok(written) => {
+                        for (i, v) in written {
+                            dm.versions[i] = Some(v);
+                        }
+                        dm.persist(ctx);
+                    }
+                    Err(why) => {
+                        tracing::error!(%why, "cannot write the ground truth; the device manager stops deciding");
+                        dm.failure.send_replace(Some(why));
+                        ctx.terminate();
+                    }
+                }
+            },
+        );
+    }
+
+    fn machines_route(&mut self, _ctx: &mut Context<Self>, _req: HttpRequest) -> HttpResponse {
+        let all: Vec<&MachineRecord> = self.machines.values().collect();
+        let in_repair = all
+            .iter()
+            .filter(|m| !m.replaced && m.state() != HealthState::Healthy)
+            .count();
+        let live = all.iter().filter(|m| !m.replaced).count();
+        json::response(serde_json::json!({
+            "machines": all.iter().map(|m| json::machine(m, false)).collect::<Vec<_>>(),
+            "in_repair": in_repair,
+            "repair_cap": self.config.limits.cap(live),
+        }))
+    }
+
+    fn machine_route(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
+        let Some(id) = req.query.iter().find(|(k, _)| k == "id").map(|(_, v)| v) else {
+            return HttpResponse::text(400, "missing ?id=MACHINE\n");
+        };
+        match self.machines.get(id) {
+            Some(m) => json::response(json::machine(m, true)),
+            None => HttpResponse::text(404, format!("no machine {id:?}\n")),
+        }
+    }
+
+    fn audit_route(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
+        let since = match req.query.iter().find(|(k, _)| k == "since") {
+            None => 0,
+            Some((_, v)) => match v.parse::<u64>() {
+                Ok(n) => n,
+                Err(_) => return HttpResponse::text(400, "since must be a sequence number\n"),
+            },
+        };
+        let records: Vec<_> = self
+            .audit
+            .iter()
+            .filter(|r| r.seq > since)
+            .map(json::audit)
+            .collect();
+        json::response(serde_json::json!({ "audit": records }))
+    }
+}
+
+/// At most [`MAX_TEXT`] bytes of `text`.
+fn bounded(text: &str) -> String {
+    crate::bounded_text::bounded(text, MAX_TEXT)
+}
+
+/// `Healthy`, `Failure`, `Probation`.
+pub fn state_name(state: HealthState) -> &'static str {
+    match state {
+        HealthState::Healthy => "Healthy",
+        HealthState::Failure => "Failure",
+        HealthState::Probation => "Probation",
+    }
+}
+
+/// `DoNothing`, `Reboot`, `Reimage`, `Replace`.
+pub fn action_name(action: RepairAction) -> &'static str {
+    match action {
+        RepairAction::DoNothing => "DoNothing",
+        RepairAction::Reboot => "Reboot",
+        RepairAction::Reimage => "Reimage",
+        RepairAction::Replace => "Replace",
+    }
+}
+
+/// The status of a watchdog result as a word.
+pub fn watchdog_status(r: &WatchdogResult) -> &'static str {
+    r.status()
+        .as_str_name()
+        .trim_start_matches("WATCHDOG_STATUS_")
+}
+
+impl Process for DeviceManager {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        self.started = Some(ctx.node().clock().now());
+        let m = ctx.metrics();
+        self.metrics = Some(Metrics {
+            reports: m.counter("autopilot/watchdog_reports"),
+            invalid: m.counter("autopilot/invalid_messages"),
+            failures: m.counter("autopilot/failures_declared"),
+            deferred: m.counter("autopilot/failures_deferred"),
+            orders: m.counter("autopilot/repair_orders"),
+            recoveries: m.counter("autopilot/recoveries"),
+            writes: m.counter("autopilot/ground_truth_writes"),
+        });
+        ctx.install(Self::report);
+        ctx.install(Self::outcome);
+        ctx.install(Self::repair_request);
+        ctx.route("/machines", Self::machines_route);
+        ctx.route("/machine", Self::machine_route);
+        ctx.route("/audit", Self::audit_route);
+        // Failures recovered from the store wait for a repair service that may now exist.
+        self.dispatch_repairs(ctx);
+    }
+}

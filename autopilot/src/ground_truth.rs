@@ -1,0 +1,145 @@
+//! Where the device manager keeps its ground truth: machine records in [`SHARDS`] keys of the
+//! registrar's store (ZooKeeper or a local directory) and the audit log in one more, each
+//! written by compare-and-set. A write that loses its race means another device manager
+//! writes: this one must stop deciding (as a master whose registrar fails).
+//!
+//! Records are sharded by machine id so that one change rewrites a sixteenth of the machines,
+//! and bounded (history, text) so that a shard stays far below ZooKeeper's 1 MiB per znode.
+
+use std::collections::BTreeMap;
+
+use coordination::{AnyStore, Store, StoreError};
+use prost::Message;
+use protos::autopilot::{AuditRecord, DeviceManagerState, MachineRecord};
+
+/// Shards of machine records.
+pub const SHARDS: usize = 16;
+/// Events kept in each machine's history (oldest dropped first).
+pub const MAX_HISTORY: usize = 16;
+/// Audit records kept (oldest dropped first).
+pub const MAX_AUDIT: usize = 2000;
+
+/// Why the ground truth could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum GroundTruthError {
+    /// The store failed or another writer won a race.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value does not decode.
+    #[error("ground truth key {key} is corrupt: {why}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// The decoder's complaint.
+        why: String,
+    },
+}
+
+/// The key of machine shard `i`.
+pub fn shard_key(i: usize) -> String {
+    format!("autopilot.machines.{i}")
+}
+
+/// The audit log's key.
+pub const AUDIT_KEY: &str = "autopilot.audit";
+
+/// Which shard holds `machine` (FNV-1a: stable across builds and platforms).
+pub fn shard_of(machine: &str) -> usize {
+    let h = machine.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % SHARDS as u64) as usize
+}
+
+/// The ground truth as read, with the versions the next writes must name.
+#[derive(Debug, Default, Clone)]
+pub struct Recovered {
+    /// Machines by id.
+    pub machines: BTreeMap<String, MachineRecord>,
+    /// The audit log, oldest first, and the next sequence number.
+    pub audit: Vec<AuditRecord>,
+    /// The next audit sequence number.
+    pub next_audit_seq: u64,
+    /// Version of each shard, then of the audit key (`None`: not written yet).
+    pub versions: Vec<Option<u64>>,
+}
+
+/// Reads the whole ground truth.
+pub async fn recover(store: &AnyStore) -> Result<Recovered, GroundTruthError> {
+    let mut out = Recovered {
+        versions: vec![None; SHARDS + 1],
+        next_audit_seq: 1,
+        ..Default::default()
+    };
+    for i in 0..=SHARDS {
+        let key = if i == SHARDS {
+            AUDIT_KEY.to_owned()
+        } else {
+            shard_key(i)
+        };
+        let Some(entry) = store.get(&key).await? else {
+            continue;
+        };
+        out.versions[i] = Some(entry.version);
+        let state = DeviceManagerState::decode(entry.data.as_slice()).map_err(|e| {
+            GroundTruthError::Corrupt {
+                key: key.clone(),
+                why: e.to_string(),
+            }
+        })?;
+        for m in state.machines {
+            out.machines.insert(m.id.clone(), m);
+        }
+        if i == SHARDS {
+            out.audit = state.audit;
+            out.next_audit_seq = state.next_audit_seq.max(1);
+        }
+    }
+    Ok(out)
+}
+
+/// Encodes shard `i` of `machines` (`i == SHARDS`: the audit log).
+pub fn encode_shard(
+    i: usize,
+    machines: &BTreeMap<String, MachineRecord>,
+    audit: &[AuditRecord],
+    next_audit_seq: u64,
+) -> Vec<u8> {
+    let state = if i == SHARDS {
+        DeviceManagerState {
+            machines: vec![],
+            audit: audit.to_vec(),
+            next_audit_seq,
+        }
+    } else {
+        DeviceManagerState {
+            machines: machines
+                .values()
+                .filter(|m| shard_of(&m.id) == i)
+                .map(|m| MachineRecord {
+                    // The last watchdog results are soft state: the next round brings them.
+                    watchdogs: vec![],
+                    ..m.clone()
+                })
+                .collect(),
+            audit: vec![],
+            next_audit_seq: 0,
+        }
+    };
+    state.encode_to_vec()
+}
+
+/// Writes `data` as shard `i`, naming the version it had; returns the new one.
+pub async fn write_shard(
+    store: &AnyStore,
+    i: usize,
+    data: Vec<u8>,
+    expected: Option<u64>,
+) -> Result<u64, GroundTruthError> {
+    let key = if i == SHARDS {
+        AUDIT_KEY.to_owned()
+    } else {
+        shard_key(i)
+    };
+    Ok(store.put(&key, &data, expected).await?)
+}

@@ -1,0 +1,363 @@
+//! The watchdog service: a satellite on every agent that looks at its machine every interval
+//! and reports what it saw to the device manager (`WatchdogReport`). It never repairs anything
+//! itself (seed 000: satellites report, the device manager decides).
+//!
+//! Built-in watchdogs:
+//! - `work_dir`: the agent's work dir accepts a new file, and its file system has at least
+//!   [`WatchdogConfig::min_free_bytes`] free (Warning below it, Error when nothing is free or
+//!   the file cannot be written).
+//! - `memory`: `MemAvailable` of `/proc/meminfo` above 10% of memory (Warning below, Error
+//!   below 2%).
+//!
+//! Custom watchdogs are the executables in `--watchdog-dir`, run one after the other each
+//! round with a timeout. Exit status 0, 1, 2 is OK, Warning, Error; 3 is an Error marked fatal
+//! (the strongest repair at once, e.g. a disk error). The first [`MAX_OUTPUT`] bytes of stdout
+//! are the text. A watchdog that hangs past its timeout is killed, and one that exits with
+//! any other status or by a signal is itself reported, as a Warning named
+//! `watchdog:<name>`, so that a broken check never gets a healthy machine repaired.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libactor::metrics::Counter;
+use libactor::{Context, Process, Upid};
+use protos::autopilot::{WatchdogReport, WatchdogResult, WatchdogStatus};
+
+/// Bytes of a custom watchdog's stdout kept as its text.
+pub const MAX_OUTPUT: usize = 256;
+/// Custom watchdogs run in one round at most (more are reported as one Warning).
+pub const MAX_CUSTOM: usize = 32;
+
+/// What the watchdog service watches and where it reports.
+#[derive(Debug, Clone)]
+pub struct WatchdogConfig {
+    /// The machine's id in the device manager: its hostname.
+    pub hostname: String,
+    /// The machine type the agent declares (provisioning may assign one).
+    pub machine_type: String,
+    /// The agent's id, for the record.
+    pub agent_id: String,
+    /// The device manager's address.
+    pub device_manager: Upid,
+    /// The agent's work dir.
+    pub work_dir: PathBuf,
+    /// Custom watchdog executables, if any.
+    pub watchdog_dir: Option<PathBuf>,
+    /// Time between rounds.
+    pub interval: Duration,
+    /// How long one custom watchdog may run.
+    pub timeout: Duration,
+    /// Free bytes below which the work dir's file system is a Warning.
+    pub min_free_bytes: u64,
+}
+
+impl WatchdogConfig {
+    /// Watching `work_dir` for `hostname`, reporting to `device_manager` every 10 s.
+    pub fn new(hostname: &str, device_manager: Upid, work_dir: PathBuf) -> WatchdogConfig {
+        WatchdogConfig {
+            hostname: hostname.to_owned(),
+            machine_type: "default".into(),
+            agent_id: String::new(),
+            device_manager,
+            work_dir,
+            watchdog_dir: None,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(10),
+            min_free_bytes: 100 << 20,
+        }
+    }
+}
+
+/// The watchdog service process (`watchdog` on the agent's node).
+pub struct WatchdogService {
+    config: WatchdogConfig,
+    running: bool,
+    rounds: Option<Counter>,
+}
+
+impl WatchdogService {
+    /// A service running `config`'s watchdogs.
+    pub fn new(config: WatchdogConfig) -> WatchdogService {
+        WatchdogService {
+            config,
+            running: false,
+            rounds: None,
+        }
+    }
+
+    /// Runs a round now (an operator's `kick`, or a test), unless one is running.
+    pub fn run_now(&mut self, ctx: &mut Context<Self>) {
+        if self.running {
+            return;
+        }
+        self.running = true;
+        let config = self.config.clone();
+        ctx.defer(round(config), |s: &mut WatchdogService, ctx, results| {
+            s.running = false;
+            if let Some(c) = &s.rounds {
+                c.inc();
+            }
+            let report = WatchdogReport {
+                agent_id: s.config.agent_id.clone(),
+                hostname: s.config.hostname.clone(),
+                machine_type: s.config.machine_type.clone(),
+                results,
+            };
+            ctx.send(&s.config.device_manager, report);
+        });
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.run_now(ctx);
+        ctx.delay(self.config.interval, |s: &mut WatchdogService, ctx| {
+            s.tick(ctx)
+        });
+    }
+}
+
+impl Process for WatchdogService {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        self.rounds = Some(ctx.metrics().counter("autopilot/watchdog_rounds"));
+        self.tick(ctx);
+    }
+}
+
+fn result(name: &str, status: WatchdogStatus, text: impl Into<String>) -> WatchdogResult {
+    WatchdogResult {
+        name: name.to_owned(),
+        status: status as i32,
+        text: text.into(),
+        fatal: false,
+    }
+}
+
+/// One round: the built-in watchdogs, then the custom ones.
+pub async fn round(config: WatchdogConfig) -> Vec<WatchdogResult> {
+    let mut out = vec![
+        work_dir(&config.work_dir, config.min_free_bytes).await,
+        memory().await,
+    ];
+    if let Some(dir) = &config.watchdog_dir {
+        out.extend(custom(dir, config.timeout).await);
+    }
+    out
+}
+
+async fn work_dir(dir: &Path, min_free: u64) -> WatchdogResult {
+    let probe = dir.join(".watchdog-probe");
+    if let Err(e) = tokio::fs::write(&probe, b"probe").await {
+        return result(
+            "work_dir",
+            WatchdogStatus::Error,
+            format!("{} is not writable: {e}", dir.display()),
+        );
+    }
+    let _ = tokio::fs::remove_file(&probe).await;
+    match free_bytes(dir) {
+        Some(0) => result(
+            "work_dir",
+            WatchdogStatus::Error,
+            format!("no space left on {}", dir.display()),
+        ),
+        Some(free) if free < min_free => result(
+            "work_dir",
+            WatchdogStatus::Warning,
+            format!("{} MiB free on {}", free >> 20, dir.display()),
+        ),
+        _ => result("work_dir", WatchdogStatus::Ok, ""),
+    }
+}
+
+/// Bytes available to unprivileged users on `dir`'s file system.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `path` is a valid C string and `stat` a properly sized out-parameter.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+async fn memory() -> WatchdogResult {
+    let Ok(meminfo) = tokio::fs::read_to_string("/proc/meminfo").await else {
+        return result(
+            "memory",
+            WatchdogStatus::Warning,
+            "cannot read /proc/meminfo",
+        );
+    };
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let (Some(total), Some(available)) = (field("MemTotal:"), field("MemAvailable:")) else {
+        return result(
+            "memory",
+            WatchdogStatus::Warning,
+            "no MemAvailable in /proc/meminfo",
+        );
+    };
+    let percent = available as f64 * 100.0 / total.max(1) as f64;
+    let text = format!("{percent:.1}% of memory available");
+    let status = if percent < 2.0 {
+        WatchdogStatus::Error
+    } else if percent < 10.0 {
+        WatchdogStatus::Warning
+    } else {
+        WatchdogStatus::Ok
+    };
+    result("memory", status, text)
+}
+
+/// Runs every executable in `dir`, sorted by name.
+async fn custom(dir: &Path, timeout: Duration) -> Vec<WatchdogResult> {
+    let mut names = Vec::new();
+    match tokio::fs::read_dir(dir).await {
+        Ok(mut entries) => {
+            while let Ok(Some(entry)) = entries.next_entry().await {
+                let executable = entry.metadata().await.is_ok_and(|m| {
+                    use std::os::unix::fs::PermissionsExt;
+                    m.is_file() && m.permissions().mode() & 0o111 != 0
+                });
+                if executable {
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        Err(e) => {
+            return vec![result(
+                "watchdog_dir",
+                WatchdogStatus::Warning,
+                format!("cannot read {}: {e}", dir.display()),
+            )]
+        }
+    }
+    names.sort();
+    let mut out = Vec::new();
+    if names.len() > MAX_CUSTOM {
+        out.push(result(
+            "watchdog_dir",
+            WatchdogStatus::Warning,
+            format!("{} watchdogs; only the first {MAX_CUSTOM} run", names.len()),
+        ));
+        names.truncate(MAX_CUSTOM);
+    }
+    for name in names {
+        out.push(run_custom(&dir.join(&name), &name, timeout).await);
+    }
+    out
+}
+
+async fn run_custom(path: &Path, name: &str, timeout: Duration) -> WatchdogResult {
+    let child = tokio::process::Command::new(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let broken = |text: String| result(&format!("watchdog:{name}"), WatchdogStatus::Warning, text);
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => return broken(format!("did not start: {e}")),
+    };
+    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => return broken(format!("failed: {e}")),
+        Err(_) => return broken(format!("hung; killed after {timeout:?}")),
+    };
+    let text =
+        crate::bounded_text::bounded(String::from_utf8_lossy(&output.stdout).trim(), MAX_OUTPUT);
+    match output.status.code() {
+        Some(0) => result(name, WatchdogStatus::Ok, text),
+        Some(1) => result(name, WatchdogStatus::Warning, text),
+        Some(2) => result(name, WatchdogStatus::Error, text),
+        Some(3) => WatchdogResult {
+            fatal: true,
+            ..result(name, WatchdogStatus::Error, text)
+        },
+        _ => broken(format!("crashed ({})", output.status)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(dir: &Path, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[tokio::test]
+    async fn custom_watchdogs_map_exit_status_and_broken_ones_are_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        script(dir.path(), "a_ok", "echo fine; exit 0");
+        script(dir.path(), "b_warn", "echo slow disk; exit 1");
+        script(dir.path(), "c_error", "echo bad fan; exit 2");
+        script(dir.path(), "d_fatal", "echo disk gone; exit 3");
+        script(dir.path(), "e_crash", "kill -9 $$");
+        script(dir.path(), "f_hang", "exec sleep 30");
+        std::fs::write(dir.path().join("g_not_executable"), "exit 2").expect("write");
+        let results = custom(dir.path(), Duration::from_millis(300)).await;
+        let seen: Vec<(String, i32, bool, String)> = results
+            .into_iter()
+            .map(|r| (r.name, r.status, r.fatal, r.text))
+            .collect();
+        let w = |s: WatchdogStatus| s as i32;
+        assert_eq!(
+            seen[0],
+            ("a_ok".into(), w(WatchdogStatus::Ok), false, "fine".into())
+        );
+        assert_eq!(
+            seen[1],
+            (
+                "b_warn".into(),
+                w(WatchdogStatus::Warning),
+                false,
+                "slow disk".into()
+            )
+        );
+        assert_eq!(
+            seen[2],
+            (
+                "c_error".into(),
+                w(WatchdogStatus::Error),
+                false,
+                "bad fan".into()
+            )
+        );
+        assert_eq!(
+            seen[3],
+            (
+                "d_fatal".into(),
+                w(WatchdogStatus::Error),
+                true,
+                "disk gone".into()
+            )
+        );
+        assert_eq!(seen[4].0, "watchdog:e_crash");
+        assert_eq!(seen[4].1, w(WatchdogStatus::Warning));
+        assert!(seen[4].3.contains("crashed"), "{:?}", seen[4]);
+        assert_eq!(seen[5].0, "watchdog:f_hang");
+        assert!(seen[5].3.contains("hung"), "{:?}", seen[5]);
+        assert_eq!(seen.len(), 6, "the non-executable file is not a watchdog");
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_work_dir_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = work_dir(dir.path(), 0).await;
+        assert_eq!(ok.status(), WatchdogStatus::Ok, "{ok:?}");
+        let missing = work_dir(&dir.path().join("gone"), 0).await;
+        assert_eq!(missing.status(), WatchdogStatus::Error);
+        let huge = work_dir(dir.path(), u64::MAX).await;
+        assert_eq!(huge.status(), WatchdogStatus::Warning);
+    }
+}

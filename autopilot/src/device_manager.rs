@@ -325,39 +325,29 @@ impl DeviceManager {
             .map(|m| (m.id.clone(), m.hostname.clone(), m.action()))
             .collect();
         for (id, hostname, action) in waiting {
-            if action == RepairAction::DoNothing {
-                self.windows.entry(id.clone()).or_default().clear();
-                self.transition(
-                    ctx,
-                    &id,
-                    HealthState::Probation,
-                    action,
+            let (actor, why) = if action == RepairAction::DoNothing {
+                (
                     "device-manager",
-                    "DoNothing: watching it in probation".into(),
+                    "DoNothing: watching it in probation".to_owned(),
+                )
+            } else {
+                let Some(repair) = self.config.repair_service.clone() else {
+                    continue;
+                };
+                self.count(|m| &m.orders);
+                ctx.send(
+                    &repair,
+                    RepairOrder {
+                        machine_id: id.clone(),
+                        hostname,
+                        action: action as i32,
+                    },
                 );
-                continue;
-            }
-            let Some(repair) = self.config.repair_service.clone() else {
-                continue;
+                ("repair", format!("{} ordered", action_name(action)))
             };
-            self.count(|m| &m.orders);
-            ctx.send(
-                &repair,
-                RepairOrder {
-                    machine_id: id.clone(),
-                    hostname,
-                    action: action as i32,
-                },
-            );
+            // Errors counted before the repair say nothing about the machine after it.
             self.windows.entry(id.clone()).or_default().clear();
-            self.transition(
-                ctx,
-                &id,
-                HealthState::Probation,
-                action,
-                "repair",
-                format!("{} ordered", action_name(action)),
-            );
+            self.transition(ctx, &id, HealthState::Probation, action, actor, why);
         }
     }
 

@@ -24,6 +24,8 @@
 mod authenticatee;
 
 pub use authenticatee::{Authenticatee, AuthenticationState};
+mod http_basic;
+pub use http_basic::{basic_authorization, BasicAuthError};
 
 use std::collections::BTreeMap;
 use std::path::Path;

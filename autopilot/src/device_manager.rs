@@ -3,9 +3,10 @@
 //! on the master's node) and keeps its records in the registrar's store ([`ground_truth`]).
 //!
 //! Handles: `WatchdogReport` (from each agent's watchdog service), `RepairOutcome` (from the
-//! repair service), `RepairRequest` (operators, answered with `RepairRequestReply`). Sends:
-//! `RepairOrder` to the repair service. Routes: `/device-manager/machines`,
-//! `/device-manager/machine?id=`, `/device-manager/audit?since=`, `/device-manager/repairs`.
+//! repair service), `RepairServiceAnnouncement` (where orders go). Sends `RepairOrder` to the
+//! repair service. Routes: `/device-manager/machines`, `/device-manager/machine?id=`,
+//! `/device-manager/audit?since=`, and `POST /device-manager/repair` (operators, HTTP Basic
+//! with the master's credentials).
 //!
 //! Every change to a record leaves an audit record (what, why, which service or operator,
 //! when), and is written to the store before the next one is (changes made meanwhile are
@@ -22,17 +23,23 @@ use libactor::metrics::Counter;
 use libactor::{Context, HttpRequest, HttpResponse, Process, Upid};
 use protos::autopilot::{
     AuditRecord, HealthState, MachineEvent, MachineRecord, RepairAction, RepairOrder,
-    RepairOutcome, RepairRequest, RepairRequestReply, WatchdogReport, WatchdogResult,
+    RepairOutcome, RepairServiceAnnouncement, WatchdogReport, WatchdogResult,
 };
 use tokio::sync::watch;
 
 use crate::ground_truth::{self, Recovered, MAX_AUDIT, MAX_HISTORY, SHARDS};
 use crate::health::{choose_action, ErrorWindow, HealthPolicy, Verdict};
 use crate::json;
+use crate::machine_gate::MachineGate;
 use crate::repair_limits::RepairLimits;
 
 /// The device manager's process id.
 pub const DEVICE_MANAGER_ID: &str = "device-manager";
+
+/// Where the device manager runs beside the master at `master`.
+pub fn device_manager_beside(master: &Upid) -> Result<Upid, libactor::UpidError> {
+    Upid::new(DEVICE_MANAGER_ID, master.host().clone(), master.port())
+}
 
 /// Longest watchdog text kept.
 const MAX_TEXT: usize = 256;
@@ -48,6 +55,8 @@ pub struct DeviceManagerConfig {
     pub limits: RepairLimits,
     /// The repair service that carries actions out (none: machines wait in Failure).
     pub repair_service: Option<Upid>,
+    /// Who may order repairs over HTTP (none: anyone who reaches the port).
+    pub operators: Option<authentication::Credentials>,
 }
 
 struct Metrics {
@@ -58,6 +67,7 @@ struct Metrics {
     orders: Counter,
     recoveries: Counter,
     writes: Counter,
+    unauthorized: Counter,
 }
 
 /// The device manager process.
@@ -77,6 +87,9 @@ pub struct DeviceManager {
     epoch_at_start: f64,
     started: Option<Instant>,
     metrics: Option<Metrics>,
+    /// The master's side: machines out of Healthy are not offered, and are drained of their
+    /// tasks before a repair.
+    gate: Option<Arc<dyn MachineGate>>,
 }
 
 impl DeviceManager {
@@ -105,7 +118,14 @@ impl DeviceManager {
                 .map_or(0.0, |d| d.as_secs_f64()),
             started: None,
             metrics: None,
+            gate: None,
         }
+    }
+
+    /// Drains and reactivates machines through `gate` (the master this runs beside).
+    pub fn with_gate(mut self, gate: Arc<dyn MachineGate>) -> DeviceManager {
+        self.gate = Some(gate);
+        self
     }
 
     /// Resolves with why once the ground truth can no longer be written (another device
@@ -176,6 +196,7 @@ impl DeviceManager {
             return;
         };
         let from = m.state();
+        let hostname = m.hostname.clone();
         m.set_state(state);
         m.set_action(action);
         m.since = now;
@@ -202,9 +223,19 @@ impl DeviceManager {
                 state_name(state),
                 action_name(action)
             ),
-            why,
+            why.clone(),
         );
         self.persist(ctx);
+        if let Some(gate) = &self.gate {
+            if state == HealthState::Healthy {
+                gate.reactivate(&hostname);
+            } else if from == HealthState::Healthy {
+                ctx.defer(
+                    gate.drain(&hostname, false, &why),
+                    |_: &mut DeviceManager, _, _| {},
+                );
+            }
+        }
     }
 
     fn report(&mut self, ctx: &mut Context<Self>, from: Upid, mut report: WatchdogReport) {
@@ -331,12 +362,12 @@ impl DeviceManager {
                     "DoNothing: watching it in probation".to_owned(),
                 )
             } else {
-                let Some(repair) = self.config.repair_service.clone() else {
+                if self.config.repair_service.is_none() {
                     continue;
-                };
+                }
                 self.count(|m| &m.orders);
-                ctx.send(
-                    &repair,
+                self.order_repair(
+                    ctx,
                     RepairOrder {
                         machine_id: id.clone(),
                         hostname,
@@ -349,6 +380,44 @@ impl DeviceManager {
             self.windows.entry(id.clone()).or_default().clear();
             self.transition(ctx, &id, HealthState::Probation, action, actor, why);
         }
+    }
+
+    /// Drains the machine of its tasks, then gives the order to the repair service.
+    fn order_repair(&mut self, ctx: &mut Context<Self>, order: RepairOrder) {
+        let send = |dm: &mut DeviceManager, ctx: &mut Context<DeviceManager>, order| {
+            if let Some(repair) = &dm.config.repair_service {
+                ctx.send(repair, order);
+            }
+        };
+        let Some(gate) = &self.gate else {
+            send(self, ctx, order);
+            return;
+        };
+        let why = format!("repair: {}", action_name(order.action()));
+        ctx.defer(
+            gate.drain(&order.hostname, true, &why),
+            move |dm: &mut DeviceManager, ctx, drained| {
+                match drained {
+                    Ok(d) => tracing::info!(machine = %order.machine_id, tasks_killed = d.tasks_killed, "drained for repair"),
+                    // The repair goes ahead: the machine is failing, and its tasks end with it.
+                    Err(why) => tracing::warn!(machine = %order.machine_id, %why, "drain did not finish"),
+                }
+                send(dm, ctx, order);
+            },
+        );
+    }
+
+    fn announcement(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        announcement: RepairServiceAnnouncement,
+    ) {
+        if self.config.repair_service.as_ref() == Some(&from) {
+            return;
+        }
+        tracing::info!(%from, driver = %announcement.driver, "repair service announced");
+        self.set_repair_service(ctx, Some(from));
     }
 
     fn outcome(&mut self, ctx: &mut Context<Self>, from: Upid, outcome: RepairOutcome) {
@@ -382,39 +451,60 @@ impl DeviceManager {
         self.persist(ctx);
     }
 
-    fn repair_request(&mut self, ctx: &mut Context<Self>, from: Upid, req: RepairRequest) {
-        let _span =
-            tracing::debug_span!("repair_request", %from, machine = %req.machine_id).entered();
-        let reply = match self.machines.get(&req.machine_id) {
-            None => RepairRequestReply {
-                accepted: false,
-                reason: format!("no machine {:?}", req.machine_id),
-            },
-            Some(m) if m.replaced => RepairRequestReply {
-                accepted: false,
-                reason: "the machine was replaced".into(),
-            },
-            Some(_) => {
-                let operator = if req.operator.is_empty() {
-                    "operator".to_owned()
-                } else {
-                    bounded(&req.operator)
-                };
-                let action = req.action();
-                self.failed(
-                    ctx,
-                    &req.machine_id,
-                    format!("repair requested by {operator}"),
-                    false,
-                    Some((action, &operator)),
-                );
-                RepairRequestReply {
-                    accepted: true,
-                    reason: String::new(),
+    /// `POST /device-manager/repair` with `{"machine": ID, "action": "reboot"|"reimage"|
+    /// "replace"}`: an operator's repair, authorized by HTTP Basic credentials when the master
+    /// has any.
+    fn repair_route(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
+        let _span = tracing::info_span!("repair_request").entered();
+        if req.method != "POST" {
+            return HttpResponse::text(405, "POST a JSON body {\"machine\", \"action\"}\n");
+        }
+        let operator = match &self.config.operators {
+            None => "operator".to_owned(),
+            Some(credentials) => {
+                match credentials.check_basic(req.headers.get("authorization").map(String::as_str))
+                {
+                    Ok(principal) => principal,
+                    Err(e) => {
+                        self.count(|m| &m.unauthorized);
+                        tracing::warn!(error = %e, "refused an operator's repair request");
+                        return HttpResponse::text(401, format!("{e}\n"));
+                    }
                 }
             }
         };
-        ctx.send(&from, reply);
+        let body: serde_json::Value = match serde_json::from_slice(&req.body) {
+            Ok(v) => v,
+            Err(e) => {
+                self.count(|m| &m.invalid);
+                return HttpResponse::text(400, format!("body is not JSON: {e}\n"));
+            }
+        };
+        let machine = body["machine"].as_str().unwrap_or_default().to_owned();
+        let Some(action) = body["action"].as_str().and_then(parse_action) else {
+            self.count(|m| &m.invalid);
+            return HttpResponse::text(400, "action must be reboot, reimage or replace\n");
+        };
+        match self.machines.get(&machine) {
+            None => return HttpResponse::text(404, format!("no machine {machine:?}\n")),
+            Some(m) if m.replaced => {
+                return HttpResponse::text(409, "the machine was replaced\n");
+            }
+            Some(_) => {}
+        }
+        self.failed(
+            ctx,
+            &machine,
+            format!("repair requested by {operator}"),
+            false,
+            Some((action, &operator)),
+        );
+        json::response(serde_json::json!({
+            "accepted": true,
+            "machine": machine,
+            "action": action_name(action),
+            "operator": operator,
+        }))
     }
 
     /// Starts a write of the changed shards unless one is out (it then takes them next).
@@ -532,6 +622,16 @@ pub fn action_name(action: RepairAction) -> &'static str {
     }
 }
 
+/// `reboot`, `reimage`, `replace` (any case) as an action an operator may order.
+pub fn parse_action(text: &str) -> Option<RepairAction> {
+    match text.to_ascii_lowercase().as_str() {
+        "reboot" => Some(RepairAction::Reboot),
+        "reimage" => Some(RepairAction::Reimage),
+        "replace" => Some(RepairAction::Replace),
+        _ => None,
+    }
+}
+
 /// The status of a watchdog result as a word.
 pub fn watchdog_status(r: &WatchdogResult) -> &'static str {
     r.status()
@@ -551,13 +651,26 @@ impl Process for DeviceManager {
             orders: m.counter("autopilot/repair_orders"),
             recoveries: m.counter("autopilot/recoveries"),
             writes: m.counter("autopilot/ground_truth_writes"),
+            unauthorized: m.counter("autopilot/unauthorized_requests"),
         });
         ctx.install(Self::report);
         ctx.install(Self::outcome);
-        ctx.install(Self::repair_request);
+        ctx.install(Self::announcement);
         ctx.route("/machines", Self::machines_route);
         ctx.route("/machine", Self::machine_route);
         ctx.route("/audit", Self::audit_route);
+        ctx.route("/repair", Self::repair_route);
+        // Drains are the master's soft state: a new leader learns them again from here.
+        if let Some(gate) = &self.gate {
+            for m in self.machines.values() {
+                if m.state() != HealthState::Healthy && !m.replaced {
+                    ctx.defer(
+                        gate.drain(&m.hostname, false, "recovered: not Healthy"),
+                        |_: &mut DeviceManager, _, _| {},
+                    );
+                }
+            }
+        }
         // Failures recovered from the store wait for a repair service that may now exist.
         self.dispatch_repairs(ctx);
     }

@@ -16,13 +16,20 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Still to come (the Autopilot issue): the repair service and its drivers, manifests and
-//! rolling deployment, provisioning, filesync, collection and the cockpit.
+//! The [`repair_service`] carries the device manager's orders out through a
+//! [`repair_driver`] (restarting supervised agent processes, or an operator's commands).
+//!
+//! Still to come (the Autopilot issue): manifests and rolling deployment, provisioning,
+//! filesync, collection and the cockpit.
 
+pub mod bounded_command;
 pub mod bounded_text;
 pub mod device_manager;
 pub mod ground_truth;
 pub mod health;
 pub mod json;
+pub mod machine_gate;
+pub mod repair_driver;
 pub mod repair_limits;
+pub mod repair_service;
 pub mod watchdog;

@@ -23,6 +23,8 @@ use libactor::metrics::Counter;
 use libactor::{Context, Process, Upid};
 use protos::autopilot::{WatchdogReport, WatchdogResult, WatchdogStatus};
 
+use crate::bounded_command::run_bounded;
+
 /// Bytes of a custom watchdog's stdout kept as its text.
 pub const MAX_OUTPUT: usize = 256;
 /// Custom watchdogs run in one round at most (more are reported as one Warning).
@@ -83,6 +85,11 @@ impl WatchdogService {
             running: false,
             rounds: None,
         }
+    }
+
+    /// Reports to `device_manager` from now on (it moved with a new leading master).
+    pub fn set_device_manager(&mut self, _ctx: &mut Context<Self>, device_manager: Upid) {
+        self.config.device_manager = device_manager;
     }
 
     /// Runs a round now (an operator's `kick`, or a test), unless one is running.
@@ -254,25 +261,13 @@ async fn custom(dir: &Path, timeout: Duration) -> Vec<WatchdogResult> {
 }
 
 async fn run_custom(path: &Path, name: &str, timeout: Duration) -> WatchdogResult {
-    let child = tokio::process::Command::new(path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn();
     let broken = |text: String| result(&format!("watchdog:{name}"), WatchdogStatus::Warning, text);
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => return broken(format!("did not start: {e}")),
+    let command = tokio::process::Command::new(path);
+    let (status, text) = match run_bounded(command, timeout, MAX_OUTPUT).await {
+        Ok(done) => done,
+        Err(e) => return broken(e.to_string()),
     };
-    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(output)) => output,
-        Ok(Err(e)) => return broken(format!("failed: {e}")),
-        Err(_) => return broken(format!("hung; killed after {timeout:?}")),
-    };
-    let text =
-        crate::bounded_text::bounded(String::from_utf8_lossy(&output.stdout).trim(), MAX_OUTPUT);
-    match output.status.code() {
+    match status.code() {
         Some(0) => result(name, WatchdogStatus::Ok, text),
         Some(1) => result(name, WatchdogStatus::Warning, text),
         Some(2) => result(name, WatchdogStatus::Error, text),
@@ -280,7 +275,7 @@ async fn run_custom(path: &Path, name: &str, timeout: Duration) -> WatchdogResul
             fatal: true,
             ..result(name, WatchdogStatus::Error, text)
         },
-        _ => broken(format!("crashed ({})", output.status)),
+        _ => broken(format!("crashed ({status})")),
     }
 }
 

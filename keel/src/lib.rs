@@ -18,9 +18,11 @@
 //!   executor's entry point.
 //! - [`emulated_agent`], [`bench_scheduler`], [`container_bench`]: the pieces of
 //!   `keel-bench`'s cluster-scale runs.
+//! - [`autopilot_services`]: the device manager beside the master, and its flags.
 //! - [`http_client`]: minimal HTTP/1.1 requests to a node's port.
 //! - [`send_message`]: `keelctl send` — JSON to protobuf by message name, posted to a process.
 //! - [`tables`]: keelctl's tables over `/master/state`.
+//! - [`machine_tables`]: keelctl's tables of Autopilot's machines and audit log.
 //! - [`shutdown_signal`]: SIGINT or SIGTERM.
 //! - [`logging`]: the binaries' tracing setup; [`master_address`]: `host:port` or a pid.
 //! - [`zookeeper_server`]: a real ZooKeeper server on a free loopback port, for tests and
@@ -28,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autopilot_services;
 pub mod bench_scheduler;
 pub mod container_bench;
 pub mod emulated_agent;
@@ -35,6 +38,7 @@ pub mod example_runs;
 pub mod http_client;
 pub mod local_cluster;
 pub mod logging;
+pub mod machine_tables;
 pub mod master_address;
 pub mod send_message;
 pub mod shutdown_signal;

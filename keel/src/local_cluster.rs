@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use authentication::{Credential, Credentials};
+use autopilot::device_manager::{device_manager_beside, DeviceManagerConfig};
+use autopilot::watchdog::{WatchdogConfig, WatchdogService};
 use coordination::{AnyStore, FileStore};
 use libactor::{Clock, Node, NodeError, ProcessRef, SpawnError, Upid};
 use master::master::{
@@ -14,6 +16,8 @@ use master::master::{
 use master::registrar::Registrar;
 use resources::Resources;
 use slave::containerizer::ContainerizerConfig;
+
+use crate::autopilot_services::{spawn_device_manager, DeviceManagerHandle};
 use slave::slave::{Registration, Slave, SlaveConfig, SlaveError, DEFAULT_GC_DELAY};
 
 /// Resources each agent of a local cluster offers unless told otherwise: the machine is shared
@@ -81,6 +85,20 @@ pub struct LocalClusterConfig {
     /// With a registry: how long a restarted master waits for its agents before marking
     /// them unreachable.
     pub agent_reregister_timeout: Duration,
+    /// Run Autopilot: the device manager beside the master (its ground truth in the registry's
+    /// store when the cluster keeps one) and a watchdog service on every agent.
+    pub autopilot: Option<LocalAutopilot>,
+}
+
+/// Autopilot in a local cluster.
+#[derive(Debug, Clone, Default)]
+pub struct LocalAutopilot {
+    /// How the device manager decides.
+    pub device_manager: DeviceManagerConfig,
+    /// Time between watchdog rounds on each agent.
+    pub watchdog_interval: Duration,
+    /// Custom watchdogs: agent `n` runs the executables in `{watchdog_root}/agent-{n}`.
+    pub watchdog_root: Option<PathBuf>,
 }
 
 impl LocalClusterConfig {
@@ -97,6 +115,7 @@ impl LocalClusterConfig {
             gc_delay: DEFAULT_GC_DELAY,
             registry: false,
             agent_reregister_timeout: DEFAULT_AGENT_REREGISTER_TIMEOUT,
+            autopilot: None,
         }
     }
 }
@@ -107,6 +126,8 @@ pub struct LocalAgent {
     pub node: Node,
     /// Its agent process.
     pub slave: ProcessRef<Slave>,
+    /// Its hostname (its machine id in Autopilot).
+    pub hostname: String,
 }
 
 /// A running local cluster.
@@ -117,6 +138,8 @@ pub struct LocalCluster {
     pub master: MasterHandle,
     /// The agents, in start order.
     pub agents: Vec<LocalAgent>,
+    /// Autopilot's device manager, when the cluster runs Autopilot.
+    pub device_manager: Option<DeviceManagerHandle>,
     config: LocalClusterConfig,
 }
 
@@ -150,30 +173,50 @@ pub fn fresh_master_id() -> String {
     format!("{:x}", millis % (1 << 40))
 }
 
-/// Spawns the master on `node`, recovering its registry first if the cluster keeps one.
+/// Spawns the master on `node`, recovering its registry first if the cluster keeps one, and
+/// the device manager beside it if the cluster runs Autopilot.
 async fn spawn_master(
     node: &Node,
     config: &LocalClusterConfig,
-) -> Result<MasterHandle, ClusterError> {
+) -> Result<(MasterHandle, Option<DeviceManagerHandle>), ClusterError> {
     let policy = policy_for(config.credential.as_ref());
-    if !config.registry {
-        return Ok(Master::spawn_with(node, &fresh_master_id(), policy)?);
-    }
-    let reserved = node.reserve("master")?;
     let registry = |e: &dyn std::fmt::Display| ClusterError::Registry(e.to_string());
-    let store = FileStore::open(config.work_dir.join("master").join("registry"))
-        .map_err(|e| registry(&e))?;
-    let registrar = Registrar::recover(AnyStore::File(store))
-        .await
-        .map_err(|e| registry(&e))?;
-    Ok(Master::spawn_recovered(
-        node,
-        reserved,
-        &fresh_master_id(),
-        policy,
-        registrar,
-        config.agent_reregister_timeout,
-    )?)
+    let store = if config.registry {
+        Some(AnyStore::File(
+            FileStore::open(config.work_dir.join("master").join("registry"))
+                .map_err(|e| registry(&e))?,
+        ))
+    } else {
+        None
+    };
+    let master = match store.clone() {
+        None => Master::spawn_with(node, &fresh_master_id(), policy)?,
+        Some(store) => {
+            let reserved = node.reserve("master")?;
+            let registrar = Registrar::recover(store).await.map_err(|e| registry(&e))?;
+            Master::spawn_recovered(
+                node,
+                reserved,
+                &fresh_master_id(),
+                policy,
+                registrar,
+                config.agent_reregister_timeout,
+            )?
+        }
+    };
+    let device_manager = match &config.autopilot {
+        None => None,
+        Some(autopilot) => {
+            let mut dm = autopilot.device_manager.clone();
+            dm.operators = config.credential.as_ref().map(Credentials::single);
+            Some(
+                spawn_device_manager(node, master.master.clone(), store, dm)
+                    .await
+                    .map_err(|e| registry(&e))?,
+            )
+        }
+    };
+    Ok((master, device_manager))
 }
 
 impl LocalCluster {
@@ -181,11 +224,12 @@ impl LocalCluster {
     /// [`LocalCluster::wait_for_agents`]).
     pub async fn start(config: LocalClusterConfig) -> Result<LocalCluster, ClusterError> {
         let master_node = node_on(config.master_port, &config.clock)?;
-        let master = spawn_master(&master_node, &config).await?;
+        let (master, device_manager) = spawn_master(&master_node, &config).await?;
         let mut cluster = LocalCluster {
             master_node,
             master,
             agents: Vec::new(),
+            device_manager,
             config,
         };
         for _ in 0..cluster.config.agents {
@@ -212,7 +256,7 @@ impl LocalCluster {
     pub async fn start_master(&mut self) -> Result<(), ClusterError> {
         let address = self.master_node.socket_addr();
         self.master_node = node_on(address.port(), &self.config.clock)?;
-        self.master = spawn_master(&self.master_node, &self.config).await?;
+        (self.master, self.device_manager) = spawn_master(&self.master_node, &self.config).await?;
         Ok(())
     }
 
@@ -225,6 +269,18 @@ impl LocalCluster {
             source,
         })?;
         let node = node_on(0, &self.config.clock)?;
+        let hostname = format!("local-agent-{index}");
+        if let Some(autopilot) = &self.config.autopilot {
+            let device_manager = device_manager_beside(self.master_pid())
+                .map_err(|e| ClusterError::Registry(e.to_string()))?;
+            let mut watchdogs = WatchdogConfig::new(&hostname, device_manager, work_dir.clone());
+            watchdogs.interval = autopilot.watchdog_interval;
+            watchdogs.watchdog_dir = autopilot
+                .watchdog_root
+                .as_ref()
+                .map(|root| root.join(format!("agent-{index}")));
+            node.spawn("watchdog", WatchdogService::new(watchdogs))?;
+        }
         let slave = Slave::spawn(
             &node,
             SlaveConfig {
@@ -232,7 +288,7 @@ impl LocalCluster {
                 work_dir,
                 resources: self.config.agent_resources.clone(),
                 attributes: Vec::new(),
-                hostname: format!("local-agent-{index}"),
+                hostname: hostname.clone(),
                 credential: self.config.credential.clone(),
                 containerizer: self.config.containerizer.clone(),
                 gc_delay: self.config.gc_delay,
@@ -240,7 +296,11 @@ impl LocalCluster {
                 executor_recovery_timeout: None,
             },
         )?;
-        self.agents.push(LocalAgent { node, slave });
+        self.agents.push(LocalAgent {
+            node,
+            slave,
+            hostname,
+        });
         Ok(index)
     }
 

@@ -96,6 +96,7 @@ pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 mod authenticator;
 mod gauges;
+mod maintenance;
 mod recovery;
 mod relay;
 mod reregistration;
@@ -103,6 +104,7 @@ mod revocation;
 
 pub use authenticator::AuthenticationPolicy;
 use authenticator::Registrant;
+pub use maintenance::{DrainError, DrainOutcome, MAX_DRAINED};
 pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
 use recovery::{Recovery, UnknownTaskAgent};
 pub use revocation::RevocationPolicy;
@@ -203,6 +205,8 @@ pub struct Master {
     /// The latest frameworks removed, oldest first (at most [`MAX_REMOVED_FRAMEWORKS`]): their
     /// schedulers may not re-register.
     removed_frameworks: std::collections::VecDeque<String>,
+    /// Machines kept out of offers for repair.
+    drains: maintenance::Drains,
 }
 
 /// The running master and its allocator.
@@ -302,6 +306,7 @@ impl Master {
             recovered: recovered.map(|(_, registry, timeout)| (registry, timeout)),
             admitting: Default::default(),
             removed_frameworks: Default::default(),
+            drains: Default::default(),
             health: AgentHealth::default(),
         })?;
         let _ = master_ref.set(master.clone());
@@ -321,6 +326,22 @@ impl Master {
                 ctx.metrics().counter("master/allocator_refusals").inc();
                 tracing::error!(error = %e, "{refusal}");
             }
+        });
+    }
+
+    /// Tells the allocator about an agent (kept out of offers if its machine is drained).
+    fn add_to_allocator(&self, agent: &str, total: Resources, used: Vec<(String, Resources)>) {
+        let drained = self
+            .agents
+            .get(agent)
+            .is_some_and(|a| self.is_drained(&a.info.hostname));
+        let agent = agent.to_owned();
+        self.tell_allocator("allocator refused an agent", move |a| {
+            a.add_agent(&agent, total, &used)?;
+            if drained {
+                a.deactivate_agent(&agent)?;
+            }
+            Ok(())
         });
     }
 
@@ -436,10 +457,7 @@ impl Master {
         );
         self.watch_agent(ctx, id.clone());
         self.count(|m| &m.agents_registered);
-        let agent = id.clone();
-        self.tell_allocator("allocator refused a new agent", move |a| {
-            a.add_agent(&agent, total, &[])
-        });
+        self.add_to_allocator(&id, total, Vec::new());
         ctx.send(
             &from,
             SlaveRegisteredMessage {
@@ -892,6 +910,7 @@ impl Master {
                 if let Some(task) = self.tasks.remove(&(framework.clone(), task_id)) {
                     self.recover(&framework, &task.agent, task.resources, None);
                 }
+                self.settle_drains();
             }
         }
         if let Some(entry) = self.frameworks.get(&framework) {
@@ -1161,25 +1180,7 @@ impl Master {
         tracing::warn!(%agent, %why, "agent removed");
         self.mark_unreachable(ctx, agent);
         self.count(|m| &m.agents_removed);
-        let rescinded: Vec<String> = self
-            .offers
-            .iter()
-            .filter(|(_, o)| o.agent == agent)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in rescinded {
-            self.count(|m| &m.offers_rescinded);
-            if let Some(offer) = self.offers.remove(&id) {
-                if let Some(f) = self.frameworks.get(&offer.framework) {
-                    ctx.send(
-                        &f.pid,
-                        RescindResourceOfferMessage {
-                            offer_id: Some(OfferId { value: id }),
-                        },
-                    );
-                }
-            }
-        }
+        self.rescind_offers_on(ctx, agent);
         let lost: Vec<(String, String)> = self
             .tasks
             .iter()
@@ -1209,6 +1210,7 @@ impl Master {
                 },
             );
         }
+        self.settle_drains();
         let agent = agent.to_owned();
         self.tell_allocator("allocator refused to remove an agent", move |a| {
             a.remove_agent(&agent)

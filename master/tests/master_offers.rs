@@ -110,6 +110,7 @@ impl Process for StandIn {
 }
 
 struct Cluster {
+    handle: master::master::MasterHandle,
     clock: Clock,
     node: Node,
     master: Upid,
@@ -191,6 +192,7 @@ async fn cluster() -> Cluster {
         other => panic!("expected registration, got {other:?}"),
     };
     Cluster {
+        handle,
         clock,
         node,
         master,
@@ -651,6 +653,59 @@ async fn teardown_shuts_the_framework_down_on_its_agents_and_frees_its_resources
     let offered = offers_of(rx.try_recv().unwrap());
     assert_eq!(
         Resources::from_proto(&offered[0].resources).unwrap(),
+        r("cpus:4;mem:1024")
+    );
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_drained_machine_is_not_offered_its_tasks_are_killed_and_the_drain_settles() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.accept(&offers[0], vec![task("t1", "cpus:1;mem:128")]);
+    c.clock.settle().await.unwrap();
+    assert!(matches!(c.agent_rx.try_recv().unwrap(), Got::RunTask(_)));
+    let rest = offers_of(c.scheduler_rx.try_recv().unwrap());
+    c.agent_update("t1", TaskState::TaskRunning);
+    c.clock.settle().await.unwrap();
+    let _ = updates(&mut c.scheduler_rx);
+
+    let master = c.handle.master.clone();
+    let mut settled = master
+        .call(|m, ctx| m.drain_machine(ctx, "node-1", true, "repair: Reboot"))
+        .await
+        .unwrap()
+        .unwrap();
+    c.clock.settle().await.unwrap();
+    // The outstanding offer is taken back and the task killed with a reason to act on.
+    match c.scheduler_rx.try_recv().unwrap() {
+        Got::Rescind(m) => assert_eq!(m.offer_id, rest[0].id),
+        other => panic!("expected the rescind, got {other:?}"),
+    }
+    match c.agent_rx.try_recv().unwrap() {
+        Got::Kill(m) => {
+            assert_eq!(m.task_id.unwrap().value, "t1");
+            assert_eq!(m.reason, Some(Reason::AgentDraining as i32));
+        }
+        other => panic!("expected the kill at the agent, got {other:?}"),
+    }
+    assert!(settled.try_recv().is_err(), "the task still runs");
+    c.agent_update("t1", TaskState::TaskKilled);
+    c.clock.settle().await.unwrap();
+    let outcome = settled.try_recv().expect("settled once the task ended");
+    assert_eq!((outcome.agents, outcome.tasks_killed), (1, 1));
+    // Nothing is offered while drained, even after the allocation interval.
+    let _ = updates(&mut c.scheduler_rx);
+    c.clock.advance(Duration::from_secs(5));
+    nothing(&c.clock, &mut c.scheduler_rx).await;
+    master
+        .call(|m, ctx| m.reactivate_machine(ctx, "node-1"))
+        .await
+        .unwrap();
+    c.clock.advance(Duration::from_secs(5));
+    let again = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    assert_eq!(
+        Resources::from_proto(&again[0].resources).unwrap(),
         r("cpus:4;mem:1024")
     );
     c.node.shutdown().await;

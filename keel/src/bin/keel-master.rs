@@ -16,6 +16,7 @@ use clap::Parser;
 use coordination::{
     AnyStore, Candidacy, Contender, Detector, FileStore, MasterInfoJson, ZkStore, ZkUrl,
 };
+use keel::autopilot_services::{spawn_device_manager, AutopilotFlags};
 use keel::local_cluster::fresh_master_id;
 use master::master::{
     AgentHealth, AuthenticationPolicy, Master, RevocationPolicy, DEFAULT_AGENT_REREGISTER_TIMEOUT,
@@ -74,6 +75,12 @@ struct Flags {
     /// 0: one per core.
     #[arg(long, env = "KEEL_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
+    /// Run Autopilot's device manager beside the master (it moves with leadership): agents'
+    /// watchdog reports make machines fail, and failed machines are drained and repaired.
+    #[arg(long, env = "KEEL_AUTOPILOT")]
+    autopilot: bool,
+    #[command(flatten)]
+    autopilot_flags: AutopilotFlags,
 }
 
 #[tokio::main]
@@ -124,6 +131,16 @@ async fn main() -> anyhow::Result<()> {
         ping_timeout: std::time::Duration::from_secs_f64(ping_timeout),
         max_missed: flags.max_agent_ping_timeouts,
     };
+    let autopilot = flags
+        .autopilot
+        .then(|| flags.autopilot_flags.config())
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .map(|mut config| {
+            // Operators prove the same credentials as frameworks do to order repairs.
+            config.operators = policy.credentials.clone();
+            config
+        });
     let master_id = fresh_master_id();
     // The first stdout line says where the master is, for scripts and tests: at once for a
     // contender (it serves as a standby meanwhile), once it runs otherwise.
@@ -151,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
+    let autopilot_store = store.clone();
     let (handle, registry_failure) = match store {
         Some(store) => {
             let registrar = Registrar::recover(store).await?;
@@ -202,11 +220,20 @@ async fn main() -> anyhow::Result<()> {
     } else if !flags.guarantees.is_empty() {
         bail!("--guarantee needs --revocation-grace-seconds");
     }
+    let ground_truth_failure = match autopilot {
+        Some(config) => {
+            let dm =
+                spawn_device_manager(&node, handle.master.clone(), autopilot_store, config).await?;
+            println!("device manager {}", dm.process.pid());
+            Some(dm.failure)
+        }
+        None => None,
+    };
     println!("leading {}", handle.master.pid());
     tracing::info!(pid = %handle.master.pid(), "master started");
     tokio::select! {
         _ = keel::shutdown_signal::terminated() => {}
-        why = lost_leadership(contender.as_ref().map(|(c, _)| c), registry_failure) => {
+        why = lost_leadership(contender.as_ref().map(|(c, _)| c), registry_failure, ground_truth_failure) => {
             tracing::error!(reason = %why, "lost leadership; exiting so that no two masters lead");
             std::process::exit(1);
         }
@@ -216,11 +243,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves (with why) once this master may no longer lead: its candidacy is lost or its
-/// registry cannot be written. Never resolves for a lone master without a registry.
+/// Resolves (with why) once this master may no longer lead: its candidacy is lost, or its
+/// registry or the device manager's ground truth cannot be written. Never resolves for a lone
+/// master without either.
 async fn lost_leadership(
     contender: Option<&Contender>,
     registry_failure: Option<watch::Receiver<Option<String>>>,
+    ground_truth_failure: Option<watch::Receiver<Option<String>>>,
 ) -> String {
     let candidacy = async {
         match contender {
@@ -238,22 +267,24 @@ async fn lost_leadership(
             None => std::future::pending().await,
         }
     };
-    let registry = async {
-        match registry_failure {
-            Some(mut failure) => {
-                let why = match failure.wait_for(Option::is_some).await {
-                    Ok(why) => format!("registry: {}", why.as_deref().unwrap_or_default()),
-                    Err(_) => "the registrar stopped".to_owned(),
-                };
-                why
-            }
-            None => std::future::pending().await,
-        }
-    };
+    let registry = watch_failure(registry_failure, "registry");
     tokio::select! {
         why = candidacy => why,
         why = registry => why,
+        why = watch_failure(ground_truth_failure, "ground truth") => why,
     }
+}
+
+/// Resolves (with why) once `failure` names one (`what` failed); never without one.
+async fn watch_failure(failure: Option<watch::Receiver<Option<String>>>, what: &str) -> String {
+    let Some(mut failure) = failure else {
+        return std::future::pending().await;
+    };
+    let why = match failure.wait_for(Option::is_some).await {
+        Ok(why) => format!("{what}: {}", why.as_deref().unwrap_or_default()),
+        Err(_) => format!("{what} stopped"),
+    };
+    why
 }
 
 /// Runs a standby at `master` (redirecting HTTP to the leader it detects) and contends until

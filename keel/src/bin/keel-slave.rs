@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
+use autopilot::device_manager::device_manager_beside;
+use autopilot::watchdog::{WatchdogConfig, WatchdogService};
 use clap::Parser;
 use keel::master_address::{follow, MasterSource};
 use slave::agent_resources::{agent_resources, parse_attributes};
@@ -67,6 +69,31 @@ struct Flags {
     /// default and gives up after 5 misses).
     #[arg(long, env = "KEEL_MASTER_PING_TIMEOUT_SECONDS", default_value_t = MASTER_PING_TIMEOUT.as_secs_f64())]
     master_ping_timeout_seconds: f64,
+    /// Run Autopilot's watchdog service: check this machine every interval and report to the
+    /// device manager beside the leading master (which needs --autopilot too).
+    #[arg(long, env = "KEEL_AUTOPILOT")]
+    autopilot: bool,
+    /// Custom watchdogs: every executable here runs each round (exit 0/1/2 = OK, Warning,
+    /// Error; 3 = fatal Error).
+    #[arg(long, env = "KEEL_WATCHDOG_DIR")]
+    watchdog_dir: Option<PathBuf>,
+    /// Seconds between watchdog rounds.
+    #[arg(long, env = "KEEL_WATCHDOG_INTERVAL_SECONDS", default_value_t = 10.0)]
+    watchdog_interval_seconds: f64,
+    /// Seconds a custom watchdog may run before it is killed and reported as hung.
+    #[arg(long, env = "KEEL_WATCHDOG_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    watchdog_timeout_seconds: f64,
+    /// The machine type this agent reports to the device manager.
+    #[arg(long, env = "KEEL_MACHINE_TYPE", default_value = "default")]
+    machine_type: String,
+}
+
+/// A duration flag that must be positive (and at most a day).
+fn positive_seconds(name: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
+        bail!("--{name} must be more than 0 and at most 86400");
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
 }
 
 /// How long to wait for ZooKeeper to name a leading master at start.
@@ -83,6 +110,13 @@ async fn main() -> anyhow::Result<()> {
         bail!("--master-ping-timeout-seconds must be between 0.1 and 86400");
     }
     let master_ping_timeout = std::time::Duration::from_secs_f64(master_ping_timeout);
+    let watchdog_interval =
+        positive_seconds("watchdog-interval-seconds", flags.watchdog_interval_seconds)?;
+    let watchdog_timeout =
+        positive_seconds("watchdog-timeout-seconds", flags.watchdog_timeout_seconds)?;
+    if flags.watchdog_dir.is_some() && !flags.autopilot {
+        bail!("--watchdog-dir needs --autopilot");
+    }
     let (master, detector) = source.resolve(MASTER_WAIT).await?;
     std::fs::create_dir_all(&flags.work_dir)
         .with_context(|| format!("creating --work-dir {}", flags.work_dir.display()))?;
@@ -97,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
+    let hostname = flags.hostname.unwrap_or_else(|| flags.ip.to_string());
     let slave = Slave::spawn(
         &node,
         SlaveConfig {
@@ -104,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
             work_dir: flags.work_dir.clone(),
             resources: resources.clone(),
             attributes,
-            hostname: flags.hostname.unwrap_or_else(|| flags.ip.to_string()),
+            hostname: hostname.clone(),
             credential,
             containerizer: ContainerizerConfig {
                 isolation: flags.isolation,
@@ -118,10 +153,27 @@ async fn main() -> anyhow::Result<()> {
         },
     )?;
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;
-    // With ZooKeeper the agent follows every new leader and re-registers with it.
+    let watchdogs = if flags.autopilot {
+        let mut config = WatchdogConfig::new(
+            &hostname,
+            device_manager_beside(&master)?,
+            flags.work_dir.clone(),
+        );
+        config.machine_type = flags.machine_type.clone();
+        config.watchdog_dir = flags.watchdog_dir.clone();
+        config.interval = watchdog_interval;
+        config.timeout = watchdog_timeout;
+        Some(node.spawn_ref("watchdog", WatchdogService::new(config))?)
+    } else {
+        None
+    };
+    // With ZooKeeper the agent (and its watchdogs) follow every new leader.
     let _following = detector.map(|d| {
         let slave = slave.clone();
         follow(d, master.clone(), move |leader| {
+            if let (Some(w), Ok(dm)) = (&watchdogs, device_manager_beside(&leader)) {
+                w.dispatch(move |w, ctx| w.set_device_manager(ctx, dm));
+            }
             slave.dispatch(move |s, ctx| s.set_master(ctx, leader))
         })
     });

@@ -69,6 +69,32 @@ enum Command {
         #[arg(long, env = "KEEL_CREDENTIAL")]
         credential: Option<std::path::PathBuf>,
     },
+    /// Autopilot: every machine the device manager knows, with its health.
+    Machines,
+    /// Autopilot: one machine's state, last watchdog results and history.
+    Machine {
+        /// The machine's id (its hostname).
+        id: String,
+    },
+    /// Autopilot: the last watchdog results of every machine.
+    Watchdogs,
+    /// Autopilot: the device manager's audit log of changes to the ground truth.
+    Audit {
+        /// Only records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
+    /// Autopilot: drain a machine and repair it now (it then goes through Probation).
+    Repair {
+        /// The machine's id (its hostname).
+        machine: String,
+        /// What to do: reboot, reimage or replace.
+        #[arg(long)]
+        action: String,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
     /// Post a control message to a process: `send master@127.0.0.1:5050 ReviveOffersMessage
     /// '{"frameworkId": {"value": "…"}}'`.
     Send {
@@ -157,6 +183,69 @@ async fn run(flags: Flags) -> anyhow::Result<ExitCode> {
             };
             return execute(&master, flags.json, launch).await;
         }
+        Command::Machines => {
+            let v = device_manager(&master, "/machines").await?;
+            print_either(flags.json, &v, || keel::machine_tables::machines(&v));
+        }
+        Command::Machine { id } => {
+            let path = format!("/machine?id={}", percent_encode(&id));
+            let v = device_manager(&master, &path).await?;
+            print_either(flags.json, &v, || keel::machine_tables::machine(&v));
+        }
+        Command::Watchdogs => {
+            let v = device_manager(&master, "/machines").await?;
+            let mut rows = Vec::new();
+            for m in v["machines"].as_array().into_iter().flatten() {
+                let id = m["id"].as_str().unwrap_or_default();
+                let path = format!("/machine?id={}", percent_encode(id));
+                let detail = device_manager(&master, &path).await?;
+                for w in detail["watchdogs"].as_array().into_iter().flatten() {
+                    rows.push(json!({"machine": id, "name": w["name"], "status": w["status"], "text": w["text"]}));
+                }
+            }
+            let rows = json!(rows);
+            print_either(flags.json, &rows, || {
+                let table: Vec<Vec<String>> = rows
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        ["machine", "name", "status", "text"]
+                            .map(|k| tables::text(&r[k]))
+                            .to_vec()
+                    })
+                    .collect();
+                tables::render(&["MACHINE", "WATCHDOG", "STATUS", "TEXT"], &table)
+            });
+        }
+        Command::Audit { since } => {
+            let v = device_manager(&master, &format!("/audit?since={since}")).await?;
+            print_either(flags.json, &v["audit"], || keel::machine_tables::audit(&v));
+        }
+        Command::Repair {
+            machine,
+            action,
+            credential,
+        } => {
+            let credential = credential
+                .as_deref()
+                .map(authentication::Credential::from_file)
+                .transpose()?;
+            if !flags.json {
+                println!(
+                    "asking the device manager beside {master} to drain {machine} and {action} it"
+                );
+            }
+            let v = repair(&master, &machine, &action, credential.as_ref()).await?;
+            print_either(flags.json, &v, || {
+                format!(
+                    "accepted: {} will be drained and get {} (by {})\n",
+                    tables::text(&v["machine"]),
+                    tables::text(&v["action"]),
+                    tables::text(&v["operator"]),
+                )
+            });
+        }
         Command::Send { to, message, body } => {
             let to: libactor::Upid = to.parse().with_context(|| format!("receiver {to}"))?;
             let from: libactor::Upid = format!("keelctl@{}:1", to.host())
@@ -171,6 +260,58 @@ async fn run(flags: Flags) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// GETs one of the device manager's routes (it runs beside the leading master).
+async fn device_manager(master: &libactor::Upid, route: &str) -> anyhow::Result<serde_json::Value> {
+    get_json(master.address(), &format!("/device-manager{route}"))
+        .await
+        .with_context(|| {
+            format!("asking the device manager beside {master} (does the master run --autopilot?)")
+        })
+}
+
+/// Posts an operator's repair order to the device manager.
+async fn repair(
+    master: &libactor::Upid,
+    machine: &str,
+    action: &str,
+    credential: Option<&authentication::Credential>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut headers = vec![("content-type", "application/json".to_owned())];
+    if let Some(c) = credential {
+        headers.push(("authorization", authentication::basic_authorization(c)));
+    }
+    let body = json!({"machine": machine, "action": action}).to_string();
+    let reply = keel::http_client::request(
+        master.address(),
+        "POST",
+        "/device-manager/repair",
+        &headers,
+        body.into(),
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&reply.body);
+    if reply.status != 200 {
+        bail!(
+            "the device manager refused: {} {}",
+            reply.status,
+            text.trim()
+        );
+    }
+    serde_json::from_str(&text).context("the device manager's reply is not JSON")
+}
+
+/// `text` safe in a query string.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn print_either(as_json: bool, value: &serde_json::Value, table: impl FnOnce() -> String) {

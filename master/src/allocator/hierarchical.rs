@@ -32,6 +32,8 @@ struct AgentState {
     allocated: BTreeMap<String, Resources>,
     /// The sum of `allocated`.
     allocated_sum: Resources,
+    /// Offered at all (a drained agent is not).
+    active: bool,
 }
 
 impl AgentState {
@@ -131,6 +133,12 @@ impl HierarchicalAllocator {
 
     /// Whether `offer` reaches one of the minimum quantities, whatever roles its resources are
     /// reserved for.
+    fn agent_mut(&mut self, agent: &str) -> Result<&mut AgentState, AllocatorError> {
+        self.agents
+            .get_mut(agent)
+            .ok_or_else(|| AllocatorError::UnknownAgent(agent.to_owned()))
+    }
+
     fn allocatable(&self, offer: &Resources) -> bool {
         !offer.is_empty()
             && (self.min_allocatable.is_empty()
@@ -234,6 +242,7 @@ impl Allocator for HierarchicalAllocator {
             total,
             allocated: BTreeMap::new(),
             allocated_sum: Resources::new(),
+            active: true,
         };
         for (framework, held) in used {
             state.hold(framework, held)?;
@@ -262,6 +271,16 @@ impl Allocator for HierarchicalAllocator {
             }
         }
         self.change_total(&state.total, false);
+        Ok(())
+    }
+
+    fn deactivate_agent(&mut self, agent: &str) -> Result<(), AllocatorError> {
+        self.agent_mut(agent)?.active = false;
+        Ok(())
+    }
+
+    fn activate_agent(&mut self, agent: &str) -> Result<(), AllocatorError> {
+        self.agent_mut(agent)?.active = true;
         Ok(())
     }
 
@@ -338,7 +357,7 @@ impl Allocator for HierarchicalAllocator {
             }
             let agent_id = self.agent_order[next].clone();
             next += 1;
-            let Some(agent) = self.agents.get(&agent_id) else {
+            let Some(agent) = self.agents.get(&agent_id).filter(|a| a.active) else {
                 continue;
             };
             let available = agent.available();
@@ -522,6 +541,25 @@ mod tests {
         a.recover("f", "a1", &offer.resources, None).unwrap();
         a.suppress("f").unwrap();
         assert!(a.allocate(t0).is_empty());
+    }
+
+    #[test]
+    fn a_deactivated_agent_is_not_offered_until_activated() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        a.add_agent("a1", r("cpus:1;mem:64"), &[]).unwrap();
+        a.add_agent("a2", r("cpus:1;mem:64"), &[]).unwrap();
+        a.add_framework("f", "*", false).unwrap();
+        a.deactivate_agent("a1").unwrap();
+        let agents: Vec<String> = a.allocate(t0).into_iter().map(|o| o.agent).collect();
+        assert_eq!(agents, ["a2"]);
+        a.activate_agent("a1").unwrap();
+        let agents: Vec<String> = a.allocate(t0).into_iter().map(|o| o.agent).collect();
+        assert_eq!(agents, ["a1"]);
+        assert_eq!(
+            a.deactivate_agent("nope"),
+            Err(AllocatorError::UnknownAgent("nope".into()))
+        );
     }
 
     #[test]

@@ -89,6 +89,13 @@ pub trait Allocator: Send {
     /// An agent was removed: everything allocated on it is gone with it.
     fn remove_agent(&mut self, agent: &str) -> Result<(), AllocatorError>;
 
+    /// Stops offering the agent's resources (it is drained for maintenance or repair); what
+    /// frameworks hold there stays theirs.
+    fn deactivate_agent(&mut self, agent: &str) -> Result<(), AllocatorError>;
+
+    /// Offers the agent's resources again.
+    fn activate_agent(&mut self, agent: &str) -> Result<(), AllocatorError>;
+
     /// Resources on `agent` held by `framework` came back (offer declined or rescinded, task
     /// ended). With `refuse`, the framework is not offered them again until the filter expires.
     fn recover(

@@ -117,10 +117,7 @@ impl Master {
         );
         self.watch_agent(ctx, id.clone());
         self.count(|m| &m.agents_registered);
-        let agent = id;
-        self.tell_allocator("allocator refused a re-registered agent", move |a| {
-            a.add_agent(&agent, total, &used)
-        });
+        self.add_to_allocator(&id, total, used);
         ctx.send(&from, reply);
         for framework in orphans {
             self.shut_down_orphan(ctx, &from, &framework);

@@ -77,7 +77,7 @@ impl Master {
                     "used_resources": used_by_agent.get(id.as_str()).unwrap_or(&empty).to_json(),
                     "offered_resources": offered_by_agent.get(id.as_str()).unwrap_or(&empty).to_json(),
                     "attributes": a.info.attributes.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
-                    "active": true,
+                    "active": !self.is_drained(&a.info.hostname),
                 })
             })
             .collect();
@@ -122,6 +122,11 @@ impl Master {
             "recovered_slaves": recovered,
             "unreachable_slaves": unreachable,
             "frameworks": frameworks,
+            "drained_machines": self
+                .drained_machines()
+                .into_iter()
+                .map(|(hostname, reason)| json!({"hostname": hostname, "reason": reason}))
+                .collect::<Vec<_>>(),
         }))
     }
 }

@@ -1,0 +1,172 @@
+//! The repair service (seed 000): takes the repair orders of the device manager and carries
+//! them out through a [`RepairDriver`], reporting each outcome back (`RepairOutcome`). It
+//! decides nothing: which machine, which action and when are the device manager's; the
+//! machine is drained before the order is given.
+//!
+//! It announces itself to the device manager at start and every [`ANNOUNCE_INTERVAL`] after,
+//! so that a device manager that moved with leadership learns where it is. Orders from any
+//! other process are refused and counted; one machine is repaired once at a time, and at
+//! most [`MAX_CONCURRENT`] machines at once (more wait their turn, in order).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libactor::metrics::Counter;
+use libactor::{Context, Process, Upid};
+use protos::autopilot::{RepairOrder, RepairOutcome, RepairServiceAnnouncement};
+
+use crate::device_manager::{action_name, DEVICE_MANAGER_ID};
+use crate::repair_driver::RepairDriver;
+
+/// The repair service's process id.
+pub const REPAIR_SERVICE_ID: &str = "repair";
+/// Time between announcements to the device manager.
+pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
+/// Machines repaired at once.
+pub const MAX_CONCURRENT: usize = 64;
+/// Orders waiting for a turn, at most (more are refused with a failed outcome).
+pub const MAX_QUEUED: usize = 100_000;
+
+struct Metrics {
+    orders: Counter,
+    refused: Counter,
+    done: Counter,
+    failed: Counter,
+}
+
+/// The repair service process.
+pub struct RepairService {
+    device_manager: Upid,
+    driver: Arc<dyn RepairDriver>,
+    /// Machines with a repair under way.
+    busy: HashSet<String>,
+    queue: VecDeque<RepairOrder>,
+    metrics: Option<Metrics>,
+}
+
+impl RepairService {
+    /// A service taking orders from `device_manager` and carrying them out with `driver`.
+    pub fn new(device_manager: Upid, driver: Arc<dyn RepairDriver>) -> RepairService {
+        RepairService {
+            device_manager,
+            driver,
+            busy: HashSet::new(),
+            queue: VecDeque::new(),
+            metrics: None,
+        }
+    }
+
+    /// Follows the device manager to a new leading master.
+    pub fn set_device_manager(&mut self, ctx: &mut Context<Self>, device_manager: Upid) {
+        if device_manager != self.device_manager {
+            self.device_manager = device_manager;
+            self.announce(ctx);
+        }
+    }
+
+    /// Machines being repaired now.
+    pub fn in_progress(&self) -> usize {
+        self.busy.len()
+    }
+
+    fn count(&self, pick: impl FnOnce(&Metrics) -> &Counter) {
+        if let Some(m) = &self.metrics {
+            pick(m).inc();
+        }
+    }
+
+    fn announce(&mut self, ctx: &mut Context<Self>) {
+        ctx.send(
+            &self.device_manager,
+            RepairServiceAnnouncement {
+                driver: self.driver.name().to_owned(),
+            },
+        );
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.announce(ctx);
+        ctx.delay(ANNOUNCE_INTERVAL, |s: &mut RepairService, ctx| s.tick(ctx));
+    }
+
+    fn order(&mut self, ctx: &mut Context<Self>, from: Upid, order: RepairOrder) {
+        let _span = tracing::info_span!("repair_order", %from, machine = %order.machine_id, action = action_name(order.action())).entered();
+        // The device manager of the moment, or any device manager on the same node as it.
+        if from.id() != DEVICE_MANAGER_ID || from.address() != self.device_manager.address() {
+            self.count(|m| &m.refused);
+            tracing::warn!(%from, "refused a repair order not from the device manager");
+            return;
+        }
+        self.count(|m| &m.orders);
+        if self.busy.contains(&order.machine_id)
+            || self.queue.iter().any(|q| q.machine_id == order.machine_id)
+        {
+            tracing::info!("a repair of this machine is under way already");
+            return;
+        }
+        if self.queue.len() >= MAX_QUEUED {
+            self.count(|m| &m.refused);
+            self.report(ctx, &order, Err("the repair queue is full".into()));
+            return;
+        }
+        self.queue.push_back(order);
+        self.start_next(ctx);
+    }
+
+    fn start_next(&mut self, ctx: &mut Context<Self>) {
+        while self.busy.len() < MAX_CONCURRENT {
+            let Some(order) = self.queue.pop_front() else {
+                return;
+            };
+            self.busy.insert(order.machine_id.clone());
+            tracing::info!(machine = %order.machine_id, action = action_name(order.action()), "repair started");
+            let work = self.driver.carry_out(&order);
+            ctx.defer(work, move |s: &mut RepairService, ctx, result| {
+                s.busy.remove(&order.machine_id);
+                s.report(ctx, &order, result);
+                s.start_next(ctx);
+            });
+        }
+    }
+
+    fn report(
+        &mut self,
+        ctx: &mut Context<Self>,
+        order: &RepairOrder,
+        result: Result<String, String>,
+    ) {
+        let ok = result.is_ok();
+        self.count(|m| if ok { &m.done } else { &m.failed });
+        let detail = match result {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(machine = %order.machine_id, error = %e, "repair failed");
+                e
+            }
+        };
+        ctx.send(
+            &self.device_manager,
+            RepairOutcome {
+                machine_id: order.machine_id.clone(),
+                action: order.action,
+                ok,
+                detail,
+            },
+        );
+    }
+}
+
+impl Process for RepairService {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        let m = ctx.metrics();
+        self.metrics = Some(Metrics {
+            orders: m.counter("autopilot/repair_service/orders"),
+            refused: m.counter("autopilot/repair_service/refused"),
+            done: m.counter("autopilot/repair_service/done"),
+            failed: m.counter("autopilot/repair_service/failed"),
+        });
+        ctx.install(Self::order);
+        self.tick(ctx);
+    }
+}

@@ -1,0 +1,187 @@
+//! Autopilot beside a Keel master: the device manager spawned on the leading master's node with
+//! its ground truth in the master's store, the master as its [`MachineGate`], and the flags
+//! that tune it (shared by `keel-master` and `keel-local`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autopilot::device_manager::{DeviceManager, DeviceManagerConfig, DEVICE_MANAGER_ID};
+use autopilot::health::HealthPolicy;
+use autopilot::machine_gate::{Drained, GateFuture, MachineGate};
+use autopilot::repair_limits::RepairLimits;
+use coordination::AnyStore;
+use libactor::{Node, ProcessRef};
+use master::master::Master;
+use tokio::sync::watch;
+
+/// How long a drain waits for a machine's tasks to end before the repair goes ahead anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The master as the device manager's gate: drains and reactivates machines by hostname.
+pub struct MasterGate {
+    master: ProcessRef<Master>,
+    timeout: Duration,
+}
+
+impl MasterGate {
+    /// Drains through `master`, waiting at most `timeout` for tasks to end.
+    pub fn new(master: ProcessRef<Master>, timeout: Duration) -> MasterGate {
+        MasterGate { master, timeout }
+    }
+}
+
+impl MachineGate for MasterGate {
+    fn drain(
+        &self,
+        hostname: &str,
+        kill_tasks: bool,
+        reason: &str,
+    ) -> GateFuture<Result<Drained, String>> {
+        let master = self.master.clone();
+        let timeout = self.timeout;
+        let (hostname, reason) = (hostname.to_owned(), reason.to_owned());
+        Box::pin(async move {
+            let settled = master
+                .call(move |m, ctx| m.drain_machine(ctx, &hostname, kill_tasks, &reason))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            match tokio::time::timeout(timeout, settled).await {
+                Ok(Ok(outcome)) => Ok(Drained {
+                    tasks_killed: outcome.tasks_killed,
+                }),
+                Ok(Err(_)) => Err("the master stopped".into()),
+                Err(_) => Err(format!("tasks still running after {timeout:?}")),
+            }
+        })
+    }
+
+    fn reactivate(&self, hostname: &str) {
+        let hostname = hostname.to_owned();
+        self.master
+            .dispatch(move |m, ctx| m.reactivate_machine(ctx, &hostname));
+    }
+}
+
+/// How the device manager decides, as flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AutopilotFlags {
+    /// Erroring watchdog reports within the window that make a machine fail.
+    #[arg(long, env = "KEEL_AUTOPILOT_ERROR_THRESHOLD", default_value_t = HealthPolicy::default().error_threshold)]
+    pub autopilot_error_threshold: u32,
+    /// How far back erroring reports count, in seconds.
+    #[arg(long, env = "KEEL_AUTOPILOT_ERROR_WINDOW_SECONDS", default_value_t = HealthPolicy::default().error_window.as_secs_f64())]
+    pub autopilot_error_window_seconds: f64,
+    /// How long a repaired machine stays in Probation without errors before it is Healthy.
+    #[arg(long, env = "KEEL_AUTOPILOT_PROBATION_SECONDS", default_value_t = HealthPolicy::default().probation.as_secs_f64())]
+    pub autopilot_probation_seconds: f64,
+    /// After this long without a failure, a machine's next failure starts over with DoNothing.
+    #[arg(long, env = "KEEL_AUTOPILOT_QUIET_AFTER_SECONDS", default_value_t = HealthPolicy::default().quiet_after.as_secs_f64())]
+    pub autopilot_quiet_after_seconds: f64,
+    /// Fraction of machines that may be in repair at once (at least one).
+    #[arg(long, env = "KEEL_AUTOPILOT_MAX_REPAIR_FRACTION", default_value_t = RepairLimits::default().max_fraction)]
+    pub autopilot_max_repair_fraction: f64,
+    /// Healthy machines a type keeps at least, `TYPE=N` (repeatable).
+    #[arg(
+        long = "autopilot-floor",
+        env = "KEEL_AUTOPILOT_FLOORS",
+        value_delimiter = ','
+    )]
+    pub autopilot_floors: Vec<String>,
+}
+
+fn seconds(name: &str, value: f64) -> Result<Duration, String> {
+    if value.is_finite() && (0.0..=365.0 * 86_400.0).contains(&value) {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(format!(
+            "--{name} must be between 0 and one year in seconds"
+        ))
+    }
+}
+
+impl AutopilotFlags {
+    /// The device manager's configuration, or which flag is wrong.
+    pub fn config(&self) -> Result<DeviceManagerConfig, String> {
+        if self.autopilot_error_threshold == 0 {
+            return Err("--autopilot-error-threshold must be at least 1".into());
+        }
+        let fraction = self.autopilot_max_repair_fraction;
+        if !(fraction.is_finite() && (0.0..=1.0).contains(&fraction)) {
+            return Err("--autopilot-max-repair-fraction must be between 0 and 1".into());
+        }
+        let mut floors = std::collections::HashMap::new();
+        for floor in &self.autopilot_floors {
+            let parsed = floor
+                .split_once('=')
+                .and_then(|(t, n)| Some((t.trim().to_owned(), n.trim().parse::<usize>().ok()?)));
+            let Some((machine_type, n)) = parsed else {
+                return Err(format!("--autopilot-floor {floor:?}: expected TYPE=N"));
+            };
+            floors.insert(machine_type, n);
+        }
+        Ok(DeviceManagerConfig {
+            health: HealthPolicy {
+                error_threshold: self.autopilot_error_threshold,
+                error_window: seconds(
+                    "autopilot-error-window-seconds",
+                    self.autopilot_error_window_seconds,
+                )?,
+                probation: seconds(
+                    "autopilot-probation-seconds",
+                    self.autopilot_probation_seconds,
+                )?,
+                quiet_after: seconds(
+                    "autopilot-quiet-after-seconds",
+                    self.autopilot_quiet_after_seconds,
+                )?,
+            },
+            limits: RepairLimits {
+                max_fraction: fraction,
+                floors,
+            },
+            repair_service: None,
+            operators: None,
+        })
+    }
+}
+
+/// Why the device manager could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AutopilotError {
+    /// Its ground truth could not be read.
+    #[error("cannot recover the device manager's ground truth: {0}")]
+    Recover(String),
+    /// The process could not start.
+    #[error("cannot start the device manager: {0}")]
+    Spawn(#[from] libactor::SpawnError),
+}
+
+/// A device manager running beside a master.
+pub struct DeviceManagerHandle {
+    /// The process.
+    pub process: ProcessRef<DeviceManager>,
+    /// Resolves with why once it can no longer write its ground truth (another leader did).
+    pub failure: watch::Receiver<Option<String>>,
+}
+
+/// Recovers the ground truth from `store` (memory only without one) and spawns the device
+/// manager on `node`, beside `master`, which drains the machines it repairs.
+pub async fn spawn_device_manager(
+    node: &Node,
+    master: ProcessRef<Master>,
+    store: Option<AnyStore>,
+    config: DeviceManagerConfig,
+) -> Result<DeviceManagerHandle, AutopilotError> {
+    let recovered = match &store {
+        Some(store) => autopilot::ground_truth::recover(store)
+            .await
+            .map_err(|e| AutopilotError::Recover(e.to_string()))?,
+        None => Default::default(),
+    };
+    let dm = DeviceManager::new(config, store.map(Arc::new), recovered)
+        .with_gate(Arc::new(MasterGate::new(master, DRAIN_TIMEOUT)));
+    let failure = dm.failure();
+    let process = node.spawn_ref(DEVICE_MANAGER_ID, dm)?;
+    Ok(DeviceManagerHandle { process, failure })
+}

@@ -270,7 +270,7 @@ impl DeviceManager {
                 ctx,
                 "watchdog",
                 format!("machine {id} added (type {:?})", report.machine_type),
-                format!("first report from {}", report.agent_id),
+                format!("first watchdog report, from {from}"),
             );
             self.persist(ctx);
         }

@@ -63,22 +63,25 @@ impl MachineGate for MasterGate {
     }
 }
 
-/// How the device manager decides, as flags.
+/// How the device manager decides, as flags; each left out takes the binary's default
+/// ([`HealthPolicy::default`] for `keel-master`, quicker ones for the `keel-local` demo).
 #[derive(Debug, Clone, clap::Args)]
 pub struct AutopilotFlags {
-    /// Erroring watchdog reports within the window that make a machine fail.
-    #[arg(long, env = "KEEL_AUTOPILOT_ERROR_THRESHOLD", default_value_t = HealthPolicy::default().error_threshold)]
-    pub autopilot_error_threshold: u32,
-    /// How far back erroring reports count, in seconds.
-    #[arg(long, env = "KEEL_AUTOPILOT_ERROR_WINDOW_SECONDS", default_value_t = HealthPolicy::default().error_window.as_secs_f64())]
-    pub autopilot_error_window_seconds: f64,
-    /// How long a repaired machine stays in Probation without errors before it is Healthy.
-    #[arg(long, env = "KEEL_AUTOPILOT_PROBATION_SECONDS", default_value_t = HealthPolicy::default().probation.as_secs_f64())]
-    pub autopilot_probation_seconds: f64,
-    /// After this long without a failure, a machine's next failure starts over with DoNothing.
-    #[arg(long, env = "KEEL_AUTOPILOT_QUIET_AFTER_SECONDS", default_value_t = HealthPolicy::default().quiet_after.as_secs_f64())]
-    pub autopilot_quiet_after_seconds: f64,
-    /// Fraction of machines that may be in repair at once (at least one).
+    /// Erroring watchdog reports within the window that make a machine fail (default 3).
+    #[arg(long, env = "KEEL_AUTOPILOT_ERROR_THRESHOLD")]
+    pub autopilot_error_threshold: Option<u32>,
+    /// How far back erroring reports count, in seconds (default 300).
+    #[arg(long, env = "KEEL_AUTOPILOT_ERROR_WINDOW_SECONDS")]
+    pub autopilot_error_window_seconds: Option<f64>,
+    /// How long a repaired machine stays in Probation without errors before it is Healthy
+    /// (default 600).
+    #[arg(long, env = "KEEL_AUTOPILOT_PROBATION_SECONDS")]
+    pub autopilot_probation_seconds: Option<f64>,
+    /// After this long without a failure, a machine's next failure starts over with DoNothing
+    /// (default one day).
+    #[arg(long, env = "KEEL_AUTOPILOT_QUIET_AFTER_SECONDS")]
+    pub autopilot_quiet_after_seconds: Option<f64>,
+    /// Fraction of machines that may be in repair at once, at least one machine (default 0.05).
     #[arg(long, env = "KEEL_AUTOPILOT_MAX_REPAIR_FRACTION", default_value_t = RepairLimits::default().max_fraction)]
     pub autopilot_max_repair_fraction: f64,
     /// Healthy machines a type keeps at least, `TYPE=N` (repeatable).
@@ -90,7 +93,10 @@ pub struct AutopilotFlags {
     pub autopilot_floors: Vec<String>,
 }
 
-fn seconds(name: &str, value: f64) -> Result<Duration, String> {
+fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, String> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
     if value.is_finite() && (0.0..=365.0 * 86_400.0).contains(&value) {
         Ok(Duration::from_secs_f64(value))
     } else {
@@ -101,9 +107,13 @@ fn seconds(name: &str, value: f64) -> Result<Duration, String> {
 }
 
 impl AutopilotFlags {
-    /// The device manager's configuration, or which flag is wrong.
-    pub fn config(&self) -> Result<DeviceManagerConfig, String> {
-        if self.autopilot_error_threshold == 0 {
+    /// The device manager's configuration (flags left out take `defaults`), or which flag is
+    /// wrong.
+    pub fn config(&self, defaults: &HealthPolicy) -> Result<DeviceManagerConfig, String> {
+        let threshold = self
+            .autopilot_error_threshold
+            .unwrap_or(defaults.error_threshold);
+        if threshold == 0 {
             return Err("--autopilot-error-threshold must be at least 1".into());
         }
         let fraction = self.autopilot_max_repair_fraction;
@@ -122,18 +132,21 @@ impl AutopilotFlags {
         }
         Ok(DeviceManagerConfig {
             health: HealthPolicy {
-                error_threshold: self.autopilot_error_threshold,
+                error_threshold: threshold,
                 error_window: seconds(
                     "autopilot-error-window-seconds",
                     self.autopilot_error_window_seconds,
+                    defaults.error_window,
                 )?,
                 probation: seconds(
                     "autopilot-probation-seconds",
                     self.autopilot_probation_seconds,
+                    defaults.probation,
                 )?,
                 quiet_after: seconds(
                     "autopilot-quiet-after-seconds",
                     self.autopilot_quiet_after_seconds,
+                    defaults.quiet_after,
                 )?,
             },
             limits: RepairLimits {

@@ -14,10 +14,12 @@
 //!
 //! Modules:
 //! - [`local_cluster`]: a master and N agents on their own loopback ports in one process.
+//! - [`local_autopilot`]: `keel-local --autopilot`'s agent processes under the repair driver.
 //! - [`example_runs`]: run the example frameworks and follow their progress; the particles
 //!   executor's entry point.
 //! - [`emulated_agent`], [`bench_scheduler`], [`container_bench`]: the pieces of
 //!   `keel-bench`'s cluster-scale runs.
+//! - [`agent_daemon`]: an agent as a daemon (`keel-slave`, and `keel-local agent`).
 //! - [`autopilot_services`]: the device manager beside the master, and its flags.
 //! - [`http_client`]: minimal HTTP/1.1 requests to a node's port.
 //! - [`send_message`]: `keelctl send` — JSON to protobuf by message name, posted to a process.
@@ -30,12 +32,14 @@
 
 #![warn(missing_docs)]
 
+pub mod agent_daemon;
 pub mod autopilot_services;
 pub mod bench_scheduler;
 pub mod container_bench;
 pub mod emulated_agent;
 pub mod example_runs;
 pub mod http_client;
+pub mod local_autopilot;
 pub mod local_cluster;
 pub mod logging;
 pub mod machine_tables;

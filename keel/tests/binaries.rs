@@ -189,3 +189,52 @@ fn keel_local_runs_particles_on_three_agents() {
     // Every agent ran its share through a custom executor: an OS process per agent.
     assert_eq!(text.matches("executors started 1").count(), 3, "{text}");
 }
+
+#[test]
+fn keel_local_autopilot_repairs_a_failing_agent_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keel-local"))
+        .args([
+            "--master-port",
+            "0",
+            "--autopilot",
+            "--fail-agent",
+            "0",
+            "--autopilot-probation-seconds",
+            "1",
+            "--framework",
+            "batch",
+            "--tasks",
+            "2",
+            "--command",
+            "true",
+            "--isolation",
+            "posix",
+        ])
+        .arg("--work-dir")
+        .arg(dir.path())
+        .output()
+        .expect("keel-local runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("batch finished: 2 tasks, 0 did not finish"),
+        "{text}"
+    );
+    // The failing machine's agent process was really restarted, then its work dir wiped.
+    assert!(
+        text.contains("local-agent-0: Healthy -> Failure (Reboot)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Reboot done (agent restarted as pid"),
+        "{text}"
+    );
+    assert!(text.contains("wiped"), "{text}");
+    assert!(text.contains("local-agent-0 is Healthy again"), "{text}");
+    assert!(text.contains("3 machine(s), 0 in repair"), "{text}");
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use coordination::{Detector, ZkUrl};
 use keel_tests::daemon::Daemon;
+use keel_tests::leader::leader_other_than;
 use keel_tests::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
@@ -74,19 +75,6 @@ async fn poll(addr: &str, path: &str, done: impl Fn(u16) -> bool) -> (u16, Optio
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn leader_other_than(detector: &Detector, old: Option<&str>) -> String {
-    let mut rx = detector.leader();
-    let found = tokio::time::timeout(
-        WAIT,
-        rx.wait_for(|l| l.as_ref().is_some_and(|l| Some(l.pid.as_str()) != old)),
-    )
-    .await
-    .expect("a leader in time")
-    .expect("detector running")
-    .clone();
-    found.map(|l| l.pid).unwrap_or_default()
 }
 
 /// The tasks the leader's `/master/state` lists (through `keelctl --master zk://…`).

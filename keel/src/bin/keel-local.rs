@@ -10,11 +10,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use autopilot::health::HealthPolicy;
 use clap::{Parser, Subcommand, ValueEnum};
 use frameworks::examples::batch::{BatchEvent, BatchSpec};
 use frameworks::examples::particles::ParticlesConfig;
+use keel::agent_daemon::AgentFlags;
+use keel::autopilot_services::AutopilotFlags;
 use keel::example_runs::{executor_command, run_batch, run_executor, run_particles};
-use keel::local_cluster::{LocalCluster, LocalClusterConfig, DEFAULT_AGENT_RESOURCES};
+use keel::http_client::get_json;
+use keel::local_autopilot::{AgentProcesses, LocalMachines};
+use keel::local_cluster::{
+    LocalAutopilot, LocalCluster, LocalClusterConfig, DEFAULT_AGENT_RESOURCES,
+};
 use resources::Resources;
 use slave::containerizer::IsolationMode;
 
@@ -82,6 +89,16 @@ struct Flags {
     /// secret made up for this run).
     #[arg(long)]
     no_authentication: bool,
+    /// Run Autopilot: the device manager beside the master, agents as OS processes with
+    /// watchdogs, and a repair service that really restarts, reimages or removes them.
+    #[arg(long, env = "KEEL_AUTOPILOT")]
+    autopilot: bool,
+    /// With --autopilot: make this agent's disk watchdog fail once the cluster is up (it fails
+    /// until the machine is reimaged), to watch Autopilot drain and repair it.
+    #[arg(long, requires = "autopilot")]
+    fail_agent: Option<usize>,
+    #[command(flatten)]
+    autopilot_flags: AutopilotFlags,
     #[command(subcommand)]
     command_: Option<Internal>,
 }
@@ -94,16 +111,26 @@ enum Internal {
         /// Which executor.
         name: String,
     },
+    /// Run an agent (keel-local --autopilot starts its agents this way; not for people).
+    #[command(hide = true)]
+    Agent(Box<AgentFlags>),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
-    if let Some(Internal::Executor { name }) = &flags.command_ {
-        keel::logging::init("info");
-        let status = run_executor(name).await?;
-        tracing::info!(?status, "executor ended");
-        return Ok(());
+    match flags.command_ {
+        Some(Internal::Executor { name }) => {
+            keel::logging::init("info");
+            let status = run_executor(&name).await?;
+            tracing::info!(?status, "executor ended");
+            return Ok(());
+        }
+        Some(Internal::Agent(agent)) => {
+            keel::logging::init("info");
+            return keel::agent_daemon::run(*agent).await;
+        }
+        None => {}
     }
     keel::logging::init("warn,libactor::transport=error");
     let agent_resources: Resources = flags.agent_resources.parse().context("--agent-resources")?;
@@ -120,7 +147,20 @@ async fn main() -> anyhow::Result<()> {
         principal: "keel-local".into(),
         secret: hex(&authentication::nonce()),
     });
-    let mut config = LocalClusterConfig::new(flags.agents, &work_dir);
+    // With Autopilot the agents are processes of their own, started once the master runs.
+    let in_process_agents = if flags.autopilot { 0 } else { flags.agents };
+    let mut config = LocalClusterConfig::new(in_process_agents, &work_dir);
+    if flags.autopilot {
+        let device_manager = flags
+            .autopilot_flags
+            .config(&DEMO_HEALTH)
+            .map_err(anyhow::Error::msg)?;
+        config.autopilot = Some(LocalAutopilot {
+            device_manager,
+            watchdog_interval: DEMO_WATCHDOG_INTERVAL,
+            watchdog_root: None,
+        });
+    }
     config.agent_resources = agent_resources.clone();
     config.master_port = flags.master_port;
     config.credential = credential.clone();
@@ -139,10 +179,29 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting the cluster")?;
     println!("master  {}", cluster.master_pid());
-    cluster
-        .wait_for_agents(AGENT_REGISTRATION_TIMEOUT)
-        .await
-        .context("waiting for the agents")?;
+    let machines = if flags.autopilot {
+        let machines =
+            start_agent_processes(&cluster, &flags, &work_dir, credential.as_ref()).await?;
+        cluster
+            .wait_for_master_agents(flags.agents, AGENT_REGISTRATION_TIMEOUT)
+            .await
+            .context("waiting for the agents")?;
+        println!(
+            "autopilot: device manager {}; repairs restart the agent processes",
+            cluster
+                .device_manager
+                .as_ref()
+                .map(|d| d.process.pid().to_string())
+                .unwrap_or_default()
+        );
+        Some(machines)
+    } else {
+        cluster
+            .wait_for_agents(AGENT_REGISTRATION_TIMEOUT)
+            .await
+            .context("waiting for the agents")?;
+        None
+    };
     for (i, agent) in cluster.agents.iter().enumerate() {
         let (id, isolation) = agent
             .slave
@@ -161,6 +220,14 @@ async fn main() -> anyhow::Result<()> {
         "cluster up: try `KEEL_MASTER={} keelctl state` in another terminal",
         cluster.master_node.address()
     );
+
+    let audit = machines
+        .as_ref()
+        .map(|_| keel::local_autopilot::print_audit(cluster.master_pid().clone()));
+    if let (Some(machines), Some(n)) = (&machines, flags.fail_agent) {
+        let host = machines.inject_fault(n)?;
+        println!("autopilot: {host}'s disk watchdog now fails until the machine is reimaged");
+    }
 
     let framework_node = libactor::Node::builder()
         .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -256,17 +323,118 @@ async fn main() -> anyhow::Result<()> {
         Framework::None => true,
     };
 
+    if let (Some(machines), Some(n)) = (&machines, flags.fail_agent) {
+        let host = machines.hosts.get(n).cloned().unwrap_or_default();
+        wait_until_healthy(cluster.master_pid(), &host).await;
+    }
     print_summary(&cluster).await;
+    if machines.is_some() {
+        if let Ok(v) = get_json(cluster.master_node.address(), "/device-manager/machines").await {
+            println!("\nmachines (Autopilot)");
+            print!("{}", keel::machine_tables::machines(&v));
+        }
+    }
     if flags.keep_running || matches!(flags.framework, Framework::None) {
         println!("\ncluster stays up; Ctrl-C to stop");
         keel::shutdown_signal::terminated().await;
     }
+    if let Some(audit) = audit {
+        audit.abort();
+    }
     framework_node.shutdown().await;
+    if let Some(machines) = &machines {
+        machines.stop().await;
+    }
     cluster.shutdown().await;
     if !ok {
         bail!("the framework did not complete its job");
     }
     Ok(())
+}
+
+/// The demo's health policy: quick enough to watch a whole repair in a minute.
+const DEMO_HEALTH: HealthPolicy = HealthPolicy {
+    error_threshold: 2,
+    error_window: Duration::from_secs(30),
+    probation: Duration::from_secs(15),
+    quiet_after: Duration::from_secs(24 * 3600),
+};
+/// Time between watchdog rounds on the demo's agents.
+const DEMO_WATCHDOG_INTERVAL: Duration = Duration::from_secs(1);
+/// How long keel-local waits for a failed machine to be Healthy again before its summary.
+const REPAIR_WAIT: Duration = Duration::from_secs(180);
+
+/// Starts the agents as OS processes under the process repair driver.
+async fn start_agent_processes(
+    cluster: &LocalCluster,
+    flags: &Flags,
+    work_dir: &std::path::Path,
+    credential: Option<&authentication::Credential>,
+) -> anyhow::Result<LocalMachines> {
+    std::fs::create_dir_all(work_dir)
+        .with_context(|| format!("creating {}", work_dir.display()))?;
+    let credential_file = match credential {
+        Some(c) => {
+            let path = work_dir.join("agent-credential");
+            write_private(&path, &format!("{} {}\n", c.principal, c.secret))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let spec = AgentProcesses {
+        binary: std::env::current_exe().context("finding this binary for the agents")?,
+        master: cluster.master_pid().clone(),
+        work_dir: work_dir.to_owned(),
+        resources: flags.agent_resources.clone(),
+        isolation: flags.isolation,
+        credential: credential_file,
+        watchdog_interval: DEMO_WATCHDOG_INTERVAL,
+    };
+    let machines = LocalMachines::start(&cluster.master_node, flags.agents, &spec)
+        .await
+        .context("starting the agent processes")?;
+    for host in &machines.hosts {
+        let pid = machines.driver.pid(host).await.unwrap_or(0);
+        println!(
+            "agent   {host} (OS pid {pid}), log in {}",
+            work_dir.join(format!("{host}.log")).display()
+        );
+    }
+    Ok(machines)
+}
+
+/// Writes `text` to a file only its owner may read.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Waits (bounded, showing the audit meanwhile) until `host` is Healthy again after a repair.
+async fn wait_until_healthy(master: &libactor::Upid, host: &str) {
+    println!("\nwaiting up to {REPAIR_WAIT:?} for {host} to be repaired and Healthy again");
+    let path = format!("/device-manager/machine?id={host}");
+    let deadline = tokio::time::Instant::now() + REPAIR_WAIT;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    while tokio::time::Instant::now() < deadline {
+        tick.tick().await;
+        let Ok(m) = get_json(master.address(), &path).await else {
+            continue;
+        };
+        let repaired = m["history"].as_array().is_some_and(|h| h.len() > 1);
+        if repaired && m["state"] == "Healthy" {
+            println!("{host} is Healthy again");
+            return;
+        }
+    }
+    println!("{host} is not Healthy yet; see `keelctl machine {host}`");
 }
 
 /// Lower-case hex of `bytes`.

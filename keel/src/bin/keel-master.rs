@@ -133,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let autopilot = flags
         .autopilot
-        .then(|| flags.autopilot_flags.config())
+        .then(|| flags.autopilot_flags.config(&Default::default()))
         .transpose()
         .map_err(anyhow::Error::msg)?
         .map(|mut config| {

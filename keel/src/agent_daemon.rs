@@ -1,0 +1,188 @@
+//! An agent as a daemon: flags, the agent process, its watchdog service (with Autopilot), and
+//! following the leading master. `keel-slave` is this; so are the agents `keel-local
+//! --autopilot` starts as OS processes (`keel-local agent …`), so that a repair really
+//! restarts one.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use autopilot::device_manager::device_manager_beside;
+use autopilot::watchdog::{WatchdogConfig, WatchdogService};
+use slave::agent_resources::{agent_resources, parse_attributes};
+use slave::containerizer::{ContainerizerConfig, IsolationMode, DEFAULT_CGROUPS_ROOT};
+use slave::slave::{Slave, SlaveConfig, DEFAULT_RECOVERY_TIMEOUT, MASTER_PING_TIMEOUT};
+
+use crate::master_address::{follow, MasterSource};
+
+/// The agent's flags (`keel-slave`, and `keel-local agent` for the agents of
+/// `keel-local --autopilot`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentFlags {
+    /// The master: `host:port`, `master@host:port`, or `zk://host:port,…/path` to follow the
+    /// leader elected in ZooKeeper.
+    #[arg(long, env = "KEEL_MASTER", default_value = "127.0.0.1:5050")]
+    pub master: String,
+    /// Address to listen on.
+    #[arg(long, env = "KEEL_IP", default_value = "127.0.0.1")]
+    pub ip: std::net::IpAddr,
+    /// Port to listen on (0: any free port; the chosen one is printed).
+    #[arg(long, env = "KEEL_PORT", default_value_t = 5051)]
+    pub port: u16,
+    /// Where sandboxes go.
+    #[arg(long, env = "KEEL_WORK_DIR", default_value = "/tmp/keel-slave")]
+    pub work_dir: PathBuf,
+    /// What to offer, e.g. `cpus:4;mem:8192;ports:[31000-32000]`; names left out are detected.
+    #[arg(long, env = "KEEL_RESOURCES")]
+    pub resources: Option<String>,
+    /// Attributes, e.g. `rack:r1;zone:z2`.
+    #[arg(long, env = "KEEL_ATTRIBUTES", default_value = "")]
+    pub attributes: String,
+    /// The hostname to report (default: the listen address).
+    #[arg(long, env = "KEEL_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// A file with `principal secret` to authenticate to the master with.
+    #[arg(long, env = "KEEL_CREDENTIAL")]
+    pub credential: Option<PathBuf>,
+    /// How to isolate executors: `cgroups` (cpu shares, memory limit, OOM reporting), `posix`
+    /// (process groups only), or `auto` (cgroups where the kernel offers them).
+    #[arg(long, env = "KEEL_ISOLATION", default_value = "auto")]
+    pub isolation: IsolationMode,
+    /// The cgroup, under the agent's own, that holds its containers.
+    #[arg(long = "cgroups-root", env = "KEEL_CGROUPS_ROOT", default_value = DEFAULT_CGROUPS_ROOT)]
+    pub cgroups_root: String,
+    /// How long a finished executor's sandbox is kept, in seconds.
+    #[arg(
+        long = "gc-delay-seconds",
+        env = "KEEL_GC_DELAY_SECONDS",
+        default_value_t = 86_400.0
+    )]
+    pub gc_delay_seconds: f64,
+    /// Cap each container's cpu time at its cpus with a CFS quota (not only shares).
+    #[arg(long = "cgroups-enable-cfs", env = "KEEL_CGROUPS_ENABLE_CFS")]
+    pub cgroups_enable_cfs: bool,
+    /// How long, after this agent died, its executors wait for it to come back (restarted
+    /// with the same --work-dir) before they are ended; 0: they wait forever.
+    #[arg(
+        long = "recovery-timeout-seconds",
+        env = "KEEL_RECOVERY_TIMEOUT_SECONDS",
+        default_value_t = DEFAULT_RECOVERY_TIMEOUT.as_secs()
+    )]
+    pub recovery_timeout_seconds: u64,
+    /// Register again after this long without a ping from the master (it pings every 15 s by
+    /// default and gives up after 5 misses).
+    #[arg(long, env = "KEEL_MASTER_PING_TIMEOUT_SECONDS", default_value_t = MASTER_PING_TIMEOUT.as_secs_f64())]
+    pub master_ping_timeout_seconds: f64,
+    /// Run Autopilot's watchdog service: check this machine every interval and report to the
+    /// device manager beside the leading master (which needs --autopilot too).
+    #[arg(long, env = "KEEL_AUTOPILOT")]
+    pub autopilot: bool,
+    /// Custom watchdogs: every executable here runs each round (exit 0/1/2 = OK, Warning,
+    /// Error; 3 = fatal Error).
+    #[arg(long, env = "KEEL_WATCHDOG_DIR")]
+    pub watchdog_dir: Option<PathBuf>,
+    /// Seconds between watchdog rounds.
+    #[arg(long, env = "KEEL_WATCHDOG_INTERVAL_SECONDS", default_value_t = 10.0)]
+    pub watchdog_interval_seconds: f64,
+    /// Seconds a custom watchdog may run before it is killed and reported as hung.
+    #[arg(long, env = "KEEL_WATCHDOG_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub watchdog_timeout_seconds: f64,
+    /// The machine type this agent reports to the device manager.
+    #[arg(long, env = "KEEL_MACHINE_TYPE", default_value = "default")]
+    pub machine_type: String,
+}
+
+/// A duration flag that must be positive (and at most a day).
+fn positive_seconds(name: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
+        bail!("--{name} must be more than 0 and at most 86400");
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
+}
+
+/// How long to wait for ZooKeeper to name a leading master at start.
+const MASTER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs an agent with `flags` until SIGTERM or Ctrl-C; prints `slave <pid>` once it runs.
+pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
+    let source =
+        MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    let master_ping_timeout = flags.master_ping_timeout_seconds;
+    if !(master_ping_timeout.is_finite() && (0.1..=86_400.0).contains(&master_ping_timeout)) {
+        bail!("--master-ping-timeout-seconds must be between 0.1 and 86400");
+    }
+    let master_ping_timeout = std::time::Duration::from_secs_f64(master_ping_timeout);
+    let watchdog_interval =
+        positive_seconds("watchdog-interval-seconds", flags.watchdog_interval_seconds)?;
+    let watchdog_timeout =
+        positive_seconds("watchdog-timeout-seconds", flags.watchdog_timeout_seconds)?;
+    if flags.watchdog_dir.is_some() && !flags.autopilot {
+        bail!("--watchdog-dir needs --autopilot");
+    }
+    let (master, detector) = source.resolve(MASTER_WAIT).await?;
+    std::fs::create_dir_all(&flags.work_dir)
+        .with_context(|| format!("creating --work-dir {}", flags.work_dir.display()))?;
+    let resources = agent_resources(flags.resources.as_deref(), &flags.work_dir)?;
+    let attributes = parse_attributes(&flags.attributes)?;
+    let credential = flags
+        .credential
+        .as_deref()
+        .map(authentication::Credential::from_file)
+        .transpose()?;
+    let node = libactor::Node::builder()
+        .bind(std::net::SocketAddr::new(flags.ip, flags.port))
+        .start()
+        .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
+    let hostname = flags.hostname.unwrap_or_else(|| flags.ip.to_string());
+    let slave = Slave::spawn(
+        &node,
+        SlaveConfig {
+            master: master.clone(),
+            work_dir: flags.work_dir.clone(),
+            resources: resources.clone(),
+            attributes,
+            hostname: hostname.clone(),
+            credential,
+            containerizer: ContainerizerConfig {
+                isolation: flags.isolation,
+                cgroups_root: flags.cgroups_root,
+                cgroups_enable_cfs: flags.cgroups_enable_cfs,
+            },
+            gc_delay: std::time::Duration::from_secs_f64(flags.gc_delay_seconds.max(0.0)),
+            master_ping_timeout,
+            executor_recovery_timeout: (flags.recovery_timeout_seconds > 0)
+                .then(|| std::time::Duration::from_secs(flags.recovery_timeout_seconds)),
+        },
+    )?;
+    let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;
+    let watchdogs = if flags.autopilot {
+        let mut config = WatchdogConfig::new(
+            &hostname,
+            device_manager_beside(&master)?,
+            flags.work_dir.clone(),
+        );
+        config.machine_type = flags.machine_type.clone();
+        config.watchdog_dir = flags.watchdog_dir.clone();
+        config.interval = watchdog_interval;
+        config.timeout = watchdog_timeout;
+        Some(node.spawn_ref("watchdog", WatchdogService::new(config))?)
+    } else {
+        None
+    };
+    // With ZooKeeper the agent (and its watchdogs) follow every new leader.
+    let _following = detector.map(|d| {
+        let slave = slave.clone();
+        follow(d, master.clone(), move |leader| {
+            if let (Some(w), Ok(dm)) = (&watchdogs, device_manager_beside(&leader)) {
+                w.dispatch(move |w, ctx| w.set_device_manager(ctx, dm));
+            }
+            slave.dispatch(move |s, ctx| s.set_master(ctx, leader))
+        })
+    });
+    println!("slave {}", slave.pid());
+    println!("isolation {isolation}");
+    tracing::info!(pid = %slave.pid(), %resources, "agent started");
+    crate::shutdown_signal::terminated().await;
+    tracing::info!("stopping; killing tasks");
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! keel-repair: Autopilot's repair service as a daemon, carrying the device manager's repair
+//! orders out with an operator's commands (the `command` driver: an IPMI or cloud API script
+//! per action, run with `KEEL_MACHINE_ID`, `KEEL_HOSTNAME` and `KEEL_REPAIR_ACTION` set). It
+//! follows the leading master (and the device manager beside it) through ZooKeeper.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use autopilot::device_manager::device_manager_beside;
+use autopilot::repair_driver::CommandDriver;
+use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
+use clap::Parser;
+use keel::master_address::{follow, MasterSource};
+use protos::autopilot::RepairAction;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keel-repair",
+    version,
+    about = "Run Autopilot's repair service with a command per repair action."
+)]
+struct Flags {
+    /// The master: `host:port`, `master@host:port`, or `zk://host:port,…/path`.
+    #[arg(long, env = "KEEL_MASTER", default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Address to listen on.
+    #[arg(long, env = "KEEL_IP", default_value = "127.0.0.1")]
+    ip: std::net::IpAddr,
+    /// Port to listen on (0: any free port).
+    #[arg(long, env = "KEEL_PORT", default_value_t = 0)]
+    port: u16,
+    /// The shell command that reboots a machine.
+    #[arg(long, env = "KEEL_REBOOT_COMMAND")]
+    reboot_command: Option<String>,
+    /// The shell command that reimages a machine.
+    #[arg(long, env = "KEEL_REIMAGE_COMMAND")]
+    reimage_command: Option<String>,
+    /// The shell command that takes a machine out for replacement.
+    #[arg(long, env = "KEEL_REPLACE_COMMAND")]
+    replace_command: Option<String>,
+    /// Seconds one command may run before it is killed and the repair reported failed.
+    #[arg(
+        long,
+        env = "KEEL_REPAIR_COMMAND_TIMEOUT_SECONDS",
+        default_value_t = 600.0
+    )]
+    command_timeout_seconds: f64,
+}
+
+/// How long to wait for ZooKeeper to name a leading master at start.
+const MASTER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    keel::logging::init("info");
+    let timeout = flags.command_timeout_seconds;
+    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
+        bail!("--command-timeout-seconds must be more than 0 and at most 86400");
+    }
+    let mut commands = BTreeMap::new();
+    for (action, command) in [
+        (RepairAction::Reboot, &flags.reboot_command),
+        (RepairAction::Reimage, &flags.reimage_command),
+        (RepairAction::Replace, &flags.replace_command),
+    ] {
+        if let Some(command) = command {
+            commands.insert(action, command.clone());
+        }
+    }
+    if commands.is_empty() {
+        bail!("give at least one of --reboot-command, --reimage-command, --replace-command");
+    }
+    let source =
+        MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    let (master, detector) = source.resolve(MASTER_WAIT).await?;
+    let node = libactor::Node::builder()
+        .bind(std::net::SocketAddr::new(flags.ip, flags.port))
+        .start()
+        .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
+    let driver = CommandDriver::new(commands, std::time::Duration::from_secs_f64(timeout));
+    let repair = node.spawn_ref(
+        REPAIR_SERVICE_ID,
+        RepairService::new(device_manager_beside(&master)?, Arc::new(driver)),
+    )?;
+    let _following = detector.map(|d| {
+        let repair = repair.clone();
+        follow(
+            d,
+            master.clone(),
+            move |leader| match device_manager_beside(&leader) {
+                Ok(dm) => repair.dispatch(move |r, ctx| r.set_device_manager(ctx, dm)),
+                Err(_) => true,
+            },
+        )
+    });
+    println!("repair {}", repair.pid());
+    tracing::info!(pid = %repair.pid(), %master, "repair service started");
+    keel::shutdown_signal::terminated().await;
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! `keel-local --autopilot`: the agents run as OS processes (`keel-local agent …`) supervised
+//! by the `process` repair driver, so that a repair really restarts, wipes or removes one;
+//! the repair service runs beside the master. Each agent gets a demo watchdog (`disk`) that
+//! errors while its work dir holds a `demo-fault` file: a Reboot keeps the file (the fault
+//! persists), a Reimage wipes it (the machine recovers) — what `--fail-agent` shows.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use autopilot::device_manager::device_manager_beside;
+use autopilot::repair_driver::{MachineProcess, ProcessDriver};
+use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
+use libactor::{Node, Upid};
+use slave::containerizer::IsolationMode;
+
+/// How long an agent process has to stop on SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Errors while the agent's work dir (put in place of `WORK_DIR`) holds `demo-fault`.
+const DEMO_WATCHDOG: &str = r#"#!/bin/sh
+if [ -e "WORK_DIR/demo-fault" ]; then echo "I/O errors (demo fault)"; exit 2; fi
+echo "disk ok"
+"#;
+
+/// How to start the agent processes.
+#[derive(Debug, Clone)]
+pub struct AgentProcesses {
+    /// The binary to run as `<binary> agent …` (keel-local itself).
+    pub binary: PathBuf,
+    /// The master they register with.
+    pub master: Upid,
+    /// `{work_dir}/agent-{n}` is agent n's work dir.
+    pub work_dir: PathBuf,
+    /// What each offers.
+    pub resources: String,
+    /// How they isolate executors.
+    pub isolation: IsolationMode,
+    /// A file with `principal secret` they authenticate with.
+    pub credential: Option<PathBuf>,
+    /// Time between watchdog rounds.
+    pub watchdog_interval: Duration,
+}
+
+/// The agent processes and the repair service that supervises them.
+pub struct LocalMachines {
+    /// The repair driver holding the agent processes.
+    pub driver: ProcessDriver,
+    /// Hostnames, agent 0 first.
+    pub hosts: Vec<String>,
+    work_dirs: Vec<PathBuf>,
+}
+
+impl LocalMachines {
+    /// Starts `count` agent processes and a repair service for them on `node` (the master's).
+    pub async fn start(
+        node: &Node,
+        count: usize,
+        spec: &AgentProcesses,
+    ) -> Result<LocalMachines, std::io::Error> {
+        let driver = ProcessDriver::new(STOP_GRACE);
+        let mut machines = LocalMachines {
+            driver: driver.clone(),
+            hosts: Vec::new(),
+            work_dirs: Vec::new(),
+        };
+        for i in 0..count {
+            let host = format!("local-agent-{i}");
+            let work = spec.work_dir.join(format!("agent-{i}"));
+            let watchdogs = spec.work_dir.join("watchdogs").join(format!("agent-{i}"));
+            write_demo_watchdog(&watchdogs, &work)?;
+            let process = agent_process(spec, &host, &work, &watchdogs);
+            driver.start(&host, process).await?;
+            machines.hosts.push(host);
+            machines.work_dirs.push(work);
+        }
+        let dm = device_manager_beside(&spec.master)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        node.spawn(REPAIR_SERVICE_ID, RepairService::new(dm, Arc::new(driver)))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(machines)
+    }
+
+    /// Makes agent `n`'s demo watchdog fail until the machine is reimaged.
+    pub fn inject_fault(&self, n: usize) -> std::io::Result<&str> {
+        let (Some(host), Some(work)) = (self.hosts.get(n), self.work_dirs.get(n)) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("there is no agent {n}"),
+            ));
+        };
+        std::fs::write(
+            work.join("demo-fault"),
+            b"injected by keel-local --fail-agent\n",
+        )?;
+        Ok(host)
+    }
+
+    /// Stops every agent process.
+    pub async fn stop(&self) {
+        self.driver.stop_all().await;
+    }
+}
+
+fn write_demo_watchdog(dir: &Path, work: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    let script = DEMO_WATCHDOG.replace("WORK_DIR", &work.display().to_string());
+    let path = dir.join("disk");
+    std::fs::write(&path, script)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+}
+
+fn agent_process(
+    spec: &AgentProcesses,
+    host: &str,
+    work: &Path,
+    watchdogs: &Path,
+) -> MachineProcess {
+    let mut args: Vec<std::ffi::OsString> = vec!["agent".into()];
+    let mut flag = |name: &str, value: std::ffi::OsString| {
+        args.push(name.into());
+        args.push(value);
+    };
+    flag("--master", spec.master.as_str().into());
+    flag("--ip", "127.0.0.1".into());
+    flag("--port", "0".into());
+    flag("--hostname", host.into());
+    flag("--work-dir", work.into());
+    flag("--resources", spec.resources.clone().into());
+    flag("--isolation", spec.isolation.to_string().into());
+    flag("--watchdog-dir", watchdogs.into());
+    flag(
+        "--watchdog-interval-seconds",
+        spec.watchdog_interval.as_secs_f64().to_string().into(),
+    );
+    if let Some(credential) = &spec.credential {
+        flag("--credential", credential.into());
+    }
+    args.push("--autopilot".into());
+    MachineProcess {
+        program: spec.binary.clone(),
+        args,
+        env: Vec::new(),
+        work_dir: work.to_owned(),
+        log: Some(spec.work_dir.join(format!("{host}.log"))),
+    }
+}
+
+/// Prints each new audit record of the device manager beside `master` as it appears, until
+/// aborted.
+pub fn print_audit(master: Upid) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut since = 0u64;
+        let mut interval = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            interval.tick().await;
+            let path = format!("/device-manager/audit?since={since}");
+            let Ok(v) = crate::http_client::get_json(master.address(), &path).await else {
+                continue;
+            };
+            for r in v["audit"].as_array().into_iter().flatten() {
+                since = since.max(r["seq"].as_u64().unwrap_or(0));
+                println!(
+                    "  autopilot: {} ({}; by {})",
+                    r["what"].as_str().unwrap_or_default(),
+                    r["why"].as_str().unwrap_or_default(),
+                    r["actor"].as_str().unwrap_or_default(),
+                );
+            }
+        }
+    })
+}

@@ -1,0 +1,183 @@
+//! The device manager moves with leadership and loses nothing: two `keel-master --zk
+//! --autopilot` contend in a real ZooKeeper, an agent (`keel-slave --autopilot`) fails and is
+//! repaired by `keel-repair` (the command driver; its reboot command clears the fault), the
+//! leader is SIGKILLed, and the new leader's device manager has the machine's state, history
+//! and audit log, keeps the machine drained, and escalates its next failure to Reimage —
+//! carried out by the same `keel-repair`, which followed the new leader.
+
+use std::path::Path;
+use std::time::Duration;
+
+use coordination::{Detector, ZkUrl};
+use keel_tests::daemon::Daemon;
+use keel_tests::eventually::eventually;
+use keel_tests::leader::leader_other_than;
+use keel_tests::zookeeper::ZooKeeperServer;
+use libactor::Upid;
+use serde_json::Value;
+
+/// Errors while `persist` sits beside it.
+const FAN_WATCHDOG: &str = r#"#!/bin/sh
+if [ -e "$(dirname "$0")/persist" ]; then echo "fan stopped"; exit 2; fi
+echo "fan ok"
+"#;
+
+async fn get(leader: &Upid, path: &str) -> Option<Value> {
+    keel::http_client::get_json(leader.address(), path)
+        .await
+        .ok()
+}
+
+fn failures(m: &Value) -> Vec<String> {
+    m["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["state"] == "Failure")
+        .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn repairs(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
+    let zk = ZooKeeperServer::start().expect("zookeeper");
+    let zk_url = zk.url("/keel");
+    let dir = tempfile::tempdir().unwrap();
+    let mut masters = Vec::new();
+    for _ in 0..2 {
+        let args = [
+            "--port",
+            "0",
+            "--zk",
+            &zk_url,
+            "--zk-session-timeout-seconds",
+            "2",
+            "--autopilot",
+            "--autopilot-error-threshold",
+            "2",
+            "--autopilot-probation-seconds",
+            "600",
+        ];
+        masters.push(Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &args).await);
+    }
+    let detector = Detector::start(zk_url.parse::<ZkUrl>().unwrap(), Duration::from_secs(2));
+    let first = leader_other_than(&detector, None).await;
+
+    let watchdogs = dir.path().join("watchdogs");
+    std::fs::create_dir_all(&watchdogs).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let fan = watchdogs.join("fan");
+        std::fs::write(&fan, FAN_WATCHDOG).unwrap();
+        std::fs::set_permissions(&fan, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let fault = watchdogs.join("persist");
+    let log = dir.path().join("repairs.log");
+    // Each command records what it did, then clears the fault as a repair would.
+    let command = format!(
+        "echo $KEEL_REPAIR_ACTION $KEEL_HOSTNAME >> {}; rm -f {}",
+        log.display(),
+        fault.display()
+    );
+    let (_repair, _) = Daemon::start(
+        env!("CARGO_BIN_EXE_keel-repair"),
+        &[
+            "--master",
+            &zk_url,
+            "--reboot-command",
+            &command,
+            "--reimage-command",
+            &command,
+        ],
+    )
+    .await;
+    let (_agent, _) = Daemon::start(
+        env!("CARGO_BIN_EXE_keel-slave"),
+        &[
+            "--master",
+            &zk_url,
+            "--port",
+            "0",
+            "--hostname",
+            "host-1",
+            "--work-dir",
+            dir.path().join("work").to_str().unwrap(),
+            "--resources",
+            "cpus:1;mem:256",
+            "--isolation",
+            "posix",
+            "--autopilot",
+            "--watchdog-dir",
+            watchdogs.to_str().unwrap(),
+            "--watchdog-interval-seconds",
+            "0.2",
+        ],
+    )
+    .await;
+
+    let leader: Upid = first.parse().unwrap();
+    eventually(
+        "the machine reports to the leader's device manager",
+        || async {
+            let m = get(&leader, "/device-manager/machine?id=host-1").await?;
+            (m["state"] == "Healthy").then_some(())
+        },
+    )
+    .await;
+    std::fs::write(&fault, b"").unwrap();
+    eventually("the failure is repaired by a reboot", || async {
+        repairs(&log).contains("Reboot host-1").then_some(())
+    })
+    .await;
+    let before = eventually("the reboot's outcome is recorded", || async {
+        let audit = get(&leader, "/device-manager/audit").await?;
+        let records = audit["audit"].as_array()?.clone();
+        records
+            .iter()
+            .any(|r| r["what"] == "machine host-1: Reboot done")
+            .then_some(records)
+    })
+    .await;
+
+    let index = masters.iter().position(|(_, p)| *p == first).unwrap();
+    masters.remove(index).0.crash().await;
+    let second = leader_other_than(&detector, Some(&first)).await;
+    let leader: Upid = second.parse().unwrap();
+    let m = eventually("the new leader's device manager serves", || async {
+        get(&leader, "/device-manager/machine?id=host-1").await
+    })
+    .await;
+    assert_eq!(m["state"], "Probation", "{m}");
+    assert_eq!(failures(&m), ["Reboot"], "{m}");
+    let audit = get(&leader, "/device-manager/audit").await.unwrap();
+    let after = audit["audit"].as_array().unwrap();
+    assert!(
+        after.len() >= before.len() && after[..before.len()] == before[..],
+        "the audit log carries over: {audit}"
+    );
+    eventually("the new master keeps the machine drained", || async {
+        let state = get(&leader, "/master/state").await?;
+        state["drained_machines"]
+            .as_array()?
+            .iter()
+            .any(|d| d["hostname"] == "host-1")
+            .then_some(())
+    })
+    .await;
+
+    // Failing again in probation: the new device manager escalates from the recovered history.
+    std::fs::write(&fault, b"").unwrap();
+    eventually(
+        "the next failure is reimaged through the followed repair service",
+        || async { repairs(&log).contains("Reimage host-1").then_some(()) },
+    )
+    .await;
+    let m = get(&leader, "/device-manager/machine?id=host-1")
+        .await
+        .unwrap();
+    assert_eq!(failures(&m), ["Reboot", "Reimage"], "{m}");
+}

@@ -1,6 +1,6 @@
 //! Where the device manager keeps its ground truth: machine records in [`SHARDS`] keys of the
-//! registrar's store (ZooKeeper or a local directory) and the audit log in one more, each
-//! written by compare-and-set. A write that loses its race means another device manager
+//! registrar's store (ZooKeeper or a local directory), the audit log in one more and the
+//! deployments (active manifests, the rollout) in another, each written by compare-and-set. A write that loses its race means another device manager
 //! writes: this one must stop deciding (as a master whose registrar fails).
 //!
 //! Records are sharded by machine id so that one change rewrites a sixteenth of the machines,
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use coordination::{AnyStore, Store, StoreError};
 use prost::Message;
-use protos::autopilot::{AuditRecord, DeviceManagerState, MachineRecord};
+use protos::autopilot::{AuditRecord, DeploymentState, DeviceManagerState, MachineRecord};
 
 /// Shards of machine records.
 pub const SHARDS: usize = 16;
@@ -42,6 +42,23 @@ pub fn shard_key(i: usize) -> String {
 
 /// The audit log's key.
 pub const AUDIT_KEY: &str = "autopilot.audit";
+/// The deployments' key.
+pub const DEPLOYMENT_KEY: &str = "autopilot.deployments";
+/// The audit log's index among the keys (after the shards).
+pub const AUDIT: usize = SHARDS;
+/// The deployments' index among the keys.
+pub const DEPLOYMENT: usize = SHARDS + 1;
+/// Keys in all.
+pub const KEYS: usize = SHARDS + 2;
+
+/// The key at index `i` (a shard, [`AUDIT`] or [`DEPLOYMENT`]).
+pub fn key(i: usize) -> String {
+    match i {
+        AUDIT => AUDIT_KEY.to_owned(),
+        DEPLOYMENT => DEPLOYMENT_KEY.to_owned(),
+        shard => shard_key(shard),
+    }
+}
 
 /// Which shard holds `machine` (FNV-1a: stable across builds and platforms).
 pub fn shard_of(machine: &str) -> usize {
@@ -60,37 +77,38 @@ pub struct Recovered {
     pub audit: Vec<AuditRecord>,
     /// The next audit sequence number.
     pub next_audit_seq: u64,
-    /// Version of each shard, then of the audit key (`None`: not written yet).
+    /// Active manifests and the rollout.
+    pub deployment: DeploymentState,
+    /// Version of each key by index (`None`: not written yet).
     pub versions: Vec<Option<u64>>,
 }
 
 /// Reads the whole ground truth.
 pub async fn recover(store: &AnyStore) -> Result<Recovered, GroundTruthError> {
     let mut out = Recovered {
-        versions: vec![None; SHARDS + 1],
+        versions: vec![None; KEYS],
         next_audit_seq: 1,
         ..Default::default()
     };
-    for i in 0..=SHARDS {
-        let key = if i == SHARDS {
-            AUDIT_KEY.to_owned()
-        } else {
-            shard_key(i)
-        };
+    for i in 0..KEYS {
+        let key = key(i);
         let Some(entry) = store.get(&key).await? else {
             continue;
         };
         out.versions[i] = Some(entry.version);
-        let state = DeviceManagerState::decode(entry.data.as_slice()).map_err(|e| {
-            GroundTruthError::Corrupt {
-                key: key.clone(),
-                why: e.to_string(),
-            }
-        })?;
+        let corrupt = |e: prost::DecodeError| GroundTruthError::Corrupt {
+            key: key.clone(),
+            why: e.to_string(),
+        };
+        if i == DEPLOYMENT {
+            out.deployment = DeploymentState::decode(entry.data.as_slice()).map_err(corrupt)?;
+            continue;
+        }
+        let state = DeviceManagerState::decode(entry.data.as_slice()).map_err(corrupt)?;
         for m in state.machines {
             out.machines.insert(m.id.clone(), m);
         }
-        if i == SHARDS {
+        if i == AUDIT {
             out.audit = state.audit;
             out.next_audit_seq = state.next_audit_seq.max(1);
         }
@@ -98,24 +116,33 @@ pub async fn recover(store: &AnyStore) -> Result<Recovered, GroundTruthError> {
     Ok(out)
 }
 
-/// Encodes shard `i` of `machines` (`i == SHARDS`: the audit log).
-pub fn encode_shard(
-    i: usize,
-    machines: &BTreeMap<String, MachineRecord>,
-    audit: &[AuditRecord],
-    next_audit_seq: u64,
-) -> Vec<u8> {
-    let state = if i == SHARDS {
-        DeviceManagerState {
+/// What the device manager holds, to encode key by key.
+pub struct Snapshot<'a> {
+    /// Machines by id.
+    pub machines: &'a BTreeMap<String, MachineRecord>,
+    /// The audit log.
+    pub audit: &'a [AuditRecord],
+    /// The next audit sequence number.
+    pub next_audit_seq: u64,
+    /// Active manifests and the rollout.
+    pub deployment: &'a DeploymentState,
+}
+
+/// Encodes key `i` of `snapshot`.
+pub fn encode_key(i: usize, snapshot: &Snapshot<'_>) -> Vec<u8> {
+    match i {
+        DEPLOYMENT => snapshot.deployment.encode_to_vec(),
+        AUDIT => DeviceManagerState {
             machines: vec![],
-            audit: audit.to_vec(),
-            next_audit_seq,
+            audit: snapshot.audit.to_vec(),
+            next_audit_seq: snapshot.next_audit_seq,
         }
-    } else {
-        DeviceManagerState {
-            machines: machines
+        .encode_to_vec(),
+        shard => DeviceManagerState {
+            machines: snapshot
+                .machines
                 .values()
-                .filter(|m| shard_of(&m.id) == i)
+                .filter(|m| shard_of(&m.id) == shard)
                 .map(|m| MachineRecord {
                     // The last watchdog results are soft state: the next round brings them.
                     watchdogs: vec![],
@@ -125,21 +152,16 @@ pub fn encode_shard(
             audit: vec![],
             next_audit_seq: 0,
         }
-    };
-    state.encode_to_vec()
+        .encode_to_vec(),
+    }
 }
 
-/// Writes `data` as shard `i`, naming the version it had; returns the new one.
-pub async fn write_shard(
+/// Writes `data` as key `i`, naming the version it had; returns the new one.
+pub async fn write_key(
     store: &AnyStore,
     i: usize,
     data: Vec<u8>,
     expected: Option<u64>,
 ) -> Result<u64, GroundTruthError> {
-    let key = if i == SHARDS {
-        AUDIT_KEY.to_owned()
-    } else {
-        shard_key(i)
-    };
-    Ok(store.put(&key, &data, expected).await?)
+    Ok(store.put(&key(i), &data, expected).await?)
 }

@@ -23,6 +23,8 @@ pub fn machine(m: &MachineRecord, detail: bool) -> Value {
         "error": m.error,
         "replaced": m.replaced,
         "last_report": m.last_report,
+        "manifest_version": m.manifest_version,
+        "agent_address": m.agent_address,
     });
     if detail {
         v["history"] = m

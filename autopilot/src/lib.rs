@@ -22,14 +22,19 @@
 //! Still to come (the Autopilot issue): manifests and rolling deployment, provisioning,
 //! filesync, collection and the cockpit.
 
+pub mod app_manager;
 pub mod bounded_command;
 pub mod bounded_text;
+pub mod deployment_server;
 pub mod device_manager;
+pub mod filesync;
 pub mod ground_truth;
 pub mod health;
 pub mod json;
 pub mod machine_gate;
+pub mod manifest;
 pub mod repair_driver;
 pub mod repair_limits;
 pub mod repair_service;
+pub mod rollout;
 pub mod watchdog;

@@ -8,6 +8,7 @@
 //!   the file cannot be written).
 //! - `memory`: `MemAvailable` of `/proc/meminfo` above 10% of memory (Warning below, Error
 //!   below 2%).
+//! - `manifest`: the active manifest's files still match their sha256 (Error otherwise).
 //!
 //! Custom watchdogs are the executables in `--watchdog-dir`, run one after the other each
 //! round with a timeout. Exit status 0, 1, 2 is OK, Warning, Error; 3 is an Error marked fatal
@@ -21,9 +22,12 @@ use std::time::Duration;
 
 use libactor::metrics::Counter;
 use libactor::{Context, Process, Upid};
-use protos::autopilot::{WatchdogReport, WatchdogResult, WatchdogStatus};
+use protos::autopilot::{Kick, WatchdogReport, WatchdogResult, WatchdogStatus};
 
 use crate::bounded_command::run_bounded;
+
+/// The watchdog service's process id (on the agent's node).
+pub const WATCHDOG_ID: &str = "watchdog";
 
 /// Bytes of a custom watchdog's stdout kept as its text.
 pub const MAX_OUTPUT: usize = 256;
@@ -125,8 +129,49 @@ impl WatchdogService {
 impl Process for WatchdogService {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         self.rounds = Some(ctx.metrics().counter("autopilot/watchdog_rounds"));
+        ctx.install(
+            |s: &mut WatchdogService, ctx: &mut Context<Self>, from: Upid, _: Kick| {
+                if from.id() == crate::device_manager::DEVICE_MANAGER_ID {
+                    s.run_now(ctx);
+                }
+            },
+        );
         self.tick(ctx);
     }
+}
+
+/// `manifest`: the active manifest's files still hash to what the manifest says (none is
+/// checked while no manifest is active).
+async fn manifest_integrity(work_dir: &Path) -> Option<WatchdogResult> {
+    use prost::Message;
+    let record = tokio::fs::read(crate::app_manager::active_manifest_file(work_dir))
+        .await
+        .ok()?;
+    let Ok(manifest) = protos::autopilot::Manifest::decode(record.as_slice()) else {
+        return Some(result(
+            "manifest",
+            WatchdogStatus::Error,
+            "the active manifest record is corrupt",
+        ));
+    };
+    let dir = crate::manifest::install_dir(work_dir, &manifest);
+    Some(match crate::filesync::verify(&manifest, &dir).await {
+        Ok(()) => result(
+            "manifest",
+            WatchdogStatus::Ok,
+            format!(
+                "{} {}: {} files intact",
+                manifest.name,
+                manifest.version,
+                manifest.files.len()
+            ),
+        ),
+        Err(why) => result(
+            "manifest",
+            WatchdogStatus::Error,
+            format!("{} {}: {why}", manifest.name, manifest.version),
+        ),
+    })
 }
 
 fn result(name: &str, status: WatchdogStatus, text: impl Into<String>) -> WatchdogResult {
@@ -144,6 +189,7 @@ pub async fn round(config: WatchdogConfig) -> Vec<WatchdogResult> {
         work_dir(&config.work_dir, config.min_free_bytes).await,
         memory().await,
     ];
+    out.extend(manifest_integrity(&config.work_dir).await);
     if let Some(dir) = &config.watchdog_dir {
         out.extend(custom(dir, config.timeout).await);
     }

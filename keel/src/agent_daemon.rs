@@ -7,11 +7,12 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use autopilot::device_manager::device_manager_beside;
-use autopilot::watchdog::{WatchdogConfig, WatchdogService};
+use autopilot::watchdog::WatchdogConfig;
 use slave::agent_resources::{agent_resources, parse_attributes};
 use slave::containerizer::{ContainerizerConfig, IsolationMode, DEFAULT_CGROUPS_ROOT};
 use slave::slave::{Slave, SlaveConfig, DEFAULT_RECOVERY_TIMEOUT, MASTER_PING_TIMEOUT};
 
+use crate::autopilot_services::Satellites;
 use crate::master_address::{follow, MasterSource};
 
 /// The agent's flags (`keel-slave`, and `keel-local agent` for the agents of
@@ -154,7 +155,7 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
         },
     )?;
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;
-    let watchdogs = if flags.autopilot {
+    let satellites = if flags.autopilot {
         let mut config = WatchdogConfig::new(
             &hostname,
             device_manager_beside(&master)?,
@@ -164,16 +165,21 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
         config.watchdog_dir = flags.watchdog_dir.clone();
         config.interval = watchdog_interval;
         config.timeout = watchdog_timeout;
-        Some(node.spawn_ref("watchdog", WatchdogService::new(config))?)
+        Some(Satellites::spawn(
+            &node,
+            &master,
+            config,
+            Default::default(),
+        )?)
     } else {
         None
     };
-    // With ZooKeeper the agent (and its watchdogs) follow every new leader.
+    // With ZooKeeper the agent (and its satellites) follow every new leader.
     let _following = detector.map(|d| {
         let slave = slave.clone();
         follow(d, master.clone(), move |leader| {
-            if let (Some(w), Ok(dm)) = (&watchdogs, device_manager_beside(&leader)) {
-                w.dispatch(move |w, ctx| w.set_device_manager(ctx, dm));
+            if let Some(s) = &satellites {
+                s.follow(&leader);
             }
             slave.dispatch(move |s, ctx| s.set_master(ctx, leader))
         })

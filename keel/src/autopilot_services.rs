@@ -2,17 +2,29 @@
 //! its ground truth in the master's store, the master as its [`MachineGate`], and the flags
 //! that tune it (shared by `keel-master` and `keel-local`).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autopilot::device_manager::{DeviceManager, DeviceManagerConfig, DEVICE_MANAGER_ID};
+use autopilot::app_manager::{AppManager, AppManagerConfig, APP_MANAGER_ID};
+use autopilot::deployment_server::{
+    DeploymentServer, DeploymentServerConfig, DEPLOYMENT_SERVER_ID,
+};
+use autopilot::device_manager::{
+    device_manager_beside, DeviceManager, DeviceManagerConfig, TypeRule, DEVICE_MANAGER_ID,
+};
+use autopilot::filesync::FilesyncLimits;
 use autopilot::health::HealthPolicy;
 use autopilot::machine_gate::{Drained, GateFuture, MachineGate};
 use autopilot::repair_limits::RepairLimits;
+use autopilot::watchdog::{WatchdogConfig, WatchdogService, WATCHDOG_ID};
 use coordination::AnyStore;
 use libactor::{Node, ProcessRef};
 use master::master::Master;
 use tokio::sync::watch;
+
+/// Files the deployment server transfers at once.
+pub const DEFAULT_MAX_TRANSFERS: usize = 8;
 
 /// How long a drain waits for a machine's tasks to end before the repair goes ahead anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -91,6 +103,22 @@ pub struct AutopilotFlags {
         value_delimiter = ','
     )]
     pub autopilot_floors: Vec<String>,
+    /// Machine types by hostname for new machines, `PATTERN=TYPE` with `*` wildcards, first
+    /// match wins (repeatable; unmatched machines keep the type their agent declares).
+    #[arg(
+        long = "autopilot-type-rule",
+        env = "KEEL_AUTOPILOT_TYPE_RULES",
+        value_delimiter = ','
+    )]
+    pub autopilot_type_rules: Vec<String>,
+    /// New machines stay in Probation (not offered) for the probation period before they are
+    /// Healthy.
+    #[arg(long, env = "KEEL_AUTOPILOT_BURN_IN")]
+    pub autopilot_burn_in: bool,
+    /// How long a rollout's scale unit may take to be Healthy before the rollout rolls back,
+    /// in seconds (default 3600).
+    #[arg(long, env = "KEEL_AUTOPILOT_UNIT_TIMEOUT_SECONDS")]
+    pub autopilot_unit_timeout_seconds: Option<f64>,
 }
 
 fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, String> {
@@ -153,8 +181,19 @@ impl AutopilotFlags {
                 max_fraction: fraction,
                 floors,
             },
-            repair_service: None,
-            operators: None,
+            type_rules: self
+                .autopilot_type_rules
+                .iter()
+                .map(|r| r.parse::<TypeRule>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("--autopilot-type-rule {e}"))?,
+            burn_in: self.autopilot_burn_in,
+            unit_timeout: seconds(
+                "autopilot-unit-timeout-seconds",
+                self.autopilot_unit_timeout_seconds,
+                autopilot::device_manager::DEFAULT_UNIT_TIMEOUT,
+            )?,
+            ..Default::default()
         })
     }
 }
@@ -179,13 +218,25 @@ pub struct DeviceManagerHandle {
 }
 
 /// Recovers the ground truth from `store` (memory only without one) and spawns the device
-/// manager on `node`, beside `master`, which drains the machines it repairs.
+/// manager on `node`, beside `master` (which drains the machines it repairs), with the
+/// deployment server keeping its files in `deployment_dir`.
 pub async fn spawn_device_manager(
     node: &Node,
     master: ProcessRef<Master>,
     store: Option<AnyStore>,
-    config: DeviceManagerConfig,
+    mut config: DeviceManagerConfig,
+    deployment_dir: PathBuf,
 ) -> Result<DeviceManagerHandle, AutopilotError> {
+    let server = DeploymentServer::new(DeploymentServerConfig {
+        dir: deployment_dir.clone(),
+        max_transfers: DEFAULT_MAX_TRANSFERS,
+        operators: config.operators.clone(),
+    })
+    .map_err(|e| {
+        AutopilotError::Recover(format!("deployment dir {}: {e}", deployment_dir.display()))
+    })?;
+    node.spawn(DEPLOYMENT_SERVER_ID, server)?;
+    config.deployment_dir = Some(deployment_dir);
     let recovered = match &store {
         Some(store) => autopilot::ground_truth::recover(store)
             .await
@@ -197,4 +248,50 @@ pub async fn spawn_device_manager(
     let failure = dm.failure();
     let process = node.spawn_ref(DEVICE_MANAGER_ID, dm)?;
     Ok(DeviceManagerHandle { process, failure })
+}
+
+/// An agent's Autopilot satellites: the watchdog service and the application manager.
+pub struct Satellites {
+    /// The watchdog service.
+    pub watchdogs: ProcessRef<WatchdogService>,
+    /// The application manager.
+    pub apps: ProcessRef<AppManager>,
+}
+
+impl Satellites {
+    /// Spawns them on the agent's `node`, reporting to the device manager beside `master`;
+    /// `watchdogs` says what to watch (its device manager is set here).
+    pub fn spawn(
+        node: &Node,
+        master: &libactor::Upid,
+        mut watchdogs: WatchdogConfig,
+        filesync: FilesyncLimits,
+    ) -> Result<Satellites, AutopilotError> {
+        let device_manager =
+            device_manager_beside(master).map_err(|e| AutopilotError::Recover(e.to_string()))?;
+        watchdogs.device_manager = device_manager.clone();
+        let apps = AppManagerConfig {
+            hostname: watchdogs.hostname.clone(),
+            work_dir: watchdogs.work_dir.clone(),
+            device_manager,
+            filesync,
+            restart: Default::default(),
+        };
+        Ok(Satellites {
+            watchdogs: node.spawn_ref(WATCHDOG_ID, WatchdogService::new(watchdogs))?,
+            apps: node.spawn_ref(APP_MANAGER_ID, AppManager::new(apps))?,
+        })
+    }
+
+    /// Reports to the device manager beside a new leading master from now on.
+    pub fn follow(&self, leader: &libactor::Upid) {
+        let Ok(dm) = device_manager_beside(leader) else {
+            return;
+        };
+        let to = dm.clone();
+        self.watchdogs
+            .dispatch(move |w, ctx| w.set_device_manager(ctx, to));
+        self.apps
+            .dispatch(move |a, ctx| a.set_device_manager(ctx, dm));
+    }
 }

@@ -38,7 +38,8 @@ pub mod bench_scheduler;
 pub mod container_bench;
 pub mod emulated_agent;
 pub mod example_runs;
-pub mod http_client;
+/// The HTTP client moved to libactor (filesync needs it too); the old path still works.
+pub use libactor::http_client;
 pub mod local_autopilot;
 pub mod local_cluster;
 pub mod logging;

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use authentication::{Credential, Credentials};
-use autopilot::device_manager::{device_manager_beside, DeviceManagerConfig};
-use autopilot::watchdog::{WatchdogConfig, WatchdogService};
+use autopilot::device_manager::DeviceManagerConfig;
+use autopilot::filesync::FilesyncLimits;
+use autopilot::watchdog::WatchdogConfig;
 use coordination::{AnyStore, FileStore};
 use libactor::{Clock, Node, NodeError, ProcessRef, SpawnError, Upid};
 use master::master::{
@@ -17,7 +18,7 @@ use master::registrar::Registrar;
 use resources::Resources;
 use slave::containerizer::ContainerizerConfig;
 
-use crate::autopilot_services::{spawn_device_manager, DeviceManagerHandle};
+use crate::autopilot_services::{spawn_device_manager, DeviceManagerHandle, Satellites};
 use slave::slave::{Registration, Slave, SlaveConfig, SlaveError, DEFAULT_GC_DELAY};
 
 /// Resources each agent of a local cluster offers unless told otherwise: the machine is shared
@@ -99,6 +100,8 @@ pub struct LocalAutopilot {
     pub watchdog_interval: Duration,
     /// Custom watchdogs: agent `n` runs the executables in `{watchdog_root}/agent-{n}`.
     pub watchdog_root: Option<PathBuf>,
+    /// How each agent's filesync fetches.
+    pub filesync: FilesyncLimits,
 }
 
 impl LocalClusterConfig {
@@ -210,9 +213,15 @@ async fn spawn_master(
             let mut dm = autopilot.device_manager.clone();
             dm.operators = config.credential.as_ref().map(Credentials::single);
             Some(
-                spawn_device_manager(node, master.master.clone(), store, dm)
-                    .await
-                    .map_err(|e| registry(&e))?,
+                spawn_device_manager(
+                    node,
+                    master.master.clone(),
+                    store,
+                    dm,
+                    config.work_dir.join("master").join("deployment"),
+                )
+                .await
+                .map_err(|e| registry(&e))?,
             )
         }
     };
@@ -271,15 +280,20 @@ impl LocalCluster {
         let node = node_on(0, &self.config.clock)?;
         let hostname = format!("local-agent-{index}");
         if let Some(autopilot) = &self.config.autopilot {
-            let device_manager = device_manager_beside(self.master_pid())
-                .map_err(|e| ClusterError::Registry(e.to_string()))?;
-            let mut watchdogs = WatchdogConfig::new(&hostname, device_manager, work_dir.clone());
+            let mut watchdogs =
+                WatchdogConfig::new(&hostname, self.master_pid().clone(), work_dir.clone());
             watchdogs.interval = autopilot.watchdog_interval;
             watchdogs.watchdog_dir = autopilot
                 .watchdog_root
                 .as_ref()
                 .map(|root| root.join(format!("agent-{index}")));
-            node.spawn("watchdog", WatchdogService::new(watchdogs))?;
+            Satellites::spawn(
+                &node,
+                self.master_pid(),
+                watchdogs,
+                autopilot.filesync.clone(),
+            )
+            .map_err(|e| ClusterError::Registry(e.to_string()))?;
         }
         let slave = Slave::spawn(
             &node,

@@ -99,6 +99,52 @@ pub fn audit(v: &Value) -> String {
     render(&["SEQ", "AT", "ACTOR", "WHAT", "WHY"], &table)
 }
 
+/// A bar of `width` cells, `done` of `total` filled.
+fn bar(done: u64, total: u64, width: usize) -> String {
+    let filled = if total == 0 {
+        0
+    } else {
+        ((done.min(total) as usize) * width).div_ceil(total as usize)
+    };
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
+}
+
+/// `/device-manager/rollout`: the rollout with a progress bar per scale unit.
+pub fn rollout(v: &Value) -> String {
+    let r = &v["rollout"];
+    if r.is_null() {
+        return "no rollout yet\n".into();
+    }
+    let manifest = &r["manifest"];
+    let mut out = format!(
+        "rollout {}: {} {} to type {} (from {})  {}  unit {}/{}\n",
+        text(&r["id"]),
+        text(&manifest["name"]),
+        text(&manifest["version"]),
+        text(&manifest["machine_type"]),
+        text(&r["previous_version"]),
+        text(&r["state"]),
+        text(&r["current_unit"]),
+        rows(r, "units").len(),
+    );
+    for (i, u) in rows(r, "units").iter().enumerate() {
+        let total = u["machines"].as_array().map_or(0, Vec::len) as u64;
+        let healthy = u["healthy"].as_u64().unwrap_or(0);
+        let phase = u["phase"].as_str().unwrap_or_default();
+        let shown = if phase == "done" { total } else { healthy };
+        out.push_str(&format!(
+            "  unit {:>3} {} {shown}/{total} Healthy on the new version (needs {})  {phase}\n",
+            i + 1,
+            bar(shown, total, 20),
+            text(&u["needed"]),
+        ));
+    }
+    if let Some(detail) = r["detail"].as_str().filter(|d| !d.is_empty()) {
+        out.push_str(&format!("  {detail}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,12 +164,32 @@ mod tests {
         });
         let out = machines(&v);
         assert!(
-            out.contains("h1    web   Probation  01:01:01  Reboot   disk"),
+            out.contains("h1  web   Probation  01:01:01  Reboot   disk"),
             "{out}"
         );
         assert!(out.contains("Replaced"), "{out}");
         assert!(
             out.ends_with("2 machine(s), 1 in repair (cap 1)\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn rollouts_show_a_bar_per_unit() {
+        let v = json!({"rollout": {
+            "id": 1, "state": "Running", "current_unit": 2, "previous_version": "1",
+            "manifest": {"name": "web", "version": "2", "machine_type": "default"},
+            "units": [
+                {"machines": ["a", "b"], "healthy": 0, "needed": 2, "phase": "done"},
+                {"machines": ["c", "d"], "healthy": 1, "needed": 2, "phase": "current"},
+            ],
+            "detail": "",
+        }});
+        let out = rollout(&v);
+        assert!(out.contains("unit   1 [####################] 2/2"), "{out}");
+        assert!(out.contains("unit   2 [##########----------] 1/2"), "{out}");
+        assert!(
+            out.starts_with("rollout 1: web 2 to type default (from 1)  Running  unit 2/2"),
             "{out}"
         );
     }

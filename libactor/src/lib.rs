@@ -64,6 +64,7 @@ pub mod config;
 pub mod context;
 pub mod filter;
 pub mod http;
+pub mod http_client;
 pub mod id;
 pub mod link;
 pub(crate) mod mailbox;

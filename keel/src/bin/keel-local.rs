@@ -159,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
             device_manager,
             watchdog_interval: DEMO_WATCHDOG_INTERVAL,
             watchdog_root: None,
+            filesync: Default::default(),
         });
     }
     config.agent_resources = agent_resources.clone();

@@ -222,8 +222,19 @@ async fn main() -> anyhow::Result<()> {
     }
     let ground_truth_failure = match autopilot {
         Some(config) => {
-            let dm =
-                spawn_device_manager(&node, handle.master.clone(), autopilot_store, config).await?;
+            let deployment_dir = match &flags.work_dir {
+                Some(dir) => dir.join("deployment"),
+                None => std::env::temp_dir()
+                    .join(format!("keel-master-{}-deployment", std::process::id())),
+            };
+            let dm = spawn_device_manager(
+                &node,
+                handle.master.clone(),
+                autopilot_store,
+                config,
+                deployment_dir,
+            )
+            .await?;
             println!("device manager {}", dm.process.pid());
             Some(dm.failure)
         }

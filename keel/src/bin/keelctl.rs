@@ -95,6 +95,41 @@ enum Command {
         #[arg(long, env = "KEEL_CREDENTIAL")]
         credential: Option<std::path::PathBuf>,
     },
+    /// Autopilot: upload a manifest's files and roll it out one scale unit at a time, with a
+    /// progress bar per unit; exits non-zero if it rolled back.
+    Deploy {
+        /// The manifest (TOML); file sources are read relative to it.
+        manifest: std::path::PathBuf,
+        /// Machines per scale unit.
+        #[arg(long, default_value_t = autopilot::rollout::DEFAULT_UNIT_SIZE)]
+        unit_size: u32,
+        /// Percent of a unit that must be Healthy on the new version to go on.
+        #[arg(long, default_value_t = autopilot::rollout::DEFAULT_HEALTHY_THRESHOLD * 100.0)]
+        healthy_threshold: f64,
+        /// Start the rollout and return without following it.
+        #[arg(long)]
+        no_wait: bool,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Autopilot: the rollout under way (or the last one).
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
+    /// Autopilot: stop the running rollout and take every updated unit back.
+    Rollback {
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Autopilot: make every machine sync its manifest and run its watchdogs now.
+    Kick {
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
     /// Post a control message to a process: `send master@127.0.0.1:5050 ReviveOffersMessage
     /// '{"frameworkId": {"value": "…"}}'`.
     Send {
@@ -106,6 +141,12 @@ enum Command {
         #[arg(value_name = "JSON")]
         body: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RolloutCommand {
+    /// Each scale unit's progress.
+    Status,
 }
 
 #[tokio::main]
@@ -236,7 +277,8 @@ async fn run(flags: Flags) -> anyhow::Result<ExitCode> {
                     "asking the device manager beside {master} to drain {machine} and {action} it"
                 );
             }
-            let v = repair(&master, &machine, &action, credential.as_ref()).await?;
+            let body = json!({"machine": machine, "action": action});
+            let v = post_json(&master, "/device-manager/repair", body, credential.as_ref()).await?;
             print_either(flags.json, &v, || {
                 format!(
                     "accepted: {} will be drained and get {} (by {})\n",
@@ -244,6 +286,57 @@ async fn run(flags: Flags) -> anyhow::Result<ExitCode> {
                     tables::text(&v["action"]),
                     tables::text(&v["operator"]),
                 )
+            });
+        }
+        Command::Deploy {
+            manifest,
+            unit_size,
+            healthy_threshold,
+            no_wait,
+            credential,
+        } => {
+            let credential = read_credential(credential.as_deref())?;
+            let deploy = Deploy {
+                path: manifest,
+                unit_size,
+                healthy_threshold,
+                wait: !no_wait,
+            };
+            return deploy_manifest(&master, flags.json, deploy, credential.as_ref()).await;
+        }
+        Command::Rollout {
+            command: RolloutCommand::Status,
+        } => {
+            let v = device_manager(&master, "/rollout").await?;
+            print_either(flags.json, &v, || keel::machine_tables::rollout(&v));
+        }
+        Command::Rollback { credential } => {
+            let credential = read_credential(credential.as_deref())?;
+            if !flags.json {
+                println!(
+                    "asking the device manager beside {master} to roll the running rollout back"
+                );
+            }
+            let v = post_json(
+                &master,
+                "/device-manager/rollback",
+                json!({}),
+                credential.as_ref(),
+            )
+            .await?;
+            print_either(flags.json, &v, || keel::machine_tables::rollout(&v));
+        }
+        Command::Kick { credential } => {
+            let credential = read_credential(credential.as_deref())?;
+            let v = post_json(
+                &master,
+                "/device-manager/kick",
+                json!({}),
+                credential.as_ref(),
+            )
+            .await?;
+            print_either(flags.json, &v, || {
+                format!("kicked {} machine(s)\n", tables::text(&v["kicked"]))
             });
         }
         Command::Send { to, message, body } => {
@@ -271,35 +364,139 @@ async fn device_manager(master: &libactor::Upid, route: &str) -> anyhow::Result<
         })
 }
 
-/// Posts an operator's repair order to the device manager.
-async fn repair(
+/// The headers proving `credential`, if any.
+fn auth_headers(credential: Option<&authentication::Credential>) -> Vec<(&'static str, String)> {
+    credential
+        .map(|c| ("authorization", authentication::basic_authorization(c)))
+        .into_iter()
+        .collect()
+}
+
+/// POSTs `body` as JSON to `path` on the leading master's node; its JSON answer.
+async fn post_json(
     master: &libactor::Upid,
-    machine: &str,
-    action: &str,
+    path: &str,
+    body: serde_json::Value,
     credential: Option<&authentication::Credential>,
 ) -> anyhow::Result<serde_json::Value> {
-    let mut headers = vec![("content-type", "application/json".to_owned())];
-    if let Some(c) = credential {
-        headers.push(("authorization", authentication::basic_authorization(c)));
-    }
-    let body = json!({"machine": machine, "action": action}).to_string();
+    let mut headers = auth_headers(credential);
+    headers.push(("content-type", "application/json".to_owned()));
     let reply = keel::http_client::request(
         master.address(),
         "POST",
-        "/device-manager/repair",
+        path,
         &headers,
-        body.into(),
+        body.to_string().into(),
     )
     .await?;
     let text = String::from_utf8_lossy(&reply.body);
     if reply.status != 200 {
-        bail!(
-            "the device manager refused: {} {}",
-            reply.status,
-            text.trim()
+        bail!("{path} refused: {} {}", reply.status, text.trim());
+    }
+    serde_json::from_str(&text).with_context(|| format!("{path} answered no JSON"))
+}
+
+fn read_credential(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<authentication::Credential>> {
+    Ok(path
+        .map(authentication::Credential::from_file)
+        .transpose()?)
+}
+
+/// What `keelctl deploy` does.
+struct Deploy {
+    path: std::path::PathBuf,
+    unit_size: u32,
+    healthy_threshold: f64,
+    wait: bool,
+}
+
+/// Uploads the manifest's files, starts the rollout and follows it unit by unit.
+async fn deploy_manifest(
+    master: &libactor::Upid,
+    as_json: bool,
+    deploy: Deploy,
+    credential: Option<&authentication::Credential>,
+) -> anyhow::Result<ExitCode> {
+    if !(deploy.healthy_threshold > 0.0 && deploy.healthy_threshold <= 100.0) {
+        bail!("--healthy-threshold must be a percentage in (0, 100]");
+    }
+    let text = std::fs::read_to_string(&deploy.path)
+        .with_context(|| format!("reading {}", deploy.path.display()))?;
+    let mut parsed = autopilot::manifest::parse(&text)?;
+    let base = deploy
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let contents = autopilot::manifest::read_sources(&mut parsed, &base)?;
+    let m = &parsed.manifest;
+    if !as_json {
+        println!(
+            "deploying {} {} to machines of type {} in units of {} ({}% Healthy to go on), through {master}",
+            m.name, m.version, m.machine_type, deploy.unit_size, deploy.healthy_threshold
         );
     }
-    serde_json::from_str(&text).context("the device manager's reply is not JSON")
+    for ((file, source), data) in m.files.iter().zip(&parsed.sources).zip(contents) {
+        if source.is_none() {
+            continue;
+        }
+        let reply = keel::http_client::request(
+            master.address(),
+            "POST",
+            "/deployment/files",
+            &auth_headers(credential),
+            data.into(),
+        )
+        .await?;
+        if reply.status != 200 {
+            bail!(
+                "uploading {}: {} {}",
+                file.path,
+                reply.status,
+                String::from_utf8_lossy(&reply.body).trim()
+            );
+        }
+        if !as_json {
+            println!(
+                "  uploaded {} ({} bytes, sha256 {})",
+                file.path,
+                file.size,
+                &file.sha256[..12]
+            );
+        }
+    }
+    let body = json!({
+        "manifest": autopilot::manifest::to_json(m),
+        "unit_size": deploy.unit_size,
+        "healthy_threshold": deploy.healthy_threshold / 100.0,
+    });
+    let mut v = post_json(master, "/device-manager/deploy", body, credential).await?;
+    let mut shown = String::new();
+    loop {
+        let state = v["rollout"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if as_json {
+            println!("{}", v["rollout"]);
+        } else {
+            let now = keel::machine_tables::rollout(&v);
+            if now != shown {
+                print!("{now}");
+                shown = now;
+            }
+        }
+        match state.as_str() {
+            "Succeeded" => return Ok(ExitCode::SUCCESS),
+            "RolledBack" => return Ok(ExitCode::FAILURE),
+            _ if !deploy.wait => return Ok(ExitCode::SUCCESS),
+            _ => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        v = device_manager(master, "/rollout").await?;
+    }
 }
 
 /// `text` safe in a query string.

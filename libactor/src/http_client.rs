@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.1 client for talking to a node's port (keelctl's `state`, `send`, …):
+//! A minimal HTTP/1.1 client for talking to a node's routes (keelctl, filesync, tests):
 //! one request per connection, bounded in time and in response size.
 
 use std::time::Duration;
@@ -45,8 +45,20 @@ pub enum HttpError {
 pub struct Reply {
     /// Status code.
     pub status: u16,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Bytes,
+}
+
+impl Reply {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Sends one request to `addr` (`host:port`) and reads the whole reply.
@@ -98,12 +110,21 @@ async fn exchange(
         .await
         .map_err(|e| fail(e.to_string()))?;
     let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
     let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
         .collect()
         .await
         .map_err(|e| fail(e.to_string()))?
         .to_bytes();
-    Ok(Reply { status, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// GETs `path` and parses the body as JSON; a non-200 status is an error with the body's text.

@@ -22,16 +22,21 @@ use coordination::AnyStore;
 use libactor::metrics::Counter;
 use libactor::{Context, HttpRequest, HttpResponse, Process, Upid};
 use protos::autopilot::{
-    AuditRecord, HealthState, MachineEvent, MachineRecord, RepairAction, RepairOrder,
-    RepairOutcome, RepairServiceAnnouncement, WatchdogReport, WatchdogResult,
+    AuditRecord, DeploymentState, HealthState, MachineEvent, MachineRecord, RepairAction,
+    RepairOrder, RepairOutcome, RepairServiceAnnouncement, WatchdogReport, WatchdogResult,
 };
 use tokio::sync::watch;
 
-use crate::ground_truth::{self, Recovered, MAX_AUDIT, MAX_HISTORY, SHARDS};
+use crate::ground_truth::{self, Recovered, AUDIT, KEYS, MAX_AUDIT, MAX_HISTORY};
 use crate::health::{choose_action, ErrorWindow, HealthPolicy, Verdict};
 use crate::json;
 use crate::machine_gate::MachineGate;
 use crate::repair_limits::RepairLimits;
+
+mod deployment;
+mod provisioning;
+
+pub use provisioning::TypeRule;
 
 /// The device manager's process id.
 pub const DEVICE_MANAGER_ID: &str = "device-manager";
@@ -47,7 +52,7 @@ const MAX_TEXT: usize = 256;
 const MAX_RESULTS: usize = 64;
 
 /// How the device manager decides.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DeviceManagerConfig {
     /// When errors make a failure and how repairs escalate.
     pub health: HealthPolicy,
@@ -55,9 +60,36 @@ pub struct DeviceManagerConfig {
     pub limits: RepairLimits,
     /// The repair service that carries actions out (none: machines wait in Failure).
     pub repair_service: Option<Upid>,
-    /// Who may order repairs over HTTP (none: anyone who reaches the port).
+    /// Who may order repairs and deployments over HTTP (none: anyone who reaches the port).
     pub operators: Option<authentication::Credentials>,
+    /// Where the deployment server beside it keeps files (a deployment's files must be there).
+    pub deployment_dir: Option<std::path::PathBuf>,
+    /// How long a rollout's scale unit may take to be Healthy before the rollout rolls back.
+    pub unit_timeout: Duration,
+    /// Machine types by hostname, first match wins (none: the type the agent declares).
+    pub type_rules: Vec<TypeRule>,
+    /// New machines stay in Probation for the probation period (burn-in) before they are
+    /// Healthy and offered to frameworks.
+    pub burn_in: bool,
 }
+
+impl Default for DeviceManagerConfig {
+    fn default() -> Self {
+        DeviceManagerConfig {
+            health: HealthPolicy::default(),
+            limits: RepairLimits::default(),
+            repair_service: None,
+            operators: None,
+            deployment_dir: None,
+            unit_timeout: DEFAULT_UNIT_TIMEOUT,
+            type_rules: Vec::new(),
+            burn_in: false,
+        }
+    }
+}
+
+/// How long a scale unit may take by default.
+pub const DEFAULT_UNIT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 struct Metrics {
     reports: Counter,
@@ -90,6 +122,8 @@ pub struct DeviceManager {
     /// The master's side: machines out of Healthy are not offered, and are drained of their
     /// tasks before a repair.
     gate: Option<Arc<dyn MachineGate>>,
+    /// Active manifests per type and the rollout (persisted under its own key).
+    deployment: DeploymentState,
 }
 
 impl DeviceManager {
@@ -101,7 +135,7 @@ impl DeviceManager {
     ) -> DeviceManager {
         let (failure, _) = watch::channel(None);
         let mut versions = recovered.versions;
-        versions.resize(SHARDS + 1, None);
+        versions.resize(KEYS, None);
         DeviceManager {
             config,
             store,
@@ -119,6 +153,7 @@ impl DeviceManager {
             started: None,
             metrics: None,
             gate: None,
+            deployment: recovered.deployment,
         }
     }
 
@@ -178,7 +213,7 @@ impl DeviceManager {
             let excess = self.audit.len() - MAX_AUDIT;
             self.audit.drain(..excess);
         }
-        self.dirty.insert(SHARDS);
+        self.dirty.insert(AUDIT);
     }
 
     /// Moves `id` to `state` with `action`, adding to its history and the audit log.
@@ -254,25 +289,7 @@ impl DeviceManager {
         }
         let now = self.now(ctx);
         if !self.machines.contains_key(&id) {
-            self.machines.insert(
-                id.clone(),
-                MachineRecord {
-                    id: id.clone(),
-                    hostname: id.clone(),
-                    machine_type: report.machine_type.clone(),
-                    state: HealthState::Healthy as i32,
-                    since: now,
-                    ..Default::default()
-                },
-            );
-            self.dirty.insert(ground_truth::shard_of(&id));
-            self.record(
-                ctx,
-                "watchdog",
-                format!("machine {id} added (type {:?})", report.machine_type),
-                format!("first watchdog report, from {from}"),
-            );
-            self.persist(ctx);
+            self.provision(ctx, &id, &report.machine_type, &from);
         }
         let Some(m) = self.machines.get_mut(&id) else {
             return;
@@ -282,6 +299,14 @@ impl DeviceManager {
         }
         m.watchdogs = report.results.clone();
         m.last_report = now;
+        if m.agent_address != from.address() {
+            // Where its satellites are now (the agent restarted on another port).
+            m.agent_address = from.address().to_owned();
+            self.dirty.insert(ground_truth::shard_of(&id));
+        }
+        let Some(m) = self.machines.get(&id) else {
+            return;
+        };
         let (state, since) = (m.state(), m.since);
         let verdict = self.windows.entry(id.clone()).or_default().observe(
             &self.config.health,
@@ -306,7 +331,9 @@ impl DeviceManager {
                     "device-manager",
                     why,
                 );
+                self.drive_rollout(ctx);
             }
+            Verdict::Failed { error, .. } if self.rollout_claims(ctx, &id, &error) => {}
             Verdict::Failed { error, fatal } => self.failed(ctx, &id, error, fatal, None),
         }
     }
@@ -456,29 +483,9 @@ impl DeviceManager {
     /// has any.
     fn repair_route(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
         let _span = tracing::info_span!("repair_request").entered();
-        if req.method != "POST" {
-            return HttpResponse::text(405, "POST a JSON body {\"machine\", \"action\"}\n");
-        }
-        let operator = match &self.config.operators {
-            None => "operator".to_owned(),
-            Some(credentials) => {
-                match credentials.check_basic(req.headers.get("authorization").map(String::as_str))
-                {
-                    Ok(principal) => principal,
-                    Err(e) => {
-                        self.count(|m| &m.unauthorized);
-                        tracing::warn!(error = %e, "refused an operator's repair request");
-                        return HttpResponse::text(401, format!("{e}\n"));
-                    }
-                }
-            }
-        };
-        let body: serde_json::Value = match serde_json::from_slice(&req.body) {
-            Ok(v) => v,
-            Err(e) => {
-                self.count(|m| &m.invalid);
-                return HttpResponse::text(400, format!("body is not JSON: {e}\n"));
-            }
+        let (operator, body) = match self.operator_request(&req) {
+            Ok(authorized) => authorized,
+            Err(refusal) => return refusal,
         };
         let machine = body["machine"].as_str().unwrap_or_default().to_owned();
         let Some(action) = body["action"].as_str().and_then(parse_action) else {
@@ -507,6 +514,40 @@ impl DeviceManager {
         }))
     }
 
+    /// The operator a request proves (HTTP Basic, when the master has credentials) and its
+    /// JSON body; or the response refusing it (counted).
+    fn operator_request(
+        &self,
+        req: &HttpRequest,
+    ) -> Result<(String, serde_json::Value), HttpResponse> {
+        if req.method != "POST" {
+            return Err(HttpResponse::text(405, "POST a JSON body\n"));
+        }
+        let operator = match &self.config.operators {
+            None => "operator".to_owned(),
+            Some(credentials) => {
+                match credentials.check_basic(req.headers.get("authorization").map(String::as_str))
+                {
+                    Ok(principal) => principal,
+                    Err(e) => {
+                        self.count(|m| &m.unauthorized);
+                        tracing::warn!(path = %req.path, error = %e, "refused an operator's request");
+                        return Err(HttpResponse::text(401, format!("{e}\n")));
+                    }
+                }
+            }
+        };
+        let body = if req.body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&req.body).map_err(|e| {
+                self.count(|m| &m.invalid);
+                HttpResponse::text(400, format!("body is not JSON: {e}\n"))
+            })?
+        };
+        Ok((operator, body))
+    }
+
     /// Starts a write of the changed shards unless one is out (it then takes them next).
     fn persist(&mut self, ctx: &mut Context<Self>) {
         let Some(store) = self.store.clone() else {
@@ -517,20 +558,22 @@ impl DeviceManager {
             return;
         }
         self.writing = true;
+        let snapshot = ground_truth::Snapshot {
+            machines: &self.machines,
+            audit: &self.audit,
+            next_audit_seq: self.next_audit_seq,
+            deployment: &self.deployment,
+        };
         let shards: Vec<(usize, Vec<u8>, Option<u64>)> = std::mem::take(&mut self.dirty)
             .into_iter()
-            .map(|i| {
-                let data =
-                    ground_truth::encode_shard(i, &self.machines, &self.audit, self.next_audit_seq);
-                (i, data, self.versions[i])
-            })
+            .map(|i| (i, ground_truth::encode_key(i, &snapshot), self.versions[i]))
             .collect();
         self.count(|m| &m.writes);
         ctx.defer(
             async move {
                 let mut written = Vec::new();
                 for (i, data, expected) in shards {
-                    match ground_truth::write_shard(&store, i, data, expected).await {
+                    match ground_truth::write_key(&store, i, data, expected).await {
                         Ok(v) => written.push((i, v)),
                         Err(e) => return Err(e.to_string()),
                     }
@@ -660,6 +703,13 @@ impl Process for DeviceManager {
         ctx.route("/machine", Self::machine_route);
         ctx.route("/audit", Self::audit_route);
         ctx.route("/repair", Self::repair_route);
+        ctx.route("/deploy", Self::deploy_route);
+        ctx.route("/rollout", Self::rollout_route);
+        ctx.route("/rollback", Self::rollback_route);
+        ctx.route("/kick", Self::kick_route);
+        ctx.install(Self::manifest_status);
+        self.tick(ctx);
+        self.resume_rollout(ctx);
         // Drains are the master's soft state: a new leader learns them again from here.
         if let Some(gate) = &self.gate {
             for m in self.machines.values() {

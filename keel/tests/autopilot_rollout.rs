@@ -1,0 +1,185 @@
+//! Rolling deployment on a whole cluster: six agents with Autopilot's satellites (watchdogs,
+//! application manager with filesync), the device manager and deployment server beside the
+//! master, and `keelctl deploy` uploading a manifest and following it. A good manifest rolls
+//! out over three scale units and every machine runs its process; a bad one (its process
+//! crashes) halts in the first unit and every machine ends on the previous version, its
+//! process running again.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use autopilot::device_manager::DeviceManagerConfig;
+use autopilot::health::HealthPolicy;
+use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
+use keel_tests::cluster::AGENTS_UP;
+use keel_tests::eventually::eventually;
+use serde_json::Value;
+
+const AGENTS: usize = 6;
+
+/// Writes manifest `version` of `app` (its process runs `script`) with its source file.
+fn manifest(dir: &Path, version: &str, script: &str) -> PathBuf {
+    let dir = dir.join(format!("v{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("app.sh"), script).unwrap();
+    let text = format!(
+        r#"
+name = "app"
+version = "{version}"
+machine_type = "default"
+
+[[files]]
+path = "bin/app.sh"
+source = "app.sh"
+executable = true
+
+[[processes]]
+name = "app"
+argv = ["sh", "bin/app.sh"]
+env = {{ VERSION = "{version}" }}
+"#
+    );
+    let path = dir.join("manifest.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Records the running process (version and pid), then runs until stopped.
+const GOOD: &str = "echo \"$VERSION $$\" > running\nexec sleep 600\n";
+/// Dies at once.
+const BAD: &str = "echo starting; exit 1\n";
+
+fn deploy(master: &str, manifest: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .args([
+            "--master",
+            master,
+            "deploy",
+            "--unit-size",
+            "2",
+            "--healthy-threshold",
+            "100",
+        ])
+        .arg(manifest)
+        .output()
+        .expect("keelctl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Version and pid in agent `i`'s `running` record of `version`.
+fn running(work: &Path, i: usize, version: &str) -> Option<(String, i32)> {
+    let path = work
+        .join(format!("agent-{i}"))
+        .join("manifests/app")
+        .join(version)
+        .join("running");
+    let text = std::fs::read_to_string(path).ok()?;
+    let (v, pid) = text.trim().split_once(' ')?;
+    Some((v.to_owned(), pid.parse().ok()?))
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+async fn machines(master: &str) -> Value {
+    keel::http_client::get_json(master, "/device-manager/machines")
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
+    let root = tempfile::tempdir().unwrap();
+    let work = root.path().join("cluster");
+    let mut config = LocalClusterConfig::new(AGENTS, &work);
+    config.autopilot = Some(LocalAutopilot {
+        device_manager: DeviceManagerConfig {
+            health: HealthPolicy {
+                error_threshold: 2,
+                error_window: Duration::from_secs(60),
+                probation: Duration::from_secs(3),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        watchdog_interval: Duration::from_millis(100),
+        watchdog_root: None,
+        filesync: Default::default(),
+    });
+    let cluster = LocalCluster::start(config).await.unwrap();
+    cluster.wait_for_agents(AGENTS_UP).await.unwrap();
+    let master = cluster.master_node.address().to_owned();
+    eventually("every machine reports", || async {
+        let v = keel::http_client::get_json(&master, "/device-manager/machines")
+            .await
+            .ok()?;
+        (v["machines"].as_array()?.len() == AGENTS).then_some(())
+    })
+    .await;
+
+    let sources = root.path().join("manifests");
+    for version in ["1", "2"] {
+        let (ok, out) = deploy(&master, &manifest(&sources, version, GOOD));
+        assert!(ok, "{out}");
+        assert!(out.contains("uploaded bin/app.sh"), "{out}");
+        assert!(out.contains("Succeeded"), "{out}");
+        assert!(out.contains("unit   3 [####################] 2/2"), "{out}");
+        for i in 0..AGENTS {
+            let (v, pid) = eventually("the machine runs the new version", || async {
+                running(&work, i, version)
+            })
+            .await;
+            assert_eq!(v, version);
+            assert!(alive(pid), "agent {i} runs version {version}'s process");
+        }
+    }
+    let before: Vec<i32> = (0..AGENTS)
+        .map(|i| running(&work, i, "2").unwrap().1)
+        .collect();
+
+    let (ok, out) = deploy(&master, &manifest(&sources, "3", BAD));
+    assert!(!ok, "a crashing version must not succeed: {out}");
+    assert!(out.contains("RolledBack"), "{out}");
+    assert!(out.contains("failed version 3"), "{out}");
+    let rollout = keel::http_client::get_json(&master, "/device-manager/rollout")
+        .await
+        .unwrap();
+    let units = rollout["rollout"]["units"].as_array().unwrap();
+    assert_eq!(
+        units[0]["phase"], "current",
+        "halted in the first unit: {rollout}"
+    );
+    let first_unit: Vec<&str> = units[0]["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let v = machines(&master).await;
+    for m in v["machines"].as_array().unwrap() {
+        let id = m["id"].as_str().unwrap();
+        assert_eq!(m["manifest_version"], "2", "{id}: {m}");
+    }
+    for (i, old) in before.iter().enumerate() {
+        let host = format!("local-agent-{i}");
+        let (v, pid) = eventually("version 2's process runs", || async {
+            running(&work, i, "2").filter(|(_, pid)| alive(*pid))
+        })
+        .await;
+        assert_eq!(v, "2");
+        if first_unit.contains(&host.as_str()) {
+            assert_ne!(pid, *old, "{host} was switched and switched back");
+        } else {
+            assert_eq!(pid, *old, "{host} never left version 2");
+        }
+    }
+    cluster.shutdown().await;
+}

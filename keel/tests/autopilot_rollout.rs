@@ -5,8 +5,7 @@
 //! crashes) halts in the first unit and every machine ends on the previous version, its
 //! process running again.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use autopilot::device_manager::DeviceManagerConfig;
@@ -14,74 +13,21 @@ use autopilot::health::HealthPolicy;
 use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
 use keel_tests::cluster::AGENTS_UP;
 use keel_tests::eventually::eventually;
+use keel_tests::manifests::{self, keelctl_deploy, write_manifest, RECORDS_AND_RUNS};
 use serde_json::Value;
 
 const AGENTS: usize = 6;
 
-/// Writes manifest `version` of `app` (its process runs `script`) with its source file.
-fn manifest(dir: &Path, version: &str, script: &str) -> PathBuf {
-    let dir = dir.join(format!("v{version}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("app.sh"), script).unwrap();
-    let text = format!(
-        r#"
-name = "app"
-version = "{version}"
-machine_type = "default"
-
-[[files]]
-path = "bin/app.sh"
-source = "app.sh"
-executable = true
-
-[[processes]]
-name = "app"
-argv = ["sh", "bin/app.sh"]
-env = {{ VERSION = "{version}" }}
-"#
-    );
-    let path = dir.join("manifest.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// Records the running process (version and pid), then runs until stopped.
-const GOOD: &str = "echo \"$VERSION $$\" > running\nexec sleep 600\n";
+const KEELCTL: &str = env!("CARGO_BIN_EXE_keelctl");
 /// Dies at once.
 const BAD: &str = "echo starting; exit 1\n";
 
 fn deploy(master: &str, manifest: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keelctl"))
-        .args([
-            "--master",
-            master,
-            "deploy",
-            "--unit-size",
-            "2",
-            "--healthy-threshold",
-            "100",
-        ])
-        .arg(manifest)
-        .output()
-        .expect("keelctl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    keelctl_deploy(KEELCTL, master, manifest, 2)
 }
 
-/// Version and pid in agent `i`'s `running` record of `version`.
 fn running(work: &Path, i: usize, version: &str) -> Option<(String, i32)> {
-    let path = work
-        .join(format!("agent-{i}"))
-        .join("manifests/app")
-        .join(version)
-        .join("running");
-    let text = std::fs::read_to_string(path).ok()?;
-    let (v, pid) = text.trim().split_once(' ')?;
-    Some((v.to_owned(), pid.parse().ok()?))
+    manifests::running(&work.join(format!("agent-{i}")), version)
 }
 
 fn alive(pid: i32) -> bool {
@@ -127,7 +73,10 @@ async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
 
     let sources = root.path().join("manifests");
     for version in ["1", "2"] {
-        let (ok, out) = deploy(&master, &manifest(&sources, version, GOOD));
+        let (ok, out) = deploy(
+            &master,
+            &write_manifest(&sources, "default", version, RECORDS_AND_RUNS),
+        );
         assert!(ok, "{out}");
         assert!(out.contains("uploaded bin/app.sh"), "{out}");
         assert!(out.contains("Succeeded"), "{out}");
@@ -145,7 +94,7 @@ async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
         .map(|i| running(&work, i, "2").unwrap().1)
         .collect();
 
-    let (ok, out) = deploy(&master, &manifest(&sources, "3", BAD));
+    let (ok, out) = deploy(&master, &write_manifest(&sources, "default", "3", BAD));
     assert!(!ok, "a crashing version must not succeed: {out}");
     assert!(out.contains("RolledBack"), "{out}");
     assert!(out.contains("failed version 3"), "{out}");

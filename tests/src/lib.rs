@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod eventually;
 pub mod leader;
+pub mod manifests;
 pub mod recording_scheduler;
 /// A real ZooKeeper server per test (it lives in `keel` so that `keel-bench` starts one too).
 pub mod zookeeper {

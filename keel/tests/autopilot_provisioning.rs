@@ -73,7 +73,7 @@ async fn a_new_machine_gets_its_type_and_manifest_and_is_healthy_after_burn_in()
     assert_eq!(m["state"], "Probation", "burning in: {m}");
     eventually(
         "the new agent registers, not offered while it burns in",
-        || async { (offered(&master, &id).await? == false).then_some(()) },
+        || async { (!offered(&master, &id).await?).then_some(()) },
     )
     .await;
     let (version, _) = eventually("it runs its type's active manifest", || async {

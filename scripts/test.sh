@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # System packages the tests need: Debian's `zookeeper` (with its Java runtime), which the
 # high-availability tests start, one server per test on a free 127.0.0.1 port; `iproute2` and
 # `nftables`, with which the partition test builds network namespaces joined by a veth pair and
-# cuts them apart. Protos compile with the pure-Rust protox; every other test talks to nodes it
-# starts itself on 127.0.0.1.
-packages=(zookeeper iproute2 nftables)
+# cuts them apart; `chromium`, in which the cockpit test renders Autopilot's web page headless.
+# Protos compile with the pure-Rust protox; every other test talks to nodes it starts itself on
+# 127.0.0.1.
+packages=(zookeeper iproute2 nftables chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -24,6 +25,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 test -f /usr/share/java/zookeeper.jar || { echo "zookeeper.jar missing after install" >&2; exit 1; }
 command -v nft >/dev/null || { echo "nft missing after install" >&2; exit 1; }
+command -v chromium >/dev/null || { echo "chromium missing after install" >&2; exit 1; }
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -25,12 +25,15 @@
 pub mod app_manager;
 pub mod bounded_command;
 pub mod bounded_text;
+pub mod cockpit;
+pub mod collector;
 pub mod deployment_server;
 pub mod device_manager;
 pub mod filesync;
 pub mod ground_truth;
 pub mod health;
 pub mod json;
+pub mod log_tail;
 pub mod machine_gate;
 pub mod manifest;
 pub mod repair_driver;

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autopilot::app_manager::{AppManager, AppManagerConfig, APP_MANAGER_ID};
+use autopilot::cockpit::{Cockpit, COCKPIT_ID};
+use autopilot::collector::{Collector, CollectorConfig, COLLECTOR_ID};
 use autopilot::deployment_server::{
     DeploymentServer, DeploymentServerConfig, DEPLOYMENT_SERVER_ID,
 };
@@ -219,13 +221,15 @@ pub struct DeviceManagerHandle {
 
 /// Recovers the ground truth from `store` (memory only without one) and spawns the device
 /// manager on `node`, beside `master` (which drains the machines it repairs), with the
-/// deployment server keeping its files in `deployment_dir`.
+/// deployment server keeping its files in `deployment_dir`, the collection service and the
+/// cockpit (`/cockpit`).
 pub async fn spawn_device_manager(
     node: &Node,
     master: ProcessRef<Master>,
     store: Option<AnyStore>,
     mut config: DeviceManagerConfig,
     deployment_dir: PathBuf,
+    collector: CollectorConfig,
 ) -> Result<DeviceManagerHandle, AutopilotError> {
     let server = DeploymentServer::new(DeploymentServerConfig {
         dir: deployment_dir.clone(),
@@ -247,6 +251,8 @@ pub async fn spawn_device_manager(
         .with_gate(Arc::new(MasterGate::new(master, DRAIN_TIMEOUT)));
     let failure = dm.failure();
     let process = node.spawn_ref(DEVICE_MANAGER_ID, dm)?;
+    node.spawn(COLLECTOR_ID, Collector::new(collector, process.clone()))?;
+    node.spawn(COCKPIT_ID, Cockpit)?;
     Ok(DeviceManagerHandle { process, failure })
 }
 

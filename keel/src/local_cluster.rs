@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use authentication::{Credential, Credentials};
+use autopilot::collector::CollectorConfig;
 use autopilot::device_manager::DeviceManagerConfig;
 use autopilot::filesync::FilesyncLimits;
 use autopilot::watchdog::WatchdogConfig;
@@ -102,6 +103,8 @@ pub struct LocalAutopilot {
     pub watchdog_root: Option<PathBuf>,
     /// How each agent's filesync fetches.
     pub filesync: FilesyncLimits,
+    /// What the collection service gathers, how often.
+    pub collector: CollectorConfig,
 }
 
 impl LocalClusterConfig {
@@ -219,6 +222,7 @@ async fn spawn_master(
                     store,
                     dm,
                     config.work_dir.join("master").join("deployment"),
+                    autopilot.collector.clone(),
                 )
                 .await
                 .map_err(|e| registry(&e))?,

@@ -91,6 +91,7 @@ async fn fail_thirty_percent(limits: RepairLimits, replaced: usize) -> (Value, V
         watchdog_interval: Duration::from_millis(100),
         watchdog_root: Some(root.path().join("watchdogs")),
         filesync: Default::default(),
+        collector: Default::default(),
     });
     let cluster = LocalCluster::start(config).await.unwrap();
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();

@@ -50,6 +50,7 @@ async fn a_new_machine_gets_its_type_and_manifest_and_is_healthy_after_burn_in()
         watchdog_interval: Duration::from_millis(100),
         watchdog_root: None,
         filesync: Default::default(),
+        collector: Default::default(),
     });
     let mut cluster = LocalCluster::start(config).await.unwrap();
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();

@@ -59,6 +59,7 @@ async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
         watchdog_interval: Duration::from_millis(100),
         watchdog_root: None,
         filesync: Default::default(),
+        collector: Default::default(),
     });
     let cluster = LocalCluster::start(config).await.unwrap();
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();

@@ -216,9 +216,11 @@ async fn route(node: &Arc<NodeInner>, req: Request<Incoming>) -> HttpResponse {
         }
         _ => {}
     }
+    // `/{process}` alone is its route `/` (a page such as `/cockpit`).
     let Some((process, rest)) = path
         .strip_prefix('/')
-        .and_then(|p| p.split_once('/'))
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('/').unwrap_or((p, "")))
         .map(|(process, rest)| (process.to_owned(), format!("/{rest}")))
     else {
         return HttpResponse::not_found(format!(

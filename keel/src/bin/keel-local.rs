@@ -160,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
             watchdog_interval: DEMO_WATCHDOG_INTERVAL,
             watchdog_root: None,
             filesync: Default::default(),
+            collector: Default::default(),
         });
     }
     config.agent_resources = agent_resources.clone();
@@ -188,7 +189,8 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("waiting for the agents")?;
         println!(
-            "autopilot: device manager {}; repairs restart the agent processes",
+            "autopilot: cockpit http://{}/cockpit; device manager {}; repairs restart the agent processes",
+            cluster.master_node.address(),
             cluster
                 .device_manager
                 .as_ref()

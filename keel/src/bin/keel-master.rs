@@ -233,9 +233,11 @@ async fn main() -> anyhow::Result<()> {
                 autopilot_store,
                 config,
                 deployment_dir,
+                Default::default(),
             )
             .await?;
             println!("device manager {}", dm.process.pid());
+            println!("cockpit http://{}/cockpit", node.address());
             Some(dm.failure)
         }
         None => None,

@@ -140,11 +140,12 @@ impl AppManager {
 
     fn sync_manifest(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SyncManifest) {
         let _span = tracing::info_span!("sync_manifest", %from, activate = msg.activate).entered();
-        if from.id() != DEVICE_MANAGER_ID {
+        let elsewhere = !msg.hostname.is_empty() && msg.hostname != self.config.hostname;
+        if from.id() != DEVICE_MANAGER_ID || elsewhere {
             if let Some(m) = &self.metrics {
                 m.refused.inc();
             }
-            tracing::warn!(%from, "refused a manifest not from the device manager");
+            tracing::warn!(%from, hostname = %msg.hostname, "refused a manifest not from the device manager or not for this machine");
             return;
         }
         self.config.device_manager = from;

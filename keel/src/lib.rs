@@ -17,8 +17,8 @@
 //! - [`local_autopilot`]: `keel-local --autopilot`'s agent processes under the repair driver.
 //! - [`example_runs`]: run the example frameworks and follow their progress; the particles
 //!   executor's entry point.
-//! - [`emulated_agent`], [`bench_scheduler`], [`container_bench`]: the pieces of
-//!   `keel-bench`'s cluster-scale runs.
+//! - [`emulated_agent`], [`bench_scheduler`], [`container_bench`], [`autopilot_bench`]: the
+//!   pieces of `keel-bench`'s cluster-scale runs.
 //! - [`agent_daemon`]: an agent as a daemon (`keel-slave`, and `keel-local agent`).
 //! - [`autopilot_services`]: the device manager beside the master, and its flags.
 //! - [`http_client`]: minimal HTTP/1.1 requests to a node's port.
@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod agent_daemon;
+pub mod autopilot_bench;
 pub mod autopilot_services;
 pub mod bench_scheduler;
 pub mod container_bench;

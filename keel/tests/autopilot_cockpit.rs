@@ -18,6 +18,7 @@ use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
 use keel_tests::cluster::AGENTS_UP;
 use keel_tests::eventually::eventually;
 use keel_tests::manifests::{write_manifest, RECORDS_AND_RUNS};
+use keel_tests::watchdogs::install_watchdog;
 use libactor::Node;
 use protos::autopilot::RepairAction;
 
@@ -55,13 +56,7 @@ async fn the_cockpit_shows_machines_repairs_and_a_rollout_in_chromium() {
     let root = tempfile::tempdir().unwrap();
     let work = root.path().join("cluster");
     let watchdogs = root.path().join("watchdogs");
-    std::fs::create_dir_all(watchdogs.join("agent-0")).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let fan = watchdogs.join("agent-0").join("fan");
-        std::fs::write(&fan, BROKEN_FAN).unwrap();
-        std::fs::set_permissions(&fan, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    install_watchdog(&watchdogs.join("agent-0"), "fan", BROKEN_FAN);
     let mut config = LocalClusterConfig::new(3, &work);
     config.autopilot = Some(LocalAutopilot {
         device_manager: DeviceManagerConfig {

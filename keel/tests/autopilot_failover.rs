@@ -12,6 +12,7 @@ use coordination::{Detector, ZkUrl};
 use keel_tests::daemon::Daemon;
 use keel_tests::eventually::eventually;
 use keel_tests::leader::leader_other_than;
+use keel_tests::watchdogs::install_watchdog;
 use keel_tests::zookeeper::ZooKeeperServer;
 use libactor::Upid;
 use serde_json::Value;
@@ -68,13 +69,7 @@ async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
     let first = leader_other_than(&detector, None).await;
 
     let watchdogs = dir.path().join("watchdogs");
-    std::fs::create_dir_all(&watchdogs).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let fan = watchdogs.join("fan");
-        std::fs::write(&fan, FAN_WATCHDOG).unwrap();
-        std::fs::set_permissions(&fan, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    install_watchdog(&watchdogs, "fan", FAN_WATCHDOG);
     let fault = watchdogs.join("persist");
     let log = dir.path().join("repairs.log");
     // Each command records what it did, then clears the fault as a repair would.

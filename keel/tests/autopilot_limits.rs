@@ -17,6 +17,7 @@ use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
 use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
 use keel_tests::cluster::AGENTS_UP;
 use keel_tests::eventually::eventually;
+use keel_tests::watchdogs::install_watchdog;
 use libactor::Node;
 use protos::autopilot::RepairAction;
 use serde_json::Value;
@@ -32,12 +33,8 @@ echo "disk ok"
 "#;
 
 fn watchdogs(root: &Path) {
-    use std::os::unix::fs::PermissionsExt;
     for i in 0..AGENTS {
-        let dir = root.join(format!("agent-{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("disk"), DISK_WATCHDOG).unwrap();
-        std::fs::set_permissions(dir.join("disk"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        install_watchdog(&root.join(format!("agent-{i}")), "disk", DISK_WATCHDOG);
     }
 }
 
@@ -68,6 +65,16 @@ fn replay(audit: &Value) -> (usize, BTreeSet<String>) {
         most = most.max(in_repair.len());
     }
     (most, ever)
+}
+
+/// Machines Healthy in `/device-manager/machines`.
+fn healthy(machines: &Value) -> usize {
+    machines["machines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["state"] == "Healthy")
+        .count()
 }
 
 /// Starts the cluster with `limits`, fails [`FAILING`] machines, and waits until `replaced`
@@ -182,13 +189,7 @@ async fn thirty_percent_failing_never_exceed_the_repair_cap() {
     let (most, ever) = replay(&audit);
     assert_eq!(most, 2, "the cap is reached and never exceeded: {audit}");
     assert_eq!(ever.len(), FAILING, "{audit}");
-    let healthy = machines["machines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["state"] == "Healthy")
-        .count();
-    assert_eq!(healthy, AGENTS - FAILING);
+    assert_eq!(healthy(&machines), AGENTS - FAILING);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

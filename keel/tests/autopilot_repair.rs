@@ -15,6 +15,7 @@ use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
 use keel_tests::daemon::Daemon;
 use keel_tests::eventually::eventually;
 use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
+use keel_tests::watchdogs::install_watchdog;
 use libactor::{Node, Upid};
 use protos::v1::task_status::Reason;
 use protos::v1::TaskState;
@@ -35,12 +36,7 @@ echo "fan ok"
 /// One machine's directories: `work` (the agent's, wiped by Reimage) and `watchdogs`.
 fn machine_dirs(root: &Path, host: &str) -> PathBuf {
     let dir = root.join(host);
-    let watchdogs = dir.join("watchdogs");
-    std::fs::create_dir_all(&watchdogs).unwrap();
-    let fan = watchdogs.join("fan");
-    std::fs::write(&fan, FAN_WATCHDOG).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fan, std::fs::Permissions::from_mode(0o755)).unwrap();
+    install_watchdog(&dir.join("watchdogs"), "fan", FAN_WATCHDOG);
     dir
 }
 

@@ -161,28 +161,29 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
     }
 }
 
-#[test]
-fn keel_local_runs_particles_on_three_agents() {
+/// Runs `keel-local` on any free port in a fresh work dir with `args`; asserts it succeeded
+/// and returns what it printed.
+fn keel_local(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_keel-local"))
-        .args([
-            "--master-port",
-            "0",
-            "--particles",
-            "20000",
-            "--batch-size",
-            "2000",
-        ])
+        .args(["--master-port", "0"])
+        .args(args)
         .arg("--work-dir")
         .arg(dir.path())
         .output()
         .expect("keel-local runs");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+#[test]
+fn keel_local_runs_particles_on_three_agents() {
+    let text = keel_local(&["--particles", "20000", "--batch-size", "2000"]);
     assert_eq!(text.matches(" registered as ").count(), 3, "{text}");
     assert!(text.contains("10/10 batches counted"), "{text}");
     assert!(text.contains("matches the cloud's construction"), "{text}");
@@ -192,35 +193,21 @@ fn keel_local_runs_particles_on_three_agents() {
 
 #[test]
 fn keel_local_autopilot_repairs_a_failing_agent_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_keel-local"))
-        .args([
-            "--master-port",
-            "0",
-            "--autopilot",
-            "--fail-agent",
-            "0",
-            "--autopilot-probation-seconds",
-            "1",
-            "--framework",
-            "batch",
-            "--tasks",
-            "2",
-            "--command",
-            "true",
-            "--isolation",
-            "posix",
-        ])
-        .arg("--work-dir")
-        .arg(dir.path())
-        .output()
-        .expect("keel-local runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = keel_local(&[
+        "--autopilot",
+        "--fail-agent",
+        "0",
+        "--autopilot-probation-seconds",
+        "1",
+        "--framework",
+        "batch",
+        "--tasks",
+        "2",
+        "--command",
+        "true",
+        "--isolation",
+        "posix",
+    ]);
     assert!(
         text.contains("batch finished: 2 tasks, 0 did not finish"),
         "{text}"

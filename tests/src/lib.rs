@@ -16,6 +16,7 @@ pub mod eventually;
 pub mod leader;
 pub mod manifests;
 pub mod recording_scheduler;
+pub mod watchdogs;
 /// A real ZooKeeper server per test (it lives in `keel` so that `keel-bench` starts one too).
 pub mod zookeeper {
     pub use keel::zookeeper_server::*;

@@ -44,6 +44,7 @@ impl DeviceManager {
                 manifest: manifest.cloned(),
                 activate,
                 deployment_server: ctx.pid().address().to_owned(),
+                hostname: id.to_owned(),
             },
         );
     }

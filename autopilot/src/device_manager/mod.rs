@@ -174,6 +174,11 @@ impl DeviceManager {
         &self.machines
     }
 
+    /// The state of the rollout under way or the last one.
+    pub fn rollout_state(&self) -> Option<protos::autopilot::RolloutState> {
+        self.deployment.rollout.as_ref().map(|r| r.state())
+    }
+
     /// The audit log, oldest first.
     pub fn audit(&self) -> &[AuditRecord] {
         &self.audit

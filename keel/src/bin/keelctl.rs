@@ -209,10 +209,7 @@ async fn run(flags: Flags) -> anyhow::Result<ExitCode> {
             ip,
             credential,
         } => {
-            let credential = credential
-                .as_deref()
-                .map(authentication::Credential::from_file)
-                .transpose()?;
+            let credential = read_credential(credential.as_deref())?;
             let launch = Launch {
                 command,
                 cpus,
@@ -268,10 +265,7 @@ async fn run(flags: Flags) -> anyhow::Result<ExitCode> {
             action,
             credential,
         } => {
-            let credential = credential
-                .as_deref()
-                .map(authentication::Credential::from_file)
-                .transpose()?;
+            let credential = read_credential(credential.as_deref())?;
             if !flags.json {
                 println!(
                     "asking the device manager beside {master} to drain {machine} and {action} it"

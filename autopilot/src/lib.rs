@@ -22,6 +22,7 @@
 //! Still to come (the Autopilot issue): manifests and rolling deployment, provisioning,
 //! filesync, collection and the cockpit.
 
+pub mod agent_checks;
 pub mod app_manager;
 pub mod bounded_command;
 pub mod bounded_text;

@@ -9,6 +9,7 @@
 //! - `memory`: `MemAvailable` of `/proc/meminfo` above 10% of memory (Warning below, Error
 //!   below 2%).
 //! - `manifest`: the active manifest's files still match their sha256 (Error otherwise).
+//! - `tasks` and `agent`: see [`agent_checks`](crate::agent_checks).
 //!
 //! Custom watchdogs are the executables in `--watchdog-dir`, run one after the other each
 //! round with a timeout. Exit status 0, 1, 2 is OK, Warning, Error; 3 is an Error marked fatal
@@ -24,6 +25,7 @@ use libactor::metrics::Counter;
 use libactor::{Context, Process, Upid};
 use protos::autopilot::{Kick, WatchdogReport, WatchdogResult, WatchdogStatus};
 
+use crate::agent_checks::{self_check, TaskFailureRate};
 use crate::bounded_command::run_bounded;
 
 /// The watchdog service's process id (on the agent's node).
@@ -55,6 +57,8 @@ pub struct WatchdogConfig {
     pub timeout: Duration,
     /// Free bytes below which the work dir's file system is a Warning.
     pub min_free_bytes: u64,
+    /// The agent process to self-check (none: no `agent` watchdog).
+    pub agent: Option<Upid>,
 }
 
 impl WatchdogConfig {
@@ -70,6 +74,7 @@ impl WatchdogConfig {
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(10),
             min_free_bytes: 100 << 20,
+            agent: None,
         }
     }
 }
@@ -79,6 +84,7 @@ pub struct WatchdogService {
     config: WatchdogConfig,
     running: bool,
     rounds: Option<Counter>,
+    tasks: TaskFailureRate,
 }
 
 impl WatchdogService {
@@ -88,6 +94,7 @@ impl WatchdogService {
             config,
             running: false,
             rounds: None,
+            tasks: TaskFailureRate::default(),
         }
     }
 
@@ -103,7 +110,17 @@ impl WatchdogService {
         }
         self.running = true;
         let config = self.config.clone();
-        ctx.defer(round(config), |s: &mut WatchdogService, ctx, results| {
+        // The agent's task counters live on this node.
+        let tasks = self.tasks.observe(&ctx.node().metrics().snapshot());
+        let work = async move {
+            let mut results = round(config.clone()).await;
+            results.push(tasks);
+            if let Some(agent) = &config.agent {
+                results.push(self_check(agent).await);
+            }
+            results
+        };
+        ctx.defer(work, |s: &mut WatchdogService, ctx, results| {
             s.running = false;
             if let Some(c) = &s.rounds {
                 c.inc();

@@ -165,6 +165,7 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
         config.watchdog_dir = flags.watchdog_dir.clone();
         config.interval = watchdog_interval;
         config.timeout = watchdog_timeout;
+        config.agent = Some(slave.pid().clone());
         Some(Satellites::spawn(
             &node,
             &master,

@@ -283,10 +283,25 @@ impl LocalCluster {
         })?;
         let node = node_on(0, &self.config.clock)?;
         let hostname = format!("local-agent-{index}");
+        let slave = Slave::spawn(
+            &node,
+            SlaveConfig {
+                master: self.master_pid().clone(),
+                work_dir: work_dir.clone(),
+                resources: self.config.agent_resources.clone(),
+                attributes: Vec::new(),
+                hostname: hostname.clone(),
+                credential: self.config.credential.clone(),
+                containerizer: self.config.containerizer.clone(),
+                gc_delay: self.config.gc_delay,
+                master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
+                executor_recovery_timeout: None,
+            },
+        )?;
         if let Some(autopilot) = &self.config.autopilot {
-            let mut watchdogs =
-                WatchdogConfig::new(&hostname, self.master_pid().clone(), work_dir.clone());
+            let mut watchdogs = WatchdogConfig::new(&hostname, self.master_pid().clone(), work_dir);
             watchdogs.interval = autopilot.watchdog_interval;
+            watchdogs.agent = Some(slave.pid().clone());
             watchdogs.watchdog_dir = autopilot
                 .watchdog_root
                 .as_ref()
@@ -299,21 +314,6 @@ impl LocalCluster {
             )
             .map_err(|e| ClusterError::Registry(e.to_string()))?;
         }
-        let slave = Slave::spawn(
-            &node,
-            SlaveConfig {
-                master: self.master_pid().clone(),
-                work_dir,
-                resources: self.config.agent_resources.clone(),
-                attributes: Vec::new(),
-                hostname: hostname.clone(),
-                credential: self.config.credential.clone(),
-                containerizer: self.config.containerizer.clone(),
-                gc_delay: self.config.gc_delay,
-                master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
-                executor_recovery_timeout: None,
-            },
-        )?;
         self.agents.push(LocalAgent {
             node,
             slave,

@@ -3,7 +3,8 @@
 //! repaired by `keel-repair` (the command driver; its reboot command clears the fault), the
 //! leader is SIGKILLed, and the new leader's device manager has the machine's state, history
 //! and audit log, keeps the machine drained, and escalates its next failure to Reimage —
-//! carried out by the same `keel-repair`, which followed the new leader.
+//! carried out by the same `keel-repair`, which followed the new leader. A rollout under way
+//! when the leader dies is resumed by the next one and finishes.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use coordination::{Detector, ZkUrl};
 use keel_tests::daemon::Daemon;
 use keel_tests::eventually::eventually;
 use keel_tests::leader::leader_other_than;
+use keel_tests::manifests::{running, write_manifest, RECORDS_AND_RUNS};
 use keel_tests::watchdogs::install_watchdog;
 use keel_tests::zookeeper::ZooKeeperServer;
 use libactor::Upid;
@@ -128,9 +130,16 @@ async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
         repairs(&log).contains("Reboot host-1").then_some(())
     })
     .await;
-    let before = eventually("the reboot's outcome is recorded", || async {
+    // What the leader has made durable is what must survive it.
+    let before = eventually("the reboot's outcome is recorded durably", || async {
         let audit = get(&leader, "/device-manager/audit").await?;
-        let records = audit["audit"].as_array()?.clone();
+        let durable = audit["durable_seq"].as_u64()?;
+        let records: Vec<Value> = audit["audit"]
+            .as_array()?
+            .iter()
+            .filter(|r| r["seq"].as_u64().is_some_and(|s| s <= durable))
+            .cloned()
+            .collect();
         records
             .iter()
             .any(|r| r["what"] == "machine host-1: Reboot done")
@@ -175,4 +184,122 @@ async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
         .await
         .unwrap();
     assert_eq!(failures(&m), ["Reboot", "Reimage"], "{m}");
+}
+
+/// An agent of the cluster in `zk_url`, machine `host`, with Autopilot's satellites.
+async fn agent(zk_url: &str, host: &str, work: &Path) -> Daemon {
+    let work = work.to_str().unwrap();
+    let args = [
+        "--master",
+        zk_url,
+        "--port",
+        "0",
+        "--hostname",
+        host,
+        "--work-dir",
+        work,
+        "--resources",
+        "cpus:1;mem:256",
+        "--isolation",
+        "posix",
+        "--autopilot",
+        "--watchdog-interval-seconds",
+        "0.2",
+    ];
+    Daemon::start(env!("CARGO_BIN_EXE_keel-slave"), &args)
+        .await
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_progress_rollout_resumes_on_the_new_leader() {
+    let zk = ZooKeeperServer::start().expect("zookeeper");
+    let zk_url = zk.url("/keel");
+    let dir = tempfile::tempdir().unwrap();
+    let mut masters = Vec::new();
+    for i in 0..2 {
+        let work = dir.path().join(format!("master-{i}"));
+        let args = [
+            "--port",
+            "0",
+            "--zk",
+            &zk_url,
+            "--zk-session-timeout-seconds",
+            "2",
+            "--work-dir",
+            work.to_str().unwrap(),
+            "--autopilot",
+            "--autopilot-probation-seconds",
+            "3",
+        ];
+        masters.push(Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &args).await);
+    }
+    let detector = Detector::start(zk_url.parse::<ZkUrl>().unwrap(), Duration::from_secs(2));
+    let first = leader_other_than(&detector, None).await;
+    let leader: Upid = first.parse().unwrap();
+    let works = [dir.path().join("host-a"), dir.path().join("host-b")];
+    let _agents = [
+        agent(&zk_url, "host-a", &works[0]).await,
+        agent(&zk_url, "host-b", &works[1]).await,
+    ];
+    for host in ["host-a", "host-b"] {
+        eventually("the machines report", || async {
+            let m = get(&leader, &format!("/device-manager/machine?id={host}")).await?;
+            (m["state"] == "Healthy").then_some(())
+        })
+        .await;
+    }
+    let manifest = write_manifest(
+        &dir.path().join("manifests"),
+        "default",
+        "1",
+        RECORDS_AND_RUNS,
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .args([
+            "--master",
+            &zk_url,
+            "deploy",
+            "--unit-size",
+            "1",
+            "--healthy-threshold",
+            "100",
+            "--no-wait",
+        ])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // host-b, in the second unit, pre-loads the files while the first unit switches.
+    eventually("the second unit pre-loads", || async {
+        works[1]
+            .join("manifests/app/1/bin/app.sh")
+            .exists()
+            .then_some(())
+    })
+    .await;
+    let rollout = get(&leader, "/device-manager/rollout").await.unwrap();
+    assert_eq!(rollout["rollout"]["state"], "Running", "{rollout}");
+    assert_eq!(rollout["rollout"]["current_unit"], 1, "{rollout}");
+
+    let index = masters.iter().position(|(_, p)| *p == first).unwrap();
+    masters.remove(index).0.crash().await;
+    let second = leader_other_than(&detector, Some(&first)).await;
+    let leader: Upid = second.parse().unwrap();
+    let done = eventually("the new leader finishes the rollout", || async {
+        let r = get(&leader, "/device-manager/rollout").await?;
+        (r["rollout"]["state"] == "Succeeded").then_some(r)
+    })
+    .await;
+    assert_eq!(
+        done["rollout"]["id"], 1,
+        "the same rollout, resumed: {done}"
+    );
+    for work in &works {
+        let (version, _) = eventually("every machine runs version 1", || async {
+            running(work, "1")
+        })
+        .await;
+        assert_eq!(version, "1");
+    }
 }

@@ -124,6 +124,8 @@ pub struct DeviceManager {
     gate: Option<Arc<dyn MachineGate>>,
     /// Active manifests per type and the rollout (persisted under its own key).
     deployment: DeploymentState,
+    /// Every change up to this audit record is in the store.
+    durable_seq: u64,
 }
 
 impl DeviceManager {
@@ -153,6 +155,7 @@ impl DeviceManager {
             started: None,
             metrics: None,
             gate: None,
+            durable_seq: recovered.next_audit_seq.saturating_sub(1),
             deployment: recovered.deployment,
         }
     }
@@ -557,6 +560,7 @@ impl DeviceManager {
     fn persist(&mut self, ctx: &mut Context<Self>) {
         let Some(store) = self.store.clone() else {
             self.dirty.clear();
+            self.durable_seq = self.next_audit_seq - 1;
             return;
         };
         if self.writing || self.dirty.is_empty() || self.failure.borrow().is_some() {
@@ -574,6 +578,8 @@ impl DeviceManager {
             .map(|i| (i, ground_truth::encode_key(i, &snapshot), self.versions[i]))
             .collect();
         self.count(|m| &m.writes);
+        // Every change so far goes in this write: once it is done, they all are durable.
+        let upto = self.next_audit_seq - 1;
         ctx.defer(
             async move {
                 let mut written = Vec::new();
@@ -585,13 +591,14 @@ impl DeviceManager {
                 }
                 Ok(written)
             },
-            |dm: &mut DeviceManager, ctx, result| {
+            move |dm: &mut DeviceManager, ctx, result| {
                 dm.writing = false;
                 match result {
                     Ok(written) => {
                         for (i, v) in written {
                             dm.versions[i] = Some(v);
                         }
+                        dm.durable_seq = dm.durable_seq.max(upto);
                         dm.persist(ctx);
                     }
                     Err(why) => {
@@ -642,7 +649,7 @@ impl DeviceManager {
             .filter(|r| r.seq > since)
             .map(json::audit)
             .collect();
-        json::response(serde_json::json!({ "audit": records }))
+        json::response(serde_json::json!({ "audit": records, "durable_seq": self.durable_seq }))
     }
 }
 

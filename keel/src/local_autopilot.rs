@@ -2,7 +2,8 @@
 //! by the `process` repair driver, so that a repair really restarts, wipes or removes one;
 //! the repair service runs beside the master. Each agent gets a demo watchdog (`disk`) that
 //! errors while its work dir holds a `demo-fault` file: a Reboot keeps the file (the fault
-//! persists), a Reimage wipes it (the machine recovers) — what `--fail-agent` shows.
+//! persists), a Reimage wipes it (the machine recovers) — what `--fail-agent` shows. A demo
+//! manifest (`hello`, a heartbeat process) is rolled out over the agents one per unit.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use autopilot::device_manager::device_manager_beside;
 use autopilot::repair_driver::{MachineProcess, ProcessDriver};
 use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
-use libactor::{Node, Upid};
+use libactor::{http_client, Node, Upid};
 use slave::containerizer::IsolationMode;
 
 /// How long an agent process has to stop on SIGTERM before it is killed.
@@ -170,4 +171,89 @@ pub fn print_audit(master: Upid) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// The demo manifest: one process writing a heartbeat file every second.
+const DEMO_MANIFEST: &str = r#"
+name = "hello"
+version = "1"
+machine_type = "default"
+
+[[files]]
+path = "bin/hello.sh"
+source = "hello.sh"
+executable = true
+
+[[processes]]
+name = "hello"
+argv = ["sh", "bin/hello.sh"]
+"#;
+const DEMO_SCRIPT: &str = "while :; do date > heartbeat; sleep 1; done\n";
+
+/// Uploads the demo manifest's file to the deployment server beside `master` and starts its
+/// rollout over the agents, one per scale unit.
+pub async fn start_demo_rollout(
+    master: &Upid,
+    dir: &Path,
+    credential: Option<&authentication::Credential>,
+) -> Result<(), String> {
+    let auth: Vec<(&str, String)> = credential
+        .map(|c| ("authorization", authentication::basic_authorization(c)))
+        .into_iter()
+        .collect();
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("hello.sh"), DEMO_SCRIPT).map_err(|e| e.to_string())?;
+    let mut parsed = autopilot::manifest::parse(DEMO_MANIFEST).map_err(|e| e.to_string())?;
+    let contents =
+        autopilot::manifest::read_sources(&mut parsed, dir).map_err(|e| e.to_string())?;
+    for data in contents {
+        let reply = http_client::request(
+            master.address(),
+            "POST",
+            "/deployment/files",
+            &auth,
+            data.into(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if reply.status != 200 {
+            return Err(format!("upload: {}", String::from_utf8_lossy(&reply.body)));
+        }
+    }
+    let body = serde_json::json!({
+        "manifest": autopilot::manifest::to_json(&parsed.manifest),
+        "unit_size": 1,
+        "healthy_threshold": 1.0,
+    });
+    let reply = http_client::request(
+        master.address(),
+        "POST",
+        "/device-manager/deploy",
+        &auth,
+        body.to_string().into(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if reply.status != 200 {
+        return Err(format!("deploy: {}", String::from_utf8_lossy(&reply.body)));
+    }
+    Ok(())
+}
+
+/// Waits (checking every half second, up to `limit`) until the rollout beside `master` has
+/// ended; its final state, or `None` if it had not.
+pub async fn wait_for_rollout(master: &Upid, limit: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    while tokio::time::Instant::now() < deadline {
+        tick.tick().await;
+        let Ok(v) = http_client::get_json(master.address(), "/device-manager/rollout").await else {
+            continue;
+        };
+        match v["rollout"]["state"].as_str() {
+            Some(done @ ("Succeeded" | "RolledBack")) => return Some(done.to_owned()),
+            _ => {}
+        }
+    }
+    None
 }

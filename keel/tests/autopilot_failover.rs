@@ -238,7 +238,7 @@ async fn an_in_progress_rollout_resumes_on_the_new_leader() {
     let first = leader_other_than(&detector, None).await;
     let leader: Upid = first.parse().unwrap();
     let works = [dir.path().join("host-a"), dir.path().join("host-b")];
-    let _agents = [
+    let agents = [
         agent(&zk_url, "host-a", &works[0]).await,
         agent(&zk_url, "host-b", &works[1]).await,
     ];
@@ -301,5 +301,8 @@ async fn an_in_progress_rollout_resumes_on_the_new_leader() {
         })
         .await;
         assert_eq!(version, "1");
+    } // Stopped as an operator would, so that their manifests' processes stop with them.
+    for agent in agents {
+        agent.stop().await;
     }
 }

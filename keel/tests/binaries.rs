@@ -223,5 +223,11 @@ fn keel_local_autopilot_repairs_a_failing_agent_process() {
     );
     assert!(text.contains("wiped"), "{text}");
     assert!(text.contains("local-agent-0 is Healthy again"), "{text}");
+    // The demo manifest rolled out one agent per unit.
+    assert!(
+        text.contains("rollout 1: unit 3 of 3 switching to 1"),
+        "{text}"
+    );
+    assert!(text.contains("rollout of `hello` Succeeded"), "{text}");
     assert!(text.contains("3 machine(s), 0 in repair"), "{text}");
 }

@@ -70,8 +70,8 @@ impl DeviceManager {
         let now = self.now(ctx);
         let rule = self.config.type_rules.iter().find(|r| glob(&r.pattern, id));
         let (machine_type, how) = match rule {
-            Some(r) => (r.machine_type.clone(), format!("rule {}", r.pattern)),
-            None if declared.is_empty() => ("default".to_owned(), "default".to_owned()),
+            Some(r) => (r.machine_type.clone(), format!("by rule {}", r.pattern)),
+            None if declared.is_empty() => ("default".to_owned(), "by default".to_owned()),
             None => (declared.to_owned(), "declared by its agent".to_owned()),
         };
         let burn_in = self.config.burn_in;
@@ -106,7 +106,7 @@ impl DeviceManager {
                 "machine {id} added (type {machine_type}, {})",
                 super::state_name(state)
             ),
-            format!("first watchdog report, from {from}; type by {how}"),
+            format!("first watchdog report, from {from}; type {how}"),
         );
         self.persist(ctx);
         if burn_in {

@@ -227,9 +227,13 @@ async fn main() -> anyhow::Result<()> {
     let audit = machines
         .as_ref()
         .map(|_| keel::local_autopilot::print_audit(cluster.master_pid().clone()));
-    if let (Some(machines), Some(n)) = (&machines, flags.fail_agent) {
-        let host = machines.inject_fault(n)?;
-        println!("autopilot: {host}'s disk watchdog now fails until the machine is reimaged");
+    if machines.is_some() {
+        let dir = work_dir.join("demo-manifest");
+        keel::local_autopilot::start_demo_rollout(cluster.master_pid(), &dir, credential.as_ref())
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("starting the demo rollout")?;
+        println!("autopilot: rolling out manifest `hello` 1 (a heartbeat process), one agent per scale unit");
     }
 
     let framework_node = libactor::Node::builder()
@@ -326,9 +330,21 @@ async fn main() -> anyhow::Result<()> {
         Framework::None => true,
     };
 
+    if machines.is_some() {
+        let state =
+            keel::local_autopilot::wait_for_rollout(cluster.master_pid(), REPAIR_WAIT).await;
+        println!(
+            "autopilot: rollout of `hello` {}",
+            state.as_deref().unwrap_or("still running")
+        );
+    }
     if let (Some(machines), Some(n)) = (&machines, flags.fail_agent) {
-        let host = machines.hosts.get(n).cloned().unwrap_or_default();
-        wait_until_healthy(cluster.master_pid(), &host).await;
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let host = machines.inject_fault(n)?;
+        println!("autopilot: {host}'s disk watchdog now fails until the machine is reimaged");
+        wait_until_healthy(cluster.master_pid(), host, since).await;
     }
     print_summary(&cluster).await;
     if machines.is_some() {
@@ -359,7 +375,7 @@ async fn main() -> anyhow::Result<()> {
 const DEMO_HEALTH: HealthPolicy = HealthPolicy {
     error_threshold: 2,
     error_window: Duration::from_secs(30),
-    probation: Duration::from_secs(15),
+    probation: Duration::from_secs(5),
     quiet_after: Duration::from_secs(24 * 3600),
 };
 /// Time between watchdog rounds on the demo's agents.
@@ -421,7 +437,7 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// Waits (bounded, showing the audit meanwhile) until `host` is Healthy again after a repair.
-async fn wait_until_healthy(master: &libactor::Upid, host: &str) {
+async fn wait_until_healthy(master: &libactor::Upid, host: &str, since: f64) {
     println!("\nwaiting up to {REPAIR_WAIT:?} for {host} to be repaired and Healthy again");
     let path = format!("/device-manager/machine?id={host}");
     let deadline = tokio::time::Instant::now() + REPAIR_WAIT;
@@ -431,7 +447,11 @@ async fn wait_until_healthy(master: &libactor::Upid, host: &str) {
         let Ok(m) = get_json(master.address(), &path).await else {
             continue;
         };
-        let repaired = m["history"].as_array().is_some_and(|h| h.len() > 1);
+        // Repaired: a Failure since the fault was injected, then Healthy again.
+        let repaired = m["history"].as_array().is_some_and(|h| {
+            h.iter()
+                .any(|e| e["state"] == "Failure" && e["at"].as_f64().is_some_and(|at| at >= since))
+        });
         if repaired && m["state"] == "Healthy" {
             println!("{host} is Healthy again");
             return;

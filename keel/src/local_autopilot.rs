@@ -250,9 +250,8 @@ pub async fn wait_for_rollout(master: &Upid, limit: Duration) -> Option<String> 
         let Ok(v) = http_client::get_json(master.address(), "/device-manager/rollout").await else {
             continue;
         };
-        match v["rollout"]["state"].as_str() {
-            Some(done @ ("Succeeded" | "RolledBack")) => return Some(done.to_owned()),
-            _ => {}
+        if let Some(done @ ("Succeeded" | "RolledBack")) = v["rollout"]["state"].as_str() {
+            return Some(done.to_owned());
         }
     }
     None

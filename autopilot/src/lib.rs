@@ -16,11 +16,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The [`repair_service`] carries the device manager's orders out through a
-//! [`repair_driver`] (restarting supervised agent processes, or an operator's commands).
-//!
-//! Still to come (the Autopilot issue): manifests and rolling deployment, provisioning,
-//! filesync, collection and the cockpit.
+//! The pieces, by Autopilot's services (seed 000):
+//! - device manager: [`device_manager`] (decides; its ground truth in [`ground_truth`]),
+//!   [`health`] (the failure/recovery state machine), [`repair_limits`], [`rollout`] (scale
+//!   units, threshold, rollback), [`machine_gate`] (how it drains machines through the master).
+//! - repair: [`repair_service`] and its [`repair_driver`]s (`process`, `command`).
+//! - deployment: [`manifest`] (TOML), [`deployment_server`], [`filesync`], [`app_manager`].
+//! - monitoring: [`watchdog`] (with [`agent_checks`] and custom executables run through
+//!   [`bounded_command`]), [`collector`], [`log_tail`], the [`cockpit`] page.
 
 pub mod agent_checks;
 pub mod app_manager;

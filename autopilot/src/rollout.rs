@@ -70,7 +70,12 @@ pub fn plan(
     }
     let targets: Vec<String> = machines
         .values()
-        .filter(|m| m.machine_type == manifest.machine_type && !m.replaced)
+        // Machines in Failure are the repair's; they catch up once Healthy again.
+        .filter(|m| {
+            m.machine_type == manifest.machine_type
+                && !m.replaced
+                && m.state() != HealthState::Failure
+        })
         .map(|m| m.id.clone())
         .collect();
     if targets.is_empty() {

@@ -339,6 +339,20 @@ impl DeviceManager {
                     ),
                 );
                 self.persist(ctx);
+                // Machines the rollout left out (in repair then) catch up once Healthy.
+                let stragglers: Vec<String> = self
+                    .machines
+                    .values()
+                    .filter(|m| {
+                        m.machine_type == manifest.machine_type
+                            && m.state() == HealthState::Healthy
+                            && !m.replaced
+                    })
+                    .map(|m| m.id.clone())
+                    .collect();
+                for id in stragglers {
+                    self.catch_up(ctx, &id);
+                }
             }
             Step::RollBack(why) => self.start_rollback(ctx, why),
             Step::RolledBack => {
@@ -457,6 +471,25 @@ impl DeviceManager {
         for machine in scope {
             self.sync_machine(ctx, &machine, wanted.as_ref(), true);
         }
+    }
+
+    /// A machine Healthy again (after a repair, or one a rollout left out) that does not run
+    /// its type's active manifest gets it, unless a rollout under way owns it.
+    pub(super) fn catch_up(&mut self, ctx: &mut Context<Self>, id: &str) {
+        let Some(m) = self.machines.get(id) else {
+            return;
+        };
+        let Some(active) = self.active_of(&m.machine_type) else {
+            return;
+        };
+        let owned = self.deployment.rollout.as_ref().is_some_and(|r| {
+            rollout::in_progress(r) && r.units.iter().any(|u| u.machines.iter().any(|x| x == id))
+        });
+        if owned || m.manifest_version == active.version {
+            return;
+        }
+        tracing::info!(machine = %id, version = %active.version, "catching up with its type's manifest");
+        self.sync_machine(ctx, id, Some(&active), true);
     }
 
     pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {

@@ -340,6 +340,7 @@ impl DeviceManager {
                     why,
                 );
                 self.drive_rollout(ctx);
+                self.catch_up(ctx, &id);
             }
             Verdict::Failed { error, .. } if self.rollout_claims(ctx, &id, &error) => {}
             Verdict::Failed { error, fatal } => self.failed(ctx, &id, error, fatal, None),

@@ -3,11 +3,9 @@
 //! executors are yet more OS processes, started by the agents).
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use keel_tests::daemon::{Daemon, DAEMON_TIMEOUT};
-
-const START_TIMEOUT: Duration = DAEMON_TIMEOUT;
+use keel_tests::daemon::Daemon;
+use keel_tests::eventually::eventually;
 
 async fn start(binary: &str, args: &[&str]) -> (Daemon, String) {
     Daemon::start(binary, args).await
@@ -22,20 +20,13 @@ fn keelctl(master: &str, args: &[&str]) -> std::process::Output {
 }
 
 /// Runs `keelctl agents --json` until `n` agents are listed (bounded).
-fn wait_for_agents(master: &str, n: usize) -> serde_json::Value {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
+async fn wait_for_agents(master: &str, n: usize) -> serde_json::Value {
+    eventually(&format!("{n} agents register"), || async {
         let out = keelctl(master, &["agents", "--json"]);
-        if out.status.success() {
-            let agents: serde_json::Value =
-                serde_json::from_slice(&out.stdout).expect("agents --json is JSON");
-            if agents.as_array().is_some_and(|a| a.len() == n) {
-                return agents;
-            }
-        }
-        assert!(Instant::now() < deadline, "{n} agents did not register");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        let agents: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (out.status.success() && agents.as_array().is_some_and(|a| a.len() == n)).then_some(agents)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +57,7 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
             .await,
         );
     }
-    let agents = wait_for_agents(&master, 2);
+    let agents = wait_for_agents(&master, 2).await;
     assert_eq!(agents[0]["resources"]["cpus"], 1.0);
     let slaves: Vec<Daemon> = slaves.into_iter().map(|(daemon, _)| daemon).collect();
 
@@ -124,7 +115,7 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
         String::from_utf8_lossy(&sent.stderr)
     );
     // The cluster still works after all that.
-    wait_for_agents(&master, 2);
+    wait_for_agents(&master, 2).await;
 
     // Operator endpoints: health, and metrics of what happened (gauges refresh every second).
     let address = master.split('@').nth(1).unwrap().to_owned();
@@ -133,29 +124,24 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
             .await
             .unwrap();
     assert_eq!(health.status, 200);
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
+    // The gauges refresh every second: wait until they have caught up with the counters.
+    let m = eventually("gauges show 2 agents and no running task", || async {
         let m = keel::http_client::get_json(&address, "/metrics/snapshot")
             .await
-            .unwrap();
-        let get = |k: &str| m[k].as_f64().unwrap_or(-1.0);
-        // The gauges refresh every second: wait until they have caught up with the counters.
-        if get("master/agents_active") == 2.0 && get("master/tasks_running") == 0.0 {
-            assert_eq!(get("master/tasks_finished"), 3.0);
-            assert_eq!(get("master/tasks_failed"), 1.0);
-            assert!(get("master/offers_sent") >= 2.0);
-            assert!(
-                get("allocator/cycle_time/count") >= 1.0,
-                "allocation cycles are timed"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gauges never showed 2 agents and no running task: {m}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .ok()?;
+        let caught_up = m["master/agents_active"].as_f64() == Some(2.0)
+            && m["master/tasks_running"].as_f64() == Some(0.0);
+        caught_up.then_some(m)
+    })
+    .await;
+    let get = |k: &str| m[k].as_f64().unwrap_or(-1.0);
+    assert_eq!(get("master/tasks_finished"), 3.0);
+    assert_eq!(get("master/tasks_failed"), 1.0);
+    assert!(get("master/offers_sent") >= 2.0);
+    assert!(
+        get("allocator/cycle_time/count") >= 1.0,
+        "allocation cycles are timed"
+    );
     for slave in slaves {
         slave.stop().await;
     }

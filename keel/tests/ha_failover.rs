@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use coordination::{Detector, ZkUrl};
 use keel_tests::daemon::Daemon;
+use keel_tests::eventually::eventually;
 use keel_tests::leader::leader_other_than;
 use keel_tests::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
@@ -65,16 +66,13 @@ async fn start_masters(n: usize, zk_url: &str) -> Vec<(Daemon, String)> {
 }
 
 /// `GET path` until `done(status)` (a master changing role has no event a test can wait on
-/// but its answers), bounded by [`WAIT`]; returns the last answer.
+/// but its answers); returns that answer.
 async fn poll(addr: &str, path: &str, done: impl Fn(u16) -> bool) -> (u16, Option<String>) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually(&format!("GET {addr}{path} answers as expected"), || async {
         let answer = get(addr, path);
-        if done(answer.0) || tokio::time::Instant::now() > deadline {
-            return answer;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        done(answer.0).then_some(answer)
+    })
+    .await
 }
 
 /// The tasks the leader's `/master/state` lists (through `keelctl --master zk://…`).
@@ -171,22 +169,15 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
         })
         .await;
     // ...and the agent brings its running task back (seen through keelctl following ZooKeeper).
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let tasks = tasks_via_keelctl(&zk_url);
-        let running = tasks.as_ref().and_then(|t| t.as_array()).is_some_and(|t| {
-            t.iter()
-                .any(|t| t["id"] == "long" && t["state"] == "TASK_RUNNING")
-        });
-        if running {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "task not back on the new leader: {tasks:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the task is back on the new leader", || async {
+        let tasks = tasks_via_keelctl(&zk_url)?;
+        tasks
+            .as_array()?
+            .iter()
+            .any(|t| t["id"] == "long" && t["state"] == "TASK_RUNNING")
+            .then_some(())
+    })
+    .await;
     // Never launched twice: one run of its executor on the agent.
     let runs: Vec<_> = walk_runs(dir.path(), "long");
     assert_eq!(runs.len(), 1, "{runs:?}");

@@ -17,7 +17,7 @@ use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
 use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
 use keel_tests::cluster::AGENTS_UP;
 use keel_tests::eventually::eventually;
-use keel_tests::manifests::{write_manifest, RECORDS_AND_RUNS};
+use keel_tests::manifests::{keelctl_deploy, write_manifest, RECORDS_AND_RUNS};
 use keel_tests::watchdogs::install_watchdog;
 use libactor::Node;
 use protos::autopilot::RepairAction;
@@ -108,19 +108,8 @@ async fn the_cockpit_shows_machines_repairs_and_a_rollout_in_chromium() {
         "1",
         RECORDS_AND_RUNS,
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
-        .args([
-            "--master",
-            &master,
-            "deploy",
-            "--unit-size",
-            "1",
-            "--no-wait",
-        ])
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let (ok, out) = keelctl_deploy(env!("CARGO_BIN_EXE_keelctl"), &master, &manifest, 1, false);
+    assert!(ok, "{out}");
     eventually("the failing machine is being repaired", || async {
         let m = keel::http_client::get_json(&master, "/device-manager/machine?id=local-agent-0")
             .await

@@ -13,7 +13,8 @@ use coordination::{Detector, ZkUrl};
 use keel_tests::daemon::Daemon;
 use keel_tests::eventually::eventually;
 use keel_tests::leader::leader_other_than;
-use keel_tests::manifests::{running, write_manifest, RECORDS_AND_RUNS};
+use keel_tests::machines::{get, repair_actions};
+use keel_tests::manifests::{keelctl_deploy, running, write_manifest, RECORDS_AND_RUNS};
 use keel_tests::watchdogs::install_watchdog;
 use keel_tests::zookeeper::ZooKeeperServer;
 use libactor::Upid;
@@ -25,20 +26,27 @@ if [ -e "$(dirname "$0")/persist" ]; then echo "fan stopped"; exit 2; fi
 echo "fan ok"
 "#;
 
-async fn get(leader: &Upid, path: &str) -> Option<Value> {
-    keel::http_client::get_json(leader.address(), path)
-        .await
-        .ok()
-}
-
-fn failures(m: &Value) -> Vec<String> {
-    m["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["state"] == "Failure")
-        .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
-        .collect()
+/// Two masters contending in `zk_url` with Autopilot and `extra` flags, the `i`th with its
+/// work dir under `dir`.
+async fn start_masters(zk_url: &str, dir: &Path, extra: &[&str]) -> Vec<(Daemon, String)> {
+    let mut masters = Vec::new();
+    for i in 0..2 {
+        let work = dir.join(format!("master-{i}"));
+        let mut args = vec![
+            "--port",
+            "0",
+            "--zk",
+            zk_url,
+            "--zk-session-timeout-seconds",
+            "2",
+            "--work-dir",
+            work.to_str().unwrap(),
+            "--autopilot",
+        ];
+        args.extend_from_slice(extra);
+        masters.push(Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &args).await);
+    }
+    masters
 }
 
 fn repairs(log: &Path) -> String {
@@ -50,23 +58,17 @@ async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
     let zk = ZooKeeperServer::start().expect("zookeeper");
     let zk_url = zk.url("/keel");
     let dir = tempfile::tempdir().unwrap();
-    let mut masters = Vec::new();
-    for _ in 0..2 {
-        let args = [
-            "--port",
-            "0",
-            "--zk",
-            &zk_url,
-            "--zk-session-timeout-seconds",
-            "2",
-            "--autopilot",
+    let mut masters = start_masters(
+        &zk_url,
+        dir.path(),
+        &[
             "--autopilot-error-threshold",
             "2",
             "--autopilot-probation-seconds",
             "600",
-        ];
-        masters.push(Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &args).await);
-    }
+        ],
+    )
+    .await;
     let detector = Detector::start(zk_url.parse::<ZkUrl>().unwrap(), Duration::from_secs(2));
     let first = leader_other_than(&detector, None).await;
 
@@ -156,7 +158,7 @@ async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
     })
     .await;
     assert_eq!(m["state"], "Probation", "{m}");
-    assert_eq!(failures(&m), ["Reboot"], "{m}");
+    assert_eq!(repair_actions(&m), ["Reboot"], "{m}");
     let audit = get(&leader, "/device-manager/audit").await.unwrap();
     let after = audit["audit"].as_array().unwrap();
     assert!(
@@ -183,7 +185,7 @@ async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
     let m = get(&leader, "/device-manager/machine?id=host-1")
         .await
         .unwrap();
-    assert_eq!(failures(&m), ["Reboot", "Reimage"], "{m}");
+    assert_eq!(repair_actions(&m), ["Reboot", "Reimage"], "{m}");
 }
 
 /// An agent of the cluster in `zk_url`, machine `host`, with Autopilot's satellites.
@@ -216,24 +218,8 @@ async fn an_in_progress_rollout_resumes_on_the_new_leader() {
     let zk = ZooKeeperServer::start().expect("zookeeper");
     let zk_url = zk.url("/keel");
     let dir = tempfile::tempdir().unwrap();
-    let mut masters = Vec::new();
-    for i in 0..2 {
-        let work = dir.path().join(format!("master-{i}"));
-        let args = [
-            "--port",
-            "0",
-            "--zk",
-            &zk_url,
-            "--zk-session-timeout-seconds",
-            "2",
-            "--work-dir",
-            work.to_str().unwrap(),
-            "--autopilot",
-            "--autopilot-probation-seconds",
-            "3",
-        ];
-        masters.push(Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &args).await);
-    }
+    let mut masters =
+        start_masters(&zk_url, dir.path(), &["--autopilot-probation-seconds", "3"]).await;
     let detector = Detector::start(zk_url.parse::<ZkUrl>().unwrap(), Duration::from_secs(2));
     let first = leader_other_than(&detector, None).await;
     let leader: Upid = first.parse().unwrap();
@@ -255,21 +241,8 @@ async fn an_in_progress_rollout_resumes_on_the_new_leader() {
         "1",
         RECORDS_AND_RUNS,
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
-        .args([
-            "--master",
-            &zk_url,
-            "deploy",
-            "--unit-size",
-            "1",
-            "--healthy-threshold",
-            "100",
-            "--no-wait",
-        ])
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let (ok, out) = keelctl_deploy(env!("CARGO_BIN_EXE_keelctl"), &zk_url, &manifest, 1, false);
+    assert!(ok, "{out}");
     // host-b, in the second unit, pre-loads the files while the first unit switches.
     eventually("the second unit pre-loads", || async {
         works[1]

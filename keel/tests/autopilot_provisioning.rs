@@ -64,7 +64,7 @@ async fn a_new_machine_gets_its_type_and_manifest_and_is_healthy_after_burn_in()
         .await;
     }
     let manifest = write_manifest(&root.path().join("manifests"), "web", "1", RECORDS_AND_RUNS);
-    let (ok, out) = keelctl_deploy(KEELCTL, &master, &manifest, 1);
+    let (ok, out) = keelctl_deploy(KEELCTL, &master, &manifest, 1, true);
     assert!(ok, "{out}");
 
     let index = cluster.add_agent().unwrap();

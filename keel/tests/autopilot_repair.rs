@@ -14,6 +14,7 @@ use autopilot::repair_driver::{MachineProcess, ProcessDriver};
 use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
 use keel_tests::daemon::Daemon;
 use keel_tests::eventually::eventually;
+use keel_tests::machines::{get, repair_actions};
 use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
 use keel_tests::watchdogs::install_watchdog;
 use libactor::{Node, Upid};
@@ -74,24 +75,8 @@ fn agent_process(master: &Upid, dir: &Path, host: &str) -> MachineProcess {
     }
 }
 
-async fn get(master: &Upid, path: &str) -> Option<Value> {
-    keel::http_client::get_json(master.address(), path)
-        .await
-        .ok()
-}
-
 async fn machine(master: &Upid, host: &str) -> Option<Value> {
     get(master, &format!("/device-manager/machine?id={host}")).await
-}
-
-fn actions(m: &Value) -> Vec<String> {
-    m["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["state"] == "Failure")
-        .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
-        .collect()
 }
 
 fn keelctl(master: &Upid, args: &[&str]) -> std::process::Output {
@@ -174,7 +159,7 @@ async fn failing_machines_are_drained_and_repaired_with_stronger_actions() {
     .await;
     let m = machine(&master, "host-1").await.unwrap();
     assert_eq!(m["state"], "Healthy", "{m}");
-    assert!(actions(&m).is_empty(), "{m}");
+    assert!(repair_actions(&m).is_empty(), "{m}");
 
     // A task on the machine that will fail.
     let mut framework = TestFramework::start(&node, &master, framework_info("autopilot"));
@@ -214,7 +199,7 @@ async fn failing_machines_are_drained_and_repaired_with_stronger_actions() {
         (m["replaced"] == true).then_some(m)
     })
     .await;
-    assert_eq!(actions(&m), ["Reboot", "Reimage", "Replace"], "{m}");
+    assert_eq!(repair_actions(&m), ["Reboot", "Reimage", "Replace"], "{m}");
     assert_eq!(driver.replaced().await, std::slice::from_ref(&failing));
     assert_eq!(
         driver.pid(&failing).await,

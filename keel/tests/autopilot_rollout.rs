@@ -23,7 +23,7 @@ const KEELCTL: &str = env!("CARGO_BIN_EXE_keelctl");
 const BAD: &str = "echo starting; exit 1\n";
 
 fn deploy(master: &str, manifest: &Path) -> (bool, String) {
-    keelctl_deploy(KEELCTL, master, manifest, 2)
+    keelctl_deploy(KEELCTL, master, manifest, 2, true)
 }
 
 fn running(work: &Path, i: usize, version: &str) -> Option<(String, i32)> {

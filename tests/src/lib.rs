@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod eventually;
 pub mod leader;
+pub mod machines;
 pub mod manifests;
 pub mod recording_scheduler;
 pub mod watchdogs;

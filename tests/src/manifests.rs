@@ -34,17 +34,20 @@ env = {{ VERSION = "{version}" }}
 /// Records the running process (`$VERSION $$` in `running`), then runs until stopped.
 pub const RECORDS_AND_RUNS: &str = "echo \"$VERSION $$\" > running\nexec sleep 600\n";
 
-/// `keelctl deploy` of `manifest` to the master at `master` in units of `unit_size`, every
-/// machine of a unit Healthy to go on; whether it succeeded, and what it printed.
+/// `keelctl deploy` of `manifest` to the master at `master` (`host:port` or `zk://…`) in units
+/// of `unit_size`, every machine of a unit Healthy to go on, following it to its end unless
+/// not `wait`; whether it succeeded, and what it printed.
 pub fn keelctl_deploy(
     keelctl: &str,
     master: &str,
     manifest: &Path,
     unit_size: u32,
+    wait: bool,
 ) -> (bool, String) {
     let out = std::process::Command::new(keelctl)
         .args(["--master", master, "deploy", "--healthy-threshold", "100"])
         .args(["--unit-size", &unit_size.to_string()])
+        .args(if wait { &[][..] } else { &["--no-wait"][..] })
         .arg(manifest)
         .output()
         .expect("keelctl runs");

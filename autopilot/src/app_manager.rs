@@ -300,6 +300,9 @@ impl AppManager {
                 let _ = stop.send(true);
             }
             self.generation += 1;
+            // Nothing runs now: the record says so too (the watchdog reports it).
+            self.active = None;
+            let _ = std::fs::remove_file(active_manifest_file(&self.config.work_dir));
             let detail = format!("{why}; {count} times within {:?}", policy.window);
             self.report(ctx, &manifest, ManifestState::Failed, detail);
             return;

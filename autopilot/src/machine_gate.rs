@@ -28,4 +28,8 @@ pub trait MachineGate: Send + Sync + 'static {
 
     /// Offers `hostname`'s resources again.
     fn reactivate(&self, hostname: &str);
+
+    /// The hostname of the agent registered at node `address` (`host:port`), if any: reports
+    /// about a machine are taken only from its own agent's node.
+    fn agent_at(&self, address: &str) -> Option<String>;
 }

@@ -118,21 +118,29 @@ impl WatchdogService {
             if let Some(agent) = &config.agent {
                 results.push(self_check(agent).await);
             }
-            results
-        };
-        ctx.defer(work, |s: &mut WatchdogService, ctx, results| {
-            s.running = false;
-            if let Some(c) = &s.rounds {
-                c.inc();
-            }
-            let report = WatchdogReport {
-                agent_id: s.config.agent_id.clone(),
-                hostname: s.config.hostname.clone(),
-                machine_type: s.config.machine_type.clone(),
-                results,
+            let version = match active_manifest(&config.work_dir).await {
+                Some(Ok(m)) => m.version,
+                _ => String::new(),
             };
-            ctx.send(&s.config.device_manager, report);
-        });
+            (results, version)
+        };
+        ctx.defer(
+            work,
+            |s: &mut WatchdogService, ctx, (results, manifest_version)| {
+                s.running = false;
+                if let Some(c) = &s.rounds {
+                    c.inc();
+                }
+                let report = WatchdogReport {
+                    agent_id: s.config.agent_id.clone(),
+                    hostname: s.config.hostname.clone(),
+                    machine_type: s.config.machine_type.clone(),
+                    results,
+                    manifest_version,
+                };
+                ctx.send(&s.config.device_manager, report);
+            },
+        );
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -146,6 +154,12 @@ impl WatchdogService {
 impl Process for WatchdogService {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         self.rounds = Some(ctx.metrics().counter("autopilot/watchdog_rounds"));
+        ctx.route(
+            "/log",
+            |_: &mut WatchdogService, _: &mut Context<Self>, _| {
+                libactor::HttpResponse::json(&crate::log_tail::LogTail::global().lines())
+            },
+        );
         ctx.install(
             |s: &mut WatchdogService, ctx: &mut Context<Self>, from: Upid, _: Kick| {
                 if from.id() == crate::device_manager::DEVICE_MANAGER_ID {
@@ -160,11 +174,7 @@ impl Process for WatchdogService {
 /// `manifest`: the active manifest's files still hash to what the manifest says (none is
 /// checked while no manifest is active).
 async fn manifest_integrity(work_dir: &Path) -> Option<WatchdogResult> {
-    use prost::Message;
-    let record = tokio::fs::read(crate::app_manager::active_manifest_file(work_dir))
-        .await
-        .ok()?;
-    let Ok(manifest) = protos::autopilot::Manifest::decode(record.as_slice()) else {
+    let Ok(manifest) = active_manifest(work_dir).await? else {
         return Some(result(
             "manifest",
             WatchdogStatus::Error,
@@ -189,6 +199,16 @@ async fn manifest_integrity(work_dir: &Path) -> Option<WatchdogResult> {
             format!("{} {}: {why}", manifest.name, manifest.version),
         ),
     })
+}
+
+/// The manifest the application manager runs (none: nothing runs; an error: its record is
+/// corrupt).
+async fn active_manifest(work_dir: &Path) -> Option<Result<protos::autopilot::Manifest, ()>> {
+    use prost::Message;
+    let record = tokio::fs::read(crate::app_manager::active_manifest_file(work_dir))
+        .await
+        .ok()?;
+    Some(protos::autopilot::Manifest::decode(record.as_slice()).map_err(|_| ()))
 }
 
 fn result(name: &str, status: WatchdogStatus, text: impl Into<String>) -> WatchdogResult {

@@ -40,6 +40,7 @@ fn report(status: WatchdogStatus) -> WatchdogReport {
             text: "fan speed 0".into(),
             fatal: false,
         }],
+        manifest_version: String::new(),
     }
 }
 

@@ -46,6 +46,8 @@ struct Fleet {
     hosts: Vec<String>,
     failing: HashSet<String>,
     interval: Option<Duration>,
+    /// The manifest version each machine runs.
+    versions: std::collections::HashMap<String, String>,
 }
 
 impl Fleet {
@@ -67,6 +69,7 @@ impl Fleet {
                     text: String::new(),
                     fatal: false,
                 }],
+                manifest_version: self.versions.get(host).cloned().unwrap_or_default(),
             },
         );
     }
@@ -86,6 +89,10 @@ impl Fleet {
 
     fn sync(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SyncManifest) {
         let m = msg.manifest.unwrap_or_default();
+        if msg.activate {
+            self.versions
+                .insert(msg.hostname.clone(), m.version.clone());
+        }
         ctx.send(
             &from,
             ManifestStatus {
@@ -176,6 +183,7 @@ async fn start(
                 hosts,
                 failing,
                 interval: report_interval,
+                versions: Default::default(),
             },
         )
         .map_err(setup)?;

@@ -22,7 +22,7 @@ use autopilot::repair_limits::RepairLimits;
 use autopilot::watchdog::{WatchdogConfig, WatchdogService, WATCHDOG_ID};
 use coordination::AnyStore;
 use libactor::{Node, ProcessRef};
-use master::master::Master;
+use master::master::{AgentDirectory, Master};
 use tokio::sync::watch;
 
 /// Files the deployment server transfers at once.
@@ -31,16 +31,26 @@ pub const DEFAULT_MAX_TRANSFERS: usize = 8;
 /// How long a drain waits for a machine's tasks to end before the repair goes ahead anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The master as the device manager's gate: drains and reactivates machines by hostname.
+/// The master as the device manager's gate: drains and reactivates machines by hostname, and
+/// says which agent is registered at a node.
 pub struct MasterGate {
     master: ProcessRef<Master>,
+    directory: AgentDirectory,
     timeout: Duration,
 }
 
 impl MasterGate {
     /// Drains through `master`, waiting at most `timeout` for tasks to end.
-    pub fn new(master: ProcessRef<Master>, timeout: Duration) -> MasterGate {
-        MasterGate { master, timeout }
+    pub async fn new(
+        master: ProcessRef<Master>,
+        timeout: Duration,
+    ) -> Result<MasterGate, libactor::ProcessGone> {
+        let directory = master.call(|m, _| m.agent_directory()).await?;
+        Ok(MasterGate {
+            master,
+            directory,
+            timeout,
+        })
     }
 }
 
@@ -68,6 +78,10 @@ impl MachineGate for MasterGate {
                 Err(_) => Err(format!("tasks still running after {timeout:?}")),
             }
         })
+    }
+
+    fn agent_at(&self, address: &str) -> Option<String> {
+        self.directory.hostname_at(address)
     }
 
     fn reactivate(&self, hostname: &str) {
@@ -247,8 +261,10 @@ pub async fn spawn_device_manager(
             .map_err(|e| AutopilotError::Recover(e.to_string()))?,
         None => Default::default(),
     };
-    let dm = DeviceManager::new(config, store.map(Arc::new), recovered)
-        .with_gate(Arc::new(MasterGate::new(master, DRAIN_TIMEOUT)));
+    let gate = MasterGate::new(master, DRAIN_TIMEOUT)
+        .await
+        .map_err(|e| AutopilotError::Recover(format!("the master: {e}")))?;
+    let dm = DeviceManager::new(config, store.map(Arc::new), recovered).with_gate(Arc::new(gate));
     let failure = dm.failure();
     let process = node.spawn_ref(DEVICE_MANAGER_ID, dm)?;
     node.spawn(COLLECTOR_ID, Collector::new(collector, process.clone()))?;

@@ -1,6 +1,7 @@
 //! Provisioning on a whole cluster: machine types come from hostname rules, new machines burn
 //! in (Probation, not offered to frameworks) before they are Healthy, and a machine that joins
-//! after a rollout receives its type's active manifest and runs it.
+//! after a rollout receives its type's active manifest and runs it. Reports about a machine
+//! from anywhere but its own agent's node are refused.
 
 use std::time::Duration;
 
@@ -30,6 +31,22 @@ async fn offered(master: &str, hostname: &str) -> Option<bool> {
         .iter()
         .find(|s| s["hostname"] == hostname)
         .and_then(|s| s["active"].as_bool())
+}
+
+/// A fatal disk error report about `host`.
+fn forged_error(host: &str) -> protos::autopilot::WatchdogReport {
+    protos::autopilot::WatchdogReport {
+        agent_id: String::new(),
+        hostname: host.into(),
+        machine_type: "web".into(),
+        results: vec![protos::autopilot::WatchdogResult {
+            name: "disk".into(),
+            status: protos::autopilot::WatchdogStatus::Error as i32,
+            text: "forged".into(),
+            fatal: true,
+        }],
+        manifest_version: String::new(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,6 +80,27 @@ async fn a_new_machine_gets_its_type_and_manifest_and_is_healthy_after_burn_in()
         })
         .await;
     }
+    // Reports about a machine from any node but its agent's are ignored (and counted): no one
+    // else can make it fail.
+    let stranger = libactor::Node::builder().start().unwrap();
+    let from = stranger.pid("watchdog").unwrap();
+    let dm = autopilot::device_manager::device_manager_beside(cluster.master_pid()).unwrap();
+    for _ in 0..5 {
+        stranger.send_from(&from, &dm, forged_error("local-agent-0"));
+    }
+    eventually("the forged reports are refused", || async {
+        let m = cluster.master_node.metrics().snapshot();
+        (m.get("autopilot/unverified_reports")
+            .copied()
+            .unwrap_or(0.0)
+            >= 5.0)
+            .then_some(())
+    })
+    .await;
+    let m = machine(&master, "local-agent-0").await.unwrap();
+    assert_eq!(m["state"], "Healthy", "{m}");
+    stranger.shutdown().await;
+
     let manifest = write_manifest(&root.path().join("manifests"), "web", "1", RECORDS_AND_RUNS);
     let (ok, out) = keelctl_deploy(KEELCTL, &master, &manifest, 1, true);
     assert!(ok, "{out}");

@@ -94,6 +94,7 @@ pub const MAX_REMOVED_FRAMEWORKS: usize = 1000;
 /// Longest `refuse_seconds` honoured (a year), so that a huge value cannot overflow the clock.
 pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
+mod agent_directory;
 mod authenticator;
 mod gauges;
 mod maintenance;
@@ -102,6 +103,7 @@ mod relay;
 mod reregistration;
 mod revocation;
 
+pub use agent_directory::AgentDirectory;
 pub use authenticator::AuthenticationPolicy;
 use authenticator::Registrant;
 pub use maintenance::{DrainError, DrainOutcome, MAX_DRAINED};
@@ -207,6 +209,8 @@ pub struct Master {
     removed_frameworks: std::collections::VecDeque<String>,
     /// Machines kept out of offers for repair.
     drains: maintenance::Drains,
+    /// Registered agents by node address, shared with the device manager.
+    directory: AgentDirectory,
 }
 
 /// The running master and its allocator.
@@ -307,6 +311,7 @@ impl Master {
             admitting: Default::default(),
             removed_frameworks: Default::default(),
             drains: Default::default(),
+            directory: Default::default(),
             health: AgentHealth::default(),
         })?;
         let _ = master_ref.set(master.clone());
@@ -327,6 +332,11 @@ impl Master {
                 tracing::error!(error = %e, "{refusal}");
             }
         });
+    }
+
+    /// Registered agents by node address, kept up to date as agents come and go.
+    pub fn agent_directory(&self) -> AgentDirectory {
+        self.directory.clone()
     }
 
     /// Tells the allocator about an agent (kept out of offers if its machine is drained).
@@ -445,6 +455,7 @@ impl Master {
     ) {
         tracing::info!(agent = %id, %from, resources = %total, "agent registered");
         self.agent_by_pid.insert(from.clone(), id.clone());
+        self.directory.insert(&from, &info.hostname);
         self.agents.insert(
             id.clone(),
             AgentEntry {
@@ -1177,6 +1188,7 @@ impl Master {
             return;
         };
         self.agent_by_pid.remove(&entry.pid);
+        self.directory.remove(&entry.pid);
         tracing::warn!(%agent, %why, "agent removed");
         self.mark_unreachable(ctx, agent);
         self.count(|m| &m.agents_removed);

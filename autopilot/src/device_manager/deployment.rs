@@ -225,6 +225,9 @@ impl DeviceManager {
     ) {
         let _span = tracing::info_span!("manifest_status", %from, machine = %status.hostname, version = %status.version).entered();
         let id = status.hostname.clone();
+        if !self.sent_by_its_agent(&from, &id) {
+            return;
+        }
         let Some(m) = self.machines.get_mut(&id) else {
             self.count(|m| &m.invalid);
             return;

@@ -100,6 +100,7 @@ struct Metrics {
     recoveries: Counter,
     writes: Counter,
     unauthorized: Counter,
+    unverified: Counter,
 }
 
 /// The device manager process.
@@ -291,6 +292,9 @@ impl DeviceManager {
             tracing::warn!(%from, "refused a watchdog report without a hostname or with too many results");
             return;
         }
+        if !self.sent_by_its_agent(&from, &id) {
+            return;
+        }
         for r in &mut report.results {
             r.text = bounded(&r.text);
             r.name = bounded(&r.name);
@@ -307,9 +311,11 @@ impl DeviceManager {
         }
         m.watchdogs = report.results.clone();
         m.last_report = now;
-        if m.agent_address != from.address() {
-            // Where its satellites are now (the agent restarted on another port).
+        if m.agent_address != from.address() || m.manifest_version != report.manifest_version {
+            // Where its satellites are now (the agent restarted on another port), and what it
+            // runs.
             m.agent_address = from.address().to_owned();
+            m.manifest_version = bounded(&report.manifest_version);
             self.dirty.insert(ground_truth::shard_of(&id));
         }
         let Some(m) = self.machines.get(&id) else {
@@ -523,6 +529,21 @@ impl DeviceManager {
         }))
     }
 
+    /// Whether `from` runs on the node of the agent registered as machine `id` (always, without
+    /// a master to ask); counted and logged when not, so that no other process can make a
+    /// machine fail, or claim it runs a manifest.
+    fn sent_by_its_agent(&self, from: &Upid, id: &str) -> bool {
+        let Some(gate) = &self.gate else {
+            return true;
+        };
+        if gate.agent_at(from.address()).as_deref() == Some(id) {
+            return true;
+        }
+        self.count(|m| &m.unverified);
+        tracing::debug!(%from, machine = %id, "ignored a report not from the machine's registered agent");
+        false
+    }
+
     /// The operator a request proves (HTTP Basic, when the master has credentials) and its
     /// JSON body; or the response refusing it (counted).
     fn operator_request(
@@ -708,6 +729,7 @@ impl Process for DeviceManager {
             recoveries: m.counter("autopilot/recoveries"),
             writes: m.counter("autopilot/ground_truth_writes"),
             unauthorized: m.counter("autopilot/unauthorized_requests"),
+            unverified: m.counter("autopilot/unverified_reports"),
         });
         ctx.install(Self::report);
         ctx.install(Self::outcome);

@@ -71,6 +71,8 @@ impl Master {
             let old = std::mem::replace(&mut entry.pid, from.clone());
             self.agent_by_pid.remove(&old);
             self.agent_by_pid.insert(from.clone(), id.clone());
+            self.directory.remove(&old);
+            self.directory.insert(&from, &entry.info.hostname);
             ctx.send(&from, reply);
             return;
         }
@@ -105,6 +107,7 @@ impl Master {
             );
         }
         self.agent_by_pid.insert(from.clone(), id.clone());
+        self.directory.insert(&from, &info.hostname);
         self.agents.insert(
             id.clone(),
             AgentEntry {

@@ -133,6 +133,17 @@ async fn the_cockpit_shows_machines_repairs_and_a_rollout_in_chromium() {
     })
     .await;
 
+    eventually(
+        "the collection service reads every machine's recent log lines",
+        || async {
+            let v = keel::http_client::get_json(&master, "/collector/logs")
+                .await
+                .ok()?;
+            (v["logs"].as_object()?.len() == 3).then_some(())
+        },
+    )
+    .await;
+
     let url = format!("http://{master}/cockpit");
     let profile = root.path().join("chromium");
     let dom = chromium(&profile, &url, &["--dump-dom"]);

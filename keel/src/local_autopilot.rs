@@ -240,6 +240,24 @@ pub async fn start_demo_rollout(
     Ok(())
 }
 
+/// Waits (checking every 100 ms, up to `limit`) until the device manager beside `master` knows
+/// `n` machines (each has reported from its registered agent); whether it does.
+pub async fn wait_for_machines(master: &Upid, n: usize, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while tokio::time::Instant::now() < deadline {
+        tick.tick().await;
+        let known = http_client::get_json(master.address(), "/device-manager/machines")
+            .await
+            .ok()
+            .and_then(|v| v["machines"].as_array().map(Vec::len));
+        if known == Some(n) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Waits (checking every half second, up to `limit`) until the rollout beside `master` has
 /// ended; its final state, or `None` if it had not.
 pub async fn wait_for_rollout(master: &Upid, limit: Duration) -> Option<String> {

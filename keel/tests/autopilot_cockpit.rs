@@ -100,6 +100,16 @@ async fn the_cockpit_shows_machines_repairs_and_a_rollout_in_chromium() {
     )
     .unwrap();
 
+    eventually(
+        "every machine reports from its registered agent",
+        || async {
+            let v = keel::http_client::get_json(&master, "/device-manager/machines")
+                .await
+                .ok()?;
+            (v["machines"].as_array()?.len() == 3).then_some(())
+        },
+    )
+    .await;
     // A rollout over the two `default` machines, one per unit; a 600 s probation holds it in
     // its first unit.
     let manifest = write_manifest(

@@ -228,6 +228,16 @@ async fn main() -> anyhow::Result<()> {
         .as_ref()
         .map(|_| keel::local_autopilot::print_audit(cluster.master_pid().clone()));
     if machines.is_some() {
+        // A rollout covers the machines the device manager knows: wait for all of them.
+        if !keel::local_autopilot::wait_for_machines(
+            cluster.master_pid(),
+            flags.agents,
+            AGENT_REGISTRATION_TIMEOUT,
+        )
+        .await
+        {
+            bail!("not every agent's watchdogs reported within {AGENT_REGISTRATION_TIMEOUT:?}");
+        }
         let dir = work_dir.join("demo-manifest");
         keel::local_autopilot::start_demo_rollout(cluster.master_pid(), &dir, credential.as_ref())
             .await

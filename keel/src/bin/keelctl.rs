@@ -473,14 +473,15 @@ async fn deploy_manifest(
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        if as_json {
-            println!("{}", v["rollout"]);
+        // Printed only when something changed: a line of JSON, or the units' bars.
+        let now = if as_json {
+            format!("{}\n", v["rollout"])
         } else {
-            let now = keel::machine_tables::rollout(&v);
-            if now != shown {
-                print!("{now}");
-                shown = now;
-            }
+            keel::machine_tables::rollout(&v)
+        };
+        if now != shown {
+            print!("{now}");
+            shown = now;
         }
         match state.as_str() {
             "Succeeded" => return Ok(ExitCode::SUCCESS),

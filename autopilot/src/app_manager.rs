@@ -20,7 +20,6 @@ use prost::Message;
 use protos::autopilot::{Kick, Manifest, ManifestState, ManifestStatus, SyncManifest};
 use tokio::sync::watch;
 
-use crate::device_manager::DEVICE_MANAGER_ID;
 use crate::filesync::{self, FilesyncCounters, FilesyncLimits};
 use crate::manifest::{install_dir, validate};
 
@@ -141,14 +140,14 @@ impl AppManager {
     fn sync_manifest(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SyncManifest) {
         let _span = tracing::info_span!("sync_manifest", %from, activate = msg.activate).entered();
         let elsewhere = !msg.hostname.is_empty() && msg.hostname != self.config.hostname;
-        if from.id() != DEVICE_MANAGER_ID || elsewhere {
+        // Only the device manager this agent follows may say what runs here.
+        if from != self.config.device_manager || elsewhere {
             if let Some(m) = &self.metrics {
                 m.refused.inc();
             }
             tracing::warn!(%from, hostname = %msg.hostname, "refused a manifest not from the device manager or not for this machine");
             return;
         }
-        self.config.device_manager = from;
         let manifest = msg.manifest.unwrap_or_default();
         if manifest.name.is_empty() {
             if msg.activate {
@@ -321,7 +320,7 @@ impl AppManager {
     }
 
     fn kick(&mut self, ctx: &mut Context<Self>, from: Upid, _: Kick) {
-        if from.id() != DEVICE_MANAGER_ID || self.syncing {
+        if from != self.config.device_manager || self.syncing {
             return;
         }
         if let Some((manifest, server)) = self.target.clone() {

@@ -162,7 +162,7 @@ impl Process for WatchdogService {
         );
         ctx.install(
             |s: &mut WatchdogService, ctx: &mut Context<Self>, from: Upid, _: Kick| {
-                if from.id() == crate::device_manager::DEVICE_MANAGER_ID {
+                if from == s.config.device_manager {
                     s.run_now(ctx);
                 }
             },

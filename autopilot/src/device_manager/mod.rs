@@ -465,6 +465,11 @@ impl DeviceManager {
     fn outcome(&mut self, ctx: &mut Context<Self>, from: Upid, outcome: RepairOutcome) {
         let _span =
             tracing::debug_span!("repair_outcome", %from, machine = %outcome.machine_id).entered();
+        if self.config.repair_service.as_ref() != Some(&from) {
+            self.count(|m| &m.invalid);
+            tracing::warn!(%from, "ignored a repair outcome not from the repair service");
+            return;
+        }
         let Some(m) = self.machines.get_mut(&outcome.machine_id) else {
             self.count(|m| &m.invalid);
             return;

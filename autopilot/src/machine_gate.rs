@@ -32,4 +32,7 @@ pub trait MachineGate: Send + Sync + 'static {
     /// The hostname of the agent registered at node `address` (`host:port`), if any: reports
     /// about a machine are taken only from its own agent's node.
     fn agent_at(&self, address: &str) -> Option<String>;
+
+    /// The principal `pid` authenticated with the master as, if it did.
+    fn principal_of(&self, pid: &libactor::Upid) -> Option<String>;
 }

@@ -4,7 +4,9 @@
 //! machine is drained before the order is given.
 //!
 //! It announces itself to the device manager at start and every [`ANNOUNCE_INTERVAL`] after,
-//! so that a device manager that moved with leadership learns where it is. Orders from any
+//! so that a device manager that moved with leadership learns where it is; with a credential
+//! it first authenticates with the master beside it (a master with credentials gives orders
+//! to no other). Orders from any
 //! other process are refused and counted; one machine is repaired once at a time, and at
 //! most [`MAX_CONCURRENT`] machines at once (more wait their turn, in order).
 
@@ -12,9 +14,13 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use authentication::{Authenticatee, Credential};
 use libactor::metrics::Counter;
 use libactor::{Context, Process, Upid};
 use protos::autopilot::{RepairOrder, RepairOutcome, RepairServiceAnnouncement};
+use protos::internal::{
+    AuthenticationChallengeMessage, AuthenticationCompletedMessage, AuthenticationFailedMessage,
+};
 
 use crate::device_manager::{action_name, DEVICE_MANAGER_ID};
 use crate::repair_driver::RepairDriver;
@@ -39,6 +45,9 @@ struct Metrics {
 pub struct RepairService {
     device_manager: Upid,
     driver: Arc<dyn RepairDriver>,
+    /// Proves itself to the master beside the device manager before each announcement (a
+    /// master with credentials admits no other repair service).
+    authenticatee: Option<Authenticatee>,
     /// Machines with a repair under way.
     busy: HashSet<String>,
     queue: VecDeque<RepairOrder>,
@@ -51,10 +60,28 @@ impl RepairService {
         RepairService {
             device_manager,
             driver,
+            authenticatee: None,
             busy: HashSet::new(),
             queue: VecDeque::new(),
             metrics: None,
         }
+    }
+
+    /// Authenticates as `credential` with the master beside the device manager before it
+    /// announces itself.
+    pub fn with_credential(mut self, credential: Credential) -> RepairService {
+        self.authenticatee = Some(Authenticatee::new(credential));
+        self
+    }
+
+    /// The master beside the device manager, which authenticates this service.
+    fn master(&self) -> Option<Upid> {
+        Upid::new(
+            "master",
+            self.device_manager.host().clone(),
+            self.device_manager.port(),
+        )
+        .ok()
     }
 
     /// Follows the device manager to a new leading master.
@@ -86,7 +113,13 @@ impl RepairService {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        self.announce(ctx);
+        // With a credential, each announcement follows a fresh proof (the master forgets one
+        // when a connection breaks, or when it is a new master).
+        let master = self.master();
+        match (self.authenticatee.as_mut(), master) {
+            (Some(auth), Some(master)) => ctx.send(&master, auth.begin()),
+            _ => self.announce(ctx),
+        }
         ctx.delay(ANNOUNCE_INTERVAL, |s: &mut RepairService, ctx| s.tick(ctx));
     }
 
@@ -157,6 +190,53 @@ impl RepairService {
     }
 }
 
+impl RepairService {
+    fn from_master(&self, from: &Upid) -> bool {
+        self.master().as_ref() == Some(from)
+    }
+
+    fn challenge(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: AuthenticationChallengeMessage,
+    ) {
+        if !self.from_master(&from) {
+            return;
+        }
+        if let Some(auth) = &self.authenticatee {
+            let answer = auth.answer(&msg.nonce, ctx.pid().as_str());
+            ctx.send(&from, answer);
+        }
+    }
+
+    fn completed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        _: AuthenticationCompletedMessage,
+    ) {
+        if !self.from_master(&from) {
+            return;
+        }
+        if let Some(auth) = self.authenticatee.as_mut() {
+            auth.completed();
+        }
+        self.announce(ctx);
+    }
+
+    fn failed(&mut self, _: &mut Context<Self>, from: Upid, msg: AuthenticationFailedMessage) {
+        if !self.from_master(&from) {
+            return;
+        }
+        self.count(|m| &m.refused);
+        tracing::warn!(reason = %msg.reason, "the master refused this repair service's credential");
+        if let Some(auth) = self.authenticatee.as_mut() {
+            auth.failed(&msg.reason);
+        }
+    }
+}
+
 impl Process for RepairService {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
@@ -167,6 +247,9 @@ impl Process for RepairService {
             failed: m.counter("autopilot/repair_service/failed"),
         });
         ctx.install(Self::order);
+        ctx.install(Self::challenge);
+        ctx.install(Self::completed);
+        ctx.install(Self::failed);
         self.tick(ctx);
     }
 }

@@ -22,7 +22,7 @@ use autopilot::repair_limits::RepairLimits;
 use autopilot::watchdog::{WatchdogConfig, WatchdogService, WATCHDOG_ID};
 use coordination::AnyStore;
 use libactor::{Node, ProcessRef};
-use master::master::{AgentDirectory, Master};
+use master::master::{AgentDirectory, Master, Principals};
 use tokio::sync::watch;
 
 /// Files the deployment server transfers at once.
@@ -36,6 +36,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct MasterGate {
     master: ProcessRef<Master>,
     directory: AgentDirectory,
+    principals: Principals,
     timeout: Duration,
 }
 
@@ -45,10 +46,13 @@ impl MasterGate {
         master: ProcessRef<Master>,
         timeout: Duration,
     ) -> Result<MasterGate, libactor::ProcessGone> {
-        let directory = master.call(|m, _| m.agent_directory()).await?;
+        let (directory, principals) = master
+            .call(|m, _| (m.agent_directory(), m.principals()))
+            .await?;
         Ok(MasterGate {
             master,
             directory,
+            principals,
             timeout,
         })
     }
@@ -82,6 +86,10 @@ impl MachineGate for MasterGate {
 
     fn agent_at(&self, address: &str) -> Option<String> {
         self.directory.hostname_at(address)
+    }
+
+    fn principal_of(&self, pid: &libactor::Upid) -> Option<String> {
+        self.principals.of(pid)
     }
 
     fn reactivate(&self, hostname: &str) {

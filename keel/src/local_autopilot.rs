@@ -77,7 +77,13 @@ impl LocalMachines {
         }
         let dm = device_manager_beside(&spec.master)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        node.spawn(REPAIR_SERVICE_ID, RepairService::new(dm, Arc::new(driver)))
+        let mut repair = RepairService::new(dm, Arc::new(driver));
+        if let Some(path) = &spec.credential {
+            let credential = authentication::Credential::from_file(path)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            repair = repair.with_credential(credential);
+        }
+        node.spawn(REPAIR_SERVICE_ID, repair)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(machines)
     }

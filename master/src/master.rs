@@ -104,8 +104,8 @@ mod reregistration;
 mod revocation;
 
 pub use agent_directory::AgentDirectory;
-pub use authenticator::AuthenticationPolicy;
 use authenticator::Registrant;
+pub use authenticator::{AuthenticationPolicy, Principals};
 pub use maintenance::{DrainError, DrainOutcome, MAX_DRAINED};
 pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
 use recovery::{Recovery, UnknownTaskAgent};
@@ -160,7 +160,7 @@ struct AuthState {
     /// Challenges sent and not answered: pid → (principal claimed, nonce).
     challenges: HashMap<Upid, (String, Vec<u8>)>,
     /// Pids that authenticated, with their principal.
-    authenticated: HashMap<Upid, String>,
+    authenticated: Principals,
 }
 
 struct MasterMetrics {
@@ -332,6 +332,11 @@ impl Master {
                 tracing::error!(error = %e, "{refusal}");
             }
         });
+    }
+
+    /// Pids authenticated with this master, kept up to date as they come and go.
+    pub fn principals(&self) -> Principals {
+        self.auth.authenticated.clone()
     }
 
     /// Registered agents by node address, kept up to date as agents come and go.

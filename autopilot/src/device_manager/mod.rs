@@ -458,6 +458,16 @@ impl DeviceManager {
         if self.config.repair_service.as_ref() == Some(&from) {
             return;
         }
+        // With credentials, only a repair service that authenticated with the master may
+        // receive orders and report outcomes.
+        if self.config.operators.is_some() {
+            let principal = self.gate.as_ref().and_then(|g| g.principal_of(&from));
+            if principal.is_none() {
+                self.count(|m| &m.unauthorized);
+                tracing::warn!(%from, "refused a repair service that has not authenticated");
+                return;
+            }
+        }
         tracing::info!(%from, driver = %announcement.driver, "repair service announced");
         self.set_repair_service(ctx, Some(from));
     }

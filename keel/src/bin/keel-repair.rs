@@ -39,6 +39,10 @@ struct Flags {
     /// The shell command that takes a machine out for replacement.
     #[arg(long, env = "KEEL_REPLACE_COMMAND")]
     replace_command: Option<String>,
+    /// A file with `principal secret`: the repair service authenticates with the master (which
+    /// gives orders only to an authenticated repair service when it has credentials).
+    #[arg(long, env = "KEEL_CREDENTIAL")]
+    credential: Option<std::path::PathBuf>,
     /// Seconds one command may run before it is killed and the repair reported failed.
     #[arg(
         long,
@@ -80,10 +84,11 @@ async fn main() -> anyhow::Result<()> {
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
     let driver = CommandDriver::new(commands, std::time::Duration::from_secs_f64(timeout));
-    let repair = node.spawn_ref(
-        REPAIR_SERVICE_ID,
-        RepairService::new(device_manager_beside(&master)?, Arc::new(driver)),
-    )?;
+    let mut service = RepairService::new(device_manager_beside(&master)?, Arc::new(driver));
+    if let Some(path) = &flags.credential {
+        service = service.with_credential(authentication::Credential::from_file(path)?);
+    }
+    let repair = node.spawn_ref(REPAIR_SERVICE_ID, service)?;
     let _following = detector.map(|d| {
         let repair = repair.clone();
         follow(

@@ -35,6 +35,26 @@ pub struct AuthenticationPolicy {
     pub frameworks: bool,
 }
 
+/// The pids that authenticated with the master, with their principal, readable beside it (the
+/// device manager admits a repair service only once it has authenticated).
+#[derive(Debug, Clone, Default)]
+pub struct Principals(std::sync::Arc<dashmap::DashMap<Upid, String>>);
+
+impl Principals {
+    /// The principal `pid` authenticated as, if it did (and its connection still holds).
+    pub fn of(&self, pid: &Upid) -> Option<String> {
+        self.0.get(pid).map(|p| p.value().clone())
+    }
+
+    fn insert(&self, pid: Upid, principal: String) {
+        self.0.insert(pid, principal);
+    }
+
+    fn remove(&self, pid: &Upid) {
+        self.0.remove(pid);
+    }
+}
+
 /// Who is registering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Registrant {
@@ -125,7 +145,7 @@ impl Master {
         who: Registrant,
         principal: &str,
     ) -> Result<Option<String>, String> {
-        let authenticated = self.auth.authenticated.get(from).cloned();
+        let authenticated = self.auth.authenticated.of(from);
         let required = match who {
             Registrant::Agent => self.auth.policy.agents,
             Registrant::Framework => self.auth.policy.frameworks,

@@ -191,7 +191,7 @@ impl RepairService {
 }
 
 impl RepairService {
-    fn from_master(&self, from: &Upid) -> bool {
+    fn sent_by_master(&self, from: &Upid) -> bool {
         self.master().as_ref() == Some(from)
     }
 
@@ -201,7 +201,7 @@ impl RepairService {
         from: Upid,
         msg: AuthenticationChallengeMessage,
     ) {
-        if !self.from_master(&from) {
+        if !self.sent_by_master(&from) {
             return;
         }
         if let Some(auth) = &self.authenticatee {
@@ -216,7 +216,7 @@ impl RepairService {
         from: Upid,
         _: AuthenticationCompletedMessage,
     ) {
-        if !self.from_master(&from) {
+        if !self.sent_by_master(&from) {
             return;
         }
         if let Some(auth) = self.authenticatee.as_mut() {
@@ -226,7 +226,7 @@ impl RepairService {
     }
 
     fn failed(&mut self, _: &mut Context<Self>, from: Upid, msg: AuthenticationFailedMessage) {
-        if !self.from_master(&from) {
+        if !self.sent_by_master(&from) {
             return;
         }
         self.count(|m| &m.refused);

@@ -36,11 +36,33 @@ pub async fn connect(
 /// holder's next contact finds it expired): connects with the session's id and password,
 /// then closes it. Used to fence a master that must no longer lead, and by failover tests.
 pub async fn expire(url: &ZkUrl, session: zk::SessionInfo) -> Result<(), CoordinationError> {
+    // The holder's client reconnects with the same session as soon as the takeover cuts it
+    // off, and may win it back before this client closes it (the connect then times out):
+    // try again, quickly, until one attempt wins the race.
+    let mut result = take_over_and_close(url, session.clone()).await;
+    for _ in 1..EXPIRE_ATTEMPTS {
+        if result.is_ok() {
+            break;
+        }
+        result = take_over_and_close(url, session.clone()).await;
+    }
+    result
+}
+
+/// Attempts at taking a session over to end it.
+const EXPIRE_ATTEMPTS: usize = 12;
+/// How long one takeover attempt may take.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn take_over_and_close(
+    url: &ZkUrl,
+    session: zk::SessionInfo,
+) -> Result<(), CoordinationError> {
     let mut connector = zk::Client::connector();
     connector
         .session(session)
-        .connection_timeout(CONNECT_TIMEOUT);
-    let resumed = tokio::time::timeout(CONNECT_TIMEOUT * 2, connector.connect(&url.servers))
+        .connection_timeout(TAKEOVER_TIMEOUT);
+    let resumed = tokio::time::timeout(TAKEOVER_TIMEOUT * 2, connector.connect(&url.servers))
         .await
         .map_err(|_| CoordinationError::Unreachable(url.to_string()))?;
     match resumed {

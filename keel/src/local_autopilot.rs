@@ -109,6 +109,13 @@ impl LocalMachines {
     }
 }
 
+impl Drop for LocalMachines {
+    /// keel-local leaving on an error must not leave its agent processes behind.
+    fn drop(&mut self) {
+        self.driver.kill_all_now();
+    }
+}
+
 fn write_demo_watchdog(dir: &Path, work: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;

@@ -92,6 +92,18 @@ impl ProcessDriver {
         }
     }
 
+    /// Kills every agent at once, without waiting (a supervisor that is itself going away on
+    /// an error path); a repair under way keeps its own agent.
+    pub fn kill_all_now(&self) {
+        if let Ok(mut machines) = self.machines.try_lock() {
+            for m in machines.values_mut() {
+                if let Some(child) = m.child.as_mut() {
+                    let _ = child.start_kill();
+                }
+            }
+        }
+    }
+
     async fn repair(&self, hostname: String, action: RepairAction) -> Result<String, String> {
         let mut machines = self.machines.lock().await;
         let Some(machine) = machines.get_mut(&hostname) else {

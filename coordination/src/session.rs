@@ -36,51 +36,31 @@ pub async fn connect(
 /// holder's next contact finds it expired): connects with the session's id and password,
 /// then closes it. Used to fence a master that must no longer lead, and by failover tests.
 pub async fn expire(url: &ZkUrl, session: zk::SessionInfo) -> Result<(), CoordinationError> {
-    // The holder's client reconnects with the same session as soon as the takeover cuts it
-    // off, and may win it back before this client closes it (the connect then times out):
-    // try again, quickly, until one attempt wins the race.
-    let mut result = take_over_and_close(url, session.clone()).await;
-    for _ in 1..EXPIRE_ATTEMPTS {
-        if result.is_ok() {
-            break;
+    // The holder's client reconnects with the same session as soon as a takeover cuts it off,
+    // and may win it back before this client's close reaches the server. So: take it over
+    // and close it until the server itself answers that the session has expired.
+    let mut last = CoordinationError::Unreachable(url.to_string());
+    for _ in 0..EXPIRE_ATTEMPTS {
+        let mut connector = zk::Client::connector();
+        connector
+            .session(session.clone())
+            .connection_timeout(TAKEOVER_TIMEOUT);
+        match tokio::time::timeout(TAKEOVER_TIMEOUT * 2, connector.connect(&url.servers)).await {
+            Err(_) => last = CoordinationError::Unreachable(url.to_string()),
+            Ok(Err(zk::Error::SessionExpired)) => return Ok(()),
+            // The last client of a session that is not detached closes it when dropped; the
+            // next attempt checks that the close took.
+            Ok(Ok(client)) => drop(client),
+            Ok(Err(e)) => last = CoordinationError::zk("resume the session at", &url.servers, e),
         }
-        result = take_over_and_close(url, session.clone()).await;
     }
-    result
+    Err(last)
 }
 
-/// Attempts at taking a session over to end it.
+/// Attempts at taking a session over and closing it.
 const EXPIRE_ATTEMPTS: usize = 12;
 /// How long one takeover attempt may take.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn take_over_and_close(
-    url: &ZkUrl,
-    session: zk::SessionInfo,
-) -> Result<(), CoordinationError> {
-    let mut connector = zk::Client::connector();
-    connector
-        .session(session)
-        .connection_timeout(TAKEOVER_TIMEOUT);
-    let resumed = tokio::time::timeout(TAKEOVER_TIMEOUT * 2, connector.connect(&url.servers))
-        .await
-        .map_err(|_| CoordinationError::Unreachable(url.to_string()))?;
-    match resumed {
-        // The last client of a session that is not detached closes it when dropped.
-        Ok(client) => drop(client),
-        // Taking the session over disconnects its holder, which may close it first: gone
-        // either way.
-        Err(zk::Error::SessionExpired) => {}
-        Err(e) => {
-            return Err(CoordinationError::zk(
-                "resume the session at",
-                &url.servers,
-                e,
-            ))
-        }
-    }
-    Ok(())
-}
 
 /// Creates `path` and its parents as persistent znodes if they are missing.
 pub async fn ensure_path(client: &zk::Client, path: &str) -> Result<(), CoordinationError> {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+use keel_tests::eventually::eventually;
 use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
 use libactor::Node;
 use protos::internal::{
@@ -122,16 +123,12 @@ async fn malformed_and_impostor_messages_are_refused_without_harm() {
     );
 
     // Wait (bounded) until all six refusals are counted.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while invalid_count(&cluster) < before + 6.0
-        || master_metric(&cluster, "libactor/dropped/undecodable_body") < 1.0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "refusals were not counted"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("all six refusals are counted", || async {
+        let counted = invalid_count(&cluster) >= before + 6.0
+            && master_metric(&cluster, "libactor/dropped/undecodable_body") >= 1.0;
+        counted.then_some(())
+    })
+    .await;
     assert_eq!(
         cluster.registered_agents().await,
         1,

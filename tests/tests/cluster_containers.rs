@@ -5,17 +5,15 @@
 //! writable cgroups.
 
 use std::path::Path;
-use std::time::Duration;
 
 use keel::local_cluster::LocalClusterConfig;
 use keel_tests::cluster::ClusterWithFramework;
+use keel_tests::eventually::eventually;
 use keel_tests::recording_scheduler::command_task;
 use protos::v1::task_status::Reason;
 use protos::v1::{TaskId, TaskState};
 use slave::containerizer::cgroup_layout::CgroupLayout;
 use slave::containerizer::{self, ContainerizerConfig, IsolationMode};
-
-const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Setup {
     c: ClusterWithFramework,
@@ -113,27 +111,20 @@ async fn a_busy_task_shows_at_monitor_statistics_and_leaves_nothing_behind() {
     .await;
     s.c.framework.status("busy", TaskState::TaskRunning).await;
     let path = format!("/{slave}/monitor/statistics");
-    let entry = tokio::time::timeout(EVENT_TIMEOUT, async {
-        loop {
-            let all = keel::http_client::get_json(&addr, &path).await.unwrap();
-            let entry = all
-                .as_array()
-                .and_then(|a| a.iter().find(|e| e["executor_id"] == "busy"))
-                .cloned();
-            if let Some(e) = entry {
-                if e["statistics"]["cpus_user_time_secs"]
+    let entry = eventually("the busy task is charged cpu time", || async {
+        let all = keel::http_client::get_json(&addr, &path).await.ok()?;
+        all.as_array()?
+            .iter()
+            .find(|e| e["executor_id"] == "busy")
+            .filter(|e| {
+                e["statistics"]["cpus_user_time_secs"]
                     .as_f64()
                     .unwrap_or(0.0)
                     > 0.1
-                {
-                    return e;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            })
+            .cloned()
     })
-    .await
-    .expect("the busy task is charged cpu time");
+    .await;
     assert_eq!(entry["isolation"], "cgroups");
     assert_eq!(entry["statistics"]["cpus_limit"], 0.5);
     assert_eq!(entry["statistics"]["mem_limit_bytes"], 96u64 << 20);

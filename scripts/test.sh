@@ -27,6 +27,10 @@ test -f /usr/share/java/zookeeper.jar || { echo "zookeeper.jar missing after ins
 command -v nft >/dev/null || { echo "nft missing after install" >&2; exit 1; }
 command -v chromium >/dev/null || { echo "chromium missing after install" >&2; exit 1; }
 
+# A one-off build gains nothing from incremental state, which would take gigabytes of disk.
+export CARGO_INCREMENTAL=0
+echo "== disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -25,6 +25,7 @@
 //! - [`send_message`]: `keelctl send` — JSON to protobuf by message name, posted to a process.
 //! - [`tables`]: keelctl's tables over `/master/state`.
 //! - [`machine_tables`]: keelctl's tables of Autopilot's machines and audit log.
+//! - `allocator`: mimalloc as the global allocator of every binary.
 //! - [`shutdown_signal`]: SIGINT or SIGTERM.
 //! - [`logging`]: the binaries' tracing setup; [`master_address`]: `host:port` or a pid.
 //! - [`zookeeper_server`]: a real ZooKeeper server on a free loopback port, for tests and
@@ -33,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod agent_daemon;
+mod allocator;
 pub mod autopilot_bench;
 pub mod autopilot_services;
 pub mod bench_scheduler;

@@ -167,7 +167,12 @@ impl Clock {
             state.driver_started = true;
             spawn_driver(Arc::downgrade(&self.inner));
         }
-        self.inner.changed.notify_all();
+        // The driver sleeps until the earliest deadline: only a new earliest timer needs to
+        // wake it. Waking it for every timer cost a thread hand-off per timer (a failover arms
+        // one per returning agent).
+        if state.timers.keys().next() == Some(&(deadline, id)) {
+            self.inner.changed.notify_all();
+        }
         Timer {
             key: (deadline, id),
             clock: Arc::downgrade(&self.inner),

@@ -10,7 +10,7 @@
 //! the master process (registration and re-registration, authentication, offers, accept with
 //! launch validation, decline filters, rescinds, kills, reconciliation, agent health,
 //! revocation, teardown, recovery after a failover, `/master/state` and metrics); and
-//! [`registrar`], the process that keeps the registry (admitted agents and frameworks) in a
+//! [`fast_hash`], the hasher of its maps; and [`registrar`], the process that keeps the registry (admitted agents and frameworks) in a
 //! `coordination` store, ZooKeeper or a local directory; and [`standby`], what a master that
 //! does not lead serves (HTTP redirected to the leader). Election itself lives in the
 //! `coordination` crate.
@@ -32,6 +32,7 @@
 
 pub mod allocator;
 pub mod drf;
+pub mod fast_hash;
 pub mod master;
 pub mod registrar;
 pub mod standby;

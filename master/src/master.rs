@@ -32,6 +32,8 @@
 
 use protos::IdText;
 use std::collections::HashMap;
+
+use crate::fast_hash::{FastMap, FastSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -183,12 +185,12 @@ struct MasterMetrics {
 pub struct Master {
     id: String,
     allocator: AllocatorRef,
-    agents: HashMap<String, AgentEntry>,
+    agents: FastMap<String, AgentEntry>,
     /// Agent id by agent pid: pongs and registrations find their agent without a scan.
-    agent_by_pid: HashMap<Upid, String>,
-    frameworks: HashMap<String, FrameworkEntry>,
-    offers: HashMap<String, OfferEntry>,
-    tasks: HashMap<(String, String), TaskEntry>,
+    agent_by_pid: FastMap<Upid, String>,
+    frameworks: FastMap<String, FrameworkEntry>,
+    offers: FastMap<String, OfferEntry>,
+    tasks: FastMap<(String, String), TaskEntry>,
     next_id: u64,
     auth: AuthState,
     revocations: Revocations,
@@ -201,7 +203,7 @@ pub struct Master {
     /// starts the recovery with them.
     recovered: Option<(Registry, Duration)>,
     /// Pids whose registration is being written to the registry (a retry is ignored).
-    admitting: std::collections::HashSet<Upid>,
+    admitting: FastSet<Upid>,
     /// When an agent counts as gone.
     health: AgentHealth,
     /// The latest frameworks removed, oldest first (at most [`MAX_REMOVED_FRAMEWORKS`]): their
@@ -293,11 +295,11 @@ impl Master {
         let master = reserved.spawn_ref(Master {
             id: master_id.to_owned(),
             allocator: allocator.clone(),
-            agents: HashMap::new(),
-            agent_by_pid: HashMap::new(),
-            frameworks: HashMap::new(),
-            offers: HashMap::new(),
-            tasks: HashMap::new(),
+            agents: FastMap::default(),
+            agent_by_pid: FastMap::default(),
+            frameworks: FastMap::default(),
+            offers: FastMap::default(),
+            tasks: FastMap::default(),
             next_id: 0,
             auth: AuthState {
                 policy,

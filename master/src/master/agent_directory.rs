@@ -8,9 +8,11 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use libactor::Upid;
 
+use crate::fast_hash::FastHasher;
+
 /// Node address (`host:port`) → hostname of the agent registered there.
 #[derive(Debug, Clone, Default)]
-pub struct AgentDirectory(Arc<DashMap<String, String>>);
+pub struct AgentDirectory(Arc<DashMap<String, String, FastHasher>>);
 
 impl AgentDirectory {
     /// The hostname of the agent registered at node `address`, if any.

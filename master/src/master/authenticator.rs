@@ -38,7 +38,7 @@ pub struct AuthenticationPolicy {
 /// The pids that authenticated with the master, with their principal, readable beside it (the
 /// device manager admits a repair service only once it has authenticated).
 #[derive(Debug, Clone, Default)]
-pub struct Principals(std::sync::Arc<dashmap::DashMap<Upid, String>>);
+pub struct Principals(std::sync::Arc<dashmap::DashMap<Upid, String, crate::fast_hash::FastHasher>>);
 
 impl Principals {
     /// The principal `pid` authenticated as, if it did (and its connection still holds).

@@ -16,7 +16,7 @@
 //! agent is still expected back, TASK_UNREACHABLE (TASK_LOST for frameworks that are not
 //! partition-aware) once it is unreachable, TASK_LOST otherwise.
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::time::Duration;
 
 use libactor::Context;
@@ -37,11 +37,11 @@ pub const DEFAULT_AGENT_REREGISTER_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Default)]
 pub(super) struct Recovery {
     /// Agents expected to re-register.
-    pub agents: HashMap<String, AgentInfo>,
+    pub agents: FastMap<String, AgentInfo>,
     /// Frameworks expected to re-register.
-    pub frameworks: HashMap<String, FrameworkInfo>,
+    pub frameworks: FastMap<String, FrameworkInfo>,
     /// Unreachable agents and since when (seconds since the Unix epoch).
-    pub unreachable: HashMap<String, f64>,
+    pub unreachable: FastMap<String, f64>,
 }
 
 impl Master {

@@ -6,8 +6,11 @@
 //! pause; one that dies [`RestartPolicy::max_crashes`] times within the window fails the
 //! manifest (the rollout then rolls back), and the manifest's processes are stopped.
 //!
-//! It records the active manifest in `{work_dir}/manifests/active.pb` for the manifest
-//! integrity watchdog.
+//! It records the active manifest in `{work_dir}/manifests/active.pb` (read by the manifest
+//! integrity watchdog) and each process's pid ([`leftover_processes`]). An application manager
+//! starting on a work dir where an earlier one died without stopping its processes (the agent
+//! was killed) first stops those, then runs the recorded active manifest again: a manifest
+//! keeps running across agent restarts, and never twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -21,6 +24,7 @@ use protos::autopilot::{Kick, Manifest, ManifestState, ManifestStatus, SyncManif
 use tokio::sync::watch;
 
 use crate::filesync::{self, FilesyncCounters, FilesyncLimits};
+use crate::leftover_processes;
 use crate::manifest::{install_dir, validate};
 
 /// The application manager's process id (on the agent's node).
@@ -89,6 +93,10 @@ pub struct AppManager {
     stop: Option<watch::Sender<bool>>,
     crashes: HashMap<String, VecDeque<std::time::Instant>>,
     syncing: bool,
+    /// Stopping an earlier application manager's processes: switches wait for it.
+    recovering: bool,
+    /// The switch asked for while recovering (the last one wins).
+    switch_after_recovery: Option<Option<Manifest>>,
     counters: Arc<FilesyncCounters>,
     metrics: Option<Metrics>,
 }
@@ -104,6 +112,8 @@ impl AppManager {
             stop: None,
             crashes: HashMap::new(),
             syncing: false,
+            recovering: false,
+            switch_after_recovery: None,
             counters: Arc::default(),
             metrics: None,
         }
@@ -210,6 +220,10 @@ impl AppManager {
 
     /// Stops what runs and starts `manifest`'s processes (none: nothing runs).
     fn switch(&mut self, ctx: &mut Context<Self>, manifest: Option<Manifest>) {
+        if self.recovering {
+            self.switch_after_recovery = Some(manifest);
+            return;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }
@@ -255,8 +269,9 @@ impl AppManager {
         let log = dir.join(format!("{name}.log"));
         let generation = self.generation;
         let name = name.to_owned();
+        let work_dir = self.config.work_dir.clone();
         ctx.defer(
-            run_until_stopped(spec, dir, log, stop),
+            run_until_stopped(spec, dir, log, work_dir, stop),
             move |am: &mut AppManager, ctx, ended| am.process_ended(ctx, generation, name, ended),
         );
     }
@@ -319,6 +334,33 @@ impl AppManager {
         );
     }
 
+    /// The earlier application manager's processes are stopped: runs what the device manager
+    /// asked for meanwhile, else the manifest recorded as active (its files are installed).
+    fn recovered(&mut self, ctx: &mut Context<Self>, stopped: usize, recorded: Option<Manifest>) {
+        self.recovering = false;
+        if stopped > 0 {
+            tracing::warn!(
+                stopped,
+                "stopped manifest processes an earlier agent left running"
+            );
+        }
+        if let Some(manifest) = self.switch_after_recovery.take() {
+            self.switch(ctx, manifest);
+            return;
+        }
+        match recorded {
+            Some(m) if validate(&m, true).is_ok() => {
+                tracing::info!(manifest = %m.name, version = %m.version, "running the recorded active manifest again");
+                self.switch(ctx, Some(m));
+            }
+            Some(_) => {
+                tracing::warn!("the recorded active manifest is invalid; nothing runs");
+                let _ = std::fs::remove_file(active_manifest_file(&self.config.work_dir));
+            }
+            None => {}
+        }
+    }
+
     fn kick(&mut self, ctx: &mut Context<Self>, from: Upid, _: Kick) {
         if from != self.config.device_manager || self.syncing {
             return;
@@ -348,6 +390,7 @@ async fn run_until_stopped(
     spec: protos::autopilot::ManifestProcess,
     dir: PathBuf,
     log: PathBuf,
+    work_dir: PathBuf,
     mut stop: watch::Receiver<bool>,
 ) -> Ended {
     let output = std::fs::OpenOptions::new()
@@ -366,27 +409,35 @@ async fn run_until_stopped(
         .stdin(std::process::Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
+        // Its own group: stopping it stops what it started too.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => return Ended::NotStarted(e),
     };
-    tokio::select! {
+    let pid = child.id().unwrap_or(0);
+    if let Err(e) = leftover_processes::record(&work_dir, &spec.name, pid) {
+        tracing::warn!(error = %e, process = %spec.name, "cannot record a manifest process's pid");
+    }
+    let ended = tokio::select! {
         status = child.wait() => match status {
             Ok(s) => Ended::Exited(s),
             Err(e) => Ended::NotStarted(e),
         },
         _ = stop.wait_for(|s| *s) => {
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-                // SAFETY: kill(2) on our own child, not reaped yet.
-                unsafe { libc::kill(pid, libc::SIGTERM); }
+                // SAFETY: kill(2) on our own child's group (it leads it), not reaped yet.
+                unsafe { libc::kill(-pid, libc::SIGTERM); }
             }
             if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
                 let _ = child.kill().await;
             }
             Ended::Stopped
         }
-    }
+    };
+    leftover_processes::forget(&work_dir, &spec.name, pid);
+    ended
 }
 
 impl Process for AppManager {
@@ -411,6 +462,19 @@ impl Process for AppManager {
         ctx.install(Self::sync_manifest);
         ctx.install(Self::kick);
         let _ = std::fs::create_dir_all(self.config.work_dir.join("manifests"));
+        self.recovering = true;
+        let work_dir = self.config.work_dir.clone();
+        ctx.defer(
+            async move {
+                let stopped = leftover_processes::stop_leftovers(&work_dir, STOP_GRACE).await;
+                let recorded = tokio::fs::read(active_manifest_file(&work_dir))
+                    .await
+                    .ok()
+                    .and_then(|b| Manifest::decode(b.as_slice()).ok());
+                (stopped, recorded)
+            },
+            |am: &mut AppManager, ctx, (stopped, recorded)| am.recovered(ctx, stopped, recorded),
+        );
     }
 
     fn finalize(&mut self, _ctx: &mut Context<Self>) {

@@ -21,7 +21,8 @@
 //!   [`health`] (the failure/recovery state machine), [`repair_limits`], [`rollout`] (scale
 //!   units, threshold, rollback), [`machine_gate`] (how it drains machines through the master).
 //! - repair: [`repair_service`] and its [`repair_driver`]s (`process`, `command`).
-//! - deployment: [`manifest`] (TOML), [`deployment_server`], [`filesync`], [`app_manager`].
+//! - deployment: [`manifest`] (TOML), [`deployment_server`], [`filesync`], [`app_manager`]
+//!   (with [`leftover_processes`]: what a dead agent's manifest left running is stopped).
 //! - monitoring: [`watchdog`] (with [`agent_checks`] and custom executables run through
 //!   [`bounded_command`]), [`collector`], [`log_tail`], the [`cockpit`] page.
 
@@ -37,6 +38,7 @@ pub mod filesync;
 pub mod ground_truth;
 pub mod health;
 pub mod json;
+pub mod leftover_processes;
 pub mod log_tail;
 pub mod machine_gate;
 pub mod manifest;

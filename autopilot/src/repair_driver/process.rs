@@ -1,6 +1,6 @@
 //! The `process` repair driver: the machines are agent processes this driver started and
 //! supervises (a local cluster, or a test's). Reboot stops the agent (SIGTERM, then SIGKILL
-//! after a grace period) and starts it again; Reimage also wipes its work dir first, so it
+//! after a grace period) and what its manifest left running, and starts it again; Reimage also wipes its work dir first, so it
 //! comes back as a new machine with nothing of its past; Replace stops it for good and lists
 //! it for replacement.
 
@@ -112,6 +112,14 @@ impl ProcessDriver {
             ));
         };
         stop(machine, self.stop_grace).await;
+        // As a machine's reboot would: nothing the agent ran survives it (an agent that did
+        // not stop in time left its manifest's processes behind).
+        let leftovers =
+            crate::leftover_processes::stop_leftovers(&machine.spec.work_dir, self.stop_grace)
+                .await;
+        if leftovers > 0 {
+            tracing::info!(%hostname, leftovers, "stopped processes the agent left running");
+        }
         match action {
             RepairAction::DoNothing => Err("DoNothing is not carried out".into()),
             RepairAction::Replace => {

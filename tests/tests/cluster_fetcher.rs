@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use keel::local_cluster::LocalClusterConfig;
 use keel_tests::cluster::ClusterWithFramework;
+use keel_tests::eventually::eventually;
 use keel_tests::recording_scheduler::command_task;
 use libactor::Clock;
 use protos::v1::command_info::Uri;
 use protos::v1::task_status::Reason;
 use protos::v1::{TaskInfo, TaskState};
 
-const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 const GC_DELAY: Duration = Duration::from_secs(3600);
 
 struct Setup {
@@ -136,13 +136,10 @@ async fn a_fetched_script_runs_its_output_is_readable_and_its_sandbox_is_collect
     // After --gc_delay the finished run's sandbox goes.
     assert!(sandbox.exists());
     s.clock.advance(GC_DELAY);
-    tokio::time::timeout(EVENT_TIMEOUT, async {
-        while sandbox.exists() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    eventually("the sandbox is collected after the gc delay", || async {
+        (!sandbox.exists()).then_some(())
     })
-    .await
-    .expect("the sandbox is collected after the gc delay");
+    .await;
     s.c.shutdown().await;
 }
 

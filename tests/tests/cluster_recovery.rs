@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use keel::emulated_agent::EmulatedAgent;
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+use keel_tests::eventually::eventually;
 use keel_tests::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
@@ -311,14 +312,10 @@ async fn a_custom_executor_runs_tasks_and_relays_framework_messages() {
             .copied()
             .unwrap_or(0.0)
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(4);
-    while exited() < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the executor did not exit when asked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the executor exits when asked", || async {
+        (exited() >= 1.0).then_some(())
+    })
+    .await;
     node.shutdown().await;
     cluster.shutdown().await;
 }

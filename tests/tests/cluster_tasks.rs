@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+use keel_tests::eventually::eventually;
 use keel_tests::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
@@ -162,22 +163,14 @@ async fn a_killed_task_is_killed_with_its_whole_process_group() {
     let agent = running.agent_id.clone().unwrap().value;
     // RUNNING is reported once the shell is started; wait (bounded) until it has started its
     // child and written the child's pid.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let child: i32 = loop {
-        let written = walk(s._dir.path())
+    let child: i32 = eventually("the task starts its child", || async {
+        walk(s._dir.path())
             .into_iter()
             .find(|p| p.ends_with("child.pid"))
             .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|t| t.trim().parse().ok());
-        if let Some(pid) = written {
-            break pid;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the task never started its child"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+            .and_then(|t| t.trim().parse().ok())
+    })
+    .await;
     s.framework
         .act(|d| {
             d.kill_task(&TaskId {

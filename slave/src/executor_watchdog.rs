@@ -143,9 +143,15 @@ mod tests {
         // Its agent "died" (the handle is lost): the next start ends it.
         std::mem::forget(first);
         let second = start(&meta, Duration::from_secs(600)).unwrap();
+        // kill(2) returns before the target is gone: wait for it (it is this test's child, never
+        // reaped), which also tells how it ended.
+        let mut status = 0;
+        // SAFETY: waitpid(2) on this process's own unreaped child, with a valid status pointer.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
         assert!(
-            !is_watchdog(pid, &meta.executors()),
-            "the first one was ended"
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+            "the first one was ended by the second start (status {status:#x})"
         );
         assert!(meta.watchdog_pid().exists());
         second.stop();

@@ -17,20 +17,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use libactor::http::HttpReply;
 use libactor::metrics::Counter;
-use libactor::{Context, Process, Upid};
+use libactor::{Context, HttpRequest, HttpResponse, Process, Upid};
 use prost::Message;
 use protos::autopilot::{Kick, Manifest, ManifestState, ManifestStatus, SyncManifest};
 use tokio::sync::watch;
 
+use crate::deployment_server::{chunk_response, read_range, ChunkRequest};
 use crate::filesync::{self, FilesyncCounters, FilesyncLimits};
 use crate::leftover_processes;
-use crate::manifest::{install_dir, validate};
+use crate::manifest::{install_dir, relative_path, validate};
 
 /// The application manager's process id (on the agent's node).
 pub const APP_MANAGER_ID: &str = "app-manager";
 /// How long a process has to stop on SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The route serving chunks of the files of the manifests installed here, as the deployment
+/// server does (a new leader's deployment server fetches what it lacks from machines).
+pub const FILE_ROUTE: &str = "/app-manager/file";
+/// Chunk requests served at once; more are answered 503 (the client backs off).
+const MAX_SERVING: usize = 2;
 
 /// When a crashing process fails its manifest.
 #[derive(Debug, Clone)]
@@ -98,6 +105,8 @@ pub struct AppManager {
     /// The switch asked for while recovering (the last one wins).
     switch_after_recovery: Option<Option<Manifest>>,
     counters: Arc<FilesyncCounters>,
+    /// Chunk requests being served.
+    serving: Arc<std::sync::atomic::AtomicUsize>,
     metrics: Option<Metrics>,
 }
 
@@ -115,6 +124,7 @@ impl AppManager {
             recovering: false,
             switch_after_recovery: None,
             counters: Arc::default(),
+            serving: Arc::default(),
             metrics: None,
         }
     }
@@ -361,6 +371,35 @@ impl AppManager {
         }
     }
 
+    /// A chunk of a file of the active or the target manifest, by digest ([`FILE_ROUTE`]).
+    fn file(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
+        use std::sync::atomic::Ordering;
+        let chunk = match ChunkRequest::parse(&req) {
+            Ok(c) => c,
+            Err(refusal) => return refusal.into(),
+        };
+        let held = [self.active.as_ref(), self.target.as_ref().map(|(m, _)| m)]
+            .into_iter()
+            .flatten()
+            .find_map(|m| {
+                let file = m.files.iter().find(|f| f.sha256 == chunk.sha)?;
+                Some(install_dir(&self.config.work_dir, m).join(relative_path(&file.path)?))
+            });
+        let Some(path) = held else {
+            return HttpResponse::text(404, format!("no file {}\n", chunk.sha)).into();
+        };
+        if self.serving.fetch_add(1, Ordering::AcqRel) >= MAX_SERVING {
+            self.serving.fetch_sub(1, Ordering::AcqRel);
+            return HttpResponse::text(503, "busy; retry later\n").into();
+        }
+        let serving = self.serving.clone();
+        HttpReply::Later(Box::pin(async move {
+            let read = read_range(&path, chunk.offset, chunk.length).await;
+            serving.fetch_sub(1, Ordering::AcqRel);
+            chunk_response(read, &chunk.sha)
+        }))
+    }
+
     fn kick(&mut self, ctx: &mut Context<Self>, from: Upid, _: Kick) {
         if from != self.config.device_manager || self.syncing {
             return;
@@ -461,6 +500,7 @@ impl Process for AppManager {
         });
         ctx.install(Self::sync_manifest);
         ctx.install(Self::kick);
+        ctx.route("/file", Self::file);
         let _ = std::fs::create_dir_all(self.config.work_dir.join("manifests"));
         self.recovering = true;
         let work_dir = self.config.work_dir.clone();

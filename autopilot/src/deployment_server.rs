@@ -7,11 +7,16 @@
 //! not admitted while the server is full is answered 503 (the client backs off and retries).
 //! A transfer ends with its last chunk, or after [`TRANSFER_IDLE`] without one.
 //!
+//! Files it does not hold but machines do (a new leader's server: uploads went to the old
+//! leader's disk) are fetched from one of those machines' application managers on the first
+//! request, which is answered 503 meanwhile; the device manager says which machines hold what
+//! ([`DeploymentServer::note_holder`]).
+//!
 //! Routes: `POST /deployment/files` (an operator uploads a file; answered with its sha256),
 //! `GET /deployment/file?sha256=&transfer=&offset=&length=` (a chunk), `GET
 //! /deployment/files` (what is held).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,7 +24,12 @@ use libactor::http::HttpReply;
 use libactor::metrics::{Counter, Gauge};
 use libactor::{Context, HttpRequest, HttpResponse, Process};
 
+use crate::app_manager::FILE_ROUTE;
+use crate::filesync::{fetch_by_digest, FilesyncCounters, FilesyncLimits};
 use crate::manifest::sha256_hex;
+
+/// How long a fetch from a machine waits for a busy application manager.
+const PEER_BUSY_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The deployment server's process id.
 pub const DEPLOYMENT_SERVER_ID: &str = "deployment";
@@ -27,6 +37,10 @@ pub const DEPLOYMENT_SERVER_ID: &str = "deployment";
 pub const TRANSFER_IDLE: Duration = Duration::from_secs(30);
 /// Largest chunk served.
 pub const MAX_CHUNK: u64 = 4 * 1024 * 1024;
+/// Machines remembered per file as places to fetch it from.
+const MAX_HOLDERS_PER_FILE: usize = 8;
+/// Files whose holders are remembered.
+const MAX_FILES_WITH_HOLDERS: usize = 10_000;
 
 /// How the deployment server serves.
 #[derive(Debug, Clone)]
@@ -46,6 +60,8 @@ struct Metrics {
     bytes: Counter,
     uploads: Counter,
     refused: Counter,
+    peer_fetches: Counter,
+    peer_fetch_failures: Counter,
 }
 
 /// The deployment server process.
@@ -54,6 +70,10 @@ pub struct DeploymentServer {
     /// Transfers admitted: id → last chunk served.
     transfers: HashMap<String, Instant>,
     peak: usize,
+    /// Machines (their agents' host:port) holding a file, newest first, by sha256.
+    holders: HashMap<String, VecDeque<String>>,
+    /// Files being fetched from a holder.
+    fetching: HashSet<String>,
     metrics: Option<Metrics>,
 }
 
@@ -65,8 +85,78 @@ impl DeploymentServer {
             config,
             transfers: HashMap::new(),
             peak: 0,
+            holders: HashMap::new(),
+            fetching: HashSet::new(),
             metrics: None,
         })
+    }
+
+    /// Records that the machine whose agent is at `address` holds `files` (sha256s): the
+    /// files of the manifest it runs.
+    pub fn note_holder(&mut self, _ctx: &mut Context<Self>, address: String, files: Vec<String>) {
+        for sha in files {
+            if !self.holders.contains_key(&sha) && self.holders.len() >= MAX_FILES_WITH_HOLDERS {
+                continue;
+            }
+            let holders = self.holders.entry(sha).or_default();
+            holders.retain(|a| *a != address);
+            holders.push_front(address.clone());
+            holders.truncate(MAX_HOLDERS_PER_FILE);
+        }
+    }
+
+    /// Starts fetching `sha` from the machines holding it, if it is not held here and some
+    /// machine holds it; whether the file is (being) fetched.
+    fn fetch_from_holders(&mut self, ctx: &mut Context<Self>, sha: &str) -> bool {
+        if self.fetching.contains(sha) {
+            return true;
+        }
+        let Some(holders) = self.holders.get(sha).cloned() else {
+            return false;
+        };
+        if let Some(m) = &self.metrics {
+            m.peer_fetches.inc();
+        }
+        self.fetching.insert(sha.to_owned());
+        let (sha, dir) = (sha.to_owned(), self.config.dir.clone());
+        tracing::info!(%sha, holders = holders.len(), "fetching a file this server lacks from a machine holding it");
+        let limits = FilesyncLimits {
+            busy_patience: PEER_BUSY_PATIENCE,
+            ..Default::default()
+        };
+        ctx.defer(
+            {
+                let sha = sha.clone();
+                async move {
+                    let counters = FilesyncCounters::default();
+                    let mut why = String::new();
+                    for holder in &holders {
+                        match fetch_by_digest(&sha, holder, FILE_ROUTE, &dir, &limits, &counters)
+                            .await
+                        {
+                            Ok(()) => return Ok(holder.clone()),
+                            Err(e) => why = format!("{holder}: {e}"),
+                        }
+                    }
+                    Err(why)
+                }
+            },
+            move |s: &mut DeploymentServer, _ctx, fetched| {
+                s.fetching.remove(&sha);
+                match fetched {
+                    Ok(holder) => tracing::info!(%sha, %holder, "fetched a file from a machine"),
+                    Err(why) => {
+                        // Not again: the next request is answered 404.
+                        s.holders.remove(&sha);
+                        if let Some(m) = &s.metrics {
+                            m.peer_fetch_failures.inc();
+                        }
+                        tracing::warn!(%sha, %why, "no machine could give a file this server lacks");
+                    }
+                }
+            },
+        );
+        true
     }
 
     /// The most transfers that were ever in progress at once.
@@ -125,21 +215,19 @@ impl DeploymentServer {
     }
 
     fn chunk(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
-        let param = |k: &str| req.query_param(k).map(str::to_owned);
-        let (Some(sha), Some(transfer)) = (param("sha256"), param("transfer")) else {
-            return HttpResponse::text(400, "needs sha256= and transfer=\n").into();
+        let ChunkRequest {
+            sha,
+            transfer,
+            offset,
+            length,
+        } = match ChunkRequest::parse(&req) {
+            Ok(r) => r,
+            Err(refusal) => return refusal.into(),
         };
-        let number = |k: &str, default: u64| {
-            param(k).map_or(Ok(default), |v| v.parse::<u64>().map_err(|_| k.to_owned()))
-        };
-        let (offset, length) = match (number("offset", 0), number("length", MAX_CHUNK)) {
-            (Ok(o), Ok(l)) => (o, l.clamp(1, MAX_CHUNK)),
-            (Err(k), _) | (_, Err(k)) => {
-                return HttpResponse::text(400, format!("{k} must be a number\n")).into()
-            }
-        };
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) || transfer.len() > 128 {
-            return HttpResponse::text(400, "bad sha256 or transfer\n").into();
+        let path = self.config.dir.join(&sha);
+        if !path.exists() && self.fetch_from_holders(ctx, &sha) {
+            return HttpResponse::text(503, "fetching the file from a machine; retry later\n")
+                .into();
         }
         let now = ctx.node().clock().now();
         self.transfers
@@ -158,7 +246,6 @@ impl DeploymentServer {
             m.active.set(self.transfers.len() as i64);
             m.peak.set(self.peak as i64);
         }
-        let path = self.config.dir.join(&sha);
         let me = ctx.self_ref();
         let bytes = self.metrics.as_ref().map(|m| m.bytes.clone());
         HttpReply::Later(Box::pin(async move {
@@ -175,29 +262,73 @@ impl DeploymentServer {
                     }
                 });
             }
-            match read {
-                Ok((data, size)) => {
-                    if let Some(b) = bytes {
-                        b.add(data.len() as u64);
-                    }
-                    HttpResponse {
-                        status: 200,
-                        content_type: "application/octet-stream".into(),
-                        headers: vec![("x-file-size".into(), size.to_string())],
-                        body: data.into(),
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    HttpResponse::text(404, format!("no file {sha}\n"))
-                }
-                Err(e) => HttpResponse::text(500, format!("cannot read: {e}\n")),
+            if let (Ok((data, _)), Some(b)) = (&read, bytes) {
+                b.add(data.len() as u64);
             }
+            chunk_response(read, &sha)
         }))
     }
 }
 
+/// A request for a chunk of a file by digest: `?sha256=&transfer=&offset=&length=`.
+pub(crate) struct ChunkRequest {
+    /// The file's sha256, lower-case hex.
+    pub sha: String,
+    /// The client's name for the transfer.
+    pub transfer: String,
+    /// Where the chunk starts.
+    pub offset: u64,
+    /// How many bytes at most (1..=[`MAX_CHUNK`]).
+    pub length: u64,
+}
+
+impl ChunkRequest {
+    /// The request's parameters, or the 400 answer naming what is wrong.
+    pub(crate) fn parse(req: &HttpRequest) -> Result<ChunkRequest, HttpResponse> {
+        let param = |k: &str| req.query_param(k).map(str::to_owned);
+        let (Some(sha), Some(transfer)) = (param("sha256"), param("transfer")) else {
+            return Err(HttpResponse::text(400, "needs sha256= and transfer=\n"));
+        };
+        let number = |k: &str, default: u64| {
+            param(k).map_or(Ok(default), |v| v.parse::<u64>().map_err(|_| k.to_owned()))
+        };
+        let (offset, length) = match (number("offset", 0), number("length", MAX_CHUNK)) {
+            (Ok(o), Ok(l)) => (o, l.clamp(1, MAX_CHUNK)),
+            (Err(k), _) | (_, Err(k)) => {
+                return Err(HttpResponse::text(400, format!("{k} must be a number\n")))
+            }
+        };
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) || transfer.len() > 128 {
+            return Err(HttpResponse::text(400, "bad sha256 or transfer\n"));
+        }
+        Ok(ChunkRequest {
+            sha,
+            transfer,
+            offset,
+            length,
+        })
+    }
+}
+
+/// The answer to a chunk request: the bytes read with the file's size in `x-file-size`, 404 for
+/// a file not held, 500 for a read that failed.
+pub(crate) fn chunk_response(read: std::io::Result<(Vec<u8>, u64)>, sha: &str) -> HttpResponse {
+    match read {
+        Ok((data, size)) => HttpResponse {
+            status: 200,
+            content_type: "application/octet-stream".into(),
+            headers: vec![("x-file-size".into(), size.to_string())],
+            body: data.into(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            HttpResponse::text(404, format!("no file {sha}\n"))
+        }
+        Err(e) => HttpResponse::text(500, format!("cannot read: {e}\n")),
+    }
+}
+
 /// Up to `length` bytes of `path` from `offset`, and the file's size.
-async fn read_range(
+pub(crate) async fn read_range(
     path: &std::path::Path,
     offset: u64,
     length: u64,
@@ -224,6 +355,8 @@ impl Process for DeploymentServer {
             bytes: m.counter("deployment/bytes_served"),
             uploads: m.counter("deployment/uploads"),
             refused: m.counter("deployment/unauthorized_requests"),
+            peer_fetches: m.counter("deployment/peer_fetches"),
+            peer_fetch_failures: m.counter("deployment/peer_fetch_failures"),
         });
         ctx.route(
             "/files",

@@ -17,6 +17,9 @@ use tokio::sync::Semaphore;
 
 use crate::manifest::{install_dir, relative_path, sha256_hex};
 
+/// The deployment server's route for a chunk of a file (`?sha256=&transfer=&offset=&length=`).
+pub const DEPLOYMENT_FILE_ROUTE: &str = "/deployment/file";
+
 /// Bounds on one machine's fetching.
 #[derive(Debug, Clone)]
 pub struct FilesyncLimits {
@@ -112,7 +115,15 @@ pub async fn preload(
         );
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await;
-            sync_file(&file, &server, &dir, &limits, &counters).await
+            sync_file(
+                &file,
+                &server,
+                DEPLOYMENT_FILE_ROUTE,
+                &dir,
+                &limits,
+                &counters,
+            )
+            .await
         });
     }
     let mut first_error = None;
@@ -147,9 +158,34 @@ pub async fn verify(manifest: &Manifest, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Fetches the file whose digest is `sha256` from `source` (host:port), whose `route` serves
+/// chunks as the deployment server does, into `dir/<sha256>`, checked against the digest.
+pub async fn fetch_by_digest(
+    sha256: &str,
+    source: &str,
+    route: &str,
+    dir: &Path,
+    limits: &FilesyncLimits,
+    counters: &FilesyncCounters,
+) -> Result<(), SyncError> {
+    let file = ManifestFile {
+        path: sha256.to_owned(),
+        sha256: sha256.to_owned(),
+        ..Default::default()
+    };
+    tokio::fs::create_dir_all(dir.join(".part"))
+        .await
+        .map_err(|e| SyncError::Disk {
+            path: ".part".into(),
+            why: e.to_string(),
+        })?;
+    sync_file(&file, source, route, dir, limits, counters).await
+}
+
 async fn sync_file(
     file: &ManifestFile,
     server: &str,
+    route: &str,
     dir: &Path,
     limits: &FilesyncLimits,
     counters: &FilesyncCounters,
@@ -171,7 +207,7 @@ async fn sync_file(
     }
     let part = dir.join(".part").join(&file.sha256);
     for attempt in 1..=limits.max_attempts.max(1) {
-        fetch(file, server, &part, limits, counters).await?;
+        fetch(file, server, route, &part, limits, counters).await?;
         let data = tokio::fs::read(&part).await.map_err(disk)?;
         if sha256_hex(&data) != file.sha256 {
             counters.checksum_failures.fetch_add(1, Ordering::Relaxed);
@@ -202,6 +238,7 @@ async fn sync_file(
 async fn fetch(
     file: &ManifestFile,
     server: &str,
+    route: &str,
     part: &Path,
     limits: &FilesyncLimits,
     counters: &FilesyncCounters,
@@ -227,7 +264,7 @@ async fn fetch(
     let mut pause = Duration::from_millis(50);
     loop {
         let path = format!(
-            "/deployment/file?sha256={}&transfer={transfer}&offset={offset}&length={}",
+            "{route}?sha256={}&transfer={transfer}&offset={offset}&length={}",
             file.sha256, limits.chunk
         );
         let reply = http_client::request(server, "GET", &path, &[], Default::default())

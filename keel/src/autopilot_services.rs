@@ -261,7 +261,7 @@ pub async fn spawn_device_manager(
     .map_err(|e| {
         AutopilotError::Recover(format!("deployment dir {}: {e}", deployment_dir.display()))
     })?;
-    node.spawn(DEPLOYMENT_SERVER_ID, server)?;
+    let server = node.spawn_ref(DEPLOYMENT_SERVER_ID, server)?;
     config.deployment_dir = Some(deployment_dir);
     let recovered = match &store {
         Some(store) => autopilot::ground_truth::recover(store)
@@ -272,7 +272,9 @@ pub async fn spawn_device_manager(
     let gate = MasterGate::new(master, DRAIN_TIMEOUT)
         .await
         .map_err(|e| AutopilotError::Recover(format!("the master: {e}")))?;
-    let dm = DeviceManager::new(config, store.map(Arc::new), recovered).with_gate(Arc::new(gate));
+    let dm = DeviceManager::new(config, store.map(Arc::new), recovered)
+        .with_gate(Arc::new(gate))
+        .with_deployment_server(server);
     let failure = dm.failure();
     let process = node.spawn_ref(DEVICE_MANAGER_ID, dm)?;
     node.spawn(COLLECTOR_ID, Collector::new(collector, process.clone()))?;

@@ -274,8 +274,26 @@ async fn an_in_progress_rollout_resumes_on_the_new_leader() {
         })
         .await;
         assert_eq!(version, "1");
-    } // Stopped as an operator would, so that their manifests' processes stop with them.
-    for agent in agents {
+    }
+
+    // A machine joining now is sent version 1 by the new leader, whose deployment server never
+    // received the upload: it fetches the files from a machine that runs them.
+    let late_work = dir.path().join("host-c");
+    let late = agent(&zk_url, "host-c", &late_work).await;
+    let (version, _) = eventually("the new machine runs version 1", || async {
+        running(&late_work, "1")
+    })
+    .await;
+    assert_eq!(version, "1");
+    let metrics = get(&leader, "/metrics/snapshot").await.unwrap();
+    assert!(
+        metrics["deployment/peer_fetches"].as_f64() >= Some(1.0),
+        "fetched from a machine: {metrics}"
+    );
+    assert_eq!(metrics["deployment/peer_fetch_failures"], 0.0, "{metrics}");
+
+    // Stopped as an operator would, so that their manifests' processes stop with them.
+    for agent in agents.into_iter().chain([late]) {
         agent.stop().await;
     }
 }

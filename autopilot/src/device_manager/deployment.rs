@@ -55,6 +55,31 @@ impl DeviceManager {
         format!("{service}@{address}").parse().ok()
     }
 
+    /// Tells the deployment server that machine `id` holds the files of the manifest it runs
+    /// (a type's active one, or the rollout's new or previous one).
+    pub(super) fn note_holder(&self, id: &str) {
+        let (Some(server), Some(m)) = (&self.deployment_server, self.machines.get(id)) else {
+            return;
+        };
+        if m.manifest_version.is_empty() || m.agent_address.is_empty() || m.replaced {
+            return;
+        }
+        let rollout = self.deployment.rollout.as_ref();
+        let manifest = self
+            .deployment
+            .active
+            .iter()
+            .chain(rollout.and_then(|r| r.manifest.as_ref()))
+            .chain(rollout.and_then(|r| r.previous.as_ref()))
+            .find(|x| x.machine_type == m.machine_type && x.version == m.manifest_version);
+        let Some(manifest) = manifest else {
+            return;
+        };
+        let files: Vec<String> = manifest.files.iter().map(|f| f.sha256.clone()).collect();
+        let address = m.agent_address.clone();
+        server.dispatch(move |s, ctx| s.note_holder(ctx, address, files));
+    }
+
     fn active_of(&self, machine_type: &str) -> Option<Manifest> {
         self.deployment
             .active
@@ -238,6 +263,7 @@ impl DeviceManager {
                     m.manifest_version = status.version.clone();
                     self.dirty.insert(crate::ground_truth::shard_of(&id));
                     self.persist(ctx);
+                    self.note_holder(&id);
                 }
             }
             ManifestState::Failed => {

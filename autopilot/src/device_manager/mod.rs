@@ -123,6 +123,8 @@ pub struct DeviceManager {
     /// The master's side: machines out of Healthy are not offered, and are drained of their
     /// tasks before a repair.
     gate: Option<Arc<dyn MachineGate>>,
+    /// The deployment server beside it, told which machines hold which manifest's files.
+    deployment_server: Option<libactor::ProcessRef<crate::deployment_server::DeploymentServer>>,
     /// Active manifests per type and the rollout (persisted under its own key).
     deployment: DeploymentState,
     /// Every change up to this audit record is in the store.
@@ -156,6 +158,7 @@ impl DeviceManager {
             started: None,
             metrics: None,
             gate: None,
+            deployment_server: None,
             durable_seq: recovered.next_audit_seq.saturating_sub(1),
             deployment: recovered.deployment,
         }
@@ -164,6 +167,16 @@ impl DeviceManager {
     /// Drains and reactivates machines through `gate` (the master this runs beside).
     pub fn with_gate(mut self, gate: Arc<dyn MachineGate>) -> DeviceManager {
         self.gate = Some(gate);
+        self
+    }
+
+    /// Tells `server` (the deployment server beside it) which machines hold which files, so
+    /// that it can fetch what it lacks from them.
+    pub fn with_deployment_server(
+        mut self,
+        server: libactor::ProcessRef<crate::deployment_server::DeploymentServer>,
+    ) -> DeviceManager {
+        self.deployment_server = Some(server);
         self
     }
 
@@ -317,6 +330,7 @@ impl DeviceManager {
             m.agent_address = from.address().to_owned();
             m.manifest_version = bounded(&report.manifest_version);
             self.dirty.insert(ground_truth::shard_of(&id));
+            self.note_holder(&id);
         }
         let Some(m) = self.machines.get(&id) else {
             return;
@@ -770,6 +784,9 @@ impl Process for DeviceManager {
                     );
                 }
             }
+        }
+        for id in self.machines.keys() {
+            self.note_holder(id);
         }
         // Failures recovered from the store wait for a repair service that may now exist.
         self.dispatch_repairs(ctx);

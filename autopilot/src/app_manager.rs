@@ -11,6 +11,10 @@
 //! starting on a work dir where an earlier one died without stopping its processes (the agent
 //! was killed) first stops those, then runs the recorded active manifest again: a manifest
 //! keeps running across agent restarts, and never twice.
+//!
+//! It serves the files of its manifests by digest at [`FILE_ROUTE`], in chunks as the
+//! deployment server does: a new leader's deployment server fetches from machines the files
+//! that were uploaded to the old leader.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -388,14 +392,20 @@ impl AppManager {
         let Some(path) = held else {
             return HttpResponse::text(404, format!("no file {}\n", chunk.sha)).into();
         };
-        if self.serving.fetch_add(1, Ordering::AcqRel) >= MAX_SERVING {
-            self.serving.fetch_sub(1, Ordering::AcqRel);
+        /// Counts a request served until dropped, also when its client goes away mid-read.
+        struct Serving(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Serving {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let serving = Serving(self.serving.clone());
+        if serving.0.fetch_add(1, Ordering::AcqRel) >= MAX_SERVING {
             return HttpResponse::text(503, "busy; retry later\n").into();
         }
-        let serving = self.serving.clone();
         HttpReply::Later(Box::pin(async move {
+            let _serving = serving;
             let read = read_range(&path, chunk.offset, chunk.length).await;
-            serving.fetch_sub(1, Ordering::AcqRel);
             chunk_response(read, &chunk.sha)
         }))
     }

@@ -1309,7 +1309,12 @@ impl Process for Slave {
         for f in self.frameworks.values_mut() {
             for e in f.executors.values_mut() {
                 if e.pid.as_ref() == Some(pid) {
-                    tracing::warn!(executor = %e.id, "lost the connection to an executor; killing it");
+                    // Expected of an executor asked to shut down (it is exiting).
+                    if e.shutting_down {
+                        tracing::info!(executor = %e.id, "an executor shutting down closed its connection");
+                    } else {
+                        tracing::warn!(executor = %e.id, "lost the connection to an executor; killing it");
+                    }
                     e.kill(Duration::ZERO);
                 }
             }

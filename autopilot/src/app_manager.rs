@@ -380,7 +380,12 @@ impl AppManager {
         use std::sync::atomic::Ordering;
         let chunk = match ChunkRequest::parse(&req) {
             Ok(c) => c,
-            Err(refusal) => return refusal.into(),
+            Err(refusal) => {
+                if let Some(m) = &self.metrics {
+                    m.refused.inc();
+                }
+                return refusal.into();
+            }
         };
         let held = [self.active.as_ref(), self.target.as_ref().map(|(m, _)| m)]
             .into_iter()

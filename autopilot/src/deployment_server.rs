@@ -62,6 +62,7 @@ struct Metrics {
     refused: Counter,
     peer_fetches: Counter,
     peer_fetch_failures: Counter,
+    bad_requests: Counter,
 }
 
 /// The deployment server process.
@@ -222,7 +223,12 @@ impl DeploymentServer {
             length,
         } = match ChunkRequest::parse(&req) {
             Ok(r) => r,
-            Err(refusal) => return refusal.into(),
+            Err(refusal) => {
+                if let Some(m) = &self.metrics {
+                    m.bad_requests.inc();
+                }
+                return refusal.into();
+            }
         };
         let path = self.config.dir.join(&sha);
         if !path.exists() && self.fetch_from_holders(ctx, &sha) {
@@ -357,6 +363,7 @@ impl Process for DeploymentServer {
             refused: m.counter("deployment/unauthorized_requests"),
             peer_fetches: m.counter("deployment/peer_fetches"),
             peer_fetch_failures: m.counter("deployment/peer_fetch_failures"),
+            bad_requests: m.counter("deployment/bad_requests"),
         });
         ctx.route(
             "/files",

@@ -187,3 +187,49 @@ async fn many_machines_sync_at_once_within_the_servers_bound() {
     );
     s.node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_chunk_requests_are_refused_and_counted() {
+    let s = server(4).await;
+    let sha = s.manifest.files[0].sha256.clone();
+    for (query, why) in [
+        ("sha256=abc&transfer=t", "bad sha256 or transfer"),
+        ("transfer=t", "needs sha256= and transfer="),
+        (
+            &*format!("sha256={sha}&transfer=t&offset=x"),
+            "offset must be a number",
+        ),
+    ] {
+        let reply = http_client::request(
+            s.node.address(),
+            "GET",
+            &format!("/deployment/file?{query}"),
+            &[],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, 400, "{query}");
+        assert!(
+            String::from_utf8_lossy(&reply.body).contains(why),
+            "{query}"
+        );
+    }
+    let unknown = "0".repeat(64);
+    let reply = http_client::request(
+        s.node.address(),
+        "GET",
+        &format!("/deployment/file?sha256={unknown}&transfer=t"),
+        &[],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reply.status, 404,
+        "a file neither held nor held by a machine"
+    );
+    let metrics = s.node.metrics().snapshot();
+    assert_eq!(metrics.get("deployment/bad_requests"), Some(&3.0));
+    assert_eq!(metrics.get("deployment/peer_fetches"), Some(&0.0));
+}

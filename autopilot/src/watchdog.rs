@@ -11,8 +11,10 @@
 //! - `manifest`: the active manifest's files still match their sha256 (Error otherwise).
 //! - `tasks` and `agent`: see [`agent_checks`](crate::agent_checks).
 //!
-//! Custom watchdogs are the executables in `--watchdog-dir`, run one after the other each
-//! round with a timeout. Exit status 0, 1, 2 is OK, Warning, Error; 3 is an Error marked fatal
+//! Custom watchdogs are the executables in `--watchdog-dir` and, deployed like any application
+//! (seed 000), those in the [`MANIFEST_WATCHDOGS`] directory of the active manifest, run one
+//! after the other each round with a timeout. A new version that ships a failing check thus
+//! fails its rollout in the first scale unit. Exit status 0, 1, 2 is OK, Warning, Error; 3 is an Error marked fatal
 //! (the strongest repair at once, e.g. a disk error). The first [`MAX_OUTPUT`] bytes of stdout
 //! are the text. A watchdog that hangs past its timeout is killed, and one that exits with
 //! any other status or by a signal is itself reported, as a Warning named
@@ -35,6 +37,8 @@ pub const WATCHDOG_ID: &str = "watchdog";
 pub const MAX_OUTPUT: usize = 256;
 /// Custom watchdogs run in one round at most (more are reported as one Warning).
 pub const MAX_CUSTOM: usize = 32;
+/// The directory of a manifest whose executables are custom watchdogs while it is active.
+pub const MANIFEST_WATCHDOGS: &str = "watchdogs";
 
 /// What the watchdog service watches and where it reports.
 #[derive(Debug, Clone)]
@@ -229,6 +233,13 @@ pub async fn round(config: WatchdogConfig) -> Vec<WatchdogResult> {
     out.extend(manifest_integrity(&config.work_dir).await);
     if let Some(dir) = &config.watchdog_dir {
         out.extend(custom(dir, config.timeout).await);
+    }
+    if let Some(Ok(manifest)) = active_manifest(&config.work_dir).await {
+        let dir =
+            crate::manifest::install_dir(&config.work_dir, &manifest).join(MANIFEST_WATCHDOGS);
+        if tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
+            out.extend(custom(&dir, config.timeout).await);
+        }
     }
     out
 }

@@ -2,8 +2,8 @@
 //! application manager with filesync), the device manager and deployment server beside the
 //! master, and `keelctl deploy` uploading a manifest and following it. A good manifest rolls
 //! out over three scale units and every machine runs its process; a bad one (its process
-//! crashes) halts in the first unit and every machine ends on the previous version, its
-//! process running again.
+//! crashes, or the watchdog it ships errors) halts in the first unit and every machine ends on
+//! the previous version, its process running again.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +13,9 @@ use autopilot::health::HealthPolicy;
 use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
 use keel_tests::cluster::AGENTS_UP;
 use keel_tests::eventually::eventually;
-use keel_tests::manifests::{self, keelctl_deploy, write_manifest, RECORDS_AND_RUNS};
+use keel_tests::manifests::{
+    self, keelctl_deploy, write_manifest, write_manifest_with_watchdog, RECORDS_AND_RUNS,
+};
 use serde_json::Value;
 
 const AGENTS: usize = 6;
@@ -130,6 +132,48 @@ async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
         } else {
             assert_eq!(pid, *old, "{host} never left version 2");
         }
+    }
+
+    // A version whose process runs but whose own watchdog (shipped in the manifest) errors.
+    let unhealthy = write_manifest_with_watchdog(
+        &sources,
+        "default",
+        "4",
+        RECORDS_AND_RUNS,
+        Some("echo \"version 4 is unhealthy\"; exit 2"),
+    );
+    let (ok, out) = deploy(&master, &unhealthy);
+    assert!(
+        !ok,
+        "a version failing its watchdog must not succeed: {out}"
+    );
+    assert!(out.contains("RolledBack"), "{out}");
+    let rollout = keel::http_client::get_json(&master, "/device-manager/rollout")
+        .await
+        .unwrap();
+    assert_eq!(
+        rollout["rollout"]["units"][0]["phase"], "current",
+        "halted in the first unit: {rollout}"
+    );
+    // Why, in the audit log: the watchdog's own text.
+    let audit = keel::http_client::get_json(&master, "/device-manager/audit")
+        .await
+        .unwrap();
+    assert!(
+        audit.to_string().contains("version 4 is unhealthy"),
+        "the watchdog's text says why: {audit}"
+    );
+    for i in 0..AGENTS {
+        eventually("every machine runs version 2 again", || async {
+            running(&work, i, "2").filter(|(_, pid)| alive(*pid))
+        })
+        .await;
+    }
+    let v = machines(&master).await;
+    for m in v["machines"].as_array().unwrap() {
+        assert_eq!(m["manifest_version"], "2", "{m}");
+        // The version's fault, not the machine's: no repair.
+        assert_eq!(m["action"], "DoNothing", "{m}");
     }
     cluster.shutdown().await;
 }

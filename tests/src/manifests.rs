@@ -6,9 +6,28 @@ use std::path::{Path, PathBuf};
 /// script as `app.sh` (installed as `bin/app.sh`, run with `VERSION` set); returns the
 /// manifest's path.
 pub fn write_manifest(dir: &Path, machine_type: &str, version: &str, script: &str) -> PathBuf {
+    write_manifest_with_watchdog(dir, machine_type, version, script, None)
+}
+
+/// [`write_manifest`], the manifest also shipping `watchdog` (a shell script) as the custom
+/// watchdog `watchdogs/check`.
+pub fn write_manifest_with_watchdog(
+    dir: &Path,
+    machine_type: &str,
+    version: &str,
+    script: &str,
+    watchdog: Option<&str>,
+) -> PathBuf {
     let dir = dir.join(format!("v{version}"));
     std::fs::create_dir_all(&dir).expect("manifest dir");
     std::fs::write(dir.join("app.sh"), script).expect("script");
+    let watchdog_file = match watchdog {
+        Some(body) => {
+            std::fs::write(dir.join("check"), format!("#!/bin/sh\n{body}\n")).expect("watchdog");
+            "\n[[files]]\npath = \"watchdogs/check\"\nsource = \"check\"\nexecutable = true\n"
+        }
+        None => "",
+    };
     let text = format!(
         r#"
 name = "app"
@@ -19,7 +38,7 @@ machine_type = "{machine_type}"
 path = "bin/app.sh"
 source = "app.sh"
 executable = true
-
+{watchdog_file}
 [[processes]]
 name = "app"
 argv = ["sh", "bin/app.sh"]

@@ -63,6 +63,8 @@ pub struct WatchdogConfig {
     pub min_free_bytes: u64,
     /// The agent process to self-check (none: no `agent` watchdog).
     pub agent: Option<Upid>,
+    /// The agent's attributes, by name (text and scalar ones), reported for provisioning.
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 impl WatchdogConfig {
@@ -79,7 +81,22 @@ impl WatchdogConfig {
             timeout: Duration::from_secs(10),
             min_free_bytes: 100 << 20,
             agent: None,
+            attributes: Default::default(),
         }
+    }
+
+    /// Reports the agent's `attributes` with a text or scalar value (ranges and sets are not
+    /// something a type rule matches).
+    pub fn with_attributes(mut self, attributes: &[protos::v1::Attribute]) -> WatchdogConfig {
+        for a in attributes {
+            let value = match (&a.text, &a.scalar) {
+                (Some(text), _) => text.value.clone(),
+                (None, Some(scalar)) => scalar.value.to_string(),
+                (None, None) => continue,
+            };
+            self.attributes.insert(a.name.clone(), value);
+        }
+        self
     }
 }
 
@@ -141,6 +158,7 @@ impl WatchdogService {
                     machine_type: s.config.machine_type.clone(),
                     results,
                     manifest_version,
+                    attributes: s.config.attributes.clone().into_iter().collect(),
                 };
                 ctx.send(&s.config.device_manager, report);
             },

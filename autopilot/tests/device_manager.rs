@@ -41,6 +41,7 @@ fn report(status: WatchdogStatus) -> WatchdogReport {
             fatal: false,
         }],
         manifest_version: String::new(),
+        attributes: Default::default(),
     }
 }
 
@@ -149,4 +150,55 @@ async fn persistent_errors_fail_a_machine_repairs_escalate_and_a_new_manager_rec
         tokio::task::yield_now().await;
     }
     node.shutdown().await;
+}
+
+#[tokio::test]
+async fn new_machines_are_typed_by_hostname_or_by_an_attribute_of_their_agent() {
+    let node = Node::builder().start().unwrap();
+    let config = DeviceManagerConfig {
+        type_rules: vec![
+            "rack:r1-*=storage".parse().unwrap(),
+            "web-*=web".parse().unwrap(),
+        ],
+        ..Default::default()
+    };
+    let dm = node
+        .spawn_ref(
+            DEVICE_MANAGER_ID,
+            DeviceManager::new(config, None, Default::default()),
+        )
+        .unwrap();
+    let agent = node.pid("watchdog").unwrap();
+    for (host, rack) in [("host-1", "r1-07"), ("web-2", "r2-01"), ("host-3", "r2-02")] {
+        let mut r = report(WatchdogStatus::Ok);
+        r.hostname = host.into();
+        r.machine_type = "declared".into();
+        r.attributes = [("rack".to_owned(), rack.to_owned())].into();
+        node.send_from(&agent, dm.pid(), r);
+    }
+    node.clock().settle().await.unwrap();
+    let types = dm
+        .call(|d, _| {
+            d.machines()
+                .iter()
+                .map(|(id, m)| (id.clone(), m.machine_type.clone()))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        types,
+        [
+            ("host-1".to_owned(), "storage".to_owned()),
+            ("host-3".to_owned(), "declared".to_owned()),
+            ("web-2".to_owned(), "web".to_owned()),
+        ]
+    );
+    let audit = dm.call(|d, _| d.audit().to_vec()).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.why.contains("by rule rack:r1-*=storage")),
+        "{audit:?}"
+    );
 }

@@ -140,7 +140,7 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
             master: master.clone(),
             work_dir: flags.work_dir.clone(),
             resources: resources.clone(),
-            attributes,
+            attributes: attributes.clone(),
             hostname: hostname.clone(),
             credential,
             containerizer: ContainerizerConfig {
@@ -160,7 +160,8 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
             &hostname,
             device_manager_beside(&master)?,
             flags.work_dir.clone(),
-        );
+        )
+        .with_attributes(&attributes);
         config.machine_type = flags.machine_type.clone();
         config.watchdog_dir = flags.watchdog_dir.clone();
         config.interval = watchdog_interval;

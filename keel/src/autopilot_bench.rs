@@ -70,6 +70,7 @@ impl Fleet {
                     fatal: false,
                 }],
                 manifest_version: self.versions.get(host).cloned().unwrap_or_default(),
+                attributes: Default::default(),
             },
         );
     }

@@ -127,8 +127,9 @@ pub struct AutopilotFlags {
         value_delimiter = ','
     )]
     pub autopilot_floors: Vec<String>,
-    /// Machine types by hostname for new machines, `PATTERN=TYPE` with `*` wildcards, first
-    /// match wins (repeatable; unmatched machines keep the type their agent declares).
+    /// Machine types for new machines by hostname, `PATTERN=TYPE`, or by an attribute of the
+    /// agent, `ATTRIBUTE:PATTERN=TYPE` (`rack:r1-*=storage`), with `*` wildcards; first match
+    /// wins (repeatable; unmatched machines keep the type their agent declares).
     #[arg(
         long = "autopilot-type-rule",
         env = "KEEL_AUTOPILOT_TYPE_RULES",

@@ -2,7 +2,8 @@
 //! a deployed manifest's process; the agent is SIGKILLed (its process survives it, as it is
 //! not in the agent's process group) and started again on the same work dir. The new
 //! application manager stops the process its predecessor left and runs the recorded active
-//! manifest again: one process of it runs, never two, and the device manager is told.
+//! manifest again: one process of it runs, never two, and the device manager is told. The
+//! machine's type comes from a provisioning rule on the agent's `rack` attribute.
 
 use std::path::Path;
 
@@ -44,6 +45,8 @@ async fn start_agent(master: &Upid, work: &Path) -> Daemon {
             "--autopilot",
             "--watchdog-interval-seconds",
             "0.2",
+            "--attributes",
+            "rack:r1-07",
         ],
     )
     .await
@@ -66,20 +69,23 @@ async fn a_restarted_agent_runs_its_manifest_again_and_only_once() {
             // A rollout's unit is done once Healthy again: after a quiet second.
             "--autopilot-probation-seconds",
             "1",
+            "--autopilot-type-rule",
+            "rack:r1-*=storage",
         ],
     )
     .await;
     let master: Upid = master_pid.parse().unwrap();
     let work = root.path().join("agent");
     let agent = start_agent(&master, &work).await;
-    eventually("the machine is Healthy", || async {
+    let m = eventually("the machine is Healthy", || async {
         let m = get(&master, "/device-manager/machine?id=host-1").await?;
-        (m["state"] == "Healthy").then_some(())
+        (m["state"] == "Healthy").then_some(m)
     })
     .await;
+    assert_eq!(m["machine_type"], "storage", "typed by its rack: {m}");
     let manifest = write_manifest(
         &root.path().join("manifests"),
-        "default",
+        "storage",
         "1",
         RECORDS_AND_RUNS,
     );

@@ -46,6 +46,7 @@ fn forged_error(host: &str) -> protos::autopilot::WatchdogReport {
             fatal: true,
         }],
         manifest_version: String::new(),
+        attributes: Default::default(),
     }
 }
 

@@ -314,7 +314,7 @@ impl DeviceManager {
         }
         let now = self.now(ctx);
         if !self.machines.contains_key(&id) {
-            self.provision(ctx, &id, &report.machine_type, &from);
+            self.provision(ctx, &id, &report.machine_type, &report.attributes, &from);
         }
         let Some(m) = self.machines.get_mut(&id) else {
             return;

@@ -7,65 +7,32 @@
 
 use std::path::Path;
 
+use keel_tests::autopilot_daemons::{autopilot_agent, autopilot_master, runs};
 use keel_tests::daemon::Daemon;
 use keel_tests::eventually::eventually;
 use keel_tests::machines::get;
 use keel_tests::manifests::{keelctl_deploy, running, write_manifest, RECORDS_AND_RUNS};
 use libactor::Upid;
 
-/// Whether `pid` runs (exists and is not a zombie waiting for its new parent to reap it).
-fn runs(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = s.get(s.rfind(')')? + 1..)?.to_owned();
-            rest.split_whitespace().next().map(|state| state != "Z")
-        })
-        .unwrap_or(false)
-}
-
 async fn start_agent(master: &Upid, work: &Path) -> Daemon {
-    Daemon::start(
+    let extra = ["--attributes", "rack:r1-07"];
+    autopilot_agent(
         env!("CARGO_BIN_EXE_keel-slave"),
-        &[
-            "--master",
-            master.as_str(),
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--hostname",
-            "host-1",
-            "--work-dir",
-            work.to_str().unwrap(),
-            "--resources",
-            "cpus:1;mem:256",
-            "--isolation",
-            "posix",
-            "--autopilot",
-            "--watchdog-interval-seconds",
-            "0.2",
-            "--attributes",
-            "rack:r1-07",
-        ],
+        master.as_str(),
+        "host-1",
+        work,
+        &extra,
     )
     .await
-    .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_agent_runs_its_manifest_again_and_only_once() {
     let root = tempfile::tempdir().unwrap();
-    let (_master, master_pid) = Daemon::start(
+    let (_master, master) = autopilot_master(
         env!("CARGO_BIN_EXE_keel-master"),
+        &root.path().join("master"),
         &[
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--work-dir",
-            root.path().join("master").to_str().unwrap(),
-            "--autopilot",
             // A rollout's unit is done once Healthy again: after a quiet second.
             "--autopilot-probation-seconds",
             "1",
@@ -74,7 +41,6 @@ async fn a_restarted_agent_runs_its_manifest_again_and_only_once() {
         ],
     )
     .await;
-    let master: Upid = master_pid.parse().unwrap();
     let work = root.path().join("agent");
     let agent = start_agent(&master, &work).await;
     let m = eventually("the machine is Healthy", || async {

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use coordination::{Detector, ZkUrl};
+use keel_tests::autopilot_daemons::autopilot_agent;
 use keel_tests::daemon::Daemon;
 use keel_tests::eventually::eventually;
 use keel_tests::leader::leader_other_than;
@@ -94,29 +95,8 @@ async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
         ],
     )
     .await;
-    let (_agent, _) = Daemon::start(
-        env!("CARGO_BIN_EXE_keel-slave"),
-        &[
-            "--master",
-            &zk_url,
-            "--port",
-            "0",
-            "--hostname",
-            "host-1",
-            "--work-dir",
-            dir.path().join("work").to_str().unwrap(),
-            "--resources",
-            "cpus:1;mem:256",
-            "--isolation",
-            "posix",
-            "--autopilot",
-            "--watchdog-dir",
-            watchdogs.to_str().unwrap(),
-            "--watchdog-interval-seconds",
-            "0.2",
-        ],
-    )
-    .await;
+    let watchdog_dir = ["--watchdog-dir", watchdogs.to_str().unwrap()];
+    let _agent = agent(&zk_url, "host-1", &dir.path().join("work"), &watchdog_dir).await;
 
     let leader: Upid = first.parse().unwrap();
     eventually(
@@ -188,29 +168,10 @@ async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
     assert_eq!(repair_actions(&m), ["Reboot", "Reimage"], "{m}");
 }
 
-/// An agent of the cluster in `zk_url`, machine `host`, with Autopilot's satellites.
-async fn agent(zk_url: &str, host: &str, work: &Path) -> Daemon {
-    let work = work.to_str().unwrap();
-    let args = [
-        "--master",
-        zk_url,
-        "--port",
-        "0",
-        "--hostname",
-        host,
-        "--work-dir",
-        work,
-        "--resources",
-        "cpus:1;mem:256",
-        "--isolation",
-        "posix",
-        "--autopilot",
-        "--watchdog-interval-seconds",
-        "0.2",
-    ];
-    Daemon::start(env!("CARGO_BIN_EXE_keel-slave"), &args)
-        .await
-        .0
+/// An agent of the cluster in `zk_url`, machine `host`, with Autopilot's satellites and
+/// `extra` flags.
+async fn agent(zk_url: &str, host: &str, work: &Path, extra: &[&str]) -> Daemon {
+    autopilot_agent(env!("CARGO_BIN_EXE_keel-slave"), zk_url, host, work, extra).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,8 +186,8 @@ async fn an_in_progress_rollout_resumes_on_the_new_leader() {
     let leader: Upid = first.parse().unwrap();
     let works = [dir.path().join("host-a"), dir.path().join("host-b")];
     let agents = [
-        agent(&zk_url, "host-a", &works[0]).await,
-        agent(&zk_url, "host-b", &works[1]).await,
+        agent(&zk_url, "host-a", &works[0], &[]).await,
+        agent(&zk_url, "host-b", &works[1], &[]).await,
     ];
     for host in ["host-a", "host-b"] {
         eventually("the machines report", || async {
@@ -279,7 +240,7 @@ async fn an_in_progress_rollout_resumes_on_the_new_leader() {
     // A machine joining now is sent version 1 by the new leader, whose deployment server never
     // received the upload: it fetches the files from a machine that runs them.
     let late_work = dir.path().join("host-c");
-    let late = agent(&zk_url, "host-c", &late_work).await;
+    let late = agent(&zk_url, "host-c", &late_work, &[]).await;
     let (version, _) = eventually("the new machine runs version 1", || async {
         running(&late_work, "1")
     })

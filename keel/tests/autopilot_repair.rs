@@ -12,7 +12,7 @@ use std::time::Duration;
 use autopilot::device_manager::device_manager_beside;
 use autopilot::repair_driver::{MachineProcess, ProcessDriver};
 use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
-use keel_tests::daemon::Daemon;
+use keel_tests::autopilot_daemons::autopilot_master;
 use keel_tests::eventually::eventually;
 use keel_tests::machines::{get, repair_actions};
 use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
@@ -91,16 +91,10 @@ fn keelctl(master: &Upid, args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_machines_are_drained_and_repaired_with_stronger_actions() {
     let root = tempfile::tempdir().unwrap();
-    let (_master, master_pid) = Daemon::start(
+    let (_master, master) = autopilot_master(
         MASTER_BIN,
+        &root.path().join("master"),
         &[
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--work-dir",
-            root.path().join("master").to_str().unwrap(),
-            "--autopilot",
             "--autopilot-error-threshold",
             "2",
             "--autopilot-error-window-seconds",
@@ -110,7 +104,6 @@ async fn failing_machines_are_drained_and_repaired_with_stronger_actions() {
         ],
     )
     .await;
-    let master: Upid = master_pid.parse().unwrap();
     let node = Node::builder().start().unwrap();
     let driver = ProcessDriver::new(Duration::from_secs(10));
     node.spawn(

@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod autopilot_daemons;
 pub mod cluster;
 pub mod daemon;
 pub mod eventually;

@@ -1,0 +1,71 @@
+//! Autopilot's daemons as a test starts them: `keel-master --autopilot` and `keel-slave
+//! --autopilot` on 127.0.0.1 with ephemeral ports, plus each test's own flags. The binaries'
+//! paths come from the calling test (`env!("CARGO_BIN_EXE_…")` exists only there).
+
+use std::path::Path;
+
+use libactor::Upid;
+
+use crate::daemon::Daemon;
+
+/// `keel-master --autopilot` with its registry under `work_dir` and `extra` flags; the daemon
+/// and the master's pid.
+pub async fn autopilot_master(binary: &str, work_dir: &Path, extra: &[&str]) -> (Daemon, Upid) {
+    let work = work_dir.to_str().expect("a UTF-8 work dir");
+    let mut args = vec![
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--work-dir",
+        work,
+        "--autopilot",
+    ];
+    args.extend_from_slice(extra);
+    let (daemon, pid) = Daemon::start(binary, &args).await;
+    (daemon, pid.parse().expect("the master prints its pid"))
+}
+
+/// `keel-slave --autopilot` of machine `host` following `master` (a pid, `host:port` or a
+/// `zk://` URL), its work dir `work_dir`, watchdog rounds every 0.2 s, and `extra` flags.
+pub async fn autopilot_agent(
+    binary: &str,
+    master: &str,
+    host: &str,
+    work_dir: &Path,
+    extra: &[&str],
+) -> Daemon {
+    let work = work_dir.to_str().expect("a UTF-8 work dir");
+    let mut args = vec![
+        "--master",
+        master,
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--hostname",
+        host,
+        "--work-dir",
+        work,
+        "--resources",
+        "cpus:1;mem:256",
+        "--isolation",
+        "posix",
+        "--autopilot",
+        "--watchdog-interval-seconds",
+        "0.2",
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(binary, &args).await.0
+}
+
+/// Whether `pid` runs: it exists and is not a zombie waiting for its parent to reap it.
+pub fn runs(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.get(s.rfind(')')? + 1..)?.to_owned();
+            rest.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}

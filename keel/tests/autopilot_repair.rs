@@ -12,7 +12,7 @@ use std::time::Duration;
 use autopilot::device_manager::device_manager_beside;
 use autopilot::repair_driver::{MachineProcess, ProcessDriver};
 use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
-use keel_tests::autopilot_daemons::autopilot_master;
+use keel_tests::autopilot_daemons::{autopilot_agent_args, autopilot_master};
 use keel_tests::eventually::eventually;
 use keel_tests::machines::{get, repair_actions};
 use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
@@ -43,34 +43,21 @@ fn machine_dirs(root: &Path, host: &str) -> PathBuf {
 
 fn agent_process(master: &Upid, dir: &Path, host: &str) -> MachineProcess {
     let (work, watchdogs) = (dir.join("work"), dir.join("watchdogs"));
-    let args = [
-        "--master",
-        master.as_str(),
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--hostname",
-        host,
-        "--work-dir",
-        work.to_str().unwrap(),
+    let mut args = autopilot_agent_args(master.as_str(), host, &work);
+    let extra = [
         "--resources",
         "cpus:2;mem:512",
-        "--isolation",
-        "posix",
-        "--autopilot",
         "--watchdog-dir",
         watchdogs.to_str().unwrap(),
-        "--watchdog-interval-seconds",
-        "0.2",
         "--machine-type",
         "web",
     ];
+    args.extend(extra.map(String::from));
     MachineProcess {
         program: SLAVE_BIN.into(),
-        args: args.iter().map(Into::into).collect(),
+        args: args.into_iter().map(Into::into).collect(),
         env: Vec::new(),
-        work_dir: dir.join("work"),
+        work_dir: work,
         log: Some(dir.join("agent.log")),
     }
 }

@@ -27,7 +27,8 @@ pub async fn autopilot_master(binary: &str, work_dir: &Path, extra: &[&str]) -> 
 }
 
 /// `keel-slave --autopilot` of machine `host` following `master` (a pid, `host:port` or a
-/// `zk://` URL), its work dir `work_dir`, watchdog rounds every 0.2 s, and `extra` flags.
+/// `zk://` URL), its work dir `work_dir`, `cpus:1;mem:256`, watchdog rounds every 0.2 s, and
+/// `extra` flags.
 pub async fn autopilot_agent(
     binary: &str,
     master: &str,
@@ -35,8 +36,18 @@ pub async fn autopilot_agent(
     work_dir: &Path,
     extra: &[&str],
 ) -> Daemon {
+    let mut args = autopilot_agent_args(master, host, work_dir);
+    args.extend(["--resources", "cpus:1;mem:256"].map(String::from));
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Daemon::start(binary, &args).await.0
+}
+
+/// The flags of an Autopilot agent of machine `host` following `master`, its work dir
+/// `work_dir`, on an ephemeral port, watchdog rounds every 0.2 s (no `--resources`).
+pub fn autopilot_agent_args(master: &str, host: &str, work_dir: &Path) -> Vec<String> {
     let work = work_dir.to_str().expect("a UTF-8 work dir");
-    let mut args = vec![
+    [
         "--master",
         master,
         "--ip",
@@ -47,16 +58,14 @@ pub async fn autopilot_agent(
         host,
         "--work-dir",
         work,
-        "--resources",
-        "cpus:1;mem:256",
         "--isolation",
         "posix",
         "--autopilot",
         "--watchdog-interval-seconds",
         "0.2",
-    ];
-    args.extend_from_slice(extra);
-    Daemon::start(binary, &args).await.0
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Whether `pid` runs: it exists and is not a zombie waiting for its parent to reap it.

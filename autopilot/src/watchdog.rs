@@ -134,15 +134,11 @@ impl WatchdogService {
         // The agent's task counters live on this node.
         let tasks = self.tasks.observe(&ctx.node().metrics().snapshot());
         let work = async move {
-            let mut results = round(config.clone()).await;
+            let (mut results, version) = round(config.clone()).await;
             results.push(tasks);
             if let Some(agent) = &config.agent {
                 results.push(self_check(agent).await);
             }
-            let version = match active_manifest(&config.work_dir).await {
-                Some(Ok(m)) => m.version,
-                _ => String::new(),
-            };
             (results, version)
         };
         ctx.defer(
@@ -195,16 +191,19 @@ impl Process for WatchdogService {
 
 /// `manifest`: the active manifest's files still hash to what the manifest says (none is
 /// checked while no manifest is active).
-async fn manifest_integrity(work_dir: &Path) -> Option<WatchdogResult> {
-    let Ok(manifest) = active_manifest(work_dir).await? else {
+async fn manifest_integrity(
+    work_dir: &Path,
+    active: &Option<Result<protos::autopilot::Manifest, ()>>,
+) -> Option<WatchdogResult> {
+    let Ok(manifest) = active.as_ref()? else {
         return Some(result(
             "manifest",
             WatchdogStatus::Error,
             "the active manifest record is corrupt",
         ));
     };
-    let dir = crate::manifest::install_dir(work_dir, &manifest);
-    Some(match crate::filesync::verify(&manifest, &dir).await {
+    let dir = crate::manifest::install_dir(work_dir, manifest);
+    Some(match crate::filesync::verify(manifest, &dir).await {
         Ok(()) => result(
             "manifest",
             WatchdogStatus::Ok,
@@ -242,24 +241,31 @@ fn result(name: &str, status: WatchdogStatus, text: impl Into<String>) -> Watchd
     }
 }
 
-/// One round: the built-in watchdogs, then the custom ones.
-pub async fn round(config: WatchdogConfig) -> Vec<WatchdogResult> {
+/// One round: the built-in watchdogs, then the custom ones; with the version of the active
+/// manifest the round looked at (read once: the results and the version reported with them
+/// belong together, even if the application manager switches meanwhile).
+pub async fn round(config: WatchdogConfig) -> (Vec<WatchdogResult>, String) {
+    let active = active_manifest(&config.work_dir).await;
     let mut out = vec![
         work_dir(&config.work_dir, config.min_free_bytes).await,
         memory().await,
     ];
-    out.extend(manifest_integrity(&config.work_dir).await);
+    out.extend(manifest_integrity(&config.work_dir, &active).await);
     if let Some(dir) = &config.watchdog_dir {
         out.extend(custom(dir, config.timeout).await);
     }
-    if let Some(Ok(manifest)) = active_manifest(&config.work_dir).await {
-        let dir =
-            crate::manifest::install_dir(&config.work_dir, &manifest).join(MANIFEST_WATCHDOGS);
-        if tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
-            out.extend(custom(&dir, config.timeout).await);
+    let version = match &active {
+        Some(Ok(manifest)) => {
+            let dir =
+                crate::manifest::install_dir(&config.work_dir, manifest).join(MANIFEST_WATCHDOGS);
+            if tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
+                out.extend(custom(&dir, config.timeout).await);
+            }
+            manifest.version.clone()
         }
-    }
-    out
+        _ => String::new(),
+    };
+    (out, version)
 }
 
 async fn work_dir(dir: &Path, min_free: u64) -> WatchdogResult {

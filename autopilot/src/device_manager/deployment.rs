@@ -321,6 +321,18 @@ impl DeviceManager {
         }
     }
 
+    /// Whether `version` is the one the last rollout rolled back (or is rolling back): errors
+    /// reported while a machine ran it are the version's fault, not the machine's.
+    pub(super) fn rolled_back(&self, version: &str) -> bool {
+        !version.is_empty()
+            && self.deployment.rollout.as_ref().is_some_and(|r| {
+                matches!(
+                    r.state(),
+                    RolloutState::RollingBack | RolloutState::RolledBack
+                ) && r.manifest.as_ref().is_some_and(|m| m.version == version)
+            })
+    }
+
     /// Applies what the rollout should do now.
     pub(super) fn drive_rollout(&mut self, ctx: &mut Context<Self>) {
         let Some(r) = self.deployment.rollout.as_ref() else {

@@ -363,6 +363,10 @@ impl DeviceManager {
                 self.catch_up(ctx, &id);
             }
             Verdict::Failed { error, .. } if self.rollout_claims(ctx, &id, &error) => {}
+            // A late report from the round that ran the version a rollback undid.
+            Verdict::Failed { error, .. } if self.rolled_back(&report.manifest_version) => {
+                tracing::info!(machine = %id, %error, version = %report.manifest_version, "an error of a rolled-back version is not the machine's");
+            }
             Verdict::Failed { error, fatal } => self.failed(ctx, &id, error, fatal, None),
         }
     }

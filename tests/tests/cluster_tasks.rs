@@ -182,14 +182,10 @@ async fn a_killed_task_is_killed_with_its_whole_process_group() {
     assert_eq!(killed.agent_id.unwrap().value, agent);
     // The group got the signal; give the child a bounded moment to die (a zombie whose
     // reaper is slow counts as dead).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while alive(child) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the task's child {child} survived the kill"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the task's child dies with the kill", || async {
+        (!alive(child)).then_some(())
+    })
+    .await;
     s.stop().await;
 }
 
@@ -334,14 +330,10 @@ async fn tearing_a_framework_down_kills_its_tasks_and_frees_its_resources() {
     }
     // The master frees a removed framework's resources at once (as Mesos does); the agent's
     // kill completes when the process has ended.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while agent.call(|a, _| a.live_tasks()).await.unwrap() != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the task outlived its framework"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the task ends with its framework", || async {
+        (agent.call(|a, _| a.live_tasks()).await.ok()? == 0).then_some(())
+    })
+    .await;
     s.stop().await;
 }
 

@@ -170,7 +170,7 @@ pub fn print_audit(master: Upid) -> tokio::task::JoinHandle<()> {
         loop {
             interval.tick().await;
             let path = format!("/device-manager/audit?since={since}");
-            let Ok(v) = crate::http_client::get_json(master.address(), &path).await else {
+            let Ok(v) = libactor::http_client::get_json(master.address(), &path).await else {
                 continue;
             };
             for r in v["audit"].as_array().into_iter().flatten() {

@@ -20,6 +20,7 @@ use resources::Resources;
 use slave::containerizer::ContainerizerConfig;
 
 use crate::autopilot_services::{spawn_device_manager, DeviceManagerHandle, Satellites};
+use crate::master_daemon::fresh_master_id;
 use slave::slave::{Registration, Slave, SlaveConfig, SlaveError, DEFAULT_GC_DELAY};
 
 /// Resources each agent of a local cluster offers unless told otherwise: the machine is shared
@@ -169,14 +170,6 @@ fn policy_for(credential: Option<&Credential>) -> AuthenticationPolicy {
         },
         None => AuthenticationPolicy::default(),
     }
-}
-
-/// A master id unique to this start, so that ids it hands out never repeat a previous run's.
-pub fn fresh_master_id() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    format!("{:x}", millis % (1 << 40))
 }
 
 /// Spawns the master on `node`, recovering its registry first if the cluster keeps one, and

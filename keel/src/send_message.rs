@@ -6,7 +6,7 @@ use bytes::Bytes;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 
-use crate::http_client::{request, HttpError};
+use libactor::http_client::{request, HttpError};
 
 /// Largest JSON document accepted for one message.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;

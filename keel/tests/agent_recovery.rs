@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use keel_tests::daemon::Daemon;
-use keel_tests::eventually::eventually;
-use keel_tests::recording_scheduler::{
+use keel_testkit::daemon::Daemon;
+use keel_testkit::eventually::eventually;
+use keel_testkit::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
 use libactor::{Node, Upid};
@@ -52,7 +52,7 @@ async fn agent(master: &Upid, work_dir: &Path, recovery_timeout: &str) -> (Daemo
 /// Executor `id` as agent `agent` reports it in its state, if listed.
 async fn executor_state(agent: &Upid, id: &str) -> Option<serde_json::Value> {
     let path = format!("/{}/state", agent.id());
-    let state = keel::http_client::get_json(agent.address(), &path)
+    let state = libactor::http_client::get_json(agent.address(), &path)
         .await
         .ok()?;
     state["frameworks"]
@@ -159,10 +159,12 @@ async fn a_restarted_agent_takes_its_running_tasks_back() {
     assert_eq!(reconciled.state(), TaskState::TaskRunning);
     assert_eq!(starts(&long_sandbox), vec![long_pid], "never started twice");
     assert!(alive(long_pid));
-    let agent_state =
-        keel::http_client::get_json(agent2_pid.address(), &format!("/{}/state", agent2_pid.id()))
-            .await
-            .unwrap();
+    let agent_state = libactor::http_client::get_json(
+        agent2_pid.address(),
+        &format!("/{}/state", agent2_pid.id()),
+    )
+    .await
+    .unwrap();
     assert_eq!(agent_state["id"], agent_id.value.as_str());
     assert_eq!(agent_state["registration"], "Registered");
 

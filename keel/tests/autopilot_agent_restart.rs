@@ -7,11 +7,11 @@
 
 use std::path::Path;
 
-use keel_tests::autopilot_daemons::{autopilot_agent, autopilot_master, runs};
-use keel_tests::daemon::Daemon;
-use keel_tests::eventually::eventually;
-use keel_tests::machines::get;
-use keel_tests::manifests::{keelctl_deploy, running, write_manifest, RECORDS_AND_RUNS};
+use keel_testkit::autopilot_daemons::{autopilot_agent, autopilot_master, runs};
+use keel_testkit::daemon::Daemon;
+use keel_testkit::eventually::eventually;
+use keel_testkit::machines::get;
+use keel_testkit::manifests::{keelctl_deploy, running, write_manifest, RECORDS_AND_RUNS};
 use libactor::Upid;
 
 async fn start_agent(master: &Upid, work: &Path) -> Daemon {

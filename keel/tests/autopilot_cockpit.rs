@@ -15,10 +15,10 @@ use autopilot::health::HealthPolicy;
 use autopilot::repair_driver::CommandDriver;
 use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
 use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
-use keel_tests::cluster::AGENTS_UP;
-use keel_tests::eventually::eventually;
-use keel_tests::manifests::{keelctl_deploy, write_manifest, RECORDS_AND_RUNS};
-use keel_tests::watchdogs::install_watchdog;
+use keel_testkit::eventually::eventually;
+use keel_testkit::manifests::{keelctl_deploy, write_manifest, RECORDS_AND_RUNS};
+use keel_testkit::watchdogs::install_watchdog;
+use keel_testkit::AGENTS_UP;
 use libactor::Node;
 use protos::autopilot::RepairAction;
 
@@ -103,7 +103,7 @@ async fn the_cockpit_shows_machines_repairs_and_a_rollout_in_chromium() {
     eventually(
         "every machine reports from its registered agent",
         || async {
-            let v = keel::http_client::get_json(&master, "/device-manager/machines")
+            let v = libactor::http_client::get_json(&master, "/device-manager/machines")
                 .await
                 .ok()?;
             (v["machines"].as_array()?.len() == 3).then_some(())
@@ -121,14 +121,15 @@ async fn the_cockpit_shows_machines_repairs_and_a_rollout_in_chromium() {
     let (ok, out) = keelctl_deploy(env!("CARGO_BIN_EXE_keelctl"), &master, &manifest, 1, false);
     assert!(ok, "{out}");
     eventually("the failing machine is being repaired", || async {
-        let m = keel::http_client::get_json(&master, "/device-manager/machine?id=local-agent-0")
-            .await
-            .ok()?;
+        let m =
+            libactor::http_client::get_json(&master, "/device-manager/machine?id=local-agent-0")
+                .await
+                .ok()?;
         (m["state"] == "Probation" && m["action"] == "Reboot").then_some(())
     })
     .await;
     eventually("the collection service has gathered points", || async {
-        let v = keel::http_client::get_json(
+        let v = libactor::http_client::get_json(
             &master,
             "/collector/series?name=autopilot/watchdog_rounds",
         )
@@ -146,7 +147,7 @@ async fn the_cockpit_shows_machines_repairs_and_a_rollout_in_chromium() {
     eventually(
         "the collection service reads every machine's recent log lines",
         || async {
-            let v = keel::http_client::get_json(&master, "/collector/logs")
+            let v = libactor::http_client::get_json(&master, "/collector/logs")
                 .await
                 .ok()?;
             (v["logs"].as_object()?.len() == 3).then_some(())

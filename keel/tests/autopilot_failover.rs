@@ -10,14 +10,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use coordination::{Detector, ZkUrl};
-use keel_tests::autopilot_daemons::autopilot_agent;
-use keel_tests::daemon::Daemon;
-use keel_tests::eventually::eventually;
-use keel_tests::leader::leader_other_than;
-use keel_tests::machines::{get, repair_actions};
-use keel_tests::manifests::{keelctl_deploy, running, write_manifest, RECORDS_AND_RUNS};
-use keel_tests::watchdogs::install_watchdog;
-use keel_tests::zookeeper::ZooKeeperServer;
+use keel_testkit::autopilot_daemons::autopilot_agent;
+use keel_testkit::daemon::Daemon;
+use keel_testkit::eventually::eventually;
+use keel_testkit::leader::leader_other_than;
+use keel_testkit::machines::{get, repair_actions};
+use keel_testkit::manifests::{keelctl_deploy, running, write_manifest, RECORDS_AND_RUNS};
+use keel_testkit::watchdogs::install_watchdog;
+use keel_testkit::zookeeper_server::ZooKeeperServer;
 use libactor::Upid;
 use serde_json::Value;
 

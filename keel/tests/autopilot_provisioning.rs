@@ -8,22 +8,22 @@ use std::time::Duration;
 use autopilot::device_manager::{DeviceManagerConfig, TypeRule};
 use autopilot::health::HealthPolicy;
 use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
-use keel_tests::cluster::AGENTS_UP;
-use keel_tests::eventually::eventually;
-use keel_tests::manifests::{keelctl_deploy, running, write_manifest, RECORDS_AND_RUNS};
+use keel_testkit::eventually::eventually;
+use keel_testkit::manifests::{keelctl_deploy, running, write_manifest, RECORDS_AND_RUNS};
+use keel_testkit::AGENTS_UP;
 use serde_json::Value;
 
 const KEELCTL: &str = env!("CARGO_BIN_EXE_keelctl");
 
 async fn machine(master: &str, id: &str) -> Option<Value> {
-    keel::http_client::get_json(master, &format!("/device-manager/machine?id={id}"))
+    libactor::http_client::get_json(master, &format!("/device-manager/machine?id={id}"))
         .await
         .ok()
 }
 
 /// Whether the master offers agents on `hostname` (`active` in its state).
 async fn offered(master: &str, hostname: &str) -> Option<bool> {
-    let state = keel::http_client::get_json(master, "/master/state")
+    let state = libactor::http_client::get_json(master, "/master/state")
         .await
         .ok()?;
     state["slaves"]
@@ -127,7 +127,7 @@ async fn a_new_machine_gets_its_type_and_manifest_and_is_healthy_after_burn_in()
         (healthy && offered(&master, &id).await?).then_some(())
     })
     .await;
-    let audit = keel::http_client::get_json(&master, "/device-manager/audit")
+    let audit = libactor::http_client::get_json(&master, "/device-manager/audit")
         .await
         .unwrap();
     assert!(

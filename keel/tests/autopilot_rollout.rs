@@ -11,11 +11,11 @@ use std::time::Duration;
 use autopilot::device_manager::DeviceManagerConfig;
 use autopilot::health::HealthPolicy;
 use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
-use keel_tests::cluster::AGENTS_UP;
-use keel_tests::eventually::eventually;
-use keel_tests::manifests::{
+use keel_testkit::eventually::eventually;
+use keel_testkit::manifests::{
     self, keelctl_deploy, write_manifest, write_manifest_with_watchdog, RECORDS_AND_RUNS,
 };
+use keel_testkit::AGENTS_UP;
 use serde_json::Value;
 
 const AGENTS: usize = 6;
@@ -38,7 +38,7 @@ fn alive(pid: i32) -> bool {
 }
 
 async fn machines(master: &str) -> Value {
-    keel::http_client::get_json(master, "/device-manager/machines")
+    libactor::http_client::get_json(master, "/device-manager/machines")
         .await
         .unwrap()
 }
@@ -67,7 +67,7 @@ async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();
     let master = cluster.master_node.address().to_owned();
     eventually("every machine reports", || async {
-        let v = keel::http_client::get_json(&master, "/device-manager/machines")
+        let v = libactor::http_client::get_json(&master, "/device-manager/machines")
             .await
             .ok()?;
         (v["machines"].as_array()?.len() == AGENTS).then_some(())
@@ -101,7 +101,7 @@ async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
     assert!(!ok, "a crashing version must not succeed: {out}");
     assert!(out.contains("RolledBack"), "{out}");
     assert!(out.contains("failed version 3"), "{out}");
-    let rollout = keel::http_client::get_json(&master, "/device-manager/rollout")
+    let rollout = libactor::http_client::get_json(&master, "/device-manager/rollout")
         .await
         .unwrap();
     let units = rollout["rollout"]["units"].as_array().unwrap();
@@ -148,7 +148,7 @@ async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
         "a version failing its watchdog must not succeed: {out}"
     );
     assert!(out.contains("RolledBack"), "{out}");
-    let rollout = keel::http_client::get_json(&master, "/device-manager/rollout")
+    let rollout = libactor::http_client::get_json(&master, "/device-manager/rollout")
         .await
         .unwrap();
     assert_eq!(
@@ -156,7 +156,7 @@ async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
         "halted in the first unit: {rollout}"
     );
     // Why, in the audit log: the watchdog's own text.
-    let audit = keel::http_client::get_json(&master, "/device-manager/audit")
+    let audit = libactor::http_client::get_json(&master, "/device-manager/audit")
         .await
         .unwrap();
     assert!(

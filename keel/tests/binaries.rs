@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use keel_tests::daemon::Daemon;
-use keel_tests::eventually::eventually;
+use keel_testkit::daemon::Daemon;
+use keel_testkit::eventually::eventually;
 
 async fn start(binary: &str, args: &[&str]) -> (Daemon, String) {
     Daemon::start(binary, args).await
@@ -120,13 +120,13 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
     // Operator endpoints: health, and metrics of what happened (gauges refresh every second).
     let address = master.split('@').nth(1).unwrap().to_owned();
     let health =
-        keel::http_client::request(&address, "GET", "/master/health", &[], Default::default())
+        libactor::http_client::request(&address, "GET", "/master/health", &[], Default::default())
             .await
             .unwrap();
     assert_eq!(health.status, 200);
     // The gauges refresh every second: wait until they have caught up with the counters.
     let m = eventually("gauges show 2 agents and no running task", || async {
-        let m = keel::http_client::get_json(&address, "/metrics/snapshot")
+        let m = libactor::http_client::get_json(&address, "/metrics/snapshot")
             .await
             .ok()?;
         let caught_up = m["master/agents_active"].as_f64() == Some(2.0)

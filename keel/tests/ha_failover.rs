@@ -7,13 +7,13 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use coordination::{Detector, ZkUrl};
-use keel_tests::daemon::Daemon;
-use keel_tests::eventually::eventually;
-use keel_tests::leader::leader_other_than;
-use keel_tests::recording_scheduler::{
+use keel_testkit::daemon::Daemon;
+use keel_testkit::eventually::eventually;
+use keel_testkit::leader::leader_other_than;
+use keel_testkit::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
-use keel_tests::zookeeper::ZooKeeperServer;
+use keel_testkit::zookeeper_server::ZooKeeperServer;
 use protos::v1::{TaskId, TaskState};
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -8,9 +8,9 @@
 //!
 //! Needs root, `ip` (iproute2) and `nft` (nftables; the README's test command installs it).
 
-use keel_tests::daemon::Daemon;
-use keel_tests::eventually::eventually;
-use keel_tests::recording_scheduler::{
+use keel_testkit::daemon::Daemon;
+use keel_testkit::eventually::eventually;
+use keel_testkit::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
 use libactor::Node;
@@ -209,7 +209,7 @@ async fn partition_and_heal(m: &str, a: &str) {
     // Heal: the agent, pinged no more, registers again with its task.
     nft(a, "delete table inet keel_partition\n");
     let state_has_agent = || async {
-        let state = keel::http_client::get_json(MASTER, "/master/state")
+        let state = libactor::http_client::get_json(MASTER, "/master/state")
             .await
             .ok()?;
         let slaves = state["slaves"].as_array()?;

@@ -1,16 +1,13 @@
 //! A whole in-process cluster with a test framework registered on it: the starting point of
 //! most cluster tests.
 
-use std::time::Duration;
-
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
 use libactor::Node;
 use protos::v1::TaskInfo;
 
-use crate::recording_scheduler::{framework_info, TestFramework};
+use keel_testkit::recording_scheduler::{framework_info, TestFramework};
 
-/// How long a test cluster's agents may take to register.
-pub const AGENTS_UP: Duration = Duration::from_secs(30);
+pub use keel_testkit::AGENTS_UP;
 
 /// A running cluster, the framework's node and the registered framework.
 pub struct ClusterWithFramework {

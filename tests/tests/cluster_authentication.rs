@@ -7,8 +7,8 @@ use std::time::Duration;
 use authentication::Credential;
 use frameworks::{scheduler_driver, DriverStatus, SchedulerOptions};
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
-use keel_tests::eventually::eventually;
-use keel_tests::recording_scheduler::{framework_info, recording_scheduler, TestFramework};
+use keel_testkit::eventually::eventually;
+use keel_testkit::recording_scheduler::{framework_info, recording_scheduler, TestFramework};
 use libactor::Node;
 use slave::slave::{Registration, Slave, SlaveConfig};
 

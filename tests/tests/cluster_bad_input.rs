@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
-use keel_tests::eventually::eventually;
-use keel_tests::recording_scheduler::{command_task, framework_info, TestFramework};
+use keel_testkit::eventually::eventually;
+use keel_testkit::recording_scheduler::{command_task, framework_info, TestFramework};
 use libactor::Node;
 use protos::internal::{
     RegisterFrameworkMessage, RegisterSlaveMessage, ReregisterSlaveMessage, StatusUpdate,
@@ -108,7 +108,7 @@ async fn malformed_and_impostor_messages_are_refused_without_harm() {
         },
     );
     // Garbage bytes under a real message name, posted over HTTP like any libprocess peer.
-    let garbage = keel::http_client::request(
+    let garbage = libactor::http_client::request(
         master.address(),
         "POST",
         "/master/keel.internal.RegisterSlaveMessage",

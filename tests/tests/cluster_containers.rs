@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use keel::local_cluster::LocalClusterConfig;
+use keel_testkit::eventually::eventually;
+use keel_testkit::recording_scheduler::command_task;
 use keel_tests::cluster::ClusterWithFramework;
-use keel_tests::eventually::eventually;
-use keel_tests::recording_scheduler::command_task;
 use protos::v1::task_status::Reason;
 use protos::v1::{TaskId, TaskState};
 use slave::containerizer::cgroup_layout::CgroupLayout;
@@ -96,7 +96,7 @@ async fn a_busy_task_shows_at_monitor_statistics_and_leaves_nothing_behind() {
         return;
     };
     let (addr, slave) = s.agent_http();
-    let state = keel::http_client::get_json(&addr, &format!("/{slave}/state"))
+    let state = libactor::http_client::get_json(&addr, &format!("/{slave}/state"))
         .await
         .unwrap();
     assert!(
@@ -112,7 +112,7 @@ async fn a_busy_task_shows_at_monitor_statistics_and_leaves_nothing_behind() {
     s.c.framework.status("busy", TaskState::TaskRunning).await;
     let path = format!("/{slave}/monitor/statistics");
     let entry = eventually("the busy task is charged cpu time", || async {
-        let all = keel::http_client::get_json(&addr, &path).await.ok()?;
+        let all = libactor::http_client::get_json(&addr, &path).await.ok()?;
         all.as_array()?
             .iter()
             .find(|e| e["executor_id"] == "busy")

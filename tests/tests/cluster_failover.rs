@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
-use keel_tests::eventually::eventually;
-use keel_tests::recording_scheduler::{
+use keel_testkit::eventually::eventually;
+use keel_testkit::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
 use libactor::Node;

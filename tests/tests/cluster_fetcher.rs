@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use keel::local_cluster::LocalClusterConfig;
+use keel_testkit::eventually::eventually;
+use keel_testkit::recording_scheduler::command_task;
 use keel_tests::cluster::ClusterWithFramework;
-use keel_tests::eventually::eventually;
-use keel_tests::recording_scheduler::command_task;
 use libactor::Clock;
 use protos::v1::command_info::Uri;
 use protos::v1::task_status::Reason;
@@ -86,18 +86,21 @@ async fn a_fetched_script_runs_its_output_is_readable_and_its_sandbox_is_collect
         .unwrap()
         .to_owned();
     let stdout = sandbox.join("stdout").display().to_string();
-    let read = keel::http_client::get_json(&addr, &format!("/files/read?path={stdout}&offset=0"))
-        .await
-        .unwrap();
+    let read =
+        libactor::http_client::get_json(&addr, &format!("/files/read?path={stdout}&offset=0"))
+            .await
+            .unwrap();
     assert_eq!(read["data"], "fetched-and-run\n");
-    let size = keel::http_client::get_json(&addr, &format!("/files/read?path={stdout}"))
+    let size = libactor::http_client::get_json(&addr, &format!("/files/read?path={stdout}"))
         .await
         .unwrap();
     assert_eq!(size["offset"], 16, "no offset: the size, to tail from");
-    let listing =
-        keel::http_client::get_json(&addr, &format!("/files/browse?path={}", sandbox.display()))
-            .await
-            .unwrap();
+    let listing = libactor::http_client::get_json(
+        &addr,
+        &format!("/files/browse?path={}", sandbox.display()),
+    )
+    .await
+    .unwrap();
     assert!(listing.to_string().contains("hello.sh"), "{listing}");
 
     // Outside the sandboxes: refused, also by climbing out of one.
@@ -109,7 +112,7 @@ async fn a_fetched_script_runs_its_output_is_readable_and_its_sandbox_is_collect
             sandbox.display()
         ),
     ] {
-        let reply = keel::http_client::request(
+        let reply = libactor::http_client::request(
             &addr,
             "GET",
             &format!("/files/read?path={path}&offset=0"),
@@ -120,7 +123,7 @@ async fn a_fetched_script_runs_its_output_is_readable_and_its_sandbox_is_collect
         .unwrap();
         assert_eq!(reply.status, 403, "{path}");
     }
-    let bad = keel::http_client::request(
+    let bad = libactor::http_client::request(
         &addr,
         "GET",
         &format!("/files/read?path={stdout}&offset=abc"),

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use keel::local_cluster::LocalClusterConfig;
+use keel_testkit::recording_scheduler::{command_task, SchedulerEvent};
 use keel_tests::cluster::ClusterWithFramework;
-use keel_tests::recording_scheduler::{command_task, SchedulerEvent};
 use libactor::Clock;
 use protos::v1::health_check::{TcpCheckInfo, Type};
 use protos::v1::task_status::Reason;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
-use keel_tests::recording_scheduler::{
+use keel_testkit::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
 use libactor::{Clock, Node};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use keel_tests::ChildNode;
+use keel_testkit::ChildNode;
 use libactor::{Context, Node, Process, Upid};
 use protos::libactor::examples::{Note, Ping, Pong};
 use tokio::sync::mpsc;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use coordination::{Candidacy, Contender, Detector, MasterInfoJson, ZkUrl};
-use keel_tests::zookeeper::ZooKeeperServer;
+use keel_testkit::zookeeper_server::ZooKeeperServer;
 
 const WAIT: Duration = Duration::from_secs(30);
 const SESSION: Duration = Duration::from_secs(4);

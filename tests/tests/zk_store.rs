@@ -3,7 +3,7 @@
 
 use coordination::session::connect;
 use coordination::{Entry, Store, StoreError, ZkStore, ZkUrl};
-use keel_tests::zookeeper::ZooKeeperServer;
+use keel_testkit::zookeeper_server::ZooKeeperServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn znode_versions_make_writes_compare_and_set() {

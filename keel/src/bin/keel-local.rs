@@ -17,13 +17,15 @@ use frameworks::examples::particles::ParticlesConfig;
 use keel::agent_daemon::AgentFlags;
 use keel::autopilot_services::AutopilotFlags;
 use keel::example_runs::{executor_command, run_batch, run_executor, run_particles};
-use keel::http_client::get_json;
 use keel::local_autopilot::{AgentProcesses, LocalMachines};
 use keel::local_cluster::{
     LocalAutopilot, LocalCluster, LocalClusterConfig, DEFAULT_AGENT_RESOURCES,
 };
+use libactor::http_client::get_json;
 use resources::Resources;
 use slave::containerizer::IsolationMode;
+
+keel::global_allocator!();
 
 /// How long the agents have to register.
 const AGENT_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);

@@ -14,6 +14,8 @@ use clap::Parser;
 use keel::master_address::{follow, MasterSource};
 use protos::autopilot::RepairAction;
 
+keel::global_allocator!();
+
 #[derive(Debug, Parser)]
 #[command(
     name = "keel-repair",

@@ -4,6 +4,8 @@
 use clap::Parser;
 use keel::agent_daemon::AgentFlags;
 
+keel::global_allocator!();
+
 #[derive(Debug, Parser)]
 #[command(name = "keel-slave", version, about = "Run a Keel agent.")]
 struct Cli {

@@ -8,12 +8,14 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use frameworks::examples::batch::{BatchEvent, BatchSpec};
 use keel::example_runs::run_batch;
-use keel::http_client::get_json;
 use keel::master_address::MasterSource;
 use keel::tables;
+use libactor::http_client::get_json;
 use protos::v1::TaskState;
 use resources::Resources;
 use serde_json::json;
+
+keel::global_allocator!();
 
 #[derive(Debug, Parser)]
 #[command(name = "keelctl", version, about = "Operate a Keel cluster.")]
@@ -375,7 +377,7 @@ async fn post_json(
 ) -> anyhow::Result<serde_json::Value> {
     let mut headers = auth_headers(credential);
     headers.push(("content-type", "application/json".to_owned()));
-    let reply = keel::http_client::request(
+    let reply = libactor::http_client::request(
         master.address(),
         "POST",
         path,
@@ -436,7 +438,7 @@ async fn deploy_manifest(
         if source.is_none() {
             continue;
         }
-        let reply = keel::http_client::request(
+        let reply = libactor::http_client::request(
             master.address(),
             "POST",
             "/deployment/files",

@@ -12,10 +12,10 @@ use autopilot::health::HealthPolicy;
 use autopilot::repair_driver::CommandDriver;
 use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
 use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
+use keel_testkit::eventually::eventually;
+use keel_testkit::machines::get;
+use keel_testkit::watchdogs::install_watchdog;
 use keel_tests::cluster::AGENTS_UP;
-use keel_tests::eventually::eventually;
-use keel_tests::machines::get;
-use keel_tests::watchdogs::install_watchdog;
 use libactor::Node;
 use protos::autopilot::RepairAction;
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::ChildStdout;
 
+use crate::pid_line::read_pid_line;
+
 /// How long a daemon may take to start, or to stop after SIGTERM.
 pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -31,16 +33,9 @@ impl Daemon {
             .expect("binary starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut stdout = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(DAEMON_TIMEOUT, stdout.next_line())
+        let pid = read_pid_line(&mut stdout, None, DAEMON_TIMEOUT)
             .await
-            .expect("the daemon prints its pid in time")
-            .expect("stdout reads")
-            .expect("a first line");
-        let pid = line
-            .split_whitespace()
-            .nth(1)
-            .expect("`<word> <pid>`")
-            .to_owned();
+            .unwrap_or_else(|e| panic!("{binary} did not start: {e}"));
         (Daemon { child, stdout }, pid)
     }
 

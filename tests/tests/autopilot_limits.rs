@@ -15,9 +15,9 @@ use autopilot::repair_driver::CommandDriver;
 use autopilot::repair_limits::RepairLimits;
 use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
 use keel::local_cluster::{LocalAutopilot, LocalCluster, LocalClusterConfig};
+use keel_testkit::eventually::eventually;
+use keel_testkit::watchdogs::install_watchdog;
 use keel_tests::cluster::AGENTS_UP;
-use keel_tests::eventually::eventually;
-use keel_tests::watchdogs::install_watchdog;
 use libactor::Node;
 use protos::autopilot::RepairAction;
 use serde_json::Value;
@@ -124,7 +124,7 @@ async fn fail_thirty_percent(limits: RepairLimits, replaced: usize) -> (Value, V
     )
     .unwrap();
     let machines = || async {
-        keel::http_client::get_json(master.address(), "/device-manager/machines")
+        libactor::http_client::get_json(master.address(), "/device-manager/machines")
             .await
             .ok()
     };
@@ -169,7 +169,7 @@ async fn fail_thirty_percent(limits: RepairLimits, replaced: usize) -> (Value, V
         })
         .await;
     }
-    let audit = keel::http_client::get_json(master.address(), "/device-manager/audit")
+    let audit = libactor::http_client::get_json(master.address(), "/device-manager/audit")
         .await
         .unwrap();
     let all = machines().await.unwrap();

@@ -405,3 +405,63 @@ fn fleet_round(fleet: &ProcessRef<Fleet>, failing: HashSet<String>) {
         f.round(ctx);
     });
 }
+
+/// `keel-bench autopilot-rollout`: checks the flags, runs [`rollout`] and prints its figures.
+pub async fn run_rollout(
+    machines: usize,
+    unit_size: u32,
+    probation_seconds: f64,
+    report_interval_seconds: f64,
+) -> anyhow::Result<()> {
+    let seconds = |name: &str, v: f64| {
+        anyhow::ensure!(
+            v.is_finite() && v > 0.0 && v <= 3600.0,
+            "--{name} must be in (0, 3600]"
+        );
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let probation = seconds("probation-seconds", probation_seconds)?;
+    let interval = seconds("report-interval-seconds", report_interval_seconds)?;
+    anyhow::ensure!(
+        machines > 0 && unit_size > 0,
+        "--machines and --unit-size must be at least 1"
+    );
+    let f = rollout(machines, unit_size, probation, interval).await?;
+    let over = f.cpu.saturating_sub(f.baseline_cpu);
+    println!(
+        "autopilot rollout: {} machines in {} units of {unit_size}, probation {probation:?}: {:.2?} (floor {:.2?}, {:.2}x); CPU {:.2?} vs {:.2?} for the fleet reporting alone over as long: {:.2?} for the rollout ({:.2} ms per machine)",
+        f.machines,
+        f.units,
+        f.wall,
+        f.floor,
+        f.wall.as_secs_f64() / f.floor.as_secs_f64(),
+        f.cpu,
+        f.baseline_cpu,
+        over,
+        over.as_secs_f64() * 1000.0 / f.machines as f64,
+    );
+    Ok(())
+}
+
+/// `keel-bench autopilot-repairs`: checks the flags, runs [`repairs`] and prints its figures.
+pub async fn run_repairs(machines: usize, failing: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        failing > 0 && failing <= machines,
+        "--failing must be in 1..=--machines"
+    );
+    let f = repairs(machines, failing).await?;
+    let reports_rate = f.machines as f64 / f.reports_time.as_secs_f64();
+    let decisions = f.decisions_time.saturating_sub(f.reports_time);
+    println!(
+        "autopilot repairs: {} machines reporting: a round of OK reports in {:.2?} ({:.0} reports/s, baseline); the same round with {} failing in {:.2?}: {:.0} repair decisions/s beyond the baseline ({:.1} µs each), {:.2}x the round's time",
+        f.machines,
+        f.reports_time,
+        reports_rate,
+        f.failing,
+        f.decisions_time,
+        f.failing as f64 / decisions.as_secs_f64().max(1e-9),
+        decisions.as_secs_f64() * 1e6 / f.failing as f64,
+        f.decisions_time.as_secs_f64() / f.reports_time.as_secs_f64(),
+    );
+    Ok(())
+}

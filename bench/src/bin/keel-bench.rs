@@ -1,0 +1,161 @@
+//! keel-bench: cluster-scale benchmarks of a Keel master; each subcommand is a module of the
+//! `keel_bench` library (see its docs), which this binary only dispatches to.
+
+use clap::{Parser, Subcommand};
+
+keel::global_allocator!();
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keel-bench",
+    version,
+    about = "Cluster-scale benchmarks of a Keel master."
+)]
+struct Flags {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Task launches per second through master → emulated agents.
+    Launch {
+        /// Emulated agents.
+        #[arg(long, default_value_t = 10)]
+        agents: usize,
+        /// Tasks to launch.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: u64,
+        /// What each agent offers.
+        #[arg(long, default_value = "cpus:10000;mem:10000000")]
+        agent_resources: String,
+        /// What each task takes.
+        #[arg(long, default_value = "cpus:0.01;mem:1")]
+        task_resources: String,
+    },
+    /// Many emulated agents: registration, pings, a job's overhead, memory per agent and task.
+    Agents {
+        /// Emulated agents.
+        #[arg(long, default_value_t = 100_000)]
+        agents: usize,
+        /// Tasks of the framework's job.
+        #[arg(long, default_value_t = 1000)]
+        job_tasks: u64,
+        /// How long each job task runs.
+        #[arg(long, default_value_t = 10.0)]
+        task_seconds: f64,
+        /// Long-running tasks launched to measure memory per task.
+        #[arg(long, default_value_t = 100_000)]
+        memory_tasks: u64,
+        /// Wait one full ping round (15 s) and check every agent answered.
+        #[arg(long)]
+        ping_round: bool,
+    },
+    /// One real agent starting isolated containers: a burst of N `sleep` tasks until all are
+    /// RUNNING, then launch → RUNNING latency one task at a time; per isolation, so that
+    /// cgroups is measured beside plain process groups (posix) in the same run.
+    Containers {
+        /// Tasks in the burst.
+        #[arg(long, default_value_t = 1000)]
+        tasks: u64,
+        /// Tasks launched one at a time for the latency figures.
+        #[arg(long, default_value_t = 200)]
+        latency_tasks: u64,
+        /// Isolations to measure, in order.
+        #[arg(long, value_delimiter = ',', default_value = "cgroups,posix")]
+        isolation: Vec<slave::containerizer::IsolationMode>,
+        /// What each task takes (its container's limits).
+        #[arg(long, default_value = "cpus:0.01;mem:32")]
+        task_resources: String,
+    },
+    /// Master failover through ZooKeeper: the leader is killed; time from the standby's
+    /// election until every emulated agent has re-registered with its tasks.
+    Failover {
+        /// Emulated agents.
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        /// Running tasks per agent.
+        #[arg(long, default_value_t = 10)]
+        tasks_per_agent: u64,
+        /// The masters' ZooKeeper session timeout (how soon after the kill the standby is
+        /// elected; not part of the figure).
+        #[arg(long, default_value_t = 2.0)]
+        zk_session_timeout_seconds: f64,
+    },
+    /// Autopilot: a manifest rolled out to emulated machines by scale units (wall time against
+    /// units × probation; CPU against the same fleet idle).
+    AutopilotRollout {
+        /// Emulated machines.
+        #[arg(long, default_value_t = 1000)]
+        machines: usize,
+        /// Machines per scale unit.
+        #[arg(long, default_value_t = 100)]
+        unit_size: u32,
+        /// Probation per unit, seconds.
+        #[arg(long, default_value_t = 1.0)]
+        probation_seconds: f64,
+        /// Seconds between each machine's watchdog reports.
+        #[arg(long, default_value_t = 0.25)]
+        report_interval_seconds: f64,
+    },
+    /// Autopilot: repair decisions per second with many machines reporting (against the same
+    /// reports with no decision to make).
+    AutopilotRepairs {
+        /// Machines reporting.
+        #[arg(long, default_value_t = 10_000)]
+        machines: usize,
+        /// Machines failing at once.
+        #[arg(long, default_value_t = 1000)]
+        failing: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    keel::logging::init("warn,libactor::transport=error");
+    match Flags::parse().command {
+        Bench::Launch {
+            agents,
+            tasks,
+            agent_resources,
+            task_resources,
+        } => keel_bench::launch::run(agents, tasks, &agent_resources, &task_resources).await,
+        Bench::Agents {
+            agents,
+            job_tasks,
+            task_seconds,
+            memory_tasks,
+            ping_round,
+        } => {
+            keel_bench::agents::run(agents, job_tasks, task_seconds, memory_tasks, ping_round).await
+        }
+        Bench::Failover {
+            agents,
+            tasks_per_agent,
+            zk_session_timeout_seconds,
+        } => keel_bench::failover::run(agents, tasks_per_agent, zk_session_timeout_seconds).await,
+        Bench::AutopilotRollout {
+            machines,
+            unit_size,
+            probation_seconds,
+            report_interval_seconds,
+        } => {
+            keel_bench::autopilot::run_rollout(
+                machines,
+                unit_size,
+                probation_seconds,
+                report_interval_seconds,
+            )
+            .await
+        }
+        Bench::AutopilotRepairs { machines, failing } => {
+            keel_bench::autopilot::run_repairs(machines, failing).await
+        }
+        Bench::Containers {
+            tasks,
+            latency_tasks,
+            isolation,
+            task_resources,
+        } => keel_bench::containers::run(tasks, latency_tasks, isolation, task_resources).await,
+    }
+}

@@ -1,0 +1,36 @@
+//! Keel's cluster-scale benchmarks, one module per `keel-bench` subcommand. Each runs the real
+//! code (a real `keel-master` child process, real agents or emulated ones speaking the real
+//! protocol over TCP on 127.0.0.1) and, in the same run, its baseline: bare libactor round
+//! trips, bare `posix_spawn`s, the same fleet idle, the agents' first registration.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! // 1,000 tasks on 10 emulated agents, beside 4,500 bare libactor round trips.
+//! keel_bench::launch::run(10, 1_000, "cpus:100;mem:100000", "cpus:0.01;mem:1").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Scenarios:
+//! - [`launch`]: task launches per second through the master.
+//! - [`agents`]: 100,000 emulated agents; a job's overhead; master memory per agent and task.
+//! - [`containers`]: one real agent starting isolated containers (cgroups, posix).
+//! - [`failover`]: a new leader taking back every agent and task after a SIGKILL.
+//! - [`autopilot`]: a rollout by scale units, and repair decisions per second.
+//!
+//! Their pieces: [`emulated_agent`] and [`emulated_fleet`] (the Mesos paper's emulated
+//! slaves), [`launch_scheduler`] and [`container_scheduler`] (frameworks that count),
+//! [`master_child`] (the master as a child process) and [`phase`] (bounded waiting).
+
+#![warn(missing_docs)]
+
+pub mod agents;
+pub mod autopilot;
+pub mod container_scheduler;
+pub mod containers;
+pub mod emulated_agent;
+pub mod emulated_fleet;
+pub mod failover;
+pub mod launch;
+pub mod launch_scheduler;
+pub mod master_child;
+pub mod phase;

@@ -1,0 +1,23 @@
+//! The memory allocator of every Keel binary: mimalloc. A master taking back tens of thousands
+//! of agents grows its maps by hundreds of megabytes within a second; glibc's malloc did that a
+//! page range at a time (`mprotect` per growth of a thread arena) and spent about a fifth of the
+//! master's time there (see BENCHMARKS.md, "Master failover").
+//!
+//! A library must not choose its users' allocator, so each binary declares it, in one line:
+//!
+//! ```ignore
+//! keel::global_allocator!();
+//! ```
+
+/// mimalloc, re-exported so that binaries need no dependency of their own on it.
+pub use mimalloc::MiMalloc;
+
+/// Declares mimalloc as the `#[global_allocator]` of the binary that calls it (once, at the
+/// top level of its `main.rs`).
+#[macro_export]
+macro_rules! global_allocator {
+    () => {
+        #[global_allocator]
+        static GLOBAL: $crate::global_allocator::MiMalloc = $crate::global_allocator::MiMalloc;
+    };
+}

@@ -1,0 +1,362 @@
+//! A master as a daemon (`keel-master`): flags, the master process and its allocator on one
+//! node, standing by and leading through ZooKeeper, and the device manager beside it. Agents and frameworks
+//! find it at `master@IP:PORT`.
+//!
+//! With `--zk zk://host:port,…/path` several masters contend for leadership: each serves as a
+//! standby (HTTP redirected to the leader) until ZooKeeper elects it, then runs the master.
+//! A leader that loses its ZooKeeper session exits at once (status 1), as Mesos's does: it can
+//! no longer know that no other master leads; a supervisor restarts it as a new contender.
+//!
+//! The registry (admitted agents and frameworks) lives in ZooKeeper with `--zk`, in
+//! `--work-dir`/registry for a single master, and nowhere without either (the master then
+//! relearns the cluster from re-registrations alone). A master whose registry write fails
+//! exits too.
+
+use anyhow::{bail, Context as _};
+use coordination::{
+    AnyStore, Candidacy, Contender, Detector, FileStore, MasterInfoJson, ZkStore, ZkUrl,
+};
+use master::master::{
+    AgentHealth, AuthenticationPolicy, Master, RevocationPolicy, DEFAULT_AGENT_REREGISTER_TIMEOUT,
+};
+use master::registrar::Registrar;
+use master::standby::StandbyMaster;
+use tokio::sync::watch;
+
+use crate::autopilot_services::{spawn_device_manager, AutopilotFlags};
+
+/// The master's flags (`keel-master`), each also read from a `KEEL_*` variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MasterFlags {
+    /// Address to listen on.
+    #[arg(long, env = "KEEL_IP", default_value = "127.0.0.1")]
+    pub ip: std::net::IpAddr,
+    /// Port to listen on (0: any free port; the chosen one is printed).
+    #[arg(long, env = "KEEL_PORT", default_value_t = 5050)]
+    pub port: u16,
+    /// A file of `principal secret` lines: who may authenticate.
+    #[arg(long, env = "KEEL_CREDENTIALS")]
+    pub credentials: Option<std::path::PathBuf>,
+    /// Refuse agents that have not authenticated (needs --credentials).
+    #[arg(long, env = "KEEL_AUTHENTICATE_AGENTS")]
+    pub authenticate_agents: bool,
+    /// Refuse frameworks that have not authenticated (needs --credentials).
+    #[arg(long, env = "KEEL_AUTHENTICATE_FRAMEWORKS")]
+    pub authenticate_frameworks: bool,
+    /// Revoke tasks above a framework's fair share while another framework starves, this many
+    /// seconds after telling it (off when unset).
+    #[arg(long, env = "KEEL_REVOCATION_GRACE_SECONDS")]
+    pub revocation_grace_seconds: Option<f64>,
+    /// Resources a role keeps whatever happens, `ROLE=RESOURCES` (repeatable), e.g.
+    /// `--guarantee 'prod=cpus:8;mem:16384'`.
+    #[arg(long = "guarantee", env = "KEEL_GUARANTEES", value_delimiter = ',')]
+    pub guarantees: Vec<String>,
+    /// Contend for leadership in this ZooKeeper ensemble, `zk://host:port,…/path`.
+    #[arg(long, env = "KEEL_ZK")]
+    pub zk: Option<String>,
+    /// ZooKeeper session timeout: how long ZooKeeper waits before another master may lead.
+    #[arg(long, env = "KEEL_ZK_SESSION_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub zk_session_timeout_seconds: f64,
+    /// Keep the registry in DIR/registry (a single master without ZooKeeper); ignored with
+    /// --zk, whose registry lives in ZooKeeper.
+    #[arg(long, env = "KEEL_WORK_DIR")]
+    pub work_dir: Option<std::path::PathBuf>,
+    /// After taking over, how long to wait for the registry's agents to re-register before
+    /// marking them unreachable.
+    #[arg(long, env = "KEEL_AGENT_REREGISTER_TIMEOUT_SECONDS", default_value_t = DEFAULT_AGENT_REREGISTER_TIMEOUT.as_secs_f64())]
+    pub agent_reregister_timeout_seconds: f64,
+    /// How long the master waits for each agent's pong.
+    #[arg(long, env = "KEEL_AGENT_PING_TIMEOUT_SECONDS", default_value_t = AgentHealth::default().ping_timeout.as_secs_f64())]
+    pub agent_ping_timeout_seconds: f64,
+    /// Pongs an agent may miss in a row before it is marked unreachable.
+    #[arg(long, env = "KEEL_MAX_AGENT_PING_TIMEOUTS", default_value_t = AgentHealth::default().max_missed)]
+    pub max_agent_ping_timeouts: u32,
+    /// Threads that run the master's processes (libprocess's LIBPROCESS_NUM_WORKER_THREADS);
+    /// 0: one per core.
+    #[arg(long, env = "KEEL_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
+    /// Run Autopilot's device manager beside the master (it moves with leadership): agents'
+    /// watchdog reports make machines fail, and failed machines are drained and repaired.
+    #[arg(long, env = "KEEL_AUTOPILOT")]
+    pub autopilot: bool,
+    /// Autopilot's flags (used with --autopilot).
+    #[command(flatten)]
+    pub autopilot_flags: AutopilotFlags,
+}
+
+/// Runs a master until SIGINT or SIGTERM (`Ok`), or exits the process with status 1 once it
+/// may no longer lead (see the module docs).
+pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
+    if flags.worker_threads > 256 {
+        bail!("--worker-threads must be at most 256");
+    }
+    let node = libactor::Node::builder()
+        .bind(std::net::SocketAddr::new(flags.ip, flags.port))
+        .configure(|c| {
+            if flags.worker_threads > 0 {
+                c.arbiters = flags.worker_threads;
+            }
+        })
+        .start()
+        .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
+    let credentials = flags
+        .credentials
+        .as_deref()
+        .map(authentication::Credentials::from_file)
+        .transpose()?;
+    if (flags.authenticate_agents || flags.authenticate_frameworks) && credentials.is_none() {
+        bail!("--authenticate-agents and --authenticate-frameworks need --credentials");
+    }
+    if let Some(c) = &credentials {
+        tracing::info!(principals = ?c.principals().collect::<Vec<_>>(), "credentials loaded");
+    }
+    let policy = AuthenticationPolicy {
+        credentials,
+        agents: flags.authenticate_agents,
+        frameworks: flags.authenticate_frameworks,
+    };
+    let reregister_timeout = flags.agent_reregister_timeout_seconds;
+    if !(reregister_timeout.is_finite() && (0.0..=86_400.0).contains(&reregister_timeout)) {
+        bail!("--agent-reregister-timeout-seconds must be between 0 and 86400");
+    }
+    let reregister_timeout = std::time::Duration::from_secs_f64(reregister_timeout);
+    let ping_timeout = flags.agent_ping_timeout_seconds;
+    if !(ping_timeout.is_finite() && (0.1..=3600.0).contains(&ping_timeout)) {
+        bail!("--agent-ping-timeout-seconds must be between 0.1 and 3600");
+    }
+    if flags.max_agent_ping_timeouts == 0 {
+        bail!("--max-agent-ping-timeouts must be at least 1");
+    }
+    let health = AgentHealth {
+        ping_timeout: std::time::Duration::from_secs_f64(ping_timeout),
+        max_missed: flags.max_agent_ping_timeouts,
+    };
+    let autopilot = flags
+        .autopilot
+        .then(|| flags.autopilot_flags.config(&Default::default()))
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .map(|mut config| {
+            // Operators prove the same credentials as frameworks do to order repairs.
+            config.operators = policy.credentials.clone();
+            config
+        });
+    let master_id = fresh_master_id();
+    // The first stdout line says where the master is, for scripts and tests: at once for a
+    // contender (it serves as a standby meanwhile), once it runs otherwise.
+    let my_pid = node.pid("master")?;
+    let contender = match &flags.zk {
+        None => None,
+        Some(zk) => {
+            println!("master {my_pid}");
+            let url: ZkUrl = zk.parse().with_context(|| format!("--zk {zk}"))?;
+            let contender =
+                stand_by_until_elected(&node, &flags, &url, &master_id, &my_pid).await?;
+            Some((contender, url))
+        }
+    };
+    // Taken before the registry is read: agents that hear of this master's election at once
+    // re-register into a queue instead of into nothing.
+    let reserved = node.reserve("master")?;
+    let store = match (&contender, &flags.work_dir) {
+        (Some((contender, url)), _) => Some(AnyStore::ZooKeeper(
+            ZkStore::open(contender.client().clone(), url).await?,
+        )),
+        (None, Some(dir)) => Some(AnyStore::File(FileStore::open(dir.join("registry"))?)),
+        (None, None) => {
+            tracing::warn!("no --zk or --work-dir: the registry is kept in memory only");
+            None
+        }
+    };
+    let autopilot_store = store.clone();
+    let (handle, registry_failure) = match store {
+        Some(store) => {
+            let registrar = Registrar::recover(store).await?;
+            let failure = registrar.failure();
+            let handle = Master::spawn_recovered(
+                &node,
+                reserved,
+                &master_id,
+                policy,
+                registrar,
+                reregister_timeout,
+            )?;
+            (handle, Some(failure))
+        }
+        None => {
+            drop(reserved);
+            (Master::spawn_with(&node, &master_id, policy)?, None)
+        }
+    };
+    if contender.is_none() {
+        println!("master {my_pid}");
+    }
+    handle
+        .master
+        .dispatch(move |m, ctx| m.set_agent_health(ctx, health));
+    if let Some(grace) = flags.revocation_grace_seconds {
+        if !(grace.is_finite() && grace >= 0.0) {
+            bail!("--revocation-grace-seconds must be a non-negative number");
+        }
+        let mut guarantees = std::collections::HashMap::new();
+        for g in &flags.guarantees {
+            let (role, resources) = g
+                .split_once('=')
+                .with_context(|| format!("--guarantee {g}: expected ROLE=RESOURCES"))?;
+            let resources: resources::Resources = resources
+                .parse()
+                .with_context(|| format!("--guarantee {g}"))?;
+            guarantees.insert(role.to_owned(), resources);
+        }
+        let policy = RevocationPolicy {
+            enabled: true,
+            grace_period: std::time::Duration::from_secs_f64(grace),
+            guarantees,
+            ..Default::default()
+        };
+        handle
+            .master
+            .dispatch(move |m, ctx| m.set_revocation(ctx, policy));
+    } else if !flags.guarantees.is_empty() {
+        bail!("--guarantee needs --revocation-grace-seconds");
+    }
+    let ground_truth_failure = match autopilot {
+        Some(config) => {
+            let deployment_dir = match &flags.work_dir {
+                Some(dir) => dir.join("deployment"),
+                None => std::env::temp_dir()
+                    .join(format!("keel-master-{}-deployment", std::process::id())),
+            };
+            let dm = spawn_device_manager(
+                &node,
+                handle.master.clone(),
+                autopilot_store,
+                config,
+                deployment_dir,
+                Default::default(),
+            )
+            .await?;
+            println!("device manager {}", dm.process.pid());
+            println!("cockpit http://{}/cockpit", node.address());
+            Some(dm.failure)
+        }
+        None => None,
+    };
+    println!("leading {}", handle.master.pid());
+    tracing::info!(pid = %handle.master.pid(), "master started");
+    tokio::select! {
+        _ = crate::shutdown_signal::terminated() => {}
+        why = lost_leadership(contender.as_ref().map(|(c, _)| c), registry_failure, ground_truth_failure) => {
+            tracing::error!(reason = %why, "lost leadership; exiting so that no two masters lead");
+            std::process::exit(1);
+        }
+    }
+    tracing::info!("stopping");
+    node.shutdown().await;
+    Ok(())
+}
+
+/// A master id unique to this start, so that ids it hands out never repeat a previous run's.
+pub fn fresh_master_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{:x}", millis % (1 << 40))
+}
+
+/// Resolves (with why) once this master may no longer lead: its candidacy is lost, or its
+/// registry or the device manager's ground truth cannot be written. Never resolves for a lone
+/// master without either.
+async fn lost_leadership(
+    contender: Option<&Contender>,
+    registry_failure: Option<watch::Receiver<Option<String>>>,
+    ground_truth_failure: Option<watch::Receiver<Option<String>>>,
+) -> String {
+    let candidacy = async {
+        match contender {
+            Some(c) => {
+                let mut candidacy = c.candidacy();
+                let lost = match candidacy
+                    .wait_for(|c| matches!(c, Candidacy::Lost(_)))
+                    .await
+                {
+                    Ok(lost) => format!("{:?}", *lost),
+                    Err(_) => "the contender stopped".to_owned(),
+                };
+                lost
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let registry = watch_failure(registry_failure, "registry");
+    tokio::select! {
+        why = candidacy => why,
+        why = registry => why,
+        why = watch_failure(ground_truth_failure, "ground truth") => why,
+    }
+}
+
+/// Resolves (with why) once `failure` names one (`what` failed); never without one.
+async fn watch_failure(failure: Option<watch::Receiver<Option<String>>>, what: &str) -> String {
+    let Some(mut failure) = failure else {
+        return std::future::pending().await;
+    };
+    let why = match failure.wait_for(Option::is_some).await {
+        Ok(why) => format!("{what}: {}", why.as_deref().unwrap_or_default()),
+        Err(_) => format!("{what} stopped"),
+    };
+    why
+}
+
+/// Runs a standby at `master` (redirecting HTTP to the leader it detects) and contends until
+/// elected; then the standby goes and the caller starts the real master in its place.
+async fn stand_by_until_elected(
+    node: &libactor::Node,
+    flags: &MasterFlags,
+    url: &ZkUrl,
+    master_id: &str,
+    my_pid: &libactor::Upid,
+) -> anyhow::Result<Contender> {
+    let timeout = flags.zk_session_timeout_seconds;
+    if !(timeout.is_finite() && (1.0..=600.0).contains(&timeout)) {
+        bail!("--zk-session-timeout-seconds must be between 1 and 600");
+    }
+    let timeout = std::time::Duration::from_secs_f64(timeout);
+    let standby = node.spawn_ref("master", StandbyMaster::new())?;
+    let detector = Detector::start(url.clone(), timeout);
+    let mut leader = detector.leader();
+    let redirects = {
+        let standby = standby.clone();
+        tokio::spawn(async move {
+            loop {
+                let base = leader
+                    .borrow_and_update()
+                    .as_ref()
+                    .map(MasterInfoJson::http_base);
+                standby.dispatch(move |s, ctx| s.set_leader(ctx, base));
+                if leader.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| flags.ip.to_string());
+    let info = MasterInfoJson::new(master_id, my_pid, &hostname);
+    let contender = Contender::contend(url, &info, timeout).await?;
+    println!("contending {} in {url}", contender.znode());
+    tracing::info!(znode = contender.znode(), "standing by until elected");
+    tokio::select! {
+        elected = contender.elected() => elected?,
+        _ = crate::shutdown_signal::terminated() => {
+            tracing::info!("stopping before being elected");
+            std::process::exit(0);
+        }
+    }
+    redirects.abort();
+    drop(detector);
+    node.terminate(standby.pid());
+    node.wait(standby.pid()).await;
+    Ok(contender)
+}

@@ -37,8 +37,8 @@ use protos::v1::task_status::Source;
 use protos::v1::{AgentId, ExecutorId, FrameworkId, TaskStatus};
 use tokio::sync::watch;
 
+use crate::driver_status::DriverStatus;
 use crate::executor::Executor;
-use crate::scheduler_driver::DriverStatus;
 
 /// How often an unanswered registration is re-sent.
 pub const REGISTRATION_RETRY: Duration = Duration::from_secs(1);

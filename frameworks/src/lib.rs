@@ -50,6 +50,7 @@
 
 #![warn(missing_docs)]
 
+pub mod driver_status;
 pub mod examples;
 pub mod executor;
 pub mod executor_driver;
@@ -57,7 +58,8 @@ pub mod offer_packing;
 pub mod scheduler;
 pub mod scheduler_driver;
 
+pub use driver_status::DriverStatus;
 pub use executor::Executor;
 pub use executor_driver::ExecutorDriver;
 pub use scheduler::Scheduler;
-pub use scheduler_driver::{DriverStatus, SchedulerDriver, SchedulerHandle, SchedulerOptions};
+pub use scheduler_driver::{SchedulerDriver, SchedulerHandle, SchedulerOptions};

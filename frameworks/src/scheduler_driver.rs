@@ -34,21 +34,13 @@ use protos::v1::{
 };
 use tokio::sync::watch;
 
+use crate::driver_status::DriverStatus;
 use crate::scheduler::Scheduler;
 
 /// First wait before re-sending an unanswered registration.
 pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest wait between registration attempts.
 pub const REGISTRATION_BACKOFF_MAX: Duration = Duration::from_secs(30);
-
-/// How a driver ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DriverStatus {
-    /// [`SchedulerDriver::stop`] or [`SchedulerDriver::stop_for_failover`] was called.
-    Stopped,
-    /// The master refused the framework, or [`SchedulerDriver::abort`] was called.
-    Aborted(String),
-}
 
 /// What a scheduler acts through: sends its decisions to the master. Handed to every
 /// [`Scheduler`] callback.

@@ -13,6 +13,8 @@
 //! ```
 //!
 //! Modules:
+//! - [`keel_local`]: `keel-local`, a cluster and an example framework in one command;
+//!   [`keelctl`]: the operator's command line.
 //! - [`local_cluster`]: a master and N agents on their own loopback ports in one process.
 //! - [`local_autopilot`]: `keel-local --autopilot`'s agent processes under the repair driver.
 //! - [`example_runs`]: run the example frameworks and follow their progress; the particles
@@ -34,6 +36,8 @@ pub mod agent_daemon;
 pub mod autopilot_services;
 pub mod example_runs;
 pub mod global_allocator;
+pub mod keel_local;
+pub mod keelctl;
 pub mod local_autopilot;
 pub mod local_cluster;
 pub mod logging;

@@ -1,22 +1,24 @@
-//! The Keel master: master process, hierarchical DRF allocator, registrar, leader contender and
-//! detector, HTTP APIs and Omega-style shared-state transactions. Built on `libactor`; talks to
-//! the other crates only through `protos` messages.
+//! The Keel master: the master process, the hierarchical DRF allocator and the registrar. Built
+//! on `libactor`; talks to the other crates only through `protos` messages. Leader election
+//! (contender and detector) lives in the `coordination` crate; Omega-style shared-state
+//! transactions are planned (issue "Omega"), not built yet.
 //!
-//! Modules: [`drf`], the dominant resource fairness sorter the allocator orders roles and
-//! frameworks with (seed 000's example: 100 CPUs and 100 GB shared by a framework whose tasks
-//! need 4 CPUs and 1 GB and one whose tasks need 1 CPU and 8 GB end with 20 and 10 tasks), and
-//! [`allocator`], the allocation policy (hierarchical DRF, refusal filters, suppress/revive,
-//! minimum offer size, reservations) and the allocator process that runs it; and [`master`],
-//! the master process (registration and re-registration, authentication, offers, accept with
-//! launch validation, decline filters, rescinds, kills, reconciliation, agent health,
-//! revocation, teardown, recovery after a failover, `/master/state` and metrics); and
-//! [`fast_hash`], the hasher of its maps; and [`registrar`], the process that keeps the registry (admitted agents and frameworks) in a
-//! `coordination` store, ZooKeeper or a local directory; and [`standby`], what a master that
-//! does not lead serves (HTTP redirected to the leader). Election itself lives in the
-//! `coordination` crate.
+//! Modules:
+//! - [`master`]: the master process — registration and re-registration, authentication,
+//!   offers, accept with launch validation, decline filters, rescinds, kills, reconciliation,
+//!   agent health, revocation, teardown, recovery after a failover, `/master/state`, metrics.
+//! - [`allocator`]: the allocation policy (hierarchical DRF, refusal filters, suppress/revive,
+//!   minimum offer size) and the allocator process that runs it; its [`allocator::sorter`]
+//!   orders roles and frameworks by dominant resource fairness (Ghodsi et al., NSDI 2011: 100
+//!   CPUs and 100 GB shared by a framework whose tasks need 4 CPUs and 1 GB and one whose tasks
+//!   need 1 CPU and 8 GB end with 20 and 10 tasks).
+//! - [`registrar`]: keeps the registry (admitted agents and frameworks) in a `coordination`
+//!   store, ZooKeeper or a local directory.
+//! - [`standby`]: what a master that does not lead serves (HTTP redirected to the leader).
+//! - [`fast_hash`]: the hasher of the master's maps.
 //!
 //! ```
-//! use master::drf::DrfSorter;
+//! use master::allocator::sorter::drf::DrfSorter;
 //! use resources::Resources;
 //!
 //! let mut sorter = DrfSorter::new();
@@ -31,7 +33,6 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
-pub mod drf;
 pub mod fast_hash;
 pub mod master;
 pub mod registrar;

@@ -4,7 +4,7 @@
 //! ```text
 //! meta/agent                          AgentCheckpoint (id, last run number)
 //! meta/status_updates                 the status update manager's log
-//! meta/watchdog.pid                   the executor watchdog of the agent's current run
+//! meta/watchdog.pid                   the executor reaper of the agent's current run
 //! meta/executors/{container}/executor ExecutorCheckpoint (framework, executor, tasks, sandbox)
 //! meta/executors/{container}/pid      written by the executor's supervisor shell when it starts
 //! meta/executors/{container}/exit_status   written by it when its command ended
@@ -85,8 +85,9 @@ impl MetaDir {
         self.root.join("status_updates")
     }
 
-    /// `meta/watchdog.pid`.
-    pub fn watchdog_pid(&self) -> PathBuf {
+    /// `meta/watchdog.pid`: the executor reaper's pid (the file's name is what agents already
+    /// in the field wrote).
+    pub fn reaper_pid(&self) -> PathBuf {
         self.root.join("watchdog.pid")
     }
 

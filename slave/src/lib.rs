@@ -12,7 +12,7 @@
 //!   ([`status_update_log`]) keeps the unacknowledged ones across agent restarts;
 //! - [`checkpoint`]: what the agent writes under `{work_dir}/meta` so that a restarted agent
 //!   recovers its executors (they run under a supervisor shell that outlives the agent);
-//!   [`executor_watchdog`] ends them if the agent does not come back in time;
+//!   [`executor_reaper`] ends them if the agent does not come back in time;
 //! - [`task_process`]: an executor's OS process (`sh -c` in its sandbox, output captured, its
 //!   own process group, joined to its cgroups before `exec`, killed with a grace period);
 //! - [`fetcher`]: URIs brought into a sandbox before launch (copy, http download, sha256,
@@ -36,7 +36,7 @@ pub mod agent_resources;
 pub mod checkpoint;
 pub mod containerizer;
 pub mod executor;
-pub mod executor_watchdog;
+pub mod executor_reaper;
 pub mod fetcher;
 pub mod files;
 pub mod health_check;

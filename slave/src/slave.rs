@@ -59,7 +59,7 @@ use crate::containerizer::{
     self, ChosenContainerizer, ContainerError, ContainerExit, ContainerizerConfig,
 };
 use crate::executor::{sandbox_path, AgentTask, Executor, ExecutorKind, ExecutorState};
-use crate::executor_watchdog;
+use crate::executor_reaper;
 use crate::fetcher::cache::DEFAULT_CACHE_BYTES;
 use crate::fetcher::Fetcher;
 use crate::files::Files;
@@ -113,7 +113,7 @@ pub struct SlaveConfig {
     /// ([`MASTER_PING_TIMEOUT`] unless the master pings more often).
     pub master_ping_timeout: Duration,
     /// How long executors wait for a dead agent to come back before they are ended
-    /// (`--recovery_timeout`, by the [`crate::executor_watchdog`]); `None`: no watchdog (an
+    /// (`--recovery_timeout`, by the [`crate::executor_reaper`]); `None`: no reaper (an
     /// agent embedded in a process that outlives it, as `keel-local`'s are).
     pub executor_recovery_timeout: Option<Duration>,
 }
@@ -188,7 +188,7 @@ pub struct Slave {
     /// What an earlier run left, taken back when the process starts.
     checkpointed: Option<Checkpointed>,
     /// Ends the executors if this process dies and no new run comes back in time.
-    watchdog: Option<executor_watchdog::Watchdog>,
+    reaper: Option<executor_reaper::Reaper>,
     authenticatee: Option<Authenticatee>,
     metrics: Option<SlaveMetrics>,
     containerizer: ChosenContainerizer,
@@ -238,7 +238,7 @@ impl Slave {
                 runs_reserved: 0,
                 meta,
                 checkpointed: Some(checkpointed),
-                watchdog: None,
+                reaper: None,
                 metrics: None,
                 launcher: Launcher::new(
                     containerizer.containerizer.clone(),
@@ -1268,10 +1268,10 @@ impl Process for Slave {
         let checkpointed = self.checkpointed.take().unwrap_or_default();
         self.recover(ctx, checkpointed);
         if let Some(timeout) = self.config.executor_recovery_timeout {
-            match executor_watchdog::start(&self.meta, timeout) {
-                Ok(watchdog) => self.watchdog = Some(watchdog),
+            match executor_reaper::start(&self.meta, timeout) {
+                Ok(reaper) => self.reaper = Some(reaper),
                 Err(e) => {
-                    tracing::error!(error = %e, "executor watchdog not started: executors will outlive this agent")
+                    tracing::error!(error = %e, "executor reaper not started: executors will outlive this agent")
                 }
             }
         }
@@ -1332,8 +1332,8 @@ impl Process for Slave {
         for (container, e) in self.launcher.stop() {
             tracing::error!(%container, error = %e, "container not destroyed at shutdown");
         }
-        if let Some(watchdog) = self.watchdog.take() {
-            watchdog.stop();
+        if let Some(reaper) = self.reaper.take() {
+            reaper.stop();
         }
         self.containerizer.containerizer.shutdown();
     }

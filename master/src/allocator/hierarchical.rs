@@ -9,7 +9,7 @@ use std::time::Instant;
 use resources::{Resources, UNRESERVED_ROLE};
 
 use super::{Allocation, Allocator, AllocatorError, RefuseFilter};
-use crate::drf::HierarchicalDrf;
+use crate::allocator::sorter::drf::HierarchicalDrf;
 
 /// Offers smaller than all of these are not made (Mesos's `--min_allocatable_resources`
 /// default: `cpus:0.01|mem:32`).
@@ -40,12 +40,13 @@ impl AgentState {
     /// Records that `framework` now also holds `resources` here.
     fn hold(&mut self, framework: &str, resources: &Resources) -> Result<(), AllocatorError> {
         let mut sum = self.allocated_sum.clone();
-        sum.add(resources).map_err(crate::drf::DrfError::from)?;
+        sum.add(resources)
+            .map_err(crate::allocator::sorter::drf::DrfError::from)?;
         self.allocated
             .entry(framework.to_owned())
             .or_default()
             .add(resources)
-            .map_err(crate::drf::DrfError::from)?;
+            .map_err(crate::allocator::sorter::drf::DrfError::from)?;
         self.allocated_sum = sum;
         Ok(())
     }

@@ -13,6 +13,7 @@
 mod filters;
 mod hierarchical;
 pub mod process;
+pub mod sorter;
 
 use std::time::Instant;
 
@@ -59,7 +60,7 @@ pub enum AllocatorError {
     },
     /// Inconsistent resource types.
     #[error(transparent)]
-    Drf(#[from] crate::drf::DrfError),
+    Drf(#[from] crate::allocator::sorter::drf::DrfError),
 }
 
 /// A resource allocation policy.

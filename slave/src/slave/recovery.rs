@@ -19,7 +19,7 @@
 //! ```
 //!
 //! The agent then keeps every recovered container (destroying only unknown ones), ends the
-//! previous run's executor watchdog, and re-registers with its checkpointed id and its tasks;
+//! previous run's executor reaper, and re-registers with its checkpointed id and its tasks;
 //! the status update manager resends what its log holds unacknowledged.
 
 use std::collections::{BTreeMap, HashSet};

@@ -1,8 +1,8 @@
-//! The executor watchdog: executors outlive their agent so that a restarted agent can recover
+//! The executor reaper: executors outlive their agent so that a restarted agent can recover
 //! them, but not forever. Each agent run starts one small detached shell
-//! ([`WATCHDOG_SCRIPT`]) that waits for the agent process to die, then waits the recovery
+//! ([`REAPER_SCRIPT`]) that waits for the agent process to die, then waits the recovery
 //! timeout, then ends (SIGTERM, 5 s, SIGKILL) every executor still checkpointed under the work
-//! dir. An agent that comes back in time ends the previous run's watchdog before it starts its
+//! dir. An agent that comes back in time ends the previous run's reaper before it starts its
 //! own, so the executors it recovers live on.
 //!
 //! One process per agent, checking once a second with shell builtins, costs nothing per
@@ -18,7 +18,7 @@ use crate::checkpoint::{write_atomic, MetaDir};
 /// `$1` the agent's pid, `$2` the recovery timeout in seconds, `$3` the `meta/executors`
 /// directory. An executor is ended only if its supervisor's command line still names its
 /// checkpoint directory (its pid was not reused).
-pub const WATCHDOG_SCRIPT: &str = r#"agent=$1; timeout=$2; dir=$3
+pub const REAPER_SCRIPT: &str = r#"agent=$1; timeout=$2; dir=$3
 while [ -e /proc/$agent/exe ]; do sleep 1; done
 sleep "$timeout"
 for signal in TERM KILL; do
@@ -31,17 +31,18 @@ for signal in TERM KILL; do
   [ $signal = TERM ] && sleep 5
 done"#;
 
-/// The word the watchdog's command line carries (its `$0`), to recognise it again.
+/// The word the reaper's command line carries (its `$0`), to recognise it again; kept as
+/// agents already in the field name it, so that a new agent recognises an older one's reaper.
 const NAME: &str = "keel-executor-watchdog";
 
-/// This agent run's watchdog.
+/// This agent run's reaper.
 #[derive(Debug)]
-pub struct Watchdog {
+pub struct Reaper {
     child: std::process::Child,
     pid_file: std::path::PathBuf,
 }
 
-impl Watchdog {
+impl Reaper {
     /// Its OS pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -49,7 +50,7 @@ impl Watchdog {
 
     /// Ends it (the agent stops cleanly and ends its executors itself).
     pub fn stop(mut self) {
-        // SAFETY: killpg(2) on the group the watchdog leads (its `sleep` too).
+        // SAFETY: killpg(2) on the group the reaper leads (its `sleep` too).
         unsafe {
             libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL);
         }
@@ -58,64 +59,61 @@ impl Watchdog {
     }
 }
 
-/// Ends the watchdog of an earlier run of the agent (it came back in time), then starts this
+/// Ends the reaper of an earlier run of the agent (it came back in time), then starts this
 /// run's, which ends the executors `timeout` after this process dies.
-pub fn start(meta: &MetaDir, timeout: Duration) -> std::io::Result<Watchdog> {
+pub fn start(meta: &MetaDir, timeout: Duration) -> std::io::Result<Reaper> {
     stop_previous(meta);
     let executors = meta.executors();
     std::fs::create_dir_all(&executors)?;
     let child = Command::new("/bin/sh")
         .arg("-c")
-        .arg(WATCHDOG_SCRIPT)
+        .arg(REAPER_SCRIPT)
         .arg(NAME)
         .arg(std::process::id().to_string())
         .arg(timeout.as_secs().max(1).to_string())
         .arg(&executors)
         // Nothing of the agent's: a test harness reading the agent's output must not wait for
-        // the watchdog, and a signal to the agent's group must not reach it.
+        // the reaper, and a signal to the agent's group must not reach it.
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()?;
     let pid = child.id();
-    let watchdog = Watchdog {
+    let reaper = Reaper {
         child,
-        pid_file: meta.watchdog_pid(),
+        pid_file: meta.reaper_pid(),
     };
-    write_atomic(&watchdog.pid_file, pid.to_string().as_bytes()).map_err(std::io::Error::other)?;
+    write_atomic(&reaper.pid_file, pid.to_string().as_bytes()).map_err(std::io::Error::other)?;
     tracing::info!(
         pid,
         timeout_secs = timeout.as_secs(),
-        "executor watchdog started"
+        "executor reaper started"
     );
-    Ok(watchdog)
+    Ok(reaper)
 }
 
-/// Ends the watchdog named in `meta/watchdog.pid`, if that process is one (an earlier run's,
+/// Ends the reaper named in `meta/watchdog.pid`, if that process is one (an earlier run's,
 /// orphaned when that run died).
 pub fn stop_previous(meta: &MetaDir) {
-    let path = meta.watchdog_pid();
+    let path = meta.reaper_pid();
     let Some(pid) = std::fs::read_to_string(&path)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
     else {
         return;
     };
-    if is_watchdog(pid, &meta.executors()) {
-        // SAFETY: killpg(2) on the group the watchdog leads (its `sleep` too).
+    if is_reaper(pid, &meta.executors()) {
+        // SAFETY: killpg(2) on the group the reaper leads (its `sleep` too).
         unsafe {
             libc::killpg(pid, libc::SIGKILL);
         }
-        tracing::info!(
-            pid,
-            "ended the executor watchdog of the agent's earlier run"
-        );
+        tracing::info!(pid, "ended the executor reaper of the agent's earlier run");
     }
     let _ = std::fs::remove_file(path);
 }
 
-fn is_watchdog(pid: i32, executors: &Path) -> bool {
+fn is_reaper(pid: i32, executors: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
@@ -128,18 +126,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_watchdog_is_recognised_and_stopped() {
+    fn a_reaper_is_recognised_and_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let meta = MetaDir::new(dir.path());
         let first = start(&meta, Duration::from_secs(600)).unwrap();
         let pid = first.pid() as i32;
         // Right after the spawn the kernel may not show its command line yet.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !is_watchdog(pid, &meta.executors()) {
-            assert!(std::time::Instant::now() < deadline, "watchdog not seen");
+        while !is_reaper(pid, &meta.executors()) {
+            assert!(std::time::Instant::now() < deadline, "reaper not seen");
             std::thread::yield_now();
         }
-        assert!(!is_watchdog(pid, Path::new("/elsewhere")));
+        assert!(!is_reaper(pid, Path::new("/elsewhere")));
         // Its agent "died" (the handle is lost): the next start ends it.
         std::mem::forget(first);
         let second = start(&meta, Duration::from_secs(600)).unwrap();
@@ -153,8 +151,8 @@ mod tests {
             libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
             "the first one was ended by the second start (status {status:#x})"
         );
-        assert!(meta.watchdog_pid().exists());
+        assert!(meta.reaper_pid().exists());
         second.stop();
-        assert!(!meta.watchdog_pid().exists());
+        assert!(!meta.reaper_pid().exists());
     }
 }

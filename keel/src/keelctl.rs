@@ -1,0 +1,596 @@
+//! keelctl, the operator's command line (the `keelctl` binary parses [`KeelctlFlags`] and calls
+//! [`run`]). Reads the cluster from the master's `/master/state`,
+//! runs one-off commands as a framework (`execute`, like `mesos-execute`), and posts control
+//! messages to any process (`send`). Human tables by default, `--json` for scripts.
+
+use std::process::ExitCode;
+
+use crate::example_runs::run_batch;
+use crate::master_address::MasterSource;
+use crate::tables;
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use frameworks::examples::batch::{BatchEvent, BatchSpec};
+use libactor::http_client::get_json;
+use protos::v1::TaskState;
+use resources::Resources;
+use serde_json::json;
+
+/// keelctl's flags and subcommand.
+#[derive(Debug, Parser)]
+#[command(name = "keelctl", version, about = "Operate a Keel cluster.")]
+pub struct KeelctlFlags {
+    /// The master: `host:port`, `master@host:port`, or `zk://host:port,…/path` for the leader
+    /// elected in ZooKeeper.
+    #[arg(
+        long,
+        global = true,
+        env = "KEEL_MASTER",
+        default_value = "127.0.0.1:5050"
+    )]
+    master: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The master, its agents and frameworks.
+    State,
+    /// Registered agents with their resources.
+    Agents,
+    /// Registered frameworks.
+    Frameworks,
+    /// Live tasks of every framework.
+    Tasks,
+    /// Run a command as tasks of a one-off framework; streams their states and exits non-zero
+    /// if any did not finish.
+    Execute {
+        /// The shell command each task runs.
+        #[arg(long)]
+        command: String,
+        /// CPUs per task.
+        #[arg(long, default_value_t = 0.1)]
+        cpus: f64,
+        /// Memory per task, MiB.
+        #[arg(long, default_value_t = 32.0)]
+        mem: f64,
+        /// How many tasks.
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        /// The framework's name.
+        #[arg(long, default_value = "keelctl-execute")]
+        name: String,
+        /// The address keelctl listens on for the master's messages.
+        #[arg(long, env = "KEEL_IP", default_value = "127.0.0.1")]
+        ip: std::net::IpAddr,
+        /// A file with `principal secret` to authenticate the framework with.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Autopilot: every machine the device manager knows, with its health.
+    Machines,
+    /// Autopilot: one machine's state, last watchdog results and history.
+    Machine {
+        /// The machine's id (its hostname).
+        id: String,
+    },
+    /// Autopilot: the last watchdog results of every machine.
+    Watchdogs,
+    /// Autopilot: the device manager's audit log of changes to the ground truth.
+    Audit {
+        /// Only records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
+    /// Autopilot: drain a machine and repair it now (it then goes through Probation).
+    Repair {
+        /// The machine's id (its hostname).
+        machine: String,
+        /// What to do: reboot, reimage or replace.
+        #[arg(long)]
+        action: String,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Autopilot: upload a manifest's files and roll it out one scale unit at a time, with a
+    /// progress bar per unit; exits non-zero if it rolled back.
+    Deploy {
+        /// The manifest (TOML); file sources are read relative to it.
+        manifest: std::path::PathBuf,
+        /// Machines per scale unit.
+        #[arg(long, default_value_t = autopilot::rollout::DEFAULT_UNIT_SIZE)]
+        unit_size: u32,
+        /// Percent of a unit that must be Healthy on the new version to go on.
+        #[arg(long, default_value_t = autopilot::rollout::DEFAULT_HEALTHY_THRESHOLD * 100.0)]
+        healthy_threshold: f64,
+        /// Start the rollout and return without following it.
+        #[arg(long)]
+        no_wait: bool,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Autopilot: the rollout under way (or the last one).
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
+    /// Autopilot: stop the running rollout and take every updated unit back.
+    Rollback {
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Autopilot: make every machine sync its manifest and run its watchdogs now.
+    Kick {
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Post a control message to a process: `send master@127.0.0.1:5050 ReviveOffersMessage
+    /// '{"frameworkId": {"value": "…"}}'`.
+    Send {
+        /// The receiving process.
+        to: String,
+        /// The message's name (short or full).
+        message: String,
+        /// The message as JSON (protobuf's JSON mapping).
+        #[arg(value_name = "JSON")]
+        body: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RolloutCommand {
+    /// Each scale unit's progress.
+    Status,
+}
+
+/// How long keelctl waits for ZooKeeper to name a leading master.
+const LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs one keelctl command; the exit code says whether what it ran succeeded.
+pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
+    let source =
+        MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
+    // With ZooKeeper, ask whichever master leads now.
+    let (master, _detector) = source.resolve(LEADER_WAIT).await?;
+    let state = || async {
+        get_json(master.address(), "/master/state")
+            .await
+            .with_context(|| format!("reading the state of {master}"))
+    };
+    match flags.command {
+        Command::State => {
+            let state = state().await?;
+            print_either(flags.json, &state, || tables::summary(&state));
+        }
+        Command::Agents => {
+            let state = state().await?;
+            print_either(flags.json, &state["slaves"], || tables::agents(&state));
+        }
+        Command::Frameworks => {
+            let state = state().await?;
+            print_either(flags.json, &state["frameworks"], || {
+                tables::frameworks(&state)
+            });
+        }
+        Command::Tasks => {
+            let state = state().await?;
+            let tasks: Vec<&serde_json::Value> = state["frameworks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|f| f["tasks"].as_array().into_iter().flatten())
+                .collect();
+            print_either(flags.json, &json!(tasks), || tables::tasks(&state));
+        }
+        Command::Execute {
+            command,
+            cpus,
+            mem,
+            instances,
+            name,
+            ip,
+            credential,
+        } => {
+            let credential = read_credential(credential.as_deref())?;
+            let launch = Launch {
+                command,
+                cpus,
+                mem,
+                instances,
+                name,
+                ip,
+                credential,
+            };
+            return execute(&master, flags.json, launch).await;
+        }
+        Command::Machines => {
+            let v = device_manager(&master, "/machines").await?;
+            print_either(flags.json, &v, || crate::machine_tables::machines(&v));
+        }
+        Command::Machine { id } => {
+            let path = format!("/machine?id={}", percent_encode(&id));
+            let v = device_manager(&master, &path).await?;
+            print_either(flags.json, &v, || crate::machine_tables::machine(&v));
+        }
+        Command::Watchdogs => {
+            let v = device_manager(&master, "/machines").await?;
+            let mut rows = Vec::new();
+            for m in v["machines"].as_array().into_iter().flatten() {
+                let id = m["id"].as_str().unwrap_or_default();
+                let path = format!("/machine?id={}", percent_encode(id));
+                let detail = device_manager(&master, &path).await?;
+                for w in detail["watchdogs"].as_array().into_iter().flatten() {
+                    rows.push(json!({"machine": id, "name": w["name"], "status": w["status"], "text": w["text"]}));
+                }
+            }
+            let rows = json!(rows);
+            print_either(flags.json, &rows, || {
+                let table: Vec<Vec<String>> = rows
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        ["machine", "name", "status", "text"]
+                            .map(|k| tables::text(&r[k]))
+                            .to_vec()
+                    })
+                    .collect();
+                tables::render(&["MACHINE", "WATCHDOG", "STATUS", "TEXT"], &table)
+            });
+        }
+        Command::Audit { since } => {
+            let v = device_manager(&master, &format!("/audit?since={since}")).await?;
+            print_either(flags.json, &v["audit"], || crate::machine_tables::audit(&v));
+        }
+        Command::Repair {
+            machine,
+            action,
+            credential,
+        } => {
+            let credential = read_credential(credential.as_deref())?;
+            if !flags.json {
+                println!(
+                    "asking the device manager beside {master} to drain {machine} and {action} it"
+                );
+            }
+            let body = json!({"machine": machine, "action": action});
+            let v = post_json(&master, "/device-manager/repair", body, credential.as_ref()).await?;
+            print_either(flags.json, &v, || {
+                format!(
+                    "accepted: {} will be drained and get {} (by {})\n",
+                    tables::text(&v["machine"]),
+                    tables::text(&v["action"]),
+                    tables::text(&v["operator"]),
+                )
+            });
+        }
+        Command::Deploy {
+            manifest,
+            unit_size,
+            healthy_threshold,
+            no_wait,
+            credential,
+        } => {
+            let credential = read_credential(credential.as_deref())?;
+            let deploy = Deploy {
+                path: manifest,
+                unit_size,
+                healthy_threshold,
+                wait: !no_wait,
+            };
+            return deploy_manifest(&master, flags.json, deploy, credential.as_ref()).await;
+        }
+        Command::Rollout {
+            command: RolloutCommand::Status,
+        } => {
+            let v = device_manager(&master, "/rollout").await?;
+            print_either(flags.json, &v, || crate::machine_tables::rollout(&v));
+        }
+        Command::Rollback { credential } => {
+            let credential = read_credential(credential.as_deref())?;
+            if !flags.json {
+                println!(
+                    "asking the device manager beside {master} to roll the running rollout back"
+                );
+            }
+            let v = post_json(
+                &master,
+                "/device-manager/rollback",
+                json!({}),
+                credential.as_ref(),
+            )
+            .await?;
+            print_either(flags.json, &v, || crate::machine_tables::rollout(&v));
+        }
+        Command::Kick { credential } => {
+            let credential = read_credential(credential.as_deref())?;
+            let v = post_json(
+                &master,
+                "/device-manager/kick",
+                json!({}),
+                credential.as_ref(),
+            )
+            .await?;
+            print_either(flags.json, &v, || {
+                format!("kicked {} machine(s)\n", tables::text(&v["kicked"]))
+            });
+        }
+        Command::Send { to, message, body } => {
+            let to: libactor::Upid = to.parse().with_context(|| format!("receiver {to}"))?;
+            let from: libactor::Upid = format!("keelctl@{}:1", to.host())
+                .parse()
+                .context("keelctl's own pid")?;
+            let full = crate::send_message::send(&from, &to, &message, &body).await?;
+            if flags.json {
+                println!("{}", json!({"sent": full, "to": to.to_string()}));
+            } else {
+                println!("sent {full} to {to}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// GETs one of the device manager's routes (it runs beside the leading master).
+async fn device_manager(master: &libactor::Upid, route: &str) -> anyhow::Result<serde_json::Value> {
+    get_json(master.address(), &format!("/device-manager{route}"))
+        .await
+        .with_context(|| {
+            format!("asking the device manager beside {master} (does the master run --autopilot?)")
+        })
+}
+
+/// The headers proving `credential`, if any.
+fn auth_headers(credential: Option<&authentication::Credential>) -> Vec<(&'static str, String)> {
+    credential
+        .map(|c| ("authorization", authentication::basic_authorization(c)))
+        .into_iter()
+        .collect()
+}
+
+/// POSTs `body` as JSON to `path` on the leading master's node; its JSON answer.
+async fn post_json(
+    master: &libactor::Upid,
+    path: &str,
+    body: serde_json::Value,
+    credential: Option<&authentication::Credential>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut headers = auth_headers(credential);
+    headers.push(("content-type", "application/json".to_owned()));
+    let reply = libactor::http_client::request(
+        master.address(),
+        "POST",
+        path,
+        &headers,
+        body.to_string().into(),
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&reply.body);
+    if reply.status != 200 {
+        bail!("{path} refused: {} {}", reply.status, text.trim());
+    }
+    serde_json::from_str(&text).with_context(|| format!("{path} answered no JSON"))
+}
+
+fn read_credential(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<authentication::Credential>> {
+    Ok(path
+        .map(authentication::Credential::from_file)
+        .transpose()?)
+}
+
+/// What `keelctl deploy` does.
+struct Deploy {
+    path: std::path::PathBuf,
+    unit_size: u32,
+    healthy_threshold: f64,
+    wait: bool,
+}
+
+/// Uploads the manifest's files, starts the rollout and follows it unit by unit.
+async fn deploy_manifest(
+    master: &libactor::Upid,
+    as_json: bool,
+    deploy: Deploy,
+    credential: Option<&authentication::Credential>,
+) -> anyhow::Result<ExitCode> {
+    if !(deploy.healthy_threshold > 0.0 && deploy.healthy_threshold <= 100.0) {
+        bail!("--healthy-threshold must be a percentage in (0, 100]");
+    }
+    let text = std::fs::read_to_string(&deploy.path)
+        .with_context(|| format!("reading {}", deploy.path.display()))?;
+    let mut parsed = autopilot::manifest::parse(&text)?;
+    let base = deploy
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let contents = autopilot::manifest::read_sources(&mut parsed, &base)?;
+    let m = &parsed.manifest;
+    if !as_json {
+        println!(
+            "deploying {} {} to machines of type {} in units of {} ({}% Healthy to go on), through {master}",
+            m.name, m.version, m.machine_type, deploy.unit_size, deploy.healthy_threshold
+        );
+    }
+    for ((file, source), data) in m.files.iter().zip(&parsed.sources).zip(contents) {
+        if source.is_none() {
+            continue;
+        }
+        let reply = libactor::http_client::request(
+            master.address(),
+            "POST",
+            "/deployment/files",
+            &auth_headers(credential),
+            data.into(),
+        )
+        .await?;
+        if reply.status != 200 {
+            bail!(
+                "uploading {}: {} {}",
+                file.path,
+                reply.status,
+                String::from_utf8_lossy(&reply.body).trim()
+            );
+        }
+        if !as_json {
+            println!(
+                "  uploaded {} ({} bytes, sha256 {})",
+                file.path,
+                file.size,
+                &file.sha256[..12]
+            );
+        }
+    }
+    let body = json!({
+        "manifest": autopilot::manifest::to_json(m),
+        "unit_size": deploy.unit_size,
+        "healthy_threshold": deploy.healthy_threshold / 100.0,
+    });
+    let mut v = post_json(master, "/device-manager/deploy", body, credential).await?;
+    let mut shown = String::new();
+    loop {
+        let state = v["rollout"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // Printed only when something changed: a line of JSON, or the units' bars.
+        let now = if as_json {
+            format!("{}\n", v["rollout"])
+        } else {
+            crate::machine_tables::rollout(&v)
+        };
+        if now != shown {
+            print!("{now}");
+            shown = now;
+        }
+        match state.as_str() {
+            "Succeeded" => return Ok(ExitCode::SUCCESS),
+            "RolledBack" => return Ok(ExitCode::FAILURE),
+            _ if !deploy.wait => return Ok(ExitCode::SUCCESS),
+            _ => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        v = device_manager(master, "/rollout").await?;
+    }
+}
+
+/// `text` safe in a query string.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn print_either(as_json: bool, value: &serde_json::Value, table: impl FnOnce() -> String) {
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+        );
+    } else {
+        print!("{}", table());
+    }
+}
+
+/// What `keelctl execute` runs.
+struct Launch {
+    command: String,
+    cpus: f64,
+    mem: f64,
+    instances: usize,
+    name: String,
+    ip: std::net::IpAddr,
+    credential: Option<authentication::Credential>,
+}
+
+async fn execute(
+    master: &libactor::Upid,
+    as_json: bool,
+    launch: Launch,
+) -> anyhow::Result<ExitCode> {
+    let Launch {
+        command,
+        cpus,
+        mem,
+        instances,
+        name,
+        ip,
+        credential,
+    } = launch;
+    if instances == 0 {
+        bail!("--instances must be at least 1");
+    }
+    if !(cpus > 0.0 && mem > 0.0 && cpus.is_finite() && mem.is_finite()) {
+        bail!("--cpus and --mem must be positive numbers");
+    }
+    let task_resources: Resources = format!("cpus:{cpus};mem:{mem}")
+        .parse()
+        .context("task resources")?;
+    if !as_json {
+        println!(
+            "launching {instances} task(s) of `{command}` ({task_resources} each) through {master}"
+        );
+    }
+    let node = libactor::Node::builder()
+        .bind(std::net::SocketAddr::new(ip, 0))
+        .single_threaded()
+        .start()
+        .context("starting keelctl's node")?;
+    let spec = BatchSpec {
+        task_prefix: name.clone(),
+        commands: vec![command; instances],
+        task_resources,
+    };
+    let outcomes = run_batch(&node, master, &name, spec, credential, |event| {
+        if let BatchEvent::Status {
+            task_id,
+            state,
+            agent,
+            message,
+        } = event
+        {
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"task": task_id, "state": state.as_str_name(), "agent": agent, "message": message})
+                );
+            } else {
+                println!("  {task_id:<24} {:<14} {agent}  {message}", state.as_str_name());
+            }
+        }
+    })
+    .await?;
+    node.shutdown().await;
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.state != TaskState::TaskFinished)
+        .collect();
+    if !as_json {
+        println!(
+            "{} task(s): {} finished, {} did not",
+            outcomes.len(),
+            outcomes.len() - failed.len(),
+            failed.len()
+        );
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

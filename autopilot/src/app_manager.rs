@@ -1,4 +1,4 @@
-//! The application manager (seed 000): the satellite on each agent that runs the processes of
+//! The application manager (Autopilot, Isard 2007): the satellite on each agent that runs the processes of
 //! the machine's active manifest and restarts them when they die. The device manager tells it
 //! what to run (`SyncManifest`); it has [`filesync`](crate::filesync) fetch and pre-load the
 //! files, switches over (old processes stopped, new ones started in the manifest's directory)

@@ -1,4 +1,4 @@
-//! The cockpit (seed 000): one web page served by the master (`/cockpit`, no external CDN)
+//! The cockpit (Autopilot, Isard 2007): one web page served by the master (`/cockpit`, no external CDN)
 //! showing machines by state, the repair queue, the rollout in progress and charts of the
 //! collected counters, refreshing itself every two seconds from the device manager's and the
 //! collection service's JSON routes.

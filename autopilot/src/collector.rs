@@ -1,4 +1,4 @@
-//! The collection service (seed 000): every interval it gathers each machine's performance
+//! The collection service (Autopilot, Isard 2007): every interval it gathers each machine's performance
 //! counters (its node's `/metrics/snapshot`) and recent warning and error log lines (its
 //! watchdog service's `/watchdog/log`) into bounded in-memory time series at the master,
 //! for the cockpit and operators.

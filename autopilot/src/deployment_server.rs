@@ -2,7 +2,7 @@
 //! the agents' filesync in chunks. It runs beside the device manager (`deployment` on the
 //! master's node).
 //!
-//! Congestion control (seed 000): at most [`DeploymentServerConfig::max_transfers`] files are
+//! Congestion control (Autopilot, Isard 2007): at most [`DeploymentServerConfig::max_transfers`] files are
 //! in transfer at once. A transfer is named by its client (`transfer=`); a chunk of a transfer
 //! not admitted while the server is full is answered 503 (the client backs off and retries).
 //! A transfer ends with its last chunk, or after [`TRANSFER_IDLE`] without one.

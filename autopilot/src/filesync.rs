@@ -1,4 +1,4 @@
-//! Filesync (seed 000): brings a manifest's files onto the machine from the deployment server
+//! Filesync (Autopilot, Isard 2007): brings a manifest's files onto the machine from the deployment server
 //! and pre-loads them, without activating anything. Files already in place with the right
 //! digest are kept; others are fetched in chunks into a `.part` file (a later attempt resumes
 //! where it stopped), checked against their sha256 (a corrupt download is thrown away and

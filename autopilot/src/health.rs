@@ -1,4 +1,4 @@
-//! The failure / recovery state machine (seed 000): when a machine counts as failed, which
+//! The failure / recovery state machine (Autopilot, Isard 2007): when a machine counts as failed, which
 //! repair it gets, and when it is healthy again. Pure functions of reports and times, so that
 //! every transition is testable without a cluster.
 //!
@@ -10,6 +10,11 @@
 //!     └──────────────────────────────────────────────────┼────────────────────────────┘
 //!                                                        └── next, stronger action
 //! ```
+//!
+//! The legal moves, in one table ([`can_move`]): Healthy → Failure or Probation (a rollout's
+//! unit switching); Failure → Failure (a stronger action ordered) or Probation (the action
+//! carried out); Probation → Healthy, Failure or Probation (a rollout or rollback switching it
+//! again). Nothing else: a failed machine is Healthy again only through Probation.
 //!
 //! Actions escalate within an *episode* (failures not separated by a long quiet time):
 //! Reboot, then Reimage, then Replace. A machine that failed before but then ran quietly for
@@ -170,6 +175,16 @@ pub fn choose_action(
     }
 }
 
+/// Whether a machine in `from` may move to `to` (see the module's table). The device manager
+/// refuses, logs and counts any other move.
+pub fn can_move(from: HealthState, to: HealthState) -> bool {
+    use HealthState::*;
+    matches!(
+        (from, to),
+        (Healthy, Failure | Probation) | (Failure, Failure | Probation) | (Probation, _)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +333,17 @@ mod tests {
         let mut after = history.clone();
         after.push(event(700.0 + day, Failure, DoNothing));
         assert_eq!(choose_action(&policy, &after, false, 800.0 + day), Reboot);
+    }
+
+    #[test]
+    fn a_failed_machine_is_healthy_again_only_through_probation() {
+        use HealthState::*;
+        assert!(can_move(Healthy, Failure));
+        assert!(can_move(Failure, Probation));
+        assert!(can_move(Probation, Healthy));
+        assert!(can_move(Probation, Failure));
+        assert!(can_move(Failure, Failure), "a stronger action");
+        assert!(!can_move(Failure, Healthy));
+        assert!(!can_move(Healthy, Healthy));
     }
 }

@@ -1,4 +1,4 @@
-//! Autopilot (seed 000): automatic data-center management on Keel's machines. The
+//! Autopilot (Autopilot, Isard 2007): automatic data-center management on Keel's machines. The
 //! [`device_manager`] holds the ground truth and decides; satellites such as the
 //! [`watchdog`] service look at machines and report to it, never repairing on their own.
 //!
@@ -16,7 +16,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The pieces, by Autopilot's services (seed 000):
+//! The pieces, by Autopilot's services (Autopilot, Isard 2007):
 //! - device manager: [`device_manager`] (decides; its ground truth in [`ground_truth`]),
 //!   [`health`] (the failure/recovery state machine), [`repair_limits`], [`rollout`] (scale
 //!   units, threshold, rollback), [`machine_gate`] (how it drains machines through the master).

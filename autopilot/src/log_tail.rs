@@ -1,5 +1,5 @@
 //! The newest warning and error log lines of this OS process, kept in a bounded ring for the
-//! collection service (seed 000: the cockpit shows machines' recent errors). Installed as a
+//! collection service (Autopilot, Isard 2007: the cockpit shows machines' recent errors). Installed as a
 //! `tracing` layer by the binaries; the watchdog service serves it at `/watchdog/log`.
 
 use std::collections::VecDeque;

@@ -1,4 +1,4 @@
-//! Limits that keep automatic repair from making an outage worse (seed 000): at most a few
+//! Limits that keep automatic repair from making an outage worse (Autopilot, Isard 2007): at most a few
 //! machines in repair at once across the cluster, and never fewer healthy machines of a type
 //! than its floor. A machine whose errors persist while a limit is reached waits in the repair
 //! queue, still serving, until repairs finish.

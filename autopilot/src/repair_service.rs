@@ -1,4 +1,4 @@
-//! The repair service (seed 000): takes the repair orders of the device manager and carries
+//! The repair service (Autopilot, Isard 2007): takes the repair orders of the device manager and carries
 //! them out through a [`RepairDriver`], reporting each outcome back (`RepairOutcome`). It
 //! decides nothing: which machine, which action and when are the device manager's; the
 //! machine is drained before the order is given.

@@ -1,4 +1,4 @@
-//! Rolling deployment (seed 000) as a state machine over the device manager's records: a
+//! Rolling deployment (Autopilot, Isard 2007) as a state machine over the device manager's records: a
 //! machine type moves to a manifest one scale unit at a time. A unit's machines enter
 //! Probation and switch; the rollout goes on only once at least the threshold of the unit is
 //! Healthy again on the new version. If that can no longer happen (too many of the unit failed

@@ -1,6 +1,6 @@
 //! The watchdog service: a satellite on every agent that looks at its machine every interval
 //! and reports what it saw to the device manager (`WatchdogReport`). It never repairs anything
-//! itself (seed 000: satellites report, the device manager decides).
+//! itself (Autopilot, Isard 2007: satellites report, the device manager decides).
 //!
 //! Built-in watchdogs:
 //! - `work_dir`: the agent's work dir accepts a new file, and its file system has at least
@@ -12,7 +12,7 @@
 //! - `tasks` and `agent`: see [`agent_checks`](crate::agent_checks).
 //!
 //! Custom watchdogs are the executables in `--watchdog-dir` and, deployed like any application
-//! (seed 000), those in the [`MANIFEST_WATCHDOGS`] directory of the active manifest, run one
+//! (Autopilot, Isard 2007), those in the [`MANIFEST_WATCHDOGS`] directory of the active manifest, run one
 //! after the other each round with a timeout. A new version that ships a failing check thus
 //! fails its rollout in the first scale unit. Exit status 0, 1, 2 is OK, Warning, Error; 3 is an Error marked fatal
 //! (the strongest repair at once, e.g. a disk error). The first [`MAX_OUTPUT`] bytes of stdout

@@ -1,4 +1,4 @@
-//! The durable store behind the registrar (and, later, Autopilot's ground truth): a few named
+//! The durable store behind the registrar and Autopilot's ground truth: a few named
 //! values, each with a version, written only by compare-and-set. Two backends:
 //!
 //! - [`ZkStore`]: one persistent znode per key under `{path}/registry`; the znode's version is

@@ -30,7 +30,7 @@
 //! answered, and a new leader waits for the registry's agents and frameworks (see
 //! `recovery`); re-registration and framework failover are in `reregistration`.
 
-use protos::IdText;
+use protos::{IdText, IllegalTaskMove};
 use std::collections::HashMap;
 
 use crate::fast_hash::{FastMap, FastSet};
@@ -176,6 +176,7 @@ struct MasterMetrics {
     tasks_launched: Counter,
     tasks_refused: Counter,
     invalid_messages: Counter,
+    task_state_moves_refused: Counter,
     authentication_failures: Counter,
     registrations_refused: Counter,
     tasks_revoked: Counter,
@@ -382,6 +383,13 @@ impl Master {
         self.tasks.len()
     }
 
+    /// The state the master holds for `task` of `framework`, while it is not terminal.
+    pub fn task_state(&self, framework: &str, task: &str) -> Option<TaskState> {
+        self.tasks
+            .get(&(framework.to_owned(), task.to_owned()))
+            .map(|t| t.state)
+    }
+
     /// Agents marked unreachable (after missing pings, or not back after a failover), sorted.
     pub fn unreachable_agents(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.recovery.unreachable.keys().cloned().collect();
@@ -403,6 +411,12 @@ impl Master {
         if let Some(m) = &self.metrics {
             pick(m).inc();
         }
+    }
+
+    /// Logs and counts a task-state move the table refused (the task keeps its state).
+    fn refuse_move(&self, framework: &str, task: &str, refused: IllegalTaskMove) {
+        self.count(|m| &m.task_state_moves_refused);
+        tracing::warn!(%framework, %task, "task state kept: {refused}");
     }
 
     fn info(&self, ctx: &Context<Self>) -> MasterInfo {
@@ -922,8 +936,9 @@ impl Master {
                 tracing::warn!(%from, %framework, task = %task_id, "status update from a process that is not the task's agent");
                 return;
             }
-            task.state = state;
-            if state.is_terminal() {
+            if let Err(refused) = task.state.move_to(state) {
+                self.refuse_move(&framework, &task_id, refused);
+            } else if state.is_terminal() {
                 self.count_task_end(ctx, state);
                 if let Some(task) = self.tasks.remove(&(framework.clone(), task_id)) {
                     self.recover(&framework, &task.agent, task.resources, None);
@@ -1053,8 +1068,13 @@ impl Master {
             .map(|a| a.pid.clone());
         match agent {
             Some(pid) => {
-                if let Some(task) = self.tasks.get_mut(&(framework, task_id)) {
-                    task.state = TaskState::TaskKilling;
+                let key = (framework, task_id);
+                let refused = self
+                    .tasks
+                    .get_mut(&key)
+                    .and_then(|task| task.state.move_to(TaskState::TaskKilling).err());
+                if let Some(refused) = refused {
+                    self.refuse_move(&key.0, &key.1, refused);
                 }
                 ctx.send(&pid, msg);
             }
@@ -1280,6 +1300,7 @@ impl Process for Master {
             tasks_launched: m.counter("master/tasks_launched"),
             tasks_refused: m.counter("master/tasks_refused"),
             invalid_messages: m.counter("master/invalid_messages"),
+            task_state_moves_refused: m.counter("master/task_state_moves_refused"),
             authentication_failures: m.counter("master/authentication_failures"),
             registrations_refused: m.counter("master/registrations_refused"),
             tasks_revoked: m.counter("master/tasks_revoked"),

@@ -567,6 +567,55 @@ async fn kill_goes_to_the_agent_and_unknown_tasks_are_reported_lost() {
 }
 
 #[tokio::test]
+async fn a_late_running_update_does_not_move_a_task_back_from_killing() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.accept(&offers[0], vec![task("t1", "cpus:1;mem:128")]);
+    c.agent_update("t1", TaskState::TaskRunning);
+    c.clock.settle().await.unwrap();
+    c.node.send_from(
+        &c.scheduler,
+        &c.master,
+        protos::internal::KillTaskMessage {
+            framework_id: Some(c.framework_id.clone()),
+            task_id: Some(TaskId { value: "t1".into() }),
+            kill_policy: None,
+            reason: None,
+        },
+    );
+    c.clock.settle().await.unwrap();
+    let master = c.handle.master.clone();
+    let framework = c.framework_id.value.clone();
+    let state = || {
+        let framework = framework.clone();
+        master.call(move |m, _| m.task_state(&framework, "t1"))
+    };
+    assert_eq!(state().await.unwrap(), Some(TaskState::TaskKilling));
+    // A RUNNING the agent sent before the kill reached it arrives after: the framework still
+    // hears it, but the master's task does not go back to RUNNING.
+    while c.scheduler_rx.try_recv().is_ok() {}
+    c.agent_update("t1", TaskState::TaskRunning);
+    c.clock.settle().await.unwrap();
+    assert_eq!(state().await.unwrap(), Some(TaskState::TaskKilling));
+    let forwarded = updates(&mut c.scheduler_rx);
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(forwarded[0].state, TaskState::TaskRunning as i32);
+    assert_eq!(
+        c.node.metrics().snapshot()["master/task_state_moves_refused"],
+        1.0
+    );
+    // The kill's outcome moves it on, and it ends.
+    c.agent_update("t1", TaskState::TaskKilled);
+    c.clock.settle().await.unwrap();
+    assert_eq!(state().await.unwrap(), None);
+    assert_eq!(
+        c.node.metrics().snapshot()["master/task_state_moves_refused"],
+        1.0
+    );
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
 async fn explicit_and_implicit_reconciliation() {
     let mut c = cluster().await;
     let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);

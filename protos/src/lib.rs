@@ -29,6 +29,7 @@ mod id_text;
 mod task_state;
 
 pub use id_text::IdText;
+pub use task_state::IllegalTaskMove;
 
 /// Every Keel message's descriptor (a serialized `FileDescriptorSet`), for tools that map JSON
 /// to protobuf by name, such as `keelctl send`.

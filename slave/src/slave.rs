@@ -27,7 +27,7 @@
 //!
 //! Route: `GET /slave(N)/state`: the agent's id, resources, frameworks, executors and tasks.
 
-use protos::IdText;
+use protos::{IdText, IllegalTaskMove};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -161,6 +161,7 @@ struct SlaveMetrics {
     executors_launched: Counter,
     executors_exited: Counter,
     invalid_messages: Counter,
+    task_state_moves_refused: Counter,
     container_launch_errors: Counter,
     container_limitations: Counter,
     orphans_destroyed: Counter,
@@ -291,6 +292,12 @@ impl Slave {
         if let Some(m) = &self.metrics {
             pick(m).inc();
         }
+    }
+
+    /// Logs and counts a task-state move the table refused (the task keeps its state).
+    fn refuse_move(&self, framework: &str, task: &str, refused: IllegalTaskMove) {
+        self.count(|m| &m.task_state_moves_refused);
+        tracing::warn!(%framework, %task, "task state kept: {refused}");
     }
 
     fn agent_info(&self) -> AgentInfo {
@@ -690,11 +697,15 @@ impl Slave {
             return;
         }
         let executor_id = executor.id.clone();
-        if let Some(task) = executor.tasks.get_mut(&task_id) {
-            task.state = state;
-        }
+        let refused = executor
+            .tasks
+            .get_mut(&task_id)
+            .and_then(|task| task.state.move_to(state).err());
         if state.is_terminal() {
             executor.update_container();
+        }
+        if let Some(refused) = refused {
+            self.refuse_move(&framework, &task_id, refused);
         }
         status.source = Source::Executor as i32;
         status.agent_id = self.id.clone().map(|value| AgentId { value });
@@ -738,11 +749,15 @@ impl Slave {
         message: String,
     ) {
         let mut healthy = None;
+        let mut refused = None;
         if let Some(e) = self.executor_mut(framework, executor) {
             if let Some(t) = e.tasks.get_mut(task) {
-                t.state = state;
+                refused = t.state.move_to(state).err();
                 healthy = t.healthy;
             }
+        }
+        if let Some(refused) = refused {
+            self.refuse_move(framework, task, refused);
         }
         self.report_status(
             ctx, framework, executor, task, state, reason, message, healthy,
@@ -872,8 +887,12 @@ impl Slave {
                 ExecutorKind::Command => (TaskState::TaskFailed, Reason::CommandExecutorFailed),
                 ExecutorKind::Custom => (TaskState::TaskFailed, Reason::ExecutorTerminated),
             };
-            if let Some(t) = executor.tasks.get_mut(&task) {
-                t.state = state;
+            if let Some(Err(refused)) = executor
+                .tasks
+                .get_mut(&task)
+                .map(|t| t.state.move_to(state))
+            {
+                self.refuse_move(framework, &task, refused);
             }
             self.count_terminal(state);
             let message = match (&limitation, executor.kind) {
@@ -1012,8 +1031,12 @@ impl Slave {
             }
             (ExecutorKind::Custom, _) => {
                 // Queued for an executor that has not registered: it never started.
-                if let Some(t) = executor.tasks.get_mut(&task_id) {
-                    t.state = TaskState::TaskKilled;
+                if let Some(Err(refused)) = executor
+                    .tasks
+                    .get_mut(&task_id)
+                    .map(|t| t.state.move_to(TaskState::TaskKilled))
+                {
+                    self.refuse_move(&framework, &task_id, refused);
                 }
                 self.count(|m| &m.tasks_killed);
                 self.report(
@@ -1256,6 +1279,7 @@ impl Process for Slave {
             executors_launched: m.counter("slave/executors_launched"),
             executors_exited: m.counter("slave/executors_exited"),
             invalid_messages: m.counter("slave/invalid_messages"),
+            task_state_moves_refused: m.counter("slave/task_state_moves_refused"),
             container_launch_errors: m.counter("slave/container_launch_errors"),
             container_limitations: m.counter("slave/container_limitations"),
             orphans_destroyed: m.counter("slave/containers_orphans_destroyed"),

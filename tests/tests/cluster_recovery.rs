@@ -1,4 +1,4 @@
-//! Whole-cluster behaviour across failures and between frameworks: the seed's DRF example
+//! Whole-cluster behaviour across failures and between frameworks: the DRF paper's example
 //! through the real master and drivers, a master restart that agents and frameworks recover
 //! from, and a custom executor that dies under its tasks.
 

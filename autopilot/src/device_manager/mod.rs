@@ -1,4 +1,4 @@
-//! The device manager (seed 000): the one strongly consistent holder of every machine's ground
+//! The device manager (Autopilot, Isard 2007): the one strongly consistent holder of every machine's ground
 //! truth, and the only one that decides. It runs beside the leading master (`device-manager`
 //! on the master's node) and keeps its records in the registrar's store ([`ground_truth`]).
 //!
@@ -28,7 +28,7 @@ use protos::autopilot::{
 use tokio::sync::watch;
 
 use crate::ground_truth::{self, Recovered, AUDIT, KEYS, MAX_AUDIT, MAX_HISTORY};
-use crate::health::{choose_action, ErrorWindow, HealthPolicy, Verdict};
+use crate::health::{self, choose_action, ErrorWindow, HealthPolicy, Verdict};
 use crate::json;
 use crate::machine_gate::MachineGate;
 use crate::repair_limits::RepairLimits;
@@ -96,6 +96,7 @@ struct Metrics {
     invalid: Counter,
     failures: Counter,
     deferred: Counter,
+    moves_refused: Counter,
     orders: Counter,
     recoveries: Counter,
     writes: Counter,
@@ -253,6 +254,11 @@ impl DeviceManager {
             return;
         };
         let from = m.state();
+        if !health::can_move(from, state) {
+            self.count(|m| &m.moves_refused);
+            tracing::warn!(machine = %id, from = state_name(from), to = state_name(state), %actor, "machine state kept: not a legal move");
+            return;
+        }
         let hostname = m.hostname.clone();
         m.set_state(state);
         m.set_action(action);
@@ -758,6 +764,7 @@ impl Process for DeviceManager {
             invalid: m.counter("autopilot/invalid_messages"),
             failures: m.counter("autopilot/failures_declared"),
             deferred: m.counter("autopilot/failures_deferred"),
+            moves_refused: m.counter("autopilot/machine_state_moves_refused"),
             orders: m.counter("autopilot/repair_orders"),
             recoveries: m.counter("autopilot/recoveries"),
             writes: m.counter("autopilot/ground_truth_writes"),

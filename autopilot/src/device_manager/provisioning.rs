@@ -1,4 +1,4 @@
-//! Provisioning (seed 000): a machine the device manager hears of for the first time is given
+//! Provisioning (Autopilot, Isard 2007): a machine the device manager hears of for the first time is given
 //! its machine type by plain-text rules (patterns on its hostname or on one of its agent's
 //! attributes, first match wins; otherwise the type its agent declares), is sent its type's active manifest, and with burn-in stays in
 //! Probation for the probation period (drained: not offered to frameworks) before it is

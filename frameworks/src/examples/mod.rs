@@ -2,7 +2,7 @@
 //! [`crate::Executor`]) that `keel-local` and `keelctl` run:
 //!
 //! - [`batch`]: N shell commands run once each (what `keelctl execute` runs);
-//! - [`particles`]: seed 004's particle trajectories, computed by a custom executor;
+//! - [`particles`]: the particle-trajectory exercise, computed by a custom executor;
 //! - [`service`]: K long-running instances kept alive;
 //! - [`holding`]: a custom executor whose tasks run until killed.
 

@@ -1,4 +1,4 @@
-//! `particles` (seed 004): where do particles land? Each particle flies a parabola
+//! `particles` (a classic Mesos course exercise): where do particles land? Each particle flies a parabola
 //! `y = a·x² + b·x + c` (a < 0) and lands at its right zero; the framework counts how many land
 //! on the negative and on the positive half-axis.
 //!

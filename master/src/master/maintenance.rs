@@ -181,6 +181,7 @@ impl Master {
     /// Sends a kill for every live task on `agents`; returns how many.
     fn kill_tasks_on(&mut self, ctx: &mut Context<Self>, agents: &[String]) -> usize {
         let mut killed = 0;
+        let mut refusals = Vec::new();
         for ((framework, task_id), task) in self.tasks.iter_mut() {
             if !agents.contains(&task.agent) || task.state.is_terminal() {
                 continue;
@@ -188,7 +189,9 @@ impl Master {
             let Some(pid) = self.agents.get(&task.agent).map(|a| a.pid.clone()) else {
                 continue;
             };
-            task.state = TaskState::TaskKilling;
+            if let Err(refused) = task.state.move_to(TaskState::TaskKilling) {
+                refusals.push((framework.clone(), task_id.clone(), refused));
+            }
             killed += 1;
             ctx.send(
                 &pid,
@@ -203,6 +206,9 @@ impl Master {
                     reason: Some(Reason::AgentDraining as i32),
                 },
             );
+        }
+        for (framework, task, refused) in refusals {
+            self.refuse_move(&framework, &task, refused);
         }
         killed
     }

@@ -1,4 +1,4 @@
-//! Revocation (the Mesos paper's §3.4, seed 001): when a framework starves while another runs
+//! Revocation (the Mesos paper's §3.4, Hindman et al., NSDI 2011): when a framework starves while another runs
 //! tasks above its fair share, the master tells the over-share framework which of its tasks it
 //! will revoke, waits a grace period, and kills those still running if the starvation has not
 //! ended. A role's guarantee is never revoked.

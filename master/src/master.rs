@@ -33,7 +33,7 @@
 use protos::{IdText, IllegalTaskMove};
 use std::collections::HashMap;
 
-use crate::fast_hash::{FastMap, FastSet};
+use crate::fast_hash::FastSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -98,6 +98,7 @@ pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 mod agent_directory;
 mod authenticator;
+mod books;
 mod gauges;
 mod maintenance;
 mod recovery;
@@ -108,6 +109,7 @@ mod revocation;
 pub use agent_directory::AgentDirectory;
 use authenticator::Registrant;
 pub use authenticator::{AuthenticationPolicy, Principals};
+use books::{Books, FrameworkEntry, OfferEntry, TaskEntry};
 pub use maintenance::{DrainError, DrainOutcome, MAX_DRAINED};
 pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
 use recovery::{Recovery, UnknownTaskAgent};
@@ -116,44 +118,6 @@ use revocation::Revocations;
 mod state_json;
 
 type AllocatorRef = ProcessRef<AllocatorProcess<HierarchicalAllocator>>;
-
-struct AgentEntry {
-    pid: Upid,
-    info: AgentInfo,
-    total: Resources,
-    /// A pong arrived since the last ping.
-    pong_received: bool,
-    /// Pings in a row that got no pong.
-    missed_pings: u32,
-}
-
-struct FrameworkEntry {
-    pid: Upid,
-    info: FrameworkInfo,
-    /// Its scheduler is connected; an inactive framework gets no offers.
-    active: bool,
-    /// It asked for no offers (until it revives).
-    suppressed: bool,
-    /// Agents it has launched work on: its executors may live there after its tasks ended, so
-    /// a teardown tells each of them.
-    agents: std::collections::BTreeSet<String>,
-}
-
-struct OfferEntry {
-    framework: String,
-    agent: String,
-    resources: Resources,
-}
-
-struct TaskEntry {
-    /// Launch order (revocation takes the newest first).
-    launched: u64,
-    name: String,
-    executor: String,
-    agent: String,
-    state: TaskState,
-    resources: Resources,
-}
 
 /// Authentication state: the policy, challenges out, and who proved what.
 #[derive(Default)]
@@ -186,12 +150,8 @@ struct MasterMetrics {
 pub struct Master {
     id: String,
     allocator: AllocatorRef,
-    agents: FastMap<String, AgentEntry>,
-    /// Agent id by agent pid: pongs and registrations find their agent without a scan.
-    agent_by_pid: FastMap<Upid, String>,
-    frameworks: FastMap<String, FrameworkEntry>,
-    offers: FastMap<String, OfferEntry>,
-    tasks: FastMap<(String, String), TaskEntry>,
+    /// Agents, frameworks, offers and tasks.
+    books: Books,
     next_id: u64,
     auth: AuthState,
     revocations: Revocations,
@@ -296,11 +256,7 @@ impl Master {
         let master = reserved.spawn_ref(Master {
             id: master_id.to_owned(),
             allocator: allocator.clone(),
-            agents: FastMap::default(),
-            agent_by_pid: FastMap::default(),
-            frameworks: FastMap::default(),
-            offers: FastMap::default(),
-            tasks: FastMap::default(),
+            books: Books::default(),
             next_id: 0,
             auth: AuthState {
                 policy,
@@ -350,8 +306,8 @@ impl Master {
     /// Tells the allocator about an agent (kept out of offers if its machine is drained).
     fn add_to_allocator(&self, agent: &str, total: Resources, used: Vec<(String, Resources)>) {
         let drained = self
-            .agents
-            .get(agent)
+            .books
+            .agent(agent)
             .is_some_and(|a| self.is_drained(&a.info.hostname));
         let agent = agent.to_owned();
         self.tell_allocator("allocator refused an agent", move |a| {
@@ -370,23 +326,23 @@ impl Master {
 
     /// Agents registered now.
     pub fn agent_count(&self) -> usize {
-        self.agents.len()
+        self.books.agent_count()
     }
 
     /// Frameworks registered now (active or not).
     pub fn framework_count(&self) -> usize {
-        self.frameworks.len()
+        self.books.framework_count()
     }
 
     /// Tasks not yet known to be terminal.
     pub fn task_count(&self) -> usize {
-        self.tasks.len()
+        self.books.task_count()
     }
 
     /// The state the master holds for `task` of `framework`, while it is not terminal.
     pub fn task_state(&self, framework: &str, task: &str) -> Option<TaskState> {
-        self.tasks
-            .get(&(framework.to_owned(), task.to_owned()))
+        self.books
+            .task(&(framework.to_owned(), task.to_owned()))
             .map(|t| t.state)
     }
 
@@ -399,7 +355,7 @@ impl Master {
 
     /// Offers outstanding.
     pub fn offer_count(&self) -> usize {
-        self.offers.len()
+        self.books.offer_count()
     }
 
     fn next(&mut self, kind: &str) -> String {
@@ -443,7 +399,7 @@ impl Master {
                 return;
             }
         };
-        if let Some(id) = self.agent_by_pid.get(&from) {
+        if let Some(id) = self.books.agent_id_by_pid(&from) {
             // A retried registration: answer again, change nothing.
             ctx.send(
                 &from,
@@ -475,18 +431,11 @@ impl Master {
         total: Resources,
     ) {
         tracing::info!(agent = %id, %from, resources = %total, "agent registered");
-        self.agent_by_pid.insert(from.clone(), id.clone());
         self.directory.insert(&from, &info.hostname);
-        self.agents.insert(
-            id.clone(),
-            AgentEntry {
-                pid: from.clone(),
-                info,
-                total: total.clone(),
-                pong_received: false,
-                missed_pings: 0,
-            },
-        );
+        if let Err(e) = self.books.add_agent(&id, from.clone(), info, total.clone()) {
+            tracing::error!(agent = %id, error = %e, "a fresh agent id is taken");
+            return;
+        }
         self.watch_agent(ctx, id.clone());
         self.count(|m| &m.agents_registered);
         self.add_to_allocator(&id, total, Vec::new());
@@ -526,7 +475,7 @@ impl Master {
         } else {
             info.role.clone()
         };
-        if let Some((id, _)) = self.frameworks.iter().find(|(_, f)| f.pid == from) {
+        if let Some((id, _)) = self.books.frameworks().find(|(_, f)| f.pid == from) {
             // A retried registration: answer again, change nothing.
             let reply = FrameworkRegisteredMessage {
                 framework_id: Some(FrameworkId { value: id.clone() }),
@@ -557,16 +506,13 @@ impl Master {
     ) {
         tracing::info!(framework = %id, name = %info.name, %role, "framework registered");
         ctx.link(&from);
-        self.frameworks.insert(
-            id.clone(),
-            FrameworkEntry {
-                pid: from.clone(),
-                info,
-                active: true,
-                suppressed: false,
-                agents: Default::default(),
-            },
-        );
+        if let Err(e) = self
+            .books
+            .add_framework(&id, FrameworkEntry::new(from.clone(), info))
+        {
+            tracing::error!(framework = %id, error = %e, "a fresh framework id is taken");
+            return;
+        }
         self.count(|m| &m.frameworks_registered);
         let framework = id.clone();
         self.tell_allocator("allocator refused a new framework", move |a| {
@@ -598,11 +544,13 @@ impl Master {
     fn offer(&mut self, ctx: &mut Context<Self>, allocations: Vec<Allocation>) {
         let mut by_framework: HashMap<String, Vec<Offer>> = HashMap::new();
         for allocation in allocations {
-            if !self.frameworks.contains_key(&allocation.framework) {
+            if !self.books.has_framework(&allocation.framework)
+                || !self.books.has_agent(&allocation.agent)
+            {
                 // Removed since the cycle ran: the removal reached the allocator after this
-                // allocation, so the allocator forgot it with the framework. Nothing to give
-                // back.
-                tracing::debug!(framework = %allocation.framework, agent = %allocation.agent, "allocation for a removed framework dropped");
+                // allocation, so the allocator forgot it with the framework or agent. Nothing
+                // to give back.
+                tracing::debug!(framework = %allocation.framework, agent = %allocation.agent, "allocation for a removed framework or agent dropped");
                 continue;
             }
             let id = self.next("O");
@@ -617,25 +565,28 @@ impl Master {
                 resources: allocation.resources.to_proto(),
                 ..Default::default()
             };
+            let entry = OfferEntry {
+                framework: allocation.framework.clone(),
+                agent: allocation.agent,
+                resources: allocation.resources,
+            };
+            if let Err(e) = self.books.add_offer(&id, entry) {
+                // The allocator and the books disagree: a bug, never an offer.
+                debug_assert!(false, "offer {id} refused by the books: {e}");
+                tracing::error!(offer = %id, error = %e, "allocation refused by the master's books");
+                continue;
+            }
             let timed = id.clone();
             ctx.delay(OFFER_TIMEOUT, move |m: &mut Master, ctx| {
                 m.offer_timeout(ctx, timed)
             });
-            self.offers.insert(
-                id,
-                OfferEntry {
-                    framework: allocation.framework.clone(),
-                    agent: allocation.agent,
-                    resources: allocation.resources,
-                },
-            );
             by_framework
                 .entry(allocation.framework)
                 .or_default()
                 .push(offer);
         }
         for (framework, offers) in by_framework {
-            if let Some(entry) = self.frameworks.get(&framework) {
+            if let Some(entry) = self.books.framework(&framework) {
                 if let Some(m) = &self.metrics {
                     m.offers_sent.add(offers.len() as u64);
                 }
@@ -674,8 +625,8 @@ impl Master {
     fn take_offers(&mut self, framework: &str, ids: &[OfferId]) -> Option<Vec<OfferEntry>> {
         let valid = !ids.is_empty()
             && ids.iter().all(|id| {
-                self.offers
-                    .get(&id.value)
+                self.books
+                    .offer(&id.value)
                     .is_some_and(|o| o.framework == framework)
             });
         if !valid {
@@ -683,7 +634,7 @@ impl Master {
         }
         Some(
             ids.iter()
-                .filter_map(|id| self.offers.remove(&id.value))
+                .filter_map(|id| self.books.take_offer(&id.value))
                 .collect(),
         )
     }
@@ -710,8 +661,8 @@ impl Master {
     fn decline(&mut self, ctx: &mut Context<Self>, from: Upid, msg: DeclineOffersMessage) {
         let framework = msg.framework_id.text().to_owned();
         if self
-            .frameworks
-            .get(&framework)
+            .books
+            .framework(&framework)
             .is_none_or(|f| f.pid != from)
         {
             self.count(|m| &m.invalid_messages);
@@ -731,7 +682,7 @@ impl Master {
 
     fn accept(&mut self, ctx: &mut Context<Self>, from: Upid, msg: AcceptOffersMessage) {
         let framework = msg.framework_id.text().to_owned();
-        let Some(entry) = self.frameworks.get(&framework) else {
+        let Some(entry) = self.books.framework(&framework) else {
             self.count(|m| &m.invalid_messages);
             return;
         };
@@ -777,27 +728,30 @@ impl Master {
                         .as_ref()
                         .and_then(|e| e.executor_id.as_ref())
                         .map_or_else(|| task_id.clone(), |e| e.value.clone());
-                    self.tasks.insert(
-                        (framework.clone(), task_id),
-                        TaskEntry {
-                            launched: self.next_id,
-                            name: task.name.clone(),
-                            executor,
-                            agent: agent.clone(),
-                            state: TaskState::TaskStaging,
-                            resources: needed,
-                        },
+                    let entry = TaskEntry::new(
+                        self.next_id,
+                        task.name.clone(),
+                        executor,
+                        agent.clone(),
+                        TaskState::TaskStaging,
+                        needed,
                     );
+                    if let Err(e) = self.books.add_task((framework.clone(), task_id), entry) {
+                        // Validation passed and its offer was taken: a bug, never a launch.
+                        debug_assert!(false, "launch refused by the books: {e}");
+                        tracing::error!(%framework, error = %e, "launch refused by the master's books");
+                        continue;
+                    }
                     let mut launched = task.clone();
                     launched.agent_id = Some(AgentId {
                         value: agent.clone(),
                     });
-                    if let Some(f) = self.frameworks.get_mut(&framework) {
+                    if let Some(f) = self.books.framework_mut(&framework) {
                         f.agents.insert(agent.clone());
                     }
-                    if let Some(agent_entry) = self.agents.get(&agent) {
+                    if let Some(agent_entry) = self.books.agent(&agent) {
                         ctx.send(
-                            &agent_entry.pid,
+                            agent_entry.pid(),
                             RunTaskMessage {
                                 framework_id: msg.framework_id.clone(),
                                 framework: Some(info.clone()),
@@ -834,8 +788,9 @@ impl Master {
             return Err("task has no task_id".into());
         }
         if self
-            .tasks
-            .contains_key(&(framework.to_owned(), task_id.to_owned()))
+            .books
+            .task(&(framework.to_owned(), task_id.to_owned()))
+            .is_some()
         {
             return Err(format!(
                 "task id {task_id} is already in use by this framework"
@@ -885,7 +840,7 @@ impl Master {
         if reason != Reason::Reconciliation {
             self.count_task_end(ctx, state);
         }
-        let Some(entry) = self.frameworks.get(framework) else {
+        let Some(entry) = self.books.framework(framework) else {
             return;
         };
         let status = TaskStatus {
@@ -925,28 +880,33 @@ impl Master {
         };
         let task_id = status.task_id.text().to_owned();
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
-        if let Some(task) = self.tasks.get_mut(&(framework.clone(), task_id.clone())) {
+        let key = (framework.clone(), task_id.clone());
+        if let Some(task) = self.books.task(&key) {
             // The agent's status update manager sends on its behalf, from the agent's node.
             if self
-                .agents
-                .get(&task.agent)
-                .is_none_or(|a| a.pid.address() != from.address())
+                .books
+                .agent(task.agent())
+                .is_none_or(|a| a.pid().address() != from.address())
             {
                 self.count(|m| &m.invalid_messages);
                 tracing::warn!(%from, %framework, task = %task_id, "status update from a process that is not the task's agent");
                 return;
             }
-            if let Err(refused) = task.state.move_to(state) {
+            let moved = self
+                .books
+                .task_mut(&key)
+                .map(|task| task.state.move_to(state));
+            if let Some(Err(refused)) = moved {
                 self.refuse_move(&framework, &task_id, refused);
             } else if state.is_terminal() {
                 self.count_task_end(ctx, state);
-                if let Some(task) = self.tasks.remove(&(framework.clone(), task_id)) {
-                    self.recover(&framework, &task.agent, task.resources, None);
+                if let Some(task) = self.books.remove_task(&key) {
+                    self.recover(&framework, task.agent(), task.resources().clone(), None);
                 }
                 self.settle_drains();
             }
         }
-        if let Some(entry) = self.frameworks.get(&framework) {
+        if let Some(entry) = self.books.framework(&framework) {
             ctx.send(&entry.pid, msg);
         }
     }
@@ -958,13 +918,17 @@ impl Master {
         msg: StatusUpdateAcknowledgementMessage,
     ) {
         let framework = msg.framework_id.text();
-        if self.frameworks.get(framework).is_none_or(|f| f.pid != from) {
+        if self
+            .books
+            .framework(framework)
+            .is_none_or(|f| f.pid != from)
+        {
             self.count(|m| &m.invalid_messages);
             return;
         }
         let agent = msg.slave_id.text();
-        match self.agents.get(agent) {
-            Some(entry) => ctx.send(&entry.pid.clone(), msg),
+        match self.books.agent(agent) {
+            Some(entry) => ctx.send(&entry.pid().clone(), msg),
             None => self.count(|m| &m.invalid_messages),
         }
     }
@@ -972,12 +936,12 @@ impl Master {
 
 impl Master {
     fn offer_timeout(&mut self, ctx: &mut Context<Self>, offer_id: String) {
-        let Some(offer) = self.offers.remove(&offer_id) else {
+        let Some(offer) = self.books.take_offer(&offer_id) else {
             return;
         };
         tracing::info!(offer = %offer_id, framework = %offer.framework, "offer timed out");
         self.count(|m| &m.offers_rescinded);
-        if let Some(f) = self.frameworks.get(&offer.framework) {
+        if let Some(f) = self.books.framework(&offer.framework) {
             ctx.send(
                 &f.pid,
                 RescindResourceOfferMessage {
@@ -996,8 +960,8 @@ impl Master {
     ) {
         let framework = msg.framework_id.text().to_owned();
         if self
-            .frameworks
-            .get(&framework)
+            .books
+            .framework(&framework)
             .is_none_or(|f| f.pid != from)
         {
             self.count(|m| &m.invalid_messages);
@@ -1009,7 +973,7 @@ impl Master {
     /// Removes a framework: its tasks' agents are told to shut it down, its offers go away and
     /// so does its place in the allocator (with everything it held).
     fn remove_framework(&mut self, ctx: &mut Context<Self>, framework: &str) {
-        let Some(entry) = self.frameworks.remove(framework) else {
+        let Some(removed) = self.books.remove_framework(framework) else {
             return;
         };
         tracing::info!(%framework, "framework removed");
@@ -1022,20 +986,17 @@ impl Master {
             Operation::RemoveFramework(framework.to_owned()),
             |_, _| {},
         );
-        self.offers.retain(|_, o| o.framework != framework);
-        let mut agents = entry.agents;
-        self.tasks.retain(|(f, _), task| {
-            if f == framework {
-                agents.insert(task.agent.clone());
-                false
-            } else {
-                true
-            }
-        });
+        let mut agents = removed.entry.agents;
+        agents.extend(
+            removed
+                .tasks
+                .iter()
+                .map(|(_, task)| task.agent().to_owned()),
+        );
         for agent in agents {
-            if let Some(entry) = self.agents.get(&agent) {
+            if let Some(entry) = self.books.agent(&agent) {
                 ctx.send(
-                    &entry.pid,
+                    entry.pid(),
                     ShutdownFrameworkMessage {
                         framework_id: Some(FrameworkId {
                             value: framework.to_owned(),
@@ -1053,8 +1014,8 @@ impl Master {
     fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
         let framework = msg.framework_id.text().to_owned();
         if self
-            .frameworks
-            .get(&framework)
+            .books
+            .framework(&framework)
             .is_none_or(|f| f.pid != from)
         {
             self.count(|m| &m.invalid_messages);
@@ -1062,16 +1023,16 @@ impl Master {
         }
         let task_id = msg.task_id.text().to_owned();
         let agent = self
-            .tasks
-            .get(&(framework.clone(), task_id.clone()))
-            .and_then(|t| self.agents.get(&t.agent))
-            .map(|a| a.pid.clone());
+            .books
+            .task(&(framework.clone(), task_id.clone()))
+            .and_then(|t| self.books.agent(t.agent()))
+            .map(|a| a.pid().clone());
         match agent {
             Some(pid) => {
                 let key = (framework, task_id);
                 let refused = self
-                    .tasks
-                    .get_mut(&key)
+                    .books
+                    .task_mut(&key)
                     .and_then(|task| task.state.move_to(TaskState::TaskKilling).err());
                 if let Some(refused) = refused {
                     self.refuse_move(&key.0, &key.1, refused);
@@ -1100,8 +1061,8 @@ impl Master {
     fn reconcile(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ReconcileTasksMessage) {
         let framework = msg.framework_id.text().to_owned();
         if self
-            .frameworks
-            .get(&framework)
+            .books
+            .framework(&framework)
             .is_none_or(|f| f.pid != from)
         {
             self.count(|m| &m.invalid_messages);
@@ -1110,10 +1071,10 @@ impl Master {
         // (task, the agent the framework believes it runs on)
         let asked: Vec<(String, String)> = if msg.statuses.is_empty() {
             let mut all: Vec<(String, String)> = self
-                .tasks
-                .iter()
+                .books
+                .tasks()
                 .filter(|((f, _), _)| *f == framework)
-                .map(|((_, t), task)| (t.clone(), task.agent.clone()))
+                .map(|((_, t), task)| (t.clone(), task.agent().to_owned()))
                 .collect();
             all.sort();
             all
@@ -1127,7 +1088,7 @@ impl Master {
                 .collect()
         };
         for (task_id, agent) in asked {
-            let state = match self.tasks.get(&(framework.clone(), task_id.clone())) {
+            let state = match self.books.task(&(framework.clone(), task_id.clone())) {
                 Some(task) => task.state,
                 None => match self.unknown_task_agent(&agent) {
                     // Its agent may still bring it back: answered once it does or is
@@ -1158,7 +1119,7 @@ impl Master {
     /// so the first ping goes out one ping timeout later (a failover's burst of thousands of
     /// re-registrations is not doubled by as many pings).
     fn watch_agent(&mut self, ctx: &mut Context<Self>, agent: String) {
-        let Some(entry) = self.agents.get_mut(&agent) else {
+        let Some(entry) = self.books.agent_mut(&agent) else {
             return;
         };
         entry.pong_received = true;
@@ -1168,11 +1129,11 @@ impl Master {
     }
 
     fn ping(&mut self, ctx: &mut Context<Self>, agent: String) {
-        let Some(entry) = self.agents.get_mut(&agent) else {
+        let Some(entry) = self.books.agent_mut(&agent) else {
             return;
         };
         entry.pong_received = false;
-        let pid = entry.pid.clone();
+        let pid = entry.pid().clone();
         // Armed before the ping leaves (see the status update manager).
         ctx.delay(self.health.ping_timeout, move |m: &mut Master, ctx| {
             m.ping_timeout(ctx, agent)
@@ -1181,7 +1142,7 @@ impl Master {
     }
 
     fn ping_timeout(&mut self, ctx: &mut Context<Self>, agent: String) {
-        let Some(entry) = self.agents.get_mut(&agent) else {
+        let Some(entry) = self.books.agent_mut(&agent) else {
             return;
         };
         if entry.pong_received {
@@ -1198,11 +1159,8 @@ impl Master {
     }
 
     fn pong(&mut self, _ctx: &mut Context<Self>, from: Upid, _msg: PongSlaveMessage) {
-        let entry = self
-            .agent_by_pid
-            .get(&from)
-            .and_then(|id| self.agents.get_mut(id));
-        match entry {
+        let id = self.books.agent_id_by_pid(&from).cloned();
+        match id.and_then(|id| self.books.agent_mut(&id)) {
             Some(entry) => entry.pong_received = true,
             None => self.count(|m| &m.invalid_messages),
         }
@@ -1211,23 +1169,15 @@ impl Master {
     /// Removes an agent: its offers are rescinded, its tasks reported LOST (UNREACHABLE to
     /// partition-aware frameworks), its resources leave the allocator.
     fn remove_agent(&mut self, ctx: &mut Context<Self>, agent: &str, why: &str) {
-        let Some(entry) = self.agents.remove(agent) else {
+        let Some(removed) = self.books.remove_agent(agent) else {
             return;
         };
-        self.agent_by_pid.remove(&entry.pid);
-        self.directory.remove(&entry.pid);
+        self.directory.remove(removed.entry.pid());
         tracing::warn!(%agent, %why, "agent removed");
         self.mark_unreachable(ctx, agent);
         self.count(|m| &m.agents_removed);
-        self.rescind_offers_on(ctx, agent);
-        let lost: Vec<(String, String)> = self
-            .tasks
-            .iter()
-            .filter(|(_, t)| t.agent == agent)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for (framework, task_id) in lost {
-            self.tasks.remove(&(framework.clone(), task_id.clone()));
+        self.rescind(ctx, removed.offers);
+        for ((framework, task_id), _) in removed.tasks {
             let state = if self.partition_aware(&framework) {
                 TaskState::TaskUnreachable
             } else {
@@ -1239,7 +1189,7 @@ impl Master {
             };
             self.report(ctx, &framework, &task, state, Reason::AgentRemoved, why);
         }
-        for f in self.frameworks.values() {
+        for (_, f) in self.books.frameworks() {
             ctx.send(
                 &f.pid,
                 LostSlaveMessage {
@@ -1260,7 +1210,7 @@ impl Master {
 impl Master {
     /// Whether a framework understands TASK_UNREACHABLE (others get TASK_LOST).
     fn partition_aware(&self, framework: &str) -> bool {
-        self.frameworks.get(framework).is_some_and(|f| {
+        self.books.framework(framework).is_some_and(|f| {
             f.info.capabilities.iter().any(|c| {
                 c.r#type == protos::v1::framework_info::capability::Type::PartitionAware as i32
             })

@@ -296,25 +296,33 @@ impl Resources {
 
     /// These resources minus `other`, or `None` if `other` is not contained in them.
     pub fn checked_sub(&self, other: &Resources) -> Option<Resources> {
-        if !self.contains(other) {
-            return None;
-        }
         let mut out = self.clone();
+        out.try_sub(other).then_some(out)
+    }
+
+    /// Takes `other` out of these resources in place if they contain it (and says whether
+    /// they did); otherwise changes nothing. The cheap form of [`Resources::checked_sub`] for
+    /// running sums.
+    pub fn try_sub(&mut self, other: &Resources) -> bool {
+        if !self.contains(other) {
+            return false;
+        }
         for (key, take) in &other.entries {
-            let Some(have) = out.entries.get_mut(key) else {
+            let Some(have) = self.entries.get_mut(key) else {
                 continue;
             };
             match (have, take) {
                 (Amount::Scalar(a), Amount::Scalar(b)) => *a -= b,
                 (Amount::Ranges(a), Amount::Ranges(b)) => a.remove(b),
                 (Amount::Set(a), Amount::Set(b)) => a.retain(|item| !b.contains(item)),
-                _ => return None,
+                // `contains` checked that every entry has the same kind here.
+                _ => continue,
             }
-            if out.entries.get(key).is_some_and(Amount::is_empty) {
-                out.entries.remove(key);
+            if self.entries.get(key).is_some_and(Amount::is_empty) {
+                self.entries.remove(key);
             }
         }
-        Some(out)
+        true
     }
 
     /// Whether there is nothing here.
@@ -442,6 +450,24 @@ mod tests {
 
     fn r(text: &str) -> Resources {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn try_sub_takes_in_place_only_what_is_there() {
+        let mut free = r("cpus:2;mem:512;ports:[31000-31010]");
+        assert!(free.try_sub(&r("cpus:1;ports:[31000-31004]")));
+        assert_eq!(free, r("cpus:1;mem:512;ports:[31005-31010]"));
+        assert!(
+            !free.try_sub(&r("cpus:1;ports:[31000-31000]")),
+            "that port is gone"
+        );
+        assert_eq!(
+            free,
+            r("cpus:1;mem:512;ports:[31005-31010]"),
+            "unchanged when refused"
+        );
+        assert!(free.try_sub(&r("cpus:1;mem:512;ports:[31005-31010]")));
+        assert!(free.is_empty());
     }
 
     #[test]

@@ -34,15 +34,20 @@ impl Master {
     pub(super) fn refresh_gauges(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
         m.gauge("master/agents_active")
-            .set(self.agents.len() as i64);
-        let active = self.frameworks.values().filter(|f| f.active).count();
+            .set(self.books.agent_count() as i64);
+        let active = self
+            .books
+            .frameworks()
+            .map(|(_, f)| f)
+            .filter(|f| f.active)
+            .count();
         m.gauge("master/frameworks_active").set(active as i64);
         m.gauge("master/frameworks_inactive")
-            .set((self.frameworks.len() - active) as i64);
+            .set((self.books.framework_count() - active) as i64);
         m.gauge("master/offers_outstanding")
-            .set(self.offers.len() as i64);
+            .set(self.books.offer_count() as i64);
         let mut by_state: BTreeMap<TaskState, i64> = LIVE_STATES.iter().map(|s| (*s, 0)).collect();
-        for task in self.tasks.values() {
+        for task in self.books.tasks().map(|(_, t)| t) {
             if let Some(n) = by_state.get_mut(&task.state) {
                 *n += 1;
             }

@@ -18,6 +18,7 @@ use protos::v1::task_status::Reason;
 use protos::v1::{FrameworkId, OfferId, TaskId, TaskState};
 use tokio::sync::oneshot;
 
+use super::books::OfferEntry;
 use super::Master;
 use crate::allocator::Allocator as _;
 
@@ -149,10 +150,10 @@ impl Master {
             return;
         }
         let busy: std::collections::HashSet<&str> = self
-            .tasks
-            .values()
-            .filter_map(|t| self.agents.get(&t.agent))
-            .map(|a| a.info.hostname.as_str())
+            .books
+            .agents()
+            .filter(|(_, a)| a.tasks().next().is_some())
+            .map(|(_, a)| a.info.hostname.as_str())
             .collect();
         let settled: Vec<String> = self
             .drains
@@ -171,8 +172,8 @@ impl Master {
     }
 
     fn agents_on(&self, hostname: &str) -> Vec<String> {
-        self.agents
-            .iter()
+        self.books
+            .agents()
             .filter(|(_, a)| a.info.hostname == hostname)
             .map(|(id, _)| id.clone())
             .collect()
@@ -180,60 +181,59 @@ impl Master {
 
     /// Sends a kill for every live task on `agents`; returns how many.
     fn kill_tasks_on(&mut self, ctx: &mut Context<Self>, agents: &[String]) -> usize {
-        let mut killed = 0;
-        let mut refusals = Vec::new();
-        for ((framework, task_id), task) in self.tasks.iter_mut() {
-            if !agents.contains(&task.agent) || task.state.is_terminal() {
-                continue;
+        let mut kills = Vec::new();
+        for agent in agents {
+            if let Some(entry) = self.books.agent(agent) {
+                let pid = entry.pid().clone();
+                kills.extend(entry.tasks().map(|key| (key.clone(), pid.clone())));
             }
-            let Some(pid) = self.agents.get(&task.agent).map(|a| a.pid.clone()) else {
+        }
+        let mut killed = 0;
+        for (key, pid) in kills {
+            let Some(task) = self.books.task_mut(&key) else {
                 continue;
             };
+            if task.state.is_terminal() {
+                continue;
+            }
             if let Err(refused) = task.state.move_to(TaskState::TaskKilling) {
-                refusals.push((framework.clone(), task_id.clone(), refused));
+                self.refuse_move(&key.0, &key.1, refused);
             }
             killed += 1;
+            let (framework, task_id) = key;
             ctx.send(
                 &pid,
                 KillTaskMessage {
-                    framework_id: Some(FrameworkId {
-                        value: framework.clone(),
-                    }),
-                    task_id: Some(TaskId {
-                        value: task_id.clone(),
-                    }),
+                    framework_id: Some(FrameworkId { value: framework }),
+                    task_id: Some(TaskId { value: task_id }),
                     kill_policy: None,
                     reason: Some(Reason::AgentDraining as i32),
                 },
             );
-        }
-        for (framework, task, refused) in refusals {
-            self.refuse_move(&framework, &task, refused);
         }
         killed
     }
 
     /// Takes back every outstanding offer of `agent` from the frameworks holding them.
     pub(super) fn rescind_offers_on(&mut self, ctx: &mut Context<Self>, agent: &str) {
-        let rescinded: Vec<String> = self
-            .offers
-            .iter()
-            .filter(|(_, o)| o.agent == agent)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in rescinded {
+        let offers = self.books.take_offers_on(agent);
+        self.rescind(ctx, offers);
+    }
+
+    /// Tells the frameworks holding `offers` (already taken out of circulation) that they are
+    /// void, and gives their resources back to the allocator.
+    pub(super) fn rescind(&mut self, ctx: &mut Context<Self>, offers: Vec<(String, OfferEntry)>) {
+        for (id, offer) in offers {
             self.count(|m| &m.offers_rescinded);
-            if let Some(offer) = self.offers.remove(&id) {
-                if let Some(f) = self.frameworks.get(&offer.framework) {
-                    ctx.send(
-                        &f.pid,
-                        RescindResourceOfferMessage {
-                            offer_id: Some(OfferId { value: id }),
-                        },
-                    );
-                }
-                self.recover(&offer.framework, &offer.agent, offer.resources, None);
+            if let Some(f) = self.books.framework(&offer.framework) {
+                ctx.send(
+                    &f.pid,
+                    RescindResourceOfferMessage {
+                        offer_id: Some(OfferId { value: id }),
+                    },
+                );
             }
+            self.recover(&offer.framework, &offer.agent, offer.resources, None);
         }
     }
 }

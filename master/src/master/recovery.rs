@@ -131,7 +131,7 @@ impl Master {
     /// has or expects (only knowable with a registry).
     pub(super) fn is_orphan(&self, framework: &str) -> bool {
         self.registrar.is_some()
-            && !self.frameworks.contains_key(framework)
+            && !self.books.has_framework(framework)
             && !self.recovery.frameworks.contains_key(framework)
     }
 
@@ -178,7 +178,7 @@ impl Master {
             .add(missing.len() as u64);
         for agent in missing {
             self.mark_unreachable(ctx, &agent);
-            for f in self.frameworks.values() {
+            for (_, f) in self.books.frameworks() {
                 ctx.send(
                     &f.pid,
                     LostSlaveMessage {
@@ -200,22 +200,13 @@ impl Master {
             .counter("master/recovered_frameworks_removed")
             .inc();
         let mut agents = std::collections::BTreeSet::new();
-        let mut released = Vec::new();
-        self.tasks.retain(|(f, _), task| {
-            if f == framework {
-                agents.insert(task.agent.clone());
-                released.push((task.agent.clone(), task.resources.clone()));
-                false
-            } else {
-                true
-            }
-        });
-        for (agent, resources) in released {
-            self.recover(framework, &agent, resources, None);
+        for (_, task) in self.books.remove_tasks_of(framework) {
+            agents.insert(task.agent().to_owned());
+            self.recover(framework, task.agent(), task.resources().clone(), None);
         }
         for agent in agents {
-            if let Some(entry) = self.agents.get(&agent) {
-                self.shut_down_orphan(ctx, &entry.pid.clone(), framework);
+            if let Some(pid) = self.books.agent(&agent).map(|a| a.pid().clone()) {
+                self.shut_down_orphan(ctx, &pid, framework);
             }
         }
         self.persist(

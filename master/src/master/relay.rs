@@ -16,7 +16,7 @@ impl Master {
     /// The framework's id if `from` is its scheduler; counts an invalid message otherwise.
     pub(super) fn sender_framework(&self, from: &Upid, id: Option<&str>) -> Option<String> {
         let id = id.unwrap_or("");
-        match self.frameworks.get(id) {
+        match self.books.framework(id) {
             Some(f) if f.pid == *from => Some(id.to_owned()),
             _ => {
                 self.count(|m| &m.invalid_messages);
@@ -29,8 +29,8 @@ impl Master {
     /// The agent's id if `from` is on that agent's node; counts an invalid message otherwise.
     fn sender_agent(&self, from: &Upid, id: Option<&str>) -> Option<String> {
         let id = id.unwrap_or("");
-        match self.agents.get(id) {
-            Some(a) if a.pid.address() == from.address() => Some(id.to_owned()),
+        match self.books.agent(id) {
+            Some(a) if a.pid().address() == from.address() => Some(id.to_owned()),
             _ => {
                 self.count(|m| &m.invalid_messages);
                 tracing::warn!(%from, agent = %id, "message from a process that is not on the agent");
@@ -42,16 +42,8 @@ impl Master {
     /// Takes every outstanding offer of `framework` back, without telling it (its scheduler
     /// is gone or was replaced).
     pub(super) fn withdraw_offers(&mut self, framework: &str) {
-        let ids: Vec<String> = self
-            .offers
-            .iter()
-            .filter(|(_, o)| o.framework == framework)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in ids {
-            if let Some(offer) = self.offers.remove(&id) {
-                self.recover(framework, &offer.agent, offer.resources, None);
-            }
+        for (_, offer) in self.books.take_offers_where(|o| o.framework == framework) {
+            self.recover(framework, &offer.agent, offer.resources, None);
         }
     }
 
@@ -66,7 +58,7 @@ impl Master {
             return;
         };
         tracing::debug!(%framework, "revive");
-        if let Some(f) = self.frameworks.get_mut(&framework) {
+        if let Some(f) = self.books.framework_mut(&framework) {
             f.suppressed = false;
         }
         self.tell_allocator("allocator refused a revive", move |a| a.revive(&framework));
@@ -83,7 +75,7 @@ impl Master {
             return;
         };
         tracing::debug!(%framework, "suppress");
-        if let Some(f) = self.frameworks.get_mut(&framework) {
+        if let Some(f) = self.books.framework_mut(&framework) {
             f.suppressed = true;
         }
         self.tell_allocator("allocator refused a suppress", move |a| {
@@ -102,8 +94,8 @@ impl Master {
             return;
         }
         let agent = msg.slave_id.text();
-        match self.agents.get(agent) {
-            Some(a) => ctx.send(&a.pid.clone(), msg),
+        match self.books.agent(agent) {
+            Some(a) => ctx.send(&a.pid().clone(), msg),
             None => self.count(|m| &m.invalid_messages),
         }
     }
@@ -121,7 +113,7 @@ impl Master {
         if self.sender_agent(from, Some(agent)).is_none() {
             return;
         }
-        if let Some(f) = self.frameworks.get(framework) {
+        if let Some(f) = self.books.framework(framework) {
             ctx.send(&f.pid.clone(), msg);
         }
     }

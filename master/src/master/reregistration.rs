@@ -22,7 +22,7 @@ use resources::Resources;
 
 use crate::allocator::Allocator;
 
-use super::{validate_agent, AgentEntry, FrameworkEntry, Master, Registrant, TaskEntry};
+use super::{validate_agent, FrameworkEntry, Master, Registrant, TaskEntry};
 
 /// Longest failover timeout honoured (a week), so that a huge value cannot overflow the clock.
 pub const MAX_FAILOVER_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -66,19 +66,19 @@ impl Master {
         let reply = SlaveReregisteredMessage {
             slave_id: Some(AgentId { value: id.clone() }),
         };
-        if let Some(entry) = self.agents.get_mut(&id) {
+        if let Some(old) = self.books.rebind_agent(&id, from.clone()) {
             // Known already (its connection broke, or a retry): the agent may have a new pid.
-            let old = std::mem::replace(&mut entry.pid, from.clone());
-            self.agent_by_pid.remove(&old);
-            self.agent_by_pid.insert(from.clone(), id.clone());
             self.directory.remove(&old);
-            self.directory.insert(&from, &entry.info.hostname);
+            if let Some(entry) = self.books.agent(&id) {
+                self.directory.insert(&from, &entry.info.hostname);
+            }
             ctx.send(&from, reply);
             return;
         }
         tracing::info!(agent = %id, %from, tasks = msg.tasks.len(), "agent re-registered");
-        self.agent_returned(ctx, &info);
         let mut used: Vec<(String, Resources)> = Vec::new();
+        let mut tasks = Vec::new();
+        let mut all = Resources::new();
         let mut orphans = std::collections::BTreeSet::new();
         for task in msg.tasks {
             let framework = task.framework_id.text().to_owned();
@@ -88,36 +88,42 @@ impl Master {
             }
             let task_id = task.task_id.text().to_owned();
             let resources = Resources::from_proto(&task.resources).unwrap_or_default();
+            let _ = all.add(&resources);
             match used.iter_mut().find(|(f, _)| *f == framework) {
                 Some((_, held)) => {
                     let _ = held.add(&resources);
                 }
                 None => used.push((framework.clone(), resources.clone())),
             }
-            self.tasks.insert(
-                (framework, task_id),
-                TaskEntry {
-                    launched: 0,
-                    name: task.name,
-                    executor: task.executor_id.text().to_owned(),
-                    agent: id.clone(),
-                    state: TaskState::try_from(task.state).unwrap_or(TaskState::TaskUnknown),
-                    resources,
-                },
+            let state = TaskState::try_from(task.state).unwrap_or(TaskState::TaskUnknown);
+            let entry = TaskEntry::new(
+                0,
+                task.name,
+                task.executor_id.text().to_owned(),
+                id.clone(),
+                state,
+                resources,
             );
+            tasks.push(((framework, task_id), entry));
         }
-        self.agent_by_pid.insert(from.clone(), id.clone());
+        if !total.contains(&all) {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(agent = %id, %from, %total, tasks = %all, "refused an agent re-registration: its tasks hold more than it has");
+            return;
+        }
+        self.agent_returned(ctx, &info);
         self.directory.insert(&from, &info.hostname);
-        self.agents.insert(
-            id.clone(),
-            AgentEntry {
-                pid: from.clone(),
-                info,
-                total: total.clone(),
-                pong_received: false,
-                missed_pings: 0,
-            },
-        );
+        if let Err(e) = self.books.add_agent(&id, from.clone(), info, total.clone()) {
+            tracing::error!(agent = %id, error = %e, "agent re-registration refused by the books");
+            return;
+        }
+        for (key, entry) in tasks {
+            if let Err(e) = self.books.add_task(key, entry) {
+                // Checked against its total above; a task id twice is the agent's error.
+                self.count(|m| &m.invalid_messages);
+                tracing::warn!(agent = %id, error = %e, "a re-registered task refused");
+            }
+        }
         self.watch_agent(ctx, id.clone());
         self.count(|m| &m.agents_registered);
         self.add_to_allocator(&id, total, used);
@@ -161,7 +167,7 @@ impl Master {
             master_info: Some(self.info(ctx)),
         };
         ctx.link(&from);
-        if let Some(entry) = self.frameworks.get_mut(&id) {
+        if let Some(entry) = self.books.framework_mut(&id) {
             let old = std::mem::replace(&mut entry.pid, from.clone());
             let was_active = std::mem::replace(&mut entry.active, true);
             entry.suppressed = false;
@@ -187,16 +193,13 @@ impl Master {
         };
         tracing::info!(framework = %id, name = %info.name, "framework re-registered");
         self.framework_returned(ctx, &info);
-        self.frameworks.insert(
-            id.clone(),
-            FrameworkEntry {
-                pid: from.clone(),
-                info,
-                active: true,
-                suppressed: false,
-                agents: Default::default(),
-            },
-        );
+        if let Err(e) = self
+            .books
+            .add_framework(&id, FrameworkEntry::new(from.clone(), info))
+        {
+            tracing::error!(framework = %id, error = %e, "framework re-registration refused by the books");
+            return;
+        }
         self.count(|m| &m.frameworks_registered);
         let framework = id;
         self.tell_allocator("allocator refused a re-registered framework", move |a| {
@@ -208,7 +211,10 @@ impl Master {
     /// The connection to a scheduler broke: its framework turns inactive, and is removed once
     /// its failover timeout passes without a re-registration.
     pub(super) fn scheduler_exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {
-        let Some((id, entry)) = self.frameworks.iter_mut().find(|(_, f)| f.pid == *pid) else {
+        let Some(id) = self.books.framework_id_by_pid(pid).cloned() else {
+            return;
+        };
+        let Some(entry) = self.books.framework_mut(&id) else {
             return;
         };
         if !entry.active {
@@ -226,8 +232,8 @@ impl Master {
         let stale = pid.clone();
         ctx.delay(timeout, move |m: &mut Master, ctx| {
             let still_gone = m
-                .frameworks
-                .get(&id)
+                .books
+                .framework(&id)
                 .is_some_and(|f| !f.active && f.pid == stale);
             if still_gone {
                 tracing::warn!(framework = %id, "failover timeout passed; removing the framework");

@@ -90,23 +90,23 @@ impl Master {
     /// Frameworks wanting offers, what their tasks use, and the cluster's scalar total.
     fn shares(&self) -> (BTreeMap<String, Resources>, BTreeMap<String, f64>) {
         let mut total = Resources::new();
-        for agent in self.agents.values() {
-            let _ = total.add_scalars(&agent.total);
+        for (_, agent) in self.books.agents() {
+            let _ = total.add_scalars(agent.total());
         }
         let mut uses: BTreeMap<String, Resources> = self
-            .frameworks
-            .iter()
+            .books
+            .frameworks()
             .filter(|(_, f)| f.active && !f.suppressed)
             .map(|(id, _)| (id.clone(), Resources::new()))
             .collect();
-        for (key, task) in &self.tasks {
+        for (key, task) in self.books.tasks() {
             // Tasks under notice count as gone: the check during their grace period must not
             // pick more on their account.
             if self.revocations.pending.contains(key) {
                 continue;
             }
             if let Some(u) = uses.get_mut(&key.0) {
-                let _ = u.add_scalars(&task.resources);
+                let _ = u.add_scalars(task.resources());
             }
         }
         (uses, total.scalar_totals())
@@ -122,7 +122,7 @@ impl Master {
         uses.iter()
             .filter(|(id, used)| {
                 dominant_share(used, &total) < fair
-                    && !self.offers.values().any(|o| o.framework == **id)
+                    && !self.books.offers().any(|(_, o)| o.framework == **id)
             })
             .map(|(id, _)| id.clone())
             .collect()
@@ -140,8 +140,8 @@ impl Master {
                 continue;
             }
             let role = self
-                .frameworks
-                .get(&framework)
+                .books
+                .framework(&framework)
                 .map(|f| f.info.role.clone())
                 .filter(|r| !r.is_empty())
                 .unwrap_or_else(|| "*".into());
@@ -154,12 +154,12 @@ impl Master {
                 .unwrap_or_default();
             // Newest first: they have done the least work.
             let mut tasks: Vec<(u64, String, Resources)> = self
-                .tasks
-                .iter()
+                .books
+                .tasks()
                 .filter(|((f, t), _)| {
                     *f == framework && !self.revocations.pending.contains(&(f.clone(), t.clone()))
                 })
-                .map(|((_, t), e)| (e.launched, t.clone(), e.resources.scalars()))
+                .map(|((_, t), e)| (e.launched, t.clone(), e.resources().scalars()))
                 .collect();
             tasks.sort_by_key(|t| std::cmp::Reverse(t.0));
             let mut picked = Vec::new();
@@ -202,7 +202,7 @@ impl Master {
         ctx.delay(grace, move |m: &mut Master, ctx| {
             m.revoke(ctx, &owner, revoked)
         });
-        if let Some(f) = self.frameworks.get(framework) {
+        if let Some(f) = self.books.framework(framework) {
             ctx.send(
                 &f.pid.clone(),
                 RevocationNoticeMessage {
@@ -225,10 +225,10 @@ impl Master {
                 continue;
             }
             let Some(agent) = self
-                .tasks
-                .get(&key)
-                .and_then(|t| self.agents.get(&t.agent))
-                .map(|a| a.pid.clone())
+                .books
+                .task(&key)
+                .and_then(|t| self.books.agent(t.agent()))
+                .map(|a| a.pid().clone())
             else {
                 continue;
             };

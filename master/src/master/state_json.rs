@@ -16,19 +16,14 @@ impl Master {
         ctx: &mut Context<Self>,
         _req: HttpRequest,
     ) -> HttpResponse {
-        // Used and offered resources, by agent and by framework.
-        let mut used_by_agent: BTreeMap<&str, Resources> = BTreeMap::new();
+        // Used and offered resources by framework (the books keep them by agent).
         let mut used_by_framework: BTreeMap<&str, Resources> = BTreeMap::new();
         let mut tasks_by_framework: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-        for ((framework, task_id), task) in &self.tasks {
-            let _ = used_by_agent
-                .entry(&task.agent)
-                .or_default()
-                .add(&task.resources);
+        for ((framework, task_id), task) in self.books.tasks() {
             let _ = used_by_framework
                 .entry(framework)
                 .or_default()
-                .add(&task.resources);
+                .add(task.resources());
             tasks_by_framework
                 .entry(framework)
                 .or_default()
@@ -37,19 +32,14 @@ impl Master {
                     "name": task.name,
                     "framework_id": framework,
                     "executor_id": task.executor,
-                    "slave_id": task.agent,
+                    "slave_id": task.agent(),
                     "state": task.state.as_str_name(),
-                    "resources": task.resources.to_json(),
+                    "resources": task.resources().to_json(),
                 }));
         }
-        let mut offered_by_agent: BTreeMap<&str, Resources> = BTreeMap::new();
         let mut offered_by_framework: BTreeMap<&str, Resources> = BTreeMap::new();
         let mut offers_by_framework: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-        for (id, offer) in &self.offers {
-            let _ = offered_by_agent
-                .entry(&offer.agent)
-                .or_default()
-                .add(&offer.resources);
+        for (id, offer) in self.books.offers() {
             let _ = offered_by_framework
                 .entry(&offer.framework)
                 .or_default()
@@ -66,16 +56,16 @@ impl Master {
         }
         let empty = Resources::new();
         let mut slaves: Vec<Value> = self
-            .agents
-            .iter()
+            .books
+            .agents()
             .map(|(id, a)| {
                 json!({
                     "id": id,
-                    "pid": a.pid.to_string(),
+                    "pid": a.pid().to_string(),
                     "hostname": a.info.hostname,
-                    "resources": a.total.to_json(),
-                    "used_resources": used_by_agent.get(id.as_str()).unwrap_or(&empty).to_json(),
-                    "offered_resources": offered_by_agent.get(id.as_str()).unwrap_or(&empty).to_json(),
+                    "resources": a.total().to_json(),
+                    "used_resources": a.used().to_json(),
+                    "offered_resources": a.offered().to_json(),
                     "attributes": a.info.attributes.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
                     "active": !self.is_drained(&a.info.hostname),
                 })
@@ -83,8 +73,8 @@ impl Master {
             .collect();
         slaves.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         let mut frameworks: Vec<Value> = self
-            .frameworks
-            .iter()
+            .books
+            .frameworks()
             .map(|(id, f)| {
                 json!({
                     "id": id,

@@ -29,6 +29,11 @@
 //! With a registrar ([`Master::spawn_recovered`]) admissions are durable before they are
 //! answered, and a new leader waits for the registry's agents and frameworks (see
 //! `recovery`); re-registration and framework failover are in `reregistration`.
+//!
+//! Where the rest lives: `books` (agents, frameworks, offers, tasks and their invariants),
+//! `registration`, `offers` (offers, declines, timeouts), `launch` (accept and task
+//! validation), `agent_health` (pings), `relay` (messages passed between schedulers and
+//! agents), `maintenance` (drains), `revocation`, `gauges`, `state_json` (`/master/state`).
 
 use protos::{IdText, IllegalTaskMove};
 use std::collections::HashMap;
@@ -40,23 +45,16 @@ use std::time::Duration;
 use libactor::metrics::Counter;
 use libactor::{Context, Node, Process, ProcessRef, Reservation, SpawnError, Upid};
 use protos::internal::{
-    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage, KillTaskMessage,
-    LostSlaveMessage, PingSlaveMessage, PongSlaveMessage, ReconcileTasksMessage,
-    RegisterFrameworkMessage, RegisterSlaveMessage, RescindResourceOfferMessage,
-    ResourceOffersMessage, RunTaskMessage, ShutdownFrameworkMessage, SlaveRegisteredMessage,
+    KillTaskMessage, LostSlaveMessage, ReconcileTasksMessage, ShutdownFrameworkMessage,
     StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
     UnregisterFrameworkMessage,
 };
 use protos::v1::task_status::{Reason, Source};
-use protos::v1::{
-    AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, Offer, OfferId, TaskId, TaskInfo,
-    TaskState, TaskStatus,
-};
+use protos::v1::{AgentId, FrameworkId, MasterInfo, TaskId, TaskInfo, TaskState, TaskStatus};
 use resources::Resources;
 
 use crate::allocator::{
-    Allocation, Allocator, AllocatorError, AllocatorProcess, HierarchicalAllocator, RefuseFilter,
-    DEFAULT_ALLOCATION_INTERVAL,
+    Allocator, AllocatorError, AllocatorProcess, HierarchicalAllocator, DEFAULT_ALLOCATION_INTERVAL,
 };
 use crate::registrar::{Operation, Registrar, Registry};
 
@@ -97,11 +95,15 @@ pub const MAX_REMOVED_FRAMEWORKS: usize = 1000;
 pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 mod agent_directory;
+mod agent_health;
 mod authenticator;
 mod books;
 mod gauges;
+mod launch;
 mod maintenance;
+mod offers;
 mod recovery;
+mod registration;
 mod relay;
 mod reregistration;
 mod revocation;
@@ -109,7 +111,7 @@ mod revocation;
 pub use agent_directory::AgentDirectory;
 use authenticator::Registrant;
 pub use authenticator::{AuthenticationPolicy, Principals};
-use books::{Books, FrameworkEntry, OfferEntry, TaskEntry};
+use books::{Books, FrameworkEntry, TaskEntry};
 pub use maintenance::{DrainError, DrainOutcome, MAX_DRAINED};
 pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
 use recovery::{Recovery, UnknownTaskAgent};
@@ -384,448 +386,6 @@ impl Master {
         }
     }
 
-    fn register_slave(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RegisterSlaveMessage) {
-        if let Err(why) = self.admit(&from, Registrant::Agent, "") {
-            self.count(|m| &m.registrations_refused);
-            tracing::warn!(%from, %why, "refused an agent registration");
-            return;
-        }
-        let info = msg.slave.unwrap_or_default();
-        let total = match validate_agent(&info) {
-            Ok(total) => total,
-            Err(why) => {
-                self.count(|m| &m.invalid_messages);
-                tracing::warn!(%from, %why, "refused an agent registration");
-                return;
-            }
-        };
-        if let Some(id) = self.books.agent_id_by_pid(&from) {
-            // A retried registration: answer again, change nothing.
-            ctx.send(
-                &from,
-                SlaveRegisteredMessage {
-                    slave_id: Some(AgentId { value: id.clone() }),
-                },
-            );
-            return;
-        }
-        if !self.admitting.insert(from.clone()) {
-            return; // a retry while its admission is being written
-        }
-        let id = self.next("S");
-        let mut info = info;
-        info.id = Some(AgentId { value: id.clone() });
-        self.persist(ctx, Operation::AdmitAgent(info.clone()), move |m, ctx| {
-            m.admitting.remove(&from);
-            m.admit_agent(ctx, from, id, info, total);
-        });
-    }
-
-    /// Adds an agent whose admission is durable, and tells it its id.
-    fn admit_agent(
-        &mut self,
-        ctx: &mut Context<Self>,
-        from: Upid,
-        id: String,
-        info: AgentInfo,
-        total: Resources,
-    ) {
-        tracing::info!(agent = %id, %from, resources = %total, "agent registered");
-        self.directory.insert(&from, &info.hostname);
-        if let Err(e) = self.books.add_agent(&id, from.clone(), info, total.clone()) {
-            tracing::error!(agent = %id, error = %e, "a fresh agent id is taken");
-            return;
-        }
-        self.watch_agent(ctx, id.clone());
-        self.count(|m| &m.agents_registered);
-        self.add_to_allocator(&id, total, Vec::new());
-        ctx.send(
-            &from,
-            SlaveRegisteredMessage {
-                slave_id: Some(AgentId { value: id }),
-            },
-        );
-    }
-
-    fn register_framework(
-        &mut self,
-        ctx: &mut Context<Self>,
-        from: Upid,
-        msg: RegisterFrameworkMessage,
-    ) {
-        let mut info = msg.framework.unwrap_or_default();
-        match self.admit(&from, Registrant::Framework, &info.principal) {
-            Ok(principal) => {
-                if let Some(p) = principal {
-                    info.principal = p;
-                }
-            }
-            Err(why) => {
-                self.refuse_framework(ctx, &from, &why);
-                return;
-            }
-        }
-        if info.name.trim().is_empty() || info.user.trim().is_empty() {
-            self.count(|m| &m.invalid_messages);
-            tracing::warn!(%from, "refused a framework registration without a name or user");
-            return;
-        }
-        let role = if info.role.is_empty() {
-            "*".to_owned()
-        } else {
-            info.role.clone()
-        };
-        if let Some((id, _)) = self.books.frameworks().find(|(_, f)| f.pid == from) {
-            // A retried registration: answer again, change nothing.
-            let reply = FrameworkRegisteredMessage {
-                framework_id: Some(FrameworkId { value: id.clone() }),
-                master_info: Some(self.info(ctx)),
-            };
-            ctx.send(&from, reply);
-            return;
-        }
-        if !self.admitting.insert(from.clone()) {
-            return; // a retry while its admission is being written
-        }
-        let id = self.next("F");
-        info.id = Some(FrameworkId { value: id.clone() });
-        self.persist(ctx, Operation::AddFramework(info.clone()), move |m, ctx| {
-            m.admitting.remove(&from);
-            m.admit_framework(ctx, from, id, info, role);
-        });
-    }
-
-    /// Adds a framework whose admission is durable, and tells its scheduler its id.
-    fn admit_framework(
-        &mut self,
-        ctx: &mut Context<Self>,
-        from: Upid,
-        id: String,
-        info: FrameworkInfo,
-        role: String,
-    ) {
-        tracing::info!(framework = %id, name = %info.name, %role, "framework registered");
-        ctx.link(&from);
-        if let Err(e) = self
-            .books
-            .add_framework(&id, FrameworkEntry::new(from.clone(), info))
-        {
-            tracing::error!(framework = %id, error = %e, "a fresh framework id is taken");
-            return;
-        }
-        self.count(|m| &m.frameworks_registered);
-        let framework = id.clone();
-        self.tell_allocator("allocator refused a new framework", move |a| {
-            a.add_framework(&framework, &role, false)
-        });
-        let master_info = self.info(ctx);
-        ctx.send(
-            &from,
-            FrameworkRegisteredMessage {
-                framework_id: Some(FrameworkId { value: id }),
-                master_info: Some(master_info),
-            },
-        );
-    }
-
-    /// Tells a scheduler its registration is refused (its driver aborts with the reason).
-    fn refuse_framework(&self, ctx: &mut Context<Self>, from: &Upid, why: &str) {
-        self.count(|m| &m.registrations_refused);
-        tracing::warn!(%from, %why, "refused a framework registration");
-        ctx.send(
-            from,
-            protos::internal::FrameworkErrorMessage {
-                message: format!("registration refused: {why}"),
-            },
-        );
-    }
-
-    /// Turns a cycle's allocations into offers, one message per framework.
-    fn offer(&mut self, ctx: &mut Context<Self>, allocations: Vec<Allocation>) {
-        let mut by_framework: HashMap<String, Vec<Offer>> = HashMap::new();
-        for allocation in allocations {
-            if !self.books.has_framework(&allocation.framework)
-                || !self.books.has_agent(&allocation.agent)
-            {
-                // Removed since the cycle ran: the removal reached the allocator after this
-                // allocation, so the allocator forgot it with the framework or agent. Nothing
-                // to give back.
-                tracing::debug!(framework = %allocation.framework, agent = %allocation.agent, "allocation for a removed framework or agent dropped");
-                continue;
-            }
-            let id = self.next("O");
-            let offer = Offer {
-                id: Some(OfferId { value: id.clone() }),
-                framework_id: Some(FrameworkId {
-                    value: allocation.framework.clone(),
-                }),
-                agent_id: Some(AgentId {
-                    value: allocation.agent.clone(),
-                }),
-                resources: allocation.resources.to_proto(),
-                ..Default::default()
-            };
-            let entry = OfferEntry {
-                framework: allocation.framework.clone(),
-                agent: allocation.agent,
-                resources: allocation.resources,
-            };
-            if let Err(e) = self.books.add_offer(&id, entry) {
-                // The allocator and the books disagree: a bug, never an offer.
-                debug_assert!(false, "offer {id} refused by the books: {e}");
-                tracing::error!(offer = %id, error = %e, "allocation refused by the master's books");
-                continue;
-            }
-            let timed = id.clone();
-            ctx.delay(OFFER_TIMEOUT, move |m: &mut Master, ctx| {
-                m.offer_timeout(ctx, timed)
-            });
-            by_framework
-                .entry(allocation.framework)
-                .or_default()
-                .push(offer);
-        }
-        for (framework, offers) in by_framework {
-            if let Some(entry) = self.books.framework(&framework) {
-                if let Some(m) = &self.metrics {
-                    m.offers_sent.add(offers.len() as u64);
-                }
-                // A cycle over a large cluster can offer a framework every agent at once; one
-                // message per chunk keeps each under the frame limit.
-                for chunk in offers.chunks(MAX_OFFERS_PER_MESSAGE) {
-                    ctx.send(
-                        &entry.pid,
-                        ResourceOffersMessage {
-                            offers: chunk.to_vec(),
-                            pids: Vec::new(),
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    fn recover(
-        &self,
-        framework: &str,
-        agent: &str,
-        resources: Resources,
-        refuse: Option<RefuseFilter>,
-    ) {
-        if resources.is_empty() {
-            return;
-        }
-        let (framework, agent) = (framework.to_owned(), agent.to_owned());
-        self.tell_allocator("allocator refused recovered resources", move |a| {
-            a.recover(&framework, &agent, &resources, refuse)
-        });
-    }
-
-    /// Takes the framework's offers out of circulation; `None` if any is unknown or not its.
-    fn take_offers(&mut self, framework: &str, ids: &[OfferId]) -> Option<Vec<OfferEntry>> {
-        let valid = !ids.is_empty()
-            && ids.iter().all(|id| {
-                self.books
-                    .offer(&id.value)
-                    .is_some_and(|o| o.framework == framework)
-            });
-        if !valid {
-            return None;
-        }
-        Some(
-            ids.iter()
-                .filter_map(|id| self.books.take_offer(&id.value))
-                .collect(),
-        )
-    }
-
-    fn refuse_filter(
-        &self,
-        ctx: &Context<Self>,
-        filters: Option<&protos::v1::Filters>,
-        resources: &Resources,
-    ) -> Option<RefuseFilter> {
-        let seconds = filters
-            .and_then(|f| f.refuse_seconds)
-            .unwrap_or(DEFAULT_REFUSE_SECONDS);
-        if !seconds.is_finite() || seconds <= 0.0 {
-            return None;
-        }
-        Some(RefuseFilter {
-            resources: resources.clone(),
-            until: ctx.node().clock().now()
-                + Duration::from_secs_f64(seconds.min(MAX_REFUSE_SECONDS)),
-        })
-    }
-
-    fn decline(&mut self, ctx: &mut Context<Self>, from: Upid, msg: DeclineOffersMessage) {
-        let framework = msg.framework_id.text().to_owned();
-        if self
-            .books
-            .framework(&framework)
-            .is_none_or(|f| f.pid != from)
-        {
-            self.count(|m| &m.invalid_messages);
-            return;
-        }
-        let Some(offers) = self.take_offers(&framework, &msg.offer_ids) else {
-            self.count(|m| &m.invalid_messages);
-            tracing::warn!(%framework, "declined unknown offers");
-            return;
-        };
-        for offer in offers {
-            self.count(|m| &m.offers_declined);
-            let filter = self.refuse_filter(ctx, msg.filters.as_ref(), &offer.resources);
-            self.recover(&framework, &offer.agent, offer.resources, filter);
-        }
-    }
-
-    fn accept(&mut self, ctx: &mut Context<Self>, from: Upid, msg: AcceptOffersMessage) {
-        let framework = msg.framework_id.text().to_owned();
-        let Some(entry) = self.books.framework(&framework) else {
-            self.count(|m| &m.invalid_messages);
-            return;
-        };
-        if entry.pid != from {
-            self.count(|m| &m.invalid_messages);
-            tracing::warn!(%from, %framework, "offers accepted by a process that is not the framework's scheduler");
-            return;
-        }
-        let (scheduler, info) = (entry.pid.clone(), entry.info.clone());
-        let offers = match self.take_offers(&framework, &msg.offer_ids) {
-            Some(offers) if offers.windows(2).all(|w| w[0].agent == w[1].agent) => offers,
-            taken => {
-                // Give back whatever valid offers were taken, and tell the framework.
-                for offer in taken.into_iter().flatten() {
-                    self.recover(&framework, &offer.agent, offer.resources, None);
-                }
-                for task in &msg.tasks {
-                    self.refuse_task(
-                        ctx,
-                        &framework,
-                        task,
-                        TaskState::TaskDropped,
-                        Reason::InvalidOffers,
-                        "offers are unknown, not this framework's, or on different agents",
-                    );
-                }
-                return;
-            }
-        };
-        self.count(|m| &m.offers_accepted);
-        let agent = offers[0].agent.clone();
-        let mut remaining = Resources::new();
-        for offer in &offers {
-            let _ = remaining.add(&offer.resources);
-        }
-        for task in &msg.tasks {
-            match self.validate_task(&framework, task, &remaining) {
-                Ok(needed) => {
-                    remaining = remaining.checked_sub(&needed).unwrap_or_default();
-                    let task_id = task.task_id.text().to_owned();
-                    let executor = task
-                        .executor
-                        .as_ref()
-                        .and_then(|e| e.executor_id.as_ref())
-                        .map_or_else(|| task_id.clone(), |e| e.value.clone());
-                    let entry = TaskEntry::new(
-                        self.next_id,
-                        task.name.clone(),
-                        executor,
-                        agent.clone(),
-                        TaskState::TaskStaging,
-                        needed,
-                    );
-                    if let Err(e) = self.books.add_task((framework.clone(), task_id), entry) {
-                        // Validation passed and its offer was taken: a bug, never a launch.
-                        debug_assert!(false, "launch refused by the books: {e}");
-                        tracing::error!(%framework, error = %e, "launch refused by the master's books");
-                        continue;
-                    }
-                    let mut launched = task.clone();
-                    launched.agent_id = Some(AgentId {
-                        value: agent.clone(),
-                    });
-                    if let Some(f) = self.books.framework_mut(&framework) {
-                        f.agents.insert(agent.clone());
-                    }
-                    if let Some(agent_entry) = self.books.agent(&agent) {
-                        ctx.send(
-                            agent_entry.pid(),
-                            RunTaskMessage {
-                                framework_id: msg.framework_id.clone(),
-                                framework: Some(info.clone()),
-                                pid: scheduler.to_string(),
-                                task: Some(launched),
-                            },
-                        );
-                        self.count(|m| &m.tasks_launched);
-                    }
-                }
-                Err(why) => self.refuse_task(
-                    ctx,
-                    &framework,
-                    task,
-                    TaskState::TaskError,
-                    Reason::TaskInvalid,
-                    &why,
-                ),
-            }
-        }
-        let filter = self.refuse_filter(ctx, msg.filters.as_ref(), &remaining);
-        self.recover(&framework, &agent, remaining, filter);
-    }
-
-    /// Checks a task against the rest of its offers; returns the resources it takes.
-    fn validate_task(
-        &self,
-        framework: &str,
-        task: &TaskInfo,
-        remaining: &Resources,
-    ) -> Result<Resources, String> {
-        let task_id = task.task_id.text();
-        if task_id.is_empty() {
-            return Err("task has no task_id".into());
-        }
-        if self
-            .books
-            .task(&(framework.to_owned(), task_id.to_owned()))
-            .is_some()
-        {
-            return Err(format!(
-                "task id {task_id} is already in use by this framework"
-            ));
-        }
-        let needed = Resources::from_proto(&task.resources)
-            .map_err(|e| format!("invalid resources: {e}"))?;
-        if needed.is_empty() {
-            return Err("task asks for no resources".into());
-        }
-        if task.command.is_none() && task.executor.is_none() {
-            return Err("task has neither a command nor an executor".into());
-        }
-        if !remaining.contains(&needed) {
-            return Err(format!(
-                "resources {needed} exceed what is left of the offers: {remaining}"
-            ));
-        }
-        Ok(needed)
-    }
-
-    fn refuse_task(
-        &mut self,
-        ctx: &mut Context<Self>,
-        framework: &str,
-        task: &TaskInfo,
-        state: TaskState,
-        reason: Reason,
-        why: &str,
-    ) {
-        self.count(|m| &m.tasks_refused);
-        tracing::info!(%framework, task = ?task.task_id.as_ref().map(|t| &t.value), %why, "launch refused");
-        self.report(ctx, framework, task, state, reason, why);
-    }
-
     /// Sends the framework a status update that the master itself generates (no
     /// acknowledgement expected).
     fn report(
@@ -935,23 +495,6 @@ impl Master {
 }
 
 impl Master {
-    fn offer_timeout(&mut self, ctx: &mut Context<Self>, offer_id: String) {
-        let Some(offer) = self.books.take_offer(&offer_id) else {
-            return;
-        };
-        tracing::info!(offer = %offer_id, framework = %offer.framework, "offer timed out");
-        self.count(|m| &m.offers_rescinded);
-        if let Some(f) = self.books.framework(&offer.framework) {
-            ctx.send(
-                &f.pid,
-                RescindResourceOfferMessage {
-                    offer_id: Some(OfferId { value: offer_id }),
-                },
-            );
-        }
-        self.recover(&offer.framework, &offer.agent, offer.resources, None);
-    }
-
     fn unregister_framework(
         &mut self,
         ctx: &mut Context<Self>,
@@ -1115,57 +658,6 @@ impl Master {
         }
     }
 
-    /// Starts pinging a newly (re-)registered agent: its registration counts as its first pong,
-    /// so the first ping goes out one ping timeout later (a failover's burst of thousands of
-    /// re-registrations is not doubled by as many pings).
-    fn watch_agent(&mut self, ctx: &mut Context<Self>, agent: String) {
-        let Some(entry) = self.books.agent_mut(&agent) else {
-            return;
-        };
-        entry.pong_received = true;
-        ctx.delay(self.health.ping_timeout, move |m: &mut Master, ctx| {
-            m.ping_timeout(ctx, agent)
-        });
-    }
-
-    fn ping(&mut self, ctx: &mut Context<Self>, agent: String) {
-        let Some(entry) = self.books.agent_mut(&agent) else {
-            return;
-        };
-        entry.pong_received = false;
-        let pid = entry.pid().clone();
-        // Armed before the ping leaves (see the status update manager).
-        ctx.delay(self.health.ping_timeout, move |m: &mut Master, ctx| {
-            m.ping_timeout(ctx, agent)
-        });
-        ctx.send(&pid, PingSlaveMessage { connected: true });
-    }
-
-    fn ping_timeout(&mut self, ctx: &mut Context<Self>, agent: String) {
-        let Some(entry) = self.books.agent_mut(&agent) else {
-            return;
-        };
-        if entry.pong_received {
-            entry.missed_pings = 0;
-        } else {
-            entry.missed_pings += 1;
-            tracing::warn!(%agent, missed = entry.missed_pings, "agent missed a ping");
-        }
-        if entry.missed_pings >= self.health.max_missed {
-            self.remove_agent(ctx, &agent, "agent did not answer pings");
-        } else {
-            self.ping(ctx, agent);
-        }
-    }
-
-    fn pong(&mut self, _ctx: &mut Context<Self>, from: Upid, _msg: PongSlaveMessage) {
-        let id = self.books.agent_id_by_pid(&from).cloned();
-        match id.and_then(|id| self.books.agent_mut(&id)) {
-            Some(entry) => entry.pong_received = true,
-            None => self.count(|m| &m.invalid_messages),
-        }
-    }
-
     /// Removes an agent: its offers are rescinded, its tasks reported LOST (UNREACHABLE to
     /// partition-aware frameworks), its resources leave the allocator.
     fn remove_agent(&mut self, ctx: &mut Context<Self>, agent: &str, why: &str) {
@@ -1222,18 +714,6 @@ fn now_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// An agent's resources, if its registration is acceptable.
-fn validate_agent(info: &AgentInfo) -> Result<Resources, String> {
-    if info.hostname.trim().is_empty() {
-        return Err("agent has no hostname".into());
-    }
-    let total = Resources::from_proto(&info.resources).map_err(|e| e.to_string())?;
-    if total.is_empty() {
-        return Err("agent offers no resources".into());
-    }
-    Ok(total)
 }
 
 impl Process for Master {

@@ -26,6 +26,11 @@
 //! executors still running and re-registers under its id.
 //!
 //! Route: `GET /slave(N)/state`: the agent's id, resources, frameworks, executors and tasks.
+//!
+//! Where the rest lives: `registration` (with the master, and its pings), `launch`
+//! (fetching, containers, executors), `termination` (an executor's end → its tasks' last
+//! states), `shutdown` (kills and shutdowns), `health` (health checks), `recovery`
+//! (checkpoints), `routes` (HTTP).
 
 use protos::{IdText, IllegalTaskMove};
 use std::collections::HashMap;
@@ -35,29 +40,22 @@ use std::time::Duration;
 use authentication::Authenticatee;
 
 use libactor::metrics::Counter;
-use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
+use libactor::{Context, Node, Process, ProcessRef, SpawnError, Upid};
 use protos::internal::{
-    AuthenticationChallengeMessage, AuthenticationCompletedMessage, AuthenticationFailedMessage,
-    ExecutorRegisteredMessage, ExecutorToFrameworkMessage, ExitedExecutorMessage,
-    FrameworkToExecutorMessage, KillTaskMessage, PingSlaveMessage, PongSlaveMessage,
-    RegisterExecutorMessage, RegisterSlaveMessage, ReregisterSlaveMessage, RunTaskMessage,
-    ShutdownExecutorMessage, ShutdownFrameworkMessage, ShutdownMessage, SlaveRegisteredMessage,
-    SlaveReregisteredMessage, StatusUpdate, StatusUpdateAcknowledgementMessage,
-    StatusUpdateMessage, Task,
+    ExecutorRegisteredMessage, ExecutorToFrameworkMessage, FrameworkToExecutorMessage,
+    RegisterExecutorMessage, RunTaskMessage, ShutdownExecutorMessage, StatusUpdate,
+    StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::v1::task_status::{Reason, Source};
 use protos::v1::{
-    AgentId, AgentInfo, Attribute, ExecutorId, FrameworkId, FrameworkInfo, TaskId, TaskInfo,
-    TaskState, TaskStatus,
+    AgentId, Attribute, ExecutorId, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState,
+    TaskStatus,
 };
 use resources::Resources;
-use serde_json::json;
 
 use crate::checkpoint::MetaDir;
 use crate::containerizer::launcher::Launcher;
-use crate::containerizer::{
-    self, ChosenContainerizer, ContainerError, ContainerExit, ContainerizerConfig,
-};
+use crate::containerizer::{self, ChosenContainerizer, ContainerError, ContainerizerConfig};
 use crate::executor::{sandbox_path, AgentTask, Executor, ExecutorKind, ExecutorState};
 use crate::executor_reaper;
 use crate::fetcher::cache::DEFAULT_CACHE_BYTES;
@@ -65,11 +63,14 @@ use crate::fetcher::Fetcher;
 use crate::files::Files;
 use crate::monitor;
 use crate::status_update_manager::StatusUpdateManager;
-use crate::task_process::{Termination, DEFAULT_KILL_GRACE};
 
 mod health;
 mod launch;
 mod recovery;
+mod registration;
+mod routes;
+mod shutdown;
+mod termination;
 
 pub use health::TaskHealth;
 use recovery::Checkpointed;
@@ -300,221 +301,7 @@ impl Slave {
         tracing::warn!(%framework, %task, "task state kept: {refused}");
     }
 
-    fn agent_info(&self) -> AgentInfo {
-        AgentInfo {
-            hostname: self.config.hostname.clone(),
-            port: 0,
-            resources: self.config.resources.to_proto(),
-            attributes: self.config.attributes.clone(),
-            id: self.id.clone().map(|value| AgentId { value }),
-        }
-    }
-
-    fn sent_by_master(&self, from: &Upid) -> bool {
-        let ok = *from == self.config.master;
-        if !ok {
-            self.count(|m| &m.invalid_messages);
-            tracing::warn!(%from, master = %self.config.master, "message that only the master may send, from another process");
-        }
-        ok
-    }
-
     // ---- registration ----
-
-    fn register(&mut self, ctx: &mut Context<Self>) {
-        if self.registration == Registration::Registered {
-            return;
-        }
-        self.registration = Registration::Registering;
-        let master = self.config.master.clone();
-        ctx.link(&master);
-        // The retry is armed before the attempt leaves (see the status update manager).
-        let wait = self.backoff;
-        self.backoff = (self.backoff * 2).min(REGISTRATION_BACKOFF_MAX);
-        ctx.delay(wait, |s: &mut Slave, ctx| {
-            if s.registration != Registration::Registered {
-                tracing::debug!(master = %s.config.master, "master has not answered; registering again");
-                s.register(ctx);
-            }
-        });
-        if let Some(auth) = self
-            .authenticatee
-            .as_mut()
-            .filter(|a| !a.is_authenticated())
-        {
-            // Authenticate first; the completion registers at once, the retry above repeats
-            // the attempt if the master does not answer.
-            ctx.send(&master, auth.begin());
-        } else {
-            self.send_registration(ctx, &master);
-        }
-    }
-
-    fn send_registration(&self, ctx: &mut Context<Self>, master: &Upid) {
-        match &self.id {
-            None => ctx.send(
-                master,
-                RegisterSlaveMessage {
-                    slave: Some(self.agent_info()),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                },
-            ),
-            Some(_) => {
-                let msg = self.reregistration();
-                ctx.send(master, msg);
-            }
-        }
-    }
-
-    fn challenged(
-        &mut self,
-        ctx: &mut Context<Self>,
-        from: Upid,
-        msg: AuthenticationChallengeMessage,
-    ) {
-        if !self.sent_by_master(&from) {
-            return;
-        }
-        if let Some(auth) = &self.authenticatee {
-            ctx.send(&from, auth.answer(&msg.nonce, ctx.pid().as_str()));
-        }
-    }
-
-    fn authenticated(
-        &mut self,
-        ctx: &mut Context<Self>,
-        from: Upid,
-        _msg: AuthenticationCompletedMessage,
-    ) {
-        if !self.sent_by_master(&from) {
-            return;
-        }
-        if let Some(auth) = self.authenticatee.as_mut() {
-            tracing::info!(principal = %auth.principal(), "authenticated with the master");
-            auth.completed();
-            self.send_registration(ctx, &from);
-        }
-    }
-
-    fn authentication_failed(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        from: Upid,
-        msg: AuthenticationFailedMessage,
-    ) {
-        if !self.sent_by_master(&from) {
-            return;
-        }
-        if let Some(auth) = self.authenticatee.as_mut() {
-            // Retried with the registration backoff: the master's credentials may be fixed.
-            tracing::error!(principal = %auth.principal(), reason = %msg.reason, "the master refused this agent's credential");
-            auth.failed(&msg.reason);
-        }
-    }
-
-    fn reregistration(&self) -> ReregisterSlaveMessage {
-        let agent_id = self.id.clone().map(|value| AgentId { value });
-        let mut tasks = Vec::new();
-        let mut executor_infos = Vec::new();
-        let mut frameworks = Vec::new();
-        for (fid, framework) in &self.frameworks {
-            let mut info = framework.info.clone();
-            info.id = Some(FrameworkId { value: fid.clone() });
-            frameworks.push(info);
-            for executor in framework.executors.values() {
-                if let Some(info) = &executor.info {
-                    executor_infos.push(info.clone());
-                }
-                for task in executor.live_tasks() {
-                    tasks.push(Task {
-                        name: task.info.name.clone(),
-                        task_id: task.info.task_id.clone(),
-                        framework_id: Some(FrameworkId { value: fid.clone() }),
-                        executor_id: Some(ExecutorId {
-                            value: executor.id.clone(),
-                        }),
-                        slave_id: agent_id.clone(),
-                        state: task.state as i32,
-                        resources: task.resources.to_proto(),
-                        ..Default::default()
-                    });
-                }
-            }
-        }
-        ReregisterSlaveMessage {
-            slave: Some(self.agent_info()),
-            executor_infos,
-            tasks,
-            frameworks,
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-
-    fn registered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SlaveRegisteredMessage) {
-        self.on_registered(ctx, from, msg.slave_id);
-    }
-
-    fn reregistered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SlaveReregisteredMessage) {
-        self.on_registered(ctx, from, msg.slave_id);
-    }
-
-    fn on_registered(&mut self, ctx: &mut Context<Self>, from: Upid, id: Option<AgentId>) {
-        if !self.sent_by_master(&from) {
-            return;
-        }
-        let Some(id) = id.map(|a| a.value).filter(|v| !v.is_empty()) else {
-            self.count(|m| &m.invalid_messages);
-            return;
-        };
-        if self.registration == Registration::Registered && self.id.as_deref() == Some(&id) {
-            return; // an answer to a retried registration
-        }
-        tracing::info!(agent = %id, master = %from, "registered with the master");
-        let new_id = self.id.as_deref() != Some(&id);
-        self.id = Some(id);
-        if new_id {
-            self.checkpoint_agent();
-        }
-        self.registration = Registration::Registered;
-        self.backoff = REGISTRATION_BACKOFF_MIN;
-        self.pinged = true;
-        let master = from.clone();
-        self.sum
-            .dispatch(move |sum, ctx| sum.set_master(ctx, master));
-        ctx.delay(self.config.master_ping_timeout, Self::check_pings);
-    }
-
-    fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, _msg: PingSlaveMessage) {
-        if !self.sent_by_master(&from) {
-            return;
-        }
-        self.pinged = true;
-        ctx.send(&from, PongSlaveMessage {});
-    }
-
-    fn check_pings(&mut self, ctx: &mut Context<Self>) {
-        if self.registration != Registration::Registered {
-            return;
-        }
-        if !self.pinged {
-            tracing::warn!(master = %self.config.master, "no ping from the master; registering again");
-            self.disconnected(ctx);
-            return;
-        }
-        self.pinged = false;
-        ctx.delay(self.config.master_ping_timeout, Self::check_pings);
-    }
-
-    fn disconnected(&mut self, ctx: &mut Context<Self>) {
-        self.registration = Registration::Disconnected;
-        if let Some(auth) = self.authenticatee.as_mut() {
-            auth.reset();
-        }
-        self.backoff = REGISTRATION_BACKOFF_MIN;
-        ctx.delay(REGISTRATION_BACKOFF_MIN, |s: &mut Slave, ctx| {
-            s.register(ctx)
-        });
-    }
 
     // ---- launching ----
 
@@ -812,135 +599,6 @@ impl Slave {
         );
     }
 
-    fn executor_exited(
-        &mut self,
-        ctx: &mut Context<Self>,
-        framework: &str,
-        executor_id: &str,
-        run: u64,
-        exit: ContainerExit,
-    ) {
-        let ContainerExit {
-            termination: ended,
-            limitation,
-        } = exit;
-        if let Some(handle) = self
-            .executor(framework, executor_id)
-            .filter(|e| e.run == run)
-            .and_then(|e| e.container.as_ref())
-        {
-            self.launcher.forget(handle.id());
-        }
-        let Some(executor) = self.executor(framework, executor_id) else {
-            return;
-        };
-        // A later run of the same executor id is not this one.
-        if executor.run != run {
-            return;
-        }
-        let Some(mut executor) = self
-            .frameworks
-            .get_mut(framework)
-            .and_then(|f| f.executors.remove(executor_id))
-        else {
-            return;
-        };
-        self.count(|m| &m.executors_exited);
-        if let Some(pid) = &executor.pid {
-            ctx.unlink(pid);
-        }
-        let (status, message) = match &ended {
-            Ok(Termination::Exited(code)) => (*code, format!("Command exited with status {code}")),
-            Ok(Termination::Signaled(sig)) => {
-                (128 + sig, format!("Command terminated by signal {sig}"))
-            }
-            Err(e) => (-1, e.to_string()),
-        };
-        tracing::info!(%framework, executor = %executor_id, %message, "executor exited");
-        if limitation.is_some() {
-            self.count(|m| &m.container_limitations);
-        }
-        let killing = executor.state == ExecutorState::Terminating;
-        let live: Vec<String> = executor
-            .live_tasks()
-            .filter_map(|t| t.info.task_id.as_ref().map(|t| t.value.clone()))
-            .collect();
-        for task in live {
-            let (state, reason) = match executor.kind {
-                _ if limitation.is_some() => (
-                    TaskState::TaskFailed,
-                    limitation
-                        .as_ref()
-                        .map_or(Reason::ContainerLimitation, |l| l.reason),
-                ),
-                ExecutorKind::Command if matches!(ended, Ok(Termination::Exited(0))) => {
-                    (TaskState::TaskFinished, Reason::CommandExecutorFailed)
-                }
-                _ if killing || executor.shutting_down => (
-                    TaskState::TaskKilled,
-                    executor
-                        .tasks
-                        .get(&task)
-                        .and_then(|t| t.kill_reason)
-                        .unwrap_or(Reason::ExecutorTerminated),
-                ),
-                ExecutorKind::Command => (TaskState::TaskFailed, Reason::CommandExecutorFailed),
-                ExecutorKind::Custom => (TaskState::TaskFailed, Reason::ExecutorTerminated),
-            };
-            if let Some(Err(refused)) = executor
-                .tasks
-                .get_mut(&task)
-                .map(|t| t.state.move_to(state))
-            {
-                self.refuse_move(framework, &task, refused);
-            }
-            self.count_terminal(state);
-            let message = match (&limitation, executor.kind) {
-                // It never ran: the limitation says all there is.
-                (Some(l), _) if ended.is_err() => l.message.clone(),
-                (Some(l), _) => format!("{}; {message}", l.message),
-                (None, ExecutorKind::Command) => message.clone(),
-                (None, ExecutorKind::Custom) => format!("executor {executor_id} ended: {message}"),
-            };
-            let healthy = executor.tasks.get(&task).and_then(|t| t.healthy);
-            self.report_status(
-                ctx,
-                framework,
-                executor_id,
-                &task,
-                state,
-                reason,
-                message,
-                healthy,
-            );
-        }
-        if executor.kind == ExecutorKind::Custom {
-            ctx.send(
-                &self.config.master.clone(),
-                ExitedExecutorMessage {
-                    slave_id: self.id.clone().map(|value| AgentId { value }),
-                    framework_id: Some(FrameworkId {
-                        value: framework.to_owned(),
-                    }),
-                    executor_id: Some(ExecutorId {
-                        value: executor_id.to_owned(),
-                    }),
-                    status,
-                },
-            );
-        }
-        executor.kill = None;
-        self.forget_checkpoint(&executor.container_id);
-        self.schedule_gc(ctx, executor.sandbox.clone());
-        if self
-            .frameworks
-            .get(framework)
-            .is_some_and(|f| f.executors.is_empty())
-        {
-            self.frameworks.remove(framework);
-        }
-    }
-
     /// Removes a finished executor run's sandbox after `--gc_delay` on the node's clock.
     fn schedule_gc(&self, ctx: &mut Context<Self>, sandbox: PathBuf) {
         ctx.delay(self.config.gc_delay, move |s: &mut Slave, _| {
@@ -956,166 +614,6 @@ impl Slave {
     }
 
     // ---- kills and shutdowns ----
-
-    fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
-        if !self.sent_by_master(&from) {
-            return;
-        }
-        let framework = msg.framework_id.text().to_owned();
-        let task_id = msg.task_id.text().to_owned();
-        let grace = msg
-            .kill_policy
-            .as_ref()
-            .and_then(|p| p.grace_period.as_ref())
-            .map(|d| Duration::from_nanos(d.nanoseconds.max(0) as u64));
-        let killing_state = self.frameworks.get(&framework).is_some_and(|f| {
-            f.info.capabilities.iter().any(|c| {
-                c.r#type == protos::v1::framework_info::capability::Type::TaskKillingState as i32
-            })
-        });
-        let Some(executor) = self.executor_of(&framework, &task_id) else {
-            // Not here (finished already, or never arrived): say so, so the framework stops
-            // waiting.
-            self.report(
-                ctx,
-                &framework,
-                &task_id,
-                &task_id,
-                TaskState::TaskLost,
-                Reason::TaskUnknown,
-                format!("task {task_id} is not on this agent"),
-            );
-            return;
-        };
-        let executor_id = executor.id.clone();
-        let reason = msg.reason.and_then(|r| Reason::try_from(r).ok());
-        let Some(task) = executor.tasks.get_mut(&task_id) else {
-            return;
-        };
-        if reason.is_some() {
-            task.kill_reason = reason;
-        }
-        let task = task.clone();
-        if task.state.is_terminal() {
-            return;
-        }
-        match (executor.kind, executor.pid.clone()) {
-            (ExecutorKind::Command, _) => {
-                let grace = grace
-                    .or_else(|| {
-                        task.info
-                            .kill_policy
-                            .as_ref()
-                            .and_then(|p| p.grace_period.as_ref())
-                            .map(|d| Duration::from_nanos(d.nanoseconds.max(0) as u64))
-                    })
-                    .unwrap_or(DEFAULT_KILL_GRACE);
-                executor.kill(grace);
-                if killing_state {
-                    self.report(
-                        ctx,
-                        &framework,
-                        &executor_id,
-                        &task_id,
-                        TaskState::TaskKilling,
-                        Reason::ExecutorTerminated,
-                        "killing".into(),
-                    );
-                }
-            }
-            (ExecutorKind::Custom, Some(pid)) if task.delivered => ctx.send(&pid, msg),
-            (ExecutorKind::Custom, None) if executor.state == ExecutorState::Reconnecting => {
-                // It holds the task but cannot be told yet: it is ended, the task KILLED.
-                executor.shutting_down = true;
-                executor.kill(Duration::ZERO);
-            }
-            (ExecutorKind::Custom, _) => {
-                // Queued for an executor that has not registered: it never started.
-                if let Some(Err(refused)) = executor
-                    .tasks
-                    .get_mut(&task_id)
-                    .map(|t| t.state.move_to(TaskState::TaskKilled))
-                {
-                    self.refuse_move(&framework, &task_id, refused);
-                }
-                self.count(|m| &m.tasks_killed);
-                self.report(
-                    ctx,
-                    &framework,
-                    &executor_id,
-                    &task_id,
-                    TaskState::TaskKilled,
-                    Reason::TaskKilledDuringLaunch,
-                    "killed before the executor registered".into(),
-                );
-            }
-        }
-    }
-
-    fn shutdown_framework(
-        &mut self,
-        ctx: &mut Context<Self>,
-        from: Upid,
-        msg: ShutdownFrameworkMessage,
-    ) {
-        if !self.sent_by_master(&from) {
-            return;
-        }
-        let framework = msg.framework_id.text().to_owned();
-        tracing::info!(%framework, "shutting the framework down");
-        self.shutdown_executors(ctx, Some(&framework));
-    }
-
-    /// Shuts down the executors of `framework` (all of them with `None`): custom executors are
-    /// asked, then killed after [`EXECUTOR_SHUTDOWN_GRACE`]; command tasks are killed.
-    fn shutdown_executors(&mut self, ctx: &mut Context<Self>, framework: Option<&str>) {
-        let mut asked = Vec::new();
-        for (fid, f) in &mut self.frameworks {
-            if framework.is_some_and(|wanted| wanted != fid) {
-                continue;
-            }
-            for executor in f.executors.values_mut() {
-                executor.shutting_down = true;
-                match (&executor.kind, executor.pid.clone()) {
-                    (ExecutorKind::Custom, Some(pid)) => {
-                        executor.state = ExecutorState::Terminating;
-                        asked.push((fid.clone(), executor.id.clone(), pid));
-                    }
-                    _ => executor.kill(DEFAULT_KILL_GRACE),
-                }
-            }
-        }
-        for (framework, executor, pid) in asked {
-            ctx.send(
-                &pid,
-                ShutdownExecutorMessage {
-                    executor_id: Some(ExecutorId {
-                        value: executor.clone(),
-                    }),
-                    framework_id: Some(FrameworkId {
-                        value: framework.clone(),
-                    }),
-                },
-            );
-            ctx.delay(EXECUTOR_SHUTDOWN_GRACE, move |s: &mut Slave, _| {
-                if let Some(e) = s.executor_mut(&framework, &executor) {
-                    e.kill(Duration::ZERO);
-                }
-            });
-        }
-    }
-
-    fn shutdown(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ShutdownMessage) {
-        if !self.sent_by_master(&from) {
-            return;
-        }
-        tracing::warn!(reason = %msg.message, "the master shut this agent down");
-        self.shutdown_executors(ctx, None);
-        self.registration = Registration::Disconnected;
-        self.id = None;
-        // Shut down means forgotten: a restart registers as a new agent.
-        let _ = std::fs::remove_file(self.meta.agent());
-    }
 
     // ---- relays and acknowledgements ----
 
@@ -1182,70 +680,6 @@ impl Slave {
     }
 
     // ---- HTTP ----
-
-    fn monitor_statistics(&mut self, _ctx: &mut Context<Self>, _req: HttpRequest) -> HttpResponse {
-        let executors = self
-            .frameworks
-            .iter()
-            .flat_map(|(framework, f)| f.executors.values().map(move |e| (framework, e)))
-            .filter_map(|(framework, e)| {
-                let handle = e.container.as_ref()?;
-                Some(monitor::ExecutorUsage {
-                    framework,
-                    executor: e,
-                    handle: handle.as_ref(),
-                })
-            });
-        HttpResponse::json(&monitor::statistics_json(executors))
-    }
-
-    fn state_json(&mut self, _ctx: &mut Context<Self>, _req: HttpRequest) -> HttpResponse {
-        let frameworks: Vec<serde_json::Value> = self
-            .frameworks
-            .iter()
-            .map(|(id, f)| {
-                let executors: Vec<serde_json::Value> = f
-                    .executors
-                    .values()
-                    .map(|e| {
-                        let tasks: Vec<serde_json::Value> = e
-                            .tasks
-                            .values()
-                            .map(|t| {
-                                json!({
-                                    "id": t.info.task_id.as_ref().map(|t| t.value.as_str()),
-                                    "name": t.info.name,
-                                    "state": t.state.as_str_name(),
-                                    "resources": t.resources.to_string(),
-                                })
-                            })
-                            .collect();
-                        json!({
-                            "id": e.id,
-                            "kind": format!("{:?}", e.kind),
-                            "state": format!("{:?}", e.state),
-                            "os_pid": e.os_pid,
-                            "pid": e.pid.as_ref().map(|p| p.to_string()),
-                            "directory": e.sandbox.display().to_string(),
-                            "container_id": e.container.as_ref().map(|c| c.id().to_owned()),
-                            "tasks": tasks,
-                        })
-                    })
-                    .collect();
-                json!({ "id": id, "name": f.info.name, "executors": executors })
-            })
-            .collect();
-        HttpResponse::json(&json!({
-            "id": self.id,
-            "hostname": self.config.hostname,
-            "master": self.config.master.to_string(),
-            "registration": format!("{:?}", self.registration),
-            "resources": self.config.resources.to_string(),
-            "work_dir": self.config.work_dir.display().to_string(),
-            "isolation": self.containerizer.description,
-            "frameworks": frameworks,
-        }))
-    }
 }
 
 /// This agent's directory name under `--cgroups_root`: stable for a work dir, so that a

@@ -20,21 +20,22 @@ use std::time::{Duration, Instant, SystemTime};
 
 use coordination::AnyStore;
 use libactor::metrics::Counter;
-use libactor::{Context, HttpRequest, HttpResponse, Process, Upid};
+use libactor::{Context, Process, Upid};
 use protos::autopilot::{
     AuditRecord, DeploymentState, HealthState, MachineEvent, MachineRecord, RepairAction,
-    RepairOrder, RepairOutcome, RepairServiceAnnouncement, WatchdogReport, WatchdogResult,
+    WatchdogReport, WatchdogResult,
 };
 use tokio::sync::watch;
 
 use crate::ground_truth::{self, Recovered, AUDIT, KEYS, MAX_AUDIT, MAX_HISTORY};
 use crate::health::{self, choose_action, ErrorWindow, HealthPolicy, Verdict};
-use crate::json;
 use crate::machine_gate::MachineGate;
 use crate::repair_limits::RepairLimits;
 
 mod deployment;
 mod provisioning;
+mod repairs;
+mod routes;
 
 pub use provisioning::TypeRule;
 
@@ -412,162 +413,6 @@ impl DeviceManager {
         self.dispatch_repairs(ctx);
     }
 
-    /// Hands machines in Failure to the repair service, moving them to Probation: DoNothing
-    /// needs no service.
-    fn dispatch_repairs(&mut self, ctx: &mut Context<Self>) {
-        let waiting: Vec<(String, String, RepairAction)> = self
-            .machines
-            .values()
-            .filter(|m| m.state() == HealthState::Failure && !m.replaced)
-            .map(|m| (m.id.clone(), m.hostname.clone(), m.action()))
-            .collect();
-        for (id, hostname, action) in waiting {
-            let (actor, why) = if action == RepairAction::DoNothing {
-                (
-                    "device-manager",
-                    "DoNothing: watching it in probation".to_owned(),
-                )
-            } else {
-                if self.config.repair_service.is_none() {
-                    continue;
-                }
-                self.count(|m| &m.orders);
-                self.order_repair(
-                    ctx,
-                    RepairOrder {
-                        machine_id: id.clone(),
-                        hostname,
-                        action: action as i32,
-                    },
-                );
-                ("repair", format!("{} ordered", action_name(action)))
-            };
-            // Errors counted before the repair say nothing about the machine after it.
-            self.windows.entry(id.clone()).or_default().clear();
-            self.transition(ctx, &id, HealthState::Probation, action, actor, why);
-        }
-    }
-
-    /// Drains the machine of its tasks, then gives the order to the repair service.
-    fn order_repair(&mut self, ctx: &mut Context<Self>, order: RepairOrder) {
-        let send = |dm: &mut DeviceManager, ctx: &mut Context<DeviceManager>, order| {
-            if let Some(repair) = &dm.config.repair_service {
-                ctx.send(repair, order);
-            }
-        };
-        let Some(gate) = &self.gate else {
-            send(self, ctx, order);
-            return;
-        };
-        let why = format!("repair: {}", action_name(order.action()));
-        ctx.defer(
-            gate.drain(&order.hostname, true, &why),
-            move |dm: &mut DeviceManager, ctx, drained| {
-                match drained {
-                    Ok(d) => tracing::info!(machine = %order.machine_id, tasks_killed = d.tasks_killed, "drained for repair"),
-                    // The repair goes ahead: the machine is failing, and its tasks end with it.
-                    Err(why) => tracing::warn!(machine = %order.machine_id, %why, "drain did not finish"),
-                }
-                send(dm, ctx, order);
-            },
-        );
-    }
-
-    fn announcement(
-        &mut self,
-        ctx: &mut Context<Self>,
-        from: Upid,
-        announcement: RepairServiceAnnouncement,
-    ) {
-        if self.config.repair_service.as_ref() == Some(&from) {
-            return;
-        }
-        // With credentials, only a repair service that authenticated with the master may
-        // receive orders and report outcomes.
-        if self.config.operators.is_some() {
-            let principal = self.gate.as_ref().and_then(|g| g.principal_of(&from));
-            if principal.is_none() {
-                self.count(|m| &m.unauthorized);
-                tracing::warn!(%from, "refused a repair service that has not authenticated");
-                return;
-            }
-        }
-        tracing::info!(%from, driver = %announcement.driver, "repair service announced");
-        self.set_repair_service(ctx, Some(from));
-    }
-
-    fn outcome(&mut self, ctx: &mut Context<Self>, from: Upid, outcome: RepairOutcome) {
-        let _span =
-            tracing::debug_span!("repair_outcome", %from, machine = %outcome.machine_id).entered();
-        if self.config.repair_service.as_ref() != Some(&from) {
-            self.count(|m| &m.invalid);
-            tracing::warn!(%from, "ignored a repair outcome not from the repair service");
-            return;
-        }
-        let Some(m) = self.machines.get_mut(&outcome.machine_id) else {
-            self.count(|m| &m.invalid);
-            return;
-        };
-        let action = outcome.action();
-        if outcome.ok && action == RepairAction::Replace {
-            m.replaced = true;
-        }
-        self.windows
-            .entry(outcome.machine_id.clone())
-            .or_default()
-            .clear();
-        self.dirty
-            .insert(ground_truth::shard_of(&outcome.machine_id));
-        let result = if outcome.ok { "done" } else { "failed" };
-        self.record(
-            ctx,
-            "repair",
-            format!(
-                "machine {}: {} {result}",
-                outcome.machine_id,
-                action_name(action)
-            ),
-            bounded(&outcome.detail),
-        );
-        self.persist(ctx);
-    }
-
-    /// `POST /device-manager/repair` with `{"machine": ID, "action": "reboot"|"reimage"|
-    /// "replace"}`: an operator's repair, authorized by HTTP Basic credentials when the master
-    /// has any.
-    fn repair_route(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
-        let _span = tracing::info_span!("repair_request").entered();
-        let (operator, body) = match self.operator_request(&req) {
-            Ok(authorized) => authorized,
-            Err(refusal) => return refusal,
-        };
-        let machine = body["machine"].as_str().unwrap_or_default().to_owned();
-        let Some(action) = body["action"].as_str().and_then(parse_action) else {
-            self.count(|m| &m.invalid);
-            return HttpResponse::text(400, "action must be reboot, reimage or replace\n");
-        };
-        match self.machines.get(&machine) {
-            None => return HttpResponse::text(404, format!("no machine {machine:?}\n")),
-            Some(m) if m.replaced => {
-                return HttpResponse::text(409, "the machine was replaced\n");
-            }
-            Some(_) => {}
-        }
-        self.failed(
-            ctx,
-            &machine,
-            format!("repair requested by {operator}"),
-            false,
-            Some((action, &operator)),
-        );
-        json::response(serde_json::json!({
-            "accepted": true,
-            "machine": machine,
-            "action": action_name(action),
-            "operator": operator,
-        }))
-    }
-
     /// Whether `from` runs on the node of the agent registered as machine `id` (always, without
     /// a master to ask); counted and logged when not, so that no other process can make a
     /// machine fail, or claim it runs a manifest.
@@ -581,40 +426,6 @@ impl DeviceManager {
         self.count(|m| &m.unverified);
         tracing::debug!(%from, machine = %id, "ignored a report not from the machine's registered agent");
         false
-    }
-
-    /// The operator a request proves (HTTP Basic, when the master has credentials) and its
-    /// JSON body; or the response refusing it (counted).
-    fn operator_request(
-        &self,
-        req: &HttpRequest,
-    ) -> Result<(String, serde_json::Value), HttpResponse> {
-        if req.method != "POST" {
-            return Err(HttpResponse::text(405, "POST a JSON body\n"));
-        }
-        let operator = match &self.config.operators {
-            None => "operator".to_owned(),
-            Some(credentials) => {
-                match credentials.check_basic(req.headers.get("authorization").map(String::as_str))
-                {
-                    Ok(principal) => principal,
-                    Err(e) => {
-                        self.count(|m| &m.unauthorized);
-                        tracing::warn!(path = %req.path, error = %e, "refused an operator's request");
-                        return Err(HttpResponse::text(401, format!("{e}\n")));
-                    }
-                }
-            }
-        };
-        let body = if req.body.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&req.body).map_err(|e| {
-                self.count(|m| &m.invalid);
-                HttpResponse::text(400, format!("body is not JSON: {e}\n"))
-            })?
-        };
-        Ok((operator, body))
     }
 
     /// Starts a write of the changed shards unless one is out (it then takes them next).
@@ -670,47 +481,6 @@ impl DeviceManager {
                 }
             },
         );
-    }
-
-    fn machines_route(&mut self, _ctx: &mut Context<Self>, _req: HttpRequest) -> HttpResponse {
-        let all: Vec<&MachineRecord> = self.machines.values().collect();
-        let in_repair = all
-            .iter()
-            .filter(|m| !m.replaced && m.state() != HealthState::Healthy)
-            .count();
-        let live = all.iter().filter(|m| !m.replaced).count();
-        json::response(serde_json::json!({
-            "machines": all.iter().map(|m| json::machine(m, false)).collect::<Vec<_>>(),
-            "in_repair": in_repair,
-            "repair_cap": self.config.limits.cap(live),
-        }))
-    }
-
-    fn machine_route(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
-        let Some(id) = req.query.iter().find(|(k, _)| k == "id").map(|(_, v)| v) else {
-            return HttpResponse::text(400, "missing ?id=MACHINE\n");
-        };
-        match self.machines.get(id) {
-            Some(m) => json::response(json::machine(m, true)),
-            None => HttpResponse::text(404, format!("no machine {id:?}\n")),
-        }
-    }
-
-    fn audit_route(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
-        let since = match req.query.iter().find(|(k, _)| k == "since") {
-            None => 0,
-            Some((_, v)) => match v.parse::<u64>() {
-                Ok(n) => n,
-                Err(_) => return HttpResponse::text(400, "since must be a sequence number\n"),
-            },
-        };
-        let records: Vec<_> = self
-            .audit
-            .iter()
-            .filter(|r| r.seq > since)
-            .map(json::audit)
-            .collect();
-        json::response(serde_json::json!({ "audit": records, "durable_seq": self.durable_seq }))
     }
 }
 

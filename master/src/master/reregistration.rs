@@ -22,7 +22,8 @@ use resources::Resources;
 
 use crate::allocator::Allocator;
 
-use super::{validate_agent, FrameworkEntry, Master, Registrant, TaskEntry};
+use super::registration::validate_agent;
+use super::{FrameworkEntry, Master, Registrant, TaskEntry};
 
 /// Longest failover timeout honoured (a week), so that a huge value cannot overflow the clock.
 pub const MAX_FAILOVER_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -1,0 +1,161 @@
+//! Launch: an accept takes its offers, validates each task against what is left of them,
+//! books and sends the valid ones to the agent, refuses the rest with TASK_ERROR or
+//! TASK_DROPPED, and gives back what no task took.
+
+use libactor::{Context, Upid};
+use protos::internal::{AcceptOffersMessage, RunTaskMessage};
+use protos::v1::task_status::Reason;
+use protos::v1::{AgentId, TaskInfo, TaskState};
+use protos::IdText;
+use resources::Resources;
+
+use super::books::TaskEntry;
+use super::Master;
+
+impl Master {
+    pub(super) fn accept(&mut self, ctx: &mut Context<Self>, from: Upid, msg: AcceptOffersMessage) {
+        let framework = msg.framework_id.text().to_owned();
+        let Some(entry) = self.books.framework(&framework) else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        if entry.pid != from {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, %framework, "offers accepted by a process that is not the framework's scheduler");
+            return;
+        }
+        let (scheduler, info) = (entry.pid.clone(), entry.info.clone());
+        let offers = match self.take_offers(&framework, &msg.offer_ids) {
+            Some(offers) if offers.windows(2).all(|w| w[0].agent == w[1].agent) => offers,
+            taken => {
+                // Give back whatever valid offers were taken, and tell the framework.
+                for offer in taken.into_iter().flatten() {
+                    self.recover(&framework, &offer.agent, offer.resources, None);
+                }
+                for task in &msg.tasks {
+                    self.refuse_task(
+                        ctx,
+                        &framework,
+                        task,
+                        TaskState::TaskDropped,
+                        Reason::InvalidOffers,
+                        "offers are unknown, not this framework's, or on different agents",
+                    );
+                }
+                return;
+            }
+        };
+        self.count(|m| &m.offers_accepted);
+        let agent = offers[0].agent.clone();
+        let mut remaining = Resources::new();
+        for offer in &offers {
+            let _ = remaining.add(&offer.resources);
+        }
+        for task in &msg.tasks {
+            match self.validate_task(&framework, task, &remaining) {
+                Ok(needed) => {
+                    remaining = remaining.checked_sub(&needed).unwrap_or_default();
+                    let task_id = task.task_id.text().to_owned();
+                    let executor = task
+                        .executor
+                        .as_ref()
+                        .and_then(|e| e.executor_id.as_ref())
+                        .map_or_else(|| task_id.clone(), |e| e.value.clone());
+                    let entry = TaskEntry::new(
+                        self.next_id,
+                        task.name.clone(),
+                        executor,
+                        agent.clone(),
+                        TaskState::TaskStaging,
+                        needed,
+                    );
+                    if let Err(e) = self.books.add_task((framework.clone(), task_id), entry) {
+                        // Validation passed and its offer was taken: a bug, never a launch.
+                        debug_assert!(false, "launch refused by the books: {e}");
+                        tracing::error!(%framework, error = %e, "launch refused by the master's books");
+                        continue;
+                    }
+                    let mut launched = task.clone();
+                    launched.agent_id = Some(AgentId {
+                        value: agent.clone(),
+                    });
+                    if let Some(f) = self.books.framework_mut(&framework) {
+                        f.agents.insert(agent.clone());
+                    }
+                    if let Some(agent_entry) = self.books.agent(&agent) {
+                        ctx.send(
+                            agent_entry.pid(),
+                            RunTaskMessage {
+                                framework_id: msg.framework_id.clone(),
+                                framework: Some(info.clone()),
+                                pid: scheduler.to_string(),
+                                task: Some(launched),
+                            },
+                        );
+                        self.count(|m| &m.tasks_launched);
+                    }
+                }
+                Err(why) => self.refuse_task(
+                    ctx,
+                    &framework,
+                    task,
+                    TaskState::TaskError,
+                    Reason::TaskInvalid,
+                    &why,
+                ),
+            }
+        }
+        let filter = self.refuse_filter(ctx, msg.filters.as_ref(), &remaining);
+        self.recover(&framework, &agent, remaining, filter);
+    }
+
+    /// Checks a task against the rest of its offers; returns the resources it takes.
+    pub(super) fn validate_task(
+        &self,
+        framework: &str,
+        task: &TaskInfo,
+        remaining: &Resources,
+    ) -> Result<Resources, String> {
+        let task_id = task.task_id.text();
+        if task_id.is_empty() {
+            return Err("task has no task_id".into());
+        }
+        if self
+            .books
+            .task(&(framework.to_owned(), task_id.to_owned()))
+            .is_some()
+        {
+            return Err(format!(
+                "task id {task_id} is already in use by this framework"
+            ));
+        }
+        let needed = Resources::from_proto(&task.resources)
+            .map_err(|e| format!("invalid resources: {e}"))?;
+        if needed.is_empty() {
+            return Err("task asks for no resources".into());
+        }
+        if task.command.is_none() && task.executor.is_none() {
+            return Err("task has neither a command nor an executor".into());
+        }
+        if !remaining.contains(&needed) {
+            return Err(format!(
+                "resources {needed} exceed what is left of the offers: {remaining}"
+            ));
+        }
+        Ok(needed)
+    }
+
+    pub(super) fn refuse_task(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        task: &TaskInfo,
+        state: TaskState,
+        reason: Reason,
+        why: &str,
+    ) {
+        self.count(|m| &m.tasks_refused);
+        tracing::info!(%framework, task = ?task.task_id.as_ref().map(|t| &t.value), %why, "launch refused");
+        self.report(ctx, framework, task, state, reason, why);
+    }
+}

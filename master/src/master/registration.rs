@@ -1,0 +1,191 @@
+//! Registration: agents and frameworks admitted (durably, with a registrar) and told their
+//! ids; retried registrations answered again and changed nothing; refusals explained.
+
+use libactor::{Context, Upid};
+use protos::internal::{
+    FrameworkRegisteredMessage, RegisterFrameworkMessage, RegisterSlaveMessage,
+    SlaveRegisteredMessage,
+};
+use protos::v1::{AgentId, AgentInfo, FrameworkId, FrameworkInfo};
+use resources::Resources;
+
+use crate::allocator::Allocator;
+use crate::registrar::Operation;
+
+use super::books::FrameworkEntry;
+use super::{Master, Registrant};
+
+impl Master {
+    pub(super) fn register_slave(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: RegisterSlaveMessage,
+    ) {
+        if let Err(why) = self.admit(&from, Registrant::Agent, "") {
+            self.count(|m| &m.registrations_refused);
+            tracing::warn!(%from, %why, "refused an agent registration");
+            return;
+        }
+        let info = msg.slave.unwrap_or_default();
+        let total = match validate_agent(&info) {
+            Ok(total) => total,
+            Err(why) => {
+                self.count(|m| &m.invalid_messages);
+                tracing::warn!(%from, %why, "refused an agent registration");
+                return;
+            }
+        };
+        if let Some(id) = self.books.agent_id_by_pid(&from) {
+            // A retried registration: answer again, change nothing.
+            ctx.send(
+                &from,
+                SlaveRegisteredMessage {
+                    slave_id: Some(AgentId { value: id.clone() }),
+                },
+            );
+            return;
+        }
+        if !self.admitting.insert(from.clone()) {
+            return; // a retry while its admission is being written
+        }
+        let id = self.next("S");
+        let mut info = info;
+        info.id = Some(AgentId { value: id.clone() });
+        self.persist(ctx, Operation::AdmitAgent(info.clone()), move |m, ctx| {
+            m.admitting.remove(&from);
+            m.admit_agent(ctx, from, id, info, total);
+        });
+    }
+
+    /// Adds an agent whose admission is durable, and tells it its id.
+    pub(super) fn admit_agent(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        id: String,
+        info: AgentInfo,
+        total: Resources,
+    ) {
+        tracing::info!(agent = %id, %from, resources = %total, "agent registered");
+        self.directory.insert(&from, &info.hostname);
+        if let Err(e) = self.books.add_agent(&id, from.clone(), info, total.clone()) {
+            tracing::error!(agent = %id, error = %e, "a fresh agent id is taken");
+            return;
+        }
+        self.watch_agent(ctx, id.clone());
+        self.count(|m| &m.agents_registered);
+        self.add_to_allocator(&id, total, Vec::new());
+        ctx.send(
+            &from,
+            SlaveRegisteredMessage {
+                slave_id: Some(AgentId { value: id }),
+            },
+        );
+    }
+
+    pub(super) fn register_framework(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: RegisterFrameworkMessage,
+    ) {
+        let mut info = msg.framework.unwrap_or_default();
+        match self.admit(&from, Registrant::Framework, &info.principal) {
+            Ok(principal) => {
+                if let Some(p) = principal {
+                    info.principal = p;
+                }
+            }
+            Err(why) => {
+                self.refuse_framework(ctx, &from, &why);
+                return;
+            }
+        }
+        if info.name.trim().is_empty() || info.user.trim().is_empty() {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, "refused a framework registration without a name or user");
+            return;
+        }
+        let role = if info.role.is_empty() {
+            "*".to_owned()
+        } else {
+            info.role.clone()
+        };
+        if let Some((id, _)) = self.books.frameworks().find(|(_, f)| f.pid == from) {
+            // A retried registration: answer again, change nothing.
+            let reply = FrameworkRegisteredMessage {
+                framework_id: Some(FrameworkId { value: id.clone() }),
+                master_info: Some(self.info(ctx)),
+            };
+            ctx.send(&from, reply);
+            return;
+        }
+        if !self.admitting.insert(from.clone()) {
+            return; // a retry while its admission is being written
+        }
+        let id = self.next("F");
+        info.id = Some(FrameworkId { value: id.clone() });
+        self.persist(ctx, Operation::AddFramework(info.clone()), move |m, ctx| {
+            m.admitting.remove(&from);
+            m.admit_framework(ctx, from, id, info, role);
+        });
+    }
+
+    /// Adds a framework whose admission is durable, and tells its scheduler its id.
+    pub(super) fn admit_framework(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        id: String,
+        info: FrameworkInfo,
+        role: String,
+    ) {
+        tracing::info!(framework = %id, name = %info.name, %role, "framework registered");
+        ctx.link(&from);
+        if let Err(e) = self
+            .books
+            .add_framework(&id, FrameworkEntry::new(from.clone(), info))
+        {
+            tracing::error!(framework = %id, error = %e, "a fresh framework id is taken");
+            return;
+        }
+        self.count(|m| &m.frameworks_registered);
+        let framework = id.clone();
+        self.tell_allocator("allocator refused a new framework", move |a| {
+            a.add_framework(&framework, &role, false)
+        });
+        let master_info = self.info(ctx);
+        ctx.send(
+            &from,
+            FrameworkRegisteredMessage {
+                framework_id: Some(FrameworkId { value: id }),
+                master_info: Some(master_info),
+            },
+        );
+    }
+
+    /// Tells a scheduler its registration is refused (its driver aborts with the reason).
+    pub(super) fn refuse_framework(&self, ctx: &mut Context<Self>, from: &Upid, why: &str) {
+        self.count(|m| &m.registrations_refused);
+        tracing::warn!(%from, %why, "refused a framework registration");
+        ctx.send(
+            from,
+            protos::internal::FrameworkErrorMessage {
+                message: format!("registration refused: {why}"),
+            },
+        );
+    }
+}
+
+/// An agent's resources, if its registration is acceptable.
+pub(super) fn validate_agent(info: &AgentInfo) -> Result<Resources, String> {
+    if info.hostname.trim().is_empty() {
+        return Err("agent has no hostname".into());
+    }
+    let total = Resources::from_proto(&info.resources).map_err(|e| e.to_string())?;
+    if total.is_empty() {
+        return Err("agent offers no resources".into());
+    }
+    Ok(total)
+}

@@ -1,0 +1,244 @@
+//! Registration with the master: Disconnected → Registering → Registered, retried with
+//! backoff; authentication first when the agent has a credential; re-registration with the
+//! agent's id and live tasks; the master's pings, and registering again when they stop.
+
+use libactor::{Context, Upid};
+use protos::internal::{
+    AuthenticationChallengeMessage, AuthenticationCompletedMessage, AuthenticationFailedMessage,
+    PingSlaveMessage, PongSlaveMessage, RegisterSlaveMessage, ReregisterSlaveMessage,
+    SlaveRegisteredMessage, SlaveReregisteredMessage, Task,
+};
+use protos::v1::{AgentId, AgentInfo, ExecutorId, FrameworkId};
+
+use super::{Registration, Slave, REGISTRATION_BACKOFF_MAX, REGISTRATION_BACKOFF_MIN};
+
+impl Slave {
+    pub(super) fn agent_info(&self) -> AgentInfo {
+        AgentInfo {
+            hostname: self.config.hostname.clone(),
+            port: 0,
+            resources: self.config.resources.to_proto(),
+            attributes: self.config.attributes.clone(),
+            id: self.id.clone().map(|value| AgentId { value }),
+        }
+    }
+
+    pub(super) fn sent_by_master(&self, from: &Upid) -> bool {
+        let ok = *from == self.config.master;
+        if !ok {
+            self.count(|m| &m.invalid_messages);
+            tracing::warn!(%from, master = %self.config.master, "message that only the master may send, from another process");
+        }
+        ok
+    }
+
+    pub(super) fn register(&mut self, ctx: &mut Context<Self>) {
+        if self.registration == Registration::Registered {
+            return;
+        }
+        self.registration = Registration::Registering;
+        let master = self.config.master.clone();
+        ctx.link(&master);
+        // The retry is armed before the attempt leaves (see the status update manager).
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(REGISTRATION_BACKOFF_MAX);
+        ctx.delay(wait, |s: &mut Slave, ctx| {
+            if s.registration != Registration::Registered {
+                tracing::debug!(master = %s.config.master, "master has not answered; registering again");
+                s.register(ctx);
+            }
+        });
+        if let Some(auth) = self
+            .authenticatee
+            .as_mut()
+            .filter(|a| !a.is_authenticated())
+        {
+            // Authenticate first; the completion registers at once, the retry above repeats
+            // the attempt if the master does not answer.
+            ctx.send(&master, auth.begin());
+        } else {
+            self.send_registration(ctx, &master);
+        }
+    }
+
+    pub(super) fn send_registration(&self, ctx: &mut Context<Self>, master: &Upid) {
+        match &self.id {
+            None => ctx.send(
+                master,
+                RegisterSlaveMessage {
+                    slave: Some(self.agent_info()),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                },
+            ),
+            Some(_) => {
+                let msg = self.reregistration();
+                ctx.send(master, msg);
+            }
+        }
+    }
+
+    pub(super) fn challenged(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: AuthenticationChallengeMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        if let Some(auth) = &self.authenticatee {
+            ctx.send(&from, auth.answer(&msg.nonce, ctx.pid().as_str()));
+        }
+    }
+
+    pub(super) fn authenticated(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        _msg: AuthenticationCompletedMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        if let Some(auth) = self.authenticatee.as_mut() {
+            tracing::info!(principal = %auth.principal(), "authenticated with the master");
+            auth.completed();
+            self.send_registration(ctx, &from);
+        }
+    }
+
+    pub(super) fn authentication_failed(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        from: Upid,
+        msg: AuthenticationFailedMessage,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        if let Some(auth) = self.authenticatee.as_mut() {
+            // Retried with the registration backoff: the master's credentials may be fixed.
+            tracing::error!(principal = %auth.principal(), reason = %msg.reason, "the master refused this agent's credential");
+            auth.failed(&msg.reason);
+        }
+    }
+
+    pub(super) fn reregistration(&self) -> ReregisterSlaveMessage {
+        let agent_id = self.id.clone().map(|value| AgentId { value });
+        let mut tasks = Vec::new();
+        let mut executor_infos = Vec::new();
+        let mut frameworks = Vec::new();
+        for (fid, framework) in &self.frameworks {
+            let mut info = framework.info.clone();
+            info.id = Some(FrameworkId { value: fid.clone() });
+            frameworks.push(info);
+            for executor in framework.executors.values() {
+                if let Some(info) = &executor.info {
+                    executor_infos.push(info.clone());
+                }
+                for task in executor.live_tasks() {
+                    tasks.push(Task {
+                        name: task.info.name.clone(),
+                        task_id: task.info.task_id.clone(),
+                        framework_id: Some(FrameworkId { value: fid.clone() }),
+                        executor_id: Some(ExecutorId {
+                            value: executor.id.clone(),
+                        }),
+                        slave_id: agent_id.clone(),
+                        state: task.state as i32,
+                        resources: task.resources.to_proto(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        ReregisterSlaveMessage {
+            slave: Some(self.agent_info()),
+            executor_infos,
+            tasks,
+            frameworks,
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    pub(super) fn registered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: SlaveRegisteredMessage,
+    ) {
+        self.on_registered(ctx, from, msg.slave_id);
+    }
+
+    pub(super) fn reregistered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: SlaveReregisteredMessage,
+    ) {
+        self.on_registered(ctx, from, msg.slave_id);
+    }
+
+    pub(super) fn on_registered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        id: Option<AgentId>,
+    ) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        let Some(id) = id.map(|a| a.value).filter(|v| !v.is_empty()) else {
+            self.count(|m| &m.invalid_messages);
+            return;
+        };
+        if self.registration == Registration::Registered && self.id.as_deref() == Some(&id) {
+            return; // an answer to a retried registration
+        }
+        tracing::info!(agent = %id, master = %from, "registered with the master");
+        let new_id = self.id.as_deref() != Some(&id);
+        self.id = Some(id);
+        if new_id {
+            self.checkpoint_agent();
+        }
+        self.registration = Registration::Registered;
+        self.backoff = REGISTRATION_BACKOFF_MIN;
+        self.pinged = true;
+        let master = from.clone();
+        self.sum
+            .dispatch(move |sum, ctx| sum.set_master(ctx, master));
+        ctx.delay(self.config.master_ping_timeout, Self::check_pings);
+    }
+
+    pub(super) fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, _msg: PingSlaveMessage) {
+        if !self.sent_by_master(&from) {
+            return;
+        }
+        self.pinged = true;
+        ctx.send(&from, PongSlaveMessage {});
+    }
+
+    pub(super) fn check_pings(&mut self, ctx: &mut Context<Self>) {
+        if self.registration != Registration::Registered {
+            return;
+        }
+        if !self.pinged {
+            tracing::warn!(master = %self.config.master, "no ping from the master; registering again");
+            self.disconnected(ctx);
+            return;
+        }
+        self.pinged = false;
+        ctx.delay(self.config.master_ping_timeout, Self::check_pings);
+    }
+
+    pub(super) fn disconnected(&mut self, ctx: &mut Context<Self>) {
+        self.registration = Registration::Disconnected;
+        if let Some(auth) = self.authenticatee.as_mut() {
+            auth.reset();
+        }
+        self.backoff = REGISTRATION_BACKOFF_MIN;
+        ctx.delay(REGISTRATION_BACKOFF_MIN, |s: &mut Slave, ctx| {
+            s.register(ctx)
+        });
+    }
+}

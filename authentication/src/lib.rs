@@ -22,6 +22,7 @@
 //! ```
 
 mod authenticatee;
+pub mod digest;
 
 pub use authenticatee::{Authenticatee, AuthenticationState};
 mod http_basic;

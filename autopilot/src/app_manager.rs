@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libactor::http::HttpReply;
-use libactor::metrics::Counter;
+use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, HttpRequest, HttpResponse, Process, Upid};
 use prost::Message;
 use protos::autopilot::{Kick, Manifest, ManifestState, ManifestStatus, SyncManifest};
@@ -111,7 +111,7 @@ pub struct AppManager {
     counters: Arc<FilesyncCounters>,
     /// Chunk requests being served.
     serving: Arc<std::sync::atomic::AtomicUsize>,
-    metrics: Option<Metrics>,
+    metrics: ProcessMetrics<Metrics>,
 }
 
 impl AppManager {
@@ -129,7 +129,7 @@ impl AppManager {
             switch_after_recovery: None,
             counters: Arc::default(),
             serving: Arc::default(),
-            metrics: None,
+            metrics: ProcessMetrics::default(),
         }
     }
 
@@ -166,9 +166,7 @@ impl AppManager {
         let elsewhere = !msg.hostname.is_empty() && msg.hostname != self.config.hostname;
         // Only the device manager this agent follows may say what runs here.
         if from != self.config.device_manager || elsewhere {
-            if let Some(m) = &self.metrics {
-                m.refused.inc();
-            }
+            self.metrics.inc(|m| &m.refused);
             tracing::warn!(%from, hostname = %msg.hostname, "refused a manifest not from the device manager or not for this machine");
             return;
         }
@@ -196,9 +194,7 @@ impl AppManager {
         server: String,
         activate: bool,
     ) {
-        if let Some(m) = &self.metrics {
-            m.syncs.inc();
-        }
+        self.metrics.inc(|m| &m.syncs);
         self.syncing = true;
         let (work_dir, limits, counters) = (
             self.config.work_dir.clone(),
@@ -217,9 +213,7 @@ impl AppManager {
                     .is_none_or(|(t, _)| t.name == manifest.name && t.version == manifest.version);
                 match result {
                     Err(e) => {
-                        if let Some(m) = &am.metrics {
-                            m.failures.inc();
-                        }
+                        am.metrics.inc(|m| &m.failures);
                         am.report(ctx, &manifest, ManifestState::Failed, e.to_string());
                     }
                     Ok(_) if activate && current => am.switch(ctx, Some(manifest)),
@@ -321,9 +315,7 @@ impl AppManager {
         let count = crashes.len();
         tracing::warn!(%why, crashes = count, "manifest process ended");
         if count >= policy.max_crashes {
-            if let Some(m) = &self.metrics {
-                m.failures.inc();
-            }
+            self.metrics.inc(|m| &m.failures);
             if let Some(stop) = self.stop.take() {
                 let _ = stop.send(true);
             }
@@ -335,9 +327,7 @@ impl AppManager {
             self.report(ctx, &manifest, ManifestState::Failed, detail);
             return;
         }
-        if let Some(m) = &self.metrics {
-            m.restarts.inc();
-        }
+        self.metrics.inc(|m| &m.restarts);
         ctx.delay(
             policy.backoff * count as u32,
             move |am: &mut AppManager, ctx| {
@@ -381,9 +371,7 @@ impl AppManager {
         let chunk = match ChunkRequest::parse(&req) {
             Ok(c) => c,
             Err(refusal) => {
-                if let Some(m) = &self.metrics {
-                    m.refused.inc();
-                }
+                self.metrics.inc(|m| &m.refused);
                 return refusal.into();
             }
         };
@@ -497,7 +485,7 @@ async fn run_until_stopped(
 impl Process for AppManager {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
-        self.metrics = Some(Metrics {
+        self.metrics.set(Metrics {
             syncs: m.counter("autopilot/app_manager/syncs"),
             failures: m.counter("autopilot/app_manager/failures"),
             restarts: m.counter("autopilot/app_manager/restarts"),

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use libactor::http::HttpReply;
-use libactor::metrics::{Counter, Gauge};
+use libactor::metrics::{Counter, Gauge, ProcessMetrics};
 use libactor::{Context, HttpRequest, HttpResponse, Process};
 
 use crate::app_manager::FILE_ROUTE;
@@ -75,7 +75,7 @@ pub struct DeploymentServer {
     holders: HashMap<String, VecDeque<String>>,
     /// Files being fetched from a holder.
     fetching: HashSet<String>,
-    metrics: Option<Metrics>,
+    metrics: ProcessMetrics<Metrics>,
 }
 
 impl DeploymentServer {
@@ -88,7 +88,7 @@ impl DeploymentServer {
             peak: 0,
             holders: HashMap::new(),
             fetching: HashSet::new(),
-            metrics: None,
+            metrics: ProcessMetrics::default(),
         })
     }
 
@@ -115,9 +115,7 @@ impl DeploymentServer {
         let Some(holders) = self.holders.get(sha).cloned() else {
             return false;
         };
-        if let Some(m) = &self.metrics {
-            m.peer_fetches.inc();
-        }
+        self.metrics.inc(|m| &m.peer_fetches);
         self.fetching.insert(sha.to_owned());
         let (sha, dir) = (sha.to_owned(), self.config.dir.clone());
         tracing::info!(%sha, holders = holders.len(), "fetching a file this server lacks from a machine holding it");
@@ -149,9 +147,7 @@ impl DeploymentServer {
                     Err(why) => {
                         // Not again: the next request is answered 404.
                         s.holders.remove(&sha);
-                        if let Some(m) = &s.metrics {
-                            m.peer_fetch_failures.inc();
-                        }
+                        s.metrics.inc(|m| &m.peer_fetch_failures);
                         tracing::warn!(%sha, %why, "no machine could give a file this server lacks");
                     }
                 }
@@ -173,15 +169,11 @@ impl DeploymentServer {
             if let Err(e) =
                 credentials.check_basic(req.headers.get("authorization").map(String::as_str))
             {
-                if let Some(m) = &self.metrics {
-                    m.refused.inc();
-                }
+                self.metrics.inc(|m| &m.refused);
                 return HttpResponse::text(401, format!("{e}\n")).into();
             }
         }
-        if let Some(m) = &self.metrics {
-            m.uploads.inc();
-        }
+        self.metrics.inc(|m| &m.uploads);
         let digest = sha256_hex(&req.body);
         let path = self.config.dir.join(&digest);
         let size = req.body.len();
@@ -224,9 +216,7 @@ impl DeploymentServer {
         } = match ChunkRequest::parse(&req) {
             Ok(r) => r,
             Err(refusal) => {
-                if let Some(m) = &self.metrics {
-                    m.bad_requests.inc();
-                }
+                self.metrics.inc(|m| &m.bad_requests);
                 return refusal.into();
             }
         };
@@ -241,19 +231,17 @@ impl DeploymentServer {
         if !self.transfers.contains_key(&transfer)
             && self.transfers.len() >= self.config.max_transfers
         {
-            if let Some(m) = &self.metrics {
-                m.busy.inc();
-            }
+            self.metrics.inc(|m| &m.busy);
             return HttpResponse::text(503, "busy: too many transfers; retry later\n").into();
         }
         self.transfers.insert(transfer.clone(), now);
         self.peak = self.peak.max(self.transfers.len());
-        if let Some(m) = &self.metrics {
+        self.metrics.with(|m| {
             m.active.set(self.transfers.len() as i64);
             m.peak.set(self.peak as i64);
-        }
+        });
         let me = ctx.self_ref();
-        let bytes = self.metrics.as_ref().map(|m| m.bytes.clone());
+        let bytes = self.metrics.get().map(|m| m.bytes.clone());
         HttpReply::Later(Box::pin(async move {
             let read = read_range(&path, offset, length).await;
             let last = match &read {
@@ -263,9 +251,7 @@ impl DeploymentServer {
             if last {
                 me.dispatch(move |s: &mut DeploymentServer, _| {
                     s.transfers.remove(&transfer);
-                    if let Some(m) = &s.metrics {
-                        m.active.set(s.transfers.len() as i64);
-                    }
+                    s.metrics.with(|m| m.active.set(s.transfers.len() as i64));
                 });
             }
             if let (Ok((data, _)), Some(b)) = (&read, bytes) {
@@ -354,7 +340,7 @@ pub(crate) async fn read_range(
 impl Process for DeploymentServer {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
-        self.metrics = Some(Metrics {
+        self.metrics.set(Metrics {
             active: m.gauge("deployment/transfers_active"),
             peak: m.gauge("deployment/transfers_peak"),
             busy: m.counter("deployment/busy_refusals"),

@@ -346,13 +346,7 @@ pub fn install_dir(work_dir: &Path, manifest: &Manifest) -> PathBuf {
 }
 
 /// Lower-case hex sha256 of `data`.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use authentication::digest::sha256_hex;
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authentication::{Authenticatee, Credential};
-use libactor::metrics::Counter;
+use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Process, Upid};
 use protos::autopilot::{RepairOrder, RepairOutcome, RepairServiceAnnouncement};
 use protos::internal::{
@@ -51,7 +51,7 @@ pub struct RepairService {
     /// Machines with a repair under way.
     busy: HashSet<String>,
     queue: VecDeque<RepairOrder>,
-    metrics: Option<Metrics>,
+    metrics: ProcessMetrics<Metrics>,
 }
 
 impl RepairService {
@@ -63,7 +63,7 @@ impl RepairService {
             authenticatee: None,
             busy: HashSet::new(),
             queue: VecDeque::new(),
-            metrics: None,
+            metrics: ProcessMetrics::default(),
         }
     }
 
@@ -97,12 +97,6 @@ impl RepairService {
         self.busy.len()
     }
 
-    fn count(&self, pick: impl FnOnce(&Metrics) -> &Counter) {
-        if let Some(m) = &self.metrics {
-            pick(m).inc();
-        }
-    }
-
     fn announce(&mut self, ctx: &mut Context<Self>) {
         ctx.send(
             &self.device_manager,
@@ -127,11 +121,11 @@ impl RepairService {
         let _span = tracing::info_span!("repair_order", %from, machine = %order.machine_id, action = action_name(order.action())).entered();
         // The device manager of the moment, or any device manager on the same node as it.
         if from.id() != DEVICE_MANAGER_ID || from.address() != self.device_manager.address() {
-            self.count(|m| &m.refused);
+            self.metrics.inc(|m| &m.refused);
             tracing::warn!(%from, "refused a repair order not from the device manager");
             return;
         }
-        self.count(|m| &m.orders);
+        self.metrics.inc(|m| &m.orders);
         if self.busy.contains(&order.machine_id)
             || self.queue.iter().any(|q| q.machine_id == order.machine_id)
         {
@@ -139,7 +133,7 @@ impl RepairService {
             return;
         }
         if self.queue.len() >= MAX_QUEUED {
-            self.count(|m| &m.refused);
+            self.metrics.inc(|m| &m.refused);
             self.report(ctx, &order, Err("the repair queue is full".into()));
             return;
         }
@@ -170,7 +164,7 @@ impl RepairService {
         result: Result<String, String>,
     ) {
         let ok = result.is_ok();
-        self.count(|m| if ok { &m.done } else { &m.failed });
+        self.metrics.inc(|m| if ok { &m.done } else { &m.failed });
         let detail = match result {
             Ok(d) => d,
             Err(e) => {
@@ -229,7 +223,7 @@ impl RepairService {
         if !self.sent_by_master(&from) {
             return;
         }
-        self.count(|m| &m.refused);
+        self.metrics.inc(|m| &m.refused);
         tracing::warn!(reason = %msg.reason, "the master refused this repair service's credential");
         if let Some(auth) = self.authenticatee.as_mut() {
             auth.failed(&msg.reason);
@@ -240,7 +234,7 @@ impl RepairService {
 impl Process for RepairService {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
-        self.metrics = Some(Metrics {
+        self.metrics.set(Metrics {
             orders: m.counter("autopilot/repair_service/orders"),
             refused: m.counter("autopilot/repair_service/refused"),
             done: m.counter("autopilot/repair_service/done"),

@@ -21,7 +21,7 @@ use crate::phase::wait_until;
 pub async fn run(
     agents: usize,
     job_tasks: u64,
-    task_seconds: f64,
+    task_duration: Duration,
     memory_tasks: u64,
     ping_round: bool,
 ) -> anyhow::Result<()> {
@@ -29,7 +29,7 @@ pub async fn run(
     let master = MasterChild::start().await?;
     let rss_empty = master.rss_bytes();
     let counters = Arc::new(EmulationCounters::default());
-    let task_duration = Duration::from_secs_f64(task_seconds);
+    let task_seconds = task_duration.as_secs_f64();
     let start = Instant::now();
     let nodes = start_agents(
         agents,

@@ -410,18 +410,9 @@ fn fleet_round(fleet: &ProcessRef<Fleet>, failing: HashSet<String>) {
 pub async fn run_rollout(
     machines: usize,
     unit_size: u32,
-    probation_seconds: f64,
-    report_interval_seconds: f64,
+    probation: Duration,
+    interval: Duration,
 ) -> anyhow::Result<()> {
-    let seconds = |name: &str, v: f64| {
-        anyhow::ensure!(
-            v.is_finite() && v > 0.0 && v <= 3600.0,
-            "--{name} must be in (0, 3600]"
-        );
-        Ok(std::time::Duration::from_secs_f64(v))
-    };
-    let probation = seconds("probation-seconds", probation_seconds)?;
-    let interval = seconds("report-interval-seconds", report_interval_seconds)?;
     anyhow::ensure!(
         machines > 0 && unit_size > 0,
         "--machines and --unit-size must be at least 1"

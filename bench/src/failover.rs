@@ -21,11 +21,11 @@ use crate::phase::{wait_until, PHASE_TIMEOUT};
 pub async fn run(
     agents: usize,
     tasks_per_agent: u64,
-    zk_session_timeout_seconds: f64,
+    zk_session_timeout: Duration,
 ) -> anyhow::Result<()> {
     let zk = keel_testkit::zookeeper_server::ZooKeeperServer::start()?;
     let url = zk.url("/keel");
-    let timeout = zk_session_timeout_seconds.to_string();
+    let timeout = zk_session_timeout.as_secs_f64().to_string();
     let flags = [
         "--zk",
         url.as_str(),
@@ -76,10 +76,7 @@ pub async fn run(
     .await?;
     eprintln!("  {total} tasks running; killing the leader");
 
-    let detector = coordination::Detector::start(
-        url.parse()?,
-        Duration::from_secs_f64(zk_session_timeout_seconds),
-    );
+    let detector = coordination::Detector::start(url.parse()?, zk_session_timeout);
     let mut leader = detector.leader();
     let new_leader = second.pid.to_string();
     first.kill()?; // SIGKILL: no goodbye to ZooKeeper or the agents
@@ -118,7 +115,7 @@ pub async fn run(
     let leading = leading.await??;
     let attempts = counters.reregistration_attempts.load(Ordering::Relaxed);
     println!(
-        "failover: {agents} agents, {total} tasks: elected {:.2?} after the kill (session timeout {zk_session_timeout_seconds} s); the new master ran {:.2?} after its election (registry recovered); every agent re-registered {reregistered:.2?} after the election ({attempts} attempts)",
+        "failover: {agents} agents, {total} tasks: elected {:.2?} after the kill (session timeout {zk_session_timeout:?}); the new master ran {:.2?} after its election (registry recovered); every agent re-registered {reregistered:.2?} after the election ({attempts} attempts)",
         elected - killed,
         leading - elected,
     );

@@ -108,15 +108,16 @@ impl ExecutorDriver {
         status.source = Source::Executor as i32;
         status.executor_id = Some(self.executor_id.clone());
         status.agent_id = self.agent_id.clone();
+        let now = self.node.clock().unix_seconds();
         if status.timestamp == 0.0 {
-            status.timestamp = now_seconds();
+            status.timestamp = now;
         }
         let update = StatusUpdate {
             framework_id: Some(self.framework_id.clone()),
             executor_id: Some(self.executor_id.clone()),
             slave_id: self.agent_id.clone(),
             status: Some(status),
-            timestamp: now_seconds(),
+            timestamp: now,
             uuid: uuid.clone(),
             latest_state: None,
         };
@@ -423,10 +424,4 @@ pub async fn run<E: Executor>(executor: E) -> Result<DriverStatus, ExecutorDrive
     };
     node.shutdown().await;
     Ok(status)
-}
-
-fn now_seconds() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

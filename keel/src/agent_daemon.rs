@@ -4,15 +4,19 @@
 //! restarts one.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use autopilot::device_manager::device_manager_beside;
 use autopilot::watchdog::WatchdogConfig;
 use slave::agent_resources::{agent_resources, parse_attributes};
 use slave::containerizer::{ContainerizerConfig, IsolationMode, DEFAULT_CGROUPS_ROOT};
-use slave::slave::{Slave, SlaveConfig, DEFAULT_RECOVERY_TIMEOUT, MASTER_PING_TIMEOUT};
+use slave::slave::{
+    Slave, SlaveConfig, DEFAULT_GC_DELAY, DEFAULT_RECOVERY_TIMEOUT, MASTER_PING_TIMEOUT,
+};
 
 use crate::autopilot_services::Satellites;
+use crate::duration_flag::{between, positive_up_to_a_day, Seconds, MAX_FLAG_DURATION};
 use crate::master_address::{follow, MasterSource};
 
 /// The agent's flags (`keel-slave`, and `keel-local agent` for the agents of
@@ -55,9 +59,10 @@ pub struct AgentFlags {
     #[arg(
         long = "gc-delay-seconds",
         env = "KEEL_GC_DELAY_SECONDS",
-        default_value_t = 86_400.0
+        default_value_t = Seconds(DEFAULT_GC_DELAY),
+        value_parser = between(Duration::ZERO, MAX_FLAG_DURATION)
     )]
-    pub gc_delay_seconds: f64,
+    pub gc_delay_seconds: Seconds,
     /// Cap each container's cpu time at its cpus with a CFS quota (not only shares).
     #[arg(long = "cgroups-enable-cfs", env = "KEEL_CGROUPS_ENABLE_CFS")]
     pub cgroups_enable_cfs: bool,
@@ -66,13 +71,14 @@ pub struct AgentFlags {
     #[arg(
         long = "recovery-timeout-seconds",
         env = "KEEL_RECOVERY_TIMEOUT_SECONDS",
-        default_value_t = DEFAULT_RECOVERY_TIMEOUT.as_secs()
+        default_value_t = Seconds(DEFAULT_RECOVERY_TIMEOUT),
+        value_parser = between(Duration::ZERO, MAX_FLAG_DURATION)
     )]
-    pub recovery_timeout_seconds: u64,
+    pub recovery_timeout_seconds: Seconds,
     /// Register again after this long without a ping from the master (it pings every 15 s by
     /// default and gives up after 5 misses).
-    #[arg(long, env = "KEEL_MASTER_PING_TIMEOUT_SECONDS", default_value_t = MASTER_PING_TIMEOUT.as_secs_f64())]
-    pub master_ping_timeout_seconds: f64,
+    #[arg(long, env = "KEEL_MASTER_PING_TIMEOUT_SECONDS", default_value_t = Seconds(MASTER_PING_TIMEOUT), value_parser = between(Duration::from_millis(100), Duration::from_secs(86_400)))]
+    pub master_ping_timeout_seconds: Seconds,
     /// Run Autopilot's watchdog service: check this machine every interval and report to the
     /// device manager beside the leading master (which needs --autopilot too).
     #[arg(long, env = "KEEL_AUTOPILOT")]
@@ -82,22 +88,14 @@ pub struct AgentFlags {
     #[arg(long, env = "KEEL_WATCHDOG_DIR")]
     pub watchdog_dir: Option<PathBuf>,
     /// Seconds between watchdog rounds.
-    #[arg(long, env = "KEEL_WATCHDOG_INTERVAL_SECONDS", default_value_t = 10.0)]
-    pub watchdog_interval_seconds: f64,
+    #[arg(long, env = "KEEL_WATCHDOG_INTERVAL_SECONDS", default_value = "10s", value_parser = positive_up_to_a_day())]
+    pub watchdog_interval_seconds: Seconds,
     /// Seconds a custom watchdog may run before it is killed and reported as hung.
-    #[arg(long, env = "KEEL_WATCHDOG_TIMEOUT_SECONDS", default_value_t = 10.0)]
-    pub watchdog_timeout_seconds: f64,
+    #[arg(long, env = "KEEL_WATCHDOG_TIMEOUT_SECONDS", default_value = "10s", value_parser = positive_up_to_a_day())]
+    pub watchdog_timeout_seconds: Seconds,
     /// The machine type this agent reports to the device manager.
     #[arg(long, env = "KEEL_MACHINE_TYPE", default_value = "default")]
     pub machine_type: String,
-}
-
-/// A duration flag that must be positive (and at most a day).
-fn positive_seconds(name: &str, value: f64) -> anyhow::Result<std::time::Duration> {
-    if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
-        bail!("--{name} must be more than 0 and at most 86400");
-    }
-    Ok(std::time::Duration::from_secs_f64(value))
 }
 
 /// How long to wait for ZooKeeper to name a leading master at start.
@@ -107,15 +105,9 @@ const MASTER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
     let source =
         MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
-    let master_ping_timeout = flags.master_ping_timeout_seconds;
-    if !(master_ping_timeout.is_finite() && (0.1..=86_400.0).contains(&master_ping_timeout)) {
-        bail!("--master-ping-timeout-seconds must be between 0.1 and 86400");
-    }
-    let master_ping_timeout = std::time::Duration::from_secs_f64(master_ping_timeout);
-    let watchdog_interval =
-        positive_seconds("watchdog-interval-seconds", flags.watchdog_interval_seconds)?;
-    let watchdog_timeout =
-        positive_seconds("watchdog-timeout-seconds", flags.watchdog_timeout_seconds)?;
+    let master_ping_timeout = flags.master_ping_timeout_seconds.0;
+    let watchdog_interval = flags.watchdog_interval_seconds.0;
+    let watchdog_timeout = flags.watchdog_timeout_seconds.0;
     if flags.watchdog_dir.is_some() && !flags.autopilot {
         bail!("--watchdog-dir needs --autopilot");
     }
@@ -148,10 +140,10 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
                 cgroups_root: flags.cgroups_root,
                 cgroups_enable_cfs: flags.cgroups_enable_cfs,
             },
-            gc_delay: std::time::Duration::from_secs_f64(flags.gc_delay_seconds.max(0.0)),
+            gc_delay: flags.gc_delay_seconds.0,
             master_ping_timeout,
-            executor_recovery_timeout: (flags.recovery_timeout_seconds > 0)
-                .then(|| std::time::Duration::from_secs(flags.recovery_timeout_seconds)),
+            executor_recovery_timeout: Some(flags.recovery_timeout_seconds.0)
+                .filter(|timeout| !timeout.is_zero()),
         },
     )?;
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;

@@ -25,6 +25,8 @@ use libactor::{Node, ProcessRef};
 use master::master::{AgentDirectory, Master, Principals};
 use tokio::sync::watch;
 
+use crate::duration_flag::{between, Seconds};
+
 /// Files the deployment server transfers at once.
 pub const DEFAULT_MAX_TRANSFERS: usize = 8;
 
@@ -107,16 +109,16 @@ pub struct AutopilotFlags {
     #[arg(long, env = "KEEL_AUTOPILOT_ERROR_THRESHOLD")]
     pub autopilot_error_threshold: Option<u32>,
     /// How far back erroring reports count, in seconds (default 300).
-    #[arg(long, env = "KEEL_AUTOPILOT_ERROR_WINDOW_SECONDS")]
-    pub autopilot_error_window_seconds: Option<f64>,
+    #[arg(long, env = "KEEL_AUTOPILOT_ERROR_WINDOW_SECONDS", value_parser = between(Duration::ZERO, Duration::from_secs(365 * 86_400)))]
+    pub autopilot_error_window_seconds: Option<Seconds>,
     /// How long a repaired machine stays in Probation without errors before it is Healthy
     /// (default 600).
-    #[arg(long, env = "KEEL_AUTOPILOT_PROBATION_SECONDS")]
-    pub autopilot_probation_seconds: Option<f64>,
+    #[arg(long, env = "KEEL_AUTOPILOT_PROBATION_SECONDS", value_parser = between(Duration::ZERO, Duration::from_secs(365 * 86_400)))]
+    pub autopilot_probation_seconds: Option<Seconds>,
     /// After this long without a failure, a machine's next failure starts over with DoNothing
     /// (default one day).
-    #[arg(long, env = "KEEL_AUTOPILOT_QUIET_AFTER_SECONDS")]
-    pub autopilot_quiet_after_seconds: Option<f64>,
+    #[arg(long, env = "KEEL_AUTOPILOT_QUIET_AFTER_SECONDS", value_parser = between(Duration::ZERO, Duration::from_secs(365 * 86_400)))]
+    pub autopilot_quiet_after_seconds: Option<Seconds>,
     /// Fraction of machines that may be in repair at once, at least one machine (default 0.05).
     #[arg(long, env = "KEEL_AUTOPILOT_MAX_REPAIR_FRACTION", default_value_t = RepairLimits::default().max_fraction)]
     pub autopilot_max_repair_fraction: f64,
@@ -142,21 +144,8 @@ pub struct AutopilotFlags {
     pub autopilot_burn_in: bool,
     /// How long a rollout's scale unit may take to be Healthy before the rollout rolls back,
     /// in seconds (default 3600).
-    #[arg(long, env = "KEEL_AUTOPILOT_UNIT_TIMEOUT_SECONDS")]
-    pub autopilot_unit_timeout_seconds: Option<f64>,
-}
-
-fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, String> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    if value.is_finite() && (0.0..=365.0 * 86_400.0).contains(&value) {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(format!(
-            "--{name} must be between 0 and one year in seconds"
-        ))
-    }
+    #[arg(long, env = "KEEL_AUTOPILOT_UNIT_TIMEOUT_SECONDS", value_parser = between(Duration::ZERO, Duration::from_secs(365 * 86_400)))]
+    pub autopilot_unit_timeout_seconds: Option<Seconds>,
 }
 
 impl AutopilotFlags {
@@ -186,21 +175,15 @@ impl AutopilotFlags {
         Ok(DeviceManagerConfig {
             health: HealthPolicy {
                 error_threshold: threshold,
-                error_window: seconds(
-                    "autopilot-error-window-seconds",
-                    self.autopilot_error_window_seconds,
-                    defaults.error_window,
-                )?,
-                probation: seconds(
-                    "autopilot-probation-seconds",
-                    self.autopilot_probation_seconds,
-                    defaults.probation,
-                )?,
-                quiet_after: seconds(
-                    "autopilot-quiet-after-seconds",
-                    self.autopilot_quiet_after_seconds,
-                    defaults.quiet_after,
-                )?,
+                error_window: self
+                    .autopilot_error_window_seconds
+                    .map_or(defaults.error_window, |s| s.0),
+                probation: self
+                    .autopilot_probation_seconds
+                    .map_or(defaults.probation, |s| s.0),
+                quiet_after: self
+                    .autopilot_quiet_after_seconds
+                    .map_or(defaults.quiet_after, |s| s.0),
             },
             limits: RepairLimits {
                 max_fraction: fraction,
@@ -213,11 +196,9 @@ impl AutopilotFlags {
                 .collect::<Result<_, _>>()
                 .map_err(|e| format!("--autopilot-type-rule {e}"))?,
             burn_in: self.autopilot_burn_in,
-            unit_timeout: seconds(
-                "autopilot-unit-timeout-seconds",
-                self.autopilot_unit_timeout_seconds,
-                autopilot::device_manager::DEFAULT_UNIT_TIMEOUT,
-            )?,
+            unit_timeout: self
+                .autopilot_unit_timeout_seconds
+                .map_or(autopilot::device_manager::DEFAULT_UNIT_TIMEOUT, |s| s.0),
             ..Default::default()
         })
     }

@@ -146,7 +146,7 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
 
     let credential = (!flags.no_authentication).then(|| authentication::Credential {
         principal: "keel-local".into(),
-        secret: hex(&authentication::nonce()),
+        secret: authentication::digest::hex(&authentication::nonce()),
     });
     // With Autopilot the agents are processes of their own, started once the master runs.
     let in_process_agents = if flags.autopilot { 0 } else { flags.agents };
@@ -469,11 +469,6 @@ async fn wait_until_healthy(master: &libactor::Upid, host: &str, since: f64) {
         }
     }
     println!("{host} is not Healthy yet; see `keelctl machine {host}`");
-}
-
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What every agent ran, from the master's and the agents' metrics.

@@ -27,13 +27,14 @@
 //! - [`tables`]: keelctl's tables over `/master/state`.
 //! - [`machine_tables`]: keelctl's tables of Autopilot's machines and audit log.
 //! - [`global_allocator`]: mimalloc, declared by every binary with [`global_allocator!`].
-//! - [`shutdown_signal`]: SIGINT or SIGTERM.
+//! - [`shutdown_signal`]: SIGINT or SIGTERM; [`duration_flag`]: every duration flag's parser.
 //! - [`logging`]: the binaries' tracing setup; [`master_address`]: `host:port` or a pid.
 
 #![warn(missing_docs)]
 
 pub mod agent_daemon;
 pub mod autopilot_services;
+pub mod duration_flag;
 pub mod example_runs;
 pub mod global_allocator;
 pub mod keel_local;

@@ -12,6 +12,8 @@
 //! relearns the cluster from re-registrations alone). A master whose registry write fails
 //! exits too.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context as _};
 use coordination::{
     AnyStore, Candidacy, Contender, Detector, FileStore, MasterInfoJson, ZkStore, ZkUrl,
@@ -24,6 +26,7 @@ use master::standby::StandbyMaster;
 use tokio::sync::watch;
 
 use crate::autopilot_services::{spawn_device_manager, AutopilotFlags};
+use crate::duration_flag::{between, Seconds};
 
 /// The master's flags (`keel-master`), each also read from a `KEEL_*` variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,8 +48,8 @@ pub struct MasterFlags {
     pub authenticate_frameworks: bool,
     /// Revoke tasks above a framework's fair share while another framework starves, this many
     /// seconds after telling it (off when unset).
-    #[arg(long, env = "KEEL_REVOCATION_GRACE_SECONDS")]
-    pub revocation_grace_seconds: Option<f64>,
+    #[arg(long, env = "KEEL_REVOCATION_GRACE_SECONDS", value_parser = between(Duration::ZERO, Duration::from_secs(86_400)))]
+    pub revocation_grace_seconds: Option<Seconds>,
     /// Resources a role keeps whatever happens, `ROLE=RESOURCES` (repeatable), e.g.
     /// `--guarantee 'prod=cpus:8;mem:16384'`.
     #[arg(long = "guarantee", env = "KEEL_GUARANTEES", value_delimiter = ',')]
@@ -55,19 +58,19 @@ pub struct MasterFlags {
     #[arg(long, env = "KEEL_ZK")]
     pub zk: Option<String>,
     /// ZooKeeper session timeout: how long ZooKeeper waits before another master may lead.
-    #[arg(long, env = "KEEL_ZK_SESSION_TIMEOUT_SECONDS", default_value_t = 10.0)]
-    pub zk_session_timeout_seconds: f64,
+    #[arg(long, env = "KEEL_ZK_SESSION_TIMEOUT_SECONDS", default_value = "10s", value_parser = between(Duration::from_secs(1), Duration::from_secs(600)))]
+    pub zk_session_timeout_seconds: Seconds,
     /// Keep the registry in DIR/registry (a single master without ZooKeeper); ignored with
     /// --zk, whose registry lives in ZooKeeper.
     #[arg(long, env = "KEEL_WORK_DIR")]
     pub work_dir: Option<std::path::PathBuf>,
     /// After taking over, how long to wait for the registry's agents to re-register before
     /// marking them unreachable.
-    #[arg(long, env = "KEEL_AGENT_REREGISTER_TIMEOUT_SECONDS", default_value_t = DEFAULT_AGENT_REREGISTER_TIMEOUT.as_secs_f64())]
-    pub agent_reregister_timeout_seconds: f64,
+    #[arg(long, env = "KEEL_AGENT_REREGISTER_TIMEOUT_SECONDS", default_value_t = Seconds(DEFAULT_AGENT_REREGISTER_TIMEOUT), value_parser = between(Duration::ZERO, Duration::from_secs(86_400)))]
+    pub agent_reregister_timeout_seconds: Seconds,
     /// How long the master waits for each agent's pong.
-    #[arg(long, env = "KEEL_AGENT_PING_TIMEOUT_SECONDS", default_value_t = AgentHealth::default().ping_timeout.as_secs_f64())]
-    pub agent_ping_timeout_seconds: f64,
+    #[arg(long, env = "KEEL_AGENT_PING_TIMEOUT_SECONDS", default_value_t = Seconds(AgentHealth::default().ping_timeout), value_parser = between(Duration::from_millis(100), Duration::from_secs(3600)))]
+    pub agent_ping_timeout_seconds: Seconds,
     /// Pongs an agent may miss in a row before it is marked unreachable.
     #[arg(long, env = "KEEL_MAX_AGENT_PING_TIMEOUTS", default_value_t = AgentHealth::default().max_missed)]
     pub max_agent_ping_timeouts: u32,
@@ -115,20 +118,12 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
         agents: flags.authenticate_agents,
         frameworks: flags.authenticate_frameworks,
     };
-    let reregister_timeout = flags.agent_reregister_timeout_seconds;
-    if !(reregister_timeout.is_finite() && (0.0..=86_400.0).contains(&reregister_timeout)) {
-        bail!("--agent-reregister-timeout-seconds must be between 0 and 86400");
-    }
-    let reregister_timeout = std::time::Duration::from_secs_f64(reregister_timeout);
-    let ping_timeout = flags.agent_ping_timeout_seconds;
-    if !(ping_timeout.is_finite() && (0.1..=3600.0).contains(&ping_timeout)) {
-        bail!("--agent-ping-timeout-seconds must be between 0.1 and 3600");
-    }
+    let reregister_timeout = flags.agent_reregister_timeout_seconds.0;
     if flags.max_agent_ping_timeouts == 0 {
         bail!("--max-agent-ping-timeouts must be at least 1");
     }
     let health = AgentHealth {
-        ping_timeout: std::time::Duration::from_secs_f64(ping_timeout),
+        ping_timeout: flags.agent_ping_timeout_seconds.0,
         max_missed: flags.max_agent_ping_timeouts,
     };
     let autopilot = flags
@@ -194,10 +189,7 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     handle
         .master
         .dispatch(move |m, ctx| m.set_agent_health(ctx, health));
-    if let Some(grace) = flags.revocation_grace_seconds {
-        if !(grace.is_finite() && grace >= 0.0) {
-            bail!("--revocation-grace-seconds must be a non-negative number");
-        }
+    if let Some(Seconds(grace)) = flags.revocation_grace_seconds {
         let mut guarantees = std::collections::HashMap::new();
         for g in &flags.guarantees {
             let (role, resources) = g
@@ -210,7 +202,7 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
         }
         let policy = RevocationPolicy {
             enabled: true,
-            grace_period: std::time::Duration::from_secs_f64(grace),
+            grace_period: grace,
             guarantees,
             ..Default::default()
         };
@@ -317,11 +309,7 @@ async fn stand_by_until_elected(
     master_id: &str,
     my_pid: &libactor::Upid,
 ) -> anyhow::Result<Contender> {
-    let timeout = flags.zk_session_timeout_seconds;
-    if !(timeout.is_finite() && (1.0..=600.0).contains(&timeout)) {
-        bail!("--zk-session-timeout-seconds must be between 1 and 600");
-    }
-    let timeout = std::time::Duration::from_secs_f64(timeout);
+    let timeout = flags.zk_session_timeout_seconds.0;
     let standby = node.spawn_ref("master", StandbyMaster::new())?;
     let detector = Detector::start(url.clone(), timeout);
     let mut leader = detector.leader();

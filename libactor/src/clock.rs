@@ -40,6 +40,10 @@ struct State {
 }
 
 struct Inner {
+    /// Unix time when the clock was made, and the instant it was made at: wall-clock readings
+    /// move with the clock from there.
+    unix_at_start: Duration,
+    instant_at_start: Instant,
     state: Mutex<State>,
     changed: Condvar,
     activities: Mutex<Vec<Weak<dyn Activity>>>,
@@ -88,6 +92,10 @@ impl Clock {
     pub fn new() -> Clock {
         Clock {
             inner: Arc::new(Inner {
+                unix_at_start: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default(),
+                instant_at_start: Instant::now(),
                 state: Mutex::new(State {
                     paused_at: None,
                     offset: Duration::ZERO,
@@ -111,6 +119,17 @@ impl Clock {
     /// The clock's current time: real time plus all advances, frozen while paused.
     pub fn now(&self) -> Instant {
         Inner::now(&self.inner.state.lock())
+    }
+
+    /// Wall-clock time, in seconds since the Unix epoch, as this clock tells it: real time
+    /// while it runs, frozen while it is paused, moved by [`Clock::advance`]. Every timestamp a
+    /// process writes (status updates, audit records, unreachable-since) comes from here, so
+    /// that a paused test sees them move with its timers.
+    pub fn unix_seconds(&self) -> f64 {
+        let since_start = self
+            .now()
+            .saturating_duration_since(self.inner.instant_at_start);
+        (self.inner.unix_at_start + since_start).as_secs_f64()
     }
 
     /// Whether the clock is paused.
@@ -373,6 +392,23 @@ mod tests {
         clock.advance(Duration::from_secs(5));
         assert_eq!(*order.lock(), vec!["a", "b", "c"]);
         assert_eq!(clock.pending_timers(), 0);
+    }
+
+    #[test]
+    fn wall_clock_readings_stand_still_while_paused_and_move_with_advance() {
+        let clock = Clock::paused();
+        let before = clock.unix_seconds();
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            (real - before).abs() < 60.0,
+            "{before} is about now ({real})"
+        );
+        assert_eq!(clock.unix_seconds(), before);
+        clock.advance(Duration::from_secs(90));
+        assert!((clock.unix_seconds() - before - 90.0).abs() < 1e-6);
     }
 
     #[test]

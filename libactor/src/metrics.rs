@@ -137,6 +137,52 @@ enum Metric {
     Timer(Timer),
 }
 
+/// A process's own metric handles (a struct of [`Counter`]s, [`Gauge`]s and [`Timer`]s), made
+/// in `Process::initialize` where the node's registry is at hand, and absent before: every
+/// count before then (a process handled nothing yet) is a no-op instead of an `Option` check
+/// at each call site.
+#[derive(Debug)]
+pub struct ProcessMetrics<M>(Option<M>);
+
+impl<M> Default for ProcessMetrics<M> {
+    fn default() -> Self {
+        ProcessMetrics(None)
+    }
+}
+
+impl<M> ProcessMetrics<M> {
+    /// Installs the handles (from `initialize`).
+    pub fn set(&mut self, handles: M) {
+        self.0 = Some(handles);
+    }
+
+    /// Adds one to the counter `pick` chooses.
+    pub fn inc(&self, pick: impl FnOnce(&M) -> &Counter) {
+        if let Some(m) = &self.0 {
+            pick(m).inc();
+        }
+    }
+
+    /// Adds `n` to the counter `pick` chooses.
+    pub fn add(&self, pick: impl FnOnce(&M) -> &Counter, n: u64) {
+        if let Some(m) = &self.0 {
+            pick(m).add(n);
+        }
+    }
+
+    /// The handles, once they exist.
+    pub fn get(&self) -> Option<&M> {
+        self.0.as_ref()
+    }
+
+    /// Runs `f` on the handles, once they exist.
+    pub fn with(&self, f: impl FnOnce(&M)) {
+        if let Some(m) = &self.0 {
+            f(m);
+        }
+    }
+}
+
 /// One registry of named metrics. Names use `/` as separator, as libprocess's do
 /// (`libactor/messages_received`, `master/offers_sent`).
 #[derive(Clone, Default)]

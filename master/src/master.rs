@@ -42,7 +42,7 @@ use crate::fast_hash::FastSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use libactor::metrics::Counter;
+use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Node, Process, ProcessRef, Reservation, SpawnError, Upid};
 use protos::internal::{
     KillTaskMessage, LostSlaveMessage, ReconcileTasksMessage, ShutdownFrameworkMessage,
@@ -157,7 +157,7 @@ pub struct Master {
     next_id: u64,
     auth: AuthState,
     revocations: Revocations,
-    metrics: Option<MasterMetrics>,
+    metrics: ProcessMetrics<MasterMetrics>,
     /// Where admissions are made durable (`None`: soft state only, as a lone test master).
     registrar: Option<ProcessRef<Registrar>>,
     /// The registry's agents and frameworks not back yet since this master took over.
@@ -265,7 +265,7 @@ impl Master {
                 ..Default::default()
             },
             revocations: Revocations::default(),
-            metrics: None,
+            metrics: ProcessMetrics::default(),
             registrar: recovered.as_ref().map(|(r, _, _)| r.clone()),
             recovery: Recovery::default(),
             recovered: recovered.map(|(_, registry, timeout)| (registry, timeout)),
@@ -365,15 +365,9 @@ impl Master {
         format!("{}-{kind}{:04}", self.id, self.next_id)
     }
 
-    fn count(&self, pick: impl Fn(&MasterMetrics) -> &Counter) {
-        if let Some(m) = &self.metrics {
-            pick(m).inc();
-        }
-    }
-
     /// Logs and counts a task-state move the table refused (the task keeps its state).
     fn refuse_move(&self, framework: &str, task: &str, refused: IllegalTaskMove) {
-        self.count(|m| &m.task_state_moves_refused);
+        self.metrics.inc(|m| &m.task_state_moves_refused);
         tracing::warn!(%framework, %task, "task state kept: {refused}");
     }
 
@@ -403,13 +397,14 @@ impl Master {
         let Some(entry) = self.books.framework(framework) else {
             return;
         };
+        let now = ctx.node().clock().unix_seconds();
         let status = TaskStatus {
             task_id: task.task_id.clone(),
             state: state as i32,
             source: Source::Master as i32,
             reason: Some(reason as i32),
             message: why.to_owned(),
-            timestamp: now_seconds(),
+            timestamp: now,
             ..Default::default()
         };
         ctx.send(
@@ -420,7 +415,7 @@ impl Master {
                         value: framework.to_owned(),
                     }),
                     status: Some(status),
-                    timestamp: now_seconds(),
+                    timestamp: now,
                     ..Default::default()
                 }),
                 pid: String::new(),
@@ -430,12 +425,12 @@ impl Master {
 
     fn status_update(&mut self, ctx: &mut Context<Self>, from: Upid, msg: StatusUpdateMessage) {
         let Some(update) = msg.update.as_ref() else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         };
         let framework = update.framework_id.text().to_owned();
         let Some(status) = update.status.as_ref() else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         };
         let task_id = status.task_id.text().to_owned();
@@ -448,7 +443,7 @@ impl Master {
                 .agent(task.agent())
                 .is_none_or(|a| a.pid().address() != from.address())
             {
-                self.count(|m| &m.invalid_messages);
+                self.metrics.inc(|m| &m.invalid_messages);
                 tracing::warn!(%from, %framework, task = %task_id, "status update from a process that is not the task's agent");
                 return;
             }
@@ -483,13 +478,13 @@ impl Master {
             .framework(framework)
             .is_none_or(|f| f.pid != from)
         {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
         let agent = msg.slave_id.text();
         match self.books.agent(agent) {
             Some(entry) => ctx.send(&entry.pid().clone(), msg),
-            None => self.count(|m| &m.invalid_messages),
+            None => self.metrics.inc(|m| &m.invalid_messages),
         }
     }
 }
@@ -507,7 +502,7 @@ impl Master {
             .framework(&framework)
             .is_none_or(|f| f.pid != from)
         {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
         self.remove_framework(ctx, &framework);
@@ -561,7 +556,7 @@ impl Master {
             .framework(&framework)
             .is_none_or(|f| f.pid != from)
         {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
         let task_id = msg.task_id.text().to_owned();
@@ -608,7 +603,7 @@ impl Master {
             .framework(&framework)
             .is_none_or(|f| f.pid != from)
         {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
         // (task, the agent the framework believes it runs on)
@@ -667,7 +662,7 @@ impl Master {
         self.directory.remove(removed.entry.pid());
         tracing::warn!(%agent, %why, "agent removed");
         self.mark_unreachable(ctx, agent);
-        self.count(|m| &m.agents_removed);
+        self.metrics.inc(|m| &m.agents_removed);
         self.rescind(ctx, removed.offers);
         for ((framework, task_id), _) in removed.tasks {
             let state = if self.partition_aware(&framework) {
@@ -710,16 +705,10 @@ impl Master {
     }
 }
 
-fn now_seconds() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 impl Process for Master {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
-        self.metrics = Some(MasterMetrics {
+        self.metrics.set(MasterMetrics {
             agents_registered: m.counter("master/agents_registered"),
             agents_removed: m.counter("master/agents_removed"),
             frameworks_registered: m.counter("master/frameworks_registered"),

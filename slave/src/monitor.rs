@@ -21,8 +21,11 @@ pub struct ExecutorUsage<'a> {
     pub handle: &'a dyn ContainerHandle,
 }
 
-/// The usage of `executors`, sampled now, as a `ResourceUsage` message.
-pub fn resource_usage<'a>(executors: impl Iterator<Item = ExecutorUsage<'a>>) -> ResourceUsage {
+/// The usage of `executors`, sampled now (Unix time `now`), as a `ResourceUsage` message.
+pub fn resource_usage<'a>(
+    executors: impl Iterator<Item = ExecutorUsage<'a>>,
+    now: f64,
+) -> ResourceUsage {
     ResourceUsage {
         executors: executors
             .map(|u| {
@@ -42,7 +45,10 @@ pub fn resource_usage<'a>(executors: impl Iterator<Item = ExecutorUsage<'a>>) ->
                         value: u.handle.id().to_owned(),
                     }),
                     isolation: u.handle.isolation().to_owned(),
-                    statistics: Some(u.handle.statistics()),
+                    statistics: Some(protos::v1::ResourceStatistics {
+                        timestamp: now,
+                        ..u.handle.statistics()
+                    }),
                 }
             })
             .collect(),
@@ -53,8 +59,9 @@ pub fn resource_usage<'a>(executors: impl Iterator<Item = ExecutorUsage<'a>>) ->
 /// (`executor_id`, `executor_name`, `framework_id`, `container_id`, `source`, `statistics`).
 pub fn statistics_json<'a>(
     executors: impl Iterator<Item = ExecutorUsage<'a>>,
+    now: f64,
 ) -> serde_json::Value {
-    let usage = resource_usage(executors);
+    let usage = resource_usage(executors, now);
     serde_json::Value::Array(
         usage
             .executors

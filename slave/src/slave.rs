@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use authentication::Authenticatee;
 
-use libactor::metrics::Counter;
+use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Node, Process, ProcessRef, SpawnError, Upid};
 use protos::internal::{
     ExecutorRegisteredMessage, ExecutorToFrameworkMessage, FrameworkToExecutorMessage,
@@ -192,7 +192,7 @@ pub struct Slave {
     /// Ends the executors if this process dies and no new run comes back in time.
     reaper: Option<executor_reaper::Reaper>,
     authenticatee: Option<Authenticatee>,
-    metrics: Option<SlaveMetrics>,
+    metrics: ProcessMetrics<SlaveMetrics>,
     containerizer: ChosenContainerizer,
     /// Starts containers off the actor thread and holds every live one.
     launcher: Launcher,
@@ -241,7 +241,7 @@ impl Slave {
                 meta,
                 checkpointed: Some(checkpointed),
                 reaper: None,
-                metrics: None,
+                metrics: ProcessMetrics::default(),
                 launcher: Launcher::new(
                     containerizer.containerizer.clone(),
                     Launcher::default_slots(),
@@ -289,15 +289,9 @@ impl Slave {
         self.register(ctx);
     }
 
-    fn count(&self, pick: impl Fn(&SlaveMetrics) -> &Counter) {
-        if let Some(m) = &self.metrics {
-            pick(m).inc();
-        }
-    }
-
     /// Logs and counts a task-state move the table refused (the task keeps its state).
     fn refuse_move(&self, framework: &str, task: &str, refused: IllegalTaskMove) {
-        self.count(|m| &m.task_state_moves_refused);
+        self.metrics.inc(|m| &m.task_state_moves_refused);
         tracing::warn!(%framework, %task, "task state kept: {refused}");
     }
 
@@ -311,12 +305,12 @@ impl Slave {
         }
         let framework_id = msg.framework_id.text().to_owned();
         let Some(task) = msg.task else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         };
         let task_id = task.task_id.text().to_owned();
         if framework_id.is_empty() || task_id.is_empty() {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
         if self.live_tasks() >= MAX_TASKS_PER_AGENT {
@@ -341,7 +335,7 @@ impl Slave {
                 executors: HashMap::new(),
             });
         framework.scheduler = msg.pid;
-        self.count(|m| &m.tasks_launched);
+        self.metrics.inc(|m| &m.tasks_launched);
         let agent_task = AgentTask {
             info: task.clone(),
             state: TaskState::TaskStaging,
@@ -430,7 +424,7 @@ impl Slave {
             return;
         };
         if executor.kind != ExecutorKind::Custom || executor.state != ExecutorState::Launching {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
         executor.state = ExecutorState::Running;
@@ -463,23 +457,23 @@ impl Slave {
     /// manager.
     fn executor_update(&mut self, ctx: &mut Context<Self>, from: Upid, msg: StatusUpdateMessage) {
         let Some(mut update) = msg.update else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         };
         let framework = update.framework_id.text().to_owned();
         let Some(status) = update.status.as_mut() else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         };
         let task_id = status.task_id.text().to_owned();
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
         let Some(executor) = self.executor_of(&framework, &task_id) else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, %framework, task = %task_id, "status update for a task this agent does not hold");
             return;
         };
         if executor.pid.as_ref() != Some(&from) {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, %framework, task = %task_id, "status update from a process that is not the task's executor");
             return;
         }
@@ -507,9 +501,9 @@ impl Slave {
 
     fn count_terminal(&self, state: TaskState) {
         match state {
-            TaskState::TaskFinished => self.count(|m| &m.tasks_finished),
-            TaskState::TaskFailed | TaskState::TaskError => self.count(|m| &m.tasks_failed),
-            TaskState::TaskKilled => self.count(|m| &m.tasks_killed),
+            TaskState::TaskFinished => self.metrics.inc(|m| &m.tasks_finished),
+            TaskState::TaskFailed | TaskState::TaskError => self.metrics.inc(|m| &m.tasks_failed),
+            TaskState::TaskKilled => self.metrics.inc(|m| &m.tasks_killed),
             _ => {}
         }
     }
@@ -564,6 +558,7 @@ impl Slave {
         message: String,
         healthy: Option<bool>,
     ) {
+        let now = ctx.node().clock().unix_seconds();
         let agent_id = self.id.clone().map(|value| AgentId { value });
         let executor_id = Some(ExecutorId {
             value: executor.to_owned(),
@@ -580,7 +575,7 @@ impl Slave {
             reason: with_reason.then_some(reason as i32),
             agent_id: agent_id.clone(),
             executor_id: executor_id.clone(),
-            timestamp: now_seconds(),
+            timestamp: now,
             healthy,
             ..Default::default()
         };
@@ -593,7 +588,7 @@ impl Slave {
                 executor_id,
                 slave_id: agent_id,
                 status: Some(status),
-                timestamp: now_seconds(),
+                timestamp: now,
                 ..Default::default()
             },
         );
@@ -602,7 +597,7 @@ impl Slave {
     /// Removes a finished executor run's sandbox after `--gc_delay` on the node's clock.
     fn schedule_gc(&self, ctx: &mut Context<Self>, sandbox: PathBuf) {
         ctx.delay(self.config.gc_delay, move |s: &mut Slave, _| {
-            s.count(|m| &m.sandboxes_removed);
+            s.metrics.inc(|m| &m.sandboxes_removed);
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = std::fs::remove_dir_all(&sandbox) {
                     if e.kind() != std::io::ErrorKind::NotFound {
@@ -672,7 +667,7 @@ impl Slave {
             .and_then(|e| e.pid.as_ref())
             != Some(&from)
         {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
         msg.slave_id = self.id.clone().map(|value| AgentId { value });
@@ -696,16 +691,10 @@ fn agent_key(work_dir: &std::path::Path) -> String {
     format!("agent-{hash:016x}")
 }
 
-fn now_seconds() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 impl Process for Slave {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
-        self.metrics = Some(SlaveMetrics {
+        self.metrics.set(SlaveMetrics {
             tasks_launched: m.counter("slave/tasks_launched"),
             tasks_finished: m.counter("slave/tasks_finished"),
             tasks_failed: m.counter("slave/tasks_failed"),

@@ -18,7 +18,7 @@ use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use libactor::metrics::Counter;
+use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Process, Upid};
 use protos::internal::status_update_record::{Acknowledgement, Record};
 use protos::internal::{
@@ -79,7 +79,7 @@ struct Metrics {
 pub struct StatusUpdateManager {
     master: Option<Upid>,
     streams: BTreeMap<StreamKey, Stream>,
-    metrics: Option<Metrics>,
+    metrics: ProcessMetrics<Metrics>,
     log: Option<StatusUpdateLog>,
 }
 
@@ -136,9 +136,7 @@ impl StatusUpdateManager {
             record: Some(record),
         }) {
             tracing::error!(error = %e, "status update not checkpointed");
-            if let Some(m) = &self.metrics {
-                m.checkpoint_failures.inc();
-            }
+            self.metrics.inc(|m| &m.checkpoint_failures);
         }
     }
 
@@ -245,13 +243,8 @@ impl StatusUpdateManager {
                 pid: ctx.pid().to_string(),
             },
         );
-        if let Some(m) = &self.metrics {
-            if resend {
-                m.resent.inc()
-            } else {
-                m.sent.inc()
-            }
-        }
+        self.metrics
+            .with(|m| if resend { m.resent.inc() } else { m.sent.inc() });
     }
 
     fn acknowledge(
@@ -271,15 +264,11 @@ impl StatusUpdateManager {
             .is_some_and(|head| head.uuid == ack.uuid);
         if !matches {
             // A duplicate (the update was resent and acknowledged twice) or a stray.
-            if let Some(m) = &self.metrics {
-                m.unexpected_acks.inc();
-            }
+            self.metrics.inc(|m| &m.unexpected_acks);
             tracing::debug!(%from, framework = %key.0, task = %key.1, "acknowledgement for no update in flight");
             return;
         }
-        if let Some(m) = &self.metrics {
-            m.acknowledged.inc();
-        }
+        self.metrics.inc(|m| &m.acknowledged);
         self.checkpoint(Record::Ack(Acknowledgement {
             framework_id: key.0.clone(),
             task_id: key.1.clone(),
@@ -316,9 +305,7 @@ impl StatusUpdateManager {
         if let Some(log) = self.log.as_mut() {
             if let Err(e) = log.rewrite(pending) {
                 tracing::error!(error = %e, "status update log not compacted");
-                if let Some(m) = &self.metrics {
-                    m.checkpoint_failures.inc();
-                }
+                self.metrics.inc(|m| &m.checkpoint_failures);
             }
         }
     }
@@ -341,7 +328,7 @@ fn is_terminal(update: &StatusUpdate) -> bool {
 impl Process for StatusUpdateManager {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
-        self.metrics = Some(Metrics {
+        self.metrics.set(Metrics {
             sent: m.counter("slave/status_updates/sent"),
             resent: m.counter("slave/status_updates/resent"),
             acknowledged: m.counter("slave/status_updates/acknowledged"),

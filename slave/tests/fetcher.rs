@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use protos::v1::command_info::Uri;
-use sha2::{Digest, Sha256};
 use slave::fetcher::{FetchError, Fetcher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -43,10 +42,7 @@ async fn serve(body: Vec<u8>, status: u16) -> (String, Arc<AtomicUsize>) {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    authentication::digest::sha256_hex(bytes)
 }
 
 fn uri(value: &str) -> Uri {

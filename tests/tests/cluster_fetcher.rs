@@ -49,11 +49,7 @@ fn with_uri(mut task: TaskInfo, uri: Uri) -> TaskInfo {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    authentication::digest::sha256_hex(bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,7 +101,7 @@ impl DeviceManager {
         let manifest = match manifest::from_json(&body["manifest"]) {
             Ok(m) => m,
             Err(e) => {
-                self.count(|m| &m.invalid);
+                self.metrics.inc(|m| &m.invalid);
                 return HttpResponse::text(400, format!("{e}\n"));
             }
         };
@@ -254,7 +254,7 @@ impl DeviceManager {
             return;
         }
         let Some(m) = self.machines.get_mut(&id) else {
-            self.count(|m| &m.invalid);
+            self.metrics.inc(|m| &m.invalid);
             return;
         };
         match status.state() {

@@ -16,10 +16,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use coordination::AnyStore;
-use libactor::metrics::Counter;
+use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Process, Upid};
 use protos::autopilot::{
     AuditRecord, DeploymentState, HealthState, MachineEvent, MachineRecord, RepairAction,
@@ -118,10 +118,7 @@ pub struct DeviceManager {
     dirty: BTreeSet<usize>,
     writing: bool,
     failure: watch::Sender<Option<String>>,
-    /// Wall time at `started` (records carry Unix times; the node's clock moves them).
-    epoch_at_start: f64,
-    started: Option<Instant>,
-    metrics: Option<Metrics>,
+    metrics: ProcessMetrics<Metrics>,
     /// The master's side: machines out of Healthy are not offered, and are drained of their
     /// tasks before a repair.
     gate: Option<Arc<dyn MachineGate>>,
@@ -154,11 +151,7 @@ impl DeviceManager {
             dirty: BTreeSet::new(),
             writing: false,
             failure,
-            epoch_at_start: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-            started: None,
-            metrics: None,
+            metrics: ProcessMetrics::default(),
             gate: None,
             deployment_server: None,
             durable_seq: recovered.next_audit_seq.saturating_sub(1),
@@ -209,17 +202,9 @@ impl DeviceManager {
         self.dispatch_repairs(ctx);
     }
 
+    /// Records carry Unix times, read from the node's clock (so that a paused test moves them).
     fn now(&self, ctx: &Context<Self>) -> f64 {
-        let elapsed = self.started.map_or(Duration::ZERO, |s| {
-            ctx.node().clock().now().saturating_duration_since(s)
-        });
-        self.epoch_at_start + elapsed.as_secs_f64()
-    }
-
-    fn count(&self, pick: impl FnOnce(&Metrics) -> &Counter) {
-        if let Some(m) = &self.metrics {
-            pick(m).inc();
-        }
+        ctx.node().clock().unix_seconds()
     }
 
     fn record(&mut self, ctx: &Context<Self>, actor: &str, what: String, why: String) {
@@ -256,7 +241,7 @@ impl DeviceManager {
         };
         let from = m.state();
         if !health::can_move(from, state) {
-            self.count(|m| &m.moves_refused);
+            self.metrics.inc(|m| &m.moves_refused);
             tracing::warn!(machine = %id, from = state_name(from), to = state_name(state), %actor, "machine state kept: not a legal move");
             return;
         }
@@ -305,10 +290,10 @@ impl DeviceManager {
     fn report(&mut self, ctx: &mut Context<Self>, from: Upid, mut report: WatchdogReport) {
         let _span =
             tracing::debug_span!("watchdog_report", %from, machine = %report.hostname).entered();
-        self.count(|m| &m.reports);
+        self.metrics.inc(|m| &m.reports);
         let id = report.hostname.trim().to_owned();
         if id.is_empty() || id.len() > 255 || report.results.len() > MAX_RESULTS {
-            self.count(|m| &m.invalid);
+            self.metrics.inc(|m| &m.invalid);
             tracing::warn!(%from, "refused a watchdog report without a hostname or with too many results");
             return;
         }
@@ -353,7 +338,7 @@ impl DeviceManager {
         match verdict {
             Verdict::Quiet => {}
             Verdict::Recovered => {
-                self.count(|m| &m.recoveries);
+                self.metrics.inc(|m| &m.recoveries);
                 let why = format!(
                     "no error for the probation period ({:?})",
                     self.config.health.probation
@@ -393,12 +378,12 @@ impl DeviceManager {
         if forced.is_none() {
             let all: Vec<&MachineRecord> = self.machines.values().collect();
             if let Err(deferral) = self.config.limits.admit(&all, candidate) {
-                self.count(|m| &m.deferred);
+                self.metrics.inc(|m| &m.deferred);
                 tracing::warn!(machine = %id, %deferral, %error, "failure deferred");
                 return;
             }
         }
-        self.count(|m| &m.failures);
+        self.metrics.inc(|m| &m.failures);
         let now = self.now(ctx);
         let (action, actor) = forced.unwrap_or_else(|| {
             (
@@ -423,7 +408,7 @@ impl DeviceManager {
         if gate.agent_at(from.address()).as_deref() == Some(id) {
             return true;
         }
-        self.count(|m| &m.unverified);
+        self.metrics.inc(|m| &m.unverified);
         tracing::debug!(%from, machine = %id, "ignored a report not from the machine's registered agent");
         false
     }
@@ -449,7 +434,7 @@ impl DeviceManager {
             .into_iter()
             .map(|i| (i, ground_truth::encode_key(i, &snapshot), self.versions[i]))
             .collect();
-        self.count(|m| &m.writes);
+        self.metrics.inc(|m| &m.writes);
         // Every change so far goes in this write: once it is done, they all are durable.
         let upto = self.next_audit_seq - 1;
         ctx.defer(
@@ -527,9 +512,8 @@ pub fn watchdog_status(r: &WatchdogResult) -> &'static str {
 
 impl Process for DeviceManager {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
-        self.started = Some(ctx.node().clock().now());
         let m = ctx.metrics();
-        self.metrics = Some(Metrics {
+        self.metrics.set(Metrics {
             reports: m.counter("autopilot/watchdog_reports"),
             invalid: m.counter("autopilot/invalid_messages"),
             failures: m.counter("autopilot/failures_declared"),

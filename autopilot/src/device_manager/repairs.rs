@@ -30,7 +30,7 @@ impl DeviceManager {
                 if self.config.repair_service.is_none() {
                     continue;
                 }
-                self.count(|m| &m.orders);
+                self.metrics.inc(|m| &m.orders);
                 self.order_repair(
                     ctx,
                     RepairOrder {
@@ -86,7 +86,7 @@ impl DeviceManager {
         if self.config.operators.is_some() {
             let principal = self.gate.as_ref().and_then(|g| g.principal_of(&from));
             if principal.is_none() {
-                self.count(|m| &m.unauthorized);
+                self.metrics.inc(|m| &m.unauthorized);
                 tracing::warn!(%from, "refused a repair service that has not authenticated");
                 return;
             }
@@ -99,12 +99,12 @@ impl DeviceManager {
         let _span =
             tracing::debug_span!("repair_outcome", %from, machine = %outcome.machine_id).entered();
         if self.config.repair_service.as_ref() != Some(&from) {
-            self.count(|m| &m.invalid);
+            self.metrics.inc(|m| &m.invalid);
             tracing::warn!(%from, "ignored a repair outcome not from the repair service");
             return;
         }
         let Some(m) = self.machines.get_mut(&outcome.machine_id) else {
-            self.count(|m| &m.invalid);
+            self.metrics.inc(|m| &m.invalid);
             return;
         };
         let action = outcome.action();
@@ -147,7 +147,7 @@ impl DeviceManager {
                 {
                     Ok(principal) => principal,
                     Err(e) => {
-                        self.count(|m| &m.unauthorized);
+                        self.metrics.inc(|m| &m.unauthorized);
                         tracing::warn!(path = %req.path, error = %e, "refused an operator's request");
                         return Err(HttpResponse::text(401, format!("{e}\n")));
                     }
@@ -158,7 +158,7 @@ impl DeviceManager {
             serde_json::Value::Null
         } else {
             serde_json::from_slice(&req.body).map_err(|e| {
-                self.count(|m| &m.invalid);
+                self.metrics.inc(|m| &m.invalid);
                 HttpResponse::text(400, format!("body is not JSON: {e}\n"))
             })?
         };

@@ -24,7 +24,7 @@ impl DeviceManager {
         };
         let machine = body["machine"].as_str().unwrap_or_default().to_owned();
         let Some(action) = body["action"].as_str().and_then(parse_action) else {
-            self.count(|m| &m.invalid);
+            self.metrics.inc(|m| &m.invalid);
             return HttpResponse::text(400, "action must be reboot, reimage or replace\n");
         };
         match self.machines.get(&machine) {

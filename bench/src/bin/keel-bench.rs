@@ -1,7 +1,10 @@
 //! keel-bench: cluster-scale benchmarks of a Keel master; each subcommand is a module of the
 //! `keel_bench` library (see its docs), which this binary only dispatches to.
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
+use keel::duration_flag::{between, positive_up_to_a_day, Seconds};
 
 keel::global_allocator!();
 
@@ -42,8 +45,8 @@ enum Bench {
         #[arg(long, default_value_t = 1000)]
         job_tasks: u64,
         /// How long each job task runs.
-        #[arg(long, default_value_t = 10.0)]
-        task_seconds: f64,
+        #[arg(long, default_value = "10s", value_parser = positive_up_to_a_day())]
+        task_seconds: Seconds,
         /// Long-running tasks launched to measure memory per task.
         #[arg(long, default_value_t = 100_000)]
         memory_tasks: u64,
@@ -79,8 +82,8 @@ enum Bench {
         tasks_per_agent: u64,
         /// The masters' ZooKeeper session timeout (how soon after the kill the standby is
         /// elected; not part of the figure).
-        #[arg(long, default_value_t = 2.0)]
-        zk_session_timeout_seconds: f64,
+        #[arg(long, default_value = "2s", value_parser = between(Duration::from_secs(1), Duration::from_secs(600)))]
+        zk_session_timeout_seconds: Seconds,
     },
     /// Autopilot: a manifest rolled out to emulated machines by scale units (wall time against
     /// units × probation; CPU against the same fleet idle).
@@ -92,11 +95,11 @@ enum Bench {
         #[arg(long, default_value_t = 100)]
         unit_size: u32,
         /// Probation per unit, seconds.
-        #[arg(long, default_value_t = 1.0)]
-        probation_seconds: f64,
+        #[arg(long, default_value = "1s", value_parser = between(Duration::from_millis(1), Duration::from_secs(3600)))]
+        probation_seconds: Seconds,
         /// Seconds between each machine's watchdog reports.
-        #[arg(long, default_value_t = 0.25)]
-        report_interval_seconds: f64,
+        #[arg(long, default_value = "250ms", value_parser = between(Duration::from_millis(1), Duration::from_secs(3600)))]
+        report_interval_seconds: Seconds,
     },
     /// Autopilot: repair decisions per second with many machines reporting (against the same
     /// reports with no decision to make).
@@ -127,13 +130,14 @@ async fn main() -> anyhow::Result<()> {
             memory_tasks,
             ping_round,
         } => {
-            keel_bench::agents::run(agents, job_tasks, task_seconds, memory_tasks, ping_round).await
+            keel_bench::agents::run(agents, job_tasks, task_seconds.0, memory_tasks, ping_round)
+                .await
         }
         Bench::Failover {
             agents,
             tasks_per_agent,
             zk_session_timeout_seconds,
-        } => keel_bench::failover::run(agents, tasks_per_agent, zk_session_timeout_seconds).await,
+        } => keel_bench::failover::run(agents, tasks_per_agent, zk_session_timeout_seconds.0).await,
         Bench::AutopilotRollout {
             machines,
             unit_size,
@@ -143,8 +147,8 @@ async fn main() -> anyhow::Result<()> {
             keel_bench::autopilot::run_rollout(
                 machines,
                 unit_size,
-                probation_seconds,
-                report_interval_seconds,
+                probation_seconds.0,
+                report_interval_seconds.0,
             )
             .await
         }

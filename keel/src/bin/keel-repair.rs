@@ -49,9 +49,10 @@ struct Flags {
     #[arg(
         long,
         env = "KEEL_REPAIR_COMMAND_TIMEOUT_SECONDS",
-        default_value_t = 600.0
+        default_value = "10m",
+        value_parser = keel::duration_flag::positive_up_to_a_day()
     )]
-    command_timeout_seconds: f64,
+    command_timeout_seconds: keel::duration_flag::Seconds,
 }
 
 /// How long to wait for ZooKeeper to name a leading master at start.
@@ -61,10 +62,7 @@ const MASTER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     keel::logging::init("info");
-    let timeout = flags.command_timeout_seconds;
-    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
-        bail!("--command-timeout-seconds must be more than 0 and at most 86400");
-    }
+    let timeout = flags.command_timeout_seconds.0;
     let mut commands = BTreeMap::new();
     for (action, command) in [
         (RepairAction::Reboot, &flags.reboot_command),
@@ -85,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
-    let driver = CommandDriver::new(commands, std::time::Duration::from_secs_f64(timeout));
+    let driver = CommandDriver::new(commands, timeout);
     let mut service = RepairService::new(device_manager_beside(&master)?, Arc::new(driver));
     if let Some(path) = &flags.credential {
         service = service.with_credential(authentication::Credential::from_file(path)?);

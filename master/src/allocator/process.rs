@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use libactor::metrics::{Counter, Timer};
+use libactor::metrics::{Counter, ProcessMetrics, Timer};
 use libactor::{Context, Process};
 
 use super::{Allocation, Allocator, AllocatorError};
@@ -30,7 +30,7 @@ pub struct AllocatorProcess<A: Allocator> {
     interval: Duration,
     /// An event-driven cycle is queued.
     cycle_queued: bool,
-    metrics: Option<AllocatorMetrics>,
+    metrics: ProcessMetrics<AllocatorMetrics>,
 }
 
 struct AllocatorMetrics {
@@ -48,7 +48,7 @@ impl<A: Allocator + 'static> AllocatorProcess<A> {
             sink,
             interval,
             cycle_queued: false,
-            metrics: None,
+            metrics: ProcessMetrics::default(),
         }
     }
 
@@ -80,11 +80,11 @@ impl<A: Allocator + 'static> AllocatorProcess<A> {
         self.cycle_queued = false;
         let started = Instant::now();
         let allocations = self.allocator.allocate(ctx.node().clock().now());
-        if let Some(m) = &self.metrics {
+        self.metrics.with(|m| {
             m.cycle_time.record(started.elapsed());
             m.cycles.inc();
             m.allocations.add(allocations.len() as u64);
-        }
+        });
         if !allocations.is_empty() {
             tracing::debug!(count = allocations.len(), "allocation cycle");
             (self.sink)(allocations);
@@ -95,7 +95,7 @@ impl<A: Allocator + 'static> AllocatorProcess<A> {
 impl<A: Allocator + 'static> Process for AllocatorProcess<A> {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let metrics = ctx.metrics();
-        self.metrics = Some(AllocatorMetrics {
+        self.metrics.set(AllocatorMetrics {
             cycles: metrics.counter("allocator/cycles"),
             allocations: metrics.counter("allocator/allocations"),
             cycle_time: metrics.timer("allocator/cycle_time"),

@@ -53,7 +53,7 @@ impl Master {
         let id = self.books.agent_id_by_pid(&from).cloned();
         match id.and_then(|id| self.books.agent_mut(&id)) {
             Some(entry) => entry.pong_received = true,
-            None => self.count(|m| &m.invalid_messages),
+            None => self.metrics.inc(|m| &m.invalid_messages),
         }
     }
 }

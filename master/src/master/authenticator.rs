@@ -70,7 +70,7 @@ impl Master {
         msg: AuthenticateMessage,
     ) {
         if self.auth.challenges.len() >= MAX_PENDING_CHALLENGES {
-            self.count(|m| &m.authentication_failures);
+            self.metrics.inc(|m| &m.authentication_failures);
             ctx.send(
                 &from,
                 AuthenticationFailedMessage {
@@ -110,7 +110,7 @@ impl Master {
         msg: AuthenticationResponseMessage,
     ) {
         let Some((principal, nonce)) = self.auth.challenges.remove(&from) else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         };
         let secret = self
@@ -126,7 +126,7 @@ impl Master {
             self.auth.authenticated.insert(from.clone(), principal);
             ctx.send(&from, AuthenticationCompletedMessage {});
         } else {
-            self.count(|m| &m.authentication_failures);
+            self.metrics.inc(|m| &m.authentication_failures);
             tracing::warn!(%from, %principal, "authentication failed");
             ctx.send(
                 &from,

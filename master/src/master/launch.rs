@@ -16,11 +16,11 @@ impl Master {
     pub(super) fn accept(&mut self, ctx: &mut Context<Self>, from: Upid, msg: AcceptOffersMessage) {
         let framework = msg.framework_id.text().to_owned();
         let Some(entry) = self.books.framework(&framework) else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         };
         if entry.pid != from {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, %framework, "offers accepted by a process that is not the framework's scheduler");
             return;
         }
@@ -45,7 +45,7 @@ impl Master {
                 return;
             }
         };
-        self.count(|m| &m.offers_accepted);
+        self.metrics.inc(|m| &m.offers_accepted);
         let agent = offers[0].agent.clone();
         let mut remaining = Resources::new();
         for offer in &offers {
@@ -92,7 +92,7 @@ impl Master {
                                 task: Some(launched),
                             },
                         );
-                        self.count(|m| &m.tasks_launched);
+                        self.metrics.inc(|m| &m.tasks_launched);
                     }
                 }
                 Err(why) => self.refuse_task(
@@ -154,7 +154,7 @@ impl Master {
         reason: Reason,
         why: &str,
     ) {
-        self.count(|m| &m.tasks_refused);
+        self.metrics.inc(|m| &m.tasks_refused);
         tracing::info!(%framework, task = ?task.task_id.as_ref().map(|t| &t.value), %why, "launch refused");
         self.report(ctx, framework, task, state, reason, why);
     }

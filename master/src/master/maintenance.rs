@@ -224,7 +224,7 @@ impl Master {
     /// void, and gives their resources back to the allocator.
     pub(super) fn rescind(&mut self, ctx: &mut Context<Self>, offers: Vec<(String, OfferEntry)>) {
         for (id, offer) in offers {
-            self.count(|m| &m.offers_rescinded);
+            self.metrics.inc(|m| &m.offers_rescinded);
             if let Some(f) = self.books.framework(&offer.framework) {
                 ctx.send(
                     &f.pid,

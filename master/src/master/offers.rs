@@ -65,9 +65,7 @@ impl Master {
         }
         for (framework, offers) in by_framework {
             if let Some(entry) = self.books.framework(&framework) {
-                if let Some(m) = &self.metrics {
-                    m.offers_sent.add(offers.len() as u64);
-                }
+                self.metrics.add(|m| &m.offers_sent, offers.len() as u64);
                 // A cycle over a large cluster can offer a framework every agent at once; one
                 // message per chunk keeps each under the frame limit.
                 for chunk in offers.chunks(MAX_OFFERS_PER_MESSAGE) {
@@ -152,16 +150,16 @@ impl Master {
             .framework(&framework)
             .is_none_or(|f| f.pid != from)
         {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
         let Some(offers) = self.take_offers(&framework, &msg.offer_ids) else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%framework, "declined unknown offers");
             return;
         };
         for offer in offers {
-            self.count(|m| &m.offers_declined);
+            self.metrics.inc(|m| &m.offers_declined);
             let filter = self.refuse_filter(ctx, msg.filters.as_ref(), &offer.resources);
             self.recover(&framework, &offer.agent, offer.resources, filter);
         }
@@ -172,7 +170,7 @@ impl Master {
             return;
         };
         tracing::info!(offer = %offer_id, framework = %offer.framework, "offer timed out");
-        self.count(|m| &m.offers_rescinded);
+        self.metrics.inc(|m| &m.offers_rescinded);
         if let Some(f) = self.books.framework(&offer.framework) {
             ctx.send(
                 &f.pid,

@@ -26,7 +26,7 @@ use protos::IdText;
 use tokio::sync::oneshot;
 
 use super::reregistration::failover_timeout;
-use super::{now_seconds, Master};
+use super::Master;
 use crate::registrar::{Operation, Registry};
 
 /// How long a new leader waits for the registry's agents to re-register (Mesos's
@@ -155,7 +155,7 @@ impl Master {
 
     /// An agent left the cluster without asking: unreachable until it comes back.
     pub(super) fn mark_unreachable(&mut self, ctx: &mut Context<Self>, agent: &str) {
-        let since = now_seconds();
+        let since = ctx.node().clock().unix_seconds();
         self.recovery.unreachable.insert(agent.to_owned(), since);
         let op = Operation::MarkUnreachable {
             agent: agent.to_owned(),

@@ -23,7 +23,7 @@ impl Master {
         msg: RegisterSlaveMessage,
     ) {
         if let Err(why) = self.admit(&from, Registrant::Agent, "") {
-            self.count(|m| &m.registrations_refused);
+            self.metrics.inc(|m| &m.registrations_refused);
             tracing::warn!(%from, %why, "refused an agent registration");
             return;
         }
@@ -31,7 +31,7 @@ impl Master {
         let total = match validate_agent(&info) {
             Ok(total) => total,
             Err(why) => {
-                self.count(|m| &m.invalid_messages);
+                self.metrics.inc(|m| &m.invalid_messages);
                 tracing::warn!(%from, %why, "refused an agent registration");
                 return;
             }
@@ -74,7 +74,7 @@ impl Master {
             return;
         }
         self.watch_agent(ctx, id.clone());
-        self.count(|m| &m.agents_registered);
+        self.metrics.inc(|m| &m.agents_registered);
         self.add_to_allocator(&id, total, Vec::new());
         ctx.send(
             &from,
@@ -103,7 +103,7 @@ impl Master {
             }
         }
         if info.name.trim().is_empty() || info.user.trim().is_empty() {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, "refused a framework registration without a name or user");
             return;
         }
@@ -150,7 +150,7 @@ impl Master {
             tracing::error!(framework = %id, error = %e, "a fresh framework id is taken");
             return;
         }
-        self.count(|m| &m.frameworks_registered);
+        self.metrics.inc(|m| &m.frameworks_registered);
         let framework = id.clone();
         self.tell_allocator("allocator refused a new framework", move |a| {
             a.add_framework(&framework, &role, false)
@@ -167,7 +167,7 @@ impl Master {
 
     /// Tells a scheduler its registration is refused (its driver aborts with the reason).
     pub(super) fn refuse_framework(&self, ctx: &mut Context<Self>, from: &Upid, why: &str) {
-        self.count(|m| &m.registrations_refused);
+        self.metrics.inc(|m| &m.registrations_refused);
         tracing::warn!(%from, %why, "refused a framework registration");
         ctx.send(
             from,

@@ -19,7 +19,7 @@ impl Master {
         match self.books.framework(id) {
             Some(f) if f.pid == *from => Some(id.to_owned()),
             _ => {
-                self.count(|m| &m.invalid_messages);
+                self.metrics.inc(|m| &m.invalid_messages);
                 tracing::warn!(%from, framework = %id, "message from a process that is not the framework's scheduler");
                 None
             }
@@ -32,7 +32,7 @@ impl Master {
         match self.books.agent(id) {
             Some(a) if a.pid().address() == from.address() => Some(id.to_owned()),
             _ => {
-                self.count(|m| &m.invalid_messages);
+                self.metrics.inc(|m| &m.invalid_messages);
                 tracing::warn!(%from, agent = %id, "message from a process that is not on the agent");
                 None
             }
@@ -96,7 +96,7 @@ impl Master {
         let agent = msg.slave_id.text();
         match self.books.agent(agent) {
             Some(a) => ctx.send(&a.pid().clone(), msg),
-            None => self.count(|m| &m.invalid_messages),
+            None => self.metrics.inc(|m| &m.invalid_messages),
         }
     }
 

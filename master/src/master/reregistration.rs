@@ -45,7 +45,7 @@ impl Master {
         msg: ReregisterSlaveMessage,
     ) {
         if let Err(why) = self.admit(&from, Registrant::Agent, "") {
-            self.count(|m| &m.registrations_refused);
+            self.metrics.inc(|m| &m.registrations_refused);
             tracing::warn!(%from, %why, "refused an agent re-registration");
             return;
         }
@@ -54,12 +54,12 @@ impl Master {
         let total = match validate_agent(&info) {
             Ok(total) if !id.is_empty() => total,
             Ok(_) => {
-                self.count(|m| &m.invalid_messages);
+                self.metrics.inc(|m| &m.invalid_messages);
                 tracing::warn!(%from, "refused an agent re-registration without an id");
                 return;
             }
             Err(why) => {
-                self.count(|m| &m.invalid_messages);
+                self.metrics.inc(|m| &m.invalid_messages);
                 tracing::warn!(%from, %why, "refused an agent re-registration");
                 return;
             }
@@ -108,7 +108,7 @@ impl Master {
             tasks.push(((framework, task_id), entry));
         }
         if !total.contains(&all) {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(agent = %id, %from, %total, tasks = %all, "refused an agent re-registration: its tasks hold more than it has");
             return;
         }
@@ -121,12 +121,12 @@ impl Master {
         for (key, entry) in tasks {
             if let Err(e) = self.books.add_task(key, entry) {
                 // Checked against its total above; a task id twice is the agent's error.
-                self.count(|m| &m.invalid_messages);
+                self.metrics.inc(|m| &m.invalid_messages);
                 tracing::warn!(agent = %id, error = %e, "a re-registered task refused");
             }
         }
         self.watch_agent(ctx, id.clone());
-        self.count(|m| &m.agents_registered);
+        self.metrics.inc(|m| &m.agents_registered);
         self.add_to_allocator(&id, total, used);
         ctx.send(&from, reply);
         for framework in orphans {
@@ -154,7 +154,7 @@ impl Master {
         }
         let id = info.id.text().to_owned();
         if id.is_empty() || info.name.trim().is_empty() || info.user.trim().is_empty() {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, "refused a framework re-registration without an id, name or user");
             return;
         }
@@ -201,7 +201,7 @@ impl Master {
             tracing::error!(framework = %id, error = %e, "framework re-registration refused by the books");
             return;
         }
-        self.count(|m| &m.frameworks_registered);
+        self.metrics.inc(|m| &m.frameworks_registered);
         let framework = id;
         self.tell_allocator("allocator refused a re-registered framework", move |a| {
             a.add_framework(&framework, &role, false)

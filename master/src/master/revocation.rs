@@ -232,7 +232,7 @@ impl Master {
             else {
                 continue;
             };
-            self.count(|m| &m.tasks_revoked);
+            self.metrics.inc(|m| &m.tasks_revoked);
             ctx.send(
                 &agent,
                 KillTaskMessage {

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use coordination::{AnyStore, Store, StoreError};
-use libactor::metrics::Counter;
+use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Process};
 use tokio::sync::{oneshot, watch};
 
@@ -78,7 +78,7 @@ pub struct Registrar {
     writing: bool,
     failed: Option<String>,
     failure: watch::Sender<Option<String>>,
-    metrics: Option<RegistrarMetrics>,
+    metrics: ProcessMetrics<RegistrarMetrics>,
 }
 
 impl Registrar {
@@ -122,7 +122,7 @@ impl Registrar {
             writing: false,
             failed: None,
             failure: watch::channel(None).0,
-            metrics: None,
+            metrics: ProcessMetrics::default(),
         })
     }
 
@@ -143,9 +143,7 @@ impl Registrar {
             let _ = reply.send(Err(RegistrarError::Failed(why.clone())));
             return;
         }
-        if let Some(m) = &self.metrics {
-            m.operations.inc();
-        }
+        self.metrics.inc(|m| &m.operations);
         if let Some(shard) = self.registry.apply(op) {
             self.dirty.insert(shard);
         }
@@ -173,10 +171,10 @@ impl Registrar {
             .into_iter()
             .map(|i| (i, self.registry.encode_shard(i), self.versions[i]))
             .collect();
-        if let Some(m) = &self.metrics {
+        self.metrics.with(|m| {
             m.writes.inc();
             m.shards_written.add(writes.len() as u64);
-        }
+        });
         tracing::debug!(shards = writes.len(), "writing the registry");
         let waiters = std::mem::take(&mut self.waiting);
         let store = self.store.clone();
@@ -233,9 +231,7 @@ impl Registrar {
         match failure {
             Some(why) => {
                 tracing::error!(%why, "registrar failed");
-                if let Some(m) = &self.metrics {
-                    m.failures.inc();
-                }
+                self.metrics.inc(|m| &m.failures);
                 self.failed = Some(why.clone());
                 self.failure.send_replace(Some(why.clone()));
                 for reply in waiters.into_iter().chain(self.waiting.drain(..)) {
@@ -255,7 +251,7 @@ impl Registrar {
 impl Process for Registrar {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
-        self.metrics = Some(RegistrarMetrics {
+        self.metrics.set(RegistrarMetrics {
             operations: m.counter("registrar/operations"),
             writes: m.counter("registrar/writes"),
             shards_written: m.counter("registrar/shards_written"),

@@ -164,7 +164,6 @@ impl Cgroup {
     /// What the container used so far.
     pub fn statistics(&self) -> ResourceStatistics {
         let mut s = ResourceStatistics {
-            timestamp: super::now_seconds(),
             ..Default::default()
         };
         let pids = self.pids();

@@ -224,6 +224,7 @@ pub trait ContainerHandle: Send + Sync + fmt::Debug {
     /// `cgroups` or `posix`.
     fn isolation(&self) -> &'static str;
     /// What it used so far.
+    /// (Its `timestamp` is left for the caller to stamp from its clock.)
     fn statistics(&self) -> ResourceStatistics;
     /// Changes its limits to fit `resources` (an executor gained or lost tasks).
     fn update(&self, resources: &Resources) -> Result<(), ContainerError>;
@@ -324,13 +325,6 @@ pub async fn supervise(
         termination,
         limitation,
     }
-}
-
-/// Seconds since the epoch, for statistics' timestamps.
-pub(crate) fn now_seconds() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

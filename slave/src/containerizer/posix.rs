@@ -143,7 +143,6 @@ pub fn process_group_usage(proc: &Path, pgid: i32) -> ResourceStatistics {
         }
     }
     ResourceStatistics {
-        timestamp: super::now_seconds(),
         processes: Some(processes),
         threads: Some(threads),
         cpus_user_time_secs: Some(user as f64 / ticks),

@@ -236,7 +236,7 @@ fn cache_key(uri: &str, sha256: &str) -> String {
     if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         format!("sha256-{sha256}")
     } else {
-        format!("uri-{}", hex(&Sha256::digest(uri.as_bytes())))
+        format!("uri-{}", authentication::digest::sha256_hex(uri.as_bytes()))
     }
 }
 
@@ -247,14 +247,10 @@ pub async fn sha256_file(path: &Path) -> std::io::Result<String> {
         let mut file = std::fs::File::open(path)?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut file, &mut hasher)?;
-        Ok(hex(&hasher.finalize()))
+        Ok(authentication::digest::hex(&hasher.finalize()))
     })
     .await
     .map_err(std::io::Error::other)?
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn set_executable(path: &Path) -> std::io::Result<()> {

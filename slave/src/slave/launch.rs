@@ -223,7 +223,7 @@ impl Slave {
                 }
                 Fetched::Failed(e) => {
                     tracing::warn!(%framework, executor = %id, error = %e, "fetch failed");
-                    s.count(|m| &m.fetch_failures);
+                    s.metrics.inc(|m| &m.fetch_failures);
                     let message = e.to_string();
                     s.ended_before_start(
                         ctx,
@@ -319,7 +319,7 @@ impl Slave {
             Ok(container) => container,
             Err(e) => {
                 tracing::warn!(%framework, executor = %executor_id, error = %e, "container did not start");
-                self.count(|m| &m.container_launch_errors);
+                self.metrics.inc(|m| &m.container_launch_errors);
                 let message = e.to_string();
                 self.ended_before_start(
                     ctx,
@@ -377,7 +377,7 @@ impl Slave {
                 }
             }
             ExecutorKind::Custom => {
-                self.count(|m| &m.executors_launched);
+                self.metrics.inc(|m| &m.executors_launched);
                 let (framework, executor_id) = (framework.to_owned(), executor_id.to_owned());
                 ctx.delay(EXECUTOR_REGISTRATION_TIMEOUT, move |s: &mut Slave, _| {
                     if let Some(e) = s.executor_mut(&framework, &executor_id) {

@@ -94,7 +94,7 @@ impl Slave {
         };
         if let Err(e) = write_message(&self.meta.agent(), &checkpoint) {
             tracing::error!(error = %e, "agent checkpoint not written");
-            self.count(|m| &m.checkpoint_failures);
+            self.metrics.inc(|m| &m.checkpoint_failures);
         }
     }
 
@@ -141,7 +141,7 @@ impl Slave {
         let path = self.meta.executor(&e.container_id).checkpoint();
         if let Err(e) = write_message(&path, &checkpoint) {
             tracing::error!(error = %e, "executor checkpoint not written");
-            self.count(|m| &m.checkpoint_failures);
+            self.metrics.inc(|m| &m.checkpoint_failures);
         }
     }
 
@@ -176,7 +176,7 @@ impl Slave {
                 count = orphans.len(),
                 "destroyed containers an earlier run of this agent left behind"
             );
-            if let Some(metrics) = &self.metrics {
+            if let Some(metrics) = self.metrics.get() {
                 metrics.orphans_destroyed.add(orphans.len() as u64);
             }
         }
@@ -290,7 +290,7 @@ impl Slave {
         executor.container = Some(handle.clone());
         self.launcher.adopt(handle.clone());
         tracing::info!(%framework, executor = %executor_id, os_pid = ?pid, container = %dir.container, alive = pid.is_some(), "recovered an executor");
-        self.count(|m| &m.executors_recovered);
+        self.metrics.inc(|m| &m.executors_recovered);
         let task_id = executor.tasks.keys().next().cloned().unwrap_or_default();
         let starting = executor
             .tasks
@@ -405,7 +405,7 @@ impl Slave {
             .executor_mut(&framework, &executor_id)
             .filter(|e| e.state == ExecutorState::Reconnecting)
         else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, %framework, executor = %executor_id, "re-registration from an executor this agent is not waiting for");
             return;
         };

@@ -26,7 +26,7 @@ impl Slave {
     pub(super) fn sent_by_master(&self, from: &Upid) -> bool {
         let ok = *from == self.config.master;
         if !ok {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, master = %self.config.master, "message that only the master may send, from another process");
         }
         ok
@@ -189,7 +189,7 @@ impl Slave {
             return;
         }
         let Some(id) = id.map(|a| a.value).filter(|v| !v.is_empty()) else {
-            self.count(|m| &m.invalid_messages);
+            self.metrics.inc(|m| &m.invalid_messages);
             return;
         };
         if self.registration == Registration::Registered && self.id.as_deref() == Some(&id) {

@@ -11,7 +11,7 @@ use super::Slave;
 impl Slave {
     pub(super) fn monitor_statistics(
         &mut self,
-        _ctx: &mut Context<Self>,
+        ctx: &mut Context<Self>,
         _req: HttpRequest,
     ) -> HttpResponse {
         let executors = self
@@ -26,7 +26,10 @@ impl Slave {
                     handle: handle.as_ref(),
                 })
             });
-        HttpResponse::json(&monitor::statistics_json(executors))
+        HttpResponse::json(&monitor::statistics_json(
+            executors,
+            ctx.node().clock().unix_seconds(),
+        ))
     }
 
     pub(super) fn state_json(

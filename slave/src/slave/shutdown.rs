@@ -99,7 +99,7 @@ impl Slave {
                 {
                     self.refuse_move(&framework, &task_id, refused);
                 }
-                self.count(|m| &m.tasks_killed);
+                self.metrics.inc(|m| &m.tasks_killed);
                 self.report(
                     ctx,
                     &framework,

@@ -100,14 +100,14 @@ impl Slave {
         else {
             return;
         };
-        self.count(|m| &m.executors_exited);
+        self.metrics.inc(|m| &m.executors_exited);
         if let Some(pid) = &executor.pid {
             ctx.unlink(pid);
         }
         let (status, exit) = exit_status(&ended);
         tracing::info!(%framework, executor = %executor_id, message = %exit, "executor exited");
         if limitation.is_some() {
-            self.count(|m| &m.container_limitations);
+            self.metrics.inc(|m| &m.container_limitations);
         }
         let end = ExecutorEnd {
             kind: executor.kind,

@@ -5,8 +5,13 @@
 //!
 //! A library must not choose its users' allocator, so each binary declares it, in one line:
 //!
-//! ```ignore
+//! ```
 //! keel::global_allocator!();
+//!
+//! fn main() {
+//!     let v = vec![1, 2, 3]; // allocated by mimalloc
+//!     assert_eq!(v.len(), 3);
+//! }
 //! ```
 
 /// mimalloc, re-exported so that binaries need no dependency of their own on it.

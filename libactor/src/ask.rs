@@ -4,6 +4,11 @@
 //! The receiving process needs nothing special: its handler answers with
 //! `ctx.send(&from, Reply { .. })`, now or later. Because the temporary address is an ordinary
 //! UPID, asks work the same across nodes.
+//!
+//! An ask fails fast where the node already knows the answer will not come: the temporary
+//! address links to the target, so a target that does not exist (here, or on a peer that says
+//! so), that terminates, or whose node cannot be reached ends the ask at once with its own
+//! [`AskError`]; so does a reply of another type than the one asked for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +17,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::http::{HttpRequest, HttpResponse};
-use crate::mailbox::{Mailbox, ProcessSlot};
+use crate::mailbox::{ExitCause, Mailbox, ProcessSlot};
 use crate::message::Delivery;
 use crate::node::NodeInner;
 use crate::{Message, Node, Upid};
@@ -31,35 +36,74 @@ pub enum AskError {
     /// The target is a local process that does not exist.
     #[error("no process {0} on this node")]
     UnknownProcess(Upid),
+    /// The target does not exist on its node (the node said so) or terminated before replying.
+    #[error("{0} does not exist or terminated before replying")]
+    Exited(Upid),
+    /// The target's node cannot be reached: the connection was refused, timed out or broke.
+    #[error("cannot reach the node of {0}")]
+    Unreachable(Upid),
+    /// The target answered with another message than the one asked for.
+    #[error("{to} replied with {got}, not the {expected} asked for")]
+    UnexpectedReply {
+        /// Who was asked.
+        to: Upid,
+        /// The full name of the message type asked for.
+        expected: String,
+        /// The full name of the message that came back.
+        got: String,
+    },
     /// The node shut down while waiting.
     #[error("the node shut down before a reply arrived")]
     NodeStopped,
 }
 
-/// A one-shot mailbox that accepts the first message of type `R`.
+/// A one-shot mailbox that takes the first message of type `R`, or ends the ask with why
+/// none will come.
 struct ReplySlot<R> {
-    tx: Mutex<Option<oneshot::Sender<R>>>,
+    to: Upid,
+    tx: Mutex<Option<oneshot::Sender<Result<R, AskError>>>>,
     node: Arc<NodeInner>,
+}
+
+impl<R> ReplySlot<R> {
+    fn finish(&self, result: Result<R, AskError>) {
+        if let Some(tx) = self.tx.lock().take() {
+            let _ = tx.send(result);
+        }
+    }
 }
 
 impl<R: Message> Mailbox for ReplySlot<R> {
     fn deliver(&self, delivery: Delivery) -> Result<(), Delivery> {
         if !delivery.payload.is::<R>() {
             self.node.m.dropped_unknown_message.inc();
+            let got = delivery.payload.full_name();
+            let expected = R::full_name();
+            tracing::warn!(to = %self.to, %expected, %got, "ask answered with another message type");
+            self.finish(Err(AskError::UnexpectedReply {
+                to: self.to.clone(),
+                expected,
+                got,
+            }));
             return Ok(());
         }
         match delivery.payload.into_typed::<R>() {
-            Ok(reply) => {
-                if let Some(tx) = self.tx.lock().take() {
-                    let _ = tx.send(reply);
-                }
-            }
+            Ok(reply) => self.finish(Ok(reply)),
             Err(_) => self.node.m.dropped_undecodable.inc(),
         }
         Ok(())
     }
 
-    fn exited(&self, _pid: Upid) {}
+    fn exited(&self, pid: Upid) {
+        self.exited_because(pid, ExitCause::Terminated);
+    }
+
+    fn exited_because(&self, _pid: Upid, cause: ExitCause) {
+        self.finish(Err(match cause {
+            ExitCause::Terminated => AskError::Exited(self.to.clone()),
+            ExitCause::Unreachable => AskError::Unreachable(self.to.clone()),
+        }));
+    }
 
     fn http(&self, _req: HttpRequest, reply: oneshot::Sender<HttpResponse>) {
         let _ = reply.send(HttpResponse::not_found("reply slots serve no routes"));
@@ -78,15 +122,19 @@ impl<R: Message> Mailbox for ReplySlot<R> {
     }
 }
 
-/// Removes the reply slot however the ask ends (reply, timeout, or the future being dropped).
+/// Removes the reply slot and its link however the ask ends (reply, error, timeout, or the
+/// future being dropped).
 struct SlotGuard {
     node: Arc<NodeInner>,
     id: String,
+    pid: Upid,
+    to: Upid,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.node.processes.remove(&self.id);
+        self.node.unlink(&self.pid, &self.to);
     }
 }
 
@@ -114,6 +162,7 @@ impl Node {
             ProcessSlot {
                 pid: pid.clone(),
                 mailbox: Arc::new(ReplySlot::<Resp> {
+                    to: to.clone(),
                     tx: Mutex::new(Some(tx)),
                     node: self.inner.clone(),
                 }),
@@ -123,10 +172,15 @@ impl Node {
         let _guard = SlotGuard {
             node: self.inner.clone(),
             id,
+            pid: pid.clone(),
+            to: to.clone(),
         };
+        // Linked first: the link request and the request travel in order, so the target's node
+        // answers the link before it could have handled the request.
+        self.inner.link(&pid, to);
         self.send_from(&pid, to, req);
         match self.clock().timeout(timeout, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(AskError::NodeStopped),
             Err(_) => Err(AskError::Timeout {
                 to: to.clone(),

@@ -53,6 +53,12 @@ pub struct Context<P: Process> {
     pub(crate) stop_requested: bool,
 }
 
+impl<P: Process> std::fmt::Debug for Context<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("pid", &self.pid).finish()
+    }
+}
+
 impl<P: Process> Context<P> {
     pub(crate) fn new(pid: Upid, node: Node, me: CellHandle<P>) -> Self {
         Context {

@@ -147,6 +147,7 @@ impl Filters {
 }
 
 /// Resolves to the first message matching a filter; see [`Node::expect_message`].
+#[derive(Debug)]
 pub struct MessageFuture<M> {
     rx: oneshot::Receiver<Captured<M>>,
 }
@@ -161,6 +162,7 @@ impl<M> Future for MessageFuture<M> {
 
 /// Keeps a [`Node::drop_messages`] filter installed; dropping the guard removes it.
 #[must_use = "the filter is removed when the guard is dropped"]
+#[derive(Debug)]
 pub struct FilterGuard {
     filters: Weak<crate::node::NodeInner>,
     id: u64,

@@ -130,6 +130,15 @@ pub enum HttpReply {
     Later(Pin<Box<dyn Future<Output = HttpResponse>>>),
 }
 
+impl std::fmt::Debug for HttpReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpReply::Now(resp) => f.debug_tuple("Now").field(resp).finish(),
+            HttpReply::Later(_) => f.write_str("Later(..)"),
+        }
+    }
+}
+
 impl From<HttpResponse> for HttpReply {
     fn from(resp: HttpResponse) -> Self {
         HttpReply::Now(resp)

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use protos::libactor::{ExitedNotice, LinkRequest, UnlinkRequest};
 
+use crate::mailbox::ExitCause;
 use crate::message::names_equal;
 use crate::node::NodeInner;
 use crate::Upid;
@@ -99,9 +100,13 @@ impl NodeInner {
     /// Tells `linker` that `pid` has terminated: locally through its mailbox, remotely with an
     /// `ExitedNotice`.
     fn tell_exited(&self, linker: &Upid, pid: &Upid) {
+        self.tell_exited_because(linker, pid, ExitCause::Terminated);
+    }
+
+    fn tell_exited_because(&self, linker: &Upid, pid: &Upid, cause: ExitCause) {
         if linker.address() == self.address {
             if let Some(slot) = self.processes.get(linker.id()) {
-                slot.mailbox.exited(pid.clone());
+                slot.mailbox.exited_because(pid.clone(), cause);
             }
         } else {
             let notice = ExitedNotice {
@@ -136,7 +141,7 @@ impl NodeInner {
         let broken = self.links.lock().remote.remove(address).unwrap_or_default();
         for (pid, linkers) in broken {
             for linker in linkers {
-                self.tell_exited(&linker, &pid);
+                self.tell_exited_because(&linker, &pid, ExitCause::Unreachable);
             }
         }
     }

@@ -14,6 +14,11 @@ pub(crate) trait Mailbox: Send + Sync {
     fn deliver(&self, delivery: Delivery) -> Result<(), Delivery>;
     /// Tells the process that a linked process terminated.
     fn exited(&self, pid: crate::Upid);
+    /// [`Mailbox::exited`], saying whether the linkee is known to have ended or its node can
+    /// no longer be reached; processes hear only `exited`, an ask tells its caller which.
+    fn exited_because(&self, pid: crate::Upid, _cause: ExitCause) {
+        self.exited(pid);
+    }
     /// Queues an HTTP request for one of the process's routes.
     fn http(&self, req: HttpRequest, reply: oneshot::Sender<HttpResponse>);
     /// Asks the process to stop after the events already queued.
@@ -22,6 +27,15 @@ pub(crate) trait Mailbox: Send + Sync {
     fn depth(&self) -> u64;
     /// Messages handled since the process started.
     fn messages_handled(&self) -> u64;
+}
+
+/// Why a link fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitCause {
+    /// The linkee terminated, or never existed (its node said so).
+    Terminated,
+    /// The connection to the linkee's node could not be made or broke.
+    Unreachable,
 }
 
 /// One entry of the node's process table.

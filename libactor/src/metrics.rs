@@ -13,8 +13,8 @@ use std::time::Duration;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-/// How many recent samples a [`Timer`] keeps for its percentiles.
-pub const TIMER_WINDOW_SAMPLES: usize = 1024;
+/// How many recent samples a [`Durations`] keeps for its percentiles.
+pub const DURATIONS_WINDOW_SAMPLES: usize = 1024;
 
 /// A monotonically increasing count (messages sent, frames dropped, …).
 #[derive(Debug, Clone, Default)]
@@ -59,7 +59,7 @@ impl Gauge {
 }
 
 #[derive(Debug, Default)]
-struct TimerState {
+struct DurationsState {
     count: u64,
     min_ns: u64,
     max_ns: u64,
@@ -67,13 +67,13 @@ struct TimerState {
 }
 
 /// Durations of an operation: count, min and max over all time, percentiles over the last
-/// [`TIMER_WINDOW_SAMPLES`] samples.
+/// [`DURATIONS_WINDOW_SAMPLES`] samples.
 #[derive(Debug, Clone, Default)]
-pub struct Timer(Arc<Mutex<TimerState>>);
+pub struct Durations(Arc<Mutex<DurationsState>>);
 
-/// A summary of a [`Timer`].
+/// A summary of a [`Durations`].
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct TimerStats {
+pub struct DurationStats {
     /// Samples recorded since start.
     pub count: u64,
     /// Shortest sample, in milliseconds.
@@ -88,7 +88,7 @@ pub struct TimerStats {
     pub p99_ms: f64,
 }
 
-impl Timer {
+impl Durations {
     /// Records one duration.
     pub fn record(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -96,14 +96,14 @@ impl Timer {
         s.min_ns = if s.count == 0 { ns } else { s.min_ns.min(ns) };
         s.max_ns = s.max_ns.max(ns);
         s.count += 1;
-        if s.window.len() == TIMER_WINDOW_SAMPLES {
+        if s.window.len() == DURATIONS_WINDOW_SAMPLES {
             s.window.pop_front();
         }
         s.window.push_back(ns);
     }
 
     /// Count, min, max and percentiles.
-    pub fn stats(&self) -> TimerStats {
+    pub fn stats(&self) -> DurationStats {
         let s = self.0.lock();
         let mut sorted: Vec<u64> = s.window.iter().copied().collect();
         drop(s);
@@ -116,7 +116,7 @@ impl Timer {
             sorted[rank.min(sorted.len() - 1)] as f64 / 1e6
         };
         let s = self.0.lock();
-        TimerStats {
+        DurationStats {
             count: s.count,
             min_ms: s.min_ns as f64 / 1e6,
             max_ms: s.max_ns as f64 / 1e6,
@@ -134,10 +134,10 @@ enum Metric {
     Counter(Counter),
     Gauge(Gauge),
     GaugeFn(GaugeFn),
-    Timer(Timer),
+    Durations(Durations),
 }
 
-/// A process's own metric handles (a struct of [`Counter`]s, [`Gauge`]s and [`Timer`]s), made
+/// A process's own metric handles (a struct of [`Counter`]s, [`Gauge`]s and [`Durations`]s), made
 /// in `Process::initialize` where the node's registry is at hand, and absent before: every
 /// count before then (a process handled nothing yet) is a no-op instead of an `Option` check
 /// at each call site.
@@ -242,17 +242,17 @@ impl Metrics {
             .insert(name.to_owned(), Metric::GaugeFn(Arc::new(f)));
     }
 
-    /// The timer called `name`, created on first use.
-    pub fn timer(&self, name: &str) -> Timer {
+    /// The duration metric called `name` (what Mesos calls a timer), created on first use.
+    pub fn durations(&self, name: &str) -> Durations {
         let entry = self
             .metrics
             .entry(name.to_owned())
-            .or_insert_with(|| Metric::Timer(Timer::default()));
+            .or_insert_with(|| Metric::Durations(Durations::default()));
         match entry.value() {
-            Metric::Timer(t) => t.clone(),
+            Metric::Durations(t) => t.clone(),
             _ => {
                 tracing::error!(name, "metric name already used by another kind of metric");
-                Timer::default()
+                Durations::default()
             }
         }
     }
@@ -283,7 +283,7 @@ impl Metrics {
                 Metric::GaugeFn(f) => {
                     out.insert(name, f());
                 }
-                Metric::Timer(t) => {
+                Metric::Durations(t) => {
                     let s = t.stats();
                     for (suffix, v) in [
                         ("count", s.count as f64),
@@ -332,7 +332,7 @@ mod tests {
         m.counter("a/sent").add(2);
         m.gauge("a/depth").set(7);
         m.gauge_fn("a/computed", || 1.5);
-        let t = m.timer("a/latency");
+        let t = m.durations("a/latency");
         for ms in 1..=100 {
             t.record(Duration::from_millis(ms));
         }
@@ -359,11 +359,11 @@ mod tests {
 
     #[test]
     fn timer_window_is_bounded() {
-        let t = Timer::default();
-        for _ in 0..(TIMER_WINDOW_SAMPLES * 3) {
+        let t = Durations::default();
+        for _ in 0..(DURATIONS_WINDOW_SAMPLES * 3) {
             t.record(Duration::from_micros(5));
         }
-        assert_eq!(t.0.lock().window.len(), TIMER_WINDOW_SAMPLES);
-        assert_eq!(t.stats().count, (TIMER_WINDOW_SAMPLES * 3) as u64);
+        assert_eq!(t.0.lock().window.len(), DURATIONS_WINDOW_SAMPLES);
+        assert_eq!(t.stats().count, (DURATIONS_WINDOW_SAMPLES * 3) as u64);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Weak;
 
-use crate::metrics::{Counter, Metrics, Timer};
+use crate::metrics::{Counter, Durations, Metrics};
 use crate::node::NodeInner;
 
 macro_rules! node_counters {
@@ -12,14 +12,14 @@ macro_rules! node_counters {
         pub(crate) struct NodeMetrics {
             $(#[doc = $doc] pub(crate) $field: Counter,)*
             /// Time to answer an HTTP request.
-            pub(crate) http_request_time: Timer,
+            pub(crate) http_request_time: Durations,
         }
 
         impl NodeMetrics {
             pub(crate) fn new(metrics: &Metrics) -> NodeMetrics {
                 NodeMetrics {
                     $($field: metrics.counter($name),)*
-                    http_request_time: metrics.timer("libactor/http/request_time"),
+                    http_request_time: metrics.durations("libactor/http/request_time"),
                 }
             }
         }

@@ -137,7 +137,7 @@ async fn metrics_and_processes_endpoints() {
     let (node, pid) = start();
     node.metrics().counter("test/things").add(5);
     node.metrics()
-        .timer("test/latency")
+        .durations("test/latency")
         .record(std::time::Duration::from_millis(3));
     node.send(&pid, Note { text: "x".into() });
     node.clock().settle().await.unwrap();

@@ -181,3 +181,74 @@ async fn remote_ask_times_out_when_replies_are_dropped() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Answers every Ping with a Note: the wrong reply to an ask for a Pong.
+struct WrongReply;
+
+impl libactor::Process for WrongReply {
+    fn initialize(&mut self, ctx: &mut libactor::Context<Self>) {
+        ctx.install(|_: &mut WrongReply, ctx, from: libactor::Upid, _: Ping| {
+            ctx.send(&from, note("not a pong"));
+        });
+    }
+}
+
+/// Long enough that an ask which waited it out instead of failing fast fails the test by its
+/// error, not by a timed assertion.
+const OUTWAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn an_ask_to_a_node_that_is_not_there_fails_fast_as_unreachable() {
+    let a = node();
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let to: libactor::Upid = format!("echo@127.0.0.1:{port}").parse().unwrap();
+    let err = a
+        .ask::<Ping, Pong>(&to, ping(1), OUTWAIT)
+        .await
+        .unwrap_err();
+    assert_eq!(err, libactor::AskError::Unreachable(to));
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_ask_to_a_process_its_node_does_not_have_fails_fast_as_exited() {
+    let (a, b) = (node(), node());
+    let ghost = b.pid("ghost").unwrap();
+    let err = a
+        .ask::<Ping, Pong>(&ghost, ping(1), OUTWAIT)
+        .await
+        .unwrap_err();
+    assert_eq!(err, libactor::AskError::Exited(ghost));
+    // The ask's link went with it: nothing is left watching on either side.
+    let (rec, _rx) = Recorder::new();
+    let live = b.spawn("live", rec).unwrap();
+    let pong: Pong = a.ask(&live, ping(2), EVENT_TIMEOUT).await.unwrap();
+    assert_eq!(pong.seq, 2);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reply_of_another_type_fails_the_ask_naming_both_types() {
+    let (a, b) = (node(), node());
+    let wrong = b.spawn("wrong", WrongReply).unwrap();
+    let err = a
+        .ask::<Ping, Pong>(&wrong, ping(1), OUTWAIT)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        libactor::AskError::UnexpectedReply {
+            to: wrong,
+            expected: "keel.libactor.examples.Pong".into(),
+            got: "keel.libactor.examples.Note".into(),
+        }
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -40,14 +40,16 @@ pub(super) async fn run_peer(node: Arc<NodeInner>, address: String, peer: Arc<Pe
     node.transport.peer_ended(&address, peer.generation);
     node.m.dropped_connection_lost.add(lost);
     match &ended {
-        Ended::Closed => tracing::info!(lost, "connection to peer closed on request"),
+        Ended::Closed => {
+            tracing::info!(peer = %address, lost, "connection to peer closed on request")
+        }
         Ended::ConnectFailed(e) => {
             node.m.connect_failures.inc();
-            tracing::warn!(error = %e, lost, "cannot connect to peer");
+            tracing::warn!(peer = %address, error = %e, lost, "cannot connect to peer");
         }
         Ended::Broken(e) => {
             node.m.connections_broken.inc();
-            tracing::warn!(error = %e, lost, "connection to peer broke");
+            tracing::warn!(peer = %address, error = %e, lost, "connection to peer broke");
         }
     }
     node.links_on_connection_broken(&address);

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use libactor::metrics::{Counter, ProcessMetrics, Timer};
+use libactor::metrics::{Counter, Durations, ProcessMetrics};
 use libactor::{Context, Process};
 
 use super::{Allocation, Allocator, AllocatorError};
@@ -36,7 +36,7 @@ pub struct AllocatorProcess<A: Allocator> {
 struct AllocatorMetrics {
     cycles: Counter,
     allocations: Counter,
-    cycle_time: Timer,
+    cycle_time: Durations,
 }
 
 impl<A: Allocator + 'static> AllocatorProcess<A> {
@@ -98,7 +98,7 @@ impl<A: Allocator + 'static> Process for AllocatorProcess<A> {
         self.metrics.set(AllocatorMetrics {
             cycles: metrics.counter("allocator/cycles"),
             allocations: metrics.counter("allocator/allocations"),
-            cycle_time: metrics.timer("allocator/cycle_time"),
+            cycle_time: metrics.durations("allocator/cycle_time"),
         });
         ctx.delay(self.interval, |p, ctx| p.periodic(ctx));
     }

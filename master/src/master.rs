@@ -472,13 +472,10 @@ impl Master {
         from: Upid,
         msg: StatusUpdateAcknowledgementMessage,
     ) {
-        let framework = msg.framework_id.text();
         if self
-            .books
-            .framework(framework)
-            .is_none_or(|f| f.pid != from)
+            .sender_framework(&from, Some(msg.framework_id.text()))
+            .is_none()
         {
-            self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
         let agent = msg.slave_id.text();
@@ -496,15 +493,9 @@ impl Master {
         from: Upid,
         msg: UnregisterFrameworkMessage,
     ) {
-        let framework = msg.framework_id.text().to_owned();
-        if self
-            .books
-            .framework(&framework)
-            .is_none_or(|f| f.pid != from)
-        {
-            self.metrics.inc(|m| &m.invalid_messages);
+        let Some(framework) = self.sender_framework(&from, Some(msg.framework_id.text())) else {
             return;
-        }
+        };
         self.remove_framework(ctx, &framework);
     }
 
@@ -550,15 +541,9 @@ impl Master {
     }
 
     fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
-        let framework = msg.framework_id.text().to_owned();
-        if self
-            .books
-            .framework(&framework)
-            .is_none_or(|f| f.pid != from)
-        {
-            self.metrics.inc(|m| &m.invalid_messages);
+        let Some(framework) = self.sender_framework(&from, Some(msg.framework_id.text())) else {
             return;
-        }
+        };
         let task_id = msg.task_id.text().to_owned();
         let agent = self
             .books
@@ -597,15 +582,9 @@ impl Master {
     }
 
     fn reconcile(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ReconcileTasksMessage) {
-        let framework = msg.framework_id.text().to_owned();
-        if self
-            .books
-            .framework(&framework)
-            .is_none_or(|f| f.pid != from)
-        {
-            self.metrics.inc(|m| &m.invalid_messages);
+        let Some(framework) = self.sender_framework(&from, Some(msg.framework_id.text())) else {
             return;
-        }
+        };
         // (task, the agent the framework believes it runs on)
         let asked: Vec<(String, String)> = if msg.statuses.is_empty() {
             let mut all: Vec<(String, String)> = self

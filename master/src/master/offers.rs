@@ -144,15 +144,9 @@ impl Master {
         from: Upid,
         msg: DeclineOffersMessage,
     ) {
-        let framework = msg.framework_id.text().to_owned();
-        if self
-            .books
-            .framework(&framework)
-            .is_none_or(|f| f.pid != from)
-        {
-            self.metrics.inc(|m| &m.invalid_messages);
+        let Some(framework) = self.sender_framework(&from, Some(msg.framework_id.text())) else {
             return;
-        }
+        };
         let Some(offers) = self.take_offers(&framework, &msg.offer_ids) else {
             self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%framework, "declined unknown offers");

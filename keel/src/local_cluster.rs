@@ -82,6 +82,8 @@ pub struct LocalClusterConfig {
     pub containerizer: ContainerizerConfig,
     /// How long agents keep finished executors' sandboxes.
     pub gc_delay: Duration,
+    /// How long an agent goes without a ping from the master before it registers again.
+    pub agent_master_ping_timeout: Duration,
     /// Keep the master's registry in `{work_dir}/master/registry`, so that a restarted master
     /// recovers it (off: the master's state is soft, relearnt from re-registrations).
     pub registry: bool,
@@ -120,6 +122,7 @@ impl LocalClusterConfig {
             credential: None,
             containerizer: ContainerizerConfig::default(),
             gc_delay: DEFAULT_GC_DELAY,
+            agent_master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
             registry: false,
             agent_reregister_timeout: DEFAULT_AGENT_REREGISTER_TIMEOUT,
             autopilot: None,
@@ -287,7 +290,7 @@ impl LocalCluster {
                 credential: self.config.credential.clone(),
                 containerizer: self.config.containerizer.clone(),
                 gc_delay: self.config.gc_delay,
-                master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
+                master_ping_timeout: self.config.agent_master_ping_timeout,
                 executor_recovery_timeout: None,
             },
         )?;

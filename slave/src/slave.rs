@@ -40,7 +40,7 @@ use std::time::Duration;
 use authentication::Authenticatee;
 
 use libactor::metrics::{Counter, ProcessMetrics};
-use libactor::{Context, Node, Process, ProcessRef, SpawnError, Upid};
+use libactor::{Context, Node, Process, ProcessRef, SpawnError, Timer, Upid};
 use protos::internal::{
     ExecutorRegisteredMessage, ExecutorToFrameworkMessage, FrameworkToExecutorMessage,
     RegisterExecutorMessage, RunTaskMessage, ShutdownExecutorMessage, StatusUpdate,
@@ -162,6 +162,7 @@ struct SlaveMetrics {
     executors_launched: Counter,
     executors_exited: Counter,
     invalid_messages: Counter,
+    master_ping_timeouts: Counter,
     task_state_moves_refused: Counter,
     container_launch_errors: Counter,
     container_limitations: Counter,
@@ -181,6 +182,8 @@ pub struct Slave {
     backoff: Duration,
     /// A ping came since the last check.
     pinged: bool,
+    /// The one pending check for the master's pings (a new registration replaces it).
+    ping_check: Option<Timer>,
     frameworks: HashMap<String, FrameworkRecord>,
     next_run: u64,
     /// Run numbers up to this one are checkpointed as used (see `recovery::RUN_RESERVATION`).
@@ -235,6 +238,7 @@ impl Slave {
                 registration: Registration::Disconnected,
                 backoff: REGISTRATION_BACKOFF_MIN,
                 pinged: false,
+                ping_check: None,
                 frameworks: HashMap::new(),
                 next_run: 0,
                 runs_reserved: 0,
@@ -702,6 +706,7 @@ impl Process for Slave {
             executors_launched: m.counter("slave/executors_launched"),
             executors_exited: m.counter("slave/executors_exited"),
             invalid_messages: m.counter("slave/invalid_messages"),
+            master_ping_timeouts: m.counter("slave/master_ping_timeouts"),
             task_state_moves_refused: m.counter("slave/task_state_moves_refused"),
             container_launch_errors: m.counter("slave/container_launch_errors"),
             container_limitations: m.counter("slave/container_limitations"),

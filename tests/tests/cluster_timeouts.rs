@@ -25,10 +25,15 @@ struct Setup {
 }
 
 async fn setup(agents: usize) -> Setup {
+    setup_with(agents, |_| {}).await
+}
+
+async fn setup_with(agents: usize, tune: impl FnOnce(&mut LocalClusterConfig)) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = Clock::paused();
     let mut config = LocalClusterConfig::new(agents, dir.path());
     config.clock = Some(clock.clone());
+    tune(&mut config);
     let cluster = LocalCluster::start(config).await.expect("cluster starts");
     cluster
         .wait_for_agents(AGENTS_UP)
@@ -264,5 +269,29 @@ async fn unacknowledged_updates_are_resent_in_order_until_acknowledged() {
     s.advance(Duration::from_secs(40)).await;
     let finished = s.framework.status("quick", TaskState::TaskFinished).await;
     assert_eq!(finished.message, "Command exited with status 0");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_registers_again_keeps_one_ping_deadline_and_no_ping_is_missed() {
+    // The agent gives up after 40 s without a ping; the master pings every 15 s.
+    let s = setup_with(1, |c| c.agent_master_ping_timeout = Duration::from_secs(40)).await;
+    let agent = &s.cluster.agents[0];
+    // Registering again 5 s later (as after a leader change) must replace the first deadline:
+    // two would each reset what the other waits for, and the second, 5 s after the first,
+    // would find no ping in between.
+    s.advance(Duration::from_secs(5)).await;
+    let master = s.cluster.master_pid().clone();
+    agent
+        .slave
+        .call(move |sl, ctx| sl.set_master(ctx, master))
+        .await
+        .expect("the agent runs");
+    s.clock.settle().await.expect("the cluster settles");
+    for _ in 0..120 {
+        s.advance(Duration::from_secs(5)).await;
+    }
+    let timeouts = agent.node.metrics().snapshot()["slave/master_ping_timeouts"];
+    assert_eq!(timeouts, 0.0, "ten minutes of pings every 15 s, none missed");
     s.stop().await;
 }

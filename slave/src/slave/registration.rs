@@ -207,7 +207,17 @@ impl Slave {
         let master = from.clone();
         self.sum
             .dispatch(move |sum, ctx| sum.set_master(ctx, master));
-        ctx.delay(self.config.master_ping_timeout, Self::check_pings);
+        self.arm_ping_check(ctx);
+    }
+
+    /// Checks for the master's pings one timeout from now, replacing any check pending: two
+    /// checks would each reset what the other waits for, and one of them would find no ping
+    /// in a window shorter than the master's interval.
+    fn arm_ping_check(&mut self, ctx: &mut Context<Self>) {
+        if let Some(old) = self.ping_check.take() {
+            old.cancel();
+        }
+        self.ping_check = Some(ctx.delay(self.config.master_ping_timeout, Self::check_pings));
     }
 
     pub(super) fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, _msg: PingSlaveMessage) {
@@ -219,16 +229,18 @@ impl Slave {
     }
 
     pub(super) fn check_pings(&mut self, ctx: &mut Context<Self>) {
+        self.ping_check = None;
         if self.registration != Registration::Registered {
             return;
         }
         if !self.pinged {
-            tracing::warn!(master = %self.config.master, "no ping from the master; registering again");
+            self.metrics.inc(|m| &m.master_ping_timeouts);
+            tracing::warn!(master = %self.config.master, timeout = ?self.config.master_ping_timeout, "no ping from the master; registering again");
             self.disconnected(ctx);
             return;
         }
         self.pinged = false;
-        ctx.delay(self.config.master_ping_timeout, Self::check_pings);
+        self.arm_ping_check(ctx);
     }
 
     pub(super) fn disconnected(&mut self, ctx: &mut Context<Self>) {

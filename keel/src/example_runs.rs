@@ -5,12 +5,15 @@
 use std::path::Path;
 
 use authentication::Credential;
+use coordination::Detector;
 use frameworks::examples::batch::{BatchEvent, BatchScheduler, BatchSpec, TaskOutcome};
 use frameworks::examples::particles::{
     ParticlesConfig, ParticlesExecutor, ParticlesProgress, ParticlesScheduler,
 };
 use frameworks::{scheduler_driver, DriverStatus, SchedulerOptions};
 use libactor::{Node, SpawnError, Upid};
+
+use crate::master_address::follow;
 use protos::v1::{CommandInfo, FrameworkInfo};
 
 /// Why an example framework could not run.
@@ -105,10 +108,12 @@ pub async fn run_particles(
 }
 
 /// Runs `spec` as a one-off framework called `name`, calling `on_event` for every state
-/// change, and returns every task's outcome.
+/// change, and returns every task's outcome. With a `leader` detector (a `zk://` master), the
+/// framework follows whichever master leads, re-registering with a new one.
 pub async fn run_batch(
     node: &Node,
     master: &Upid,
+    leader: Option<Detector>,
     name: &str,
     spec: BatchSpec,
     credential: Option<Credential>,
@@ -125,12 +130,25 @@ pub async fn run_batch(
             ..Default::default()
         },
     )?;
-    while let Some(event) = rx.recv().await {
-        on_event(&event);
-        if let BatchEvent::Done(outcomes) = event {
-            handle.join().await;
-            return Ok(outcomes);
+    let following = leader.map(|detector| {
+        let handle = handle.clone();
+        follow(detector, master.clone(), move |next| {
+            handle.set_master(next)
+        })
+    });
+    let outcome = async {
+        while let Some(event) = rx.recv().await {
+            on_event(&event);
+            if let BatchEvent::Done(outcomes) = event {
+                handle.join().await;
+                return Ok(outcomes);
+            }
         }
+        Err(RunError::Driver(handle.join().await))
     }
-    Err(RunError::Driver(handle.join().await))
+    .await;
+    if let Some(following) = following {
+        following.abort();
+    }
+    outcome
 }

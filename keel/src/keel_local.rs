@@ -309,6 +309,7 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
             let outcomes = run_batch(
                 &framework_node,
                 &master,
+                None,
                 "batch",
                 spec,
                 credential,

@@ -159,7 +159,7 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
     let source =
         MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
     // With ZooKeeper, ask whichever master leads now.
-    let (master, _detector) = source.resolve(LEADER_WAIT).await?;
+    let (master, mut detector) = source.resolve(LEADER_WAIT).await?;
     let state = || async {
         get_json(master.address(), "/master/state")
             .await
@@ -209,7 +209,7 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
                 ip,
                 credential,
             };
-            return execute(&master, flags.json, launch).await;
+            return execute(&master, detector.take(), flags.json, launch).await;
         }
         Command::Machines => {
             let v = device_manager(&master, "/machines").await?;
@@ -518,8 +518,11 @@ struct Launch {
     credential: Option<authentication::Credential>,
 }
 
+/// Runs `launch` as a one-off framework through `master`, following the leader `detector`
+/// names when there is one.
 async fn execute(
     master: &libactor::Upid,
+    detector: Option<coordination::Detector>,
     as_json: bool,
     launch: Launch,
 ) -> anyhow::Result<ExitCode> {
@@ -556,7 +559,7 @@ async fn execute(
         commands: vec![command; instances],
         task_resources,
     };
-    let outcomes = run_batch(&node, master, &name, spec, credential, |event| {
+    let outcomes = run_batch(&node, master, detector, &name, spec, credential, |event| {
         if let BatchEvent::Status {
             task_id,
             state,

@@ -1,7 +1,8 @@
 //! High availability with the real binaries and a real ZooKeeper: three `keel-master`s
 //! contend, standbys redirect HTTP to the leader, the leader is SIGKILLed, a new one is
 //! elected, the agent and the framework follow it and re-register, and the running task keeps
-//! running (never launched twice) and its later updates arrive.
+//! running (never launched twice) and its later updates arrive; `keelctl execute` given the
+//! `zk://` URL follows the new leader and sees its task finish.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use keel_testkit::recording_scheduler::{
 };
 use keel_testkit::zookeeper_server::ZooKeeperServer;
 use protos::v1::{TaskId, TaskState};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Short, so that a killed leader's session (and candidacy) ends quickly.
@@ -136,6 +138,36 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
         ],
     )
     .await;
+    // keelctl execute, given the zk:// URL, runs a task across the failover: it must follow the
+    // new leader to hear its task end (the task waits for a file the test creates later).
+    let go = dir.path().join("go");
+    let mut execute = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .args([
+            "--master",
+            &zk_url,
+            "execute",
+            "--name",
+            "across",
+            "--command",
+            &format!("while [ ! -e {} ]; do sleep 0.1; done", go.display()),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("keelctl starts");
+    let mut execute_out = BufReader::new(execute.stdout.take().expect("stdout")).lines();
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = execute_out.next_line().await.expect("keelctl's stdout") {
+            if line.contains("TASK_RUNNING") {
+                return;
+            }
+        }
+        panic!("keelctl ended before its task ran");
+    })
+    .await
+    .expect("keelctl's task runs");
+
     let node = libactor::Node::builder().start().unwrap();
     let mut framework = TestFramework::start(&node, &first.parse().unwrap(), framework_info("ha"));
     let framework_id = framework.registered().await;
@@ -151,7 +183,6 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
         .launch_on_first_offer(command_task("long", "exec sleep 600", "cpus:0.1;mem:16"))
         .await;
     framework.status("long", TaskState::TaskRunning).await;
-
     // The leader crashes.
     let (leader, _) = masters.remove(leader_index);
     leader.crash().await;
@@ -181,6 +212,16 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
     // Never launched twice: one run of its executor on the agent.
     let runs: Vec<_> = walk_runs(dir.path(), "long");
     assert_eq!(runs.len(), 1, "{runs:?}");
+    // keelctl's task ends now; keelctl hears it through the new leader and exits 0.
+    std::fs::write(&go, b"").expect("the go file");
+    let done = tokio::time::timeout(WAIT, async {
+        while execute_out.next_line().await.ok().flatten().is_some() {}
+        execute.wait().await
+    })
+    .await
+    .expect("keelctl execute ends after the failover")
+    .expect("keelctl's exit status");
+    assert!(done.success(), "keelctl execute: {done:?}");
 
     // Later updates arrive through the new leader: kill it.
     framework

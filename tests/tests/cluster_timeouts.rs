@@ -292,6 +292,9 @@ async fn an_agent_that_registers_again_keeps_one_ping_deadline_and_no_ping_is_mi
         s.advance(Duration::from_secs(5)).await;
     }
     let timeouts = agent.node.metrics().snapshot()["slave/master_ping_timeouts"];
-    assert_eq!(timeouts, 0.0, "ten minutes of pings every 15 s, none missed");
+    assert_eq!(
+        timeouts, 0.0,
+        "ten minutes of pings every 15 s, none missed"
+    );
     s.stop().await;
 }

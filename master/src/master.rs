@@ -456,7 +456,8 @@ impl Master {
             } else if state.is_terminal() {
                 self.count_task_end(ctx, state);
                 if let Some(task) = self.books.remove_task(&key) {
-                    self.recover(&framework, task.agent(), task.resources().clone(), None);
+                    let (agent, resources) = task.into_placement();
+                    self.recover(&framework, &agent, resources, None);
                 }
                 self.settle_drains();
             }

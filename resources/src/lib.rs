@@ -107,6 +107,16 @@ impl Amount {
     fn same_kind(&self, other: &Amount) -> bool {
         std::mem::discriminant(self) == std::mem::discriminant(other)
     }
+
+    /// Adds `other`, of the same kind (checked by the caller), in place.
+    fn add_same_kind(&mut self, other: &Amount) {
+        match (self, other) {
+            (Amount::Scalar(a), Amount::Scalar(b)) => *a += b,
+            (Amount::Ranges(a), Amount::Ranges(b)) => a.add(b),
+            (Amount::Set(a), Amount::Set(b)) => a.extend(b.iter().cloned()),
+            _ => debug_assert!(false, "kinds checked by the caller"),
+        }
+    }
 }
 
 /// A normalised collection of resources, keyed by (name, role).
@@ -257,8 +267,12 @@ impl Resources {
         }) {
             return Err(ResourceError::TypeClash(name.clone()));
         }
-        for ((name, role), amount) in &other.entries {
-            self.add_amount(name.clone(), role.clone(), amount.clone())?;
+        for (key, amount) in &other.entries {
+            // In place when the entry exists (no key copied): running sums add often.
+            match self.entries.get_mut(key) {
+                Some(existing) => existing.add_same_kind(amount),
+                None => self.add_amount(key.0.clone(), key.1.clone(), amount.clone())?,
+            }
         }
         Ok(())
     }

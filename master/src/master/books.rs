@@ -7,8 +7,8 @@
 //! - every offer's and task's agent is registered, and every offer's framework;
 //! - an agent's used and offered resources fit in its total together, so no resource is
 //!   offered twice or offered while a task holds it, and none is ever negative;
-//! - the by-pid index names exactly the registered agents, and an agent's task and offer
-//!   indexes exactly the tasks and offers on it.
+//! - the by-pid index names exactly the registered agents, an agent's offer index exactly the
+//!   offers on it, and its task count the tasks on it.
 //!
 //! A task's framework need not be registered: after a failover an agent brings back the
 //! tasks of frameworks that have not re-registered yet.
@@ -36,7 +36,9 @@ pub(super) struct AgentEntry {
     used: Resources,
     /// In outstanding offers.
     offered: Resources,
-    tasks: FastSet<TaskKey>,
+    /// How many live tasks it runs (a count, not an index: indexing would copy every task's
+    /// key on the launch path, for the rare removal of an agent).
+    task_count: usize,
     offers: FastSet<String>,
     /// A pong arrived since the last ping.
     pub(super) pong_received: bool,
@@ -71,9 +73,9 @@ impl AgentEntry {
         &self.free
     }
 
-    /// Its live tasks.
-    pub(super) fn tasks(&self) -> impl Iterator<Item = &TaskKey> {
-        self.tasks.iter()
+    /// How many live tasks it runs.
+    pub(super) fn task_count(&self) -> usize {
+        self.task_count
     }
 }
 
@@ -157,6 +159,11 @@ impl TaskEntry {
     /// What it holds.
     pub(super) fn resources(&self) -> &Resources {
         &self.resources
+    }
+
+    /// Its agent and what it held, once it is off the books.
+    pub(super) fn into_placement(self) -> (String, Resources) {
+        (self.agent, self.resources)
     }
 }
 
@@ -268,7 +275,7 @@ impl Books {
                 total,
                 used: Resources::new(),
                 offered: Resources::new(),
-                tasks: FastSet::default(),
+                task_count: 0,
                 offers: FastSet::default(),
                 pong_received: false,
                 missed_pings: 0,
@@ -298,11 +305,17 @@ impl Books {
             .iter()
             .filter_map(|o| self.offers.remove_entry(o))
             .collect();
-        let tasks = entry
+        let keys: Vec<TaskKey> = self
             .tasks
             .iter()
-            .filter_map(|k| self.tasks.remove_entry(k))
+            .filter(|(_, t)| t.agent == id)
+            .map(|(k, _)| k.clone())
             .collect();
+        let tasks: Vec<(TaskKey, TaskEntry)> = keys
+            .into_iter()
+            .filter_map(|k| self.tasks.remove_entry(&k))
+            .collect();
+        debug_assert_eq!(tasks.len(), entry.task_count);
         debug_assert!(self.agent_by_pid.len() == self.agents.len());
         Some(RemovedAgent {
             entry,
@@ -480,10 +493,9 @@ impl Books {
         };
         take_free(&task.agent, agent, &task.resources)?;
         add(&mut agent.used, &task.resources);
-        agent.tasks.insert(key.clone());
-        let on = task.agent.clone();
+        agent.task_count += 1;
+        self.check_agent(&task.agent);
         self.tasks.insert(key, task);
-        self.check_agent(&on);
         Ok(())
     }
 
@@ -491,7 +503,7 @@ impl Books {
     pub(super) fn remove_task(&mut self, key: &TaskKey) -> Option<TaskEntry> {
         let task = self.tasks.remove(key)?;
         if let Some(agent) = self.agents.get_mut(&task.agent) {
-            agent.tasks.remove(key);
+            agent.task_count -= 1;
             release(&mut agent.used, &mut agent.free, &task.resources);
         }
         self.check_agent(&task.agent);
@@ -548,16 +560,17 @@ impl Books {
             self.check_agent(id);
         }
         for (key, task) in &self.tasks {
-            let agent = self.agents.get(&task.agent);
-            assert!(agent.is_some_and(|a| a.tasks.contains(key)), "{key:?}");
+            assert!(self.agents.contains_key(&task.agent), "{key:?}");
         }
         for (id, offer) in &self.offers {
             assert!(self.frameworks.contains_key(&offer.framework), "{id}");
             let agent = self.agents.get(&offer.agent);
             assert!(agent.is_some_and(|a| a.offers.contains(id)), "{id}");
         }
-        let indexed: usize = self.agents.values().map(|a| a.tasks.len()).sum();
-        assert_eq!(indexed, self.tasks.len());
+        for (id, agent) in &self.agents {
+            let on = self.tasks.values().filter(|t| t.agent == *id).count();
+            assert_eq!(on, agent.task_count, "{id}");
+        }
     }
 }
 

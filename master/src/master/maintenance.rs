@@ -12,13 +12,13 @@
 
 use std::collections::BTreeMap;
 
-use libactor::Context;
+use libactor::{Context, Upid};
 use protos::internal::{KillTaskMessage, RescindResourceOfferMessage};
 use protos::v1::task_status::Reason;
 use protos::v1::{FrameworkId, OfferId, TaskId, TaskState};
 use tokio::sync::oneshot;
 
-use super::books::OfferEntry;
+use super::books::{OfferEntry, TaskKey};
 use super::Master;
 use crate::allocator::Allocator as _;
 
@@ -152,7 +152,7 @@ impl Master {
         let busy: std::collections::HashSet<&str> = self
             .books
             .agents()
-            .filter(|(_, a)| a.tasks().next().is_some())
+            .filter(|(_, a)| a.task_count() > 0)
             .map(|(_, a)| a.info.hostname.as_str())
             .collect();
         let settled: Vec<String> = self
@@ -181,13 +181,12 @@ impl Master {
 
     /// Sends a kill for every live task on `agents`; returns how many.
     fn kill_tasks_on(&mut self, ctx: &mut Context<Self>, agents: &[String]) -> usize {
-        let mut kills = Vec::new();
-        for agent in agents {
-            if let Some(entry) = self.books.agent(agent) {
-                let pid = entry.pid().clone();
-                kills.extend(entry.tasks().map(|key| (key.clone(), pid.clone())));
-            }
-        }
+        let kills: Vec<(TaskKey, Upid)> = self
+            .books
+            .tasks()
+            .filter(|(_, t)| agents.iter().any(|a| a == t.agent()))
+            .filter_map(|(key, t)| Some((key.clone(), self.books.agent(t.agent())?.pid().clone())))
+            .collect();
         let mut killed = 0;
         for (key, pid) in kills {
             let Some(task) = self.books.task_mut(&key) else {

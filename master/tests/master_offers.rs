@@ -759,3 +759,59 @@ async fn a_drained_machine_is_not_offered_its_tasks_are_killed_and_the_drain_set
     );
     c.node.shutdown().await;
 }
+
+#[tokio::test]
+async fn frameworks_known_only_by_their_agents_tasks_are_listed_as_recovered() {
+    let c = cluster().await;
+    // After a failover an agent comes back with the task of a framework that has not
+    // re-registered (yet): the task holds resources, so /master/state shows whose it is.
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let returning = c.node.spawn("slave(2)", StandIn { tx }).unwrap();
+    let agent_id = protos::v1::AgentId {
+        value: "m0-S0009".into(),
+    };
+    c.node.send_from(
+        &returning,
+        &c.master,
+        protos::internal::ReregisterSlaveMessage {
+            slave: Some(AgentInfo {
+                id: Some(agent_id.clone()),
+                hostname: "node-2".into(),
+                resources: r("cpus:2;mem:256").to_proto(),
+                ..Default::default()
+            }),
+            tasks: vec![protos::internal::Task {
+                name: "t9".into(),
+                task_id: Some(TaskId { value: "t9".into() }),
+                framework_id: Some(FrameworkId {
+                    value: "away".into(),
+                }),
+                slave_id: Some(agent_id),
+                state: TaskState::TaskRunning as i32,
+                resources: r("cpus:1;mem:64").to_proto(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    c.clock.settle().await.unwrap();
+    let state = libactor::http_client::get_json(c.master.address(), "/master/state")
+        .await
+        .unwrap();
+    let frameworks = state["frameworks"].as_array().unwrap();
+    let away = frameworks
+        .iter()
+        .find(|f| f["id"] == "away")
+        .expect("the framework away is listed");
+    assert_eq!(away["active"], false);
+    assert_eq!(away["recovered"], true);
+    assert_eq!(away["tasks"][0]["id"], "t9");
+    assert_eq!(away["tasks"][0]["state"], "TASK_RUNNING");
+    assert_eq!(away["used_resources"]["cpus"], 1.0);
+    let registered = frameworks
+        .iter()
+        .find(|f| f["id"] == c.framework_id.value.as_str())
+        .expect("the registered framework is listed");
+    assert!(registered.get("recovered").is_none());
+    c.node.shutdown().await;
+}

@@ -91,6 +91,28 @@ impl Master {
                 })
             })
             .collect();
+        // Frameworks not back since a failover (from the registry, or known only by the tasks
+        // their agents brought back) are listed too, inactive and `recovered`, as Mesos does:
+        // their tasks hold resources, and a reader must see whose they are.
+        let mut away: std::collections::BTreeSet<&str> =
+            tasks_by_framework.keys().copied().collect();
+        away.extend(self.recovery.frameworks.keys().map(String::as_str));
+        for id in away.into_iter().filter(|id| !self.books.has_framework(id)) {
+            let info = self.recovery.frameworks.get(id);
+            frameworks.push(json!({
+                "id": id,
+                "name": info.map_or("", |i| i.name.as_str()),
+                "user": info.map_or("", |i| i.user.as_str()),
+                "role": info.map_or("*", |i| if i.role.is_empty() { "*" } else { i.role.as_str() }),
+                "principal": info.map_or("", |i| i.principal.as_str()),
+                "active": false,
+                "recovered": true,
+                "used_resources": used_by_framework.get(id).unwrap_or(&empty).to_json(),
+                "offered_resources": empty.to_json(),
+                "tasks": tasks_by_framework.remove(id).unwrap_or_default(),
+                "offers": Vec::<Value>::new(),
+            }));
+        }
         frameworks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         let mut recovered: Vec<&String> = self.recovery.agents.keys().collect();
         recovered.sort();

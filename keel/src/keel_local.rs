@@ -182,9 +182,11 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
         .await
         .context("starting the cluster")?;
     println!("master  {}", cluster.master_pid());
+    let mut stop_on_signal = None;
     let machines = if flags.autopilot {
         let machines =
             start_agent_processes(&cluster, &flags, &work_dir, credential.as_ref()).await?;
+        stop_on_signal = Some(stop_agents_on_signal(&machines));
         cluster
             .wait_for_master_agents(flags.agents, AGENT_REGISTRATION_TIMEOUT)
             .await
@@ -365,6 +367,10 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
             print!("{}", crate::machine_tables::machines(&v));
         }
     }
+    // From here on a stop signal ends the run the orderly way, below.
+    if let Some(watcher) = stop_on_signal {
+        watcher.abort();
+    }
     if flags.keep_running || matches!(flags.framework, Framework::None) {
         println!("\ncluster stays up; Ctrl-C to stop");
         crate::shutdown_signal::terminated().await;
@@ -381,6 +387,24 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
         bail!("the framework did not complete its job");
     }
     Ok(())
+}
+
+/// keel-local's status when a stop signal ended its run: 128 + SIGTERM, as a shell reports a
+/// process that SIGTERM ended.
+const EXIT_ON_SIGTERM: i32 = 143;
+
+/// Until the run reaches its orderly end, a stop signal (Ctrl-C, a `timeout`, a service
+/// manager) must not leave the agent processes running without keel-local: this stops them
+/// as an operator would (SIGTERM, then SIGKILL after their grace), then ends keel-local with
+/// the status of a process ended by SIGTERM.
+fn stop_agents_on_signal(machines: &LocalMachines) -> tokio::task::JoinHandle<()> {
+    let driver = machines.driver.clone();
+    tokio::spawn(async move {
+        crate::shutdown_signal::terminated().await;
+        eprintln!("keel-local: stopping its agent processes");
+        driver.stop_all().await;
+        std::process::exit(EXIT_ON_SIGTERM);
+    })
 }
 
 /// The demo's health policy: quick enough to watch a whole repair in a minute.

@@ -217,3 +217,67 @@ fn keel_local_autopilot_repairs_a_failing_agent_process() {
     assert!(text.contains("rollout of `hello` Succeeded"), "{text}");
     assert!(text.contains("3 machine(s), 0 in repair"), "{text}");
 }
+
+/// The processes whose command line mentions `needle`, but this test's own.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy() != me)
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_local_stopped_mid_rollout_leaves_no_agent_process_behind() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().to_str().unwrap().to_owned();
+    let mut local = tokio::process::Command::new(env!("CARGO_BIN_EXE_keel-local"))
+        .args([
+            "--master-port",
+            "0",
+            "--autopilot",
+            "--framework",
+            "none",
+            "--agents",
+            "2",
+            "--work-dir",
+            &work,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("keel-local starts");
+    let mut out = BufReader::new(local.stdout.take().unwrap()).lines();
+    // SIGTERM while the demo rollout runs, as a `timeout` or a service manager would send it.
+    tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Some(line) = out.next_line().await.unwrap() {
+            if line.contains("rollout 1: unit 1") {
+                return;
+            }
+        }
+        panic!("keel-local ended before its rollout");
+    })
+    .await
+    .expect("the demo rollout starts");
+    assert!(!processes_mentioning(&work).is_empty(), "its agents run");
+    // SAFETY: kill(2) on the child this test spawned and has not reaped.
+    unsafe {
+        libc::kill(local.id().unwrap() as i32, libc::SIGTERM);
+    }
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), local.wait())
+        .await
+        .expect("keel-local stops on SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(143));
+    eventually("no process of the run is left", || async {
+        processes_mentioning(&work).is_empty().then_some(())
+    })
+    .await;
+}

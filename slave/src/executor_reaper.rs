@@ -17,10 +17,12 @@ use crate::checkpoint::{write_atomic, MetaDir};
 
 /// `$1` the agent's pid, `$2` the recovery timeout in seconds, `$3` the `meta/executors`
 /// directory. An executor is ended only if its supervisor's command line still names its
-/// checkpoint directory (its pid was not reused).
+/// checkpoint directory (its pid was not reused). A work dir removed meanwhile (an agent
+/// decommissioned, a test's temporary dir) names no executor to end: the reaper leaves then.
 pub const REAPER_SCRIPT: &str = r#"agent=$1; timeout=$2; dir=$3
 while [ -e /proc/$agent/exe ]; do sleep 1; done
-sleep "$timeout"
+while [ "$timeout" -gt 0 ] && [ -d "$dir" ]; do sleep 1; timeout=$((timeout - 1)); done
+[ -d "$dir" ] || exit 0
 for signal in TERM KILL; do
   for d in "$dir"/*; do
     pid=$(cat "$d/pid" 2>/dev/null) || continue

@@ -15,7 +15,38 @@ use crate::registrar::Operation;
 use super::books::FrameworkEntry;
 use super::{Master, Registrant};
 
+/// A framework's role: the one it names, or `*`.
+pub(super) fn role_of(info: &FrameworkInfo) -> &str {
+    if info.role.is_empty() {
+        "*"
+    } else {
+        &info.role
+    }
+}
+
 impl Master {
+    /// Admits the scheduler at `from` (authenticated when the policy asks) and stamps the
+    /// principal it proved on its `info`; refuses it, telling it why, otherwise.
+    pub(super) fn admitted_scheduler(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: &Upid,
+        mut info: FrameworkInfo,
+    ) -> Option<FrameworkInfo> {
+        match self.admit(from, Registrant::Framework, &info.principal) {
+            Ok(principal) => {
+                if let Some(p) = principal {
+                    info.principal = p;
+                }
+                Some(info)
+            }
+            Err(why) => {
+                self.refuse_framework(ctx, from, &why);
+                None
+            }
+        }
+    }
+
     pub(super) fn register_slave(
         &mut self,
         ctx: &mut Context<Self>,
@@ -90,28 +121,16 @@ impl Master {
         from: Upid,
         msg: RegisterFrameworkMessage,
     ) {
-        let mut info = msg.framework.unwrap_or_default();
-        match self.admit(&from, Registrant::Framework, &info.principal) {
-            Ok(principal) => {
-                if let Some(p) = principal {
-                    info.principal = p;
-                }
-            }
-            Err(why) => {
-                self.refuse_framework(ctx, &from, &why);
-                return;
-            }
-        }
+        let Some(mut info) = self.admitted_scheduler(ctx, &from, msg.framework.unwrap_or_default())
+        else {
+            return;
+        };
         if info.name.trim().is_empty() || info.user.trim().is_empty() {
             self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, "refused a framework registration without a name or user");
             return;
         }
-        let role = if info.role.is_empty() {
-            "*".to_owned()
-        } else {
-            info.role.clone()
-        };
+        let role = role_of(&info).to_owned();
         if let Some((id, _)) = self.books.frameworks().find(|(_, f)| f.pid == from) {
             // A retried registration: answer again, change nothing.
             let reply = FrameworkRegisteredMessage {

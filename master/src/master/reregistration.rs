@@ -22,7 +22,7 @@ use resources::Resources;
 
 use crate::allocator::Allocator;
 
-use super::registration::validate_agent;
+use super::registration::{role_of, validate_agent};
 use super::{FrameworkEntry, Master, Registrant, TaskEntry};
 
 /// Longest failover timeout honoured (a week), so that a huge value cannot overflow the clock.
@@ -140,18 +140,10 @@ impl Master {
         from: Upid,
         msg: ReregisterFrameworkMessage,
     ) {
-        let mut info = msg.framework.unwrap_or_default();
-        match self.admit(&from, Registrant::Framework, &info.principal) {
-            Ok(principal) => {
-                if let Some(p) = principal {
-                    info.principal = p;
-                }
-            }
-            Err(why) => {
-                self.refuse_framework(ctx, &from, &why);
-                return;
-            }
-        }
+        let Some(info) = self.admitted_scheduler(ctx, &from, msg.framework.unwrap_or_default())
+        else {
+            return;
+        };
         let id = info.id.text().to_owned();
         if id.is_empty() || info.name.trim().is_empty() || info.user.trim().is_empty() {
             self.metrics.inc(|m| &m.invalid_messages);
@@ -187,11 +179,7 @@ impl Master {
             ctx.send(&from, reply);
             return;
         }
-        let role = if info.role.is_empty() {
-            "*".to_owned()
-        } else {
-            info.role.clone()
-        };
+        let role = role_of(&info).to_owned();
         tracing::info!(framework = %id, name = %info.name, "framework re-registered");
         self.framework_returned(ctx, &info);
         if let Err(e) = self

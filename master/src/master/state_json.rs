@@ -8,6 +8,7 @@ use libactor::{Context, HttpRequest, HttpResponse};
 use resources::Resources;
 use serde_json::{json, Value};
 
+use super::registration::role_of;
 use super::Master;
 
 impl Master {
@@ -80,7 +81,7 @@ impl Master {
                     "id": id,
                     "name": f.info.name,
                     "user": f.info.user,
-                    "role": if f.info.role.is_empty() { "*" } else { f.info.role.as_str() },
+                    "role": role_of(&f.info),
                     "principal": f.info.principal,
                     "pid": f.pid.to_string(),
                     "active": f.active,
@@ -103,7 +104,7 @@ impl Master {
                 "id": id,
                 "name": info.map_or("", |i| i.name.as_str()),
                 "user": info.map_or("", |i| i.user.as_str()),
-                "role": info.map_or("*", |i| if i.role.is_empty() { "*" } else { i.role.as_str() }),
+                "role": info.map_or("*", role_of),
                 "principal": info.map_or("", |i| i.principal.as_str()),
                 "active": false,
                 "recovered": true,

@@ -23,6 +23,7 @@
 
 mod authenticatee;
 pub mod digest;
+pub mod roles;
 
 pub use authenticatee::{Authenticatee, AuthenticationState};
 mod http_basic;

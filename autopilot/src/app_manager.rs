@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authentication::roles;
 use libactor::http::HttpReply;
 use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, HttpRequest, HttpResponse, Process, Upid};
@@ -164,8 +165,9 @@ impl AppManager {
     fn sync_manifest(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SyncManifest) {
         let _span = tracing::info_span!("sync_manifest", %from, activate = msg.activate).entered();
         let elsewhere = !msg.hostname.is_empty() && msg.hostname != self.config.hostname;
-        // Only the device manager this agent follows may say what runs here.
-        if from != self.config.device_manager || elsewhere {
+        // Only the device manager this agent follows may say what runs here: its pid, proven
+        // (on a secure node) by the `master` role of the message's connection.
+        if from != self.config.device_manager || elsewhere || !ctx.authorize(roles::MASTER) {
             self.metrics.inc(|m| &m.refused);
             tracing::warn!(%from, hostname = %msg.hostname, "refused a manifest not from the device manager or not for this machine");
             return;
@@ -404,7 +406,7 @@ impl AppManager {
     }
 
     fn kick(&mut self, ctx: &mut Context<Self>, from: Upid, _: Kick) {
-        if from != self.config.device_manager || self.syncing {
+        if from != self.config.device_manager || self.syncing || !ctx.authorize(roles::MASTER) {
             return;
         }
         if let Some((manifest, server)) = self.target.clone() {

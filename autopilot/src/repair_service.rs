@@ -14,7 +14,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use authentication::{Authenticatee, Credential};
+use authentication::{roles, Authenticatee, Credential};
 use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Process, Upid};
 use protos::autopilot::{RepairOrder, RepairOutcome, RepairServiceAnnouncement};
@@ -185,8 +185,10 @@ impl RepairService {
 }
 
 impl RepairService {
-    fn sent_by_master(&self, from: &Upid) -> bool {
-        self.master().as_ref() == Some(from)
+    /// Who may send: the master (whose device manager orders repairs), proven on a secure
+    /// node by the `master` role of the message's connection.
+    fn sent_by_master(&self, ctx: &Context<Self>, from: &Upid) -> bool {
+        self.master().as_ref() == Some(from) && ctx.authorize(roles::MASTER)
     }
 
     fn challenge(
@@ -195,7 +197,7 @@ impl RepairService {
         from: Upid,
         msg: AuthenticationChallengeMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         if let Some(auth) = &self.authenticatee {
@@ -210,7 +212,7 @@ impl RepairService {
         from: Upid,
         _: AuthenticationCompletedMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         if let Some(auth) = self.authenticatee.as_mut() {
@@ -219,8 +221,8 @@ impl RepairService {
         self.announce(ctx);
     }
 
-    fn failed(&mut self, _: &mut Context<Self>, from: Upid, msg: AuthenticationFailedMessage) {
-        if !self.sent_by_master(&from) {
+    fn failed(&mut self, ctx: &mut Context<Self>, from: Upid, msg: AuthenticationFailedMessage) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         self.metrics.inc(|m| &m.refused);

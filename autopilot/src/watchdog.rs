@@ -23,6 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use authentication::roles;
 use libactor::metrics::Counter;
 use libactor::{Context, Process, Upid};
 use protos::autopilot::{Kick, WatchdogReport, WatchdogResult, WatchdogStatus};
@@ -180,7 +181,8 @@ impl Process for WatchdogService {
         );
         ctx.install(
             |s: &mut WatchdogService, ctx: &mut Context<Self>, from: Upid, _: Kick| {
-                if from == s.config.device_manager {
+                // Who may send: the device manager, proven by the `master` role.
+                if from == s.config.device_manager && ctx.authorize(roles::MASTER) {
                     s.run_now(ctx);
                 }
             },

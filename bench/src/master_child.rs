@@ -26,12 +26,15 @@ impl MasterChild {
         Ok(MasterChild::start_with(&[]).await?.0)
     }
 
-    /// Starts a master with extra flags; returns it and the rest of its stdout.
+    /// Starts a master with extra flags; returns it and the rest of its stdout. Without
+    /// `--tls-dir` among them it runs `--insecure`.
     pub async fn start_with(flags: &[&str]) -> anyhow::Result<(MasterChild, MasterOutput)> {
         let binary = std::env::current_exe()?.with_file_name("keel-master");
+        let secure = flags.contains(&"--tls-dir");
         let mut child = tokio::process::Command::new(&binary)
             .args(["--port", "0"])
             .args(flags)
+            .env("KEEL_INSECURE", (!secure).to_string())
             .env(
                 "RUST_LOG",
                 std::env::var("KEEL_MASTER_LOG").unwrap_or_else(|_| "warn".into()),

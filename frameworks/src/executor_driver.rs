@@ -25,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use authentication::roles;
 use bytes::Bytes;
 use libactor::{Context, Node, Process, SpawnError, Upid};
 use protos::internal::{
@@ -60,6 +61,9 @@ pub enum ExecutorDriverError {
     /// The driver process could not start.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// `KEEL_TLS_DIR` names TLS material that does not load.
+    #[error("KEEL_TLS_DIR: {0}")]
+    Tls(#[from] libactor::tls::TlsError),
 }
 
 /// What an executor acts through: sends status updates and messages to its agent.
@@ -167,8 +171,10 @@ pub struct ExecutorProcess<E: Executor> {
 }
 
 impl<E: Executor> ExecutorProcess<E> {
-    fn sent_by_agent(&self, from: &Upid) -> bool {
-        let ok = *from == self.driver.agent;
+    /// Who may send: the executor's agent, proven (on a secure node) by the `agent` role of
+    /// the message's connection.
+    fn sent_by_agent(&self, ctx: &Context<Self>, from: &Upid) -> bool {
+        let ok = *from == self.driver.agent && ctx.authorize(roles::AGENT);
         if !ok {
             tracing::warn!(%from, agent = %self.driver.agent, "message for the executor from a process that is not its agent; dropped");
         }
@@ -213,7 +219,7 @@ impl<E: Executor> ExecutorProcess<E> {
     }
 
     fn registered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ExecutorRegisteredMessage) {
-        if !self.sent_by_agent(&from) || self.driver.registered {
+        if !self.sent_by_agent(ctx, &from) || self.driver.registered {
             return;
         }
         self.driver.registered = true;
@@ -228,7 +234,7 @@ impl<E: Executor> ExecutorProcess<E> {
     }
 
     fn run_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskMessage) {
-        if !self.sent_by_agent(&from) {
+        if !self.sent_by_agent(ctx, &from) {
             return;
         }
         if let Some(task) = msg.task {
@@ -238,7 +244,7 @@ impl<E: Executor> ExecutorProcess<E> {
     }
 
     fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
-        if !self.sent_by_agent(&from) {
+        if !self.sent_by_agent(ctx, &from) {
             return;
         }
         if let Some(task) = msg.task_id {
@@ -253,7 +259,7 @@ impl<E: Executor> ExecutorProcess<E> {
         from: Upid,
         msg: StatusUpdateAcknowledgementMessage,
     ) {
-        if !self.sent_by_agent(&from) {
+        if !self.sent_by_agent(ctx, &from) {
             return;
         }
         self.driver.unacked.remove(&msg.uuid);
@@ -266,7 +272,7 @@ impl<E: Executor> ExecutorProcess<E> {
         from: Upid,
         msg: FrameworkToExecutorMessage,
     ) {
-        if !self.sent_by_agent(&from) {
+        if !self.sent_by_agent(ctx, &from) {
             return;
         }
         self.executor.framework_message(&mut self.driver, &msg.data);
@@ -274,7 +280,7 @@ impl<E: Executor> ExecutorProcess<E> {
     }
 
     fn shutdown(&mut self, ctx: &mut Context<Self>, from: Upid, _msg: ShutdownExecutorMessage) {
-        if !self.sent_by_agent(&from) {
+        if !self.sent_by_agent(ctx, &from) {
             return;
         }
         self.executor.shutdown(&mut self.driver);
@@ -310,11 +316,11 @@ impl<E: Executor> ExecutorProcess<E> {
 
     fn reregistered(
         &mut self,
-        _ctx: &mut Context<Self>,
+        ctx: &mut Context<Self>,
         from: Upid,
         _msg: ExecutorReregisteredMessage,
     ) {
-        if self.sent_by_agent(&from) {
+        if self.sent_by_agent(ctx, &from) {
             self.driver.disconnected = false;
         }
     }
@@ -389,7 +395,12 @@ pub async fn run<E: Executor>(executor: E) -> Result<DriverStatus, ExecutorDrive
     let bind = format!("{}:0", agent.host())
         .parse()
         .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-    let node = Node::builder().bind(bind).single_threaded().start()?;
+    // A secure agent gives its custom executors a certificate of their own.
+    let mut builder = Node::builder().bind(bind).single_threaded();
+    if let Some(dir) = std::env::var_os("KEEL_TLS_DIR").filter(|d| !d.is_empty()) {
+        builder = builder.tls(libactor::tls::dir::load(std::path::Path::new(&dir))?);
+    }
+    let node = builder.start()?;
     let id = node.generate_id("executor");
     let pid = node.pid(&id)?;
     let (tx, mut rx) = watch::channel(None);

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use authentication::Authenticatee;
+use authentication::{roles, Authenticatee};
 use bytes::Bytes;
 use libactor::{Context, Node, Process, ProcessGone, ProcessRef, SpawnError, Upid};
 use protos::internal::{
@@ -359,8 +359,10 @@ impl<S: Scheduler> SchedulerProcess<S> {
         self.driver.backoff = REGISTRATION_BACKOFF_MIN;
     }
 
-    fn sent_by_master(&self, from: &Upid) -> bool {
-        let ok = *from == self.driver.master;
+    /// Who may send: the master the driver follows, proven (on a secure node) by the
+    /// `master` role of the connection the message arrived on.
+    fn sent_by_master(&self, ctx: &Context<Self>, from: &Upid) -> bool {
+        let ok = *from == self.driver.master && ctx.authorize(roles::MASTER);
         if !ok {
             tracing::warn!(%from, master = %self.driver.master, "message for the scheduler from a process that is not the master; dropped");
         }
@@ -435,7 +437,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
         from: Upid,
         msg: AuthenticationChallengeMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         if let Some(auth) = &self.driver.authenticatee {
@@ -449,7 +451,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
         from: Upid,
         _msg: AuthenticationCompletedMessage,
     ) {
-        if !self.sent_by_master(&from) || self.driver.connected {
+        if !self.sent_by_master(ctx, &from) || self.driver.connected {
             return;
         }
         if let Some(auth) = self.driver.authenticatee.as_mut() {
@@ -464,7 +466,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
         from: Upid,
         msg: AuthenticationFailedMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let why = format!("authentication failed: {}", msg.reason);
@@ -477,7 +479,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
     }
 
     fn registered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: FrameworkRegisteredMessage) {
-        if !self.sent_by_master(&from) || self.driver.connected {
+        if !self.sent_by_master(ctx, &from) || self.driver.connected {
             return;
         }
         let (Some(id), master) = (msg.framework_id, msg.master_info.unwrap_or_default()) else {
@@ -496,7 +498,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
         from: Upid,
         msg: FrameworkReregisteredMessage,
     ) {
-        if !self.sent_by_master(&from) || self.driver.connected {
+        if !self.sent_by_master(ctx, &from) || self.driver.connected {
             return;
         }
         self.driver.connected = true;
@@ -507,7 +509,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
     }
 
     fn offers(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ResourceOffersMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         self.scheduler.resource_offers(&mut self.driver, msg.offers);
@@ -515,7 +517,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
     }
 
     fn rescinded(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RescindResourceOfferMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         if let Some(id) = msg.offer_id {
@@ -525,7 +527,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
     }
 
     fn status_update(&mut self, ctx: &mut Context<Self>, from: Upid, msg: StatusUpdateMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let Some(update) = msg.update else {
@@ -548,7 +550,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
     }
 
     fn lost_slave(&mut self, ctx: &mut Context<Self>, from: Upid, msg: LostSlaveMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         if let Some(id) = msg.slave_id {
@@ -563,7 +565,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
         from: Upid,
         msg: ExecutorToFrameworkMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let executor = msg.executor_id.unwrap_or_default();
@@ -574,7 +576,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
     }
 
     fn executor_exited(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ExitedExecutorMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let executor = msg.executor_id.unwrap_or_default();
@@ -590,7 +592,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
         from: Upid,
         msg: RevocationNoticeMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let grace = if msg.grace_seconds.is_finite() && msg.grace_seconds > 0.0 {
@@ -604,7 +606,7 @@ impl<S: Scheduler> SchedulerProcess<S> {
     }
 
     fn error(&mut self, ctx: &mut Context<Self>, from: Upid, msg: FrameworkErrorMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         self.scheduler.error(&mut self.driver, &msg.message);

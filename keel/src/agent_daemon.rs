@@ -4,13 +4,16 @@
 //! restarts one.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use autopilot::device_manager::device_manager_beside;
 use autopilot::watchdog::WatchdogConfig;
+use libactor::TlsConfig;
 use slave::agent_resources::{agent_resources, parse_attributes};
 use slave::containerizer::{ContainerizerConfig, IsolationMode, DEFAULT_CGROUPS_ROOT};
+use slave::executor_tls::ExecutorIssuer;
 use slave::slave::{
     Slave, SlaveConfig, DEFAULT_GC_DELAY, DEFAULT_RECOVERY_TIMEOUT, MASTER_PING_TIMEOUT,
 };
@@ -18,6 +21,7 @@ use slave::slave::{
 use crate::autopilot_services::Satellites;
 use crate::duration_flag::{between, positive_up_to_a_day, Seconds, MAX_FLAG_DURATION};
 use crate::master_address::{follow, MasterSource};
+use crate::security_flags::{secure, SecurityFlags};
 
 /// The agent's flags (`keel-slave`, and `keel-local agent` for the agents of
 /// `keel-local --autopilot`).
@@ -96,6 +100,31 @@ pub struct AgentFlags {
     /// The machine type this agent reports to the device manager.
     #[arg(long, env = "KEEL_MACHINE_TYPE", default_value = "default")]
     pub machine_type: String,
+    /// Mutual TLS (`--tls-dir`, role `agent`) or `--insecure`.
+    #[command(flatten)]
+    pub security: SecurityFlags,
+}
+
+/// The agent's TLS configuration and, when secure, what issues its executors certificates
+/// (its node then trusts that CA beside the cluster's).
+fn agent_tls(
+    flags: &AgentFlags,
+) -> anyhow::Result<(Option<TlsConfig>, Option<Arc<ExecutorIssuer>>)> {
+    let Some(dir) = flags
+        .security
+        .tls("keel-slave")?
+        .and(flags.security.tls_dir.as_ref())
+    else {
+        return Ok((None, None));
+    };
+    let meta = slave::checkpoint::MetaDir::new(&flags.work_dir);
+    let issuer = ExecutorIssuer::load_or_create(meta.path(), libactor::tls::dir::ca_pem(dir)?)
+        .context("the agent's executor CA")?;
+    let tls = libactor::tls::dir::load_trusting(dir, issuer.ca_pem())?;
+    if !tls.identity().has_role(authentication::roles::AGENT) {
+        bail!("the certificate in --tls-dir lacks the agent role");
+    }
+    Ok((Some(tls), Some(Arc::new(issuer))))
 }
 
 /// How long to wait for ZooKeeper to name a leading master at start.
@@ -121,7 +150,8 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
         .as_deref()
         .map(authentication::Credential::from_file)
         .transpose()?;
-    let node = libactor::Node::builder()
+    let (tls, executor_tls) = agent_tls(&flags)?;
+    let node = secure(libactor::Node::builder(), tls)
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
@@ -144,6 +174,7 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
             master_ping_timeout,
             executor_recovery_timeout: Some(flags.recovery_timeout_seconds.0)
                 .filter(|timeout| !timeout.is_zero()),
+            executor_tls,
         },
     )?;
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;

@@ -18,6 +18,7 @@ use crate::local_cluster::{
     LocalAutopilot, LocalCluster, LocalClusterConfig, DEFAULT_AGENT_RESOURCES,
 };
 use anyhow::{bail, Context as _};
+use authentication::roles;
 use autopilot::health::HealthPolicy;
 use clap::{Parser, Subcommand, ValueEnum};
 use frameworks::examples::batch::{BatchEvent, BatchSpec};
@@ -87,10 +88,15 @@ pub struct LocalFlags {
     /// or `posix`.
     #[arg(long, env = "KEEL_ISOLATION", default_value = "auto")]
     isolation: IsolationMode,
-    /// Let agents and frameworks register without authenticating (by default they prove a
-    /// secret made up for this run).
+    /// With --insecure: let agents and frameworks register without authenticating (by default
+    /// they prove a secret made up for this run).
     #[arg(long)]
     no_authentication: bool,
+    /// Run every node without TLS (by default a CA made for this run gives the master, each
+    /// agent, the framework and the repair service certificates, and every connection is
+    /// mutual TLS).
+    #[arg(long)]
+    insecure: bool,
     /// Run Autopilot: the device manager beside the master, agents as OS processes with
     /// watchdogs, and a repair service that really restarts, reimages or removes them.
     #[arg(long, env = "KEEL_AUTOPILOT")]
@@ -144,10 +150,12 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("keel-local-{}", std::process::id())),
     };
 
-    let credential = (!flags.no_authentication).then(|| authentication::Credential {
-        principal: "keel-local".into(),
-        secret: authentication::digest::hex(&authentication::nonce()),
-    });
+    // With TLS the connections prove everyone; a shared secret is the insecure run's proof.
+    let credential =
+        (flags.insecure && !flags.no_authentication).then(|| authentication::Credential {
+            principal: "keel-local".into(),
+            secret: authentication::digest::hex(&authentication::nonce()),
+        });
     // With Autopilot the agents are processes of their own, started once the master runs.
     let in_process_agents = if flags.autopilot { 0 } else { flags.agents };
     let mut config = LocalClusterConfig::new(in_process_agents, &work_dir);
@@ -164,6 +172,9 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
             collector: Default::default(),
         });
     }
+    if !flags.insecure {
+        config = config.secure().context("making this run's CA")?;
+    }
     config.agent_resources = agent_resources.clone();
     config.master_port = flags.master_port;
     config.credential = credential.clone();
@@ -178,14 +189,29 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
             ""
         }
     );
+    println!(
+        "{}",
+        if flags.insecure {
+            "INSECURE (--insecure): plaintext connections, no sender is proven"
+        } else {
+            "secure: mutual TLS on every connection, certificates from a CA made for this run"
+        }
+    );
     let cluster = LocalCluster::start(config)
         .await
         .context("starting the cluster")?;
     println!("master  {}", cluster.master_pid());
     let mut stop_on_signal = None;
+    let mut repair_node = None;
     let machines = if flags.autopilot {
+        let repair_tls = cluster.issue("keel-local-repair", &[roles::REPAIR])?;
+        let node = crate::security_flags::secure(libactor::Node::builder(), repair_tls)
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .single_threaded()
+            .start()?;
         let machines =
-            start_agent_processes(&cluster, &flags, &work_dir, credential.as_ref()).await?;
+            start_agent_processes(&cluster, &node, &flags, &work_dir, credential.as_ref()).await?;
+        repair_node = Some(node);
         stop_on_signal = Some(stop_agents_on_signal(&machines));
         cluster
             .wait_for_master_agents(flags.agents, AGENT_REGISTRATION_TIMEOUT)
@@ -249,7 +275,8 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
         println!("autopilot: rolling out manifest `hello` 1 (a heartbeat process), one agent per scale unit");
     }
 
-    let framework_node = libactor::Node::builder()
+    let framework_tls = cluster.issue("keel-local-framework", &[roles::FRAMEWORK])?;
+    let framework_node = crate::security_flags::secure(libactor::Node::builder(), framework_tls)
         .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .single_threaded()
         .start()?;
@@ -382,6 +409,9 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
     if let Some(machines) = &machines {
         machines.stop().await;
     }
+    if let Some(node) = repair_node {
+        node.shutdown().await;
+    }
     cluster.shutdown().await;
     if !ok {
         bail!("the framework did not complete its job");
@@ -422,6 +452,7 @@ const REPAIR_WAIT: Duration = Duration::from_secs(180);
 /// Starts the agents as OS processes under the process repair driver.
 async fn start_agent_processes(
     cluster: &LocalCluster,
+    repair_node: &libactor::Node,
     flags: &LocalFlags,
     work_dir: &std::path::Path,
     credential: Option<&authentication::Credential>,
@@ -436,6 +467,12 @@ async fn start_agent_processes(
         }
         None => None,
     };
+    let tls_root = work_dir.join("tls");
+    let mut secure = false;
+    for i in 0..flags.agents {
+        let host = format!("local-agent-{i}");
+        secure = cluster.issue_dir(&host, &[roles::AGENT], &tls_root.join(&host))?;
+    }
     let spec = AgentProcesses {
         binary: std::env::current_exe().context("finding this binary for the agents")?,
         master: cluster.master_pid().clone(),
@@ -444,8 +481,9 @@ async fn start_agent_processes(
         isolation: flags.isolation,
         credential: credential_file,
         watchdog_interval: DEMO_WATCHDOG_INTERVAL,
+        tls_root: secure.then_some(tls_root),
     };
-    let machines = LocalMachines::start(&cluster.master_node, flags.agents, &spec)
+    let machines = LocalMachines::start(repair_node, flags.agents, &spec)
         .await
         .context("starting the agent processes")?;
     for host in &machines.hosts {

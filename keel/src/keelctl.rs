@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use crate::example_runs::run_batch;
 use crate::master_address::MasterSource;
+use crate::security_flags::SecurityFlags;
 use crate::tables;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
@@ -32,6 +33,10 @@ pub struct KeelctlFlags {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// keelctl's own identity for `execute` (role `framework`) and `send`: `--tls-dir DIR`,
+    /// or `--insecure` against an insecure cluster.
+    #[command(flatten)]
+    security: SecurityFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -143,6 +148,11 @@ enum Command {
         #[arg(value_name = "JSON")]
         body: String,
     },
+    /// A cluster certificate authority: make one, issue certificates for `--tls-dir`.
+    Ca {
+        #[command(subcommand)]
+        command: crate::keelctl_ca::CaCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +166,10 @@ const LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs one keelctl command; the exit code says whether what it ran succeeded.
 pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
+    if let Command::Ca { command } = flags.command {
+        crate::keelctl_ca::run(command)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let source =
         MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
     // With ZooKeeper, ask whichever master leads now.
@@ -208,6 +222,7 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
                 name,
                 ip,
                 credential,
+                tls: flags.security.tls("keelctl execute")?,
             };
             return execute(&master, detector.take(), flags.json, launch).await;
         }
@@ -328,13 +343,15 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
             let from: libactor::Upid = format!("keelctl@{}:1", to.host())
                 .parse()
                 .context("keelctl's own pid")?;
-            let full = crate::send_message::send(&from, &to, &message, &body).await?;
+            let tls = flags.security.tls("keelctl send")?;
+            let full = crate::send_message::send(&from, &to, &message, &body, tls.as_ref()).await?;
             if flags.json {
                 println!("{}", json!({"sent": full, "to": to.to_string()}));
             } else {
                 println!("sent {full} to {to}");
             }
         }
+        Command::Ca { .. } => unreachable!("handled before the master is resolved"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -516,6 +533,7 @@ struct Launch {
     name: String,
     ip: std::net::IpAddr,
     credential: Option<authentication::Credential>,
+    tls: Option<libactor::TlsConfig>,
 }
 
 /// Runs `launch` as a one-off framework through `master`, following the leader `detector`
@@ -534,6 +552,7 @@ async fn execute(
         name,
         ip,
         credential,
+        tls,
     } = launch;
     if instances == 0 {
         bail!("--instances must be at least 1");
@@ -549,7 +568,7 @@ async fn execute(
             "launching {instances} task(s) of `{command}` ({task_resources} each) through {master}"
         );
     }
-    let node = libactor::Node::builder()
+    let node = crate::security_flags::secure(libactor::Node::builder(), tls)
         .bind(std::net::SocketAddr::new(ip, 0))
         .single_threaded()
         .start()

@@ -14,7 +14,9 @@
 //!
 //! Modules:
 //! - [`keel_local`]: `keel-local`, a cluster and an example framework in one command;
-//!   [`keelctl`]: the operator's command line.
+//!   [`keelctl`]: the operator's command line; [`keelctl_ca`]: `keelctl ca`, a cluster CA on
+//!   disk.
+//! - [`security_flags`]: `--tls-dir` and `--insecure`, every binary's (secure by default).
 //! - [`local_cluster`]: a master and N agents on their own loopback ports in one process.
 //! - [`local_autopilot`]: `keel-local --autopilot`'s agent processes under the repair driver.
 //! - [`example_runs`]: run the example frameworks and follow their progress; the particles
@@ -39,12 +41,14 @@ pub mod example_runs;
 pub mod global_allocator;
 pub mod keel_local;
 pub mod keelctl;
+pub mod keelctl_ca;
 pub mod local_autopilot;
 pub mod local_cluster;
 pub mod logging;
 pub mod machine_tables;
 pub mod master_address;
 pub mod master_daemon;
+pub mod security_flags;
 pub mod send_message;
 pub mod shutdown_signal;
 pub mod tables;

@@ -41,6 +41,9 @@ pub struct AgentProcesses {
     pub credential: Option<PathBuf>,
     /// Time between watchdog rounds.
     pub watchdog_interval: Duration,
+    /// On a secure cluster, agent `host`'s TLS directory is `{tls_root}/{host}` (written by
+    /// whoever starts them); `None`: the agents run `--insecure`.
+    pub tls_root: Option<PathBuf>,
 }
 
 /// The agent processes and the repair service that supervises them.
@@ -53,7 +56,8 @@ pub struct LocalMachines {
 }
 
 impl LocalMachines {
-    /// Starts `count` agent processes and a repair service for them on `node` (the master's).
+    /// Starts `count` agent processes and a repair service for them on `node` (one whose
+    /// identity has the `repair` role, on a secure cluster).
     pub async fn start(
         node: &Node,
         count: usize,
@@ -151,11 +155,19 @@ fn agent_process(
     if let Some(credential) = &spec.credential {
         flag("--credential", credential.into());
     }
+    match &spec.tls_root {
+        Some(root) => flag("--tls-dir", root.join(host).into()),
+        None => args.push("--insecure".into()),
+    }
     args.push("--autopilot".into());
     MachineProcess {
         program: spec.binary.clone(),
         args,
-        env: Vec::new(),
+        // The flag above decides, whatever this process inherited.
+        env: vec![(
+            "KEEL_INSECURE".into(),
+            spec.tls_root.is_none().to_string().into(),
+        )],
         work_dir: work.to_owned(),
         log: Some(spec.work_dir.join(format!("{host}.log"))),
     }

@@ -3,21 +3,26 @@
 //! machines would. `keel-local` runs one; so do the in-process integration tests.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use authentication::{Credential, Credentials};
+use authentication::{roles, Credential, Credentials};
 use autopilot::collector::CollectorConfig;
 use autopilot::device_manager::DeviceManagerConfig;
 use autopilot::filesync::FilesyncLimits;
 use autopilot::watchdog::WatchdogConfig;
 use coordination::{AnyStore, FileStore};
-use libactor::{Clock, Node, NodeError, ProcessRef, SpawnError, Upid};
+use libactor::tls::ca::{CertRequest, ClusterCa};
+use libactor::tls::TlsError;
+use libactor::{Clock, Node, NodeError, ProcessRef, SpawnError, TlsConfig, Upid};
 use master::master::{
     AuthenticationPolicy, Master, MasterHandle, DEFAULT_AGENT_REREGISTER_TIMEOUT,
 };
 use master::registrar::Registrar;
 use resources::Resources;
+use slave::checkpoint::MetaDir;
 use slave::containerizer::ContainerizerConfig;
+use slave::executor_tls::ExecutorIssuer;
 
 use crate::autopilot_services::{spawn_device_manager, DeviceManagerHandle, Satellites};
 use crate::master_daemon::fresh_master_id;
@@ -50,6 +55,9 @@ pub enum ClusterError {
     /// The master's registry could not be opened or recovered.
     #[error("cannot recover the master's registry: {0}")]
     Registry(String),
+    /// A certificate could not be issued or loaded.
+    #[error("TLS: {0}")]
+    Tls(#[from] libactor::tls::TlsError),
     /// The agents did not all register in time.
     #[error("only {registered} of {expected} agents registered within {timeout:?}")]
     AgentsMissing {
@@ -93,6 +101,10 @@ pub struct LocalClusterConfig {
     /// Run Autopilot: the device manager beside the master (its ground truth in the registry's
     /// store when the cluster keeps one) and a watchdog service on every agent.
     pub autopilot: Option<LocalAutopilot>,
+    /// With a CA, every node runs mutual TLS with a certificate it issues: the master as
+    /// `master` (role master), agent `n` as `agent-n` (role agent, and a CA of its own for its
+    /// custom executors). [`LocalCluster::issue`] gives frameworks and operators theirs.
+    pub ca: Option<Arc<ClusterCa>>,
 }
 
 /// Autopilot in a local cluster.
@@ -126,7 +138,14 @@ impl LocalClusterConfig {
             registry: false,
             agent_reregister_timeout: DEFAULT_AGENT_REREGISTER_TIMEOUT,
             autopilot: None,
+            ca: None,
         }
+    }
+
+    /// The same cluster with a fresh CA: every node runs mutual TLS.
+    pub fn secure(mut self) -> Result<Self, ClusterError> {
+        self.ca = Some(Arc::new(ClusterCa::generate("keel local cluster CA")?));
+        Ok(self)
     }
 }
 
@@ -153,14 +172,45 @@ pub struct LocalCluster {
     config: LocalClusterConfig,
 }
 
-fn node_on(port: u16, clock: &Option<Clock>) -> Result<Node, NodeError> {
+fn node_on(port: u16, clock: &Option<Clock>, tls: Option<TlsConfig>) -> Result<Node, NodeError> {
     let mut builder = Node::builder()
         .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
         .single_threaded();
     if let Some(clock) = clock {
         builder = builder.clock(clock.clone());
     }
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
     builder.start()
+}
+
+/// Every node of a local cluster listens on the loopback address.
+const LOCAL_HOST: &str = "127.0.0.1";
+
+/// A certificate from `ca` for `principal` in `roles` on the loopback address; its CA bundle
+/// adds `extra_ca_pem` when given.
+fn issue_tls(
+    ca: &ClusterCa,
+    principal: &str,
+    roles: &[&str],
+    extra_ca_pem: Option<&str>,
+) -> Result<TlsConfig, TlsError> {
+    let cert = ca.issue(&CertRequest::new(principal, roles, &[LOCAL_HOST]))?;
+    let trust = match extra_ca_pem {
+        Some(extra) => format!("{}\n{extra}", ca.cert_pem()),
+        None => ca.cert_pem().to_owned(),
+    };
+    TlsConfig::from_pem(&trust, &cert.cert_pem, &cert.key_pem)
+}
+
+/// The master's certificate, on a secure cluster.
+fn master_tls(config: &LocalClusterConfig) -> Result<Option<TlsConfig>, TlsError> {
+    config
+        .ca
+        .as_ref()
+        .map(|ca| issue_tls(ca, "master", &[roles::MASTER], None))
+        .transpose()
 }
 
 /// With a credential the master requires everyone to authenticate with it; without, no one.
@@ -232,7 +282,7 @@ impl LocalCluster {
     /// Starts the master, then the agents (they register on their own; see
     /// [`LocalCluster::wait_for_agents`]).
     pub async fn start(config: LocalClusterConfig) -> Result<LocalCluster, ClusterError> {
-        let master_node = node_on(config.master_port, &config.clock)?;
+        let master_node = node_on(config.master_port, &config.clock, master_tls(&config)?)?;
         let (master, device_manager) = spawn_master(&master_node, &config).await?;
         let mut cluster = LocalCluster {
             master_node,
@@ -264,7 +314,8 @@ impl LocalCluster {
     /// address.
     pub async fn start_master(&mut self) -> Result<(), ClusterError> {
         let address = self.master_node.socket_addr();
-        self.master_node = node_on(address.port(), &self.config.clock)?;
+        let tls = master_tls(&self.config)?;
+        self.master_node = node_on(address.port(), &self.config.clock, tls)?;
         (self.master, self.device_manager) = spawn_master(&self.master_node, &self.config).await?;
         Ok(())
     }
@@ -277,7 +328,19 @@ impl LocalCluster {
             path: work_dir.clone(),
             source,
         })?;
-        let node = node_on(0, &self.config.clock)?;
+        let (tls, executor_tls) = match &self.config.ca {
+            None => (None, None),
+            Some(ca) => {
+                let issuer = ExecutorIssuer::load_or_create(
+                    MetaDir::new(&work_dir).path(),
+                    ca.cert_pem().to_owned(),
+                )?;
+                let principal = format!("agent-{index}");
+                let tls = issue_tls(ca, &principal, &[roles::AGENT], Some(issuer.ca_pem()))?;
+                (Some(tls), Some(Arc::new(issuer)))
+            }
+        };
+        let node = node_on(0, &self.config.clock, tls)?;
         let hostname = format!("local-agent-{index}");
         let slave = Slave::spawn(
             &node,
@@ -292,6 +355,7 @@ impl LocalCluster {
                 gc_delay: self.config.gc_delay,
                 master_ping_timeout: self.config.agent_master_ping_timeout,
                 executor_recovery_timeout: None,
+                executor_tls,
             },
         )?;
         if let Some(autopilot) = &self.config.autopilot {
@@ -316,6 +380,35 @@ impl LocalCluster {
             hostname,
         });
         Ok(index)
+    }
+
+    /// A TLS configuration for `principal` in `roles`, from the cluster's CA (`None` on an
+    /// insecure cluster): for frameworks, operators and tools joining it.
+    pub fn issue(
+        &self,
+        principal: &str,
+        roles: &[&str],
+    ) -> Result<Option<TlsConfig>, ClusterError> {
+        match &self.config.ca {
+            None => Ok(None),
+            Some(ca) => Ok(Some(issue_tls(ca, principal, roles, None)?)),
+        }
+    }
+
+    /// Writes a TLS directory for `principal` in `roles` into `dir` (for a process started
+    /// with `--tls-dir`); false on an insecure cluster.
+    pub fn issue_dir(
+        &self,
+        principal: &str,
+        roles: &[&str],
+        dir: &std::path::Path,
+    ) -> Result<bool, ClusterError> {
+        let Some(ca) = &self.config.ca else {
+            return Ok(false);
+        };
+        let cert = ca.issue(&CertRequest::new(principal, roles, &[LOCAL_HOST]))?;
+        libactor::tls::dir::write(dir, ca.cert_pem(), &cert)?;
+        Ok(true)
     }
 
     /// The master's pid.

@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use crate::autopilot_services::{spawn_device_manager, AutopilotFlags};
 use crate::duration_flag::{between, Seconds};
+use crate::security_flags::{secure, SecurityFlags};
 
 /// The master's flags (`keel-master`), each also read from a `KEEL_*` variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -85,6 +86,9 @@ pub struct MasterFlags {
     /// Autopilot's flags (used with --autopilot).
     #[command(flatten)]
     pub autopilot_flags: AutopilotFlags,
+    /// Mutual TLS (`--tls-dir`, roles `master`) or `--insecure`.
+    #[command(flatten)]
+    pub security: SecurityFlags,
 }
 
 /// Runs a master until SIGINT or SIGTERM (`Ok`), or exits the process with status 1 once it
@@ -93,7 +97,14 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     if flags.worker_threads > 256 {
         bail!("--worker-threads must be at most 256");
     }
-    let node = libactor::Node::builder()
+    let tls = flags.security.tls("keel-master")?;
+    if tls
+        .as_ref()
+        .is_some_and(|t| !t.identity().has_role(authentication::roles::MASTER))
+    {
+        bail!("the certificate in --tls-dir lacks the master role");
+    }
+    let node = secure(libactor::Node::builder(), tls)
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .configure(|c| {
             if flags.worker_threads > 0 {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 
-use libactor::http_client::{request, HttpError};
+use libactor::http_client::{request_over, HttpError};
 
 /// Largest JSON document accepted for one message.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
@@ -103,17 +103,20 @@ pub fn encode(name: &str, json: &str) -> Result<(String, Bytes), SendError> {
     Ok((full, Bytes::from(message.encode_to_vec())))
 }
 
-/// Posts message `name` built from `json` to process `to`, as `from`.
+/// Posts message `name` built from `json` to process `to`, as `from`; over HTTPS with `tls`'s
+/// certificate when given (a secure node takes posts only so).
 pub async fn send(
     from: &libactor::Upid,
     to: &libactor::Upid,
     name: &str,
     json: &str,
+    tls: Option<&libactor::TlsConfig>,
 ) -> Result<String, SendError> {
     let (full, body) = encode(name, json)?;
     let path = format!("/{}/{}", to.id(), full);
-    let reply = request(
+    let reply = request_over(
         to.address(),
+        tls,
         "POST",
         &path,
         &[("libprocess-from", from.to_string())],

@@ -11,8 +11,10 @@ async fn start(binary: &str, args: &[&str]) -> (Daemon, String) {
     Daemon::start(binary, args).await
 }
 
+/// keelctl against the insecure master these tests start.
 fn keelctl(master: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .env("KEEL_INSECURE", "true")
         .args(["--master", master])
         .args(args)
         .output()

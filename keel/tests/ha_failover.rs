@@ -142,6 +142,7 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
     // new leader to hear its task end (the task waits for a file the test creates later).
     let go = dir.path().join("go");
     let mut execute = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .env("KEEL_INSECURE", "true")
         .args([
             "--master",
             &zk_url,

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::http::{HttpReply, HttpRequest, HttpResponse};
 use crate::mailbox::Mailbox;
-use crate::message::Delivery;
+use crate::message::{Delivery, Proof};
 use crate::node::NodeInner;
 use crate::{Context, Node, Process, Upid};
 
@@ -209,6 +209,7 @@ impl<P: Process> Cell<P> {
     fn deliver(&mut self, delivery: Delivery) {
         let Delivery {
             from,
+            proof,
             payload,
             permit,
         } = delivery;
@@ -223,7 +224,10 @@ impl<P: Process> Cell<P> {
                     name = payload.short_name()
                 );
                 let _entered = span.enter();
-                if let Err(e) = handler(&mut *self.process, &mut self.ctx, from, payload) {
+                self.ctx.proof = proof;
+                let handled = handler(&mut *self.process, &mut self.ctx, from, payload);
+                self.ctx.proof = Proof::Local;
+                if let Err(e) = handled {
                     m.dropped_undecodable.inc();
                     tracing::warn!(pid = %self.ctx.pid(), error = %e, "dropped a message whose body does not decode");
                 }

@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub http_request_timeout: Duration,
     /// Initial size of each peer's write buffer (it grows to the largest burst).
     pub write_batch_bytes: usize,
+    /// Mutual TLS: who this node is and whom it trusts. `None` runs the node insecure
+    /// (plaintext, nothing proven, [`crate::Context::authorize`] admits everyone).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for NodeConfig {
@@ -52,6 +55,7 @@ impl Default for NodeConfig {
             handshake_timeout: Duration::from_secs(10),
             http_request_timeout: Duration::from_secs(30),
             write_batch_bytes: 64 * 1024,
+            tls: None,
         }
     }
 }
@@ -108,6 +112,12 @@ impl NodeBuilder {
             c.arbiters = 1;
             c.io_threads = 1;
         })
+    }
+
+    /// Run secure: mutual TLS with `tls` on every connection (see [`crate::tls`]).
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.config.tls = Some(tls);
+        self
     }
 
     /// Change one part of the configuration.

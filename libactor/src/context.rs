@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use crate::ask::AskError;
 use crate::cell::CellHandle;
 use crate::http::{HttpReply, HttpRequest};
-use crate::message::{DecodeError, Delivery, Payload};
+use crate::message::{DecodeError, Delivery, Payload, Proof};
 use crate::node::ReceiverCache;
 use crate::{Message, Metrics, Node, Process, ProcessRef, Timer, Upid};
 
@@ -50,6 +50,8 @@ pub struct Context<P: Process> {
     /// The last local process this one sent to: processes mostly talk to the same few peers,
     /// and this skips the node's table on repeated sends.
     last_receiver: RefCell<ReceiverCache>,
+    /// What proves the sender of the message being handled.
+    pub(crate) proof: Proof,
     pub(crate) stop_requested: bool,
 }
 
@@ -67,8 +69,51 @@ impl<P: Process> Context<P> {
             me,
             handlers: Handlers::new(),
             last_receiver: RefCell::new(ReceiverCache::default()),
+            proof: Proof::Local,
             stop_requested: false,
         }
+    }
+
+    /// The proven identity of the sender of the message being handled: the peer's
+    /// certificate for a message from another node, this node's own for a local one. `None`
+    /// on an insecure node, or outside a message handler's view of a remote sender.
+    ///
+    /// The `from` a handler receives is a claim; this is the proof. On a secure node the
+    /// transport has already dropped messages whose `from` is on another node than the
+    /// connection proved, so `from`'s host belongs to this identity.
+    pub fn sender_identity(&self) -> Option<&crate::Identity> {
+        match &self.proof {
+            Proof::Local => self.node.identity(),
+            Proof::Peer(identity) => Some(identity),
+            Proof::Unproven => None,
+        }
+    }
+
+    /// Whether the sender of the message being handled has proven it acts in `role`. A refusal
+    /// is counted (`libactor/refused/unauthorized`) and logged with the principal; the handler
+    /// then ignores the message. On an insecure node nothing is proven and everyone is
+    /// admitted: that is what `--insecure` gives up.
+    pub fn authorize(&self, role: &str) -> bool {
+        self.authorize_any(&[role])
+    }
+
+    /// As [`Context::authorize`], for a message that any of `roles` may send.
+    pub fn authorize_any(&self, roles: &[&str]) -> bool {
+        if !self.node.is_secure() {
+            return true;
+        }
+        let identity = self.sender_identity();
+        if identity.is_some_and(|i| roles.iter().any(|r| i.has_role(r))) {
+            return true;
+        }
+        self.node.inner.m.refused_unauthorized.inc();
+        tracing::warn!(
+            pid = %self.pid,
+            principal = identity.map_or("(none)", |i| i.principal()),
+            needs = ?roles,
+            "refused a message: its proven sender lacks the role"
+        );
+        false
     }
 
     /// This process's address.
@@ -103,6 +148,7 @@ impl<P: Process> Context<P> {
         }
         let delivery = Delivery {
             from: self.pid.clone(),
+            proof: Proof::Local,
             payload: Payload::local(msg),
             permit: None,
         };

@@ -23,11 +23,12 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
-use crate::message::{Delivery, Payload};
+use crate::message::{Delivery, Payload, Proof};
 use crate::node::NodeInner;
+use crate::tls::Identity;
 use crate::Upid;
 
 /// Largest request head (request line and headers) accepted.
@@ -48,6 +49,8 @@ pub struct HttpRequest {
     pub headers: HashMap<String, String>,
     /// The request body.
     pub body: Bytes,
+    /// The client's proven identity: its TLS client certificate, if it presented one.
+    pub identity: Option<Arc<crate::Identity>>,
 }
 
 impl HttpRequest {
@@ -145,11 +148,16 @@ impl From<HttpResponse> for HttpReply {
     }
 }
 
-/// Serves HTTP/1.1 on one accepted connection.
-pub(crate) async fn serve(node: Arc<NodeInner>, stream: TcpStream) {
+/// Serves HTTP/1.1 on one accepted connection (plaintext or TLS); `identity` is the client's
+/// certificate identity, if it presented one.
+pub(crate) async fn serve<S>(node: Arc<NodeInner>, stream: S, identity: Option<Arc<Identity>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req| {
         let node = node.clone();
-        async move { Ok::<_, Infallible>(handle(&node, req).await) }
+        let identity = identity.clone();
+        async move { Ok::<_, Infallible>(handle(&node, req, identity).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -161,12 +169,16 @@ pub(crate) async fn serve(node: Arc<NodeInner>, stream: TcpStream) {
     }
 }
 
-async fn handle(node: &Arc<NodeInner>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    node: &Arc<NodeInner>,
+    req: Request<Incoming>,
+    identity: Option<Arc<Identity>>,
+) -> Response<Full<Bytes>> {
     node.m.http_requests.inc();
     let started = std::time::Instant::now();
     let span =
         tracing::info_span!("http_request", method = %req.method(), path = %req.uri().path());
-    let resp = route(node, req).instrument(span).await;
+    let resp = route(node, req, identity).instrument(span).await;
     node.m.http_request_time.record(started.elapsed());
     if resp.status >= 400 && resp.status != 404 && resp.status != 504 {
         node.m.http_bad_requests.inc();
@@ -198,7 +210,11 @@ struct ProcessInfo {
     queue_depth: u64,
 }
 
-async fn route(node: &Arc<NodeInner>, req: Request<Incoming>) -> HttpResponse {
+async fn route(
+    node: &Arc<NodeInner>,
+    req: Request<Incoming>,
+    identity: Option<Arc<Identity>>,
+) -> HttpResponse {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     match (&method, path.as_str()) {
@@ -263,7 +279,7 @@ async fn route(node: &Arc<NodeInner>, req: Request<Incoming>) -> HttpResponse {
         if method != Method::POST {
             return HttpResponse::text(405, "messages are posted with POST");
         }
-        return post_message(node, sender, &process, &rest, body);
+        return post_message(node, sender, identity, &process, &rest, body);
     }
 
     let Some(mailbox_reply) = node.processes.get(process.as_str()).map(|slot| {
@@ -275,6 +291,7 @@ async fn route(node: &Arc<NodeInner>, req: Request<Incoming>) -> HttpResponse {
                 query,
                 headers,
                 body,
+                identity,
             },
             tx,
         );
@@ -319,9 +336,13 @@ fn message_sender(req: &Request<Incoming>) -> Option<Result<Upid, String>> {
     })
 }
 
+/// Delivers a posted message. Who may post: anyone on an insecure node; on a secure node only
+/// a client with a certificate naming the sender's host (the sender's process is then its
+/// claim, checked by the handler's [`crate::Context::authorize`] like any remote message).
 fn post_message(
     node: &Arc<NodeInner>,
     sender: Result<Upid, String>,
+    identity: Option<Arc<Identity>>,
     process: &str,
     rest: &str,
     body: Bytes,
@@ -329,6 +350,24 @@ fn post_message(
     let from = match sender {
         Ok(from) => from,
         Err(e) => return HttpResponse::bad_request(format!("bad message sender: {e}")),
+    };
+    let proof = match (&node.config.tls, identity) {
+        (None, _) => Proof::Unproven,
+        (Some(_), None) => {
+            node.m.refused_unauthenticated.inc();
+            return HttpResponse::text(
+                401,
+                "this node is secure: post messages over TLS with a client certificate",
+            );
+        }
+        (Some(_), Some(identity)) if !identity.may_advertise(from.host()) => {
+            node.m.dropped_unauthenticated_sender.inc();
+            return HttpResponse::text(
+                403,
+                format!("sender {from} is not on a host that {identity} may speak for"),
+            );
+        }
+        (Some(_), Some(identity)) => Proof::Peer(identity),
     };
     let name = &rest[1..];
     if name.is_empty() || name.contains('/') {
@@ -339,6 +378,7 @@ fn post_message(
     node.m.http_message_posts.inc();
     let delivery = Delivery {
         from,
+        proof,
         payload: Payload::Encoded {
             name: name.into(),
             body,

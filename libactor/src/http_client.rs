@@ -69,30 +69,67 @@ pub async fn request(
     headers: &[(&str, String)],
     body: Bytes,
 ) -> Result<Reply, HttpError> {
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange(addr, method, path, headers, body))
+    request_over(addr, None, method, path, headers, body).await
+}
+
+/// As [`request`], over HTTPS when `tls` is given: the node's certificate is checked against
+/// `tls`'s CA and `tls`'s certificate is presented as the client's.
+pub async fn request_over(
+    addr: &str,
+    tls: Option<&crate::TlsConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<Reply, HttpError> {
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|error| HttpError::Connect {
+                addr: addr.to_owned(),
+                error,
+            })?;
+        let Some(tls) = tls else {
+            return exchange(addr, stream, method, path, headers, body).await;
+        };
+        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+        let name =
+            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+                .map_err(|e| HttpError::Exchange {
+                    addr: addr.to_owned(),
+                    why: format!("{host} is no TLS server name: {e}"),
+                })?;
+        let stream = tokio_rustls::TlsConnector::from(tls.https_client())
+            .connect(name, stream)
+            .await
+            .map_err(|e| HttpError::Exchange {
+                addr: addr.to_owned(),
+                why: format!("TLS handshake: {e}"),
+            })?;
+        exchange(addr, stream, method, path, headers, body).await
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
         .map_err(|_| HttpError::Timeout {
             addr: addr.to_owned(),
         })?
 }
 
-async fn exchange(
+async fn exchange<S>(
     addr: &str,
+    stream: S,
     method: &str,
     path: &str,
     headers: &[(&str, String)],
     body: Bytes,
-) -> Result<Reply, HttpError> {
+) -> Result<Reply, HttpError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let fail = |why: String| HttpError::Exchange {
         addr: addr.to_owned(),
         why,
     };
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|error| HttpError::Connect {
-            addr: addr.to_owned(),
-            error,
-        })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| fail(e.to_string()))?;

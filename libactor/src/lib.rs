@@ -52,6 +52,7 @@
 //! - [`metrics`]: counters, gauges and duration metrics; [`metrics::ProcessMetrics`] holds a
 //!   process's own.
 //! - [`transport`]: frames, the listener, inbound readers and outbound writers.
+//! - [`tls`]: mutual TLS, proven [`Identity`]s, and a cluster CA that issues certificates.
 //!
 //! Execution: processes run on actix arbiters (one per core by default), which are tokio
 //! current-thread runtimes; inbound connections are read on the arbiters too, while the
@@ -235,6 +236,7 @@ pub mod node;
 pub(crate) mod node_metrics;
 pub mod process;
 pub mod reservation;
+pub mod tls;
 pub mod transport;
 pub mod upid;
 
@@ -250,4 +252,5 @@ pub use metrics::Metrics;
 pub use node::{Node, SpawnError};
 pub use process::{Process, ProcessGone, ProcessRef};
 pub use reservation::Reservation;
+pub use tls::{Identity, TlsConfig};
 pub use upid::{Host, Upid, UpidError};

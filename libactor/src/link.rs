@@ -146,15 +146,31 @@ impl NodeInner {
         }
     }
 
-    /// Handles a link protocol message from another node. Returns false if `name` is not one.
-    pub(crate) fn handle_control(&self, name: &str, body: bytes::Bytes) -> bool {
+    /// Handles a link protocol message from the node at `peer` (the sender's node, as its
+    /// connection proved it). Returns false if `name` is not one.
+    ///
+    /// Who may send which: a node links and unlinks only its own processes, and announces the
+    /// exit only of its own processes. Anything else is dropped and counted, so no node can end
+    /// a link to a process elsewhere by claiming it exited.
+    pub(crate) fn handle_control(&self, name: &str, body: bytes::Bytes, peer: &str) -> bool {
         use prost::Message;
         let parse = |text: &str| Upid::parse(text).ok();
+        let foreign = |pid: &Upid, what: &str| {
+            if pid.address() == peer {
+                return false;
+            }
+            self.m.dropped_unauthenticated_sender.inc();
+            tracing::warn!(%pid, peer, what, "dropped a link message about a process on another node than its sender");
+            true
+        };
         if names_equal::<LinkRequest>(name) {
             if let Some((linker, linkee)) = LinkRequest::decode(body)
                 .ok()
                 .and_then(|r| Some((parse(&r.linker)?, parse(&r.linkee)?)))
             {
+                if foreign(&linker, "link") {
+                    return true;
+                }
                 self.watch(&linker, &linkee);
             } else {
                 self.m.invalid_envelopes.inc();
@@ -164,6 +180,9 @@ impl NodeInner {
                 .ok()
                 .and_then(|r| Some((parse(&r.linker)?, parse(&r.linkee)?)))
             {
+                if foreign(&linker, "unlink") {
+                    return true;
+                }
                 if let Some(set) = self.links.lock().watchers.get_mut(linkee.id()) {
                     set.remove(&linker);
                 }
@@ -175,6 +194,9 @@ impl NodeInner {
                 .ok()
                 .and_then(|r| Some((parse(&r.linker)?, parse(&r.pid)?)))
             {
+                if foreign(&pid, "exited") {
+                    return true;
+                }
                 let was_linked = {
                     let mut links = self.links.lock();
                     let by_pid = links.remote.get_mut(pid.address());

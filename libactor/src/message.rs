@@ -130,9 +130,23 @@ pub(crate) enum DecodeError {
     Body(String, String),
 }
 
+/// What proves who sent a message.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Proof {
+    /// Sent by a process on this node: the node's own identity.
+    #[default]
+    Local,
+    /// Arrived on a connection whose peer proved this identity.
+    Peer(std::sync::Arc<crate::tls::Identity>),
+    /// Arrived on a plaintext connection of an insecure node: nothing is proven.
+    Unproven,
+}
+
 /// One message delivered into a process's mailbox.
 pub(crate) struct Delivery {
     pub(crate) from: Upid,
+    /// Who the transport proved sent it; `from` is only a claim.
+    pub(crate) proof: Proof,
     pub(crate) payload: Payload,
     /// Held while a message that arrived over the network is queued or handled: it counts
     /// against the node's inbound limit until dropped.

@@ -23,7 +23,7 @@ use crate::clock::Activity;
 use crate::config::{NodeBuilder, NodeConfig, NodeError};
 use crate::link::LinkTable;
 use crate::mailbox::{Mailbox, ProcessSlot};
-use crate::message::{Delivery, Payload};
+use crate::message::{Delivery, Payload, Proof};
 use crate::node_metrics::NodeMetrics;
 use crate::transport::{Transport, WireName};
 use crate::{
@@ -123,6 +123,15 @@ impl Node {
             None => local.ip(),
         };
         let host = Host::Ip(ip);
+        if let Some(tls) = &config.tls {
+            if !tls.identity().may_advertise(&host) {
+                return Err(NodeError::Config(format!(
+                    "this node's certificate ({}) names hosts {:?}, not {host}, the address it advertises",
+                    tls.identity(),
+                    tls.identity().hosts()
+                )));
+            }
+        }
         let address = format!("{host}:{}", local.port());
         let anonymous = Upid::new("__node__", host.clone(), local.port())
             .map_err(|e| NodeError::Config(e.to_string()))?;
@@ -217,6 +226,16 @@ impl Node {
         &self.inner.metrics
     }
 
+    /// Who this node proves it is on its connections; `None` on an insecure node.
+    pub fn identity(&self) -> Option<&crate::Identity> {
+        self.inner.identity()
+    }
+
+    /// Whether the node runs mutual TLS (see [`crate::tls`]).
+    pub fn is_secure(&self) -> bool {
+        self.inner.config.tls.is_some()
+    }
+
     /// The node's configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.inner.config
@@ -295,6 +314,7 @@ impl Node {
                 to.id(),
                 Delivery {
                     from: from.clone(),
+                    proof: Proof::Local,
                     payload: Payload::local(msg),
                     permit: None,
                 },
@@ -444,6 +464,11 @@ fn start_actix(n: usize) -> std::io::Result<(actix_rt::System, Vec<actix_rt::Arb
 }
 
 impl NodeInner {
+    /// This node's proven identity, if it is secure.
+    pub(crate) fn identity(&self) -> Option<&crate::Identity> {
+        self.config.tls.as_ref().map(|tls| &**tls.identity())
+    }
+
     /// Runs a task on the next arbiter, round-robin.
     pub(crate) fn spawn_on_arbiter(
         &self,

@@ -46,6 +46,14 @@ async fn actor_connection(node: &Node) -> TcpStream {
         .await
         .unwrap();
     s.write_all(PREAMBLE).await.unwrap();
+    // Every connection opens with the peer node's hello.
+    let hello = envelope(
+        "__node__@127.0.0.1:9",
+        node.anonymous_pid(),
+        "keel.libactor.Hello",
+        Vec::new(),
+    );
+    s.write_all(&frame(&hello)).await.unwrap();
     s
 }
 

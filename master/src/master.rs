@@ -42,6 +42,7 @@ use crate::fast_hash::FastSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use authentication::roles;
 use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Node, Process, ProcessRef, Reservation, SpawnError, Upid};
 use protos::internal::{
@@ -423,7 +424,13 @@ impl Master {
         );
     }
 
+    /// Who may send: an agent (proven by its role on a secure master); for a task the master
+    /// knows, that task's agent (its node and, when secure, its principal).
     fn status_update(&mut self, ctx: &mut Context<Self>, from: Upid, msg: StatusUpdateMessage) {
+        if !ctx.authorize(roles::AGENT) {
+            self.metrics.inc(|m| &m.invalid_messages);
+            return;
+        }
         let Some(update) = msg.update.as_ref() else {
             self.metrics.inc(|m| &m.invalid_messages);
             return;
@@ -438,12 +445,7 @@ impl Master {
         let key = (framework.clone(), task_id.clone());
         if let Some(task) = self.books.task(&key) {
             // The agent's status update manager sends on its behalf, from the agent's node.
-            if self
-                .books
-                .agent(task.agent())
-                .is_none_or(|a| a.pid().address() != from.address())
-            {
-                self.metrics.inc(|m| &m.invalid_messages);
+            if self.sender_agent(ctx, &from, Some(task.agent())).is_none() {
                 tracing::warn!(%from, %framework, task = %task_id, "status update from a process that is not the task's agent");
                 return;
             }
@@ -474,7 +476,7 @@ impl Master {
         msg: StatusUpdateAcknowledgementMessage,
     ) {
         if self
-            .sender_framework(&from, Some(msg.framework_id.text()))
+            .sender_framework(ctx, &from, Some(msg.framework_id.text()))
             .is_none()
         {
             return;
@@ -494,7 +496,8 @@ impl Master {
         from: Upid,
         msg: UnregisterFrameworkMessage,
     ) {
-        let Some(framework) = self.sender_framework(&from, Some(msg.framework_id.text())) else {
+        let Some(framework) = self.sender_framework(ctx, &from, Some(msg.framework_id.text()))
+        else {
             return;
         };
         self.remove_framework(ctx, &framework);
@@ -542,7 +545,8 @@ impl Master {
     }
 
     fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
-        let Some(framework) = self.sender_framework(&from, Some(msg.framework_id.text())) else {
+        let Some(framework) = self.sender_framework(ctx, &from, Some(msg.framework_id.text()))
+        else {
             return;
         };
         let task_id = msg.task_id.text().to_owned();
@@ -583,7 +587,8 @@ impl Master {
     }
 
     fn reconcile(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ReconcileTasksMessage) {
-        let Some(framework) = self.sender_framework(&from, Some(msg.framework_id.text())) else {
+        let Some(framework) = self.sender_framework(ctx, &from, Some(msg.framework_id.text()))
+        else {
             return;
         };
         // (task, the agent the framework believes it runs on)

@@ -75,6 +75,11 @@ impl MetaDir {
         }
     }
 
+    /// The directory itself (the executor CA lives here).
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
     /// `meta/agent`.
     pub fn agent(&self) -> PathBuf {
         self.root.join("agent")

@@ -37,6 +37,7 @@ pub mod checkpoint;
 pub mod containerizer;
 pub mod executor;
 pub mod executor_reaper;
+pub mod executor_tls;
 pub mod fetcher;
 pub mod files;
 pub mod health_check;

@@ -117,6 +117,9 @@ pub struct SlaveConfig {
     /// (`--recovery_timeout`, by the [`crate::executor_reaper`]); `None`: no reaper (an
     /// agent embedded in a process that outlives it, as `keel-local`'s are).
     pub executor_recovery_timeout: Option<Duration>,
+    /// On a secure agent, what issues custom executors their certificates (each is written
+    /// into its sandbox and named by `KEEL_TLS_DIR`); `None` on an insecure one.
+    pub executor_tls: Option<std::sync::Arc<crate::executor_tls::ExecutorIssuer>>,
 }
 
 /// Default `--recovery_timeout` (Mesos: 15 min).
@@ -304,7 +307,7 @@ impl Slave {
     // ---- launching ----
 
     fn run_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let framework_id = msg.framework_id.text().to_owned();
@@ -414,6 +417,9 @@ impl Slave {
     ) {
         let framework = msg.framework_id.text().to_owned();
         let executor_id = msg.executor_id.text().to_owned();
+        if !self.sent_by_executor(ctx, &framework, &executor_id) {
+            return;
+        }
         let agent_info = self.agent_info();
         let framework_info = self.frameworks.get(&framework).map(|f| f.info.clone());
         let Some(executor) = self.executor_mut(&framework, &executor_id) else {
@@ -482,6 +488,12 @@ impl Slave {
             return;
         }
         let executor_id = executor.id.clone();
+        if !self.sent_by_executor(ctx, &framework, &executor_id) {
+            return;
+        }
+        let Some(executor) = self.executor_of(&framework, &task_id) else {
+            return;
+        };
         let refused = executor
             .tasks
             .get_mut(&task_id)
@@ -622,7 +634,7 @@ impl Slave {
         from: Upid,
         msg: StatusUpdateAcknowledgementMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         ctx.send(self.sum.pid(), msg.clone());
@@ -642,7 +654,7 @@ impl Slave {
         from: Upid,
         msg: FrameworkToExecutorMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let framework = msg.framework_id.text().to_owned();
@@ -672,6 +684,9 @@ impl Slave {
             != Some(&from)
         {
             self.metrics.inc(|m| &m.invalid_messages);
+            return;
+        }
+        if !self.sent_by_executor(ctx, &framework, &executor) {
             return;
         }
         msg.slave_id = self.id.clone().map(|value| AgentId { value });

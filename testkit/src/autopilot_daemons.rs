@@ -43,7 +43,7 @@ pub async fn autopilot_agent(
     Daemon::start(binary, &args).await.0
 }
 
-/// The flags of an Autopilot agent of machine `host` following `master`, its work dir
+/// The flags of an insecure Autopilot agent of machine `host` following `master`, its work dir
 /// `work_dir`, on an ephemeral port, watchdog rounds every 0.2 s (no `--resources`).
 pub fn autopilot_agent_args(master: &str, host: &str, work_dir: &Path) -> Vec<String> {
     let work = work_dir.to_str().expect("a UTF-8 work dir");
@@ -63,6 +63,7 @@ pub fn autopilot_agent_args(master: &str, host: &str, work_dir: &Path) -> Vec<St
         "--autopilot",
         "--watchdog-interval-seconds",
         "0.2",
+        "--insecure",
     ]
     .map(String::from)
     .to_vec()

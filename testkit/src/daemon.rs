@@ -22,10 +22,13 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `binary` with `args` and waits for its first stdout line, `<word> <pid>`;
-    /// returns the daemon and the pid's text.
+    /// returns the daemon and the pid's text. Without `--tls-dir` among `args` the daemon runs
+    /// `--insecure` (through `KEEL_INSECURE`): tests about security give it TLS.
     pub async fn start(binary: &str, args: &[&str]) -> (Daemon, String) {
+        let insecure = !args.contains(&"--tls-dir");
         let mut child = tokio::process::Command::new(binary)
             .args(args)
+            .env("KEEL_INSECURE", if insecure { "true" } else { "false" })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)

@@ -128,6 +128,7 @@ async fn an_agent_with_a_wrong_secret_is_never_registered() {
             gc_delay: slave::slave::DEFAULT_GC_DELAY,
             master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
             executor_recovery_timeout: None,
+            executor_tls: None,
         },
     )
     .unwrap();

@@ -250,7 +250,7 @@ impl DeviceManager {
     ) {
         let _span = tracing::info_span!("manifest_status", %from, machine = %status.hostname, version = %status.version).entered();
         let id = status.hostname.clone();
-        if !self.sent_by_its_agent(&from, &id) {
+        if !self.sent_by_its_agent(ctx, &from, &id) {
             return;
         }
         let Some(m) = self.machines.get_mut(&id) else {

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use authentication::roles;
 use coordination::AnyStore;
 use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Process, Upid};
@@ -297,7 +298,7 @@ impl DeviceManager {
             tracing::warn!(%from, "refused a watchdog report without a hostname or with too many results");
             return;
         }
-        if !self.sent_by_its_agent(&from, &id) {
+        if !self.sent_by_its_agent(ctx, &from, &id) {
             return;
         }
         for r in &mut report.results {
@@ -401,7 +402,13 @@ impl DeviceManager {
     /// Whether `from` runs on the node of the agent registered as machine `id` (always, without
     /// a master to ask); counted and logged when not, so that no other process can make a
     /// machine fail, or claim it runs a manifest.
-    fn sent_by_its_agent(&self, from: &Upid, id: &str) -> bool {
+    /// Who may report on machine `id`: its registered agent's node, proven (on a secure node)
+    /// by the `agent` role of the message's connection.
+    fn sent_by_its_agent(&self, ctx: &Context<Self>, from: &Upid, id: &str) -> bool {
+        if !ctx.authorize(roles::AGENT) {
+            self.metrics.inc(|m| &m.unverified);
+            return false;
+        }
         let Some(gate) = &self.gate else {
             return true;
         };

@@ -1,6 +1,7 @@
 //! Repairs: machines in Failure handed to the repair service (drained first) and moved to
 //! Probation; the repair service's announcement and its outcomes; operators' repair requests.
 
+use authentication::roles;
 use libactor::{Context, HttpRequest, HttpResponse, Upid};
 use protos::autopilot::{
     HealthState, RepairAction, RepairOrder, RepairOutcome, RepairServiceAnnouncement,
@@ -81,6 +82,11 @@ impl DeviceManager {
         if self.config.repair_service.as_ref() == Some(&from) {
             return;
         }
+        // Who may announce: a repair service, proven on a secure node by its role.
+        if !ctx.authorize(roles::REPAIR) {
+            self.metrics.inc(|m| &m.unauthorized);
+            return;
+        }
         // With credentials, only a repair service that authenticated with the master may
         // receive orders and report outcomes.
         if self.config.operators.is_some() {
@@ -98,7 +104,7 @@ impl DeviceManager {
     pub(super) fn outcome(&mut self, ctx: &mut Context<Self>, from: Upid, outcome: RepairOutcome) {
         let _span =
             tracing::debug_span!("repair_outcome", %from, machine = %outcome.machine_id).entered();
-        if self.config.repair_service.as_ref() != Some(&from) {
+        if self.config.repair_service.as_ref() != Some(&from) || !ctx.authorize(roles::REPAIR) {
             self.metrics.inc(|m| &m.invalid);
             tracing::warn!(%from, "ignored a repair outcome not from the repair service");
             return;

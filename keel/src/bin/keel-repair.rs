@@ -45,6 +45,9 @@ struct Flags {
     /// gives orders only to an authenticated repair service when it has credentials).
     #[arg(long, env = "KEEL_CREDENTIAL")]
     credential: Option<std::path::PathBuf>,
+    /// Mutual TLS (`--tls-dir`, role `repair`) or `--insecure`.
+    #[command(flatten)]
+    security: keel::security_flags::SecurityFlags,
     /// Seconds one command may run before it is killed and the repair reported failed.
     #[arg(
         long,
@@ -79,7 +82,14 @@ async fn main() -> anyhow::Result<()> {
     let source =
         MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
     let (master, detector) = source.resolve(MASTER_WAIT).await?;
-    let node = libactor::Node::builder()
+    let tls = flags.security.tls("keel-repair")?;
+    if tls
+        .as_ref()
+        .is_some_and(|t| !t.identity().has_role(authentication::roles::REPAIR))
+    {
+        bail!("the certificate in --tls-dir lacks the repair role");
+    }
+    let node = keel::security_flags::secure(libactor::Node::builder(), tls)
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;

@@ -83,6 +83,24 @@ pub fn node() -> Node {
         .expect("node starts")
 }
 
+/// A single-threaded node that runs mutual TLS with a certificate from `ca`.
+pub fn secure_node(ca: &libactor::tls::ca::ClusterCa, principal: &str) -> Node {
+    let cert = ca
+        .issue(&libactor::tls::ca::CertRequest::new(
+            principal,
+            &["bench"],
+            &["127.0.0.1"],
+        ))
+        .expect("certificate");
+    let tls = libactor::TlsConfig::from_pem(ca.cert_pem(), &cert.cert_pem, &cert.key_pem)
+        .expect("TLS configuration");
+    Node::builder()
+        .single_threaded()
+        .tls(tls)
+        .start()
+        .expect("node starts")
+}
+
 /// Shuts nodes down from outside any runtime.
 pub fn shut_down(nodes: &[&Node]) {
     let rt = tokio::runtime::Builder::new_current_thread()

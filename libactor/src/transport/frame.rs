@@ -10,8 +10,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
-/// The bytes that open an actor-protocol connection: NUL, `KEEL`, protocol version 1.
-pub const PREAMBLE: &[u8; 6] = b"\0KEEL\x01";
+/// The bytes that open an actor-protocol connection: NUL, `KEEL`, protocol version 2 (version
+/// 2 opens with a [`protos::libactor::Hello`] frame).
+pub const PREAMBLE: &[u8; 6] = b"\0KEEL\x02";
 
 /// Bytes of the length prefix before each frame.
 pub const LENGTH_PREFIX_BYTES: usize = 4;

@@ -8,12 +8,15 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::frame::{parse_envelope, Decoded, FrameDecoder};
-use crate::message::{Delivery, Payload};
+use protos::libactor::Hello;
+
+use super::frame::{parse_envelope, Decoded, FrameDecoder, RawEnvelope};
+use crate::message::names_equal;
+use crate::message::{Delivery, Payload, Proof};
 use crate::node::{NodeInner, ReceiverCache};
+use crate::tls::Identity;
 use crate::Upid;
 
 /// Bytes read from the socket at a time.
@@ -36,10 +39,25 @@ impl Drop for InboundPermit {
 }
 
 /// Serves an actor-protocol connection whose preamble has been read.
-pub(super) async fn serve_actor(node: Arc<NodeInner>, mut stream: TcpStream) {
+///
+/// `identity` is the peer's proven identity on a secure node (`None` on an insecure one): the
+/// first frame pins the peer's node address (a host its certificate names), and a frame that
+/// claims a sender elsewhere is dropped and counted.
+pub(super) async fn serve_actor<S: AsyncRead + Unpin>(
+    node: Arc<NodeInner>,
+    mut stream: S,
+    identity: Option<Arc<Identity>>,
+) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut decoder = FrameDecoder::new(node.config.max_frame_bytes);
-    let mut cache = ConnectionCache::default();
+    let mut cache = ConnectionCache {
+        sender: None,
+        receiver: ReceiverCache::default(),
+        peer: PeerProof {
+            identity,
+            node: None,
+        },
+    };
     loop {
         while let Some(decoded) = decoder.decode(&mut buf) {
             match decoded {
@@ -82,10 +100,56 @@ pub(super) async fn serve_actor(node: Arc<NodeInner>, mut stream: TcpStream) {
 
 /// What a connection remembers between frames: peers send many frames from few processes to
 /// few processes.
-#[derive(Default)]
 struct ConnectionCache {
     sender: Option<Upid>,
     receiver: ReceiverCache,
+    peer: PeerProof,
+}
+
+/// What the connection proved about its peer.
+struct PeerProof {
+    /// The peer's certificate identity; `None` on an insecure node.
+    identity: Option<Arc<Identity>>,
+    /// The peer node's address (`host:port`), from its [`Hello`]: every frame on one
+    /// connection comes from one node.
+    node: Option<String>,
+}
+
+impl PeerProof {
+    /// Takes the connection's first frame, which must be the peer's [`Hello`] from a host its
+    /// certificate names; anything else is counted and the connection's later frames are
+    /// dropped (its node stays unknown, so nothing is admitted).
+    fn hello(&mut self, node: &NodeInner, envelope: &RawEnvelope<'_>) {
+        let pid = match Upid::parse(envelope.from) {
+            Ok(pid) if names_equal::<Hello>(&envelope.name) => pid,
+            _ => {
+                node.m.dropped_unauthenticated_sender.inc();
+                tracing::warn!(name = %envelope.name, "dropped a frame sent before the connection's hello");
+                return;
+            }
+        };
+        if let Some(identity) = &self.identity {
+            if !identity.may_advertise(pid.host()) {
+                node.m.dropped_unauthenticated_sender.inc();
+                tracing::warn!(node = %pid.address(), peer = %identity, "a peer's hello names a host its certificate does not");
+                return;
+            }
+        }
+        self.node = Some(pid.address().to_owned());
+    }
+
+    /// Whether `from` may be believed on this connection: it is on the connection's node. An
+    /// insecure node proves nothing and believes every claim.
+    fn admits(&self, from: &Upid) -> bool {
+        self.identity.is_none() || self.node.as_deref() == Some(from.address())
+    }
+
+    fn proof(&self) -> Proof {
+        match &self.identity {
+            Some(identity) => Proof::Peer(identity.clone()),
+            None => Proof::Unproven,
+        }
+    }
 }
 
 fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, cache: &mut ConnectionCache) {
@@ -98,12 +162,25 @@ fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, cache: &mut ConnectionCache
         }
     };
     node.m.frames_received.inc();
+    if cache.peer.node.is_none() {
+        return cache.peer.hello(node, &envelope);
+    }
     let from = match &cache.sender {
         Some(pid) if pid.as_str() == envelope.from => pid.clone(),
         _ => match Upid::parse(envelope.from) {
-            Ok(pid) => {
+            Ok(pid) if cache.peer.admits(&pid) => {
                 cache.sender = Some(pid.clone());
                 pid
+            }
+            Ok(pid) => {
+                node.m.dropped_unauthenticated_sender.inc();
+                tracing::warn!(
+                    from = %pid,
+                    peer = %cache.peer.identity.as_deref().map_or(String::new(), |i| i.to_string()),
+                    connection_node = cache.peer.node.as_deref().unwrap_or("(none yet)"),
+                    "dropped a frame whose sender is not on the node its connection proved"
+                );
+                return;
             }
             Err(e) => {
                 node.m.invalid_envelopes.inc();
@@ -113,7 +190,7 @@ fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, cache: &mut ConnectionCache
         },
     };
     if envelope.name.starts_with("keel.libactor.")
-        && node.handle_control(&envelope.name, envelope.body.clone())
+        && node.handle_control(&envelope.name, envelope.body.clone(), from.address())
     {
         return;
     }
@@ -124,6 +201,7 @@ fn handle_frame(node: &Arc<NodeInner>, frame: Bytes, cache: &mut ConnectionCache
     };
     let delivery = Delivery {
         from,
+        proof: cache.peer.proof(),
         payload: Payload::Encoded {
             name: envelope.name,
             body: envelope.body,

@@ -5,12 +5,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
 use super::frame::PREAMBLE;
 use crate::node::NodeInner;
+use crate::tls::{Identity, TlsConfig, ALPN_ACTOR};
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -88,26 +89,90 @@ async fn serve(node: &Arc<NodeInner>, mut stream: TcpStream) {
             return;
         }
     }
-    if first[0] == PREAMBLE[0] {
-        let mut preamble = [0u8; PREAMBLE.len()];
-        let read = tokio::time::timeout(
-            node.config.handshake_timeout,
-            stream.read_exact(&mut preamble),
-        )
-        .await;
-        if !matches!(read, Ok(Ok(_))) || &preamble != PREAMBLE {
+    match (first[0], &node.config.tls) {
+        (TLS_HANDSHAKE, Some(tls)) => serve_tls(node, stream, tls).await,
+        (byte, Some(_)) if byte == PREAMBLE[0] => {
+            node.m.refused_plaintext.inc();
+            tracing::warn!("refused a plaintext actor-protocol connection: this node speaks it only over mutual TLS");
+        }
+        (byte, None) if byte == PREAMBLE[0] => {
+            if read_preamble(node, &mut stream).await {
+                super::inbound::serve_actor(node.clone(), stream, None).await;
+            }
+        }
+        (byte, _) if byte.is_ascii_uppercase() => {
+            crate::http::serve(node.clone(), stream, None).await
+        }
+        (byte, _) => {
             node.m.bad_preambles.inc();
-            tracing::warn!(got = ?preamble, "closed a connection with a bad actor-protocol preamble");
+            tracing::warn!(
+                byte,
+                "closed a connection that speaks neither HTTP nor the actor protocol"
+            );
+        }
+    }
+}
+
+/// The first byte of a TLS ClientHello record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Runs the TLS handshake, then serves the actor protocol (ALPN `keel-actor/1`, a client
+/// certificate required) or HTTPS (a client certificate optional) inside it.
+async fn serve_tls(node: &Arc<NodeInner>, stream: TcpStream, tls: &TlsConfig) {
+    let accepted =
+        tokio::time::timeout(node.config.handshake_timeout, tls.acceptor().accept(stream)).await;
+    let mut stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            node.m.tls_handshake_failures.inc();
+            tracing::warn!(error = %e, "TLS handshake failed");
             return;
         }
-        super::inbound::serve_actor(node.clone(), stream).await;
-    } else if first[0].is_ascii_uppercase() {
-        crate::http::serve(node.clone(), stream).await;
-    } else {
-        node.m.bad_preambles.inc();
-        tracing::warn!(
-            byte = first[0],
-            "closed a connection that speaks neither HTTP nor the actor protocol"
-        );
+        Err(_) => {
+            node.m.tls_handshake_failures.inc();
+            tracing::debug!("TLS handshake did not finish within the handshake timeout");
+            return;
+        }
+    };
+    let session = &stream.get_ref().1;
+    let actor = session.alpn_protocol() == Some(ALPN_ACTOR);
+    let identity = match session.peer_certificates().and_then(|c| c.first()) {
+        None => None,
+        Some(der) => match Identity::from_der(der) {
+            Ok(identity) => Some(Arc::new(identity)),
+            Err(e) => {
+                node.m.tls_handshake_failures.inc();
+                tracing::warn!(error = %e, "refused a connection: its certificate names no identity");
+                return;
+            }
+        },
+    };
+    if !actor {
+        return crate::http::serve(node.clone(), stream, identity).await;
     }
+    let Some(identity) = identity else {
+        node.m.refused_unauthenticated.inc();
+        tracing::warn!("refused an actor-protocol connection without a client certificate");
+        return;
+    };
+    if read_preamble(node, &mut stream).await {
+        tracing::debug!(peer = %identity, "authenticated actor-protocol connection");
+        super::inbound::serve_actor(node.clone(), stream, Some(identity)).await;
+    }
+}
+
+/// Reads and checks the actor-protocol preamble; false (counted) if it is wrong or late.
+async fn read_preamble<S: AsyncRead + Unpin>(node: &NodeInner, stream: &mut S) -> bool {
+    let mut preamble = [0u8; PREAMBLE.len()];
+    let read = tokio::time::timeout(
+        node.config.handshake_timeout,
+        stream.read_exact(&mut preamble),
+    )
+    .await;
+    if !matches!(read, Ok(Ok(_))) || &preamble != PREAMBLE {
+        node.m.bad_preambles.inc();
+        tracing::warn!(got = ?preamble, "closed a connection with a bad actor-protocol preamble");
+        return false;
+    }
+    true
 }

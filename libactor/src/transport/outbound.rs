@@ -1,4 +1,5 @@
-//! One writer task per peer node: connects, writes the preamble, then repeatedly swaps the
+//! One writer task per peer node: connects (over mutual TLS on a secure node), writes the
+//! preamble, then repeatedly swaps the
 //! peer's send buffer out and writes it whole. It also watches the socket for EOF, so a peer
 //! that goes away is noticed even when nothing is being sent, and linked processes hear
 //! `exited`.
@@ -6,11 +7,14 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
-use super::frame::PREAMBLE;
+use protos::libactor::Hello;
+
+use super::frame::{encode_frame_with, WireName, PREAMBLE};
 use super::Peer;
 use crate::node::NodeInner;
 
@@ -68,8 +72,48 @@ async fn write_loop(node: &NodeInner, address: &str, peer: &Peer) -> Ended {
         }
     };
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    if let Err(e) = writer.write_all(PREAMBLE).await {
+    let Some(tls) = &node.config.tls else {
+        let (reader, writer) = stream.into_split();
+        return pump(node, peer, reader, writer).await;
+    };
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let name = match ServerName::try_from(host.trim_matches(['[', ']']).to_owned()) {
+        Ok(name) => name,
+        Err(e) => return Ended::ConnectFailed(format!("{host} is no TLS server name: {e}")),
+    };
+    let handshake = tokio::time::timeout(
+        node.config.connect_timeout,
+        tls.connector().connect(name, stream),
+    );
+    match handshake.await {
+        Ok(Ok(stream)) => {
+            let (reader, writer) = tokio::io::split(stream);
+            pump(node, peer, reader, writer).await
+        }
+        Ok(Err(e)) => {
+            node.m.tls_handshake_failures.inc();
+            Ended::ConnectFailed(format!("TLS handshake: {e}"))
+        }
+        Err(_) => {
+            node.m.tls_handshake_failures.inc();
+            Ended::ConnectFailed(format!(
+                "TLS handshake timed out after {:?}",
+                node.config.connect_timeout
+            ))
+        }
+    }
+}
+
+/// Writes the preamble, then the peer's frames as they come, until the connection ends.
+async fn pump<R, W>(node: &NodeInner, peer: &Peer, mut reader: R, mut writer: W) -> Ended
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut opening = BytesMut::from(&PREAMBLE[..]);
+    let me = node.anonymous.as_str();
+    encode_frame_with(&mut opening, me, me, WireName::of::<Hello>(), 0, |_| {});
+    if let Err(e) = writer.write_all(&opening).await {
         return Ended::Broken(e.to_string());
     }
     // Two buffers: senders fill one while the writer writes the other, so steady traffic
@@ -93,6 +137,10 @@ async fn write_loop(node: &NodeInner, address: &str, peer: &Peer) -> Ended {
             spare.clear();
             node.m.frames_sent.add(frames);
             node.m.write_batches.inc();
+        }
+        // A TLS writer may hold the tail of a batch until flushed (a no-op on plain TCP).
+        if let Err(e) = writer.flush().await {
+            return Ended::Broken(e.to_string());
         }
         tokio::select! {
             biased;

@@ -218,3 +218,21 @@ pub async fn http(
         .unwrap_or_default();
     (status, body)
 }
+
+/// Waits until metric `name` of `node` reaches `at_least`, failing the test after
+/// [`EVENT_TIMEOUT`]. For counters bumped on another thread just before an event the test
+/// cannot otherwise observe (a refused connection closing).
+pub async fn metric_reaches(node: &Node, name: &str, at_least: f64) {
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let value = node.metrics().snapshot().get(name).copied().unwrap_or(0.0);
+        if value >= at_least {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} is {value}, not {at_least}, after {EVENT_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -49,8 +49,9 @@ impl Master {
         }
     }
 
-    pub(super) fn pong(&mut self, _ctx: &mut Context<Self>, from: Upid, _msg: PongSlaveMessage) {
+    pub(super) fn pong(&mut self, ctx: &mut Context<Self>, from: Upid, _msg: PongSlaveMessage) {
         let id = self.books.agent_id_by_pid(&from).cloned();
+        let id = id.and_then(|id| self.sender_agent(ctx, &from, Some(&id)));
         match id.and_then(|id| self.books.agent_mut(&id)) {
             Some(entry) => entry.pong_received = true,
             None => self.metrics.inc(|m| &m.invalid_messages),

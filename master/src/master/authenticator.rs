@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use authentication::Credentials;
+use authentication::{roles, Credentials};
 use libactor::{Context, Upid};
 use protos::internal::{
     AuthenticateMessage, AuthenticationChallengeMessage, AuthenticationCompletedMessage,
@@ -138,13 +138,38 @@ impl Master {
     }
 
     /// Whether `from` may register as `who` (claiming `principal`, for frameworks). `Ok` holds
-    /// the principal the registrant authenticated as, if it did.
+    /// the principal the registrant proved, if it did.
+    ///
+    /// Who may register: on a secure master, a sender whose connection proved the `agent` or
+    /// `framework` role, under the principal of its certificate (a framework naming another
+    /// principal is refused); otherwise a pid that authenticated with a credential when the
+    /// policy asks for it.
     pub(super) fn admit(
         &self,
+        ctx: &Context<Self>,
         from: &Upid,
         who: Registrant,
         principal: &str,
     ) -> Result<Option<String>, String> {
+        if ctx.node().is_secure() {
+            let role = match who {
+                Registrant::Agent => roles::AGENT,
+                Registrant::Framework => roles::FRAMEWORK,
+            };
+            if !ctx.authorize(role) {
+                return Err(format!("{from} has not proven the {role} role"));
+            }
+            let proven = ctx
+                .sender_identity()
+                .map(|i| i.principal().to_owned())
+                .unwrap_or_default();
+            if who == Registrant::Framework && !principal.is_empty() && principal != proven {
+                return Err(format!(
+                    "framework principal {principal:?} is not the proven principal {proven:?}"
+                ));
+            }
+            return Ok(Some(proven));
+        }
         let authenticated = self.auth.authenticated.of(from);
         let required = match who {
             Registrant::Agent => self.auth.policy.agents,
@@ -161,6 +186,29 @@ impl Master {
             }
             _ => Ok(authenticated),
         }
+    }
+
+    /// Whether the message being handled comes from `principal`, as its connection proved.
+    /// Always true on an insecure master (nothing is proven there), and for an entry admitted
+    /// without a principal.
+    pub(super) fn proven_as(&self, ctx: &Context<Self>, principal: Option<&str>) -> bool {
+        let Some(principal) = principal.filter(|p| !p.is_empty()) else {
+            return true;
+        };
+        if !ctx.node().is_secure() {
+            return true;
+        }
+        let proven = ctx.sender_identity().map(|i| i.principal());
+        if proven == Some(principal) {
+            return true;
+        }
+        self.metrics.inc(|m| &m.invalid_messages);
+        tracing::warn!(
+            expected = principal,
+            proven = proven.unwrap_or("(none)"),
+            "refused a message: its connection proved another principal"
+        );
+        false
     }
 
     /// Forgets a pid's authentication (its connection broke).

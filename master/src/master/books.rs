@@ -44,6 +44,9 @@ pub(super) struct AgentEntry {
     pub(super) pong_received: bool,
     /// Pings in a row that got no pong.
     pub(super) missed_pings: u32,
+    /// The principal its connection proved when it registered (secure masters only); every
+    /// later message for this agent must come from the same principal.
+    pub(super) principal: Option<String>,
 }
 
 impl AgentEntry {
@@ -279,6 +282,7 @@ impl Books {
                 offers: FastSet::default(),
                 pong_received: false,
                 missed_pings: 0,
+                principal: None,
             },
         );
         self.check_agent(id);

@@ -19,7 +19,7 @@ impl Master {
             self.metrics.inc(|m| &m.invalid_messages);
             return;
         };
-        if entry.pid != from {
+        if entry.pid != from || !self.proven_as(ctx, Some(&entry.info.principal)) {
             self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, %framework, "offers accepted by a process that is not the framework's scheduler");
             return;

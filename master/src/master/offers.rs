@@ -144,7 +144,8 @@ impl Master {
         from: Upid,
         msg: DeclineOffersMessage,
     ) {
-        let Some(framework) = self.sender_framework(&from, Some(msg.framework_id.text())) else {
+        let Some(framework) = self.sender_framework(ctx, &from, Some(msg.framework_id.text()))
+        else {
             return;
         };
         let Some(offers) = self.take_offers(&framework, &msg.offer_ids) else {

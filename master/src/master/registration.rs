@@ -33,7 +33,7 @@ impl Master {
         from: &Upid,
         mut info: FrameworkInfo,
     ) -> Option<FrameworkInfo> {
-        match self.admit(from, Registrant::Framework, &info.principal) {
+        match self.admit(ctx, from, Registrant::Framework, &info.principal) {
             Ok(principal) => {
                 if let Some(p) = principal {
                     info.principal = p;
@@ -53,11 +53,14 @@ impl Master {
         from: Upid,
         msg: RegisterSlaveMessage,
     ) {
-        if let Err(why) = self.admit(&from, Registrant::Agent, "") {
-            self.metrics.inc(|m| &m.registrations_refused);
-            tracing::warn!(%from, %why, "refused an agent registration");
-            return;
-        }
+        let principal = match self.admit(ctx, &from, Registrant::Agent, "") {
+            Ok(principal) => principal,
+            Err(why) => {
+                self.metrics.inc(|m| &m.registrations_refused);
+                tracing::warn!(%from, %why, "refused an agent registration");
+                return;
+            }
+        };
         let info = msg.slave.unwrap_or_default();
         let total = match validate_agent(&info) {
             Ok(total) => total,
@@ -85,7 +88,7 @@ impl Master {
         info.id = Some(AgentId { value: id.clone() });
         self.persist(ctx, Operation::AdmitAgent(info.clone()), move |m, ctx| {
             m.admitting.remove(&from);
-            m.admit_agent(ctx, from, id, info, total);
+            m.admit_agent(ctx, from, id, info, total, principal);
         });
     }
 
@@ -97,12 +100,16 @@ impl Master {
         id: String,
         info: AgentInfo,
         total: Resources,
+        principal: Option<String>,
     ) {
-        tracing::info!(agent = %id, %from, resources = %total, "agent registered");
+        tracing::info!(agent = %id, %from, resources = %total, principal = principal.as_deref().unwrap_or(""), "agent registered");
         self.directory.insert(&from, &info.hostname);
         if let Err(e) = self.books.add_agent(&id, from.clone(), info, total.clone()) {
             tracing::error!(agent = %id, error = %e, "a fresh agent id is taken");
             return;
+        }
+        if let Some(entry) = self.books.agent_mut(&id) {
+            entry.principal = principal;
         }
         self.watch_agent(ctx, id.clone());
         self.metrics.inc(|m| &m.agents_registered);

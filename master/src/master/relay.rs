@@ -13,11 +13,19 @@ use super::Master;
 use crate::allocator::Allocator;
 
 impl Master {
-    /// The framework's id if `from` is its scheduler; counts an invalid message otherwise.
-    pub(super) fn sender_framework(&self, from: &Upid, id: Option<&str>) -> Option<String> {
+    /// The framework's id if `from` is its scheduler (on a secure master: and the message's
+    /// connection proved the framework's principal); counts an invalid message otherwise.
+    pub(super) fn sender_framework(
+        &self,
+        ctx: &Context<Self>,
+        from: &Upid,
+        id: Option<&str>,
+    ) -> Option<String> {
         let id = id.unwrap_or("");
         match self.books.framework(id) {
-            Some(f) if f.pid == *from => Some(id.to_owned()),
+            Some(f) if f.pid == *from && self.proven_as(ctx, Some(&f.info.principal)) => {
+                Some(id.to_owned())
+            }
             _ => {
                 self.metrics.inc(|m| &m.invalid_messages);
                 tracing::warn!(%from, framework = %id, "message from a process that is not the framework's scheduler");
@@ -26,11 +34,22 @@ impl Master {
         }
     }
 
-    /// The agent's id if `from` is on that agent's node; counts an invalid message otherwise.
-    fn sender_agent(&self, from: &Upid, id: Option<&str>) -> Option<String> {
+    /// The agent's id if `from` is on that agent's node (on a secure master: and the
+    /// message's connection proved the agent's principal); counts an invalid message otherwise.
+    pub(super) fn sender_agent(
+        &self,
+        ctx: &Context<Self>,
+        from: &Upid,
+        id: Option<&str>,
+    ) -> Option<String> {
         let id = id.unwrap_or("");
         match self.books.agent(id) {
-            Some(a) if a.pid().address() == from.address() => Some(id.to_owned()),
+            Some(a)
+                if a.pid().address() == from.address()
+                    && self.proven_as(ctx, a.principal.as_deref()) =>
+            {
+                Some(id.to_owned())
+            }
             _ => {
                 self.metrics.inc(|m| &m.invalid_messages);
                 tracing::warn!(%from, agent = %id, "message from a process that is not on the agent");
@@ -47,14 +66,9 @@ impl Master {
         }
     }
 
-    pub(super) fn revive(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        from: Upid,
-        msg: ReviveOffersMessage,
-    ) {
+    pub(super) fn revive(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ReviveOffersMessage) {
         let id = msg.framework_id.as_ref().map(|f| f.value.as_str());
-        let Some(framework) = self.sender_framework(&from, id) else {
+        let Some(framework) = self.sender_framework(ctx, &from, id) else {
             return;
         };
         tracing::debug!(%framework, "revive");
@@ -66,12 +80,12 @@ impl Master {
 
     pub(super) fn suppress(
         &mut self,
-        _ctx: &mut Context<Self>,
+        ctx: &mut Context<Self>,
         from: Upid,
         msg: SuppressOffersMessage,
     ) {
         let id = msg.framework_id.as_ref().map(|f| f.value.as_str());
-        let Some(framework) = self.sender_framework(&from, id) else {
+        let Some(framework) = self.sender_framework(ctx, &from, id) else {
             return;
         };
         tracing::debug!(%framework, "suppress");
@@ -90,7 +104,7 @@ impl Master {
         msg: FrameworkToExecutorMessage,
     ) {
         let id = msg.framework_id.as_ref().map(|f| f.value.as_str());
-        if self.sender_framework(&from, id).is_none() {
+        if self.sender_framework(ctx, &from, id).is_none() {
             return;
         }
         let agent = msg.slave_id.text();
@@ -110,7 +124,7 @@ impl Master {
         framework: &str,
         msg: M,
     ) {
-        if self.sender_agent(from, Some(agent)).is_none() {
+        if self.sender_agent(ctx, from, Some(agent)).is_none() {
             return;
         }
         if let Some(f) = self.books.framework(framework) {

@@ -44,11 +44,14 @@ impl Master {
         from: Upid,
         msg: ReregisterSlaveMessage,
     ) {
-        if let Err(why) = self.admit(&from, Registrant::Agent, "") {
-            self.metrics.inc(|m| &m.registrations_refused);
-            tracing::warn!(%from, %why, "refused an agent re-registration");
-            return;
-        }
+        let principal = match self.admit(ctx, &from, Registrant::Agent, "") {
+            Ok(principal) => principal,
+            Err(why) => {
+                self.metrics.inc(|m| &m.registrations_refused);
+                tracing::warn!(%from, %why, "refused an agent re-registration");
+                return;
+            }
+        };
         let info = msg.slave.unwrap_or_default();
         let id = info.id.text().to_owned();
         let total = match validate_agent(&info) {
@@ -67,6 +70,13 @@ impl Master {
         let reply = SlaveReregisteredMessage {
             slave_id: Some(AgentId { value: id.clone() }),
         };
+        if let Some(known) = self.books.agent(&id).and_then(|a| a.principal.as_deref()) {
+            if principal.as_deref() != Some(known) {
+                self.metrics.inc(|m| &m.registrations_refused);
+                tracing::warn!(agent = %id, %from, registered = known, proven = principal.as_deref().unwrap_or("(none)"), "refused an agent re-registration: another principal holds that agent id");
+                return;
+            }
+        }
         if let Some(old) = self.books.rebind_agent(&id, from.clone()) {
             // Known already (its connection broke, or a retry): the agent may have a new pid.
             self.directory.remove(&old);
@@ -117,6 +127,9 @@ impl Master {
         if let Err(e) = self.books.add_agent(&id, from.clone(), info, total.clone()) {
             tracing::error!(agent = %id, error = %e, "agent re-registration refused by the books");
             return;
+        }
+        if let Some(entry) = self.books.agent_mut(&id) {
+            entry.principal = principal;
         }
         for (key, entry) in tasks {
             if let Err(e) = self.books.add_task(key, entry) {

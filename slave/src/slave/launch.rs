@@ -27,6 +27,7 @@ use crate::executor::{
     AgentTask, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID, ENV_FRAMEWORK_ID,
     ENV_RECOVERY_TIMEOUT, ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
 };
+use crate::executor_tls::ENV_TLS_DIR;
 use crate::fetcher::FetchError;
 use crate::health_check::{HealthCheckSpec, HealthState};
 use crate::task_process::LaunchError;
@@ -398,6 +399,23 @@ impl Slave {
         executor: &str,
         sandbox: &std::path::Path,
     ) -> Vec<(String, String)> {
+        // Only a custom executor talks to the agent; a command task's process never does.
+        let custom = self
+            .executor(framework, executor)
+            .is_some_and(|e| e.kind == ExecutorKind::Custom);
+        let issuer = self.config.executor_tls.as_ref().filter(|_| custom);
+        let tls = issuer.and_then(|issuer| {
+            let host = ctx.pid().host().to_string();
+            let host = host.trim_matches(['[', ']']);
+            match issuer.issue(framework, executor, host, sandbox) {
+                Ok(dir) => Some((ENV_TLS_DIR.to_owned(), dir.display().to_string())),
+                // The executor then cannot connect: it fails to register, and its tasks with it.
+                Err(e) => {
+                    tracing::error!(%framework, %executor, error = %e, "cannot issue the executor its certificate");
+                    None
+                }
+            }
+        });
         vec![
             (ENV_SLAVE_PID.into(), ctx.pid().to_string()),
             (ENV_SLAVE_ID.into(), self.id.clone().unwrap_or_default()),
@@ -411,6 +429,7 @@ impl Slave {
                 .executor_recovery_timeout
                 .map(|t| (ENV_RECOVERY_TIMEOUT.into(), t.as_secs().to_string())),
         )
+        .chain(tls)
         .collect()
     }
 

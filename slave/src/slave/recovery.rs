@@ -401,6 +401,9 @@ impl Slave {
     ) {
         let framework = msg.framework_id.text().to_owned();
         let executor_id = msg.executor_id.text().to_owned();
+        if !self.sent_by_executor(ctx, &framework, &executor_id) {
+            return;
+        }
         let Some(executor) = self
             .executor_mut(&framework, &executor_id)
             .filter(|e| e.state == ExecutorState::Reconnecting)

@@ -2,6 +2,9 @@
 //! backoff; authentication first when the agent has a credential; re-registration with the
 //! agent's id and live tasks; the master's pings, and registering again when they stop.
 
+use authentication::roles;
+
+use crate::executor_tls::executor_principal;
 use libactor::{Context, Upid};
 use protos::internal::{
     AuthenticationChallengeMessage, AuthenticationCompletedMessage, AuthenticationFailedMessage,
@@ -23,13 +26,41 @@ impl Slave {
         }
     }
 
-    pub(super) fn sent_by_master(&self, from: &Upid) -> bool {
-        let ok = *from == self.config.master;
+    /// Who may send: the master this agent follows, proven (on a secure node) by the `master`
+    /// role of the connection the message arrived on.
+    pub(super) fn sent_by_master(&self, ctx: &Context<Self>, from: &Upid) -> bool {
+        let ok = *from == self.config.master && ctx.authorize(roles::MASTER);
         if !ok {
             self.metrics.inc(|m| &m.invalid_messages);
             tracing::warn!(%from, master = %self.config.master, "message that only the master may send, from another process");
         }
         ok
+    }
+
+    /// Who may speak for executor `executor` of `framework`: on a secure agent, only the
+    /// certificate this agent issued it (role `executor`, its own principal); anyone on an
+    /// insecure one (the executor's pid, bound at registration, is then checked alone).
+    pub(super) fn sent_by_executor(
+        &self,
+        ctx: &Context<Self>,
+        framework: &str,
+        executor: &str,
+    ) -> bool {
+        if !ctx.node().is_secure() {
+            return true;
+        }
+        let expected = executor_principal(framework, executor);
+        let identity = ctx.sender_identity();
+        if identity.is_some_and(|i| i.has_role(roles::EXECUTOR) && i.principal() == expected) {
+            return true;
+        }
+        self.metrics.inc(|m| &m.invalid_messages);
+        tracing::warn!(
+            expected,
+            proven = identity.map_or("(none)", |i| i.principal()),
+            "refused an executor message: its connection proved another principal"
+        );
+        false
     }
 
     pub(super) fn register(&mut self, ctx: &mut Context<Self>) {
@@ -83,7 +114,7 @@ impl Slave {
         from: Upid,
         msg: AuthenticationChallengeMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         if let Some(auth) = &self.authenticatee {
@@ -97,7 +128,7 @@ impl Slave {
         from: Upid,
         _msg: AuthenticationCompletedMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         if let Some(auth) = self.authenticatee.as_mut() {
@@ -109,11 +140,11 @@ impl Slave {
 
     pub(super) fn authentication_failed(
         &mut self,
-        _ctx: &mut Context<Self>,
+        ctx: &mut Context<Self>,
         from: Upid,
         msg: AuthenticationFailedMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         if let Some(auth) = self.authenticatee.as_mut() {
@@ -185,7 +216,7 @@ impl Slave {
         from: Upid,
         id: Option<AgentId>,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let Some(id) = id.map(|a| a.value).filter(|v| !v.is_empty()) else {
@@ -221,7 +252,7 @@ impl Slave {
     }
 
     pub(super) fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, _msg: PingSlaveMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         self.pinged = true;

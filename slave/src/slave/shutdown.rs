@@ -19,7 +19,7 @@ use super::{Registration, Slave, EXECUTOR_SHUTDOWN_GRACE};
 
 impl Slave {
     pub(super) fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let framework = msg.framework_id.text().to_owned();
@@ -119,7 +119,7 @@ impl Slave {
         from: Upid,
         msg: ShutdownFrameworkMessage,
     ) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         let framework = msg.framework_id.text().to_owned();
@@ -167,7 +167,7 @@ impl Slave {
     }
 
     pub(super) fn shutdown(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ShutdownMessage) {
-        if !self.sent_by_master(&from) {
+        if !self.sent_by_master(ctx, &from) {
             return;
         }
         tracing::warn!(reason = %msg.message, "the master shut this agent down");

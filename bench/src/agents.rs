@@ -37,6 +37,7 @@ pub async fn run(
         &agent_resources,
         task_duration,
         &counters,
+        None,
     )?;
     let spawned = start.elapsed();
     let took = wait_until("agent registration", || {
@@ -100,6 +101,7 @@ pub async fn run(
             &"cpus:1000;mem:1000000".parse()?,
             Duration::from_secs(86_400),
             &Arc::new(EmulationCounters::default()),
+            None,
         )?;
         let handle = scheduler_driver::start(
             &framework_node,

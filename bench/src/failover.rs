@@ -46,6 +46,7 @@ pub async fn run(
         &resources,
         Duration::from_secs(7 * 24 * 3600),
         &counters,
+        None,
     )?;
     let registration = wait_until("agent registration", || {
         counters.registered.load(Ordering::Relaxed) == agents as u64

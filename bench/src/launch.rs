@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use authentication::roles;
 use frameworks::{scheduler_driver, SchedulerOptions};
-use libactor::{Context, Node, Process, Upid};
+use libactor::tls::ca::{CertRequest, ClusterCa};
+use libactor::{Context, Node, Process, TlsConfig, Upid};
 use protos::libactor::examples::Note;
 use resources::Resources;
 
@@ -19,36 +21,118 @@ use crate::master_child::MasterChild;
 use crate::phase::wait_until;
 
 /// Launches `tasks` tasks of `task_resources` on `agents` emulated agents offering
-/// `agent_resources` each; prints the rate beside the bare-libactor baseline.
+/// `agent_resources` each; prints the rate beside the bare-libactor baseline. With `tls` it
+/// runs the same launches again on a secure cluster (master, agents and framework on mutual
+/// TLS) and prints the ratio of the two rates.
 pub async fn run(
     agents: usize,
     tasks: u64,
     agent_resources: &str,
     task_resources: &str,
+    tls: bool,
 ) -> anyhow::Result<()> {
     let agent_resources: Resources = agent_resources.parse().context("--agent-resources")?;
     let task_resources: Resources = task_resources.parse().context("--task-resources")?;
-    let master = MasterChild::start().await?;
+    let rate = launch(agents, tasks, &agent_resources, &task_resources, None).await?;
+
+    // The baseline: per task the cluster moves 9 messages (RunTask, 2 updates and 2 acks, each
+    // crossing the master); time as many bare round trips (2 messages each).
+    let round_trips = tasks * 9 / 2;
+    let base = baseline(round_trips, 10_000).await?;
+    let base_rate = tasks as f64 / base.as_secs_f64();
+    println!(
+        "baseline: {round_trips} bare libactor round trips (the same 9 messages per task) in {base:.2?}: {base_rate:.0} task-equivalents/s; Keel / baseline = {:.2}",
+        rate / base_rate
+    );
+    if tls {
+        let secure = BenchCa::new()?;
+        let tls_rate = launch(
+            agents,
+            tasks,
+            &agent_resources,
+            &task_resources,
+            Some(&secure),
+        )
+        .await?;
+        println!(
+            "tls: {tls_rate:.0} tasks/s on mutual TLS vs {rate:.0} plaintext: TLS / plaintext = {:.2}",
+            tls_rate / rate
+        );
+    }
+    Ok(())
+}
+
+/// A CA for one secure run: the master's TLS directory, and certificates for the emulated
+/// agents' and the framework's nodes.
+struct BenchCa {
+    dir: tempfile::TempDir,
+    agents: TlsConfig,
+    framework: TlsConfig,
+}
+
+impl BenchCa {
+    fn new() -> anyhow::Result<BenchCa> {
+        let ca = ClusterCa::generate("keel-bench")?;
+        let dir = tempfile::tempdir()?;
+        let host = ["127.0.0.1"];
+        let master = ca.issue(&CertRequest::new("master", &[roles::MASTER], &host))?;
+        libactor::tls::dir::write(dir.path(), ca.cert_pem(), &master)?;
+        let tls = |principal: &str, role: &str| -> anyhow::Result<TlsConfig> {
+            let cert = ca.issue(&CertRequest::new(principal, &[role], &host))?;
+            Ok(TlsConfig::from_pem(
+                ca.cert_pem(),
+                &cert.cert_pem,
+                &cert.key_pem,
+            )?)
+        };
+        Ok(BenchCa {
+            agents: tls("bench-agents", roles::AGENT)?,
+            framework: tls("keel-bench", roles::FRAMEWORK)?,
+            dir,
+        })
+    }
+}
+
+/// One launch run against a fresh master (secure with `ca`); returns tasks per second.
+async fn launch(
+    agents: usize,
+    tasks: u64,
+    agent_resources: &Resources,
+    task_resources: &Resources,
+    ca: Option<&BenchCa>,
+) -> anyhow::Result<f64> {
+    let master = match ca {
+        None => MasterChild::start().await?,
+        Some(ca) => {
+            let dir = ca.dir.path().to_str().context("a UTF-8 temp dir")?;
+            MasterChild::start_with(&["--tls-dir", dir]).await?.0
+        }
+    };
     let counters = Arc::new(EmulationCounters::default());
     let nodes = start_agents(
         agents,
         &master.pid,
-        &agent_resources,
+        agent_resources,
         Duration::ZERO,
         &counters,
+        ca.map(|c| &c.agents),
     )?;
     wait_until("agent registration", || {
         counters.registered.load(Ordering::Relaxed) == agents as u64
     })
     .await?;
 
-    let framework_node = Node::builder().start()?;
+    let mut builder = Node::builder();
+    if let Some(ca) = ca {
+        builder = builder.tls(ca.framework.clone());
+    }
+    let framework_node = builder.start()?;
     let launched = Arc::new(LaunchCounters::default());
     let handle = scheduler_driver::start(
         &framework_node,
         master.pid.clone(),
         keel::example_runs::framework_info("keel-bench"),
-        LaunchScheduler::new(tasks, task_resources, launched.clone()),
+        LaunchScheduler::new(tasks, task_resources.clone(), launched.clone()),
         SchedulerOptions::default(),
     )?;
     let mut last_report = Instant::now();
@@ -67,26 +151,16 @@ pub async fn run(
     handle.join().await;
     let failed = launched.failed.load(Ordering::Relaxed);
     let rate = tasks as f64 / took.as_secs_f64();
-
-    // The baseline: per task the cluster moves 9 messages (RunTask, 2 updates and 2 acks, each
-    // crossing the master); time as many bare round trips (2 messages each).
-    let round_trips = tasks * 9 / 2;
-    let base = baseline(round_trips, 10_000).await?;
-    let base_rate = tasks as f64 / base.as_secs_f64();
-    println!("launch: {tasks} tasks on {agents} emulated agents in {took:.2?}: {rate:.0} tasks/s ({failed} failed)");
     println!(
-        "baseline: {round_trips} bare libactor round trips (the same 9 messages per task) in {base:.2?}: {base_rate:.0} task-equivalents/s; Keel / baseline = {:.2}",
-        rate / base_rate
-    );
-    println!(
-        "master RSS after the run: {:.1} MiB",
+        "launch{}: {tasks} tasks on {agents} emulated agents in {took:.2?}: {rate:.0} tasks/s ({failed} failed); master RSS after the run: {:.1} MiB",
+        if ca.is_some() { " (mutual TLS)" } else { "" },
         master.rss_bytes() as f64 / (1 << 20) as f64
     );
     framework_node.shutdown().await;
     for node in nodes {
         node.shutdown().await;
     }
-    Ok(())
+    Ok(rate)
 }
 
 /// Echoes every Note back: the baseline's far end.

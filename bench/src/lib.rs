@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! // 1,000 tasks on 10 emulated agents, beside 4,500 bare libactor round trips.
-//! keel_bench::launch::run(10, 1_000, "cpus:100;mem:100000", "cpus:0.01;mem:1").await?;
+//! keel_bench::launch::run(10, 1_000, "cpus:100;mem:100000", "cpus:0.01;mem:1", false).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -16,6 +16,7 @@
 //! - [`containers`]: one real agent starting isolated containers (cgroups, posix).
 //! - [`failover`]: a new leader taking back every agent and task after a SIGKILL.
 //! - [`autopilot`]: a rollout by scale units, and repair decisions per second.
+//! - [`flood`]: `/master/health` while thousands of half-open connections are held.
 //!
 //! Their pieces: [`emulated_agent`] and [`emulated_fleet`] (the Mesos paper's emulated
 //! slaves), [`launch_scheduler`] and [`container_scheduler`] (frameworks that count),
@@ -30,6 +31,7 @@ pub mod containers;
 pub mod emulated_agent;
 pub mod emulated_fleet;
 pub mod failover;
+pub mod flood;
 pub mod launch;
 pub mod launch_scheduler;
 pub mod master_child;

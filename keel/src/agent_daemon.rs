@@ -100,6 +100,11 @@ pub struct AgentFlags {
     /// The machine type this agent reports to the device manager.
     #[arg(long, env = "KEEL_MACHINE_TYPE", default_value = "default")]
     pub machine_type: String,
+    /// Directories local fetcher URIs (`/path`, `file:///path`) may point into, comma
+    /// separated; a file elsewhere (symlinks resolved) fails its task. Default: none on a
+    /// secure agent, anywhere on an `--insecure` one.
+    #[arg(long, env = "KEEL_FETCHER_ALLOWED_PATHS", value_delimiter = ',')]
+    pub fetcher_allowed_paths: Option<Vec<PathBuf>>,
     /// Mutual TLS (`--tls-dir`, role `agent`) or `--insecure`.
     #[command(flatten)]
     pub security: SecurityFlags,
@@ -174,6 +179,10 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
             master_ping_timeout,
             executor_recovery_timeout: Some(flags.recovery_timeout_seconds.0)
                 .filter(|timeout| !timeout.is_zero()),
+            fetcher_allowed_paths: flags
+                .fetcher_allowed_paths
+                .clone()
+                .or_else(|| executor_tls.as_ref().map(|_| Vec::new())),
             executor_tls,
         },
     )?;

@@ -147,6 +147,10 @@ enum Command {
         /// The message as JSON (protobuf's JSON mapping).
         #[arg(value_name = "JSON")]
         body: String,
+        /// The sender the message names (default `keelctl@HOST:1`). A claim: a secure
+        /// receiver believes only what keelctl's certificate proves.
+        #[arg(long)]
+        from: Option<String>,
     },
     /// A cluster certificate authority: make one, issue certificates for `--tls-dir`.
     Ca {
@@ -338,11 +342,15 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
                 format!("kicked {} machine(s)\n", tables::text(&v["kicked"]))
             });
         }
-        Command::Send { to, message, body } => {
+        Command::Send {
+            to,
+            message,
+            body,
+            from,
+        } => {
             let to: libactor::Upid = to.parse().with_context(|| format!("receiver {to}"))?;
-            let from: libactor::Upid = format!("keelctl@{}:1", to.host())
-                .parse()
-                .context("keelctl's own pid")?;
+            let from = from.unwrap_or_else(|| format!("keelctl@{}:1", to.host()));
+            let from: libactor::Upid = from.parse().with_context(|| format!("sender {from}"))?;
             let tls = flags.security.tls("keelctl send")?;
             let full = crate::send_message::send(&from, &to, &message, &body, tls.as_ref()).await?;
             if flags.json {

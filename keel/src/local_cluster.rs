@@ -105,6 +105,9 @@ pub struct LocalClusterConfig {
     /// `master` (role master), agent `n` as `agent-n` (role agent, and a CA of its own for its
     /// custom executors). [`LocalCluster::issue`] gives frameworks and operators theirs.
     pub ca: Option<Arc<ClusterCa>>,
+    /// Where agents' local fetcher URIs may point; `None`: anywhere on an insecure cluster,
+    /// nowhere on a secure one.
+    pub fetcher_allowed_paths: Option<Vec<PathBuf>>,
 }
 
 /// Autopilot in a local cluster.
@@ -139,6 +142,7 @@ impl LocalClusterConfig {
             agent_reregister_timeout: DEFAULT_AGENT_REREGISTER_TIMEOUT,
             autopilot: None,
             ca: None,
+            fetcher_allowed_paths: None,
         }
     }
 
@@ -355,6 +359,11 @@ impl LocalCluster {
                 gc_delay: self.config.gc_delay,
                 master_ping_timeout: self.config.agent_master_ping_timeout,
                 executor_recovery_timeout: None,
+                fetcher_allowed_paths: self
+                    .config
+                    .fetcher_allowed_paths
+                    .clone()
+                    .or_else(|| self.config.ca.as_ref().map(|_| Vec::new())),
                 executor_tls,
             },
         )?;

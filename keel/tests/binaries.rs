@@ -283,3 +283,119 @@ async fn keel_local_stopped_mid_rollout_leaves_no_agent_process_behind() {
     })
     .await;
 }
+
+/// `keelctl` with `args`, as the principal whose TLS directory is `tls`.
+fn keelctl_as(tls: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .env("KEEL_TLS_DIR", tls)
+        .env_remove("KEEL_INSECURE")
+        .args(args)
+        .output()
+        .expect("keelctl runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secure_cluster_by_hand_as_the_readme_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
+    let ca = path("ca");
+    let ops = dir.path().join("tls/ops");
+    let init = keelctl_as(&ops, &["ca", "init", "--dir", &ca]);
+    assert!(init.status.success(), "{init:?}");
+    for (principal, roles) in [
+        ("master", &["master"][..]),
+        ("agent-1", &["agent"][..]),
+        ("ops", &["framework", "operator"][..]),
+    ] {
+        let out_dir = path(&format!("tls/{principal}"));
+        let mut args = vec!["ca", "issue", "--ca", &ca, "--principal", principal];
+        for role in roles {
+            args.extend(["--role", role]);
+        }
+        args.extend(["--host", "127.0.0.1", "--out", &out_dir]);
+        let issued = keelctl_as(&ops, &args);
+        assert!(issued.status.success(), "{issued:?}");
+    }
+    // Without --tls-dir or --insecure a master refuses to start, saying what to do.
+    let bare = Command::new(env!("CARGO_BIN_EXE_keel-master"))
+        .env_remove("KEEL_INSECURE")
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!bare.status.success());
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("--tls-dir DIR"));
+
+    let master_tls = path("tls/master");
+    let (_master, master) = start(
+        env!("CARGO_BIN_EXE_keel-master"),
+        &["--port", "0", "--tls-dir", &master_tls],
+    )
+    .await;
+    let (agent_tls, work) = (path("tls/agent-1"), path("s1"));
+    let (_agent, _) = start(
+        env!("CARGO_BIN_EXE_keel-slave"),
+        &[
+            "--master",
+            &master,
+            "--port",
+            "0",
+            "--work-dir",
+            &work,
+            "--tls-dir",
+            &agent_tls,
+        ],
+    )
+    .await;
+    eventually("the agent registers over TLS", || async {
+        let out = keelctl_as(&ops, &["--master", &master, "agents", "--json"]);
+        let agents: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (agents.as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    let run = keelctl_as(
+        &ops,
+        &[
+            "--master",
+            &master,
+            "execute",
+            "--command",
+            "true",
+            "--instances",
+            "2",
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    // A framework's certificate cannot order the agent about, even naming the master.
+    let agent_pid = {
+        let out = keelctl_as(&ops, &["--master", &master, "agents", "--json"]);
+        let agents: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        agents[0]["pid"].as_str().unwrap().to_owned()
+    };
+    let forged = keelctl_as(
+        &ops,
+        &[
+            "send",
+            &agent_pid,
+            "ShutdownFrameworkMessage",
+            r#"{"frameworkId": {"value": "x"}}"#,
+            "--from",
+            &master,
+        ],
+    );
+    assert!(
+        forged.status.success(),
+        "delivered (202), then refused by the agent"
+    );
+    let agent_addr = agent_pid.split_once('@').unwrap().1.to_owned();
+    eventually("the agent counts the refusal", || async {
+        let m = libactor::http_client::get_json(&agent_addr, "/metrics/snapshot")
+            .await
+            .ok()?;
+        (m["libactor/refused/unauthorized"].as_f64()? >= 1.0).then_some(())
+    })
+    .await;
+}

@@ -24,8 +24,14 @@ pub struct NodeConfig {
     /// Messages from the network that may be queued in mailboxes at once; past it the node stops
     /// reading its sockets until mailboxes drain, pushing back on the senders through TCP.
     pub max_inbound_inflight: usize,
-    /// Inbound connections open at once; more are refused and counted.
+    /// Inbound connections past their handshake at once; more are refused and counted.
     pub max_connections: usize,
+    /// Of those, from one peer IP.
+    pub max_connections_per_ip: usize,
+    /// Inbound connections still in their handshake (TLS, the actor-protocol hello, the first
+    /// HTTP request head); a new one past this closes the oldest (see
+    /// `transport::admission`).
+    pub max_pending_connections: usize,
     /// How long an outbound connection may take to establish.
     pub connect_timeout: Duration,
     /// How long a new inbound connection may take to say which protocol it speaks.
@@ -51,6 +57,8 @@ impl Default for NodeConfig {
             send_queue_bytes: 64 * 1024 * 1024,
             max_inbound_inflight: 64 * 1024,
             max_connections: 1024,
+            max_connections_per_ip: 512,
+            max_pending_connections: 256,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             http_request_timeout: Duration::from_secs(30),

@@ -29,6 +29,7 @@ use tracing::Instrument;
 use crate::message::{Delivery, Payload, Proof};
 use crate::node::NodeInner;
 use crate::tls::Identity;
+use crate::transport::Ticket;
 use crate::Upid;
 
 /// Largest request head (request line and headers) accepted.
@@ -150,14 +151,29 @@ impl From<HttpResponse> for HttpReply {
 
 /// Serves HTTP/1.1 on one accepted connection (plaintext or TLS); `identity` is the client's
 /// certificate identity, if it presented one.
-pub(crate) async fn serve<S>(node: Arc<NodeInner>, stream: S, identity: Option<Arc<Identity>>)
-where
+///
+/// The first request head parsed ends the connection's handshake (`ticket`); a connection over
+/// the node's limits gets 503 and is closed.
+pub(crate) async fn serve<S>(
+    node: Arc<NodeInner>,
+    stream: S,
+    identity: Option<Arc<Identity>>,
+    ticket: Arc<Ticket>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
         let node = node.clone();
         let identity = identity.clone();
-        async move { Ok::<_, Infallible>(handle(&node, req, identity).await) }
+        let admitted = ticket.establish();
+        async move {
+            if !admitted {
+                let resp = HttpResponse::text(503, "too many connections")
+                    .with_header("connection", "close");
+                return Ok::<_, Infallible>(to_hyper(resp));
+            }
+            Ok::<_, Infallible>(handle(&node, req, identity).await)
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

@@ -109,9 +109,13 @@ impl Node {
     pub(crate) fn start(config: NodeConfig, clock: Clock) -> Result<Node, NodeError> {
         let bind = config.bind;
         let io = |source| NodeError::Io { addr: bind, source };
-        if config.arbiters == 0 || config.io_threads == 0 || config.max_frame_bytes < 64 {
+        if config.arbiters == 0
+            || config.io_threads == 0
+            || config.max_frame_bytes < 64
+            || config.max_pending_connections == 0
+        {
             return Err(NodeError::Config(
-                "arbiters and io_threads must be >= 1 and max_frame_bytes >= 64".into(),
+                "arbiters, io_threads and max_pending_connections must be >= 1 and max_frame_bytes >= 64".into(),
             ));
         }
         let listener = std::net::TcpListener::bind(config.bind).map_err(io)?;

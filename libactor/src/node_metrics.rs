@@ -46,7 +46,8 @@ node_counters! {
     truncated_frames => "libactor/transport/truncated_frames": "Connections that ended in the middle of a frame.",
     bad_preambles => "libactor/transport/bad_preambles": "Connections that spoke neither HTTP nor the actor protocol.",
     connections_accepted => "libactor/transport/connections_accepted": "Inbound connections accepted.",
-    connections_refused => "libactor/transport/connections_refused": "Inbound connections refused over max_connections.",
+    connections_refused => "libactor/transport/connections_refused": "Inbound connections refused over max_connections or max_connections_per_ip.",
+    pending_evicted => "libactor/transport/pending_evicted": "Connections closed still in their handshake, to make room for a newer one (max_pending_connections).",
     connect_failures => "libactor/transport/connect_failures": "Outbound connections that could not be made.",
     connections_broken => "libactor/transport/connections_broken": "Outbound connections that broke after being made.",
     inbound_throttled => "libactor/transport/inbound_throttled": "Times a connection paused reading because mailboxes were full.",
@@ -82,6 +83,16 @@ impl NodeMetrics {
         let n = node.clone();
         metrics.gauge_fn("libactor/transport/peers", move || {
             n.upgrade().map_or(0.0, |n| n.transport.peers() as f64)
+        });
+        let n = node.clone();
+        metrics.gauge_fn("libactor/transport/pending_connections", move || {
+            n.upgrade()
+                .map_or(0.0, |n| n.transport.admission.pending_count() as f64)
+        });
+        let n = node.clone();
+        metrics.gauge_fn("libactor/transport/established_connections", move || {
+            n.upgrade()
+                .map_or(0.0, |n| n.transport.admission.established_count() as f64)
         });
         metrics.gauge_fn("libactor/transport/inbound_connections", move || {
             node.upgrade()

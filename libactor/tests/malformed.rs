@@ -243,9 +243,8 @@ async fn too_many_connections_are_refused_and_counted() {
         .await
         .unwrap();
     assert!(matches!(next(&mut rx).await, Seen::Note(_, n) if n == Note { text: "served".into() }));
-    let third = within(TcpStream::connect(victim.socket_addr()))
-        .await
-        .unwrap();
+    // A third is served until its handshake ends, then refused.
+    let third = actor_connection(&victim).await;
     closed_by_node(third).await;
     assert_eq!(
         victim.metrics().snapshot()["libactor/transport/connections_refused"],
@@ -295,4 +294,69 @@ async fn a_flood_from_one_peer_is_throttled_not_buffered_without_bound() {
     }
     victim.shutdown().await;
     sender.shutdown().await;
+}
+
+/// Raises this process's open-file limit as far as allowed; returns the soft limit now.
+fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_idle_and_half_open_connections_do_not_lock_anyone_out() {
+    let victim = node_with(&Clock::new(), |c| {
+        c.max_pending_connections = 64;
+        c.max_connections = 128;
+    });
+    let (rec, _rx) = Recorder::new();
+    let target = victim.spawn("target", rec).unwrap();
+    // Up to 10,000 held connections (fewer where the open-file limit is lower): nine in ten
+    // say nothing at all, one in ten only the actor protocol's preamble.
+    let held_max = (raise_fd_limit().saturating_sub(512) / 2).min(10_000) as usize;
+    let mut held = Vec::with_capacity(held_max);
+    for i in 0..held_max {
+        let mut s = within(TcpStream::connect(victim.socket_addr()))
+            .await
+            .unwrap();
+        if i % 10 == 0 {
+            let _ = s.write_all(PREAMBLE).await;
+        }
+        held.push(s);
+    }
+    // Every connection so far has been accepted once this one is: the accept loop takes them
+    // in order.
+    let reply = libactor::http_client::request(
+        victim.address(),
+        "GET",
+        "/metrics/snapshot",
+        &[],
+        Default::default(),
+    )
+    .await
+    .expect("a prompt HTTP client is served");
+    assert_eq!(reply.status, 200);
+    let peer = node();
+    peer_still_served(&peer, &target, 1).await;
+    let m = victim.metrics().snapshot();
+    assert!(
+        m["libactor/transport/pending_evicted"] >= (held_max - 64) as f64,
+        "{held_max} held, {} evicted",
+        m["libactor/transport/pending_evicted"]
+    );
+    assert!(m["libactor/transport/pending_connections"] <= 64.0);
+    drop(held);
+    peer.shutdown().await;
+    victim.shutdown().await;
 }

@@ -120,6 +120,8 @@ pub struct SlaveConfig {
     /// On a secure agent, what issues custom executors their certificates (each is written
     /// into its sandbox and named by `KEEL_TLS_DIR`); `None` on an insecure one.
     pub executor_tls: Option<std::sync::Arc<crate::executor_tls::ExecutorIssuer>>,
+    /// Where local fetcher URIs may point (`--fetcher-allowed-paths`); `None`: anywhere.
+    pub fetcher_allowed_paths: Option<Vec<PathBuf>>,
 }
 
 /// Default `--recovery_timeout` (Mesos: 15 min).
@@ -230,7 +232,8 @@ impl Slave {
                 other?;
             }
         }
-        let fetcher = Fetcher::new(config.work_dir.join("fetch-cache"), DEFAULT_CACHE_BYTES);
+        let fetcher = Fetcher::new(config.work_dir.join("fetch-cache"), DEFAULT_CACHE_BYTES)
+            .with_allowed_paths(config.fetcher_allowed_paths.clone());
         node.spawn_ref(
             &node.generate_id("slave"),
             Slave {

@@ -165,3 +165,33 @@ async fn what_cannot_or_must_not_be_fetched_is_refused_with_a_reason() {
     assert!(err.contains("would leave the sandbox"), "{err}");
     assert!(!dir.path().join("pwn").exists());
 }
+
+#[tokio::test]
+async fn local_files_outside_the_allowed_paths_are_refused_even_through_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("allowed");
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::write(allowed.join("tool"), b"ok").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", allowed.join("sneaky")).unwrap();
+    let sandbox = dir.path().join("sandbox");
+    let f = fetcher(dir.path()).with_allowed_paths(Some(vec![allowed.clone()]));
+
+    f.fetch(
+        &uri(&format!("file://{}", allowed.join("tool").display())),
+        &sandbox,
+    )
+    .await
+    .expect("a file under an allowed path");
+    for outside in [
+        "/etc/passwd".to_owned(),
+        format!("file://{}", allowed.join("sneaky").display()),
+        format!("{}/../allowed/../../../etc/passwd", allowed.display()),
+    ] {
+        let err = f.fetch(&uri(&outside), &sandbox).await.unwrap_err();
+        assert!(
+            err.to_string().contains("--fetcher-allowed-paths"),
+            "{outside}: {err}"
+        );
+    }
+    assert!(!sandbox.join("passwd").exists() && !sandbox.join("sneaky").exists());
+}

@@ -129,6 +129,7 @@ async fn an_agent_with_a_wrong_secret_is_never_registered() {
             master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
             executor_recovery_timeout: None,
             executor_tls: None,
+            fetcher_allowed_paths: None,
         },
     )
     .unwrap();

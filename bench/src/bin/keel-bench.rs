@@ -35,6 +35,20 @@ enum Bench {
         /// What each task takes.
         #[arg(long, default_value = "cpus:0.01;mem:1")]
         task_resources: String,
+        /// Also run the launches on a secure cluster (mutual TLS everywhere) and report the
+        /// ratio.
+        #[arg(long)]
+        tls: bool,
+    },
+    /// `/master/health` latency while thousands of connections that never finish their
+    /// handshake are held against the master, beside the same requests with none held.
+    Flood {
+        /// Connections to hold (bounded by the open-file limit).
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Health requests timed, each phase.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
     },
     /// Many emulated agents: registration, pings, a job's overhead, memory per agent and task.
     Agents {
@@ -122,7 +136,12 @@ async fn main() -> anyhow::Result<()> {
             tasks,
             agent_resources,
             task_resources,
-        } => keel_bench::launch::run(agents, tasks, &agent_resources, &task_resources).await,
+            tls,
+        } => keel_bench::launch::run(agents, tasks, &agent_resources, &task_resources, tls).await,
+        Bench::Flood {
+            connections,
+            requests,
+        } => keel_bench::flood::run(connections, requests).await,
         Bench::Agents {
             agents,
             job_tasks,

@@ -47,6 +47,7 @@ pub(super) async fn serve_actor<S: AsyncRead + Unpin>(
     node: Arc<NodeInner>,
     mut stream: S,
     identity: Option<Arc<Identity>>,
+    ticket: &super::Ticket,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut decoder = FrameDecoder::new(node.config.max_frame_bytes);
@@ -60,6 +61,10 @@ pub(super) async fn serve_actor<S: AsyncRead + Unpin>(
     };
     loop {
         while let Some(decoded) = decoder.decode(&mut buf) {
+            // The first frame (the hello) ends the handshake.
+            if !ticket.establish() {
+                return;
+            }
             match decoded {
                 Decoded::Frame(frame) => {
                     node.inbound_capacity().await;

@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
 use super::frame::PREAMBLE;
+use super::Ticket;
 use crate::node::NodeInner;
 use crate::tls::{Identity, TlsConfig, ALPN_ACTOR};
 
@@ -40,13 +41,9 @@ pub(crate) async fn accept_loop(
             }
         };
         let open = &node.transport.inbound_connections;
-        if open.load(Ordering::Relaxed) >= node.config.max_connections {
-            node.m.connections_refused.inc();
-            tracing::warn!(%peer, max = node.config.max_connections, "refused a connection over max_connections");
-            continue;
-        }
         open.fetch_add(1, Ordering::Relaxed);
         node.m.connections_accepted.inc();
+        let ticket = node.transport.admission.pending(&node, peer.ip());
         // Served on an arbiter: messages then reach the mailboxes of that arbiter's processes
         // without waking another thread. A socket belongs to the reactor of the thread that
         // serves it, so it moves there as a std socket.
@@ -63,9 +60,15 @@ pub(crate) async fn accept_loop(
         node.spawn_on_arbiter(
             async move {
                 match TcpStream::from_std(stream) {
-                    Ok(stream) => serve(&serving, stream).await,
+                    Ok(stream) => tokio::select! {
+                        _ = serve(&serving, stream, &ticket) => {}
+                        _ = ticket.evicted() => {
+                            tracing::debug!("closed a connection still in its handshake to admit a newer one");
+                        }
+                    },
                     Err(e) => tracing::warn!(error = %e, "cannot register an accepted connection"),
                 }
+                drop(ticket);
                 serving
                     .transport
                     .inbound_connections
@@ -76,7 +79,7 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn serve(node: &Arc<NodeInner>, mut stream: TcpStream) {
+async fn serve(node: &Arc<NodeInner>, mut stream: TcpStream, ticket: &Arc<Ticket>) {
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
     let peeked = tokio::time::timeout(node.config.handshake_timeout, stream.peek(&mut first)).await;
@@ -90,18 +93,18 @@ async fn serve(node: &Arc<NodeInner>, mut stream: TcpStream) {
         }
     }
     match (first[0], &node.config.tls) {
-        (TLS_HANDSHAKE, Some(tls)) => serve_tls(node, stream, tls).await,
+        (TLS_HANDSHAKE, Some(tls)) => serve_tls(node, stream, tls, ticket).await,
         (byte, Some(_)) if byte == PREAMBLE[0] => {
             node.m.refused_plaintext.inc();
             tracing::warn!("refused a plaintext actor-protocol connection: this node speaks it only over mutual TLS");
         }
         (byte, None) if byte == PREAMBLE[0] => {
             if read_preamble(node, &mut stream).await {
-                super::inbound::serve_actor(node.clone(), stream, None).await;
+                super::inbound::serve_actor(node.clone(), stream, None, ticket).await;
             }
         }
         (byte, _) if byte.is_ascii_uppercase() => {
-            crate::http::serve(node.clone(), stream, None).await
+            crate::http::serve(node.clone(), stream, None, ticket.clone()).await
         }
         (byte, _) => {
             node.m.bad_preambles.inc();
@@ -118,7 +121,12 @@ const TLS_HANDSHAKE: u8 = 0x16;
 
 /// Runs the TLS handshake, then serves the actor protocol (ALPN `keel-actor/1`, a client
 /// certificate required) or HTTPS (a client certificate optional) inside it.
-async fn serve_tls(node: &Arc<NodeInner>, stream: TcpStream, tls: &TlsConfig) {
+async fn serve_tls(
+    node: &Arc<NodeInner>,
+    stream: TcpStream,
+    tls: &TlsConfig,
+    ticket: &Arc<Ticket>,
+) {
     let accepted =
         tokio::time::timeout(node.config.handshake_timeout, tls.acceptor().accept(stream)).await;
     let mut stream = match accepted {
@@ -148,7 +156,7 @@ async fn serve_tls(node: &Arc<NodeInner>, stream: TcpStream, tls: &TlsConfig) {
         },
     };
     if !actor {
-        return crate::http::serve(node.clone(), stream, identity).await;
+        return crate::http::serve(node.clone(), stream, identity, ticket.clone()).await;
     }
     let Some(identity) = identity else {
         node.m.refused_unauthenticated.inc();
@@ -157,7 +165,7 @@ async fn serve_tls(node: &Arc<NodeInner>, stream: TcpStream, tls: &TlsConfig) {
     };
     if read_preamble(node, &mut stream).await {
         tracing::debug!(peer = %identity, "authenticated actor-protocol connection");
-        super::inbound::serve_actor(node.clone(), stream, Some(identity)).await;
+        super::inbound::serve_actor(node.clone(), stream, Some(identity), ticket).await;
     }
 }
 

@@ -2,9 +2,11 @@
 //! persistent outbound connection per peer node.
 //!
 //! - [`frame`]: the preamble and the length-delimited envelope frames.
-//! - [`listener`]: accepts connections and tells HTTP from the actor protocol by the first byte.
-//! - [`inbound`]: reads frames from a peer and delivers them, pausing when mailboxes are full.
-//! - [`outbound`]: one writer task per peer, draining that peer's send buffer.
+//! - `listener`: accepts connections and tells HTTP from the actor protocol by the first byte;
+//!   `admission`: which of them it keeps (handshakes bounded, oldest evicted; caps overall
+//!   and per peer IP).
+//! - `inbound`: reads frames from a peer and delivers them, pausing when mailboxes are full.
+//! - `outbound`: one writer task per peer, draining that peer's send buffer.
 //!
 //! A send encodes its frame straight into the peer's send buffer (bounded in bytes) under a
 //! short lock and wakes the writer only when the buffer was empty; the writer swaps the whole
@@ -14,6 +16,7 @@
 //! Order: all messages from this node to one peer share one buffer and one connection, so each
 //! sender→receiver pair sees its messages in the order sent.
 
+mod admission;
 pub mod frame;
 mod inbound;
 mod listener;
@@ -27,6 +30,7 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+pub(crate) use admission::Ticket;
 pub(crate) use frame::WireName;
 pub(crate) use inbound::InboundPermit;
 pub(crate) use listener::accept_loop;
@@ -61,6 +65,8 @@ pub(crate) struct Transport {
     peers: DashMap<String, Arc<Peer>, rustc_hash::FxBuildHasher>,
     next_generation: AtomicU64,
     inbound_connections: AtomicUsize,
+    /// Pending and established inbound connections, and their bounds.
+    pub(crate) admission: admission::Admission,
 }
 
 /// Why a remote send did not queue its message.

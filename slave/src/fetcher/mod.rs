@@ -82,14 +82,30 @@ pub enum FetchError {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     cache: FetchCache,
+    /// Where local paths and `file://` URIs may point (`--fetcher-allowed-paths`): `None`,
+    /// anywhere; otherwise only files whose real path (symlinks resolved) lies under one.
+    allowed_paths: Option<Vec<PathBuf>>,
 }
 
 impl Fetcher {
-    /// A fetcher caching under `cache_dir`, holding at most `cache_bytes` there.
+    /// A fetcher caching under `cache_dir`, holding at most `cache_bytes` there, that copies
+    /// local files from anywhere.
     pub fn new(cache_dir: PathBuf, cache_bytes: u64) -> Fetcher {
         Fetcher {
             cache: FetchCache::new(cache_dir, cache_bytes),
+            allowed_paths: None,
         }
+    }
+
+    /// The same fetcher, copying local files only from under `allowed` (`None`: anywhere).
+    /// Each directory is resolved now, so a symlinked one still matches.
+    pub fn with_allowed_paths(mut self, allowed: Option<Vec<PathBuf>>) -> Fetcher {
+        self.allowed_paths = allowed.map(|dirs| {
+            dirs.into_iter()
+                .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
+                .collect()
+        });
+        self
     }
 
     /// Brings every URI into `sandbox` (created if needed), in order; the first failure ends
@@ -120,7 +136,7 @@ impl Fetcher {
             None => false,
         };
         if !hit {
-            bring(uri, &dest).await?;
+            bring(uri, &dest, self.allowed_paths.as_deref()).await?;
             let actual = sha256_file(&dest).await.map_err(io)?;
             if !expected.is_empty() && actual != expected {
                 let _ = tokio::fs::remove_file(&dest).await;
@@ -165,8 +181,8 @@ impl Fetcher {
     }
 }
 
-/// Copies or downloads `uri` to `dest`.
-async fn bring(uri: &Uri, dest: &Path) -> Result<(), FetchError> {
+/// Copies or downloads `uri` to `dest`; a local file only from under `allowed` when given.
+async fn bring(uri: &Uri, dest: &Path, allowed: Option<&[PathBuf]>) -> Result<(), FetchError> {
     let value = uri.value.trim();
     if let Some(rest) = value.strip_prefix("http://") {
         return download::download(value, rest, dest, MAX_FETCH_BYTES, DOWNLOAD_TIMEOUT).await;
@@ -189,7 +205,21 @@ async fn bring(uri: &Uri, dest: &Path) -> Result<(), FetchError> {
         uri: value.to_owned(),
         source,
     };
-    let meta = tokio::fs::metadata(path).await.map_err(io)?;
+    // The real path, so that neither `..` nor a symlink leads out of the allowed directories;
+    // the file copied is the one checked.
+    let path = tokio::fs::canonicalize(path).await.map_err(io)?;
+    if let Some(allowed) = allowed {
+        if !allowed.iter().any(|dir| path.starts_with(dir)) {
+            return Err(FetchError::Unsupported {
+                uri: value.to_owned(),
+                why: format!(
+                    "{} is outside the agent's --fetcher-allowed-paths {allowed:?}",
+                    path.display()
+                ),
+            });
+        }
+    }
+    let meta = tokio::fs::metadata(&path).await.map_err(io)?;
     if !meta.is_file() {
         return Err(FetchError::Unsupported {
             uri: value.to_owned(),
@@ -205,7 +235,7 @@ async fn bring(uri: &Uri, dest: &Path) -> Result<(), FetchError> {
             ),
         });
     }
-    tokio::fs::copy(path, dest).await.map_err(io)?;
+    tokio::fs::copy(&path, dest).await.map_err(io)?;
     Ok(())
 }
 

@@ -67,6 +67,14 @@ pub enum CredentialsError {
     /// No credential at all.
     #[error("the credentials file holds no credential")]
     Empty,
+    /// A role that does not exist.
+    #[error("credentials line {line}: unknown role {role:?}")]
+    UnknownRole {
+        /// 1-based line number.
+        line: usize,
+        /// The role named.
+        role: String,
+    },
 }
 
 /// One principal and its secret.
@@ -100,10 +108,12 @@ impl Credential {
     }
 }
 
-/// The master's table of principals and secrets.
+/// The master's table of principals, their secrets and the roles each may act in.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     entries: BTreeMap<String, String>,
+    /// Roles by principal; a principal listed without roles acts in every role.
+    roles: BTreeMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -113,29 +123,52 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// `principal secret` per line; blank lines and `#` comments are skipped.
+    /// `principal secret [role,role…]` per line (roles from [`roles::ALL`]; a principal
+    /// without any acts in every role); blank lines and `#` comments are skipped.
     pub fn parse(text: &str) -> Result<Credentials, CredentialsError> {
-        let mut entries = BTreeMap::new();
+        let mut table = Credentials::default();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let mut fields = line.split_whitespace();
-            let (Some(principal), Some(secret), None) =
-                (fields.next(), fields.next(), fields.next())
+            let (Some(principal), Some(secret), roles, None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
             else {
                 return Err(CredentialsError::Malformed { line: i + 1 });
             };
             if principal.len() > MAX_FIELD_BYTES || secret.len() > MAX_FIELD_BYTES {
                 return Err(CredentialsError::TooLong { line: i + 1 });
             }
-            entries.insert(principal.to_owned(), secret.to_owned());
+            if let Some(roles) = roles {
+                let roles: Vec<String> = roles.split(',').map(str::to_owned).collect();
+                if let Some(unknown) = roles.iter().find(|r| !roles::ALL.contains(&r.as_str())) {
+                    return Err(CredentialsError::UnknownRole {
+                        line: i + 1,
+                        role: unknown.clone(),
+                    });
+                }
+                table.roles.insert(principal.to_owned(), roles);
+            }
+            table
+                .entries
+                .insert(principal.to_owned(), secret.to_owned());
         }
-        if entries.is_empty() {
+        if table.entries.is_empty() {
             return Err(CredentialsError::Empty);
         }
-        Ok(Credentials { entries })
+        Ok(table)
+    }
+
+    /// Whether `principal` may act in `role`: it is listed with that role, or listed without
+    /// roles.
+    pub fn has_role(&self, principal: &str, role: &str) -> bool {
+        self.entries.contains_key(principal)
+            && self
+                .roles
+                .get(principal)
+                .is_none_or(|roles| roles.iter().any(|r| r == role))
     }
 
     /// Reads and parses a credentials file.
@@ -147,10 +180,11 @@ impl Credentials {
         Credentials::parse(&text)
     }
 
-    /// A table holding one credential.
+    /// A table holding one credential, in every role.
     pub fn single(credential: &Credential) -> Credentials {
         Credentials {
             entries: [(credential.principal.clone(), credential.secret.clone())].into(),
+            roles: BTreeMap::new(),
         }
     }
 
@@ -207,7 +241,24 @@ mod tests {
             Credentials::parse("# nothing\n"),
             Err(CredentialsError::Empty)
         ));
-        assert!(Credentials::parse("a b c").is_err());
+        assert!(Credentials::parse("a b c d").is_err());
+        assert!(matches!(
+            Credentials::parse("a b wizard"),
+            Err(CredentialsError::UnknownRole { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn roles_limit_a_principal_and_no_roles_means_all() {
+        let table = Credentials::parse("ops s1 operator\nfw s2 framework,agent\nold s3\n").unwrap();
+        assert!(table.has_role("ops", roles::OPERATOR));
+        assert!(
+            !table.has_role("fw", roles::OPERATOR),
+            "a framework's credential is no operator"
+        );
+        assert!(table.has_role("fw", roles::AGENT));
+        assert!(table.has_role("old", roles::OPERATOR));
+        assert!(!table.has_role("nobody", roles::FRAMEWORK));
     }
 
     #[test]

@@ -161,17 +161,17 @@ impl DeploymentServer {
         self.peak
     }
 
-    fn upload(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
+    /// Who may upload: an operator (see [`crate::operator`]).
+    fn upload(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
         if req.method != "POST" {
             return HttpResponse::text(405, "POST a file's content\n").into();
         }
-        if let Some(credentials) = &self.config.operators {
-            if let Err(e) =
-                credentials.check_basic(req.headers.get("authorization").map(String::as_str))
-            {
-                self.metrics.inc(|m| &m.refused);
-                return HttpResponse::text(401, format!("{e}\n")).into();
-            }
+        let secure = ctx.node().is_secure();
+        if let Err(refusal) =
+            crate::operator::operator_of(&req, self.config.operators.as_ref(), secure)
+        {
+            self.metrics.inc(|m| &m.refused);
+            return HttpResponse::text(refusal.status, format!("{}\n", refusal.why)).into();
         }
         self.metrics.inc(|m| &m.uploads);
         let digest = sha256_hex(&req.body);

@@ -17,6 +17,7 @@ use crate::local_autopilot::{AgentProcesses, LocalMachines};
 use crate::local_cluster::{
     LocalAutopilot, LocalCluster, LocalClusterConfig, DEFAULT_AGENT_RESOURCES,
 };
+use crate::operator_client::OperatorAuth;
 use anyhow::{bail, Context as _};
 use authentication::roles;
 use autopilot::health::HealthPolicy;
@@ -268,7 +269,11 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
             bail!("not every agent's watchdogs reported within {AGENT_REGISTRATION_TIMEOUT:?}");
         }
         let dir = work_dir.join("demo-manifest");
-        crate::local_autopilot::start_demo_rollout(cluster.master_pid(), &dir, credential.as_ref())
+        let operator = OperatorAuth {
+            credential: credential.clone(),
+            tls: cluster.issue("keel-local-operator", &[roles::OPERATOR])?,
+        };
+        crate::local_autopilot::start_demo_rollout(cluster.master_pid(), &dir, &operator)
             .await
             .map_err(anyhow::Error::msg)
             .context("starting the demo rollout")?;

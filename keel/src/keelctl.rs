@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use crate::example_runs::run_batch;
 use crate::master_address::MasterSource;
+use crate::operator_client::OperatorAuth;
 use crate::security_flags::SecurityFlags;
 use crate::tables;
 use anyhow::{bail, Context as _};
@@ -274,14 +275,14 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
             action,
             credential,
         } => {
-            let credential = read_credential(credential.as_deref())?;
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
             if !flags.json {
                 println!(
                     "asking the device manager beside {master} to drain {machine} and {action} it"
                 );
             }
             let body = json!({"machine": machine, "action": action});
-            let v = post_json(&master, "/device-manager/repair", body, credential.as_ref()).await?;
+            let v = post_json(&master, "/device-manager/repair", body, &operator).await?;
             print_either(flags.json, &v, || {
                 format!(
                     "accepted: {} will be drained and get {} (by {})\n",
@@ -298,14 +299,14 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
             no_wait,
             credential,
         } => {
-            let credential = read_credential(credential.as_deref())?;
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
             let deploy = Deploy {
                 path: manifest,
                 unit_size,
                 healthy_threshold,
                 wait: !no_wait,
             };
-            return deploy_manifest(&master, flags.json, deploy, credential.as_ref()).await;
+            return deploy_manifest(&master, flags.json, deploy, &operator).await;
         }
         Command::Rollout {
             command: RolloutCommand::Status,
@@ -314,30 +315,18 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
             print_either(flags.json, &v, || crate::machine_tables::rollout(&v));
         }
         Command::Rollback { credential } => {
-            let credential = read_credential(credential.as_deref())?;
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
             if !flags.json {
                 println!(
                     "asking the device manager beside {master} to roll the running rollout back"
                 );
             }
-            let v = post_json(
-                &master,
-                "/device-manager/rollback",
-                json!({}),
-                credential.as_ref(),
-            )
-            .await?;
+            let v = post_json(&master, "/device-manager/rollback", json!({}), &operator).await?;
             print_either(flags.json, &v, || crate::machine_tables::rollout(&v));
         }
         Command::Kick { credential } => {
-            let credential = read_credential(credential.as_deref())?;
-            let v = post_json(
-                &master,
-                "/device-manager/kick",
-                json!({}),
-                credential.as_ref(),
-            )
-            .await?;
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
+            let v = post_json(&master, "/device-manager/kick", json!({}), &operator).await?;
             print_either(flags.json, &v, || {
                 format!("kicked {} machine(s)\n", tables::text(&v["kicked"]))
             });
@@ -373,31 +362,18 @@ async fn device_manager(master: &libactor::Upid, route: &str) -> anyhow::Result<
         })
 }
 
-/// The headers proving `credential`, if any.
-fn auth_headers(credential: Option<&authentication::Credential>) -> Vec<(&'static str, String)> {
-    credential
-        .map(|c| ("authorization", authentication::basic_authorization(c)))
-        .into_iter()
-        .collect()
-}
-
-/// POSTs `body` as JSON to `path` on the leading master's node; its JSON answer.
+/// POSTs `body` as JSON to `path` on the leading master's node, as `operator`; its JSON
+/// answer.
 async fn post_json(
     master: &libactor::Upid,
     path: &str,
     body: serde_json::Value,
-    credential: Option<&authentication::Credential>,
+    operator: &OperatorAuth,
 ) -> anyhow::Result<serde_json::Value> {
-    let mut headers = auth_headers(credential);
-    headers.push(("content-type", "application/json".to_owned()));
-    let reply = libactor::http_client::request(
-        master.address(),
-        "POST",
-        path,
-        &headers,
-        body.to_string().into(),
-    )
-    .await?;
+    let headers = [("content-type", "application/json".to_owned())];
+    let reply = operator
+        .post(master.address(), path, &headers, body.to_string().into())
+        .await?;
     let text = String::from_utf8_lossy(&reply.body);
     if reply.status != 200 {
         bail!("{path} refused: {} {}", reply.status, text.trim());
@@ -413,6 +389,22 @@ fn read_credential(
         .transpose()?)
 }
 
+/// The operator keelctl proves: `--credential` over HTTP Basic, and its `--tls-dir`
+/// certificate over HTTPS when given.
+fn operator_auth(
+    credential: Option<&std::path::Path>,
+    security: &SecurityFlags,
+) -> anyhow::Result<OperatorAuth> {
+    let tls = match &security.tls_dir {
+        Some(dir) => Some(libactor::tls::dir::load(dir)?),
+        None => None,
+    };
+    Ok(OperatorAuth {
+        credential: read_credential(credential)?,
+        tls,
+    })
+}
+
 /// What `keelctl deploy` does.
 struct Deploy {
     path: std::path::PathBuf,
@@ -426,7 +418,7 @@ async fn deploy_manifest(
     master: &libactor::Upid,
     as_json: bool,
     deploy: Deploy,
-    credential: Option<&authentication::Credential>,
+    operator: &OperatorAuth,
 ) -> anyhow::Result<ExitCode> {
     if !(deploy.healthy_threshold > 0.0 && deploy.healthy_threshold <= 100.0) {
         bail!("--healthy-threshold must be a percentage in (0, 100]");
@@ -451,14 +443,9 @@ async fn deploy_manifest(
         if source.is_none() {
             continue;
         }
-        let reply = libactor::http_client::request(
-            master.address(),
-            "POST",
-            "/deployment/files",
-            &auth_headers(credential),
-            data.into(),
-        )
-        .await?;
+        let reply = operator
+            .post(master.address(), "/deployment/files", &[], data.into())
+            .await?;
         if reply.status != 200 {
             bail!(
                 "uploading {}: {} {}",
@@ -481,7 +468,7 @@ async fn deploy_manifest(
         "unit_size": deploy.unit_size,
         "healthy_threshold": deploy.healthy_threshold / 100.0,
     });
-    let mut v = post_json(master, "/device-manager/deploy", body, credential).await?;
+    let mut v = post_json(master, "/device-manager/deploy", body, operator).await?;
     let mut shown = String::new();
     loop {
         let state = v["rollout"]["state"]

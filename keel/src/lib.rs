@@ -16,7 +16,8 @@
 //! - [`keel_local`]: `keel-local`, a cluster and an example framework in one command;
 //!   [`keelctl`]: the operator's command line; [`keelctl_ca`]: `keelctl ca`, a cluster CA on
 //!   disk.
-//! - [`security_flags`]: `--tls-dir` and `--insecure`, every binary's (secure by default).
+//! - [`security_flags`]: `--tls-dir` and `--insecure`, every binary's (secure by default);
+//!   [`operator_client`]: how keelctl and keel-local prove an operator over HTTP(S).
 //! - [`local_cluster`]: a master and N agents on their own loopback ports in one process.
 //! - [`local_autopilot`]: `keel-local --autopilot`'s agent processes under the repair driver.
 //! - [`example_runs`]: run the example frameworks and follow their progress; the particles
@@ -48,6 +49,7 @@ pub mod logging;
 pub mod machine_tables;
 pub mod master_address;
 pub mod master_daemon;
+pub mod operator_client;
 pub mod security_flags;
 pub mod send_message;
 pub mod shutdown_signal;

@@ -15,6 +15,8 @@ use autopilot::repair_service::{RepairService, REPAIR_SERVICE_ID};
 use libactor::{http_client, Node, Upid};
 use slave::containerizer::IsolationMode;
 
+use crate::operator_client::OperatorAuth;
+
 /// How long an agent process has to stop on SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -220,27 +222,18 @@ const DEMO_SCRIPT: &str = "while :; do date > heartbeat; sleep 1; done\n";
 pub async fn start_demo_rollout(
     master: &Upid,
     dir: &Path,
-    credential: Option<&authentication::Credential>,
+    operator: &OperatorAuth,
 ) -> Result<(), String> {
-    let auth: Vec<(&str, String)> = credential
-        .map(|c| ("authorization", authentication::basic_authorization(c)))
-        .into_iter()
-        .collect();
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("hello.sh"), DEMO_SCRIPT).map_err(|e| e.to_string())?;
     let mut parsed = autopilot::manifest::parse(DEMO_MANIFEST).map_err(|e| e.to_string())?;
     let contents =
         autopilot::manifest::read_sources(&mut parsed, dir).map_err(|e| e.to_string())?;
     for data in contents {
-        let reply = http_client::request(
-            master.address(),
-            "POST",
-            "/deployment/files",
-            &auth,
-            data.into(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let reply = operator
+            .post(master.address(), "/deployment/files", &[], data.into())
+            .await
+            .map_err(|e| e.to_string())?;
         if reply.status != 200 {
             return Err(format!("upload: {}", String::from_utf8_lossy(&reply.body)));
         }
@@ -250,15 +243,15 @@ pub async fn start_demo_rollout(
         "unit_size": 1,
         "healthy_threshold": 1.0,
     });
-    let reply = http_client::request(
-        master.address(),
-        "POST",
-        "/device-manager/deploy",
-        &auth,
-        body.to_string().into(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let reply = operator
+        .post(
+            master.address(),
+            "/device-manager/deploy",
+            &[],
+            body.to_string().into(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     if reply.status != 200 {
         return Err(format!("deploy: {}", String::from_utf8_lossy(&reply.body)));
     }

@@ -276,3 +276,108 @@ async fn an_insecure_node_cannot_join_a_secure_cluster() {
     plain.shutdown().await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autopilot_orders_and_reports_need_their_roles() {
+    use keel::local_cluster::LocalAutopilot;
+    use protos::autopilot::{
+        Manifest, SyncManifest, WatchdogReport, WatchdogResult, WatchdogStatus,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LocalClusterConfig::new(1, dir.path()).secure().unwrap();
+    config.autopilot = Some(LocalAutopilot {
+        watchdog_interval: Duration::from_millis(200),
+        ..Default::default()
+    });
+    let cluster = LocalCluster::start(config).await.expect("cluster starts");
+    cluster
+        .wait_for_agents(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let master = cluster.master_pid().clone();
+    let host = cluster.agents[0].hostname.clone();
+    let machine = |master: Upid, host: String| async move {
+        let path = format!("/device-manager/machine?id={host}");
+        libactor::http_client::get_json(master.address(), &path)
+            .await
+            .ok()
+    };
+    eventually("the machine reports over TLS and is Healthy", || async {
+        let m = machine(master.clone(), host.clone()).await?;
+        (m["state"] == "Healthy").then_some(())
+    })
+    .await;
+    let intruder = cluster.issue("intruder", &[roles::FRAMEWORK]).unwrap();
+    let ops = cluster.issue("ops", &[roles::OPERATOR]).unwrap();
+
+    // Operator endpoints: a certificate in the operator role, nothing less.
+    let kick = |tls: Option<TlsConfig>| {
+        let address = master.address().to_owned();
+        async move {
+            request_over(
+                &address,
+                tls.as_ref(),
+                "POST",
+                "/device-manager/kick",
+                &[],
+                "{}".into(),
+            )
+            .await
+            .unwrap()
+            .status
+        }
+    };
+    assert_eq!(kick(None).await, 401);
+    assert_eq!(kick(intruder.clone()).await, 403);
+    assert_eq!(kick(ops.clone()).await, 200);
+
+    // A manifest claiming to come from the device manager, signed by a framework.
+    let dm = cluster
+        .device_manager
+        .as_ref()
+        .unwrap()
+        .process
+        .pid()
+        .clone();
+    let agent_node = &cluster.agents[0].node;
+    let app_manager = agent_node.pid("app-manager").unwrap();
+    let sync = SyncManifest {
+        manifest: Some(Manifest {
+            name: "evil".into(),
+            version: "1".into(),
+            ..Default::default()
+        }),
+        activate: true,
+        ..Default::default()
+    };
+    assert_eq!(post(intruder.as_ref(), &dm, &app_manager, sync).await, 202);
+    metric_reaches(agent_node, "libactor/refused/unauthorized", 1.0).await;
+
+    // A watchdog report failing the machine, claiming its agent's watchdog.
+    let watchdog = agent_node.pid("watchdog").unwrap();
+    let report = WatchdogReport {
+        hostname: host.clone(),
+        results: vec![WatchdogResult {
+            name: "disk".into(),
+            status: WatchdogStatus::Error as i32,
+            text: "forged".into(),
+            fatal: true,
+        }],
+        ..Default::default()
+    };
+    let before = metric(&cluster.master_node, "libactor/refused/unauthorized");
+    assert_eq!(post(intruder.as_ref(), &watchdog, &dm, report).await, 202);
+    metric_reaches(
+        &cluster.master_node,
+        "libactor/refused/unauthorized",
+        before + 1.0,
+    )
+    .await;
+    let m = machine(master.clone(), host.clone()).await.unwrap();
+    assert_eq!(
+        m["state"], "Healthy",
+        "a forged report fails no machine: {m}"
+    );
+    cluster.shutdown().await;
+}

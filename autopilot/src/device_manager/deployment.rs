@@ -94,7 +94,7 @@ impl DeviceManager {
         req: HttpRequest,
     ) -> HttpResponse {
         let _span = tracing::info_span!("deploy_request").entered();
-        let (operator, body) = match self.operator_request(&req) {
+        let (operator, body) = match self.operator_request(ctx, &req) {
             Ok(authorized) => authorized,
             Err(refusal) => return refusal,
         };
@@ -206,7 +206,7 @@ impl DeviceManager {
         ctx: &mut Context<Self>,
         req: HttpRequest,
     ) -> HttpResponse {
-        let (operator, _) = match self.operator_request(&req) {
+        let (operator, _) = match self.operator_request(ctx, &req) {
             Ok(authorized) => authorized,
             Err(refusal) => return refusal,
         };
@@ -223,7 +223,7 @@ impl DeviceManager {
     }
 
     pub(super) fn kick_route(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
-        if let Err(refusal) = self.operator_request(&req) {
+        if let Err(refusal) = self.operator_request(ctx, &req) {
             return refusal;
         }
         let ids: Vec<String> = self

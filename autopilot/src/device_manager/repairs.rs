@@ -2,6 +2,8 @@
 //! Probation; the repair service's announcement and its outcomes; operators' repair requests.
 
 use authentication::roles;
+
+use crate::operator::operator_of;
 use libactor::{Context, HttpRequest, HttpResponse, Upid};
 use protos::autopilot::{
     HealthState, RepairAction, RepairOrder, RepairOutcome, RepairServiceAnnouncement,
@@ -137,27 +139,26 @@ impl DeviceManager {
         self.persist(ctx);
     }
 
-    /// The operator a request proves (HTTP Basic, when the master has credentials) and its
-    /// JSON body; or the response refusing it (counted).
+    /// The operator a request proves (see [`crate::operator`]) and its JSON body; or the
+    /// response refusing it (counted).
     pub(super) fn operator_request(
         &self,
+        ctx: &Context<Self>,
         req: &HttpRequest,
     ) -> Result<(String, serde_json::Value), HttpResponse> {
         if req.method != "POST" {
             return Err(HttpResponse::text(405, "POST a JSON body\n"));
         }
-        let operator = match &self.config.operators {
-            None => "operator".to_owned(),
-            Some(credentials) => {
-                match credentials.check_basic(req.headers.get("authorization").map(String::as_str))
-                {
-                    Ok(principal) => principal,
-                    Err(e) => {
-                        self.metrics.inc(|m| &m.unauthorized);
-                        tracing::warn!(path = %req.path, error = %e, "refused an operator's request");
-                        return Err(HttpResponse::text(401, format!("{e}\n")));
-                    }
-                }
+        let secure = ctx.node().is_secure();
+        let operator = match operator_of(req, self.config.operators.as_ref(), secure) {
+            Ok(principal) => principal,
+            Err(refusal) => {
+                self.metrics.inc(|m| &m.unauthorized);
+                tracing::warn!(path = %req.path, why = %refusal.why, "refused an operator's request");
+                return Err(HttpResponse::text(
+                    refusal.status,
+                    format!("{}\n", refusal.why),
+                ));
             }
         };
         let body = if req.body.is_empty() {

@@ -18,7 +18,7 @@ impl DeviceManager {
         req: HttpRequest,
     ) -> HttpResponse {
         let _span = tracing::info_span!("repair_request").entered();
-        let (operator, body) = match self.operator_request(&req) {
+        let (operator, body) = match self.operator_request(ctx, &req) {
             Ok(authorized) => authorized,
             Err(refusal) => return refusal,
         };

@@ -105,7 +105,7 @@ async fn launch(
         None => MasterChild::start().await?,
         Some(ca) => {
             let dir = ca.dir.path().to_str().context("a UTF-8 temp dir")?;
-            MasterChild::start_with(&["--tls-dir", dir]).await?.0
+            MasterChild::start_draining(&["--tls-dir", dir]).await?
         }
     };
     let counters = Arc::new(EmulationCounters::default());

@@ -23,7 +23,15 @@ pub type MasterOutput = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>
 impl MasterChild {
     /// Starts a master with no extra flags.
     pub async fn start() -> anyhow::Result<MasterChild> {
-        Ok(MasterChild::start_with(&[]).await?.0)
+        MasterChild::start_draining(&[]).await
+    }
+
+    /// Starts a master with extra flags, reading its later stdout lines away (a master whose
+    /// stdout nobody reads would fill the pipe).
+    pub async fn start_draining(flags: &[&str]) -> anyhow::Result<MasterChild> {
+        let (master, mut lines) = MasterChild::start_with(flags).await?;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(master)
     }
 
     /// Starts a master with extra flags; returns it and the rest of its stdout. Without

@@ -218,8 +218,8 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
             slave.dispatch(move |s, ctx| s.set_master(ctx, leader))
         })
     });
-    println!("slave {}", slave.pid());
-    println!("isolation {isolation}");
+    crate::announce!("slave {}", slave.pid());
+    crate::announce!("isolation {isolation}");
     tracing::info!(pid = %slave.pid(), %resources, "agent started");
     crate::shutdown_signal::terminated().await;
     tracing::info!("stopping; killing tasks");

@@ -31,11 +31,13 @@
 //! - [`machine_tables`]: keelctl's tables of Autopilot's machines and audit log.
 //! - [`global_allocator`]: mimalloc, declared by every binary with [`global_allocator!`].
 //! - [`shutdown_signal`]: SIGINT or SIGTERM; [`duration_flag`]: every duration flag's parser.
+//! - [`announce`]: the daemons' stdout lines, which a closed stdout cannot turn into a panic.
 //! - [`logging`]: the binaries' tracing setup; [`master_address`]: `host:port` or a pid.
 
 #![warn(missing_docs)]
 
 pub mod agent_daemon;
+pub mod announce;
 pub mod autopilot_services;
 pub mod duration_flag;
 pub mod example_runs;

@@ -154,7 +154,7 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     let contender = match &flags.zk {
         None => None,
         Some(zk) => {
-            println!("master {my_pid}");
+            crate::announce!("master {my_pid}");
             let url: ZkUrl = zk.parse().with_context(|| format!("--zk {zk}"))?;
             let contender =
                 stand_by_until_elected(&node, &flags, &url, &master_id, &my_pid).await?;
@@ -195,7 +195,7 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
         }
     };
     if contender.is_none() {
-        println!("master {my_pid}");
+        crate::announce!("master {my_pid}");
     }
     handle
         .master
@@ -239,13 +239,13 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
                 Default::default(),
             )
             .await?;
-            println!("device manager {}", dm.process.pid());
-            println!("cockpit http://{}/cockpit", node.address());
+            crate::announce!("device manager {}", dm.process.pid());
+            crate::announce!("cockpit http://{}/cockpit", node.address());
             Some(dm.failure)
         }
         None => None,
     };
-    println!("leading {}", handle.master.pid());
+    crate::announce!("leading {}", handle.master.pid());
     tracing::info!(pid = %handle.master.pid(), "master started");
     tokio::select! {
         _ = crate::shutdown_signal::terminated() => {}
@@ -344,7 +344,7 @@ async fn stand_by_until_elected(
         .unwrap_or_else(|_| flags.ip.to_string());
     let info = MasterInfoJson::new(master_id, my_pid, &hostname);
     let contender = Contender::contend(url, &info, timeout).await?;
-    println!("contending {} in {url}", contender.znode());
+    crate::announce!("contending {} in {url}", contender.znode());
     tracing::info!(znode = contender.znode(), "standing by until elected");
     tokio::select! {
         elected = contender.elected() => elected?,

@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
             },
         )
     });
-    println!("repair {}", repair.pid());
+    keel::announce!("repair {}", repair.pid());
     tracing::info!(pid = %repair.pid(), %master, "repair service started");
     keel::shutdown_signal::terminated().await;
     node.shutdown().await;

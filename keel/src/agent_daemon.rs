@@ -21,7 +21,7 @@ use slave::slave::{
 use crate::autopilot_services::Satellites;
 use crate::duration_flag::{between, positive_up_to_a_day, Seconds, MAX_FLAG_DURATION};
 use crate::master_address::{follow, MasterSource};
-use crate::security_flags::{secure, SecurityFlags};
+use crate::security_flags::{http_authentication, secure, SecurityFlags};
 
 /// The agent's flags (`keel-slave`, and `keel-local agent` for the agents of
 /// `keel-local --autopilot`).
@@ -105,6 +105,14 @@ pub struct AgentFlags {
     /// secure agent, anywhere on an `--insecure` one.
     #[arg(long, env = "KEEL_FETCHER_ALLOWED_PATHS", value_delimiter = ',')]
     pub fetcher_allowed_paths: Option<Vec<PathBuf>>,
+    /// Authenticate every HTTP request, reads included (state, sandboxes through /files,
+    /// metrics): a client certificate, or HTTP Basic against --http-credentials.
+    #[arg(long, env = "KEEL_AUTHENTICATE_HTTP_READONLY")]
+    pub authenticate_http_readonly: bool,
+    /// A file of `principal secret` lines: who may read over HTTP Basic
+    /// (with --authenticate-http-readonly).
+    #[arg(long, env = "KEEL_HTTP_CREDENTIALS")]
+    pub http_credentials: Option<PathBuf>,
     /// Mutual TLS (`--tls-dir`, role `agent`) or `--insecure`.
     #[command(flatten)]
     pub security: SecurityFlags,
@@ -156,7 +164,17 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
         .map(authentication::Credential::from_file)
         .transpose()?;
     let (tls, executor_tls) = agent_tls(&flags)?;
+    let http_credentials = flags
+        .http_credentials
+        .as_deref()
+        .map(authentication::Credentials::from_file)
+        .transpose()?;
+    let http_authentication = flags
+        .authenticate_http_readonly
+        .then(|| http_authentication("keel-slave", tls.is_some(), http_credentials))
+        .transpose()?;
     let node = secure(libactor::Node::builder(), tls)
+        .configure(|c| c.http_authentication = http_authentication)
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;

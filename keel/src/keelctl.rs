@@ -13,7 +13,7 @@ use crate::tables;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use frameworks::examples::batch::{BatchEvent, BatchSpec};
-use libactor::http_client::get_json;
+use libactor::http_client::get_json_over;
 use protos::v1::TaskState;
 use resources::Resources;
 use serde_json::json;
@@ -179,8 +179,15 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
         MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
     // With ZooKeeper, ask whichever master leads now.
     let (master, mut detector) = source.resolve(LEADER_WAIT).await?;
+    // Reads go over HTTPS with keelctl's certificate when it has one (a master with
+    // --authenticate-http-readonly wants it).
+    let reader = match &flags.security.tls_dir {
+        Some(dir) => Some(libactor::tls::dir::load(dir)?),
+        None => None,
+    };
+    let reader = reader.as_ref();
     let state = || async {
-        get_json(master.address(), "/master/state")
+        get_json_over(master.address(), reader, "/master/state")
             .await
             .with_context(|| format!("reading the state of {master}"))
     };
@@ -232,21 +239,21 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
             return execute(&master, detector.take(), flags.json, launch).await;
         }
         Command::Machines => {
-            let v = device_manager(&master, "/machines").await?;
+            let v = device_manager(&master, reader, "/machines").await?;
             print_either(flags.json, &v, || crate::machine_tables::machines(&v));
         }
         Command::Machine { id } => {
             let path = format!("/machine?id={}", percent_encode(&id));
-            let v = device_manager(&master, &path).await?;
+            let v = device_manager(&master, reader, &path).await?;
             print_either(flags.json, &v, || crate::machine_tables::machine(&v));
         }
         Command::Watchdogs => {
-            let v = device_manager(&master, "/machines").await?;
+            let v = device_manager(&master, reader, "/machines").await?;
             let mut rows = Vec::new();
             for m in v["machines"].as_array().into_iter().flatten() {
                 let id = m["id"].as_str().unwrap_or_default();
                 let path = format!("/machine?id={}", percent_encode(id));
-                let detail = device_manager(&master, &path).await?;
+                let detail = device_manager(&master, reader, &path).await?;
                 for w in detail["watchdogs"].as_array().into_iter().flatten() {
                     rows.push(json!({"machine": id, "name": w["name"], "status": w["status"], "text": w["text"]}));
                 }
@@ -267,7 +274,7 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
             });
         }
         Command::Audit { since } => {
-            let v = device_manager(&master, &format!("/audit?since={since}")).await?;
+            let v = device_manager(&master, reader, &format!("/audit?since={since}")).await?;
             print_either(flags.json, &v["audit"], || crate::machine_tables::audit(&v));
         }
         Command::Repair {
@@ -311,7 +318,7 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
         Command::Rollout {
             command: RolloutCommand::Status,
         } => {
-            let v = device_manager(&master, "/rollout").await?;
+            let v = device_manager(&master, reader, "/rollout").await?;
             print_either(flags.json, &v, || crate::machine_tables::rollout(&v));
         }
         Command::Rollback { credential } => {
@@ -354,8 +361,12 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
 }
 
 /// GETs one of the device manager's routes (it runs beside the leading master).
-async fn device_manager(master: &libactor::Upid, route: &str) -> anyhow::Result<serde_json::Value> {
-    get_json(master.address(), &format!("/device-manager{route}"))
+async fn device_manager(
+    master: &libactor::Upid,
+    reader: Option<&libactor::TlsConfig>,
+    route: &str,
+) -> anyhow::Result<serde_json::Value> {
+    get_json_over(master.address(), reader, &format!("/device-manager{route}"))
         .await
         .with_context(|| {
             format!("asking the device manager beside {master} (does the master run --autopilot?)")
@@ -492,7 +503,7 @@ async fn deploy_manifest(
             _ => {}
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        v = device_manager(master, "/rollout").await?;
+        v = device_manager(master, operator.tls.as_ref(), "/rollout").await?;
     }
 }
 

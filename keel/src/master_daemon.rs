@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::autopilot_services::{spawn_device_manager, AutopilotFlags};
 use crate::duration_flag::{between, Seconds};
-use crate::security_flags::{secure, SecurityFlags};
+use crate::security_flags::{http_authentication, secure, SecurityFlags};
 
 /// The master's flags (`keel-master`), each also read from a `KEEL_*` variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,6 +86,10 @@ pub struct MasterFlags {
     /// Autopilot's flags (used with --autopilot).
     #[command(flatten)]
     pub autopilot_flags: AutopilotFlags,
+    /// Authenticate every HTTP request, reads included (state, metrics, the cockpit…):
+    /// a client certificate, or HTTP Basic against --credentials. Health checks stay open.
+    #[arg(long, env = "KEEL_AUTHENTICATE_HTTP_READONLY")]
+    pub authenticate_http_readonly: bool,
     /// Mutual TLS (`--tls-dir`, roles `master`) or `--insecure`.
     #[command(flatten)]
     pub security: SecurityFlags,
@@ -104,20 +108,25 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     {
         bail!("the certificate in --tls-dir lacks the master role");
     }
+    let credentials = flags
+        .credentials
+        .as_deref()
+        .map(authentication::Credentials::from_file)
+        .transpose()?;
+    let http_authentication = flags
+        .authenticate_http_readonly
+        .then(|| http_authentication("keel-master", tls.is_some(), credentials.clone()))
+        .transpose()?;
     let node = secure(libactor::Node::builder(), tls)
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .configure(|c| {
             if flags.worker_threads > 0 {
                 c.arbiters = flags.worker_threads;
             }
+            c.http_authentication = http_authentication;
         })
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
-    let credentials = flags
-        .credentials
-        .as_deref()
-        .map(authentication::Credentials::from_file)
-        .transpose()?;
     if (flags.authenticate_agents || flags.authenticate_frameworks) && credentials.is_none() {
         bail!("--authenticate-agents and --authenticate-frameworks need --credentials");
     }

@@ -54,6 +54,24 @@ impl SecurityFlags {
     }
 }
 
+/// What `--authenticate-http-readonly` asks of a node's HTTP: a client certificate (when the
+/// node is secure) or HTTP Basic against `credentials`; an error when neither is possible.
+pub fn http_authentication(
+    binary: &str,
+    tls: bool,
+    credentials: Option<authentication::Credentials>,
+) -> anyhow::Result<libactor::HttpAuthentication> {
+    if !tls && credentials.is_none() {
+        bail!("{binary} --authenticate-http-readonly needs --tls-dir (client certificates) or credentials (HTTP Basic)");
+    }
+    let basic = credentials.map(|table| {
+        let check: libactor::BasicCheck =
+            std::sync::Arc::new(move |header: &str| table.check_basic(Some(header)).ok());
+        check
+    });
+    Ok(libactor::HttpAuthentication { basic })
+}
+
 /// Applies `tls` to a node builder.
 pub fn secure(builder: libactor::NodeBuilder, tls: Option<TlsConfig>) -> libactor::NodeBuilder {
     match tls {

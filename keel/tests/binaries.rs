@@ -328,9 +328,28 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
     let master_tls = path("tls/master");
     let (_master, master) = start(
         env!("CARGO_BIN_EXE_keel-master"),
-        &["--port", "0", "--tls-dir", &master_tls],
+        &[
+            "--port",
+            "0",
+            "--tls-dir",
+            &master_tls,
+            "--authenticate-http-readonly",
+        ],
     )
     .await;
+    // Reads want a certificate too; the health check stays open.
+    let master_addr = master.split_once('@').unwrap().1.to_owned();
+    let get = |path: &'static str| {
+        let addr = master_addr.clone();
+        async move {
+            libactor::http_client::request(&addr, "GET", path, &[], Default::default())
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(get("/master/state").await, 401);
+    assert_eq!(get("/master/health").await, 200);
     let (agent_tls, work) = (path("tls/agent-1"), path("s1"));
     let (_agent, _) = start(
         env!("CARGO_BIN_EXE_keel-slave"),

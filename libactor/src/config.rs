@@ -43,6 +43,29 @@ pub struct NodeConfig {
     /// Mutual TLS: who this node is and whom it trusts. `None` runs the node insecure
     /// (plaintext, nothing proven, [`crate::Context::authorize`] admits everyone).
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Authenticate every HTTP request, reads included (Mesos's
+    /// `--authenticate_http_readonly`): see [`HttpAuthentication`]. `None`: routes decide.
+    pub http_authentication: Option<HttpAuthentication>,
+}
+
+/// Checks an `Authorization` header; the principal it proves, if it does.
+pub type BasicCheck = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Who may make HTTP requests to a node that authenticates them all: a client with a TLS
+/// certificate from the node's CA, or one whose `Authorization` header `basic` accepts.
+/// Health checks (`…/health`) stay open, as load balancers call them anonymously.
+#[derive(Clone)]
+pub struct HttpAuthentication {
+    /// Checks HTTP Basic headers (`None`: certificates only).
+    pub basic: Option<BasicCheck>,
+}
+
+impl std::fmt::Debug for HttpAuthentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpAuthentication")
+            .field("basic", &self.basic.is_some())
+            .finish()
+    }
 }
 
 impl Default for NodeConfig {
@@ -64,6 +87,7 @@ impl Default for NodeConfig {
             http_request_timeout: Duration::from_secs(30),
             write_batch_bytes: 64 * 1024,
             tls: None,
+            http_authentication: None,
         }
     }
 }

@@ -233,6 +233,9 @@ async fn route(
 ) -> HttpResponse {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    if let Some(refusal) = unauthenticated(node, &req, identity.as_deref(), &path) {
+        return refusal;
+    }
     match (&method, path.as_str()) {
         (&Method::GET, "/metrics/snapshot") => return HttpResponse::json(&node.metrics.snapshot()),
         (&Method::GET, "/metrics") => {
@@ -329,6 +332,38 @@ async fn route(
             ),
         ),
     }
+}
+
+/// On a node that authenticates every HTTP request, the 401 for one that proves no one: no
+/// client certificate and no `Authorization` header the node accepts. Health checks pass.
+fn unauthenticated(
+    node: &NodeInner,
+    req: &Request<Incoming>,
+    identity: Option<&Identity>,
+    path: &str,
+) -> Option<HttpResponse> {
+    let auth = node.config.http_authentication.as_ref()?;
+    if identity.is_some() || path.ends_with("/health") {
+        return None;
+    }
+    let header = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let basic = auth.basic.as_ref();
+    if let (Some(header), Some(basic)) = (header, basic) {
+        if basic(header).is_some() {
+            return None;
+        }
+    }
+    node.m.http_unauthenticated.inc();
+    Some(
+        HttpResponse::text(
+            401,
+            "this node authenticates every request: present a client certificate or HTTP Basic credentials",
+        )
+        .with_header("www-authenticate", "Basic realm=\"keel\""),
+    )
 }
 
 /// The sender of a libprocess-style message post, if the request is one: `Libprocess-From:

@@ -166,7 +166,17 @@ where
 
 /// GETs `path` and parses the body as JSON; a non-200 status is an error with the body's text.
 pub async fn get_json(addr: &str, path: &str) -> Result<serde_json::Value, HttpError> {
-    let reply = request(addr, "GET", path, &[], Bytes::new()).await?;
+    get_json_over(addr, None, path).await
+}
+
+/// As [`get_json`], over HTTPS with `tls`'s certificate when given (a node that authenticates
+/// its reads wants one).
+pub async fn get_json_over(
+    addr: &str,
+    tls: Option<&crate::TlsConfig>,
+    path: &str,
+) -> Result<serde_json::Value, HttpError> {
+    let reply = request_over(addr, tls, "GET", path, &[], Bytes::new()).await?;
     if reply.status != 200 {
         return Err(HttpError::Exchange {
             addr: addr.to_owned(),

@@ -393,3 +393,58 @@ async fn a_long_stream_over_tls_arrives_whole_and_in_order() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_node_that_authenticates_reads_wants_a_certificate_or_basic() {
+    let ca = ClusterCa::generate("test cluster").unwrap();
+    let checker: libactor::BasicCheck =
+        std::sync::Arc::new(|header: &str| (header == "Basic b3BzOnMx").then(|| "ops".to_owned()));
+    let agent = Node::builder()
+        .configure(|c| {
+            c.arbiters = 1;
+            c.io_threads = 1;
+            c.http_authentication = Some(libactor::HttpAuthentication {
+                basic: Some(checker),
+            });
+        })
+        .tls(tls(&ca, "agent-1", &["agent"]))
+        .start()
+        .unwrap();
+    let get = |tls: Option<TlsConfig>, header: Option<&'static str>| {
+        let addr = agent.address().to_owned();
+        async move {
+            let headers: Vec<(&str, String)> = header
+                .map(|h| ("authorization", h.to_owned()))
+                .into_iter()
+                .collect();
+            libactor::http_client::request_over(
+                &addr,
+                tls.as_ref(),
+                "GET",
+                "/metrics/snapshot",
+                &headers,
+                Default::default(),
+            )
+            .await
+            .unwrap()
+            .status
+        }
+    };
+    assert_eq!(get(None, None).await, 401, "anonymous reads are refused");
+    assert_eq!(
+        get(None, Some("Basic bm86bm8=")).await,
+        401,
+        "wrong credentials"
+    );
+    assert_eq!(get(None, Some("Basic b3BzOnMx")).await, 200, "HTTP Basic");
+    assert_eq!(
+        get(Some(tls(&ca, "viewer", &["operator"])), None).await,
+        200,
+        "a certificate"
+    );
+    assert_eq!(
+        agent.metrics().snapshot()["libactor/http/unauthenticated"],
+        2.0
+    );
+    agent.shutdown().await;
+}

@@ -21,6 +21,7 @@
 //! assert!(!format!("{:?}", table).contains("s3cret"));
 //! ```
 
+pub mod acls;
 mod authenticatee;
 pub mod digest;
 pub mod roles;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authentication::acls::Acls;
 use authentication::{roles, Credential, Credentials};
 use autopilot::collector::CollectorConfig;
 use autopilot::device_manager::DeviceManagerConfig;
@@ -108,6 +109,8 @@ pub struct LocalClusterConfig {
     /// Where agents' local fetcher URIs may point; `None`: anywhere on an insecure cluster,
     /// nowhere on a secure one.
     pub fetcher_allowed_paths: Option<Vec<PathBuf>>,
+    /// The master's access control lists (default: none, permissive).
+    pub acls: Acls,
 }
 
 /// Autopilot in a local cluster.
@@ -143,6 +146,7 @@ impl LocalClusterConfig {
             autopilot: None,
             ca: None,
             fetcher_allowed_paths: None,
+            acls: Acls::default(),
         }
     }
 
@@ -218,14 +222,19 @@ fn master_tls(config: &LocalClusterConfig) -> Result<Option<TlsConfig>, TlsError
 }
 
 /// With a credential the master requires everyone to authenticate with it; without, no one.
-fn policy_for(credential: Option<&Credential>) -> AuthenticationPolicy {
+/// The cluster's ACLs apply either way.
+fn policy_for(credential: Option<&Credential>, acls: &Acls) -> AuthenticationPolicy {
     match credential {
         Some(c) => AuthenticationPolicy {
             credentials: Some(Credentials::single(c)),
             agents: true,
             frameworks: true,
+            acls: acls.clone(),
         },
-        None => AuthenticationPolicy::default(),
+        None => AuthenticationPolicy {
+            acls: acls.clone(),
+            ..Default::default()
+        },
     }
 }
 
@@ -235,7 +244,7 @@ async fn spawn_master(
     node: &Node,
     config: &LocalClusterConfig,
 ) -> Result<(MasterHandle, Option<DeviceManagerHandle>), ClusterError> {
-    let policy = policy_for(config.credential.as_ref());
+    let policy = policy_for(config.credential.as_ref(), &config.acls);
     let registry = |e: &dyn std::fmt::Display| ClusterError::Registry(e.to_string());
     let store = if config.registry {
         Some(AnyStore::File(

@@ -41,6 +41,11 @@ pub struct MasterFlags {
     /// A file of `principal secret` lines: who may authenticate.
     #[arg(long, env = "KEEL_CREDENTIALS")]
     pub credentials: Option<std::path::PathBuf>,
+    /// Mesos's access control lists (JSON): who may register frameworks in which role
+    /// (`register_frameworks`) and run tasks as which user (`run_tasks`); `permissive` decides
+    /// what no rule matches.
+    #[arg(long, env = "KEEL_ACLS")]
+    pub acls: Option<std::path::PathBuf>,
     /// Refuse agents that have not authenticated (needs --credentials).
     #[arg(long, env = "KEEL_AUTHENTICATE_AGENTS")]
     pub authenticate_agents: bool,
@@ -133,10 +138,15 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     if let Some(c) = &credentials {
         tracing::info!(principals = ?c.principals().collect::<Vec<_>>(), "credentials loaded");
     }
+    let acls = match &flags.acls {
+        Some(path) => authentication::acls::Acls::from_file(path)?,
+        None => Default::default(),
+    };
     let policy = AuthenticationPolicy {
         credentials,
         agents: flags.authenticate_agents,
         frameworks: flags.authenticate_frameworks,
+        acls,
     };
     let reregister_timeout = flags.agent_reregister_timeout_seconds.0;
     if flags.max_agent_ping_timeouts == 0 {

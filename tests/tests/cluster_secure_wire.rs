@@ -381,3 +381,62 @@ async fn autopilot_orders_and_reports_need_their_roles() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_decide_who_registers_in_a_role_and_runs_as_a_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LocalClusterConfig::new(1, dir.path()).secure().unwrap();
+    config.acls = authentication::acls::Acls::parse(
+        r#"{
+          "permissive": false,
+          "register_frameworks": [{"principals": {"values": ["analytics"]}, "roles": {"type": "ANY"}}],
+          "run_tasks": [{"principals": {"values": ["analytics"]}, "users": {"values": ["nobody"]}}]
+        }"#,
+    )
+    .unwrap();
+    let cluster = LocalCluster::start(config).await.expect("cluster starts");
+    cluster
+        .wait_for_agents(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let node_as = |principal: &str| {
+        let tls = cluster
+            .issue(principal, &[roles::FRAMEWORK])
+            .unwrap()
+            .unwrap();
+        Node::builder().single_threaded().tls(tls).start().unwrap()
+    };
+
+    // Another principal may not register at all.
+    let other_node = node_as("intruder");
+    let mut other =
+        TestFramework::start(&other_node, cluster.master_pid(), framework_info("other"));
+    let refused = other
+        .until(|e| match e {
+            keel_testkit::recording_scheduler::SchedulerEvent::Error(why) => Some(why.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(refused.contains("--acls"), "{refused}");
+
+    // The allowed principal registers; a task as root is refused, one as nobody runs.
+    let node = node_as("analytics");
+    let mut framework = TestFramework::start(&node, cluster.master_pid(), framework_info("ok"));
+    framework.registered().await;
+    let mut as_root = command_task("as-root", "true", "cpus:0.1;mem:16");
+    as_root.command.as_mut().unwrap().user = "root".into();
+    framework.launch_on_first_offer(as_root).await;
+    let status = framework.status("as-root", TaskState::TaskError).await;
+    assert_eq!(
+        status.reason,
+        Some(protos::v1::task_status::Reason::TaskUnauthorized as i32)
+    );
+    let mut as_nobody = command_task("as-nobody", "true", "cpus:0.1;mem:16");
+    as_nobody.command.as_mut().unwrap().user = "nobody".into();
+    framework.launch_on_first_offer(as_nobody).await;
+    framework.status("as-nobody", TaskState::TaskFinished).await;
+    for n in [other_node, node] {
+        n.shutdown().await;
+    }
+    cluster.shutdown().await;
+}

@@ -33,6 +33,8 @@ pub struct AuthenticationPolicy {
     pub agents: bool,
     /// Schedulers must authenticate before registering their framework.
     pub frameworks: bool,
+    /// Who may register in which role and run tasks as which user (`--acls`).
+    pub acls: authentication::acls::Acls,
 }
 
 /// The pids that authenticated with the master, with their principal, readable beside it (the

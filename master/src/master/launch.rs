@@ -2,6 +2,7 @@
 //! books and sends the valid ones to the agent, refuses the rest with TASK_ERROR or
 //! TASK_DROPPED, and gives back what no task took.
 
+use authentication::acls::Action;
 use libactor::{Context, Upid};
 use protos::internal::{AcceptOffersMessage, RunTaskMessage};
 use protos::v1::task_status::Reason;
@@ -51,7 +52,35 @@ impl Master {
         for offer in &offers {
             let _ = remaining.add(&offer.resources);
         }
+        let principal = Some(info.principal.as_str()).filter(|p| !p.is_empty());
         for task in &msg.tasks {
+            // Who may run as whom: the task's user, else the framework's (--acls run_tasks).
+            let user = task
+                .command
+                .as_ref()
+                .map(|c| c.user.as_str())
+                .filter(|u| !u.is_empty())
+                .unwrap_or(&info.user);
+            if !self
+                .auth
+                .policy
+                .acls
+                .permits(Action::RunTask, principal, user)
+            {
+                let why = format!(
+                    "principal {:?} may not run tasks as user {user:?} (--acls)",
+                    principal.unwrap_or("")
+                );
+                self.refuse_task(
+                    ctx,
+                    &framework,
+                    task,
+                    TaskState::TaskError,
+                    Reason::TaskUnauthorized,
+                    &why,
+                );
+                continue;
+            }
             match self.validate_task(&framework, task, &remaining) {
                 Ok(needed) => {
                     remaining = remaining.checked_sub(&needed).unwrap_or_default();

@@ -14,6 +14,7 @@ use crate::registrar::Operation;
 
 use super::books::FrameworkEntry;
 use super::{Master, Registrant};
+use authentication::acls::Action;
 
 /// A framework's role: the one it names, or `*`.
 pub(super) fn role_of(info: &FrameworkInfo) -> &str {
@@ -37,6 +38,21 @@ impl Master {
             Ok(principal) => {
                 if let Some(p) = principal {
                     info.principal = p;
+                }
+                let principal = Some(info.principal.as_str()).filter(|p| !p.is_empty());
+                let role = role_of(&info);
+                if !self
+                    .auth
+                    .policy
+                    .acls
+                    .permits(Action::RegisterFramework, principal, role)
+                {
+                    let why = format!(
+                        "principal {:?} may not register frameworks in role {role:?} (--acls)",
+                        principal.unwrap_or("")
+                    );
+                    self.refuse_framework(ctx, from, &why);
+                    return None;
                 }
                 Some(info)
             }

@@ -15,7 +15,7 @@ use crate::master_child::MasterChild;
 /// ten having sent only the actor protocol's preamble) and times `requests` sequential
 /// `GET /master/health`s, before and during.
 pub async fn run(connections: usize, requests: usize) -> anyhow::Result<()> {
-    let limit = raise_fd_limit();
+    let limit = keel_testkit::fd_limit::raise_fd_limit();
     let connections = connections.min(limit.saturating_sub(256) as usize);
     let master = MasterChild::start().await?;
     let address = master.pid.address().to_owned();
@@ -78,22 +78,4 @@ fn report(what: &str, sorted: &[Duration]) {
         median(sorted),
         sorted.len()
     );
-}
-
-/// Raises the open-file limit to its hard limit; returns the soft limit now.
-fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-    }
-    limit.rlim_cur
 }

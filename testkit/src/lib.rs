@@ -2,7 +2,8 @@
 //! processes and followed through their first stdout line, a real ZooKeeper server on a free
 //! loopback port, a recording scheduler that drives a framework by hand, bounded waiting
 //! ([`eventually`]) instead of sleeps, and Autopilot's fixtures (manifests, watchdogs,
-//! machine records). It depends on no binary crate, so `keel`'s own tests can use it.
+//! machine records), and a raised open-file limit ([`fd_limit`]) for connection floods. It
+//! depends on no binary crate, so `keel`'s own tests can use it.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -36,6 +37,7 @@ pub mod autopilot_daemons;
 pub mod child_node;
 pub mod daemon;
 pub mod eventually;
+pub mod fd_limit;
 pub mod leader;
 pub mod machines;
 pub mod manifests;

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use authentication::acls::Action;
 use authentication::{roles, Credentials};
 use libactor::{Context, Upid};
 use protos::internal::{
@@ -188,6 +189,30 @@ impl Master {
             }
             _ => Ok(authenticated),
         }
+    }
+
+    /// Why `principal` may not do `action` to `object` under `--acls`, if it may not.
+    pub(super) fn acls_refusal(
+        &self,
+        action: Action,
+        principal: Option<&str>,
+        object: &str,
+    ) -> Option<String> {
+        if self.auth.policy.acls.permits(action, principal, object) {
+            return None;
+        }
+        let what = match action {
+            Action::RegisterFramework => "register frameworks in role",
+            Action::RunTask => "run tasks as user",
+            Action::TeardownFramework => "tear down frameworks of principal",
+            Action::ViewFramework => "view frameworks of user",
+            Action::AccessSandbox => "read sandboxes of user",
+            Action::GetEndpoint => "call endpoint",
+        };
+        Some(format!(
+            "principal {:?} may not {what} {object:?} (--acls)",
+            principal.unwrap_or("")
+        ))
     }
 
     /// Whether the message being handled comes from `principal`, as its connection proved.

@@ -61,16 +61,7 @@ impl Master {
                 .map(|c| c.user.as_str())
                 .filter(|u| !u.is_empty())
                 .unwrap_or(&info.user);
-            if !self
-                .auth
-                .policy
-                .acls
-                .permits(Action::RunTask, principal, user)
-            {
-                let why = format!(
-                    "principal {:?} may not run tasks as user {user:?} (--acls)",
-                    principal.unwrap_or("")
-                );
+            if let Some(why) = self.acls_refusal(Action::RunTask, principal, user) {
                 self.refuse_task(
                     ctx,
                     &framework,

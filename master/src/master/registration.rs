@@ -40,17 +40,9 @@ impl Master {
                     info.principal = p;
                 }
                 let principal = Some(info.principal.as_str()).filter(|p| !p.is_empty());
-                let role = role_of(&info);
-                if !self
-                    .auth
-                    .policy
-                    .acls
-                    .permits(Action::RegisterFramework, principal, role)
-                {
-                    let why = format!(
-                        "principal {:?} may not register frameworks in role {role:?} (--acls)",
-                        principal.unwrap_or("")
-                    );
+                let refusal =
+                    self.acls_refusal(Action::RegisterFramework, principal, role_of(&info));
+                if let Some(why) = refusal {
                     self.refuse_framework(ctx, from, &why);
                     return None;
                 }

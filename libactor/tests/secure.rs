@@ -92,7 +92,13 @@ async fn secure_nodes_exchange_messages_and_handlers_see_the_proven_principal() 
     master.send(&target, ping(8));
     let (_, principal) = within(seen.recv()).await.unwrap();
     assert_eq!(principal.as_deref(), Some("master"));
-    metric_reaches(&master, "libactor/refused/unauthorized", 1.0).await;
+    // The mailbox is in order: this answer comes after the refused ping's handler ended.
+    let pong: Pong = agent.ask(&target, ping(9), EVENT_TIMEOUT).await.unwrap();
+    assert_eq!(pong.seq, 9);
+    assert_eq!(
+        master.metrics().snapshot()["libactor/refused/unauthorized"],
+        1.0
+    );
     agent.shutdown().await;
     master.shutdown().await;
 }
@@ -174,13 +180,15 @@ async fn a_forged_exited_notice_does_not_break_a_link() {
             pid: target.to_string(),
         },
     );
-    metric_reaches(
-        &watcher_node,
-        "libactor/dropped/unauthenticated_sender",
-        1.0,
-    )
-    .await;
-    assert_quiet(&mut events);
+    // A note behind it on the same connection: once it arrives, the notice has been judged.
+    attacker.send(&watcher, note("after"));
+    assert_eq!(
+        next(&mut events).await,
+        Seen::Note(attacker.anonymous_pid().clone(), note("after")),
+        "no exited before the note"
+    );
+    let dropped = watcher_node.metrics().snapshot()["libactor/dropped/unauthenticated_sender"];
+    assert_eq!(dropped, 1.0);
     target_node.terminate(&target);
     assert_eq!(
         next(&mut events).await,
@@ -204,7 +212,11 @@ async fn a_plaintext_peer_is_refused_by_a_secure_node() {
         matches!(asked, Err(AskError::Unreachable(_))),
         "got {asked:?}"
     );
-    metric_reaches(&secure, "libactor/tls/refused_plaintext", 1.0).await;
+    // Counted before the refused connection was closed, which failed the ask.
+    assert_eq!(
+        secure.metrics().snapshot()["libactor/tls/refused_plaintext"],
+        1.0
+    );
     assert_quiet(&mut rx);
     plain.shutdown().await;
     secure.shutdown().await;

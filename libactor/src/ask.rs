@@ -75,6 +75,13 @@ impl<R> ReplySlot<R> {
 
 impl<R: Message> Mailbox for ReplySlot<R> {
     fn deliver(&self, delivery: Delivery) -> Result<(), Delivery> {
+        // Who may answer: on a secure node, only a process on the node asked (the transport
+        // has proven the sender's node); anyone else is dropped and counted, the ask goes on.
+        if self.node.config.tls.is_some() && delivery.from.address() != self.to.address() {
+            self.node.m.dropped_unauthenticated_sender.inc();
+            tracing::warn!(to = %self.to, from = %delivery.from, "dropped an answer to an ask from another node than the one asked");
+            return Ok(());
+        }
         if !delivery.payload.is::<R>() {
             self.node.m.dropped_unknown_message.inc();
             let got = delivery.payload.full_name();

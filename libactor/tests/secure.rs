@@ -460,3 +460,40 @@ async fn a_node_that_authenticates_reads_wants_a_certificate_or_basic() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_ask_takes_its_answer_only_from_the_node_asked() {
+    let ca = ClusterCa::generate("test cluster").unwrap();
+    let (asker, asked, intruder) = (
+        secure_node(&ca, "framework", &["framework"]),
+        secure_node(&ca, "master", &["master"]),
+        secure_node(&ca, "intruder", &["framework"]),
+    );
+    let silent = asked.spawn("silent", Idle).unwrap();
+    let pending = {
+        let (asker, silent) = (asker.clone(), silent.clone());
+        tokio::spawn(async move {
+            asker
+                .ask::<Ping, Pong>(&silent, ping(1), EVENT_TIMEOUT)
+                .await
+        })
+    };
+    // Once the request has arrived (the silent process has no handler for it), the ask's
+    // reply address exists; the intruder answers there in the silent process's place.
+    metric_reaches(&asked, "libactor/dropped/unknown_message", 1.0).await;
+    let reply_slot = asker.pid("__ask__(1)").unwrap();
+    intruder.send(
+        &reply_slot,
+        Pong {
+            seq: 1,
+            payload: Default::default(),
+        },
+    );
+    metric_reaches(&asker, "libactor/dropped/unauthenticated_sender", 1.0).await;
+    asked.terminate(&silent);
+    let answer = within(pending).await.unwrap();
+    assert!(matches!(answer, Err(AskError::Exited(_))), "got {answer:?}");
+    for n in [asker, asked, intruder] {
+        n.shutdown().await;
+    }
+}

@@ -18,6 +18,7 @@ use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use authentication::roles;
 use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Process, Upid};
 use protos::internal::status_update_record::{Acknowledgement, Record};
@@ -253,6 +254,12 @@ impl StatusUpdateManager {
         from: Upid,
         ack: StatusUpdateAcknowledgementMessage,
     ) {
+        // Who may send: its agent, which forwards the master's acknowledgements from this node
+        // (on a secure node, the node's own `agent` identity).
+        if !ctx.authorize(roles::AGENT) {
+            self.metrics.inc(|m| &m.unexpected_acks);
+            return;
+        }
         let key = (
             ack.framework_id.text().to_owned(),
             ack.task_id.text().to_owned(),

@@ -67,6 +67,7 @@ mod tests {
                 .map(|a| [("authorization".to_owned(), a)].into())
                 .unwrap_or_default(),
             body: Default::default(),
+            principal: identity.as_ref().map(|i| i.principal().to_owned()),
             identity: identity.map(std::sync::Arc::new),
         }
     }

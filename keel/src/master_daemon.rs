@@ -42,8 +42,9 @@ pub struct MasterFlags {
     #[arg(long, env = "KEEL_CREDENTIALS")]
     pub credentials: Option<std::path::PathBuf>,
     /// Mesos's access control lists (JSON): who may register frameworks in which role
-    /// (`register_frameworks`) and run tasks as which user (`run_tasks`); `permissive` decides
-    /// what no rule matches.
+    /// (`register_frameworks`), run tasks as which user (`run_tasks`) and see which users'
+    /// frameworks in /master/state (`view_frameworks`); `permissive` decides what no rule
+    /// matches.
     #[arg(long, env = "KEEL_ACLS")]
     pub acls: Option<std::path::PathBuf>,
     /// Refuse agents that have not authenticated (needs --credentials).

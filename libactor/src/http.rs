@@ -52,6 +52,9 @@ pub struct HttpRequest {
     pub body: Bytes,
     /// The client's proven identity: its TLS client certificate, if it presented one.
     pub identity: Option<Arc<crate::Identity>>,
+    /// The principal the request proved: its certificate's, or (on a node that authenticates
+    /// HTTP) the one its HTTP Basic credentials prove. `None`: anonymous.
+    pub principal: Option<String>,
 }
 
 impl HttpRequest {
@@ -233,9 +236,10 @@ async fn route(
 ) -> HttpResponse {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    if let Some(refusal) = unauthenticated(node, &req, identity.as_deref(), &path) {
-        return refusal;
-    }
+    let principal = match authenticate(node, &req, identity.as_deref(), &path) {
+        Ok(principal) => principal,
+        Err(refusal) => return refusal,
+    };
     match (&method, path.as_str()) {
         (&Method::GET, "/metrics/snapshot") => return HttpResponse::json(&node.metrics.snapshot()),
         (&Method::GET, "/metrics") => {
@@ -311,6 +315,7 @@ async fn route(
                 headers,
                 body,
                 identity,
+                principal,
             },
             tx,
         );
@@ -334,36 +339,35 @@ async fn route(
     }
 }
 
-/// On a node that authenticates every HTTP request, the 401 for one that proves no one: no
-/// client certificate and no `Authorization` header the node accepts. Health checks pass.
-fn unauthenticated(
+/// The principal a request proves (its certificate's, else its HTTP Basic credentials' where
+/// the node checks them); on a node that authenticates every HTTP request, the 401 for one
+/// that proves no one. Health checks pass anonymously.
+fn authenticate(
     node: &NodeInner,
     req: &Request<Incoming>,
     identity: Option<&Identity>,
     path: &str,
-) -> Option<HttpResponse> {
-    let auth = node.config.http_authentication.as_ref()?;
-    if identity.is_some() || path.ends_with("/health") {
-        return None;
+) -> Result<Option<String>, HttpResponse> {
+    if let Some(identity) = identity {
+        return Ok(Some(identity.principal().to_owned()));
     }
+    let Some(auth) = node.config.http_authentication.as_ref() else {
+        return Ok(None);
+    };
     let header = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    let basic = auth.basic.as_ref();
-    if let (Some(header), Some(basic)) = (header, basic) {
-        if basic(header).is_some() {
-            return None;
-        }
+    let basic = header.and_then(|h| auth.basic.as_ref().and_then(|check| check(h)));
+    if basic.is_some() || path.ends_with("/health") {
+        return Ok(basic);
     }
     node.m.http_unauthenticated.inc();
-    Some(
-        HttpResponse::text(
-            401,
-            "this node authenticates every request: present a client certificate or HTTP Basic credentials",
-        )
-        .with_header("www-authenticate", "Basic realm=\"keel\""),
+    Err(HttpResponse::text(
+        401,
+        "this node authenticates every request: present a client certificate or HTTP Basic credentials",
     )
+    .with_header("www-authenticate", "Basic realm=\"keel\""))
 }
 
 /// The sender of a libprocess-style message post, if the request is one: `Libprocess-From:

@@ -390,7 +390,8 @@ async fn acls_decide_who_registers_in_a_role_and_runs_as_a_user() {
         r#"{
           "permissive": false,
           "register_frameworks": [{"principals": {"values": ["analytics"]}, "roles": {"type": "ANY"}}],
-          "run_tasks": [{"principals": {"values": ["analytics"]}, "users": {"values": ["nobody"]}}]
+          "run_tasks": [{"principals": {"values": ["analytics"]}, "users": {"values": ["nobody"]}}],
+          "view_frameworks": [{"principals": {"values": ["analytics"]}, "users": {"type": "ANY"}}]
         }"#,
     )
     .unwrap();
@@ -435,6 +436,21 @@ async fn acls_decide_who_registers_in_a_role_and_runs_as_a_user() {
     as_nobody.command.as_mut().unwrap().user = "nobody".into();
     framework.launch_on_first_offer(as_nobody).await;
     framework.status("as-nobody", TaskState::TaskFinished).await;
+
+    // /master/state shows the framework to whom view_frameworks lets see it.
+    let frameworks_seen_by = |principal: &'static str| {
+        let tls = cluster.issue(principal, &[roles::OPERATOR]).unwrap();
+        let address = cluster.master_pid().address().to_owned();
+        async move {
+            let state =
+                libactor::http_client::get_json_over(&address, tls.as_ref(), "/master/state")
+                    .await
+                    .unwrap();
+            state["frameworks"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(frameworks_seen_by("analytics").await, 1);
+    assert_eq!(frameworks_seen_by("intruder").await, 0);
     for n in [other_node, node] {
         n.shutdown().await;
     }

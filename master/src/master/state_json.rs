@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use authentication::acls::Action;
 use libactor::{Context, HttpRequest, HttpResponse};
 use resources::Resources;
 use serde_json::{json, Value};
@@ -12,11 +13,9 @@ use super::registration::role_of;
 use super::Master;
 
 impl Master {
-    pub(super) fn state_json(
-        &mut self,
-        ctx: &mut Context<Self>,
-        _req: HttpRequest,
-    ) -> HttpResponse {
+    /// `/master/state`. Who may see a framework: whom `--acls` `view_frameworks` lets see its
+    /// user (everyone without ACLs).
+    pub(super) fn state_json(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
         // Used and offered resources by framework (the books keep them by agent).
         let mut used_by_framework: BTreeMap<&str, Resources> = BTreeMap::new();
         let mut tasks_by_framework: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
@@ -115,6 +114,14 @@ impl Master {
             }));
         }
         frameworks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        let viewer = req.principal.as_deref();
+        frameworks.retain(|f| {
+            let user = f["user"].as_str().unwrap_or_default();
+            self.auth
+                .policy
+                .acls
+                .permits(Action::ViewFramework, viewer, user)
+        });
         let mut recovered: Vec<&String> = self.recovery.agents.keys().collect();
         recovered.sort();
         let mut unreachable: Vec<Value> = self

@@ -34,6 +34,8 @@ pub enum Action {
     TeardownFramework,
     /// See a framework (object: its user).
     ViewFramework,
+    /// See a task (object: the user it runs as).
+    ViewTask,
     /// Read a framework's sandboxes (object: its user).
     AccessSandbox,
     /// Call an HTTP endpoint (object: its path).
@@ -107,6 +109,8 @@ pub struct Acls {
     #[serde(default)]
     view_frameworks: Vec<Rule>,
     #[serde(default)]
+    view_tasks: Vec<Rule>,
+    #[serde(default)]
     access_sandboxes: Vec<Rule>,
     #[serde(default)]
     get_endpoints: Vec<Rule>,
@@ -124,6 +128,7 @@ impl Default for Acls {
             run_tasks: Vec::new(),
             teardown_frameworks: Vec::new(),
             view_frameworks: Vec::new(),
+            view_tasks: Vec::new(),
             access_sandboxes: Vec::new(),
             get_endpoints: Vec::new(),
         }
@@ -168,6 +173,7 @@ impl Acls {
             Action::RunTask => &self.run_tasks,
             Action::TeardownFramework => &self.teardown_frameworks,
             Action::ViewFramework => &self.view_frameworks,
+            Action::ViewTask => &self.view_tasks,
             Action::AccessSandbox => &self.access_sandboxes,
             Action::GetEndpoint => &self.get_endpoints,
         };
@@ -178,6 +184,20 @@ impl Acls {
                 r.principals.allows(principal) && r.object.allows(Some(object))
             })
     }
+
+    /// Whether `principal` may call the endpoint at `path`. As in Mesos, `get_endpoints`
+    /// governs only the endpoints that expose the node's internals ([`governs_endpoint`]);
+    /// the others have their own actions (`view_frameworks`, `access_sandboxes`, …).
+    pub fn permits_endpoint(&self, principal: Option<&str>, path: &str) -> bool {
+        !governs_endpoint(path) || self.permits(Action::GetEndpoint, principal, path)
+    }
+}
+
+/// The endpoints `get_endpoints` rules apply to: metrics, the process list, and an agent's
+/// resource statistics (Mesos's `/metrics/snapshot`, `/monitor/statistics`, …).
+pub fn governs_endpoint(path: &str) -> bool {
+    matches!(path, "/metrics/snapshot" | "/metrics" | "/__processes__")
+        || path.ends_with("/monitor/statistics")
 }
 
 #[cfg(test)]
@@ -211,6 +231,23 @@ mod tests {
         assert!(
             acls.permits(Action::RunTask, None, "root"),
             "ANY matches the unauthenticated"
+        );
+    }
+
+    #[test]
+    fn get_endpoints_governs_only_the_internals() {
+        let acls = Acls::parse(
+            r#"{"permissive": false, "get_endpoints": [
+                {"principals": {"values": ["ops"]}, "paths": {"values": ["/metrics/snapshot"]}}
+            ]}"#,
+        )
+        .unwrap();
+        assert!(acls.permits_endpoint(Some("ops"), "/metrics/snapshot"));
+        assert!(!acls.permits_endpoint(Some("dev"), "/metrics/snapshot"));
+        assert!(!acls.permits_endpoint(None, "/slave(1)/monitor/statistics"));
+        assert!(
+            acls.permits_endpoint(Some("dev"), "/master/state"),
+            "state has view_frameworks"
         );
     }
 

@@ -24,6 +24,8 @@
 pub mod acls;
 mod authenticatee;
 pub mod digest;
+pub mod operator;
+pub mod os_user;
 pub mod roles;
 
 pub use authenticatee::{Authenticatee, AuthenticationState};

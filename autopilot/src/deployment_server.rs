@@ -161,14 +161,14 @@ impl DeploymentServer {
         self.peak
     }
 
-    /// Who may upload: an operator (see [`crate::operator`]).
+    /// Who may upload: an operator (see [`authentication::operator`]).
     fn upload(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
         if req.method != "POST" {
             return HttpResponse::text(405, "POST a file's content\n").into();
         }
         let secure = ctx.node().is_secure();
         if let Err(refusal) =
-            crate::operator::operator_of(&req, self.config.operators.as_ref(), secure)
+            authentication::operator::operator_of(&req, self.config.operators.as_ref(), secure)
         {
             self.metrics.inc(|m| &m.refused);
             return HttpResponse::text(refusal.status, format!("{}\n", refusal.why)).into();

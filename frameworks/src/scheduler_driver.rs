@@ -249,6 +249,11 @@ pub fn start<S: Scheduler>(
     let (tx, rx) = watch::channel(None);
     let framework_id = info.id.clone().filter(|f| !f.value.is_empty());
     let mut info = info;
+    // As Mesos's drivers do: a framework that names no user runs its tasks as the user
+    // running the scheduler.
+    if info.user.is_empty() {
+        info.user = authentication::os_user::current();
+    }
     if let Some(c) = &options.credential {
         if info.principal.is_empty() {
             info.principal = c.principal.clone();

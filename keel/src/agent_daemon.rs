@@ -21,7 +21,7 @@ use slave::slave::{
 use crate::autopilot_services::Satellites;
 use crate::duration_flag::{between, positive_up_to_a_day, Seconds, MAX_FLAG_DURATION};
 use crate::master_address::{follow, MasterSource};
-use crate::security_flags::{http_authentication, secure, SecurityFlags};
+use crate::security_flags::{endpoint_authorization, http_authentication, secure, SecurityFlags};
 
 /// The agent's flags (`keel-slave`, and `keel-local agent` for the agents of
 /// `keel-local --autopilot`).
@@ -113,6 +113,16 @@ pub struct AgentFlags {
     /// (with --authenticate-http-readonly).
     #[arg(long, env = "KEEL_HTTP_CREDENTIALS")]
     pub http_credentials: Option<PathBuf>,
+    /// Run each task as its user (the task's `CommandInfo.user`, else its framework's) when
+    /// that is not the agent's own: the agent must then run as root (Mesos's `--switch_user`).
+    /// `--switch-user=false` runs every task as the agent's user.
+    #[arg(long, env = "KEEL_SWITCH_USER", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub switch_user: bool,
+    /// Mesos's access control lists (JSON): who may read which user's sandboxes through /files
+    /// (`access_sandboxes`) and call /metrics, /__processes__, /monitor/statistics
+    /// (`get_endpoints`); `permissive` decides what no rule matches.
+    #[arg(long, env = "KEEL_ACLS")]
+    pub acls: Option<PathBuf>,
     /// Mutual TLS (`--tls-dir`, role `agent`) or `--insecure`.
     #[command(flatten)]
     pub security: SecurityFlags,
@@ -173,8 +183,16 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
         .authenticate_http_readonly
         .then(|| http_authentication("keel-slave", tls.is_some(), http_credentials))
         .transpose()?;
+    let acls = flags
+        .acls
+        .as_deref()
+        .map(authentication::acls::Acls::from_file)
+        .transpose()?;
     let node = secure(libactor::Node::builder(), tls)
-        .configure(|c| c.http_authentication = http_authentication)
+        .configure(|c| {
+            c.http_authentication = http_authentication;
+            c.endpoint_authorization = endpoint_authorization(acls.as_ref());
+        })
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
@@ -202,6 +220,8 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
                 .clone()
                 .or_else(|| executor_tls.as_ref().map(|_| Vec::new())),
             executor_tls,
+            switch_user: flags.switch_user,
+            acls: acls.unwrap_or_default(),
         },
     )?;
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;

@@ -33,11 +33,10 @@ pub enum RunError {
     Executor(#[from] frameworks::executor_driver::ExecutorDriverError),
 }
 
-/// A framework description with the running user's name.
+/// A framework description; the driver fills in the running user's name.
 pub fn framework_info(name: &str) -> FrameworkInfo {
     FrameworkInfo {
         name: name.to_owned(),
-        user: std::env::var("USER").unwrap_or_else(|_| "keel".into()),
         ..Default::default()
     }
 }

@@ -180,6 +180,8 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
     config.master_port = flags.master_port;
     config.credential = credential.clone();
     config.containerizer.isolation = flags.isolation;
+    // As a real agent does: each task runs as its framework's user (the demo's is $USER).
+    config.switch_user = true;
     println!(
         "starting a master and {} agents ({agent_resources} each), sandboxes under {}{}",
         flags.agents,

@@ -103,6 +103,16 @@ enum Command {
         #[arg(long, env = "KEEL_CREDENTIAL")]
         credential: Option<std::path::PathBuf>,
     },
+    /// End a framework: its tasks are killed, its resources freed, its scheduler told
+    /// (`POST /master/teardown`; needs the operator role, and `teardown_frameworks` under
+    /// the master's --acls).
+    Teardown {
+        /// The framework's id.
+        framework: String,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
     /// Autopilot: upload a manifest's files and roll it out one scale unit at a time, with a
     /// progress bar per unit; exits non-zero if it rolled back.
     Deploy {
@@ -298,6 +308,30 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
                     tables::text(&v["operator"]),
                 )
             });
+        }
+        Command::Teardown {
+            framework,
+            credential,
+        } => {
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
+            let body = form_urlencoded::Serializer::new(String::new())
+                .append_pair("frameworkId", &framework)
+                .finish();
+            let headers = [(
+                "content-type",
+                "application/x-www-form-urlencoded".to_owned(),
+            )];
+            let reply = operator
+                .post(master.address(), "/master/teardown", &headers, body.into())
+                .await?;
+            if reply.status != 200 {
+                bail!(
+                    "teardown refused: {} {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body).trim()
+                );
+            }
+            println!("framework {framework} torn down");
         }
         Command::Deploy {
             manifest,

@@ -109,8 +109,11 @@ pub struct LocalClusterConfig {
     /// Where agents' local fetcher URIs may point; `None`: anywhere on an insecure cluster,
     /// nowhere on a secure one.
     pub fetcher_allowed_paths: Option<Vec<PathBuf>>,
-    /// The master's access control lists (default: none, permissive).
+    /// The master's and agents' access control lists (default: none, permissive).
     pub acls: Acls,
+    /// Agents run each task as its framework's user when that is not their own
+    /// (`--switch-user`; off by default here, where test frameworks name made-up users).
+    pub switch_user: bool,
 }
 
 /// Autopilot in a local cluster.
@@ -147,6 +150,7 @@ impl LocalClusterConfig {
             ca: None,
             fetcher_allowed_paths: None,
             acls: Acls::default(),
+            switch_user: false,
         }
     }
 
@@ -180,9 +184,17 @@ pub struct LocalCluster {
     config: LocalClusterConfig,
 }
 
-fn node_on(port: u16, clock: &Option<Clock>, tls: Option<TlsConfig>) -> Result<Node, NodeError> {
+fn node_on(
+    port: u16,
+    config: &LocalClusterConfig,
+    tls: Option<TlsConfig>,
+) -> Result<Node, NodeError> {
+    let clock = &config.clock;
+    let acls = (config.acls != Acls::default()).then_some(&config.acls);
+    let endpoints = crate::security_flags::endpoint_authorization(acls);
     let mut builder = Node::builder()
         .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .configure(|c| c.endpoint_authorization = endpoints)
         .single_threaded();
     if let Some(clock) = clock {
         builder = builder.clock(clock.clone());
@@ -295,7 +307,7 @@ impl LocalCluster {
     /// Starts the master, then the agents (they register on their own; see
     /// [`LocalCluster::wait_for_agents`]).
     pub async fn start(config: LocalClusterConfig) -> Result<LocalCluster, ClusterError> {
-        let master_node = node_on(config.master_port, &config.clock, master_tls(&config)?)?;
+        let master_node = node_on(config.master_port, &config, master_tls(&config)?)?;
         let (master, device_manager) = spawn_master(&master_node, &config).await?;
         let mut cluster = LocalCluster {
             master_node,
@@ -328,7 +340,7 @@ impl LocalCluster {
     pub async fn start_master(&mut self) -> Result<(), ClusterError> {
         let address = self.master_node.socket_addr();
         let tls = master_tls(&self.config)?;
-        self.master_node = node_on(address.port(), &self.config.clock, tls)?;
+        self.master_node = node_on(address.port(), &self.config, tls)?;
         (self.master, self.device_manager) = spawn_master(&self.master_node, &self.config).await?;
         Ok(())
     }
@@ -353,7 +365,7 @@ impl LocalCluster {
                 (Some(tls), Some(Arc::new(issuer)))
             }
         };
-        let node = node_on(0, &self.config.clock, tls)?;
+        let node = node_on(0, &self.config, tls)?;
         let hostname = format!("local-agent-{index}");
         let slave = Slave::spawn(
             &node,
@@ -374,6 +386,8 @@ impl LocalCluster {
                     .clone()
                     .or_else(|| self.config.ca.as_ref().map(|_| Vec::new())),
                 executor_tls,
+                switch_user: self.config.switch_user,
+                acls: self.config.acls.clone(),
             },
         )?;
         if let Some(autopilot) = &self.config.autopilot {

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::autopilot_services::{spawn_device_manager, AutopilotFlags};
 use crate::duration_flag::{between, Seconds};
-use crate::security_flags::{http_authentication, secure, SecurityFlags};
+use crate::security_flags::{endpoint_authorization, http_authentication, secure, SecurityFlags};
 
 /// The master's flags (`keel-master`), each also read from a `KEEL_*` variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,9 +42,10 @@ pub struct MasterFlags {
     #[arg(long, env = "KEEL_CREDENTIALS")]
     pub credentials: Option<std::path::PathBuf>,
     /// Mesos's access control lists (JSON): who may register frameworks in which role
-    /// (`register_frameworks`), run tasks as which user (`run_tasks`) and see which users'
-    /// frameworks in /master/state (`view_frameworks`); `permissive` decides what no rule
-    /// matches.
+    /// (`register_frameworks`), run tasks as which user (`run_tasks`), tear down which
+    /// principals' frameworks (`teardown_frameworks`), see which users' frameworks and tasks in
+    /// /master/state (`view_frameworks`, `view_tasks`) and call /metrics, /__processes__
+    /// (`get_endpoints`); `permissive` decides what no rule matches.
     #[arg(long, env = "KEEL_ACLS")]
     pub acls: Option<std::path::PathBuf>,
     /// Refuse agents that have not authenticated (needs --credentials).
@@ -123,6 +124,11 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
         .authenticate_http_readonly
         .then(|| http_authentication("keel-master", tls.is_some(), credentials.clone()))
         .transpose()?;
+    let acls = flags
+        .acls
+        .as_deref()
+        .map(authentication::acls::Acls::from_file)
+        .transpose()?;
     let node = secure(libactor::Node::builder(), tls)
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .configure(|c| {
@@ -130,6 +136,7 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
                 c.arbiters = flags.worker_threads;
             }
             c.http_authentication = http_authentication;
+            c.endpoint_authorization = endpoint_authorization(acls.as_ref());
         })
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
@@ -139,10 +146,7 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     if let Some(c) = &credentials {
         tracing::info!(principals = ?c.principals().collect::<Vec<_>>(), "credentials loaded");
     }
-    let acls = match &flags.acls {
-        Some(path) => authentication::acls::Acls::from_file(path)?,
-        None => Default::default(),
-    };
+    let acls = acls.unwrap_or_default();
     let policy = AuthenticationPolicy {
         credentials,
         agents: flags.authenticate_agents,

@@ -72,6 +72,17 @@ pub fn http_authentication(
     Ok(libactor::HttpAuthentication { basic })
 }
 
+/// The node's `get_endpoints` check from `--acls` (`None` when no file was given, so that no
+/// request pays for a check that always passes).
+pub fn endpoint_authorization(
+    acls: Option<&authentication::acls::Acls>,
+) -> Option<libactor::EndpointCheck> {
+    let acls = acls?.clone();
+    Some(libactor::EndpointCheck(std::sync::Arc::new(
+        move |principal, path| acls.permits_endpoint(principal, path),
+    )))
+}
+
 /// Applies `tls` to a node builder.
 pub fn secure(builder: libactor::NodeBuilder, tls: Option<TlsConfig>) -> libactor::NodeBuilder {
     match tls {

@@ -83,10 +83,15 @@ async fn the_cockpit_shows_machines_repairs_and_a_rollout_in_chromium() {
             ..Default::default()
         },
     });
+    config.ca = Some(keel_testkit::test_ca::shared().ca());
     let cluster = LocalCluster::start(config).await.unwrap();
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();
     let master = cluster.master_node.address().to_owned();
-    let node = Node::builder().single_threaded().start().unwrap();
+    let node = Node::builder()
+        .single_threaded()
+        .tls(keel_testkit::test_ca::shared().tls("repair", &[authentication::roles::REPAIR]))
+        .start()
+        .unwrap();
     let reboots = CommandDriver::new(
         BTreeMap::from([(RepairAction::Reboot, "echo rebooted".to_owned())]),
         Duration::from_secs(10),

@@ -9,8 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use authentication::roles;
 use coordination::{Detector, ZkUrl};
-use keel_testkit::autopilot_daemons::autopilot_agent;
+use keel_testkit::autopilot_daemons::{autopilot_agent, master_tls_arg};
 use keel_testkit::daemon::Daemon;
 use keel_testkit::eventually::eventually;
 use keel_testkit::leader::leader_other_than;
@@ -31,6 +32,7 @@ echo "fan ok"
 /// work dir under `dir`.
 async fn start_masters(zk_url: &str, dir: &Path, extra: &[&str]) -> Vec<(Daemon, String)> {
     let mut masters = Vec::new();
+    let tls = master_tls_arg();
     for i in 0..2 {
         let work = dir.join(format!("master-{i}"));
         let mut args = vec![
@@ -43,6 +45,8 @@ async fn start_masters(zk_url: &str, dir: &Path, extra: &[&str]) -> Vec<(Daemon,
             "--work-dir",
             work.to_str().unwrap(),
             "--autopilot",
+            "--tls-dir",
+            &tls,
         ];
         args.extend_from_slice(extra);
         masters.push(Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &args).await);
@@ -92,6 +96,8 @@ async fn device_manager_state_survives_a_master_failover_and_repairs_resume() {
             &command,
             "--reimage-command",
             &command,
+            "--tls-dir",
+            &keel_testkit::test_ca::shared().tls_arg("repair", &[roles::REPAIR]),
         ],
     )
     .await;

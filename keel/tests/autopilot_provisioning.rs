@@ -70,6 +70,7 @@ async fn a_new_machine_gets_its_type_and_manifest_and_is_healthy_after_burn_in()
         filesync: Default::default(),
         collector: Default::default(),
     });
+    config.ca = Some(keel_testkit::test_ca::shared().ca());
     let mut cluster = LocalCluster::start(config).await.unwrap();
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();
     let master = cluster.master_node.address().to_owned();
@@ -82,8 +83,11 @@ async fn a_new_machine_gets_its_type_and_manifest_and_is_healthy_after_burn_in()
         .await;
     }
     // Reports about a machine from any node but its agent's are ignored (and counted): no one
-    // else can make it fail.
-    let stranger = libactor::Node::builder().start().unwrap();
+    // else, not even another agent, can make it fail.
+    let stranger = libactor::Node::builder()
+        .tls(keel_testkit::test_ca::shared().tls("stranger", &[authentication::roles::AGENT]))
+        .start()
+        .unwrap();
     let from = stranger.pid("watchdog").unwrap();
     let dm = autopilot::device_manager::device_manager_beside(cluster.master_pid()).unwrap();
     for _ in 0..5 {

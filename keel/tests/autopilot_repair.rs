@@ -68,6 +68,8 @@ async fn machine(master: &Upid, host: &str) -> Option<Value> {
 
 fn keelctl(master: &Upid, args: &[&str]) -> std::process::Output {
     std::process::Command::new(KEELCTL_BIN)
+        .env("KEEL_TLS_DIR", keel_testkit::manifests::operator_tls_dir())
+        .env_remove("KEEL_INSECURE")
         .arg("--master")
         .arg(master.address())
         .args(args)
@@ -91,7 +93,10 @@ async fn failing_machines_are_drained_and_repaired_with_stronger_actions() {
         ],
     )
     .await;
-    let node = Node::builder().start().unwrap();
+    let node = Node::builder()
+        .tls(keel_testkit::test_ca::shared().tls("repair", &[authentication::roles::REPAIR]))
+        .start()
+        .unwrap();
     let driver = ProcessDriver::new(Duration::from_secs(10));
     node.spawn(
         REPAIR_SERVICE_ID,
@@ -142,7 +147,14 @@ async fn failing_machines_are_drained_and_repaired_with_stronger_actions() {
     assert!(repair_actions(&m).is_empty(), "{m}");
 
     // A task on the machine that will fail.
-    let mut framework = TestFramework::start(&node, &master, framework_info("autopilot"));
+    let framework_node = Node::builder()
+        .tls(
+            keel_testkit::test_ca::shared()
+                .tls("autopilot-test", &[authentication::roles::FRAMEWORK]),
+        )
+        .start()
+        .unwrap();
+    let mut framework = TestFramework::start(&framework_node, &master, framework_info("autopilot"));
     framework.registered().await;
     framework
         .launch_on_first_offer(command_task("t1", "exec sleep 300", "cpus:1.5;mem:32"))
@@ -237,7 +249,10 @@ async fn failing_machines_are_drained_and_repaired_with_stronger_actions() {
     .await;
     let out = keelctl(&master, &["machine", healthy]);
     let detail = String::from_utf8_lossy(&out.stdout);
-    assert!(detail.contains("repair requested by operator"), "{detail}");
+    assert!(
+        detail.contains("repair requested by ops"),
+        "the proven operator: {detail}"
+    );
     let out = keelctl(&master, &["audit"]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Reboot done"),
@@ -246,4 +261,5 @@ async fn failing_machines_are_drained_and_repaired_with_stronger_actions() {
 
     driver.stop_all().await;
     node.shutdown().await;
+    framework_node.shutdown().await;
 }

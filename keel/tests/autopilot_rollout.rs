@@ -63,6 +63,7 @@ async fn a_good_manifest_rolls_out_by_units_and_a_bad_one_rolls_back() {
         filesync: Default::default(),
         collector: Default::default(),
     });
+    config.ca = Some(keel_testkit::test_ca::shared().ca());
     let cluster = LocalCluster::start(config).await.unwrap();
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();
     let master = cluster.master_node.address().to_owned();

@@ -417,4 +417,41 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
         (m["libactor/refused/unauthorized"].as_f64()? >= 1.0).then_some(())
     })
     .await;
+
+    // An operator tears a framework down: its tasks end and keelctl execute hears why.
+    let long = std::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .env("KEEL_TLS_DIR", &ops)
+        .env_remove("KEEL_INSECURE")
+        .args(["--master", &master, "execute", "--command", "sleep 600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let framework = eventually("the framework is registered", || async {
+        let out = keelctl_as(&ops, &["--master", &master, "frameworks", "--json"]);
+        let frameworks: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        frameworks
+            .as_array()?
+            .iter()
+            .find(|f| f["active"] == true)
+            .and_then(|f| f["id"].as_str().map(str::to_owned))
+    })
+    .await;
+    let unknown = keelctl_as(
+        &ops,
+        &["--master", &master, "teardown", "no-such-framework"],
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no framework"));
+    let torn = keelctl_as(&ops, &["--master", &master, "teardown", &framework]);
+    assert!(torn.status.success(), "{torn:?}");
+    let ended = tokio::task::spawn_blocking(move || long.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!ended.status.success());
+    assert!(
+        String::from_utf8_lossy(&ended.stderr).contains("torn down"),
+        "{ended:?}"
+    );
 }

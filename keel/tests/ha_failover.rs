@@ -2,11 +2,13 @@
 //! contend, standbys redirect HTTP to the leader, the leader is SIGKILLed, a new one is
 //! elected, the agent and the framework follow it and re-register, and the running task keeps
 //! running (never launched twice) and its later updates arrive; `keelctl execute` given the
-//! `zk://` URL follows the new leader and sees its task finish.
+//! `zk://` URL follows the new leader and sees its task finish. Every daemon and client runs
+//! mutual TLS with a certificate from the test's CA.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use authentication::roles;
 use coordination::{Detector, ZkUrl};
 use keel_testkit::daemon::Daemon;
 use keel_testkit::eventually::eventually;
@@ -14,6 +16,7 @@ use keel_testkit::leader::leader_other_than;
 use keel_testkit::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
+use keel_testkit::test_ca::TestCa;
 use keel_testkit::zookeeper_server::ZooKeeperServer;
 use protos::v1::{TaskId, TaskState};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -50,9 +53,11 @@ fn get(addr: &str, path: &str) -> (u16, Option<String>) {
     (status, location)
 }
 
-/// Starts `n` masters contending in `zk_url`; returns each with its pid.
-async fn start_masters(n: usize, zk_url: &str) -> Vec<(Daemon, String)> {
+/// Starts `n` masters contending in `zk_url`, on certificates from `ca`; returns each with
+/// its pid.
+async fn start_masters(n: usize, zk_url: &str, ca: &TestCa) -> Vec<(Daemon, String)> {
     let mut masters = Vec::new();
+    let tls = ca.tls_arg("master", &[roles::MASTER]);
     for _ in 0..n {
         let args = [
             "--port",
@@ -61,6 +66,8 @@ async fn start_masters(n: usize, zk_url: &str) -> Vec<(Daemon, String)> {
             zk_url,
             "--zk-session-timeout-seconds",
             ZK_SESSION_SECONDS,
+            "--tls-dir",
+            &tls,
         ];
         masters.push(Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &args).await);
     }
@@ -77,9 +84,12 @@ async fn poll(addr: &str, path: &str, done: impl Fn(u16) -> bool) -> (u16, Optio
     .await
 }
 
-/// The tasks the leader's `/master/state` lists (through `keelctl --master zk://…`).
-fn tasks_via_keelctl(zk: &str) -> Option<serde_json::Value> {
+/// The tasks the leader's `/master/state` lists (through `keelctl --master zk://…`, over
+/// HTTPS with `tls`).
+fn tasks_via_keelctl(zk: &str, tls: &std::path::Path) -> Option<serde_json::Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .env("KEEL_TLS_DIR", tls)
+        .env_remove("KEEL_INSECURE")
         .args(["--master", zk, "tasks", "--json"])
         .output()
         .expect("keelctl runs");
@@ -94,8 +104,10 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
     let zk = ZooKeeperServer::start().expect("zookeeper");
     let zk_url = zk.url("/keel");
     let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ops = ca.tls_dir("ops", &[roles::FRAMEWORK, roles::OPERATOR]);
 
-    let mut masters = start_masters(3, &zk_url).await;
+    let mut masters = start_masters(3, &zk_url, &ca).await;
     let url: ZkUrl = zk_url.parse().unwrap();
     let detector = Detector::start(url, Duration::from_secs(2));
     let first = leader_other_than(&detector, None).await;
@@ -135,6 +147,8 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
             "cpus:2;mem:512;disk:100",
             "--isolation",
             "posix",
+            "--tls-dir",
+            &ca.tls_arg("agent-1", &[roles::AGENT]),
         ],
     )
     .await;
@@ -142,7 +156,8 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
     // new leader to hear its task end (the task waits for a file the test creates later).
     let go = dir.path().join("go");
     let mut execute = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
-        .env("KEEL_INSECURE", "true")
+        .env("KEEL_TLS_DIR", &ops)
+        .env_remove("KEEL_INSECURE")
         .args([
             "--master",
             &zk_url,
@@ -169,7 +184,10 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
     .await
     .expect("keelctl's task runs");
 
-    let node = libactor::Node::builder().start().unwrap();
+    let node = libactor::Node::builder()
+        .tls(ca.tls("ha", &[roles::FRAMEWORK]))
+        .start()
+        .unwrap();
     let mut framework = TestFramework::start(&node, &first.parse().unwrap(), framework_info("ha"));
     let framework_id = framework.registered().await;
     let following = {
@@ -202,7 +220,7 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
         .await;
     // ...and the agent brings its running task back (seen through keelctl following ZooKeeper).
     eventually("the task is back on the new leader", || async {
-        let tasks = tasks_via_keelctl(&zk_url)?;
+        let tasks = tasks_via_keelctl(&zk_url, &ops)?;
         tasks
             .as_array()?
             .iter()
@@ -256,7 +274,8 @@ async fn leader_killed_new_leader_elected_and_running_tasks_survive() {
 async fn leader_whose_session_expires_exits_and_the_standby_takes_over() {
     let zk = ZooKeeperServer::start().expect("zookeeper");
     let zk_url = zk.url("/keel");
-    let mut masters = start_masters(2, &zk_url).await;
+    let ca = TestCa::new();
+    let mut masters = start_masters(2, &zk_url, &ca).await;
     let detector = Detector::start(zk_url.parse().unwrap(), Duration::from_secs(2));
     let first = leader_other_than(&detector, None).await;
     let index = masters.iter().position(|(_, p)| *p == first).unwrap();

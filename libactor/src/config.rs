@@ -46,6 +46,30 @@ pub struct NodeConfig {
     /// Authenticate every HTTP request, reads included (Mesos's
     /// `--authenticate_http_readonly`): see [`HttpAuthentication`]. `None`: routes decide.
     pub http_authentication: Option<HttpAuthentication>,
+    /// Who may call which endpoint (Mesos's `get_endpoints` ACL): asked with the request's
+    /// proven principal and its path; `false` answers 403. Message posts and health checks
+    /// are not endpoints and are not asked. `None`: everyone may.
+    pub endpoint_authorization: Option<EndpointCheck>,
+}
+
+/// Whether a principal (`None`: unauthenticated) may call the endpoint at a path.
+#[derive(Clone)]
+pub struct EndpointCheck(pub std::sync::Arc<EndpointPredicate>);
+
+/// The function behind an [`EndpointCheck`]: `(principal, path) -> may call`.
+pub type EndpointPredicate = dyn Fn(Option<&str>, &str) -> bool + Send + Sync;
+
+impl EndpointCheck {
+    /// Whether `principal` may call `path`.
+    pub fn permits(&self, principal: Option<&str>, path: &str) -> bool {
+        (self.0)(principal, path)
+    }
+}
+
+impl std::fmt::Debug for EndpointCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EndpointCheck")
+    }
 }
 
 /// Checks an `Authorization` header; the principal it proves, if it does.
@@ -88,6 +112,7 @@ impl Default for NodeConfig {
             write_batch_bytes: 64 * 1024,
             tls: None,
             http_authentication: None,
+            endpoint_authorization: None,
         }
     }
 }

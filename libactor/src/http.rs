@@ -240,6 +240,21 @@ async fn route(
         Ok(principal) => principal,
         Err(refusal) => return refusal,
     };
+    let sender = message_sender(&req);
+    if sender.is_none() && !path.ends_with("/health") {
+        if let Some(check) = &node.config.endpoint_authorization {
+            if !check.permits(principal.as_deref(), &path) {
+                node.m.http_unauthorized.inc();
+                return HttpResponse::text(
+                    403,
+                    format!(
+                        "{} may not call {path}",
+                        principal.as_deref().unwrap_or("an unauthenticated client")
+                    ),
+                );
+            }
+        }
+    }
     match (&method, path.as_str()) {
         (&Method::GET, "/metrics/snapshot") => return HttpResponse::json(&node.metrics.snapshot()),
         (&Method::GET, "/metrics") => {
@@ -275,7 +290,6 @@ async fn route(
             "no route {path}: paths are /{{process}}/{{route}}, /metrics/snapshot, /metrics or /__processes__"
         ));
     };
-    let sender = message_sender(&req);
     let query = req
         .uri()
         .query()

@@ -242,7 +242,9 @@ pub mod upid;
 
 pub use ask::AskError;
 pub use clock::{Clock, Elapsed, SettleTimeout, Timer};
-pub use config::{BasicCheck, HttpAuthentication, NodeBuilder, NodeConfig, NodeError};
+pub use config::{
+    BasicCheck, EndpointCheck, HttpAuthentication, NodeBuilder, NodeConfig, NodeError,
+};
 pub use context::Context;
 pub use filter::{Captured, FilterClosed, FilterGuard, Match, MessageFuture, MessageInfo};
 pub use http::{HttpReply, HttpRequest, HttpResponse};

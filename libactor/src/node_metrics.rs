@@ -55,6 +55,7 @@ node_counters! {
     http_bad_requests => "libactor/http/bad_requests": "HTTP requests refused as malformed, oversized or unroutable.",
     http_message_posts => "libactor/http/message_posts": "Messages posted over HTTP (libprocess style).",
     http_unauthenticated => "libactor/http/unauthenticated": "HTTP requests refused (401) by a node that authenticates every request.",
+    http_unauthorized => "libactor/http/unauthorized": "HTTP requests refused (403) because the proven principal may not call that endpoint.",
     tls_handshake_failures => "libactor/tls/handshake_failures": "TLS handshakes that failed (unknown CA, expired or malformed certificate, timeout).",
     refused_plaintext => "libactor/tls/refused_plaintext": "Plaintext actor-protocol connections refused by a secure node.",
     refused_unauthenticated => "libactor/tls/refused_unauthenticated": "Actor-protocol connections or message posts without a client certificate, refused.",

@@ -33,7 +33,7 @@
 //! Where the rest lives: `books` (agents, frameworks, offers, tasks and their invariants),
 //! `registration`, `offers` (offers, declines, timeouts), `launch` (accept and task
 //! validation), `agent_health` (pings), `relay` (messages passed between schedulers and
-//! agents), `maintenance` (drains), `revocation`, `gauges`, `state_json` (`/master/state`).
+//! agents), `maintenance` (drains), `revocation`, `gauges`, `state_json` (`/master/state`), `teardown` (`/master/teardown`).
 
 use protos::{IdText, IllegalTaskMove};
 use std::collections::HashMap;
@@ -119,6 +119,7 @@ use recovery::{Recovery, UnknownTaskAgent};
 pub use revocation::RevocationPolicy;
 use revocation::Revocations;
 mod state_json;
+mod teardown;
 
 type AllocatorRef = ProcessRef<AllocatorProcess<HierarchicalAllocator>>;
 
@@ -147,6 +148,7 @@ struct MasterMetrics {
     authentication_failures: Counter,
     registrations_refused: Counter,
     tasks_revoked: Counter,
+    operator_requests_refused: Counter,
 }
 
 /// The master process.
@@ -708,6 +710,7 @@ impl Process for Master {
             authentication_failures: m.counter("master/authentication_failures"),
             registrations_refused: m.counter("master/registrations_refused"),
             tasks_revoked: m.counter("master/tasks_revoked"),
+            operator_requests_refused: m.counter("master/operator_requests_refused"),
         });
         // Before any message: re-registrations held while the registry was read find the
         // agents they are expected as.
@@ -735,6 +738,7 @@ impl Process for Master {
         ctx.install(Self::executor_to_framework);
         ctx.install(Self::exited_executor);
         ctx.route("/state", Self::state_json);
+        ctx.route("/teardown", Self::teardown);
         ctx.route("/health", |_: &mut Master, _: &mut Context<Master>, _| {
             libactor::HttpResponse::text(200, "")
         });

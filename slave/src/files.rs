@@ -2,6 +2,11 @@
 //! `/files/read` and `/files/browse`, confined to the agent's sandboxes. A path that resolves
 //! (after `..` and symlinks) outside them is refused with 403 and counted.
 //!
+//! Who may read a framework's sandboxes: a principal `--acls` `access_sandboxes` lets read its
+//! user's (see [`crate::sandbox_owner`]); everyone without ACLs, as in Mesos. The principal is
+//! the request's client certificate or HTTP Basic credentials (`--authenticate-http-readonly`);
+//! without either only rules for `ANY` principal admit it.
+//!
 //! Routes:
 //! - `GET /files/read?path=P&offset=O&length=L` → `{"data": "...", "offset": O}`; without an
 //!   offset (or `-1`) the reply is `{"data": "", "offset": <file size>}`, as in Mesos, so a
@@ -12,6 +17,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use authentication::acls::{Acls, Action};
 use libactor::metrics::Counter;
 use libactor::{Context, HttpRequest, HttpResponse, Process};
 use serde_json::json;
@@ -22,16 +28,46 @@ pub const MAX_READ_BYTES: u64 = 1 << 20;
 /// Serves the files under one root.
 pub struct Files {
     root: PathBuf,
+    acls: Acls,
     refused: Option<Counter>,
 }
 
 impl Files {
-    /// Serves files under `root` (the agent's `{work_dir}/slaves`).
-    pub fn new(root: PathBuf) -> Files {
+    /// Serves files under `root` (the agent's `{work_dir}/slaves`) to whom `acls` admits.
+    pub fn new(root: PathBuf, acls: Acls) -> Files {
         Files {
             root,
+            acls,
             refused: None,
         }
+    }
+
+    fn refuse(&self, status: u16, why: String) -> HttpResponse {
+        if let Some(c) = &self.refused {
+            c.inc();
+        }
+        tracing::warn!(%why, "file request refused");
+        HttpResponse::text(status, why)
+    }
+
+    /// The file or directory `req` names, resolved, if it lies under the root and the
+    /// request's principal may read that framework's sandboxes.
+    fn open(&self, req: &HttpRequest) -> Result<PathBuf, HttpResponse> {
+        let path = self.confine(req.query_param("path"))?;
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        if let Some(user) = crate::sandbox_owner::of(&root, &path) {
+            let principal = req.principal.as_deref();
+            if !self.acls.permits(Action::AccessSandbox, principal, &user) {
+                return Err(self.refuse(
+                    403,
+                    format!(
+                        "{} may not read the sandboxes of user {user:?} (--acls access_sandboxes)",
+                        principal.unwrap_or("an unauthenticated client")
+                    ),
+                ));
+            }
+        }
+        Ok(path)
     }
 
     /// `path` resolved, if it exists and lies under the root.
@@ -50,20 +86,13 @@ impl Files {
             None => PathBuf::new(),
         };
         if !resolved.starts_with(&root) {
-            if let Some(c) = &self.refused {
-                c.inc();
-            }
-            tracing::warn!(%path, "file request outside the sandboxes refused");
-            return Err(HttpResponse::text(
-                403,
-                format!("{path} is outside the agent's sandboxes"),
-            ));
+            return Err(self.refuse(403, format!("{path} is outside the agent's sandboxes")));
         }
         Ok(resolved)
     }
 
     fn read(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
-        let path = match self.confine(req.query_param("path")) {
+        let path = match self.open(&req) {
             Ok(p) => p,
             Err(reply) => return reply,
         };
@@ -111,7 +140,7 @@ impl Files {
 
     fn browse(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
         use std::os::unix::fs::MetadataExt;
-        let path = match self.confine(req.query_param("path")) {
+        let path = match self.open(&req) {
             Ok(p) => p,
             Err(reply) => return reply,
         };

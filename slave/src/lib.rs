@@ -43,6 +43,8 @@ pub mod files;
 pub mod health_check;
 pub mod http_get;
 pub mod monitor;
+pub mod run_as;
+pub mod sandbox_owner;
 pub mod slave;
 pub mod status_update_log;
 pub mod status_update_manager;

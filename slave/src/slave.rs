@@ -62,6 +62,7 @@ use crate::fetcher::cache::DEFAULT_CACHE_BYTES;
 use crate::fetcher::Fetcher;
 use crate::files::Files;
 use crate::monitor;
+use crate::sandbox_owner;
 use crate::status_update_manager::StatusUpdateManager;
 
 mod health;
@@ -122,6 +123,11 @@ pub struct SlaveConfig {
     pub executor_tls: Option<std::sync::Arc<crate::executor_tls::ExecutorIssuer>>,
     /// Where local fetcher URIs may point (`--fetcher-allowed-paths`); `None`: anywhere.
     pub fetcher_allowed_paths: Option<Vec<PathBuf>>,
+    /// Run each task as its user (`CommandInfo.user`, else `FrameworkInfo.user`) when that is
+    /// not the agent's own (Mesos's `--switch_user`); off, tasks run as the agent's user.
+    pub switch_user: bool,
+    /// Who may read which user's sandboxes through `/files` (`--acls` `access_sandboxes`).
+    pub acls: authentication::acls::Acls,
 }
 
 /// Default `--recovery_timeout` (Mesos: 15 min).
@@ -224,9 +230,10 @@ impl Slave {
         let authenticatee = config.credential.clone().map(Authenticatee::new);
         // `/files/read` as in Mesos; a second agent on the same node gets `files(N)`.
         let files_root = config.work_dir.join("slaves");
-        match node.spawn("files", Files::new(files_root.clone())) {
+        let files = || Files::new(files_root.clone(), config.acls.clone());
+        match node.spawn("files", files()) {
             Err(SpawnError::DuplicateId(_)) => {
-                node.spawn(&node.generate_id("files"), Files::new(files_root))?;
+                node.spawn(&node.generate_id("files"), files())?;
             }
             other => {
                 other?;
@@ -364,6 +371,12 @@ impl Slave {
         let run = self.next_run();
         let agent = self.id.as_deref().unwrap_or("unregistered");
         let path = sandbox_path(&self.config.work_dir, agent, framework, executor, run);
+        let user = self.frameworks.get(framework).map(|f| f.info.user.as_str());
+        if let (Some(dir), Some(user)) = (sandbox_owner::framework_dir(&path), user) {
+            if let Err(e) = sandbox_owner::record(dir, user) {
+                tracing::warn!(%framework, error = %e, "cannot record whose sandboxes these are; /files serves them only to principals any user's rules admit");
+            }
+        }
         (path, run)
     }
 

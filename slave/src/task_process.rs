@@ -19,6 +19,7 @@ use libactor::Clock;
 use protos::v1::CommandInfo;
 
 use crate::checkpoint::ExecutorDir;
+use crate::run_as::RunAs;
 
 /// Joins the cgroups named by its arguments, then runs the rest: `$1` is how many
 /// `cgroup.procs` files follow, then the program and its arguments. Exit 125 if a join fails.
@@ -149,7 +150,7 @@ impl TaskProcess {
         sandbox: &Path,
         env: &[(String, String)],
     ) -> Result<TaskProcess, LaunchError> {
-        TaskProcess::spawn_joined(command, sandbox, env, Vec::new(), None)
+        TaskProcess::spawn_joined(command, sandbox, env, Vec::new(), None, None)
     }
 
     /// Like [`TaskProcess::spawn`], joining the cgroups whose `cgroup.procs` files are
@@ -160,12 +161,16 @@ impl TaskProcess {
     ///
     /// With `checkpoint`, the process is the [`SUPERVISOR_SCRIPT`] recording its pid and the
     /// command's exit status in that directory (which must exist).
+    ///
+    /// With `run_as`, the sandbox is given to that user and the command (only it: not the
+    /// cgroup join nor the supervisor) runs as that user.
     pub fn spawn_joined(
         command: &CommandInfo,
         sandbox: &Path,
         env: &[(String, String)],
         cgroup_procs: Vec<PathBuf>,
         checkpoint: Option<&Path>,
+        run_as: Option<&RunAs>,
     ) -> Result<TaskProcess, LaunchError> {
         if command.value.trim().is_empty() {
             return Err(LaunchError::EmptyCommand);
@@ -177,19 +182,19 @@ impl TaskProcess {
         std::fs::create_dir_all(sandbox).map_err(sandbox_err)?;
         let stdout = std::fs::File::create(sandbox.join("stdout")).map_err(sandbox_err)?;
         let stderr = std::fs::File::create(sandbox.join("stderr")).map_err(sandbox_err)?;
-        let (program, args): (&str, Vec<&str>) = if command.shell.unwrap_or(true) {
-            ("/bin/sh", vec!["-c", &command.value])
+        let mut argv: Vec<&str> = if command.shell.unwrap_or(true) {
+            vec!["/bin/sh", "-c", &command.value]
         } else {
-            (
-                &command.value,
-                command
-                    .arguments
-                    .iter()
-                    .skip(1)
-                    .map(String::as_str)
-                    .collect(),
-            )
+            std::iter::once(command.value.as_str())
+                .chain(command.arguments.iter().skip(1).map(String::as_str))
+                .collect()
         };
+        let prefix = run_as.map(RunAs::command_prefix).unwrap_or_default();
+        if let Some(user) = run_as {
+            user.own(sandbox).map_err(sandbox_err)?;
+            argv.splice(0..0, prefix.iter().map(String::as_str));
+        }
+        let (program, args) = (argv[0], &argv[1..]);
         let mut cmd = if let Some(dir) = checkpoint {
             let mut cmd = tokio::process::Command::new("/bin/sh");
             cmd.arg("-c")
@@ -199,11 +204,11 @@ impl TaskProcess {
                 .arg(dir)
                 .args(&cgroup_procs)
                 .arg(program)
-                .args(&args);
+                .args(args);
             cmd
         } else if cgroup_procs.is_empty() {
             let mut cmd = tokio::process::Command::new(program);
-            cmd.args(&args);
+            cmd.args(args);
             cmd
         } else {
             let mut cmd = tokio::process::Command::new("/bin/sh");
@@ -213,7 +218,7 @@ impl TaskProcess {
                 .arg(cgroup_procs.len().to_string())
                 .args(&cgroup_procs)
                 .arg(program)
-                .args(&args);
+                .args(args);
             cmd
         };
         cmd.current_dir(sandbox)
@@ -222,6 +227,9 @@ impl TaskProcess {
             .stderr(Stdio::from(stderr))
             .process_group(0)
             .kill_on_drop(false);
+        for (name, value) in run_as.iter().flat_map(|user| user.env()) {
+            cmd.env(name, value);
+        }
         for var in command.environment.iter().flat_map(|e| &e.variables) {
             cmd.env(&var.name, &var.value);
         }

@@ -78,6 +78,7 @@ impl Fixture {
                 env: &[],
                 resources: &resources,
                 checkpoint: None,
+                run_as: None,
             })
             .expect("container starts")
     }

@@ -139,9 +139,15 @@ fn supervised(name: &str, command: &str) -> (TaskProcess, ExecutorDir, PathBuf) 
     let run = meta.executor("c1");
     std::fs::create_dir_all(&run.path).unwrap();
     let sandbox = dir.join("sandbox");
-    let task =
-        TaskProcess::spawn_joined(&shell(command), &sandbox, &[], Vec::new(), Some(&run.path))
-            .unwrap();
+    let task = TaskProcess::spawn_joined(
+        &shell(command),
+        &sandbox,
+        &[],
+        Vec::new(),
+        Some(&run.path),
+        None,
+    )
+    .unwrap();
     (task, run, sandbox)
 }
 

@@ -43,6 +43,7 @@ pub mod machines;
 pub mod manifests;
 pub mod pid_line;
 pub mod recording_scheduler;
+pub mod test_ca;
 pub mod watchdogs;
 pub mod zookeeper_server;
 

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use authentication::roles;
+
 /// Writes manifest `version` of `app` for `machine_type` under `dir/v{version}` with its
 /// script as `app.sh` (installed as `bin/app.sh`, run with `VERSION` set); returns the
 /// manifest's path.
@@ -53,6 +55,12 @@ env = {{ VERSION = "{version}" }}
 /// Records the running process (`$VERSION $$` in `running`), then runs until stopped.
 pub const RECORDS_AND_RUNS: &str = "echo \"$VERSION $$\" > running\nexec sleep 600\n";
 
+/// The TLS directory of `ops`, an operator and framework, from the shared test CA: what
+/// `keelctl` runs with in Autopilot tests.
+pub fn operator_tls_dir() -> PathBuf {
+    crate::test_ca::shared().tls_dir("ops", &[roles::OPERATOR, roles::FRAMEWORK])
+}
+
 /// `keelctl deploy` of `manifest` to the master at `master` (`host:port` or `zk://…`) in units
 /// of `unit_size`, every machine of a unit Healthy to go on, following it to its end unless
 /// not `wait`; whether it succeeded, and what it printed.
@@ -64,6 +72,8 @@ pub fn keelctl_deploy(
     wait: bool,
 ) -> (bool, String) {
     let out = std::process::Command::new(keelctl)
+        .env("KEEL_TLS_DIR", operator_tls_dir())
+        .env_remove("KEEL_INSECURE")
         .args(["--master", master, "deploy", "--healthy-threshold", "100"])
         .args(["--unit-size", &unit_size.to_string()])
         .args(if wait { &[][..] } else { &["--no-wait"][..] })

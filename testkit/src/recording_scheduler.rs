@@ -101,11 +101,11 @@ pub struct TestFramework {
     skipped: std::collections::VecDeque<SchedulerEvent>,
 }
 
-/// A framework description for tests.
+/// A framework description for tests; the driver fills in the running user's name, so that
+/// an agent switching users runs its tasks as the test's own user.
 pub fn framework_info(name: &str) -> FrameworkInfo {
     FrameworkInfo {
         name: name.into(),
-        user: "test".into(),
         ..Default::default()
     }
 }

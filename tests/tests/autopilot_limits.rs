@@ -100,10 +100,18 @@ async fn fail_thirty_percent(limits: RepairLimits, replaced: usize) -> (Value, V
         filesync: Default::default(),
         collector: Default::default(),
     });
+    let config = config.secure().unwrap();
     let cluster = LocalCluster::start(config).await.unwrap();
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();
     let master = cluster.master_pid().clone();
-    let node = Node::builder().single_threaded().start().unwrap();
+    let repair_tls = cluster
+        .issue("repair", &[authentication::roles::REPAIR])
+        .unwrap();
+    let node = Node::builder()
+        .single_threaded()
+        .tls(repair_tls.expect("a secure cluster issues certificates"))
+        .start()
+        .unwrap();
     let fix_nothing = CommandDriver::new(
         BTreeMap::from([
             (RepairAction::Reboot, "true".to_owned()),

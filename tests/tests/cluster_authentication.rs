@@ -130,6 +130,8 @@ async fn an_agent_with_a_wrong_secret_is_never_registered() {
             executor_recovery_timeout: None,
             executor_tls: None,
             fetcher_allowed_paths: None,
+            switch_user: false,
+            acls: Default::default(),
         },
     )
     .unwrap();

@@ -382,16 +382,37 @@ async fn autopilot_orders_and_reports_need_their_roles() {
     cluster.shutdown().await;
 }
 
+/// `GET path` on `address` as `principal` (a certificate in the operator role); the status
+/// and the body as JSON (null when it is not JSON).
+async fn get_as(
+    cluster: &LocalCluster,
+    principal: &str,
+    address: &str,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let tls = cluster.issue(principal, &[roles::OPERATOR]).unwrap();
+    let reply = request_over(address, tls.as_ref(), "GET", path, &[], Default::default())
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&reply.body).unwrap_or_default();
+    (reply.status, body)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acls_decide_who_registers_in_a_role_and_runs_as_a_user() {
+async fn acls_decide_who_registers_runs_as_whom_sees_reads_and_tears_down() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = LocalClusterConfig::new(1, dir.path()).secure().unwrap();
+    config.switch_user = true;
     config.acls = authentication::acls::Acls::parse(
         r#"{
           "permissive": false,
           "register_frameworks": [{"principals": {"values": ["analytics"]}, "roles": {"type": "ANY"}}],
           "run_tasks": [{"principals": {"values": ["analytics"]}, "users": {"values": ["nobody"]}}],
-          "view_frameworks": [{"principals": {"values": ["analytics"]}, "users": {"type": "ANY"}}]
+          "view_frameworks": [{"principals": {"values": ["analytics", "auditor"]}, "users": {"type": "ANY"}}],
+          "view_tasks": [{"principals": {"values": ["analytics"]}, "users": {"type": "ANY"}}],
+          "access_sandboxes": [{"principals": {"values": ["analytics"]}, "users": {"type": "ANY"}}],
+          "teardown_frameworks": [{"principals": {"values": ["analytics"]}, "framework_principals": {"values": ["analytics"]}}],
+          "get_endpoints": [{"principals": {"values": ["analytics"]}, "paths": {"values": ["/metrics/snapshot"]}}]
         }"#,
     )
     .unwrap();
@@ -420,10 +441,11 @@ async fn acls_decide_who_registers_in_a_role_and_runs_as_a_user() {
         .await;
     assert!(refused.contains("--acls"), "{refused}");
 
-    // The allowed principal registers; a task as root is refused, one as nobody runs.
+    // The allowed principal registers; a task as root is refused, one as nobody runs, and
+    // runs as nobody (the agent switches users).
     let node = node_as("analytics");
     let mut framework = TestFramework::start(&node, cluster.master_pid(), framework_info("ok"));
-    framework.registered().await;
+    let framework_id = framework.registered().await.value;
     let mut as_root = command_task("as-root", "true", "cpus:0.1;mem:16");
     as_root.command.as_mut().unwrap().user = "root".into();
     framework.launch_on_first_offer(as_root).await;
@@ -432,25 +454,113 @@ async fn acls_decide_who_registers_in_a_role_and_runs_as_a_user() {
         status.reason,
         Some(protos::v1::task_status::Reason::TaskUnauthorized as i32)
     );
-    let mut as_nobody = command_task("as-nobody", "true", "cpus:0.1;mem:16");
+    let mut as_nobody = command_task("as-nobody", "id -u; id -un", "cpus:0.1;mem:16");
     as_nobody.command.as_mut().unwrap().user = "nobody".into();
     framework.launch_on_first_offer(as_nobody).await;
     framework.status("as-nobody", TaskState::TaskFinished).await;
+    let mut sleeper = command_task("sleeper", "exec sleep 600", "cpus:0.1;mem:16");
+    sleeper.command.as_mut().unwrap().user = "nobody".into();
+    framework.launch_on_first_offer(sleeper).await;
+    framework.status("sleeper", TaskState::TaskRunning).await;
 
-    // /master/state shows the framework to whom view_frameworks lets see it.
-    let frameworks_seen_by = |principal: &'static str| {
+    // /master/state shows the framework to whom view_frameworks lets see it, and its tasks to
+    // whom view_tasks lets see them.
+    let master = cluster.master_pid().address().to_owned();
+    let state_of = |principal: &'static str| {
+        let (cluster, master) = (&cluster, master.clone());
+        async move { get_as(cluster, principal, &master, "/master/state").await.1 }
+    };
+    let seen = state_of("analytics").await;
+    assert_eq!(seen["frameworks"].as_array().unwrap().len(), 1);
+    assert_eq!(seen["frameworks"][0]["tasks"][0]["id"], "sleeper", "{seen}");
+    let audited = state_of("auditor").await;
+    assert_eq!(audited["frameworks"].as_array().unwrap().len(), 1);
+    assert_eq!(audited["frameworks"][0]["tasks"], serde_json::json!([]));
+    assert_eq!(
+        state_of("intruder").await["frameworks"],
+        serde_json::json!([])
+    );
+
+    // The sandbox, through /files: analytics may read it (and sees the task ran as nobody);
+    // the auditor may not.
+    let agent = cluster.agents[0].slave.pid().clone();
+    let (_, agent_state) = get_as(
+        &cluster,
+        "analytics",
+        agent.address(),
+        &format!("/{}/state", agent.id()),
+    )
+    .await;
+    let sandbox = agent_state["frameworks"][0]["executors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "sleeper")
+        .and_then(|e| e["directory"].as_str())
+        .expect("the sleeper's sandbox")
+        .to_owned();
+    // The finished task's run is a sibling of the sleeper's.
+    let executors = std::path::Path::new(&sandbox).ancestors().nth(3).unwrap();
+    let stdout = executors.join("as-nobody/runs");
+    let run = std::fs::read_dir(&stdout)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let read = format!("/files/read?path={}/stdout&offset=0", run.display());
+    let (status, out) = get_as(&cluster, "analytics", agent.address(), &read).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["data"], "65534\nnobody\n");
+    let (status, _) = get_as(&cluster, "auditor", agent.address(), &read).await;
+    assert_eq!(status, 403);
+
+    // get_endpoints: the metrics are analytics's to read.
+    assert_eq!(
+        get_as(&cluster, "analytics", &master, "/metrics/snapshot")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get_as(&cluster, "auditor", &master, "/metrics/snapshot")
+            .await
+            .0,
+        403
+    );
+
+    // Teardown: an operator whom teardown_frameworks does not name is refused; analytics
+    // tears its framework down, and its scheduler hears why.
+    let teardown = |principal: &'static str| {
         let tls = cluster.issue(principal, &[roles::OPERATOR]).unwrap();
-        let address = cluster.master_pid().address().to_owned();
+        let (master, body) = (master.clone(), format!("frameworkId={framework_id}"));
         async move {
-            let state =
-                libactor::http_client::get_json_over(&address, tls.as_ref(), "/master/state")
-                    .await
-                    .unwrap();
-            state["frameworks"].as_array().unwrap().len()
+            request_over(
+                &master,
+                tls.as_ref(),
+                "POST",
+                "/master/teardown",
+                &[],
+                body.into(),
+            )
+            .await
+            .unwrap()
+            .status
         }
     };
-    assert_eq!(frameworks_seen_by("analytics").await, 1);
-    assert_eq!(frameworks_seen_by("intruder").await, 0);
+    assert_eq!(teardown("auditor").await, 403);
+    assert_eq!(teardown("analytics").await, 200);
+    let why = framework
+        .until(|e| match e {
+            keel_testkit::recording_scheduler::SchedulerEvent::Error(why) => Some(why.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(why.contains("torn down"), "{why}");
+    assert_eq!(
+        state_of("analytics").await["frameworks"],
+        serde_json::json!([])
+    );
     for n in [other_node, node] {
         n.shutdown().await;
     }

@@ -3,7 +3,7 @@
 
 use authentication::roles;
 
-use crate::operator::operator_of;
+use authentication::operator::operator_of;
 use libactor::{Context, HttpRequest, HttpResponse, Upid};
 use protos::autopilot::{
     HealthState, RepairAction, RepairOrder, RepairOutcome, RepairServiceAnnouncement,
@@ -139,7 +139,7 @@ impl DeviceManager {
         self.persist(ctx);
     }
 
-    /// The operator a request proves (see [`crate::operator`]) and its JSON body; or the
+    /// The operator a request proves (see [`authentication::operator`]) and its JSON body; or the
     /// response refusing it (counted).
     pub(super) fn operator_request(
         &self,

@@ -206,6 +206,7 @@ impl Master {
             Action::RunTask => "run tasks as user",
             Action::TeardownFramework => "tear down frameworks of principal",
             Action::ViewFramework => "view frameworks of user",
+            Action::ViewTask => "view tasks of user",
             Action::AccessSandbox => "read sandboxes of user",
             Action::GetEndpoint => "call endpoint",
         };

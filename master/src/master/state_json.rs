@@ -14,7 +14,7 @@ use super::Master;
 
 impl Master {
     /// `/master/state`. Who may see a framework: whom `--acls` `view_frameworks` lets see its
-    /// user (everyone without ACLs).
+    /// user; its tasks: whom `view_tasks` lets see that user's tasks (everyone without ACLs).
     pub(super) fn state_json(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
         // Used and offered resources by framework (the books keep them by agent).
         let mut used_by_framework: BTreeMap<&str, Resources> = BTreeMap::new();
@@ -115,12 +115,13 @@ impl Master {
         }
         frameworks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         let viewer = req.principal.as_deref();
-        frameworks.retain(|f| {
-            let user = f["user"].as_str().unwrap_or_default();
-            self.auth
-                .policy
-                .acls
-                .permits(Action::ViewFramework, viewer, user)
+        let acls = &self.auth.policy.acls;
+        frameworks.retain_mut(|f| {
+            let user = f["user"].as_str().unwrap_or_default().to_owned();
+            if !acls.permits(Action::ViewTask, viewer, &user) {
+                f["tasks"] = Value::Array(Vec::new());
+            }
+            acls.permits(Action::ViewFramework, viewer, &user)
         });
         let mut recovered: Vec<&String> = self.recovery.agents.keys().collect();
         recovered.sort();

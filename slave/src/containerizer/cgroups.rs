@@ -147,6 +147,7 @@ impl Containerizer for CgroupsContainerizer {
             spec.env,
             procs,
             spec.checkpoint,
+            spec.run_as,
         ) {
             Ok(p) => p,
             Err(e) => {

@@ -38,6 +38,8 @@ pub struct LaunchRequest {
     pub resources: Resources,
     /// The executor run's checkpoint directory (see [`ContainerSpec::checkpoint`]).
     pub checkpoint: Option<PathBuf>,
+    /// The user the command runs as (see [`ContainerSpec::run_as`]).
+    pub run_as: Option<crate::run_as::RunAs>,
 }
 
 /// Runs an agent's container launches on the blocking pool, a bounded number at once.
@@ -96,6 +98,7 @@ impl Launcher {
             env: &request.env,
             resources: &request.resources,
             checkpoint: request.checkpoint.as_deref(),
+            run_as: request.run_as.as_ref(),
         })?;
         self.containers
             .insert(request.id.clone(), container.handle.clone());
@@ -155,6 +158,7 @@ mod tests {
             env: Vec::new(),
             resources: Resources::default(),
             checkpoint: None,
+            run_as: None,
         }
     }
 

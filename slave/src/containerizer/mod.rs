@@ -183,6 +183,8 @@ pub struct ContainerSpec<'a> {
     /// The executor run's checkpoint directory: its process then runs under the supervisor
     /// that outlives the agent (see [`crate::task_process::SUPERVISOR_SCRIPT`]).
     pub checkpoint: Option<&'a Path>,
+    /// The user the command runs as (`None`: the agent's).
+    pub run_as: Option<&'a crate::run_as::RunAs>,
 }
 
 /// A started container: its main process and its isolation.

@@ -29,6 +29,7 @@ impl Containerizer for PosixContainerizer {
             spec.env,
             Vec::new(),
             spec.checkpoint,
+            spec.run_as,
         )?;
         let handle = PosixContainer {
             id: spec.id.to_owned(),

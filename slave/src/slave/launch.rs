@@ -30,6 +30,7 @@ use crate::executor::{
 use crate::executor_tls::ENV_TLS_DIR;
 use crate::fetcher::FetchError;
 use crate::health_check::{HealthCheckSpec, HealthState};
+use crate::run_as::{RunAs, RunAsError};
 use crate::task_process::LaunchError;
 
 /// What became of an executor's fetch.
@@ -284,11 +285,29 @@ impl Slave {
         else {
             return;
         };
+        let run_as = match self.run_as(framework, command) {
+            Ok(run_as) => run_as,
+            Err(e) => {
+                tracing::warn!(%framework, executor = %executor_id, error = %e, "cannot run the executor as its user");
+                self.metrics.inc(|m| &m.container_launch_errors);
+                let message = e.to_string();
+                self.ended_before_start(
+                    ctx,
+                    framework,
+                    executor_id,
+                    run,
+                    Reason::ContainerLaunchFailed,
+                    message,
+                );
+                return;
+            }
+        };
         let env = self.executor_env(ctx, framework, executor_id, &sandbox);
         if let Some(executor) = self.executor_mut(framework, executor_id) {
             executor.state = ExecutorState::Starting;
         }
         let request = LaunchRequest {
+            run_as,
             checkpoint: Some(self.meta.executor(&container_id).path),
             id: container_id,
             command: command.clone(),
@@ -304,6 +323,19 @@ impl Slave {
                 s.container_launched(ctx, &framework, &executor_id, run, launched, kill)
             },
         );
+    }
+
+    /// Whom `command` of `framework` runs as under `--switch-user`: its own user, else the
+    /// framework's; `None` without the flag or when that is the agent's own user.
+    fn run_as(&self, framework: &str, command: &CommandInfo) -> Result<Option<RunAs>, RunAsError> {
+        if !self.config.switch_user {
+            return Ok(None);
+        }
+        let user = Some(command.user.as_str())
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.frameworks.get(framework).map(|f| f.info.user.as_str()))
+            .unwrap_or_default();
+        RunAs::for_user(user)
     }
 
     /// A launch ended: supervise the container, or fail the executor's tasks.

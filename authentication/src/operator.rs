@@ -3,7 +3,7 @@
 //! against the master's credentials (a credential listed with roles must list `operator`).
 //! Only an insecure cluster without credentials lets anyone in.
 
-use authentication::{roles, Credentials};
+use crate::{roles, Credentials};
 use libactor::HttpRequest;
 
 /// Why an operator request was refused: its status (401 unproven, 403 not an operator) and
@@ -56,7 +56,7 @@ pub fn operator_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use authentication::{basic_authorization, Credential};
+    use crate::{basic_authorization, Credential};
 
     fn request(authorization: Option<String>, identity: Option<libactor::Identity>) -> HttpRequest {
         HttpRequest {

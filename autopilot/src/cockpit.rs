@@ -194,11 +194,9 @@ impl Process for Cockpit {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         ctx.route(
             "/",
-            |_: &mut Cockpit, _: &mut Context<Self>, _: HttpRequest| HttpResponse {
-                status: 200,
-                content_type: "text/html; charset=utf-8".into(),
-                headers: vec![("cache-control".into(), "no-store".into())],
-                body: PAGE.into(),
+            |_: &mut Cockpit, _: &mut Context<Self>, _: HttpRequest| {
+                HttpResponse::bytes(200, "text/html; charset=utf-8", PAGE)
+                    .with_header("cache-control", "no-store")
             },
         );
     }

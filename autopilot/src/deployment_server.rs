@@ -306,12 +306,8 @@ impl ChunkRequest {
 /// a file not held, 500 for a read that failed.
 pub(crate) fn chunk_response(read: std::io::Result<(Vec<u8>, u64)>, sha: &str) -> HttpResponse {
     match read {
-        Ok((data, size)) => HttpResponse {
-            status: 200,
-            content_type: "application/octet-stream".into(),
-            headers: vec![("x-file-size".into(), size.to_string())],
-            body: data.into(),
-        },
+        Ok((data, size)) => HttpResponse::bytes(200, "application/octet-stream", data)
+            .with_header("x-file-size", &size.to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             HttpResponse::text(404, format!("no file {sha}\n"))
         }

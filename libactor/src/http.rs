@@ -9,7 +9,9 @@
 //!   such process runs here.
 //! - `/{process}/{route}`: a route the process installed with [`crate::Context::route`].
 //!
-//! Bodies are limited to `max_frame_bytes`; a larger one gets 413.
+//! Request bodies are limited to `max_frame_bytes`; a larger one gets 413. A route may answer
+//! with a stream ([`HttpResponse::stream`], see [`crate::http_stream`]): its head at once, its
+//! body as the process sends it.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -26,6 +28,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
+use crate::http_stream::{HttpStream, ServedStream, StreamBody, StreamMetrics};
 use crate::message::{Delivery, Payload, Proof};
 use crate::node::NodeInner;
 use crate::tls::Identity;
@@ -83,8 +86,10 @@ pub struct HttpResponse {
     pub content_type: String,
     /// Other headers.
     pub headers: Vec<(String, String)>,
-    /// Body.
+    /// Body (of a streamed response: written before the stream's chunks).
     pub body: Bytes,
+    /// The rest of the body, written as the process sends it (see [`crate::http_stream`]).
+    pub stream: Option<StreamBody>,
 }
 
 impl HttpResponse {
@@ -95,7 +100,38 @@ impl HttpResponse {
             content_type: "text/plain; charset=utf-8".into(),
             headers: Vec::new(),
             body: Bytes::from(body.into()),
+            stream: None,
         }
+    }
+
+    /// A response with `status` and `body` of `content_type`.
+    pub fn bytes(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+        HttpResponse {
+            status,
+            content_type: content_type.to_owned(),
+            headers: Vec::new(),
+            body: body.into(),
+            stream: None,
+        }
+    }
+
+    /// A streamed response: `status` and `content_type` now, then the chunks sent through the
+    /// returned [`HttpStream`], of which at most `capacity` wait for a slow client.
+    pub fn stream(status: u16, content_type: &str, capacity: usize) -> (Self, HttpStream) {
+        let (stream, body) = crate::http_stream::channel(capacity);
+        let response = HttpResponse {
+            status,
+            content_type: content_type.to_owned(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            stream: Some(body),
+        };
+        (response, stream)
+    }
+
+    /// Whether the body is streamed.
+    pub fn is_stream(&self) -> bool {
+        self.stream.is_some()
     }
 
     /// 200 with `value` as JSON (500 if it cannot be serialized).
@@ -106,6 +142,7 @@ impl HttpResponse {
                 content_type: "application/json".into(),
                 headers: Vec::new(),
                 body: Bytes::from(body),
+                stream: None,
             },
             Err(e) => HttpResponse::text(500, format!("cannot serialize response: {e}")),
         }
@@ -173,7 +210,7 @@ pub(crate) async fn serve<S>(
             if !admitted {
                 let resp = HttpResponse::text(503, "too many connections")
                     .with_header("connection", "close");
-                return Ok::<_, Infallible>(to_hyper(resp));
+                return Ok::<_, Infallible>(to_hyper(resp, None));
             }
             Ok::<_, Infallible>(handle(&node, req, identity).await)
         }
@@ -188,11 +225,14 @@ pub(crate) async fn serve<S>(
     }
 }
 
+/// A response body: whole, or streamed as the process sends it.
+type Body = http_body_util::Either<Full<Bytes>, ServedStream>;
+
 async fn handle(
     node: &Arc<NodeInner>,
     req: Request<Incoming>,
     identity: Option<Arc<Identity>>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     node.m.http_requests.inc();
     let started = std::time::Instant::now();
     let span =
@@ -202,24 +242,41 @@ async fn handle(
     if resp.status >= 400 && resp.status != 404 && resp.status != 504 {
         node.m.http_bad_requests.inc();
     }
-    to_hyper(resp)
+    let metrics = StreamMetrics {
+        open: node.m.http_streams_open.clone(),
+        disconnected: node.m.http_streams_disconnected.clone(),
+    };
+    to_hyper(resp, Some(metrics))
 }
 
-fn to_hyper(resp: HttpResponse) -> Response<Full<Bytes>> {
+/// The hyper response for `resp`; its stream, if any, is served with `metrics` (a response
+/// that cannot be served as asked becomes a 500).
+fn to_hyper(resp: HttpResponse, metrics: Option<StreamMetrics>) -> Response<Body> {
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("content-type", resp.content_type.as_str());
     for (name, value) in &resp.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
+    let body = match (&resp.stream, metrics) {
+        (None, _) => http_body_util::Either::Left(Full::new(resp.body.clone())),
+        (Some(stream), Some(metrics)) => match stream.serve(metrics, resp.body.clone()) {
+            Some(served) => http_body_util::Either::Right(served),
+            None => return internal_error("a streamed response can be served once"),
+        },
+        (Some(_), None) => return internal_error("a streamed response cannot be served here"),
+    };
     builder
-        .body(Full::new(resp.body.clone()))
-        .unwrap_or_else(|_| {
-            let mut fallback =
-                Response::new(Full::new(Bytes::from_static(b"invalid response header")));
-            *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            fallback
-        })
+        .body(body)
+        .unwrap_or_else(|_| internal_error("invalid response header"))
+}
+
+fn internal_error(why: &'static str) -> Response<Body> {
+    let mut fallback = Response::new(http_body_util::Either::Left(Full::new(Bytes::from_static(
+        why.as_bytes(),
+    ))));
+    *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    fallback
 }
 
 #[derive(Serialize)]

@@ -83,30 +83,21 @@ pub async fn request_over(
     body: Bytes,
 ) -> Result<Reply, HttpError> {
     let exchange = async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|error| HttpError::Connect {
-                addr: addr.to_owned(),
-                error,
-            })?;
-        let Some(tls) = tls else {
-            return exchange(addr, stream, method, path, headers, body).await;
-        };
-        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-        let name =
-            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-                .map_err(|e| HttpError::Exchange {
-                    addr: addr.to_owned(),
-                    why: format!("{host} is no TLS server name: {e}"),
-                })?;
-        let stream = tokio_rustls::TlsConnector::from(tls.https_client())
-            .connect(name, stream)
+        let resp = send(addr, tls, method, path, headers, body).await?;
+        let (status, headers) = head(&resp);
+        let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
             .await
             .map_err(|e| HttpError::Exchange {
                 addr: addr.to_owned(),
-                why: format!("TLS handshake: {e}"),
-            })?;
-        exchange(addr, stream, method, path, headers, body).await
+                why: e.to_string(),
+            })?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     };
     tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
@@ -115,14 +106,126 @@ pub async fn request_over(
         })?
 }
 
-async fn exchange<S>(
+/// A response whose body is read as it comes (an event stream).
+#[derive(Debug)]
+pub struct StreamReply {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    body: hyper::body::Incoming,
+    addr: String,
+}
+
+impl StreamReply {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The next bytes of the body; `None` once it ended cleanly, an error if it broke (the
+    /// server cut the connection off).
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, HttpError>> {
+        loop {
+            match self.body.frame().await? {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => return Some(Ok(data)),
+                    Err(_) => continue,
+                },
+                Err(e) => {
+                    return Some(Err(HttpError::Exchange {
+                        addr: self.addr.clone(),
+                        why: e.to_string(),
+                    }))
+                }
+            }
+        }
+    }
+}
+
+/// Sends one request and returns once the response head has arrived (within
+/// [`REQUEST_TIMEOUT`]); the body is then read, without a time limit, through
+/// [`StreamReply::next_chunk`].
+pub async fn open_stream(
+    addr: &str,
+    tls: Option<&crate::TlsConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<StreamReply, HttpError> {
+    let resp = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        send(addr, tls, method, path, headers, body),
+    )
+    .await
+    .map_err(|_| HttpError::Timeout {
+        addr: addr.to_owned(),
+    })??;
+    let (status, headers) = head(&resp);
+    Ok(StreamReply {
+        status,
+        headers,
+        body: resp.into_body(),
+        addr: addr.to_owned(),
+    })
+}
+
+fn head(resp: &hyper::Response<hyper::body::Incoming>) -> (u16, Vec<(String, String)>) {
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    (resp.status().as_u16(), headers)
+}
+
+/// Connects (over TLS when `tls` is given), sends the request, and returns the response with
+/// its body unread.
+async fn send(
+    addr: &str,
+    tls: Option<&crate::TlsConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<hyper::Response<hyper::body::Incoming>, HttpError> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|error| HttpError::Connect {
+            addr: addr.to_owned(),
+            error,
+        })?;
+    let Some(tls) = tls else {
+        return send_on(addr, stream, method, path, headers, body).await;
+    };
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+        .map_err(|e| HttpError::Exchange {
+            addr: addr.to_owned(),
+            why: format!("{host} is no TLS server name: {e}"),
+        })?;
+    let stream = tokio_rustls::TlsConnector::from(tls.https_client())
+        .connect(name, stream)
+        .await
+        .map_err(|e| HttpError::Exchange {
+            addr: addr.to_owned(),
+            why: format!("TLS handshake: {e}"),
+        })?;
+    send_on(addr, stream, method, path, headers, body).await
+}
+
+async fn send_on<S>(
     addr: &str,
     stream: S,
     method: &str,
     path: &str,
     headers: &[(&str, String)],
     body: Bytes,
-) -> Result<Reply, HttpError>
+) -> Result<hyper::Response<hyper::body::Incoming>, HttpError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -142,26 +245,10 @@ where
         req = req.header(*name, value);
     }
     let req = req.body(Full::new(body)).map_err(|e| fail(e.to_string()))?;
-    let resp = sender
+    sender
         .send_request(req)
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .to_bytes();
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
+        .map_err(|e| fail(e.to_string()))
 }
 
 /// GETs `path` and parses the body as JSON; a non-200 status is an error with the body's text.

@@ -227,6 +227,7 @@ pub mod context;
 pub mod filter;
 pub mod http;
 pub mod http_client;
+pub mod http_stream;
 pub mod id;
 pub mod link;
 pub(crate) mod mailbox;
@@ -248,6 +249,7 @@ pub use config::{
 pub use context::Context;
 pub use filter::{Captured, FilterClosed, FilterGuard, Match, MessageFuture, MessageInfo};
 pub use http::{HttpReply, HttpRequest, HttpResponse};
+pub use http_stream::{HttpStream, StreamClosed};
 pub use id::IdGenerator;
 pub use message::Message;
 pub use metrics::Metrics;

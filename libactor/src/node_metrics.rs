@@ -3,7 +3,7 @@
 
 use std::sync::Weak;
 
-use crate::metrics::{Counter, Durations, Metrics};
+use crate::metrics::{Counter, Durations, Gauge, Metrics};
 use crate::node::NodeInner;
 
 macro_rules! node_counters {
@@ -13,6 +13,8 @@ macro_rules! node_counters {
             $(#[doc = $doc] pub(crate) $field: Counter,)*
             /// Time to answer an HTTP request.
             pub(crate) http_request_time: Durations,
+            /// Streamed HTTP responses being served.
+            pub(crate) http_streams_open: Gauge,
         }
 
         impl NodeMetrics {
@@ -20,6 +22,7 @@ macro_rules! node_counters {
                 NodeMetrics {
                     $($field: metrics.counter($name),)*
                     http_request_time: metrics.durations("libactor/http/request_time"),
+                    http_streams_open: metrics.gauge("libactor/http/streams_open"),
                 }
             }
         }
@@ -56,6 +59,7 @@ node_counters! {
     http_message_posts => "libactor/http/message_posts": "Messages posted over HTTP (libprocess style).",
     http_unauthenticated => "libactor/http/unauthenticated": "HTTP requests refused (401) by a node that authenticates every request.",
     http_unauthorized => "libactor/http/unauthorized": "HTTP requests refused (403) because the proven principal may not call that endpoint.",
+    http_streams_disconnected => "libactor/http/streams_disconnected": "Streamed HTTP responses cut off because their client stopped reading (its buffer was full).",
     tls_handshake_failures => "libactor/tls/handshake_failures": "TLS handshakes that failed (unknown CA, expired or malformed certificate, timeout).",
     refused_plaintext => "libactor/tls/refused_plaintext": "Plaintext actor-protocol connections refused by a secure node.",
     refused_unauthenticated => "libactor/tls/refused_unauthenticated": "Actor-protocol connections or message posts without a client certificate, refused.",

@@ -1,0 +1,176 @@
+//! Long-lived HTTP responses: a route answers with a head at once and writes the body in
+//! chunks as events happen (chunked encoding), as Mesos's scheduler and operator event streams
+//! do.
+//!
+//! The process keeps the [`HttpStream`] and sends chunks through it; the node serves them to
+//! the client. Each stream buffers at most the number of chunks it was opened with: a client
+//! that stops reading fills it, and the next send **disconnects** that client (its connection
+//! is closed without the final chunk, so it sees a broken stream, not an ended one) and is
+//! counted (`libactor/http/streams_disconnected`), never buffered without limit. Dropping the
+//! stream (the process exits, or lets it go) ends the response cleanly. A stream is not
+//! subject to the route timeout: that bounds only the time to the head.
+//!
+//! ```
+//! use libactor::{HttpResponse, HttpStream};
+//!
+//! let (response, mut stream) = HttpResponse::stream(200, "application/json", 2);
+//! assert!(response.is_stream());
+//! assert!(stream.send("{\"type\": \"SUBSCRIBED\"}".into()).is_ok());
+//! assert!(stream.send("a".into()).is_ok());
+//! // Nobody reads: the third chunk would exceed the buffer, so the reader is cut off.
+//! assert!(stream.send("b".into()).is_err());
+//! assert!(stream.is_closed());
+//! ```
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::metrics::{Counter, Gauge};
+
+/// Why a chunk was not sent: the client is gone (it closed the connection, or was cut off for
+/// not reading).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the HTTP stream is closed")]
+pub struct StreamClosed;
+
+/// The writing end of a streamed response.
+#[derive(Debug)]
+pub struct HttpStream {
+    tx: Option<mpsc::Sender<Bytes>>,
+    cut_off: Arc<AtomicBool>,
+}
+
+impl HttpStream {
+    /// Queues `chunk` for the client. Fails once the client is gone; a client whose buffer is
+    /// full is cut off by this call.
+    pub fn send(&mut self, chunk: Bytes) -> Result<(), StreamClosed> {
+        let tx = self.tx.as_ref().ok_or(StreamClosed)?;
+        match tx.try_send(chunk) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.cut_off.store(true, Ordering::Release);
+                // Dropping the only sender wakes the body, which then sees the flag.
+                self.tx = None;
+                Err(StreamClosed)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.tx = None;
+                Err(StreamClosed)
+            }
+        }
+    }
+
+    /// Whether the client is gone: a process drops such streams from its subscribers.
+    pub fn is_closed(&self) -> bool {
+        self.tx.as_ref().is_none_or(mpsc::Sender::is_closed)
+    }
+}
+
+/// The reading end, carried by an [`crate::HttpResponse`] to the node that serves it.
+#[derive(Clone)]
+pub struct StreamBody(Arc<Mutex<Option<Receiving>>>);
+
+struct Receiving {
+    rx: mpsc::Receiver<Bytes>,
+    cut_off: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for StreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamBody")
+    }
+}
+
+impl PartialEq for StreamBody {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for StreamBody {}
+
+/// A stream's two ends, buffering at most `capacity` chunks (at least one).
+pub(crate) fn channel(capacity: usize) -> (HttpStream, StreamBody) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let cut_off = Arc::new(AtomicBool::new(false));
+    (
+        HttpStream {
+            tx: Some(tx),
+            cut_off: cut_off.clone(),
+        },
+        StreamBody(Arc::new(Mutex::new(Some(Receiving { rx, cut_off })))),
+    )
+}
+
+/// The node's counters for the streams it serves.
+#[derive(Clone)]
+pub(crate) struct StreamMetrics {
+    pub(crate) open: Gauge,
+    pub(crate) disconnected: Counter,
+}
+
+impl StreamBody {
+    /// The body hyper serves; `None` if it was served already (a response is served once).
+    /// `head`, if not empty, is written before the stream's chunks.
+    pub(crate) fn serve(&self, metrics: StreamMetrics, head: Bytes) -> Option<ServedStream> {
+        let receiving = self.0.lock().ok()?.take()?;
+        metrics.open.add(1);
+        Some(ServedStream {
+            head: Some(head).filter(|h| !h.is_empty()),
+            receiving,
+            metrics,
+            reported: false,
+        })
+    }
+}
+
+/// A stream's body as the node's HTTP server polls it.
+pub(crate) struct ServedStream {
+    head: Option<Bytes>,
+    receiving: Receiving,
+    metrics: StreamMetrics,
+    reported: bool,
+}
+
+impl Drop for ServedStream {
+    fn drop(&mut self) {
+        self.metrics.open.add(-1);
+    }
+}
+
+/// Ends a stream whose client did not keep up.
+#[derive(Debug, thiserror::Error)]
+#[error("the client did not read its stream fast enough and was cut off")]
+pub(crate) struct CutOff;
+
+impl hyper::body::Body for ServedStream {
+    type Data = Bytes;
+    type Error = CutOff;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, CutOff>>> {
+        if let Some(head) = self.head.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(head))));
+        }
+        match self.receiving.rx.poll_recv(cx) {
+            Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk)))),
+            Poll::Ready(None) if self.receiving.cut_off.load(Ordering::Acquire) => {
+                if !self.reported {
+                    self.reported = true;
+                    self.metrics.disconnected.inc();
+                    tracing::warn!("an HTTP stream's client stopped reading; disconnected");
+                }
+                Poll::Ready(Some(Err(CutOff)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

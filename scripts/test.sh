@@ -27,6 +27,12 @@ test -f /usr/share/java/zookeeper.jar || { echo "zookeeper.jar missing after ins
 command -v nft >/dev/null || { echo "nft missing after install" >&2; exit 1; }
 command -v chromium >/dev/null || { echo "chromium missing after install" >&2; exit 1; }
 
+# pymesos (the unmodified Python Mesos client the scheduler API tests drive), in a venv under
+# target/ made from PyPI.
+echo "== pymesos venv"
+KEEL_PYMESOS_PYTHON=$(bash scripts/pymesos-venv.sh)
+export KEEL_PYMESOS_PYTHON
+
 # A one-off build gains nothing from incremental state, which would take gigabytes of disk.
 export CARGO_INCREMENTAL=0
 echo "== disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free"

@@ -345,18 +345,25 @@ async fn stand_by_until_elected(
     my_pid: &libactor::Upid,
 ) -> anyhow::Result<Contender> {
     let timeout = flags.zk_session_timeout_seconds.0;
-    let standby = node.spawn_ref("master", StandbyMaster::new())?;
+    // `/master/…` and `/api/…` (the v1 HTTP APIs) both redirect to the leader.
+    let standbys = [
+        node.spawn_ref("master", StandbyMaster::new())?,
+        node.spawn_ref(master::scheduler_api::API_PROCESS, StandbyMaster::new())?,
+    ];
     let detector = Detector::start(url.clone(), timeout);
     let mut leader = detector.leader();
     let redirects = {
-        let standby = standby.clone();
+        let standbys = standbys.clone();
         tokio::spawn(async move {
             loop {
                 let base = leader
                     .borrow_and_update()
                     .as_ref()
                     .map(MasterInfoJson::http_base);
-                standby.dispatch(move |s, ctx| s.set_leader(ctx, base));
+                for standby in &standbys {
+                    let base = base.clone();
+                    standby.dispatch(move |s, ctx| s.set_leader(ctx, base));
+                }
                 if leader.changed().await.is_err() {
                     return;
                 }
@@ -379,7 +386,9 @@ async fn stand_by_until_elected(
     }
     redirects.abort();
     drop(detector);
-    node.terminate(standby.pid());
-    node.wait(standby.pid()).await;
+    for standby in &standbys {
+        node.terminate(standby.pid());
+        node.wait(standby.pid()).await;
+    }
     Ok(contender)
 }

@@ -89,6 +89,12 @@ impl<P: Process> Context<P> {
         }
     }
 
+    /// Whether the message being handled came from a process of this node (no connection:
+    /// the node's own code, trusted as the node is).
+    pub fn sender_is_local(&self) -> bool {
+        matches!(self.proof, Proof::Local)
+    }
+
     /// Whether the sender of the message being handled has proven it acts in `role`. A refusal
     /// is counted (`libactor/refused/unauthorized`) and logged with the principal; the handler
     /// then ignores the message. On an insecure node nothing is proven and everyone is

@@ -15,6 +15,8 @@
 //! - [`registrar`]: keeps the registry (admitted agents and frameworks) in a `coordination`
 //!   store, ZooKeeper or a local directory.
 //! - [`standby`]: what a master that does not lead serves (HTTP redirected to the leader).
+//! - [`scheduler_api`]: `POST /api/v1/scheduler`, Mesos's v1 scheduler HTTP API (JSON and
+//!   protobuf, RecordIO event streams), each HTTP framework adapted onto the master.
 //! - [`fast_hash`]: the hasher of the master's maps.
 //!
 //! ```
@@ -36,4 +38,5 @@ pub mod allocator;
 pub mod fast_hash;
 pub mod master;
 pub mod registrar;
+pub mod scheduler_api;
 pub mod standby;

@@ -258,6 +258,10 @@ impl Master {
             }
             None => None,
         };
+        let api_authentication = crate::scheduler_api::ApiAuthentication {
+            credentials: policy.credentials.clone(),
+            required: policy.frameworks,
+        };
         let master = reserved.spawn_ref(Master {
             id: master_id.to_owned(),
             allocator: allocator.clone(),
@@ -279,6 +283,7 @@ impl Master {
             health: AgentHealth::default(),
         })?;
         let _ = master_ref.set(master.clone());
+        crate::scheduler_api::SchedulerApi::spawn(node, api_authentication)?;
         Ok(MasterHandle { master, allocator })
     }
 

@@ -36,10 +36,17 @@ pub use task_state::IllegalTaskMove;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/keel_descriptor.bin"));
 
+pub mod mesos_json;
+
 /// Keel's public cluster types, named and numbered as Mesos's v1 API: frameworks, agents,
 /// resources, offers, tasks and their statuses.
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/keel.v1.rs"));
+
+    /// The v1 scheduler HTTP API's calls and events (Mesos's `mesos.v1.scheduler`).
+    pub mod scheduler {
+        include!(concat!(env!("OUT_DIR"), "/keel.v1.scheduler.rs"));
+    }
 }
 
 /// Messages between master, agents, schedulers and executors (Mesos's internal message names).

@@ -154,6 +154,11 @@ impl Master {
         who: Registrant,
         principal: &str,
     ) -> Result<Option<String>, String> {
+        // A process of the master's own node (the v1 HTTP API's framework adapters) proved
+        // its client's principal over HTTP before registering it.
+        if ctx.sender_is_local() {
+            return Ok(Some(principal.to_owned()).filter(|p| !p.is_empty()));
+        }
         if ctx.node().is_secure() {
             let role = match who {
                 Registrant::Agent => roles::AGENT,
@@ -223,7 +228,7 @@ impl Master {
         let Some(principal) = principal.filter(|p| !p.is_empty()) else {
             return true;
         };
-        if !ctx.node().is_secure() {
+        if !ctx.node().is_secure() || ctx.sender_is_local() {
             return true;
         }
         let proven = ctx.sender_identity().map(|i| i.principal());

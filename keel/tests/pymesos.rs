@@ -1,0 +1,208 @@
+//! pymesos, the third-party Python Mesos client, unmodified, against the real binaries: its
+//! scheduler subscribes through Keel's v1 scheduler HTTP API, authenticates with HTTP Basic
+//! against a secure master's credentials, launches command tasks and sees them finish — at a
+//! fixed master, and through ZooKeeper (pymesos's own kazoo detector) across a leader failover,
+//! after which it re-subscribes and its tasks' updates arrive through the new leader.
+//!
+//! The venv comes from `scripts/pymesos-venv.sh` (the README's test command makes it); its
+//! python is `KEEL_PYMESOS_PYTHON`, or `target/pymesos-venv/bin/python`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use authentication::roles;
+use coordination::Detector;
+use keel_testkit::daemon::Daemon;
+use keel_testkit::eventually::eventually;
+use keel_testkit::leader::leader_other_than;
+use keel_testkit::test_ca::TestCa;
+use keel_testkit::zookeeper_server::ZooKeeperServer;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("KEEL_PYMESOS_PYTHON").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pymesos-venv/bin/python"),
+        PathBuf::from,
+    );
+    assert!(
+        python.exists(),
+        "no pymesos venv at {}: run scripts/pymesos-venv.sh (the README's test command does)",
+        python.display()
+    );
+    python
+}
+
+fn scheduler_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/pymesos/scheduler.py")
+}
+
+/// The pymesos scheduler running `count` tasks of `command` at `master`, as principal `py`.
+fn pymesos(master: &str, count: usize, command: &str) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = tokio::process::Command::new(python())
+        .arg(scheduler_script())
+        .args([master, &count.to_string(), command, "py", "s3cret"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python starts");
+    let out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, out)
+}
+
+/// Reads the scheduler's lines until one starts with `word`.
+async fn line(out: &mut Lines<BufReader<ChildStdout>>, word: &str) -> String {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match out.next_line().await.expect("the scheduler's stdout") {
+                Some(l) if l.starts_with(word) => return l,
+                Some(_) => continue,
+                None => panic!("the pymesos scheduler ended before printing `{word}`"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `{word}` from the pymesos scheduler"))
+}
+
+/// A credentials file admitting `py` (secret `s3cret`) as a framework.
+fn credentials(dir: &std::path::Path) -> String {
+    let path = dir.join("credentials");
+    std::fs::write(&path, "py s3cret framework\n").unwrap();
+    path.display().to_string()
+}
+
+async fn agent(master: &str, work: &std::path::Path, ca: &TestCa) -> Daemon {
+    Daemon::start(
+        env!("CARGO_BIN_EXE_keel-slave"),
+        &[
+            "--master",
+            master,
+            "--port",
+            "0",
+            "--work-dir",
+            work.to_str().unwrap(),
+            "--resources",
+            "cpus:2;mem:512;disk:100",
+            "--isolation",
+            "posix",
+            "--tls-dir",
+            &ca.tls_arg("agent-1", &[roles::AGENT]),
+        ],
+    )
+    .await
+    .0
+}
+
+async fn agents_registered(address: &str) {
+    eventually("the agent registers", || async {
+        let state = libactor::http_client::get_json(address, "/master/state")
+            .await
+            .ok()?;
+        (state["slaves"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pymesos_scheduler_runs_tasks_on_a_secure_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let credentials = credentials(dir.path());
+    let (_master, master) = Daemon::start(
+        env!("CARGO_BIN_EXE_keel-master"),
+        &[
+            "--port",
+            "0",
+            "--tls-dir",
+            &ca.tls_arg("master", &[roles::MASTER]),
+            "--credentials",
+            &credentials,
+        ],
+    )
+    .await;
+    let address = master.split_once('@').unwrap().1.to_owned();
+    let _agent = agent(&master, &dir.path().join("agent"), &ca).await;
+    agents_registered(&address).await;
+
+    let (mut child, mut out) = pymesos(&address, 3, "echo hello from pymesos");
+    line(&mut out, "registered").await;
+    assert_eq!(line(&mut out, "all finished").await, "all finished");
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // The framework was pymesos's, under the principal it proved.
+    let state = libactor::http_client::get_json(&address, "/master/state")
+        .await
+        .unwrap();
+    let principals: Vec<&str> = state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["principal"].as_str())
+        .collect();
+    assert!(principals.iter().all(|p| *p == "py"), "{state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pymesos_scheduler_follows_zookeeper_across_a_leader_failover() {
+    let zk = ZooKeeperServer::start().expect("zookeeper");
+    let zk_url = zk.url("/keel");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let credentials = credentials(dir.path());
+    let master_tls = ca.tls_arg("master", &[roles::MASTER]);
+    let mut masters = Vec::new();
+    for _ in 0..2 {
+        let args = [
+            "--port",
+            "0",
+            "--zk",
+            &zk_url,
+            "--zk-session-timeout-seconds",
+            "2",
+            "--tls-dir",
+            &master_tls,
+            "--credentials",
+            &credentials,
+        ];
+        masters.push(Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &args).await);
+    }
+    let detector = Detector::start(zk_url.parse().unwrap(), Duration::from_secs(2));
+    let first = leader_other_than(&detector, None).await;
+    let first_address = first.split_once('@').unwrap().1.to_owned();
+    let _agent = agent(&zk_url, &dir.path().join("agent"), &ca).await;
+    agents_registered(&first_address).await;
+
+    // The tasks wait for a file the test makes once the failover is over.
+    let go = dir.path().join("go");
+    let command = format!("while [ ! -e {} ]; do sleep 0.1; done", go.display());
+    let (mut child, mut out) = pymesos(&zk_url, 2, &command);
+    line(&mut out, "registered").await;
+    line(&mut out, "update py-").await;
+    line(&mut out, "update py-").await;
+
+    let index = masters.iter().position(|(_, p)| *p == first).unwrap();
+    let (leader, _) = masters.remove(index);
+    leader.crash().await;
+    let second = leader_other_than(&detector, Some(&first)).await;
+    assert_ne!(second, first);
+    // pymesos's detector finds the new leader and re-subscribes under its framework id.
+    line(&mut out, "reregistered").await;
+    std::fs::write(&go, b"").unwrap();
+    assert_eq!(line(&mut out, "all finished").await, "all finished");
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    for (master, _) in masters {
+        master.stop().await;
+    }
+}

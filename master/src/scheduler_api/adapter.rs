@@ -1,0 +1,464 @@
+//! One subscribed HTTP framework as the master sees it: a process on the master's node that
+//! registers the framework the way a scheduler driver does and turns what the master sends a
+//! scheduler into v1 events on the subscriber's stream, and the subscriber's calls into the
+//! messages a driver would send. HTTP frameworks therefore get exactly what driver frameworks
+//! get: offers under DRF, revocation, failover timeouts, reconciliation.
+//!
+//! Its life is its stream's: when the client goes (its connection closes, or it is cut off for
+//! not reading), the adapter ends, and the master sees the scheduler disconnect (its failover
+//! timeout starts); a new SUBSCRIBE with the framework's id is a failover to a new adapter.
+
+use std::time::Duration;
+
+use libactor::{Context, HttpStream, Process, Upid};
+use protos::internal::{
+    AcceptOffersMessage, DeclineOffersMessage, ExecutorToFrameworkMessage, ExitedExecutorMessage,
+    FrameworkErrorMessage, FrameworkRegisteredMessage, FrameworkReregisteredMessage,
+    FrameworkToExecutorMessage, KillTaskMessage, LostSlaveMessage, ReconcileTasksMessage,
+    RegisterFrameworkMessage, ReregisterFrameworkMessage, RescindResourceOfferMessage,
+    ResourceOffersMessage, ReviveOffersMessage, StatusUpdateAcknowledgementMessage,
+    StatusUpdateMessage, SuppressOffersMessage, UnregisterFrameworkMessage,
+};
+use protos::v1::scheduler::{call, event, Call, Event};
+use protos::v1::{task_status::Source, FrameworkId, FrameworkInfo, TaskStatus};
+
+use super::codec::Encoding;
+use super::{Subscription, Subscriptions};
+
+/// How often an idle stream gets a HEARTBEAT (Mesos's default).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+
+/// A subscribed HTTP framework.
+pub struct FrameworkAdapter {
+    info: FrameworkInfo,
+    /// The principal its subscriber proved (`None` on an open master).
+    principal: Option<String>,
+    /// A re-subscription with the framework's id: a scheduler failover.
+    failover: bool,
+    master: Upid,
+    stream: HttpStream,
+    stream_id: String,
+    encoding: Encoding,
+    subscriptions: Subscriptions,
+    subscribed: bool,
+}
+
+impl FrameworkAdapter {
+    /// An adapter for `info` (with its id when re-subscribing), writing events to `stream`.
+    pub fn new(
+        info: FrameworkInfo,
+        principal: Option<String>,
+        master: Upid,
+        stream: HttpStream,
+        stream_id: String,
+        encoding: Encoding,
+        subscriptions: Subscriptions,
+    ) -> FrameworkAdapter {
+        FrameworkAdapter {
+            failover: info.id.as_ref().is_some_and(|id| !id.value.is_empty()),
+            info,
+            principal,
+            master,
+            stream,
+            stream_id,
+            encoding,
+            subscriptions,
+            subscribed: false,
+        }
+    }
+
+    fn framework_id(&self) -> Option<FrameworkId> {
+        self.info.id.clone().filter(|id| !id.value.is_empty())
+    }
+
+    /// Writes `event`; a client that is gone ends the adapter.
+    fn emit(&mut self, ctx: &mut Context<Self>, event: Event) {
+        let record = self.encoding.record(&event);
+        if self.stream.send(record).is_err() {
+            tracing::info!(framework = ?self.framework_id().map(|f| f.value), "an HTTP scheduler's stream closed; it is disconnected");
+            ctx.terminate();
+        }
+    }
+
+    /// Who may send the adapter scheduler messages: the master, which runs on the same node
+    /// (its messages never cross a connection, so no peer can pose as it).
+    fn sent_by_master(&self, ctx: &Context<Self>, from: &Upid) -> bool {
+        *from == self.master && ctx.sender_is_local()
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.stream.is_closed() {
+            ctx.terminate();
+            return;
+        }
+        if self.subscribed {
+            self.emit(
+                ctx,
+                Event {
+                    r#type: event::Type::Heartbeat as i32,
+                    ..Default::default()
+                },
+            );
+        }
+        ctx.delay(HEARTBEAT_INTERVAL, |a: &mut Self, ctx| a.heartbeat(ctx));
+    }
+
+    fn subscribed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework_id: Option<FrameworkId>,
+        master_info: Option<protos::v1::MasterInfo>,
+    ) {
+        let Some(id) = framework_id.filter(|id| !id.value.is_empty()) else {
+            return;
+        };
+        self.info.id = Some(id.clone());
+        self.subscribed = true;
+        self.subscriptions.insert(
+            id.value.clone(),
+            Subscription {
+                stream_id: self.stream_id.clone(),
+                principal: self.principal.clone(),
+                adapter: ctx.self_ref(),
+            },
+        );
+        self.emit(
+            ctx,
+            Event {
+                r#type: event::Type::Subscribed as i32,
+                subscribed: Some(event::Subscribed {
+                    framework_id: Some(id),
+                    heartbeat_interval_seconds: Some(HEARTBEAT_INTERVAL.as_secs_f64()),
+                    master_info,
+                }),
+                ..Default::default()
+            },
+        );
+    }
+
+    fn registered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: FrameworkRegisteredMessage) {
+        if self.sent_by_master(ctx, &from) && !self.subscribed {
+            self.subscribed(ctx, msg.framework_id, msg.master_info);
+        }
+    }
+
+    fn reregistered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: FrameworkReregisteredMessage,
+    ) {
+        if self.sent_by_master(ctx, &from) && !self.subscribed {
+            self.subscribed(ctx, msg.framework_id, msg.master_info);
+        }
+    }
+
+    fn offers(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ResourceOffersMessage) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        self.emit(
+            ctx,
+            Event {
+                r#type: event::Type::Offers as i32,
+                offers: Some(event::Offers { offers: msg.offers }),
+                ..Default::default()
+            },
+        );
+    }
+
+    fn rescinded(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RescindResourceOfferMessage) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        self.emit(
+            ctx,
+            Event {
+                r#type: event::Type::Rescind as i32,
+                rescind: Some(event::Rescind {
+                    offer_id: msg.offer_id,
+                }),
+                ..Default::default()
+            },
+        );
+    }
+
+    fn status_update(&mut self, ctx: &mut Context<Self>, from: Upid, msg: StatusUpdateMessage) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        let Some(update) = msg.update else {
+            return;
+        };
+        let Some(mut status) = update.status else {
+            return;
+        };
+        // Only the agent's updates are acknowledged (the master's own carry no uuid to ack).
+        if status.source == Source::Master as i32 {
+            status.uuid = Default::default();
+        } else if status.uuid.is_empty() {
+            status.uuid = update.uuid;
+        }
+        if status.agent_id.is_none() {
+            status.agent_id = update.slave_id;
+        }
+        if status.executor_id.is_none() {
+            status.executor_id = update.executor_id;
+        }
+        self.emit(
+            ctx,
+            Event {
+                r#type: event::Type::Update as i32,
+                update: Some(event::Update {
+                    status: Some(status),
+                }),
+                ..Default::default()
+            },
+        );
+    }
+
+    fn framework_message(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ExecutorToFrameworkMessage,
+    ) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        self.emit(
+            ctx,
+            Event {
+                r#type: event::Type::Message as i32,
+                message: Some(event::Message {
+                    agent_id: msg.slave_id,
+                    executor_id: msg.executor_id,
+                    data: msg.data,
+                }),
+                ..Default::default()
+            },
+        );
+    }
+
+    fn lost_agent(&mut self, ctx: &mut Context<Self>, from: Upid, msg: LostSlaveMessage) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        self.emit(
+            ctx,
+            Event {
+                r#type: event::Type::Failure as i32,
+                failure: Some(event::Failure {
+                    agent_id: msg.slave_id,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+    }
+
+    fn executor_exited(&mut self, ctx: &mut Context<Self>, from: Upid, msg: ExitedExecutorMessage) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        self.emit(
+            ctx,
+            Event {
+                r#type: event::Type::Failure as i32,
+                failure: Some(event::Failure {
+                    agent_id: msg.slave_id,
+                    executor_id: msg.executor_id,
+                    status: Some(msg.status),
+                }),
+                ..Default::default()
+            },
+        );
+    }
+
+    fn error(&mut self, ctx: &mut Context<Self>, from: Upid, msg: FrameworkErrorMessage) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        self.emit(
+            ctx,
+            Event {
+                r#type: event::Type::Error as i32,
+                error: Some(event::Error {
+                    message: msg.message,
+                }),
+                ..Default::default()
+            },
+        );
+        // As Mesos: an ERROR ends the subscription.
+        ctx.terminate();
+    }
+
+    /// Carries out a call the gateway validated (see [`super::validate`]).
+    pub fn call(&mut self, ctx: &mut Context<Self>, call: Call) {
+        let framework_id = self.framework_id();
+        let master = self.master.clone();
+        use call::Type;
+        match Type::try_from(call.r#type).unwrap_or(Type::Unknown) {
+            Type::Teardown => {
+                ctx.send(&master, UnregisterFrameworkMessage { framework_id });
+                ctx.terminate();
+            }
+            Type::Accept => {
+                let accept = call.accept.unwrap_or_default();
+                let tasks = accept
+                    .operations
+                    .into_iter()
+                    .filter_map(|op| op.launch)
+                    .flat_map(|launch| launch.task_infos)
+                    .collect();
+                ctx.send(
+                    &master,
+                    AcceptOffersMessage {
+                        framework_id,
+                        offer_ids: accept.offer_ids,
+                        tasks,
+                        filters: accept.filters,
+                    },
+                );
+            }
+            Type::Decline => {
+                let decline = call.decline.unwrap_or_default();
+                ctx.send(
+                    &master,
+                    DeclineOffersMessage {
+                        framework_id,
+                        offer_ids: decline.offer_ids,
+                        filters: decline.filters,
+                    },
+                );
+            }
+            Type::Revive => {
+                let roles = call.revive.map(|r| r.roles).unwrap_or_default();
+                ctx.send(
+                    &master,
+                    ReviveOffersMessage {
+                        framework_id,
+                        roles,
+                    },
+                );
+            }
+            Type::Suppress => {
+                let roles = call.suppress.map(|s| s.roles).unwrap_or_default();
+                ctx.send(
+                    &master,
+                    SuppressOffersMessage {
+                        framework_id,
+                        roles,
+                    },
+                );
+            }
+            Type::Kill => {
+                let kill = call.kill.unwrap_or_default();
+                ctx.send(
+                    &master,
+                    KillTaskMessage {
+                        framework_id,
+                        task_id: kill.task_id,
+                        kill_policy: kill.kill_policy,
+                        reason: None,
+                    },
+                );
+            }
+            Type::Acknowledge => {
+                let ack = call.acknowledge.unwrap_or_default();
+                ctx.send(
+                    &master,
+                    StatusUpdateAcknowledgementMessage {
+                        slave_id: ack.agent_id,
+                        framework_id,
+                        task_id: ack.task_id,
+                        uuid: ack.uuid,
+                    },
+                );
+            }
+            Type::Reconcile => {
+                let statuses = call
+                    .reconcile
+                    .unwrap_or_default()
+                    .tasks
+                    .into_iter()
+                    .map(|t| TaskStatus {
+                        task_id: t.task_id,
+                        agent_id: t.agent_id,
+                        ..Default::default()
+                    })
+                    .collect();
+                ctx.send(
+                    &master,
+                    ReconcileTasksMessage {
+                        framework_id,
+                        statuses,
+                    },
+                );
+            }
+            Type::Message => {
+                let message = call.message.unwrap_or_default();
+                ctx.send(
+                    &master,
+                    FrameworkToExecutorMessage {
+                        slave_id: message.agent_id,
+                        framework_id,
+                        executor_id: message.executor_id,
+                        data: message.data,
+                    },
+                );
+            }
+            // Keel sends no inverse offers, and its allocator does not act on requests:
+            // nothing to do, as Mesos does with unknown inverse offers.
+            Type::AcceptInverseOffers | Type::DeclineInverseOffers | Type::Request => {}
+            other => {
+                tracing::warn!(call = ?other, "a call the gateway should have refused reached the adapter");
+            }
+        }
+    }
+}
+
+impl Process for FrameworkAdapter {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        ctx.install(Self::registered);
+        ctx.install(Self::reregistered);
+        ctx.install(Self::offers);
+        ctx.install(Self::rescinded);
+        ctx.install(Self::status_update);
+        ctx.install(Self::framework_message);
+        ctx.install(Self::lost_agent);
+        ctx.install(Self::executor_exited);
+        ctx.install(Self::error);
+        ctx.link(&self.master.clone());
+        let master = self.master.clone();
+        if self.failover {
+            ctx.send(
+                &master,
+                ReregisterFrameworkMessage {
+                    framework: Some(self.info.clone()),
+                    failover: true,
+                },
+            );
+        } else {
+            ctx.send(
+                &master,
+                RegisterFrameworkMessage {
+                    framework: Some(self.info.clone()),
+                },
+            );
+        }
+        ctx.delay(HEARTBEAT_INTERVAL, |a: &mut Self, ctx| a.heartbeat(ctx));
+    }
+
+    fn exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {
+        if *pid == self.master {
+            ctx.terminate();
+        }
+    }
+
+    fn finalize(&mut self, ctx: &mut Context<Self>) {
+        if let Some(id) = self.framework_id() {
+            self.subscriptions.remove(&id.value, ctx.pid());
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! How calls and events cross the wire: JSON (Mesos's mapping, see [`protos::mesos_json`]) or
+//! protobuf (Mesos's field numbers), events framed in RecordIO (`<length>\n<bytes>`), and which
+//! of the two a request asks for (`Content-Type`, `Accept`).
+
+use prost::bytes::Bytes;
+use prost::Message;
+use protos::v1::scheduler::{Call, Event};
+
+/// `application/json`.
+pub const JSON: &str = "application/json";
+/// `application/x-protobuf`.
+pub const PROTOBUF: &str = "application/x-protobuf";
+
+/// A request's or a stream's encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Mesos's JSON.
+    Json,
+    /// Protobuf.
+    Protobuf,
+}
+
+impl Encoding {
+    /// The encoding of a `Content-Type` (parameters such as `; charset=utf-8` ignored).
+    pub fn of_content_type(value: Option<&str>) -> Option<Encoding> {
+        match value?.split(';').next()?.trim() {
+            JSON => Some(Encoding::Json),
+            PROTOBUF => Some(Encoding::Protobuf),
+            _ => None,
+        }
+    }
+
+    /// The encoding an `Accept` header allows, preferring `fallback` (the request's own) when
+    /// it allows both or says nothing; `None` when it allows neither.
+    pub fn accepted(value: Option<&str>, fallback: Encoding) -> Option<Encoding> {
+        let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+            return Some(fallback);
+        };
+        let types: Vec<&str> = value
+            .split(',')
+            .filter_map(|t| t.split(';').next())
+            .map(str::trim)
+            .collect();
+        let allows = |e: Encoding| {
+            types
+                .iter()
+                .any(|t| *t == e.content_type() || *t == "*/*" || *t == "application/*")
+        };
+        [fallback, fallback.other()]
+            .into_iter()
+            .find(|e| allows(*e))
+    }
+
+    /// Its `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => JSON,
+            Encoding::Protobuf => PROTOBUF,
+        }
+    }
+
+    fn other(self) -> Encoding {
+        match self {
+            Encoding::Json => Encoding::Protobuf,
+            Encoding::Protobuf => Encoding::Json,
+        }
+    }
+
+    /// Decodes a call.
+    pub fn decode_call(self, body: &[u8]) -> Result<Call, String> {
+        match self {
+            Encoding::Protobuf => {
+                Call::decode(body).map_err(|e| format!("the body is not a protobuf Call: {e}"))
+            }
+            Encoding::Json => {
+                let value: serde_json::Value = serde_json::from_slice(body)
+                    .map_err(|e| format!("the body is not JSON: {e}"))?;
+                protos::mesos_json::from_json(&value)
+                    .map_err(|e| format!("the body is not a Call: {e}"))
+            }
+        }
+    }
+
+    /// An event as one RecordIO record.
+    pub fn record(self, event: &Event) -> Bytes {
+        let payload = match self {
+            Encoding::Protobuf => event.encode_to_vec(),
+            Encoding::Json => match protos::mesos_json::to_json(event) {
+                Ok(value) => value.to_string().into_bytes(),
+                // Every event the adapter builds maps to JSON; an error is a descriptor bug.
+                Err(e) => {
+                    tracing::error!(error = %e, "an event has no JSON form");
+                    b"{}".to_vec()
+                }
+            },
+        };
+        let mut record = format!("{}\n", payload.len()).into_bytes();
+        record.extend_from_slice(&payload);
+        Bytes::from(record)
+    }
+}
+
+/// Splits RecordIO records off the front of `buffer` (clients read streams with this).
+pub fn next_record(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, String> {
+    let Some(newline) = buffer.iter().position(|b| *b == b'\n') else {
+        if buffer.len() > 20 {
+            return Err("a RecordIO length longer than 20 digits".into());
+        }
+        return Ok(None);
+    };
+    let length: usize = std::str::from_utf8(&buffer[..newline])
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| "a RecordIO length that is not a number".to_owned())?;
+    if buffer.len() < newline + 1 + length {
+        return Ok(None);
+    }
+    let record = buffer[newline + 1..newline + 1 + length].to_vec();
+    buffer.drain(..newline + 1 + length);
+    Ok(Some(record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protos::v1::scheduler::event;
+
+    #[test]
+    fn accept_headers_choose_the_encoding() {
+        let json = Encoding::Json;
+        assert_eq!(Encoding::accepted(None, json), Some(json));
+        assert_eq!(Encoding::accepted(Some("*/*"), json), Some(json));
+        assert_eq!(
+            Encoding::accepted(Some("application/x-protobuf"), json),
+            Some(Encoding::Protobuf)
+        );
+        assert_eq!(Encoding::accepted(Some("text/html"), json), None);
+        assert_eq!(
+            Encoding::of_content_type(Some("application/json; charset=utf-8")),
+            Some(json)
+        );
+        assert_eq!(Encoding::of_content_type(Some("text/plain")), None);
+    }
+
+    #[test]
+    fn records_round_trip_in_both_encodings() {
+        let event = Event {
+            r#type: event::Type::Heartbeat as i32,
+            ..Default::default()
+        };
+        for encoding in [Encoding::Json, Encoding::Protobuf] {
+            let mut buffer = encoding.record(&event).to_vec();
+            buffer.extend_from_slice(b"3\nab");
+            let first = next_record(&mut buffer).unwrap().unwrap();
+            match encoding {
+                Encoding::Protobuf => assert_eq!(Event::decode(&first[..]).unwrap(), event),
+                Encoding::Json => {
+                    let v: serde_json::Value = serde_json::from_slice(&first).unwrap();
+                    assert_eq!(v["type"], "HEARTBEAT");
+                }
+            }
+            assert_eq!(next_record(&mut buffer).unwrap(), None, "incomplete");
+            buffer.push(b'c');
+            assert_eq!(next_record(&mut buffer).unwrap().unwrap(), b"abc");
+        }
+        assert!(next_record(&mut b"x\n".to_vec()).is_err());
+    }
+}

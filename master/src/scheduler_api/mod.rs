@@ -1,0 +1,387 @@
+//! `POST /api/v1/scheduler`: Mesos's v1 scheduler HTTP API, so that Mesos schedulers (pymesos,
+//! anything written against `docs/scheduler-http-api.md`) run on Keel unmodified.
+//!
+//! A `SUBSCRIBE` call is answered `200` with a chunked stream of RecordIO-framed events and a
+//! `Mesos-Stream-Id` header; every other call carries that id and the framework's id and is
+//! answered `202` once validated (`400` with the reason otherwise; `403` for a framework not
+//! subscribed, or subscribed by another principal). Calls and events are JSON (Mesos's
+//! mapping) or protobuf (Mesos's field numbers), as `Content-Type` and `Accept` say (`415`,
+//! `406` otherwise). A second subscription of a framework closes the first one's stream.
+//!
+//! Each subscribed framework is a [`adapter::FrameworkAdapter`] on the master's node, which the
+//! master treats as the framework's scheduler: HTTP and driver frameworks share everything.
+//!
+//! Who may call: on a secure master, a client proven in the `framework` role (its TLS
+//! certificate, or HTTP Basic against `--credentials` with that role); on an insecure master
+//! with `--authenticate-frameworks`, HTTP Basic against `--credentials`; otherwise anyone. A
+//! framework's principal is the proven one, and only that principal may make its calls.
+//!
+//! ```text
+//! curl -X POST -H 'Content-Type: application/json' http://127.0.0.1:5050/api/v1/scheduler \
+//!   -d '{"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "me", "name": "hi"}}}'
+//! ```
+
+pub mod adapter;
+pub mod codec;
+
+use std::sync::Arc;
+
+use authentication::{roles, Credentials};
+use libactor::metrics::Counter;
+use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
+use protos::v1::offer::operation;
+use protos::v1::scheduler::{call, Call};
+
+use adapter::FrameworkAdapter;
+use codec::Encoding;
+
+/// The gateway's process id: requests to `/api/…` reach it.
+pub const API_PROCESS: &str = "api";
+/// Events a subscriber may fall behind by before it is cut off.
+pub const STREAM_CAPACITY: usize = 16 * 1024;
+/// The header naming a subscription.
+pub const STREAM_ID_HEADER: &str = "Mesos-Stream-Id";
+
+/// Which adapter holds each subscribed framework's stream, shared by the gateway and the
+/// adapters (which add themselves once subscribed and remove themselves when they end).
+#[derive(Debug, Clone, Default)]
+pub struct Subscriptions(Arc<dashmap::DashMap<String, Subscription>>);
+
+/// A subscribed framework's stream id, the principal that subscribed it, and its adapter.
+#[derive(Debug, Clone)]
+struct Subscription {
+    stream_id: String,
+    principal: Option<String>,
+    adapter: ProcessRef<FrameworkAdapter>,
+}
+
+impl Subscriptions {
+    fn insert(&self, framework: String, subscription: Subscription) {
+        self.0.insert(framework, subscription);
+    }
+
+    fn remove(&self, framework: &str, adapter: &Upid) {
+        self.0
+            .remove_if(framework, |_, s| s.adapter.pid() == adapter);
+    }
+
+    fn get(&self, framework: &str) -> Option<Subscription> {
+        self.0.get(framework).map(|e| e.value().clone())
+    }
+
+    /// How many frameworks are subscribed over HTTP.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no framework is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Who may use the API (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct ApiAuthentication {
+    /// Principals and secrets for HTTP Basic.
+    pub credentials: Option<Credentials>,
+    /// An insecure master that requires frameworks to authenticate.
+    pub required: bool,
+}
+
+/// The gateway process.
+pub struct SchedulerApi {
+    master: Upid,
+    auth: ApiAuthentication,
+    subscriptions: Subscriptions,
+    refused: Option<Counter>,
+    subscribed: Option<Counter>,
+}
+
+impl SchedulerApi {
+    /// A gateway for the master at `master` (on the same node).
+    pub fn new(master: Upid, auth: ApiAuthentication) -> SchedulerApi {
+        SchedulerApi {
+            master,
+            auth,
+            subscriptions: Subscriptions::default(),
+            refused: None,
+            subscribed: None,
+        }
+    }
+
+    /// Spawns a gateway on `node` for its `master` process, unless one runs already (a
+    /// restarted master keeps its node's gateway).
+    pub fn spawn(node: &Node, auth: ApiAuthentication) -> Result<(), SpawnError> {
+        let master = node.pid("master")?;
+        match node.spawn(API_PROCESS, SchedulerApi::new(master, auth)) {
+            Ok(_) | Err(SpawnError::DuplicateId(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn refuse(&self, status: u16, why: impl Into<String>) -> HttpResponse {
+        if let Some(c) = &self.refused {
+            c.inc();
+        }
+        let why = why.into();
+        tracing::debug!(status, %why, "scheduler API call refused");
+        HttpResponse::text(status, format!("{why}\n"))
+    }
+
+    /// The principal `req` proves, or the refusal (see the module docs).
+    fn principal(
+        &self,
+        ctx: &Context<Self>,
+        req: &HttpRequest,
+    ) -> Result<Option<String>, HttpResponse> {
+        if let Some(identity) = &req.identity {
+            if identity.has_role(roles::FRAMEWORK) {
+                return Ok(Some(identity.principal().to_owned()));
+            }
+            return Err(self.refuse(
+                403,
+                format!(
+                    "principal {} lacks the framework role",
+                    identity.principal()
+                ),
+            ));
+        }
+        let secure = ctx.node().is_secure();
+        if !secure && !self.auth.required {
+            return Ok(None);
+        }
+        let Some(credentials) = &self.auth.credentials else {
+            return Err(self.refuse(
+                401,
+                "frameworks prove themselves with a client certificate in the framework role",
+            ));
+        };
+        match credentials.check_basic(req.header("authorization")) {
+            Ok(p) if credentials.has_role(&p, roles::FRAMEWORK) => Ok(Some(p)),
+            Ok(p) => Err(self.refuse(403, format!("principal {p} lacks the framework role"))),
+            Err(e) => Err(self
+                .refuse(401, e.to_string())
+                .with_header("www-authenticate", "Basic realm=\"keel\"")),
+        }
+    }
+
+    fn scheduler(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
+        if req.method != "POST" {
+            return self.refuse(405, "POST a Call to /api/v1/scheduler");
+        }
+        let Some(encoding) = Encoding::of_content_type(req.header("content-type")) else {
+            return self.refuse(
+                415,
+                "Content-Type must be application/json or application/x-protobuf",
+            );
+        };
+        let call = match encoding.decode_call(&req.body) {
+            Ok(call) => call,
+            Err(why) => return self.refuse(400, why),
+        };
+        if let Err(why) = validate(&call) {
+            return self.refuse(400, why);
+        }
+        let principal = match self.principal(ctx, &req) {
+            Ok(p) => p,
+            Err(refusal) => return refusal,
+        };
+        if call.r#type == call::Type::Subscribe as i32 {
+            return self.subscribe(ctx, &req, encoding, call, principal);
+        }
+        let framework = call
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        let Some(stream_id) = req.header(STREAM_ID_HEADER) else {
+            return self.refuse(
+                400,
+                "all non-subscribe calls should include the 'Mesos-Stream-Id' header",
+            );
+        };
+        let Some(subscription) = self.subscriptions.get(&framework) else {
+            return self.refuse(403, format!("framework {framework} is not subscribed"));
+        };
+        if subscription.stream_id != stream_id {
+            return self.refuse(
+                400,
+                format!("the stream id {stream_id:?} is not framework {framework}'s current one"),
+            );
+        }
+        if subscription.principal != principal {
+            return self.refuse(
+                403,
+                format!("framework {framework} was subscribed by another principal"),
+            );
+        }
+        subscription
+            .adapter
+            .dispatch(move |a, ctx| a.call(ctx, call));
+        HttpResponse::text(202, "")
+    }
+
+    fn subscribe(
+        &mut self,
+        ctx: &mut Context<Self>,
+        req: &HttpRequest,
+        encoding: Encoding,
+        call: Call,
+        principal: Option<String>,
+    ) -> HttpResponse {
+        let Some(accepted) = Encoding::accepted(req.header("accept"), encoding) else {
+            return self.refuse(
+                406,
+                "Accept must allow application/json or application/x-protobuf",
+            );
+        };
+        let mut info = call
+            .subscribe
+            .and_then(|s| s.framework_info)
+            .unwrap_or_default();
+        if let Some(id) = call.framework_id.filter(|id| !id.value.is_empty()) {
+            info.id = Some(id);
+        }
+        match (&principal, info.principal.is_empty()) {
+            (Some(p), true) => info.principal = p.clone(),
+            (Some(p), false) if *p != info.principal => {
+                return self.refuse(
+                    403,
+                    format!(
+                        "framework principal {:?} is not the proven principal {p:?}",
+                        info.principal
+                    ),
+                )
+            }
+            _ => {}
+        }
+        if info.user.is_empty() {
+            return self.refuse(400, "framework_info.user is required");
+        }
+        let stream_id = uuid::Uuid::new_v4().to_string();
+        let (response, stream) =
+            HttpResponse::stream(200, accepted.content_type(), STREAM_CAPACITY);
+        // A second subscription of the framework closes the first one's stream.
+        if let Some(id) = info.id.as_ref() {
+            if let Some(old) = self.subscriptions.get(&id.value) {
+                ctx.node().terminate(old.adapter.pid());
+            }
+        }
+        let adapter = FrameworkAdapter::new(
+            info,
+            principal,
+            self.master.clone(),
+            stream,
+            stream_id.clone(),
+            accepted,
+            self.subscriptions.clone(),
+        );
+        let id = ctx.node().generate_id("scheduler-http");
+        if let Err(e) = ctx.node().spawn(&id, adapter) {
+            return self.refuse(503, format!("cannot start the subscription: {e}"));
+        }
+        if let Some(c) = &self.subscribed {
+            c.inc();
+        }
+        response.with_header(STREAM_ID_HEADER, &stream_id)
+    }
+}
+
+/// Why `call` is malformed, if it is: what Mesos's validation refuses, and what Keel cannot do.
+pub fn validate(call: &Call) -> Result<(), String> {
+    use call::Type;
+    let kind = Type::try_from(call.r#type).unwrap_or(Type::Unknown);
+    let has_framework_id = call
+        .framework_id
+        .as_ref()
+        .is_some_and(|f| !f.value.is_empty());
+    match kind {
+        Type::Unknown => return Err("unknown call type".into()),
+        Type::Subscribe => {
+            let Some(info) = call
+                .subscribe
+                .as_ref()
+                .and_then(|s| s.framework_info.as_ref())
+            else {
+                return Err("expecting 'subscribe.framework_info' to be present".into());
+            };
+            if let (Some(a), Some(b)) = (call.framework_id.as_ref(), info.id.as_ref()) {
+                if a.value != b.value && !a.value.is_empty() && !b.value.is_empty() {
+                    return Err("'framework_id' differs from 'subscribe.framework_info.id'".into());
+                }
+            }
+            return Ok(());
+        }
+        _ if !has_framework_id => return Err("expecting 'framework_id' to be present".into()),
+        Type::Accept => {
+            let accept = call
+                .accept
+                .as_ref()
+                .ok_or("expecting 'accept' to be present")?;
+            for op in &accept.operations {
+                match operation::Type::try_from(op.r#type).unwrap_or(operation::Type::Unknown) {
+                    operation::Type::Launch if op.launch.is_some() => {}
+                    operation::Type::Launch => {
+                        return Err("a LAUNCH operation without 'launch'".into())
+                    }
+                    other => {
+                        return Err(format!(
+                            "Keel carries out LAUNCH operations only, not {}",
+                            other.as_str_name()
+                        ))
+                    }
+                }
+            }
+        }
+        Type::Decline if call.decline.is_none() => {
+            return Err("expecting 'decline' to be present".into())
+        }
+        Type::Kill
+            if call
+                .kill
+                .as_ref()
+                .and_then(|k| k.task_id.as_ref())
+                .is_none() =>
+        {
+            return Err("expecting 'kill.task_id' to be present".into())
+        }
+        Type::Acknowledge => {
+            let ack = call
+                .acknowledge
+                .as_ref()
+                .ok_or("expecting 'acknowledge' to be present")?;
+            if ack.task_id.is_none() || ack.agent_id.is_none() || ack.uuid.len() != 16 {
+                return Err("'acknowledge' needs agent_id, task_id and a 16-byte uuid".into());
+            }
+        }
+        Type::Message => {
+            let m = call
+                .message
+                .as_ref()
+                .ok_or("expecting 'message' to be present")?;
+            if m.agent_id.is_none() || m.executor_id.is_none() {
+                return Err("'message' needs agent_id and executor_id".into());
+            }
+        }
+        Type::Shutdown
+        | Type::UpdateFramework
+        | Type::AcknowledgeOperationStatus
+        | Type::ReconcileOperations => {
+            return Err(format!("Keel does not support {} yet", kind.as_str_name()))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Process for SchedulerApi {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        let m = ctx.metrics();
+        self.refused = Some(m.counter("master/api/calls_refused"));
+        self.subscribed = Some(m.counter("master/api/subscriptions"));
+        let subscriptions = self.subscriptions.clone();
+        m.gauge_fn("master/api/subscribers", move || subscriptions.len() as f64);
+        ctx.route("/v1/scheduler", Self::scheduler);
+    }
+}

@@ -1,0 +1,520 @@
+//! Mesos's v1 scheduler HTTP API against a real cluster (master and agent on loopback ports,
+//! tasks as OS processes), spoken the way Mesos clients speak it: JSON bodies as pymesos writes
+//! them, and protobuf with Mesos's field numbers; events read off the RecordIO stream.
+
+use std::time::Duration;
+
+use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+use libactor::http_client::{open_stream, request_over, StreamReply};
+use libactor::TlsConfig;
+use master::scheduler_api::codec::{next_record, Encoding};
+use prost::Message;
+use protos::v1::scheduler::{call, event, Call, Event};
+use protos::v1::{FrameworkId, TaskState};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A subscription: its stream and what it needs for calls.
+struct Subscriber {
+    reply: StreamReply,
+    buffer: Vec<u8>,
+    encoding: Encoding,
+    stream_id: String,
+    address: String,
+    tls: Option<TlsConfig>,
+}
+
+async fn post(
+    address: &str,
+    tls: Option<&TlsConfig>,
+    content_type: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (u16, String) {
+    let mut all = vec![("content-type", content_type.to_owned())];
+    all.extend(headers.iter().cloned());
+    let reply = request_over(address, tls, "POST", "/api/v1/scheduler", &all, body.into())
+        .await
+        .expect("the master answers");
+    (
+        reply.status,
+        String::from_utf8_lossy(&reply.body).into_owned(),
+    )
+}
+
+impl Subscriber {
+    async fn subscribe(
+        address: &str,
+        tls: Option<TlsConfig>,
+        encoding: Encoding,
+        body: Vec<u8>,
+    ) -> Subscriber {
+        let headers = [
+            ("content-type", encoding.content_type().to_owned()),
+            ("accept", encoding.content_type().to_owned()),
+        ];
+        let reply = open_stream(
+            address,
+            tls.as_ref(),
+            "POST",
+            "/api/v1/scheduler",
+            &headers,
+            body.into(),
+        )
+        .await
+        .expect("SUBSCRIBE is answered");
+        assert_eq!(reply.status, 200, "SUBSCRIBE");
+        assert_eq!(reply.header("content-type"), Some(encoding.content_type()));
+        let stream_id = reply
+            .header("mesos-stream-id")
+            .expect("a Mesos-Stream-Id header")
+            .to_owned();
+        Subscriber {
+            reply,
+            buffer: Vec::new(),
+            encoding,
+            stream_id,
+            address: address.to_owned(),
+            tls,
+        }
+    }
+
+    /// The next event, as the raw JSON when the stream is JSON (and decoded either way).
+    async fn next(&mut self) -> Option<(Event, Option<serde_json::Value>)> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(record) = next_record(&mut self.buffer).expect("well-formed RecordIO") {
+                    return Some(match self.encoding {
+                        Encoding::Protobuf => (Event::decode(&record[..]).expect("an Event"), None),
+                        Encoding::Json => {
+                            let value: serde_json::Value =
+                                serde_json::from_slice(&record).expect("JSON");
+                            let event = protos::mesos_json::from_json(&value).expect("an Event");
+                            (event, Some(value))
+                        }
+                    });
+                }
+                match self.reply.next_chunk().await {
+                    Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                    _ => return None,
+                }
+            }
+        })
+        .await
+        .expect("an event in time")
+    }
+
+    /// The next event of type `kind`, skipping others (heartbeats, offers not wanted).
+    async fn until(&mut self, kind: event::Type) -> (Event, Option<serde_json::Value>) {
+        loop {
+            let (event, json) = self.next().await.expect("the stream goes on");
+            if event.r#type == kind as i32 {
+                return (event, json);
+            }
+        }
+    }
+
+    async fn call(&self, call: &Call) -> (u16, String) {
+        let body = match self.encoding {
+            Encoding::Protobuf => call.encode_to_vec(),
+            Encoding::Json => protos::mesos_json::to_json(call)
+                .unwrap()
+                .to_string()
+                .into_bytes(),
+        };
+        post(
+            &self.address,
+            self.tls.as_ref(),
+            self.encoding.content_type(),
+            &[("mesos-stream-id", self.stream_id.clone())],
+            body,
+        )
+        .await
+    }
+}
+
+fn subscribe_json(name: &str) -> Vec<u8> {
+    json!({
+        "type": "SUBSCRIBE",
+        "subscribe": {"framework_info": {"user": "root", "name": name, "failover_timeout": 60.0}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn cluster(dir: &std::path::Path, secure: bool) -> LocalCluster {
+    let mut config = LocalClusterConfig::new(1, dir);
+    if secure {
+        config = config.secure().unwrap();
+    }
+    let cluster = LocalCluster::start(config).await.expect("cluster starts");
+    cluster
+        .wait_for_agents(WAIT)
+        .await
+        .expect("the agent registers");
+    cluster
+}
+
+/// Accepts the first offer with one command task `id` running `command`; the task's updates
+/// follow, each acknowledged, until `last`.
+async fn run_task(
+    sub: &mut Subscriber,
+    framework_id: &FrameworkId,
+    id: &str,
+    command: &str,
+    last: TaskState,
+) {
+    let (offers, json) = sub.until(event::Type::Offers).await;
+    let offer = offers.offers.unwrap().offers.remove(0);
+    if let Some(json) = json {
+        let first = &json["offers"]["offers"][0];
+        assert_eq!(first["framework_id"]["value"], framework_id.value.as_str());
+        assert_eq!(first["resources"][0]["type"], "SCALAR", "{first}");
+    }
+    let accept = match sub.encoding {
+        // JSON as a Mesos client writes it by hand.
+        Encoding::Json => protos::mesos_json::from_json::<Call>(&json!({
+            "framework_id": {"value": framework_id.value},
+            "type": "ACCEPT",
+            "accept": {
+                "offer_ids": [{"value": offer.id.as_ref().unwrap().value}],
+                "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{
+                    "name": id,
+                    "task_id": {"value": id},
+                    "agent_id": {"value": offer.agent_id.as_ref().unwrap().value},
+                    "resources": [
+                        {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                        {"name": "mem", "type": "SCALAR", "scalar": {"value": 16}}
+                    ],
+                    "command": {"value": command}
+                }]}}],
+                "filters": {"refuse_seconds": 1.0}
+            }
+        }))
+        .unwrap(),
+        Encoding::Protobuf => Call {
+            framework_id: Some(framework_id.clone()),
+            r#type: call::Type::Accept as i32,
+            accept: Some(call::Accept {
+                offer_ids: vec![offer.id.clone().unwrap()],
+                operations: vec![protos::v1::offer::Operation {
+                    r#type: protos::v1::offer::operation::Type::Launch as i32,
+                    launch: Some(protos::v1::offer::operation::Launch {
+                        task_infos: vec![protos::v1::TaskInfo {
+                            name: id.into(),
+                            task_id: Some(protos::v1::TaskId { value: id.into() }),
+                            agent_id: offer.agent_id.clone(),
+                            resources: "cpus:0.1;mem:16"
+                                .parse::<resources::Resources>()
+                                .unwrap()
+                                .to_proto(),
+                            command: Some(protos::v1::CommandInfo {
+                                value: command.into(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }],
+                    }),
+                }],
+                filters: None,
+            }),
+            ..Default::default()
+        },
+    };
+    assert_eq!(sub.call(&accept).await.0, 202);
+    loop {
+        let (update, json) = sub.until(event::Type::Update).await;
+        let status = update.update.unwrap().status.unwrap();
+        if let Some(json) = json {
+            // Mesos's JSON: enum names, bytes in base64.
+            let state = json["update"]["status"]["state"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(
+                state,
+                TaskState::try_from(status.state).unwrap().as_str_name()
+            );
+        }
+        assert_eq!(status.task_id.as_ref().unwrap().value, id);
+        if !status.uuid.is_empty() {
+            let ack = Call {
+                framework_id: Some(framework_id.clone()),
+                r#type: call::Type::Acknowledge as i32,
+                acknowledge: Some(call::Acknowledge {
+                    agent_id: status.agent_id.clone(),
+                    task_id: status.task_id.clone(),
+                    uuid: status.uuid.clone(),
+                }),
+                ..Default::default()
+            };
+            assert_eq!(sub.call(&ack).await.0, 202);
+        }
+        if status.state == last as i32 {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_scheduler_subscribes_launches_acknowledges_and_tears_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    let address = cluster.master_pid().address().to_owned();
+    let mut sub =
+        Subscriber::subscribe(&address, None, Encoding::Json, subscribe_json("json")).await;
+    let (subscribed, json) = sub.until(event::Type::Subscribed).await;
+    let json = json.unwrap();
+    assert_eq!(json["type"], "SUBSCRIBED");
+    assert_eq!(json["subscribed"]["heartbeat_interval_seconds"], 15.0);
+    let framework_id = subscribed.subscribed.unwrap().framework_id.unwrap();
+    run_task(
+        &mut sub,
+        &framework_id,
+        "hello",
+        "echo hello",
+        TaskState::TaskFinished,
+    )
+    .await;
+
+    // The framework is in /master/state like any other, HTTP or not.
+    let state = libactor::http_client::get_json(&address, "/master/state")
+        .await
+        .unwrap();
+    assert_eq!(state["frameworks"][0]["id"], framework_id.value.as_str());
+    assert_eq!(state["frameworks"][0]["name"], "json");
+
+    // Teardown ends the framework and its stream.
+    let teardown = Call {
+        framework_id: Some(framework_id.clone()),
+        r#type: call::Type::Teardown as i32,
+        ..Default::default()
+    };
+    assert_eq!(sub.call(&teardown).await.0, 202);
+    while sub.next().await.is_some() {}
+    let state = libactor::http_client::get_json(&address, "/master/state")
+        .await
+        .unwrap();
+    assert_eq!(state["frameworks"], json!([]));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protobuf_scheduler_runs_a_task_and_a_second_subscription_replaces_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    let address = cluster.master_pid().address().to_owned();
+    let subscribe = |id: Option<FrameworkId>| Call {
+        framework_id: id.clone(),
+        r#type: call::Type::Subscribe as i32,
+        subscribe: Some(call::Subscribe {
+            framework_info: Some(protos::v1::FrameworkInfo {
+                user: "root".into(),
+                name: "proto".into(),
+                id,
+                failover_timeout: Some(60.0),
+                ..Default::default()
+            }),
+            suppressed_roles: Vec::new(),
+        }),
+        ..Default::default()
+    };
+    let mut first = Subscriber::subscribe(
+        &address,
+        None,
+        Encoding::Protobuf,
+        subscribe(None).encode_to_vec(),
+    )
+    .await;
+    let (subscribed, _) = first.until(event::Type::Subscribed).await;
+    let framework_id = subscribed.subscribed.unwrap().framework_id.unwrap();
+    run_task(
+        &mut first,
+        &framework_id,
+        "p1",
+        "true",
+        TaskState::TaskFinished,
+    )
+    .await;
+
+    // A second subscription for the framework (a scheduler failover) closes the first stream.
+    let mut second = Subscriber::subscribe(
+        &address,
+        None,
+        Encoding::Protobuf,
+        subscribe(Some(framework_id.clone())).encode_to_vec(),
+    )
+    .await;
+    let (again, _) = second.until(event::Type::Subscribed).await;
+    assert_eq!(
+        again.subscribed.unwrap().framework_id.unwrap(),
+        framework_id
+    );
+    while first.next().await.is_some() {}
+    // The first stream's id is no longer the framework's.
+    let revive = Call {
+        framework_id: Some(framework_id.clone()),
+        r#type: call::Type::Revive as i32,
+        ..Default::default()
+    };
+    assert_eq!(first.call(&revive).await.0, 400);
+    assert_eq!(second.call(&revive).await.0, 202);
+    run_task(
+        &mut second,
+        &framework_id,
+        "p2",
+        "true",
+        TaskState::TaskFinished,
+    )
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_calls_get_clear_errors_and_the_master_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    let address = cluster.master_pid().address().to_owned();
+    let json_post = |body: &str, headers: Vec<(&'static str, String)>| {
+        let (address, body) = (address.clone(), body.as_bytes().to_vec());
+        async move { post(&address, None, "application/json", &headers, body).await }
+    };
+    let (status, why) = json_post("{\"type\": ", vec![]).await;
+    assert_eq!(status, 400);
+    assert!(why.contains("not JSON"), "{why}");
+    assert_eq!(
+        json_post(r#"{"type": "NO_SUCH_CALL"}"#, vec![]).await.0,
+        400
+    );
+    assert_eq!(json_post(r#"{"type": "SUBSCRIBE"}"#, vec![]).await.0, 400);
+    let (status, why) = json_post(
+        r#"{"type": "REVIVE", "framework_id": {"value": "f"}}"#,
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(why.contains("Mesos-Stream-Id"), "{why}");
+    let (status, _) = json_post(
+        r#"{"type": "REVIVE", "framework_id": {"value": "f"}}"#,
+        vec![("mesos-stream-id", "s".into())],
+    )
+    .await;
+    assert_eq!(status, 403, "not subscribed");
+    let (status, why) = json_post(
+        r#"{"type": "ACCEPT", "framework_id": {"value": "f"}, "accept": {"operations": [{"type": "RESERVE"}]}}"#,
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(why.contains("RESERVE"), "{why}");
+    // Deep JSON is refused, not a stack overflow.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(json_post(&deep, vec![]).await.0, 400);
+    assert_eq!(
+        post(&address, None, "text/plain", &[], b"x".to_vec())
+            .await
+            .0,
+        415
+    );
+    assert_eq!(
+        post(
+            &address,
+            None,
+            "application/x-protobuf",
+            &[],
+            vec![0xff, 0xff, 0xff]
+        )
+        .await
+        .0,
+        400
+    );
+    let reply = request_over(
+        &address,
+        None,
+        "POST",
+        "/api/v1/scheduler",
+        &[
+            ("content-type", "application/json".into()),
+            ("accept", "text/html".into()),
+        ],
+        subscribe_json("x").into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 406);
+    // Still serving.
+    let mut sub = Subscriber::subscribe(&address, None, Encoding::Json, subscribe_json("ok")).await;
+    sub.until(event::Type::Subscribed).await;
+    let refused = cluster.master_node.metrics().snapshot()["master/api/calls_refused"];
+    assert!(refused >= 9.0, "{refused}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_secure_master_only_a_proven_framework_subscribes_and_only_it_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), true).await;
+    let address = cluster.master_pid().address().to_owned();
+    // Without a certificate: 401. With an operator's: 403.
+    let (status, _) = post(
+        &address,
+        None,
+        "application/json",
+        &[],
+        subscribe_json("anon"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let operator = cluster
+        .issue("ops", &[authentication::roles::OPERATOR])
+        .unwrap();
+    let (status, _) = post(
+        &address,
+        operator.as_ref(),
+        "application/json",
+        &[],
+        subscribe_json("ops"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let analytics = cluster
+        .issue("analytics", &[authentication::roles::FRAMEWORK])
+        .unwrap();
+    let mut sub =
+        Subscriber::subscribe(&address, analytics, Encoding::Json, subscribe_json("a")).await;
+    let (subscribed, _) = sub.until(event::Type::Subscribed).await;
+    let framework_id = subscribed.subscribed.unwrap().framework_id.unwrap();
+    run_task(
+        &mut sub,
+        &framework_id,
+        "s1",
+        "true",
+        TaskState::TaskFinished,
+    )
+    .await;
+    let state = libactor::http_client::get_json(&address, "/master/state")
+        .await
+        .unwrap();
+    assert_eq!(state["frameworks"][0]["principal"], "analytics");
+    // Another framework principal, with the stream id, may not act for it.
+    let intruder = cluster
+        .issue("intruder", &[authentication::roles::FRAMEWORK])
+        .unwrap();
+    let teardown = protos::mesos_json::to_json(&Call {
+        framework_id: Some(framework_id.clone()),
+        r#type: call::Type::Teardown as i32,
+        ..Default::default()
+    })
+    .unwrap();
+    let (status, _) = post(
+        &address,
+        intruder.as_ref(),
+        "application/json",
+        &[("mesos-stream-id", sub.stream_id.clone())],
+        teardown.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    cluster.shutdown().await;
+}

@@ -60,6 +60,25 @@ pub fn key(i: usize) -> String {
     }
 }
 
+/// The order in which one write puts the `dirty` keys. The keys are written one by one, so a
+/// device manager that dies in the middle of a write leaves some written and some not: the
+/// deployments go first (a new leader then knows of a rollout even if the machines it moved
+/// were not written yet, and moves them again when it resumes it), the audit log last (so
+/// every change it records is durable).
+pub fn write_order(dirty: &std::collections::BTreeSet<usize>) -> impl Iterator<Item = usize> + '_ {
+    let first = dirty.contains(&DEPLOYMENT).then_some(DEPLOYMENT);
+    let last = dirty.contains(&AUDIT).then_some(AUDIT);
+    first
+        .into_iter()
+        .chain(
+            dirty
+                .iter()
+                .copied()
+                .filter(|i| *i != DEPLOYMENT && *i != AUDIT),
+        )
+        .chain(last)
+}
+
 /// Which shard holds `machine` (FNV-1a: stable across builds and platforms).
 pub fn shard_of(machine: &str) -> usize {
     let h = machine.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -164,4 +183,20 @@ pub async fn write_key(
     expected: Option<u64>,
 ) -> Result<u64, GroundTruthError> {
     Ok(store.put(&key(i), &data, expected).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployments_are_written_first_and_the_audit_last() {
+        let dirty = [AUDIT, 3, DEPLOYMENT, 0].into_iter().collect();
+        assert_eq!(
+            write_order(&dirty).collect::<Vec<_>>(),
+            vec![DEPLOYMENT, 0, 3, AUDIT]
+        );
+        let only_shards = [5].into_iter().collect();
+        assert_eq!(write_order(&only_shards).collect::<Vec<_>>(), vec![5]);
+    }
 }

@@ -210,14 +210,20 @@ async fn an_in_progress_rollout_resumes_on_the_new_leader() {
     );
     let (ok, out) = keelctl_deploy(env!("CARGO_BIN_EXE_keelctl"), &zk_url, &manifest, 1, false);
     assert!(ok, "{out}");
-    // host-b, in the second unit, pre-loads the files while the first unit switches.
-    eventually("the second unit pre-loads", || async {
-        works[1]
-            .join("manifests/app/1/bin/app.sh")
-            .exists()
-            .then_some(())
-    })
-    .await;
+    // host-b, in the second unit, pre-loads the files while the first unit switches; host-a
+    // has them too. (The files live on the leader that received the upload: a new leader has
+    // none, so machines must not still need them when it takes over.)
+    for (work, what) in works
+        .iter()
+        .zip(["the first unit fetches", "the second unit pre-loads"])
+    {
+        eventually(what, || async {
+            work.join("manifests/app/1/bin/app.sh")
+                .exists()
+                .then_some(())
+        })
+        .await;
+    }
     let rollout = get(&leader, "/device-manager/rollout").await.unwrap();
     assert_eq!(rollout["rollout"]["state"], "Running", "{rollout}");
     assert_eq!(rollout["rollout"]["current_unit"], 1, "{rollout}");

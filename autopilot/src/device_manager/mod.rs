@@ -437,8 +437,8 @@ impl DeviceManager {
             next_audit_seq: self.next_audit_seq,
             deployment: &self.deployment,
         };
-        let shards: Vec<(usize, Vec<u8>, Option<u64>)> = std::mem::take(&mut self.dirty)
-            .into_iter()
+        let dirty = std::mem::take(&mut self.dirty);
+        let shards: Vec<(usize, Vec<u8>, Option<u64>)> = ground_truth::write_order(&dirty)
             .map(|i| (i, ground_truth::encode_key(i, &snapshot), self.versions[i]))
             .collect();
         self.metrics.inc(|m| &m.writes);

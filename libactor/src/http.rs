@@ -3,6 +3,7 @@
 //! - `GET /metrics/snapshot`: every metric as flat JSON, name → number.
 //! - `GET /metrics`: the same in Prometheus text format.
 //! - `GET /__processes__`: the processes of the node with their mailbox depths.
+//! - `GET /version`: `{"version": …}`, as Mesos's `/version` (clients such as pymesos read it).
 //! - `POST /{process}/{MessageName}` with a `Libprocess-From` header (or a `libprocess/{pid}`
 //!   user agent): delivers the body, an encoded protobuf, as a message from that sender, the way
 //!   libprocess peers and `curl` post messages. 202 if delivered to a live process, 404 if no
@@ -314,6 +315,13 @@ async fn route(
     }
     match (&method, path.as_str()) {
         (&Method::GET, "/metrics/snapshot") => return HttpResponse::json(&node.metrics.snapshot()),
+        (&Method::GET, "/version") => {
+            // Every crate of the workspace shares one version: libactor's is the product's.
+            return HttpResponse::json(&serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "build": "keel",
+            }));
+        }
         (&Method::GET, "/metrics") => {
             return HttpResponse {
                 content_type: "text/plain; version=0.0.4".into(),
@@ -344,7 +352,7 @@ async fn route(
         .map(|(process, rest)| (process.to_owned(), format!("/{rest}")))
     else {
         return HttpResponse::not_found(format!(
-            "no route {path}: paths are /{{process}}/{{route}}, /metrics/snapshot, /metrics or /__processes__"
+            "no route {path}: paths are /{{process}}/{{route}}, /metrics/snapshot, /metrics, /version or /__processes__"
         ));
     };
     let query = req

@@ -301,23 +301,61 @@ impl Metrics {
         out
     }
 
-    /// The snapshot in Prometheus text exposition format; `/` and other characters Prometheus
-    /// does not allow in names become `_`.
+    /// Every metric in Prometheus's text exposition format, each with `# HELP` (its libprocess
+    /// name) and `# TYPE`: counters as `…_total` counters, gauges as gauges, timers as
+    /// `…_seconds` summaries (quantiles 0.5, 0.9, 0.99 of the recent window, and `_count`).
+    /// `/` and other characters Prometheus does not allow in names become `_`.
     pub fn prometheus(&self) -> String {
+        let mut metrics: Vec<(String, Metric)> = self
+            .metrics
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        metrics.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = String::new();
-        for (name, value) in self.snapshot() {
-            let name: String = name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect();
-            let name = if name.starts_with(|c: char| c.is_ascii_digit()) {
-                format!("_{name}")
-            } else {
-                name
-            };
-            let _ = writeln!(out, "{name} {value}");
+        for (name, metric) in metrics {
+            let base = prometheus_name(&name);
+            match metric {
+                Metric::Counter(c) => {
+                    let _ = writeln!(out, "# HELP {base}_total {name}");
+                    let _ = writeln!(out, "# TYPE {base}_total counter");
+                    let _ = writeln!(out, "{base}_total {}", c.get());
+                }
+                Metric::Gauge(g) => {
+                    let _ = writeln!(out, "# HELP {base} {name}");
+                    let _ = writeln!(out, "# TYPE {base} gauge");
+                    let _ = writeln!(out, "{base} {}", g.get());
+                }
+                Metric::GaugeFn(f) => {
+                    let _ = writeln!(out, "# HELP {base} {name}");
+                    let _ = writeln!(out, "# TYPE {base} gauge");
+                    let _ = writeln!(out, "{base} {}", f());
+                }
+                Metric::Durations(t) => {
+                    let s = t.stats();
+                    let _ = writeln!(out, "# HELP {base}_seconds {name}");
+                    let _ = writeln!(out, "# TYPE {base}_seconds summary");
+                    for (q, ms) in [("0.5", s.p50_ms), ("0.9", s.p90_ms), ("0.99", s.p99_ms)] {
+                        let _ = writeln!(out, "{base}_seconds{{quantile=\"{q}\"}} {}", ms / 1000.0);
+                    }
+                    let _ = writeln!(out, "{base}_seconds_count {}", s.count);
+                }
+            }
         }
         out
+    }
+}
+
+/// `name` with the characters Prometheus does not allow in metric names made `_`.
+fn prometheus_name(name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{name}")
+    } else {
+        name
     }
 }
 
@@ -346,7 +384,16 @@ mod tests {
         assert!((s["a/latency/p50_ms"] - 50.0).abs() <= 1.0);
         assert!((s["a/latency/p99_ms"] - 99.0).abs() <= 1.0);
         let text = m.prometheus();
-        assert!(text.contains("a_sent 3\n"), "{text}");
+        assert!(
+            text.contains("# TYPE a_sent_total counter\na_sent_total 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE a_depth gauge\na_depth 7\n"), "{text}");
+        assert!(
+            text.contains("# TYPE a_latency_seconds summary\n"),
+            "{text}"
+        );
+        assert!(text.contains("a_latency_seconds_count 100\n"), "{text}");
     }
 
     #[test]

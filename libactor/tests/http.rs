@@ -156,15 +156,27 @@ async fn metrics_and_processes_endpoints() {
     );
     let (status, text) = http(addr, "GET", "/metrics", &[], b"").await;
     assert_eq!(status, 200);
+    // Prometheus's exposition format: a type for each metric, counters ending in _total.
     assert!(
-        text.contains("libactor_http_request_time_count 1"),
+        text.contains("# TYPE libactor_http_request_time_seconds summary\n"),
         "{text}"
     );
     assert!(
-        text.contains("\ntest_things 5\n") || text.starts_with("test_things 5\n"),
+        text.contains("libactor_http_request_time_seconds_count 1\n"),
         "{text}"
     );
-    assert!(text.contains("libactor_messages_received 1"), "{text}");
+    assert!(
+        text.contains("# TYPE test_things_total counter\ntest_things_total 5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE libactor_messages_received gauge\nlibactor_messages_received 1\n"),
+        "{text}"
+    );
+    let (status, body) = http(addr, "GET", "/version", &[], b"").await;
+    assert_eq!(status, 200);
+    let version: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
     let (status, body) = http(addr, "GET", "/__processes__", &[], b"").await;
     assert_eq!(status, 200);
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();

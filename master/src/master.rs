@@ -744,6 +744,15 @@ impl Process for Master {
         ctx.install(Self::exited_executor);
         ctx.route("/state", Self::state_json);
         ctx.route("/teardown", Self::teardown);
+        // Mesos's /master/redirect: to the leading master, which this one is (standbys
+        // redirect every /master/ path to the leader, this one included).
+        ctx.route(
+            "/redirect",
+            |_: &mut Master, ctx: &mut Context<Master>, _| {
+                let location = format!("//{}", ctx.pid().address());
+                libactor::HttpResponse::text(307, "").with_header("Location", &location)
+            },
+        );
         ctx.route("/health", |_: &mut Master, _: &mut Context<Master>, _| {
             libactor::HttpResponse::text(200, "")
         });

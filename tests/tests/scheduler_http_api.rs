@@ -518,3 +518,30 @@ async fn on_a_secure_master_only_a_proven_framework_subscribes_and_only_it_calls
     assert_eq!(status, 403);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_and_redirect_answer_as_mesos_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    let address = cluster.master_pid().address().to_owned();
+    let version = libactor::http_client::get_json(&address, "/version")
+        .await
+        .unwrap();
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+    let redirect = request_over(
+        &address,
+        None,
+        "GET",
+        "/master/redirect",
+        &[],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(redirect.status, 307);
+    assert_eq!(
+        redirect.header("location"),
+        Some(format!("//{address}").as_str())
+    );
+    cluster.shutdown().await;
+}

@@ -1,7 +1,7 @@
 //! The durable store behind the registrar and Autopilot's ground truth: a few named
 //! values, each with a version, written only by compare-and-set. Two backends:
 //!
-//! - [`ZkStore`]: one persistent znode per key under `{path}/registry`; the znode's version is
+//! - [`ZkStore`]: one persistent znode per key under `{path}-registry`; the znode's version is
 //!   the value's, so a write that loses a version race means another master wrote meanwhile
 //!   (another leader exists: the writer must step down);
 //! - [`FileStore`]: one file per key in a directory, replaced atomically (write a temporary
@@ -109,7 +109,8 @@ fn check(key: &str, data: Option<&[u8]>) -> Result<(), StoreError> {
     }
 }
 
-/// The store in ZooKeeper: `{path}/registry/{key}`.
+/// The store in ZooKeeper: `{path}-registry/{key}`, beside the election path `{path}` (whose
+/// children Mesos clients such as pymesos take for masters).
 #[derive(Debug, Clone)]
 pub struct ZkStore {
     client: zk::Client,
@@ -117,13 +118,48 @@ pub struct ZkStore {
 }
 
 impl ZkStore {
-    /// Opens the store under `url`'s path on `client` (creating `{path}/registry`).
+    /// Opens the store for `url` on `client` (creating `{path}-registry`). A store left by an
+    /// older Keel at `{path}/registry` is moved there first, key by key, then removed; only the
+    /// elected master opens the store, so no one writes the old one meanwhile.
     pub async fn open(client: zk::Client, url: &ZkUrl) -> Result<ZkStore, StoreError> {
-        let base = url.child("registry");
+        let base = url.sibling("registry");
         session::ensure_path(&client, &base)
             .await
             .map_err(|e| StoreError::backend("create", &base, e))?;
-        Ok(ZkStore { client, base })
+        let store = ZkStore { client, base };
+        store.migrate_from(&url.child("registry")).await?;
+        Ok(store)
+    }
+
+    /// Moves every key of a store at `old` here (keys already here win), then deletes `old`.
+    async fn migrate_from(&self, old: &str) -> Result<(), StoreError> {
+        let keys = match self.client.list_children(old).await {
+            Ok(keys) => keys,
+            Err(zk::Error::NoNode) => return Ok(()),
+            Err(e) => return Err(StoreError::backend("list", old, e)),
+        };
+        tracing::info!(from = old, to = %self.base, keys = keys.len(), "moving the registry beside the election path");
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        for key in &keys {
+            let from = format!("{old}/{key}");
+            let data = match self.client.get_data(&from).await {
+                Ok((data, _)) => data,
+                Err(zk::Error::NoNode) => continue,
+                Err(e) => return Err(StoreError::backend("read", &from, e)),
+            };
+            match self.client.create(&self.path(key), &data, &options).await {
+                Ok(_) | Err(zk::Error::NodeExists) => {}
+                Err(e) => return Err(StoreError::backend("write", key, e)),
+            }
+            match self.client.delete(&from, None).await {
+                Ok(()) | Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(StoreError::backend("delete", &from, e)),
+            }
+        }
+        match self.client.delete(old, None).await {
+            Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+            Err(e) => Err(StoreError::backend("delete", old, e)),
+        }
     }
 
     fn path(&self, key: &str) -> String {

@@ -20,6 +20,17 @@ impl ZkUrl {
     pub fn child(&self, child: &str) -> String {
         format!("{}/{child}", self.path)
     }
+
+    /// `{path}-{suffix}`: a znode beside the election's, not in it (`/keel` → `/keel-registry`;
+    /// the root `/` → `/keel-registry`). Mesos clients read every child of the election path
+    /// but `log_replicas` as a master, so nothing else may live there.
+    pub fn sibling(&self, suffix: &str) -> String {
+        if self.path == "/" || self.path.is_empty() {
+            format!("/keel-{suffix}")
+        } else {
+            format!("{}-{suffix}", self.path)
+        }
+    }
 }
 
 impl FromStr for ZkUrl {

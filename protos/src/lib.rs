@@ -36,6 +36,7 @@ pub use task_state::IllegalTaskMove;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/keel_descriptor.bin"));
 
+pub mod http_api;
 pub mod mesos_json;
 
 /// Keel's public cluster types, named and numbered as Mesos's v1 API: frameworks, agents,

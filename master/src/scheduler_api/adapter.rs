@@ -22,8 +22,8 @@ use protos::internal::{
 use protos::v1::scheduler::{call, event, Call, Event};
 use protos::v1::{task_status::Source, FrameworkId, FrameworkInfo, TaskStatus};
 
-use super::codec::Encoding;
 use super::{Subscription, Subscriptions};
+use protos::http_api::Encoding;
 
 /// How often an idle stream gets a HEARTBEAT (Mesos's default).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);

@@ -22,7 +22,6 @@
 //! ```
 
 pub mod adapter;
-pub mod codec;
 
 use std::sync::Arc;
 
@@ -33,7 +32,7 @@ use protos::v1::offer::operation;
 use protos::v1::scheduler::{call, Call};
 
 use adapter::FrameworkAdapter;
-use codec::Encoding;
+use protos::http_api::Encoding;
 
 /// The gateway's process id: requests to `/api/…` reach it.
 pub const API_PROCESS: &str = "api";
@@ -176,7 +175,7 @@ impl SchedulerApi {
                 "Content-Type must be application/json or application/x-protobuf",
             );
         };
-        let call = match encoding.decode_call(&req.body) {
+        let call = match encoding.decode::<Call>(&req.body) {
             Ok(call) => call,
             Err(why) => return self.refuse(400, why),
         };

@@ -1,10 +1,19 @@
-//! How calls and events cross the wire: JSON (Mesos's mapping, see [`protos::mesos_json`]) or
-//! protobuf (Mesos's field numbers), events framed in RecordIO (`<length>\n<bytes>`), and which
-//! of the two a request asks for (`Content-Type`, `Accept`).
+//! How the v1 HTTP APIs' calls and events cross the wire: JSON (Mesos's mapping, see
+//! [`crate::mesos_json`]) or protobuf (Mesos's field numbers), events framed in RecordIO
+//! (`<length>\n<bytes>`), and which of the two a request asks for (`Content-Type`, `Accept`).
+//!
+//! ```
+//! use protos::http_api::{next_record, Encoding};
+//! use protos::v1::scheduler::{event, Event};
+//!
+//! let heartbeat = Event { r#type: event::Type::Heartbeat as i32, ..Default::default() };
+//! let mut stream = Encoding::Json.record(&heartbeat).to_vec();
+//! let record = next_record(&mut stream).unwrap().unwrap();
+//! assert_eq!(record, br#"{"type":"HEARTBEAT"}"#);
+//! ```
 
-use prost::bytes::Bytes;
+use bytes::Bytes;
 use prost::Message;
-use protos::v1::scheduler::{Call, Event};
 
 /// `application/json`.
 pub const JSON: &str = "application/json";
@@ -66,33 +75,30 @@ impl Encoding {
         }
     }
 
-    /// Decodes a call.
-    pub fn decode_call(self, body: &[u8]) -> Result<Call, String> {
+    /// Decodes a call (or any message) from a request body.
+    pub fn decode<M: Message + prost::Name + Default>(self, body: &[u8]) -> Result<M, String> {
+        let name = M::NAME;
         match self {
             Encoding::Protobuf => {
-                Call::decode(body).map_err(|e| format!("the body is not a protobuf Call: {e}"))
+                M::decode(body).map_err(|e| format!("the body is not a protobuf {name}: {e}"))
             }
             Encoding::Json => {
                 let value: serde_json::Value = serde_json::from_slice(body)
                     .map_err(|e| format!("the body is not JSON: {e}"))?;
-                protos::mesos_json::from_json(&value)
-                    .map_err(|e| format!("the body is not a Call: {e}"))
+                crate::mesos_json::from_json(&value)
+                    .map_err(|e| format!("the body is not a {name}: {e}"))
             }
         }
     }
 
-    /// An event as one RecordIO record.
-    pub fn record(self, event: &Event) -> Bytes {
+    /// An event (or any message) as one RecordIO record.
+    pub fn record<M: Message + prost::Name>(self, event: &M) -> Bytes {
         let payload = match self {
             Encoding::Protobuf => event.encode_to_vec(),
-            Encoding::Json => match protos::mesos_json::to_json(event) {
-                Ok(value) => value.to_string().into_bytes(),
-                // Every event the adapter builds maps to JSON; an error is a descriptor bug.
-                Err(e) => {
-                    tracing::error!(error = %e, "an event has no JSON form");
-                    b"{}".to_vec()
-                }
-            },
+            // Every message of Keel's protos has a JSON form (the descriptors come with them).
+            Encoding::Json => crate::mesos_json::to_json(event)
+                .map(|value| value.to_string().into_bytes())
+                .unwrap_or_else(|_| b"{}".to_vec()),
         };
         let mut record = format!("{}\n", payload.len()).into_bytes();
         record.extend_from_slice(&payload);
@@ -123,7 +129,7 @@ pub fn next_record(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protos::v1::scheduler::event;
+    use crate::v1::scheduler::{event, Event};
 
     #[test]
     fn accept_headers_choose_the_encoding() {

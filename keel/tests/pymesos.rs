@@ -4,6 +4,10 @@
 //! fixed master, and through ZooKeeper (pymesos's own kazoo detector) across a leader failover,
 //! after which it re-subscribes and its tasks' updates arrive through the new leader.
 //!
+//! A pymesos executor (`tests/pymesos/executor.py`) subscribes to its agent's v1 executor API
+//! and exchanges framework messages with a pymesos scheduler; pymesos cannot send Mesos's
+//! executor token, so that runs on an insecure agent (a secure one refuses it: 401).
+//!
 //! The venv comes from `scripts/pymesos-venv.sh` (the README's test command makes it); its
 //! python is `KEEL_PYMESOS_PYTHON`, or `target/pymesos-venv/bin/python`.
 
@@ -205,4 +209,47 @@ async fn a_pymesos_scheduler_follows_zookeeper_across_a_leader_failover() {
     for (master, _) in masters {
         master.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pymesos_executor_and_scheduler_exchange_framework_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_master, master) =
+        Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &["--port", "0"]).await;
+    let address = master.split_once('@').unwrap().1.to_owned();
+    let (_agent, _) = Daemon::start(
+        env!("CARGO_BIN_EXE_keel-slave"),
+        &[
+            "--master",
+            &master,
+            "--port",
+            "0",
+            "--work-dir",
+            dir.path().join("agent").to_str().unwrap(),
+            "--resources",
+            "cpus:2;mem:512;disk:100",
+            "--isolation",
+            "posix",
+        ],
+    )
+    .await;
+    agents_registered(&address).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/pymesos/messages.py");
+    let mut child = tokio::process::Command::new(python())
+        .arg(script)
+        .args([address.as_str(), "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python starts");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = line(&mut out, "message").await;
+    assert!(first.starts_with("message hello from msg-"), "{first}");
+    assert_eq!(line(&mut out, "all finished").await, "all finished");
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }

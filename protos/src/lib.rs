@@ -48,6 +48,11 @@ pub mod v1 {
     pub mod scheduler {
         include!(concat!(env!("OUT_DIR"), "/keel.v1.scheduler.rs"));
     }
+
+    /// The v1 executor HTTP API's calls and events (Mesos's `mesos.v1.executor`).
+    pub mod executor {
+        include!(concat!(env!("OUT_DIR"), "/keel.v1.executor.rs"));
+    }
 }
 
 /// Messages between master, agents, schedulers and executors (Mesos's internal message names).

@@ -36,6 +36,7 @@ pub mod agent_resources;
 pub mod checkpoint;
 pub mod containerizer;
 pub mod executor;
+pub mod executor_api;
 pub mod executor_reaper;
 pub mod executor_tls;
 pub mod fetcher;

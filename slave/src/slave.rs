@@ -145,6 +145,9 @@ pub enum SlaveError {
     /// The isolation it was asked for is not available.
     #[error(transparent)]
     Containerizer(#[from] ContainerError),
+    /// The key of its executors' tokens could not be read or made.
+    #[error("cannot keep the executors' token key in the meta directory: {0}")]
+    ExecutorTokens(std::io::Error),
 }
 
 /// Where the agent stands with the master.
@@ -211,6 +214,8 @@ pub struct Slave {
     /// Starts containers off the actor thread and holds every live one.
     launcher: Launcher,
     fetcher: Fetcher,
+    /// On a secure agent, what gives HTTP executors their tokens (see [`crate::executor_api`]).
+    executor_tokens: Option<crate::executor_api::token::ExecutorTokens>,
 }
 
 impl Slave {
@@ -241,9 +246,19 @@ impl Slave {
         }
         let fetcher = Fetcher::new(config.work_dir.join("fetch-cache"), DEFAULT_CACHE_BYTES)
             .with_allowed_paths(config.fetcher_allowed_paths.clone());
-        node.spawn_ref(
+        // A secure agent's HTTP executors prove themselves with a token it gives them.
+        let executor_tokens = if node.is_secure() {
+            Some(
+                crate::executor_api::token::ExecutorTokens::load_or_create(meta.path())
+                    .map_err(SlaveError::ExecutorTokens)?,
+            )
+        } else {
+            None
+        };
+        let slave = node.spawn_ref(
             &node.generate_id("slave"),
             Slave {
+                executor_tokens: executor_tokens.clone(),
                 authenticatee,
                 config,
                 sum,
@@ -266,8 +281,9 @@ impl Slave {
                 containerizer,
                 fetcher,
             },
-        )
-        .map_err(SlaveError::from)
+        )?;
+        crate::executor_api::ExecutorApi::spawn(node, slave.pid().clone(), executor_tokens)?;
+        Ok(slave)
     }
 
     /// Which isolation the agent uses, and why (`cgroups v1 (…) under …`, `posix (…)`).

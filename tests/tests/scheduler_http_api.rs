@@ -545,3 +545,54 @@ async fn version_and_redirect_answer_as_mesos_does() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secure_agent_lets_only_the_executor_itself_subscribe_to_its_executor_api() {
+    use protos::v1::executor;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), true).await;
+    let agent = cluster.agents[0].node.address().to_owned();
+    let subscribe = protos::mesos_json::to_json(&executor::Call {
+        framework_id: Some(FrameworkId { value: "F".into() }),
+        executor_id: Some(protos::v1::ExecutorId { value: "e".into() }),
+        r#type: executor::call::Type::Subscribe as i32,
+        ..Default::default()
+    })
+    .unwrap()
+    .to_string();
+    let post = |headers: Vec<(&'static str, String)>| {
+        let (agent, body) = (agent.clone(), subscribe.clone());
+        async move {
+            let mut all = vec![("content-type", "application/json".to_owned())];
+            all.extend(headers);
+            open_stream(&agent, None, "POST", "/api/v1/executor", &all, body.into())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(post(vec![]).await.status, 401);
+    let tokens = slave::executor_api::token::ExecutorTokens::load_or_create(
+        &dir.path().join("agent-0/meta"),
+    )
+    .unwrap();
+    let other = format!("Bearer {}", tokens.token("F", "someone-else"));
+    assert_eq!(post(vec![("authorization", other)]).await.status, 401);
+    // With its token (from MESOS_EXECUTOR_AUTHENTICATION_TOKEN) it subscribes; the agent runs
+    // no such executor and tells it to shut down.
+    let mine = format!("Bearer {}", tokens.token("F", "e"));
+    let mut reply = post(vec![("authorization", mine)]).await;
+    assert_eq!(reply.status, 200);
+    let mut buffer = Vec::new();
+    let event = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(record) = next_record(&mut buffer).unwrap() {
+                return serde_json::from_slice::<serde_json::Value>(&record).unwrap();
+            }
+            buffer.extend_from_slice(&reply.next_chunk().await.unwrap().unwrap());
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(event["type"], "SHUTDOWN", "{event}");
+    cluster.shutdown().await;
+}

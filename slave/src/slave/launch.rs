@@ -448,12 +448,55 @@ impl Slave {
                 }
             }
         });
+        let sandbox_text = sandbox.display().to_string();
+        // Mesos's environment, so that executors written for Mesos (its v1 executor API at
+        // MESOS_AGENT_ENDPOINT) run unmodified; every task sees where its sandbox is.
+        let mut mesos = vec![
+            ("MESOS_SANDBOX".to_owned(), sandbox_text.clone()),
+            ("MESOS_DIRECTORY".to_owned(), sandbox_text.clone()),
+        ];
+        if custom {
+            let agent_id = self.id.clone().unwrap_or_default();
+            mesos.extend([
+                (
+                    "MESOS_AGENT_ENDPOINT".to_owned(),
+                    ctx.pid().address().to_owned(),
+                ),
+                ("MESOS_FRAMEWORK_ID".to_owned(), framework.to_owned()),
+                ("MESOS_EXECUTOR_ID".to_owned(), executor.to_owned()),
+                ("MESOS_SLAVE_ID".to_owned(), agent_id.clone()),
+                ("MESOS_AGENT_ID".to_owned(), agent_id),
+                ("MESOS_SLAVE_PID".to_owned(), ctx.pid().to_string()),
+                // Executors outlive their agent (under their supervisor) and wait for it.
+                ("MESOS_CHECKPOINT".to_owned(), "1".to_owned()),
+                (
+                    "MESOS_SUBSCRIPTION_BACKOFF_MAX".to_owned(),
+                    "2secs".to_owned(),
+                ),
+                (
+                    "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD".to_owned(),
+                    format!("{}secs", crate::task_process::DEFAULT_KILL_GRACE.as_secs()),
+                ),
+            ]);
+            if let Some(t) = self.config.executor_recovery_timeout {
+                mesos.push((
+                    "MESOS_RECOVERY_TIMEOUT".to_owned(),
+                    format!("{}secs", t.as_secs()),
+                ));
+            }
+            if let Some(tokens) = &self.executor_tokens {
+                mesos.push((
+                    "MESOS_EXECUTOR_AUTHENTICATION_TOKEN".to_owned(),
+                    tokens.token(framework, executor),
+                ));
+            }
+        }
         vec![
             (ENV_SLAVE_PID.into(), ctx.pid().to_string()),
             (ENV_SLAVE_ID.into(), self.id.clone().unwrap_or_default()),
             (ENV_FRAMEWORK_ID.into(), framework.to_owned()),
             (ENV_EXECUTOR_ID.into(), executor.to_owned()),
-            (ENV_SANDBOX.into(), sandbox.display().to_string()),
+            (ENV_SANDBOX.into(), sandbox_text),
         ]
         .into_iter()
         .chain(
@@ -462,6 +505,7 @@ impl Slave {
                 .map(|t| (ENV_RECOVERY_TIMEOUT.into(), t.as_secs().to_string())),
         )
         .chain(tls)
+        .chain(mesos)
         .collect()
     }
 

@@ -38,15 +38,17 @@ impl Slave {
     }
 
     /// Who may speak for executor `executor` of `framework`: on a secure agent, only the
-    /// certificate this agent issued it (role `executor`, its own principal); anyone on an
-    /// insecure one (the executor's pid, bound at registration, is then checked alone).
+    /// certificate this agent issued it (role `executor`, its own principal), or this node's
+    /// own v1 API adapter for it (which checked the executor's token or certificate); anyone on
+    /// an insecure one (the executor's pid, bound at registration, is then checked alone).
     pub(super) fn sent_by_executor(
         &self,
         ctx: &Context<Self>,
         framework: &str,
         executor: &str,
     ) -> bool {
-        if !ctx.node().is_secure() {
+        // An HTTP executor's adapter runs on this node and checked the executor's proof.
+        if !ctx.node().is_secure() || ctx.sender_is_local() {
             return true;
         }
         let expected = executor_principal(framework, executor);

@@ -106,6 +106,59 @@ impl Encoding {
     }
 }
 
+/// Why a v1 API request was refused before its call was acted on: the HTTP status and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400, 405, 406 or 415.
+    pub status: u16,
+    /// What was wrong, for the response body.
+    pub why: String,
+}
+
+impl Refusal {
+    fn new(status: u16, why: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            why: why.into(),
+        }
+    }
+}
+
+/// The call an API request carries (`POST` to `path`, JSON or protobuf) and its encoding:
+/// `405` for another method, `415` for another content type, `400` for a body that is not an
+/// `M`.
+pub fn read_call<M: Message + prost::Name + Default>(
+    path: &str,
+    method: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(Encoding, M), Refusal> {
+    if method != "POST" {
+        return Err(Refusal::new(405, format!("POST a Call to {path}")));
+    }
+    let encoding = Encoding::of_content_type(content_type).ok_or_else(|| {
+        Refusal::new(
+            415,
+            "Content-Type must be application/json or application/x-protobuf",
+        )
+    })?;
+    let call = encoding
+        .decode(body)
+        .map_err(|why| Refusal::new(400, why))?;
+    Ok((encoding, call))
+}
+
+/// The encoding of a stream whose request said `accept` and came in `request`: `406` when
+/// `accept` allows neither.
+pub fn stream_encoding(accept: Option<&str>, request: Encoding) -> Result<Encoding, Refusal> {
+    Encoding::accepted(accept, request).ok_or_else(|| {
+        Refusal::new(
+            406,
+            "Accept must allow application/json or application/x-protobuf",
+        )
+    })
+}
+
 /// Splits RecordIO records off the front of `buffer` (clients read streams with this).
 pub fn next_record(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, String> {
     let Some(newline) = buffer.iter().position(|b| *b == b'\n') else {

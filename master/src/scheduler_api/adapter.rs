@@ -71,8 +71,12 @@ impl FrameworkAdapter {
         self.info.id.clone().filter(|id| !id.value.is_empty())
     }
 
-    /// Writes `event`; a client that is gone ends the adapter.
-    fn emit(&mut self, ctx: &mut Context<Self>, event: Event) {
+    /// Writes `event` as a `kind` event; a client that is gone ends the adapter.
+    fn emit(&mut self, ctx: &mut Context<Self>, kind: event::Type, event: Event) {
+        let event = Event {
+            r#type: kind as i32,
+            ..event
+        };
         let record = self.encoding.record(&event);
         if self.stream.send(record).is_err() {
             tracing::info!(framework = ?self.framework_id().map(|f| f.value), "an HTTP scheduler's stream closed; it is disconnected");
@@ -92,13 +96,7 @@ impl FrameworkAdapter {
             return;
         }
         if self.subscribed {
-            self.emit(
-                ctx,
-                Event {
-                    r#type: event::Type::Heartbeat as i32,
-                    ..Default::default()
-                },
-            );
+            self.emit(ctx, event::Type::Heartbeat, Event::default());
         }
         ctx.delay(HEARTBEAT_INTERVAL, |a: &mut Self, ctx| a.heartbeat(ctx));
     }
@@ -124,8 +122,8 @@ impl FrameworkAdapter {
         );
         self.emit(
             ctx,
+            event::Type::Subscribed,
             Event {
-                r#type: event::Type::Subscribed as i32,
                 subscribed: Some(event::Subscribed {
                     framework_id: Some(id),
                     heartbeat_interval_seconds: Some(HEARTBEAT_INTERVAL.as_secs_f64()),
@@ -159,8 +157,8 @@ impl FrameworkAdapter {
         }
         self.emit(
             ctx,
+            event::Type::Offers,
             Event {
-                r#type: event::Type::Offers as i32,
                 offers: Some(event::Offers { offers: msg.offers }),
                 ..Default::default()
             },
@@ -173,8 +171,8 @@ impl FrameworkAdapter {
         }
         self.emit(
             ctx,
+            event::Type::Rescind,
             Event {
-                r#type: event::Type::Rescind as i32,
                 rescind: Some(event::Rescind {
                     offer_id: msg.offer_id,
                 }),
@@ -207,8 +205,8 @@ impl FrameworkAdapter {
         }
         self.emit(
             ctx,
+            event::Type::Update,
             Event {
-                r#type: event::Type::Update as i32,
                 update: Some(event::Update {
                     status: Some(status),
                 }),
@@ -228,8 +226,8 @@ impl FrameworkAdapter {
         }
         self.emit(
             ctx,
+            event::Type::Message,
             Event {
-                r#type: event::Type::Message as i32,
                 message: Some(event::Message {
                     agent_id: msg.slave_id,
                     executor_id: msg.executor_id,
@@ -246,8 +244,8 @@ impl FrameworkAdapter {
         }
         self.emit(
             ctx,
+            event::Type::Failure,
             Event {
-                r#type: event::Type::Failure as i32,
                 failure: Some(event::Failure {
                     agent_id: msg.slave_id,
                     ..Default::default()
@@ -263,8 +261,8 @@ impl FrameworkAdapter {
         }
         self.emit(
             ctx,
+            event::Type::Failure,
             Event {
-                r#type: event::Type::Failure as i32,
                 failure: Some(event::Failure {
                     agent_id: msg.slave_id,
                     executor_id: msg.executor_id,
@@ -281,8 +279,8 @@ impl FrameworkAdapter {
         }
         self.emit(
             ctx,
+            event::Type::Error,
             Event {
-                r#type: event::Type::Error as i32,
                 error: Some(event::Error {
                     message: msg.message,
                 }),

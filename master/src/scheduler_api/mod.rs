@@ -32,7 +32,7 @@ use protos::v1::offer::operation;
 use protos::v1::scheduler::{call, Call};
 
 use adapter::FrameworkAdapter;
-use protos::http_api::Encoding;
+use protos::http_api::{read_call, stream_encoding, Encoding};
 
 /// The gateway's process id: requests to `/api/…` reach it.
 pub const API_PROCESS: &str = "api";
@@ -166,18 +166,15 @@ impl SchedulerApi {
     }
 
     fn scheduler(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
-        if req.method != "POST" {
-            return self.refuse(405, "POST a Call to /api/v1/scheduler");
-        }
-        let Some(encoding) = Encoding::of_content_type(req.header("content-type")) else {
-            return self.refuse(
-                415,
-                "Content-Type must be application/json or application/x-protobuf",
-            );
-        };
-        let call = match encoding.decode::<Call>(&req.body) {
-            Ok(call) => call,
-            Err(why) => return self.refuse(400, why),
+        let read = read_call::<Call>(
+            "/api/v1/scheduler",
+            &req.method,
+            req.header("content-type"),
+            &req.body,
+        );
+        let (encoding, call) = match read {
+            Ok(read) => read,
+            Err(r) => return self.refuse(r.status, r.why),
         };
         if let Err(why) = validate(&call) {
             return self.refuse(400, why);
@@ -229,11 +226,9 @@ impl SchedulerApi {
         call: Call,
         principal: Option<String>,
     ) -> HttpResponse {
-        let Some(accepted) = Encoding::accepted(req.header("accept"), encoding) else {
-            return self.refuse(
-                406,
-                "Accept must allow application/json or application/x-protobuf",
-            );
+        let accepted = match stream_encoding(req.header("accept"), encoding) {
+            Ok(accepted) => accepted,
+            Err(r) => return self.refuse(r.status, r.why),
         };
         let mut info = call
             .subscribe

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use libactor::metrics::Counter;
 use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
-use protos::http_api::Encoding;
+use protos::http_api::{read_call, stream_encoding, Encoding};
 use protos::v1::executor::{call, Call};
 
 use adapter::ExecutorAdapter;
@@ -157,18 +157,15 @@ impl ExecutorApi {
     }
 
     fn executor(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
-        if req.method != "POST" {
-            return self.refuse(405, "POST a Call to /api/v1/executor");
-        }
-        let Some(encoding) = Encoding::of_content_type(req.header("content-type")) else {
-            return self.refuse(
-                415,
-                "Content-Type must be application/json or application/x-protobuf",
-            );
-        };
-        let call = match encoding.decode::<Call>(&req.body) {
-            Ok(call) => call,
-            Err(why) => return self.refuse(400, why),
+        let read = read_call::<Call>(
+            "/api/v1/executor",
+            &req.method,
+            req.header("content-type"),
+            &req.body,
+        );
+        let (encoding, call) = match read {
+            Ok(read) => read,
+            Err(r) => return self.refuse(r.status, r.why),
         };
         let framework = call
             .framework_id
@@ -247,11 +244,9 @@ impl ExecutorApi {
         framework: String,
         executor: String,
     ) -> HttpResponse {
-        let Some(accepted) = Encoding::accepted(req.header("accept"), encoding) else {
-            return self.refuse(
-                406,
-                "Accept must allow application/json or application/x-protobuf",
-            );
+        let accepted = match stream_encoding(req.header("accept"), encoding) {
+            Ok(accepted) => accepted,
+            Err(r) => return self.refuse(r.status, r.why),
         };
         if let Some((_, old)) = self.subscriptions.get(&framework, &executor) {
             ctx.node().terminate(old.pid());

@@ -288,17 +288,8 @@ impl Slave {
         let run_as = match self.run_as(framework, command) {
             Ok(run_as) => run_as,
             Err(e) => {
-                tracing::warn!(%framework, executor = %executor_id, error = %e, "cannot run the executor as its user");
-                self.metrics.inc(|m| &m.container_launch_errors);
-                let message = e.to_string();
-                self.ended_before_start(
-                    ctx,
-                    framework,
-                    executor_id,
-                    run,
-                    Reason::ContainerLaunchFailed,
-                    message,
-                );
+                let why = format!("cannot run the executor as its user: {e}");
+                self.launch_failed(ctx, framework, executor_id, run, why);
                 return;
             }
         };
@@ -322,6 +313,28 @@ impl Slave {
             move |s: &mut Slave, ctx, (launched, kill)| {
                 s.container_launched(ctx, &framework, &executor_id, run, launched, kill)
             },
+        );
+    }
+
+    /// An executor whose container could not start: its tasks fail with
+    /// `REASON_CONTAINER_LAUNCH_FAILED` and `why`.
+    fn launch_failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor_id: &str,
+        run: u64,
+        why: String,
+    ) {
+        tracing::warn!(%framework, executor = %executor_id, %why, "container did not start");
+        self.metrics.inc(|m| &m.container_launch_errors);
+        self.ended_before_start(
+            ctx,
+            framework,
+            executor_id,
+            run,
+            Reason::ContainerLaunchFailed,
+            why,
         );
     }
 
@@ -351,17 +364,7 @@ impl Slave {
         let container = match launched {
             Ok(container) => container,
             Err(e) => {
-                tracing::warn!(%framework, executor = %executor_id, error = %e, "container did not start");
-                self.metrics.inc(|m| &m.container_launch_errors);
-                let message = e.to_string();
-                self.ended_before_start(
-                    ctx,
-                    framework,
-                    executor_id,
-                    run,
-                    Reason::ContainerLaunchFailed,
-                    message,
-                );
+                self.launch_failed(ctx, framework, executor_id, run, e.to_string());
                 return;
             }
         };

@@ -172,14 +172,26 @@ fn spawn(spec: &MachineProcess) -> std::io::Result<Child> {
         }
         None => (Stdio::null(), Stdio::null()),
     };
-    Command::new(&spec.program)
+    let mut command = Command::new(&spec.program);
+    command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
-        .kill_on_drop(true)
-        .spawn()
+        .kill_on_drop(true);
+    // The machine's agent is told to stop (SIGTERM) when the process driving it dies without
+    // dropping it (a crash, a failed test ending its process): no orphaned agents.
+    // SAFETY: prctl(2) is async-signal-safe and touches only the child being set up.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
 }
 
 /// Asks the agent to stop, and kills it if it has not within `grace`.

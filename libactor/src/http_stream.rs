@@ -22,13 +22,14 @@
 //! assert!(stream.is_closed());
 //! ```
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::metrics::{Counter, Gauge};
 
@@ -43,6 +44,15 @@ pub struct StreamClosed;
 pub struct HttpStream {
     tx: Option<mpsc::Sender<Bytes>>,
     cut_off: Arc<AtomicBool>,
+    gone: Arc<Gone>,
+}
+
+/// Set, and announced, when the reading end goes (the client left or was cut off, or the
+/// response was never served).
+#[derive(Debug, Default)]
+struct Gone {
+    flag: AtomicBool,
+    notify: Notify,
 }
 
 impl HttpStream {
@@ -68,6 +78,22 @@ impl HttpStream {
     /// Whether the client is gone: a process drops such streams from its subscribers.
     pub fn is_closed(&self) -> bool {
         self.tx.as_ref().is_none_or(mpsc::Sender::is_closed)
+            || self.gone.flag.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the client is gone (for `Context::defer`: a process learns at once that
+    /// a subscriber left, without sending to it).
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let gone = self.gone.clone();
+        async move {
+            loop {
+                let notified = gone.notify.notified();
+                if gone.flag.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
+        }
     }
 }
 
@@ -78,6 +104,14 @@ pub struct StreamBody(Arc<Mutex<Option<Receiving>>>);
 struct Receiving {
     rx: mpsc::Receiver<Bytes>,
     cut_off: Arc<AtomicBool>,
+    gone: Arc<Gone>,
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.gone.flag.store(true, Ordering::Release);
+        self.gone.notify.notify_waiters();
+    }
 }
 
 impl std::fmt::Debug for StreamBody {
@@ -98,12 +132,14 @@ impl Eq for StreamBody {}
 pub(crate) fn channel(capacity: usize) -> (HttpStream, StreamBody) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let cut_off = Arc::new(AtomicBool::new(false));
+    let gone = Arc::new(Gone::default());
     (
         HttpStream {
             tx: Some(tx),
             cut_off: cut_off.clone(),
+            gone: gone.clone(),
         },
-        StreamBody(Arc::new(Mutex::new(Some(Receiving { rx, cut_off })))),
+        StreamBody(Arc::new(Mutex::new(Some(Receiving { rx, cut_off, gone })))),
     )
 }
 

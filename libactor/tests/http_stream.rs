@@ -148,14 +148,10 @@ async fn a_client_that_leaves_is_noticed() {
     .unwrap();
     assert_eq!(text(&mut reply).await, "hello\n");
     drop(reply);
-    // Nothing follows a client's leaving but its stream's closing, which has no event of its
-    // own: check it every few milliseconds, within the bound.
-    within(async {
-        while !events.call(|e, _| e.streams[0].is_closed()).await.unwrap() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    // The process learns of it from the stream's `closed` future.
+    let closed = events.call(|e, _| e.streams[0].closed()).await.unwrap();
+    within(closed).await;
+    assert!(events.call(|e, _| e.streams[0].is_closed()).await.unwrap());
     assert_eq!(node.metrics().snapshot()["libactor/http/streams_open"], 0.0);
     node.shutdown().await;
 }

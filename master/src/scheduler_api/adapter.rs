@@ -91,10 +91,6 @@ impl FrameworkAdapter {
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        if self.stream.is_closed() {
-            ctx.terminate();
-            return;
-        }
         if self.subscribed {
             self.emit(ctx, event::Type::Heartbeat, Event::default());
         }
@@ -446,6 +442,10 @@ impl Process for FrameworkAdapter {
             );
         }
         ctx.delay(HEARTBEAT_INTERVAL, |a: &mut Self, ctx| a.heartbeat(ctx));
+        // The subscriber's leaving ends the adapter at once (the scheduler is then disconnected).
+        ctx.defer(self.stream.closed(), |_: &mut Self, ctx, ()| {
+            ctx.terminate()
+        });
     }
 
     fn exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {

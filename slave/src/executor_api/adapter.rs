@@ -88,10 +88,6 @@ impl ExecutorAdapter {
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        if self.stream.is_closed() {
-            ctx.terminate();
-            return;
-        }
         self.emit(ctx, event::Type::Heartbeat, Event::default());
         ctx.delay(HEARTBEAT_INTERVAL, |a: &mut Self, ctx| a.heartbeat(ctx));
     }
@@ -278,6 +274,10 @@ impl Process for ExecutorAdapter {
             },
         );
         ctx.delay(HEARTBEAT_INTERVAL, |a: &mut Self, ctx| a.heartbeat(ctx));
+        // The subscriber's leaving ends the adapter at once (the executor is then disconnected).
+        ctx.defer(self.stream.closed(), |_: &mut Self, ctx, ()| {
+            ctx.terminate()
+        });
     }
 
     fn exited(&mut self, ctx: &mut Context<Self>, pid: &Upid) {

@@ -33,7 +33,8 @@
 //! Where the rest lives: `books` (agents, frameworks, offers, tasks and their invariants),
 //! `registration`, `offers` (offers, declines, timeouts), `launch` (accept and task
 //! validation), `agent_health` (pings), `relay` (messages passed between schedulers and
-//! agents), `maintenance` (drains), `revocation`, `gauges`, `state_json` (`/master/state`), `teardown` (`/master/teardown`).
+//! agents), `maintenance` (drains), `revocation`, `gauges`, `state_json` (`/master/state`), `endpoints` (`/master/slaves`, `/frameworks`, `/tasks`,
+//! `/roles`), `teardown` (`/master/teardown`).
 
 use protos::{IdText, IllegalTaskMove};
 use std::collections::HashMap;
@@ -118,6 +119,7 @@ pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
 use recovery::{Recovery, UnknownTaskAgent};
 pub use revocation::RevocationPolicy;
 use revocation::Revocations;
+mod endpoints;
 mod state_json;
 mod teardown;
 
@@ -744,6 +746,10 @@ impl Process for Master {
         ctx.install(Self::exited_executor);
         ctx.route("/state", Self::state_json);
         ctx.route("/teardown", Self::teardown);
+        ctx.route("/slaves", Self::slaves_route);
+        ctx.route("/frameworks", Self::frameworks_route);
+        ctx.route("/tasks", Self::tasks_route);
+        ctx.route("/roles", Self::roles_route);
         // Mesos's /master/redirect: to the leading master, which this one is (standbys
         // redirect every /master/ path to the leader, this one included).
         ctx.route(

@@ -596,3 +596,62 @@ async fn a_secure_agent_lets_only_the_executor_itself_subscribe_to_its_executor_
     assert_eq!(event["type"], "SHUTDOWN", "{event}");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_classic_endpoints_list_agents_frameworks_tasks_and_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    let address = cluster.master_pid().address().to_owned();
+    let mut sub =
+        Subscriber::subscribe(&address, None, Encoding::Json, subscribe_json("classic")).await;
+    let (subscribed, _) = sub.until(event::Type::Subscribed).await;
+    let framework_id = subscribed.subscribed.unwrap().framework_id.unwrap();
+    run_task(
+        &mut sub,
+        &framework_id,
+        "t1",
+        "exec sleep 60",
+        TaskState::TaskRunning,
+    )
+    .await;
+    run_task(
+        &mut sub,
+        &framework_id,
+        "t2",
+        "exec sleep 60",
+        TaskState::TaskRunning,
+    )
+    .await;
+    let get = |path: &'static str| {
+        let address = address.clone();
+        async move { libactor::http_client::get_json(&address, path).await }
+    };
+    let slaves = get("/master/slaves").await.unwrap();
+    assert_eq!(slaves["slaves"].as_array().unwrap().len(), 1, "{slaves}");
+    let frameworks = get("/master/frameworks").await.unwrap();
+    assert_eq!(
+        frameworks["frameworks"][0]["id"],
+        framework_id.value.as_str()
+    );
+    assert_eq!(frameworks["unregistered_frameworks"], json!([]));
+    let tasks = get("/master/tasks").await.unwrap();
+    assert_eq!(
+        tasks["tasks"][0]["id"], "t2",
+        "descending by default: {tasks}"
+    );
+    let page = get("/master/tasks?limit=1&offset=1&order=asc")
+        .await
+        .unwrap();
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(page["tasks"][0]["id"], "t2");
+    assert!(get("/master/tasks?order=sideways").await.is_err(), "400");
+    assert!(get("/master/tasks?limit=-1").await.is_err(), "400");
+    let roles = get("/master/roles").await.unwrap();
+    assert_eq!(roles["roles"][0]["name"], "*");
+    assert_eq!(
+        roles["roles"][0]["frameworks"][0],
+        framework_id.value.as_str()
+    );
+    assert_eq!(roles["roles"][0]["resources"]["cpus"], 0.2, "{roles}");
+    cluster.shutdown().await;
+}

@@ -13,9 +13,11 @@ use super::registration::role_of;
 use super::Master;
 
 impl Master {
-    /// `/master/state`. Who may see a framework: whom `--acls` `view_frameworks` lets see its
-    /// user; its tasks: whom `view_tasks` lets see that user's tasks (everyone without ACLs).
-    pub(super) fn state_json(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
+    /// The frameworks `viewer` may see, in Mesos's shape (registered ones, then those not back
+    /// since a failover, `recovered`): whom `--acls` `view_frameworks` lets see a framework's
+    /// user sees it; whom `view_tasks` lets see that user's tasks sees its tasks (everyone
+    /// without ACLs).
+    pub(super) fn frameworks_json(&self, viewer: Option<&str>) -> Vec<Value> {
         // Used and offered resources by framework (the books keep them by agent).
         let mut used_by_framework: BTreeMap<&str, Resources> = BTreeMap::new();
         let mut tasks_by_framework: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
@@ -55,23 +57,6 @@ impl Master {
                 }));
         }
         let empty = Resources::new();
-        let mut slaves: Vec<Value> = self
-            .books
-            .agents()
-            .map(|(id, a)| {
-                json!({
-                    "id": id,
-                    "pid": a.pid().to_string(),
-                    "hostname": a.info.hostname,
-                    "resources": a.total().to_json(),
-                    "used_resources": a.used().to_json(),
-                    "offered_resources": a.offered().to_json(),
-                    "attributes": a.info.attributes.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
-                    "active": !self.is_drained(&a.info.hostname),
-                })
-            })
-            .collect();
-        slaves.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         let mut frameworks: Vec<Value> = self
             .books
             .frameworks()
@@ -114,7 +99,6 @@ impl Master {
             }));
         }
         frameworks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-        let viewer = req.principal.as_deref();
         let acls = &self.auth.policy.acls;
         frameworks.retain_mut(|f| {
             let user = f["user"].as_str().unwrap_or_default().to_owned();
@@ -123,6 +107,36 @@ impl Master {
             }
             acls.permits(Action::ViewFramework, viewer, &user)
         });
+        frameworks
+    }
+
+    /// The registered agents in Mesos's shape, by id.
+    pub(super) fn agents_json(&self) -> Vec<Value> {
+        let mut slaves: Vec<Value> = self
+            .books
+            .agents()
+            .map(|(id, a)| {
+                json!({
+                    "id": id,
+                    "pid": a.pid().to_string(),
+                    "hostname": a.info.hostname,
+                    "resources": a.total().to_json(),
+                    "used_resources": a.used().to_json(),
+                    "offered_resources": a.offered().to_json(),
+                    "attributes": a.info.attributes.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
+                    "active": !self.is_drained(&a.info.hostname),
+                })
+            })
+            .collect();
+        slaves.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        slaves
+    }
+
+    /// `/master/state`: agents, frameworks (as [`Master::frameworks_json`] shows them to the
+    /// reader's principal), recovery and drains.
+    pub(super) fn state_json(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
+        let frameworks = self.frameworks_json(req.principal.as_deref());
+        let slaves = self.agents_json();
         let mut recovered: Vec<&String> = self.recovery.agents.keys().collect();
         recovered.sort();
         let mut unreachable: Vec<Value> = self

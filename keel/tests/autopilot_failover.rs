@@ -54,6 +54,36 @@ async fn start_masters(zk_url: &str, dir: &Path, extra: &[&str]) -> Vec<(Daemon,
     masters
 }
 
+/// How long a resumed rollout may take on the new leader: re-registrations, a fresh sync of the
+/// unit under way and two probations, on a loaded CI machine.
+const ROLLOUT_RESUMES_WITHIN: Duration = Duration::from_secs(60);
+
+/// Waits (bounded) for the rollout on `leader` to succeed; on a timeout the failure shows the
+/// rollout, the machines and the audit log, which tell where it stopped.
+async fn rollout_succeeds(leader: &Upid) -> Value {
+    let done = tokio::time::timeout(ROLLOUT_RESUMES_WITHIN, async {
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            if let Some(r) = get(leader, "/device-manager/rollout").await {
+                if r["rollout"]["state"] == "Succeeded" {
+                    return r;
+                }
+            }
+        }
+    })
+    .await;
+    match done {
+        Ok(r) => r,
+        Err(_) => panic!(
+            "the new leader did not finish the rollout within {ROLLOUT_RESUMES_WITHIN:?}\nrollout: {:?}\nmachines: {:?}\naudit: {:?}",
+            get(leader, "/device-manager/rollout").await,
+            get(leader, "/device-manager/machines").await,
+            get(leader, "/device-manager/audit").await,
+        ),
+    }
+}
+
 fn repairs(log: &Path) -> String {
     std::fs::read_to_string(log).unwrap_or_default()
 }
@@ -232,11 +262,7 @@ async fn an_in_progress_rollout_resumes_on_the_new_leader() {
     masters.remove(index).0.crash().await;
     let second = leader_other_than(&detector, Some(&first)).await;
     let leader: Upid = second.parse().unwrap();
-    let done = eventually("the new leader finishes the rollout", || async {
-        let r = get(&leader, "/device-manager/rollout").await?;
-        (r["rollout"]["state"] == "Succeeded").then_some(r)
-    })
-    .await;
+    let done = rollout_succeeds(&leader).await;
     assert_eq!(
         done["rollout"]["id"], 1,
         "the same rollout, resumed: {done}"

@@ -31,6 +31,7 @@
 //! - [`machine_tables`]: keelctl's tables of Autopilot's machines and audit log.
 //! - [`global_allocator`]: mimalloc, declared by every binary with [`global_allocator!`].
 //! - [`shutdown_signal`]: SIGINT or SIGTERM; [`duration_flag`]: every duration flag's parser.
+//! - [`flag_values`]: the flags a daemon runs with, for `GET_FLAGS`.
 //! - [`announce`]: the daemons' stdout lines, which a closed stdout cannot turn into a panic.
 //! - [`logging`]: the binaries' tracing setup; [`master_address`]: `host:port` or a pid.
 
@@ -41,6 +42,7 @@ pub mod announce;
 pub mod autopilot_services;
 pub mod duration_flag;
 pub mod example_runs;
+pub mod flag_values;
 pub mod global_allocator;
 pub mod keel_local;
 pub mod keelctl;

@@ -224,6 +224,10 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     handle
         .master
         .dispatch(move |m, ctx| m.set_agent_health(ctx, health));
+    let flag_values = crate::flag_values::flag_values::<MasterFlags>(std::env::args_os());
+    handle
+        .api
+        .dispatch(move |api, ctx| api.set_flags(ctx, flag_values));
     if let Some(Seconds(grace)) = flags.revocation_grace_seconds {
         let mut guarantees = std::collections::HashMap::new();
         for g in &flags.guarantees {
@@ -348,7 +352,7 @@ async fn stand_by_until_elected(
     // `/master/…` and `/api/…` (the v1 HTTP APIs) both redirect to the leader.
     let standbys = [
         node.spawn_ref("master", StandbyMaster::new())?,
-        node.spawn_ref(master::scheduler_api::API_PROCESS, StandbyMaster::new())?,
+        node.spawn_ref(master::api::API_PROCESS, StandbyMaster::new())?,
     ];
     let detector = Detector::start(url.clone(), timeout);
     let mut leader = detector.leader();

@@ -15,8 +15,10 @@
 //! - [`registrar`]: keeps the registry (admitted agents and frameworks) in a `coordination`
 //!   store, ZooKeeper or a local directory.
 //! - [`standby`]: what a master that does not lead serves (HTTP redirected to the leader).
-//! - [`scheduler_api`]: `POST /api/v1/scheduler`, Mesos's v1 scheduler HTTP API (JSON and
-//!   protobuf, RecordIO event streams), each HTTP framework adapted onto the master.
+//! - [`api`]: Mesos's v1 HTTP APIs (JSON and protobuf, RecordIO event streams): the scheduler
+//!   API (`/api/v1/scheduler`, each HTTP framework adapted onto the master) and the operator
+//!   API (`/api/v1`, reads and `SUBSCRIBE` served from the API process's own view of the
+//!   cluster, kept from the master's events).
 //! - [`fast_hash`]: the hasher of the master's maps.
 //!
 //! ```
@@ -35,8 +37,8 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
+pub mod api;
 pub mod fast_hash;
 pub mod master;
 pub mod registrar;
-pub mod scheduler_api;
 pub mod standby;

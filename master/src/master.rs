@@ -115,13 +115,19 @@ use authenticator::Registrant;
 pub use authenticator::{AuthenticationPolicy, Principals};
 use books::{Books, FrameworkEntry, TaskEntry};
 pub use maintenance::{DrainError, DrainOutcome, MAX_DRAINED};
+pub use operator::{validate_weights, OperatorRefusal, MAX_SCHEDULED_MACHINES};
 pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
 use recovery::{Recovery, UnknownTaskAgent};
 pub use revocation::RevocationPolicy;
 use revocation::Revocations;
 mod endpoints;
+mod feed;
+mod operator;
 mod state_json;
 mod teardown;
+
+pub(crate) use feed::time_info;
+pub(crate) use registration::role_of;
 
 type AllocatorRef = ProcessRef<AllocatorProcess<HierarchicalAllocator>>;
 
@@ -179,6 +185,8 @@ pub struct Master {
     removed_frameworks: std::collections::VecDeque<String>,
     /// Machines kept out of offers for repair.
     drains: maintenance::Drains,
+    /// Machines scheduled for maintenance.
+    schedule: protos::v1::maintenance::Schedule,
     /// Registered agents by node address, shared with the device manager.
     directory: AgentDirectory,
 }
@@ -190,6 +198,8 @@ pub struct MasterHandle {
     pub master: ProcessRef<Master>,
     /// Its allocator process.
     pub allocator: AllocatorRef,
+    /// The process serving its v1 HTTP APIs.
+    pub api: ProcessRef<crate::api::ApiGateway>,
 }
 
 impl Master {
@@ -241,6 +251,7 @@ impl Master {
     ) -> Result<MasterHandle, SpawnError> {
         let master_ref: Arc<OnceLock<ProcessRef<Master>>> = Arc::new(OnceLock::new());
         let sink_ref = master_ref.clone();
+        let api_master = master_ref.clone();
         let allocator = node.spawn_ref(
             "allocator",
             AllocatorProcess::new(
@@ -260,14 +271,23 @@ impl Master {
             }
             None => None,
         };
-        let api_authentication = crate::scheduler_api::ApiAuthentication {
+        let api_authentication = crate::api::ApiAuthentication {
             credentials: policy.credentials.clone(),
             required: policy.frameworks,
+            acls: policy.acls.clone(),
         };
+        let api =
+            crate::api::ApiGateway::spawn(node, api_master.clone(), master_id, api_authentication)?;
+        let mut books = Books::default();
+        books.set_feed(feed::Feed::new(
+            node.clone(),
+            reserved.pid().clone(),
+            api.pid().clone(),
+        ));
         let master = reserved.spawn_ref(Master {
             id: master_id.to_owned(),
             allocator: allocator.clone(),
-            books: Books::default(),
+            books,
             next_id: 0,
             auth: AuthState {
                 policy,
@@ -281,12 +301,16 @@ impl Master {
             admitting: Default::default(),
             removed_frameworks: Default::default(),
             drains: Default::default(),
+            schedule: Default::default(),
             directory: Default::default(),
             health: AgentHealth::default(),
         })?;
         let _ = master_ref.set(master.clone());
-        crate::scheduler_api::SchedulerApi::spawn(node, api_authentication)?;
-        Ok(MasterHandle { master, allocator })
+        Ok(MasterHandle {
+            master,
+            allocator,
+            api,
+        })
     }
 
     /// Applies an event to the allocator process (which then runs a cycle); `refusal` is logged
@@ -458,10 +482,7 @@ impl Master {
                 tracing::warn!(%from, %framework, task = %task_id, "status update from a process that is not the task's agent");
                 return;
             }
-            let moved = self
-                .books
-                .task_mut(&key)
-                .map(|task| task.state.move_to(state));
+            let moved = self.books.move_task(&key, state, Some(status));
             if let Some(Err(refused)) = moved {
                 self.refuse_move(&framework, &task_id, refused);
             } else if state.is_terminal() {
@@ -567,11 +588,8 @@ impl Master {
         match agent {
             Some(pid) => {
                 let key = (framework, task_id);
-                let refused = self
-                    .books
-                    .task_mut(&key)
-                    .and_then(|task| task.state.move_to(TaskState::TaskKilling).err());
-                if let Some(refused) = refused {
+                let refused = self.books.move_task(&key, TaskState::TaskKilling, None);
+                if let Some(Err(refused)) = refused {
                     self.refuse_move(&key.0, &key.1, refused);
                 }
                 ctx.send(&pid, msg);

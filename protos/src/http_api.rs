@@ -91,15 +91,20 @@ impl Encoding {
         }
     }
 
-    /// An event (or any message) as one RecordIO record.
-    pub fn record<M: Message + prost::Name>(self, event: &M) -> Bytes {
-        let payload = match self {
-            Encoding::Protobuf => event.encode_to_vec(),
+    /// A response (or any message) as a body.
+    pub fn body<M: Message + prost::Name>(self, message: &M) -> Vec<u8> {
+        match self {
+            Encoding::Protobuf => message.encode_to_vec(),
             // Every message of Keel's protos has a JSON form (the descriptors come with them).
-            Encoding::Json => crate::mesos_json::to_json(event)
+            Encoding::Json => crate::mesos_json::to_json(message)
                 .map(|value| value.to_string().into_bytes())
                 .unwrap_or_else(|_| b"{}".to_vec()),
-        };
+        }
+    }
+
+    /// An event (or any message) as one RecordIO record.
+    pub fn record<M: Message + prost::Name>(self, event: &M) -> Bytes {
+        let payload = self.body(event);
         let mut record = format!("{}\n", payload.len()).into_bytes();
         record.extend_from_slice(&payload);
         Bytes::from(record)

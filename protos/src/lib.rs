@@ -53,6 +53,19 @@ pub mod v1 {
     pub mod executor {
         include!(concat!(env!("OUT_DIR"), "/keel.v1.executor.rs"));
     }
+
+    /// The v1 operator HTTP API's calls, responses and events (Mesos's `mesos.v1.master`).
+    // `Response` is built once per call and events once per change: boxing the large variants
+    // would cost more than the size difference.
+    #[allow(clippy::large_enum_variant)]
+    pub mod master {
+        include!(concat!(env!("OUT_DIR"), "/keel.v1.master.rs"));
+    }
+
+    /// Mesos's maintenance schedule and status (`mesos.v1.maintenance`).
+    pub mod maintenance {
+        include!(concat!(env!("OUT_DIR"), "/keel.v1.maintenance.rs"));
+    }
 }
 
 /// Messages between master, agents, schedulers and executors (Mesos's internal message names).

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
-use libactor::http_client::{open_stream, request_over, StreamReply};
+use keel_testkit::v1_client::{self, EventStream};
+use libactor::http_client::{open_stream, request_over};
 use libactor::TlsConfig;
 use prost::Message;
 use protos::http_api::{next_record, Encoding};
@@ -17,8 +18,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A subscription: its stream and what it needs for calls.
 struct Subscriber {
-    reply: StreamReply,
-    buffer: Vec<u8>,
+    events: EventStream<Event>,
     encoding: Encoding,
     stream_id: String,
     address: String,
@@ -32,15 +32,16 @@ async fn post(
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> (u16, String) {
-    let mut all = vec![("content-type", content_type.to_owned())];
-    all.extend(headers.iter().cloned());
-    let reply = request_over(address, tls, "POST", "/api/v1/scheduler", &all, body.into())
-        .await
-        .expect("the master answers");
-    (
-        reply.status,
-        String::from_utf8_lossy(&reply.body).into_owned(),
+    let reply = v1_client::post(
+        address,
+        tls,
+        "/api/v1/scheduler",
+        content_type,
+        headers,
+        body,
     )
+    .await;
+    (reply.status, reply.text())
 }
 
 impl Subscriber {
@@ -50,29 +51,21 @@ impl Subscriber {
         encoding: Encoding,
         body: Vec<u8>,
     ) -> Subscriber {
-        let headers = [
-            ("content-type", encoding.content_type().to_owned()),
-            ("accept", encoding.content_type().to_owned()),
-        ];
-        let reply = open_stream(
+        let events = EventStream::open(
             address,
             tls.as_ref(),
-            "POST",
             "/api/v1/scheduler",
-            &headers,
-            body.into(),
+            encoding,
+            &[],
+            body,
         )
-        .await
-        .expect("SUBSCRIBE is answered");
-        assert_eq!(reply.status, 200, "SUBSCRIBE");
-        assert_eq!(reply.header("content-type"), Some(encoding.content_type()));
-        let stream_id = reply
+        .await;
+        let stream_id = events
             .header("mesos-stream-id")
             .expect("a Mesos-Stream-Id header")
             .to_owned();
         Subscriber {
-            reply,
-            buffer: Vec::new(),
+            events,
             encoding,
             stream_id,
             address: address.to_owned(),
@@ -82,53 +75,23 @@ impl Subscriber {
 
     /// The next event, as the raw JSON when the stream is JSON (and decoded either way).
     async fn next(&mut self) -> Option<(Event, Option<serde_json::Value>)> {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                if let Some(record) = next_record(&mut self.buffer).expect("well-formed RecordIO") {
-                    return Some(match self.encoding {
-                        Encoding::Protobuf => (Event::decode(&record[..]).expect("an Event"), None),
-                        Encoding::Json => {
-                            let value: serde_json::Value =
-                                serde_json::from_slice(&record).expect("JSON");
-                            let event = protos::mesos_json::from_json(&value).expect("an Event");
-                            (event, Some(value))
-                        }
-                    });
-                }
-                match self.reply.next_chunk().await {
-                    Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
-                    _ => return None,
-                }
-            }
-        })
-        .await
-        .expect("an event in time")
+        self.events.next().await
     }
 
     /// The next event of type `kind`, skipping others (heartbeats, offers not wanted).
     async fn until(&mut self, kind: event::Type) -> (Event, Option<serde_json::Value>) {
-        loop {
-            let (event, json) = self.next().await.expect("the stream goes on");
-            if event.r#type == kind as i32 {
-                return (event, json);
-            }
-        }
+        self.events
+            .until(kind.as_str_name(), |e| e.r#type == kind as i32)
+            .await
     }
 
     async fn call(&self, call: &Call) -> (u16, String) {
-        let body = match self.encoding {
-            Encoding::Protobuf => call.encode_to_vec(),
-            Encoding::Json => protos::mesos_json::to_json(call)
-                .unwrap()
-                .to_string()
-                .into_bytes(),
-        };
         post(
             &self.address,
             self.tls.as_ref(),
             self.encoding.content_type(),
             &[("mesos-stream-id", self.stream_id.clone())],
-            body,
+            v1_client::body(self.encoding, call),
         )
         .await
     }

@@ -20,6 +20,10 @@ use protos::v1::{AgentInfo, FrameworkInfo, TaskState};
 use resources::Resources;
 
 use crate::fast_hash::{FastMap, FastSet};
+use protos::v1::TaskStatus;
+use protos::IllegalTaskMove;
+
+use super::feed::Feed;
 
 /// A task's key: (framework id, task id).
 pub(super) type TaskKey = (String, String);
@@ -221,9 +225,16 @@ pub(super) struct Books {
     frameworks: FastMap<String, FrameworkEntry>,
     offers: FastMap<String, OfferEntry>,
     tasks: FastMap<TaskKey, TaskEntry>,
+    /// Where every change is reported (the API process), once the master has one.
+    feed: Option<Feed>,
 }
 
 impl Books {
+    /// Reports every change from now on to `feed`.
+    pub(super) fn set_feed(&mut self, feed: Feed) {
+        self.feed = Some(feed);
+    }
+
     // Agents.
 
     /// The agent `id`.
@@ -286,6 +297,9 @@ impl Books {
             },
         );
         self.check_agent(id);
+        if let (Some(feed), Some(entry)) = (&self.feed, self.agents.get(id)) {
+            feed.agent_added(id, entry);
+        }
         Ok(())
     }
 
@@ -297,6 +311,9 @@ impl Books {
         self.agent_by_pid.remove(&old);
         self.agent_by_pid.insert(pid, id.to_owned());
         self.check_agent(id);
+        if let (Some(feed), Some(entry)) = (&self.feed, self.agents.get(id)) {
+            feed.agent_added(id, entry);
+        }
         Some(old)
     }
 
@@ -321,6 +338,12 @@ impl Books {
             .collect();
         debug_assert_eq!(tasks.len(), entry.task_count);
         debug_assert!(self.agent_by_pid.len() == self.agents.len());
+        if let Some(feed) = &self.feed {
+            for (key, _) in &tasks {
+                feed.task_updated(key, id, TaskState::TaskUnreachable, None);
+            }
+            feed.agent_removed(id);
+        }
         Some(RemovedAgent {
             entry,
             offers,
@@ -372,8 +395,19 @@ impl Books {
         if self.frameworks.contains_key(id) {
             return Err(BooksError::Exists(format!("framework {id}")));
         }
+        if let Some(feed) = &self.feed {
+            feed.framework_changed(id, &entry, true);
+        }
         self.frameworks.insert(id.to_owned(), entry);
         Ok(())
+    }
+
+    /// Reports framework `id` changed (its scheduler moved, connected or disconnected): every
+    /// change made through [`Books::framework_mut`] that a reader can see ends with this.
+    pub(super) fn framework_updated(&self, id: &str) {
+        if let (Some(feed), Some(entry)) = (&self.feed, self.frameworks.get(id)) {
+            feed.framework_changed(id, entry, false);
+        }
     }
 
     /// Takes framework `id` off the books with its tasks; its offers are void (the allocator
@@ -382,6 +416,9 @@ impl Books {
         let entry = self.frameworks.remove(id)?;
         self.take_offers_where(|o| o.framework == id);
         let tasks = self.remove_tasks_of(id);
+        if let Some(feed) = &self.feed {
+            feed.framework_removed(id, &entry);
+        }
         Some(RemovedFramework { entry, tasks })
     }
 
@@ -470,10 +507,20 @@ impl Books {
         self.tasks.get(key)
     }
 
-    /// The task `key`, to move its state (its agent and resources change only through
-    /// [`Books`]).
-    pub(super) fn task_mut(&mut self, key: &TaskKey) -> Option<&mut TaskEntry> {
-        self.tasks.get_mut(key)
+    /// Moves task `key` to `state` as the task-state table allows (`status`: the update that
+    /// moves it, if one does). `None` if there is no such task.
+    pub(super) fn move_task(
+        &mut self,
+        key: &TaskKey,
+        state: TaskState,
+        status: Option<&TaskStatus>,
+    ) -> Option<Result<(), IllegalTaskMove>> {
+        let task = self.tasks.get_mut(key)?;
+        let moved = task.state.move_to(state);
+        if let (Ok(()), Some(feed)) = (&moved, &self.feed) {
+            feed.task_updated(key, &task.agent, state, status);
+        }
+        Some(moved)
     }
 
     /// Every live task.
@@ -499,13 +546,20 @@ impl Books {
         add(&mut agent.used, &task.resources);
         agent.task_count += 1;
         self.check_agent(&task.agent);
+        if let Some(feed) = &self.feed {
+            feed.task_added(&key, &task);
+        }
         self.tasks.insert(key, task);
         Ok(())
     }
 
-    /// Takes task `key` off the books; its resources are free on its agent again.
+    /// Takes task `key` off the books; its resources are free on its agent again. A task that
+    /// leaves before reaching a terminal state (its framework went away) is reported killed.
     pub(super) fn remove_task(&mut self, key: &TaskKey) -> Option<TaskEntry> {
         let task = self.tasks.remove(key)?;
+        if let Some(feed) = self.feed.as_ref().filter(|_| !task.state.is_terminal()) {
+            feed.task_updated(key, &task.agent, TaskState::TaskKilled, None);
+        }
         if let Some(agent) = self.agents.get_mut(&task.agent) {
             agent.task_count -= 1;
             release(&mut agent.used, &mut agent.free, &task.resources);

@@ -189,13 +189,10 @@ impl Master {
             .collect();
         let mut killed = 0;
         for (key, pid) in kills {
-            let Some(task) = self.books.task_mut(&key) else {
-                continue;
-            };
-            if task.state.is_terminal() {
+            if self.books.task(&key).is_none_or(|t| t.state.is_terminal()) {
                 continue;
             }
-            if let Err(refused) = task.state.move_to(TaskState::TaskKilling) {
+            if let Some(Err(refused)) = self.books.move_task(&key, TaskState::TaskKilling, None) {
                 self.refuse_move(&key.0, &key.1, refused);
             }
             killed += 1;

@@ -17,7 +17,7 @@ use super::{Master, Registrant};
 use authentication::acls::Action;
 
 /// A framework's role: the one it names, or `*`.
-pub(super) fn role_of(info: &FrameworkInfo) -> &str {
+pub(crate) fn role_of(info: &FrameworkInfo) -> &str {
     if info.role.is_empty() {
         "*"
     } else {

@@ -183,6 +183,7 @@ impl Master {
                 // Offers made to the old scheduler are void.
                 self.withdraw_offers(&id);
             }
+            self.books.framework_updated(&id);
             if !was_active {
                 let framework = id.clone();
                 self.tell_allocator("allocator refused to revive a framework", move |a| {
@@ -225,6 +226,7 @@ impl Master {
         entry.active = false;
         let id = id.clone();
         let timeout = failover_timeout(&entry.info);
+        self.books.framework_updated(&id);
         tracing::warn!(framework = %id, scheduler = %pid, ?timeout, "scheduler disconnected; framework inactive");
         self.withdraw_offers(&id);
         let framework = id.clone();

@@ -6,7 +6,6 @@
 //! the framework's principal. The scheduler hears `FrameworkErrorMessage` (its driver
 //! aborts) so that it does not keep re-registering the framework.
 
-use authentication::acls::Action;
 use libactor::{Context, HttpRequest, HttpResponse};
 
 use super::Master;
@@ -33,25 +32,10 @@ impl Master {
         let Some(id) = id.filter(|id| !id.is_empty()) else {
             return HttpResponse::bad_request("expected frameworkId=<id> in the body\n");
         };
-        let Some(framework) = self.books.framework(&id) else {
-            return HttpResponse::bad_request(format!("no framework {id} is registered\n"));
-        };
-        let principal = framework.info.principal.clone();
-        let scheduler = framework.pid.clone();
-        if let Some(why) = self.acls_refusal(Action::TeardownFramework, Some(&operator), &principal)
-        {
-            self.metrics.inc(|m| &m.operator_requests_refused);
-            return HttpResponse::text(403, format!("{why}\n"));
+        match self.teardown_framework(ctx, &operator, &id) {
+            Ok(()) => HttpResponse::text(200, ""),
+            Err(refusal) => HttpResponse::text(refusal.status, format!("{}\n", refusal.why)),
         }
-        tracing::info!(framework = %id, %operator, "framework torn down by an operator");
-        ctx.send(
-            &scheduler,
-            protos::internal::FrameworkErrorMessage {
-                message: format!("framework {id} was torn down by operator {operator}"),
-            },
-        );
-        self.remove_framework(ctx, &id);
-        HttpResponse::text(200, "")
     }
 }
 

@@ -8,8 +8,8 @@
 //! mapping) or protobuf (Mesos's field numbers), as `Content-Type` and `Accept` say (`415`,
 //! `406` otherwise). A second subscription of a framework closes the first one's stream.
 //!
-//! Each subscribed framework is a [`adapter::FrameworkAdapter`] on the master's node, which the
-//! master treats as the framework's scheduler: HTTP and driver frameworks share everything.
+//! Each subscribed framework is a [`FrameworkAdapter`] on the master's node, which the master
+//! treats as the framework's scheduler: HTTP and driver frameworks share everything.
 //!
 //! Who may call: on a secure master, a client proven in the `framework` role (its TLS
 //! certificate, or HTTP Basic against `--credentials` with that role); on an insecure master
@@ -21,151 +21,16 @@
 //!   -d '{"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "me", "name": "hi"}}}'
 //! ```
 
-pub mod adapter;
-
-use std::sync::Arc;
-
-use authentication::{roles, Credentials};
-use libactor::metrics::Counter;
-use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
+use libactor::{Context, HttpRequest, HttpResponse};
+use protos::http_api::{read_call, stream_encoding, Encoding};
 use protos::v1::offer::operation;
 use protos::v1::scheduler::{call, Call};
 
-use adapter::FrameworkAdapter;
-use protos::http_api::{read_call, stream_encoding, Encoding};
+use super::adapter::FrameworkAdapter;
+use super::{ApiGateway, STREAM_CAPACITY, STREAM_ID_HEADER};
 
-/// The gateway's process id: requests to `/api/…` reach it.
-pub const API_PROCESS: &str = "api";
-/// Events a subscriber may fall behind by before it is cut off.
-pub const STREAM_CAPACITY: usize = 16 * 1024;
-/// The header naming a subscription.
-pub const STREAM_ID_HEADER: &str = "Mesos-Stream-Id";
-
-/// Which adapter holds each subscribed framework's stream, shared by the gateway and the
-/// adapters (which add themselves once subscribed and remove themselves when they end).
-#[derive(Debug, Clone, Default)]
-pub struct Subscriptions(Arc<dashmap::DashMap<String, Subscription>>);
-
-/// A subscribed framework's stream id, the principal that subscribed it, and its adapter.
-#[derive(Debug, Clone)]
-struct Subscription {
-    stream_id: String,
-    principal: Option<String>,
-    adapter: ProcessRef<FrameworkAdapter>,
-}
-
-impl Subscriptions {
-    fn insert(&self, framework: String, subscription: Subscription) {
-        self.0.insert(framework, subscription);
-    }
-
-    fn remove(&self, framework: &str, adapter: &Upid) {
-        self.0
-            .remove_if(framework, |_, s| s.adapter.pid() == adapter);
-    }
-
-    fn get(&self, framework: &str) -> Option<Subscription> {
-        self.0.get(framework).map(|e| e.value().clone())
-    }
-
-    /// How many frameworks are subscribed over HTTP.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether no framework is.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// Who may use the API (see the module docs).
-#[derive(Debug, Clone, Default)]
-pub struct ApiAuthentication {
-    /// Principals and secrets for HTTP Basic.
-    pub credentials: Option<Credentials>,
-    /// An insecure master that requires frameworks to authenticate.
-    pub required: bool,
-}
-
-/// The gateway process.
-pub struct SchedulerApi {
-    master: Upid,
-    auth: ApiAuthentication,
-    subscriptions: Subscriptions,
-    refused: Option<Counter>,
-    subscribed: Option<Counter>,
-}
-
-impl SchedulerApi {
-    /// A gateway for the master at `master` (on the same node).
-    pub fn new(master: Upid, auth: ApiAuthentication) -> SchedulerApi {
-        SchedulerApi {
-            master,
-            auth,
-            subscriptions: Subscriptions::default(),
-            refused: None,
-            subscribed: None,
-        }
-    }
-
-    /// Spawns a gateway on `node` for its `master` process, unless one runs already (a
-    /// restarted master keeps its node's gateway).
-    pub fn spawn(node: &Node, auth: ApiAuthentication) -> Result<(), SpawnError> {
-        let master = node.pid("master")?;
-        match node.spawn(API_PROCESS, SchedulerApi::new(master, auth)) {
-            Ok(_) | Err(SpawnError::DuplicateId(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn refuse(&self, status: u16, why: impl Into<String>) -> HttpResponse {
-        if let Some(c) = &self.refused {
-            c.inc();
-        }
-        let why = why.into();
-        tracing::debug!(status, %why, "scheduler API call refused");
-        HttpResponse::text(status, format!("{why}\n"))
-    }
-
-    /// The principal `req` proves, or the refusal (see the module docs).
-    fn principal(
-        &self,
-        ctx: &Context<Self>,
-        req: &HttpRequest,
-    ) -> Result<Option<String>, HttpResponse> {
-        if let Some(identity) = &req.identity {
-            if identity.has_role(roles::FRAMEWORK) {
-                return Ok(Some(identity.principal().to_owned()));
-            }
-            return Err(self.refuse(
-                403,
-                format!(
-                    "principal {} lacks the framework role",
-                    identity.principal()
-                ),
-            ));
-        }
-        let secure = ctx.node().is_secure();
-        if !secure && !self.auth.required {
-            return Ok(None);
-        }
-        let Some(credentials) = &self.auth.credentials else {
-            return Err(self.refuse(
-                401,
-                "frameworks prove themselves with a client certificate in the framework role",
-            ));
-        };
-        match credentials.check_basic(req.header("authorization")) {
-            Ok(p) if credentials.has_role(&p, roles::FRAMEWORK) => Ok(Some(p)),
-            Ok(p) => Err(self.refuse(403, format!("principal {p} lacks the framework role"))),
-            Err(e) => Err(self
-                .refuse(401, e.to_string())
-                .with_header("www-authenticate", "Basic realm=\"keel\"")),
-        }
-    }
-
-    fn scheduler(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
+impl ApiGateway {
+    pub(super) fn scheduler(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
         let read = read_call::<Call>(
             "/api/v1/scheduler",
             &req.method,
@@ -367,15 +232,4 @@ pub fn validate(call: &Call) -> Result<(), String> {
         _ => {}
     }
     Ok(())
-}
-
-impl Process for SchedulerApi {
-    fn initialize(&mut self, ctx: &mut Context<Self>) {
-        let m = ctx.metrics();
-        self.refused = Some(m.counter("master/api/calls_refused"));
-        self.subscribed = Some(m.counter("master/api/subscriptions"));
-        let subscriptions = self.subscriptions.clone();
-        m.gauge_fn("master/api/subscribers", move || subscriptions.len() as f64);
-        ctx.route("/v1/scheduler", Self::scheduler);
-    }
 }

@@ -1,0 +1,653 @@
+//! `POST /api/v1`: Mesos's v1 operator HTTP API on the master (`docs/operator-http-api.md`),
+//! JSON or protobuf as `Content-Type` and `Accept` say.
+//!
+//! Reads (`GET_HEALTH`, `GET_FLAGS`, `GET_VERSION`, `GET_METRICS`, `GET_LOGGING_LEVEL`,
+//! `GET_STATE`, `GET_AGENTS`, `GET_FRAMEWORKS`, `GET_EXECUTORS`, `GET_TASKS`, `GET_ROLES`,
+//! `GET_WEIGHTS`, `GET_MASTER`) are answered from the API process's [`ClusterView`], never by
+//! the master; `GET_MAINTENANCE_STATUS` and `GET_MAINTENANCE_SCHEDULE` ask the master.
+//! `SUBSCRIBE` answers `200` with a RecordIO stream: `SUBSCRIBED` (the whole state), then
+//! `TASK_ADDED`, `TASK_UPDATED`, `AGENT_ADDED`, `AGENT_REMOVED`, `FRAMEWORK_ADDED`,
+//! `FRAMEWORK_UPDATED`, `FRAMEWORK_REMOVED` as the master's books change, and `HEARTBEAT`
+//! every [`HEARTBEAT_INTERVAL`]. A subscriber that falls [`STREAM_CAPACITY`] records behind is
+//! cut off (`master/api/operator_subscribers_cut_off`), never buffered without bound.
+//!
+//! Changes (`TEARDOWN`, `UPDATE_WEIGHTS`, `UPDATE_MAINTENANCE_SCHEDULE`, `START_MAINTENANCE`,
+//! `STOP_MAINTENANCE`, `DRAIN_AGENT`, `DEACTIVATE_AGENT`, `REACTIVATE_AGENT`) are carried out
+//! by the master (see `master::operator`); Keel drains machines, so the agent calls act on
+//! every agent of the named agent's host. Calls for what Keel does not have (volumes,
+//! reservations, operations, quota changes, files, logging-level changes, marking agents gone)
+//! get `501` saying so.
+//!
+//! Who may call: reads and `SUBSCRIBE`, whoever the node lets in (on a secure master every
+//! request proves a principal); what each reader sees of frameworks and tasks is decided by
+//! `--acls` `view_frameworks` / `view_tasks` on the framework's user. Changes: a principal
+//! proven in the `operator` role (client certificate, or HTTP Basic against `--credentials`),
+//! and for `TEARDOWN` the `teardown_frameworks` rules.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use authentication::acls::{Acls, Action};
+use bytes::Bytes;
+use libactor::metrics::Counter;
+use libactor::{Context, HttpReply, HttpRequest, HttpResponse, HttpStream, Upid};
+use protos::http_api::{read_call, stream_encoding, Encoding};
+use protos::v1::master::call::Type as CallType;
+use protos::v1::master::event::{Subscribed, Type as EventType};
+use protos::v1::master::response::{
+    self as resp, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetMetrics, GetRoles,
+    GetVersion, GetWeights, Type as ResponseType,
+};
+use protos::v1::master::{Call, Event, Response};
+use protos::v1::{Flag, FrameworkInfo, MasterInfo, Metric, VersionInfo, WeightInfo};
+
+use super::view::{ClusterView, ViewLimits};
+use super::{ApiGateway, STREAM_CAPACITY};
+use crate::master::{validate_weights, Master, OperatorRefusal};
+
+/// How often a subscriber gets a HEARTBEAT (Mesos's default).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+
+/// An operator's event stream.
+struct EventSubscriber {
+    stream: HttpStream,
+    encoding: Encoding,
+    /// Who subscribed: what the ACLs let it see is all it gets.
+    principal: Option<String>,
+}
+
+struct OperatorMetrics {
+    calls: Counter,
+    events_dropped: Counter,
+    subscribers_cut_off: Counter,
+}
+
+/// The operator API's state in the API process: the view, the subscribers, and what the
+/// master's reads report about the master itself.
+pub struct OperatorState {
+    view: ClusterView,
+    master_id: String,
+    flags: Vec<(String, String)>,
+    weights: BTreeMap<String, f64>,
+    /// When this master started leading (seconds since the epoch).
+    start_time: f64,
+    subscribers: Vec<EventSubscriber>,
+    metrics: Option<OperatorMetrics>,
+}
+
+impl OperatorState {
+    pub(super) fn new(master_id: &str) -> OperatorState {
+        OperatorState {
+            view: ClusterView::new(ViewLimits::default()),
+            master_id: master_id.to_owned(),
+            flags: Vec::new(),
+            weights: BTreeMap::new(),
+            start_time: 0.0,
+            subscribers: Vec::new(),
+            metrics: None,
+        }
+    }
+
+    pub(super) fn initialize(&mut self, ctx: &mut Context<ApiGateway>) {
+        self.start_time = ctx.node().clock().unix_seconds();
+        let m = ctx.metrics();
+        self.metrics = Some(OperatorMetrics {
+            calls: m.counter("master/api/operator_calls"),
+            events_dropped: m.counter("master/api/events_dropped"),
+            subscribers_cut_off: m.counter("master/api/operator_subscribers_cut_off"),
+        });
+        ctx.delay(HEARTBEAT_INTERVAL, heartbeat);
+    }
+
+    pub(super) fn set_flags(&mut self, flags: Vec<(String, String)>) {
+        self.flags = flags;
+    }
+
+    /// Writes `event` to every subscriber allowed to see it; drops those that are gone.
+    fn publish(&mut self, acls: &Acls, event: &Event) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        // Each encoding is made once, for every subscriber that reads it.
+        let mut records: [Option<Bytes>; 2] = [None, None];
+        let view = &self.view;
+        let mut cut_off = 0;
+        self.subscribers.retain_mut(|s| {
+            if !may_see(view, acls, s.principal.as_deref(), event) {
+                return true;
+            }
+            let slot = match s.encoding {
+                Encoding::Json => 0,
+                Encoding::Protobuf => 1,
+            };
+            let record = records[slot]
+                .get_or_insert_with(|| s.encoding.record(event))
+                .clone();
+            let alive = s.stream.send(record).is_ok();
+            if !alive && !s.stream.is_closed() {
+                cut_off += 1;
+            }
+            alive
+        });
+        if let Some(m) = &self.metrics {
+            m.subscribers_cut_off.add(cut_off);
+        }
+    }
+}
+
+/// Sends every subscriber a HEARTBEAT, and again after [`HEARTBEAT_INTERVAL`].
+fn heartbeat(gateway: &mut ApiGateway, ctx: &mut Context<ApiGateway>) {
+    let event = Event {
+        r#type: EventType::Heartbeat as i32,
+        ..Default::default()
+    };
+    let acls = gateway.auth.acls.clone();
+    gateway.operator.publish(&acls, &event);
+    ctx.delay(HEARTBEAT_INTERVAL, heartbeat);
+}
+
+/// Whether `viewer` may see `event` (frameworks and tasks by `--acls`; agents and heartbeats
+/// by everyone).
+fn may_see(view: &ClusterView, acls: &Acls, viewer: Option<&str>, event: &Event) -> bool {
+    match EventType::try_from(event.r#type).unwrap_or(EventType::Unknown) {
+        EventType::TaskAdded => event
+            .task_added
+            .as_ref()
+            .and_then(|t| t.task.as_ref())
+            .and_then(|t| t.framework_id.as_ref())
+            .is_some_and(|f| task_visible(view, acls, viewer, &f.value)),
+        EventType::TaskUpdated => event
+            .task_updated
+            .as_ref()
+            .and_then(|t| t.framework_id.as_ref())
+            .is_some_and(|f| task_visible(view, acls, viewer, &f.value)),
+        EventType::FrameworkAdded | EventType::FrameworkUpdated => event
+            .framework_added
+            .as_ref()
+            .and_then(|f| f.framework.as_ref())
+            .or_else(|| {
+                event
+                    .framework_updated
+                    .as_ref()
+                    .and_then(|f| f.framework.as_ref())
+            })
+            .and_then(|f| f.framework_info.as_ref())
+            .is_some_and(|info| acls.permits(Action::ViewFramework, viewer, &info.user)),
+        EventType::FrameworkRemoved => event
+            .framework_removed
+            .as_ref()
+            .and_then(|f| f.framework_info.as_ref())
+            .is_some_and(|info| {
+                let user = view
+                    .framework_info(info.id.as_ref().map_or("", |i| i.value.as_str()))
+                    .map_or(info.user.as_str(), |i| i.user.as_str());
+                acls.permits(Action::ViewFramework, viewer, user)
+            }),
+        _ => true,
+    }
+}
+
+/// Whether `viewer` may see the tasks of `framework` (by its user; a framework not back
+/// since a failover has no known user, which only a permissive rule admits).
+fn task_visible(view: &ClusterView, acls: &Acls, viewer: Option<&str>, framework: &str) -> bool {
+    let user = view
+        .framework_info(framework)
+        .map_or("", |i| i.user.as_str());
+    acls.permits(Action::ViewTask, viewer, user)
+}
+
+fn respond(encoding: Encoding, kind: ResponseType, response: Response) -> HttpResponse {
+    let response = Response {
+        r#type: kind as i32,
+        ..response
+    };
+    HttpResponse::bytes(200, encoding.content_type(), encoding.body(&response))
+}
+
+impl ApiGateway {
+    /// Who may send: the master on this node (the events of its books). Anything else is
+    /// dropped and counted.
+    pub(super) fn master_event(&mut self, ctx: &mut Context<Self>, from: Upid, event: Event) {
+        let now = ctx.node().clock().unix_seconds();
+        if !ctx.sender_is_local() || from != self.master || !self.operator.view.apply(&event, now) {
+            if let Some(m) = &self.operator.metrics {
+                m.events_dropped.inc();
+            }
+            tracing::warn!(%from, "an operator event not from this node's master, or malformed");
+            return;
+        }
+        let acls = self.auth.acls.clone();
+        self.operator.publish(&acls, &event);
+    }
+
+    pub(super) fn operator(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
+        let _span = tracing::debug_span!("operator_call").entered();
+        let read = read_call::<Call>(
+            "/api/v1",
+            &req.method,
+            req.header("content-type"),
+            &req.body,
+        );
+        let (encoding, call) = match read {
+            Ok(read) => read,
+            Err(r) => return self.refuse(r.status, r.why).into(),
+        };
+        let encoding = match stream_encoding(req.header("accept"), encoding) {
+            Ok(e) => e,
+            Err(r) => return self.refuse(r.status, r.why).into(),
+        };
+        if let Some(m) = &self.operator.metrics {
+            m.calls.inc();
+        }
+        let kind = CallType::try_from(call.r#type).unwrap_or(CallType::Unknown);
+        let viewer = req.principal.clone();
+        let reply = match kind {
+            CallType::Unknown => self.refuse(400, "unknown call type"),
+            CallType::Subscribe => self.subscribe_operator(encoding, viewer),
+            CallType::GetHealth => respond(
+                encoding,
+                ResponseType::GetHealth,
+                Response {
+                    get_health: Some(GetHealth {
+                        healthy: Some(true),
+                    }),
+                    ..Default::default()
+                },
+            ),
+            CallType::GetFlags => respond(
+                encoding,
+                ResponseType::GetFlags,
+                Response {
+                    get_flags: Some(GetFlags {
+                        flags: self
+                            .operator
+                            .flags
+                            .iter()
+                            .map(|(name, value)| Flag {
+                                name: name.clone(),
+                                value: Some(value.clone()),
+                            })
+                            .collect(),
+                    }),
+                    ..Default::default()
+                },
+            ),
+            CallType::GetVersion => respond(
+                encoding,
+                ResponseType::GetVersion,
+                Response {
+                    get_version: Some(GetVersion {
+                        version_info: Some(version_info()),
+                    }),
+                    ..Default::default()
+                },
+            ),
+            CallType::GetMetrics => respond(
+                encoding,
+                ResponseType::GetMetrics,
+                Response {
+                    get_metrics: Some(GetMetrics {
+                        metrics: ctx
+                            .node()
+                            .metrics()
+                            .snapshot()
+                            .into_iter()
+                            .map(|(name, value)| Metric {
+                                name,
+                                value: Some(value),
+                            })
+                            .collect(),
+                    }),
+                    ..Default::default()
+                },
+            ),
+            // Keel logs through `tracing` filters, not glog levels: 0 is glog's default.
+            CallType::GetLoggingLevel => respond(
+                encoding,
+                ResponseType::GetLoggingLevel,
+                Response {
+                    get_logging_level: Some(GetLoggingLevel { level: Some(0) }),
+                    ..Default::default()
+                },
+            ),
+            CallType::GetState => {
+                let state = self.visible_state(viewer.as_deref());
+                respond(
+                    encoding,
+                    ResponseType::GetState,
+                    Response {
+                        get_state: Some(state),
+                        ..Default::default()
+                    },
+                )
+            }
+            CallType::GetAgents => respond(
+                encoding,
+                ResponseType::GetAgents,
+                Response {
+                    get_agents: Some(self.operator.view.get_agents()),
+                    ..Default::default()
+                },
+            ),
+            CallType::GetFrameworks => {
+                let state = self.visible_state(viewer.as_deref());
+                respond(
+                    encoding,
+                    ResponseType::GetFrameworks,
+                    Response {
+                        get_frameworks: state.get_frameworks,
+                        ..Default::default()
+                    },
+                )
+            }
+            CallType::GetExecutors => {
+                let state = self.visible_state(viewer.as_deref());
+                respond(
+                    encoding,
+                    ResponseType::GetExecutors,
+                    Response {
+                        get_executors: state.get_executors,
+                        ..Default::default()
+                    },
+                )
+            }
+            CallType::GetTasks => {
+                let state = self.visible_state(viewer.as_deref());
+                respond(
+                    encoding,
+                    ResponseType::GetTasks,
+                    Response {
+                        get_tasks: state.get_tasks,
+                        ..Default::default()
+                    },
+                )
+            }
+            CallType::GetRoles => {
+                let weights = &self.operator.weights;
+                let roles = self
+                    .operator
+                    .view
+                    .get_roles(&|role: &str| weights.get(role).copied().unwrap_or(1.0));
+                respond(
+                    encoding,
+                    ResponseType::GetRoles,
+                    Response {
+                        get_roles: Some(GetRoles { roles }),
+                        ..Default::default()
+                    },
+                )
+            }
+            CallType::GetWeights => respond(
+                encoding,
+                ResponseType::GetWeights,
+                Response {
+                    get_weights: Some(GetWeights {
+                        weight_infos: self
+                            .operator
+                            .weights
+                            .iter()
+                            .map(|(role, weight)| WeightInfo {
+                                weight: Some(*weight),
+                                role: role.clone(),
+                            })
+                            .collect(),
+                    }),
+                    ..Default::default()
+                },
+            ),
+            CallType::GetMaster => {
+                let master = &self.master;
+                let info = MasterInfo {
+                    id: self.operator.master_id.clone(),
+                    pid: master.to_string(),
+                    port: u32::from(master.port()),
+                    hostname: master.host().to_string(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..Default::default()
+                };
+                respond(
+                    encoding,
+                    ResponseType::GetMaster,
+                    Response {
+                        get_master: Some(GetMaster {
+                            master_info: Some(info),
+                            start_time: Some(self.operator.start_time),
+                            // A Keel master process starts once elected.
+                            elected_time: Some(self.operator.start_time),
+                        }),
+                        ..Default::default()
+                    },
+                )
+            }
+            CallType::GetMaintenanceStatus | CallType::GetMaintenanceSchedule => {
+                return self.ask_master(encoding, move |m, _| {
+                    let response = if kind == CallType::GetMaintenanceStatus {
+                        Response {
+                            r#type: ResponseType::GetMaintenanceStatus as i32,
+                            get_maintenance_status: Some(resp::GetMaintenanceStatus {
+                                status: Some(m.maintenance_status()),
+                            }),
+                            ..Default::default()
+                        }
+                    } else {
+                        Response {
+                            r#type: ResponseType::GetMaintenanceSchedule as i32,
+                            get_maintenance_schedule: Some(resp::GetMaintenanceSchedule {
+                                schedule: Some(m.maintenance_schedule()),
+                            }),
+                            ..Default::default()
+                        }
+                    };
+                    Ok(Some(response))
+                });
+            }
+            CallType::Teardown
+            | CallType::UpdateWeights
+            | CallType::UpdateMaintenanceSchedule
+            | CallType::StartMaintenance
+            | CallType::StopMaintenance
+            | CallType::DrainAgent
+            | CallType::DeactivateAgent
+            | CallType::ReactivateAgent => return self.change(ctx, &req, encoding, kind, call),
+            other => self.refuse(
+                501,
+                format!("Keel does not carry out {}", other.as_str_name()),
+            ),
+        };
+        reply.into()
+    }
+
+    /// `GET_STATE` as `viewer` may see it.
+    fn visible_state(&self, viewer: Option<&str>) -> resp::GetState {
+        let acls = &self.auth.acls;
+        let view = &self.operator.view;
+        view.get_state(
+            &|info: &FrameworkInfo| acls.permits(Action::ViewFramework, viewer, &info.user),
+            &|framework: &str| task_visible(view, acls, viewer, framework),
+        )
+    }
+
+    fn subscribe_operator(&mut self, encoding: Encoding, viewer: Option<String>) -> HttpResponse {
+        let (response, mut stream) =
+            HttpResponse::stream(200, encoding.content_type(), STREAM_CAPACITY);
+        let subscribed = Event {
+            r#type: EventType::Subscribed as i32,
+            subscribed: Some(Subscribed {
+                get_state: Some(self.visible_state(viewer.as_deref())),
+                heartbeat_interval_seconds: Some(HEARTBEAT_INTERVAL.as_secs_f64()),
+            }),
+            ..Default::default()
+        };
+        if stream.send(encoding.record(&subscribed)).is_err() {
+            return self.refuse(503, "the subscription closed before it started");
+        }
+        if let Some(c) = &self.subscribed {
+            c.inc();
+        }
+        self.operator.subscribers.push(EventSubscriber {
+            stream,
+            encoding,
+            principal: viewer,
+        });
+        response
+    }
+
+    /// Runs `f` on the master and answers with its response (`202` when it has none, as Mesos
+    /// answers changes), or its refusal.
+    fn ask_master(
+        &mut self,
+        encoding: Encoding,
+        f: impl FnOnce(&mut Master, &mut Context<Master>) -> Result<Option<Response>, OperatorRefusal>
+            + Send
+            + 'static,
+    ) -> HttpReply {
+        let Some(master) = self.master_cell.get().cloned() else {
+            return self.refuse(503, "the master is not running yet").into();
+        };
+        let refused = self.refused.clone();
+        HttpReply::Later(Box::pin(async move {
+            let refuse = |status: u16, why: String| {
+                if let Some(c) = &refused {
+                    c.inc();
+                }
+                HttpResponse::text(status, format!("{why}\n"))
+            };
+            match master.call(f).await {
+                Ok(Ok(Some(response))) => {
+                    HttpResponse::bytes(200, encoding.content_type(), encoding.body(&response))
+                }
+                Ok(Ok(None)) => HttpResponse::text(202, ""),
+                Ok(Err(refusal)) => refuse(refusal.status, refusal.why),
+                Err(_) => refuse(503, "the master has stopped".into()),
+            }
+        }))
+    }
+
+    /// A change: only a proven operator may ask; the master carries it out.
+    fn change(
+        &mut self,
+        ctx: &mut Context<Self>,
+        req: &HttpRequest,
+        encoding: Encoding,
+        kind: CallType,
+        call: Call,
+    ) -> HttpReply {
+        let operator = match authentication::operator::operator_of(
+            req,
+            self.auth.credentials.as_ref(),
+            ctx.node().is_secure(),
+        ) {
+            Ok(operator) => operator,
+            Err(refusal) => return self.refuse(refusal.status, refusal.why).into(),
+        };
+        let missing = |what: &str| format!("expecting '{what}' to be present");
+        let agent = |id: Option<&protos::v1::AgentId>| id.map(|a| a.value.clone());
+        match kind {
+            CallType::Teardown => {
+                let Some(id) = call.teardown.and_then(|t| t.framework_id).map(|f| f.value) else {
+                    return self.refuse(400, missing("teardown.framework_id")).into();
+                };
+                self.ask_master(encoding, move |m, ctx| {
+                    m.teardown_framework(ctx, &operator, &id).map(|()| None)
+                })
+            }
+            CallType::UpdateWeights => {
+                let weights: Vec<(String, f64)> = call
+                    .update_weights
+                    .map(|u| u.weight_infos)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|w| (w.role, w.weight.unwrap_or(1.0)))
+                    .collect();
+                if let Err(refusal) = validate_weights(&weights) {
+                    return self.refuse(refusal.status, refusal.why).into();
+                }
+                self.operator.weights.extend(weights.iter().cloned());
+                self.ask_master(encoding, move |m, _| m.set_weights(weights).map(|()| None))
+            }
+            CallType::UpdateMaintenanceSchedule => {
+                let Some(schedule) = call.update_maintenance_schedule.and_then(|u| u.schedule)
+                else {
+                    return self
+                        .refuse(400, missing("update_maintenance_schedule.schedule"))
+                        .into();
+                };
+                self.ask_master(encoding, move |m, _| {
+                    m.update_maintenance_schedule(schedule).map(|()| None)
+                })
+            }
+            CallType::StartMaintenance => {
+                let machines = call
+                    .start_maintenance
+                    .map(|s| s.machines)
+                    .unwrap_or_default();
+                self.ask_master(encoding, move |m, ctx| {
+                    m.start_maintenance(ctx, &machines).map(|()| None)
+                })
+            }
+            CallType::StopMaintenance => {
+                let machines = call
+                    .stop_maintenance
+                    .map(|s| s.machines)
+                    .unwrap_or_default();
+                self.ask_master(encoding, move |m, ctx| {
+                    m.stop_maintenance(ctx, &machines).map(|()| None)
+                })
+            }
+            CallType::DrainAgent | CallType::DeactivateAgent | CallType::ReactivateAgent => {
+                let (id, what) = match kind {
+                    CallType::DrainAgent => {
+                        let drain = call.drain_agent.unwrap_or_default();
+                        if drain.mark_gone == Some(true) {
+                            return self.refuse(501, "Keel does not mark agents gone").into();
+                        }
+                        (agent(drain.agent_id.as_ref()), "drain_agent.agent_id")
+                    }
+                    CallType::DeactivateAgent => (
+                        agent(call.deactivate_agent.and_then(|d| d.agent_id).as_ref()),
+                        "deactivate_agent.agent_id",
+                    ),
+                    _ => (
+                        agent(call.reactivate_agent.and_then(|d| d.agent_id).as_ref()),
+                        "reactivate_agent.agent_id",
+                    ),
+                };
+                let Some(id) = id.filter(|id| !id.is_empty()) else {
+                    return self.refuse(400, missing(what)).into();
+                };
+                self.ask_master(encoding, move |m, ctx| {
+                    let Some(hostname) = m.agent_hostname(&id) else {
+                        return Err(OperatorRefusal {
+                            status: 400,
+                            why: format!("no agent {id} is registered"),
+                        });
+                    };
+                    tracing::info!(agent = %id, %hostname, %operator, call = kind.as_str_name(), "operator call");
+                    match kind {
+                        CallType::ReactivateAgent => m.reactivate_machine(ctx, &hostname),
+                        _ => {
+                            let kill = kind == CallType::DrainAgent;
+                            let why = format!("{} by operator {operator}", kind.as_str_name());
+                            m.drain_machine(ctx, &hostname, kill, &why)
+                                .map(drop)
+                                .map_err(|e| OperatorRefusal {
+                                    status: 400,
+                                    why: e.to_string(),
+                                })?;
+                        }
+                    }
+                    Ok(None)
+                })
+            }
+            _ => self.refuse(400, "not a change").into(),
+        }
+    }
+}
+
+/// This build's version.
+fn version_info() -> VersionInfo {
+    VersionInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,593 @@
+//! Mesos's v1 operator HTTP API (`POST /api/v1`) against a real cluster (master and agent on
+//! loopback ports, tasks as OS processes), spoken as a Mesos operator tool speaks it: JSON in
+//! Mesos's mapping and protobuf with Mesos's field numbers, `SUBSCRIBE` streams read record by
+//! record.
+
+use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+use keel_testkit::recording_scheduler::{command_task, framework_info, TestFramework};
+use keel_testkit::v1_client::{self, CallReply, EventStream};
+use keel_testkit::AGENTS_UP;
+use libactor::{Node, TlsConfig};
+use protos::http_api::Encoding;
+use protos::v1::maintenance::{Schedule, Window};
+use protos::v1::master::{call, event, response, Call, Event, Response};
+use protos::v1::task_status::Reason;
+use protos::v1::{AgentId, Filters, FrameworkId, MachineId, TaskState, Unavailability};
+use serde_json::json;
+
+struct Setup {
+    cluster: LocalCluster,
+    address: String,
+    node: Node,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(config: impl FnOnce(LocalClusterConfig) -> LocalClusterConfig) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(config(LocalClusterConfig::new(1, dir.path())))
+        .await
+        .expect("cluster starts");
+    cluster.wait_for_agents(AGENTS_UP).await.expect("agent up");
+    // The test's frameworks run as principal `fw` (with a certificate on a secure cluster).
+    let mut node = Node::builder().single_threaded();
+    if let Some(tls) = cluster.issue("fw", &["framework"]).unwrap() {
+        node = node.tls(tls);
+    }
+    let node = node.start().unwrap();
+    Setup {
+        address: cluster.master_pid().address().to_owned(),
+        cluster,
+        node,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    async fn call_as(&self, tls: Option<&TlsConfig>, encoding: Encoding, call: &Call) -> CallReply {
+        v1_client::post(
+            &self.address,
+            tls,
+            "/api/v1",
+            encoding.content_type(),
+            &[("accept", encoding.content_type().to_owned())],
+            v1_client::body(encoding, call),
+        )
+        .await
+    }
+
+    async fn call(&self, encoding: Encoding, call: &Call) -> CallReply {
+        self.call_as(None, encoding, call).await
+    }
+
+    /// `call`, which must succeed with a response of its kind.
+    async fn get(&self, encoding: Encoding, kind: call::Type) -> Response {
+        let reply = self.call(encoding, &simple(kind)).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}: {}",
+            kind.as_str_name(),
+            reply.text()
+        );
+        assert_eq!(reply.content_type.as_deref(), Some(encoding.content_type()));
+        let response: Response = reply.decode(encoding);
+        assert_eq!(
+            response::Type::try_from(response.r#type)
+                .unwrap()
+                .as_str_name(),
+            kind.as_str_name()
+        );
+        response
+    }
+
+    async fn subscribe(&self, encoding: Encoding) -> EventStream<Event> {
+        EventStream::open(
+            &self.address,
+            None,
+            "/api/v1",
+            encoding,
+            &[],
+            v1_client::body(encoding, &simple(call::Type::Subscribe)),
+        )
+        .await
+    }
+
+    async fn framework(&self, name: &str) -> (TestFramework, FrameworkId) {
+        let mut framework =
+            TestFramework::start(&self.node, self.cluster.master_pid(), framework_info(name));
+        let id = framework.registered().await;
+        (framework, id)
+    }
+
+    async fn stop(self) {
+        self.node.shutdown().await;
+        self.cluster.shutdown().await;
+    }
+}
+
+fn simple(kind: call::Type) -> Call {
+    Call {
+        r#type: kind as i32,
+        ..Default::default()
+    }
+}
+
+async fn launch(framework: &mut TestFramework, id: &str, command: &str) {
+    let offers = framework.offers().await;
+    let offer = offers[0].id.clone().unwrap();
+    let task = command_task(id, command, "cpus:0.1;mem:16");
+    framework
+        .act(move |d| d.launch_tasks(&[offer], vec![task], Filters::default()))
+        .await;
+}
+
+fn event_type(event: &Event) -> event::Type {
+    event::Type::try_from(event.r#type).unwrap()
+}
+
+/// The next event of `kind` on `stream`.
+async fn next_of(
+    stream: &mut EventStream<Event>,
+    kind: event::Type,
+) -> (Event, Option<serde_json::Value>) {
+    stream
+        .until(kind.as_str_name(), |e| event_type(e) == kind)
+        .await
+}
+
+/// The next TASK_UPDATED of `task` to `state`.
+async fn task_reaches(stream: &mut EventStream<Event>, task: &str, state: TaskState) {
+    stream
+        .until(state.as_str_name(), |e| {
+            e.task_updated.as_ref().is_some_and(|u| {
+                u.state == Some(state as i32)
+                    && u.status
+                        .as_ref()
+                        .and_then(|s| s.task_id.as_ref())
+                        .is_some_and(|t| t.value == task)
+            })
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_reads_the_cluster_and_follows_it_in_json_and_protobuf() {
+    let s = setup(|c| c).await;
+    let mut json_stream = s.subscribe(Encoding::Json).await;
+    let mut proto_stream = s.subscribe(Encoding::Protobuf).await;
+    for stream in [&mut json_stream, &mut proto_stream] {
+        let (subscribed, json) = stream.next().await.expect("SUBSCRIBED first");
+        assert_eq!(event_type(&subscribed), event::Type::Subscribed);
+        let subscribed = subscribed.subscribed.unwrap();
+        assert_eq!(subscribed.heartbeat_interval_seconds, Some(15.0));
+        let agents = subscribed.get_state.unwrap().get_agents.unwrap().agents;
+        assert_eq!(agents.len(), 1);
+        if let Some(json) = json {
+            // Mesos's JSON: enum names, snake_case fields, resources as a list.
+            assert_eq!(json["type"], "SUBSCRIBED");
+            let agent = &json["subscribed"]["get_state"]["get_agents"]["agents"][0];
+            assert_eq!(agent["active"], true, "{agent}");
+            assert_eq!(agent["total_resources"][0]["type"], "SCALAR", "{agent}");
+            assert!(agent["agent_info"]["hostname"].is_string(), "{agent}");
+        }
+    }
+
+    let (mut framework, framework_id) = s.framework("watched").await;
+    for stream in [&mut json_stream, &mut proto_stream] {
+        let (added, _) = next_of(stream, event::Type::FrameworkAdded).await;
+        let framework = added.framework_added.unwrap().framework.unwrap();
+        assert_eq!(framework.framework_info.unwrap().id.unwrap(), framework_id);
+        assert_eq!(framework.active, Some(true));
+    }
+    launch(&mut framework, "t1", "true").await;
+    framework.status("t1", TaskState::TaskFinished).await;
+    for stream in [&mut json_stream, &mut proto_stream] {
+        let (added, json) = next_of(stream, event::Type::TaskAdded).await;
+        let task = added.task_added.unwrap().task.unwrap();
+        assert_eq!(task.task_id.unwrap().value, "t1");
+        assert_eq!(task.framework_id.unwrap(), framework_id);
+        if let Some(json) = json {
+            assert_eq!(
+                json["task_added"]["task"]["state"], "TASK_STAGING",
+                "{json}"
+            );
+        }
+        task_reaches(stream, "t1", TaskState::TaskRunning).await;
+        task_reaches(stream, "t1", TaskState::TaskFinished).await;
+    }
+
+    // Reads, both encodings.
+    for encoding in [Encoding::Json, Encoding::Protobuf] {
+        let tasks = s
+            .get(encoding, call::Type::GetTasks)
+            .await
+            .get_tasks
+            .unwrap();
+        assert!(tasks.tasks.is_empty());
+        let done = &tasks.completed_tasks[0];
+        assert_eq!(done.task_id.as_ref().unwrap().value, "t1");
+        assert_eq!(done.state, Some(TaskState::TaskFinished as i32));
+        let states: Vec<i32> = done.statuses.iter().map(|s| s.state).collect();
+        assert!(
+            states.ends_with(&[
+                TaskState::TaskRunning as i32,
+                TaskState::TaskFinished as i32
+            ]),
+            "{states:?}"
+        );
+        assert!(done.statuses.iter().all(|s| s.timestamp > 0.0));
+
+        let state = s
+            .get(encoding, call::Type::GetState)
+            .await
+            .get_state
+            .unwrap();
+        assert_eq!(state.get_agents.unwrap().agents.len(), 1);
+        assert_eq!(state.get_frameworks.unwrap().frameworks.len(), 1);
+        assert_eq!(state.get_tasks.unwrap().completed_tasks.len(), 1);
+
+        let frameworks = s
+            .get(encoding, call::Type::GetFrameworks)
+            .await
+            .get_frameworks
+            .unwrap();
+        assert_eq!(frameworks.frameworks[0].connected, Some(true));
+        assert!(frameworks.frameworks[0].registered_time.is_some());
+        let health = s.get(encoding, call::Type::GetHealth).await;
+        assert_eq!(health.get_health.unwrap().healthy, Some(true));
+        let version = s.get(encoding, call::Type::GetVersion).await;
+        assert_eq!(
+            version.get_version.unwrap().version_info.unwrap().version,
+            env!("CARGO_PKG_VERSION")
+        );
+        let metrics = s.get(encoding, call::Type::GetMetrics).await;
+        let metrics = metrics.get_metrics.unwrap().metrics;
+        let launched = metrics
+            .iter()
+            .find(|m| m.name == "master/tasks_launched")
+            .expect("the master's metrics");
+        assert_eq!(launched.value, Some(1.0));
+        let master = s
+            .get(encoding, call::Type::GetMaster)
+            .await
+            .get_master
+            .unwrap();
+        assert_eq!(
+            master.master_info.unwrap().pid,
+            s.cluster.master_pid().to_string()
+        );
+        assert!(master.start_time.unwrap() > 0.0);
+        let roles = s
+            .get(encoding, call::Type::GetRoles)
+            .await
+            .get_roles
+            .unwrap();
+        assert_eq!(roles.roles[0].name, "*");
+        assert_eq!(roles.roles[0].frameworks, vec![framework_id.clone()]);
+        s.get(encoding, call::Type::GetExecutors).await;
+        s.get(encoding, call::Type::GetAgents).await;
+        s.get(encoding, call::Type::GetFlags).await;
+        s.get(encoding, call::Type::GetLoggingLevel).await;
+    }
+
+    // Weights: changed, then read back in GET_WEIGHTS and GET_ROLES.
+    let weights = protos::mesos_json::from_json::<Call>(&json!({
+        "type": "UPDATE_WEIGHTS",
+        "update_weights": {"weight_infos": [{"role": "*", "weight": 2.5}]}
+    }))
+    .unwrap();
+    assert_eq!(s.call(Encoding::Json, &weights).await.status, 202);
+    let got = s.get(Encoding::Json, call::Type::GetWeights).await;
+    assert_eq!(got.get_weights.unwrap().weight_infos[0].weight, Some(2.5));
+    let roles = s
+        .get(Encoding::Json, call::Type::GetRoles)
+        .await
+        .get_roles
+        .unwrap();
+    assert_eq!(roles.roles[0].weight, Some(2.5));
+
+    // Teardown: the framework ends, and is listed as completed.
+    let teardown = Call {
+        r#type: call::Type::Teardown as i32,
+        teardown: Some(call::Teardown {
+            framework_id: Some(framework_id.clone()),
+        }),
+        ..Default::default()
+    };
+    let reply = s.call(Encoding::Protobuf, &teardown).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    for stream in [&mut json_stream, &mut proto_stream] {
+        let (removed, _) = next_of(stream, event::Type::FrameworkRemoved).await;
+        let info = removed.framework_removed.unwrap().framework_info.unwrap();
+        assert_eq!(info.id.unwrap(), framework_id);
+    }
+    let frameworks = s
+        .get(Encoding::Json, call::Type::GetFrameworks)
+        .await
+        .get_frameworks
+        .unwrap();
+    assert!(frameworks.frameworks.is_empty());
+    let completed = &frameworks.completed_frameworks[0];
+    assert_eq!(
+        completed.framework_info.as_ref().unwrap().id,
+        Some(framework_id)
+    );
+    assert_eq!(completed.active, Some(false));
+    assert!(completed.unregistered_time.is_some());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_takes_a_machine_down_and_brings_it_back() {
+    let s = setup(|c| c).await;
+    let agents = s.get(Encoding::Json, call::Type::GetAgents).await;
+    let agent = agents
+        .get_agents
+        .unwrap()
+        .agents
+        .remove(0)
+        .agent_info
+        .unwrap();
+    let hostname = agent.hostname.clone();
+    let machine = MachineId {
+        hostname: hostname.clone(),
+        ip: String::new(),
+    };
+    let (mut framework, _) = s.framework("maintained").await;
+    launch(&mut framework, "long", "sleep 300").await;
+    framework.status("long", TaskState::TaskRunning).await;
+
+    // Not scheduled: cannot go down.
+    let start = Call {
+        r#type: call::Type::StartMaintenance as i32,
+        start_maintenance: Some(call::StartMaintenance {
+            machines: vec![machine.clone()],
+        }),
+        ..Default::default()
+    };
+    let reply = s.call(Encoding::Json, &start).await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.text().contains("not in the maintenance schedule"),
+        "{}",
+        reply.text()
+    );
+
+    let schedule = Call {
+        r#type: call::Type::UpdateMaintenanceSchedule as i32,
+        update_maintenance_schedule: Some(call::UpdateMaintenanceSchedule {
+            schedule: Some(Schedule {
+                windows: vec![Window {
+                    machine_ids: vec![machine.clone()],
+                    unavailability: Some(Unavailability {
+                        start: Some(protos::v1::TimeInfo { nanoseconds: 1 }),
+                        duration: None,
+                    }),
+                }],
+            }),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(s.call(Encoding::Protobuf, &schedule).await.status, 202);
+    let status = s
+        .get(Encoding::Json, call::Type::GetMaintenanceStatus)
+        .await;
+    let status = status.get_maintenance_status.unwrap().status.unwrap();
+    assert_eq!(
+        status.draining_machines[0].id.as_ref().unwrap().hostname,
+        hostname
+    );
+    assert!(status.down_machines.is_empty());
+    let got = s
+        .get(Encoding::Protobuf, call::Type::GetMaintenanceSchedule)
+        .await;
+    assert_eq!(
+        got.get_maintenance_schedule
+            .unwrap()
+            .schedule
+            .unwrap()
+            .windows[0]
+            .machine_ids,
+        vec![machine.clone()]
+    );
+
+    // Down: the task is killed with the draining reason.
+    assert_eq!(s.call(Encoding::Json, &start).await.status, 202);
+    let killed = framework.status("long", TaskState::TaskKilled).await;
+    assert_eq!(
+        killed.reason,
+        Some(Reason::AgentDraining as i32),
+        "{killed:?}"
+    );
+    let status = s
+        .get(Encoding::Json, call::Type::GetMaintenanceStatus)
+        .await;
+    let status = status.get_maintenance_status.unwrap().status.unwrap();
+    assert_eq!(status.down_machines, vec![machine.clone()]);
+    // A machine that is down stays on the schedule until it comes back up.
+    let empty = Call {
+        r#type: call::Type::UpdateMaintenanceSchedule as i32,
+        update_maintenance_schedule: Some(call::UpdateMaintenanceSchedule {
+            schedule: Some(Schedule::default()),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(s.call(Encoding::Json, &empty).await.status, 400);
+
+    let stop = Call {
+        r#type: call::Type::StopMaintenance as i32,
+        stop_maintenance: Some(call::StopMaintenance {
+            machines: vec![machine.clone()],
+        }),
+        ..Default::default()
+    };
+    assert_eq!(s.call(Encoding::Json, &stop).await.status, 202);
+    let status = s
+        .get(Encoding::Json, call::Type::GetMaintenanceStatus)
+        .await;
+    let status = status.get_maintenance_status.unwrap().status.unwrap();
+    assert!(status.down_machines.is_empty() && status.draining_machines.is_empty());
+    // Back in offers.
+    launch(&mut framework, "again", "sleep 300").await;
+    framework.status("again", TaskState::TaskRunning).await;
+
+    // The same by agent: drain kills, reactivate brings it back.
+    let agent_id = agent.id.clone().unwrap();
+    let drain = Call {
+        r#type: call::Type::DrainAgent as i32,
+        drain_agent: Some(call::DrainAgent {
+            agent_id: Some(agent_id.clone()),
+            mark_gone: None,
+        }),
+        ..Default::default()
+    };
+    assert_eq!(s.call(Encoding::Protobuf, &drain).await.status, 202);
+    framework.status("again", TaskState::TaskKilled).await;
+    let reactivate = Call {
+        r#type: call::Type::ReactivateAgent as i32,
+        reactivate_agent: Some(call::ReactivateAgent {
+            agent_id: Some(agent_id),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(s.call(Encoding::Protobuf, &reactivate).await.status, 202);
+    let unknown = Call {
+        r#type: call::Type::DeactivateAgent as i32,
+        deactivate_agent: Some(call::DeactivateAgent {
+            agent_id: Some(AgentId {
+                value: "no-such-agent".into(),
+            }),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(s.call(Encoding::Json, &unknown).await.status, 400);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_operator_calls_get_clear_errors_and_the_master_keeps_serving() {
+    let s = setup(|c| c).await;
+    let post = |content_type: &'static str, accept: &'static str, body: Vec<u8>| {
+        let address = s.address.clone();
+        async move {
+            v1_client::post(
+                &address,
+                None,
+                "/api/v1",
+                content_type,
+                &[("accept", accept.to_owned())],
+                body,
+            )
+            .await
+        }
+    };
+    let json = "application/json";
+    let proto = "application/x-protobuf";
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        (json, json, b"{\"type\": ".to_vec(), 400),
+        (json, json, b"{\"type\": \"NO_SUCH_CALL\"}".to_vec(), 400),
+        (json, json, b"{\"type\": \"UNKNOWN\"}".to_vec(), 400),
+        (json, json, b"[1, 2]".to_vec(), 400),
+        (json, json, format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(), 400),
+        (proto, proto, vec![0x0a, 0xff, 0xff], 400),
+        ("text/plain", json, b"hi".to_vec(), 415),
+        (json, "text/html", b"{\"type\": \"GET_HEALTH\"}".to_vec(), 406),
+        (json, json, b"{\"type\": \"CREATE_VOLUMES\"}".to_vec(), 501),
+        (json, json, b"{\"type\": \"TEARDOWN\"}".to_vec(), 400),
+        (json, json, b"{\"type\": \"DRAIN_AGENT\"}".to_vec(), 400),
+        (json, json, b"{\"type\": \"UPDATE_WEIGHTS\", \"update_weights\": {\"weight_infos\": [{\"role\": \"r\", \"weight\": -1}]}}".to_vec(), 400),
+    ];
+    for (content_type, accept, body, status) in cases {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
+        let reply = post(content_type, accept, body).await;
+        assert_eq!(reply.status, status, "{shown}: {}", reply.text());
+        assert!(!reply.text().is_empty(), "{shown}: a refusal says why");
+    }
+    let get = libactor::http_client::request_over(
+        &s.address,
+        None,
+        "GET",
+        "/api/v1",
+        &[],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get.status, 405);
+    let refused = s.cluster.master_node.metrics().snapshot()["master/api/calls_refused"];
+    assert!(refused >= 12.0, "{refused}");
+    s.get(Encoding::Json, call::Type::GetHealth).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_secure_master_only_operators_change_things_and_acls_decide_what_readers_see() {
+    let acls = authentication::acls::Acls::parse(
+        r#"{"permissive": true,
+            "view_frameworks": [{"principals": {"values": ["outsider"]}, "users": {"type": "NONE"}}],
+            "view_tasks": [{"principals": {"values": ["outsider"]}, "users": {"type": "NONE"}}]}"#,
+    )
+    .unwrap();
+    let s = setup(move |c| {
+        let mut c = c.secure().unwrap();
+        c.acls = acls;
+        c
+    })
+    .await;
+    let framework_tls = s.cluster.issue("fw", &["framework"]).unwrap();
+    let operator_tls = s.cluster.issue("ops", &["operator"]).unwrap();
+    let outsider_tls = s.cluster.issue("outsider", &["framework"]).unwrap();
+    let (mut framework, framework_id) = s.framework("guarded").await;
+    launch(&mut framework, "t", "sleep 300").await;
+    framework.status("t", TaskState::TaskRunning).await;
+
+    let get_state = simple(call::Type::GetState);
+    let seen = |reply: CallReply| {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let state = reply.decode::<Response>(Encoding::Json).get_state.unwrap();
+        (
+            state.get_frameworks.unwrap().frameworks.len(),
+            state.get_tasks.unwrap().tasks.len(),
+        )
+    };
+    let by_operator = s
+        .call_as(operator_tls.as_ref(), Encoding::Json, &get_state)
+        .await;
+    assert_eq!(seen(by_operator), (1, 1));
+    let by_outsider = s
+        .call_as(outsider_tls.as_ref(), Encoding::Json, &get_state)
+        .await;
+    assert_eq!(seen(by_outsider), (0, 0));
+
+    let teardown = Call {
+        r#type: call::Type::Teardown as i32,
+        teardown: Some(call::Teardown {
+            framework_id: Some(framework_id.clone()),
+        }),
+        ..Default::default()
+    };
+    let refused = s
+        .call_as(framework_tls.as_ref(), Encoding::Json, &teardown)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    let done = s
+        .call_as(operator_tls.as_ref(), Encoding::Json, &teardown)
+        .await;
+    assert_eq!(done.status, 202, "{}", done.text());
+    // The operator API's view has it at once: its events precede the answer.
+    let state = s
+        .call_as(operator_tls.as_ref(), Encoding::Protobuf, &get_state)
+        .await;
+    let state = state
+        .decode::<Response>(Encoding::Protobuf)
+        .get_state
+        .unwrap();
+    assert!(state.get_frameworks.unwrap().frameworks.is_empty());
+    let tasks = state.get_tasks.unwrap();
+    assert_eq!(
+        tasks.completed_tasks[0].state,
+        Some(TaskState::TaskKilled as i32)
+    );
+    drop(framework);
+    s.stop().await;
+}

@@ -1,7 +1,8 @@
 //! keelctl, the operator's command line (the `keelctl` binary parses [`KeelctlFlags`] and calls
 //! [`run`]). Reads the cluster from the master's `/master/state`,
-//! runs one-off commands as a framework (`execute`, like `mesos-execute`), and posts control
-//! messages to any process (`send`). Human tables by default, `--json` for scripts.
+//! runs one-off commands as a framework (`execute`, like `mesos-execute`), posts control
+//! messages to any process (`send`), and speaks Mesos's operator API for maintenance, drains
+//! and the event stream (`keelctl_operator`). Human tables by default, `--json` for scripts.
 
 use std::process::ExitCode;
 
@@ -162,6 +163,40 @@ enum Command {
         /// receiver believes only what keelctl's certificate proves.
         #[arg(long)]
         from: Option<String>,
+    },
+    /// Maintenance (the operator API): schedule machines, take them down, bring them back.
+    Maintenance {
+        #[command(subcommand)]
+        command: crate::keelctl_operator::MaintenanceCommand,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL", global = true)]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Drain an agent's machine: out of offers, its tasks killed (DRAIN_AGENT).
+    Drain {
+        /// The agent's id.
+        agent: String,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Offer a drained agent's machine again (REACTIVATE_AGENT).
+    Reactivate {
+        /// The agent's id.
+        agent: String,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Follow the master's events (the operator API's SUBSCRIBE): agents, frameworks and tasks
+    /// as they change, one line each (`--json`: Mesos's JSON, one object per line).
+    Events {
+        /// Stop after this many events (heartbeats aside).
+        #[arg(long)]
+        count: Option<usize>,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
     },
     /// A cluster certificate authority: make one, issue certificates for `--tls-dir`.
     Ca {
@@ -388,6 +423,41 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
             } else {
                 println!("sent {full} to {to}");
             }
+        }
+        Command::Maintenance {
+            command,
+            credential,
+        } => {
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            return crate::keelctl_operator::maintenance(
+                &operator,
+                master.address(),
+                flags.json,
+                command,
+                now,
+            )
+            .await;
+        }
+        Command::Drain { agent, credential } => {
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
+            let master = master.address();
+            return crate::keelctl_operator::drain_or_reactivate(&operator, master, &agent, false)
+                .await;
+        }
+        Command::Reactivate { agent, credential } => {
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
+            let master = master.address();
+            return crate::keelctl_operator::drain_or_reactivate(&operator, master, &agent, true)
+                .await;
+        }
+        Command::Events { count, credential } => {
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
+            return crate::keelctl_operator::events(&operator, master.address(), flags.json, count)
+                .await;
         }
         Command::Ca { .. } => unreachable!("handled before the master is resolved"),
     }

@@ -15,9 +15,11 @@
 //! Modules:
 //! - [`keel_local`]: `keel-local`, a cluster and an example framework in one command;
 //!   [`keelctl`]: the operator's command line; [`keelctl_ca`]: `keelctl ca`, a cluster CA on
-//!   disk.
+//!   disk; [`keelctl_operator`]: keelctl's maintenance, drain and event commands over the v1
+//!   operator API.
 //! - [`security_flags`]: `--tls-dir` and `--insecure`, every binary's (secure by default);
-//!   [`operator_client`]: how keelctl and keel-local prove an operator over HTTP(S).
+//!   [`operator_client`]: how keelctl and keel-local prove an operator over HTTP(S), and
+//!   call the v1 operator API.
 //! - [`local_cluster`]: a master and N agents on their own loopback ports in one process.
 //! - [`local_autopilot`]: `keel-local --autopilot`'s agent processes under the repair driver.
 //! - [`example_runs`]: run the example frameworks and follow their progress; the particles
@@ -47,6 +49,7 @@ pub mod global_allocator;
 pub mod keel_local;
 pub mod keelctl;
 pub mod keelctl_ca;
+pub mod keelctl_operator;
 pub mod local_autopilot;
 pub mod local_cluster;
 pub mod logging;

@@ -285,6 +285,14 @@ async fn keel_local_stopped_mid_rollout_leaves_no_agent_process_behind() {
 }
 
 /// `keelctl` with `args`, as the principal whose TLS directory is `tls`.
+/// The next line keelctl printed (read off its stdout by a thread).
+async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), lines.recv())
+        .await
+        .expect("keelctl prints in time")
+        .expect("keelctl runs")
+}
+
 fn keelctl_as(tls: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_keelctl"))
         .env("KEEL_TLS_DIR", tls)
@@ -418,6 +426,78 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
     })
     .await;
 
+    // Mesos's operator API through keelctl: maintenance takes the machine down and back up.
+    let hostname = {
+        let out = keelctl_as(&ops, &["--master", &master, "agents", "--json"]);
+        let agents: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        agents[0]["hostname"].as_str().unwrap().to_owned()
+    };
+    let status = || {
+        let out = keelctl_as(&ops, &["--master", &master, "maintenance", "status"]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for step in ["schedule", "start"] {
+        let out = keelctl_as(&ops, &["--master", &master, "maintenance", step, &hostname]);
+        assert!(out.status.success(), "{step}: {out:?}");
+        let expected = if step == "schedule" {
+            "draining"
+        } else {
+            "down"
+        };
+        assert!(status().contains(expected), "after {step}: {}", status());
+    }
+    let stopped = keelctl_as(
+        &ops,
+        &["--master", &master, "maintenance", "stop", &hostname],
+    );
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(!status().contains(&hostname), "{}", status());
+    // keel-master reports its flags to the operator API.
+    let ops_tls = libactor::tls::dir::load(&ops).unwrap();
+    let flags = libactor::http_client::request_over(
+        &master_addr,
+        Some(&ops_tls),
+        "POST",
+        "/api/v1",
+        &[("content-type", "application/json".to_owned())],
+        r#"{"type": "GET_FLAGS"}"#.into(),
+    )
+    .await
+    .unwrap();
+    let flags: serde_json::Value = serde_json::from_slice(&flags.body).unwrap();
+    assert!(
+        flags["get_flags"]["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "authenticate_http_readonly" && f["value"] == "true"),
+        "{flags}"
+    );
+    // keelctl events follows the cluster: here, until the framework below is torn down.
+    let mut events = std::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .env("KEEL_TLS_DIR", &ops)
+        .env_remove("KEEL_INSECURE")
+        .args(["--master", &master, "events"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events_out = events.stdout.take().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(events_out).lines() {
+            if lines_tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    let subscribed = next_line(&mut lines).await;
+    assert!(
+        subscribed.starts_with("SUBSCRIBED") && subscribed.contains("1 agents"),
+        "{subscribed}"
+    );
+
     // An operator tears a framework down: its tasks end and keelctl execute hears why.
     let long = std::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
         .env("KEEL_TLS_DIR", &ops)
@@ -454,4 +534,17 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
         String::from_utf8_lossy(&ended.stderr).contains("torn down"),
         "{ended:?}"
     );
+    let mut seen = Vec::new();
+    while !seen
+        .last()
+        .is_some_and(|l: &String| l.starts_with("FRAMEWORK_REMOVED"))
+    {
+        seen.push(next_line(&mut lines).await);
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    for kind in ["FRAMEWORK_ADDED", "TASK_ADDED", "TASK_UPDATED"] {
+        assert!(seen.iter().any(|l| l.starts_with(kind)), "{kind}: {seen:?}");
+    }
+    assert!(seen.iter().any(|l| l.contains("TASK_KILLED")), "{seen:?}");
 }

@@ -58,6 +58,23 @@ impl Gauge {
     }
 }
 
+/// A gauge of a fractional value (CPUs, a percentage), set by its owner and read with the
+/// rest.
+#[derive(Debug, Clone, Default)]
+pub struct FloatGauge(Arc<AtomicU64>);
+
+impl FloatGauge {
+    /// Sets the value.
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
 #[derive(Debug, Default)]
 struct DurationsState {
     count: u64,
@@ -240,6 +257,15 @@ impl Metrics {
     pub fn gauge_fn(&self, name: &str, f: impl Fn() -> f64 + Send + Sync + 'static) {
         self.metrics
             .insert(name.to_owned(), Metric::GaugeFn(Arc::new(f)));
+    }
+
+    /// A fractional gauge called `name` (replacing any earlier metric of that name), 0 until
+    /// set.
+    pub fn float_gauge(&self, name: &str) -> FloatGauge {
+        let gauge = FloatGauge::default();
+        let read = gauge.clone();
+        self.gauge_fn(name, move || read.get());
+        gauge
     }
 
     /// The duration metric called `name` (what Mesos calls a timer), created on first use.

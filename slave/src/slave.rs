@@ -65,6 +65,7 @@ use crate::monitor;
 use crate::sandbox_owner;
 use crate::status_update_manager::StatusUpdateManager;
 
+mod gauges;
 mod health;
 mod launch;
 mod recovery;
@@ -173,7 +174,9 @@ struct SlaveMetrics {
     tasks_finished: Counter,
     tasks_failed: Counter,
     tasks_killed: Counter,
+    tasks_lost: Counter,
     executors_launched: Counter,
+    executors_terminated: Counter,
     executors_exited: Counter,
     invalid_messages: Counter,
     master_ping_timeouts: Counter,
@@ -216,6 +219,8 @@ pub struct Slave {
     fetcher: Fetcher,
     /// On a secure agent, what gives HTTP executors their tokens (see [`crate::executor_api`]).
     executor_tokens: Option<crate::executor_api::token::ExecutorTokens>,
+    /// Mesos's `slave/*` gauges, once initialized.
+    gauges: Option<gauges::AgentGauges>,
 }
 
 impl Slave {
@@ -280,6 +285,7 @@ impl Slave {
                 ),
                 containerizer,
                 fetcher,
+                gauges: None,
             },
         )?;
         crate::executor_api::ExecutorApi::spawn(node, slave.pid().clone(), executor_tokens)?;
@@ -552,6 +558,7 @@ impl Slave {
             TaskState::TaskFinished => self.metrics.inc(|m| &m.tasks_finished),
             TaskState::TaskFailed | TaskState::TaskError => self.metrics.inc(|m| &m.tasks_failed),
             TaskState::TaskKilled => self.metrics.inc(|m| &m.tasks_killed),
+            TaskState::TaskLost => self.metrics.inc(|m| &m.tasks_lost),
             _ => {}
         }
     }
@@ -750,7 +757,9 @@ impl Process for Slave {
             tasks_finished: m.counter("slave/tasks_finished"),
             tasks_failed: m.counter("slave/tasks_failed"),
             tasks_killed: m.counter("slave/tasks_killed"),
+            tasks_lost: m.counter("slave/tasks_lost"),
             executors_launched: m.counter("slave/executors_launched"),
+            executors_terminated: m.counter("slave/executors_terminated"),
             executors_exited: m.counter("slave/executors_exited"),
             invalid_messages: m.counter("slave/invalid_messages"),
             master_ping_timeouts: m.counter("slave/master_ping_timeouts"),
@@ -764,8 +773,10 @@ impl Process for Slave {
             executors_recovered: m.counter("slave/executors_recovered"),
         });
         monitor::register_gauges(m, self.launcher.containers());
+        self.gauges = Some(gauges::AgentGauges::register(m, ctx.node().clock().clone()));
         let checkpointed = self.checkpointed.take().unwrap_or_default();
         self.recover(ctx, checkpointed);
+        self.refresh_gauges(ctx);
         if let Some(timeout) = self.config.executor_recovery_timeout {
             match executor_reaper::start(&self.meta, timeout) {
                 Ok(reaper) => self.reaper = Some(reaper),

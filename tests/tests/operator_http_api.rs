@@ -591,3 +591,61 @@ async fn on_a_secure_master_only_operators_change_things_and_acls_decide_what_re
     drop(framework);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_reports_mesos_metrics_by_their_mesos_names() {
+    let s = setup(|c| c).await;
+    let (mut framework, _) = s.framework("metered").await;
+    launch(&mut framework, "busy", "sleep 300").await;
+    framework.status("busy", TaskState::TaskRunning).await;
+    let agents = s.get(Encoding::Json, call::Type::GetAgents).await;
+    let agent = agents.get_agents.unwrap().agents.remove(0);
+    let cpus = resources::Resources::from_proto(&agent.total_resources)
+        .unwrap()
+        .scalar("cpus");
+    let metrics = s.cluster.master_node.metrics().clone();
+    // Gauges are recomputed every second from the API process's view.
+    let snapshot = keel_testkit::eventually::eventually("the gauges catch up", || {
+        let snapshot = metrics.snapshot();
+        let ready = snapshot.get("master/tasks_running") == Some(&1.0);
+        async move { ready.then_some(snapshot) }
+    })
+    .await;
+    assert_eq!(snapshot["master/elected"], 1.0);
+    assert!(snapshot["master/uptime_secs"] >= 0.0);
+    assert_eq!(snapshot["master/slaves_active"], 1.0);
+    assert_eq!(snapshot["master/frameworks_connected"], 1.0);
+    assert_eq!(snapshot["master/cpus_total"], cpus);
+    assert!((snapshot["master/cpus_used"] - 0.1).abs() < 1e-9);
+    assert!((snapshot["master/cpus_percent"] - 0.1 / cpus).abs() < 1e-9);
+    assert_eq!(snapshot["master/tasks_staging"], 0.0);
+    assert!(snapshot.contains_key("master/outstanding_offers"));
+    // The agent's, likewise.
+    let agent_metrics = s.cluster.agents[0].node.metrics().clone();
+    let agent = keel_testkit::eventually::eventually("the agent's gauges catch up", || {
+        let snapshot = agent_metrics.snapshot();
+        let ready = snapshot.get("slave/tasks_running") == Some(&1.0);
+        async move { ready.then_some(snapshot) }
+    })
+    .await;
+    assert_eq!(agent["slave/registered"], 1.0);
+    assert_eq!(agent["slave/executors_running"], 1.0);
+    assert_eq!(agent["slave/frameworks_active"], 1.0);
+    assert_eq!(agent["slave/cpus_total"], cpus);
+    assert!((agent["slave/cpus_used"] - 0.1).abs() < 1e-9);
+    assert!(agent["slave/uptime_secs"] >= 0.0);
+    // Prometheus exposition carries them too, typed.
+    let text = libactor::http_client::request_over(
+        &s.address,
+        None,
+        "GET",
+        "/metrics",
+        &[],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&text.body).into_owned();
+    assert!(text.contains("# TYPE master_tasks_running gauge"), "{text}");
+    s.stop().await;
+}

@@ -9,6 +9,7 @@
 //! calls and the `SUBSCRIBE` event stream), [`view`] (the cluster from the master's events).
 
 pub mod adapter;
+pub mod mesos_gauges;
 pub mod operator;
 pub mod scheduler;
 pub mod view;

@@ -41,6 +41,7 @@ use protos::v1::master::response::{
 use protos::v1::master::{Call, Event, Response};
 use protos::v1::{Flag, FrameworkInfo, MasterInfo, Metric, VersionInfo, WeightInfo};
 
+use super::mesos_gauges::{MesosGauges, REFRESH_INTERVAL as GAUGES_REFRESH};
 use super::view::{ClusterView, ViewLimits};
 use super::{ApiGateway, STREAM_CAPACITY};
 use crate::master::{validate_weights, Master, OperatorRefusal};
@@ -73,6 +74,7 @@ pub struct OperatorState {
     start_time: f64,
     subscribers: Vec<EventSubscriber>,
     metrics: Option<OperatorMetrics>,
+    gauges: Option<MesosGauges>,
 }
 
 impl OperatorState {
@@ -85,6 +87,7 @@ impl OperatorState {
             start_time: 0.0,
             subscribers: Vec::new(),
             metrics: None,
+            gauges: None,
         }
     }
 
@@ -96,7 +99,23 @@ impl OperatorState {
             events_dropped: m.counter("master/api/events_dropped"),
             subscribers_cut_off: m.counter("master/api/operator_subscribers_cut_off"),
         });
+        self.gauges = Some(MesosGauges::register(m));
+        // This process runs on the leading master only (a standby serves redirects instead).
+        m.gauge_fn("master/elected", || 1.0);
+        let (clock, start) = (ctx.node().clock().clone(), self.start_time);
+        m.gauge_fn("master/uptime_secs", move || clock.unix_seconds() - start);
         ctx.delay(HEARTBEAT_INTERVAL, heartbeat);
+        refresh_gauges(&self.gauges, &self.view, self.subscribers.len());
+        ctx.delay(GAUGES_REFRESH, |g: &mut ApiGateway, ctx| {
+            g.operator.refresh(ctx)
+        });
+    }
+
+    fn refresh(&mut self, ctx: &mut Context<ApiGateway>) {
+        refresh_gauges(&self.gauges, &self.view, self.subscribers.len());
+        ctx.delay(GAUGES_REFRESH, |g: &mut ApiGateway, ctx| {
+            g.operator.refresh(ctx)
+        });
     }
 
     pub(super) fn set_flags(&mut self, flags: Vec<(String, String)>) {
@@ -132,6 +151,12 @@ impl OperatorState {
         if let Some(m) = &self.metrics {
             m.subscribers_cut_off.add(cut_off);
         }
+    }
+}
+
+fn refresh_gauges(gauges: &Option<MesosGauges>, view: &ClusterView, subscribers: usize) {
+    if let Some(g) = gauges {
+        g.update(&view.totals(), subscribers);
     }
 }
 

@@ -61,6 +61,27 @@ pub struct ClusterView {
     tasks: BTreeMap<TaskKey, Task>,
     unreachable_tasks: VecDeque<Task>,
     completed_tasks: HashMap<String, VecDeque<Task>>,
+    /// Live tasks by state.
+    live_by_state: BTreeMap<i32, usize>,
+    /// What the live agents have, together.
+    total: Resources,
+}
+
+/// The view's sums, for Mesos's `master/*` gauges.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ViewTotals {
+    /// Live agents.
+    pub agents: usize,
+    /// Frameworks whose scheduler is connected.
+    pub frameworks_connected: usize,
+    /// Registered frameworks whose scheduler is not.
+    pub frameworks_disconnected: usize,
+    /// Live tasks by state.
+    pub tasks: BTreeMap<TaskState, usize>,
+    /// What the live agents have.
+    pub total: Resources,
+    /// What their live tasks hold.
+    pub used: Resources,
 }
 
 fn key_of(task: &Task) -> TaskKey {
@@ -114,7 +135,14 @@ impl ClusterView {
                     agent.reregistered_time = agent.registered_time.take();
                     agent.registered_time = old.registered_time;
                 }
-                self.agents.insert(id, agent);
+                let _ = self
+                    .total
+                    .add(&Resources::from_proto(&agent.total_resources).unwrap_or_default());
+                if let Some(old) = self.agents.insert(id, agent) {
+                    let _ = self
+                        .total
+                        .try_sub(&Resources::from_proto(&old.total_resources).unwrap_or_default());
+                }
             }
             Type::AgentRemoved => {
                 let Some(id) = event
@@ -124,7 +152,11 @@ impl ClusterView {
                 else {
                     return false;
                 };
-                self.agents.remove(&id.value);
+                if let Some(old) = self.agents.remove(&id.value) {
+                    let _ = self
+                        .total
+                        .try_sub(&Resources::from_proto(&old.total_resources).unwrap_or_default());
+                }
                 self.allocated.remove(&id.value);
             }
             Type::FrameworkAdded | Type::FrameworkUpdated => {
@@ -185,6 +217,10 @@ impl ClusterView {
                     .entry(agent_of(task).to_owned())
                     .or_default()
                     .add(&resources);
+                *self
+                    .live_by_state
+                    .entry(task.state.unwrap_or_default())
+                    .or_default() += 1;
                 if let Some(old) = self.tasks.insert(key, task.clone()) {
                     self.release(&old);
                 }
@@ -221,6 +257,10 @@ impl ClusterView {
         let Some(task) = self.tasks.get_mut(&key) else {
             return;
         };
+        if let Some(n) = self.live_by_state.get_mut(&task.state.unwrap_or_default()) {
+            *n = n.saturating_sub(1);
+        }
+        *self.live_by_state.entry(state as i32).or_default() += 1;
         task.state = Some(state as i32);
         let mut status = status.clone();
         // Task data can be large and is the framework's business, not the operator's.
@@ -252,8 +292,11 @@ impl ClusterView {
         }
     }
 
-    /// Gives back on its agent what `task` held.
+    /// Gives back on its agent what `task` held, and stops counting it live.
     fn release(&mut self, task: &Task) {
+        if let Some(n) = self.live_by_state.get_mut(&task.state.unwrap_or_default()) {
+            *n = n.saturating_sub(1);
+        }
         if let Some(allocated) = self.allocated.get_mut(agent_of(task)) {
             let _ = allocated.try_sub(&resources_of(task));
         }
@@ -279,6 +322,32 @@ impl ClusterView {
     /// Live tasks: how many.
     pub fn task_count(&self) -> usize {
         self.tasks.len()
+    }
+
+    /// The sums behind Mesos's `master/*` gauges.
+    pub fn totals(&self) -> ViewTotals {
+        let connected = self
+            .frameworks
+            .values()
+            .filter(|f| f.connected == Some(true))
+            .count();
+        let mut used = Resources::new();
+        for allocated in self.allocated.values() {
+            let _ = used.add(allocated);
+        }
+        ViewTotals {
+            agents: self.agents.len(),
+            frameworks_connected: connected,
+            frameworks_disconnected: self.frameworks.len() - connected,
+            tasks: self
+                .live_by_state
+                .iter()
+                .filter_map(|(s, n)| Some((TaskState::try_from(*s).ok()?, *n)))
+                .chain([(TaskState::TaskUnreachable, self.unreachable_tasks.len())])
+                .collect(),
+            total: self.total.clone(),
+            used,
+        }
     }
 
     /// `GET_AGENTS`.
@@ -571,6 +640,13 @@ mod tests {
 
         assert!(view.apply(&task_updated("f1", "t1", TaskState::TaskFinished), 0.0));
         assert_eq!(used(&view), 1.0);
+        let totals = view.totals();
+        assert_eq!(totals.total.scalar("cpus"), 4.0);
+        assert_eq!(totals.used.scalar("cpus"), 1.0);
+        assert_eq!(totals.tasks.get(&TaskState::TaskStaging), Some(&1));
+        assert_eq!(totals.tasks.get(&TaskState::TaskRunning), Some(&0));
+        assert_eq!(totals.frameworks_connected, 0);
+        assert_eq!(totals.frameworks_disconnected, 1);
         let tasks = view.get_tasks(&all);
         assert_eq!(tasks.tasks.len(), 1);
         assert_eq!(tasks.completed_tasks.len(), 1);

@@ -1,8 +1,9 @@
-//! The master's gauges, refreshed every [`GAUGE_REFRESH_INTERVAL`]: registered agents and
-//! frameworks, outstanding offers, and live tasks by state. Terminal states are counters,
-//! bumped as tasks end ([`Master::count_task_end`]).
+//! The master's own gauges, refreshed every [`GAUGE_REFRESH_INTERVAL`]: registered agents and
+//! outstanding offers (Mesos's `master/outstanding_offers`). Terminal task states are
+//! counters under Mesos's names, bumped as tasks end ([`Master::count_task_end`]). Frameworks,
+//! live tasks by state and resources are gauged by the API process from its view (see
+//! `api::mesos_gauges`), which costs the master nothing.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use libactor::Context;
@@ -10,17 +11,8 @@ use protos::v1::TaskState;
 
 use super::Master;
 
-/// How often the gauges are recomputed (a pass over the tasks: about 1 ms per 100,000).
+/// How often the gauges are refreshed.
 pub const GAUGE_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Live states reported as `master/tasks_{state}` gauges.
-const LIVE_STATES: [TaskState; 5] = [
-    TaskState::TaskStaging,
-    TaskState::TaskStarting,
-    TaskState::TaskRunning,
-    TaskState::TaskKilling,
-    TaskState::TaskUnreachable,
-];
 
 /// `TASK_RUNNING` → `running`.
 fn metric_suffix(state: TaskState) -> String {
@@ -35,27 +27,10 @@ impl Master {
         let m = ctx.metrics();
         m.gauge("master/agents_active")
             .set(self.books.agent_count() as i64);
-        let active = self
-            .books
-            .frameworks()
-            .map(|(_, f)| f)
-            .filter(|f| f.active)
-            .count();
-        m.gauge("master/frameworks_active").set(active as i64);
-        m.gauge("master/frameworks_inactive")
-            .set((self.books.framework_count() - active) as i64);
-        m.gauge("master/offers_outstanding")
+        m.gauge("master/outstanding_offers")
             .set(self.books.offer_count() as i64);
-        let mut by_state: BTreeMap<TaskState, i64> = LIVE_STATES.iter().map(|s| (*s, 0)).collect();
-        for task in self.books.tasks().map(|(_, t)| t) {
-            if let Some(n) = by_state.get_mut(&task.state) {
-                *n += 1;
-            }
-        }
-        for (state, n) in by_state {
-            m.gauge(&format!("master/tasks_{}", metric_suffix(state)))
-                .set(n);
-        }
+        m.gauge("master/slaves_unreachable")
+            .set(self.recovery.unreachable.len() as i64);
         ctx.delay(GAUGE_REFRESH_INTERVAL, |m: &mut Master, ctx| {
             m.refresh_gauges(ctx)
         });

@@ -101,6 +101,7 @@ impl Slave {
             return;
         };
         self.metrics.inc(|m| &m.executors_exited);
+        self.metrics.inc(|m| &m.executors_terminated);
         if let Some(pid) = &executor.pid {
             ctx.unlink(pid);
         }

@@ -33,8 +33,10 @@
 //! Where the rest lives: `books` (agents, frameworks, offers, tasks and their invariants),
 //! `registration`, `offers` (offers, declines, timeouts), `launch` (accept and task
 //! validation), `agent_health` (pings), `relay` (messages passed between schedulers and
-//! agents), `maintenance` (drains), `revocation`, `gauges`, `state_json` (`/master/state`), `endpoints` (`/master/slaves`, `/frameworks`, `/tasks`,
-//! `/roles`), `teardown` (`/master/teardown`).
+//! agents), `maintenance` (drains), `operator` (the operator API's changes), `revocation`,
+//! `gauges`, `feed` (the books' changes to the API process), `state_routes` (`/master/state`
+//! and the other classic state endpoints, served by the API process), `teardown`
+//! (`/master/teardown`).
 
 use protos::{IdText, IllegalTaskMove};
 use std::collections::HashMap;
@@ -120,10 +122,9 @@ pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
 use recovery::{Recovery, UnknownTaskAgent};
 pub use revocation::RevocationPolicy;
 use revocation::Revocations;
-mod endpoints;
 mod feed;
 mod operator;
-mod state_json;
+mod state_routes;
 mod teardown;
 
 pub(crate) use feed::time_info;
@@ -189,6 +190,8 @@ pub struct Master {
     schedule: protos::v1::maintenance::Schedule,
     /// Registered agents by node address, shared with the device manager.
     directory: AgentDirectory,
+    /// The API process on this node, which serves the state endpoints.
+    api: ProcessRef<crate::api::ApiGateway>,
 }
 
 /// The running master and its allocator.
@@ -304,6 +307,7 @@ impl Master {
             schedule: Default::default(),
             directory: Default::default(),
             health: AgentHealth::default(),
+            api: api.clone(),
         })?;
         let _ = master_ref.set(master.clone());
         Ok(MasterHandle {
@@ -762,12 +766,28 @@ impl Process for Master {
         ctx.install(Self::framework_to_executor);
         ctx.install(Self::executor_to_framework);
         ctx.install(Self::exited_executor);
-        ctx.route("/state", Self::state_json);
         ctx.route("/teardown", Self::teardown);
-        ctx.route("/slaves", Self::slaves_route);
-        ctx.route("/frameworks", Self::frameworks_route);
-        ctx.route("/tasks", Self::tasks_route);
-        ctx.route("/roles", Self::roles_route);
+        let state_routes: [(&str, state_routes::StateRoute); 7] = [
+            ("/state", crate::api::ApiGateway::state_route),
+            (
+                "/state-summary",
+                crate::api::ApiGateway::state_summary_route,
+            ),
+            ("/slaves", crate::api::ApiGateway::slaves_route),
+            ("/frameworks", crate::api::ApiGateway::frameworks_route),
+            ("/tasks", crate::api::ApiGateway::tasks_route),
+            ("/roles", crate::api::ApiGateway::roles_route),
+            ("/flags", crate::api::ApiGateway::flags_route),
+        ];
+        for (path, route) in state_routes {
+            ctx.route(path, move |m: &mut Master, ctx, req| {
+                m.forward_to_api(ctx, req, route)
+            });
+            // Mesos serves every endpoint with a `.json` suffix too.
+            ctx.route(&format!("{path}.json"), move |m: &mut Master, ctx, req| {
+                m.forward_to_api(ctx, req, route)
+            });
+        }
         // Mesos's /master/redirect: to the leading master, which this one is (standbys
         // redirect every /master/ path to the leader, this one included).
         ctx.route(

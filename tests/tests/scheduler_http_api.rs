@@ -616,5 +616,87 @@ async fn the_classic_endpoints_list_agents_frameworks_tasks_and_roles() {
         framework_id.value.as_str()
     );
     assert_eq!(roles["roles"][0]["resources"]["cpus"], 0.2, "{roles}");
+
+    // /master/state in Mesos's shape: statuses with timestamps, attributes as an object,
+    // start and registration times, and the past (completed tasks and frameworks).
+    let kill = Call {
+        framework_id: Some(framework_id.clone()),
+        r#type: call::Type::Kill as i32,
+        kill: Some(call::Kill {
+            task_id: Some(protos::v1::TaskId { value: "t1".into() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(sub.call(&kill).await.0, 202);
+    loop {
+        let (update, _) = sub.until(event::Type::Update).await;
+        if update.update.unwrap().status.unwrap().state == TaskState::TaskKilled as i32 {
+            break;
+        }
+    }
+    let state = get("/master/state").await.unwrap();
+    assert!(state["start_time"].as_f64().unwrap() > 0.0, "{state}");
+    assert!(state["slaves"][0]["attributes"].is_object(), "{state}");
+    assert!(state["slaves"][0]["registered_time"].as_f64().unwrap() > 0.0);
+    let framework = &state["frameworks"][0];
+    assert!(framework["registered_time"].as_f64().unwrap() > 0.0);
+    assert_eq!(framework["failover_timeout"], 60.0);
+    let running = &framework["tasks"][0];
+    assert_eq!(running["id"], "t2");
+    let statuses = running["statuses"].as_array().unwrap();
+    assert_eq!(statuses.last().unwrap()["state"], "TASK_RUNNING");
+    assert!(statuses[0]["timestamp"].as_f64().unwrap() > 0.0);
+    assert_eq!(framework["completed_tasks"][0]["id"], "t1", "{framework}");
+    assert_eq!(framework["completed_tasks"][0]["state"], "TASK_KILLED");
+    let summary = get("/master/state-summary").await.unwrap();
+    assert_eq!(summary["frameworks"][0]["TASK_RUNNING"], 1, "{summary}");
+    assert_eq!(summary["frameworks"][0]["TASK_KILLED"], 1, "{summary}");
+    assert_eq!(summary["frameworks"][0]["tasks"], json!(null));
+    let aliased = get("/master/state.json").await.unwrap();
+    assert_eq!(aliased["id"], state["id"]);
+    let wrapped = libactor::http_client::request(
+        &address,
+        "GET",
+        "/master/slaves?jsonp=show",
+        &[],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let wrapped = String::from_utf8_lossy(&wrapped.body).into_owned();
+    assert!(
+        wrapped.starts_with("show({") && wrapped.ends_with("});"),
+        "{wrapped}"
+    );
+    assert!(get("/master/slaves?jsonp=alert(1)").await.is_err(), "400");
+
+    // A torn-down framework stays listed as completed, with its tasks.
+    let teardown = Call {
+        framework_id: Some(framework_id.clone()),
+        r#type: call::Type::Teardown as i32,
+        ..Default::default()
+    };
+    assert_eq!(sub.call(&teardown).await.0, 202);
+    let frameworks = testkit_eventually(&address).await;
+    assert_eq!(
+        frameworks["completed_frameworks"][0]["id"],
+        framework_id.value.as_str()
+    );
+    let tasks = frameworks["completed_frameworks"][0]["completed_tasks"]
+        .as_array()
+        .unwrap();
+    assert_eq!(tasks.len(), 2, "{frameworks}");
     cluster.shutdown().await;
+}
+
+/// `/master/frameworks` once it lists a completed framework.
+async fn testkit_eventually(address: &str) -> serde_json::Value {
+    keel_testkit::eventually::eventually("the framework is completed", || async {
+        let f = libactor::http_client::get_json(address, "/master/frameworks")
+            .await
+            .ok()?;
+        (!f["completed_frameworks"].as_array()?.is_empty()).then_some(f)
+    })
+    .await
 }

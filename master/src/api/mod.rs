@@ -12,6 +12,7 @@ pub mod adapter;
 pub mod mesos_gauges;
 pub mod operator;
 pub mod scheduler;
+pub mod state_json;
 pub mod view;
 
 use std::sync::{Arc, OnceLock};
@@ -190,6 +191,7 @@ impl Process for ApiGateway {
         m.gauge_fn("master/api/subscribers", move || subscriptions.len() as f64);
         self.operator.initialize(ctx);
         ctx.install(Self::master_event);
+        ctx.install(Self::offer_changes);
         ctx.route("/v1/scheduler", Self::scheduler);
         ctx.route("/v1", Self::operator);
     }

@@ -66,7 +66,7 @@ struct OperatorMetrics {
 /// The operator API's state in the API process: the view, the subscribers, and what the
 /// master's reads report about the master itself.
 pub struct OperatorState {
-    view: ClusterView,
+    pub(super) view: ClusterView,
     master_id: String,
     flags: Vec<(String, String)>,
     weights: BTreeMap<String, f64>,
@@ -120,6 +120,21 @@ impl OperatorState {
 
     pub(super) fn set_flags(&mut self, flags: Vec<(String, String)>) {
         self.flags = flags;
+    }
+
+    /// The master's flags, by name.
+    pub(super) fn flags(&self) -> &[(String, String)] {
+        &self.flags
+    }
+
+    /// When this master started leading (seconds since the epoch).
+    pub(super) fn start_time(&self) -> f64 {
+        self.start_time
+    }
+
+    /// Role weights set by operators.
+    pub(super) fn weights(&self) -> &BTreeMap<String, f64> {
+        &self.weights
     }
 
     /// Writes `event` to every subscriber allowed to see it; drops those that are gone.
@@ -243,6 +258,22 @@ impl ApiGateway {
         }
         let acls = self.auth.acls.clone();
         self.operator.publish(&acls, &event);
+    }
+
+    /// Who may send: the master on this node (its books' offers).
+    pub(super) fn offer_changes(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        changes: protos::internal::OfferChanges,
+    ) {
+        if !ctx.sender_is_local() || from != self.master {
+            if let Some(m) = &self.operator.metrics {
+                m.events_dropped.inc();
+            }
+            return;
+        }
+        self.operator.view.apply_offers(&changes);
     }
 
     pub(super) fn operator(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {

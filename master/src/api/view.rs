@@ -7,8 +7,9 @@
 //! terminal tasks, and the latest [`ViewLimits::unreachable_tasks`] tasks of agents that were
 //! removed (a task its agent brings back leaves that list).
 //!
-//! Offers are not in it: they change every allocation cycle and have no operator event, so
-//! the operator API lists none (`/master/state` has them).
+//! Offers, which have no operator event, come as `keel.internal.OfferChanges`; the operator
+//! API lists none (Mesos's lists a framework's offers only in `GET_FRAMEWORKS`, which Keel
+//! leaves empty), `/master/state` shows them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -47,7 +48,7 @@ impl Default for ViewLimits {
 }
 
 /// A task's key: (framework id, task id).
-type TaskKey = (String, String);
+pub type TaskKey = (String, String);
 
 /// The cluster as the master's events describe it.
 #[derive(Debug, Default)]
@@ -65,6 +66,8 @@ pub struct ClusterView {
     live_by_state: BTreeMap<i32, usize>,
     /// What the live agents have, together.
     total: Resources,
+    /// Outstanding offers by id.
+    offers: HashMap<String, protos::v1::Offer>,
 }
 
 /// The view's sums, for Mesos's `master/*` gauges.
@@ -251,6 +254,61 @@ impl ClusterView {
             Type::Subscribed | Type::Heartbeat | Type::Unknown => return false,
         }
         true
+    }
+
+    /// Applies offers made and withdrawn.
+    pub fn apply_offers(&mut self, changes: &protos::internal::OfferChanges) {
+        for offer in &changes.added {
+            let id = offer
+                .id
+                .as_ref()
+                .map(|i| i.value.clone())
+                .unwrap_or_default();
+            self.offers.insert(id, offer.clone());
+        }
+        for id in &changes.removed {
+            self.offers.remove(&id.value);
+        }
+    }
+
+    /// Outstanding offers.
+    pub fn offers(&self) -> impl Iterator<Item = &protos::v1::Offer> {
+        self.offers.values()
+    }
+
+    /// Live agents by id.
+    pub fn agents(&self) -> impl Iterator<Item = (&String, &Agent)> {
+        self.agents.iter()
+    }
+
+    /// What agent `id`'s live tasks hold.
+    pub fn allocated_on(&self, id: &str) -> Resources {
+        self.allocated.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Registered frameworks by id.
+    pub fn frameworks(&self) -> impl Iterator<Item = (&String, &Framework)> {
+        self.frameworks.iter()
+    }
+
+    /// Removed frameworks, oldest first.
+    pub fn completed_frameworks(&self) -> impl Iterator<Item = &Framework> {
+        self.completed_frameworks.iter()
+    }
+
+    /// Live tasks by (framework, task).
+    pub fn tasks(&self) -> impl Iterator<Item = (&TaskKey, &Task)> {
+        self.tasks.iter()
+    }
+
+    /// Terminal tasks of `framework`, oldest first.
+    pub fn completed_tasks_of(&self, framework: &str) -> impl Iterator<Item = &Task> {
+        self.completed_tasks.get(framework).into_iter().flatten()
+    }
+
+    /// Tasks of removed agents.
+    pub fn unreachable_tasks(&self) -> impl Iterator<Item = &Task> {
+        self.unreachable_tasks.iter()
     }
 
     fn update_task(&mut self, key: TaskKey, state: TaskState, status: &TaskStatus) {

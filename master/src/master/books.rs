@@ -70,6 +70,7 @@ impl AgentEntry {
     }
 
     /// What outstanding offers hold.
+    #[cfg(test)]
     pub(super) fn offered(&self) -> &Resources {
         &self.offered
     }
@@ -321,7 +322,7 @@ impl Books {
     pub(super) fn remove_agent(&mut self, id: &str) -> Option<RemovedAgent> {
         let entry = self.agents.remove(id)?;
         self.agent_by_pid.remove(&entry.pid);
-        let offers = entry
+        let offers: Vec<(String, OfferEntry)> = entry
             .offers
             .iter()
             .filter_map(|o| self.offers.remove_entry(o))
@@ -339,6 +340,9 @@ impl Books {
         debug_assert_eq!(tasks.len(), entry.task_count);
         debug_assert!(self.agent_by_pid.len() == self.agents.len());
         if let Some(feed) = &self.feed {
+            for (offer, _) in &offers {
+                feed.offer_removed(offer);
+            }
             for (key, _) in &tasks {
                 feed.task_updated(key, id, TaskState::TaskUnreachable, None);
             }
@@ -454,6 +458,9 @@ impl Books {
         add(&mut agent.offered, &offer.resources);
         agent.offers.insert(id.to_owned());
         let on = offer.agent.clone();
+        if let Some(feed) = &self.feed {
+            feed.offer_added(id, &offer);
+        }
         self.offers.insert(id.to_owned(), offer);
         self.check_agent(&on);
         Ok(())
@@ -462,6 +469,9 @@ impl Books {
     /// Takes offer `id` out of circulation; its resources are no longer offered.
     pub(super) fn take_offer(&mut self, id: &str) -> Option<OfferEntry> {
         let offer = self.offers.remove(id)?;
+        if let Some(feed) = &self.feed {
+            feed.offer_removed(id);
+        }
         if let Some(agent) = self.agents.get_mut(&offer.agent) {
             agent.offers.remove(id);
             release(&mut agent.offered, &mut agent.free, &offer.resources);

@@ -3,6 +3,8 @@
 //! serves the operator API's reads (`GET_STATE`, `GET_TASKS`, …) and `SUBSCRIBE` streams from
 //! it, and so never asks the master: polling state does not slow scheduling.
 //!
+//! Offers, which Mesos's events do not carry, travel as `keel.internal.OfferChanges`.
+//!
 //! Only [`super::Books`] emits, from the methods that change it, so the copy cannot miss a
 //! change. Events are typed values between two processes of one node: nothing is encoded.
 
@@ -16,7 +18,7 @@ use protos::v1::master::response::get_frameworks::Framework;
 use protos::v1::master::Event;
 use protos::v1::{AgentId, ExecutorId, FrameworkId, Task, TaskId, TaskState, TaskStatus, TimeInfo};
 
-use super::books::{AgentEntry, FrameworkEntry, TaskEntry, TaskKey};
+use super::books::{AgentEntry, FrameworkEntry, OfferEntry, TaskEntry, TaskKey};
 
 /// Where the books send their events: the API process on the master's node.
 pub(super) struct Feed {
@@ -63,6 +65,45 @@ impl Feed {
             agent_added: Some(AgentAdded { agent: Some(agent) }),
             ..Default::default()
         });
+    }
+
+    /// Offer `id` was made.
+    pub(super) fn offer_added(&self, id: &str, offer: &OfferEntry) {
+        let offer = protos::v1::Offer {
+            id: Some(protos::v1::OfferId {
+                value: id.to_owned(),
+            }),
+            framework_id: Some(FrameworkId {
+                value: offer.framework.clone(),
+            }),
+            agent_id: Some(AgentId {
+                value: offer.agent.clone(),
+            }),
+            resources: offer.resources.to_proto(),
+            ..Default::default()
+        };
+        self.node.send_from(
+            &self.from,
+            &self.to,
+            protos::internal::OfferChanges {
+                added: vec![offer],
+                removed: Vec::new(),
+            },
+        );
+    }
+
+    /// Offer `id` was accepted, declined, rescinded or voided.
+    pub(super) fn offer_removed(&self, id: &str) {
+        self.node.send_from(
+            &self.from,
+            &self.to,
+            protos::internal::OfferChanges {
+                added: Vec::new(),
+                removed: vec![protos::v1::OfferId {
+                    value: id.to_owned(),
+                }],
+            },
+        );
     }
 
     /// Agent `id` left the books.

@@ -17,6 +17,8 @@
 //! - [`failover`]: a new leader taking back every agent and task after a SIGKILL.
 //! - [`autopilot`]: a rollout by scale units, and repair decisions per second.
 //! - [`flood`]: `/master/health` while thousands of half-open connections are held.
+//! - [`state`]: `/master/state` and `GET_STATE` on a large cluster, launches/s while state is
+//!   polled, and an operator event stream keeping up.
 //!
 //! Their pieces: [`emulated_agent`] and [`emulated_fleet`] (the Mesos paper's emulated
 //! slaves), [`launch_scheduler`] and [`container_scheduler`] (frameworks that count),
@@ -36,3 +38,4 @@ pub mod launch;
 pub mod launch_scheduler;
 pub mod master_child;
 pub mod phase;
+pub mod state;

@@ -135,6 +135,9 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
             if flags.worker_threads > 0 {
                 c.arbiters = flags.worker_threads;
             }
+            // The API process (state endpoints, operator API) gets a thread of its own: a
+            // large state serialized there never holds up the master.
+            c.dedicated_arbiters = 1;
             c.http_authentication = http_authentication;
             c.endpoint_authorization = endpoint_authorization(acls.as_ref());
         })

@@ -15,6 +15,10 @@ pub struct NodeConfig {
     pub advertise_ip: Option<IpAddr>,
     /// actix arbiters (threads) that run processes; defaults to the number of cores.
     pub arbiters: usize,
+    /// Further arbiters that run only processes spawned with [`Node::spawn_ref_dedicated`]
+    /// (and read no connections), so that a process with long handlers (a large state to
+    /// serialize) never holds up the others; 0 by default.
+    pub dedicated_arbiters: usize,
     /// tokio worker threads for the network.
     pub io_threads: usize,
     /// Largest frame (and HTTP body) accepted; larger frames are skipped and counted.
@@ -99,6 +103,7 @@ impl Default for NodeConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_ip: None,
             arbiters: cores,
+            dedicated_arbiters: 0,
             io_threads: cores.min(2),
             max_frame_bytes: 8 * 1024 * 1024,
             send_queue_bytes: 64 * 1024 * 1024,

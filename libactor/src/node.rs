@@ -81,6 +81,9 @@ pub(crate) struct NodeInner {
     pub(crate) processes: DashMap<String, ProcessSlot, rustc_hash::FxBuildHasher>,
     pub(crate) ids: IdGenerator,
     arbiters: Vec<actix_rt::ArbiterHandle>,
+    /// Arbiters for dedicated processes only.
+    dedicated: Vec<actix_rt::ArbiterHandle>,
+    next_dedicated: AtomicUsize,
     next_arbiter: AtomicUsize,
     system: Mutex<Option<actix_rt::System>>,
     runtime: Mutex<NetworkRuntime>,
@@ -148,7 +151,9 @@ impl Node {
             .map_err(io)?;
         let rt = runtime.handle().clone();
         let runtime = NetworkRuntime(Some(runtime));
-        let (system, arbiters) = start_actix(config.arbiters).map_err(io)?;
+        let (system, mut arbiters) =
+            start_actix(config.arbiters + config.dedicated_arbiters).map_err(io)?;
+        let dedicated = arbiters.split_off(config.arbiters);
         let metrics = Metrics::new();
         let inner = Arc::new_cyclic(|me| NodeInner {
             me: me.clone(),
@@ -162,6 +167,8 @@ impl Node {
             ids: IdGenerator::new(),
             arbiters,
             next_arbiter: AtomicUsize::new(0),
+            dedicated,
+            next_dedicated: AtomicUsize::new(0),
             system: Mutex::new(Some(system)),
             rt,
             runtime: Mutex::new(runtime),
@@ -261,6 +268,18 @@ impl Node {
         reservation.spawn_ref(process)
     }
 
+    /// Starts `process` under `id` on one of the node's dedicated arbiters
+    /// ([`crate::NodeConfig::dedicated_arbiters`]), where only such processes run; on a shared
+    /// one if the node has none.
+    pub fn spawn_ref_dedicated<P: Process>(
+        &self,
+        id: &str,
+        process: P,
+    ) -> Result<ProcessRef<P>, SpawnError> {
+        let reservation = self.reserve(id)?;
+        reservation.spawn_ref_on(process, true)
+    }
+
     /// Takes `id` in the process table with `mailbox` standing for its process.
     pub(crate) fn insert_slot(
         &self,
@@ -288,10 +307,22 @@ impl Node {
         }
     }
 
-    /// Starts `process` as `pid` on the next arbiter (its slot is the caller's business).
-    pub(crate) fn start_cell<P: Process>(&self, pid: &Upid, process: P) -> cell::CellHandle<P> {
-        let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
-        let arbiter = &self.inner.arbiters[n % self.inner.arbiters.len()];
+    /// Starts `process` as `pid` on the next arbiter, a dedicated one if asked and there is
+    /// one (its slot is the caller's business).
+    pub(crate) fn start_cell<P: Process>(
+        &self,
+        pid: &Upid,
+        process: P,
+        dedicated: bool,
+    ) -> cell::CellHandle<P> {
+        let inner = &self.inner;
+        let arbiter = if dedicated && !inner.dedicated.is_empty() {
+            let n = inner.next_dedicated.fetch_add(1, Ordering::Relaxed);
+            &inner.dedicated[n % inner.dedicated.len()]
+        } else {
+            let n = inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
+            &inner.arbiters[n % inner.arbiters.len()]
+        };
         self.inner.m.processes_spawned.inc();
         cell::start(process, pid.clone(), self.clone(), arbiter)
     }
@@ -415,7 +446,7 @@ impl Node {
             let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
         }
         inner.runtime.lock().stop();
-        for arbiter in &inner.arbiters {
+        for arbiter in inner.arbiters.iter().chain(&inner.dedicated) {
             arbiter.stop();
         }
         if let Some(system) = inner.system.lock().take() {

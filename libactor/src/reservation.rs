@@ -186,8 +186,18 @@ impl Reservation {
     }
 
     /// Starts `process` under the reserved id; it receives what was held first, in arrival order.
-    pub fn spawn_ref<P: Process>(mut self, process: P) -> Result<ProcessRef<P>, SpawnError> {
-        let handle = self.node.start_cell(&self.pid, process);
+    pub fn spawn_ref<P: Process>(self, process: P) -> Result<ProcessRef<P>, SpawnError> {
+        self.spawn_ref_on(process, false)
+    }
+
+    /// [`Reservation::spawn_ref`], on a dedicated arbiter when `dedicated` (see
+    /// [`Node::spawn_ref_dedicated`]).
+    pub(crate) fn spawn_ref_on<P: Process>(
+        mut self,
+        process: P,
+        dedicated: bool,
+    ) -> Result<ProcessRef<P>, SpawnError> {
+        let handle = self.node.start_cell(&self.pid, process, dedicated);
         let live: Arc<dyn Mailbox> = Arc::new(handle.clone());
         {
             // Replayed under the lock: a sender racing the hand-over waits, then is forwarded

@@ -518,3 +518,41 @@ async fn a_dropped_reservation_frees_its_id_and_what_it_held() {
     );
     node.shutdown().await;
 }
+
+/// Blocks its arbiter thread in its handler until released (standing for a long state build).
+struct Busy(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+
+impl Process for Busy {
+    fn initialize(&mut self, ctx: &mut Context<Self>) {
+        ctx.install(|b: &mut Busy, _: &mut Context<Busy>, _: Upid, _: Note| {
+            let _ = b.0.lock().unwrap().recv();
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_dedicated_process_blocking_its_thread_holds_up_no_other_process() {
+    let node = Node::builder()
+        .configure(|c| {
+            c.arbiters = 1;
+            c.io_threads = 1;
+            c.dedicated_arbiters = 1;
+        })
+        .start()
+        .unwrap();
+    let (release, blocked) = std::sync::mpsc::channel();
+    let busy = node
+        .spawn_ref_dedicated("busy", Busy(std::sync::Mutex::new(blocked)))
+        .unwrap();
+    node.send(busy.pid(), note("block"));
+    // The one shared arbiter still handles messages while the dedicated one is blocked.
+    let (rec, mut rx) = Recorder::new();
+    let rec = node.spawn("rec", rec).unwrap();
+    node.send(&rec, ping(1));
+    assert_eq!(
+        next(&mut rx).await,
+        Seen::Ping(node.anonymous_pid().clone(), ping(1))
+    );
+    release.send(()).unwrap();
+    node.shutdown().await;
+}

@@ -115,6 +115,22 @@ enum Bench {
         #[arg(long, default_value = "250ms", value_parser = between(Duration::from_millis(1), Duration::from_secs(3600)))]
         report_interval_seconds: Seconds,
     },
+    /// `/master/state` and the operator API's GET_STATE on a large cluster; launches/s while a
+    /// reader polls state (against none polling); one SUBSCRIBE stream keeping up.
+    State {
+        /// Emulated agents.
+        #[arg(long, default_value_t = 40_000)]
+        agents: usize,
+        /// Long-running tasks in the cluster.
+        #[arg(long, default_value_t = 400_000)]
+        tasks: u64,
+        /// Tasks launched in each timed phase.
+        #[arg(long, default_value_t = 50_000)]
+        launches: u64,
+        /// How often the reader polls /master/state.
+        #[arg(long, default_value = "100ms", value_parser = between(Duration::from_millis(1), Duration::from_secs(60)))]
+        poll_seconds: Seconds,
+    },
     /// Autopilot: repair decisions per second with many machines reporting (against the same
     /// reports with no decision to make).
     AutopilotRepairs {
@@ -142,6 +158,12 @@ async fn main() -> anyhow::Result<()> {
             connections,
             requests,
         } => keel_bench::flood::run(connections, requests).await,
+        Bench::State {
+            agents,
+            tasks,
+            launches,
+            poll_seconds,
+        } => keel_bench::state::run(agents, tasks, launches, poll_seconds.0).await,
         Bench::Agents {
             agents,
             job_tasks,

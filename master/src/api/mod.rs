@@ -127,7 +127,7 @@ impl ApiGateway {
         auth: ApiAuthentication,
     ) -> Result<ProcessRef<ApiGateway>, SpawnError> {
         let master = node.pid("master")?;
-        node.spawn_ref(API_PROCESS, ApiGateway::new(master, cell, master_id, auth))
+        node.spawn_ref_dedicated(API_PROCESS, ApiGateway::new(master, cell, master_id, auth))
     }
 
     /// Records the master's flags as `GET_FLAGS` reports them.

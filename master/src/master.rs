@@ -9,6 +9,7 @@
 //! - `keel.internal.StatusUpdateAcknowledgementMessage` (scheduler) → forwarded to the agent
 //! - `keel.internal.PongSlaveMessage` (agent), answering the master's `PingSlaveMessage`
 //! - `keel.internal.KillTaskMessage` (scheduler) → forwarded to the task's agent
+//! - `keel.internal.ShutdownExecutorMessage` (scheduler) → forwarded to the executor's agent
 //! - `keel.internal.UnregisterFrameworkMessage` (scheduler): teardown; its agents get
 //!   `ShutdownFrameworkMessage`, its offers are withdrawn, it leaves the allocator
 //! - `keel.internal.ReconcileTasksMessage` (scheduler) → the latest state of each task asked
@@ -123,11 +124,13 @@ use recovery::{Recovery, UnknownTaskAgent};
 pub use revocation::RevocationPolicy;
 use revocation::Revocations;
 mod feed;
+mod framework_update;
 mod operator;
 mod state_routes;
 mod teardown;
 
 pub(crate) use feed::time_info;
+pub use feed::{FeedItem, FeedQueue, StatusRecord};
 pub(crate) use registration::role_of;
 
 type AllocatorRef = ProcessRef<AllocatorProcess<HierarchicalAllocator>>;
@@ -279,14 +282,16 @@ impl Master {
             required: policy.frameworks,
             acls: policy.acls.clone(),
         };
-        let api =
-            crate::api::ApiGateway::spawn(node, api_master.clone(), master_id, api_authentication)?;
+        let queue = Arc::new(FeedQueue::default());
+        let api = crate::api::ApiGateway::spawn(
+            node,
+            api_master.clone(),
+            queue.clone(),
+            master_id,
+            api_authentication,
+        )?;
         let mut books = Books::default();
-        books.set_feed(feed::Feed::new(
-            node.clone(),
-            reserved.pid().clone(),
-            api.pid().clone(),
-        ));
+        books.set_feed(feed::Feed::new(node.clock().clone(), queue, api.clone()));
         let master = reserved.spawn_ref(Master {
             id: master_id.to_owned(),
             allocator: allocator.clone(),
@@ -764,6 +769,7 @@ impl Process for Master {
         ctx.install(Self::revive);
         ctx.install(Self::suppress);
         ctx.install(Self::framework_to_executor);
+        ctx.install(Self::shutdown_executor);
         ctx.install(Self::executor_to_framework);
         ctx.install(Self::exited_executor);
         ctx.route("/teardown", Self::teardown);

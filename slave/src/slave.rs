@@ -467,6 +467,7 @@ impl Slave {
                 ShutdownExecutorMessage {
                     executor_id: Some(ExecutorId { value: executor_id }),
                     framework_id: Some(FrameworkId { value: framework }),
+                    slave_id: None,
                 },
             );
             return;
@@ -794,6 +795,7 @@ impl Process for Slave {
         ctx.install(Self::run_task);
         ctx.install(Self::kill_task);
         ctx.install(Self::shutdown_framework);
+        ctx.install(Self::shutdown_executor);
         ctx.install(Self::shutdown);
         ctx.install(Self::acknowledge);
         ctx.install(Self::framework_to_executor);

@@ -16,8 +16,9 @@ use protos::internal::{
     FrameworkErrorMessage, FrameworkRegisteredMessage, FrameworkReregisteredMessage,
     FrameworkToExecutorMessage, KillTaskMessage, LostSlaveMessage, ReconcileTasksMessage,
     RegisterFrameworkMessage, ReregisterFrameworkMessage, RescindResourceOfferMessage,
-    ResourceOffersMessage, ReviveOffersMessage, StatusUpdateAcknowledgementMessage,
-    StatusUpdateMessage, SuppressOffersMessage, UnregisterFrameworkMessage,
+    ResourceOffersMessage, ReviveOffersMessage, ShutdownExecutorMessage,
+    StatusUpdateAcknowledgementMessage, StatusUpdateMessage, SuppressOffersMessage,
+    UnregisterFrameworkMessage,
 };
 use protos::v1::scheduler::{call, event, Call, Event};
 use protos::v1::{task_status::Source, FrameworkId, FrameworkInfo, TaskStatus};
@@ -65,6 +66,16 @@ impl FrameworkAdapter {
             subscriptions,
             subscribed: false,
         }
+    }
+
+    /// The framework's info as the master now has it (after an `UPDATE_FRAMEWORK`): what the
+    /// adapter re-registers with after a master failover.
+    pub fn set_info(&mut self, _ctx: &mut Context<Self>, info: FrameworkInfo) {
+        self.info = FrameworkInfo {
+            id: self.info.id.clone(),
+            principal: self.info.principal.clone(),
+            ..info
+        };
     }
 
     fn framework_id(&self) -> Option<FrameworkId> {
@@ -343,6 +354,17 @@ impl FrameworkAdapter {
                     SuppressOffersMessage {
                         framework_id,
                         roles,
+                    },
+                );
+            }
+            Type::Shutdown => {
+                let shutdown = call.shutdown.unwrap_or_default();
+                ctx.send(
+                    &master,
+                    ShutdownExecutorMessage {
+                        executor_id: shutdown.executor_id,
+                        framework_id,
+                        slave_id: shutdown.agent_id,
                     },
                 );
             }

@@ -9,6 +9,7 @@
 //! calls and the `SUBSCRIBE` event stream), [`view`] (the cluster from the master's events).
 
 pub mod adapter;
+pub mod events;
 pub mod mesos_gauges;
 pub mod operator;
 pub mod scheduler;
@@ -22,7 +23,7 @@ use authentication::{roles, Credentials};
 use libactor::metrics::Counter;
 use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
 
-use crate::master::Master;
+use crate::master::{FeedQueue, Master};
 use adapter::FrameworkAdapter;
 pub use scheduler::validate;
 
@@ -94,16 +95,19 @@ pub struct ApiGateway {
     auth: ApiAuthentication,
     subscriptions: Subscriptions,
     operator: operator::OperatorState,
+    /// The master's changes not yet applied to the view.
+    feed: Arc<FeedQueue>,
     refused: Option<Counter>,
     subscribed: Option<Counter>,
 }
 
 impl ApiGateway {
     /// A gateway for the master at `master` (on the same node), reachable through `cell` once
-    /// it runs; `master_id` names it in `GET_MASTER`.
+    /// it runs, whose changes arrive in `feed`; `master_id` names it in `GET_MASTER`.
     pub fn new(
         master: Upid,
         cell: MasterCell,
+        feed: Arc<FeedQueue>,
         master_id: &str,
         auth: ApiAuthentication,
     ) -> ApiGateway {
@@ -113,6 +117,7 @@ impl ApiGateway {
             auth,
             subscriptions: Subscriptions::default(),
             operator: operator::OperatorState::new(master_id),
+            feed,
             refused: None,
             subscribed: None,
         }
@@ -123,11 +128,13 @@ impl ApiGateway {
     pub fn spawn(
         node: &Node,
         cell: MasterCell,
+        feed: Arc<FeedQueue>,
         master_id: &str,
         auth: ApiAuthentication,
     ) -> Result<ProcessRef<ApiGateway>, SpawnError> {
         let master = node.pid("master")?;
-        node.spawn_ref_dedicated(API_PROCESS, ApiGateway::new(master, cell, master_id, auth))
+        let gateway = ApiGateway::new(master, cell, feed, master_id, auth);
+        node.spawn_ref_dedicated(API_PROCESS, gateway)
     }
 
     /// Records the master's flags as `GET_FLAGS` reports them.
@@ -190,8 +197,7 @@ impl Process for ApiGateway {
         let subscriptions = self.subscriptions.clone();
         m.gauge_fn("master/api/subscribers", move || subscriptions.len() as f64);
         self.operator.initialize(ctx);
-        ctx.install(Self::master_event);
-        ctx.install(Self::offer_changes);
+        operator::drain_periodically(self, ctx);
         ctx.route("/v1/scheduler", Self::scheduler);
         ctx.route("/v1", Self::operator);
     }

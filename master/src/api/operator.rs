@@ -30,7 +30,7 @@ use std::time::Duration;
 use authentication::acls::{Acls, Action};
 use bytes::Bytes;
 use libactor::metrics::Counter;
-use libactor::{Context, HttpReply, HttpRequest, HttpResponse, HttpStream, Upid};
+use libactor::{Context, HttpReply, HttpRequest, HttpResponse, HttpStream};
 use protos::http_api::{read_call, stream_encoding, Encoding};
 use protos::v1::master::call::Type as CallType;
 use protos::v1::master::event::{Subscribed, Type as EventType};
@@ -48,6 +48,9 @@ use crate::master::{validate_weights, Master, OperatorRefusal};
 
 /// How often a subscriber gets a HEARTBEAT (Mesos's default).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+/// How often the master's queued changes are applied when nothing reads or subscribes (which
+/// bounds the queue).
+pub const FEED_DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// An operator's event stream.
 struct EventSubscriber {
@@ -59,7 +62,6 @@ struct EventSubscriber {
 
 struct OperatorMetrics {
     calls: Counter,
-    events_dropped: Counter,
     subscribers_cut_off: Counter,
 }
 
@@ -96,7 +98,6 @@ impl OperatorState {
         let m = ctx.metrics();
         self.metrics = Some(OperatorMetrics {
             calls: m.counter("master/api/operator_calls"),
-            events_dropped: m.counter("master/api/events_dropped"),
             subscribers_cut_off: m.counter("master/api/operator_subscribers_cut_off"),
         });
         self.gauges = Some(MesosGauges::register(m));
@@ -167,6 +168,12 @@ impl OperatorState {
             m.subscribers_cut_off.add(cut_off);
         }
     }
+}
+
+/// Applies the master's queued changes, and again after [`FEED_DRAIN_INTERVAL`].
+pub(super) fn drain_periodically(gateway: &mut ApiGateway, ctx: &mut Context<ApiGateway>) {
+    gateway.drain_feed(ctx);
+    ctx.delay(FEED_DRAIN_INTERVAL, drain_periodically);
 }
 
 fn refresh_gauges(gauges: &Option<MesosGauges>, view: &ClusterView, subscribers: usize) {
@@ -245,39 +252,32 @@ fn respond(encoding: Encoding, kind: ResponseType, response: Response) -> HttpRe
 }
 
 impl ApiGateway {
-    /// Who may send: the master on this node (the events of its books). Anything else is
-    /// dropped and counted.
-    pub(super) fn master_event(&mut self, ctx: &mut Context<Self>, from: Upid, event: Event) {
+    /// Applies the master's queued changes to the view and streams their events to
+    /// subscribers: before every read, every [`FEED_DRAIN_INTERVAL`], and when the master
+    /// wakes this process (while someone subscribes).
+    pub(crate) fn drain_feed(&mut self, ctx: &mut Context<Self>) {
         let now = ctx.node().clock().unix_seconds();
-        if !ctx.sender_is_local() || from != self.master || !self.operator.view.apply(&event, now) {
-            if let Some(m) = &self.operator.metrics {
-                m.events_dropped.inc();
-            }
-            tracing::warn!(%from, "an operator event not from this node's master, or malformed");
-            return;
-        }
         let acls = self.auth.acls.clone();
-        self.operator.publish(&acls, &event);
-    }
-
-    /// Who may send: the master on this node (its books' offers).
-    pub(super) fn offer_changes(
-        &mut self,
-        ctx: &mut Context<Self>,
-        from: Upid,
-        changes: protos::internal::OfferChanges,
-    ) {
-        if !ctx.sender_is_local() || from != self.master {
-            if let Some(m) = &self.operator.metrics {
-                m.events_dropped.inc();
+        for item in self.feed.take() {
+            if self.operator.subscribers.is_empty() {
+                self.operator.view.apply(item, now);
+                continue;
             }
-            return;
+            // Events are built only for subscribers, from the change and the updated view.
+            let change = item.clone();
+            self.operator.view.apply(item, now);
+            if let Some(event) = super::events::event_of(&change, &self.operator.view) {
+                self.operator.publish(&acls, &event);
+            }
         }
-        self.operator.view.apply_offers(&changes);
+        if self.operator.subscribers.is_empty() {
+            self.feed.set_eager(false);
+        }
     }
 
     pub(super) fn operator(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
         let _span = tracing::debug_span!("operator_call").entered();
+        self.drain_feed(ctx);
         let read = read_call::<Call>(
             "/api/v1",
             &req.method,
@@ -545,6 +545,7 @@ impl ApiGateway {
             encoding,
             principal: viewer,
         });
+        self.feed.set_eager(true);
         response
     }
 

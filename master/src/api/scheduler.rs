@@ -21,7 +21,7 @@
 //!   -d '{"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "me", "name": "hi"}}}'
 //! ```
 
-use libactor::{Context, HttpRequest, HttpResponse};
+use libactor::{Context, HttpReply, HttpRequest, HttpResponse};
 use protos::http_api::{read_call, stream_encoding, Encoding};
 use protos::v1::offer::operation;
 use protos::v1::scheduler::{call, Call};
@@ -30,7 +30,7 @@ use super::adapter::FrameworkAdapter;
 use super::{ApiGateway, STREAM_CAPACITY, STREAM_ID_HEADER};
 
 impl ApiGateway {
-    pub(super) fn scheduler(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpResponse {
+    pub(super) fn scheduler(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
         let read = read_call::<Call>(
             "/api/v1/scheduler",
             &req.method,
@@ -39,17 +39,17 @@ impl ApiGateway {
         );
         let (encoding, call) = match read {
             Ok(read) => read,
-            Err(r) => return self.refuse(r.status, r.why),
+            Err(r) => return self.refuse(r.status, r.why).into(),
         };
         if let Err(why) = validate(&call) {
-            return self.refuse(400, why);
+            return self.refuse(400, why).into();
         }
         let principal = match self.principal(ctx, &req) {
             Ok(p) => p,
-            Err(refusal) => return refusal,
+            Err(refusal) => return refusal.into(),
         };
         if call.r#type == call::Type::Subscribe as i32 {
-            return self.subscribe(ctx, &req, encoding, call, principal);
+            return self.subscribe(ctx, &req, encoding, call, principal).into();
         }
         let framework = call
             .framework_id
@@ -57,30 +57,81 @@ impl ApiGateway {
             .map(|f| f.value.clone())
             .unwrap_or_default();
         let Some(stream_id) = req.header(STREAM_ID_HEADER) else {
-            return self.refuse(
-                400,
-                "all non-subscribe calls should include the 'Mesos-Stream-Id' header",
-            );
+            return self
+                .refuse(
+                    400,
+                    "all non-subscribe calls should include the 'Mesos-Stream-Id' header",
+                )
+                .into();
         };
         let Some(subscription) = self.subscriptions.get(&framework) else {
-            return self.refuse(403, format!("framework {framework} is not subscribed"));
+            return self
+                .refuse(403, format!("framework {framework} is not subscribed"))
+                .into();
         };
         if subscription.stream_id != stream_id {
-            return self.refuse(
-                400,
-                format!("the stream id {stream_id:?} is not framework {framework}'s current one"),
-            );
+            return self
+                .refuse(
+                    400,
+                    format!(
+                        "the stream id {stream_id:?} is not framework {framework}'s current one"
+                    ),
+                )
+                .into();
         }
         if subscription.principal != principal {
-            return self.refuse(
-                403,
-                format!("framework {framework} was subscribed by another principal"),
-            );
+            return self
+                .refuse(
+                    403,
+                    format!("framework {framework} was subscribed by another principal"),
+                )
+                .into();
+        }
+        if call.r#type == call::Type::UpdateFramework as i32 {
+            return self.update_framework(framework, subscription.adapter, call);
         }
         subscription
             .adapter
             .dispatch(move |a, ctx| a.call(ctx, call));
-        HttpResponse::text(202, "")
+        HttpResponse::text(202, "").into()
+    }
+
+    /// `UPDATE_FRAMEWORK`: `200` once the master applied it (and the adapter will re-register
+    /// with it after a failover), `400` with the master's reason otherwise.
+    fn update_framework(
+        &mut self,
+        framework: String,
+        adapter: libactor::ProcessRef<FrameworkAdapter>,
+        call: Call,
+    ) -> HttpReply {
+        let Some(info) = call.update_framework.and_then(|u| u.framework_info) else {
+            return self
+                .refuse(400, "expecting 'update_framework.framework_info'")
+                .into();
+        };
+        let Some(master) = self.master_cell.get().cloned() else {
+            return self.refuse(503, "the master is not running yet").into();
+        };
+        let refused = self.refused.clone();
+        HttpReply::Later(Box::pin(async move {
+            let applied = info.clone();
+            match master
+                .call(move |m, _| m.update_framework(&framework, applied))
+                .await
+            {
+                Ok(Ok(())) => {
+                    adapter.dispatch(move |a, ctx| a.set_info(ctx, info));
+                    HttpResponse::text(200, "")
+                }
+                Ok(Err(refusal)) => {
+                    if let Some(c) = &refused {
+                        c.inc();
+                    }
+                    HttpResponse::text(refusal.status, format!("{}\n", refusal.why))
+                }
+                Err(_) => HttpResponse::text(503, "the master has stopped\n"),
+            }
+        }))
     }
 
     fn subscribe(
@@ -223,10 +274,30 @@ pub fn validate(call: &Call) -> Result<(), String> {
                 return Err("'message' needs agent_id and executor_id".into());
             }
         }
-        Type::Shutdown
-        | Type::UpdateFramework
-        | Type::AcknowledgeOperationStatus
-        | Type::ReconcileOperations => {
+        Type::Shutdown => {
+            let shutdown = call
+                .shutdown
+                .as_ref()
+                .ok_or("expecting 'shutdown' to be present")?;
+            if shutdown.executor_id.is_none() || shutdown.agent_id.is_none() {
+                return Err("'shutdown' needs executor_id and agent_id".into());
+            }
+        }
+        Type::UpdateFramework => {
+            let info = call
+                .update_framework
+                .as_ref()
+                .and_then(|u| u.framework_info.as_ref())
+                .ok_or("expecting 'update_framework.framework_info' to be present")?;
+            let same =
+                info.id.as_ref().map(|i| &i.value) == call.framework_id.as_ref().map(|i| &i.value);
+            if !same {
+                return Err(
+                    "'update_framework.framework_info.id' must be the framework's id".into(),
+                );
+            }
+        }
+        Type::AcknowledgeOperationStatus | Type::ReconcileOperations => {
             return Err(format!("Keel does not support {} yet", kind.as_str_name()))
         }
         _ => {}

@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use authentication::acls::Action;
 use libactor::{Context, HttpRequest, HttpResponse};
-use protos::v1::master::response::get_frameworks::Framework;
 use protos::v1::value::Type as ValueType;
-use protos::v1::{Attribute, FrameworkInfo, MasterInfo, Offer, Task, TaskState, TimeInfo};
+use protos::v1::{Attribute, FrameworkInfo, MasterInfo};
 use resources::Resources;
 use serde_json::{json, Map, Value};
 
+use super::view::{framework_id, FrameworkRecord, TaskRecord, ViewOffer};
 use super::ApiGateway;
 
 /// `/master/tasks` lists at most this many tasks unless `limit` says otherwise (Mesos's
@@ -39,16 +39,8 @@ pub struct MasterSide {
     pub recovered_frameworks: Vec<(String, FrameworkInfo)>,
 }
 
-fn seconds(t: Option<&TimeInfo>) -> Value {
-    t.map_or(Value::Null, |t| json!(t.nanoseconds as f64 / 1e9))
-}
-
-fn resources_json(list: &[protos::v1::Resource]) -> Value {
-    Resources::from_proto(list).unwrap_or_default().to_json()
-}
-
-fn id_of<T>(id: Option<&T>, value: impl Fn(&T) -> &str) -> &str {
-    id.map_or("", value)
+fn seconds(t: Option<f64>) -> Value {
+    t.map_or(Value::Null, |t| json!(t))
 }
 
 /// An attribute's value as Mesos writes it in state: a number, a string, or a ranges/set text.
@@ -77,17 +69,13 @@ fn attribute_value(a: &Attribute) -> Value {
 }
 
 /// A task in Mesos's state shape.
-fn task_json(task: &Task) -> Value {
-    let state = task
-        .state
-        .and_then(|s| TaskState::try_from(s).ok())
-        .unwrap_or(TaskState::TaskUnknown);
+fn task_json(task: &TaskRecord) -> Value {
     let statuses: Vec<Value> = task
         .statuses
         .iter()
         .map(|s| {
             let mut status = json!({
-                "state": TaskState::try_from(s.state).map_or("TASK_UNKNOWN", |s| s.as_str_name()),
+                "state": s.state.as_str_name(),
                 "timestamp": s.timestamp,
             });
             if let Some(healthy) = s.healthy {
@@ -97,23 +85,23 @@ fn task_json(task: &Task) -> Value {
         })
         .collect();
     json!({
-        "id": id_of(task.task_id.as_ref(), |t| &t.value),
+        "id": task.id,
         "name": task.name,
-        "framework_id": id_of(task.framework_id.as_ref(), |f| &f.value),
-        "executor_id": id_of(task.executor_id.as_ref(), |e| &e.value),
-        "slave_id": id_of(task.agent_id.as_ref(), |a| &a.value),
-        "state": state.as_str_name(),
-        "resources": resources_json(&task.resources),
+        "framework_id": task.framework,
+        "executor_id": task.executor,
+        "slave_id": task.agent,
+        "state": task.state.as_str_name(),
+        "resources": task.resources.to_json(),
         "statuses": statuses,
     })
 }
 
-fn offer_json(offer: &Offer) -> Value {
+fn offer_json(id: &str, offer: &ViewOffer) -> Value {
     json!({
-        "id": id_of(offer.id.as_ref(), |o| &o.value),
-        "framework_id": id_of(offer.framework_id.as_ref(), |f| &f.value),
-        "slave_id": id_of(offer.agent_id.as_ref(), |a| &a.value),
-        "resources": resources_json(&offer.resources),
+        "id": id,
+        "framework_id": offer.framework,
+        "slave_id": offer.agent,
+        "resources": offer.resources.to_json(),
     })
 }
 
@@ -170,54 +158,59 @@ impl ApiGateway {
             gateway: self,
             principal: viewer,
         };
-        let mut tasks_by: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
+        let mut tasks_by: BTreeMap<&str, Vec<&TaskRecord>> = BTreeMap::new();
         for ((framework, _), task) in view.tasks() {
             tasks_by.entry(framework).or_default().push(task);
         }
-        let mut offers_by: BTreeMap<&str, Vec<&Offer>> = BTreeMap::new();
-        for offer in view.offers() {
+        for tasks in tasks_by.values_mut() {
+            tasks.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        }
+        let mut offers_by: BTreeMap<&str, Vec<(&String, &ViewOffer)>> = BTreeMap::new();
+        for (id, offer) in view.offers() {
             offers_by
-                .entry(id_of(offer.framework_id.as_ref(), |f| &f.value))
+                .entry(offer.framework.as_str())
                 .or_default()
-                .push(offer);
+                .push((id, offer));
         }
-        let mut unreachable_by: BTreeMap<String, Vec<&Task>> = BTreeMap::new();
+        let mut unreachable_by: BTreeMap<&str, Vec<&TaskRecord>> = BTreeMap::new();
         for task in view.unreachable_tasks() {
-            let framework = id_of(task.framework_id.as_ref(), |f| &f.value).to_owned();
-            unreachable_by.entry(framework).or_default().push(task);
+            unreachable_by
+                .entry(task.framework.as_str())
+                .or_default()
+                .push(task);
         }
-        let sum = |tasks: &[&Task]| {
+        let sum = |tasks: &[&TaskRecord]| {
             let mut total = Resources::new();
             for t in tasks {
-                let _ = total.add(&Resources::from_proto(&t.resources).unwrap_or_default());
+                let _ = total.add(&t.resources);
             }
             total.to_json()
         };
-        let offered = |offers: &[&Offer]| {
+        let offered = |offers: &[(&String, &ViewOffer)]| {
             let mut total = Resources::new();
-            for o in offers {
-                let _ = total.add(&Resources::from_proto(&o.resources).unwrap_or_default());
+            for (_, o) in offers {
+                let _ = total.add(&o.resources);
             }
             total.to_json()
         };
-        let detail = |id: &str, info: &FrameworkInfo, f: Option<&Framework>| {
+        let detail = |id: &str, info: &FrameworkInfo, f: Option<&FrameworkRecord>| {
             let mut v = framework_info_json(id, info);
             let tasks = tasks_by.get(id).cloned().unwrap_or_default();
             let offers = offers_by.get(id).cloned().unwrap_or_default();
             let show_tasks = who.sees_tasks(&info.user);
-            let list = |tasks: &mut dyn Iterator<Item = &Task>| -> Vec<Value> {
+            let list = |tasks: &mut dyn Iterator<Item = &TaskRecord>| -> Vec<Value> {
                 if show_tasks {
                     tasks.map(task_json).collect()
                 } else {
                     Vec::new()
                 }
             };
-            v["active"] = json!(f.and_then(|f| f.active).unwrap_or(false));
-            v["connected"] = json!(f.and_then(|f| f.connected).unwrap_or(false));
+            v["active"] = json!(f.is_some_and(|f| f.active));
+            v["connected"] = json!(f.is_some_and(|f| f.active));
             v["recovered"] = json!(f.is_none());
-            v["registered_time"] = seconds(f.and_then(|f| f.registered_time.as_ref()));
-            v["reregistered_time"] = seconds(f.and_then(|f| f.reregistered_time.as_ref()));
-            v["unregistered_time"] = seconds(f.and_then(|f| f.unregistered_time.as_ref()));
+            v["registered_time"] = seconds(f.map(|f| f.registered));
+            v["reregistered_time"] = seconds(f.and_then(|f| f.reregistered));
+            v["unregistered_time"] = seconds(f.and_then(|f| f.unregistered));
             v["used_resources"] = sum(&tasks);
             v["resources"] = sum(&tasks);
             v["offered_resources"] = offered(&offers);
@@ -226,17 +219,17 @@ impl ApiGateway {
                 &mut unreachable_by.get(id).into_iter().flatten().copied()
             ));
             v["completed_tasks"] = json!(list(&mut view.completed_tasks_of(id)));
-            v["offers"] = json!(offers.iter().map(|o| offer_json(o)).collect::<Vec<_>>());
+            v["offers"] = json!(offers
+                .iter()
+                .map(|(id, o)| offer_json(id, o))
+                .collect::<Vec<_>>());
             v["executors"] = json!([]);
             v
         };
         let mut frameworks: Vec<Value> = view
             .frameworks()
-            .filter_map(|(id, f)| {
-                let info = f.framework_info.as_ref()?;
-                who.sees_framework(&info.user)
-                    .then(|| detail(id, info, Some(f)))
-            })
+            .filter(|(_, f)| who.sees_framework(&f.info.user))
+            .map(|(id, f)| detail(id, &f.info, Some(f)))
             .collect();
         let registered: BTreeSet<&str> = view.frameworks().map(|(id, _)| id.as_str()).collect();
         let recovered: BTreeMap<&str, &FrameworkInfo> = side
@@ -255,12 +248,8 @@ impl ApiGateway {
         }
         let completed = view
             .completed_frameworks()
-            .filter_map(|f| {
-                let info = f.framework_info.as_ref()?;
-                let id = id_of(info.id.as_ref(), |i| &i.value);
-                who.sees_framework(&info.user)
-                    .then(|| detail(id, info, Some(f)))
-            })
+            .filter(|f| who.sees_framework(&f.info.user))
+            .map(|f| detail(&framework_id(f), &f.info, Some(f)))
             .collect();
         (frameworks, completed)
     }
@@ -270,16 +259,15 @@ impl ApiGateway {
         let view = &self.operator.view;
         let drained: BTreeSet<&str> = side.drained.iter().map(|(h, _)| h.as_str()).collect();
         let mut offered: BTreeMap<&str, Resources> = BTreeMap::new();
-        for offer in view.offers() {
-            let agent = id_of(offer.agent_id.as_ref(), |a| &a.value);
+        for (_, offer) in view.offers() {
             let _ = offered
-                .entry(agent)
+                .entry(offer.agent.as_str())
                 .or_default()
-                .add(&Resources::from_proto(&offer.resources).unwrap_or_default());
+                .add(&offer.resources);
         }
         view.agents()
             .map(|(id, agent)| {
-                let info = agent.agent_info.clone().unwrap_or_default();
+                let info = &agent.info;
                 let attributes: Map<String, Value> = info
                     .attributes
                     .iter()
@@ -290,10 +278,10 @@ impl ApiGateway {
                     "pid": agent.pid,
                     "hostname": info.hostname,
                     "port": info.port,
-                    "version": agent.version,
-                    "registered_time": seconds(agent.registered_time.as_ref()),
-                    "reregistered_time": seconds(agent.reregistered_time.as_ref()),
-                    "resources": resources_json(&agent.total_resources),
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "registered_time": agent.registered,
+                    "reregistered_time": seconds(agent.reregistered),
+                    "resources": agent.total.to_json(),
                     "used_resources": view.allocated_on(id).to_json(),
                     "offered_resources": offered.get(id.as_str()).cloned().unwrap_or_default().to_json(),
                     "attributes": attributes,
@@ -503,7 +491,7 @@ impl ApiGateway {
                     "name": r.name,
                     "weight": r.weight.unwrap_or(1.0),
                     "frameworks": frameworks,
-                    "resources": resources_json(&r.resources),
+                    "resources": Resources::from_proto(&r.resources).unwrap_or_default().to_json(),
                 })
             })
             .collect();

@@ -1,26 +1,28 @@
-//! The cluster as the operator API shows it, kept by the API process from the master's events
-//! (see `master::feed`), so that reads and subscriptions never ask the master.
+//! The cluster as the API process shows it, kept from the master's feed (see
+//! `master::feed`), so that reads and subscriptions never ask the master. Records are plain
+//! values; protobuf messages (`GET_STATE` and the rest) are built only when read.
 //!
-//! Besides the live agents, frameworks and tasks it remembers what Mesos's state endpoints
-//! show of the past, bounded as Mesos bounds it: the latest [`ViewLimits::completed_frameworks`]
-//! frameworks removed, per framework the latest [`ViewLimits::completed_tasks_per_framework`]
-//! terminal tasks, and the latest [`ViewLimits::unreachable_tasks`] tasks of agents that were
-//! removed (a task its agent brings back leaves that list).
-//!
-//! Offers, which have no operator event, come as `keel.internal.OfferChanges`; the operator
-//! API lists none (Mesos's lists a framework's offers only in `GET_FRAMEWORKS`, which Keel
-//! leaves empty), `/master/state` shows them.
+//! Besides the live agents, frameworks, tasks and offers it remembers what Mesos's state
+//! endpoints show of the past, bounded as Mesos bounds it: the latest
+//! [`ViewLimits::completed_frameworks`] frameworks removed, per framework the latest
+//! [`ViewLimits::completed_tasks_per_framework`] terminal tasks, and the latest
+//! [`ViewLimits::unreachable_tasks`] tasks of agents that were removed (a task its agent brings
+//! back leaves that list).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use protos::v1::master::event::Type;
 use protos::v1::master::response::get_agents::Agent;
 use protos::v1::master::response::get_executors::Executor;
 use protos::v1::master::response::get_frameworks::Framework;
 use protos::v1::master::response::{GetAgents, GetExecutors, GetFrameworks, GetState, GetTasks};
-use protos::v1::master::Event;
-use protos::v1::{ExecutorId, ExecutorInfo, FrameworkInfo, Role, Task, TaskState, TaskStatus};
+use protos::v1::{
+    AgentId, AgentInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, Role, Task, TaskId,
+    TaskState, TaskStatus,
+};
 use resources::Resources;
+
+use crate::fast_hash::FastMap;
+use crate::master::{time_info, FeedItem, StatusRecord};
 
 /// How much of the past the view keeps (Mesos's `--max_completed_frameworks` and
 /// `--max_completed_tasks_per_framework`, and a bound on unreachable tasks).
@@ -50,24 +52,66 @@ impl Default for ViewLimits {
 /// A task's key: (framework id, task id).
 pub type TaskKey = (String, String);
 
-/// The cluster as the master's events describe it.
-#[derive(Debug, Default)]
-pub struct ClusterView {
-    limits: ViewLimits,
-    agents: BTreeMap<String, Agent>,
-    /// What each agent's live tasks hold.
-    allocated: HashMap<String, Resources>,
-    frameworks: BTreeMap<String, Framework>,
-    completed_frameworks: VecDeque<Framework>,
-    tasks: BTreeMap<TaskKey, Task>,
-    unreachable_tasks: VecDeque<Task>,
-    completed_tasks: HashMap<String, VecDeque<Task>>,
-    /// Live tasks by state.
-    live_by_state: BTreeMap<i32, usize>,
-    /// What the live agents have, together.
-    total: Resources,
-    /// Outstanding offers by id.
-    offers: HashMap<String, protos::v1::Offer>,
+/// A registered agent.
+#[derive(Debug, Clone)]
+pub struct AgentRecord {
+    /// What it registered with (its id set).
+    pub info: AgentInfo,
+    /// Its process.
+    pub pid: String,
+    /// What it has.
+    pub total: Resources,
+    /// When it first registered (seconds since the epoch).
+    pub registered: f64,
+    /// When it last re-registered.
+    pub reregistered: Option<f64>,
+}
+
+/// A framework, registered or removed.
+#[derive(Debug, Clone)]
+pub struct FrameworkRecord {
+    /// Its info (its id set).
+    pub info: FrameworkInfo,
+    /// Its scheduler is connected.
+    pub active: bool,
+    /// When it registered.
+    pub registered: f64,
+    /// When it last changed after that.
+    pub reregistered: Option<f64>,
+    /// When it was removed.
+    pub unregistered: Option<f64>,
+}
+
+/// A task, live or past.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    /// Its framework.
+    pub framework: String,
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its executor (empty for command tasks).
+    pub executor: String,
+    /// Its agent.
+    pub agent: String,
+    /// Its latest state.
+    pub state: TaskState,
+    /// What it holds.
+    pub resources: Resources,
+    /// Its latest statuses, oldest first.
+    pub statuses: Vec<StatusRecord>,
+}
+
+/// An outstanding offer.
+#[derive(Debug, Clone)]
+pub struct ViewOffer {
+    /// To whom.
+    pub framework: String,
+    /// On which agent.
+    pub agent: String,
+    /// What.
+    pub resources: Resources,
 }
 
 /// The view's sums, for Mesos's `master/*` gauges.
@@ -79,7 +123,7 @@ pub struct ViewTotals {
     pub frameworks_connected: usize,
     /// Registered frameworks whose scheduler is not.
     pub frameworks_disconnected: usize,
-    /// Live tasks by state.
+    /// Live tasks by state (unreachable ones under `TASK_UNREACHABLE`).
     pub tasks: BTreeMap<TaskState, usize>,
     /// What the live agents have.
     pub total: Resources,
@@ -87,25 +131,31 @@ pub struct ViewTotals {
     pub used: Resources,
 }
 
-fn key_of(task: &Task) -> TaskKey {
-    (
-        task.framework_id
-            .as_ref()
-            .map(|f| f.value.clone())
-            .unwrap_or_default(),
-        task.task_id
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_default(),
-    )
+/// The cluster as the master's feed describes it.
+#[derive(Debug, Default)]
+pub struct ClusterView {
+    limits: ViewLimits,
+    agents: BTreeMap<String, AgentRecord>,
+    /// What each agent's live tasks hold.
+    allocated: HashMap<String, Resources>,
+    frameworks: BTreeMap<String, FrameworkRecord>,
+    completed_frameworks: VecDeque<FrameworkRecord>,
+    /// Hashed, not ordered: adding and moving tasks is the hot path; reads sort.
+    tasks: FastMap<TaskKey, TaskRecord>,
+    unreachable_tasks: VecDeque<TaskRecord>,
+    completed_tasks: HashMap<String, VecDeque<TaskRecord>>,
+    /// Live tasks by state.
+    live_by_state: BTreeMap<TaskState, usize>,
+    /// What the live agents have, together.
+    total: Resources,
+    offers: HashMap<String, ViewOffer>,
 }
 
-fn agent_of(task: &Task) -> &str {
-    task.agent_id.as_ref().map_or("", |a| a.value.as_str())
-}
-
-fn resources_of(task: &Task) -> Resources {
-    Resources::from_proto(&task.resources).unwrap_or_default()
+fn with_framework_id(mut info: FrameworkInfo, id: &str) -> FrameworkInfo {
+    info.id = Some(FrameworkId {
+        value: id.to_owned(),
+    });
+    info
 }
 
 impl ClusterView {
@@ -117,212 +167,149 @@ impl ClusterView {
         }
     }
 
-    /// Applies one of the master's events, arriving at `now` (seconds since the epoch, on the
-    /// node's clock). Returns false for an event that is malformed (missing its payload),
-    /// which changes nothing.
-    pub fn apply(&mut self, event: &Event, now: f64) -> bool {
-        match Type::try_from(event.r#type).unwrap_or(Type::Unknown) {
-            Type::AgentAdded => {
-                let Some(agent) = event.agent_added.as_ref().and_then(|a| a.agent.as_ref()) else {
-                    return false;
+    /// Applies one change of the master's books, arriving at `now` (seconds since the epoch,
+    /// on the node's clock).
+    pub fn apply(&mut self, item: FeedItem, now: f64) {
+        match item {
+            FeedItem::AgentAdded {
+                id,
+                mut info,
+                pid,
+                total,
+                at,
+            } => {
+                info.id = Some(AgentId { value: id.clone() });
+                let _ = self.total.add(&total);
+                let mut record = AgentRecord {
+                    info,
+                    pid,
+                    total,
+                    registered: at,
+                    reregistered: None,
                 };
-                let id = agent
-                    .agent_info
-                    .as_ref()
-                    .and_then(|i| i.id.as_ref())
-                    .map(|i| i.value.clone())
-                    .unwrap_or_default();
-                let mut agent = agent.clone();
                 if let Some(old) = self.agents.get(&id) {
                     // A re-registration: the agent keeps its first registration time.
-                    agent.reregistered_time = agent.registered_time.take();
-                    agent.registered_time = old.registered_time;
+                    record.registered = old.registered;
+                    record.reregistered = Some(at);
+                    let _ = self.total.try_sub(&old.total);
                 }
-                let _ = self
-                    .total
-                    .add(&Resources::from_proto(&agent.total_resources).unwrap_or_default());
-                if let Some(old) = self.agents.insert(id, agent) {
-                    let _ = self
-                        .total
-                        .try_sub(&Resources::from_proto(&old.total_resources).unwrap_or_default());
-                }
+                self.agents.insert(id, record);
             }
-            Type::AgentRemoved => {
-                let Some(id) = event
-                    .agent_removed
-                    .as_ref()
-                    .and_then(|a| a.agent_id.as_ref())
-                else {
-                    return false;
-                };
-                if let Some(old) = self.agents.remove(&id.value) {
-                    let _ = self
-                        .total
-                        .try_sub(&Resources::from_proto(&old.total_resources).unwrap_or_default());
+            FeedItem::AgentRemoved { id } => {
+                if let Some(old) = self.agents.remove(&id) {
+                    let _ = self.total.try_sub(&old.total);
                 }
-                self.allocated.remove(&id.value);
+                self.allocated.remove(&id);
+                self.offers.retain(|_, o| o.agent != id);
             }
-            Type::FrameworkAdded | Type::FrameworkUpdated => {
-                let framework = event
-                    .framework_added
-                    .as_ref()
-                    .and_then(|f| f.framework.as_ref())
-                    .or_else(|| {
-                        event
-                            .framework_updated
-                            .as_ref()
-                            .and_then(|f| f.framework.as_ref())
-                    });
-                let Some(framework) = framework else {
-                    return false;
+            FeedItem::FrameworkChanged {
+                id,
+                info,
+                active,
+                added,
+                at,
+            } => {
+                let old = self.frameworks.get(&id);
+                let record = FrameworkRecord {
+                    info: with_framework_id(info, &id),
+                    active,
+                    registered: old.map_or(at, |o| o.registered),
+                    reregistered: (!added || old.is_some()).then_some(at),
+                    unregistered: None,
                 };
-                let id = framework_id(framework);
-                let mut framework = framework.clone();
-                if let Some(old) = self.frameworks.get(&id) {
-                    framework.registered_time = old.registered_time;
-                }
-                self.frameworks.insert(id, framework);
+                self.frameworks.insert(id, record);
             }
-            Type::FrameworkRemoved => {
-                let Some(info) = event
-                    .framework_removed
-                    .as_ref()
-                    .and_then(|f| f.framework_info.as_ref())
-                else {
-                    return false;
+            FeedItem::FrameworkRemoved { id, info } => {
+                let mut record = match self.frameworks.remove(&id) {
+                    Some(record) => record,
+                    None => FrameworkRecord {
+                        info: with_framework_id(info, &id),
+                        active: false,
+                        registered: now,
+                        reregistered: None,
+                        unregistered: None,
+                    },
                 };
-                let id = info
-                    .id
-                    .as_ref()
-                    .map(|i| i.value.clone())
-                    .unwrap_or_default();
-                if let Some(mut framework) = self.frameworks.remove(&id) {
-                    framework.active = Some(false);
-                    framework.connected = Some(false);
-                    framework.unregistered_time = Some(crate::master::time_info(now));
-                    if self.completed_frameworks.len() == self.limits.completed_frameworks {
-                        if let Some(old) = self.completed_frameworks.pop_front() {
-                            self.completed_tasks.remove(&framework_id(&old));
-                        }
+                record.active = false;
+                record.unregistered = Some(now);
+                if self.completed_frameworks.len() == self.limits.completed_frameworks {
+                    if let Some(old) = self.completed_frameworks.pop_front() {
+                        self.completed_tasks.remove(&framework_id(&old));
                     }
-                    self.completed_frameworks.push_back(framework);
                 }
+                self.completed_frameworks.push_back(record);
             }
-            Type::TaskAdded => {
-                let Some(task) = event.task_added.as_ref().and_then(|t| t.task.as_ref()) else {
-                    return false;
-                };
-                let key = key_of(task);
-                self.unreachable_tasks.retain(|t| key_of(t) != key);
-                let resources = resources_of(task);
+            FeedItem::TaskAdded {
+                framework,
+                id,
+                name,
+                executor,
+                agent,
+                state,
+                resources,
+            } => {
+                if !self.unreachable_tasks.is_empty() {
+                    self.unreachable_tasks
+                        .retain(|t| t.framework != framework || t.id != id);
+                }
                 let _ = self
                     .allocated
-                    .entry(agent_of(task).to_owned())
+                    .entry(agent.clone())
                     .or_default()
                     .add(&resources);
-                *self
-                    .live_by_state
-                    .entry(task.state.unwrap_or_default())
-                    .or_default() += 1;
-                if let Some(old) = self.tasks.insert(key, task.clone()) {
+                *self.live_by_state.entry(state).or_default() += 1;
+                let key = (framework.clone(), id.clone());
+                let record = TaskRecord {
+                    framework,
+                    id,
+                    name,
+                    executor,
+                    agent,
+                    state,
+                    resources,
+                    statuses: Vec::new(),
+                };
+                if let Some(old) = self.tasks.insert(key, record) {
                     self.release(&old);
                 }
             }
-            Type::TaskUpdated => {
-                let Some(update) = event.task_updated.as_ref() else {
-                    return false;
-                };
-                let Some(status) = update.status.as_ref() else {
-                    return false;
-                };
-                let framework = update
-                    .framework_id
-                    .as_ref()
-                    .map(|f| f.value.clone())
-                    .unwrap_or_default();
-                let task_id = status
-                    .task_id
-                    .as_ref()
-                    .map(|t| t.value.clone())
-                    .unwrap_or_default();
-                let state = update
-                    .state
-                    .and_then(|s| TaskState::try_from(s).ok())
-                    .unwrap_or(TaskState::TaskUnknown);
-                self.update_task((framework, task_id), state, status);
+            FeedItem::TaskUpdated {
+                framework,
+                id,
+                status,
+                ..
+            } => self.update_task((framework, id), status),
+            FeedItem::OfferAdded {
+                id,
+                framework,
+                agent,
+                resources,
+            } => {
+                self.offers.insert(
+                    id,
+                    ViewOffer {
+                        framework,
+                        agent,
+                        resources,
+                    },
+                );
             }
-            Type::Subscribed | Type::Heartbeat | Type::Unknown => return false,
-        }
-        true
-    }
-
-    /// Applies offers made and withdrawn.
-    pub fn apply_offers(&mut self, changes: &protos::internal::OfferChanges) {
-        for offer in &changes.added {
-            let id = offer
-                .id
-                .as_ref()
-                .map(|i| i.value.clone())
-                .unwrap_or_default();
-            self.offers.insert(id, offer.clone());
-        }
-        for id in &changes.removed {
-            self.offers.remove(&id.value);
+            FeedItem::OfferRemoved(id) => {
+                self.offers.remove(&id);
+            }
         }
     }
 
-    /// Outstanding offers.
-    pub fn offers(&self) -> impl Iterator<Item = &protos::v1::Offer> {
-        self.offers.values()
-    }
-
-    /// Live agents by id.
-    pub fn agents(&self) -> impl Iterator<Item = (&String, &Agent)> {
-        self.agents.iter()
-    }
-
-    /// What agent `id`'s live tasks hold.
-    pub fn allocated_on(&self, id: &str) -> Resources {
-        self.allocated.get(id).cloned().unwrap_or_default()
-    }
-
-    /// Registered frameworks by id.
-    pub fn frameworks(&self) -> impl Iterator<Item = (&String, &Framework)> {
-        self.frameworks.iter()
-    }
-
-    /// Removed frameworks, oldest first.
-    pub fn completed_frameworks(&self) -> impl Iterator<Item = &Framework> {
-        self.completed_frameworks.iter()
-    }
-
-    /// Live tasks by (framework, task).
-    pub fn tasks(&self) -> impl Iterator<Item = (&TaskKey, &Task)> {
-        self.tasks.iter()
-    }
-
-    /// Terminal tasks of `framework`, oldest first.
-    pub fn completed_tasks_of(&self, framework: &str) -> impl Iterator<Item = &Task> {
-        self.completed_tasks.get(framework).into_iter().flatten()
-    }
-
-    /// Tasks of removed agents.
-    pub fn unreachable_tasks(&self) -> impl Iterator<Item = &Task> {
-        self.unreachable_tasks.iter()
-    }
-
-    fn update_task(&mut self, key: TaskKey, state: TaskState, status: &TaskStatus) {
+    fn update_task(&mut self, key: TaskKey, status: StatusRecord) {
+        let state = status.state;
         let Some(task) = self.tasks.get_mut(&key) else {
             return;
         };
-        if let Some(n) = self.live_by_state.get_mut(&task.state.unwrap_or_default()) {
+        if let Some(n) = self.live_by_state.get_mut(&task.state) {
             *n = n.saturating_sub(1);
         }
-        *self.live_by_state.entry(state as i32).or_default() += 1;
-        task.state = Some(state as i32);
-        let mut status = status.clone();
-        // Task data can be large and is the framework's business, not the operator's.
-        status.data = Default::default();
+        *self.live_by_state.entry(state).or_default() += 1;
+        task.state = state;
         task.statuses.push(status);
         if task.statuses.len() > self.limits.statuses_per_task {
             let excess = task.statuses.len() - self.limits.statuses_per_task;
@@ -351,13 +338,68 @@ impl ClusterView {
     }
 
     /// Gives back on its agent what `task` held, and stops counting it live.
-    fn release(&mut self, task: &Task) {
-        if let Some(n) = self.live_by_state.get_mut(&task.state.unwrap_or_default()) {
+    fn release(&mut self, task: &TaskRecord) {
+        if let Some(n) = self.live_by_state.get_mut(&task.state) {
             *n = n.saturating_sub(1);
         }
-        if let Some(allocated) = self.allocated.get_mut(agent_of(task)) {
-            let _ = allocated.try_sub(&resources_of(task));
+        if let Some(allocated) = self.allocated.get_mut(&task.agent) {
+            let _ = allocated.try_sub(&task.resources);
         }
+    }
+
+    /// Agent `id`, if live.
+    pub fn agent(&self, id: &str) -> Option<&AgentRecord> {
+        self.agents.get(id)
+    }
+
+    /// Framework `id`, if registered.
+    pub fn framework(&self, id: &str) -> Option<&FrameworkRecord> {
+        self.frameworks.get(id)
+    }
+
+    /// Task `key`, if live.
+    pub fn task(&self, key: &TaskKey) -> Option<&TaskRecord> {
+        self.tasks.get(key)
+    }
+
+    /// Live agents by id.
+    pub fn agents(&self) -> impl Iterator<Item = (&String, &AgentRecord)> {
+        self.agents.iter()
+    }
+
+    /// What agent `id`'s live tasks hold.
+    pub fn allocated_on(&self, id: &str) -> Resources {
+        self.allocated.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Registered frameworks by id.
+    pub fn frameworks(&self) -> impl Iterator<Item = (&String, &FrameworkRecord)> {
+        self.frameworks.iter()
+    }
+
+    /// Removed frameworks, oldest first.
+    pub fn completed_frameworks(&self) -> impl Iterator<Item = &FrameworkRecord> {
+        self.completed_frameworks.iter()
+    }
+
+    /// Live tasks by (framework, task), in no particular order.
+    pub fn tasks(&self) -> impl Iterator<Item = (&TaskKey, &TaskRecord)> {
+        self.tasks.iter()
+    }
+
+    /// Terminal tasks of `framework`, oldest first.
+    pub fn completed_tasks_of(&self, framework: &str) -> impl Iterator<Item = &TaskRecord> {
+        self.completed_tasks.get(framework).into_iter().flatten()
+    }
+
+    /// Tasks of removed agents.
+    pub fn unreachable_tasks(&self) -> impl Iterator<Item = &TaskRecord> {
+        self.unreachable_tasks.iter()
+    }
+
+    /// Outstanding offers by id.
+    pub fn offers(&self) -> impl Iterator<Item = (&String, &ViewOffer)> {
+        self.offers.iter()
     }
 
     /// The framework `id`'s info, live or completed.
@@ -369,12 +411,7 @@ impl ClusterView {
                     .iter()
                     .find(|f| framework_id(f) == id)
             })
-            .and_then(|f| f.framework_info.as_ref())
-    }
-
-    /// Live agents: how many, for gauges and tests.
-    pub fn agent_count(&self) -> usize {
-        self.agents.len()
+            .map(|f| &f.info)
     }
 
     /// Live tasks: how many.
@@ -384,25 +421,18 @@ impl ClusterView {
 
     /// The sums behind Mesos's `master/*` gauges.
     pub fn totals(&self) -> ViewTotals {
-        let connected = self
-            .frameworks
-            .values()
-            .filter(|f| f.connected == Some(true))
-            .count();
+        let connected = self.frameworks.values().filter(|f| f.active).count();
         let mut used = Resources::new();
         for allocated in self.allocated.values() {
             let _ = used.add(allocated);
         }
+        let mut tasks = self.live_by_state.clone();
+        tasks.insert(TaskState::TaskUnreachable, self.unreachable_tasks.len());
         ViewTotals {
             agents: self.agents.len(),
             frameworks_connected: connected,
             frameworks_disconnected: self.frameworks.len() - connected,
-            tasks: self
-                .live_by_state
-                .iter()
-                .filter_map(|(s, n)| Some((TaskState::try_from(*s).ok()?, *n)))
-                .chain([(TaskState::TaskUnreachable, self.unreachable_tasks.len())])
-                .collect(),
+            tasks,
             total: self.total.clone(),
             used,
         }
@@ -410,94 +440,79 @@ impl ClusterView {
 
     /// `GET_AGENTS`.
     pub fn get_agents(&self) -> GetAgents {
-        let agents = self
-            .agents
-            .iter()
-            .map(|(id, agent)| {
-                let mut agent = agent.clone();
-                agent.allocated_resources = self
-                    .allocated
-                    .get(id)
-                    .map(Resources::to_proto)
-                    .unwrap_or_default();
-                agent
-            })
-            .collect();
         GetAgents {
-            agents,
+            agents: self
+                .agents
+                .iter()
+                .map(|(id, agent)| agent.to_proto(&self.allocated_on(id)))
+                .collect(),
             recovered_agents: Vec::new(),
         }
     }
 
     /// `GET_FRAMEWORKS`: those `visible` admits.
     pub fn get_frameworks(&self, visible: &dyn Fn(&FrameworkInfo) -> bool) -> GetFrameworks {
-        let shown = |f: &&Framework| f.framework_info.as_ref().is_some_and(visible);
         let mut allocated: HashMap<&str, Resources> = HashMap::new();
         for ((framework, _), task) in &self.tasks {
-            let _ = allocated
-                .entry(framework)
-                .or_default()
-                .add(&resources_of(task));
+            let _ = allocated.entry(framework).or_default().add(&task.resources);
         }
         GetFrameworks {
             frameworks: self
                 .frameworks
                 .iter()
-                .filter(|(_, f)| shown(f))
+                .filter(|(_, f)| visible(&f.info))
                 .map(|(id, f)| {
-                    let mut f = f.clone();
-                    f.allocated_resources = allocated
+                    let mut proto = f.to_proto();
+                    proto.allocated_resources = allocated
                         .get(id.as_str())
                         .map(Resources::to_proto)
                         .unwrap_or_default();
-                    f
+                    proto
                 })
                 .collect(),
             completed_frameworks: self
                 .completed_frameworks
                 .iter()
-                .filter(shown)
-                .cloned()
+                .filter(|f| visible(&f.info))
+                .map(FrameworkRecord::to_proto)
                 .collect(),
         }
     }
 
     /// `GET_TASKS`: the tasks of frameworks `visible` admits (by their id).
     pub fn get_tasks(&self, visible: &dyn Fn(&str) -> bool) -> GetTasks {
-        let mut completed: Vec<Task> = self
+        let mut completed: Vec<&TaskRecord> = self
             .completed_tasks
             .iter()
             .filter(|(framework, _)| visible(framework))
-            .flat_map(|(_, tasks)| tasks.iter().cloned())
+            .flat_map(|(_, tasks)| tasks.iter())
             .collect();
-        completed.sort_by_key(key_of);
+        completed.sort_by(|a, b| (&a.framework, &a.id).cmp(&(&b.framework, &b.id)));
+        let mut live: Vec<(&TaskKey, &TaskRecord)> = self
+            .tasks
+            .iter()
+            .filter(|((framework, _), _)| visible(framework))
+            .collect();
+        live.sort_unstable_by(|a, b| a.0.cmp(b.0));
         GetTasks {
-            tasks: self
-                .tasks
-                .iter()
-                .filter(|((framework, _), _)| visible(framework))
-                .map(|(_, t)| t.clone())
-                .collect(),
+            tasks: live.into_iter().map(|(_, t)| t.to_proto()).collect(),
             unreachable_tasks: self
                 .unreachable_tasks
                 .iter()
-                .filter(|t| visible(&key_of(t).0))
-                .cloned()
+                .filter(|t| visible(&t.framework))
+                .map(TaskRecord::to_proto)
                 .collect(),
-            completed_tasks: completed,
+            completed_tasks: completed.into_iter().map(TaskRecord::to_proto).collect(),
         }
     }
 
     /// `GET_EXECUTORS`: the executors of live tasks (a task names its executor; command
     /// tasks have none).
     pub fn get_executors(&self, visible: &dyn Fn(&str) -> bool) -> GetExecutors {
-        let mut seen: BTreeMap<(String, String, &str), ()> = BTreeMap::new();
+        let mut seen: BTreeMap<(&str, &str, &str), ()> = BTreeMap::new();
         for ((framework, _), task) in &self.tasks {
-            if let Some(executor) = task.executor_id.as_ref().filter(|_| visible(framework)) {
-                seen.insert(
-                    (framework.clone(), executor.value.clone(), agent_of(task)),
-                    (),
-                );
+            if !task.executor.is_empty() && visible(framework) {
+                seen.insert((framework, &task.executor, &task.agent), ());
             }
         }
         GetExecutors {
@@ -505,11 +520,15 @@ impl ClusterView {
                 .into_keys()
                 .map(|(framework, executor, agent)| Executor {
                     executor_info: Some(ExecutorInfo {
-                        executor_id: Some(ExecutorId { value: executor }),
-                        framework_id: Some(protos::v1::FrameworkId { value: framework }),
+                        executor_id: Some(ExecutorId {
+                            value: executor.to_owned(),
+                        }),
+                        framework_id: Some(FrameworkId {
+                            value: framework.to_owned(),
+                        }),
                         ..Default::default()
                     }),
-                    agent_id: Some(protos::v1::AgentId {
+                    agent_id: Some(AgentId {
                         value: agent.to_owned(),
                     }),
                 })
@@ -534,33 +553,26 @@ impl ClusterView {
     /// `GET_ROLES`: each role with a framework, its frameworks and what their tasks hold;
     /// `weight` says each role's weight.
     pub fn get_roles(&self, weight: &dyn Fn(&str) -> f64) -> Vec<Role> {
-        let mut roles: BTreeMap<String, (Vec<protos::v1::FrameworkId>, Resources)> =
-            BTreeMap::new();
-        let mut role_of_framework: HashMap<&str, String> = HashMap::new();
+        let mut roles: BTreeMap<&str, (Vec<FrameworkId>, Resources)> = BTreeMap::new();
         for (id, f) in &self.frameworks {
-            let Some(info) = f.framework_info.as_ref() else {
-                continue;
-            };
-            let role = crate::master::role_of(info).to_owned();
-            role_of_framework.insert(id, role.clone());
             roles
-                .entry(role)
+                .entry(crate::master::role_of(&f.info))
                 .or_default()
                 .0
-                .push(protos::v1::FrameworkId { value: id.clone() });
+                .push(FrameworkId { value: id.clone() });
         }
         for ((framework, _), task) in &self.tasks {
-            if let Some(role) = role_of_framework.get(framework.as_str()) {
-                if let Some(entry) = roles.get_mut(role) {
-                    let _ = entry.1.add(&resources_of(task));
+            if let Some(f) = self.frameworks.get(framework) {
+                if let Some(entry) = roles.get_mut(crate::master::role_of(&f.info)) {
+                    let _ = entry.1.add(&task.resources);
                 }
             }
         }
         roles
             .into_iter()
             .map(|(name, (frameworks, resources))| Role {
-                weight: Some(weight(&name)),
-                name,
+                weight: Some(weight(name)),
+                name: name.to_owned(),
                 frameworks,
                 resources: resources.to_proto(),
             })
@@ -568,121 +580,176 @@ impl ClusterView {
     }
 }
 
-fn framework_id(f: &Framework) -> String {
-    f.framework_info
+/// A framework record's id.
+pub fn framework_id(f: &FrameworkRecord) -> String {
+    f.info
+        .id
         .as_ref()
-        .and_then(|i| i.id.as_ref())
         .map(|i| i.value.clone())
         .unwrap_or_default()
+}
+
+impl AgentRecord {
+    /// As `GET_AGENTS` lists it, with what its tasks hold.
+    pub fn to_proto(&self, allocated: &Resources) -> Agent {
+        Agent {
+            agent_info: Some(self.info.clone()),
+            active: Some(true),
+            deactivated: Some(false),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: self.pid.clone(),
+            registered_time: Some(time_info(self.registered)),
+            reregistered_time: self.reregistered.map(time_info),
+            total_resources: self.total.to_proto(),
+            allocated_resources: allocated.to_proto(),
+            offered_resources: Vec::new(),
+        }
+    }
+}
+
+impl FrameworkRecord {
+    /// As `GET_FRAMEWORKS` lists it.
+    pub fn to_proto(&self) -> Framework {
+        Framework {
+            framework_info: Some(self.info.clone()),
+            active: Some(self.active),
+            connected: Some(self.active),
+            recovered: Some(false),
+            registered_time: Some(time_info(self.registered)),
+            reregistered_time: self.reregistered.map(time_info),
+            unregistered_time: self.unregistered.map(time_info),
+            ..Default::default()
+        }
+    }
+}
+
+impl TaskRecord {
+    /// As `GET_TASKS` lists it.
+    pub fn to_proto(&self) -> Task {
+        Task {
+            name: self.name.clone(),
+            task_id: Some(TaskId {
+                value: self.id.clone(),
+            }),
+            framework_id: Some(FrameworkId {
+                value: self.framework.clone(),
+            }),
+            executor_id: (!self.executor.is_empty()).then(|| ExecutorId {
+                value: self.executor.clone(),
+            }),
+            agent_id: Some(AgentId {
+                value: self.agent.clone(),
+            }),
+            state: Some(self.state as i32),
+            resources: self.resources.to_proto(),
+            statuses: self
+                .statuses
+                .iter()
+                .map(|s| s.to_proto(&self.id, &self.agent))
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
+impl StatusRecord {
+    /// As Mesos's `TaskStatus` of task `task` on `agent`.
+    pub fn to_proto(&self, task: &str, agent: &str) -> TaskStatus {
+        TaskStatus {
+            task_id: Some(TaskId {
+                value: task.to_owned(),
+            }),
+            state: self.state as i32,
+            message: self.message.clone(),
+            source: self.source,
+            reason: self.reason,
+            agent_id: Some(AgentId {
+                value: agent.to_owned(),
+            }),
+            timestamp: self.timestamp,
+            healthy: self.healthy,
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protos::v1::master::event::{
-        AgentAdded, FrameworkAdded, FrameworkRemoved, TaskAdded, TaskUpdated,
-    };
-    use protos::v1::{AgentId, AgentInfo, FrameworkId, TaskId};
 
-    fn framework_added(id: &str) -> Event {
-        Event {
-            r#type: Type::FrameworkAdded as i32,
-            framework_added: Some(FrameworkAdded {
-                framework: Some(Framework {
-                    framework_info: Some(FrameworkInfo {
-                        id: Some(FrameworkId { value: id.into() }),
-                        user: "u".into(),
-                        name: "f".into(),
-                        ..Default::default()
-                    }),
-                    active: Some(true),
-                    ..Default::default()
-                }),
-            }),
-            ..Default::default()
+    fn framework_added(id: &str) -> FeedItem {
+        FeedItem::FrameworkChanged {
+            id: id.into(),
+            info: FrameworkInfo {
+                user: "u".into(),
+                name: "f".into(),
+                ..Default::default()
+            },
+            active: false,
+            added: true,
+            at: 1.0,
         }
     }
 
-    fn agent_added(id: &str) -> Event {
-        Event {
-            r#type: Type::AgentAdded as i32,
-            agent_added: Some(AgentAdded {
-                agent: Some(Agent {
-                    agent_info: Some(AgentInfo {
-                        id: Some(AgentId { value: id.into() }),
-                        hostname: "h".into(),
-                        ..Default::default()
-                    }),
-                    total_resources: "cpus:4;mem:1024".parse::<Resources>().unwrap().to_proto(),
-                    ..Default::default()
-                }),
-            }),
-            ..Default::default()
+    fn agent_added(id: &str) -> FeedItem {
+        FeedItem::AgentAdded {
+            id: id.into(),
+            info: AgentInfo {
+                hostname: "h".into(),
+                ..Default::default()
+            },
+            pid: "slave(1)@127.0.0.1:1".into(),
+            total: "cpus:4;mem:1024".parse().unwrap(),
+            at: 1.0,
         }
     }
 
-    fn task_added(framework: &str, task: &str) -> Event {
-        Event {
-            r#type: Type::TaskAdded as i32,
-            task_added: Some(TaskAdded {
-                task: Some(Task {
-                    name: task.into(),
-                    task_id: Some(TaskId { value: task.into() }),
-                    framework_id: Some(FrameworkId {
-                        value: framework.into(),
-                    }),
-                    agent_id: Some(AgentId { value: "a1".into() }),
-                    state: Some(TaskState::TaskStaging as i32),
-                    resources: "cpus:1;mem:128".parse::<Resources>().unwrap().to_proto(),
-                    ..Default::default()
-                }),
-            }),
-            ..Default::default()
+    fn task_added(framework: &str, task: &str) -> FeedItem {
+        FeedItem::TaskAdded {
+            framework: framework.into(),
+            id: task.into(),
+            name: task.into(),
+            executor: String::new(),
+            agent: "a1".into(),
+            state: TaskState::TaskStaging,
+            resources: "cpus:1;mem:128".parse().unwrap(),
         }
     }
 
-    fn task_updated(framework: &str, task: &str, state: TaskState) -> Event {
-        Event {
-            r#type: Type::TaskUpdated as i32,
-            task_updated: Some(TaskUpdated {
-                framework_id: Some(FrameworkId {
-                    value: framework.into(),
-                }),
-                status: Some(TaskStatus {
-                    task_id: Some(TaskId { value: task.into() }),
-                    state: state as i32,
-                    ..Default::default()
-                }),
-                state: Some(state as i32),
-            }),
-            ..Default::default()
+    fn task_updated(framework: &str, task: &str, state: TaskState) -> FeedItem {
+        FeedItem::TaskUpdated {
+            framework: framework.into(),
+            id: task.into(),
+            agent: "a1".into(),
+            status: StatusRecord {
+                state,
+                timestamp: 2.0,
+                source: 1,
+                reason: None,
+                message: String::new(),
+                healthy: None,
+            },
         }
     }
 
-    fn framework_removed(id: &str) -> Event {
-        Event {
-            r#type: Type::FrameworkRemoved as i32,
-            framework_removed: Some(FrameworkRemoved {
-                framework_info: Some(FrameworkInfo {
-                    id: Some(FrameworkId { value: id.into() }),
-                    ..Default::default()
-                }),
-            }),
-            ..Default::default()
+    fn framework_removed(id: &str) -> FeedItem {
+        FeedItem::FrameworkRemoved {
+            id: id.into(),
+            info: FrameworkInfo::default(),
         }
     }
 
     #[test]
     fn tasks_move_from_live_to_completed_and_free_their_agent() {
         let mut view = ClusterView::new(ViewLimits::default());
-        for e in [
+        for item in [
             agent_added("a1"),
             framework_added("f1"),
             task_added("f1", "t1"),
             task_added("f1", "t2"),
             task_updated("f1", "t1", TaskState::TaskRunning),
         ] {
-            assert!(view.apply(&e, 0.0));
+            view.apply(item, 0.0);
         }
         let used = |view: &ClusterView| {
             Resources::from_proto(&view.get_agents().agents[0].allocated_resources)
@@ -696,7 +763,7 @@ mod tests {
         assert_eq!(tasks.tasks[0].statuses.len(), 1);
         assert_eq!(tasks.tasks[0].state, Some(TaskState::TaskRunning as i32));
 
-        assert!(view.apply(&task_updated("f1", "t1", TaskState::TaskFinished), 0.0));
+        view.apply(task_updated("f1", "t1", TaskState::TaskFinished), 0.0);
         assert_eq!(used(&view), 1.0);
         let totals = view.totals();
         assert_eq!(totals.total.scalar("cpus"), 4.0);
@@ -723,34 +790,38 @@ mod tests {
             unreachable_tasks: 1,
             statuses_per_task: 2,
         });
-        view.apply(&agent_added("a1"), 0.0);
-        view.apply(&framework_added("f0"), 0.0);
+        view.apply(agent_added("a1"), 0.0);
+        view.apply(framework_added("f0"), 0.0);
         for i in 0..5 {
             let t = format!("t{i}");
-            view.apply(&task_added("f0", &t), 0.0);
-            view.apply(&task_updated("f0", &t, TaskState::TaskRunning), 0.0);
-            view.apply(&task_updated("f0", &t, TaskState::TaskKilling), 0.0);
-            view.apply(&task_updated("f0", &t, TaskState::TaskKilled), 0.0);
+            view.apply(task_added("f0", &t), 0.0);
+            for state in [
+                TaskState::TaskRunning,
+                TaskState::TaskKilling,
+                TaskState::TaskKilled,
+            ] {
+                view.apply(task_updated("f0", &t, state), 0.0);
+            }
         }
         let tasks = view.get_tasks(&|_: &str| true);
-        let ids: Vec<String> = tasks.completed_tasks.iter().map(|t| key_of(t).1).collect();
+        let ids: Vec<&str> = tasks
+            .completed_tasks
+            .iter()
+            .map(|t| t.task_id.as_ref().unwrap().value.as_str())
+            .collect();
         assert_eq!(ids, ["t2", "t3", "t4"]);
         assert!(tasks.completed_tasks.iter().all(|t| t.statuses.len() == 2));
         for f in ["f1", "f2", "f3"] {
-            view.apply(&framework_added(f), 0.0);
-            view.apply(&framework_removed(f), 0.0);
+            view.apply(framework_added(f), 0.0);
+            view.apply(framework_removed(f), 0.0);
         }
-        view.apply(&framework_removed("f0"), 0.0);
+        view.apply(framework_removed("f0"), 5.0);
         let all = |_: &FrameworkInfo| true;
         let frameworks = view.get_frameworks(&all);
         assert!(frameworks.frameworks.is_empty());
-        let ids: Vec<String> = frameworks
-            .completed_frameworks
-            .iter()
-            .map(framework_id)
-            .collect();
+        let ids: Vec<String> = view.completed_frameworks().map(framework_id).collect();
         assert_eq!(ids, ["f3", "f0"]);
-        assert!(frameworks.completed_frameworks[0]
+        assert!(frameworks.completed_frameworks[1]
             .unregistered_time
             .is_some());
     }
@@ -758,26 +829,30 @@ mod tests {
     #[test]
     fn an_unreachable_task_comes_back_when_its_agent_does() {
         let mut view = ClusterView::new(ViewLimits::default());
-        view.apply(&agent_added("a1"), 0.0);
-        view.apply(&task_added("f1", "t1"), 0.0);
-        view.apply(&task_updated("f1", "t1", TaskState::TaskUnreachable), 0.0);
+        view.apply(agent_added("a1"), 0.0);
+        view.apply(task_added("f1", "t1"), 0.0);
+        view.apply(task_updated("f1", "t1", TaskState::TaskUnreachable), 0.0);
         let all = |_: &str| true;
         assert_eq!(view.get_tasks(&all).unreachable_tasks.len(), 1);
         assert_eq!(view.task_count(), 0);
-        view.apply(&task_added("f1", "t1"), 0.0);
+        assert_eq!(view.totals().tasks[&TaskState::TaskUnreachable], 1);
+        view.apply(task_added("f1", "t1"), 0.0);
         assert!(view.get_tasks(&all).unreachable_tasks.is_empty());
         assert_eq!(view.task_count(), 1);
     }
 
     #[test]
-    fn malformed_events_change_nothing() {
+    fn a_reregistered_agent_keeps_its_first_registration_time() {
         let mut view = ClusterView::new(ViewLimits::default());
-        let empty = Event {
-            r#type: Type::TaskAdded as i32,
-            ..Default::default()
-        };
-        assert!(!view.apply(&empty, 0.0));
-        assert!(!view.apply(&Event::default(), 0.0));
-        assert_eq!(view.task_count(), 0);
+        view.apply(agent_added("a1"), 0.0);
+        let mut again = agent_added("a1");
+        if let FeedItem::AgentAdded { at, .. } = &mut again {
+            *at = 9.0;
+        }
+        view.apply(again, 0.0);
+        let agent = &view.get_agents().agents[0];
+        assert_eq!(agent.registered_time, Some(time_info(1.0)));
+        assert_eq!(agent.reregistered_time, Some(time_info(9.0)));
+        assert_eq!(view.totals().total.scalar("cpus"), 4.0, "counted once");
     }
 }

@@ -65,6 +65,7 @@ impl AgentEntry {
     }
 
     /// What its live tasks hold.
+    #[cfg(test)]
     pub(super) fn used(&self) -> &Resources {
         &self.used
     }

@@ -1,194 +1,240 @@
-//! The books' changes as Mesos's operator events (`keel.v1.master.Event`), sent to the master
-//! node's API process as they happen. That process keeps its own copy of the cluster from them,
-//! serves the operator API's reads (`GET_STATE`, `GET_TASKS`, …) and `SUBSCRIBE` streams from
-//! it, and so never asks the master: polling state does not slow scheduling.
+//! The books' changes, handed to the master node's API process as they happen. That process
+//! keeps its own copy of the cluster from them and serves the operator API's reads
+//! (`GET_STATE`, `GET_TASKS`, …), the state endpoints and `SUBSCRIBE` streams (Mesos's
+//! operator events, built from these changes) from it, and so never asks the master: polling
+//! state does not slow scheduling.
 //!
-//! Offers, which Mesos's events do not carry, travel as `keel.internal.OfferChanges`.
-//!
-//! Only [`super::Books`] emits, from the methods that change it, so the copy cannot miss a
-//! change. Events are typed values between two processes of one node: nothing is encoded.
+//! Only [`super::Books`] reports, from the methods that change it, so the copy cannot miss a
+//! change. Changes are plain values (no protobuf is built on the master's thread) pushed into
+//! a [`FeedQueue`] shared with the API process. The API process takes what is queued before
+//! it serves any read (so a read sees every change the master made before it), and every
+//! [`FeedQueue`]'s drain interval otherwise; while an operator event stream is open it is also
+//! woken when a change lands in an empty queue, so events reach subscribers at once. The
+//! master pays a push per change, not a message. Nothing crosses the network, so no sender
+//! needs proving.
 
-use libactor::{Node, Upid};
-use protos::v1::master::event::{
-    AgentAdded, AgentRemoved, FrameworkAdded, FrameworkRemoved, FrameworkUpdated, TaskAdded,
-    TaskUpdated, Type,
-};
-use protos::v1::master::response::get_agents::Agent;
-use protos::v1::master::response::get_frameworks::Framework;
-use protos::v1::master::Event;
-use protos::v1::{AgentId, ExecutorId, FrameworkId, Task, TaskId, TaskState, TaskStatus, TimeInfo};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use libactor::{Clock, ProcessRef};
+use parking_lot::Mutex;
+use protos::v1::{AgentInfo, FrameworkInfo, TaskState, TaskStatus, TimeInfo};
+use resources::Resources;
 
 use super::books::{AgentEntry, FrameworkEntry, OfferEntry, TaskEntry, TaskKey};
+use crate::api::ApiGateway;
 
-/// Where the books send their events: the API process on the master's node.
+/// A task status as the operator API keeps it (Mesos's `TaskStatus` without its data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusRecord {
+    /// The state it reports.
+    pub state: TaskState,
+    /// When (seconds since the epoch).
+    pub timestamp: f64,
+    /// Who sent it (`TaskStatus.Source`).
+    pub source: i32,
+    /// Why (`TaskStatus.Reason`).
+    pub reason: Option<i32>,
+    /// What it says.
+    pub message: String,
+    /// Its health check's verdict.
+    pub healthy: Option<bool>,
+}
+
+/// One change of the books.
+#[derive(Debug, Clone)]
+pub enum FeedItem {
+    /// An agent registered, or re-registered from a new pid.
+    AgentAdded {
+        /// Its id.
+        id: String,
+        /// What it registered with.
+        info: AgentInfo,
+        /// Its process.
+        pid: String,
+        /// What it has.
+        total: Resources,
+        /// When.
+        at: f64,
+    },
+    /// An agent left the books.
+    AgentRemoved {
+        /// Its id.
+        id: String,
+    },
+    /// A framework registered (`added`) or changed.
+    FrameworkChanged {
+        /// Its id.
+        id: String,
+        /// Its info.
+        info: FrameworkInfo,
+        /// Its scheduler is connected.
+        active: bool,
+        /// It just registered.
+        added: bool,
+        /// When.
+        at: f64,
+    },
+    /// A framework left the books.
+    FrameworkRemoved {
+        /// Its id.
+        id: String,
+        /// Its info.
+        info: FrameworkInfo,
+    },
+    /// A task is on the books (launched, or brought back by its agent).
+    TaskAdded {
+        /// Its framework.
+        framework: String,
+        /// Its id.
+        id: String,
+        /// Its name.
+        name: String,
+        /// Its executor (empty for command tasks).
+        executor: String,
+        /// Its agent.
+        agent: String,
+        /// Its state.
+        state: TaskState,
+        /// What it holds.
+        resources: Resources,
+    },
+    /// A task moved to another state.
+    TaskUpdated {
+        /// Its framework.
+        framework: String,
+        /// Its id.
+        id: String,
+        /// Its agent.
+        agent: String,
+        /// The status that moved it.
+        status: StatusRecord,
+    },
+    /// An offer made.
+    OfferAdded {
+        /// The offer's id.
+        id: String,
+        /// To whom.
+        framework: String,
+        /// On which agent.
+        agent: String,
+        /// What.
+        resources: Resources,
+    },
+    /// An offer accepted, declined, rescinded or voided.
+    OfferRemoved(String),
+}
+
+/// The changes not yet taken by the API process.
+#[derive(Debug, Default)]
+pub struct FeedQueue {
+    items: Mutex<Vec<FeedItem>>,
+    /// Wake the consumer as soon as a change lands (someone streams events).
+    eager: AtomicBool,
+}
+
+impl FeedQueue {
+    /// Takes every change queued, oldest first.
+    pub fn take(&self) -> Vec<FeedItem> {
+        std::mem::take(&mut *self.items.lock())
+    }
+
+    /// Whether the consumer is woken as soon as a change lands in an empty queue.
+    pub fn set_eager(&self, eager: bool) {
+        self.eager.store(eager, Ordering::Relaxed);
+    }
+
+    /// Queues `item`; true if the consumer needs waking.
+    fn push(&self, item: FeedItem) -> bool {
+        let mut queue = self.items.lock();
+        queue.push(item);
+        queue.len() == 1 && self.eager.load(Ordering::Relaxed)
+    }
+}
+
+/// Where the books report their changes: the API process on the master's node.
 pub(super) struct Feed {
-    node: Node,
-    /// The master (the events' sender).
-    from: Upid,
-    /// The API process.
-    to: Upid,
+    clock: Clock,
+    queue: Arc<FeedQueue>,
+    api: ProcessRef<ApiGateway>,
 }
 
 impl Feed {
-    /// A feed from the master at `from` to the API process at `to` on `node`.
-    pub(super) fn new(node: Node, from: Upid, to: Upid) -> Feed {
-        Feed { node, from, to }
+    /// A feed into `queue`, drained by `api`.
+    pub(super) fn new(clock: Clock, queue: Arc<FeedQueue>, api: ProcessRef<ApiGateway>) -> Feed {
+        Feed { clock, queue, api }
     }
 
-    fn now(&self) -> TimeInfo {
-        time_info(self.node.clock().unix_seconds())
+    fn now(&self) -> f64 {
+        self.clock.unix_seconds()
     }
 
-    fn send(&self, event: Event) {
-        self.node.send_from(&self.from, &self.to, event);
+    fn push(&self, item: FeedItem) {
+        if self.queue.push(item) {
+            self.api.dispatch(|api, ctx| api.drain_feed(ctx));
+        }
     }
 
     /// Agent `id` registered, or re-registered from a new pid.
     pub(super) fn agent_added(&self, id: &str, entry: &AgentEntry) {
-        let mut info = entry.info.clone();
-        info.id = Some(AgentId {
-            value: id.to_owned(),
-        });
-        let agent = Agent {
-            agent_info: Some(info),
-            active: Some(true),
-            deactivated: Some(false),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
+        self.push(FeedItem::AgentAdded {
+            id: id.to_owned(),
+            info: entry.info.clone(),
             pid: entry.pid().to_string(),
-            registered_time: Some(self.now()),
-            total_resources: entry.total().to_proto(),
-            allocated_resources: entry.used().to_proto(),
-            ..Default::default()
-        };
-        self.send(Event {
-            r#type: Type::AgentAdded as i32,
-            agent_added: Some(AgentAdded { agent: Some(agent) }),
-            ..Default::default()
+            total: entry.total().clone(),
+            at: self.now(),
         });
-    }
-
-    /// Offer `id` was made.
-    pub(super) fn offer_added(&self, id: &str, offer: &OfferEntry) {
-        let offer = protos::v1::Offer {
-            id: Some(protos::v1::OfferId {
-                value: id.to_owned(),
-            }),
-            framework_id: Some(FrameworkId {
-                value: offer.framework.clone(),
-            }),
-            agent_id: Some(AgentId {
-                value: offer.agent.clone(),
-            }),
-            resources: offer.resources.to_proto(),
-            ..Default::default()
-        };
-        self.node.send_from(
-            &self.from,
-            &self.to,
-            protos::internal::OfferChanges {
-                added: vec![offer],
-                removed: Vec::new(),
-            },
-        );
-    }
-
-    /// Offer `id` was accepted, declined, rescinded or voided.
-    pub(super) fn offer_removed(&self, id: &str) {
-        self.node.send_from(
-            &self.from,
-            &self.to,
-            protos::internal::OfferChanges {
-                added: Vec::new(),
-                removed: vec![protos::v1::OfferId {
-                    value: id.to_owned(),
-                }],
-            },
-        );
     }
 
     /// Agent `id` left the books.
     pub(super) fn agent_removed(&self, id: &str) {
-        self.send(Event {
-            r#type: Type::AgentRemoved as i32,
-            agent_removed: Some(AgentRemoved {
-                agent_id: Some(AgentId {
-                    value: id.to_owned(),
-                }),
-            }),
-            ..Default::default()
+        self.push(FeedItem::AgentRemoved { id: id.to_owned() });
+    }
+
+    /// Offer `id` was made.
+    pub(super) fn offer_added(&self, id: &str, offer: &OfferEntry) {
+        self.push(FeedItem::OfferAdded {
+            id: id.to_owned(),
+            framework: offer.framework.clone(),
+            agent: offer.agent.clone(),
+            resources: offer.resources.clone(),
         });
+    }
+
+    /// Offer `id` was accepted, declined, rescinded or voided.
+    pub(super) fn offer_removed(&self, id: &str) {
+        self.push(FeedItem::OfferRemoved(id.to_owned()));
     }
 
     /// Framework `id` registered (`added`) or changed: its scheduler moved, connected or left.
     pub(super) fn framework_changed(&self, id: &str, entry: &FrameworkEntry, added: bool) {
-        let mut info = entry.info.clone();
-        info.id = Some(FrameworkId {
-            value: id.to_owned(),
+        self.push(FeedItem::FrameworkChanged {
+            id: id.to_owned(),
+            info: entry.info.clone(),
+            active: entry.active,
+            added,
+            at: self.now(),
         });
-        let now = self.now();
-        let framework = Framework {
-            framework_info: Some(info),
-            active: Some(entry.active),
-            connected: Some(entry.active),
-            recovered: Some(false),
-            registered_time: added.then_some(now),
-            reregistered_time: (!added).then_some(now),
-            ..Default::default()
-        };
-        let mut event = Event::default();
-        if added {
-            event.r#type = Type::FrameworkAdded as i32;
-            event.framework_added = Some(FrameworkAdded {
-                framework: Some(framework),
-            });
-        } else {
-            event.r#type = Type::FrameworkUpdated as i32;
-            event.framework_updated = Some(FrameworkUpdated {
-                framework: Some(framework),
-            });
-        }
-        self.send(event);
     }
 
     /// Framework `id` left the books.
     pub(super) fn framework_removed(&self, id: &str, entry: &FrameworkEntry) {
-        let mut info = entry.info.clone();
-        info.id = Some(FrameworkId {
-            value: id.to_owned(),
-        });
-        self.send(Event {
-            r#type: Type::FrameworkRemoved as i32,
-            framework_removed: Some(FrameworkRemoved {
-                framework_info: Some(info),
-            }),
-            ..Default::default()
+        self.push(FeedItem::FrameworkRemoved {
+            id: id.to_owned(),
+            info: entry.info.clone(),
         });
     }
 
     /// Task `key` is on the books (launched, or brought back by its agent).
     pub(super) fn task_added(&self, key: &TaskKey, task: &TaskEntry) {
-        let task = Task {
+        self.push(FeedItem::TaskAdded {
+            framework: key.0.clone(),
+            id: key.1.clone(),
             name: task.name.clone(),
-            task_id: Some(TaskId {
-                value: key.1.clone(),
-            }),
-            framework_id: Some(FrameworkId {
-                value: key.0.clone(),
-            }),
-            executor_id: (!task.executor.is_empty()).then(|| ExecutorId {
-                value: task.executor.clone(),
-            }),
-            agent_id: Some(AgentId {
-                value: task.agent().to_owned(),
-            }),
-            state: Some(task.state as i32),
-            resources: task.resources().to_proto(),
-            ..Default::default()
-        };
-        self.send(Event {
-            r#type: Type::TaskAdded as i32,
-            task_added: Some(TaskAdded { task: Some(task) }),
-            ..Default::default()
+            executor: task.executor.clone(),
+            agent: task.agent().to_owned(),
+            state: task.state,
+            resources: task.resources().clone(),
         });
     }
 
@@ -201,28 +247,29 @@ impl Feed {
         state: TaskState,
         status: Option<&TaskStatus>,
     ) {
-        let status = status.cloned().unwrap_or_else(|| TaskStatus {
-            task_id: Some(TaskId {
-                value: key.1.clone(),
-            }),
-            state: state as i32,
-            source: protos::v1::task_status::Source::Master as i32,
-            agent_id: Some(AgentId {
-                value: agent.to_owned(),
-            }),
-            timestamp: self.node.clock().unix_seconds(),
-            ..Default::default()
-        });
-        self.send(Event {
-            r#type: Type::TaskUpdated as i32,
-            task_updated: Some(TaskUpdated {
-                framework_id: Some(FrameworkId {
-                    value: key.0.clone(),
-                }),
-                status: Some(status),
-                state: Some(state as i32),
-            }),
-            ..Default::default()
+        let status = match status {
+            Some(s) => StatusRecord {
+                state,
+                timestamp: s.timestamp,
+                source: s.source,
+                reason: s.reason,
+                message: s.message.clone(),
+                healthy: s.healthy,
+            },
+            None => StatusRecord {
+                state,
+                timestamp: self.now(),
+                source: protos::v1::task_status::Source::Master as i32,
+                reason: None,
+                message: String::new(),
+                healthy: None,
+            },
+        };
+        self.push(FeedItem::TaskUpdated {
+            framework: key.0.clone(),
+            id: key.1.clone(),
+            agent: agent.to_owned(),
+            status,
         });
     }
 }

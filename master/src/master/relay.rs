@@ -5,7 +5,7 @@
 use libactor::{Context, Upid};
 use protos::internal::{
     ExecutorToFrameworkMessage, ExitedExecutorMessage, FrameworkToExecutorMessage,
-    ReviveOffersMessage, SuppressOffersMessage,
+    ReviveOffersMessage, ShutdownExecutorMessage, SuppressOffersMessage,
 };
 use protos::IdText;
 
@@ -109,6 +109,24 @@ impl Master {
         }
         let agent = msg.slave_id.text();
         match self.books.agent(agent) {
+            Some(a) => ctx.send(&a.pid().clone(), msg),
+            None => self.metrics.inc(|m| &m.invalid_messages),
+        }
+    }
+
+    /// A framework shuts one of its executors down (the v1 API's SHUTDOWN): passed to the
+    /// executor's agent. Who may send: the framework's scheduler.
+    pub(super) fn shutdown_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ShutdownExecutorMessage,
+    ) {
+        let id = msg.framework_id.as_ref().map(|f| f.value.as_str());
+        if self.sender_framework(ctx, &from, id).is_none() {
+            return;
+        }
+        match self.books.agent(msg.slave_id.text()) {
             Some(a) => ctx.send(&a.pid().clone(), msg),
             None => self.metrics.inc(|m| &m.invalid_messages),
         }

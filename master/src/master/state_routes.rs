@@ -54,9 +54,13 @@ impl Master {
         let side = self.master_side(ctx);
         let api = self.api.clone();
         HttpReply::Later(Box::pin(async move {
-            api.call(move |g, ctx| route(g, ctx, &req, &side))
-                .await
-                .unwrap_or_else(|_| HttpResponse::text(503, "the API process has stopped\n"))
+            api.call(move |g, ctx| {
+                // A read sees every change the master made before it.
+                g.drain_feed(ctx);
+                route(g, ctx, &req, &side)
+            })
+            .await
+            .unwrap_or_else(|_| HttpResponse::text(503, "the API process has stopped\n"))
         }))
     }
 }

@@ -124,18 +124,49 @@ impl Slave {
         }
         let framework = msg.framework_id.text().to_owned();
         tracing::info!(%framework, "shutting the framework down");
-        self.shutdown_executors(ctx, Some(&framework));
+        self.shutdown_executors(ctx, Some(&framework), None);
     }
 
-    /// Shuts down the executors of `framework` (all of them with `None`): custom executors are
-    /// asked, then killed after [`EXECUTOR_SHUTDOWN_GRACE`]; command tasks are killed.
-    pub(super) fn shutdown_executors(&mut self, ctx: &mut Context<Self>, framework: Option<&str>) {
+    /// A framework shuts one of its executors down (the v1 API's SHUTDOWN, through the
+    /// master). Who may send: the master.
+    pub(super) fn shutdown_executor(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ShutdownExecutorMessage,
+    ) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        let framework = msg.framework_id.text().to_owned();
+        let executor = msg.executor_id.text().to_owned();
+        if self.executor_mut(&framework, &executor).is_none() {
+            self.metrics.inc(|m| &m.invalid_messages);
+            tracing::warn!(%framework, %executor, "shutdown of an executor this agent does not run");
+            return;
+        }
+        tracing::info!(%framework, %executor, "shutting the executor down");
+        self.shutdown_executors(ctx, Some(&framework), Some(&executor));
+    }
+
+    /// Shuts down the executors of `framework` (all of them with `None`; only `executor` when
+    /// given): custom executors are asked, then killed after [`EXECUTOR_SHUTDOWN_GRACE`];
+    /// command tasks are killed.
+    pub(super) fn shutdown_executors(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: Option<&str>,
+        only: Option<&str>,
+    ) {
         let mut asked = Vec::new();
         for (fid, f) in &mut self.frameworks {
             if framework.is_some_and(|wanted| wanted != fid) {
                 continue;
             }
             for executor in f.executors.values_mut() {
+                if only.is_some_and(|wanted| wanted != executor.id) {
+                    continue;
+                }
                 executor.shutting_down = true;
                 match (&executor.kind, executor.pid.clone()) {
                     (ExecutorKind::Custom, Some(pid)) => {
@@ -156,6 +187,7 @@ impl Slave {
                     framework_id: Some(FrameworkId {
                         value: framework.clone(),
                     }),
+                    slave_id: None,
                 },
             );
             ctx.delay(EXECUTOR_SHUTDOWN_GRACE, move |s: &mut Slave, _| {
@@ -171,7 +203,7 @@ impl Slave {
             return;
         }
         tracing::warn!(reason = %msg.message, "the master shut this agent down");
-        self.shutdown_executors(ctx, None);
+        self.shutdown_executors(ctx, None, None);
         self.registration = Registration::Disconnected;
         self.id = None;
         // Shut down means forgotten: a restart registers as a new agent.

@@ -700,3 +700,82 @@ async fn testkit_eventually(address: &str) -> serde_json::Value {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_updates_its_framework_and_shuts_an_executor_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    let address = cluster.master_pid().address().to_owned();
+    let mut sub =
+        Subscriber::subscribe(&address, None, Encoding::Json, subscribe_json("before")).await;
+    let (subscribed, _) = sub.until(event::Type::Subscribed).await;
+    let framework_id = subscribed.subscribed.unwrap().framework_id.unwrap();
+
+    // UPDATE_FRAMEWORK: the name and failover timeout change at once (200); the user may not.
+    let update = |info: serde_json::Value| {
+        protos::mesos_json::from_json::<Call>(&json!({
+            "framework_id": {"value": framework_id.value},
+            "type": "UPDATE_FRAMEWORK",
+            "update_framework": {"framework_info": info}
+        }))
+        .unwrap()
+    };
+    let renamed = update(json!({
+        "id": {"value": framework_id.value}, "user": "root", "name": "after",
+        "failover_timeout": 120.0
+    }));
+    let (status, body) = sub.call(&renamed).await;
+    assert_eq!(status, 200, "{body}");
+    let frameworks = libactor::http_client::get_json(&address, "/master/frameworks")
+        .await
+        .unwrap();
+    assert_eq!(frameworks["frameworks"][0]["name"], "after", "{frameworks}");
+    assert_eq!(frameworks["frameworks"][0]["failover_timeout"], 120.0);
+    let other_user = update(json!({
+        "id": {"value": framework_id.value}, "user": "someone-else", "name": "after"
+    }));
+    let (status, body) = sub.call(&other_user).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("'user' cannot be changed"), "{body}");
+    let other_id = update(json!({"id": {"value": "another"}, "user": "root", "name": "x"}));
+    assert_eq!(sub.call(&other_id).await.0, 400);
+
+    // SHUTDOWN of a command task's executor (its id is the task's): the task is killed.
+    run_task(
+        &mut sub,
+        &framework_id,
+        "doomed",
+        "exec sleep 60",
+        TaskState::TaskRunning,
+    )
+    .await;
+    let agent_id = libactor::http_client::get_json(&address, "/master/slaves")
+        .await
+        .unwrap()["slaves"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shutdown = protos::mesos_json::from_json::<Call>(&json!({
+        "framework_id": {"value": framework_id.value},
+        "type": "SHUTDOWN",
+        "shutdown": {"executor_id": {"value": "doomed"}, "agent_id": {"value": agent_id}}
+    }))
+    .unwrap();
+    assert_eq!(sub.call(&shutdown).await.0, 202);
+    loop {
+        let (update, _) = sub.until(event::Type::Update).await;
+        let status = update.update.unwrap().status.unwrap();
+        if status.task_id.as_ref().unwrap().value == "doomed" {
+            assert_eq!(status.state, TaskState::TaskKilled as i32, "{status:?}");
+            break;
+        }
+    }
+    let incomplete = protos::mesos_json::from_json::<Call>(&json!({
+        "framework_id": {"value": framework_id.value},
+        "type": "SHUTDOWN",
+        "shutdown": {"executor_id": {"value": "doomed"}}
+    }))
+    .unwrap();
+    assert_eq!(sub.call(&incomplete).await.0, 400);
+    cluster.shutdown().await;
+}

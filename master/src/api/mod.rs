@@ -14,6 +14,7 @@ pub mod mesos_gauges;
 pub mod operator;
 pub mod scheduler;
 pub mod state_json;
+pub mod state_shape;
 pub mod view;
 
 use std::sync::{Arc, OnceLock};

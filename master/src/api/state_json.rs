@@ -12,12 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use authentication::acls::Action;
 use libactor::{Context, HttpRequest, HttpResponse};
-use protos::v1::value::Type as ValueType;
-use protos::v1::{Attribute, FrameworkInfo, MasterInfo};
+use protos::v1::{FrameworkInfo, MasterInfo};
 use resources::Resources;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
-use super::view::{framework_id, FrameworkRecord, TaskRecord, ViewOffer};
+use super::state_shape::{AgentOut, FrameworkOut, TaskOut};
+use super::view::{FrameworkRecord, TaskRecord, ViewOffer};
 use super::ApiGateway;
 
 /// `/master/tasks` lists at most this many tasks unless `limit` says otherwise (Mesos's
@@ -39,96 +40,6 @@ pub struct MasterSide {
     pub recovered_frameworks: Vec<(String, FrameworkInfo)>,
 }
 
-fn seconds(t: Option<f64>) -> Value {
-    t.map_or(Value::Null, |t| json!(t))
-}
-
-/// An attribute's value as Mesos writes it in state: a number, a string, or a ranges/set text.
-fn attribute_value(a: &Attribute) -> Value {
-    match ValueType::try_from(a.r#type).unwrap_or(ValueType::Text) {
-        ValueType::Scalar => json!(a.scalar.as_ref().map_or(0.0, |s| s.value)),
-        ValueType::Ranges => {
-            let ranges: Vec<String> = a
-                .ranges
-                .iter()
-                .flat_map(|r| r.range.iter())
-                .map(|r| format!("{}-{}", r.begin, r.end))
-                .collect();
-            json!(format!("[{}]", ranges.join(", ")))
-        }
-        ValueType::Set => {
-            let items = a
-                .set
-                .as_ref()
-                .map(|s| s.item.join(", "))
-                .unwrap_or_default();
-            json!(format!("{{{items}}}"))
-        }
-        ValueType::Text => json!(a.text.as_ref().map_or("", |t| t.value.as_str())),
-    }
-}
-
-/// A task in Mesos's state shape.
-fn task_json(task: &TaskRecord) -> Value {
-    let statuses: Vec<Value> = task
-        .statuses
-        .iter()
-        .map(|s| {
-            let mut status = json!({
-                "state": s.state.as_str_name(),
-                "timestamp": s.timestamp,
-            });
-            if let Some(healthy) = s.healthy {
-                status["healthy"] = json!(healthy);
-            }
-            status
-        })
-        .collect();
-    json!({
-        "id": task.id,
-        "name": task.name,
-        "framework_id": task.framework,
-        "executor_id": task.executor,
-        "slave_id": task.agent,
-        "state": task.state.as_str_name(),
-        "resources": task.resources.to_json(),
-        "statuses": statuses,
-    })
-}
-
-fn offer_json(id: &str, offer: &ViewOffer) -> Value {
-    json!({
-        "id": id,
-        "framework_id": offer.framework,
-        "slave_id": offer.agent,
-        "resources": offer.resources.to_json(),
-    })
-}
-
-fn framework_info_json(id: &str, info: &FrameworkInfo) -> Value {
-    let capabilities: Vec<&str> = info
-        .capabilities
-        .iter()
-        .filter_map(|c| {
-            protos::v1::framework_info::capability::Type::try_from(c.r#type)
-                .ok()
-                .map(|t| t.as_str_name())
-        })
-        .collect();
-    json!({
-        "id": id,
-        "name": info.name,
-        "user": info.user,
-        "role": crate::master::role_of(info),
-        "principal": info.principal,
-        "hostname": info.hostname,
-        "webui_url": info.webui_url,
-        "checkpoint": info.checkpoint,
-        "failover_timeout": info.failover_timeout.unwrap_or(0.0),
-        "capabilities": capabilities,
-    })
-}
-
 /// Who sees what (see the module docs).
 struct Viewer<'a> {
     gateway: &'a ApiGateway,
@@ -148,11 +59,14 @@ impl Viewer<'_> {
 }
 
 impl ApiGateway {
-    /// The frameworks `viewer` may see, in Mesos's shape: registered ones (`frameworks`),
-    /// removed ones (`completed_frameworks`), and those of the registry or of tasks agents
-    /// brought back that have not re-registered since a failover (`unregistered_frameworks`,
-    /// also listed inactive and `recovered` among `frameworks`, as Keel always has).
-    fn frameworks_json(&self, viewer: Option<&str>, side: &MasterSide) -> (Vec<Value>, Vec<Value>) {
+    /// The frameworks `viewer` may see, in Mesos's shape: registered ones and those of the
+    /// registry or of tasks agents brought back that have not re-registered since a failover
+    /// (`recovered`), then removed ones (`completed_frameworks`).
+    fn frameworks_out<'a>(
+        &'a self,
+        viewer: Option<&str>,
+        side: &'a MasterSide,
+    ) -> (Vec<FrameworkOut<'a>>, Vec<FrameworkOut<'a>>) {
         let view = &self.operator.view;
         let who = Viewer {
             gateway: self,
@@ -179,54 +93,26 @@ impl ApiGateway {
                 .or_default()
                 .push(task);
         }
-        let sum = |tasks: &[&TaskRecord]| {
-            let mut total = Resources::new();
-            for t in tasks {
-                let _ = total.add(&t.resources);
-            }
-            total.to_json()
-        };
-        let offered = |offers: &[(&String, &ViewOffer)]| {
-            let mut total = Resources::new();
-            for (_, o) in offers {
-                let _ = total.add(&o.resources);
-            }
-            total.to_json()
-        };
-        let detail = |id: &str, info: &FrameworkInfo, f: Option<&FrameworkRecord>| {
-            let mut v = framework_info_json(id, info);
+        let detail = |id: &'a str, info: &'a FrameworkInfo, record: Option<&'a FrameworkRecord>| {
             let tasks = tasks_by.get(id).cloned().unwrap_or_default();
-            let offers = offers_by.get(id).cloned().unwrap_or_default();
-            let show_tasks = who.sees_tasks(&info.user);
-            let list = |tasks: &mut dyn Iterator<Item = &TaskRecord>| -> Vec<Value> {
-                if show_tasks {
-                    tasks.map(task_json).collect()
-                } else {
-                    Vec::new()
-                }
-            };
-            v["active"] = json!(f.is_some_and(|f| f.active));
-            v["connected"] = json!(f.is_some_and(|f| f.active));
-            v["recovered"] = json!(f.is_none());
-            v["registered_time"] = seconds(f.map(|f| f.registered));
-            v["reregistered_time"] = seconds(f.and_then(|f| f.reregistered));
-            v["unregistered_time"] = seconds(f.and_then(|f| f.unregistered));
-            v["used_resources"] = sum(&tasks);
-            v["resources"] = sum(&tasks);
-            v["offered_resources"] = offered(&offers);
-            v["tasks"] = json!(list(&mut tasks.iter().copied()));
-            v["unreachable_tasks"] = json!(list(
-                &mut unreachable_by.get(id).into_iter().flatten().copied()
-            ));
-            v["completed_tasks"] = json!(list(&mut view.completed_tasks_of(id)));
-            v["offers"] = json!(offers
-                .iter()
-                .map(|(id, o)| offer_json(id, o))
-                .collect::<Vec<_>>());
-            v["executors"] = json!([]);
-            v
+            let mut used = Resources::new();
+            for t in &tasks {
+                let _ = used.add(&t.resources);
+            }
+            let shown = who.sees_tasks(&info.user);
+            let visible = |tasks: Vec<&'a TaskRecord>| if shown { tasks } else { Vec::new() };
+            FrameworkOut {
+                id,
+                info,
+                record,
+                tasks: visible(tasks),
+                unreachable_tasks: visible(unreachable_by.get(id).cloned().unwrap_or_default()),
+                completed_tasks: visible(view.completed_tasks_of(id).collect()),
+                offers: offers_by.get(id).cloned().unwrap_or_default(),
+                used,
+            }
         };
-        let mut frameworks: Vec<Value> = view
+        let mut frameworks: Vec<FrameworkOut<'a>> = view
             .frameworks()
             .filter(|(_, f)| who.sees_framework(&f.info.user))
             .map(|(id, f)| detail(id, &f.info, Some(f)))
@@ -237,11 +123,10 @@ impl ApiGateway {
             .iter()
             .map(|(id, info)| (id.as_str(), info))
             .collect();
-        let mut away: BTreeSet<&str> = tasks_by.keys().copied().collect();
+        let mut away: BTreeSet<&'a str> = tasks_by.keys().copied().collect();
         away.extend(recovered.keys().copied());
         for id in away.into_iter().filter(|id| !registered.contains(id)) {
-            let fallback = FrameworkInfo::default();
-            let info = recovered.get(id).copied().unwrap_or(&fallback);
+            let info = recovered.get(id).copied().unwrap_or(&UNKNOWN_FRAMEWORK);
             if who.sees_framework(&info.user) {
                 frameworks.push(detail(id, info, None));
             }
@@ -249,13 +134,16 @@ impl ApiGateway {
         let completed = view
             .completed_frameworks()
             .filter(|f| who.sees_framework(&f.info.user))
-            .map(|f| detail(&framework_id(f), &f.info, Some(f)))
+            .map(|f| {
+                let id = f.info.id.as_ref().map_or("", |i| i.value.as_str());
+                detail(id, &f.info, Some(f))
+            })
             .collect();
         (frameworks, completed)
     }
 
     /// The registered agents in Mesos's shape, by id.
-    fn agents_json(&self, side: &MasterSide) -> Vec<Value> {
+    fn agents_out<'a>(&'a self, side: &MasterSide) -> Vec<AgentOut<'a>> {
         let view = &self.operator.view;
         let drained: BTreeSet<&str> = side.drained.iter().map(|(h, _)| h.as_str()).collect();
         let mut offered: BTreeMap<&str, Resources> = BTreeMap::new();
@@ -266,27 +154,12 @@ impl ApiGateway {
                 .add(&offer.resources);
         }
         view.agents()
-            .map(|(id, agent)| {
-                let info = &agent.info;
-                let attributes: Map<String, Value> = info
-                    .attributes
-                    .iter()
-                    .map(|a| (a.name.clone(), attribute_value(a)))
-                    .collect();
-                json!({
-                    "id": id,
-                    "pid": agent.pid,
-                    "hostname": info.hostname,
-                    "port": info.port,
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "registered_time": agent.registered,
-                    "reregistered_time": seconds(agent.reregistered),
-                    "resources": agent.total.to_json(),
-                    "used_resources": view.allocated_on(id).to_json(),
-                    "offered_resources": offered.get(id.as_str()).cloned().unwrap_or_default().to_json(),
-                    "attributes": attributes,
-                    "active": !drained.contains(info.hostname.as_str()),
-                })
+            .map(|(id, record)| AgentOut {
+                id,
+                record,
+                used: view.allocated_on(id),
+                offered: offered.get(id.as_str()).cloned().unwrap_or_default(),
+                active: !drained.contains(record.info.hostname.as_str()),
             })
             .collect()
     }
@@ -298,87 +171,113 @@ impl ApiGateway {
         req: &HttpRequest,
         side: &MasterSide,
     ) -> HttpResponse {
-        let (frameworks, completed) = self.frameworks_json(req.principal.as_deref(), side);
-        let (unregistered, _): (Vec<&Value>, Vec<&Value>) =
-            frameworks.iter().partition(|f| f["recovered"] == true);
-        let unregistered: Vec<Value> = unregistered.into_iter().cloned().collect();
-        let slaves = self.agents_json(side);
-        let activated = slaves.iter().filter(|s| s["active"] == true).count();
-        let flags: Map<String, Value> = self
-            .operator
-            .flags()
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
+        #[derive(Serialize)]
+        struct State<'a> {
+            version: &'static str,
+            id: &'a str,
+            pid: &'a str,
+            hostname: &'a str,
+            leader: &'a str,
+            start_time: f64,
+            elected_time: f64,
+            activated_slaves: usize,
+            deactivated_slaves: usize,
+            unreachable_slaves: Vec<Value>,
+            slaves: Vec<AgentOut<'a>>,
+            recovered_slaves: &'a [String],
+            frameworks: Vec<FrameworkOut<'a>>,
+            completed_frameworks: Vec<FrameworkOut<'a>>,
+            unregistered_frameworks: Vec<&'a str>,
+            orphan_tasks: [(); 0],
+            flags: BTreeMap<&'a str, &'a str>,
+            drained_machines: Vec<Value>,
+        }
+        let (frameworks, completed) = self.frameworks_out(req.principal.as_deref(), side);
+        let slaves = self.agents_out(side);
+        let activated = slaves.iter().filter(|s| s.active).count();
         let start = self.operator.start_time();
-        jsonp(
-            req,
-            json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "id": side.info.id,
-                "pid": side.info.pid,
-                "hostname": side.info.hostname,
-                "leader": side.info.pid,
-                "start_time": start,
-                "elected_time": start,
-                "activated_slaves": activated,
-                "deactivated_slaves": slaves.len() - activated,
-                "unreachable_slaves": side
-                    .unreachable_agents
-                    .iter()
-                    .map(|(id, since)| json!({"id": id, "timestamp": since}))
-                    .collect::<Vec<_>>(),
-                "slaves": slaves,
-                "recovered_slaves": side.recovered_agents,
-                "frameworks": frameworks,
-                "completed_frameworks": completed,
-                "unregistered_frameworks": unregistered,
-                "orphan_tasks": Vec::<Value>::new(),
-                "flags": flags,
-                "drained_machines": side
-                    .drained
-                    .iter()
-                    .map(|(hostname, reason)| json!({"hostname": hostname, "reason": reason}))
-                    .collect::<Vec<_>>(),
-            }),
-        )
+        let state = State {
+            version: env!("CARGO_PKG_VERSION"),
+            id: &side.info.id,
+            pid: &side.info.pid,
+            hostname: &side.info.hostname,
+            leader: &side.info.pid,
+            start_time: start,
+            elected_time: start,
+            activated_slaves: activated,
+            deactivated_slaves: slaves.len() - activated,
+            unreachable_slaves: side
+                .unreachable_agents
+                .iter()
+                .map(|(id, since)| json!({"id": id, "timestamp": since}))
+                .collect(),
+            recovered_slaves: &side.recovered_agents,
+            unregistered_frameworks: frameworks
+                .iter()
+                .filter(|f| f.recovered())
+                .map(|f| f.id)
+                .collect(),
+            slaves,
+            frameworks,
+            completed_frameworks: completed,
+            orphan_tasks: [],
+            flags: self
+                .operator
+                .flags()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            drained_machines: side
+                .drained
+                .iter()
+                .map(|(hostname, reason)| json!({"hostname": hostname, "reason": reason}))
+                .collect(),
+        };
+        jsonp(req, &state)
     }
 
-    /// `/master/state-summary`: agents and frameworks with counts of tasks by state, no tasks.
+    /// `/master/state-summary`: agents and frameworks with counts of their tasks by state
+    /// (under the states' names), no tasks.
     pub fn state_summary_route(
         &mut self,
         _ctx: &mut Context<Self>,
         req: &HttpRequest,
         side: &MasterSide,
     ) -> HttpResponse {
-        let (frameworks, _) = self.frameworks_json(req.principal.as_deref(), side);
+        let (frameworks, _) = self.frameworks_out(req.principal.as_deref(), side);
         let frameworks: Vec<Value> = frameworks
-            .into_iter()
-            .map(|mut f| {
-                // Mesos counts a framework's tasks by state, under the states' names.
-                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-                for key in ["tasks", "unreachable_tasks", "completed_tasks"] {
-                    for task in f[key].take().as_array().into_iter().flatten() {
-                        let state = task["state"].as_str().unwrap_or("TASK_UNKNOWN");
-                        *counts.entry(state.to_owned()).or_default() += 1;
-                    }
+            .iter()
+            .map(|f| {
+                let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+                for t in f
+                    .tasks
+                    .iter()
+                    .chain(&f.unreachable_tasks)
+                    .chain(&f.completed_tasks)
+                {
+                    *counts.entry(t.state.as_str_name()).or_default() += 1;
                 }
-                if let Some(map) = f.as_object_mut() {
-                    for key in ["tasks", "unreachable_tasks", "completed_tasks", "offers"] {
-                        map.remove(key);
-                    }
-                    for (state, n) in counts {
-                        map.insert(state, json!(n));
-                    }
+                let mut v = json!({
+                    "id": f.id,
+                    "name": f.info.name,
+                    "user": f.info.user,
+                    "role": crate::master::role_of(f.info),
+                    "active": f.record.is_some_and(|r| r.active),
+                    "recovered": f.recovered(),
+                    "used_resources": f.used.to_json(),
+                });
+                for (state, n) in counts {
+                    v[state] = json!(n);
                 }
-                f
+                v
             })
             .collect();
+        let slaves = self.agents_out(side);
         jsonp(
             req,
-            json!({
+            &json!({
                 "hostname": side.info.hostname,
-                "slaves": self.agents_json(side),
+                "slaves": slaves,
                 "frameworks": frameworks,
             }),
         )
@@ -391,13 +290,16 @@ impl ApiGateway {
         req: &HttpRequest,
         side: &MasterSide,
     ) -> HttpResponse {
-        jsonp(
-            req,
-            json!({
-                "slaves": self.agents_json(side),
-                "recovered_slaves": side.recovered_agents,
-            }),
-        )
+        #[derive(Serialize)]
+        struct Slaves<'a> {
+            slaves: Vec<AgentOut<'a>>,
+            recovered_slaves: &'a [String],
+        }
+        let slaves = Slaves {
+            slaves: self.agents_out(side),
+            recovered_slaves: &side.recovered_agents,
+        };
+        jsonp(req, &slaves)
     }
 
     /// `/master/frameworks`.
@@ -407,16 +309,22 @@ impl ApiGateway {
         req: &HttpRequest,
         side: &MasterSide,
     ) -> HttpResponse {
-        let (all, completed) = self.frameworks_json(req.principal.as_deref(), side);
-        let (unregistered, registered): (Vec<Value>, Vec<Value>) =
-            all.into_iter().partition(|f| f["recovered"] == true);
+        #[derive(Serialize)]
+        struct Frameworks<'a> {
+            frameworks: Vec<FrameworkOut<'a>>,
+            completed_frameworks: Vec<FrameworkOut<'a>>,
+            unregistered_frameworks: Vec<FrameworkOut<'a>>,
+        }
+        let (all, completed) = self.frameworks_out(req.principal.as_deref(), side);
+        let (unregistered, frameworks): (Vec<_>, Vec<_>) =
+            all.into_iter().partition(FrameworkOut::recovered);
         jsonp(
             req,
-            json!({
-                "frameworks": registered,
-                "completed_frameworks": completed,
-                "unregistered_frameworks": unregistered,
-            }),
+            &Frameworks {
+                frameworks,
+                completed_frameworks: completed,
+                unregistered_frameworks: unregistered,
+            },
         )
     }
 
@@ -446,29 +354,29 @@ impl ApiGateway {
                 return HttpResponse::bad_request(format!("order={other:?}: expected asc or des"))
             }
         };
-        let (frameworks, completed) = self.frameworks_json(req.principal.as_deref(), side);
-        let mut tasks: Vec<Value> = frameworks
-            .into_iter()
-            .chain(completed)
-            .flat_map(|mut f| {
-                ["tasks", "unreachable_tasks", "completed_tasks"]
-                    .into_iter()
-                    .flat_map(|key| match f[key].take() {
-                        Value::Array(tasks) => tasks,
-                        _ => Vec::new(),
-                    })
-                    .collect::<Vec<_>>()
+        let (frameworks, completed) = self.frameworks_out(req.principal.as_deref(), side);
+        let mut tasks: Vec<&TaskRecord> = frameworks
+            .iter()
+            .chain(&completed)
+            .flat_map(|f| {
+                f.tasks
+                    .iter()
+                    .chain(&f.unreachable_tasks)
+                    .chain(&f.completed_tasks)
+                    .copied()
             })
             .collect();
-        tasks.sort_by(|a, b| {
-            let key = |t: &Value| (t["framework_id"].to_string(), t["id"].to_string());
-            key(a).cmp(&key(b))
-        });
+        tasks.sort_by(|a, b| (&a.framework, &a.id).cmp(&(&b.framework, &b.id)));
         if descending {
             tasks.reverse();
         }
-        let page: Vec<Value> = tasks.into_iter().skip(offset).take(limit).collect();
-        jsonp(req, json!({ "tasks": page }))
+        let page: Vec<TaskOut> = tasks
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(TaskOut)
+            .collect();
+        jsonp(req, &json!({ "tasks": page }))
     }
 
     /// `/master/roles`: each role with a framework, its weight, frameworks and what their
@@ -495,7 +403,7 @@ impl ApiGateway {
                 })
             })
             .collect();
-        jsonp(req, json!({ "roles": roles }))
+        jsonp(req, &json!({ "roles": roles }))
     }
 
     /// `/master/flags`.
@@ -505,18 +413,26 @@ impl ApiGateway {
         req: &HttpRequest,
         _side: &MasterSide,
     ) -> HttpResponse {
-        let flags: Map<String, Value> = self
+        let flags: BTreeMap<&str, &str> = self
             .operator
             .flags()
             .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        jsonp(req, json!({ "flags": flags }))
+        jsonp(req, &json!({ "flags": flags }))
     }
 }
 
+/// The info of a framework known only by tasks its agents brought back.
+static UNKNOWN_FRAMEWORK: std::sync::LazyLock<FrameworkInfo> =
+    std::sync::LazyLock::new(FrameworkInfo::default);
+
 /// `value` as JSON, or as `f(value);` JavaScript when the request asks `?jsonp=f`.
-pub fn jsonp(req: &HttpRequest, value: Value) -> HttpResponse {
+pub fn jsonp<T: Serialize>(req: &HttpRequest, value: &T) -> HttpResponse {
+    let body = match serde_json::to_vec(value) {
+        Ok(body) => body,
+        Err(e) => return HttpResponse::text(500, format!("cannot serialize the answer: {e}\n")),
+    };
     match req.query_param("jsonp") {
         Some(f)
             if !f.is_empty()
@@ -524,13 +440,14 @@ pub fn jsonp(req: &HttpRequest, value: Value) -> HttpResponse {
                 && f.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$') =>
         {
-            HttpResponse::bytes(
-                200,
-                "text/javascript",
-                format!("{f}({value});").into_bytes(),
-            )
+            let mut wrapped = Vec::with_capacity(body.len() + f.len() + 3);
+            wrapped.extend_from_slice(f.as_bytes());
+            wrapped.push(b'(');
+            wrapped.extend_from_slice(&body);
+            wrapped.extend_from_slice(b");");
+            HttpResponse::bytes(200, "text/javascript", wrapped)
         }
         Some(f) => HttpResponse::bad_request(format!("jsonp={f:?} is not a function name")),
-        None => HttpResponse::json(&value),
+        None => HttpResponse::bytes(200, "application/json", body),
     }
 }

@@ -16,6 +16,8 @@ pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
 /// A running daemon binary.
 pub struct Daemon {
     child: tokio::process::Child,
+    /// The binary, for messages.
+    binary: String,
     /// The rest of its stdout, for lines it prints later (`leading <pid>`, …).
     pub stdout: Lines<BufReader<ChildStdout>>,
 }
@@ -39,7 +41,14 @@ impl Daemon {
         let pid = read_pid_line(&mut stdout, None, DAEMON_TIMEOUT)
             .await
             .unwrap_or_else(|e| panic!("{binary} did not start: {e}"));
-        (Daemon { child, stdout }, pid)
+        (
+            Daemon {
+                child,
+                stdout,
+                binary: binary.to_owned(),
+            },
+            pid,
+        )
     }
 
     /// The OS process id.
@@ -90,8 +99,14 @@ impl Daemon {
                 libc::kill(pid as libc::pid_t, libc::SIGTERM);
             }
         }
+        let pid = self.child.id();
         let exited = tokio::time::timeout(DAEMON_TIMEOUT, self.child.wait()).await;
-        assert!(exited.is_ok(), "the daemon did not stop on SIGTERM");
+        assert!(
+            exited.is_ok(),
+            "{} did not stop within {DAEMON_TIMEOUT:?} of SIGTERM; its threads: {}",
+            self.binary,
+            pid.map(threads_waiting).unwrap_or_default()
+        );
     }
 
     /// Kills the daemon with SIGKILL (a crash) and reaps it.
@@ -105,4 +120,23 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
+}
+
+/// What each thread of process `pid` waits in (`/proc/<pid>/task/*/{comm,wchan}`), to tell a
+/// hung daemon's story.
+fn threads_waiting(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "gone".into();
+    };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let read = |name: &str| {
+            std::fs::read_to_string(task.path().join(name))
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        out.push(format!("{}:{}", read("comm"), read("wchan")));
+    }
+    out.join(", ")
 }

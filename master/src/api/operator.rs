@@ -123,19 +123,24 @@ impl OperatorState {
         self.flags = flags;
     }
 
-    /// The master's flags, by name.
-    pub(super) fn flags(&self) -> &[(String, String)] {
-        &self.flags
+    /// The master's flags as a map, for the state endpoints.
+    pub(super) fn flag_map(&self) -> BTreeMap<&str, &str> {
+        self.flags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// The roles with a framework, each with its weight (1 unless an operator set one).
+    pub(super) fn roles(&self) -> Vec<protos::v1::Role> {
+        let weights = &self.weights;
+        self.view
+            .get_roles(&|role: &str| weights.get(role).copied().unwrap_or(1.0))
     }
 
     /// When this master started leading (seconds since the epoch).
     pub(super) fn start_time(&self) -> f64 {
         self.start_time
-    }
-
-    /// Role weights set by operators.
-    pub(super) fn weights(&self) -> &BTreeMap<String, f64> {
-        &self.weights
     }
 
     /// Writes `event` to every subscriber allowed to see it; drops those that are gone.
@@ -419,11 +424,7 @@ impl ApiGateway {
                 )
             }
             CallType::GetRoles => {
-                let weights = &self.operator.weights;
-                let roles = self
-                    .operator
-                    .view
-                    .get_roles(&|role: &str| weights.get(role).copied().unwrap_or(1.0));
+                let roles = self.operator.roles();
                 respond(
                     encoding,
                     ResponseType::GetRoles,

@@ -221,12 +221,7 @@ impl ApiGateway {
             frameworks,
             completed_frameworks: completed,
             orphan_tasks: [],
-            flags: self
-                .operator
-                .flags()
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
+            flags: self.operator.flag_map(),
             drained_machines: side
                 .drained
                 .iter()
@@ -387,11 +382,9 @@ impl ApiGateway {
         req: &HttpRequest,
         _side: &MasterSide,
     ) -> HttpResponse {
-        let weights = self.operator.weights();
         let roles: Vec<Value> = self
             .operator
-            .view
-            .get_roles(&|role: &str| weights.get(role).copied().unwrap_or(1.0))
+            .roles()
             .into_iter()
             .map(|r| {
                 let frameworks: Vec<&str> = r.frameworks.iter().map(|f| f.value.as_str()).collect();
@@ -413,13 +406,7 @@ impl ApiGateway {
         req: &HttpRequest,
         _side: &MasterSide,
     ) -> HttpResponse {
-        let flags: BTreeMap<&str, &str> = self
-            .operator
-            .flags()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        jsonp(req, &json!({ "flags": flags }))
+        jsonp(req, &json!({ "flags": self.operator.flag_map() }))
     }
 }
 

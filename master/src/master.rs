@@ -37,7 +37,7 @@
 //! agents), `maintenance` (drains), `operator` (the operator API's changes), `revocation`,
 //! `gauges`, `feed` (the books' changes to the API process), `state_routes` (`/master/state`
 //! and the other classic state endpoints, served by the API process), `teardown`
-//! (`/master/teardown`).
+//! (`/master/teardown`), `maintenance_routes` (`/master/maintenance/*`, `/master/machine/*`).
 
 use protos::{IdText, IllegalTaskMove};
 use std::collections::HashMap;
@@ -125,6 +125,7 @@ pub use revocation::RevocationPolicy;
 use revocation::Revocations;
 mod feed;
 mod framework_update;
+mod maintenance_routes;
 mod operator;
 mod state_routes;
 mod teardown;
@@ -773,6 +774,10 @@ impl Process for Master {
         ctx.install(Self::executor_to_framework);
         ctx.install(Self::exited_executor);
         ctx.route("/teardown", Self::teardown);
+        ctx.route("/maintenance/schedule", Self::maintenance_schedule_route);
+        ctx.route("/maintenance/status", Self::maintenance_status_route);
+        ctx.route("/machine/down", Self::machine_down_route);
+        ctx.route("/machine/up", Self::machine_up_route);
         let state_routes: [(&str, state_routes::StateRoute); 7] = [
             ("/state", crate::api::ApiGateway::state_route),
             (

@@ -649,3 +649,88 @@ async fn the_master_reports_mesos_metrics_by_their_mesos_names() {
     assert!(text.contains("# TYPE master_tasks_running gauge"), "{text}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_classic_maintenance_endpoints_take_a_machine_down_and_up() {
+    let s = setup(|c| c).await;
+    let agents = s.get(Encoding::Json, call::Type::GetAgents).await;
+    let hostname = agents.get_agents.unwrap().agents[0]
+        .agent_info
+        .as_ref()
+        .unwrap()
+        .hostname
+        .clone();
+    let http = |method: &'static str, path: &'static str, body: String| {
+        let address = s.address.clone();
+        async move {
+            let reply = libactor::http_client::request(
+                &address,
+                method,
+                path,
+                &[("content-type", "application/json".to_owned())],
+                body.into(),
+            )
+            .await
+            .unwrap();
+            let text = String::from_utf8_lossy(&reply.body).into_owned();
+            (reply.status, text)
+        }
+    };
+    let machines = json!([{ "hostname": hostname }]).to_string();
+    let (status, why) = http("POST", "/master/machine/down", machines.clone()).await;
+    assert_eq!(status, 400);
+    assert!(why.contains("not in the maintenance schedule"), "{why}");
+    let schedule = json!({"windows": [{
+        "machine_ids": [{"hostname": hostname}],
+        "unavailability": {"start": {"nanoseconds": 1}}
+    }]});
+    let (status, why) = http("POST", "/master/maintenance/schedule", schedule.to_string()).await;
+    assert_eq!(status, 200, "{why}");
+    let (_, shown) = http("GET", "/master/maintenance/schedule", String::new()).await;
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        shown["windows"][0]["machine_ids"][0]["hostname"],
+        hostname.as_str()
+    );
+    let (_, status_json) = http("GET", "/master/maintenance/status", String::new()).await;
+    let cluster: serde_json::Value = serde_json::from_str(&status_json).unwrap();
+    assert_eq!(
+        cluster["draining_machines"][0]["id"]["hostname"],
+        hostname.as_str()
+    );
+
+    assert_eq!(
+        http("POST", "/master/machine/down", machines.clone())
+            .await
+            .0,
+        200
+    );
+    let (_, status_json) = http("GET", "/master/maintenance/status", String::new()).await;
+    let cluster: serde_json::Value = serde_json::from_str(&status_json).unwrap();
+    assert_eq!(
+        cluster["down_machines"][0]["hostname"],
+        hostname.as_str(),
+        "{cluster}"
+    );
+    assert_eq!(http("POST", "/master/machine/up", machines).await.0, 200);
+    let (_, status_json) = http("GET", "/master/maintenance/status", String::new()).await;
+    let cluster: serde_json::Value = serde_json::from_str(&status_json).unwrap();
+    assert_eq!(cluster["down_machines"], json!([]), "{cluster}");
+    assert_eq!(cluster["draining_machines"], json!([]), "{cluster}");
+
+    assert_eq!(
+        http("POST", "/master/machine/down", "{".into()).await.0,
+        400
+    );
+    assert_eq!(
+        http("POST", "/master/maintenance/schedule", "[]".into())
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        http("GET", "/master/machine/up", String::new()).await.0,
+        405
+    );
+    s.stop().await;
+}

@@ -62,6 +62,11 @@ pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/keel.v1.master.rs"));
     }
 
+    /// The agent's v1 operator HTTP API (Mesos's `mesos.v1.agent`).
+    pub mod agent {
+        include!(concat!(env!("OUT_DIR"), "/keel.v1.agent.rs"));
+    }
+
     /// Mesos's maintenance schedule and status (`mesos.v1.maintenance`).
     pub mod maintenance {
         include!(concat!(env!("OUT_DIR"), "/keel.v1.maintenance.rs"));

@@ -68,6 +68,7 @@ use crate::status_update_manager::StatusUpdateManager;
 mod gauges;
 mod health;
 mod launch;
+mod operator_api;
 mod recovery;
 mod registration;
 mod routes;
@@ -288,7 +289,7 @@ impl Slave {
                 gauges: None,
             },
         )?;
-        crate::executor_api::ExecutorApi::spawn(node, slave.pid().clone(), executor_tokens)?;
+        crate::executor_api::ExecutorApi::spawn(node, slave.clone(), executor_tokens)?;
         Ok(slave)
     }
 

@@ -734,3 +734,67 @@ async fn the_classic_maintenance_endpoints_take_a_machine_down_and_up() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_answers_the_operator_api_about_its_tasks_and_containers() {
+    use protos::v1::agent;
+    let s = setup(|c| c).await;
+    let (mut framework, framework_id) = s.framework("on-agent").await;
+    launch(&mut framework, "resident", "sleep 300").await;
+    framework.status("resident", TaskState::TaskRunning).await;
+    let address = s.cluster.agents[0].node.address().to_owned();
+    let ask = |encoding: Encoding, kind: agent::call::Type| {
+        let address = address.clone();
+        async move {
+            let call = agent::Call {
+                r#type: kind as i32,
+            };
+            v1_client::post(
+                &address,
+                None,
+                "/api/v1",
+                encoding.content_type(),
+                &[("accept", encoding.content_type().to_owned())],
+                v1_client::body(encoding, &call),
+            )
+            .await
+        }
+    };
+    for encoding in [Encoding::Json, Encoding::Protobuf] {
+        let reply = ask(encoding, agent::call::Type::GetState).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let state = reply.decode::<agent::Response>(encoding).get_state.unwrap();
+        let tasks = state.get_tasks.unwrap().launched_tasks;
+        assert_eq!(tasks[0].task_id.as_ref().unwrap().value, "resident");
+        assert_eq!(tasks[0].state, Some(TaskState::TaskRunning as i32));
+        let frameworks = state.get_frameworks.unwrap().frameworks;
+        assert_eq!(
+            frameworks[0].framework_info.as_ref().unwrap().id,
+            Some(framework_id.clone())
+        );
+        assert_eq!(state.get_executors.unwrap().executors.len(), 1);
+
+        let containers = ask(encoding, agent::call::Type::GetContainers).await;
+        let containers = containers
+            .decode::<agent::Response>(encoding)
+            .get_containers
+            .unwrap()
+            .containers;
+        assert_eq!(containers.len(), 1);
+        assert!(containers[0].resource_statistics.is_some());
+        let me = ask(encoding, agent::call::Type::GetAgent).await;
+        let me = me.decode::<agent::Response>(encoding).get_agent.unwrap();
+        assert!(me.agent_info.unwrap().id.is_some());
+        let health = ask(encoding, agent::call::Type::GetHealth).await;
+        let health = health
+            .decode::<agent::Response>(encoding)
+            .get_health
+            .unwrap();
+        assert_eq!(health.healthy, Some(true));
+    }
+    let refused = ask(Encoding::Json, agent::call::Type::LaunchContainer).await;
+    assert_eq!(refused.status, 501, "{}", refused.text());
+    let unknown = ask(Encoding::Json, agent::call::Type::Unknown).await;
+    assert_eq!(unknown.status, 400);
+    s.stop().await;
+}

@@ -22,7 +22,9 @@ pub mod token;
 use std::sync::Arc;
 
 use libactor::metrics::Counter;
-use libactor::{Context, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid};
+use libactor::{
+    Context, HttpReply, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid,
+};
 use protos::http_api::{read_call, stream_encoding, Encoding};
 use protos::v1::executor::{call, Call};
 
@@ -87,21 +89,24 @@ impl Subscriptions {
 /// The gateway process.
 pub struct ExecutorApi {
     agent: Upid,
+    /// The agent, which answers operator API calls.
+    slave: ProcessRef<crate::slave::Slave>,
     tokens: Option<ExecutorTokens>,
     subscriptions: Subscriptions,
     refused: Option<Counter>,
 }
 
 impl ExecutorApi {
-    /// Spawns a gateway on `node` for the agent at `agent`, checking executors' tokens with
+    /// Spawns a gateway on `node` for the agent `slave`, checking executors' tokens with
     /// `tokens` on a secure node; a second agent on the node shares the first one's gateway.
     pub fn spawn(
         node: &Node,
-        agent: Upid,
+        slave: ProcessRef<crate::slave::Slave>,
         tokens: Option<ExecutorTokens>,
     ) -> Result<(), SpawnError> {
         let api = ExecutorApi {
-            agent,
+            agent: slave.pid().clone(),
+            slave,
             tokens,
             subscriptions: Subscriptions::default(),
             refused: None,
@@ -271,6 +276,45 @@ impl ExecutorApi {
     }
 }
 
+impl ExecutorApi {
+    /// `POST /api/v1`: the agent's operator API (see `slave::operator_api`), JSON or protobuf
+    /// as `Content-Type` and `Accept` say. Reads only: whoever the node lets in may call.
+    fn operator(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
+        use protos::v1::agent::{call::Type, Call};
+        let read = read_call::<Call>(
+            "/api/v1",
+            &req.method,
+            req.header("content-type"),
+            &req.body,
+        );
+        let (encoding, call) = match read {
+            Ok(read) => read,
+            Err(r) => return self.refuse(r.status, r.why).into(),
+        };
+        let encoding = match stream_encoding(req.header("accept"), encoding) {
+            Ok(e) => e,
+            Err(r) => return self.refuse(r.status, r.why).into(),
+        };
+        let kind = Type::try_from(call.r#type).unwrap_or(Type::Unknown);
+        let slave = self.slave.clone();
+        let refused = self.refused.clone();
+        HttpReply::Later(Box::pin(async move {
+            match slave.call(move |s, ctx| s.operator_call(ctx, kind)).await {
+                Ok(Ok(response)) => {
+                    HttpResponse::bytes(200, encoding.content_type(), encoding.body(&response))
+                }
+                Ok(Err((status, why))) => {
+                    if let Some(c) = &refused {
+                        c.inc();
+                    }
+                    HttpResponse::text(status, format!("{why}\n"))
+                }
+                Err(_) => HttpResponse::text(503, "the agent has stopped\n"),
+            }
+        }))
+    }
+}
+
 impl Process for ExecutorApi {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         let m = ctx.metrics();
@@ -280,5 +324,6 @@ impl Process for ExecutorApi {
             subscriptions.len() as f64
         });
         ctx.route("/v1/executor", Self::executor);
+        ctx.route("/v1", Self::operator);
     }
 }

@@ -153,6 +153,19 @@ pub fn read_call<M: Message + prost::Name + Default>(
     Ok((encoding, call))
 }
 
+/// [`read_call`] for a call answered with a body: the call, and the encoding of the answer
+/// (`Accept` honoured, `406` when it allows neither encoding).
+pub fn read_call_to_answer<M: Message + prost::Name + Default>(
+    path: &str,
+    method: &str,
+    content_type: Option<&str>,
+    accept: Option<&str>,
+    body: &[u8],
+) -> Result<(Encoding, M), Refusal> {
+    let (encoding, call) = read_call(path, method, content_type, body)?;
+    Ok((stream_encoding(accept, encoding)?, call))
+}
+
 /// The encoding of a stream whose request said `accept` and came in `request`: `406` when
 /// `accept` allows neither.
 pub fn stream_encoding(accept: Option<&str>, request: Encoding) -> Result<Encoding, Refusal> {

@@ -31,7 +31,7 @@ use authentication::acls::{Acls, Action};
 use bytes::Bytes;
 use libactor::metrics::Counter;
 use libactor::{Context, HttpReply, HttpRequest, HttpResponse, HttpStream};
-use protos::http_api::{read_call, stream_encoding, Encoding};
+use protos::http_api::{read_call_to_answer, Encoding};
 use protos::v1::master::call::Type as CallType;
 use protos::v1::master::event::{Subscribed, Type as EventType};
 use protos::v1::master::response::{
@@ -283,18 +283,15 @@ impl ApiGateway {
     pub(super) fn operator(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
         let _span = tracing::debug_span!("operator_call").entered();
         self.drain_feed(ctx);
-        let read = read_call::<Call>(
+        let read = read_call_to_answer::<Call>(
             "/api/v1",
             &req.method,
             req.header("content-type"),
+            req.header("accept"),
             &req.body,
         );
         let (encoding, call) = match read {
             Ok(read) => read,
-            Err(r) => return self.refuse(r.status, r.why).into(),
-        };
-        let encoding = match stream_encoding(req.header("accept"), encoding) {
-            Ok(e) => e,
             Err(r) => return self.refuse(r.status, r.why).into(),
         };
         if let Some(m) = &self.operator.metrics {

@@ -25,7 +25,7 @@ use libactor::metrics::Counter;
 use libactor::{
     Context, HttpReply, HttpRequest, HttpResponse, Node, Process, ProcessRef, SpawnError, Upid,
 };
-use protos::http_api::{read_call, stream_encoding, Encoding};
+use protos::http_api::{read_call, read_call_to_answer, stream_encoding, Encoding};
 use protos::v1::executor::{call, Call};
 
 use adapter::ExecutorAdapter;
@@ -281,18 +281,15 @@ impl ExecutorApi {
     /// as `Content-Type` and `Accept` say. Reads only: whoever the node lets in may call.
     fn operator(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
         use protos::v1::agent::{call::Type, Call};
-        let read = read_call::<Call>(
+        let read = read_call_to_answer::<Call>(
             "/api/v1",
             &req.method,
             req.header("content-type"),
+            req.header("accept"),
             &req.body,
         );
         let (encoding, call) = match read {
             Ok(read) => read,
-            Err(r) => return self.refuse(r.status, r.why).into(),
-        };
-        let encoding = match stream_encoding(req.header("accept"), encoding) {
-            Ok(e) => e,
             Err(r) => return self.refuse(r.status, r.why).into(),
         };
         let kind = Type::try_from(call.r#type).unwrap_or(Type::Unknown);

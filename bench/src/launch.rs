@@ -64,7 +64,7 @@ pub async fn run(
 
 /// A CA for one secure run: the master's TLS directory, and certificates for the emulated
 /// agents' and the framework's nodes.
-struct BenchCa {
+pub(crate) struct BenchCa {
     dir: tempfile::TempDir,
     agents: TlsConfig,
     framework: TlsConfig,
@@ -94,7 +94,7 @@ impl BenchCa {
 }
 
 /// One launch run against a fresh master (secure with `ca`); returns tasks per second.
-async fn launch(
+pub(crate) async fn launch(
     agents: usize,
     tasks: u64,
     agent_resources: &Resources,

@@ -17,6 +17,8 @@
 //! - [`failover`]: a new leader taking back every agent and task after a SIGKILL.
 //! - [`autopilot`]: a rollout by scale units, and repair decisions per second.
 //! - [`flood`]: `/master/health` while thousands of half-open connections are held.
+//! - [`omega`]: shared-state placements per second with 1, 4, 16 parallel schedulers, beside
+//!   the offer path on the same fleet.
 //! - [`state`]: `/master/state` and `GET_STATE` on a large cluster, launches/s while state is
 //!   polled, and an operator event stream keeping up.
 //!
@@ -37,5 +39,6 @@ pub mod flood;
 pub mod launch;
 pub mod launch_scheduler;
 pub mod master_child;
+pub mod omega;
 pub mod phase;
 pub mod state;

@@ -45,11 +45,15 @@
 //!   for the scheduler by default), reconciliation and framework messages.
 //! - [`executor`] / [`executor_driver`]: the [`Executor`] trait and the driver that runs inside
 //!   the executor's OS process, started by the agent ([`executor_driver::run`]).
+//! - [`shared_state`] / [`cell`]: Omega's shared-state scheduling — a
+//!   [`SharedStateScheduler`] reads its copy of the whole cell and commits placements as
+//!   transactions, beside offer-based frameworks on the same master.
 //! - [`offer_packing`]: filling an offer with tasks of one size.
 //! - [`examples`]: `batch`, `particles` and `service`.
 
 #![warn(missing_docs)]
 
+pub mod cell;
 pub mod driver_status;
 pub mod examples;
 pub mod executor;
@@ -57,9 +61,11 @@ pub mod executor_driver;
 pub mod offer_packing;
 pub mod scheduler;
 pub mod scheduler_driver;
+pub mod shared_state;
 
 pub use driver_status::DriverStatus;
 pub use executor::Executor;
 pub use executor_driver::ExecutorDriver;
 pub use scheduler::Scheduler;
 pub use scheduler_driver::{SchedulerDriver, SchedulerHandle, SchedulerOptions};
+pub use shared_state::{RetryPolicy, SchedulingStats, SharedStateScheduler};

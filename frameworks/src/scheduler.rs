@@ -8,6 +8,8 @@ use protos::v1::{
     AgentId, ExecutorId, FrameworkId, MasterInfo, Offer, OfferId, TaskId, TaskStatus,
 };
 
+use protos::omega::TransactionResultMessage;
+
 use crate::scheduler_driver::SchedulerDriver;
 
 /// A framework's scheduler. Only [`Scheduler::resource_offers`] and
@@ -83,6 +85,23 @@ pub trait Scheduler: Send + 'static {
         grace: std::time::Duration,
     ) {
         tracing::warn!(tasks = task_ids.len(), ?grace, "tasks will be revoked");
+    }
+
+    /// A timer set with [`SchedulerDriver::set_timer`] fired.
+    fn timer(&mut self, _driver: &mut SchedulerDriver, _token: u64) {}
+
+    /// The copy of the cell changed ([`SchedulerDriver::cell`]; shared-state schedulers only,
+    /// after [`SchedulerDriver::subscribe_cell`]).
+    fn cell_changed(&mut self, _driver: &mut SchedulerDriver) {}
+
+    /// The master answered a transaction ([`SchedulerDriver::commit`]): one result per
+    /// placement, or `error` when it refused the whole transaction.
+    fn transaction_result(
+        &mut self,
+        _driver: &mut SchedulerDriver,
+        result: &TransactionResultMessage,
+    ) {
+        tracing::debug!(transaction = %result.transaction_id, error = %result.error, "transaction answered");
     }
 
     /// The master refused the framework (the driver aborts after this returns).

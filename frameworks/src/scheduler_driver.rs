@@ -11,7 +11,8 @@
 //! answered, and again whenever the connection to the master breaks), `AcceptOffersMessage`,
 //! `DeclineOffersMessage`, `ReviveOffersMessage`, `SuppressOffersMessage`, `KillTaskMessage`,
 //! `StatusUpdateAcknowledgementMessage`, `ReconcileTasksMessage`, `FrameworkToExecutorMessage`,
-//! `UnregisterFrameworkMessage`.
+//! `UnregisterFrameworkMessage`; for shared-state schedulers `SubscribeCellMessage` and
+//! `CommitTransactionMessage`, answered by `CellUpdateMessage` and `TransactionResultMessage`.
 
 use std::time::Duration;
 
@@ -28,12 +29,18 @@ use protos::internal::{
     RevocationNoticeMessage, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
     SuppressOffersMessage, UnregisterFrameworkMessage,
 };
+use protos::omega::{
+    CellUpdateMessage, CommitMode, CommitTransactionMessage, ConflictMode, Placement,
+    SubscribeCellMessage, TransactionResultMessage,
+};
 use protos::v1::task_status::Source;
 use protos::v1::{
     AgentId, ExecutorId, Filters, FrameworkId, FrameworkInfo, OfferId, TaskId, TaskInfo, TaskStatus,
 };
+use protos::IdText;
 use tokio::sync::watch;
 
+use crate::cell::Cell;
 use crate::driver_status::DriverStatus;
 use crate::scheduler::Scheduler;
 
@@ -55,6 +62,12 @@ pub struct SchedulerDriver {
     backoff: Duration,
     ending: Option<(DriverStatus, bool)>,
     authenticatee: Option<Authenticatee>,
+    /// The copy of the cell, once the scheduler subscribed ([`SchedulerDriver::subscribe_cell`]).
+    cell: Option<Cell>,
+    /// Transactions sent so far (their ids).
+    transactions: u64,
+    /// Timers asked for by the last callback, set once it returns: (after, token).
+    timers: Vec<(Duration, u64)>,
 }
 
 impl SchedulerDriver {
@@ -81,6 +94,65 @@ impl SchedulerDriver {
     /// The node the driver runs on (its clock and metrics).
     pub fn node(&self) -> &Node {
         &self.node
+    }
+
+    /// Subscribes to the cell state (Omega's shared-state scheduling): the framework's offers
+    /// stop, [`Scheduler::cell_changed`] is called whenever the copy ([`SchedulerDriver::cell`])
+    /// changes, and the driver subscribes again, resuming, after every re-registration.
+    pub fn subscribe_cell(&mut self) {
+        let cell = self.cell.get_or_insert_with(Cell::default);
+        let resume = cell.position().cloned();
+        self.send(SubscribeCellMessage {
+            framework_id: self.framework_id.clone(),
+            resume,
+        });
+    }
+
+    /// The copy of the cell (empty until subscribed and the first update arrived).
+    pub fn cell(&self) -> &Cell {
+        static EMPTY: std::sync::OnceLock<Cell> = std::sync::OnceLock::new();
+        self.cell
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Cell::default))
+    }
+
+    /// Commits `placements` as one transaction on the cell the copy shows; returns its id,
+    /// which [`Scheduler::transaction_result`] answers. Until then the copy counts the
+    /// placements' resources as taken.
+    pub fn commit(
+        &mut self,
+        placements: Vec<Placement>,
+        conflict_mode: ConflictMode,
+        commit_mode: CommitMode,
+    ) -> String {
+        self.transactions += 1;
+        let id = format!("{}-{}", self.pid.id(), self.transactions);
+        let holds = placements
+            .iter()
+            .filter_map(|p| {
+                let task = p.task.as_ref()?;
+                let resources = resources::Resources::from_proto(&task.resources).ok()?;
+                Some((p.agent_id.text().to_owned(), resources))
+            })
+            .collect();
+        let cell = self.cell.get_or_insert_with(Cell::default);
+        cell.hold(&id, holds);
+        let epoch = cell.epoch().to_owned();
+        self.send(CommitTransactionMessage {
+            framework_id: self.framework_id.clone(),
+            transaction_id: id.clone(),
+            epoch,
+            conflict_mode: conflict_mode as i32,
+            commit_mode: commit_mode as i32,
+            placements,
+        });
+        id
+    }
+
+    /// Calls [`Scheduler::timer`] with `token` once `after` has passed on the node's clock
+    /// (for work that takes time to decide, without blocking the driver).
+    pub fn set_timer(&mut self, after: Duration, token: u64) {
+        self.timers.push((after, token));
     }
 
     fn send<M: libactor::Message>(&self, msg: M) {
@@ -275,6 +347,9 @@ pub fn start<S: Scheduler>(
                 backoff: REGISTRATION_BACKOFF_MIN,
                 ending: None,
                 authenticatee,
+                cell: None,
+                transactions: 0,
+                timers: Vec::new(),
             },
             done: tx,
         },
@@ -361,6 +436,23 @@ impl<S: Scheduler> SchedulerProcess<S> {
             self.scheduler.disconnected(&mut self.driver);
             self.after_callback(ctx);
         }
+        // The lost master will not answer: each transaction in flight is answered here, and
+        // the scheduler finds what did commit in the cell (its tasks) once subscribed again.
+        let unanswered = self
+            .driver
+            .cell
+            .as_mut()
+            .map(Cell::drop_holds)
+            .unwrap_or_default();
+        for transaction_id in unanswered {
+            let result = TransactionResultMessage {
+                transaction_id,
+                error: "the master was lost before answering".into(),
+                ..Default::default()
+            };
+            self.scheduler.transaction_result(&mut self.driver, &result);
+            self.after_callback(ctx);
+        }
         self.driver.backoff = REGISTRATION_BACKOFF_MIN;
     }
 
@@ -374,8 +466,17 @@ impl<S: Scheduler> SchedulerProcess<S> {
         ok
     }
 
-    /// Ends the driver if a callback asked for it.
+    /// Sets the timers a callback asked for, and ends the driver if it asked for that.
     fn after_callback(&mut self, ctx: &mut Context<Self>) {
+        for (after, token) in std::mem::take(&mut self.driver.timers) {
+            ctx.delay(after, move |p: &mut Self, ctx| {
+                if p.done.borrow().is_some() {
+                    return;
+                }
+                p.scheduler.timer(&mut p.driver, token);
+                p.after_callback(ctx);
+            });
+        }
         let Some((status, unregister)) = self.driver.ending.take() else {
             return;
         };
@@ -497,6 +598,35 @@ impl<S: Scheduler> SchedulerProcess<S> {
         self.after_callback(ctx);
     }
 
+    fn cell_update(&mut self, ctx: &mut Context<Self>, from: Upid, msg: CellUpdateMessage) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        let Some(cell) = self.driver.cell.as_mut() else {
+            return;
+        };
+        if cell.apply(msg) {
+            self.scheduler.cell_changed(&mut self.driver);
+            self.after_callback(ctx);
+        }
+    }
+
+    fn transaction_result(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: TransactionResultMessage,
+    ) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        if let Some(cell) = self.driver.cell.as_mut() {
+            cell.settle(&msg);
+        }
+        self.scheduler.transaction_result(&mut self.driver, &msg);
+        self.after_callback(ctx);
+    }
+
     fn reregistered(
         &mut self,
         ctx: &mut Context<Self>,
@@ -508,6 +638,9 @@ impl<S: Scheduler> SchedulerProcess<S> {
         }
         self.driver.connected = true;
         self.driver.backoff = REGISTRATION_BACKOFF_MIN;
+        if self.driver.cell.is_some() {
+            self.driver.subscribe_cell();
+        }
         let master = msg.master_info.unwrap_or_default();
         self.scheduler.reregistered(&mut self.driver, &master);
         self.after_callback(ctx);
@@ -632,6 +765,8 @@ impl<S: Scheduler> Process for SchedulerProcess<S> {
         ctx.install(Self::executor_exited);
         ctx.install(Self::error);
         ctx.install(Self::revocation_notice);
+        ctx.install(Self::cell_update);
+        ctx.install(Self::transaction_result);
         ctx.install(Self::challenged);
         ctx.install(Self::authenticated);
         ctx.install(Self::authentication_failed);

@@ -37,6 +37,9 @@ enum Framework {
     Particles,
     /// `--tasks` copies of `--command`, as command tasks.
     Batch,
+    /// Omega beside offers: two shared-state batch schedulers (`--tasks` tasks each), a slow
+    /// shared-state service scheduler placing gangs, and an offer-based batch framework.
+    Omega,
     /// No framework: keep the cluster up for keelctl until Ctrl-C.
     None,
 }
@@ -374,6 +377,45 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
                 outcomes.len()
             );
             failed == 0
+        }
+        Framework::Omega => {
+            let demo = crate::omega_demo::OmegaDemo {
+                batch_schedulers: 2,
+                batch_tasks: flags.tasks,
+                batch_command: flags.command.clone(),
+                service_jobs: 2,
+                tasks_per_job: flags.agents.clamp(1, 3),
+                decision_time: Duration::from_millis(500),
+                offer_tasks: flags.tasks,
+                task_resources,
+            };
+            println!(
+                "\nrunning `omega`: 2 shared-state batch schedulers ({} tasks each), a shared-state service scheduler ({} gangs of {}), and an offer-based batch framework ({} tasks), at once",
+                demo.batch_tasks, demo.service_jobs, demo.tasks_per_job, demo.offer_tasks
+            );
+            let report =
+                crate::omega_demo::run_omega(&framework_node, &master, credential, &demo, |line| {
+                    println!("{line}")
+                })
+                .await?;
+            for (i, s) in report.batch.iter().enumerate() {
+                println!(
+                    "  omega-batch{i}: {} transactions, {} placements committed, {} conflicted (conflict fraction {:.2})",
+                    s.transactions, s.committed, s.conflicts, s.conflict_fraction()
+                );
+            }
+            println!(
+                "  omega-service: {} transactions, {} conflicted; {} of {} gangs running",
+                report.service.transactions,
+                report.service.conflicted_transactions,
+                report.jobs_running,
+                demo.service_jobs
+            );
+            println!(
+                "omega finished: {} shared-state batch tasks and {} offer-based tasks finished",
+                report.batch_finished, report.offer_finished
+            );
+            report.complete(&demo)
         }
         Framework::None => true,
     };

@@ -56,6 +56,7 @@ pub mod logging;
 pub mod machine_tables;
 pub mod master_address;
 pub mod master_daemon;
+pub mod omega_demo;
 pub mod operator_client;
 pub mod security_flags;
 pub mod send_message;

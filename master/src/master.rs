@@ -14,6 +14,10 @@
 //!   `ShutdownFrameworkMessage`, its offers are withdrawn, it leaves the allocator
 //! - `keel.internal.ReconcileTasksMessage` (scheduler) → the latest state of each task asked
 //!   about (explicit), or of all its tasks (implicit, no statuses given)
+//! - `keel.omega.SubscribeCellMessage` (scheduler) → `CellUpdateMessage`s: the cell, then its
+//!   changes
+//! - `keel.omega.CommitTransactionMessage` (scheduler) → `TransactionResultMessage`, and the
+//!   committed tasks launched as accepted ones are
 //!
 //! Sends: `ResourceOffersMessage` to schedulers; `RunTaskMessage` and `PingSlaveMessage` to
 //! agents; master-generated `StatusUpdateMessage`s (TASK_ERROR, TASK_DROPPED for launches it
@@ -35,7 +39,8 @@
 //! `registration`, `offers` (offers, declines, timeouts), `launch` (accept and task
 //! validation), `agent_health` (pings), `relay` (messages passed between schedulers and
 //! agents), `maintenance` (drains), `operator` (the operator API's changes), `revocation`,
-//! `gauges`, `feed` (the books' changes to the API process), `state_routes` (`/master/state`
+//! `gauges`, `cell_log` (agents' versions), `cell_stream` (the cell's subscribers),
+//! `transactions` (Omega commits), `feed` (the books' changes to the API process), `state_routes` (`/master/state`
 //! and the other classic state endpoints, served by the API process), `teardown`
 //! (`/master/teardown`), `maintenance_routes` (`/master/maintenance/*`, `/master/machine/*`).
 
@@ -103,6 +108,8 @@ mod agent_directory;
 mod agent_health;
 mod authenticator;
 mod books;
+mod cell_log;
+mod cell_stream;
 mod gauges;
 mod launch;
 mod maintenance;
@@ -112,17 +119,20 @@ mod registration;
 mod relay;
 mod reregistration;
 mod revocation;
+mod transactions;
 
 pub use agent_directory::AgentDirectory;
 use authenticator::Registrant;
 pub use authenticator::{AuthenticationPolicy, Principals};
 use books::{Books, FrameworkEntry, TaskEntry};
+pub use cell_stream::CELL_AGENTS_PER_MESSAGE;
 pub use maintenance::{DrainError, DrainOutcome, MAX_DRAINED};
 pub use operator::{validate_weights, OperatorRefusal, MAX_SCHEDULED_MACHINES};
 pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
 use recovery::{Recovery, UnknownTaskAgent};
 pub use revocation::RevocationPolicy;
 use revocation::Revocations;
+pub use transactions::MAX_PLACEMENTS_PER_TRANSACTION;
 mod feed;
 mod framework_update;
 mod maintenance_routes;
@@ -162,6 +172,8 @@ struct MasterMetrics {
     registrations_refused: Counter,
     tasks_revoked: Counter,
     operator_requests_refused: Counter,
+    allocations_overtaken: Counter,
+    offers_declined_void: Counter,
 }
 
 /// The master process.
@@ -196,6 +208,8 @@ pub struct Master {
     directory: AgentDirectory,
     /// The API process on this node, which serves the state endpoints.
     api: ProcessRef<crate::api::ApiGateway>,
+    /// Shared-state (Omega) schedulers subscribed to the cell, and the epoch.
+    cell: cell_stream::CellStream,
 }
 
 /// The running master and its allocator.
@@ -314,6 +328,7 @@ impl Master {
             directory: Default::default(),
             health: AgentHealth::default(),
             api: api.clone(),
+            cell: Default::default(),
         })?;
         let _ = master_ref.set(master.clone());
         Ok(MasterHandle {
@@ -550,6 +565,7 @@ impl Master {
             return;
         };
         tracing::info!(%framework, "framework removed");
+        self.drop_cell_subscriber(framework);
         if self.removed_frameworks.len() == MAX_REMOVED_FRAMEWORKS {
             self.removed_frameworks.pop_front();
         }
@@ -746,12 +762,15 @@ impl Process for Master {
             registrations_refused: m.counter("master/registrations_refused"),
             tasks_revoked: m.counter("master/tasks_revoked"),
             operator_requests_refused: m.counter("master/operator_requests_refused"),
+            allocations_overtaken: m.counter("master/allocations_overtaken_by_commits"),
+            offers_declined_void: m.counter("master/offers_declined_void"),
         });
         // Before any message: re-registrations held while the registry was read find the
         // agents they are expected as.
         if let Some((registry, timeout)) = self.recovered.take() {
             self.start_recovery(ctx, &registry, timeout);
         }
+        self.start_cell(ctx);
         ctx.install(Self::authenticate);
         ctx.install(Self::authentication_response);
         self.refresh_gauges(ctx);
@@ -773,6 +792,8 @@ impl Process for Master {
         ctx.install(Self::shutdown_executor);
         ctx.install(Self::executor_to_framework);
         ctx.install(Self::exited_executor);
+        ctx.install(Self::subscribe_cell);
+        ctx.install(Self::commit_transaction);
         ctx.route("/teardown", Self::teardown);
         ctx.route("/maintenance/schedule", Self::maintenance_schedule_route);
         ctx.route("/maintenance/status", Self::maintenance_status_route);

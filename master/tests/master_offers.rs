@@ -3,111 +3,21 @@
 
 use std::time::Duration;
 
-use libactor::{Clock, Context, Node, Process, Upid};
+use libactor::{Clock, Node, Upid};
 use master::master::Master;
 use protos::internal::{
-    AcceptOffersMessage, DeclineOffersMessage, FrameworkRegisteredMessage, LostSlaveMessage,
-    PingSlaveMessage, PongSlaveMessage, RegisterFrameworkMessage, RegisterSlaveMessage,
-    RescindResourceOfferMessage, ResourceOffersMessage, RunTaskMessage, SlaveRegisteredMessage,
-    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    AcceptOffersMessage, DeclineOffersMessage, PongSlaveMessage, RegisterFrameworkMessage,
+    RegisterSlaveMessage, StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::v1::task_status::Reason;
 use protos::v1::{
-    AgentInfo, CommandInfo, FrameworkId, FrameworkInfo, Offer, TaskId, TaskInfo, TaskState,
-    TaskStatus,
+    AgentInfo, FrameworkId, FrameworkInfo, Offer, TaskId, TaskInfo, TaskState, TaskStatus,
 };
 use resources::Resources;
 use tokio::sync::mpsc;
 
-/// Everything a stand-in receives.
-#[derive(Debug)]
-enum Got {
-    SlaveRegistered(SlaveRegisteredMessage),
-    FrameworkRegistered(FrameworkRegisteredMessage),
-    Offers(ResourceOffersMessage),
-    RunTask(Box<RunTaskMessage>),
-    Update(StatusUpdateMessage),
-    Ack(StatusUpdateAcknowledgementMessage),
-    Rescind(RescindResourceOfferMessage),
-    Kill(protos::internal::KillTaskMessage),
-    ShutdownFramework(protos::internal::ShutdownFrameworkMessage),
-    LostSlave(LostSlaveMessage),
-}
-
-/// A stand-in agent or scheduler: records what the master sends it.
-struct StandIn {
-    tx: mpsc::UnboundedSender<Got>,
-}
-
-impl Process for StandIn {
-    fn initialize(&mut self, ctx: &mut Context<Self>) {
-        ctx.install(
-            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: SlaveRegisteredMessage| {
-                let _ = s.tx.send(Got::SlaveRegistered(m));
-            },
-        );
-        ctx.install(
-            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: FrameworkRegisteredMessage| {
-                let _ = s.tx.send(Got::FrameworkRegistered(m));
-            },
-        );
-        ctx.install(
-            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: ResourceOffersMessage| {
-                let _ = s.tx.send(Got::Offers(m));
-            },
-        );
-        ctx.install(
-            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: RunTaskMessage| {
-                let _ = s.tx.send(Got::RunTask(Box::new(m)));
-            },
-        );
-        ctx.install(
-            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: StatusUpdateMessage| {
-                let _ = s.tx.send(Got::Update(m));
-            },
-        );
-        ctx.install(
-            |s: &mut StandIn,
-             _: &mut Context<StandIn>,
-             _: Upid,
-             m: StatusUpdateAcknowledgementMessage| {
-                let _ = s.tx.send(Got::Ack(m));
-            },
-        );
-        ctx.install(
-            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: RescindResourceOfferMessage| {
-                let _ = s.tx.send(Got::Rescind(m));
-            },
-        );
-        ctx.install(
-            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: LostSlaveMessage| {
-                let _ = s.tx.send(Got::LostSlave(m));
-            },
-        );
-        ctx.install(
-            |s: &mut StandIn,
-             _: &mut Context<StandIn>,
-             _: Upid,
-             m: protos::internal::KillTaskMessage| {
-                let _ = s.tx.send(Got::Kill(m));
-            },
-        );
-        ctx.install(
-            |s: &mut StandIn,
-             _: &mut Context<StandIn>,
-             _: Upid,
-             m: protos::internal::ShutdownFrameworkMessage| {
-                let _ = s.tx.send(Got::ShutdownFramework(m));
-            },
-        );
-        // Agents answer the master's pings.
-        ctx.install(
-            |_: &mut StandIn, ctx: &mut Context<StandIn>, from: Upid, _: PingSlaveMessage| {
-                ctx.send(&from, PongSlaveMessage {});
-            },
-        );
-    }
-}
+mod stand_in;
+use stand_in::{got, no_filter, nothing, r, task, Got, StandIn};
 
 struct Cluster {
     handle: master::master::MasterHandle,
@@ -120,22 +30,6 @@ struct Cluster {
     scheduler_rx: mpsc::UnboundedReceiver<Got>,
     framework_id: FrameworkId,
     agent_id: String,
-}
-
-fn r(text: &str) -> Resources {
-    text.parse().unwrap()
-}
-
-async fn got(clock: &Clock, rx: &mut mpsc::UnboundedReceiver<Got>) -> Got {
-    clock.settle().await.unwrap();
-    rx.try_recv().expect("a message arrived")
-}
-
-async fn nothing(clock: &Clock, rx: &mut mpsc::UnboundedReceiver<Got>) {
-    clock.settle().await.unwrap();
-    if let Ok(m) = rx.try_recv() {
-        panic!("unexpected {m:?}");
-    }
 }
 
 fn offers_of(g: Got) -> Vec<Offer> {
@@ -203,25 +97,6 @@ async fn cluster() -> Cluster {
         framework_id,
         agent_id,
     }
-}
-
-fn task(id: &str, resources: &str) -> TaskInfo {
-    TaskInfo {
-        name: id.into(),
-        task_id: Some(TaskId { value: id.into() }),
-        resources: r(resources).to_proto(),
-        command: Some(CommandInfo {
-            value: "true".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn no_filter() -> Option<protos::v1::Filters> {
-    Some(protos::v1::Filters {
-        refuse_seconds: Some(0.0),
-    })
 }
 
 impl Cluster {

@@ -21,6 +21,7 @@
 //!   Offer, TaskInfo, TaskStatus, Filters, MasterInfo, Attribute.
 //! - [`internal`]: the messages of every exchange between master, agents, schedulers and
 //!   executors (registration, offers, launches, kills, status updates, pings, reconciliation).
+//! - [`omega`]: the cell state and transactions of shared-state (Omega) schedulers.
 //! - [`examples`]: the task inputs and results of the example frameworks (`particles`).
 //! - [`libactor`]: the actor runtime's wire envelope and link control messages;
 //!   [`libactor::examples`] holds the ping/pong messages of its examples and benchmarks.
@@ -79,6 +80,12 @@ pub mod v1 {
 #[allow(clippy::large_enum_variant)]
 pub mod internal {
     include!(concat!(env!("OUT_DIR"), "/keel.internal.rs"));
+}
+
+/// Omega's shared-state scheduling: the cell state schedulers subscribe to and the
+/// transactions they commit.
+pub mod omega {
+    include!(concat!(env!("OUT_DIR"), "/keel.omega.rs"));
 }
 
 /// Messages of Keel's example frameworks (task inputs and results they encode in `data`).

@@ -115,6 +115,26 @@ enum Bench {
         #[arg(long, default_value = "250ms", value_parser = between(Duration::from_millis(1), Duration::from_secs(3600)))]
         report_interval_seconds: Seconds,
     },
+    /// Omega: shared-state placements per second with parallel batch schedulers (each count in
+    /// turn, on a fresh master and fleet), beside the offer path's launch rate on the same
+    /// fleet.
+    Omega {
+        /// Emulated agents.
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        /// Tasks in each run.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: u64,
+        /// Parallel schedulers, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        schedulers: Vec<usize>,
+        /// What each agent offers.
+        #[arg(long, default_value = "cpus:8;mem:16384")]
+        agent_resources: String,
+        /// What each task takes.
+        #[arg(long, default_value = "cpus:1;mem:128")]
+        task_resources: String,
+    },
     /// `/master/state` and the operator API's GET_STATE on a large cluster; launches/s while a
     /// reader polls state (against none polling); one SUBSCRIBE stream keeping up.
     State {
@@ -154,6 +174,22 @@ async fn main() -> anyhow::Result<()> {
             task_resources,
             tls,
         } => keel_bench::launch::run(agents, tasks, &agent_resources, &task_resources, tls).await,
+        Bench::Omega {
+            agents,
+            tasks,
+            schedulers,
+            agent_resources,
+            task_resources,
+        } => {
+            keel_bench::omega::run(
+                agents,
+                tasks,
+                &schedulers,
+                &agent_resources,
+                &task_resources,
+            )
+            .await
+        }
         Bench::Flood {
             connections,
             requests,

@@ -5,6 +5,7 @@
 use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
 
+use protos::v1::task_status::Reason;
 use protos::v1::{CommandInfo, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
 use resources::Resources;
 use tokio::sync::mpsc;
@@ -143,6 +144,13 @@ impl Scheduler for BatchScheduler {
         let Some(index) = self.running.remove(&task_id) else {
             return;
         };
+        if state == TaskState::TaskDropped && status.reason() == Reason::InvalidOffers {
+            // Its offer was rescinded before the launch arrived (a shared-state commit took
+            // it, or its agent left): it never started, so it is submitted again.
+            self.queue.push_back(index);
+            driver.revive_offers();
+            return;
+        }
         self.outcomes[index] = Some(TaskOutcome {
             task_id,
             state,

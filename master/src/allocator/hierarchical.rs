@@ -52,7 +52,9 @@ impl AgentState {
     }
 
     fn available(&self) -> Resources {
-        // Allocations are only ever made from what is available, so this always succeeds.
+        // Allocations are only ever made from what is available, so this fails only while a
+        // claim overlaps an allocation the master is about to refuse: nothing is available
+        // until that allocation is recovered.
         self.total
             .checked_sub(&self.allocated_sum)
             .unwrap_or_default()
@@ -322,6 +324,23 @@ impl Allocator for HierarchicalAllocator {
         Ok(())
     }
 
+    fn claim(
+        &mut self,
+        framework: &str,
+        agent: &str,
+        resources: &Resources,
+    ) -> Result<(), AllocatorError> {
+        let role = self
+            .frameworks
+            .get(framework)
+            .ok_or_else(|| AllocatorError::UnknownFramework(framework.to_owned()))?
+            .role
+            .clone();
+        self.agent_mut(agent)?.hold(framework, resources)?;
+        self.drf.allocate(&role, framework, resources)?;
+        Ok(())
+    }
+
     fn revive(&mut self, framework: &str) -> Result<(), AllocatorError> {
         let f = self.framework_mut(framework)?;
         f.filters.clear();
@@ -542,6 +561,32 @@ mod tests {
         a.recover("f", "a1", &offer.resources, None).unwrap();
         a.suppress("f").unwrap();
         assert!(a.allocate(t0).is_empty());
+    }
+
+    #[test]
+    fn a_claim_that_overlaps_an_allocation_in_flight_settles_when_it_is_recovered() {
+        let t0 = Instant::now();
+        let mut a = HierarchicalAllocator::default();
+        a.add_agent("a1", r("cpus:4;mem:1024"), &[]).unwrap();
+        a.add_framework("offers", "*", false).unwrap();
+        a.add_framework("omega", "*", true).unwrap();
+        // The whole agent is allocated; a commit on the master's books takes part of it first.
+        let offer = a.allocate(t0).remove(0);
+        a.claim("omega", "a1", &r("cpus:3;mem:512")).unwrap();
+        assert!(
+            a.allocate(t0).is_empty(),
+            "nothing is available while overcommitted"
+        );
+        // The master refuses the overtaken allocation and gives it back.
+        a.recover("offers", "a1", &offer.resources, None).unwrap();
+        assert_eq!(a.allocated("omega", "a1"), r("cpus:3;mem:512"));
+        let rest = a.allocate(t0).remove(0);
+        assert_eq!(rest.resources, r("cpus:1;mem:512"));
+        assert!(a.share("omega") > 0.0, "committed tasks count in DRF");
+        assert_eq!(
+            a.claim("ghost", "a1", &r("cpus:1")),
+            Err(AllocatorError::UnknownFramework("ghost".into()))
+        );
     }
 
     #[test]

@@ -107,6 +107,17 @@ pub trait Allocator: Send {
         refuse: Option<RefuseFilter>,
     ) -> Result<(), AllocatorError>;
 
+    /// A transaction placed `resources` on `agent` for `framework` outside any offer (Omega).
+    /// The master decided from its own books, which may be ahead of this allocator by an
+    /// allocation it has not received yet; it refuses that allocation and recovers it, so the
+    /// agent may hold more than its total here until that recovery arrives.
+    fn claim(
+        &mut self,
+        framework: &str,
+        agent: &str,
+        resources: &Resources,
+    ) -> Result<(), AllocatorError>;
+
     /// Clears the framework's filters and resumes offers to it.
     fn revive(&mut self, framework: &str) -> Result<(), AllocatorError>;
 

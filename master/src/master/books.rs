@@ -8,7 +8,8 @@
 //! - an agent's used and offered resources fit in its total together, so no resource is
 //!   offered twice or offered while a task holds it, and none is ever negative;
 //! - the by-pid index names exactly the registered agents, an agent's offer index exactly the
-//!   offers on it, and its task count the tasks on it.
+//!   offers on it, and its task index the tasks on it;
+//! - an agent's version changes with every change to it or to what its tasks hold.
 //!
 //! A task's framework need not be registered: after a failover an agent brings back the
 //! tasks of frameworks that have not re-registered yet.
@@ -23,6 +24,7 @@ use crate::fast_hash::{FastMap, FastSet};
 use protos::v1::TaskStatus;
 use protos::IllegalTaskMove;
 
+use super::cell_log::CellLog;
 use super::feed::Feed;
 
 /// A task's key: (framework id, task id).
@@ -40,9 +42,10 @@ pub(super) struct AgentEntry {
     used: Resources,
     /// In outstanding offers.
     offered: Resources,
-    /// How many live tasks it runs (a count, not an index: indexing would copy every task's
-    /// key on the launch path, for the rare removal of an agent).
-    task_count: usize,
+    /// Its live tasks (the cell state lists them, and removing the agent finds them).
+    tasks: FastSet<TaskKey>,
+    /// The number of the latest change to it or to what it holds (see `cell_log`).
+    version: u64,
     offers: FastSet<String>,
     /// A pong arrived since the last ping.
     pub(super) pong_received: bool,
@@ -84,7 +87,39 @@ impl AgentEntry {
 
     /// How many live tasks it runs.
     pub(super) fn task_count(&self) -> usize {
-        self.task_count
+        self.tasks.len()
+    }
+
+    /// Its live tasks.
+    pub(super) fn task_keys(&self) -> impl Iterator<Item = &TaskKey> {
+        self.tasks.iter()
+    }
+
+    /// What its live tasks hold.
+    pub(super) fn used_resources(&self) -> &Resources {
+        &self.used
+    }
+
+    /// What may be committed here: neither used by a task (offered resources included).
+    pub(super) fn committable(&self) -> Resources {
+        let mut left = self.free.clone();
+        add(&mut left, &self.offered);
+        left
+    }
+
+    /// What is neither used nor offered.
+    pub(super) fn unheld(&self) -> &Resources {
+        &self.free
+    }
+
+    /// The number of the latest change to it or to what it holds.
+    pub(super) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Its outstanding offers.
+    pub(super) fn offer_ids(&self) -> impl Iterator<Item = &String> {
+        self.offers.iter()
     }
 }
 
@@ -98,6 +133,9 @@ pub(super) struct FrameworkEntry {
     pub(super) active: bool,
     /// It asked for no offers (until it revives).
     pub(super) suppressed: bool,
+    /// It subscribed to the cell (Omega): it schedules by transactions and is never offered
+    /// anything, even after its scheduler reconnects.
+    pub(super) shared_state: bool,
     /// Agents it has launched work on: its executors may live there after its tasks ended, so
     /// a teardown tells each of them.
     pub(super) agents: BTreeSet<String>,
@@ -111,6 +149,7 @@ impl FrameworkEntry {
             info,
             active: true,
             suppressed: false,
+            shared_state: false,
             agents: BTreeSet::new(),
         }
     }
@@ -138,6 +177,8 @@ pub(super) struct TaskEntry {
     /// Its state; moved only by [`TaskState::move_to`].
     pub(super) state: TaskState,
     resources: Resources,
+    /// Its priority (Omega placements; 0 for tasks launched on offers).
+    pub(super) priority: i32,
 }
 
 impl TaskEntry {
@@ -157,7 +198,14 @@ impl TaskEntry {
             agent,
             state,
             resources,
+            priority: 0,
         }
+    }
+
+    /// The same task with `priority`.
+    pub(super) fn with_priority(mut self, priority: i32) -> TaskEntry {
+        self.priority = priority;
+        self
     }
 
     /// The agent it runs on.
@@ -227,6 +275,8 @@ pub(super) struct Books {
     frameworks: FastMap<String, FrameworkEntry>,
     offers: FastMap<String, OfferEntry>,
     tasks: FastMap<TaskKey, TaskEntry>,
+    /// The agents' versions.
+    cell: CellLog,
     /// Where every change is reported (the API process), once the master has one.
     feed: Option<Feed>,
 }
@@ -235,6 +285,23 @@ impl Books {
     /// Reports every change from now on to `feed`.
     pub(super) fn set_feed(&mut self, feed: Feed) {
         self.feed = Some(feed);
+    }
+
+    /// The agents' versions and the changes not yet sent to cell subscribers.
+    pub(super) fn cell(&self) -> &CellLog {
+        &self.cell
+    }
+
+    /// The same, to collect or take changes.
+    pub(super) fn cell_mut(&mut self) -> &mut CellLog {
+        &mut self.cell
+    }
+
+    /// Gives agent `id` a new version (a change the books do not see, such as a drain).
+    pub(super) fn touch_agent(&mut self, id: &str) {
+        if let Some(agent) = self.agents.get_mut(id) {
+            agent.version = self.cell.next(id);
+        }
     }
 
     // Agents.
@@ -291,7 +358,8 @@ impl Books {
                 total,
                 used: Resources::new(),
                 offered: Resources::new(),
-                task_count: 0,
+                tasks: FastSet::default(),
+                version: self.cell.next(id),
                 offers: FastSet::default(),
                 pong_received: false,
                 missed_pings: 0,
@@ -328,17 +396,13 @@ impl Books {
             .iter()
             .filter_map(|o| self.offers.remove_entry(o))
             .collect();
-        let keys: Vec<TaskKey> = self
+        let tasks: Vec<(TaskKey, TaskEntry)> = entry
             .tasks
             .iter()
-            .filter(|(_, t)| t.agent == id)
-            .map(|(k, _)| k.clone())
+            .filter_map(|k| self.tasks.remove_entry(k))
             .collect();
-        let tasks: Vec<(TaskKey, TaskEntry)> = keys
-            .into_iter()
-            .filter_map(|k| self.tasks.remove_entry(&k))
-            .collect();
-        debug_assert_eq!(tasks.len(), entry.task_count);
+        debug_assert_eq!(tasks.len(), entry.tasks.len());
+        self.cell.removed(id);
         debug_assert!(self.agent_by_pid.len() == self.agents.len());
         if let Some(feed) = &self.feed {
             for (offer, _) in &offers {
@@ -555,7 +619,8 @@ impl Books {
         };
         take_free(&task.agent, agent, &task.resources)?;
         add(&mut agent.used, &task.resources);
-        agent.task_count += 1;
+        agent.tasks.insert(key.clone());
+        agent.version = self.cell.next(&task.agent);
         self.check_agent(&task.agent);
         if let Some(feed) = &self.feed {
             feed.task_added(&key, &task);
@@ -572,7 +637,8 @@ impl Books {
             feed.task_updated(key, &task.agent, TaskState::TaskKilled, None);
         }
         if let Some(agent) = self.agents.get_mut(&task.agent) {
-            agent.task_count -= 1;
+            agent.tasks.remove(key);
+            agent.version = self.cell.next(&task.agent);
             release(&mut agent.used, &mut agent.free, &task.resources);
         }
         self.check_agent(&task.agent);
@@ -638,7 +704,9 @@ impl Books {
         }
         for (id, agent) in &self.agents {
             let on = self.tasks.values().filter(|t| t.agent == *id).count();
-            assert_eq!(on, agent.task_count, "{id}");
+            assert_eq!(on, agent.tasks.len(), "{id}");
+            assert!(agent.tasks.iter().all(|k| self.tasks[k].agent == *id));
+            assert!(agent.version <= self.cell.seq());
         }
     }
 }

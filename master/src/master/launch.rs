@@ -6,7 +6,7 @@ use authentication::acls::Action;
 use libactor::{Context, Upid};
 use protos::internal::{AcceptOffersMessage, RunTaskMessage};
 use protos::v1::task_status::Reason;
-use protos::v1::{AgentId, TaskInfo, TaskState};
+use protos::v1::{AgentId, FrameworkId, FrameworkInfo, TaskInfo, TaskState};
 use protos::IdText;
 use resources::Resources;
 
@@ -52,16 +52,8 @@ impl Master {
         for offer in &offers {
             let _ = remaining.add(&offer.resources);
         }
-        let principal = Some(info.principal.as_str()).filter(|p| !p.is_empty());
         for task in &msg.tasks {
-            // Who may run as whom: the task's user, else the framework's (--acls run_tasks).
-            let user = task
-                .command
-                .as_ref()
-                .map(|c| c.user.as_str())
-                .filter(|u| !u.is_empty())
-                .unwrap_or(&info.user);
-            if let Some(why) = self.acls_refusal(Action::RunTask, principal, user) {
+            if let Some(why) = self.run_as_refusal(&info, task) {
                 self.refuse_task(
                     ctx,
                     &framework,
@@ -75,45 +67,7 @@ impl Master {
             match self.validate_task(&framework, task, &remaining) {
                 Ok(needed) => {
                     remaining = remaining.checked_sub(&needed).unwrap_or_default();
-                    let task_id = task.task_id.text().to_owned();
-                    let executor = task
-                        .executor
-                        .as_ref()
-                        .and_then(|e| e.executor_id.as_ref())
-                        .map_or_else(|| task_id.clone(), |e| e.value.clone());
-                    let entry = TaskEntry::new(
-                        self.next_id,
-                        task.name.clone(),
-                        executor,
-                        agent.clone(),
-                        TaskState::TaskStaging,
-                        needed,
-                    );
-                    if let Err(e) = self.books.add_task((framework.clone(), task_id), entry) {
-                        // Validation passed and its offer was taken: a bug, never a launch.
-                        debug_assert!(false, "launch refused by the books: {e}");
-                        tracing::error!(%framework, error = %e, "launch refused by the master's books");
-                        continue;
-                    }
-                    let mut launched = task.clone();
-                    launched.agent_id = Some(AgentId {
-                        value: agent.clone(),
-                    });
-                    if let Some(f) = self.books.framework_mut(&framework) {
-                        f.agents.insert(agent.clone());
-                    }
-                    if let Some(agent_entry) = self.books.agent(&agent) {
-                        ctx.send(
-                            agent_entry.pid(),
-                            RunTaskMessage {
-                                framework_id: msg.framework_id.clone(),
-                                framework: Some(info.clone()),
-                                pid: scheduler.to_string(),
-                                task: Some(launched),
-                            },
-                        );
-                        self.metrics.inc(|m| &m.tasks_launched);
-                    }
+                    self.run_task(ctx, &framework, &info, &scheduler, &agent, task, needed, 0);
                 }
                 Err(why) => self.refuse_task(
                     ctx,
@@ -127,6 +81,78 @@ impl Master {
         }
         let filter = self.refuse_filter(ctx, msg.filters.as_ref(), &remaining);
         self.recover(&framework, &agent, remaining, filter);
+    }
+
+    /// Books `task` on `agent` holding `needed` (already taken from an offer or committed)
+    /// and sends it there. False if the books refuse it, which only a bug can cause.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_task(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        info: &FrameworkInfo,
+        scheduler: &Upid,
+        agent: &str,
+        task: &TaskInfo,
+        needed: Resources,
+        priority: i32,
+    ) -> bool {
+        let task_id = task.task_id.text().to_owned();
+        let executor = task
+            .executor
+            .as_ref()
+            .and_then(|e| e.executor_id.as_ref())
+            .map_or_else(|| task_id.clone(), |e| e.value.clone());
+        let entry = TaskEntry::new(
+            self.next_id,
+            task.name.clone(),
+            executor,
+            agent.to_owned(),
+            TaskState::TaskStaging,
+            needed,
+        )
+        .with_priority(priority);
+        if let Err(e) = self.books.add_task((framework.to_owned(), task_id), entry) {
+            // Validation passed and its resources were taken: a bug, never a launch.
+            debug_assert!(false, "launch refused by the books: {e}");
+            tracing::error!(%framework, error = %e, "launch refused by the master's books");
+            return false;
+        }
+        let mut launched = task.clone();
+        launched.agent_id = Some(AgentId {
+            value: agent.to_owned(),
+        });
+        if let Some(f) = self.books.framework_mut(framework) {
+            f.agents.insert(agent.to_owned());
+        }
+        if let Some(agent_entry) = self.books.agent(agent) {
+            ctx.send(
+                agent_entry.pid(),
+                RunTaskMessage {
+                    framework_id: Some(FrameworkId {
+                        value: framework.to_owned(),
+                    }),
+                    framework: Some(info.clone()),
+                    pid: scheduler.to_string(),
+                    task: Some(launched),
+                },
+            );
+            self.metrics.inc(|m| &m.tasks_launched);
+        }
+        true
+    }
+
+    /// Why the framework may not run `task` as its user, if it may not: the task's user, else
+    /// the framework's (`--acls` `run_tasks`).
+    pub(super) fn run_as_refusal(&self, info: &FrameworkInfo, task: &TaskInfo) -> Option<String> {
+        let principal = Some(info.principal.as_str()).filter(|p| !p.is_empty());
+        let user = task
+            .command
+            .as_ref()
+            .map(|c| c.user.as_str())
+            .filter(|u| !u.is_empty())
+            .unwrap_or(&info.user);
+        self.acls_refusal(Action::RunTask, principal, user)
     }
 
     /// Checks a task against the rest of its offers; returns the resources it takes.

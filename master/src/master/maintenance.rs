@@ -94,6 +94,7 @@ impl Master {
         if newly {
             tracing::info!(%hostname, %reason, agents = agents.len(), "machine drained");
             for agent in &agents {
+                self.books.touch_agent(agent);
                 self.rescind_offers_on(ctx, agent);
                 let agent = agent.clone();
                 self.tell_allocator("allocator refused to deactivate an agent", move |a| {
@@ -123,6 +124,7 @@ impl Master {
         }
         tracing::info!(%hostname, "machine reactivated");
         for agent in self.agents_on(hostname) {
+            self.books.touch_agent(&agent);
             self.tell_allocator("allocator refused to activate an agent", move |a| {
                 a.activate_agent(&agent)
             });

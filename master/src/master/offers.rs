@@ -12,7 +12,7 @@ use resources::Resources;
 
 use crate::allocator::{Allocation, Allocator, RefuseFilter};
 
-use super::books::OfferEntry;
+use super::books::{BooksError, OfferEntry};
 use super::{
     Master, DEFAULT_REFUSE_SECONDS, MAX_OFFERS_PER_MESSAGE, MAX_REFUSE_SECONDS, OFFER_TIMEOUT,
 };
@@ -29,6 +29,20 @@ impl Master {
                 // allocation, so the allocator forgot it with the framework or agent. Nothing
                 // to give back.
                 tracing::debug!(framework = %allocation.framework, agent = %allocation.agent, "allocation for a removed framework or agent dropped");
+                continue;
+            }
+            if self
+                .books
+                .framework(&allocation.framework)
+                .is_some_and(|f| f.shared_state)
+            {
+                // Made before its subscription reached the allocator.
+                self.recover(
+                    &allocation.framework,
+                    &allocation.agent,
+                    allocation.resources,
+                    None,
+                );
                 continue;
             }
             let id = self.next("O");
@@ -48,11 +62,22 @@ impl Master {
                 agent: allocation.agent,
                 resources: allocation.resources,
             };
-            if let Err(e) = self.books.add_offer(&id, entry) {
-                // The allocator and the books disagree: a bug, never an offer.
-                debug_assert!(false, "offer {id} refused by the books: {e}");
-                tracing::error!(offer = %id, error = %e, "allocation refused by the master's books");
-                continue;
+            match self.books.add_offer(&id, entry) {
+                Ok(()) => {}
+                Err(BooksError::DoesNotFit { agent, asked, .. }) if self.cell.claimed => {
+                    // A transaction committed part of it after the allocator made it: the
+                    // allocator gets it back, and its claim settles.
+                    tracing::debug!(offer = %id, %agent, "allocation overtaken by a commit");
+                    self.metrics.inc(|m| &m.allocations_overtaken);
+                    self.recover(&allocation.framework, &agent, asked, None);
+                    continue;
+                }
+                Err(e) => {
+                    // The allocator and the books disagree: a bug, never an offer.
+                    debug_assert!(false, "offer {id} refused by the books: {e}");
+                    tracing::error!(offer = %id, error = %e, "allocation refused by the master's books");
+                    continue;
+                }
             }
             let timed = id.clone();
             ctx.delay(OFFER_TIMEOUT, move |m: &mut Master, ctx| {
@@ -148,11 +173,23 @@ impl Master {
         else {
             return;
         };
-        let Some(offers) = self.take_offers(&framework, &msg.offer_ids) else {
-            self.metrics.inc(|m| &m.invalid_messages);
-            tracing::warn!(%framework, "declined unknown offers");
-            return;
-        };
+        // An offer declined after it was rescinded (a commit took it, it timed out, its agent
+        // left) is void already: the race is routine, so it is counted and skipped, and the
+        // rest of the decline stands.
+        let (known, void): (Vec<&OfferId>, Vec<&OfferId>) = msg.offer_ids.iter().partition(|id| {
+            self.books
+                .offer(&id.value)
+                .is_some_and(|o| o.framework == framework)
+        });
+        if !void.is_empty() {
+            self.metrics
+                .add(|m| &m.offers_declined_void, void.len() as u64);
+            tracing::debug!(%framework, offers = void.len(), "declined offers that are void already");
+        }
+        let offers: Vec<_> = known
+            .into_iter()
+            .filter_map(|id| self.books.take_offer(&id.value))
+            .collect();
         for offer in offers {
             self.metrics.inc(|m| &m.offers_declined);
             let filter = self.refuse_filter(ctx, msg.filters.as_ref(), &offer.resources);

@@ -176,7 +176,9 @@ impl Master {
         if let Some(entry) = self.books.framework_mut(&id) {
             let old = std::mem::replace(&mut entry.pid, from.clone());
             let was_active = std::mem::replace(&mut entry.active, true);
-            entry.suppressed = false;
+            // A shared-state framework stays out of offers; others are offered again.
+            entry.suppressed = entry.shared_state;
+            let revive = !was_active && !entry.shared_state;
             if old != from {
                 tracing::info!(framework = %id, %from, "scheduler failed over");
                 ctx.unlink(&old);
@@ -184,7 +186,7 @@ impl Master {
                 self.withdraw_offers(&id);
             }
             self.books.framework_updated(&id);
-            if !was_active {
+            if revive {
                 let framework = id.clone();
                 self.tell_allocator("allocator refused to revive a framework", move |a| {
                     a.revive(&framework)
@@ -229,6 +231,7 @@ impl Master {
         self.books.framework_updated(&id);
         tracing::warn!(framework = %id, scheduler = %pid, ?timeout, "scheduler disconnected; framework inactive");
         self.withdraw_offers(&id);
+        self.drop_cell_subscriber(&id);
         let framework = id.clone();
         self.tell_allocator("allocator refused to suppress a framework", move |a| {
             a.suppress(&framework)

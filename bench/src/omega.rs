@@ -1,0 +1,128 @@
+//! `keel-bench omega`: shared-state placements per second through a real master to emulated
+//! agents, with several counts of parallel batch schedulers (the Omega paper's scaling
+//! experiment, on Keel's own master): each scheduler keeps its copy of the cell, commits
+//! first-fit placements incrementally, and places conflicts again. Beside it, in the same run,
+//! the offer path's launch rate on the same fleet (`keel-bench launch`'s scheduler).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use frameworks::examples::batch::BatchEvent;
+use frameworks::examples::omega_batch::{OmegaBatch, OmegaBatchSpec};
+use frameworks::{shared_state, RetryPolicy, SchedulerOptions, SchedulingStats};
+use libactor::Node;
+use protos::v1::TaskState;
+use resources::Resources;
+use std::sync::atomic::Ordering;
+
+use crate::emulated_agent::EmulationCounters;
+use crate::emulated_fleet::start_agents;
+use crate::master_child::MasterChild;
+use crate::phase::wait_until;
+
+/// Runs `tasks` tasks on `agents` emulated agents through the offer path, then through
+/// each count of parallel shared-state schedulers in `schedulers`; prints each rate, the
+/// conflict fraction and the ratio to the offer path.
+pub async fn run(
+    agents: usize,
+    tasks: u64,
+    schedulers: &[usize],
+    agent_resources: &str,
+    task_resources: &str,
+) -> anyhow::Result<()> {
+    let agent_resources: Resources = agent_resources.parse().context("--agent-resources")?;
+    let task_resources: Resources = task_resources.parse().context("--task-resources")?;
+    let offers =
+        crate::launch::launch(agents, tasks, &agent_resources, &task_resources, None).await?;
+    println!("offers: {offers:.0} tasks/s (one offer-based framework; the baseline)");
+    for &k in schedulers {
+        let (rate, stats) = shared(agents, tasks, k, &agent_resources, &task_resources).await?;
+        println!(
+            "omega: {k} schedulers: {rate:.0} tasks/s; {} transactions, conflict fraction {:.3}, {} placements conflicted ({:.2} per task); omega / offers = {:.2}",
+            stats.transactions,
+            stats.conflict_fraction(),
+            stats.conflicts,
+            stats.conflicts as f64 / tasks as f64,
+            rate / offers
+        );
+    }
+    Ok(())
+}
+
+/// One run with `k` shared-state batch schedulers sharing `tasks` between them, on a fresh
+/// master and fleet; returns tasks per second (committed, run and finished) and the
+/// schedulers' summed statistics.
+async fn shared(
+    agents: usize,
+    tasks: u64,
+    k: usize,
+    agent_resources: &Resources,
+    task_resources: &Resources,
+) -> anyhow::Result<(f64, SchedulingStats)> {
+    let master = MasterChild::start().await?;
+    let counters = Arc::new(EmulationCounters::default());
+    let nodes = start_agents(
+        agents,
+        &master.pid,
+        agent_resources,
+        Duration::ZERO,
+        &counters,
+        None,
+    )?;
+    wait_until("agent registration", || {
+        counters.registered.load(Ordering::Relaxed) == agents as u64
+    })
+    .await?;
+    let framework_node = Node::builder().start()?;
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    for i in 0..k {
+        let share = tasks / k as u64 + u64::from((i as u64) < tasks % k as u64);
+        let mut spec = OmegaBatchSpec::new(
+            &format!("b{i}"),
+            share as usize,
+            "true",
+            task_resources.clone(),
+        );
+        spec.start_at = i as f64 / k as f64;
+        spec.retry = RetryPolicy {
+            max_attempts: u32::MAX,
+        };
+        let (scheduler, events) = OmegaBatch::new(spec);
+        let stats = scheduler.stats();
+        shared_state::start(
+            &framework_node,
+            master.pid.clone(),
+            keel::example_runs::framework_info(&format!("omega-bench{i}")),
+            scheduler,
+            SchedulerOptions::default(),
+        )?;
+        runs.push((events, stats));
+    }
+    let mut total = SchedulingStats::default();
+    let mut finished = 0;
+    for (mut events, stats) in runs {
+        while let Some(event) = events.recv().await {
+            if let BatchEvent::Done(outcomes) = event {
+                finished += outcomes
+                    .iter()
+                    .filter(|o| o.state == TaskState::TaskFinished)
+                    .count();
+                break;
+            }
+        }
+        total.add(&stats.borrow());
+    }
+    let took = started.elapsed();
+    let rate = tasks as f64 / took.as_secs_f64();
+    println!(
+        "  {k} schedulers: {finished}/{tasks} tasks finished in {took:.2?} on {agents} emulated agents; master RSS {:.1} MiB",
+        master.rss_bytes() as f64 / (1 << 20) as f64
+    );
+    framework_node.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok((rate, total))
+}

@@ -1,0 +1,143 @@
+//! Omega beside offers on whole clusters (a master and real agents over TCP, tasks as real OS
+//! processes): shared-state batch and service schedulers with an offer-based framework at
+//! once, and a shared-state scheduler through a master restart.
+
+use std::time::Duration;
+
+use frameworks::examples::batch::BatchEvent;
+use frameworks::examples::omega_batch::{OmegaBatch, OmegaBatchSpec};
+use frameworks::{shared_state, SchedulerOptions};
+use keel::example_runs::framework_info;
+use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+use keel::omega_demo::{run_omega, OmegaDemo};
+use keel_testkit::eventually::eventually;
+use libactor::Node;
+use protos::v1::TaskState;
+
+const AGENTS_UP: Duration = Duration::from_secs(30);
+/// Bounds each wait: a healthy run takes a few seconds.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn metric(node: &Node, name: &str) -> f64 {
+    node.metrics().snapshot().get(name).copied().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_state_and_offer_based_frameworks_share_one_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(LocalClusterConfig::new(2, dir.path()))
+        .await
+        .unwrap();
+    cluster.wait_for_agents(AGENTS_UP).await.unwrap();
+    let node = Node::builder().single_threaded().start().unwrap();
+    let demo = OmegaDemo {
+        batch_schedulers: 2,
+        batch_tasks: 8,
+        batch_command: "true".into(),
+        service_jobs: 1,
+        tasks_per_job: 2,
+        decision_time: Duration::from_millis(200),
+        offer_tasks: 8,
+        task_resources: "cpus:0.5;mem:32".parse().unwrap(),
+    };
+    let mut lines = Vec::new();
+    let report = tokio::time::timeout(
+        RUN_TIMEOUT,
+        run_omega(&node, cluster.master_pid(), None, &demo, |l| lines.push(l)),
+    )
+    .await
+    .expect("the demo ends")
+    .expect("the demo runs");
+    assert!(report.complete(&demo), "{report:?}");
+    // The gang went to two distinct machines.
+    let placed = lines.iter().find(|l| l.contains("placed on")).unwrap();
+    assert_eq!(placed.matches(", ").count(), 1, "{placed}");
+    let committed: u64 = report.batch.iter().map(|s| s.committed).sum();
+    assert_eq!(committed, 16);
+    let m = &cluster.master_node;
+    assert_eq!(metric(m, "omega/placements_committed"), 18.0);
+    assert_eq!(metric(m, "master/allocator_refusals"), 0.0);
+    node.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_state_scheduler_carries_on_through_a_master_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LocalClusterConfig::new(2, dir.path());
+    config.registry = true;
+    let mut cluster = LocalCluster::start(config).await.unwrap();
+    cluster.wait_for_agents(AGENTS_UP).await.unwrap();
+    let node = Node::builder().single_threaded().start().unwrap();
+    let spec = OmegaBatchSpec::new("survivor", 6, "sleep 4", "cpus:0.5;mem:32".parse().unwrap());
+    let (scheduler, mut events) = OmegaBatch::new(spec);
+    let mut stats = scheduler.stats();
+    let handle = shared_state::start(
+        &node,
+        cluster.master_pid().clone(),
+        framework_info("survivor"),
+        scheduler,
+        SchedulerOptions::default(),
+    )
+    .unwrap();
+    tokio::time::timeout(RUN_TIMEOUT, stats.wait_for(|s| s.committed == 6))
+        .await
+        .expect("every task committed")
+        .unwrap();
+    let epoch_before = handle
+        .call(|_, d| d.cell().epoch().to_owned())
+        .await
+        .unwrap();
+
+    cluster.restart_master().await.unwrap();
+    cluster
+        .wait_for_master_agents(2, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // The driver re-registers and subscribes again: its copy is now the new master's cell,
+    // holding the tasks the agents brought back.
+    let (epoch_after, tasks) = eventually("the copy follows the new master", || {
+        let (handle, before) = (handle.clone(), epoch_before.clone());
+        async move {
+            handle
+                .call(|_, d| {
+                    let cell = d.cell();
+                    let tasks: usize = cell.agents().map(|a| a.tasks.len()).sum();
+                    (cell.is_current() && tasks > 0).then(|| (cell.epoch().to_owned(), tasks))
+                })
+                .await
+                .ok()
+                .flatten()
+                .filter(|(epoch, _)| *epoch != before)
+        }
+    })
+    .await;
+    assert!(!epoch_after.is_empty());
+    assert!(tasks <= 6);
+
+    let outcomes = tokio::time::timeout(RUN_TIMEOUT, async {
+        while let Some(event) = events.recv().await {
+            if let BatchEvent::Done(outcomes) = event {
+                return outcomes;
+            }
+        }
+        panic!("the scheduler ended without Done");
+    })
+    .await
+    .expect("the job ends");
+    assert_eq!(outcomes.len(), 6);
+    assert!(
+        outcomes.iter().all(|o| o.state == TaskState::TaskFinished),
+        "{outcomes:?}"
+    );
+    // Nothing was placed again: every task ran once.
+    assert_eq!(stats.borrow().committed, 6);
+    let launched: f64 = cluster
+        .agents
+        .iter()
+        .map(|a| metric(&a.node, "slave/tasks_launched"))
+        .sum();
+    assert_eq!(launched, 6.0);
+    node.shutdown().await;
+    cluster.shutdown().await;
+}

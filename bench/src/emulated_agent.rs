@@ -13,8 +13,8 @@ use bytes::Bytes;
 use libactor::{Context, Process, Upid};
 use protos::internal::{
     PingSlaveMessage, PongSlaveMessage, RegisterSlaveMessage, ReregisterSlaveMessage,
-    RunTaskMessage, SlaveRegisteredMessage, SlaveReregisteredMessage, StatusUpdate,
-    StatusUpdateAcknowledgementMessage, StatusUpdateMessage, Task,
+    RunTaskMessage, ShutdownFrameworkMessage, SlaveRegisteredMessage, SlaveReregisteredMessage,
+    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage, Task,
 };
 use protos::v1::task_status::Source;
 use protos::v1::{AgentId, AgentInfo, TaskState, TaskStatus};
@@ -232,6 +232,8 @@ impl Process for EmulatedAgent {
         ctx.install(Self::run_task);
         ctx.install(Self::ack);
         ctx.install(Self::reregistered);
+        // A framework that ends tells every agent it ran on; emulated tasks are over already.
+        ctx.install(|_: &mut Self, _: &mut Context<Self>, _: Upid, _: ShutdownFrameworkMessage| {});
         ctx.send(
             &self.master,
             RegisterSlaveMessage {

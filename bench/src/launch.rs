@@ -33,7 +33,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let agent_resources: Resources = agent_resources.parse().context("--agent-resources")?;
     let task_resources: Resources = task_resources.parse().context("--task-resources")?;
-    let rate = launch(agents, tasks, &agent_resources, &task_resources, None).await?;
+    let rate = launch(
+        agents,
+        tasks,
+        &agent_resources,
+        &task_resources,
+        Duration::ZERO,
+        None,
+    )
+    .await?;
 
     // The baseline: per task the cluster moves 9 messages (RunTask, 2 updates and 2 acks, each
     // crossing the master); time as many bare round trips (2 messages each).
@@ -51,6 +59,7 @@ pub async fn run(
             tasks,
             &agent_resources,
             &task_resources,
+            Duration::ZERO,
             Some(&secure),
         )
         .await?;
@@ -93,12 +102,14 @@ impl BenchCa {
     }
 }
 
-/// One launch run against a fresh master (secure with `ca`); returns tasks per second.
+/// One launch run against a fresh master (secure with `ca`), each task running `task_duration`
+/// on its emulated agent; returns tasks per second.
 pub(crate) async fn launch(
     agents: usize,
     tasks: u64,
     agent_resources: &Resources,
     task_resources: &Resources,
+    task_duration: Duration,
     ca: Option<&BenchCa>,
 ) -> anyhow::Result<f64> {
     let master = match ca {
@@ -113,7 +124,7 @@ pub(crate) async fn launch(
         agents,
         &master.pid,
         agent_resources,
-        Duration::ZERO,
+        task_duration,
         &counters,
         ca.map(|c| &c.agents),
     )?;

@@ -21,7 +21,8 @@ use crate::emulated_fleet::start_agents;
 use crate::master_child::MasterChild;
 use crate::phase::wait_until;
 
-/// Runs `tasks` tasks on `agents` emulated agents through the offer path, then through
+/// Runs `tasks` tasks (each running `task_duration` on its emulated agent) on `agents` emulated
+/// agents through the offer path, then through
 /// each count of parallel shared-state schedulers in `schedulers`; prints each rate, the
 /// conflict fraction and the ratio to the offer path.
 pub async fn run(
@@ -30,14 +31,30 @@ pub async fn run(
     schedulers: &[usize],
     agent_resources: &str,
     task_resources: &str,
+    task_duration: Duration,
 ) -> anyhow::Result<()> {
     let agent_resources: Resources = agent_resources.parse().context("--agent-resources")?;
     let task_resources: Resources = task_resources.parse().context("--task-resources")?;
-    let offers =
-        crate::launch::launch(agents, tasks, &agent_resources, &task_resources, None).await?;
+    let offers = crate::launch::launch(
+        agents,
+        tasks,
+        &agent_resources,
+        &task_resources,
+        task_duration,
+        None,
+    )
+    .await?;
     println!("offers: {offers:.0} tasks/s (one offer-based framework; the baseline)");
     for &k in schedulers {
-        let (rate, stats) = shared(agents, tasks, k, &agent_resources, &task_resources).await?;
+        let (rate, stats) = shared(
+            agents,
+            tasks,
+            k,
+            &agent_resources,
+            &task_resources,
+            task_duration,
+        )
+        .await?;
         println!(
             "omega: {k} schedulers: {rate:.0} tasks/s; {} transactions, conflict fraction {:.3}, {} placements conflicted ({:.2} per task); omega / offers = {:.2}",
             stats.transactions,
@@ -59,6 +76,7 @@ async fn shared(
     k: usize,
     agent_resources: &Resources,
     task_resources: &Resources,
+    task_duration: Duration,
 ) -> anyhow::Result<(f64, SchedulingStats)> {
     let master = MasterChild::start().await?;
     let counters = Arc::new(EmulationCounters::default());
@@ -66,7 +84,7 @@ async fn shared(
         agents,
         &master.pid,
         agent_resources,
-        Duration::ZERO,
+        task_duration,
         &counters,
         None,
     )?;

@@ -134,6 +134,10 @@ enum Bench {
         /// What each task takes.
         #[arg(long, default_value = "cpus:1;mem:128")]
         task_resources: String,
+        /// How long each task runs on its emulated agent (long enough to fill the cell, so
+        /// that schedulers compete for what is free).
+        #[arg(long, default_value = "2s", value_parser = between(Duration::ZERO, Duration::from_secs(3600)))]
+        task_seconds: Seconds,
     },
     /// `/master/state` and the operator API's GET_STATE on a large cluster; launches/s while a
     /// reader polls state (against none polling); one SUBSCRIBE stream keeping up.
@@ -180,6 +184,7 @@ async fn main() -> anyhow::Result<()> {
             schedulers,
             agent_resources,
             task_resources,
+            task_seconds,
         } => {
             keel_bench::omega::run(
                 agents,
@@ -187,6 +192,7 @@ async fn main() -> anyhow::Result<()> {
                 &schedulers,
                 &agent_resources,
                 &task_resources,
+                task_seconds.0,
             )
             .await
         }

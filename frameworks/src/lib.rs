@@ -67,5 +67,5 @@ pub use driver_status::DriverStatus;
 pub use executor::Executor;
 pub use executor_driver::ExecutorDriver;
 pub use scheduler::Scheduler;
-pub use scheduler_driver::{SchedulerDriver, SchedulerHandle, SchedulerOptions};
+pub use scheduler_driver::{CommitOptions, SchedulerDriver, SchedulerHandle, SchedulerOptions};
 pub use shared_state::{RetryPolicy, SchedulingStats, SharedStateScheduler};

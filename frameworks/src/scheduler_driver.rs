@@ -119,12 +119,7 @@ impl SchedulerDriver {
     /// Commits `placements` as one transaction on the cell the copy shows; returns its id,
     /// which [`Scheduler::transaction_result`] answers. Until then the copy counts the
     /// placements' resources as taken.
-    pub fn commit(
-        &mut self,
-        placements: Vec<Placement>,
-        conflict_mode: ConflictMode,
-        commit_mode: CommitMode,
-    ) -> String {
+    pub fn commit(&mut self, placements: Vec<Placement>, options: CommitOptions) -> String {
         self.transactions += 1;
         let id = format!("{}-{}", self.pid.id(), self.transactions);
         let holds = placements
@@ -142,9 +137,10 @@ impl SchedulerDriver {
             framework_id: self.framework_id.clone(),
             transaction_id: id.clone(),
             epoch,
-            conflict_mode: conflict_mode as i32,
-            commit_mode: commit_mode as i32,
+            conflict_mode: options.conflict_mode as i32,
+            commit_mode: options.commit_mode as i32,
             placements,
+            preempt: options.preempt,
         });
         id
     }
@@ -272,6 +268,18 @@ impl SchedulerDriver {
     pub fn abort(&mut self, why: impl Into<String>) {
         self.ending = Some((DriverStatus::Aborted(why.into()), false));
     }
+}
+
+/// How the master judges a transaction ([`SchedulerDriver::commit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitOptions {
+    /// Fine-grained (only resources that no longer fit) or coarse (any change to the agent).
+    pub conflict_mode: ConflictMode,
+    /// Incremental (what fits) or all-or-nothing.
+    pub commit_mode: CommitMode,
+    /// Placements that do not fit may preempt lower-priority tasks (answered
+    /// `OUTCOME_PREEMPTING`; commit them again once the room shows in the cell).
+    pub preempt: bool,
 }
 
 /// How a driver behaves.

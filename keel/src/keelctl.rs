@@ -53,6 +53,8 @@ enum Command {
     Frameworks,
     /// Live tasks of every framework.
     Tasks,
+    /// Shared-state (Omega) scheduling: the cell's subscribers and the latest transactions.
+    Transactions,
     /// Run a command as tasks of a one-off framework; streams their states and exits non-zero
     /// if any did not finish.
     Execute {
@@ -260,6 +262,10 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
                 .flat_map(|f| f["tasks"].as_array().into_iter().flatten())
                 .collect();
             print_either(flags.json, &json!(tasks), || tables::tasks(&state));
+        }
+        Command::Transactions => {
+            let state = state().await?;
+            print_either(flags.json, &state["omega"], || tables::transactions(&state));
         }
         Command::Execute {
             command,

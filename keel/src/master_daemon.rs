@@ -58,10 +58,17 @@ pub struct MasterFlags {
     /// seconds after telling it (off when unset).
     #[arg(long, env = "KEEL_REVOCATION_GRACE_SECONDS", value_parser = between(Duration::ZERO, Duration::from_secs(86_400)))]
     pub revocation_grace_seconds: Option<Seconds>,
-    /// Resources a role keeps whatever happens, `ROLE=RESOURCES` (repeatable), e.g.
-    /// `--guarantee 'prod=cpus:8;mem:16384'`.
+    /// Resources a role keeps whatever happens (neither revocation nor preemption takes it
+    /// below), `ROLE=RESOURCES` (repeatable), e.g. `--guarantee 'prod=cpus:8;mem:16384'`.
     #[arg(long = "guarantee", env = "KEEL_GUARANTEES", value_delimiter = ',')]
     pub guarantees: Vec<String>,
+    /// The most a role's tasks may hold for shared-state (Omega) placements of its frameworks
+    /// to commit, `ROLE=RESOURCES` (repeatable).
+    #[arg(long = "role-limit", env = "KEEL_ROLE_LIMITS", value_delimiter = ',')]
+    pub role_limits: Vec<String>,
+    /// Between a preemption's notice to the victims' frameworks and their tasks' kill.
+    #[arg(long, env = "KEEL_PREEMPTION_GRACE_SECONDS", default_value = "30s", value_parser = between(Duration::ZERO, Duration::from_secs(86_400)))]
+    pub preemption_grace_seconds: Seconds,
     /// Contend for leadership in this ZooKeeper ensemble, `zk://host:port,…/path`.
     #[arg(long, env = "KEEL_ZK")]
     pub zk: Option<String>,
@@ -231,29 +238,23 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     handle
         .api
         .dispatch(move |api, ctx| api.set_flags(ctx, flag_values));
-    if let Some(Seconds(grace)) = flags.revocation_grace_seconds {
-        let mut guarantees = std::collections::HashMap::new();
-        for g in &flags.guarantees {
-            let (role, resources) = g
-                .split_once('=')
-                .with_context(|| format!("--guarantee {g}: expected ROLE=RESOURCES"))?;
-            let resources: resources::Resources = resources
-                .parse()
-                .with_context(|| format!("--guarantee {g}"))?;
-            guarantees.insert(role.to_owned(), resources);
-        }
-        let policy = RevocationPolicy {
-            enabled: true,
-            grace_period: grace,
-            guarantees,
-            ..Default::default()
-        };
-        handle
-            .master
-            .dispatch(move |m, ctx| m.set_revocation(ctx, policy));
-    } else if !flags.guarantees.is_empty() {
-        bail!("--guarantee needs --revocation-grace-seconds");
-    }
+    let guarantees = role_resources(&flags.guarantees, "--guarantee")?;
+    let limits = role_resources(&flags.role_limits, "--role-limit")?;
+    // Guarantees bound preemption whether or not revocation runs.
+    let policy = RevocationPolicy {
+        enabled: flags.revocation_grace_seconds.is_some(),
+        grace_period: flags
+            .revocation_grace_seconds
+            .map_or(RevocationPolicy::default().grace_period, |s| s.0),
+        guarantees,
+        ..Default::default()
+    };
+    let preemption_grace = flags.preemption_grace_seconds.0;
+    handle.master.dispatch(move |m, ctx| {
+        m.set_revocation(ctx, policy);
+        m.set_role_limits(ctx, limits);
+        m.set_preemption_grace(ctx, preemption_grace);
+    });
     let ground_truth_failure = match autopilot {
         Some(config) => {
             let deployment_dir = match &flags.work_dir {
@@ -398,4 +399,21 @@ async fn stand_by_until_elected(
         node.wait(standby.pid()).await;
     }
     Ok(contender)
+}
+
+/// `ROLE=RESOURCES` flags as a map (`flag` names them in errors).
+fn role_resources(
+    values: &[String],
+    flag: &str,
+) -> anyhow::Result<std::collections::HashMap<String, resources::Resources>> {
+    let mut by_role = std::collections::HashMap::new();
+    for v in values {
+        let (role, resources) = v
+            .split_once('=')
+            .with_context(|| format!("{flag} {v}: expected ROLE=RESOURCES"))?;
+        let resources: resources::Resources =
+            resources.parse().with_context(|| format!("{flag} {v}"))?;
+        by_role.insert(role.to_owned(), resources);
+    }
+    Ok(by_role)
 }

@@ -121,6 +121,57 @@ pub fn tasks(state: &Value) -> String {
     render(&["ID", "FRAMEWORK", "AGENT", "STATE", "RESOURCES"], &rows)
 }
 
+/// Shared-state scheduling: the cell's epoch, version and subscribers, then the latest
+/// transactions with what became of their placements.
+pub fn transactions(state: &Value) -> String {
+    let omega = &state["omega"];
+    let subscribers: Vec<String> = list(omega, "subscribers").iter().map(text).collect();
+    let rows: Vec<Vec<String>> = list(omega, "recent_transactions")
+        .iter()
+        .map(|t| {
+            let outcome = match t["error"].as_str() {
+                Some(error) => format!("refused: {error}"),
+                None => String::new(),
+            };
+            vec![
+                text(&t["framework_id"]),
+                text(&t["transaction_id"]),
+                text(&t["placements"]),
+                text(&t["committed"]),
+                text(&t["conflicted"]),
+                text(&t["refused"]),
+                text(&t["preempting"]),
+                text(&t["commit_micros"]),
+                outcome,
+            ]
+        })
+        .collect();
+    format!(
+        "cell {} at version {}; subscribers: {}\n{}",
+        text(&omega["epoch"]),
+        text(&omega["version"]),
+        if subscribers.is_empty() {
+            "none".to_owned()
+        } else {
+            subscribers.join(", ")
+        },
+        render(
+            &[
+                "FRAMEWORK",
+                "TRANSACTION",
+                "PLACEMENTS",
+                "COMMITTED",
+                "CONFLICTED",
+                "REFUSED",
+                "PREEMPTING",
+                "MICROS",
+                "",
+            ],
+            &rows
+        )
+    )
+}
+
 /// A one-screen summary: the master, then agents, frameworks and tasks.
 pub fn summary(state: &Value) -> String {
     let tasks: usize = list(state, "frameworks")

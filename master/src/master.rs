@@ -114,6 +114,7 @@ mod gauges;
 mod launch;
 mod maintenance;
 mod offers;
+mod preemption;
 mod recovery;
 mod registration;
 mod relay;
@@ -128,6 +129,7 @@ use books::{Books, FrameworkEntry, TaskEntry};
 pub use cell_stream::CELL_AGENTS_PER_MESSAGE;
 pub use maintenance::{DrainError, DrainOutcome, MAX_DRAINED};
 pub use operator::{validate_weights, OperatorRefusal, MAX_SCHEDULED_MACHINES};
+pub use preemption::{DEFAULT_PREEMPTION_GRACE, PREEMPTION_HOLD_AFTER_GRACE};
 pub use recovery::DEFAULT_AGENT_REREGISTER_TIMEOUT;
 use recovery::{Recovery, UnknownTaskAgent};
 pub use revocation::RevocationPolicy;
@@ -210,6 +212,10 @@ pub struct Master {
     api: ProcessRef<crate::api::ApiGateway>,
     /// Shared-state (Omega) schedulers subscribed to the cell, and the epoch.
     cell: cell_stream::CellStream,
+    /// Preemptions' grace period, and what they free held for the preemptors.
+    preemptions: preemption::Preemptions,
+    /// Most that each role's tasks may hold for placements to commit (Omega's quotas).
+    role_limits: std::collections::HashMap<String, Resources>,
 }
 
 /// The running master and its allocator.
@@ -329,6 +335,8 @@ impl Master {
             health: AgentHealth::default(),
             api: api.clone(),
             cell: Default::default(),
+            preemptions: Default::default(),
+            role_limits: Default::default(),
         })?;
         let _ = master_ref.set(master.clone());
         Ok(MasterHandle {

@@ -190,6 +190,7 @@ impl Cell {
                 conflict_mode: conflict as i32,
                 commit_mode: commit as i32,
                 placements,
+                preempt: false,
             },
         );
     }
@@ -807,5 +808,195 @@ async fn a_drained_machine_takes_no_commit_and_shows_inactive() {
     assert_eq!(outcomes(&result), vec![Outcome::AgentUnavailable]);
     assert!(result.results[0].message.contains("drained"));
     assert!(c.launched_on(0).is_empty());
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_higher_priority_placement_preempts_lower_tasks_of_either_model_after_the_grace() {
+    let mut c = Cell::start(1).await;
+    let mut mesos = c.framework("mesos").await;
+    let mut low = c.framework("omega-low").await;
+    let mut high = c.framework("omega-high").await;
+    let cell = c.subscribe(&mut low, None).await;
+    c.subscribe(&mut high, None).await;
+    let epoch = cell.position.epoch.clone();
+    let a0 = cell.agent(&c.agents[0].id).clone();
+    // An offer-based task (priority 0) first, then a shared-state one of priority 10.
+    c.clock.advance(Duration::from_secs(1));
+    c.clock.settle().await.unwrap();
+    let offer = offers(&mut mesos.rx).remove(0);
+    c.node.send_from(
+        &mesos.pid,
+        &c.master,
+        AcceptOffersMessage {
+            framework_id: Some(mesos.id.clone()),
+            offer_ids: vec![offer.id.unwrap()],
+            tasks: vec![task("m", "cpus:2;mem:256")],
+            filters: no_filter(),
+        },
+    );
+    let mut p = placement(&a0, "b", "cpus:2;mem:256");
+    p.priority = 10;
+    c.commit(
+        &low,
+        &epoch,
+        ConflictMode::FineGrained,
+        CommitMode::Incremental,
+        vec![p],
+    );
+    assert_eq!(
+        outcomes(&c.result(&mut low).await),
+        vec![Outcome::Committed]
+    );
+    assert_eq!(c.launched_on(0), vec!["m", "b"]);
+
+    // The cell is full. Without preemption a priority-100 placement conflicts.
+    let hi = || {
+        let mut p = placement(&a0, "hi", "cpus:2;mem:256");
+        p.priority = 100;
+        p
+    };
+    c.commit(
+        &high,
+        &epoch,
+        ConflictMode::FineGrained,
+        CommitMode::Incremental,
+        vec![hi()],
+    );
+    assert_eq!(
+        outcomes(&c.result(&mut high).await),
+        vec![Outcome::ConflictResources]
+    );
+    // With it, the lowest priority goes: the offer-based task, not the newer shared-state one.
+    c.node.send_from(
+        &high.pid,
+        &c.master,
+        CommitTransactionMessage {
+            framework_id: Some(high.id.clone()),
+            transaction_id: "p".into(),
+            epoch: epoch.clone(),
+            placements: vec![hi()],
+            preempt: true,
+            ..Default::default()
+        },
+    );
+    let result = c.result(&mut high).await;
+    assert_eq!(outcomes(&result), vec![Outcome::Preempting], "{result:?}");
+    let notice = std::iter::from_fn(|| mesos.rx.try_recv().ok())
+        .find_map(|g| match g {
+            Got::Revocation(m) => Some(m),
+            _ => None,
+        })
+        .expect("the victim's framework is told first");
+    assert_eq!(notice.task_ids[0].value, "m");
+    assert_eq!(
+        notice.grace_seconds,
+        master::master::DEFAULT_PREEMPTION_GRACE.as_secs_f64()
+    );
+    // Nothing is killed during the grace period.
+    c.clock
+        .advance(master::master::DEFAULT_PREEMPTION_GRACE / 2);
+    c.clock.settle().await.unwrap();
+    assert!(
+        !std::iter::from_fn(|| c.agents[0].rx.try_recv().ok()).any(|g| matches!(g, Got::Kill(_)))
+    );
+    c.clock.advance(master::master::DEFAULT_PREEMPTION_GRACE);
+    c.clock.settle().await.unwrap();
+    let kill = std::iter::from_fn(|| c.agents[0].rx.try_recv().ok())
+        .find_map(|g| match g {
+            Got::Kill(m) => Some(m),
+            _ => None,
+        })
+        .expect("the victim is killed after the grace");
+    assert_eq!(kill.task_id.unwrap().value, "m");
+    assert_eq!(kill.reason, Some(Reason::ContainerPreempted as i32));
+    c.agent_update(0, &mesos.id, "m", TaskState::TaskKilled);
+    c.clock.settle().await.unwrap();
+
+    // What it freed is held for the preemptor: another scheduler cannot take it.
+    let mut sneak = placement(&a0, "sneak", "cpus:2;mem:256");
+    sneak.priority = 10;
+    c.commit(
+        &low,
+        &epoch,
+        ConflictMode::FineGrained,
+        CommitMode::Incremental,
+        vec![sneak],
+    );
+    assert_eq!(
+        outcomes(&c.result(&mut low).await),
+        vec![Outcome::ConflictResources]
+    );
+    c.commit(
+        &high,
+        &epoch,
+        ConflictMode::FineGrained,
+        CommitMode::Incremental,
+        vec![hi()],
+    );
+    assert_eq!(
+        outcomes(&c.result(&mut high).await),
+        vec![Outcome::Committed]
+    );
+    assert_eq!(c.launched_on(0), vec!["hi"]);
+    assert_eq!(c.metric("omega/tasks_preempted"), 1.0);
+    c.assert_consistent();
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_role_limit_caps_what_commits_hold() {
+    let c = Cell::start(2).await;
+    let mut s = c.framework("omega").await;
+    let cell = c.subscribe(&mut s, None).await;
+    let limits = [("*".to_owned(), r("cpus:3"))].into_iter().collect();
+    c.handle
+        .master
+        .call(move |m, ctx| m.set_role_limits(ctx, limits))
+        .await
+        .unwrap();
+    let (a0, a1) = (
+        cell.agent(&c.agents[0].id).clone(),
+        cell.agent(&c.agents[1].id).clone(),
+    );
+    c.commit(
+        &s,
+        &cell.position.epoch,
+        ConflictMode::FineGrained,
+        CommitMode::Incremental,
+        vec![
+            placement(&a0, "l1", "cpus:2;mem:64"),
+            placement(&a1, "l2", "cpus:1.5;mem:64"),
+            placement(&a1, "l3", "cpus:1;mem:64"),
+        ],
+    );
+    let result = c.result(&mut s).await;
+    assert_eq!(
+        outcomes(&result),
+        vec![Outcome::Committed, Outcome::Refused, Outcome::Committed],
+        "{result:?}"
+    );
+    assert!(
+        result.results[1].message.contains("limited to"),
+        "{result:?}"
+    );
+    // The role is at its limit until a task ends.
+    c.commit(
+        &s,
+        &cell.position.epoch,
+        ConflictMode::FineGrained,
+        CommitMode::Incremental,
+        vec![placement(&a1, "l4", "cpus:0.5;mem:64")],
+    );
+    assert_eq!(outcomes(&c.result(&mut s).await), vec![Outcome::Refused]);
+    c.agent_update(0, &s.id, "l1", TaskState::TaskFinished);
+    c.commit(
+        &s,
+        &cell.position.epoch,
+        ConflictMode::FineGrained,
+        CommitMode::Incremental,
+        vec![placement(&a1, "l4", "cpus:0.5;mem:64")],
+    );
+    assert_eq!(outcomes(&c.result(&mut s).await), vec![Outcome::Committed]);
     c.node.shutdown().await;
 }

@@ -57,6 +57,19 @@ async fn shared_state_and_offer_based_frameworks_share_one_cluster() {
     let m = &cluster.master_node;
     assert_eq!(metric(m, "omega/placements_committed"), 18.0);
     assert_eq!(metric(m, "master/allocator_refusals"), 0.0);
+    // The transactions show in /master/state and in keelctl's table.
+    let state = libactor::http_client::get_json(cluster.master_pid().address(), "/master/state")
+        .await
+        .unwrap();
+    let recent = state["omega"]["recent_transactions"].as_array().unwrap();
+    let committed_shown: u64 = recent
+        .iter()
+        .map(|t| t["committed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(committed_shown, 18, "{:#}", state["omega"]);
+    let table = keel::tables::transactions(&state);
+    assert!(table.contains("COMMITTED"), "{table}");
+    assert_eq!(table.lines().count(), recent.len() + 2, "{table}");
     node.shutdown().await;
     cluster.shutdown().await;
 }

@@ -13,7 +13,7 @@ use resources::Resources;
 use tokio::sync::{mpsc, watch};
 
 use crate::examples::batch::{BatchEvent, TaskOutcome};
-use crate::scheduler_driver::SchedulerDriver;
+use crate::scheduler_driver::{CommitOptions, SchedulerDriver};
 use crate::shared_state::{RetryPolicy, SchedulingStats, SharedStateScheduler};
 
 /// What to run and how to place it.
@@ -153,7 +153,14 @@ impl OmegaBatch {
         if placements.is_empty() {
             return;
         }
-        let id = driver.commit(placements, self.spec.conflict_mode, CommitMode::Incremental);
+        let id = driver.commit(
+            placements,
+            CommitOptions {
+                conflict_mode: self.spec.conflict_mode,
+                commit_mode: CommitMode::Incremental,
+                preempt: false,
+            },
+        );
         self.in_flight = Some((id, placed));
     }
 
@@ -233,6 +240,7 @@ impl SharedStateScheduler for OmegaBatch {
                     Outcome::ConflictVersion
                     | Outcome::ConflictResources
                     | Outcome::Aborted
+                    | Outcome::Preempting
                     | Outcome::AgentUnavailable => {
                         conflicted = true;
                         stats.conflicts += 1;

@@ -22,7 +22,7 @@ use protos::IdText;
 use resources::Resources;
 use tokio::sync::{mpsc, watch};
 
-use crate::scheduler_driver::SchedulerDriver;
+use crate::scheduler_driver::{CommitOptions, SchedulerDriver};
 use crate::shared_state::{RetryPolicy, SchedulingStats, SharedStateScheduler};
 
 /// How reliable a machine has been, by hostname: higher is better (the default 0 for machines
@@ -51,6 +51,8 @@ pub struct OmegaServiceSpec {
     pub require: Vec<(String, String)>,
     /// The tasks' priority.
     pub priority: i32,
+    /// When the cell is full, preempt tasks of lower priority to make room for a gang.
+    pub preempt: bool,
     /// Conflict detection (coarse by default: a service scheduler wants the machine it saw).
     pub conflict_mode: ConflictMode,
     /// When to give a job up.
@@ -80,6 +82,7 @@ impl OmegaServiceSpec {
             spread_by: String::new(),
             require: Vec::new(),
             priority: 100,
+            preempt: true,
             conflict_mode: ConflictMode::Coarse,
             retry: RetryPolicy { max_attempts: 100 },
             reliability: None,
@@ -186,21 +189,31 @@ impl OmegaService {
     /// on qualifying agents with room, most reliable first. Empty if the gang does not fit.
     fn decide(&self, driver: &SchedulerDriver, job: usize) -> Vec<Placement> {
         let cell = driver.cell();
-        let mut candidates: Vec<&CellAgent> = cell
+        // Agents with room first; with preemption on, then agents where tasks of lower
+        // priority hold enough.
+        let mut candidates: Vec<(bool, i64, &CellAgent)> = cell
             .agents()
             .filter(|a| self.qualifies(a))
-            .filter(|a| {
-                cell.free(a.agent_id.text())
-                    .contains(&self.spec.task_resources)
+            .filter_map(|a| {
+                let free = cell.free(a.agent_id.text());
+                let reliability = self.spec.reliability.as_ref().map_or(0, |r| r(&a.hostname));
+                if free.contains(&self.spec.task_resources) {
+                    return Some((false, reliability, a));
+                }
+                (self.spec.preempt && self.room_by_preempting(a, free)).then_some((
+                    true,
+                    reliability,
+                    a,
+                ))
             })
             .collect();
-        if let Some(reliability) = &self.spec.reliability {
-            // Stable: equally reliable agents keep the cell's order.
-            candidates.sort_by_key(|a| std::cmp::Reverse(reliability(&a.hostname)));
-        }
+        // Stable: equally placed agents keep the cell's order.
+        candidates.sort_by_key(|(preempting, reliability, _)| {
+            (*preempting, std::cmp::Reverse(*reliability))
+        });
         let mut used_values = BTreeSet::new();
         let mut placements = Vec::new();
-        for agent in candidates {
+        for (_, _, agent) in candidates {
             if placements.len() == self.spec.tasks_per_job {
                 break;
             }
@@ -230,6 +243,20 @@ impl OmegaService {
             return Vec::new();
         }
         placements
+    }
+
+    /// Whether `free` and what lower-priority tasks hold on `agent` make room for a task.
+    fn room_by_preempting(&self, agent: &CellAgent, mut free: Resources) -> bool {
+        for task in agent
+            .tasks
+            .iter()
+            .filter(|t| t.priority < self.spec.priority)
+        {
+            if let Ok(held) = Resources::from_proto(&task.resources) {
+                let _ = free.add(&held);
+            }
+        }
+        free.contains(&self.spec.task_resources)
     }
 
     fn qualifies(&self, agent: &CellAgent) -> bool {
@@ -306,8 +333,11 @@ impl SharedStateScheduler for OmegaService {
         }
         let id = driver.commit(
             placements,
-            self.spec.conflict_mode,
-            CommitMode::AllOrNothing,
+            CommitOptions {
+                conflict_mode: self.spec.conflict_mode,
+                commit_mode: CommitMode::AllOrNothing,
+                preempt: self.spec.preempt,
+            },
         );
         self.in_flight = Some((id, job));
     }

@@ -38,6 +38,50 @@ pub struct MasterSide {
     pub unreachable_agents: Vec<(String, f64)>,
     /// Frameworks of the registry not back since this master took over.
     pub recovered_frameworks: Vec<(String, FrameworkInfo)>,
+    /// Shared-state scheduling: the cell and the latest transactions.
+    pub omega: OmegaSide,
+}
+
+/// The shared-state (Omega) part of `/master/state`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OmegaSide {
+    /// The master's epoch: versions are numbered within it.
+    pub epoch: String,
+    /// The latest version.
+    pub version: u64,
+    /// Frameworks subscribed to the cell.
+    pub subscribers: Vec<String>,
+    /// The latest transactions, oldest first.
+    pub recent_transactions: Vec<TransactionRecord>,
+}
+
+/// One transaction, as `/master/state` and `keelctl transactions` show it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TransactionRecord {
+    /// The committing framework.
+    pub framework_id: String,
+    /// Its user (who may see the record, by `view_frameworks`).
+    #[serde(skip)]
+    pub user: String,
+    /// The framework's name for it.
+    pub transaction_id: String,
+    /// When the master decided it (seconds since the epoch).
+    pub time: f64,
+    /// Placements in it.
+    pub placements: u64,
+    /// Committed.
+    pub committed: u64,
+    /// In conflict (coarse, fine, or aborted with a gang).
+    pub conflicted: u64,
+    /// Refused (invalid, unavailable agent, ACLs, role limit, duplicates).
+    pub refused: u64,
+    /// Waiting on preemptions.
+    pub preempting: u64,
+    /// The whole transaction refused, why.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// How long the master took to decide and apply it, microseconds.
+    pub commit_micros: u64,
 }
 
 /// Who sees what (see the module docs).
@@ -59,6 +103,19 @@ impl Viewer<'_> {
 }
 
 impl ApiGateway {
+    /// The shared-state part `viewer` may see: transactions of the frameworks it may view.
+    fn omega_seen(&self, viewer: Option<&str>, side: &MasterSide) -> OmegaSide {
+        let who = Viewer {
+            gateway: self,
+            principal: viewer,
+        };
+        let mut omega = side.omega.clone();
+        omega
+            .recent_transactions
+            .retain(|t| who.sees_framework(&t.user));
+        omega
+    }
+
     /// The frameworks `viewer` may see, in Mesos's shape: registered ones and those of the
     /// registry or of tasks agents brought back that have not re-registered since a failover
     /// (`recovered`), then removed ones (`completed_frameworks`).
@@ -191,6 +248,7 @@ impl ApiGateway {
             orphan_tasks: [(); 0],
             flags: BTreeMap<&'a str, &'a str>,
             drained_machines: Vec<Value>,
+            omega: OmegaSide,
         }
         let (frameworks, completed) = self.frameworks_out(req.principal.as_deref(), side);
         let slaves = self.agents_out(side);
@@ -227,6 +285,7 @@ impl ApiGateway {
                 .iter()
                 .map(|(hostname, reason)| json!({"hostname": hostname, "reason": reason}))
                 .collect(),
+            omega: self.omega_seen(req.principal.as_deref(), side),
         };
         jsonp(req, &state)
     }

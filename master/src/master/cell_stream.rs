@@ -7,7 +7,7 @@
 //! A subscriber that comes back (its scheduler reconnected, or failed over) names the position
 //! it reached; from the same epoch it gets only the agents changed after it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use libactor::metrics::{Counter, Durations, FloatGauge, Gauge};
 use libactor::{Context, Upid};
@@ -16,6 +16,7 @@ use protos::v1::{AgentId, FrameworkId, TaskId};
 use protos::IdText;
 
 use crate::allocator::Allocator;
+use crate::api::state_json::{OmegaSide, TransactionRecord};
 
 use super::books::AgentEntry;
 use super::Master;
@@ -34,6 +35,7 @@ pub(super) struct OmegaMetrics {
     pub(super) placements_conflicted: Counter,
     pub(super) placements_refused: Counter,
     pub(super) offers_rescinded: Counter,
+    pub(super) tasks_preempted: Counter,
     pub(super) conflict_fraction: FloatGauge,
     pub(super) commit_time: Durations,
 }
@@ -49,6 +51,7 @@ impl OmegaMetrics {
             placements_conflicted: m.counter("omega/placements_conflicted"),
             placements_refused: m.counter("omega/placements_refused"),
             offers_rescinded: m.counter("omega/offers_rescinded_by_commits"),
+            tasks_preempted: m.counter("omega/tasks_preempted"),
             conflict_fraction: m.float_gauge("omega/conflict_fraction"),
             commit_time: m.durations("omega/commit_time"),
         }
@@ -66,9 +69,32 @@ pub(super) struct CellStream {
     /// A transaction has committed something: the allocator may offer what a commit took
     /// before it hears of the commit, and the master refuses those allocations.
     pub(super) claimed: bool,
+    /// The latest transactions, oldest first (at most [`RECENT_TRANSACTIONS`]).
+    recent: VecDeque<TransactionRecord>,
 }
 
+/// Transactions `/master/state` shows.
+pub const RECENT_TRANSACTIONS: usize = 100;
+
 impl CellStream {
+    /// Remembers a transaction for `/master/state`.
+    pub(super) fn record(&mut self, record: TransactionRecord) {
+        if self.recent.len() == RECENT_TRANSACTIONS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(record);
+    }
+
+    /// The shared-state part of `/master/state`, at version `seq`.
+    pub(super) fn side(&self, seq: u64) -> OmegaSide {
+        OmegaSide {
+            epoch: self.epoch.clone(),
+            version: seq,
+            subscribers: self.subscribers.keys().cloned().collect(),
+            recent_transactions: self.recent.iter().cloned().collect(),
+        }
+    }
+
     /// Counts a transaction: whether any of its placements conflicted.
     pub(super) fn count_transaction(&self, conflicted: u64, committed: u64) {
         let Some(m) = &self.metrics else { return };

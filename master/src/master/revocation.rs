@@ -54,6 +54,23 @@ pub(super) struct Revocations {
     pending: HashSet<(String, String)>,
 }
 
+impl Revocations {
+    /// Whether the task is under notice (revocation or preemption).
+    pub(super) fn is_pending(&self, key: &(String, String)) -> bool {
+        self.pending.contains(key)
+    }
+
+    /// Puts the task under notice.
+    pub(super) fn mark_pending(&mut self, key: (String, String)) {
+        self.pending.insert(key);
+    }
+
+    /// Takes the task from under notice; false if it was not.
+    pub(super) fn take_pending(&mut self, key: &(String, String)) -> bool {
+        self.pending.remove(key)
+    }
+}
+
 /// A framework's dominant share of `total` given what it `uses`.
 fn dominant_share(uses: &Resources, total: &BTreeMap<String, f64>) -> f64 {
     uses.scalar_totals()

@@ -41,6 +41,7 @@ impl Master {
             recovered_agents,
             unreachable_agents,
             recovered_frameworks,
+            omega: self.cell.side(self.books.cell().seq()),
         }
     }
 

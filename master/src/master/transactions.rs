@@ -26,10 +26,11 @@ use protos::IdText;
 use resources::Resources;
 
 use crate::allocator::Allocator;
+use crate::api::state_json::TransactionRecord;
 use crate::fast_hash::{FastMap, FastSet};
 
-use super::books::OfferEntry;
-use super::Master;
+use super::books::{OfferEntry, TaskKey};
+use super::{role_of, Master};
 
 /// Placements in one transaction at most (a gang larger than this is not a transaction but a
 /// workload).
@@ -37,6 +38,27 @@ pub const MAX_PLACEMENTS_PER_TRANSACTION: usize = 10_000;
 
 /// Why a placement was not committed.
 type Refusal = (Outcome, String);
+
+/// What the master decided for one placement.
+enum Decision {
+    /// It fits: it takes these resources.
+    Fits(Resources),
+    /// It fits once these lower-priority tasks are gone.
+    Preempt(Vec<TaskKey>),
+    /// It does not, and why.
+    Refused(Refusal),
+}
+
+/// What the transaction's earlier placements take, by agent; their task ids; the tasks they
+/// would preempt.
+#[derive(Default)]
+struct Scratch {
+    taking: FastMap<String, Resources>,
+    ids: FastSet<String>,
+    victims: FastSet<TaskKey>,
+    /// What each limited role's tasks hold, with what the transaction adds (read once).
+    role_use: FastMap<String, Resources>,
+}
 
 impl Master {
     /// Who may send: the framework's scheduler (on a secure master, proven as the framework's
@@ -62,6 +84,21 @@ impl Master {
         if let Some(error) = self.transaction_refusal(&msg) {
             tracing::info!(%framework, %error, "transaction refused");
             self.cell.with_metrics(|m| m.transactions_refused.inc());
+            let record = TransactionRecord {
+                framework_id: framework.clone(),
+                user: self
+                    .books
+                    .framework(&framework)
+                    .map(|f| f.info.user.clone())
+                    .unwrap_or_default(),
+                transaction_id: msg.transaction_id.clone(),
+                time: ctx.node().clock().unix_seconds(),
+                placements: msg.placements.len() as u64,
+                error: error.clone(),
+                commit_micros: started.elapsed().as_micros() as u64,
+                ..Default::default()
+            };
+            self.cell.record(record);
             result.error = error;
             result.position = Some(self.cell_position());
             ctx.send(&from, result);
@@ -74,24 +111,27 @@ impl Master {
         let coarse = msg.conflict_mode() == ConflictMode::Coarse;
         let gang = msg.commit_mode() == CommitMode::AllOrNothing;
 
-        let mut taking: FastMap<String, Resources> = FastMap::default();
-        let mut ids: FastSet<String> = FastSet::default();
-        let decisions: Vec<Result<Resources, Refusal>> = msg
+        let mut scratch = Scratch::default();
+        let decisions: Vec<Decision> = msg
             .placements
             .iter()
-            .map(|p| self.decide(&framework, &info, p, coarse, &mut taking, &mut ids))
+            .map(|p| self.decide(&framework, &info, p, coarse, msg.preempt, &mut scratch))
             .collect();
-        let all_fit = decisions.iter().all(Result::is_ok);
+        let all_fit = decisions.iter().all(|d| matches!(d, Decision::Fits(_)));
+        let all_placeable = decisions
+            .iter()
+            .all(|d| matches!(d, Decision::Fits(_) | Decision::Preempt(_)));
 
-        let (mut committed, mut conflicted, mut refused) = (0u64, 0u64, 0u64);
+        let (mut committed, mut conflicted, mut refused, mut preempting) = (0u64, 0u64, 0u64, 0u64);
         let mut touched = BTreeSet::new();
         let mut claims: Vec<(String, Resources)> = Vec::new();
         let mut rescinded = Vec::new();
         for (placement, decision) in msg.placements.iter().zip(decisions) {
             let task_id = placement.task.as_ref().and_then(|t| t.task_id.clone());
+            let agent = placement.agent_id.text();
             let (outcome, message) = match (decision, placement.task.as_ref()) {
-                (Ok(needed), Some(task)) if all_fit || !gang => {
-                    let agent = placement.agent_id.text();
+                (Decision::Fits(needed), Some(task)) if all_fit || !gang => {
+                    self.preemptions.release(agent, &framework);
                     rescinded.extend(self.make_room(agent, &needed));
                     let ran = self.run_task(
                         ctx,
@@ -111,17 +151,27 @@ impl Master {
                         (Outcome::Invalid, "refused by the master's books".to_owned())
                     }
                 }
-                (Ok(_), _) => (
+                (Decision::Preempt(victims), _) if all_placeable || !gang => {
+                    let message = format!(
+                        "preempting {} lower-priority tasks; commit again once they are gone (grace {:?})",
+                        victims.len(),
+                        self.preemptions.grace
+                    );
+                    self.preempt(ctx, &framework, agent, victims);
+                    (Outcome::Preempting, message)
+                }
+                (Decision::Fits(_) | Decision::Preempt(_), _) => (
                     Outcome::Aborted,
                     "another placement of this all-or-nothing transaction did not fit".to_owned(),
                 ),
-                (Err(refusal), _) => refusal,
+                (Decision::Refused(refusal), _) => refusal,
             };
             match outcome {
                 Outcome::Committed => committed += 1,
                 Outcome::ConflictVersion | Outcome::ConflictResources | Outcome::Aborted => {
                     conflicted += 1
                 }
+                Outcome::Preempting => preempting += 1,
                 _ => refused += 1,
             }
             result.results.push(PlacementResult {
@@ -136,10 +186,25 @@ impl Master {
             .filter_map(|id| Some(self.cell_agent(id, self.books.agent(id)?)))
             .collect();
         result.position = Some(self.cell_position());
-        self.cell.count_transaction(conflicted, committed);
+        self.cell
+            .count_transaction(conflicted + preempting, committed);
+        let took = started.elapsed();
         self.cell.with_metrics(|m| {
             m.placements_refused.add(refused);
-            m.commit_time.record(started.elapsed());
+            m.commit_time.record(took);
+        });
+        self.cell.record(TransactionRecord {
+            framework_id: framework.clone(),
+            user: info.user.clone(),
+            transaction_id: msg.transaction_id.clone(),
+            time: ctx.node().clock().unix_seconds(),
+            placements: msg.placements.len() as u64,
+            committed,
+            conflicted,
+            refused,
+            preempting,
+            error: String::new(),
+            commit_micros: took.as_micros() as u64,
         });
         tracing::debug!(%framework, committed, conflicted, refused, "transaction");
         ctx.send(&from, result);
@@ -166,15 +231,121 @@ impl Master {
     }
 
     /// Decides one placement against the cell as it stands and what the transaction's earlier
-    /// placements take (`taking`, by agent); returns the resources it takes.
+    /// placements take (`scratch`).
     fn decide(
         &self,
         framework: &str,
         info: &FrameworkInfo,
         placement: &Placement,
         coarse: bool,
-        taking: &mut FastMap<String, Resources>,
-        ids: &mut FastSet<String>,
+        preempt: bool,
+        scratch: &mut Scratch,
+    ) -> Decision {
+        match self.check(framework, info, placement, coarse, scratch) {
+            Ok(needed) => {
+                let agent_id = placement.agent_id.text();
+                if let Some(refusal) = self.over_limit(info, &needed, scratch) {
+                    return Decision::Refused(refusal);
+                }
+                let mut left = self
+                    .books
+                    .agent(agent_id)
+                    .map(|a| a.committable())
+                    .unwrap_or_default();
+                for less in [
+                    scratch.taking.get(agent_id).cloned().unwrap_or_default(),
+                    self.preemptions.held_from(agent_id, framework),
+                ] {
+                    left = left.checked_sub(&less).unwrap_or_default();
+                }
+                if left.contains(&needed) {
+                    // Types agree: `needed` fits in this agent's resources.
+                    let _ = scratch
+                        .taking
+                        .entry(agent_id.to_owned())
+                        .or_default()
+                        .add(&needed);
+                    if let Some(used) = scratch.role_use.get_mut(role_of(info)) {
+                        let _ = used.add_scalars(&needed);
+                    }
+                    return Decision::Fits(needed);
+                }
+                if preempt && placement.priority > 0 {
+                    if let Some(victims) = self.preemption_victims(
+                        agent_id,
+                        &left,
+                        &needed,
+                        placement.priority,
+                        &scratch.victims,
+                    ) {
+                        scratch.victims.extend(victims.iter().cloned());
+                        return Decision::Preempt(victims);
+                    }
+                }
+                Decision::Refused((
+                    Outcome::ConflictResources,
+                    format!("{needed} does not fit in what agent {agent_id} has left: {left}"),
+                ))
+            }
+            Err(refusal) => Decision::Refused(refusal),
+        }
+    }
+
+    /// Sets the most each role's tasks may hold for a placement of its frameworks to commit
+    /// (the scalars each limit names; other resources and roles not named are unlimited).
+    pub fn set_role_limits(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        limits: std::collections::HashMap<String, Resources>,
+    ) {
+        self.role_limits = limits;
+    }
+
+    /// Why `needed` would take the framework's role over its limit, if it would.
+    fn over_limit(
+        &self,
+        info: &FrameworkInfo,
+        needed: &Resources,
+        scratch: &mut Scratch,
+    ) -> Option<Refusal> {
+        let role = role_of(info);
+        let limit = self.role_limits.get(role)?;
+        let used = scratch.role_use.entry(role.to_owned()).or_insert_with(|| {
+            let mut used = Resources::new();
+            for ((framework, _), task) in self.books.tasks() {
+                if self
+                    .books
+                    .framework(framework)
+                    .is_some_and(|f| role_of(&f.info) == role)
+                {
+                    let _ = used.add_scalars(task.resources());
+                }
+            }
+            used
+        });
+        let mut after = used.clone();
+        let _ = after.add_scalars(needed);
+        // Only what the limit names is limited.
+        let over = limit
+            .scalar_totals()
+            .iter()
+            .any(|(name, most)| after.scalar(name) > *most + 1e-9);
+        over.then(|| {
+            (
+                Outcome::Refused,
+                format!("role {role} is limited to {limit}; its tasks hold {used}"),
+            )
+        })
+    }
+
+    /// Everything about a placement but whether it fits; returns the resources it takes.
+    fn check(
+        &self,
+        framework: &str,
+        info: &FrameworkInfo,
+        placement: &Placement,
+        coarse: bool,
+        scratch: &mut Scratch,
     ) -> Result<Resources, Refusal> {
         let agent_id = placement.agent_id.text();
         let Some(agent) = self.books.agent(agent_id) else {
@@ -192,7 +363,7 @@ impl Master {
         let Some(task) = placement.task.as_ref() else {
             return Err((Outcome::Invalid, "a placement without a task".into()));
         };
-        if !ids.insert(task.task_id.text().to_owned()) {
+        if !scratch.ids.insert(task.task_id.text().to_owned()) {
             return Err((
                 Outcome::Invalid,
                 format!(
@@ -229,18 +400,6 @@ impl Master {
                 ),
             ));
         }
-        let mut left = agent.committable();
-        if let Some(taken) = taking.get(agent_id) {
-            left = left.checked_sub(taken).unwrap_or_default();
-        }
-        if !left.contains(&needed) {
-            return Err((
-                Outcome::ConflictResources,
-                format!("{needed} does not fit in what agent {agent_id} has left: {left}"),
-            ));
-        }
-        // Types agree: `needed` fits in this agent's resources.
-        let _ = taking.entry(agent_id.to_owned()).or_default().add(&needed);
         Ok(needed)
     }
 

@@ -5,8 +5,8 @@
 use libactor::{Clock, Context, Process, Upid};
 use protos::internal::{
     FrameworkRegisteredMessage, LostSlaveMessage, PingSlaveMessage, PongSlaveMessage,
-    RescindResourceOfferMessage, ResourceOffersMessage, RunTaskMessage, SlaveRegisteredMessage,
-    StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    RescindResourceOfferMessage, ResourceOffersMessage, RevocationNoticeMessage, RunTaskMessage,
+    SlaveRegisteredMessage, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::omega::{CellUpdateMessage, TransactionResultMessage};
 use protos::v1::{CommandInfo, TaskId, TaskInfo};
@@ -27,6 +27,7 @@ pub enum Got {
     ShutdownFramework(protos::internal::ShutdownFrameworkMessage),
     LostSlave(LostSlaveMessage),
     Cell(CellUpdateMessage),
+    Revocation(RevocationNoticeMessage),
     Transaction(TransactionResultMessage),
 }
 
@@ -104,6 +105,11 @@ impl Process for StandIn {
         ctx.install(
             |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: TransactionResultMessage| {
                 let _ = s.tx.send(Got::Transaction(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn, _: &mut Context<StandIn>, _: Upid, m: RevocationNoticeMessage| {
+                let _ = s.tx.send(Got::Revocation(m));
             },
         );
         // Agents answer the master's pings.

@@ -10,6 +10,12 @@ pub struct Machine {
     pub free_mem: f64,
     /// Changes with every placement and release here.
     pub version: u64,
+    /// Running (a failed machine is down until repaired, and fits nothing).
+    pub up: bool,
+    /// Changes when the machine fails: tasks placed before belong to an older incarnation.
+    pub incarnation: u64,
+    /// Failures so far (the machine's record, as Autopilot's device manager keeps it).
+    pub failures: u32,
 }
 
 /// Tolerance for floating-point sums of CPUs and memory.
@@ -18,7 +24,7 @@ const EPSILON: f64 = 1e-9;
 impl Machine {
     /// Whether a task of `cpus` and `mem` fits in what is free.
     pub fn fits(&self, cpus: f64, mem: f64) -> bool {
-        self.free_cpus + EPSILON >= cpus && self.free_mem + EPSILON >= mem
+        self.up && self.free_cpus + EPSILON >= cpus && self.free_mem + EPSILON >= mem
     }
 }
 
@@ -39,6 +45,9 @@ impl Cell {
                     free_cpus: cpus,
                     free_mem: mem,
                     version: 0,
+                    up: true,
+                    incarnation: 0,
+                    failures: 0,
                 };
                 n
             ],
@@ -84,9 +93,36 @@ impl Cell {
         m.version += 1;
     }
 
+    /// Machine `i` fails: everything on it is lost and it is down until repaired.
+    pub fn fail(&mut self, i: usize) {
+        let m = &mut self.machines[i];
+        m.up = false;
+        m.failures += 1;
+        m.incarnation += 1;
+        m.version += 1;
+        m.free_cpus = self.cpus;
+        m.free_mem = self.mem;
+    }
+
+    /// Machine `i` failed before the simulation started (its record).
+    pub fn record_past_failure(&mut self, i: usize) {
+        self.machines[i].failures += 1;
+    }
+
+    /// Machine `i` is back, empty.
+    pub fn repair(&mut self, i: usize) {
+        let m = &mut self.machines[i];
+        m.up = true;
+        m.version += 1;
+    }
+
     /// The fraction of the cell's CPUs in use.
     pub fn cpu_utilization(&self) -> f64 {
-        let free: f64 = self.machines.iter().map(|m| m.free_cpus).sum();
+        let free: f64 = self
+            .machines
+            .iter()
+            .map(|m| if m.up { m.free_cpus } else { self.cpus })
+            .sum();
         1.0 - free / (self.cpus * self.machines.len() as f64)
     }
 }

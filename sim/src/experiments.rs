@@ -7,11 +7,16 @@
 //! - [`parallel_batch_schedulers`] (§5.3, "scaling"): 1 to 32 batch schedulers on shared state
 //!   under a batch load one scheduler cannot keep up with — conflict fraction, busyness, wait;
 //! - [`conflict_and_commit_modes`] (§5.2, "optimizations"): coarse against fine-grained
-//!   conflict detection, incremental against all-or-nothing batch commits.
+//!   conflict detection, incremental against all-or-nothing batch commits;
+//! - [`reliability_aware_placement`] (Keel's own, from seed 000's notes on Autopilot): a
+//!   service scheduler that prefers machines with few failures so far, against one that does
+//!   not, on the same machine-failure trace.
 //!
 //! Every sweep point runs with the same seed, so the architectures see the same jobs.
 
-use crate::simulation::{simulate, Architecture, Commit, Conflicts, DecisionTime, SimConfig};
+use crate::simulation::{
+    simulate, Architecture, Commit, Conflicts, DecisionTime, FailureModel, SimConfig,
+};
 use crate::svg::{line_chart, Series};
 use crate::workload::{JobShape, WorkloadConfig};
 
@@ -266,6 +271,76 @@ pub fn conflict_and_commit_modes(base: &SimConfig, service_per_job: f64) -> Expe
             "batch commit mode",
             "batch conflict fraction",
             &series,
+            false,
+        ),
+    }
+}
+
+/// Service task restarts on the same machine-failure trace (`failures`, over each of
+/// `flaky_fractions`), with the service scheduler placing by machines' failure records or
+/// not, on shared state.
+pub fn reliability_aware_placement(
+    base: &SimConfig,
+    failures: FailureModel,
+    flaky_fractions: &[f64],
+) -> Experiment {
+    let mut rows = Vec::new();
+    let (mut blind_points, mut aware_points) = (Vec::new(), Vec::new());
+    for &flaky in flaky_fractions {
+        let run = |aware: bool| {
+            simulate(&SimConfig {
+                architecture: Architecture::SharedState,
+                failures: Some(FailureModel {
+                    flaky_fraction: flaky,
+                    ..failures
+                }),
+                reliability_aware_service: aware,
+                ..base.clone()
+            })
+        };
+        let (blind, aware) = (run(false), run(true));
+        for (name, r) in [("by failure record", &aware), ("blind", &blind)] {
+            rows.push(vec![
+                pct(flaky),
+                name.to_owned(),
+                r.service.restarts.to_string(),
+                r.batch.restarts.to_string(),
+                format!("{:.1}", r.service.mean_wait),
+                format!("{:.1}", r.batch.mean_wait),
+                pct(r.utilization),
+            ]);
+        }
+        blind_points.push((flaky * 100.0, blind.service.restarts as f64));
+        aware_points.push((flaky * 100.0, aware.service.restarts as f64));
+    }
+    Experiment {
+        name: "reliability-aware-placement",
+        table: table(
+            &[
+                "flaky machines",
+                "service placement",
+                "service task restarts",
+                "batch task restarts",
+                "service mean wait (s)",
+                "batch mean wait (s)",
+                "CPU utilization",
+            ],
+            &rows,
+        ),
+        svg: line_chart(
+            "Service tasks lost to machine failures",
+            "flaky machines (%)",
+            "service task restarts",
+            &[
+                Series {
+                    name: "blind".into(),
+                    points: blind_points,
+                },
+                Series {
+                    name: "by failure record".into(),
+                    points: aware_points,
+                },
+            ],
             false,
         ),
     }

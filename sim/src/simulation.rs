@@ -65,6 +65,37 @@ impl DecisionTime {
     }
 }
 
+/// Machines failing: most rarely, a flaky few often; a failed machine loses its tasks (they
+/// go back to their schedulers) and is down for `repair` seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureModel {
+    /// The fraction of machines that are flaky.
+    pub flaky_fraction: f64,
+    /// Mean seconds between a flaky machine's failures.
+    pub flaky_mtbf: f64,
+    /// Mean seconds between other machines' failures.
+    pub mtbf: f64,
+    /// Seconds a failed machine is down.
+    pub repair: f64,
+    /// Seconds of failure record each machine has when the simulation starts (what the
+    /// device manager learned before).
+    pub history: f64,
+}
+
+impl Default for FailureModel {
+    /// One machine in ten fails every 3 hours on average, the others every 30 days; a repair
+    /// takes 30 minutes; machines come with a week of record.
+    fn default() -> Self {
+        FailureModel {
+            flaky_fraction: 0.1,
+            flaky_mtbf: 3.0 * 3600.0,
+            mtbf: 30.0 * 86_400.0,
+            repair: 1800.0,
+            history: 7.0 * 86_400.0,
+        }
+    }
+}
+
 /// One simulation's configuration.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -92,6 +123,11 @@ pub struct SimConfig {
     pub service_commit: Commit,
     /// Conflicted attempts before a job is abandoned.
     pub max_attempts: u32,
+    /// Machines fail (none when `None`).
+    pub failures: Option<FailureModel>,
+    /// The service scheduler places on the machines with the fewest failures so far first
+    /// (Autopilot's record), leaving flaky machines to batch work.
+    pub reliability_aware_service: bool,
     /// Where every random choice comes from.
     pub seed: u64,
 }
@@ -121,6 +157,8 @@ impl Default for SimConfig {
             batch_commit: Commit::Incremental,
             service_commit: Commit::AllOrNothing,
             max_attempts: 1000,
+            failures: None,
+            reliability_aware_service: false,
             seed: 1,
         }
     }
@@ -147,6 +185,8 @@ pub struct KindReport {
     pub transactions: u64,
     /// Commits with at least one conflict.
     pub conflicted: u64,
+    /// Tasks lost to machine failures (and placed again).
+    pub restarts: u64,
 }
 
 impl KindReport {
@@ -204,7 +244,13 @@ struct Scheduler {
 enum Event {
     Arrival(usize),
     Decided(usize),
-    TaskEnd { machine: usize, job: usize },
+    TaskEnd {
+        machine: usize,
+        job: usize,
+        incarnation: u64,
+    },
+    Fail(usize),
+    Repair(usize),
     Sample,
 }
 
@@ -252,6 +298,13 @@ struct Sim {
     done_at: Vec<Option<f64>>,
     abandoned: Vec<bool>,
     samples: Vec<f64>,
+    /// The jobs of the tasks running on each machine.
+    running: Vec<Vec<usize>>,
+    /// Each machine's mean time between failures (with a failure model).
+    mtbf: Vec<f64>,
+    /// Tasks lost to failures, by kind (batch, service).
+    restarts: [u64; 2],
+    failure_rng: Rng,
 }
 
 /// Runs one simulation.
@@ -292,10 +345,28 @@ pub fn simulate(config: &SimConfig) -> Report {
         done_at: vec![None; n],
         abandoned: vec![false; n],
         samples: Vec::new(),
+        running: vec![Vec::new(); config.machines],
+        mtbf: Vec::new(),
+        restarts: [0; 2],
+        failure_rng: rng.fork(3),
     };
     for i in 0..n {
         let at = sim.jobs[i].arrival;
         sim.at(at, Event::Arrival(i));
+    }
+    if let Some(model) = config.failures {
+        for m in 0..config.machines {
+            let flaky = sim.failure_rng.uniform() < model.flaky_fraction;
+            let mtbf = if flaky { model.flaky_mtbf } else { model.mtbf };
+            sim.mtbf.push(mtbf);
+            let mut past = sim.failure_rng.exp(mtbf);
+            while past < model.history {
+                sim.cell.record_past_failure(m);
+                past += sim.failure_rng.exp(mtbf);
+            }
+            let at = sim.failure_rng.exp(mtbf);
+            sim.at(at, Event::Fail(m));
+        }
     }
     sim.at(SAMPLE_INTERVAL, Event::Sample);
     sim.run();
@@ -330,9 +401,26 @@ impl Sim {
                     self.start(s);
                 }
                 Event::Decided(s) => self.decided(s),
-                Event::TaskEnd { machine, job } => {
+                Event::TaskEnd {
+                    machine,
+                    job,
+                    incarnation,
+                } => {
+                    if self.cell.machine(machine).incarnation != incarnation {
+                        continue; // lost with its machine already
+                    }
                     let (cpus, mem) = (self.jobs[job].cpus, self.jobs[job].mem);
                     self.cell.release(machine, cpus, mem);
+                    if let Some(i) = self.running[machine].iter().position(|j| *j == job) {
+                        self.running[machine].swap_remove(i);
+                    }
+                    self.wake(machine);
+                }
+                Event::Fail(machine) => self.fail(machine),
+                Event::Repair(machine) => {
+                    self.cell.repair(machine);
+                    let next = self.now + self.failure_rng.exp(self.mtbf[machine]);
+                    self.at(next, Event::Fail(machine));
                     self.wake(machine);
                 }
                 Event::Sample => {
@@ -340,6 +428,34 @@ impl Sim {
                     self.at(self.now + SAMPLE_INTERVAL, Event::Sample);
                 }
             }
+        }
+    }
+
+    /// A machine fails: its tasks go back to their schedulers, and it is repaired later.
+    fn fail(&mut self, machine: usize) {
+        let Some(model) = self.config.failures else {
+            return;
+        };
+        let mut lost: Vec<usize> = std::mem::take(&mut self.running[machine]);
+        lost.sort_unstable();
+        self.cell.fail(machine);
+        self.at(self.now + model.repair, Event::Repair(machine));
+        let mut i = 0;
+        while i < lost.len() {
+            let job = lost[i];
+            let n = lost[i..].iter().take_while(|j| **j == job).count();
+            i += n;
+            let kind = self.jobs[job].kind;
+            self.restarts[usize::from(kind == JobKind::Service)] += n as u64;
+            let s = self.scheduler_for(job);
+            self.schedulers[s].queue.push_back(Pending {
+                job,
+                remaining: n,
+                attempts: 0,
+            });
+        }
+        for s in 0..self.schedulers.len() {
+            self.start(s);
         }
     }
 
@@ -392,10 +508,17 @@ impl Sim {
         // The machines it may place on: two-level, those it is offered (every machine nobody
         // else holds); otherwise the whole cell as it stands now (the snapshot).
         let two_level = self.config.architecture == Architecture::TwoLevel;
-        let candidates: Vec<usize> = (0..self.cell.len())
+        let mut candidates: Vec<usize> = (0..self.cell.len())
             .filter(|&m| !two_level || self.holder[m].is_none())
             .filter(|&m| self.cell.machine(m).fits(cpus, mem))
             .collect();
+        let by_reliability = kind == JobKind::Service && self.config.reliability_aware_service;
+        if by_reliability && !candidates.is_empty() {
+            // Fewest failures first; among equals, from a random start as usual.
+            let start = self.schedulers[s].rng.below(candidates.len());
+            candidates.rotate_left(start);
+            candidates.sort_by_key(|&m| self.cell.machine(m).failures);
+        }
         let mut free: Vec<(f64, f64)> = candidates
             .iter()
             .map(|&m| {
@@ -405,7 +528,11 @@ impl Sim {
             .collect();
         let mut placements = Vec::new();
         if !candidates.is_empty() {
-            let start = self.schedulers[s].rng.below(candidates.len());
+            let start = if by_reliability {
+                0
+            } else {
+                self.schedulers[s].rng.below(candidates.len())
+            };
             for k in 0..candidates.len() {
                 let i = (start + k) % candidates.len();
                 while placements.len() < pending.remaining
@@ -484,14 +611,17 @@ impl Sim {
         if !(conflicted && whole) {
             for (&(m, _), _) in placements.iter().zip(&ok).filter(|(_, ok)| **ok) {
                 self.cell.take(m, job.cpus, job.mem);
+                self.running[m].push(job.id);
                 pending.remaining -= 1;
                 let end = self.now + job.duration;
                 if end <= self.config.workload.horizon {
+                    let incarnation = self.cell.machine(m).incarnation;
                     self.at(
                         end,
                         Event::TaskEnd {
                             machine: m,
                             job: job.id,
+                            incarnation,
                         },
                     );
                 }
@@ -503,7 +633,8 @@ impl Sim {
             }
         }
         if pending.remaining == 0 {
-            self.done_at[job.id] = Some(self.now);
+            // A job placed again after a failure keeps the time it was first placed whole.
+            self.done_at[job.id].get_or_insert(self.now);
         } else if pending.attempts >= self.config.max_attempts {
             self.abandoned[job.id] = true;
         } else {
@@ -572,6 +703,7 @@ impl Sim {
                 r.transactions = mine.iter().map(|s| s.transactions).sum();
                 r.conflicted = mine.iter().map(|s| s.conflicted).sum();
             }
+            r.restarts = self.restarts[usize::from(kind == JobKind::Service)];
             r
         };
         Report {
@@ -648,6 +780,28 @@ mod tests {
             "offers {:?} vs omega {:?}",
             offers.batch,
             omega.batch
+        );
+    }
+
+    #[test]
+    fn a_reliability_aware_service_scheduler_loses_fewer_tasks_to_failures() {
+        let config = |aware| SimConfig {
+            failures: Some(FailureModel::default()),
+            reliability_aware_service: aware,
+            workload: WorkloadConfig {
+                horizon: 4.0 * 3600.0,
+                ..Default::default()
+            },
+            ..small(Architecture::SharedState)
+        };
+        let blind = simulate(&config(false));
+        let aware = simulate(&config(true));
+        assert!(blind.service.restarts > 0, "{blind:?}");
+        assert!(
+            aware.service.restarts * 2 < blind.service.restarts,
+            "aware {:?} blind {:?}",
+            aware.service,
+            blind.service
         );
     }
 

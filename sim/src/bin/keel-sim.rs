@@ -94,17 +94,23 @@ fn main() -> anyhow::Result<()> {
                 ),
                 experiments::parallel_batch_schedulers(&base, &[1, 2, 4, 8, 16, 32]),
                 experiments::conflict_and_commit_modes(&base, 10.0),
+                experiments::reliability_aware_placement(
+                    &base,
+                    keel_sim::simulation::FailureModel::default(),
+                    &[0.05, 0.1, 0.2],
+                ),
             ];
             for e in all {
                 let path = out.join(format!("{}.svg", e.name));
                 std::fs::write(&path, &e.svg)
                     .with_context(|| format!("writing {}", path.display()))?;
+                // Linked as from the directory holding `out` (docs/omega.md for docs/omega).
+                let dir = out
+                    .file_name()
+                    .map_or_else(String::new, |d| d.to_string_lossy().into_owned());
                 println!(
-                    "### {}\n\n{}\n![{}]({})\n",
-                    e.name,
-                    e.table,
-                    e.name,
-                    path.display()
+                    "### {}\n\n{}\n![{}]({dir}/{}.svg)\n",
+                    e.name, e.table, e.name, e.name
                 );
             }
         }

@@ -1,8 +1,9 @@
 //! `keel-bench omega`: shared-state placements per second through a real master to emulated
 //! agents, with several counts of parallel batch schedulers (the Omega paper's scaling
 //! experiment, on Keel's own master): each scheduler keeps its copy of the cell, commits
-//! first-fit placements incrementally, and places conflicts again. Beside it, in the same run,
-//! the offer path's launch rate on the same fleet (`keel-bench launch`'s scheduler).
+//! first-fit placements incrementally, and places conflicts again; then one scheduler with
+//! [`PIPELINED`] transactions in flight. Beside it, in the same run, the offer path's launch
+//! rate on the same fleet (`keel-bench launch`'s scheduler).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,9 @@ use crate::emulated_agent::EmulationCounters;
 use crate::emulated_fleet::start_agents;
 use crate::master_child::MasterChild;
 use crate::phase::wait_until;
+
+/// Transactions in flight in the pipelined run.
+pub const PIPELINED: usize = 4;
 
 /// Runs `tasks` tasks (each running `task_duration` on its emulated agent) on `agents` emulated
 /// agents through the offer path, then through
@@ -45,7 +49,13 @@ pub async fn run(
     )
     .await?;
     println!("offers: {offers:.0} tasks/s (one offer-based framework; the baseline)");
-    for &k in schedulers {
+    // Each count of schedulers with one transaction in flight each (the paper's schedulers),
+    // then one scheduler pipelining four.
+    let runs = schedulers
+        .iter()
+        .map(|&k| (k, 1))
+        .chain(std::iter::once((1, PIPELINED)));
+    for (k, in_flight) in runs {
         let (rate, stats) = shared(
             agents,
             tasks,
@@ -53,10 +63,11 @@ pub async fn run(
             &agent_resources,
             &task_resources,
             task_duration,
+            in_flight,
         )
         .await?;
         println!(
-            "omega: {k} schedulers: {rate:.0} tasks/s; {} transactions, conflict fraction {:.3}, {} placements conflicted ({:.2} per task); omega / offers = {:.2}",
+            "omega: {k} schedulers, {in_flight} in flight each: {rate:.0} tasks/s; {} transactions, conflict fraction {:.3}, {} placements conflicted ({:.2} per task); omega / offers = {:.2}",
             stats.transactions,
             stats.conflict_fraction(),
             stats.conflicts,
@@ -77,6 +88,7 @@ async fn shared(
     agent_resources: &Resources,
     task_resources: &Resources,
     task_duration: Duration,
+    in_flight: usize,
 ) -> anyhow::Result<(f64, SchedulingStats)> {
     let master = MasterChild::start().await?;
     let counters = Arc::new(EmulationCounters::default());
@@ -107,6 +119,7 @@ async fn shared(
         spec.retry = RetryPolicy {
             max_attempts: u32::MAX,
         };
+        spec.max_in_flight = in_flight;
         let (scheduler, events) = OmegaBatch::new(spec);
         let stats = scheduler.stats();
         shared_state::start(
@@ -134,6 +147,16 @@ async fn shared(
     }
     let took = started.elapsed();
     let rate = tasks as f64 / took.as_secs_f64();
+    // The master's side of each transaction, from its own metrics.
+    if let Ok(m) = libactor::http_client::get_json(master.pid.address(), "/metrics/snapshot").await
+    {
+        println!(
+            "  master: {} commits decided in p50 {} ms, p99 {} ms",
+            m["omega/commit_time/count"],
+            m["omega/commit_time/p50_ms"],
+            m["omega/commit_time/p99_ms"]
+        );
+    }
     println!(
         "  {k} schedulers: {finished}/{tasks} tasks finished in {took:.2?} on {agents} emulated agents; master RSS {:.1} MiB",
         master.rss_bytes() as f64 / (1 << 20) as f64

@@ -13,9 +13,13 @@ use resources::Resources;
 #[derive(Debug, Default, Clone)]
 pub struct Cell {
     position: Option<CellPosition>,
-    agents: BTreeMap<String, CellAgent>,
+    /// Each agent as the master sent it, and what is free there by that (total less used,
+    /// empty while inactive), worked out once per update rather than on every read.
+    agents: BTreeMap<String, (CellAgent, Resources)>,
     /// Resources placed by transactions not yet answered, by transaction and agent.
     pending: BTreeMap<String, Vec<(String, Resources)>>,
+    /// The same, summed by agent.
+    held: BTreeMap<String, Resources>,
     /// A multi-message update is half applied.
     partial: bool,
 }
@@ -39,7 +43,7 @@ impl Cell {
 
     /// Every agent, in id order.
     pub fn agents(&self) -> impl Iterator<Item = &CellAgent> {
-        self.agents.values()
+        self.agents.values().map(|(a, _)| a)
     }
 
     /// How many agents the cell has.
@@ -54,28 +58,19 @@ impl Cell {
 
     /// The agent `id`.
     pub fn agent(&self, id: &str) -> Option<&CellAgent> {
-        self.agents.get(id)
+        self.agents.get(id).map(|(a, _)| a)
     }
 
     /// What may be placed on agent `id` now: its total less what tasks hold and what this
     /// scheduler's transactions in flight take. Empty for an unknown or inactive agent.
     pub fn free(&self, id: &str) -> Resources {
-        let Some(agent) = self.agents.get(id).filter(|a| a.active) else {
+        let Some((_, free)) = self.agents.get(id) else {
             return Resources::new();
         };
-        let (Ok(total), Ok(used)) = (
-            Resources::from_proto(&agent.total),
-            Resources::from_proto(&agent.used),
-        ) else {
-            return Resources::new();
-        };
-        let mut free = total.checked_sub(&used).unwrap_or_default();
-        for (agent, resources) in self.pending.values().flatten() {
-            if agent == id {
-                free = free.checked_sub(resources).unwrap_or_default();
-            }
+        match self.held.get(id) {
+            Some(held) => free.checked_sub(held).unwrap_or_default(),
+            None => free.clone(),
         }
-        free
     }
 
     /// Applies an update from the master; returns true once the update is whole (the last of
@@ -95,18 +90,35 @@ impl Cell {
 
     /// Records the placements of a transaction just sent, until its result.
     pub fn hold(&mut self, transaction: &str, placements: Vec<(String, Resources)>) {
+        for (agent, resources) in &placements {
+            // Types agree with the agent's: they were cut from what it has free.
+            let _ = self.held.entry(agent.clone()).or_default().add(resources);
+        }
         self.pending.insert(transaction.to_owned(), placements);
+    }
+
+    /// Ends the holds of `transaction`.
+    fn release(&mut self, transaction: &str) {
+        for (agent, resources) in self.pending.remove(transaction).unwrap_or_default() {
+            if let Some(held) = self.held.get_mut(&agent) {
+                *held = held.checked_sub(&resources).unwrap_or_default();
+                if held.is_empty() {
+                    self.held.remove(&agent);
+                }
+            }
+        }
     }
 
     /// Applies a transaction's result: its holds end and the agents it touched are taken as
     /// the master sent them.
     pub fn settle(&mut self, result: &TransactionResultMessage) {
-        self.pending.remove(&result.transaction_id);
+        self.release(&result.transaction_id);
         self.merge(result.agents.clone());
     }
 
     /// Forgets every hold (the master was lost: its answers will not come).
     pub fn drop_holds(&mut self) -> Vec<String> {
+        self.held.clear();
         std::mem::take(&mut self.pending).into_keys().collect()
     }
 
@@ -115,12 +127,28 @@ impl Cell {
         for agent in agents {
             let id = agent.agent_id.text().to_owned();
             match self.agents.get(&id) {
-                Some(known) if known.version > agent.version => {}
+                Some((known, _)) if known.version > agent.version => {}
                 _ => {
-                    self.agents.insert(id, agent);
+                    let free = free_on(&agent);
+                    self.agents.insert(id, (agent, free));
                 }
             }
         }
+    }
+}
+
+/// What the master says is free on `agent`: its total less what its tasks use; nothing while
+/// it is inactive or its resources do not parse.
+fn free_on(agent: &CellAgent) -> Resources {
+    if !agent.active {
+        return Resources::new();
+    }
+    match (
+        Resources::from_proto(&agent.total),
+        Resources::from_proto(&agent.used),
+    ) {
+        (Ok(total), Ok(used)) => total.checked_sub(&used).unwrap_or_default(),
+        _ => Resources::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! first-fit on the scheduler's copy of the cell from a starting agent of its own (so that
 //! several instances in parallel spread out), committed incrementally: what fits commits, what
 //! conflicts goes back to the queue and is placed again on the refreshed copy. One transaction
-//! in flight at a time: the scheduler is busy while it waits.
+//! in flight at a time by default, as the paper's scheduler: it is busy while it waits.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -36,6 +36,10 @@ pub struct OmegaBatchSpec {
     pub conflict_mode: ConflictMode,
     /// When to give a task up.
     pub retry: RetryPolicy,
+    /// Transactions in flight at once (1, the paper's scheduler, decides again only once the
+    /// last decision is answered; more pipeline decisions, each on the copy less what those
+    /// in flight hold).
+    pub max_in_flight: usize,
 }
 
 impl OmegaBatchSpec {
@@ -51,6 +55,7 @@ impl OmegaBatchSpec {
             max_per_transaction: 1000,
             conflict_mode: ConflictMode::FineGrained,
             retry: RetryPolicy::default(),
+            max_in_flight: 1,
         }
     }
 }
@@ -60,10 +65,12 @@ pub struct OmegaBatch {
     spec: OmegaBatchSpec,
     queue: VecDeque<usize>,
     attempts: Vec<u32>,
-    /// The transaction in flight and the tasks it places.
-    in_flight: Option<(String, Vec<usize>)>,
+    /// Transactions in flight and the tasks each places.
+    in_flight: BTreeMap<String, Vec<usize>>,
     running: BTreeMap<String, usize>,
     outcomes: Vec<Option<TaskOutcome>>,
+    /// How many of `outcomes` are set.
+    ended: usize,
     stats: watch::Sender<SchedulingStats>,
     events: mpsc::UnboundedSender<BatchEvent>,
 }
@@ -79,9 +86,10 @@ impl OmegaBatch {
                 spec,
                 queue: (0..n).collect(),
                 attempts: vec![0; n],
-                in_flight: None,
+                in_flight: BTreeMap::new(),
                 running: BTreeMap::new(),
                 outcomes: vec![None; n],
+                ended: 0,
                 stats: watch::Sender::new(SchedulingStats::default()),
                 events,
             },
@@ -112,15 +120,24 @@ impl OmegaBatch {
         }
     }
 
-    /// Places what the queue holds, first-fit from this scheduler's starting agent.
-    fn place(&mut self, driver: &mut SchedulerDriver) {
-        if self.in_flight.is_some() || self.queue.is_empty() || !driver.cell().is_current() {
-            return;
+    /// Commits transactions until as many are in flight as allowed or nothing more fits.
+    fn fill(&mut self, driver: &mut SchedulerDriver) {
+        while self.place(driver) {}
+    }
+
+    /// Places what the queue holds, first-fit from this scheduler's starting agent, in one
+    /// transaction; false if none was sent.
+    fn place(&mut self, driver: &mut SchedulerDriver) -> bool {
+        if self.in_flight.len() >= self.spec.max_in_flight.max(1)
+            || self.queue.is_empty()
+            || !driver.cell().is_current()
+        {
+            return false;
         }
         let cell = driver.cell();
         let agents: Vec<_> = cell.agents().collect();
         if agents.is_empty() {
-            return;
+            return false;
         }
         let start = ((self.spec.start_at.clamp(0.0, 1.0) * agents.len() as f64) as usize)
             .min(agents.len() - 1);
@@ -151,7 +168,7 @@ impl OmegaBatch {
             }
         }
         if placements.is_empty() {
-            return;
+            return false;
         }
         let id = driver.commit(
             placements,
@@ -161,12 +178,13 @@ impl OmegaBatch {
                 preempt: false,
             },
         );
-        self.in_flight = Some((id, placed));
+        self.in_flight.insert(id, placed);
+        true
     }
 
     /// Sends `Done` and stops once every task has ended.
     fn finish_if_done(&mut self, driver: &mut SchedulerDriver) {
-        if self.outcomes.iter().all(Option::is_some) {
+        if self.ended == self.outcomes.len() {
             let outcomes = self.outcomes.iter().flatten().cloned().collect();
             let _ = self.events.send(BatchEvent::Done(outcomes));
             driver.stop();
@@ -182,6 +200,7 @@ impl OmegaBatch {
             agent: String::new(),
             message: message.clone(),
         });
+        self.ended += 1;
         self.outcomes[index] = Some(TaskOutcome {
             task_id,
             state,
@@ -206,7 +225,7 @@ impl OmegaBatch {
 
 impl SharedStateScheduler for OmegaBatch {
     fn cell_changed(&mut self, driver: &mut SchedulerDriver) {
-        self.place(driver);
+        self.fill(driver);
     }
 
     fn transaction_result(
@@ -214,13 +233,9 @@ impl SharedStateScheduler for OmegaBatch {
         driver: &mut SchedulerDriver,
         result: &TransactionResultMessage,
     ) {
-        let Some((id, placed)) = self.in_flight.take() else {
+        let Some(placed) = self.in_flight.remove(&result.transaction_id) else {
             return;
         };
-        if id != result.transaction_id {
-            self.in_flight = Some((id, placed));
-            return;
-        }
         let mut stats = SchedulingStats {
             transactions: 1,
             ..Default::default()
@@ -257,7 +272,7 @@ impl SharedStateScheduler for OmegaBatch {
         }
         self.stats.send_modify(|s| s.add(&stats));
         self.finish_if_done(driver);
-        self.place(driver);
+        self.fill(driver);
     }
 
     fn status_update(&mut self, driver: &mut SchedulerDriver, status: &TaskStatus) {
@@ -275,6 +290,7 @@ impl SharedStateScheduler for OmegaBatch {
         let Some(index) = self.running.remove(&task_id) else {
             return;
         };
+        self.ended += 1;
         self.outcomes[index] = Some(TaskOutcome {
             task_id,
             state,

@@ -23,7 +23,8 @@
 //!   polled, and an operator event stream keeping up.
 //!
 //! Their pieces: [`emulated_agent`] and [`emulated_fleet`] (the Mesos paper's emulated
-//! slaves), [`launch_scheduler`] and [`container_scheduler`] (frameworks that count),
+//! slaves), [`launch_scheduler`], [`container_scheduler`] and [`latency_probe`] (frameworks
+//! that count or time),
 //! [`master_child`] (the master as a child process) and [`phase`] (bounded waiting).
 
 #![warn(missing_docs)]
@@ -36,6 +37,7 @@ pub mod emulated_agent;
 pub mod emulated_fleet;
 pub mod failover;
 pub mod flood;
+pub mod latency_probe;
 pub mod launch;
 pub mod launch_scheduler;
 pub mod master_child;

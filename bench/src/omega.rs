@@ -3,7 +3,8 @@
 //! experiment, on Keel's own master): each scheduler keeps its copy of the cell, commits
 //! first-fit placements incrementally, and places conflicts again; then one scheduler with
 //! [`PIPELINED`] transactions in flight. Beside it, in the same run, the offer path's launch
-//! rate on the same fleet (`keel-bench launch`'s scheduler).
+//! rate on the same fleet (`keel-bench launch`'s scheduler). Last, the latency from a decision
+//! to TASK_RUNNING, one task at a time, by accepting an offer and by committing a transaction.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use std::sync::atomic::Ordering;
 
 use crate::emulated_agent::EmulationCounters;
 use crate::emulated_fleet::start_agents;
+use crate::latency_probe::{median_p99, CommitProbe, OfferProbe, Samples};
 use crate::master_child::MasterChild;
 use crate::phase::wait_until;
 
@@ -74,6 +76,59 @@ pub async fn run(
             stats.conflicts as f64 / tasks as f64,
             rate / offers
         );
+    }
+    latency(100, LATENCY_SAMPLES, &task_resources).await
+}
+
+/// Launches timed one at a time on each path.
+pub const LATENCY_SAMPLES: usize = 300;
+
+/// Decision → TASK_RUNNING, one task at a time, on `agents` emulated agents: first by
+/// accepting offers, then by committing transactions, on the same master and fleet.
+async fn latency(agents: usize, samples: usize, task_resources: &Resources) -> anyhow::Result<()> {
+    let master = MasterChild::start().await?;
+    let counters = Arc::new(EmulationCounters::default());
+    let agent_resources: Resources = "cpus:64;mem:65536".parse()?;
+    let nodes = start_agents(
+        agents,
+        &master.pid,
+        &agent_resources,
+        Duration::ZERO,
+        &counters,
+        None,
+    )?;
+    wait_until("agent registration", || {
+        counters.registered.load(Ordering::Relaxed) == agents as u64
+    })
+    .await?;
+    let node = Node::builder().start()?;
+    let offers: Samples = Arc::default();
+    let handle = frameworks::scheduler_driver::start(
+        &node,
+        master.pid.clone(),
+        keel::example_runs::framework_info("latency-offers"),
+        OfferProbe::new(samples, task_resources.clone(), offers.clone()),
+        SchedulerOptions::default(),
+    )?;
+    handle.join().await;
+    let commits: Samples = Arc::default();
+    let handle = shared_state::start(
+        &node,
+        master.pid.clone(),
+        keel::example_runs::framework_info("latency-commits"),
+        CommitProbe::new(samples, task_resources.clone(), commits.clone()),
+        SchedulerOptions::default(),
+    )?;
+    handle.join().await;
+    let (offer_p50, offer_p99) = median_p99(&offers);
+    let (commit_p50, commit_p99) = median_p99(&commits);
+    println!(
+        "latency, decision → TASK_RUNNING, {samples} tasks one at a time on {agents} emulated agents: accept p50 {offer_p50:.2?} p99 {offer_p99:.2?}; commit p50 {commit_p50:.2?} p99 {commit_p99:.2?}; commit / accept (p50) = {:.2}",
+        commit_p50.as_secs_f64() / offer_p50.as_secs_f64().max(1e-9)
+    );
+    node.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
     }
     Ok(())
 }

@@ -8,12 +8,14 @@
 //! ```text
 //!   Contending ──lowest znode──▶ Leading
 //!       │                          │
-//!       └── session expired ───────┴── session expired / disconnected / our znode deleted ──▶ Lost
+//!       └── session expired ───────┴── session expired / disconnected too long / our znode deleted ──▶ Lost
 //! ```
 //!
-//! `Lost` is final. A leader loses leadership the moment its connection to ZooKeeper breaks:
-//! it cannot know whether its session (and so its znode) still exists, and another master may
-//! already lead, so it must stop serving at once (Mesos's master exits).
+//! `Lost` is final. A leader keeps leading through a connection break shorter than
+//! [`LEADER_DISCONNECT_FRACTION`] of the session timeout (a ZooKeeper restart, a network blip):
+//! ZooKeeper cannot have expired its session sooner, because the client hears from the server
+//! every third of the timeout, so no other master can have been elected meanwhile. A break
+//! longer than that, or the session's expiry, ends the candidacy (Mesos's master exits).
 
 use std::time::Duration;
 
@@ -22,6 +24,11 @@ use zookeeper_client as zk;
 
 use crate::session::{self, ELECTION_PREFIX};
 use crate::{CoordinationError, MasterInfoJson, ZkUrl};
+
+/// How much of the session timeout a leader may stay disconnected and still lead: the server
+/// last heard from it at most a third of the timeout before the break, so it expires the session
+/// no sooner than two thirds of the timeout after it.
+pub const LEADER_DISCONNECT_FRACTION: f64 = 2.0 / 3.0;
 
 /// Where a contender stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +76,9 @@ impl Contender {
         let session = client.session().clone();
         let base = url.path.clone();
         let shared = client.clone();
+        let grace = session_timeout.mul_f64(LEADER_DISCONNECT_FRACTION);
         let task = tokio::spawn(async move {
-            let why = run(&client, &base, &name, &tx).await;
+            let why = run(&client, &base, &name, &tx, grace).await;
             tracing::warn!(reason = %why, "leadership candidacy lost");
             let _ = tx.send(Candidacy::Lost(why));
         });
@@ -126,14 +134,37 @@ impl Drop for Contender {
     }
 }
 
-/// Runs the candidacy until it is lost; returns why.
-async fn run(client: &zk::Client, base: &str, name: &str, tx: &watch::Sender<Candidacy>) -> String {
+/// Runs the candidacy until it is lost; returns why. A leader disconnected for `grace` loses.
+async fn run(
+    client: &zk::Client,
+    base: &str,
+    name: &str,
+    tx: &watch::Sender<Candidacy>,
+    grace: Duration,
+) -> String {
     let mut states = client.state_watcher();
     let mine = format!("{base}/{name}");
+    // Requests that failed in a row while connected (a connection that broke under them).
+    let mut failures = 0;
     loop {
+        // A request on an expired session may never be answered: look before asking.
+        match states.peek_state() {
+            zk::SessionState::SyncConnected
+            | zk::SessionState::ConnectedReadOnly
+            | zk::SessionState::Disconnected => {}
+            terminal => return format!("ZooKeeper session {terminal:?}"),
+        }
+        let leading_now = *tx.borrow() == Candidacy::Leading;
         let children = match client.list_children(base).await {
             Ok(children) => session::contenders(children),
-            Err(e) => return format!("cannot list {base}: {e}"),
+            Err(e) => {
+                failures += 1;
+                let what = format!("cannot list {base}: {e}");
+                match ride_out(&mut states, &e, leading_now, grace, failures).await {
+                    Ok(()) => continue,
+                    Err(why) => return format!("{what}; {why}"),
+                }
+            }
         };
         let Some(position) = children.iter().position(|c| c == name) else {
             return format!("{mine} is gone");
@@ -148,8 +179,16 @@ async fn run(client: &zk::Client, base: &str, name: &str, tx: &watch::Sender<Can
             // Gone between the listing and the watch: list again.
             Ok((None, _)) if !leading => continue,
             Ok((None, _)) => return format!("{mine} is gone"),
-            Err(e) => return format!("cannot watch {watched}: {e}"),
+            Err(e) => {
+                failures += 1;
+                let what = format!("cannot watch {watched}: {e}");
+                match ride_out(&mut states, &e, leading_now, grace, failures).await {
+                    Ok(()) => continue,
+                    Err(why) => return format!("{what}; {why}"),
+                }
+            }
         };
+        failures = 0;
         if leading && *tx.borrow() != Candidacy::Leading {
             tracing::info!(znode = %mine, "elected leader");
             let _ = tx.send(Candidacy::Leading);
@@ -166,12 +205,78 @@ async fn run(client: &zk::Client, base: &str, name: &str, tx: &watch::Sender<Can
                 state = states.changed() => match state {
                     zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {}
                     zk::SessionState::Disconnected if leading => {
-                        return "disconnected from ZooKeeper while leading".into();
+                        tracing::warn!(?grace, "disconnected from ZooKeeper while leading; leading on until the session could have expired");
+                        if let Err(why) = reconnect_within(&mut states, grace).await {
+                            return why;
+                        }
+                        tracing::info!("reconnected to ZooKeeper; still leading");
+                        // The watch may have fired while away: look again.
+                        break;
                     }
                     zk::SessionState::Disconnected => {}
                     other => return format!("ZooKeeper session {other:?}"),
                 },
             }
         }
+    }
+}
+
+/// Waits up to `grace` for the session to connect again; an error says why it did not.
+async fn reconnect_within(states: &mut zk::StateWatcher, grace: Duration) -> Result<(), String> {
+    let reconnected = async {
+        loop {
+            match states.changed().await {
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                    return Ok(())
+                }
+                zk::SessionState::Disconnected => {}
+                other => return Err(format!("ZooKeeper session {other:?}")),
+            }
+        }
+    };
+    tokio::time::timeout(grace, reconnected)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "disconnected from ZooKeeper for {grace:?} while leading: the session may have expired"
+            ))
+        })
+}
+
+/// Requests that may fail in a row on a connected session before the candidacy gives up.
+const MAX_FAILURES_CONNECTED: u32 = 5;
+
+/// A request failed with `error`: rides out a connection break (a leader for at most `grace`,
+/// a contender for as long as its session lives) so that the caller can try again; an error
+/// says why the candidacy is over.
+async fn ride_out(
+    states: &mut zk::StateWatcher,
+    error: &zk::Error,
+    leading: bool,
+    grace: Duration,
+    failures: u32,
+) -> Result<(), String> {
+    if matches!(error, zk::Error::SessionExpired) {
+        return Err("the session expired".into());
+    }
+    match states.state() {
+        zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+            if failures > MAX_FAILURES_CONNECTED {
+                Err(format!("{failures} requests failed in a row"))
+            } else {
+                Ok(())
+            }
+        }
+        zk::SessionState::Disconnected if leading => reconnect_within(states, grace).await,
+        zk::SessionState::Disconnected => loop {
+            match states.changed().await {
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                    return Ok(())
+                }
+                zk::SessionState::Disconnected => {}
+                other => return Err(format!("ZooKeeper session {other:?}")),
+            }
+        },
+        other => Err(format!("ZooKeeper session {other:?}")),
     }
 }

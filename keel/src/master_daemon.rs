@@ -4,8 +4,11 @@
 //!
 //! With `--zk zk://host:port,…/path` several masters contend for leadership: each serves as a
 //! standby (HTTP redirected to the leader) until ZooKeeper elects it, then runs the master.
-//! A leader that loses its ZooKeeper session exits at once (status 1), as Mesos's does: it can
-//! no longer know that no other master leads; a supervisor restarts it as a new contender.
+//! A leader keeps leading through ZooKeeper outages shorter than two thirds of the session
+//! timeout (no other master can be elected meanwhile); one that loses its session, or stays
+//! disconnected longer, exits at once (status 1), as Mesos's does: it can no longer know that no
+//! other master leads; a supervisor restarts it as a new contender. A standby whose session
+//! expires contends again.
 //!
 //! The registry (admitted agents and frameworks) lives in ZooKeeper with `--zk`, in
 //! `--work-dir`/registry for a single master, and nowhere without either (the master then
@@ -343,6 +346,10 @@ async fn watch_failure(failure: Option<watch::Receiver<Option<String>>>, what: &
     why
 }
 
+/// How long a standby whose candidacy was lost waits before contending again (ZooKeeper may
+/// still be coming back).
+const RECONTEND_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Runs a standby at `master` (redirecting HTTP to the leader it detects) and contends until
 /// elected; then the standby goes and the caller starts the real master in its place.
 async fn stand_by_until_elected(
@@ -382,16 +389,27 @@ async fn stand_by_until_elected(
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| flags.ip.to_string());
     let info = MasterInfoJson::new(master_id, my_pid, &hostname);
-    let contender = Contender::contend(url, &info, timeout).await?;
-    crate::announce!("contending {} in {url}", contender.znode());
-    tracing::info!(znode = contender.znode(), "standing by until elected");
-    tokio::select! {
-        elected = contender.elected() => elected?,
-        _ = crate::shutdown_signal::terminated() => {
-            tracing::info!("stopping before being elected");
-            std::process::exit(0);
+    // A standby whose session expires (ZooKeeper was away longer than the session timeout)
+    // has lost nothing but its place in line: it contends again with a new session.
+    let contender = loop {
+        let contender = Contender::contend(url, &info, timeout).await?;
+        crate::announce!("contending {} in {url}", contender.znode());
+        tracing::info!(znode = contender.znode(), "standing by until elected");
+        tokio::select! {
+            elected = contender.elected() => match elected {
+                Ok(()) => break contender,
+                Err(e) => {
+                    tracing::warn!(error = %e, "candidacy lost while standing by; contending again");
+                    drop(contender);
+                    tokio::time::sleep(RECONTEND_BACKOFF).await;
+                }
+            },
+            _ = crate::shutdown_signal::terminated() => {
+                tracing::info!("stopping before being elected");
+                std::process::exit(0);
+            }
         }
-    }
+    };
     redirects.abort();
     drop(detector);
     for standby in &standbys {

@@ -281,6 +281,8 @@ async fn leader_whose_session_expires_exits_and_the_standby_takes_over() {
     let index = masters.iter().position(|(_, p)| *p == first).unwrap();
     let (mut old, _) = masters.remove(index);
     let (standby, standby_pid) = masters.remove(0);
+    // ZooKeeper names it leader before it has taken over: wait until it leads.
+    old.line_starting("leading", WAIT).await;
 
     // Freeze the leader: it stops talking to ZooKeeper, whose session for it expires.
     old.signal(libc::SIGSTOP);

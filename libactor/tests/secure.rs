@@ -212,11 +212,10 @@ async fn a_plaintext_peer_is_refused_by_a_secure_node() {
         matches!(asked, Err(AskError::Unreachable(_))),
         "got {asked:?}"
     );
-    // Counted before the refused connection was closed, which failed the ask.
-    assert_eq!(
-        secure.metrics().snapshot()["libactor/tls/refused_plaintext"],
-        1.0
-    );
+    // Counted before the refused connection was closed, which failed the ask; the plain
+    // sender may have dialled again before it saw the first close.
+    let refused = secure.metrics().snapshot()["libactor/tls/refused_plaintext"];
+    assert!((1.0..=2.0).contains(&refused), "refused {refused}");
     assert_quiet(&mut rx);
     plain.shutdown().await;
     secure.shutdown().await;

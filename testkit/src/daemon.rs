@@ -25,14 +25,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `binary` with `args` and waits for its first stdout line, `<word> <pid>`;
     /// returns the daemon and the pid's text. Without `--tls-dir` among `args` the daemon runs
-    /// `--insecure` (through `KEEL_INSECURE`): tests about security give it TLS.
+    /// `--insecure` (through `KEEL_INSECURE`): tests about security give it TLS. Its stderr is
+    /// dropped unless `KEEL_TEST_DAEMON_STDERR` is set (then it is the test's, to debug).
     pub async fn start(binary: &str, args: &[&str]) -> (Daemon, String) {
         let insecure = !args.contains(&"--tls-dir");
         let mut child = tokio::process::Command::new(binary)
             .args(args)
             .env("KEEL_INSECURE", if insecure { "true" } else { "false" })
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("KEEL_TEST_DAEMON_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .kill_on_drop(true)
             .spawn()
             .expect("binary starts");

@@ -22,6 +22,29 @@ pub struct ZooKeeperServer {
     _dir: tempfile::TempDir,
 }
 
+/// Starts the server's JVM on `config`, logging to `log`.
+fn spawn_server(dir: &std::path::Path, config: &std::path::Path) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))?;
+    Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-cp",
+            ZOOKEEPER_JAR,
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+        ])
+        .arg(config)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting java for ZooKeeper")
+}
+
 impl ZooKeeperServer {
     /// Starts a server and waits until it serves.
     pub fn start() -> anyhow::Result<ZooKeeperServer> {
@@ -42,22 +65,7 @@ impl ZooKeeperServer {
                 data.display()
             ),
         )?;
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let child = Command::new("java")
-            .args([
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-cp",
-                ZOOKEEPER_JAR,
-                "org.apache.zookeeper.server.ZooKeeperServerMain",
-            ])
-            .arg(&config)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting java for ZooKeeper")?;
+        let child = spawn_server(dir.path(), &config)?;
         let mut server = ZooKeeperServer {
             child,
             port,
@@ -89,6 +97,20 @@ impl ZooKeeperServer {
             // The server opens its port when the JVM gets there; nothing to wait on but it.
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Kills the server (its clients see the connection break); [`ZooKeeperServer::resume`]
+    /// starts it again on the same port and data, with the sessions it had.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts the server again after [`ZooKeeperServer::kill`] and waits until it serves.
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        self.child = spawn_server(self._dir.path(), &self._dir.path().join("zoo.cfg"))?;
+        self.wait_ready()
     }
 
     /// Sends a four-letter command (`ruok`, `srvr`, `mntr`) and returns the answer.

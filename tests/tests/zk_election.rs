@@ -95,3 +95,59 @@ async fn detector_waits_for_a_first_leader_and_reports_none_when_all_go() {
         .expect("leader gone in time")
         .unwrap();
 }
+
+/// How long a blip may last: the leader's grace is two thirds of this session timeout, which
+/// covers the JVM's restart on a loaded 2-vCPU machine.
+const LONG_SESSION: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zookeeper_restart_shorter_than_the_session_keeps_the_leader_leading() {
+    let mut zk = ZooKeeperServer::start().expect("zookeeper");
+    let url: ZkUrl = zk.url("/keel").parse().unwrap();
+    let leader = Contender::contend(&url, &info(1), LONG_SESSION)
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, leader.elected())
+        .await
+        .unwrap()
+        .unwrap();
+    let standby = Contender::contend(&url, &info(2), LONG_SESSION)
+        .await
+        .unwrap();
+    let mut leading = leader.candidacy();
+    leading.mark_unchanged();
+
+    zk.kill().unwrap();
+    zk.resume().unwrap();
+
+    // The sessions survive the restart: the leader still leads, and its znode is still the
+    // lowest, so the standby still waits.
+    let detector = Detector::start(url.clone(), LONG_SESSION);
+    wait_for_leader(&detector, &info(1).pid).await;
+    assert_eq!(*leader.candidacy().borrow(), Candidacy::Leading);
+    assert_eq!(*standby.candidacy().borrow(), Candidacy::Contending);
+    // It never stopped leading in between.
+    assert!(
+        !leading.has_changed().unwrap_or(true),
+        "the leader's candidacy changed: {:?}",
+        *leading.borrow()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_longer_than_it_may_be_steps_down() {
+    let mut zk = ZooKeeperServer::start().expect("zookeeper");
+    let url: ZkUrl = zk.url("/keel").parse().unwrap();
+    let leader = Contender::contend(&url, &info(1), SESSION).await.unwrap();
+    tokio::time::timeout(WAIT, leader.elected())
+        .await
+        .unwrap()
+        .unwrap();
+    zk.kill().unwrap();
+    // Within two thirds of the session timeout of the break, it no longer leads.
+    let lost = wait_for(&leader, |c| matches!(c, Candidacy::Lost(_))).await;
+    assert!(
+        matches!(&lost, Candidacy::Lost(why) if why.contains("disconnected")),
+        "{lost:?}"
+    );
+}

@@ -397,6 +397,11 @@ impl Slave {
         self.supervise(ctx, framework, executor_id, container, run, kill);
         match kind {
             ExecutorKind::Command => {
+                // On the clock before TASK_RUNNING is out: whoever advances a paused clock on
+                // seeing it finds the first check due.
+                if let Some(delay) = first_check {
+                    self.schedule_health_check(ctx, framework, executor_id, run, delay);
+                }
                 self.report(
                     ctx,
                     framework,
@@ -408,9 +413,6 @@ impl Slave {
                 );
                 // A restarted agent then knows the task had started.
                 self.checkpoint_executor(framework, executor_id);
-                if let Some(delay) = first_check {
-                    self.schedule_health_check(ctx, framework, executor_id, run, delay);
-                }
             }
             ExecutorKind::Custom => {
                 self.metrics.inc(|m| &m.executors_launched);

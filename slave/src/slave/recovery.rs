@@ -321,6 +321,9 @@ impl Slave {
         );
         match kind {
             ExecutorKind::Command => {
+                if let Some(after) = first_check {
+                    self.schedule_health_check(ctx, &framework, &executor_id, run, after);
+                }
                 if pid.is_some() && starting {
                     // The earlier run died before it reported the start.
                     self.report(
@@ -332,9 +335,6 @@ impl Slave {
                         Reason::CommandExecutorFailed,
                         String::new(),
                     );
-                }
-                if let Some(after) = first_check {
-                    self.schedule_health_check(ctx, &framework, &executor_id, run, after);
                 }
             }
             ExecutorKind::Custom => {

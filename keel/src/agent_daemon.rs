@@ -14,9 +14,10 @@ use libactor::TlsConfig;
 use slave::agent_resources::{agent_resources, parse_attributes};
 use slave::containerizer::{ContainerizerConfig, IsolationMode, DEFAULT_CGROUPS_ROOT};
 use slave::executor_tls::ExecutorIssuer;
-use slave::slave::{
-    Slave, SlaveConfig, DEFAULT_GC_DELAY, DEFAULT_RECOVERY_TIMEOUT, MASTER_PING_TIMEOUT,
+use slave::sandbox_gc::{
+    GcPolicy, DEFAULT_DISK_HEADROOM, DEFAULT_DISK_WATCH_INTERVAL, DEFAULT_GC_DELAY,
 };
+use slave::slave::{Slave, SlaveConfig, DEFAULT_RECOVERY_TIMEOUT, MASTER_PING_TIMEOUT};
 
 use crate::autopilot_services::Satellites;
 use crate::duration_flag::{between, positive_up_to_a_day, Seconds, MAX_FLAG_DURATION};
@@ -67,6 +68,23 @@ pub struct AgentFlags {
         value_parser = between(Duration::ZERO, MAX_FLAG_DURATION)
     )]
     pub gc_delay_seconds: Seconds,
+    /// Fraction of the work dir's disk to keep free: finished sandboxes are kept for at most
+    /// gc-delay × max(0, 1 − headroom − disk usage), checked every disk-watch interval.
+    #[arg(
+        long = "gc-disk-headroom",
+        env = "KEEL_GC_DISK_HEADROOM",
+        default_value_t = DEFAULT_DISK_HEADROOM,
+        value_parser = fraction
+    )]
+    pub gc_disk_headroom: f64,
+    /// How often the work dir's disk usage is checked, in seconds.
+    #[arg(
+        long = "disk-watch-interval-seconds",
+        env = "KEEL_DISK_WATCH_INTERVAL_SECONDS",
+        default_value_t = Seconds(DEFAULT_DISK_WATCH_INTERVAL),
+        value_parser = between(Duration::from_secs(1), MAX_FLAG_DURATION)
+    )]
+    pub disk_watch_interval_seconds: Seconds,
     /// Cap each container's cpu time at its cpus with a CFS quota (not only shares).
     #[arg(long = "cgroups-enable-cfs", env = "KEEL_CGROUPS_ENABLE_CFS")]
     pub cgroups_enable_cfs: bool,
@@ -211,7 +229,11 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
                 cgroups_root: flags.cgroups_root,
                 cgroups_enable_cfs: flags.cgroups_enable_cfs,
             },
-            gc_delay: flags.gc_delay_seconds.0,
+            gc: GcPolicy {
+                delay: flags.gc_delay_seconds.0,
+                disk_headroom: flags.gc_disk_headroom,
+                disk_watch_interval: flags.disk_watch_interval_seconds.0,
+            },
             master_ping_timeout,
             executor_recovery_timeout: Some(flags.recovery_timeout_seconds.0)
                 .filter(|timeout| !timeout.is_zero()),
@@ -263,4 +285,12 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
     tracing::info!("stopping; killing tasks");
     node.shutdown().await;
     Ok(())
+}
+
+/// A fraction between 0.0 and 1.0.
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a number between 0.0 and 1.0")),
+    }
 }

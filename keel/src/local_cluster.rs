@@ -27,7 +27,8 @@ use slave::executor_tls::ExecutorIssuer;
 
 use crate::autopilot_services::{spawn_device_manager, DeviceManagerHandle, Satellites};
 use crate::master_daemon::fresh_master_id;
-use slave::slave::{Registration, Slave, SlaveConfig, SlaveError, DEFAULT_GC_DELAY};
+use slave::sandbox_gc::GcPolicy;
+use slave::slave::{Registration, Slave, SlaveConfig, SlaveError};
 
 /// Resources each agent of a local cluster offers unless told otherwise: the machine is shared
 /// by all of them, so none claims all of it.
@@ -89,8 +90,8 @@ pub struct LocalClusterConfig {
     pub credential: Option<Credential>,
     /// How the agents isolate their containers.
     pub containerizer: ContainerizerConfig,
-    /// How long agents keep finished executors' sandboxes.
-    pub gc_delay: Duration,
+    /// When agents remove finished executors' sandboxes.
+    pub gc: GcPolicy,
     /// How long an agent goes without a ping from the master before it registers again.
     pub agent_master_ping_timeout: Duration,
     /// Keep the master's registry in `{work_dir}/master/registry`, so that a restarted master
@@ -142,7 +143,7 @@ impl LocalClusterConfig {
             clock: None,
             credential: None,
             containerizer: ContainerizerConfig::default(),
-            gc_delay: DEFAULT_GC_DELAY,
+            gc: GcPolicy::default(),
             agent_master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
             registry: false,
             agent_reregister_timeout: DEFAULT_AGENT_REREGISTER_TIMEOUT,
@@ -377,7 +378,7 @@ impl LocalCluster {
                 hostname: hostname.clone(),
                 credential: self.config.credential.clone(),
                 containerizer: self.config.containerizer.clone(),
-                gc_delay: self.config.gc_delay,
+                gc: self.config.gc,
                 master_ping_timeout: self.config.agent_master_ping_timeout,
                 executor_recovery_timeout: None,
                 fetcher_allowed_paths: self

@@ -45,6 +45,7 @@ pub mod health_check;
 pub mod http_get;
 pub mod monitor;
 pub mod run_as;
+pub mod sandbox_gc;
 pub mod sandbox_owner;
 pub mod slave;
 pub mod status_update_log;

@@ -66,6 +66,7 @@ use crate::sandbox_owner;
 use crate::status_update_manager::StatusUpdateManager;
 
 mod gauges;
+mod gc;
 mod health;
 mod launch;
 mod operator_api;
@@ -111,8 +112,9 @@ pub struct SlaveConfig {
     pub credential: Option<authentication::Credential>,
     /// How it isolates executors (`--isolation`, `--cgroups_root`, `--cgroups_enable_cfs`).
     pub containerizer: ContainerizerConfig,
-    /// How long a finished executor's sandbox is kept before it is removed (`--gc_delay`).
-    pub gc_delay: Duration,
+    /// When finished executors' sandboxes are removed (`--gc_delay`, `--gc_disk_headroom`,
+    /// `--disk_watch_interval`).
+    pub gc: crate::sandbox_gc::GcPolicy,
     /// How long without a ping from the master before the agent registers again
     /// ([`MASTER_PING_TIMEOUT`] unless the master pings more often).
     pub master_ping_timeout: Duration,
@@ -134,9 +136,6 @@ pub struct SlaveConfig {
 
 /// Default `--recovery_timeout` (Mesos: 15 min).
 pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-
-/// Default `--gc_delay` (Mesos keeps sandboxes a week; an agent here keeps them a day).
-pub const DEFAULT_GC_DELAY: Duration = Duration::from_secs(24 * 3600);
 
 /// Why an agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +185,6 @@ struct SlaveMetrics {
     container_limitations: Counter,
     orphans_destroyed: Counter,
     fetch_failures: Counter,
-    sandboxes_removed: Counter,
     checkpoint_failures: Counter,
     executors_recovered: Counter,
 }
@@ -222,6 +220,8 @@ pub struct Slave {
     executor_tokens: Option<crate::executor_api::token::ExecutorTokens>,
     /// Mesos's `slave/*` gauges, once initialized.
     gauges: Option<gauges::AgentGauges>,
+    /// Finished sandboxes waiting for removal.
+    gc: gc::Collector,
 }
 
 impl Slave {
@@ -287,6 +287,7 @@ impl Slave {
                 containerizer,
                 fetcher,
                 gauges: None,
+                gc: gc::Collector::default(),
             },
         )?;
         crate::executor_api::ExecutorApi::spawn(node, slave.clone(), executor_tokens)?;
@@ -651,20 +652,6 @@ impl Slave {
         );
     }
 
-    /// Removes a finished executor run's sandbox after `--gc_delay` on the node's clock.
-    fn schedule_gc(&self, ctx: &mut Context<Self>, sandbox: PathBuf) {
-        ctx.delay(self.config.gc_delay, move |s: &mut Slave, _| {
-            s.metrics.inc(|m| &m.sandboxes_removed);
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = std::fs::remove_dir_all(&sandbox) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!(sandbox = %sandbox.display(), error = %e, "sandbox not removed");
-                    }
-                }
-            });
-        });
-    }
-
     // ---- kills and shutdowns ----
 
     // ---- relays and acknowledgements ----
@@ -770,15 +757,16 @@ impl Process for Slave {
             container_limitations: m.counter("slave/container_limitations"),
             orphans_destroyed: m.counter("slave/containers_orphans_destroyed"),
             fetch_failures: m.counter("slave/fetch_failures"),
-            sandboxes_removed: m.counter("slave/sandboxes_removed"),
             checkpoint_failures: m.counter("slave/checkpoint_failures"),
             executors_recovered: m.counter("slave/executors_recovered"),
         });
+        self.gc.register(m);
         monitor::register_gauges(m, self.launcher.containers());
         self.gauges = Some(gauges::AgentGauges::register(m, ctx.node().clock().clone()));
         let checkpointed = self.checkpointed.take().unwrap_or_default();
         self.recover(ctx, checkpointed);
         self.refresh_gauges(ctx);
+        self.start_gc(ctx);
         if let Some(timeout) = self.config.executor_recovery_timeout {
             match executor_reaper::start(&self.meta, timeout) {
                 Ok(reaper) => self.reaper = Some(reaper),

@@ -125,7 +125,7 @@ async fn an_agent_with_a_wrong_secret_is_never_registered() {
             hostname: "impostor".into(),
             credential: Some(credential("wrong")),
             containerizer: Default::default(),
-            gc_delay: slave::slave::DEFAULT_GC_DELAY,
+            gc: Default::default(),
             master_ping_timeout: slave::slave::MASTER_PING_TIMEOUT,
             executor_recovery_timeout: None,
             executor_tls: None,

@@ -1,7 +1,8 @@
 //! URIs fetched into sandboxes inside a whole cluster, and sandbox files over HTTP: a task
 //! runs a script it fetched; a checksum mismatch fails the task with `REASON_FETCHER_FAILURE`;
 //! `/files/read` serves a sandbox's output and refuses paths outside the sandboxes; a finished
-//! executor's sandbox is removed after `--gc_delay` (on the paused clock).
+//! executor's sandbox is removed after `--gc_delay` (on the paused clock), and sooner when the
+//! disk's usage leaves less than `--gc_disk_headroom` free.
 
 use std::time::Duration;
 
@@ -23,11 +24,16 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(configure: impl FnOnce(&mut LocalClusterConfig)) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = Clock::paused();
     let mut config = LocalClusterConfig::new(1, dir.path());
     config.clock = Some(clock.clone());
-    config.gc_delay = GC_DELAY;
+    config.gc.delay = GC_DELAY;
+    configure(&mut config);
     Setup {
         c: ClusterWithFramework::start(config).await,
         clock,
@@ -185,4 +191,54 @@ fn walk(path: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_without_headroom_has_finished_and_earlier_sandboxes_pruned_at_the_disk_watch() {
+    const WATCH: Duration = Duration::from_secs(60);
+    // Headroom 1.0: whatever the disk's real usage, none is left for finished sandboxes.
+    let mut leftover = None;
+    let mut s = setup_with(|config| {
+        config.gc.disk_headroom = 1.0;
+        config.gc.disk_watch_interval = WATCH;
+        // What an earlier run of the agent left in its work dir.
+        let old = config
+            .work_dir
+            .join("agent-0/slaves/earlier/frameworks/f/executors/e/runs/7");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("stdout"), "from before").unwrap();
+        leftover = Some(old);
+    })
+    .await;
+    let leftover = leftover.unwrap();
+    s.c.launch_on_first_offer(command_task("short", "echo done", "cpus:0.1;mem:32"))
+        .await;
+    s.c.framework.status("short", TaskState::TaskFinished).await;
+    let sandbox = walk(s.dir.path())
+        .into_iter()
+        .find(|p| p.ends_with("stdout") && p.to_string_lossy().contains("/executors/short/"))
+        .expect("the task's stdout")
+        .parent()
+        .unwrap()
+        .to_owned();
+    let metrics = s.c.cluster.agents[0].node.metrics();
+    assert!(sandbox.exists());
+    eventually(
+        "the finished sandbox and the earlier run's are queued",
+        || async { (metrics.snapshot()["gc/path_removals_pending"] == 2.0).then_some(()) },
+    )
+    .await;
+    assert!(leftover.exists());
+
+    s.clock.advance(WATCH);
+    eventually(
+        "the sandbox is pruned at the disk watch, long before --gc_delay",
+        || async { (!sandbox.exists() && !leftover.exists()).then_some(()) },
+    )
+    .await;
+    let after = metrics.snapshot();
+    assert_eq!(after["gc/path_removals_pending"], 0.0);
+    assert_eq!(after["gc/path_removals_succeeded"], 2.0);
+    assert_eq!(after["gc/path_removals_failed"], 0.0);
+    s.c.shutdown().await;
 }

@@ -220,6 +220,8 @@ pub(crate) async fn serve<S>(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)
+        // A client that shuts its side after its request (`nc -N`, a fuzzer) still gets the answer.
+        .half_close(true)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "HTTP connection ended with an error");

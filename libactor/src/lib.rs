@@ -225,6 +225,8 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod http_client;
 pub mod http_stream;

@@ -43,7 +43,7 @@ impl Drop for InboundPermit {
 /// `identity` is the peer's proven identity on a secure node (`None` on an insecure one): the
 /// first frame pins the peer's node address (a host its certificate names), and a frame that
 /// claims a sender elsewhere is dropped and counted.
-pub(super) async fn serve_actor<S: AsyncRead + Unpin>(
+pub(crate) async fn serve_actor<S: AsyncRead + Unpin>(
     node: Arc<NodeInner>,
     mut stream: S,
     identity: Option<Arc<Identity>>,

@@ -170,7 +170,7 @@ async fn serve_tls(
 }
 
 /// Reads and checks the actor-protocol preamble; false (counted) if it is wrong or late.
-async fn read_preamble<S: AsyncRead + Unpin>(node: &NodeInner, stream: &mut S) -> bool {
+pub(crate) async fn read_preamble<S: AsyncRead + Unpin>(node: &NodeInner, stream: &mut S) -> bool {
     let mut preamble = [0u8; PREAMBLE.len()];
     let read = tokio::time::timeout(
         node.config.handshake_timeout,

@@ -32,8 +32,9 @@ use tokio::sync::Notify;
 
 pub(crate) use admission::Ticket;
 pub(crate) use frame::WireName;
+pub(crate) use inbound::serve_actor;
 pub(crate) use inbound::InboundPermit;
-pub(crate) use listener::accept_loop;
+pub(crate) use listener::{accept_loop, read_preamble};
 
 use crate::node::NodeInner;
 use crate::Upid;

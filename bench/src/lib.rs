@@ -43,4 +43,5 @@ pub mod launch_scheduler;
 pub mod master_child;
 pub mod omega;
 pub mod phase;
+pub mod soak;
 pub mod state;

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
+use prost_reflect::{DynamicMessage, MessageDescriptor};
 
 use libactor::http_client::{request_over, HttpError};
 
@@ -14,9 +14,6 @@ pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 /// Why a message could not be built or sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The descriptors shipped with the binary do not load (a build problem).
-    #[error("message descriptors do not load: {0}")]
-    Descriptors(String),
     /// No message has that name.
     #[error("no message called {0:?} (try a full name such as keel.internal.ReviveOffersMessage)")]
     UnknownMessage(String),
@@ -54,15 +51,10 @@ pub enum SendError {
     },
 }
 
-fn pool() -> Result<DescriptorPool, SendError> {
-    DescriptorPool::decode(protos::FILE_DESCRIPTOR_SET)
-        .map_err(|e| SendError::Descriptors(e.to_string()))
-}
-
 /// Finds a message by full name (`keel.internal.ReviveOffersMessage`) or by short name
 /// (`ReviveOffersMessage`) when only one message has it.
 pub fn find_message(name: &str) -> Result<MessageDescriptor, SendError> {
-    let pool = pool()?;
+    let pool = protos::mesos_json::descriptor_pool();
     if let Some(m) = pool.get_message_by_name(name) {
         return Ok(m);
     }

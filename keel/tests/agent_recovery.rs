@@ -72,6 +72,22 @@ async fn sandbox_of(agent: &Upid, task: &str) -> PathBuf {
     PathBuf::from(executor["directory"].as_str().expect("a directory"))
 }
 
+/// The memory cgroup directory of process `pid` when an agent's cgroups isolate it.
+fn memory_cgroup(pid: i32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    })?;
+    // Under the agent's own cgroup: `{own}/keel/agent-{key}/{container}`.
+    path.contains("/keel/agent-")
+        .then(|| Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/')))
+}
+
 fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only asks whether the process exists.
     let exists = unsafe { libc::kill(pid, 0) == 0 };
@@ -209,12 +225,27 @@ async fn executors_end_when_their_agent_does_not_come_back() {
     framework.status("orphan", TaskState::TaskRunning).await;
     let sandbox = sandbox_of(&agent_pid, "orphan").await;
     let pid = started(&sandbox).await;
+    let agent_cgroup = memory_cgroup(pid).and_then(|c| c.parent().map(Path::to_owned));
+    // `--isolation auto` takes cgroups wherever v1's memory hierarchy is mounted.
+    if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        assert!(agent_cgroup.is_some(), "the task is in a keel cgroup");
+    }
+    if let Some(dir) = &agent_cgroup {
+        assert!(dir.exists(), "{}", dir.display());
+    }
     agent.crash().await;
     // The watchdog notices within a second, waits the 1 s recovery timeout, then ends it.
     eventually("the executor of a dead agent ends", || async {
         (!alive(pid)).then_some(())
     })
     .await;
+    // And the cgroups the dead agent made go with it (where it isolated with cgroups).
+    if let Some(dir) = agent_cgroup {
+        eventually("the dead agent's cgroup is removed", || async {
+            (!dir.exists()).then_some(())
+        })
+        .await;
+    }
     node.shutdown().await;
 }
 

@@ -16,21 +16,36 @@ use std::time::Duration;
 use crate::checkpoint::{write_atomic, MetaDir};
 
 /// `$1` the agent's pid, `$2` the recovery timeout in seconds, `$3` the `meta/executors`
-/// directory. An executor is ended only if its supervisor's command line still names its
-/// checkpoint directory (its pid was not reused). A work dir removed meanwhile (an agent
-/// decommissioned, a test's temporary dir) names no executor to end: the reaper leaves then.
-pub const REAPER_SCRIPT: &str = r#"agent=$1; timeout=$2; dir=$3
+/// directory, then the agent's cgroup directories. An executor is ended only if its
+/// supervisor's command line still names its checkpoint directory (its pid was not reused). A
+/// work dir removed meanwhile (an agent decommissioned, a test's temporary dir) names no
+/// executor to end. Last, the agent's cgroups go: each container's once its processes are
+/// gone, then the agent's own (a cgroup with processes left refuses `rmdir` and stays).
+pub const REAPER_SCRIPT: &str = r#"agent=$1; timeout=$2; dir=$3; shift 3
 while [ -e /proc/$agent/exe ]; do sleep 1; done
 while [ "$timeout" -gt 0 ] && [ -d "$dir" ]; do sleep 1; timeout=$((timeout - 1)); done
-[ -d "$dir" ] || exit 0
-for signal in TERM KILL; do
-  for d in "$dir"/*; do
-    pid=$(cat "$d/pid" 2>/dev/null) || continue
-    case " $(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null)" in
-      *" $d "*) kill -$signal -$pid 2>/dev/null ;;
-    esac
+if [ -d "$dir" ]; then
+  for signal in TERM KILL; do
+    for d in "$dir"/*; do
+      pid=$(cat "$d/pid" 2>/dev/null) || continue
+      case " $(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null)" in
+        *" $d "*) kill -$signal -$pid 2>/dev/null ;;
+      esac
+    done
+    [ $signal = TERM ] && sleep 5
   done
-  [ $signal = TERM ] && sleep 5
+fi
+for attempt in 1 2 3 4 5; do
+  left=0
+  for cgroup in "$@"; do
+    [ -d "$cgroup" ] || continue
+    for container in "$cgroup"/*/; do
+      [ -d "$container" ] && { rmdir "$container" 2>/dev/null || left=1; }
+    done
+    rmdir "$cgroup" 2>/dev/null || left=1
+  done
+  [ $left = 0 ] && exit 0
+  sleep 1
 done"#;
 
 /// The word the reaper's command line carries (its `$0`), to recognise it again; kept as
@@ -62,8 +77,13 @@ impl Reaper {
 }
 
 /// Ends the reaper of an earlier run of the agent (it came back in time), then starts this
-/// run's, which ends the executors `timeout` after this process dies.
-pub fn start(meta: &MetaDir, timeout: Duration) -> std::io::Result<Reaper> {
+/// run's, which ends the executors `timeout` after this process dies and then removes
+/// `cgroups` (the agent's cgroup directories).
+pub fn start(
+    meta: &MetaDir,
+    timeout: Duration,
+    cgroups: &[std::path::PathBuf],
+) -> std::io::Result<Reaper> {
     stop_previous(meta);
     let executors = meta.executors();
     std::fs::create_dir_all(&executors)?;
@@ -74,6 +94,7 @@ pub fn start(meta: &MetaDir, timeout: Duration) -> std::io::Result<Reaper> {
         .arg(std::process::id().to_string())
         .arg(timeout.as_secs().max(1).to_string())
         .arg(&executors)
+        .args(cgroups)
         // Nothing of the agent's: a test harness reading the agent's output must not wait for
         // the reaper, and a signal to the agent's group must not reach it.
         .stdin(Stdio::null())
@@ -131,7 +152,7 @@ mod tests {
     fn a_reaper_is_recognised_and_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let meta = MetaDir::new(dir.path());
-        let first = start(&meta, Duration::from_secs(600)).unwrap();
+        let first = start(&meta, Duration::from_secs(600), &[]).unwrap();
         let pid = first.pid() as i32;
         // Right after the spawn the kernel may not show its command line yet.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -142,7 +163,7 @@ mod tests {
         assert!(!is_reaper(pid, Path::new("/elsewhere")));
         // Its agent "died" (the handle is lost): the next start ends it.
         std::mem::forget(first);
-        let second = start(&meta, Duration::from_secs(600)).unwrap();
+        let second = start(&meta, Duration::from_secs(600), &[]).unwrap();
         // kill(2) returns before the target is gone: wait for it (it is this test's child, never
         // reaped), which also tells how it ended.
         let mut status = 0;

@@ -768,7 +768,11 @@ impl Process for Slave {
         self.refresh_gauges(ctx);
         self.start_gc(ctx);
         if let Some(timeout) = self.config.executor_recovery_timeout {
-            match executor_reaper::start(&self.meta, timeout) {
+            match executor_reaper::start(
+                &self.meta,
+                timeout,
+                &self.containerizer.containerizer.agent_dirs(),
+            ) {
                 Ok(reaper) => self.reaper = Some(reaper),
                 Err(e) => {
                     tracing::error!(error = %e, "executor reaper not started: executors will outlive this agent")

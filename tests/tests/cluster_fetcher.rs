@@ -236,6 +236,14 @@ async fn a_disk_without_headroom_has_finished_and_earlier_sandboxes_pruned_at_th
         || async { (!sandbox.exists() && !leftover.exists()).then_some(()) },
     )
     .await;
+    // What the removals left empty goes too: the finished executor's directory, and the whole
+    // directory of the earlier run's framework, which is not on the agent.
+    let executor_dir = sandbox.parent().unwrap().parent().unwrap().to_owned();
+    let earlier_framework = leftover.ancestors().nth(4).unwrap().to_owned();
+    eventually("emptied directories are removed", || async {
+        (!executor_dir.exists() && !earlier_framework.exists()).then_some(())
+    })
+    .await;
     let after = metrics.snapshot();
     assert_eq!(after["gc/path_removals_pending"], 0.0);
     assert_eq!(after["gc/path_removals_succeeded"], 2.0);

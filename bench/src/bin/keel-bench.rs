@@ -155,6 +155,23 @@ enum Bench {
         #[arg(long, default_value = "100ms", value_parser = between(Duration::from_millis(1), Duration::from_secs(60)))]
         poll_seconds: Seconds,
     },
+    /// Task churn against a real master and agent (OS processes, real containers) driven by
+    /// real `keelctl execute` runs, sampling what must stay flat: RSS, threads, open files,
+    /// cgroups and sandbox bytes.
+    Soak {
+        /// How long the churn runs.
+        #[arg(long, default_value = "3600s", value_parser = positive_up_to_a_day())]
+        duration_seconds: Seconds,
+        /// Between samples.
+        #[arg(long, default_value = "60s", value_parser = positive_up_to_a_day())]
+        sample_seconds: Seconds,
+        /// The agent's --gc-delay-seconds.
+        #[arg(long, default_value = "300s", value_parser = between(Duration::ZERO, Duration::from_secs(86_400)))]
+        gc_delay_seconds: Seconds,
+        /// Tasks per job.
+        #[arg(long, default_value_t = 20)]
+        instances: usize,
+    },
     /// Autopilot: repair decisions per second with many machines reporting (against the same
     /// reports with no decision to make).
     AutopilotRepairs {
@@ -233,6 +250,20 @@ async fn main() -> anyhow::Result<()> {
                 probation_seconds.0,
                 report_interval_seconds.0,
             )
+            .await
+        }
+        Bench::Soak {
+            duration_seconds,
+            sample_seconds,
+            gc_delay_seconds,
+            instances,
+        } => {
+            keel_bench::soak::run(keel_bench::soak::SoakConfig {
+                duration: duration_seconds.0,
+                sample_every: sample_seconds.0,
+                gc_delay: gc_delay_seconds.0,
+                instances,
+            })
             .await
         }
         Bench::AutopilotRepairs { machines, failing } => {

@@ -206,6 +206,14 @@ impl Containerizer for CgroupsContainerizer {
         }))
     }
 
+    fn agent_dirs(&self) -> Vec<PathBuf> {
+        self.layout
+            .dirs(&self.agent)
+            .into_iter()
+            .map(|(_, dir)| dir)
+            .collect()
+    }
+
     fn shutdown(&self) {
         self.recover(&HashSet::new());
         // The root stays (as Mesos leaves its `mesos` cgroup): other agents on the machine

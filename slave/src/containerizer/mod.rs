@@ -217,6 +217,12 @@ pub trait Containerizer: Send + Sync + fmt::Debug {
     /// Removes what the agent itself created (its cgroup directory) once its containers are
     /// gone.
     fn shutdown(&self);
+    /// The directories the agent's containers live under (its cgroup in each hierarchy), for
+    /// the executor reaper to remove once a dead agent's executors are ended; none without
+    /// cgroups.
+    fn agent_dirs(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
 }
 
 /// One container's isolation, as the agent sees it while the container runs.

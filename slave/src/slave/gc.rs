@@ -126,7 +126,8 @@ impl Slave {
         }
         self.gc.pending.add(-(paths.len() as i64));
         let (succeeded, failed) = (self.gc.succeeded.clone(), self.gc.failed.clone());
-        tokio::task::spawn_blocking(move || {
+        let removal = tokio::task::spawn_blocking(move || {
+            let mut removed = Vec::with_capacity(paths.len());
             for path in paths {
                 match std::fs::remove_dir_all(&path) {
                     Ok(()) => succeeded.inc(),
@@ -135,9 +136,66 @@ impl Slave {
                     Err(e) => {
                         failed.inc();
                         tracing::warn!(sandbox = %path.display(), error = %e, "sandbox not removed");
+                        continue;
                     }
                 }
+                removed.push(path);
+            }
+            removed
+        });
+        ctx.defer(removal, |s: &mut Slave, _, removed| {
+            if let Ok(removed) = removed {
+                s.remove_emptied_parents(&removed);
             }
         });
+    }
+
+    /// Removes what removing `runs` left empty: their executors' directories, and the
+    /// directories of frameworks no longer on the agent (with the file naming their owner).
+    /// On the actor, where no sandbox is being made in a directory at the same time: the
+    /// agent makes sandboxes only for executors and frameworks it holds, and those are kept.
+    fn remove_emptied_parents(&mut self, runs: &[PathBuf]) {
+        let live: HashSet<&std::path::Path> = self
+            .frameworks
+            .values()
+            .flat_map(|f| f.executors.values())
+            .flat_map(|e| e.sandbox.ancestors().skip(1).take(4))
+            .collect();
+        let agent = self.id.as_deref().unwrap_or("unregistered");
+        let live_frameworks: HashSet<PathBuf> = self
+            .frameworks
+            .keys()
+            .filter_map(|f| {
+                let any = crate::executor::sandbox_path(&self.config.work_dir, agent, f, "x", 0);
+                crate::sandbox_owner::framework_dir(&any).map(std::path::Path::to_owned)
+            })
+            .collect();
+        for run in runs {
+            // run = {framework}/executors/{executor}/runs/{n}
+            let Some(framework) = crate::sandbox_owner::framework_dir(run) else {
+                continue;
+            };
+            for dir in run.ancestors().skip(1).take(3) {
+                if live.contains(dir) || std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+            }
+            if !live.contains(framework) && !live_frameworks.contains(framework) {
+                remove_framework_dir(framework);
+            }
+        }
+    }
+}
+
+/// Removes a framework's directory if nothing but its owner file is left in it.
+fn remove_framework_dir(dir: &std::path::Path) {
+    let only_owner = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .all(|e| e.file_name() == crate::sandbox_owner::OWNER_FILE)
+    });
+    if only_owner {
+        let _ = std::fs::remove_file(dir.join(crate::sandbox_owner::OWNER_FILE));
+        let _ = std::fs::remove_dir(dir);
     }
 }

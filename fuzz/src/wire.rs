@@ -14,7 +14,12 @@ pub(crate) fn recordio(data: &[u8]) {
     let cut = usize::from(cut).min(stream.len());
     let whole = read_records(&[stream]);
     let pieces = read_records(&[&stream[..cut], &stream[cut..]]);
-    assert_eq!(whole, pieces, "the cut changed what was read");
+    // Errors may say different things (what was seen first); that one is an error may not.
+    assert_eq!(
+        whole.as_ref().ok(),
+        pieces.as_ref().ok(),
+        "the cut changed what was read"
+    );
     if let Ok((records, left)) = whole {
         let framing = 2 * records.len();
         let payload: usize = records.iter().map(Vec::len).sum();

@@ -177,10 +177,21 @@ pub fn stream_encoding(accept: Option<&str>, request: Encoding) -> Result<Encodi
     })
 }
 
-/// Splits RecordIO records off the front of `buffer` (clients read streams with this).
+/// The longest record [`next_record`] accepts: a length beyond it is a broken or hostile
+/// stream, not one to buffer.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024 * 1024;
+
+/// Splits RecordIO records off the front of `buffer` (clients read streams with this). The
+/// answer depends only on the bytes, never on how they arrived: a length line is at most 20
+/// characters before its newline, whether or not the newline is buffered yet.
 pub fn next_record(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, String> {
-    let Some(newline) = buffer.iter().position(|b| *b == b'\n') else {
-        if buffer.len() > 20 {
+    const MAX_LENGTH_LINE: usize = 20;
+    let Some(newline) = buffer
+        .iter()
+        .take(MAX_LENGTH_LINE + 1)
+        .position(|b| *b == b'\n')
+    else {
+        if buffer.len() > MAX_LENGTH_LINE {
             return Err("a RecordIO length longer than 20 digits".into());
         }
         return Ok(None);
@@ -189,11 +200,17 @@ pub fn next_record(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, String> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .ok_or_else(|| "a RecordIO length that is not a number".to_owned())?;
-    if buffer.len() < newline + 1 + length {
+    if length > MAX_RECORD_BYTES {
+        return Err(format!(
+            "a RecordIO record of {length} bytes, over the limit of {MAX_RECORD_BYTES}"
+        ));
+    }
+    let end = newline + 1 + length;
+    if buffer.len() < end {
         return Ok(None);
     }
-    let record = buffer[newline + 1..newline + 1 + length].to_vec();
-    buffer.drain(..newline + 1 + length);
+    let record = buffer[newline + 1..end].to_vec();
+    buffer.drain(..end);
     Ok(Some(record))
 }
 

@@ -86,6 +86,11 @@ impl Daemon {
         }
     }
 
+    /// Whether the daemon has exited (on its own or by a signal), without waiting.
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits (bounded) for the daemon to exit on its own; returns its exit code.
     pub async fn exited(&mut self, within: Duration) -> Option<i32> {
         let status = tokio::time::timeout(within, self.child.wait())

@@ -2,8 +2,10 @@
 //!
 //! A filter sees every message as it is delivered to a process on its node, local or remote,
 //! before the process does. It can capture a copy (the message still arrives), drop one message,
-//! or drop every matching message while its guard lives. With no filter installed the check is
-//! one relaxed atomic load.
+//! or drop every matching message while its guard lives. [`Node::inject_faults`] makes a
+//! network misbehave, from a seed: matching messages are dropped, duplicated or held back on
+//! the node's clock (so later ones overtake them) with given chances; [`partition`] cuts groups
+//! of nodes apart. With no filter installed the check is one relaxed atomic load.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -85,6 +87,54 @@ enum Action {
     DropOnce(Capture),
     /// Drop every matching message while the filter is installed.
     DropAll,
+    /// Drop, duplicate or delay matching messages by chance, from a seeded generator.
+    Faults(NetworkFaults, Mutex<u64>),
+}
+
+/// What a fault-injecting filter does to each message it matches, drawn in turn (one draw per
+/// message, from the filter's seed: the same messages in the same order meet the same fate).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NetworkFaults {
+    /// Chance (0.0–1.0) that the message is lost.
+    pub drop: f64,
+    /// Chance that it is delivered twice.
+    pub duplicate: f64,
+    /// Chance that it is held back, for a drawn time up to `max_delay` on the node's clock.
+    pub delay: f64,
+    /// The longest hold.
+    pub max_delay: std::time::Duration,
+}
+
+/// What happens to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Deliver,
+    Drop,
+    Duplicate,
+    Delay(std::time::Duration),
+}
+
+impl NetworkFaults {
+    fn verdict(&self, state: &mut u64) -> Verdict {
+        let mut draw = || {
+            // xorshift64*: small, seedable, and good enough to pick fates.
+            *state ^= *state >> 12;
+            *state ^= *state << 25;
+            *state ^= *state >> 27;
+            (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let roll = draw();
+        if roll < self.drop {
+            return Verdict::Drop;
+        }
+        if roll < self.drop + self.duplicate {
+            return Verdict::Duplicate;
+        }
+        if roll < self.drop + self.duplicate + self.delay {
+            return Verdict::Delay(self.max_delay.mul_f64(draw()));
+        }
+        Verdict::Deliver
+    }
 }
 
 struct Entry {
@@ -120,14 +170,16 @@ impl Filters {
         self.active.store(!entries.is_empty(), Ordering::Release);
     }
 
-    /// Runs the first matching filter; true if the message must be dropped.
-    pub(crate) fn intercept(&self, from: &Upid, to: &Upid, payload: &Payload) -> bool {
+    /// Runs the first matching filter; says what becomes of the message.
+    pub(crate) fn intercept(&self, from: &Upid, to: &Upid, payload: &Payload) -> Verdict {
         let mut entries = self.entries.lock();
         let Some(index) = entries.iter().position(|e| (e.test)(from, to, payload)) else {
-            return false;
+            return Verdict::Deliver;
         };
-        if matches!(entries[index].action, Action::DropAll) {
-            return true;
+        match &entries[index].action {
+            Action::DropAll => return Verdict::Drop,
+            Action::Faults(faults, state) => return faults.verdict(&mut state.lock()),
+            Action::Capture(_) | Action::DropOnce(_) => {}
         }
         let entry = entries.remove(index);
         self.active.store(!entries.is_empty(), Ordering::Release);
@@ -135,13 +187,13 @@ impl Filters {
         match entry.action {
             Action::Capture(capture) => {
                 capture(from, to, payload);
-                false
+                Verdict::Deliver
             }
             Action::DropOnce(capture) => {
                 capture(from, to, payload);
-                true
+                Verdict::Drop
             }
-            Action::DropAll => true,
+            Action::DropAll | Action::Faults(..) => unreachable!("answered above"),
         }
     }
 }
@@ -259,4 +311,46 @@ impl Node {
             id,
         }
     }
+
+    /// Drops, duplicates or holds back the messages for which `predicate` is true, by the
+    /// chances in `faults`, drawn from `seed`, while the guard lives. Held messages are
+    /// delivered (past every filter) once their hold has passed on the node's clock.
+    pub fn inject_faults(
+        &self,
+        faults: NetworkFaults,
+        seed: u64,
+        predicate: impl Fn(&MessageInfo<'_>) -> bool + Send + Sync + 'static,
+    ) -> FilterGuard {
+        let test: Test = Box::new(move |from, to, payload| {
+            predicate(&MessageInfo {
+                from,
+                to,
+                name: payload.full_name(),
+            })
+        });
+        // A zero state would stay zero.
+        let state = Mutex::new(seed.max(1));
+        let id = self.inner.filters.add(test, Action::Faults(faults, state));
+        FilterGuard {
+            filters: Arc::downgrade(&self.inner),
+            id,
+        }
+    }
+}
+
+/// Cuts the nodes of `a` off from those of `b`, both ways, while the guards live: every
+/// message between the groups is dropped where it arrives.
+pub fn partition(a: &[&Node], b: &[&Node]) -> Vec<FilterGuard> {
+    let side = |from: &[&Node], to: &[&Node]| -> Vec<FilterGuard> {
+        let others: Vec<String> = from.iter().map(|n| n.address().to_owned()).collect();
+        to.iter()
+            .map(|node| {
+                let others = others.clone();
+                node.drop_messages_where(move |m| others.iter().any(|o| o == m.from.address()))
+            })
+            .collect()
+    };
+    let mut guards = side(a, b);
+    guards.extend(side(b, a));
+    guards
 }

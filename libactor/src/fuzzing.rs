@@ -119,7 +119,7 @@ pub fn inbound_connection(node: &Node, data: &[u8]) -> Vec<u8> {
                     crate::transport::serve_actor(inner.clone(), server, None, &ticket).await;
                 }
                 Some(byte) if byte.is_ascii_uppercase() => {
-                    crate::http::serve(inner.clone(), server, None, ticket).await
+                    crate::http::serve(inner.clone(), server, None, ticket, true).await
                 }
                 _ => {}
             }

@@ -194,12 +194,16 @@ impl From<HttpResponse> for HttpReply {
 /// certificate identity, if it presented one.
 ///
 /// The first request head parsed ends the connection's handshake (`ticket`); a connection over
-/// the node's limits gets 503 and is closed.
+/// the node's limits gets 503 and is closed. With `half_close`, a client that shuts its side
+/// after its request still gets the answer (the fuzzer's connections); without it, as on the
+/// node's port, a client's end of input ends the connection, so that a stream's reader that
+/// left is noticed at once.
 pub(crate) async fn serve<S>(
     node: Arc<NodeInner>,
     stream: S,
     identity: Option<Arc<Identity>>,
     ticket: Arc<Ticket>,
+    half_close: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -220,8 +224,7 @@ pub(crate) async fn serve<S>(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)
-        // A client that shuts its side after its request (`nc -N`, a fuzzer) still gets the answer.
-        .half_close(true)
+        .half_close(half_close)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "HTTP connection ended with an error");

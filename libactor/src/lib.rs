@@ -249,7 +249,10 @@ pub use config::{
     BasicCheck, EndpointCheck, HttpAuthentication, NodeBuilder, NodeConfig, NodeError,
 };
 pub use context::Context;
-pub use filter::{Captured, FilterClosed, FilterGuard, Match, MessageFuture, MessageInfo};
+pub use filter::{
+    partition, Captured, FilterClosed, FilterGuard, Match, MessageFuture, MessageInfo,
+    NetworkFaults,
+};
 pub use http::{HttpReply, HttpRequest, HttpResponse};
 pub use http_stream::{HttpStream, StreamClosed};
 pub use id::IdGenerator;

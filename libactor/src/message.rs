@@ -22,6 +22,8 @@ pub(crate) struct MessageMeta {
     short: &'static str,
     /// Computes the full protobuf name; called only when a filter or an error needs it.
     full: fn() -> String,
+    /// Encodes a local value of this type (a filter duplicating a local message).
+    encode: fn(&(dyn Any + Send)) -> Bytes,
 }
 
 /// The [`MessageMeta`] of each message type, as a promoted constant.
@@ -33,6 +35,12 @@ impl<M: Message> HasMeta for M {
     const META: &'static MessageMeta = &MessageMeta {
         short: M::NAME,
         full: M::full_name,
+        encode: |value| {
+            value
+                .downcast_ref::<M>()
+                .map(|m| Bytes::from(prost::Message::encode_to_vec(m)))
+                .unwrap_or_default()
+        },
     };
 }
 
@@ -58,6 +66,20 @@ impl Payload {
         Payload::Local {
             value: smallbox::smallbox!(msg),
             meta: <M as HasMeta>::META,
+        }
+    }
+
+    /// A second copy of the message, encoded (what a network that duplicates would deliver).
+    pub(crate) fn duplicate(&self) -> Payload {
+        match self {
+            Payload::Local { value, meta } => Payload::Encoded {
+                name: (meta.full)().into(),
+                body: (meta.encode)(&**value),
+            },
+            Payload::Encoded { name, body } => Payload::Encoded {
+                name: name.clone(),
+                body: body.clone(),
+            },
         }
     }
 
@@ -151,4 +173,17 @@ pub(crate) struct Delivery {
     /// Held while a message that arrived over the network is queued or handled: it counts
     /// against the node's inbound limit until dropped.
     pub(crate) permit: Option<crate::transport::InboundPermit>,
+}
+
+impl Delivery {
+    /// A second delivery of the same message from the same sender (it holds no inbound permit:
+    /// the network made it).
+    pub(crate) fn duplicate(&self) -> Delivery {
+        Delivery {
+            from: self.from.clone(),
+            proof: self.proof.clone(),
+            payload: self.payload.duplicate(),
+            permit: None,
+        }
+    }
 }

@@ -21,6 +21,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::clock::Activity;
 use crate::config::{NodeBuilder, NodeConfig, NodeError};
+use crate::filter::Verdict;
 use crate::link::LinkTable;
 use crate::mailbox::{Mailbox, ProcessSlot};
 use crate::message::{Delivery, Payload, Proof};
@@ -524,6 +525,35 @@ impl NodeInner {
     pub(crate) fn deliver_local(&self, to_id: &str, delivery: Delivery) -> bool {
         match self.route(to_id, &delivery) {
             Route::Mailbox(mailbox) => self.deliver_to(&mailbox, delivery),
+            other => self.deliver_faulty(to_id, other, delivery),
+        }
+    }
+
+    /// What a filter did to a message other than letting it through.
+    fn deliver_faulty(&self, to_id: &str, route: Route, delivery: Delivery) -> bool {
+        match route {
+            Route::Mailbox(mailbox) => self.deliver_to(&mailbox, delivery),
+            Route::Duplicate(mailbox) => {
+                self.m.duplicated_by_filter.inc();
+                self.deliver_to(&mailbox, delivery.duplicate());
+                self.deliver_to(&mailbox, delivery)
+            }
+            Route::Delay(hold) => {
+                self.m.delayed_by_filter.inc();
+                let (node, to_id) = (self.me.clone(), to_id.to_owned());
+                // Past every filter once held: a held message is not held again.
+                self.clock.schedule(hold, move || {
+                    let Some(node) = node.upgrade() else { return };
+                    let mailbox = node.processes.get(&to_id).map(|s| s.mailbox.clone());
+                    match mailbox {
+                        Some(mailbox) => {
+                            node.deliver_to(&mailbox, delivery);
+                        }
+                        None => node.m.dropped_unknown_process.inc(),
+                    }
+                });
+                true
+            }
             Route::Filtered => true,
             Route::Unknown => false,
         }
@@ -553,8 +583,7 @@ impl NodeInner {
                 cache.0 = Some((to_id.to_owned(), mailbox));
                 delivered
             }
-            Route::Filtered => true,
-            Route::Unknown => false,
+            other => self.deliver_faulty(to_id, other, delivery),
         }
     }
 
@@ -565,15 +594,21 @@ impl NodeInner {
             tracing::debug!(to = to_id, from = %delivery.from, "dropped a message for an unknown process");
             return Route::Unknown;
         };
-        if self.filters.is_active()
-            && self
-                .filters
-                .intercept(&delivery.from, &slot.pid, &delivery.payload)
-        {
-            self.m.dropped_by_filter.inc();
-            return Route::Filtered;
+        if !self.filters.is_active() {
+            return Route::Mailbox(slot.mailbox.clone());
         }
-        Route::Mailbox(slot.mailbox.clone())
+        match self
+            .filters
+            .intercept(&delivery.from, &slot.pid, &delivery.payload)
+        {
+            Verdict::Deliver => Route::Mailbox(slot.mailbox.clone()),
+            Verdict::Drop => {
+                self.m.dropped_by_filter.inc();
+                Route::Filtered
+            }
+            Verdict::Duplicate => Route::Duplicate(slot.mailbox.clone()),
+            Verdict::Delay(hold) => Route::Delay(hold),
+        }
     }
 
     fn deliver_to(&self, mailbox: &Arc<dyn Mailbox>, delivery: Delivery) -> bool {
@@ -652,6 +687,10 @@ impl NodeInner {
 /// Where [`NodeInner::route`] sends a message.
 enum Route {
     Mailbox(Arc<dyn Mailbox>),
+    /// A fault filter delivers it twice.
+    Duplicate(Arc<dyn Mailbox>),
+    /// A fault filter holds it back this long.
+    Delay(Duration),
     Filtered,
     Unknown,
 }

@@ -35,6 +35,8 @@ node_counters! {
     dropped_unknown_message => "libactor/dropped/unknown_message": "Messages with no installed handler.",
     dropped_undecodable => "libactor/dropped/undecodable_body": "Messages whose body does not decode as its named type.",
     dropped_by_filter => "libactor/dropped/filtered": "Messages dropped by a test filter.",
+    duplicated_by_filter => "libactor/filters/duplicated": "Messages a fault filter delivered twice.",
+    delayed_by_filter => "libactor/filters/delayed": "Messages a fault filter held back.",
     dropped_send_queue_full => "libactor/dropped/send_queue_full": "Messages refused because a peer's send queue was full.",
     dropped_oversized => "libactor/dropped/oversized": "Messages not sent because their frame exceeds max_frame_bytes.",
     dropped_connection_lost => "libactor/dropped/connection_lost": "Queued messages lost when a connection failed.",

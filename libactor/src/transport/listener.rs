@@ -104,7 +104,7 @@ async fn serve(node: &Arc<NodeInner>, mut stream: TcpStream, ticket: &Arc<Ticket
             }
         }
         (byte, _) if byte.is_ascii_uppercase() => {
-            crate::http::serve(node.clone(), stream, None, ticket.clone()).await
+            crate::http::serve(node.clone(), stream, None, ticket.clone(), false).await
         }
         (byte, _) => {
             node.m.bad_preambles.inc();
@@ -156,7 +156,7 @@ async fn serve_tls(
         },
     };
     if !actor {
-        return crate::http::serve(node.clone(), stream, identity, ticket.clone()).await;
+        return crate::http::serve(node.clone(), stream, identity, ticket.clone(), false).await;
     }
     let Some(identity) = identity else {
         node.m.refused_unauthenticated.inc();

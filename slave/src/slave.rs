@@ -167,6 +167,8 @@ struct FrameworkRecord {
     /// The scheduler's pid as the master gave it.
     scheduler: String,
     executors: HashMap<String, Executor>,
+    /// The master shut it down: once its executors are gone, so are its updates.
+    shut_down: bool,
 }
 
 struct SlaveMetrics {
@@ -374,6 +376,7 @@ impl Slave {
                 info: msg.framework.clone().unwrap_or_default(),
                 scheduler: msg.pid.clone(),
                 executors: HashMap::new(),
+                shut_down: false,
             });
         framework.scheduler = msg.pid;
         self.metrics.inc(|m| &m.tasks_launched);

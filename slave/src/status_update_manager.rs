@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use authentication::roles;
-use libactor::metrics::{Counter, ProcessMetrics};
+use libactor::metrics::{Counter, Gauge, ProcessMetrics};
 use libactor::{Context, Process, Upid};
 use protos::internal::status_update_record::{Acknowledgement, Record};
 use protos::internal::{
@@ -81,6 +81,8 @@ pub struct StatusUpdateManager {
     master: Option<Upid>,
     streams: BTreeMap<StreamKey, Stream>,
     metrics: ProcessMetrics<Metrics>,
+    /// Updates not yet acknowledged (`slave/status_updates/pending`).
+    pending_gauge: Gauge,
     log: Option<StatusUpdateLog>,
 }
 
@@ -114,6 +116,9 @@ impl StatusUpdateManager {
                         sum.retire_head(&key);
                     }
                 }
+                Some(Record::FrameworkRemoved(removed)) => {
+                    sum.drop_streams_of(&removed.framework_id);
+                }
                 None => {}
             }
         }
@@ -141,12 +146,43 @@ impl StatusUpdateManager {
         }
     }
 
+    /// Forgets the updates of `framework`, which the master shut down: no one will
+    /// acknowledge them (Mesos's status update manager cleans up the same way).
+    pub fn forget_framework(&mut self, framework: &str) {
+        let dropped = self.drop_streams_of(framework);
+        if dropped > 0 {
+            tracing::info!(%framework, updates = dropped, "dropped the updates of a framework the master shut down");
+        }
+        self.checkpoint(Record::FrameworkRemoved(
+            protos::internal::status_update_record::FrameworkRemoved {
+                framework_id: framework.to_owned(),
+            },
+        ));
+        self.compact_log();
+    }
+
+    /// Removes every stream of `framework`; returns the updates they held.
+    fn drop_streams_of(&mut self, framework: &str) -> usize {
+        let mut dropped = 0;
+        self.streams.retain(|(f, _), stream| {
+            let keep = f != framework;
+            if !keep {
+                dropped += stream.pending.len();
+            }
+            keep
+        });
+        self.pending_gauge.add(-(dropped as i64));
+        dropped
+    }
+
     /// Drops the head of `key`'s stream (acknowledged), and the stream once it ended.
     fn retire_head(&mut self, key: &StreamKey) {
         let Some(stream) = self.streams.get_mut(key) else {
             return;
         };
-        stream.pending.pop_front();
+        if stream.pending.pop_front().is_some() {
+            self.pending_gauge.add(-1);
+        }
         stream.in_flight = false;
         if stream.pending.is_empty() && stream.terminal_received {
             self.streams.remove(key);
@@ -183,6 +219,7 @@ impl StatusUpdateManager {
         }
         stream.terminal_received = terminal;
         stream.pending.push_back(update.clone());
+        self.pending_gauge.add(1);
         let idle = !stream.in_flight;
         self.checkpoint(Record::Update(update));
         if idle {
@@ -342,6 +379,8 @@ impl Process for StatusUpdateManager {
             unexpected_acks: m.counter("slave/status_updates/unexpected_acks"),
             checkpoint_failures: m.counter("slave/status_updates/checkpoint_failures"),
         });
+        self.pending_gauge = m.gauge("slave/status_updates/pending");
+        self.pending_gauge.set(self.pending() as i64);
         ctx.install(Self::acknowledge);
     }
 }

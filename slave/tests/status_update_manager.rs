@@ -296,6 +296,31 @@ async fn a_restarted_manager_resends_what_its_log_holds_unacknowledged() {
 }
 
 #[tokio::test]
+async fn a_shut_down_frameworks_updates_are_dropped_now_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("meta/status_updates");
+    let mut c = start_with(StatusUpdateManager::recover(&log).unwrap()).await;
+    c.submit(update("t1", TaskState::TaskKilled)).await.unwrap();
+    c.next_update().await;
+    assert_eq!(c.sum.call(|s, _| s.pending()).await.unwrap(), 1);
+    // The master shut the framework down: no one will acknowledge its updates.
+    c.sum.call(|s, _| s.forget_framework("fw")).await.unwrap();
+    assert_eq!(c.sum.call(|s, _| s.pending()).await.unwrap(), 0);
+    c.clock.advance(Duration::from_secs(600));
+    c.assert_no_update().await;
+    assert_eq!(
+        c.node.metrics().snapshot()["slave/status_updates/pending"],
+        0.0
+    );
+    c.node.shutdown().await;
+
+    let mut c = start_with(StatusUpdateManager::recover(&log).unwrap()).await;
+    assert_eq!(c.sum.call(|s, _| s.pending()).await.unwrap(), 0);
+    c.assert_no_update().await;
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
 async fn bad_updates_are_refused() {
     let c = start().await;
     let no_task = StatusUpdate {

@@ -334,6 +334,13 @@ async fn tearing_a_framework_down_kills_its_tasks_and_frees_its_resources() {
         (agent.call(|a, _| a.live_tasks()).await.ok()? == 0).then_some(())
     })
     .await;
+    // No one will acknowledge the TASK_KILLED of a framework that is gone: the agent drops
+    // it rather than resending it for ever.
+    let metrics = s.cluster.agents[0].node.metrics();
+    eventually("the removed framework's updates are dropped", || async {
+        (metrics.snapshot()["slave/status_updates/pending"] == 0.0).then_some(())
+    })
+    .await;
     s.stop().await;
 }
 

@@ -225,6 +225,7 @@ impl Slave {
                 info,
                 scheduler: checkpoint.scheduler.clone(),
                 executors: Default::default(),
+                shut_down: false,
             });
         if record.executors.contains_key(&executor_id) || !live {
             // A second run of one executor id (the first ended and was not yet cleared) or

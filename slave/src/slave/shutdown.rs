@@ -124,7 +124,20 @@ impl Slave {
         }
         let framework = msg.framework_id.text().to_owned();
         tracing::info!(%framework, "shutting the framework down");
+        match self.frameworks.get_mut(&framework) {
+            Some(record) => record.shut_down = true,
+            // Nothing runs here: only its updates may be left.
+            None => self.forget_framework_updates(&framework),
+        }
         self.shutdown_executors(ctx, Some(&framework), None);
+    }
+
+    /// Has the status update manager drop `framework`'s updates (after any it was handed
+    /// before: it handles them in order).
+    pub(super) fn forget_framework_updates(&self, framework: &str) {
+        let framework = framework.to_owned();
+        self.sum
+            .dispatch(move |sum, _| sum.forget_framework(&framework));
     }
 
     /// A framework shuts one of its executors down (the v1 API's SHUTDOWN, through the

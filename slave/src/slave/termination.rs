@@ -167,7 +167,10 @@ impl Slave {
             .get(framework)
             .is_some_and(|f| f.executors.is_empty())
         {
-            self.frameworks.remove(framework);
+            let record = self.frameworks.remove(framework);
+            if record.is_some_and(|r| r.shut_down) {
+                self.forget_framework_updates(framework);
+            }
         }
     }
 }

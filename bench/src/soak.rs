@@ -145,7 +145,26 @@ pub async fn run(config: SoakConfig) -> anyhow::Result<()> {
     agent.stop().await;
     master.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+    remove_cgroup_root(Path::new("/sys/fs/cgroup"), &cgroups_root, 4);
     Ok(())
+}
+
+/// Removes the (empty, once the agent stopped) `--cgroups-root` directories this run's agent
+/// made, wherever they are in the hierarchies below `dir`.
+fn remove_cgroup_root(dir: &Path, root: &str, depth: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if entry.file_name() == root {
+            let _ = std::fs::remove_dir(entry.path());
+        } else if depth > 0 {
+            remove_cgroup_root(&entry.path(), root, depth - 1);
+        }
+    }
 }
 
 fn print_row(s: &Sample) {

@@ -228,6 +228,16 @@ impl Drop for FilterGuard {
     }
 }
 
+fn predicate_test(predicate: impl Fn(&MessageInfo<'_>) -> bool + Send + Sync + 'static) -> Test {
+    Box::new(move |from, to, payload| {
+        predicate(&MessageInfo {
+            from,
+            to,
+            name: payload.full_name(),
+        })
+    })
+}
+
 fn typed_test<M: Message>(from: Match, to: Match) -> Test {
     Box::new(move |f, t, payload| payload.is::<M>() && from.matches(f) && to.matches(t))
 }
@@ -298,13 +308,7 @@ impl Node {
         &self,
         predicate: impl Fn(&MessageInfo<'_>) -> bool + Send + Sync + 'static,
     ) -> FilterGuard {
-        let test: Test = Box::new(move |from, to, payload| {
-            predicate(&MessageInfo {
-                from,
-                to,
-                name: payload.full_name(),
-            })
-        });
+        let test = predicate_test(predicate);
         let id = self.inner.filters.add(test, Action::DropAll);
         FilterGuard {
             filters: Arc::downgrade(&self.inner),
@@ -321,13 +325,7 @@ impl Node {
         seed: u64,
         predicate: impl Fn(&MessageInfo<'_>) -> bool + Send + Sync + 'static,
     ) -> FilterGuard {
-        let test: Test = Box::new(move |from, to, payload| {
-            predicate(&MessageInfo {
-                from,
-                to,
-                name: payload.full_name(),
-            })
-        });
+        let test = predicate_test(predicate);
         // A zero state would stay zero.
         let state = Mutex::new(seed.max(1));
         let id = self.inner.filters.add(test, Action::Faults(faults, state));

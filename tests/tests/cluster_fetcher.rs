@@ -42,6 +42,18 @@ async fn setup_with(configure: impl FnOnce(&mut LocalClusterConfig)) -> Setup {
 }
 
 impl Setup {
+    /// The sandbox of command task `task` (found by its stdout).
+    fn sandbox_of(&self, task: &str) -> std::path::PathBuf {
+        let executor = format!("/executors/{task}/");
+        walk(self.dir.path())
+            .into_iter()
+            .find(|p| p.ends_with("stdout") && p.to_string_lossy().contains(&executor))
+            .expect("the task's stdout")
+            .parent()
+            .unwrap()
+            .to_owned()
+    }
+
     fn agent_address(&self) -> String {
         self.c.cluster.agents[0].slave.pid().address().to_owned()
     }
@@ -80,13 +92,7 @@ async fn a_fetched_script_runs_its_output_is_readable_and_its_sandbox_is_collect
 
     // The agent's state names the sandbox; /files/read serves what the task printed.
     let addr = s.agent_address();
-    let sandbox = walk(s.dir.path())
-        .into_iter()
-        .find(|p| p.ends_with("stdout") && p.to_string_lossy().contains("/executors/fetching/"))
-        .expect("the task's stdout")
-        .parent()
-        .unwrap()
-        .to_owned();
+    let sandbox = s.sandbox_of("fetching");
     let stdout = sandbox.join("stdout").display().to_string();
     let read =
         libactor::http_client::get_json(&addr, &format!("/files/read?path={stdout}&offset=0"))
@@ -214,13 +220,7 @@ async fn a_disk_without_headroom_has_finished_and_earlier_sandboxes_pruned_at_th
     s.c.launch_on_first_offer(command_task("short", "echo done", "cpus:0.1;mem:32"))
         .await;
     s.c.framework.status("short", TaskState::TaskFinished).await;
-    let sandbox = walk(s.dir.path())
-        .into_iter()
-        .find(|p| p.ends_with("stdout") && p.to_string_lossy().contains("/executors/short/"))
-        .expect("the task's stdout")
-        .parent()
-        .unwrap()
-        .to_owned();
+    let sandbox = s.sandbox_of("short");
     let metrics = s.c.cluster.agents[0].node.metrics();
     assert!(sandbox.exists());
     eventually(

@@ -107,7 +107,7 @@ impl ExecutorDriver {
 
     /// Reports a task's state to the agent, which delivers it to the scheduler at least once.
     pub fn send_status_update(&mut self, mut status: TaskStatus) {
-        let uuid = Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let uuid = Bytes::copy_from_slice(self.node.random().uuid().as_bytes());
         status.uuid = uuid.clone();
         status.source = Source::Executor as i32;
         status.executor_id = Some(self.executor_id.clone());

@@ -54,6 +54,9 @@ pub struct NodeConfig {
     /// proven principal and its path; `false` answers 403. Message posts and health checks
     /// are not endpoints and are not asked. `None`: everyone may.
     pub endpoint_authorization: Option<EndpointCheck>,
+    /// Seeds everything random the node's processes draw ([`crate::NodeRandom`]), for
+    /// simulations that replay bit for bit; `None`: the OS's randomness.
+    pub seed: Option<u64>,
 }
 
 /// Whether a principal (`None`: unauthenticated) may call the endpoint at a path.
@@ -118,6 +121,7 @@ impl Default for NodeConfig {
             tls: None,
             http_authentication: None,
             endpoint_authorization: None,
+            seed: None,
         }
     }
 }

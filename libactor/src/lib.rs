@@ -43,7 +43,8 @@
 //! - [`node`]: a runtime instance ([`Node`]): spawn, send, terminate, wait, shutdown;
 //!   [`config`]: its address and limits ([`NodeConfig`]) and the [`NodeBuilder`];
 //!   [`reservation`]: a process id taken before its process exists, messages held meanwhile.
-//! - [`clock`]: time that tests pause, advance and settle ([`Clock`], [`Timer`]).
+//! - [`clock`]: time that tests pause, advance and settle ([`Clock`], [`Timer`]);
+//!   [`random`]: the node's randomness, seedable for simulations ([`NodeRandom`]).
 //! - [`link`]: `exited` notifications, local and remote.
 //! - [`ask`]: request/response over messages with a timeout, failing fast ([`AskError`]).
 //! - [`filter`]: test filters that capture or drop messages.
@@ -238,6 +239,7 @@ pub mod metrics;
 pub mod node;
 pub(crate) mod node_metrics;
 pub mod process;
+pub mod random;
 pub mod reservation;
 pub mod tls;
 pub mod transport;
@@ -260,6 +262,7 @@ pub use message::Message;
 pub use metrics::Metrics;
 pub use node::{Node, SpawnError};
 pub use process::{Process, ProcessGone, ProcessRef};
+pub use random::NodeRandom;
 pub use reservation::Reservation;
 pub use tls::{Identity, TlsConfig};
 pub use upid::{Host, Upid, UpidError};

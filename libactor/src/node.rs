@@ -81,6 +81,7 @@ pub(crate) struct NodeInner {
     /// Keyed by process id. FxHash: lookups run on every message, and only the node inserts keys.
     pub(crate) processes: DashMap<String, ProcessSlot, rustc_hash::FxBuildHasher>,
     pub(crate) ids: IdGenerator,
+    pub(crate) random: crate::random::NodeRandom,
     arbiters: Vec<actix_rt::ArbiterHandle>,
     /// Arbiters for dedicated processes only.
     dedicated: Vec<actix_rt::ArbiterHandle>,
@@ -166,6 +167,10 @@ impl Node {
             anonymous,
             processes: DashMap::with_hasher(rustc_hash::FxBuildHasher),
             ids: IdGenerator::new(),
+            random: match config.seed {
+                Some(seed) => crate::random::NodeRandom::seeded(seed),
+                None => crate::random::NodeRandom::from_os(),
+            },
             arbiters,
             next_arbiter: AtomicUsize::new(0),
             dedicated,
@@ -256,6 +261,12 @@ impl Node {
     /// A fresh id `prefix(N)`, unique on this node.
     pub fn generate_id(&self, prefix: &str) -> String {
         self.inner.ids.generate(prefix)
+    }
+
+    /// The node's randomness: what its processes draw uuids and jitter from (seeded by
+    /// [`crate::NodeConfig::seed`] in simulations).
+    pub fn random(&self) -> &crate::random::NodeRandom {
+        &self.inner.random
     }
 
     /// Starts `process` under `id` and returns its address.

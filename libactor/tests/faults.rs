@@ -1,6 +1,7 @@
 //! Network faults for simulation: a seeded filter drops, duplicates and holds back messages
 //! (held ones overtaken by later ones, delivered once the paused clock passes their hold), the
-//! same way for the same seed; a partition cuts groups of nodes apart both ways until healed.
+//! same way for the same seed; a partition cuts groups of nodes apart both ways until healed;
+//! a seeded node draws the same randomness every run.
 
 mod common;
 
@@ -111,6 +112,20 @@ async fn a_partition_cuts_groups_apart_both_ways_until_healed() {
     assert!(matches!(next(&mut a_seen).await, Seen::Note(_, n) if n.text == "healed back"));
     assert_eq!(a.metrics().snapshot()["libactor/dropped/filtered"], 1.0);
     assert_eq!(b.metrics().snapshot()["libactor/dropped/filtered"], 1.0);
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_seeded_node_draws_the_same_randomness_every_run() {
+    let seeded = |seed| common::node_with(&Clock::new(), move |c| c.seed = Some(seed));
+    let (a, b, c) = (seeded(5), seeded(5), seeded(6));
+    let draw = |n: &Node| (n.random().uuid(), n.random().next_u64());
+    assert!(a.random().is_seeded());
+    assert_eq!(draw(&a), draw(&b));
+    assert_ne!(draw(&a), draw(&c));
+    assert!(!node().random().is_seeded());
     for n in [a, b, c] {
         n.shutdown().await;
     }

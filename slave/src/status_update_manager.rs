@@ -200,7 +200,7 @@ impl StatusUpdateManager {
         };
         let task = key.1.clone();
         if update.uuid.is_empty() {
-            update.uuid = uuid::Uuid::new_v4().as_bytes().to_vec().into();
+            update.uuid = ctx.node().random().uuid().as_bytes().to_vec().into();
         }
         if let Some(status) = update.status.as_mut() {
             status.uuid = update.uuid.clone();

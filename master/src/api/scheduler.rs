@@ -169,7 +169,7 @@ impl ApiGateway {
         if info.user.is_empty() {
             return self.refuse(400, "framework_info.user is required");
         }
-        let stream_id = uuid::Uuid::new_v4().to_string();
+        let stream_id = ctx.node().random().uuid().to_string();
         let (response, stream) =
             HttpResponse::stream(200, accepted.content_type(), STREAM_CAPACITY);
         // A second subscription of the framework closes the first one's stream.

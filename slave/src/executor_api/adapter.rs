@@ -213,7 +213,7 @@ impl ExecutorAdapter {
                     return;
                 };
                 if status.uuid.is_empty() {
-                    status.uuid = uuid::Uuid::new_v4().as_bytes().to_vec().into();
+                    status.uuid = ctx.node().random().uuid().as_bytes().to_vec().into();
                 }
                 status.source = Source::Executor as i32;
                 status.executor_id = self.executor_id();

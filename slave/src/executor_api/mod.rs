@@ -256,7 +256,7 @@ impl ExecutorApi {
         if let Some((_, old)) = self.subscriptions.get(&framework, &executor) {
             ctx.node().terminate(old.pid());
         }
-        let stream_id = uuid::Uuid::new_v4().to_string();
+        let stream_id = ctx.node().random().uuid().to_string();
         let (response, stream) =
             HttpResponse::stream(200, accepted.content_type(), STREAM_CAPACITY);
         let adapter = ExecutorAdapter::new(

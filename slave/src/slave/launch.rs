@@ -87,7 +87,7 @@ impl Slave {
             }
         };
         let resources = task.resources.clone();
-        let mut executor = self.new_executor(framework, &task_id, ExecutorKind::Command, None);
+        let mut executor = self.new_executor(ctx, framework, &task_id, ExecutorKind::Command, None);
         executor.health = health.map(|spec| TaskHealth {
             spec,
             state: HealthState::new(),
@@ -144,8 +144,13 @@ impl Slave {
             return;
         }
         let command = info.command.clone().unwrap_or_default();
-        let mut executor =
-            self.new_executor(framework, &executor_id, ExecutorKind::Custom, Some(info));
+        let mut executor = self.new_executor(
+            ctx,
+            framework,
+            &executor_id,
+            ExecutorKind::Custom,
+            Some(info),
+        );
         executor.tasks.insert(task_id, task);
         let resources = executor.resources();
         self.launch_executor(ctx, executor, command, resources);
@@ -154,6 +159,7 @@ impl Slave {
     /// The record of a new run of `executor_id`, with a sandbox of its own.
     fn new_executor(
         &mut self,
+        ctx: &Context<Self>,
         framework: &str,
         executor_id: &str,
         kind: ExecutorKind,
@@ -170,7 +176,7 @@ impl Slave {
             os_pid: 0,
             sandbox,
             run,
-            container_id: uuid::Uuid::new_v4().simple().to_string(),
+            container_id: ctx.node().random().uuid().simple().to_string(),
             tasks: BTreeMap::new(),
             kill: None,
             shutting_down: false,

@@ -259,28 +259,44 @@ async fn job_loop(
             starts.display(),
             1 + (n % 3)
         );
+        // Its output goes to a file, to show what it saw if it does not finish.
+        let log = starts.with_file_name(format!("{name}.log"));
+        let output = std::fs::File::create(&log).expect("a job log");
+        let started = Instant::now();
         let run = tokio::process::Command::new(KEELCTL_BIN)
             .env("KEEL_INSECURE", "true")
+            .env("RUST_LOG", "info")
             .args(["--master", &zk_url, "execute", "--name", &name])
             .args(["--command", &command, "--cpus", "0.1", "--mem", "16"])
             .args(["--instances", &TASKS_PER_JOB.to_string()])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(output.try_clone().expect("a job log"))
+            .stderr(output)
             .kill_on_drop(true)
-            .output();
+            .status();
         let result = match tokio::time::timeout(JOB_BOUND, run).await {
-            Ok(Ok(out)) if out.status.success() => Ok(()),
-            Ok(Ok(out)) => Err(format!(
-                "{}: {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )),
+            Ok(Ok(status)) if status.success() => Ok(()),
+            Ok(Ok(status)) => Err(format!("{status}")),
             Ok(Err(e)) => Err(format!("keelctl did not run: {e}")),
             Err(_) => Err(format!("not done within {JOB_BOUND:?}")),
         };
+        let result = result.map_err(|why| {
+            format!(
+                "{why} (started {:?} into the run); keelctl said:\n{}",
+                started.duration_since(run_start()),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        if result.is_ok() {
+            let _ = std::fs::remove_file(&log);
+        }
         results.lock().expect("results").push((name, result));
     }
+}
+
+/// When the run began, to place jobs and faults on one timeline.
+fn run_start() -> Instant {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(Instant::now)
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -295,6 +311,7 @@ async fn jobs_finish_exactly_once_through_seeded_faults() {
     let seed = env_number("KEEL_CHAOS_SEED", 0xc4a05);
     let faults = env_number("KEEL_CHAOS_FAULTS", 20);
     println!("chaos: seed {seed}, {faults} faults (KEEL_CHAOS_SEED={seed} replays the draw)");
+    run_start();
     let dir = tempfile::tempdir().expect("a temp dir");
     let starts = dir.path().join("starts");
     let mut cluster = Cluster::start(dir.path()).await;
@@ -321,7 +338,11 @@ async fn jobs_finish_exactly_once_through_seeded_faults() {
         tokio::time::sleep(Duration::from_millis(500 + rng.below(2500))).await;
         let fault = Fault::draw(&mut rng);
         *drawn.entry(format!("{fault:?}")).or_default() += 1;
-        println!("chaos: fault {}/{faults}: {fault:?}", i + 1);
+        println!(
+            "chaos: fault {}/{faults} at {:?}: {fault:?}",
+            i + 1,
+            run_start().elapsed()
+        );
         cluster.inject(fault).await;
         cluster
             .settle(&format!("fault {} ({fault:?}) of seed {seed}", i + 1))

@@ -33,7 +33,7 @@
 //! (checkpoints), `routes` (HTTP).
 
 use protos::{IdText, IllegalTaskMove};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -189,6 +189,7 @@ struct SlaveMetrics {
     fetch_failures: Counter,
     checkpoint_failures: Counter,
     executors_recovered: Counter,
+    launches_ignored: Counter,
 }
 
 /// The agent process.
@@ -224,6 +225,16 @@ pub struct Slave {
     gauges: Option<gauges::AgentGauges>,
     /// Finished sandboxes waiting for removal.
     gc: gc::Collector,
+    /// Each task's terminal update not yet acknowledged, by (framework, task): its executor
+    /// may be gone, but the agent still reports the task when it (re-)registers.
+    unacknowledged_ends: BTreeMap<(String, String), StatusUpdate>,
+}
+
+/// (framework, task) of an update.
+fn task_key(update: &StatusUpdate) -> Option<(String, String)> {
+    let framework = update.framework_id.as_ref()?.value.clone();
+    let task = update.status.as_ref()?.task_id.as_ref()?.value.clone();
+    Some((framework, task))
 }
 
 impl Slave {
@@ -239,6 +250,11 @@ impl Slave {
             tracing::error!(error = %e, "status update log unusable; updates will not survive a restart");
             StatusUpdateManager::new()
         });
+        let unacknowledged_ends = manager
+            .pending_terminal()
+            .into_iter()
+            .filter_map(|u| Some((task_key(&u)?, u)))
+            .collect();
         let sum = node.spawn_ref(&node.generate_id("status-update-manager"), manager)?;
         let authenticatee = config.credential.clone().map(Authenticatee::new);
         // `/files/read` as in Mesos; a second agent on the same node gets `files(N)`.
@@ -290,6 +306,7 @@ impl Slave {
                 fetcher,
                 gauges: None,
                 gc: gc::Collector::default(),
+                unacknowledged_ends,
             },
         )?;
         crate::executor_api::ExecutorApi::spawn(node, slave.clone(), executor_tokens)?;
@@ -344,6 +361,15 @@ impl Slave {
 
     fn run_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskMessage) {
         if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        if self.registration != Registration::Registered {
+            // As Mesos's agent: a launch that reaches an agent between registrations is not
+            // run. The agent's next (re-)registration does not list it, and the master
+            // reports it LOST to its framework, which may launch it again; running it too
+            // would start it twice.
+            self.metrics.inc(|m| &m.launches_ignored);
+            tracing::warn!(task = %msg.task.as_ref().map(|t| t.task_id.text()).unwrap_or(""), "ignoring a launch that arrived while not registered");
             return;
         }
         let framework_id = msg.framework_id.text().to_owned();
@@ -569,7 +595,19 @@ impl Slave {
         }
     }
 
-    fn forward(&self, _ctx: &mut Context<Self>, update: StatusUpdate) {
+    fn forward(&mut self, ctx: &mut Context<Self>, mut update: StatusUpdate) {
+        if update.uuid.is_empty() {
+            update.uuid = ctx.node().random().uuid().as_bytes().to_vec().into();
+        }
+        let terminal = update
+            .status
+            .as_ref()
+            .is_some_and(|s| TaskState::try_from(s.state).is_ok_and(|s| s.is_terminal()));
+        if terminal {
+            if let Some(key) = task_key(&update) {
+                self.unacknowledged_ends.insert(key, update.clone());
+            }
+        }
         self.sum.dispatch(move |sum, ctx| {
             if let Err(e) = sum.update(ctx, update) {
                 tracing::warn!(error = %e, "status update refused");
@@ -671,6 +709,14 @@ impl Slave {
         ctx.send(self.sum.pid(), msg.clone());
         let framework = msg.framework_id.text().to_owned();
         let task = msg.task_id.text().to_owned();
+        let key = (framework.clone(), task.clone());
+        if self
+            .unacknowledged_ends
+            .get(&key)
+            .is_some_and(|u| u.uuid == msg.uuid)
+        {
+            self.unacknowledged_ends.remove(&key);
+        }
         if let Some(pid) = self
             .executor_of(&framework, &task)
             .and_then(|e| e.pid.clone())
@@ -762,6 +808,7 @@ impl Process for Slave {
             fetch_failures: m.counter("slave/fetch_failures"),
             checkpoint_failures: m.counter("slave/checkpoint_failures"),
             executors_recovered: m.counter("slave/executors_recovered"),
+            launches_ignored: m.counter("slave/launches_ignored_unregistered"),
         });
         self.gc.register(m);
         monitor::register_gauges(m, self.launcher.containers());

@@ -146,6 +146,18 @@ impl StatusUpdateManager {
         }
     }
 
+    /// The terminal updates still waiting for their acknowledgement, one per task: a
+    /// (re-)registering agent reports these tasks, so that a master does not take them for
+    /// launches that never arrived.
+    pub fn pending_terminal(&self) -> Vec<StatusUpdate> {
+        self.streams
+            .values()
+            .filter_map(|s| s.pending.back())
+            .filter(|u| is_terminal(u))
+            .cloned()
+            .collect()
+    }
+
     /// Forgets the updates of `framework`, which the master shut down: no one will
     /// acknowledge them (Mesos's status update manager cleans up the same way).
     pub fn forget_framework(&mut self, framework: &str) {

@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
+use keel_testkit::eventually::eventually;
 use keel_testkit::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
 use libactor::{Clock, Match, Node};
 use master::master::{AGENT_PING_TIMEOUT, MAX_AGENT_PING_TIMEOUTS, OFFER_TIMEOUT};
-use protos::internal::StatusUpdateAcknowledgementMessage;
+use protos::internal::{RunTaskMessage, StatusUpdateAcknowledgementMessage, StatusUpdateMessage};
 use protos::v1::task_status::Reason;
 use protos::v1::{Filters, Offer, TaskState};
 
@@ -296,5 +297,79 @@ async fn an_agent_that_registers_again_keeps_one_ping_deadline_and_no_ping_is_mi
         timeouts, 0.0,
         "ten minutes of pings every 15 s, none missed"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_lost_on_its_way_is_reported_lost_when_the_agent_registers_again() {
+    let mut s = setup(1).await;
+    let agent = &s.cluster.agents[0];
+    // The launch never reaches the agent (it restarted, or its connection broke).
+    let lost = agent
+        .node
+        .drop_message::<RunTaskMessage>(Match::Any, Match::Any);
+    s.framework
+        .launch_on_first_offer(command_task("vanished", "true", "cpus:0.5;mem:16"))
+        .await;
+    lost.await.expect("the launch was sent");
+    // The agent registers again (as after a leader change) without the task.
+    let master = s.cluster.master_pid().clone();
+    agent
+        .slave
+        .call(move |sl, ctx| sl.set_master(ctx, master))
+        .await
+        .expect("the agent runs");
+    let status = s.framework.status("vanished", TaskState::TaskLost).await;
+    assert_eq!(status.reason(), Reason::TaskUnknown);
+    // Its resources are free again.
+    let state = libactor::http_client::get_json(s.cluster.master_pid().address(), "/master/state")
+        .await
+        .expect("the master's state");
+    let used = state["slaves"][0]["used_resources"]["cpus"].as_f64();
+    assert_eq!(used.unwrap_or(0.0), 0.0, "{state}");
+    assert_eq!(
+        state["frameworks"][0]["completed_tasks"][0]["state"], "TASK_LOST",
+        "{state}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_end_is_not_yet_acknowledged_is_not_taken_for_a_lost_launch() {
+    let mut s = setup(1).await;
+    let agent = &s.cluster.agents[0];
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    s.framework
+        .launch_on_first_offer(command_task(
+            "ended",
+            &format!("while [ ! -e {} ]; do sleep 0.05; done", go.display()),
+            "cpus:0.5;mem:16",
+        ))
+        .await;
+    s.framework.status("ended", TaskState::TaskRunning).await;
+    // RUNNING acknowledged; the end is lost on its way to the master (as when the agent
+    // dies right after sending it).
+    let metrics = agent.node.metrics();
+    eventually("RUNNING is acknowledged", || async {
+        (metrics.snapshot()["slave/status_updates/pending"] == 0.0).then_some(())
+    })
+    .await;
+    let lost_end = s
+        .cluster
+        .master_node
+        .drop_message::<StatusUpdateMessage>(Match::Any, Match::Any);
+    std::fs::write(&go, "").unwrap();
+    lost_end.await.expect("the end was sent");
+    // Its executor is gone; its end waits for an acknowledgement. The agent registers again.
+    let master = s.cluster.master_pid().clone();
+    agent
+        .slave
+        .call(move |sl, ctx| sl.set_master(ctx, master))
+        .await
+        .expect("the agent runs");
+    // The agent reported the ended task, so the master takes nothing for lost; the end
+    // itself comes again, and the task's resources are freed with it.
+    s.framework.status("ended", TaskState::TaskFinished).await;
     s.stop().await;
 }

@@ -1,6 +1,8 @@
 //! `batch`: runs N shell commands once each, as command tasks, and reports every state change
 //! (what `keelctl execute` streams). The job ends when every task has ended; it succeeded if
-//! every task FINISHED.
+//! every task FINISHED. A task the master says never ran (its offer gone, or unknown to its
+//! agent) is launched again; after a master failover the scheduler reconciles its running
+//! tasks, so that a launch the old master lost is found and launched again.
 
 use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
@@ -58,7 +60,8 @@ pub enum BatchEvent {
 pub struct BatchScheduler {
     spec: BatchSpec,
     queue: VecDeque<usize>,
-    running: BTreeMap<String, usize>,
+    /// Launched and not ended: the command's index and the agent it went to.
+    running: BTreeMap<String, (usize, String)>,
     outcomes: Vec<Option<TaskOutcome>>,
     events: mpsc::UnboundedSender<BatchEvent>,
 }
@@ -81,7 +84,42 @@ impl BatchScheduler {
     }
 }
 
+/// Whether a terminal update says the task never started, so launching it again cannot run
+/// it twice: its offer was rescinded before the launch arrived (a shared-state commit took it,
+/// or its agent left), or its agent came back without it (the launch was lost on the way), or
+/// reconciliation found it on no agent the master knows.
+fn never_ran(state: TaskState, reason: Reason) -> bool {
+    matches!(
+        (state, reason),
+        (TaskState::TaskDropped, Reason::InvalidOffers)
+            | (
+                TaskState::TaskLost | TaskState::TaskDropped,
+                Reason::TaskUnknown | Reason::Reconciliation
+            )
+    )
+}
+
 impl Scheduler for BatchScheduler {
+    fn reregistered(&mut self, driver: &mut SchedulerDriver, _master: &protos::v1::MasterInfo) {
+        // A new master knows the tasks its agents bring back; one the old master lost on
+        // its way is answered LOST once its agent is back (or gone), and launched again.
+        let statuses = self
+            .running
+            .iter()
+            .map(|(task, (_, agent))| TaskStatus {
+                task_id: Some(TaskId {
+                    value: task.clone(),
+                }),
+                agent_id: Some(protos::v1::AgentId {
+                    value: agent.clone(),
+                }),
+                state: TaskState::TaskStaging as i32,
+                ..Default::default()
+            })
+            .collect();
+        driver.reconcile_tasks(statuses);
+    }
+
     fn registered(
         &mut self,
         driver: &mut SchedulerDriver,
@@ -110,7 +148,7 @@ impl Scheduler for BatchScheduler {
                 || queue.pop_front(),
                 |index| {
                     let task_id = format!("{}-{index}", spec.task_prefix);
-                    running.insert(task_id.clone(), index);
+                    running.insert(task_id.clone(), (index, offer.agent_id.text().to_owned()));
                     TaskInfo {
                         name: task_id.clone(),
                         task_id: Some(TaskId { value: task_id }),
@@ -141,12 +179,10 @@ impl Scheduler for BatchScheduler {
         if !state.is_terminal() {
             return;
         }
-        let Some(index) = self.running.remove(&task_id) else {
+        let Some((index, _)) = self.running.remove(&task_id) else {
             return;
         };
-        if state == TaskState::TaskDropped && status.reason() == Reason::InvalidOffers {
-            // Its offer was rescinded before the launch arrived (a shared-state commit took
-            // it, or its agent left): it never started, so it is submitted again.
+        if never_ran(state, status.reason()) {
             self.queue.push_back(index);
             driver.revive_offers();
             return;

@@ -375,6 +375,14 @@ impl Books {
 
     /// The agent `id` now speaks from `pid` (it restarted, or reconnected); returns its old
     /// pid.
+    /// The tasks on agent `id`.
+    pub(super) fn tasks_on(&self, id: &str) -> Vec<TaskKey> {
+        self.agents
+            .get(id)
+            .map(|a| a.tasks.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub(super) fn rebind_agent(&mut self, id: &str, pid: Upid) -> Option<Upid> {
         let entry = self.agents.get_mut(id)?;
         let old = std::mem::replace(&mut entry.pid, pid.clone());

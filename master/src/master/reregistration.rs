@@ -17,7 +17,8 @@ use protos::internal::{
     FrameworkReregisteredMessage, ReregisterFrameworkMessage, ReregisterSlaveMessage,
     SlaveReregisteredMessage,
 };
-use protos::v1::{AgentId, FrameworkId, FrameworkInfo, TaskState};
+use protos::v1::task_status::Reason;
+use protos::v1::{AgentId, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState};
 use resources::Resources;
 
 use crate::allocator::Allocator;
@@ -78,11 +79,23 @@ impl Master {
             }
         }
         if let Some(old) = self.books.rebind_agent(&id, from.clone()) {
-            // Known already (its connection broke, or a retry): the agent may have a new pid.
+            // Known already (its connection broke, it restarted, or a retry): the agent may
+            // have a new pid.
             self.directory.remove(&old);
             if let Some(entry) = self.books.agent(&id) {
                 self.directory.insert(&from, &entry.info.hostname);
             }
+            let reported: std::collections::HashSet<(String, String)> = msg
+                .tasks
+                .iter()
+                .map(|t| {
+                    (
+                        t.framework_id.text().to_owned(),
+                        t.task_id.text().to_owned(),
+                    )
+                })
+                .collect();
+            self.drop_tasks_unknown_to(ctx, &id, &reported);
             ctx.send(&from, reply);
             return;
         }
@@ -97,6 +110,11 @@ impl Master {
                 orphans.insert(framework);
                 continue;
             }
+            let state = TaskState::try_from(task.state).unwrap_or(TaskState::TaskUnknown);
+            if state.is_terminal() {
+                // Ended, its end not yet acknowledged: the end follows from the agent.
+                continue;
+            }
             let task_id = task.task_id.text().to_owned();
             let resources = Resources::from_proto(&task.resources).unwrap_or_default();
             let _ = all.add(&resources);
@@ -106,7 +124,6 @@ impl Master {
                 }
                 None => used.push((framework.clone(), resources.clone())),
             }
-            let state = TaskState::try_from(task.state).unwrap_or(TaskState::TaskUnknown);
             let entry = TaskEntry::new(
                 0,
                 task.name,
@@ -247,5 +264,55 @@ impl Master {
                 m.remove_framework(ctx, &id);
             }
         });
+    }
+}
+
+impl Master {
+    /// Tasks placed on a returning agent that it does not report never ran and never will:
+    /// an agent takes launches only while registered, so none is still on its way. They are
+    /// reported LOST (DROPPED to partition-aware frameworks) as Mesos reports tasks unknown to
+    /// the agent, and their resources are recovered; the framework may launch them again.
+    fn drop_tasks_unknown_to(
+        &mut self,
+        ctx: &mut Context<Self>,
+        agent: &str,
+        reported: &std::collections::HashSet<(String, String)>,
+    ) {
+        let mut dropped = 0;
+        for key in self.books.tasks_on(agent) {
+            if reported.contains(&key) {
+                continue;
+            }
+            let state = if self.partition_aware(&key.0) {
+                TaskState::TaskDropped
+            } else {
+                TaskState::TaskLost
+            };
+            // Ended in the books (and their history) as reported, then taken off them.
+            let _ = self.books.move_task(&key, state, None);
+            let Some(task) = self.books.remove_task(&key) else {
+                continue;
+            };
+            let (framework, task_id) = key;
+            let (on, resources) = task.into_placement();
+            self.recover(&framework, &on, resources, None);
+            let info = TaskInfo {
+                task_id: Some(TaskId { value: task_id }),
+                ..Default::default()
+            };
+            self.report(
+                ctx,
+                &framework,
+                &info,
+                state,
+                Reason::TaskUnknown,
+                "the task is unknown to its agent",
+            );
+            dropped += 1;
+        }
+        if dropped > 0 {
+            tracing::warn!(%agent, tasks = dropped, "tasks the returning agent does not know were dropped");
+            self.settle_drains();
+        }
     }
 }

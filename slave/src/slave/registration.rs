@@ -11,7 +11,7 @@ use protos::internal::{
     PingSlaveMessage, PongSlaveMessage, RegisterSlaveMessage, ReregisterSlaveMessage,
     SlaveRegisteredMessage, SlaveReregisteredMessage, Task,
 };
-use protos::v1::{AgentId, AgentInfo, ExecutorId, FrameworkId};
+use protos::v1::{AgentId, AgentInfo, ExecutorId, FrameworkId, TaskId};
 
 use super::{Registration, Slave, REGISTRATION_BACKOFF_MAX, REGISTRATION_BACKOFF_MIN};
 
@@ -184,6 +184,22 @@ impl Slave {
                     });
                 }
             }
+        }
+        // Tasks that ended and whose end the framework has not acknowledged: their executors
+        // may be gone, but they ran here.
+        for ((fid, task_id), update) in &self.unacknowledged_ends {
+            let state = update.status.as_ref().map_or(0, |s| s.state);
+            tasks.push(Task {
+                name: task_id.clone(),
+                task_id: Some(TaskId {
+                    value: task_id.clone(),
+                }),
+                framework_id: Some(FrameworkId { value: fid.clone() }),
+                executor_id: update.executor_id.clone(),
+                slave_id: agent_id.clone(),
+                state,
+                ..Default::default()
+            });
         }
         ReregisterSlaveMessage {
             slave: Some(self.agent_info()),

@@ -134,7 +134,8 @@ impl Slave {
 
     /// Has the status update manager drop `framework`'s updates (after any it was handed
     /// before: it handles them in order).
-    pub(super) fn forget_framework_updates(&self, framework: &str) {
+    pub(super) fn forget_framework_updates(&mut self, framework: &str) {
+        self.unacknowledged_ends.retain(|(f, _), _| f != framework);
         let framework = framework.to_owned();
         self.sum
             .dispatch(move |sum, _| sum.forget_framework(&framework));

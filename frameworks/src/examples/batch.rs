@@ -1,8 +1,7 @@
 //! `batch`: runs N shell commands once each, as command tasks, and reports every state change
 //! (what `keelctl execute` streams). The job ends when every task has ended; it succeeded if
-//! every task FINISHED. A task the master says never ran (its offer gone, or unknown to its
-//! agent) is launched again; after a master failover the scheduler reconciles its running
-//! tasks, so that a launch the old master lost is found and launched again.
+//! every task FINISHED. A task that never ran (its offer gone, or its launch lost on the way
+//! to its agent, as the agent says when it comes back) is launched again.
 
 use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
@@ -86,40 +85,20 @@ impl BatchScheduler {
 
 /// Whether a terminal update says the task never started, so launching it again cannot run
 /// it twice: its offer was rescinded before the launch arrived (a shared-state commit took it,
-/// or its agent left), or its agent came back without it (the launch was lost on the way), or
-/// reconciliation found it on no agent the master knows.
+/// or its agent left), or its agent says the launch never reached it. (A LOST from the
+/// master's own reconciliation is not such a proof: the agent may not be back yet.)
 fn never_ran(state: TaskState, reason: Reason) -> bool {
     matches!(
         (state, reason),
         (TaskState::TaskDropped, Reason::InvalidOffers)
             | (
                 TaskState::TaskLost | TaskState::TaskDropped,
-                Reason::TaskUnknown | Reason::Reconciliation
+                Reason::TaskUnknown
             )
     )
 }
 
 impl Scheduler for BatchScheduler {
-    fn reregistered(&mut self, driver: &mut SchedulerDriver, _master: &protos::v1::MasterInfo) {
-        // A new master knows the tasks its agents bring back; one the old master lost on
-        // its way is answered LOST once its agent is back (or gone), and launched again.
-        let statuses = self
-            .running
-            .iter()
-            .map(|(task, (_, agent))| TaskStatus {
-                task_id: Some(TaskId {
-                    value: task.clone(),
-                }),
-                agent_id: Some(protos::v1::AgentId {
-                    value: agent.clone(),
-                }),
-                state: TaskState::TaskStaging as i32,
-                ..Default::default()
-            })
-            .collect();
-        driver.reconcile_tasks(statuses);
-    }
-
     fn registered(
         &mut self,
         driver: &mut SchedulerDriver,

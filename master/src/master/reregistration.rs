@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use libactor::{Context, Upid};
 use protos::internal::{
-    FrameworkReregisteredMessage, ReregisterFrameworkMessage, ReregisterSlaveMessage,
-    SlaveReregisteredMessage,
+    FrameworkReregisteredMessage, ReconcileTasksMessage, ReregisterFrameworkMessage,
+    ReregisterSlaveMessage, SlaveReregisteredMessage,
 };
-use protos::v1::task_status::Reason;
-use protos::v1::{AgentId, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState};
+use protos::v1::task_status::{Reason, Source};
+use protos::v1::{AgentId, FrameworkId, FrameworkInfo, TaskId, TaskState, TaskStatus};
 use resources::Resources;
 
 use crate::allocator::Allocator;
@@ -70,6 +70,7 @@ impl Master {
         };
         let reply = SlaveReregisteredMessage {
             slave_id: Some(AgentId { value: id.clone() }),
+            ..Default::default()
         };
         if let Some(known) = self.books.agent(&id).and_then(|a| a.principal.as_deref()) {
             if principal.as_deref() != Some(known) {
@@ -95,7 +96,13 @@ impl Master {
                     )
                 })
                 .collect();
-            self.drop_tasks_unknown_to(ctx, &id, &reported);
+            let reply = SlaveReregisteredMessage {
+                reconciliations: self.unlisted_tasks(&id, &reported),
+                ..reply
+            };
+            if !reply.reconciliations.is_empty() {
+                tracing::warn!(agent = %id, frameworks = reply.reconciliations.len(), "the returning agent did not list every task placed on it: asking it to reconcile them");
+            }
             ctx.send(&from, reply);
             return;
         }
@@ -268,51 +275,41 @@ impl Master {
 }
 
 impl Master {
-    /// Tasks placed on a returning agent that it does not report never ran and never will:
-    /// an agent takes launches only while registered, so none is still on its way. They are
-    /// reported LOST (DROPPED to partition-aware frameworks) as Mesos reports tasks unknown to
-    /// the agent, and their resources are recovered; the framework may launch them again.
-    fn drop_tasks_unknown_to(
-        &mut self,
-        ctx: &mut Context<Self>,
+    /// Tasks placed on a returning agent that its re-registration does not list: a launch
+    /// lost on its way (the agent restarted, or took no launch while it was not registered),
+    /// or one that raced with the re-registration and reached the agent after it. Only the
+    /// agent can tell, once the launch has had its chance to arrive (it comes before the
+    /// reply on the same connection): the reply asks it to reconcile them, and the agent
+    /// answers LOST for those it does not know (Mesos's `reconcileKnownSlave`).
+    fn unlisted_tasks(
+        &self,
         agent: &str,
         reported: &std::collections::HashSet<(String, String)>,
-    ) {
-        let mut dropped = 0;
+    ) -> Vec<ReconcileTasksMessage> {
+        let mut by_framework: std::collections::BTreeMap<String, Vec<TaskStatus>> =
+            Default::default();
         for key in self.books.tasks_on(agent) {
             if reported.contains(&key) {
                 continue;
             }
-            let state = if self.partition_aware(&key.0) {
-                TaskState::TaskDropped
-            } else {
-                TaskState::TaskLost
-            };
-            // Ended in the books (and their history) as reported, then taken off them.
-            let _ = self.books.move_task(&key, state, None);
-            let Some(task) = self.books.remove_task(&key) else {
-                continue;
-            };
             let (framework, task_id) = key;
-            let (on, resources) = task.into_placement();
-            self.recover(&framework, &on, resources, None);
-            let info = TaskInfo {
+            by_framework.entry(framework).or_default().push(TaskStatus {
                 task_id: Some(TaskId { value: task_id }),
+                agent_id: Some(AgentId {
+                    value: agent.to_owned(),
+                }),
+                source: Source::Master as i32,
+                reason: Some(Reason::Reconciliation as i32),
+                message: "reconciliation request".into(),
                 ..Default::default()
-            };
-            self.report(
-                ctx,
-                &framework,
-                &info,
-                state,
-                Reason::TaskUnknown,
-                "the task is unknown to its agent",
-            );
-            dropped += 1;
+            });
         }
-        if dropped > 0 {
-            tracing::warn!(%agent, tasks = dropped, "tasks the returning agent does not know were dropped");
-            self.settle_drains();
-        }
+        by_framework
+            .into_iter()
+            .map(|(framework, statuses)| ReconcileTasksMessage {
+                framework_id: Some(FrameworkId { value: framework }),
+                statuses,
+            })
+            .collect()
     }
 }

@@ -8,10 +8,12 @@ use crate::executor_tls::executor_principal;
 use libactor::{Context, Upid};
 use protos::internal::{
     AuthenticationChallengeMessage, AuthenticationCompletedMessage, AuthenticationFailedMessage,
-    PingSlaveMessage, PongSlaveMessage, RegisterSlaveMessage, ReregisterSlaveMessage,
-    SlaveRegisteredMessage, SlaveReregisteredMessage, Task,
+    PingSlaveMessage, PongSlaveMessage, ReconcileTasksMessage, RegisterSlaveMessage,
+    ReregisterSlaveMessage, SlaveRegisteredMessage, SlaveReregisteredMessage, Task,
 };
-use protos::v1::{AgentId, AgentInfo, ExecutorId, FrameworkId, TaskId};
+use protos::v1::task_status::Reason;
+use protos::v1::{AgentId, AgentInfo, ExecutorId, FrameworkId, TaskId, TaskState};
+use protos::IdText;
 
 use super::{Registration, Slave, REGISTRATION_BACKOFF_MAX, REGISTRATION_BACKOFF_MIN};
 
@@ -225,7 +227,42 @@ impl Slave {
         from: Upid,
         msg: SlaveReregisteredMessage,
     ) {
+        let from_master = from == self.config.master;
         self.on_registered(ctx, from, msg.slave_id);
+        if from_master {
+            self.reconcile_unlisted(ctx, msg.reconciliations);
+        }
+    }
+
+    /// Tasks the master placed here that the re-registration did not list. A launch that
+    /// raced with the re-registration has arrived by now (it came first on the connection)
+    /// and runs; the others never will: each is reported LOST, through the status update
+    /// manager like any other update, so the master frees it and its framework hears.
+    fn reconcile_unlisted(&mut self, ctx: &mut Context<Self>, asked: Vec<ReconcileTasksMessage>) {
+        for reconcile in asked {
+            let framework = reconcile.framework_id.text().to_owned();
+            for status in reconcile.statuses {
+                let task = status.task_id.text().to_owned();
+                let known = self.executor_of(&framework, &task).is_some()
+                    || self
+                        .unacknowledged_ends
+                        .contains_key(&(framework.clone(), task.clone()));
+                if known || task.is_empty() {
+                    continue;
+                }
+                tracing::warn!(%framework, %task, "a task the master placed here never arrived: reporting it lost");
+                self.report_status(
+                    ctx,
+                    &framework,
+                    &task,
+                    &task,
+                    TaskState::TaskLost,
+                    Reason::TaskUnknown,
+                    "the task is unknown to its agent: its launch never arrived".into(),
+                    None,
+                );
+            }
+        }
     }
 
     pub(super) fn on_registered(

@@ -57,6 +57,16 @@ async fn setup_with(agents: usize, tune: impl FnOnce(&mut LocalClusterConfig)) -
 }
 
 impl Setup {
+    /// Has agent `i` register again with the master, as after a leader change.
+    async fn register_agent_again(&self, i: usize) {
+        let master = self.cluster.master_pid().clone();
+        self.cluster.agents[i]
+            .slave
+            .call(move |sl, ctx| sl.set_master(ctx, master))
+            .await
+            .expect("the agent runs");
+    }
+
     async fn advance(&self, d: Duration) {
         self.clock.advance(d);
         self.clock.settle().await.expect("the cluster settles");
@@ -282,12 +292,7 @@ async fn an_agent_that_registers_again_keeps_one_ping_deadline_and_no_ping_is_mi
     // two would each reset what the other waits for, and the second, 5 s after the first,
     // would find no ping in between.
     s.advance(Duration::from_secs(5)).await;
-    let master = s.cluster.master_pid().clone();
-    agent
-        .slave
-        .call(move |sl, ctx| sl.set_master(ctx, master))
-        .await
-        .expect("the agent runs");
+    s.register_agent_again(0).await;
     s.clock.settle().await.expect("the cluster settles");
     for _ in 0..120 {
         s.advance(Duration::from_secs(5)).await;
@@ -313,12 +318,7 @@ async fn a_launch_lost_on_its_way_is_reported_lost_when_the_agent_registers_agai
         .await;
     lost.await.expect("the launch was sent");
     // The agent registers again (as after a leader change) without the task.
-    let master = s.cluster.master_pid().clone();
-    agent
-        .slave
-        .call(move |sl, ctx| sl.set_master(ctx, master))
-        .await
-        .expect("the agent runs");
+    s.register_agent_again(0).await;
     let status = s.framework.status("vanished", TaskState::TaskLost).await;
     assert_eq!(status.reason(), Reason::TaskUnknown);
     // Its resources are free again.
@@ -362,12 +362,7 @@ async fn a_task_whose_end_is_not_yet_acknowledged_is_not_taken_for_a_lost_launch
     std::fs::write(&go, "").unwrap();
     lost_end.await.expect("the end was sent");
     // Its executor is gone; its end waits for an acknowledgement. The agent registers again.
-    let master = s.cluster.master_pid().clone();
-    agent
-        .slave
-        .call(move |sl, ctx| sl.set_master(ctx, master))
-        .await
-        .expect("the agent runs");
+    s.register_agent_again(0).await;
     // The agent reported the ended task, so the master takes nothing for lost; the end
     // itself comes again, and the task's resources are freed with it.
     s.framework.status("ended", TaskState::TaskFinished).await;

@@ -206,6 +206,31 @@ fn node_on(
     builder.start()
 }
 
+/// A node on `port` again, which another socket may hold for a moment after the node that
+/// had it stopped (a connection attempt to it, for one): retried for up to
+/// [`REBIND_PATIENCE`], as a restarted daemon's supervisor would.
+async fn rebind(
+    port: u16,
+    config: &LocalClusterConfig,
+    tls: Option<TlsConfig>,
+) -> Result<Node, NodeError> {
+    let deadline = std::time::Instant::now() + REBIND_PATIENCE;
+    loop {
+        match node_on(port, config, tls.clone()) {
+            Err(NodeError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long a restarted master waits for its port.
+const REBIND_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Every node of a local cluster listens on the loopback address.
 const LOCAL_HOST: &str = "127.0.0.1";
 
@@ -341,7 +366,7 @@ impl LocalCluster {
     pub async fn start_master(&mut self) -> Result<(), ClusterError> {
         let address = self.master_node.socket_addr();
         let tls = master_tls(&self.config)?;
-        self.master_node = node_on(address.port(), &self.config, tls)?;
+        self.master_node = rebind(address.port(), &self.config, tls).await?;
         (self.master, self.device_manager) = spawn_master(&self.master_node, &self.config).await?;
         Ok(())
     }

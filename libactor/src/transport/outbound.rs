@@ -71,6 +71,12 @@ async fn write_loop(node: &NodeInner, address: &str, peer: &Peer) -> Ended {
             ))
         }
     };
+    // Connecting to a loopback port nothing listens on can connect the socket to itself (the
+    // kernel picked that very port as the local one): no peer is there, and the port is then
+    // held from the node that wants to listen on it again (a restarted master).
+    if matches!((stream.local_addr(), stream.peer_addr()), (Ok(l), Ok(p)) if l == p) {
+        return Ended::ConnectFailed("connected to itself: nothing listens there".into());
+    }
     let _ = stream.set_nodelay(true);
     let Some(tls) = &node.config.tls else {
         let (reader, writer) = stream.into_split();

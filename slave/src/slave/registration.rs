@@ -227,11 +227,12 @@ impl Slave {
         from: Upid,
         msg: SlaveReregisteredMessage,
     ) {
-        let from_master = from == self.config.master;
-        self.on_registered(ctx, from, msg.slave_id);
-        if from_master {
-            self.reconcile_unlisted(ctx, msg.reconciliations);
+        // Who may send: the master, proven by its connection.
+        if !self.sent_by_master(ctx, &from) {
+            return;
         }
+        self.on_registered(ctx, from, msg.slave_id);
+        self.reconcile_unlisted(ctx, msg.reconciliations);
     }
 
     /// Tasks the master placed here that the re-registration did not list. A launch that

@@ -90,11 +90,28 @@ impl std::fmt::Debug for Clock {
 impl Clock {
     /// A clock following real time.
     pub fn new() -> Clock {
+        Clock::starting_at(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// A paused clock whose wall-clock time reads `unix` (since the epoch): a simulation's,
+    /// whose replays must stamp the same times.
+    pub fn simulated(unix: Duration) -> Clock {
+        let clock = Clock::starting_at(unix);
+        // Paused at the very instant it was made: no real time may leak into its readings.
+        let mut state = clock.inner.state.lock();
+        state.paused_at = Some(clock.inner.instant_at_start);
+        drop(state);
+        clock
+    }
+
+    fn starting_at(unix: Duration) -> Clock {
         Clock {
             inner: Arc::new(Inner {
-                unix_at_start: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default(),
+                unix_at_start: unix,
                 instant_at_start: Instant::now(),
                 state: Mutex::new(State {
                     paused_at: None,

@@ -57,6 +57,9 @@ pub struct NodeConfig {
     /// Seeds everything random the node's processes draw ([`crate::NodeRandom`]), for
     /// simulations that replay bit for bit; `None`: the OS's randomness.
     pub seed: Option<u64>,
+    /// Run on this simulated network instead of TCP: no socket, the network's thread and
+    /// clock (see [`crate::simulation`]). `None`: a real node.
+    pub network: Option<crate::simulation::SimNetwork>,
 }
 
 /// Whether a principal (`None`: unauthenticated) may call the endpoint at a path.
@@ -122,6 +125,7 @@ impl Default for NodeConfig {
             http_authentication: None,
             endpoint_authorization: None,
             seed: None,
+            network: None,
         }
     }
 }

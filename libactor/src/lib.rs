@@ -52,7 +52,8 @@
 //!   [`http_client`]: minimal HTTP/1.1 requests to a node.
 //! - [`metrics`]: counters, gauges and duration metrics; [`metrics::ProcessMetrics`] holds a
 //!   process's own.
-//! - [`transport`]: frames, the listener, inbound readers and outbound writers.
+//! - [`transport`]: frames, the listener, inbound readers and outbound writers;
+//!   [`simulation`]: a network inside one process for seeded whole-cluster simulations.
 //! - [`tls`]: mutual TLS, proven [`Identity`]s, and a cluster CA that issues certificates.
 //!
 //! Execution: processes run on actix arbiters (one per core by default), which are tokio
@@ -241,6 +242,7 @@ pub(crate) mod node_metrics;
 pub mod process;
 pub mod random;
 pub mod reservation;
+pub mod simulation;
 pub mod tls;
 pub mod transport;
 pub mod upid;
@@ -264,5 +266,6 @@ pub use node::{Node, SpawnError};
 pub use process::{Process, ProcessGone, ProcessRef};
 pub use random::NodeRandom;
 pub use reservation::Reservation;
+pub use simulation::SimNetwork;
 pub use tls::{Identity, TlsConfig};
 pub use upid::{Host, Upid, UpidError};

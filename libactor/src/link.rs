@@ -10,7 +10,7 @@
 //!
 //! Each (linker, linkee) pair hears `exited` at most once; after it, the link is gone.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use protos::libactor::{ExitedNotice, LinkRequest, UnlinkRequest};
 
@@ -19,13 +19,14 @@ use crate::message::names_equal;
 use crate::node::NodeInner;
 use crate::Upid;
 
-/// Who watches whom.
+/// Who watches whom. Ordered maps: linkers hear of an exit in the same order in every run,
+/// which a simulation's replay needs.
 #[derive(Debug, Default)]
 pub(crate) struct LinkTable {
     /// Local process id → processes (local or remote) to tell when it terminates.
-    watchers: HashMap<String, HashSet<Upid>>,
+    watchers: BTreeMap<String, BTreeSet<Upid>>,
     /// Remote node address → remote process → local processes linked to it.
-    remote: HashMap<String, HashMap<Upid, HashSet<Upid>>>,
+    remote: BTreeMap<String, BTreeMap<Upid, BTreeSet<Upid>>>,
 }
 
 impl NodeInner {

@@ -26,6 +26,7 @@ use crate::link::LinkTable;
 use crate::mailbox::{Mailbox, ProcessSlot};
 use crate::message::{Delivery, Payload, Proof};
 use crate::node_metrics::NodeMetrics;
+use crate::simulation::SimNetwork;
 use crate::transport::{Transport, WireName};
 use crate::{
     cell, Clock, Host, IdGenerator, Message, Metrics, Process, ProcessRef, Upid, UpidError,
@@ -112,8 +113,6 @@ impl Node {
     }
 
     pub(crate) fn start(config: NodeConfig, clock: Clock) -> Result<Node, NodeError> {
-        let bind = config.bind;
-        let io = |source| NodeError::Io { addr: bind, source };
         if config.arbiters == 0
             || config.io_threads == 0
             || config.max_frame_bytes < 64
@@ -123,6 +122,16 @@ impl Node {
                 "arbiters, io_threads and max_pending_connections must be >= 1 and max_frame_bytes >= 64".into(),
             ));
         }
+        match config.network.clone() {
+            Some(network) => Node::start_simulated(config, network),
+            None => Node::start_tcp(config, clock),
+        }
+    }
+
+    /// A node with a TCP listener, its own arbiters and its own network runtime.
+    fn start_tcp(config: NodeConfig, clock: Clock) -> Result<Node, NodeError> {
+        let bind = config.bind;
+        let io = |source| NodeError::Io { addr: bind, source };
         let listener = std::net::TcpListener::bind(config.bind).map_err(io)?;
         listener.set_nonblocking(true).map_err(io)?;
         let local = listener.local_addr().map_err(io)?;
@@ -141,10 +150,6 @@ impl Node {
                 )));
             }
         }
-        let address = format!("{host}:{}", local.port());
-        let anonymous = Upid::new("__node__", host.clone(), local.port())
-            .map_err(|e| NodeError::Config(e.to_string()))?;
-
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.io_threads)
             .thread_name("keel-io")
@@ -152,47 +157,22 @@ impl Node {
             .build()
             .map_err(io)?;
         let rt = runtime.handle().clone();
-        let runtime = NetworkRuntime(Some(runtime));
         let (system, mut arbiters) =
             start_actix(config.arbiters + config.dedicated_arbiters).map_err(io)?;
         let dedicated = arbiters.split_off(config.arbiters);
-        let metrics = Metrics::new();
-        let inner = Arc::new_cyclic(|me| NodeInner {
-            me: me.clone(),
-            m: NodeMetrics::new(&metrics),
-            metrics,
-            host,
-            port: local.port(),
-            address,
-            anonymous,
-            processes: DashMap::with_hasher(rustc_hash::FxBuildHasher),
-            ids: IdGenerator::new(),
-            random: match config.seed {
-                Some(seed) => crate::random::NodeRandom::seeded(seed),
-                None => crate::random::NodeRandom::from_os(),
-            },
-            arbiters,
-            next_arbiter: AtomicUsize::new(0),
-            dedicated,
-            next_dedicated: AtomicUsize::new(0),
-            system: Mutex::new(Some(system)),
-            rt,
-            runtime: Mutex::new(runtime),
-            clock: clock.clone(),
-            links: Mutex::new(LinkTable::default()),
-            filters: crate::filter::Filters::default(),
-            transport: Transport::default(),
-            messages_of_terminated: Default::default(),
-            inbound_inflight: AtomicI64::new(0),
-            inbound_throttled: AtomicBool::new(false),
-            inbound_space: Notify::new(),
-            stopped: AtomicBool::new(false),
-            listener_stop: Mutex::new(None),
+        let inner = NodeInner::new(
             config,
-        });
-        NodeMetrics::register_gauges(&inner.metrics, Arc::downgrade(&inner));
-        let weak: Weak<dyn Activity> = Arc::downgrade(&inner) as Weak<dyn Activity>;
-        clock.register(weak);
+            clock,
+            Plumbing {
+                host,
+                port: local.port(),
+                arbiters,
+                dedicated,
+                system: Some(system),
+                rt,
+                runtime: NetworkRuntime(Some(runtime)),
+            },
+        )?;
         let listener = {
             let _guard = inner.rt.enter();
             tokio::net::TcpListener::from_std(listener).map_err(io)?
@@ -207,6 +187,34 @@ impl Node {
             closed_tx,
         ));
         tracing::info!(address = %inner.address, "libactor node started");
+        Ok(Node { inner })
+    }
+
+    /// A node on a simulated network: no socket, the network's thread and clock.
+    fn start_simulated(config: NodeConfig, network: SimNetwork) -> Result<Node, NodeError> {
+        if config.tls.is_some() {
+            return Err(NodeError::Config(
+                "a simulated node cannot be secure: nothing is proven without connections".into(),
+            ));
+        }
+        let host = Host::Ip(config.advertise_ip.unwrap_or(config.bind.ip()));
+        let plumbing = Plumbing {
+            host,
+            port: config.bind.port(),
+            arbiters: vec![network.arbiter()],
+            dedicated: Vec::new(),
+            system: None,
+            rt: network.runtime(),
+            runtime: NetworkRuntime(None),
+        };
+        let inner = NodeInner::new(config, network.clock().clone(), plumbing)?;
+        if !network.attach(&inner) {
+            return Err(NodeError::Config(format!(
+                "a simulated node already runs at {}",
+                inner.address
+            )));
+        }
+        tracing::debug!(address = %inner.address, "simulated node started");
         Ok(Node { inner })
     }
 
@@ -458,8 +466,13 @@ impl Node {
             let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
         }
         inner.runtime.lock().stop();
-        for arbiter in inner.arbiters.iter().chain(&inner.dedicated) {
-            arbiter.stop();
+        if let Some(network) = &inner.config.network {
+            // The thread is the network's: other nodes still run on it.
+            network.detach(inner);
+        } else {
+            for arbiter in inner.arbiters.iter().chain(&inner.dedicated) {
+                arbiter.stop();
+            }
         }
         if let Some(system) = inner.system.lock().take() {
             system.stop();
@@ -510,7 +523,68 @@ fn start_actix(n: usize) -> std::io::Result<(actix_rt::System, Vec<actix_rt::Arb
         .map_err(|_| std::io::Error::other("actix system thread exited before starting"))
 }
 
+/// What a node runs on: its address, its arbiters and its network runtime.
+struct Plumbing {
+    host: Host,
+    port: u16,
+    arbiters: Vec<actix_rt::ArbiterHandle>,
+    dedicated: Vec<actix_rt::ArbiterHandle>,
+    /// The actix system the node owns (`None`: it runs on someone else's, a simulation's).
+    system: Option<actix_rt::System>,
+    rt: tokio::runtime::Handle,
+    runtime: NetworkRuntime,
+}
+
 impl NodeInner {
+    fn new(config: NodeConfig, clock: Clock, p: Plumbing) -> Result<Arc<NodeInner>, NodeError> {
+        let address = format!("{}:{}", p.host, p.port);
+        let anonymous = Upid::new("__node__", p.host.clone(), p.port)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let metrics = Metrics::new();
+        let inner = Arc::new_cyclic(|me| NodeInner {
+            me: me.clone(),
+            m: NodeMetrics::new(&metrics),
+            metrics,
+            host: p.host,
+            port: p.port,
+            address,
+            anonymous,
+            processes: DashMap::with_hasher(rustc_hash::FxBuildHasher),
+            ids: IdGenerator::new(),
+            random: match config.seed {
+                Some(seed) => crate::random::NodeRandom::seeded(seed),
+                None => crate::random::NodeRandom::from_os(),
+            },
+            arbiters: p.arbiters,
+            next_arbiter: AtomicUsize::new(0),
+            dedicated: p.dedicated,
+            next_dedicated: AtomicUsize::new(0),
+            system: Mutex::new(p.system),
+            rt: p.rt,
+            runtime: Mutex::new(p.runtime),
+            clock: clock.clone(),
+            links: Mutex::new(LinkTable::default()),
+            filters: crate::filter::Filters::default(),
+            transport: Transport::default(),
+            messages_of_terminated: Default::default(),
+            inbound_inflight: AtomicI64::new(0),
+            inbound_throttled: AtomicBool::new(false),
+            inbound_space: Notify::new(),
+            stopped: AtomicBool::new(false),
+            listener_stop: Mutex::new(None),
+            config,
+        });
+        NodeMetrics::register_gauges(&inner.metrics, Arc::downgrade(&inner));
+        let weak: Weak<dyn Activity> = Arc::downgrade(&inner) as Weak<dyn Activity>;
+        clock.register(weak);
+        Ok(inner)
+    }
+
+    /// Whether the node is shutting down or has shut down.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
     /// This node's proven identity, if it is secure.
     pub(crate) fn identity(&self) -> Option<&crate::Identity> {
         self.config.tls.as_ref().map(|tls| &**tls.identity())

@@ -106,6 +106,7 @@ pub const MAX_REFUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 mod agent_directory;
 mod agent_health;
+mod allocator_sequence;
 mod authenticator;
 mod books;
 mod cell_log;
@@ -121,6 +122,7 @@ mod relay;
 mod reregistration;
 mod revocation;
 mod transactions;
+mod unacknowledged_ends;
 
 pub use agent_directory::AgentDirectory;
 use authenticator::Registrant;
@@ -175,6 +177,7 @@ struct MasterMetrics {
     tasks_revoked: Counter,
     operator_requests_refused: Counter,
     allocations_overtaken: Counter,
+    allocations_stale: Counter,
     offers_declined_void: Counter,
 }
 
@@ -216,6 +219,10 @@ pub struct Master {
     preemptions: preemption::Preemptions,
     /// Most that each role's tasks may hold for placements to commit (Omega's quotas).
     role_limits: std::collections::HashMap<String, Resources>,
+    /// Ended tasks whose end is not yet acknowledged: reconciliation answers with the end.
+    ends: unacknowledged_ends::UnacknowledgedEnds,
+    /// Events sent to the allocator, to tell its stale allocations.
+    allocator_sequence: allocator_sequence::AllocatorSequence,
 }
 
 /// The running master and its allocator.
@@ -284,9 +291,9 @@ impl Master {
             AllocatorProcess::new(
                 HierarchicalAllocator::default(),
                 DEFAULT_ALLOCATION_INTERVAL,
-                Box::new(move |allocations| {
+                Box::new(move |allocations, applied| {
                     if let Some(master) = sink_ref.get() {
-                        master.dispatch(move |m, ctx| m.offer(ctx, allocations));
+                        master.dispatch(move |m, ctx| m.offer(ctx, allocations, applied));
                     }
                 }),
             ),
@@ -337,6 +344,8 @@ impl Master {
             cell: Default::default(),
             preemptions: Default::default(),
             role_limits: Default::default(),
+            ends: Default::default(),
+            allocator_sequence: Default::default(),
         })?;
         let _ = master_ref.set(master.clone());
         Ok(MasterHandle {
@@ -353,6 +362,7 @@ impl Master {
         refusal: &'static str,
         event: impl FnOnce(&mut HierarchicalAllocator) -> Result<(), AllocatorError> + Send + 'static,
     ) {
+        self.allocator_sequence.sent_one();
         self.allocator.dispatch(move |p, ctx| {
             if let Err(e) = p.update(ctx, event) {
                 // Only a bookkeeping bug gets here; tests assert the counter stays at 0.
@@ -373,19 +383,20 @@ impl Master {
     }
 
     /// Tells the allocator about an agent (kept out of offers if its machine is drained).
-    fn add_to_allocator(&self, agent: &str, total: Resources, used: Vec<(String, Resources)>) {
+    fn add_to_allocator(&mut self, agent: &str, total: Resources, used: Vec<(String, Resources)>) {
         let drained = self
             .books
             .agent(agent)
             .is_some_and(|a| self.is_drained(&a.info.hostname));
-        let agent = agent.to_owned();
+        let admitted = agent.to_owned();
         self.tell_allocator("allocator refused an agent", move |a| {
-            a.add_agent(&agent, total, &used)?;
+            a.add_agent(&admitted, total, &used)?;
             if drained {
-                a.deactivate_agent(&agent)?;
+                a.deactivate_agent(&admitted)?;
             }
             Ok(())
         });
+        self.allocator_sequence.admitted(agent);
     }
 
     /// Changes how agents are pinged and when one counts as gone (from the next ping on).
@@ -425,6 +436,13 @@ impl Master {
     /// Offers outstanding.
     pub fn offer_count(&self) -> usize {
         self.books.offer_count()
+    }
+
+    /// Whatever is wrong with the master's accounting of agents, offers and tasks (an agent's
+    /// used and offered resources exceeding its total, indexes that disagree), one line each;
+    /// empty when sound. Simulations call it after every step.
+    pub fn audit(&self) -> Vec<String> {
+        self.books.audit()
     }
 
     fn next(&mut self, kind: &str) -> String {
@@ -522,10 +540,18 @@ impl Master {
                 self.count_task_end(ctx, state);
                 if let Some(task) = self.books.remove_task(&key) {
                     let (agent, resources) = task.into_placement();
+                    self.ends
+                        .ended(key.clone(), &agent, state, update.uuid.clone());
                     self.recover(&framework, &agent, resources, None);
                 }
                 self.settle_drains();
             }
+        } else if state.is_terminal() && self.books.framework(&framework).is_some() {
+            // The end of a task the master does not hold (its agent came back to a new master
+            // listing it ended, or was removed meanwhile): forwarded below, so answered for
+            // until acknowledged — the master never contradicts what it forwarded.
+            self.ends
+                .ended(key, update.slave_id.text(), state, update.uuid.clone());
         }
         if let Some(entry) = self.books.framework(&framework) {
             ctx.send(&entry.pid, msg);
@@ -544,6 +570,13 @@ impl Master {
         {
             return;
         }
+        self.ends.acknowledged(
+            &(
+                msg.framework_id.text().to_owned(),
+                msg.task_id.text().to_owned(),
+            ),
+            &msg.uuid,
+        );
         let agent = msg.slave_id.text();
         match self.books.agent(agent) {
             Some(entry) => ctx.send(&entry.pid().clone(), msg),
@@ -573,6 +606,7 @@ impl Master {
             return;
         };
         tracing::info!(%framework, "framework removed");
+        self.ends.forget_framework(framework);
         self.drop_cell_subscriber(framework);
         if self.removed_frameworks.len() == MAX_REMOVED_FRAMEWORKS {
             self.removed_frameworks.pop_front();
@@ -660,6 +694,11 @@ impl Master {
                 .filter(|((f, _), _)| *f == framework)
                 .map(|((_, t), task)| (t.clone(), task.agent().to_owned()))
                 .collect();
+            all.extend(
+                self.ends
+                    .of_framework(&framework)
+                    .map(|(t, a)| (t.to_owned(), a.to_owned())),
+            );
             all.sort();
             all
         } else {
@@ -672,9 +711,11 @@ impl Master {
                 .collect()
         };
         for (task_id, agent) in asked {
-            let state = match self.books.task(&(framework.clone(), task_id.clone())) {
-                Some(task) => task.state,
-                None => match self.unknown_task_agent(&agent) {
+            let key = (framework.clone(), task_id.clone());
+            let state = match (self.books.task(&key), self.ends.get(&key)) {
+                (Some(task), _) => task.state,
+                (None, Some(end)) => end,
+                (None, None) => match self.unknown_task_agent(&agent) {
                     // Its agent may still bring it back: answered once it does or is
                     // marked unreachable.
                     UnknownTaskAgent::Expected => continue,
@@ -707,6 +748,7 @@ impl Master {
         };
         self.directory.remove(removed.entry.pid());
         tracing::warn!(%agent, %why, "agent removed");
+        self.allocator_sequence.removed(agent);
         self.mark_unreachable(ctx, agent);
         self.metrics.inc(|m| &m.agents_removed);
         self.rescind(ctx, removed.offers);
@@ -771,6 +813,7 @@ impl Process for Master {
             tasks_revoked: m.counter("master/tasks_revoked"),
             operator_requests_refused: m.counter("master/operator_requests_refused"),
             allocations_overtaken: m.counter("master/allocations_overtaken_by_commits"),
+            allocations_stale: m.counter("master/allocations_stale"),
             offers_declined_void: m.counter("master/offers_declined_void"),
         });
         // Before any message: re-registrations held while the registry was read find the

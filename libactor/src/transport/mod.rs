@@ -97,6 +97,12 @@ impl Transport {
             tracing::warn!(%to, %name, len, max = node.config.max_frame_bytes, "message over max_frame_bytes not sent");
             return;
         }
+        if let Some(network) = &node.config.network {
+            let mut body = bytes::BytesMut::with_capacity(body_len);
+            msg.encode_raw(&mut body);
+            network.transmit(node, from, to, name.to_string().into(), body.freeze());
+            return;
+        }
         let push = |peer: &Peer| -> Result<(), Refused> {
             let mut buffer = peer.buffer.lock();
             if buffer.closed {

@@ -20,8 +20,9 @@ use super::{Allocation, Allocator, AllocatorError};
 /// Mesos's default `--allocation_interval`.
 pub const DEFAULT_ALLOCATION_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where a cycle's allocations go.
-pub type OfferSink = Box<dyn FnMut(Vec<Allocation>) + Send>;
+/// Where a cycle's allocations go, with how many events the allocator had applied when it
+/// made them (the master drops allocations on agents it admitted again since).
+pub type OfferSink = Box<dyn FnMut(Vec<Allocation>, u64) + Send>;
 
 /// Runs an allocation policy as a process.
 pub struct AllocatorProcess<A: Allocator> {
@@ -30,6 +31,8 @@ pub struct AllocatorProcess<A: Allocator> {
     interval: Duration,
     /// An event-driven cycle is queued.
     cycle_queued: bool,
+    /// Events applied so far.
+    applied: u64,
     metrics: ProcessMetrics<AllocatorMetrics>,
 }
 
@@ -48,6 +51,7 @@ impl<A: Allocator + 'static> AllocatorProcess<A> {
             sink,
             interval,
             cycle_queued: false,
+            applied: 0,
             metrics: ProcessMetrics::default(),
         }
     }
@@ -59,6 +63,7 @@ impl<A: Allocator + 'static> AllocatorProcess<A> {
         event: impl FnOnce(&mut A) -> Result<T, AllocatorError>,
     ) -> Result<T, AllocatorError> {
         let out = event(&mut self.allocator);
+        self.applied += 1;
         if !self.cycle_queued {
             self.cycle_queued = true;
             ctx.self_ref().dispatch(|p, ctx| p.cycle(ctx));
@@ -87,7 +92,7 @@ impl<A: Allocator + 'static> AllocatorProcess<A> {
         });
         if !allocations.is_empty() {
             tracing::debug!(count = allocations.len(), "allocation cycle");
-            (self.sink)(allocations);
+            (self.sink)(allocations, self.applied);
         }
     }
 }
@@ -132,7 +137,7 @@ mod tests {
         let process = AllocatorProcess::new(
             HierarchicalAllocator::default(),
             DEFAULT_ALLOCATION_INTERVAL,
-            Box::new(move |allocations| {
+            Box::new(move |allocations, _| {
                 let _ = tx.send(allocations);
             }),
         );

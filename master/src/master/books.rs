@@ -666,6 +666,45 @@ impl Books {
             .collect()
     }
 
+    /// What is wrong with the books' accounting, in any build: for each agent whose free,
+    /// used and offered resources do not add up to its total, or whose offers or tasks are not
+    /// its own, one line. Empty when they are sound (a simulation checks it after every step).
+    pub(super) fn audit(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (id, agent) in &self.agents {
+            let mut sum = agent.free.clone();
+            if sum.add(&agent.used).is_err()
+                || sum.add(&agent.offered).is_err()
+                || sum != agent.total
+            {
+                problems.push(format!(
+                    "agent {id}: free {} + used {} + offered {} is not its total {}",
+                    agent.free, agent.used, agent.offered, agent.total
+                ));
+            }
+            if let Some(offer) = agent
+                .offers
+                .iter()
+                .find(|o| self.offers.get(*o).is_none_or(|o| o.agent != *id))
+            {
+                problems.push(format!(
+                    "agent {id} lists offer {offer}, which is not on it"
+                ));
+            }
+            if let Some(task) = agent
+                .tasks
+                .iter()
+                .find(|k| self.tasks.get(*k).is_none_or(|t| t.agent != *id))
+            {
+                problems.push(format!(
+                    "agent {id} lists task {task:?}, which is not on it"
+                ));
+            }
+        }
+        problems.sort();
+        problems
+    }
+
     /// Checks the invariants that involve agent `id` (debug builds).
     fn check_agent(&self, id: &str) {
         if !cfg!(debug_assertions) {

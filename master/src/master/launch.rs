@@ -34,6 +34,17 @@ impl Master {
                     self.recover(&framework, &offer.agent, offer.resources, None);
                 }
                 for task in &msg.tasks {
+                    // Updates name tasks by id: a drop reported for a task the master knows
+                    // (live, or its end not yet acknowledged) would speak for that task. That
+                    // is a repeated accept, whose offers the first one used: answering it
+                    // would report a running task dropped, and its framework would run it
+                    // again. (Found by the whole-cluster simulation, seed 135 with 40 faults.)
+                    let key = (framework.clone(), task.task_id.text().to_owned());
+                    if self.books.task(&key).is_some() || self.ends.get(&key).is_some() {
+                        self.metrics.inc(|m| &m.tasks_refused);
+                        tracing::warn!(%framework, task = %key.1, "an accept of used offers names a known task: a repeat, not answered");
+                        continue;
+                    }
                     self.refuse_task(
                         ctx,
                         &framework,

@@ -1,7 +1,7 @@
 //! Offers: a cycle's allocations become offers, one message per framework; declines and
 //! timeouts give their resources back to the allocator, with refusal filters.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use libactor::{Context, Upid};
@@ -19,9 +19,22 @@ use super::{
 
 impl Master {
     /// Turns a cycle's allocations into offers, one message per framework.
-    pub(super) fn offer(&mut self, ctx: &mut Context<Self>, allocations: Vec<Allocation>) {
-        let mut by_framework: HashMap<String, Vec<Offer>> = HashMap::new();
+    pub(super) fn offer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        allocations: Vec<Allocation>,
+        applied: u64,
+    ) {
+        // Ordered: frameworks hear of their offers in the same order in every run.
+        let mut by_framework: BTreeMap<String, Vec<Offer>> = BTreeMap::new();
         for allocation in allocations {
+            if self.allocator_sequence.is_stale(&allocation.agent, applied) {
+                // The agent was removed and admitted again since: the allocator forgot this
+                // allocation when it removed the agent. Nothing to give back.
+                self.metrics.inc(|m| &m.allocations_stale);
+                tracing::debug!(framework = %allocation.framework, agent = %allocation.agent, "allocation from before the agent's latest admission dropped");
+                continue;
+            }
             if !self.books.has_framework(&allocation.framework)
                 || !self.books.has_agent(&allocation.agent)
             {

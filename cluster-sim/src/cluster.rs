@@ -1,0 +1,308 @@
+//! The simulated cluster: a real master (with its real allocator), [`SimAgent`]s and a real
+//! scheduler driver running a [`BatchJob`], each on its own node of one [`SimNetwork`], and
+//! what it takes to crash and restart them. A restarted node takes its old address; a
+//! restarted agent reads its old [`AgentDisk`]; a restarted master starts empty (soft state)
+//! and learns the cluster again from re-registrations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use frameworks::scheduler_driver::{self, SchedulerHandle, SchedulerOptions};
+use libactor::{Node, NodeRandom, SimNetwork, Upid};
+use master::master::{Master, MasterHandle};
+use parking_lot::Mutex;
+use protos::v1::FrameworkInfo;
+use resources::Resources;
+
+use crate::agent::{AgentDisk, SimAgent};
+use crate::framework::BatchJob;
+use crate::ledger::Ledger;
+
+/// What a simulated cluster is made of.
+#[derive(Debug, Clone)]
+pub struct ClusterShape {
+    /// Agents.
+    pub agents: usize,
+    /// What each agent offers.
+    pub agent_resources: Resources,
+    /// Tasks in the framework's job.
+    pub tasks: u32,
+    /// What each task takes.
+    pub task_resources: Resources,
+    /// Each task runs between these many seconds (drawn from the seed).
+    pub task_seconds: (u64, u64),
+}
+
+impl Default for ClusterShape {
+    fn default() -> Self {
+        ClusterShape {
+            agents: 4,
+            agent_resources: "cpus:4;mem:4096".parse().unwrap_or_default(),
+            tasks: 40,
+            task_resources: "cpus:1;mem:256".parse().unwrap_or_default(),
+            task_seconds: (5, 90),
+        }
+    }
+}
+
+/// Why the cluster could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A node did not start.
+    #[error("a simulated node did not start: {0}")]
+    Node(#[from] libactor::config::NodeError),
+    /// A process did not spawn.
+    #[error("a process did not spawn: {0}")]
+    Spawn(#[from] libactor::SpawnError),
+}
+
+/// One agent's place in the cluster: its address, its disk, and its node while it runs.
+struct AgentSlot {
+    port: u16,
+    disk: Arc<Mutex<AgentDisk>>,
+    node: Option<Node>,
+}
+
+/// The running cluster.
+pub struct Cluster {
+    net: SimNetwork,
+    shape: ClusterShape,
+    ledger: Ledger,
+    /// Seeds for the nodes, drawn in the order nodes start.
+    seeds: NodeRandom,
+    master_port: u16,
+    master: Option<(Node, MasterHandle)>,
+    agents: Vec<AgentSlot>,
+    framework_node: Node,
+    framework: SchedulerHandle<BatchJob>,
+}
+
+impl Cluster {
+    /// Starts the master, the agents and the framework on `net`, every choice drawn from
+    /// `seeds`.
+    pub fn start(
+        net: &SimNetwork,
+        shape: ClusterShape,
+        seeds: NodeRandom,
+        ledger: Ledger,
+    ) -> Result<Cluster, ClusterError> {
+        let master_node = net.node(seeds.next_u64()).start()?;
+        let master_port = master_node.socket_addr().port();
+        let handle = Master::spawn(&master_node, &master_id(&master_node))?;
+        let master_pid = handle.master.pid().clone();
+        let mut agents = Vec::new();
+        for _ in 0..shape.agents {
+            let node = net.node(seeds.next_u64()).start()?;
+            let disk = Arc::new(Mutex::new(AgentDisk::default()));
+            node.spawn(
+                "slave(1)",
+                SimAgent::new(
+                    master_pid.clone(),
+                    shape.agent_resources.clone(),
+                    disk.clone(),
+                    ledger.clone(),
+                ),
+            )?;
+            agents.push(AgentSlot {
+                port: node.socket_addr().port(),
+                disk,
+                node: Some(node),
+            });
+        }
+        let (low, high) = shape.task_seconds;
+        let runtimes = (0..shape.tasks)
+            .map(|_| low + seeds.next_u64() % (high - low + 1))
+            .collect();
+        let job = BatchJob::new(
+            "job",
+            shape.task_resources.clone(),
+            runtimes,
+            ledger.clone(),
+        );
+        let framework_node = net.node(seeds.next_u64()).start()?;
+        let info = FrameworkInfo {
+            name: "simulated batch".into(),
+            user: "keel".into(),
+            failover_timeout: Some(Duration::from_secs(3600).as_secs_f64()),
+            checkpoint: true,
+            ..Default::default()
+        };
+        let framework = scheduler_driver::start(
+            &framework_node,
+            master_pid,
+            info,
+            job,
+            SchedulerOptions::default(),
+        )?;
+        Ok(Cluster {
+            net: net.clone(),
+            shape,
+            ledger,
+            seeds,
+            master_port,
+            master: Some((master_node, handle)),
+            agents,
+            framework_node,
+            framework,
+        })
+    }
+
+    /// How many agents the cluster has (running or not).
+    pub fn agent_count(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// The addresses of the nodes running now: the master's (if up), then the agents', then
+    /// the framework's.
+    pub fn addresses(&self) -> Vec<String> {
+        self.running_nodes()
+            .iter()
+            .map(|n| n.address().to_owned())
+            .collect()
+    }
+
+    /// The nodes running now, in the order of [`Cluster::addresses`].
+    pub fn running_nodes(&self) -> Vec<Node> {
+        let mut nodes: Vec<Node> = self.master.iter().map(|(n, _)| n.clone()).collect();
+        nodes.extend(self.agents.iter().filter_map(|a| a.node.clone()));
+        nodes.push(self.framework_node.clone());
+        nodes
+    }
+
+    /// The master's address (whether it runs or not).
+    pub fn master_address(&self) -> String {
+        format!("127.0.0.1:{}", self.master_port)
+    }
+
+    /// Agent `i`'s address.
+    pub fn agent_address(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.agents[i].port)
+    }
+
+    /// The framework's address.
+    pub fn framework_address(&self) -> String {
+        self.framework_node.address().to_owned()
+    }
+
+    /// Whether the master runs.
+    pub fn master_is_up(&self) -> bool {
+        self.master.is_some()
+    }
+
+    /// Whether agent `i` runs.
+    pub fn agent_is_up(&self, i: usize) -> bool {
+        self.agents[i].node.is_some()
+    }
+
+    /// Kills the master's node; false if it was down.
+    pub async fn crash_master(&mut self) -> bool {
+        let Some((node, _)) = self.master.take() else {
+            return false;
+        };
+        self.net.crash(&node).await;
+        true
+    }
+
+    /// Starts a master again at its address, knowing nothing yet; false if one runs.
+    pub fn restart_master(&mut self) -> Result<bool, ClusterError> {
+        if self.master.is_some() {
+            return Ok(false);
+        }
+        let node = self
+            .net
+            .node(self.seeds.next_u64())
+            .bind(([127, 0, 0, 1], self.master_port).into())
+            .start()?;
+        let handle = Master::spawn(&node, &master_id(&node))?;
+        self.master = Some((node, handle));
+        Ok(true)
+    }
+
+    /// Kills agent `i`'s node (its disk survives); false if it was down.
+    pub async fn crash_agent(&mut self, i: usize) -> bool {
+        let Some(node) = self.agents[i].node.take() else {
+            return false;
+        };
+        self.net.crash(&node).await;
+        true
+    }
+
+    /// Starts agent `i` again from its disk; false if it runs.
+    pub fn restart_agent(&mut self, i: usize) -> Result<bool, ClusterError> {
+        if self.agents[i].node.is_some() {
+            return Ok(false);
+        }
+        let node = self
+            .net
+            .node(self.seeds.next_u64())
+            .bind(([127, 0, 0, 1], self.agents[i].port).into())
+            .start()?;
+        node.spawn(
+            "slave(1)",
+            SimAgent::new(
+                self.master_pid(),
+                self.shape.agent_resources.clone(),
+                self.agents[i].disk.clone(),
+                self.ledger.clone(),
+            ),
+        )?;
+        self.agents[i].node = Some(node);
+        Ok(true)
+    }
+
+    fn master_pid(&self) -> Upid {
+        Upid::parse(&format!("master@{}", self.master_address()))
+            .expect("a simulated master's pid parses")
+    }
+
+    /// What the master finds wrong with its own books (nothing while it is down).
+    pub async fn audit(&self) -> Vec<String> {
+        match &self.master {
+            Some((_, handle)) => handle
+                .master
+                .call(|m, _| m.audit())
+                .await
+                .unwrap_or_else(|_| vec!["the master process has ended".into()]),
+            None => Vec::new(),
+        }
+    }
+
+    /// Tasks the master holds as live (0 while it is down).
+    pub async fn master_tasks(&self) -> usize {
+        match &self.master {
+            Some((_, handle)) => handle.master.call(|m, _| m.task_count()).await.unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// (instances finished, tasks live as the framework sees them, whether the job is done).
+    pub async fn job(&self) -> (usize, usize, bool) {
+        self.framework
+            .call(|job, _| (job.finished(), job.live(), job.is_done()))
+            .await
+            .unwrap_or((0, 0, false))
+    }
+
+    /// Over all agents' disks: (tasks still running, updates not yet acknowledged).
+    pub fn agents_outstanding(&self) -> (usize, usize) {
+        let mut running = 0;
+        let mut updates = 0;
+        for slot in &self.agents {
+            let disk = slot.disk.lock();
+            running += disk
+                .tasks
+                .values()
+                .filter(|t| !crate::ledger::is_definitive_end(t.state))
+                .count();
+            updates += disk.tasks.values().map(|t| t.updates.len()).sum::<usize>();
+        }
+        (running, updates)
+    }
+}
+
+/// A master id as `keel-master` makes one (the time in milliseconds, in hex), from the
+/// simulated clock.
+fn master_id(node: &Node) -> String {
+    let millis = (node.clock().unix_seconds() * 1000.0) as u64;
+    format!("{:x}", millis % (1 << 40))
+}

@@ -1,0 +1,36 @@
+//! Seeded whole-cluster simulation (what FoundationDB's simulator and TigerBeetle's VOPR do,
+//! for a cluster manager): a real Keel master with its real allocator, emulated agents that
+//! speak the real agent protocol, and a real scheduler driver running a batch job, each on a
+//! node of one [`libactor::SimNetwork`] — one thread, one paused clock, no sockets — with every
+//! random choice (node ids and uuids, backoff jitter, task run times, faults, the master's hash
+//! seeds) drawn from one seed. A run injects crashes and restarts, partitions, message loss,
+//! duplication and delay, and clock jumps, and checks invariants after every step; a failing
+//! seed prints itself and replays message for message ([`Outcome::digest`]).
+//!
+//! ```
+//! use cluster_sim::{run, RunConfig};
+//!
+//! let config = RunConfig { faults: 2, ..RunConfig::default() };
+//! let outcome = run(7, &config);
+//! assert!(outcome.passed(), "{outcome}");
+//! // The same seed, the same run.
+//! assert_eq!(run(7, &config).digest, outcome.digest);
+//! ```
+//!
+//! Modules:
+//! - [`cluster`]: the master, agents and framework, and crashing and restarting them;
+//! - [`agent`]: the emulated agent and the disk it recovers from;
+//! - [`framework`]: the batch job the framework runs;
+//! - [`faults`]: the timeline of faults drawn from a seed;
+//! - [`ledger`]: what participants saw, and the safety invariants over it;
+//! - [`run`](mod@run): one seeded run, its checks and its [`Outcome`].
+
+pub mod agent;
+pub mod cluster;
+pub mod faults;
+pub mod framework;
+pub mod ledger;
+pub mod run;
+
+pub use cluster::ClusterShape;
+pub use run::{run, Outcome, RunConfig};

@@ -1,0 +1,303 @@
+//! One seeded run: builds the cluster on a fresh [`SimNetwork`], drives it on the paused
+//! clock — settle, check, then move time to the next timer or fault — and reports what it
+//! found ([`Outcome`]).
+//!
+//! Checked after every step: the ledger's safety invariants (no task started twice, none
+//! started after its framework was told it ended, no state after a definitive end, no agent
+//! given more than it has) and the master's own books (used + offered ≤ total on every
+//! agent, indexes that agree). Checked at the end, once every fault is over and the cluster
+//! has had time to recover: the job finished (liveness), no task runs on any agent, every
+//! update was acknowledged, and the framework and the master agree that nothing is live.
+
+use std::time::Duration;
+
+use libactor::{FilterGuard, NodeRandom, SimNetwork};
+
+use crate::cluster::{Cluster, ClusterShape};
+use crate::faults::{Direction, Fault, FaultPlan};
+use crate::ledger::Ledger;
+
+/// How a run is set up (the seed aside).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The cluster.
+    pub shape: ClusterShape,
+    /// Faults injected.
+    pub faults: u32,
+    /// Over how long (from the start) the faults are spread.
+    pub fault_window: Duration,
+    /// How long after the last fault the job has to finish.
+    pub recovery: Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            shape: ClusterShape::default(),
+            faults: 8,
+            fault_window: Duration::from_secs(600),
+            recovery: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// What a run did and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// The fingerprint of every message between nodes, in order (equal for a replay).
+    pub digest: u64,
+    /// Messages between nodes.
+    pub messages: u64,
+    /// Faults injected.
+    pub faults: u32,
+    /// Simulated time the run took.
+    pub simulated: Duration,
+    /// Tasks started on agents (first attempts and replacements).
+    pub tasks_started: usize,
+    /// Instances of the job that finished.
+    pub finished: usize,
+    /// Every invariant broken, in the order found; empty for a passing run.
+    pub violations: Vec<String>,
+}
+
+impl Outcome {
+    /// Whether every invariant held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {}: {} — {} faults, {} messages, {:.0} s simulated, {} tasks started, {} instances finished, digest {:016x}",
+            self.seed,
+            if self.passed() { "ok" } else { "FAILED" },
+            self.faults,
+            self.messages,
+            self.simulated.as_secs_f64(),
+            self.tasks_started,
+            self.finished,
+            self.digest
+        )?;
+        for v in &self.violations {
+            write!(f, "\n  violation: {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs seed `seed` to its end on a network of its own.
+pub fn run(seed: u64, config: &RunConfig) -> Outcome {
+    // Iteration orders of the master's maps must replay too.
+    master::fast_hash::use_fixed_seeds();
+    let net = match SimNetwork::start(1_800_000_000) {
+        Ok(net) => net,
+        Err(e) => return failed(seed, format!("the simulation could not start: {e}")),
+    };
+    let outcome = net.block_on({
+        let net = net.clone();
+        let config = config.clone();
+        async move { drive(net, seed, config).await }
+    });
+    net.stop();
+    outcome
+}
+
+fn failed(seed: u64, why: String) -> Outcome {
+    Outcome {
+        seed,
+        digest: 0,
+        messages: 0,
+        faults: 0,
+        simulated: Duration::ZERO,
+        tasks_started: 0,
+        finished: 0,
+        violations: vec![why],
+    }
+}
+
+/// The driver, on the network's thread.
+async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
+    let rng = NodeRandom::seeded(seed);
+    let ledger = Ledger::default();
+    let clock = net.clock().clone();
+    let start = clock.now();
+    let mut cluster = match Cluster::start(
+        &net,
+        config.shape.clone(),
+        NodeRandom::seeded(rng.next_u64()),
+        ledger.clone(),
+    ) {
+        Ok(cluster) => cluster,
+        Err(e) => return failed(seed, e.to_string()),
+    };
+    let mut plan = FaultPlan::draw(
+        &rng,
+        cluster.agent_count(),
+        config.faults,
+        start,
+        config.fault_window,
+    );
+    let mut storm: Vec<FilterGuard> = Vec::new();
+    let mut violations = Vec::new();
+    let mut injected = 0;
+    let mut deadline = start + config.fault_window + config.recovery;
+    loop {
+        if let Err(e) = net.settle().await {
+            violations.push(e.to_string());
+            break;
+        }
+        violations.extend(ledger.violations());
+        violations.extend(cluster.audit().await);
+        if !violations.is_empty() {
+            break;
+        }
+        let now = clock.now();
+        let (_, _, done) = cluster.job().await;
+        if done && plan.is_empty() {
+            break;
+        }
+        if plan.is_empty() && now >= deadline {
+            let (finished, live, _) = cluster.job().await;
+            violations.push(format!(
+                "liveness: the job is not done {:.0} s after its last fault ({finished} of {} instances finished, {live} tasks live)",
+                config.recovery.as_secs_f64(),
+                config.shape.tasks
+            ));
+            break;
+        }
+        if let Some(fault) = plan.pop_due(now) {
+            injected += u32::from(fault.is_disturbance());
+            tracing::debug!(?fault, "injecting");
+            if let Err(e) = apply(&net, &mut cluster, &mut storm, fault, &rng).await {
+                violations.push(e);
+                break;
+            }
+            if plan.is_empty() {
+                deadline = clock.now() + config.recovery;
+            }
+            continue;
+        }
+        let to_fault = plan.next_at().map(|at| at.saturating_duration_since(now));
+        let step = match (clock.next_timer_in(), to_fault) {
+            (Some(timer), Some(fault)) => timer.min(fault),
+            (Some(timer), None) => timer,
+            (None, Some(fault)) => fault,
+            (None, None) => deadline.saturating_duration_since(now),
+        };
+        let step = if plan.is_empty() {
+            step.min(deadline.saturating_duration_since(now))
+        } else {
+            step
+        };
+        clock.advance(step);
+    }
+    drop(storm);
+    if violations.is_empty() {
+        violations.extend(settle_and_check_end(&net, &cluster, &ledger).await);
+    }
+    let (finished, _, _) = cluster.job().await;
+    Outcome {
+        seed,
+        digest: net.digest(),
+        messages: net.messages(),
+        faults: injected,
+        simulated: clock.now().saturating_duration_since(start),
+        tasks_started: ledger.launches(),
+        finished,
+        violations,
+    }
+}
+
+/// Does one fault to the cluster.
+async fn apply(
+    net: &SimNetwork,
+    cluster: &mut Cluster,
+    storm: &mut Vec<FilterGuard>,
+    fault: Fault,
+    rng: &NodeRandom,
+) -> Result<(), String> {
+    match fault {
+        Fault::CrashMaster => {
+            cluster.crash_master().await;
+        }
+        Fault::RestartMaster => {
+            cluster.restart_master().map_err(|e| e.to_string())?;
+        }
+        Fault::CrashAgent(i) => {
+            cluster.crash_agent(i).await;
+        }
+        Fault::RestartAgent(i) => {
+            cluster.restart_agent(i).map_err(|e| e.to_string())?;
+        }
+        Fault::PartitionAgent(i) => {
+            net.partition(&[&cluster.agent_address(i)], &[&cluster.master_address()]);
+        }
+        Fault::PartitionFramework => {
+            net.partition(
+                &[&cluster.framework_address()],
+                &[&cluster.master_address()],
+            );
+        }
+        Fault::Heal => net.heal(),
+        Fault::Storm(faults) => {
+            for node in cluster.running_nodes() {
+                storm.push(node.inject_faults(faults, rng.next_u64(), |_| true));
+            }
+        }
+        Fault::Calm => storm.clear(),
+        Fault::ClockJump(by) => net.clock().advance(by),
+        Fault::Stall(direction, d) => {
+            let (master, framework) = (cluster.master_address(), cluster.framework_address());
+            let (from, to) = match direction {
+                Direction::AgentToMaster(i) => (cluster.agent_address(i), master),
+                Direction::MasterToAgent(i) => (master, cluster.agent_address(i)),
+                Direction::FrameworkToMaster => (framework, master),
+                Direction::MasterToFramework => (master, framework),
+            };
+            net.stall(&from, &to, d);
+        }
+    }
+    Ok(())
+}
+
+/// After the job: every node back, a quiet spell for the last updates and acknowledgements,
+/// then nothing may be left running or unacknowledged anywhere.
+async fn settle_and_check_end(net: &SimNetwork, cluster: &Cluster, ledger: &Ledger) -> Vec<String> {
+    let clock = net.clock();
+    let quiet_until = clock.now() + Duration::from_secs(300);
+    loop {
+        if let Err(e) = net.settle().await {
+            return vec![e.to_string()];
+        }
+        let now = clock.now();
+        if now >= quiet_until {
+            break;
+        }
+        let step = clock
+            .next_timer_in()
+            .unwrap_or(Duration::MAX)
+            .min(quiet_until.saturating_duration_since(now));
+        clock.advance(step);
+    }
+    let mut problems = ledger.violations();
+    problems.extend(cluster.audit().await);
+    let (running, updates) = cluster.agents_outstanding();
+    if running > 0 || updates > 0 {
+        problems.push(format!(
+            "at the end {running} tasks still run on agents and {updates} updates are unacknowledged"
+        ));
+    }
+    let (_, live, _) = cluster.job().await;
+    let master_tasks = cluster.master_tasks().await;
+    if live > 0 || master_tasks > 0 {
+        problems.push(format!(
+            "at the end the framework holds {live} tasks live and the master {master_tasks}"
+        ));
+    }
+    problems
+}

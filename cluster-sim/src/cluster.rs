@@ -7,15 +7,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use coordination::{AnyStore, MemoryStore};
 use frameworks::scheduler_driver::{self, SchedulerHandle, SchedulerOptions};
 use libactor::{Node, NodeRandom, SimNetwork, Upid};
-use master::master::{Master, MasterHandle};
+use master::master::{AuthenticationPolicy, Master, MasterHandle};
+use master::registrar::Registrar;
 use parking_lot::Mutex;
 use protos::v1::FrameworkInfo;
 use resources::Resources;
 
 use crate::agent::{AgentDisk, SimAgent};
-use crate::framework::BatchJob;
+use crate::framework::{BatchJob, JobState};
 use crate::ledger::Ledger;
 
 /// What a simulated cluster is made of.
@@ -31,6 +33,13 @@ pub struct ClusterShape {
     pub task_resources: Resources,
     /// Each task runs between these many seconds (drawn from the seed).
     pub task_seconds: (u64, u64),
+    /// The master keeps its registry (admitted agents and frameworks) in a store that
+    /// survives its crashes, and a restarted master recovers from it; without, a restarted
+    /// master starts empty and learns the cluster from re-registrations.
+    pub registry: bool,
+    /// How long a recovered master waits for the registry's agents before it marks them
+    /// unreachable.
+    pub agent_reregister_timeout: Duration,
 }
 
 impl Default for ClusterShape {
@@ -41,6 +50,8 @@ impl Default for ClusterShape {
             tasks: 40,
             task_resources: "cpus:1;mem:256".parse().unwrap_or_default(),
             task_seconds: (5, 90),
+            registry: true,
+            agent_reregister_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -54,6 +65,9 @@ pub enum ClusterError {
     /// A process did not spawn.
     #[error("a process did not spawn: {0}")]
     Spawn(#[from] libactor::SpawnError),
+    /// The registry could not be recovered.
+    #[error("the registry could not be recovered: {0}")]
+    Registry(#[from] master::registrar::RegistrarError),
 }
 
 /// One agent's place in the cluster: its address, its disk, and its node while it runs.
@@ -72,23 +86,29 @@ pub struct Cluster {
     seeds: NodeRandom,
     master_port: u16,
     master: Option<(Node, MasterHandle)>,
+    /// The registry's store, which outlives the masters (with [`ClusterShape::registry`]).
+    store: MemoryStore,
     agents: Vec<AgentSlot>,
-    framework_node: Node,
-    framework: SchedulerHandle<BatchJob>,
+    /// The framework's address, and its node and driver while its scheduler runs.
+    framework_port: u16,
+    framework: Option<(Node, SchedulerHandle<BatchJob>)>,
+    /// The job, which outlives the framework's scheduler instances.
+    job: Arc<Mutex<JobState>>,
 }
 
 impl Cluster {
     /// Starts the master, the agents and the framework on `net`, every choice drawn from
     /// `seeds`.
-    pub fn start(
+    pub async fn start(
         net: &SimNetwork,
         shape: ClusterShape,
         seeds: NodeRandom,
         ledger: Ledger,
     ) -> Result<Cluster, ClusterError> {
+        let store = MemoryStore::default();
         let master_node = net.node(seeds.next_u64()).start()?;
         let master_port = master_node.socket_addr().port();
-        let handle = Master::spawn(&master_node, &master_id(&master_node))?;
+        let handle = spawn_master(&master_node, &shape, &store).await?;
         let master_pid = handle.master.pid().clone();
         let mut agents = Vec::new();
         for _ in 0..shape.agents {
@@ -113,27 +133,13 @@ impl Cluster {
         let runtimes = (0..shape.tasks)
             .map(|_| low + seeds.next_u64() % (high - low + 1))
             .collect();
-        let job = BatchJob::new(
+        let job = Arc::new(Mutex::new(JobState::new(
             "job",
             shape.task_resources.clone(),
             runtimes,
-            ledger.clone(),
-        );
+        )));
         let framework_node = net.node(seeds.next_u64()).start()?;
-        let info = FrameworkInfo {
-            name: "simulated batch".into(),
-            user: "keel".into(),
-            failover_timeout: Some(Duration::from_secs(3600).as_secs_f64()),
-            checkpoint: true,
-            ..Default::default()
-        };
-        let framework = scheduler_driver::start(
-            &framework_node,
-            master_pid,
-            info,
-            job,
-            SchedulerOptions::default(),
-        )?;
+        let framework = start_scheduler(&framework_node, master_pid, &job, &ledger)?;
         Ok(Cluster {
             net: net.clone(),
             shape,
@@ -141,9 +147,11 @@ impl Cluster {
             seeds,
             master_port,
             master: Some((master_node, handle)),
+            store,
             agents,
-            framework_node,
-            framework,
+            framework_port: framework_node.socket_addr().port(),
+            framework: Some((framework_node, framework)),
+            job,
         })
     }
 
@@ -165,7 +173,7 @@ impl Cluster {
     pub fn running_nodes(&self) -> Vec<Node> {
         let mut nodes: Vec<Node> = self.master.iter().map(|(n, _)| n.clone()).collect();
         nodes.extend(self.agents.iter().filter_map(|a| a.node.clone()));
-        nodes.push(self.framework_node.clone());
+        nodes.extend(self.framework.iter().map(|(n, _)| n.clone()));
         nodes
     }
 
@@ -179,9 +187,34 @@ impl Cluster {
         format!("127.0.0.1:{}", self.agents[i].port)
     }
 
-    /// The framework's address.
+    /// The framework's address (whether its scheduler runs or not).
     pub fn framework_address(&self) -> String {
-        self.framework_node.address().to_owned()
+        format!("127.0.0.1:{}", self.framework_port)
+    }
+
+    /// Kills the framework's scheduler (its job's state survives); false if it was down.
+    pub async fn crash_framework(&mut self) -> bool {
+        let Some((node, _)) = self.framework.take() else {
+            return false;
+        };
+        self.net.crash(&node).await;
+        true
+    }
+
+    /// Starts a new instance of the framework's scheduler, which fails over to it with the
+    /// framework's id (once the first instance registered); false if one runs.
+    pub fn restart_framework(&mut self) -> Result<bool, ClusterError> {
+        if self.framework.is_some() {
+            return Ok(false);
+        }
+        let node = self
+            .net
+            .node(self.seeds.next_u64())
+            .bind(([127, 0, 0, 1], self.framework_port).into())
+            .start()?;
+        let driver = start_scheduler(&node, self.master_pid(), &self.job, &self.ledger)?;
+        self.framework = Some((node, driver));
+        Ok(true)
     }
 
     /// Whether the master runs.
@@ -203,8 +236,9 @@ impl Cluster {
         true
     }
 
-    /// Starts a master again at its address, knowing nothing yet; false if one runs.
-    pub fn restart_master(&mut self) -> Result<bool, ClusterError> {
+    /// Starts a master again at its address (recovering the registry, if it keeps one);
+    /// false if one runs.
+    pub async fn restart_master(&mut self) -> Result<bool, ClusterError> {
         if self.master.is_some() {
             return Ok(false);
         }
@@ -213,7 +247,7 @@ impl Cluster {
             .node(self.seeds.next_u64())
             .bind(([127, 0, 0, 1], self.master_port).into())
             .start()?;
-        let handle = Master::spawn(&node, &master_id(&node))?;
+        let handle = spawn_master(&node, &self.shape, &self.store).await?;
         self.master = Some((node, handle));
         Ok(true)
     }
@@ -276,11 +310,9 @@ impl Cluster {
     }
 
     /// (instances finished, tasks live as the framework sees them, whether the job is done).
-    pub async fn job(&self) -> (usize, usize, bool) {
-        self.framework
-            .call(|job, _| (job.finished(), job.live(), job.is_done()))
-            .await
-            .unwrap_or((0, 0, false))
+    pub fn job(&self) -> (usize, usize, bool) {
+        let job = self.job.lock();
+        (job.finished(), job.live(), job.is_done())
     }
 
     /// Over all agents' disks: (tasks still running, updates not yet acknowledged).
@@ -298,6 +330,56 @@ impl Cluster {
         }
         (running, updates)
     }
+}
+
+/// Starts a scheduler instance for `job` on `node`: a new framework, or the failover of the
+/// one the job already belongs to.
+fn start_scheduler(
+    node: &Node,
+    master: Upid,
+    job: &Arc<Mutex<JobState>>,
+    ledger: &Ledger,
+) -> Result<SchedulerHandle<BatchJob>, ClusterError> {
+    let info = FrameworkInfo {
+        id: job.lock().framework_id().cloned(),
+        name: "simulated batch".into(),
+        user: "keel".into(),
+        failover_timeout: Some(Duration::from_secs(3600).as_secs_f64()),
+        checkpoint: true,
+        ..Default::default()
+    };
+    Ok(scheduler_driver::start(
+        node,
+        master,
+        info,
+        BatchJob::new(job.clone(), ledger.clone()),
+        SchedulerOptions::default(),
+    )?)
+}
+
+/// Spawns a master on `node`: with a registrar recovering from `store` (what `keel-master`
+/// does with `--work_dir` or `--zk`), or with soft state only.
+async fn spawn_master(
+    node: &Node,
+    shape: &ClusterShape,
+    store: &MemoryStore,
+) -> Result<MasterHandle, ClusterError> {
+    let id = master_id(node);
+    if !shape.registry {
+        return Ok(Master::spawn(node, &id)?);
+    }
+    // Taken before the registry is read, as keel-master does: agents that come back meanwhile
+    // wait in its queue.
+    let reserved = node.reserve("master")?;
+    let registrar = Registrar::recover(AnyStore::Memory(store.clone())).await?;
+    Ok(Master::spawn_recovered(
+        node,
+        reserved,
+        &id,
+        AuthenticationPolicy::default(),
+        registrar,
+        shape.agent_reregister_timeout,
+    )?)
 }
 
 /// A master id as `keel-master` makes one (the time in milliseconds, in hex), from the

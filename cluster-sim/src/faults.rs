@@ -35,6 +35,10 @@ pub enum Fault {
     ClockJump(Duration),
     /// Messages one way between two nodes are held up this long, then delivered in order.
     Stall(Direction, Duration),
+    /// The framework's scheduler dies (its job's state survives, as a framework keeps it).
+    CrashFramework,
+    /// A new instance of the scheduler starts and fails over to it.
+    RestartFramework,
 }
 
 /// One direction of a connection between the master and another node.
@@ -56,7 +60,11 @@ impl Fault {
     pub fn is_disturbance(&self) -> bool {
         !matches!(
             self,
-            Fault::RestartMaster | Fault::RestartAgent(_) | Fault::Heal | Fault::Calm
+            Fault::RestartMaster
+                | Fault::RestartAgent(_)
+                | Fault::RestartFramework
+                | Fault::Heal
+                | Fault::Calm
         )
     }
 }
@@ -124,6 +132,24 @@ impl FaultPlan {
         plan
     }
 
+    /// Adds `failovers` crashes of the framework's scheduler over `window` from `start`, each
+    /// followed within a minute by a new instance, drawn from `rng` (a generator of their own,
+    /// so that the other faults of a seed stay what they were).
+    pub fn add_framework_failovers(
+        &mut self,
+        rng: &NodeRandom,
+        failovers: u32,
+        start: Instant,
+        window: Duration,
+    ) {
+        for _ in 0..failovers {
+            let at = start + window.mul_f64(rng.fraction());
+            self.add(at, Fault::CrashFramework);
+            let back = Duration::from_secs(1 + rng.next_u64() % 60);
+            self.add(at + back, Fault::RestartFramework);
+        }
+    }
+
     fn add(&mut self, at: Instant, fault: Fault) {
         self.queue.insert((at, self.next_seq), fault);
         self.next_seq += 1;
@@ -162,13 +188,9 @@ mod tests {
     fn a_seed_draws_the_same_timeline_and_every_start_has_an_end() {
         let start = Instant::now();
         let draw = |seed| {
-            let mut plan = FaultPlan::draw(
-                &NodeRandom::seeded(seed),
-                4,
-                50,
-                start,
-                Duration::from_secs(600),
-            );
+            let window = Duration::from_secs(600);
+            let mut plan = FaultPlan::draw(&NodeRandom::seeded(seed), 4, 50, start, window);
+            plan.add_framework_failovers(&NodeRandom::seeded(!seed), 3, start, window);
             let mut faults = Vec::new();
             while let Some(at) = plan.next_at() {
                 faults.push((at, plan.pop_due(at).unwrap()));
@@ -187,6 +209,8 @@ mod tests {
             count(|f| matches!(f, Fault::Storm(_))),
             count(|f| matches!(f, Fault::Calm))
         );
+        assert_eq!(count(|f| *f == Fault::CrashFramework), 3);
+        assert_eq!(count(|f| *f == Fault::RestartFramework), 3);
         assert!(faults.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 }

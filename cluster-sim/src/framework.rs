@@ -1,16 +1,18 @@
 //! The simulation's framework: a batch job of `instances` tasks run through the real scheduler
-//! driver, as a careful Mesos framework runs one. Each instance is launched until one of its
+//! driver, as a careful Mesos framework runs one, surviving the failover of its scheduler. Each instance is launched until one of its
 //! tasks finishes; a task reported ended any other way is replaced by a new task (a new id,
 //! so that the ledger can tell every start apart); tasks are reconciled every
 //! [`RECONCILE_EVERY`]; a task still staging after [`STAGING_TIMEOUT`] is killed (Mesos's
 //! advice for launches lost on their way).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use frameworks::scheduler::Scheduler;
 use frameworks::scheduler_driver::SchedulerDriver;
+use parking_lot::Mutex;
 use protos::v1::{
     CommandInfo, Filters, FrameworkId, MasterInfo, Offer, TaskId, TaskInfo, TaskState, TaskStatus,
 };
@@ -34,9 +36,10 @@ struct Live {
     launched: Instant,
 }
 
-/// The batch job and what the framework knows of it.
+/// The batch job and what the framework knows of it: what a real framework keeps durable (in
+/// ZooKeeper, say) so that a new scheduler instance carries on after a failover.
 #[derive(Debug)]
-pub struct BatchJob {
+pub struct JobState {
     name: String,
     instances: u32,
     task_resources: Resources,
@@ -46,16 +49,15 @@ pub struct BatchJob {
     attempts: BTreeMap<u32, u32>,
     live: BTreeMap<String, Live>,
     done: BTreeSet<u32>,
-    ledger: Ledger,
     framework_id: Option<FrameworkId>,
 }
 
-impl BatchJob {
+impl JobState {
     /// A job of `runtimes.len()` tasks of `task_resources`, the i-th running `runtimes[i]`
     /// seconds.
-    pub fn new(name: &str, task_resources: Resources, runtimes: Vec<u64>, ledger: Ledger) -> Self {
+    pub fn new(name: &str, task_resources: Resources, runtimes: Vec<u64>) -> Self {
         let instances = runtimes.len() as u32;
-        BatchJob {
+        JobState {
             name: name.to_owned(),
             instances,
             task_resources,
@@ -64,7 +66,6 @@ impl BatchJob {
             attempts: BTreeMap::new(),
             live: BTreeMap::new(),
             done: BTreeSet::new(),
-            ledger,
             framework_id: None,
         }
     }
@@ -106,6 +107,45 @@ impl BatchJob {
             ..Default::default()
         }
     }
+
+    /// Asks the master for the state of every live task.
+    fn reconcile(&self, driver: &mut SchedulerDriver) {
+        let statuses = self.live.keys().map(|id| TaskStatus {
+            task_id: Some(TaskId { value: id.clone() }),
+            ..Default::default()
+        });
+        driver.reconcile_tasks(statuses.collect());
+    }
+}
+
+/// The scheduler of one instance of the framework: its job's state is shared with the
+/// instances before and after it.
+#[derive(Debug)]
+pub struct BatchJob {
+    state: Arc<Mutex<JobState>>,
+    ledger: Ledger,
+    /// This instance's reconciliation timer runs.
+    ticking: bool,
+}
+
+impl BatchJob {
+    /// A scheduler running the job in `state`.
+    pub fn new(state: Arc<Mutex<JobState>>, ledger: Ledger) -> Self {
+        BatchJob {
+            state,
+            ledger,
+            ticking: false,
+        }
+    }
+}
+
+impl BatchJob {
+    fn start_ticking(&mut self, driver: &mut SchedulerDriver) {
+        if !self.ticking {
+            self.ticking = true;
+            driver.set_timer(RECONCILE_EVERY, TICK);
+        }
+    }
 }
 
 impl Scheduler for BatchJob {
@@ -115,35 +155,33 @@ impl Scheduler for BatchJob {
         framework_id: &FrameworkId,
         _: &MasterInfo,
     ) {
-        self.framework_id = Some(framework_id.clone());
-        driver.set_timer(RECONCILE_EVERY, TICK);
+        self.state.lock().framework_id = Some(framework_id.clone());
+        self.start_ticking(driver);
     }
 
     fn reregistered(&mut self, driver: &mut SchedulerDriver, _: &MasterInfo) {
-        // What happened to the tasks while the master was away.
-        let statuses = self.live.keys().map(|id| TaskStatus {
-            task_id: Some(TaskId { value: id.clone() }),
-            ..Default::default()
-        });
-        driver.reconcile_tasks(statuses.collect());
+        // What happened to the tasks while the master (or this scheduler) was away.
+        self.state.lock().reconcile(driver);
         driver.revive_offers();
+        self.start_ticking(driver);
     }
 
     fn resource_offers(&mut self, driver: &mut SchedulerDriver, offers: Vec<Offer>) {
         let now = driver.node().clock().now();
+        let mut job = self.state.lock();
         for offer in offers {
             let Some(offer_id) = offer.id.clone() else {
                 continue;
             };
             let mut left = Resources::from_proto(&offer.resources).unwrap_or_default();
             let mut tasks = Vec::new();
-            while let Some(&instance) = self.pending.first() {
-                if !left.try_sub(&self.task_resources) {
+            while let Some(&instance) = job.pending.first() {
+                if !left.try_sub(&job.task_resources) {
                     break;
                 }
-                self.pending.remove(&instance);
-                let task = self.next_task(instance, &offer);
-                self.live.insert(
+                job.pending.remove(&instance);
+                let task = job.next_task(instance, &offer);
+                job.live.insert(
                     task.task_id.text().to_owned(),
                     Live {
                         instance,
@@ -153,7 +191,7 @@ impl Scheduler for BatchJob {
                 );
                 tasks.push(task);
             }
-            let refuse = if self.pending.is_empty() { 30.0 } else { 1.0 };
+            let refuse = if job.pending.is_empty() { 30.0 } else { 1.0 };
             driver.launch_tasks(
                 &[offer_id],
                 tasks,
@@ -169,12 +207,13 @@ impl Scheduler for BatchJob {
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
         tracing::debug!(task = %id, ?state, reason = ?status.reason, source = status.source, message = %status.message, "status update");
         self.ledger.heard(&id, state);
-        let Some(live) = self.live.get_mut(&id) else {
+        let mut job = self.state.lock();
+        let Some(live) = job.live.get_mut(&id) else {
             // A task already replaced (reported lost, say) that finished after all.
             if state == TaskState::TaskFinished {
                 if let Some(instance) = instance_of(&id) {
-                    self.done.insert(instance);
-                    self.pending.remove(&instance);
+                    job.done.insert(instance);
+                    job.pending.remove(&instance);
                 }
             }
             return;
@@ -182,15 +221,15 @@ impl Scheduler for BatchJob {
         live.state = state;
         let instance = live.instance;
         if state == TaskState::TaskFinished {
-            self.live.remove(&id);
-            self.done.insert(instance);
-            self.pending.remove(&instance);
+            job.live.remove(&id);
+            job.done.insert(instance);
+            job.pending.remove(&instance);
         } else if is_definitive_end(state)
             || matches!(state, TaskState::TaskLost | TaskState::TaskUnreachable)
         {
-            self.live.remove(&id);
-            if !self.done.contains(&instance) {
-                self.pending.insert(instance);
+            job.live.remove(&id);
+            if !job.done.contains(&instance) {
+                job.pending.insert(instance);
                 driver.revive_offers();
             }
         }
@@ -198,7 +237,8 @@ impl Scheduler for BatchJob {
 
     fn timer(&mut self, driver: &mut SchedulerDriver, _token: u64) {
         let now = driver.node().clock().now();
-        let stuck: Vec<String> = self
+        let job = self.state.lock();
+        let stuck: Vec<String> = job
             .live
             .iter()
             .filter(|(_, l)| {
@@ -210,12 +250,8 @@ impl Scheduler for BatchJob {
         for id in stuck {
             driver.kill_task(&TaskId { value: id });
         }
-        let statuses = self.live.keys().map(|id| TaskStatus {
-            task_id: Some(TaskId { value: id.clone() }),
-            ..Default::default()
-        });
-        driver.reconcile_tasks(statuses.collect());
-        if !self.pending.is_empty() {
+        job.reconcile(driver);
+        if !job.pending.is_empty() {
             driver.revive_offers();
         }
         driver.set_timer(RECONCILE_EVERY, TICK);

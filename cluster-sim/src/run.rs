@@ -7,7 +7,9 @@
 //! given more than it has) and the master's own books (used + offered ≤ total on every
 //! agent, indexes that agree). Checked at the end, once every fault is over and the cluster
 //! has had time to recover: the job finished (liveness), no task runs on any agent, every
-//! update was acknowledged, and the framework and the master agree that nothing is live.
+//! update was acknowledged, and the framework and the master agree that nothing is live. And
+//! over the whole run: no message storm (something retrying itself into thousands of messages
+//! does not break safety, but it is a bug all the same).
 
 use std::time::Duration;
 
@@ -28,6 +30,9 @@ pub struct RunConfig {
     pub fault_window: Duration,
     /// How long after the last fault the job has to finish.
     pub recovery: Duration,
+    /// Crashes of the framework's scheduler (each followed by a new instance), beside the
+    /// other faults and drawn apart from them.
+    pub framework_failovers: u32,
 }
 
 impl Default for RunConfig {
@@ -37,6 +42,7 @@ impl Default for RunConfig {
             faults: 8,
             fault_window: Duration::from_secs(600),
             recovery: Duration::from_secs(1800),
+            framework_failovers: 1,
         }
     }
 }
@@ -131,7 +137,9 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
         config.shape.clone(),
         NodeRandom::seeded(rng.next_u64()),
         ledger.clone(),
-    ) {
+    )
+    .await
+    {
         Ok(cluster) => cluster,
         Err(e) => return failed(seed, e.to_string()),
     };
@@ -139,6 +147,12 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
         &rng,
         cluster.agent_count(),
         config.faults,
+        start,
+        config.fault_window,
+    );
+    plan.add_framework_failovers(
+        &NodeRandom::seeded(!seed),
+        config.framework_failovers,
         start,
         config.fault_window,
     );
@@ -157,12 +171,12 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
             break;
         }
         let now = clock.now();
-        let (_, _, done) = cluster.job().await;
+        let (_, _, done) = cluster.job();
         if done && plan.is_empty() {
             break;
         }
         if plan.is_empty() && now >= deadline {
-            let (finished, live, _) = cluster.job().await;
+            let (finished, live, _) = cluster.job();
             violations.push(format!(
                 "liveness: the job is not done {:.0} s after its last fault ({finished} of {} instances finished, {live} tasks live)",
                 config.recovery.as_secs_f64(),
@@ -200,17 +214,39 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
     if violations.is_empty() {
         violations.extend(settle_and_check_end(&net, &cluster, &ledger).await);
     }
-    let (finished, _, _) = cluster.job().await;
+    let simulated = clock.now().saturating_duration_since(start);
+    if let Some(storm) = message_storm(net.messages(), simulated) {
+        violations.push(storm);
+    }
+    let (finished, _, _) = cluster.job();
     Outcome {
         seed,
         digest: net.digest(),
         messages: net.messages(),
         faults: injected,
-        simulated: clock.now().saturating_duration_since(start),
+        simulated,
         tasks_started: ledger.launches(),
         finished,
         violations,
     }
+}
+
+/// Messages per simulated second a run may average (with [`MESSAGE_ALLOWANCE`] on top): ten
+/// times the most any seed of 200 with 40 faults needs. More means something retries itself
+/// into a storm.
+pub const MESSAGES_PER_SECOND: f64 = 20.0;
+/// Messages a run may send beyond its per-second budget.
+pub const MESSAGE_ALLOWANCE: u64 = 2_000;
+
+/// Why a run's traffic counts as a storm, if it does.
+fn message_storm(messages: u64, simulated: Duration) -> Option<String> {
+    let budget = MESSAGE_ALLOWANCE + (MESSAGES_PER_SECOND * simulated.as_secs_f64()) as u64;
+    (messages > budget).then(|| {
+        format!(
+            "message storm: {messages} messages in {:.0} simulated seconds (budget {budget})",
+            simulated.as_secs_f64()
+        )
+    })
 }
 
 /// Does one fault to the cluster.
@@ -226,7 +262,7 @@ async fn apply(
             cluster.crash_master().await;
         }
         Fault::RestartMaster => {
-            cluster.restart_master().map_err(|e| e.to_string())?;
+            cluster.restart_master().await.map_err(|e| e.to_string())?;
         }
         Fault::CrashAgent(i) => {
             cluster.crash_agent(i).await;
@@ -244,6 +280,12 @@ async fn apply(
             );
         }
         Fault::Heal => net.heal(),
+        Fault::CrashFramework => {
+            cluster.crash_framework().await;
+        }
+        Fault::RestartFramework => {
+            cluster.restart_framework().map_err(|e| e.to_string())?;
+        }
         Fault::Storm(faults) => {
             for node in cluster.running_nodes() {
                 storm.push(node.inject_faults(faults, rng.next_u64(), |_| true));
@@ -292,7 +334,7 @@ async fn settle_and_check_end(net: &SimNetwork, cluster: &Cluster, ledger: &Ledg
             "at the end {running} tasks still run on agents and {updates} updates are unacknowledged"
         ));
     }
-    let (_, live, _) = cluster.job().await;
+    let (_, live, _) = cluster.job();
     let master_tasks = cluster.master_tasks().await;
     if live > 0 || master_tasks > 0 {
         problems.push(format!(

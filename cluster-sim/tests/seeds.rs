@@ -33,9 +33,34 @@ fn the_first_half_of_the_seeds_keep_every_invariant() {
     assert!(faults >= outcomes.len() as u32 * 4, "{faults} faults");
 }
 
+/// The second half with masters that keep no registry: a restarted master learns the
+/// cluster from re-registrations alone.
 #[test]
-fn the_second_half_of_the_seeds_keep_every_invariant() {
-    sweep(seeds() / 2 + 1..=seeds(), &RunConfig::default());
+fn the_second_half_of_the_seeds_keep_every_invariant_with_soft_state_masters() {
+    sweep(seeds() / 2 + 1..=seeds(), &soft_state(0));
+}
+
+/// A configuration whose masters keep no registry, with `faults` faults (0: the default).
+fn soft_state(faults: u32) -> RunConfig {
+    let default = RunConfig::default();
+    RunConfig {
+        shape: ClusterShape {
+            registry: false,
+            ..default.shape
+        },
+        faults: if faults == 0 { default.faults } else { faults },
+        ..default
+    }
+}
+
+/// The configuration the seeds that found bugs ran with: soft-state masters, no scheduler
+/// failovers (the simulation had neither then), `faults` faults.
+fn as_found(faults: u32) -> RunConfig {
+    RunConfig {
+        faults,
+        framework_failovers: 0,
+        ..soft_state(1)
+    }
 }
 
 #[test]
@@ -54,6 +79,7 @@ fn a_seed_replays_message_for_message() {
 fn the_faults_are_felt() {
     let calm = RunConfig {
         faults: 0,
+        framework_failovers: 0,
         ..RunConfig::default()
     };
     let stormy = RunConfig {
@@ -73,19 +99,8 @@ fn the_faults_are_felt() {
         "{rough:?}"
     );
     assert!(rough.iter().all(|o| o.finished as u64 == tasks));
-    let total = |runs: &[Outcome]| -> (u64, f64) {
-        (
-            runs.iter().map(|o| o.messages).sum(),
-            runs.iter().map(|o| o.simulated.as_secs_f64()).sum(),
-        )
-    };
-    let (quiet_messages, quiet_time) = total(&quiet);
-    let (rough_messages, rough_time) = total(&rough);
-    assert!(
-        rough_messages > quiet_messages,
-        "{rough_messages} vs {quiet_messages}"
-    );
-    assert!(rough_time > quiet_time, "{rough_time} vs {quiet_time}");
+    // The same seeds without faults took other paths altogether.
+    assert!(quiet.iter().zip(&rough).all(|(q, r)| q.digest != r.digest));
 }
 
 /// Seeds that found bugs, each failing before its fix (checked by undoing the fix): the
@@ -93,21 +108,23 @@ fn the_faults_are_felt() {
 /// modules and in RELIABILITY.md.
 #[test]
 fn the_seeds_that_found_bugs_pass() {
-    let calm = RunConfig {
-        faults: 0,
-        ..RunConfig::default()
-    };
+    let calm = as_found(0);
     // A reconciliation answered TASK_LOST for a task whose TASK_FINISHED was on its way.
     sweep([2, 4, 5, 6, 8].into_iter(), &calm);
-    let stormy = RunConfig {
-        faults: 40,
-        ..RunConfig::default()
-    };
+    let stormy = as_found(40);
     // 120, 121: a repeated accept reported a running task dropped. 170, 182: an allocation
     // made before an agent was removed and admitted again was offered (the same resources
     // twice). 256, 387: the master answered TASK_LOST for an end it had itself forwarded.
     // 269: the simulator's own bug (a stall outlived the crash of its sender).
     sweep([120, 121, 170, 182, 256, 269, 387].into_iter(), &stormy);
+    // 2, 33, 38, 91: the scheduler driver started another chain of registration attempts at
+    // every failed one while the master was unreachable; a clock jump then fired thousands.
+    let failovers = RunConfig {
+        faults: 8,
+        framework_failovers: 1,
+        ..RunConfig::default()
+    };
+    sweep([2, 33, 38, 91].into_iter(), &failovers);
     let small = RunConfig {
         shape: ClusterShape {
             agents: 1,

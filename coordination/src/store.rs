@@ -1,11 +1,12 @@
 //! The durable store behind the registrar and Autopilot's ground truth: a few named
-//! values, each with a version, written only by compare-and-set. Two backends:
+//! values, each with a version, written only by compare-and-set. Three backends:
 //!
 //! - [`ZkStore`]: one persistent znode per key under `{path}-registry`; the znode's version is
 //!   the value's, so a write that loses a version race means another master wrote meanwhile
 //!   (another leader exists: the writer must step down);
 //! - [`FileStore`]: one file per key in a directory, replaced atomically (write a temporary
-//!   file, fsync, rename, fsync the directory), for single-master runs without ZooKeeper.
+//!   file, fsync, rename, fsync the directory), for single-master runs without ZooKeeper;
+//! - [`MemoryStore`]: in this process's memory, for simulations.
 //!
 //! Keys are plain names (`[A-Za-z0-9._-]`, at most [`MAX_KEY_LEN`]); values are bytes of at
 //! most [`MAX_VALUE_LEN`] (ZooKeeper's own limit is 1 MiB per znode).
@@ -301,13 +302,53 @@ impl Store for FileStore {
     }
 }
 
-/// Either backend, chosen at run time (`--zk` or a local directory); what the registrar holds.
+/// The store in memory, shared by its clones: what survives a master's restart inside one
+/// process (a seeded simulation, where disk and ZooKeeper I/O would not replay). Every
+/// operation completes at once, with the same compare-and-set rules as the others.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    entries: Arc<parking_lot::Mutex<std::collections::BTreeMap<String, Entry>>>,
+}
+
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        check(key, None)?;
+        Ok(self.entries.lock().get(key).cloned())
+    }
+
+    async fn put(&self, key: &str, data: &[u8], expected: Option<u64>) -> Result<u64, StoreError> {
+        check(key, Some(data))?;
+        let mut entries = self.entries.lock();
+        let found = entries.get(key).map(|e| e.version);
+        if found != expected {
+            return Err(StoreError::Conflict {
+                key: key.to_owned(),
+                expected,
+                found,
+            });
+        }
+        let version = found.map_or(0, |v| v + 1);
+        entries.insert(
+            key.to_owned(),
+            Entry {
+                data: data.to_vec(),
+                version,
+            },
+        );
+        Ok(version)
+    }
+}
+
+/// Any backend, chosen at run time (`--zk`, a local directory, or memory in a simulation);
+/// what the registrar holds.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     /// In ZooKeeper.
     ZooKeeper(ZkStore),
     /// In a local directory.
     File(FileStore),
+    /// In this process's memory.
+    Memory(MemoryStore),
 }
 
 impl Store for AnyStore {
@@ -315,6 +356,7 @@ impl Store for AnyStore {
         match self {
             AnyStore::ZooKeeper(s) => s.get(key).await,
             AnyStore::File(s) => s.get(key).await,
+            AnyStore::Memory(s) => s.get(key).await,
         }
     }
 
@@ -322,6 +364,7 @@ impl Store for AnyStore {
         match self {
             AnyStore::ZooKeeper(s) => s.put(key, data, expected).await,
             AnyStore::File(s) => s.put(key, data, expected).await,
+            AnyStore::Memory(s) => s.put(key, data, expected).await,
         }
     }
 }
@@ -329,6 +372,23 @@ impl Store for AnyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn memory_store_compares_and_sets_across_its_clones() {
+        let store = MemoryStore::default();
+        assert_eq!(store.put("agents", b"one", None).await.unwrap(), 0);
+        let clone = store.clone();
+        assert!(matches!(
+            clone.put("agents", b"stale", None).await,
+            Err(StoreError::Conflict { found: Some(0), .. })
+        ));
+        assert_eq!(clone.put("agents", b"two", Some(0)).await.unwrap(), 1);
+        assert_eq!(store.get("agents").await.unwrap().unwrap().data, b"two");
+        assert!(matches!(
+            store.get("no/such").await,
+            Err(StoreError::BadKey(_))
+        ));
+    }
 
     #[tokio::test]
     async fn file_store_compares_and_sets_and_survives_reopening() {

@@ -30,9 +30,18 @@ struct Args {
     /// Tasks in the job.
     #[arg(long, default_value_t = 40)]
     tasks: u32,
+    /// Crashes of the framework's scheduler per seed (each followed by a failover).
+    #[arg(long, default_value_t = 1)]
+    framework_failovers: u32,
+    /// Masters keep no registry: a restarted master learns the cluster from re-registrations.
+    #[arg(long)]
+    soft_state: bool,
     /// Run each failing seed again and check that it replays (same digest).
     #[arg(long)]
     check_replay: bool,
+    /// Print every seed's outcome, not only the failing ones.
+    #[arg(long)]
+    verbose: bool,
     /// Log filter for the simulated nodes (e.g. `debug`); quiet by default.
     #[arg(long, env = "RUST_LOG", default_value = "off")]
     log: String,
@@ -48,8 +57,10 @@ fn main() -> anyhow::Result<()> {
         shape: ClusterShape {
             agents: args.agents,
             tasks: args.tasks,
+            registry: !args.soft_state,
             ..ClusterShape::default()
         },
+        framework_failovers: args.framework_failovers,
         faults: args.faults,
         fault_window: Duration::from_secs(args.fault_window_seconds),
         ..RunConfig::default()
@@ -61,6 +72,9 @@ fn main() -> anyhow::Result<()> {
         faults += u64::from(outcome.faults);
         messages += outcome.messages;
         simulated += outcome.simulated.as_secs_f64();
+        if args.verbose && outcome.passed() {
+            println!("{outcome}");
+        }
         if !outcome.passed() {
             println!("{outcome}");
             if args.check_replay {

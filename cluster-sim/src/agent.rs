@@ -413,10 +413,7 @@ impl SimAgent {
         if from != self.master {
             return;
         }
-        let key = (
-            msg.framework_id.text().to_owned(),
-            msg.task_id.text().to_owned(),
-        );
+        let key = task_key(&msg.framework_id, &msg.task_id);
         let next = {
             let mut disk = self.disk.lock();
             let Some(task) = disk.tasks.get_mut(&key) else {
@@ -441,10 +438,7 @@ impl SimAgent {
         if from != self.master {
             return;
         }
-        let key = (
-            msg.framework_id.text().to_owned(),
-            msg.task_id.text().to_owned(),
-        );
+        let key = task_key(&msg.framework_id, &msg.task_id);
         if self.disk.lock().tasks.contains_key(&key) {
             self.transition(ctx, &key, TaskState::TaskKilled, None);
         } else if self.registration == Registration::Registered {
@@ -466,6 +460,11 @@ impl SimAgent {
         // go to.
         self.disk.lock().tasks.retain(|(f, _), _| *f != framework);
     }
+}
+
+/// A task's key on the agent's disk: (framework id, task id).
+fn task_key(framework: &Option<FrameworkId>, task: &Option<TaskId>) -> (String, String) {
+    (framework.text().to_owned(), task.text().to_owned())
 }
 
 impl Process for SimAgent {

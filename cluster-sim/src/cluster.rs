@@ -1,8 +1,9 @@
-//! The simulated cluster: a real master (with its real allocator), [`SimAgent`]s and a real
-//! scheduler driver running a [`BatchJob`], each on its own node of one [`SimNetwork`], and
-//! what it takes to crash and restart them. A restarted node takes its old address; a
-//! restarted agent reads its old [`AgentDisk`]; a restarted master starts empty (soft state)
-//! and learns the cluster again from re-registrations.
+//! The simulated cluster: a real master (with its real allocator), [`SimAgent`]s and real
+//! scheduler drivers each running a [`BatchJob`], each on its own node of one [`SimNetwork`],
+//! and what it takes to crash and restart them. A restarted node takes its old address; a
+//! restarted agent reads its old [`AgentDisk`]; a restarted master recovers the registry from
+//! a store that outlives it (or, with soft state, starts empty and learns the cluster again
+//! from re-registrations); a restarted scheduler carries on with its framework's job.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,9 @@ pub struct ClusterShape {
     pub agents: usize,
     /// What each agent offers.
     pub agent_resources: Resources,
-    /// Tasks in the framework's job.
+    /// Frameworks, each running its own batch job (DRF shares the agents between them).
+    pub frameworks: usize,
+    /// Tasks in each framework's job.
     pub tasks: u32,
     /// What each task takes.
     pub task_resources: Resources,
@@ -46,6 +49,7 @@ impl Default for ClusterShape {
     fn default() -> Self {
         ClusterShape {
             agents: 4,
+            frameworks: 2,
             agent_resources: "cpus:4;mem:4096".parse().unwrap_or_default(),
             tasks: 40,
             task_resources: "cpus:1;mem:256".parse().unwrap_or_default(),
@@ -89,11 +93,15 @@ pub struct Cluster {
     /// The registry's store, which outlives the masters (with [`ClusterShape::registry`]).
     store: MemoryStore,
     agents: Vec<AgentSlot>,
-    /// The framework's address, and its node and driver while its scheduler runs.
-    framework_port: u16,
-    framework: Option<(Node, SchedulerHandle<BatchJob>)>,
-    /// The job, which outlives the framework's scheduler instances.
+    frameworks: Vec<FrameworkSlot>,
+}
+
+/// One framework's place in the cluster: its address, its job (which outlives its scheduler
+/// instances), and its node and driver while a scheduler runs.
+struct FrameworkSlot {
+    port: u16,
     job: Arc<Mutex<JobState>>,
+    running: Option<(Node, SchedulerHandle<BatchJob>)>,
 }
 
 impl Cluster {
@@ -129,17 +137,31 @@ impl Cluster {
                 node: Some(node),
             });
         }
-        let (low, high) = shape.task_seconds;
-        let runtimes = (0..shape.tasks)
-            .map(|_| low + seeds.next_u64() % (high - low + 1))
-            .collect();
-        let job = Arc::new(Mutex::new(JobState::new(
-            "job",
-            shape.task_resources.clone(),
-            runtimes,
-        )));
-        let framework_node = net.node(seeds.next_u64()).start()?;
-        let framework = start_scheduler(&framework_node, master_pid, &job, &ledger)?;
+        let mut frameworks = Vec::new();
+        for j in 0..shape.frameworks {
+            let (low, high) = shape.task_seconds;
+            let runtimes = (0..shape.tasks)
+                .map(|_| low + seeds.next_u64() % (high - low + 1))
+                .collect();
+            // Task ids name their job: the ledger tells every framework's tasks apart.
+            let name = if j == 0 {
+                "job".to_owned()
+            } else {
+                format!("job{j}")
+            };
+            let job = Arc::new(Mutex::new(JobState::new(
+                &name,
+                shape.task_resources.clone(),
+                runtimes,
+            )));
+            let node = net.node(seeds.next_u64()).start()?;
+            let driver = start_scheduler(&node, master_pid.clone(), &job, &ledger)?;
+            frameworks.push(FrameworkSlot {
+                port: node.socket_addr().port(),
+                job,
+                running: Some((node, driver)),
+            });
+        }
         Ok(Cluster {
             net: net.clone(),
             shape,
@@ -149,9 +171,7 @@ impl Cluster {
             master: Some((master_node, handle)),
             store,
             agents,
-            framework_port: framework_node.socket_addr().port(),
-            framework: Some((framework_node, framework)),
-            job,
+            frameworks,
         })
     }
 
@@ -173,7 +193,11 @@ impl Cluster {
     pub fn running_nodes(&self) -> Vec<Node> {
         let mut nodes: Vec<Node> = self.master.iter().map(|(n, _)| n.clone()).collect();
         nodes.extend(self.agents.iter().filter_map(|a| a.node.clone()));
-        nodes.extend(self.framework.iter().map(|(n, _)| n.clone()));
+        nodes.extend(
+            self.frameworks
+                .iter()
+                .filter_map(|f| f.running.as_ref().map(|(n, _)| n.clone())),
+        );
         nodes
     }
 
@@ -187,33 +211,35 @@ impl Cluster {
         format!("127.0.0.1:{}", self.agents[i].port)
     }
 
-    /// The framework's address (whether its scheduler runs or not).
-    pub fn framework_address(&self) -> String {
-        format!("127.0.0.1:{}", self.framework_port)
+    /// How many frameworks the cluster has.
+    pub fn framework_count(&self) -> usize {
+        self.frameworks.len()
     }
 
-    /// Kills the framework's scheduler (its job's state survives); false if it was down.
-    pub async fn crash_framework(&mut self) -> bool {
-        let Some((node, _)) = self.framework.take() else {
+    /// Framework `j`'s address (whether its scheduler runs or not).
+    pub fn framework_address(&self, j: usize) -> String {
+        format!("127.0.0.1:{}", self.frameworks[j].port)
+    }
+
+    /// Kills framework `j`'s scheduler (its job's state survives); false if it was down.
+    pub async fn crash_framework(&mut self, j: usize) -> bool {
+        let Some((node, _)) = self.frameworks[j].running.take() else {
             return false;
         };
         self.net.crash(&node).await;
         true
     }
 
-    /// Starts a new instance of the framework's scheduler, which fails over to it with the
+    /// Starts a new instance of framework `j`'s scheduler, which fails over to it with the
     /// framework's id (once the first instance registered); false if one runs.
-    pub fn restart_framework(&mut self) -> Result<bool, ClusterError> {
-        if self.framework.is_some() {
+    pub fn restart_framework(&mut self, j: usize) -> Result<bool, ClusterError> {
+        if self.frameworks[j].running.is_some() {
             return Ok(false);
         }
-        let node = self
-            .net
-            .node(self.seeds.next_u64())
-            .bind(([127, 0, 0, 1], self.framework_port).into())
-            .start()?;
-        let driver = start_scheduler(&node, self.master_pid(), &self.job, &self.ledger)?;
-        self.framework = Some((node, driver));
+        let node = self.node_at(self.frameworks[j].port)?;
+        let slot = &self.frameworks[j];
+        let driver = start_scheduler(&node, self.master_pid(), &slot.job, &self.ledger)?;
+        self.frameworks[j].running = Some((node, driver));
         Ok(true)
     }
 
@@ -242,11 +268,7 @@ impl Cluster {
         if self.master.is_some() {
             return Ok(false);
         }
-        let node = self
-            .net
-            .node(self.seeds.next_u64())
-            .bind(([127, 0, 0, 1], self.master_port).into())
-            .start()?;
+        let node = self.node_at(self.master_port)?;
         let handle = spawn_master(&node, &self.shape, &self.store).await?;
         self.master = Some((node, handle));
         Ok(true)
@@ -266,11 +288,7 @@ impl Cluster {
         if self.agents[i].node.is_some() {
             return Ok(false);
         }
-        let node = self
-            .net
-            .node(self.seeds.next_u64())
-            .bind(([127, 0, 0, 1], self.agents[i].port).into())
-            .start()?;
+        let node = self.node_at(self.agents[i].port)?;
         node.spawn(
             "slave(1)",
             SimAgent::new(
@@ -282,6 +300,15 @@ impl Cluster {
         )?;
         self.agents[i].node = Some(node);
         Ok(true)
+    }
+
+    /// A new node at the address a crashed one had (its port on 127.0.0.1).
+    fn node_at(&self, port: u16) -> Result<Node, ClusterError> {
+        Ok(self
+            .net
+            .node(self.seeds.next_u64())
+            .bind(([127, 0, 0, 1], port).into())
+            .start()?)
     }
 
     fn master_pid(&self) -> Upid {
@@ -309,10 +336,15 @@ impl Cluster {
         }
     }
 
-    /// (instances finished, tasks live as the framework sees them, whether the job is done).
-    pub fn job(&self) -> (usize, usize, bool) {
-        let job = self.job.lock();
-        (job.finished(), job.live(), job.is_done())
+    /// Over every framework's job: (instances finished, tasks live as the frameworks see
+    /// them, whether every job is done).
+    pub fn jobs(&self) -> (usize, usize, bool) {
+        self.frameworks
+            .iter()
+            .fold((0, 0, true), |(f, l, d), slot| {
+                let job = slot.job.lock();
+                (f + job.finished(), l + job.live(), d && job.is_done())
+            })
     }
 
     /// Over all agents' disks: (tasks still running, updates not yet acknowledged).

@@ -23,8 +23,8 @@ pub enum Fault {
     RestartAgent(usize),
     /// Agent `i` cannot reach the master, nor the master it.
     PartitionAgent(usize),
-    /// The framework cannot reach the master, nor the master it.
-    PartitionFramework,
+    /// Framework `j` cannot reach the master, nor the master it.
+    PartitionFramework(usize),
     /// Every partition ends.
     Heal,
     /// Messages arriving at every running node are lost, duplicated or held back by chance.
@@ -35,10 +35,10 @@ pub enum Fault {
     ClockJump(Duration),
     /// Messages one way between two nodes are held up this long, then delivered in order.
     Stall(Direction, Duration),
-    /// The framework's scheduler dies (its job's state survives, as a framework keeps it).
-    CrashFramework,
-    /// A new instance of the scheduler starts and fails over to it.
-    RestartFramework,
+    /// Framework `j`'s scheduler dies (its job's state survives, as a framework keeps it).
+    CrashFramework(usize),
+    /// A new instance of framework `j`'s scheduler starts and fails over to it.
+    RestartFramework(usize),
 }
 
 /// One direction of a connection between the master and another node.
@@ -48,10 +48,10 @@ pub enum Direction {
     AgentToMaster(usize),
     /// From the master to agent `i`.
     MasterToAgent(usize),
-    /// From the framework to the master.
-    FrameworkToMaster,
-    /// From the master to the framework.
-    MasterToFramework,
+    /// From framework `j` to the master.
+    FrameworkToMaster(usize),
+    /// From the master to framework `j`.
+    MasterToFramework(usize),
 }
 
 impl Fault {
@@ -62,7 +62,7 @@ impl Fault {
             self,
             Fault::RestartMaster
                 | Fault::RestartAgent(_)
-                | Fault::RestartFramework
+                | Fault::RestartFramework(_)
                 | Fault::Heal
                 | Fault::Calm
         )
@@ -77,15 +77,19 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
-    /// Draws `faults` faults over `window` from `start`, for a cluster of `agents` agents.
+    /// Draws `faults` faults over `window` from `start`, for a cluster of `agents` agents and
+    /// `frameworks` frameworks. (With one framework no draw picks it: the seeds found with one
+    /// framework replay as they were.)
     pub fn draw(
         rng: &NodeRandom,
         agents: usize,
+        frameworks: usize,
         faults: u32,
         start: Instant,
         window: Duration,
     ) -> FaultPlan {
         let mut plan = FaultPlan::default();
+        let framework = || pick(rng, frameworks);
         let between =
             |low: u64, high: u64| Duration::from_secs(low + rng.next_u64() % (high - low + 1));
         for _ in 0..faults {
@@ -105,7 +109,7 @@ impl FaultPlan {
                     plan.add(at + between(5, 150), Fault::Heal);
                 }
                 5 => {
-                    plan.add(at, Fault::PartitionFramework);
+                    plan.add(at, Fault::PartitionFramework(framework()));
                     plan.add(at + between(5, 60), Fault::Heal);
                 }
                 6 | 7 => {
@@ -121,8 +125,8 @@ impl FaultPlan {
                     let direction = match rng.next_u64() % 4 {
                         0 => Direction::AgentToMaster(agent),
                         1 => Direction::MasterToAgent(agent),
-                        2 => Direction::FrameworkToMaster,
-                        _ => Direction::MasterToFramework,
+                        2 => Direction::FrameworkToMaster(framework()),
+                        _ => Direction::MasterToFramework(framework()),
                     };
                     plan.add(at, Fault::Stall(direction, between(1, 20)));
                 }
@@ -138,15 +142,17 @@ impl FaultPlan {
     pub fn add_framework_failovers(
         &mut self,
         rng: &NodeRandom,
+        frameworks: usize,
         failovers: u32,
         start: Instant,
         window: Duration,
     ) {
         for _ in 0..failovers {
             let at = start + window.mul_f64(rng.fraction());
-            self.add(at, Fault::CrashFramework);
+            let j = pick(rng, frameworks);
+            self.add(at, Fault::CrashFramework(j));
             let back = Duration::from_secs(1 + rng.next_u64() % 60);
-            self.add(at + back, Fault::RestartFramework);
+            self.add(at + back, Fault::RestartFramework(j));
         }
     }
 
@@ -180,6 +186,15 @@ impl FaultPlan {
     }
 }
 
+/// One of `n` (0 without a draw when there is only one).
+fn pick(rng: &NodeRandom, n: usize) -> usize {
+    if n > 1 {
+        (rng.next_u64() % n as u64) as usize
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,8 +204,8 @@ mod tests {
         let start = Instant::now();
         let draw = |seed| {
             let window = Duration::from_secs(600);
-            let mut plan = FaultPlan::draw(&NodeRandom::seeded(seed), 4, 50, start, window);
-            plan.add_framework_failovers(&NodeRandom::seeded(!seed), 3, start, window);
+            let mut plan = FaultPlan::draw(&NodeRandom::seeded(seed), 4, 2, 50, start, window);
+            plan.add_framework_failovers(&NodeRandom::seeded(!seed), 2, 3, start, window);
             let mut faults = Vec::new();
             while let Some(at) = plan.next_at() {
                 faults.push((at, plan.pop_due(at).unwrap()));
@@ -209,8 +224,8 @@ mod tests {
             count(|f| matches!(f, Fault::Storm(_))),
             count(|f| matches!(f, Fault::Calm))
         );
-        assert_eq!(count(|f| *f == Fault::CrashFramework), 3);
-        assert_eq!(count(|f| *f == Fault::RestartFramework), 3);
+        assert_eq!(count(|f| matches!(f, Fault::CrashFramework(_))), 3);
+        assert_eq!(count(|f| matches!(f, Fault::RestartFramework(_))), 3);
         assert!(faults.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 }

@@ -1,7 +1,7 @@
 //! Seeded whole-cluster simulation (what FoundationDB's simulator and TigerBeetle's VOPR do,
 //! for a cluster manager): a real Keel master with its real allocator, emulated agents that
-//! speak the real agent protocol, and a real scheduler driver running a batch job, each on a
-//! node of one [`libactor::SimNetwork`] — one thread, one paused clock, no sockets — with every
+//! speak the real agent protocol, and real scheduler drivers each running a batch job, each on
+//! a node of one [`libactor::SimNetwork`] — one thread, one paused clock, no sockets — with every
 //! random choice (node ids and uuids, backoff jitter, task run times, faults, the master's hash
 //! seeds) drawn from one seed. A run injects crashes and restarts, partitions, message loss,
 //! duplication and delay, and clock jumps, and checks invariants after every step; a failing

@@ -62,7 +62,7 @@ pub struct Outcome {
     pub simulated: Duration,
     /// Tasks started on agents (first attempts and replacements).
     pub tasks_started: usize,
-    /// Instances of the job that finished.
+    /// Instances of the jobs that finished.
     pub finished: usize,
     /// Every invariant broken, in the order found; empty for a passing run.
     pub violations: Vec<String>,
@@ -146,12 +146,14 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
     let mut plan = FaultPlan::draw(
         &rng,
         cluster.agent_count(),
+        cluster.framework_count(),
         config.faults,
         start,
         config.fault_window,
     );
     plan.add_framework_failovers(
         &NodeRandom::seeded(!seed),
+        cluster.framework_count(),
         config.framework_failovers,
         start,
         config.fault_window,
@@ -171,16 +173,16 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
             break;
         }
         let now = clock.now();
-        let (_, _, done) = cluster.job();
+        let (_, _, done) = cluster.jobs();
         if done && plan.is_empty() {
             break;
         }
         if plan.is_empty() && now >= deadline {
-            let (finished, live, _) = cluster.job();
+            let (finished, live, _) = cluster.jobs();
             violations.push(format!(
-                "liveness: the job is not done {:.0} s after its last fault ({finished} of {} instances finished, {live} tasks live)",
+                "liveness: the jobs are not done {:.0} s after the last fault ({finished} of {} instances finished, {live} tasks live)",
                 config.recovery.as_secs_f64(),
-                config.shape.tasks
+                config.shape.tasks as usize * config.shape.frameworks
             ));
             break;
         }
@@ -218,7 +220,7 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
     if let Some(storm) = message_storm(net.messages(), simulated) {
         violations.push(storm);
     }
-    let (finished, _, _) = cluster.job();
+    let (finished, _, _) = cluster.jobs();
     Outcome {
         seed,
         digest: net.digest(),
@@ -273,18 +275,18 @@ async fn apply(
         Fault::PartitionAgent(i) => {
             net.partition(&[&cluster.agent_address(i)], &[&cluster.master_address()]);
         }
-        Fault::PartitionFramework => {
+        Fault::PartitionFramework(j) => {
             net.partition(
-                &[&cluster.framework_address()],
+                &[&cluster.framework_address(j)],
                 &[&cluster.master_address()],
             );
         }
         Fault::Heal => net.heal(),
-        Fault::CrashFramework => {
-            cluster.crash_framework().await;
+        Fault::CrashFramework(j) => {
+            cluster.crash_framework(j).await;
         }
-        Fault::RestartFramework => {
-            cluster.restart_framework().map_err(|e| e.to_string())?;
+        Fault::RestartFramework(j) => {
+            cluster.restart_framework(j).map_err(|e| e.to_string())?;
         }
         Fault::Storm(faults) => {
             for node in cluster.running_nodes() {
@@ -294,12 +296,12 @@ async fn apply(
         Fault::Calm => storm.clear(),
         Fault::ClockJump(by) => net.clock().advance(by),
         Fault::Stall(direction, d) => {
-            let (master, framework) = (cluster.master_address(), cluster.framework_address());
+            let master = cluster.master_address();
             let (from, to) = match direction {
                 Direction::AgentToMaster(i) => (cluster.agent_address(i), master),
                 Direction::MasterToAgent(i) => (master, cluster.agent_address(i)),
-                Direction::FrameworkToMaster => (framework, master),
-                Direction::MasterToFramework => (master, framework),
+                Direction::FrameworkToMaster(j) => (cluster.framework_address(j), master),
+                Direction::MasterToFramework(j) => (master, cluster.framework_address(j)),
             };
             net.stall(&from, &to, d);
         }
@@ -334,7 +336,7 @@ async fn settle_and_check_end(net: &SimNetwork, cluster: &Cluster, ledger: &Ledg
             "at the end {running} tasks still run on agents and {updates} updates are unacknowledged"
         ));
     }
-    let (_, live, _) = cluster.job();
+    let (_, live, _) = cluster.jobs();
     let master_tasks = cluster.master_tasks().await;
     if live > 0 || master_tasks > 0 {
         problems.push(format!(

@@ -54,12 +54,17 @@ fn soft_state(faults: u32) -> RunConfig {
 }
 
 /// The configuration the seeds that found bugs ran with: soft-state masters, no scheduler
-/// failovers (the simulation had neither then), `faults` faults.
+/// failovers, one framework (the simulation had nothing else then), `faults` faults.
 fn as_found(faults: u32) -> RunConfig {
+    let soft = soft_state(1);
     RunConfig {
         faults,
         framework_failovers: 0,
-        ..soft_state(1)
+        shape: ClusterShape {
+            frameworks: 1,
+            ..soft.shape
+        },
+        ..soft
     }
 }
 
@@ -86,7 +91,7 @@ fn the_faults_are_felt() {
         faults: 40,
         ..RunConfig::default()
     };
-    let tasks = u64::from(calm.shape.tasks);
+    let tasks = u64::from(calm.shape.tasks) * calm.shape.frameworks as u64;
     let quiet: Vec<Outcome> = (1..=5).map(|seed| run(seed, &calm)).collect();
     assert!(quiet
         .iter()
@@ -122,6 +127,10 @@ fn the_seeds_that_found_bugs_pass() {
     let failovers = RunConfig {
         faults: 8,
         framework_failovers: 1,
+        shape: ClusterShape {
+            frameworks: 1,
+            ..ClusterShape::default()
+        },
         ..RunConfig::default()
     };
     sweep([2, 33, 38, 91].into_iter(), &failovers);

@@ -27,7 +27,10 @@ struct Args {
     /// Agents in the cluster.
     #[arg(long, default_value_t = 4)]
     agents: usize,
-    /// Tasks in the job.
+    /// Frameworks, each with its own job.
+    #[arg(long, default_value_t = 2)]
+    frameworks: usize,
+    /// Tasks in each framework's job.
     #[arg(long, default_value_t = 40)]
     tasks: u32,
     /// Crashes of the framework's scheduler per seed (each followed by a failover).
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         shape: ClusterShape {
             agents: args.agents,
             tasks: args.tasks,
+            frameworks: args.frameworks,
             registry: !args.soft_state,
             ..ClusterShape::default()
         },

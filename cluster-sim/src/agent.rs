@@ -31,7 +31,7 @@ use protos::v1::{AgentId, AgentInfo, FrameworkId, TaskId, TaskState, TaskStatus}
 use protos::IdText;
 use resources::Resources;
 
-use crate::ledger::{is_definitive_end, Ledger};
+use crate::ledger::Ledger;
 
 /// First wait before registering again (a real agent's).
 pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -187,10 +187,12 @@ impl SimAgent {
     }
 
     fn reregistered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SlaveReregisteredMessage) {
-        if from != self.master || self.registration == Registration::Registered {
+        if from != self.master {
             return;
         }
         self.on_registered(ctx, msg.slave_id);
+        // Every reply's, as the real agent does: a retried re-registration's later reply may
+        // name tasks the first did not.
         for reconcile in msg.reconciliations {
             self.reconcile_unlisted(ctx, reconcile);
         }
@@ -210,23 +212,33 @@ impl SimAgent {
         }
     }
 
-    /// Reports `task`, which this agent does not run, lost: once, not through a stream (there
-    /// is no task to keep one for), as a real agent answers for a task it does not know.
-    fn report_unknown(&self, ctx: &mut Context<Self>, framework: &str, task: &str) {
-        let update = self.update(
-            ctx,
-            framework,
-            task,
-            TaskState::TaskLost,
-            Some(Reason::TaskUnknown),
-        );
-        ctx.send(
-            &self.master,
-            StatusUpdateMessage {
-                update: Some(update),
-                pid: ctx.pid().to_string(),
+    /// Reports `task`, which this agent does not run, lost, as a real agent answers for a task
+    /// it does not know: through a stream of its own, resent until acknowledged like any
+    /// other update. The record also keeps a launch that arrives after all from running a task
+    /// its framework was told is lost.
+    fn report_unknown(&mut self, ctx: &mut Context<Self>, framework: &str, task: &str) {
+        tracing::debug!(agent = %ctx.pid(), %task, "reporting an unknown task lost");
+        let key = (framework.to_owned(), task.to_owned());
+        if self.disk.lock().tasks.contains_key(&key) {
+            return;
+        }
+        let lost = SimTask {
+            task: Task {
+                task_id: Some(TaskId {
+                    value: task.to_owned(),
+                }),
+                framework_id: Some(FrameworkId {
+                    value: framework.to_owned(),
+                }),
+                slave_id: self.id(),
+                ..Default::default()
             },
-        );
+            ends_at: ctx.node().clock().now(),
+            state: TaskState::TaskStaging,
+            updates: VecDeque::new(),
+        };
+        self.disk.lock().tasks.insert(key.clone(), lost);
+        self.transition(ctx, &key, TaskState::TaskLost, Some(Reason::TaskUnknown));
     }
 
     fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, msg: PingSlaveMessage) {
@@ -273,7 +285,7 @@ impl SimAgent {
                 return;
             }
             let mut used = resources.clone();
-            for t in disk.tasks.values().filter(|t| !is_definitive_end(t.state)) {
+            for t in disk.tasks.values().filter(|t| !t.state.is_terminal()) {
                 let held = Resources::from_proto(&t.task.resources).unwrap_or_default();
                 let _ = used.add(&held);
             }
@@ -327,7 +339,7 @@ impl SimAgent {
             let Some(task) = disk.tasks.get_mut(key) else {
                 return;
             };
-            if is_definitive_end(task.state) {
+            if task.state.is_terminal() {
                 return;
             }
             task.state = state;
@@ -424,7 +436,7 @@ impl SimAgent {
             }
             task.updates.pop_front();
             let next = task.updates.front().cloned();
-            if next.is_none() && is_definitive_end(task.state) {
+            if next.is_none() && task.state.is_terminal() {
                 disk.tasks.remove(&key);
             }
             next
@@ -439,6 +451,7 @@ impl SimAgent {
             return;
         }
         let key = task_key(&msg.framework_id, &msg.task_id);
+        tracing::debug!(agent = %ctx.pid(), task = %key.1, registered = ?self.registration, "kill");
         if self.disk.lock().tasks.contains_key(&key) {
             self.transition(ctx, &key, TaskState::TaskKilled, None);
         } else if self.registration == Registration::Registered {
@@ -483,7 +496,7 @@ impl Process for SimAgent {
             .lock()
             .tasks
             .iter()
-            .filter(|(_, t)| !is_definitive_end(t.state))
+            .filter(|(_, t)| !t.state.is_terminal())
             .map(|(k, t)| (k.clone(), t.ends_at))
             .collect();
         for (key, ends_at) in running {

@@ -347,6 +347,14 @@ impl Cluster {
             })
     }
 
+    /// Every framework's live tasks, with the state last heard.
+    pub fn live_tasks(&self) -> Vec<(String, protos::v1::TaskState)> {
+        self.frameworks
+            .iter()
+            .flat_map(|slot| slot.job.lock().live_tasks())
+            .collect()
+    }
+
     /// Over all agents' disks: (tasks still running, updates not yet acknowledged).
     pub fn agents_outstanding(&self) -> (usize, usize) {
         let mut running = 0;
@@ -356,7 +364,7 @@ impl Cluster {
             running += disk
                 .tasks
                 .values()
-                .filter(|t| !crate::ledger::is_definitive_end(t.state))
+                .filter(|t| !t.state.is_terminal())
                 .count();
             updates += disk.tasks.values().map(|t| t.updates.len()).sum::<usize>();
         }

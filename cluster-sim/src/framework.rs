@@ -85,6 +85,14 @@ impl JobState {
         self.live.len()
     }
 
+    /// The tasks launched and not seen to end, with the state last heard.
+    pub fn live_tasks(&self) -> Vec<(String, TaskState)> {
+        self.live
+            .iter()
+            .map(|(id, l)| (id.clone(), l.state))
+            .collect()
+    }
+
     /// The id the master gave the framework.
     pub fn framework_id(&self) -> Option<&FrameworkId> {
         self.framework_id.as_ref()

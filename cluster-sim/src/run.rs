@@ -180,9 +180,10 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
         if plan.is_empty() && now >= deadline {
             let (finished, live, _) = cluster.jobs();
             violations.push(format!(
-                "liveness: the jobs are not done {:.0} s after the last fault ({finished} of {} instances finished, {live} tasks live)",
+                "liveness: the jobs are not done {:.0} s after the last fault ({finished} of {} instances finished, {live} tasks live: {:?})",
                 config.recovery.as_secs_f64(),
-                config.shape.tasks as usize * config.shape.frameworks
+                config.shape.tasks as usize * config.shape.frameworks,
+                cluster.live_tasks()
             ));
             break;
         }

@@ -71,7 +71,17 @@ fn main() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let (mut failed, mut faults, mut messages, mut simulated) = (Vec::new(), 0u64, 0u64, 0f64);
-    for seed in args.first_seed..args.first_seed + args.seeds {
+    // Progress on stderr, about every 5 % of the seeds, so that a long run shows it moves.
+    let every = (args.seeds / 20).max(1);
+    for (done, seed) in (args.first_seed..args.first_seed + args.seeds).enumerate() {
+        if done > 0 && (done as u64).is_multiple_of(every) {
+            eprintln!(
+                "{done}/{} seeds, {} failed, {faults} faults, {:.0} s",
+                args.seeds,
+                failed.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         let outcome = run(seed, &config);
         faults += u64::from(outcome.faults);
         messages += outcome.messages;

@@ -217,7 +217,7 @@ async fn a_pymesos_executor_and_scheduler_exchange_framework_messages() {
     let (_master, master) =
         Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &["--port", "0"]).await;
     let address = master.split_once('@').unwrap().1.to_owned();
-    let (_agent, _) = Daemon::start(
+    let (_agent, agent_pid) = Daemon::start(
         env!("CARGO_BIN_EXE_keel-slave"),
         &[
             "--master",
@@ -234,6 +234,7 @@ async fn a_pymesos_executor_and_scheduler_exchange_framework_messages() {
     )
     .await;
     agents_registered(&address).await;
+    let agent_address = agent_pid.split_once('@').unwrap().1.to_owned();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/pymesos/messages.py");
     let mut child = tokio::process::Command::new(python())
         .arg(script)
@@ -252,4 +253,17 @@ async fn a_pymesos_executor_and_scheduler_exchange_framework_messages() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status:?}");
+    // The scheduler ended its framework: the agent shuts the custom executor down. The test
+    // waits for that, so that no executor outlives the agent the test is about to kill (one
+    // did, orphaned, after a CI run).
+    eventually(
+        "the agent shuts the ended framework's executor down",
+        || async {
+            let state = libactor::http_client::get_json(&agent_address, "/slave(1)/state")
+                .await
+                .ok()?;
+            state["frameworks"].as_array()?.is_empty().then_some(())
+        },
+    )
+    .await;
 }

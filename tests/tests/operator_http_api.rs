@@ -604,10 +604,15 @@ async fn the_master_reports_mesos_metrics_by_their_mesos_names() {
         .unwrap()
         .scalar("cpus");
     let metrics = s.cluster.master_node.metrics().clone();
-    // Gauges are recomputed every second from the API process's view.
+    // Gauges are recomputed every second from the API process's view, one
+    // at a time: a snapshot taken during a refresh may mix two refreshes, so
+    // wait for the last gauge set (the percentage) to show the task.
     let snapshot = keel_testkit::eventually::eventually("the gauges catch up", || {
         let snapshot = metrics.snapshot();
-        let ready = snapshot.get("master/tasks_running") == Some(&1.0);
+        let ready = snapshot.get("master/tasks_running") == Some(&1.0)
+            && snapshot
+                .get("master/cpus_percent")
+                .is_some_and(|percent| (percent - 0.1 / cpus).abs() < 1e-9);
         async move { ready.then_some(snapshot) }
     })
     .await;
@@ -617,14 +622,16 @@ async fn the_master_reports_mesos_metrics_by_their_mesos_names() {
     assert_eq!(snapshot["master/frameworks_connected"], 1.0);
     assert_eq!(snapshot["master/cpus_total"], cpus);
     assert!((snapshot["master/cpus_used"] - 0.1).abs() < 1e-9);
-    assert!((snapshot["master/cpus_percent"] - 0.1 / cpus).abs() < 1e-9);
     assert_eq!(snapshot["master/tasks_staging"], 0.0);
     assert!(snapshot.contains_key("master/outstanding_offers"));
     // The agent's, likewise.
     let agent_metrics = s.cluster.agents[0].node.metrics().clone();
     let agent = keel_testkit::eventually::eventually("the agent's gauges catch up", || {
         let snapshot = agent_metrics.snapshot();
-        let ready = snapshot.get("slave/tasks_running") == Some(&1.0);
+        let ready = snapshot.get("slave/tasks_running") == Some(&1.0)
+            && snapshot
+                .get("slave/cpus_percent")
+                .is_some_and(|percent| (percent - 0.1 / cpus).abs() < 1e-9);
         async move { ready.then_some(snapshot) }
     })
     .await;

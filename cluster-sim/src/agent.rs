@@ -7,7 +7,8 @@
 //! ignored), sends every task's updates in order through a per-task stream that resends the
 //! unacknowledged head until acknowledged, lists running tasks and unacknowledged ends when it
 //! re-registers, reports `TASK_LOST` (`REASON_TASK_UNKNOWN`) for tasks the master placed here
-//! that never arrived, and drops a framework's tasks and updates when the master shuts it down.
+//! that never arrived, drops a framework's tasks and updates when the master shuts it down,
+//! and follows a new leading master when its detector names one ([`SimAgent::set_master`]).
 //!
 //! What survives a crash is its [`AgentDisk`] (the checkpoint a real agent keeps in its work
 //! dir): its id, its tasks and their update streams. Tasks keep running while it is down, as
@@ -162,6 +163,18 @@ impl SimAgent {
                 a.register(ctx);
             }
         });
+    }
+
+    /// Follows a new leading master (what the real agent does when its detector names one):
+    /// registers with it from the shortest backoff, keeping its tasks.
+    pub fn set_master(&mut self, ctx: &mut Context<Self>, master: Upid) {
+        if master == self.master {
+            return;
+        }
+        ctx.unlink(&self.master);
+        self.master = master;
+        self.backoff = REGISTRATION_BACKOFF_MIN;
+        self.register(ctx);
     }
 
     fn on_registered(&mut self, ctx: &mut Context<Self>, id: Option<AgentId>) {

@@ -1,29 +1,34 @@
-//! The simulated cluster: a real master (with its real allocator), [`SimAgent`]s and real
-//! scheduler drivers each running a [`BatchJob`], each on its own node of one [`SimNetwork`],
-//! and what it takes to crash and restart them. A restarted node takes its old address; a
-//! restarted agent reads its old [`AgentDisk`]; a restarted master recovers the registry from
-//! a store that outlives it (or, with soft state, starts empty and learns the cluster again
-//! from re-registrations); a restarted scheduler carries on with its framework's job.
+//! The simulated cluster: real masters (with their real allocators, see [`Masters`]),
+//! [`SimAgent`]s and real scheduler drivers each running a [`BatchJob`], each on its own node
+//! of one [`SimNetwork`], and what it takes to crash and restart them. A restarted node takes
+//! its old address; a restarted agent reads its old [`AgentDisk`]; a restarted master recovers
+//! the registry from a store that outlives it (or, with soft state, starts empty and learns
+//! the cluster again from re-registrations); a restarted scheduler carries on with its
+//! framework's job. With several masters, agents and frameworks follow the leader the
+//! ensemble names, as their detectors do, whenever they can reach the ensemble.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use coordination::{AnyStore, MemoryStore};
 use frameworks::scheduler_driver::{self, SchedulerHandle, SchedulerOptions};
-use libactor::{Node, NodeRandom, SimNetwork, Upid};
-use master::master::{AuthenticationPolicy, Master, MasterHandle};
-use master::registrar::Registrar;
+use libactor::{Node, NodeRandom, ProcessRef, SimNetwork, Upid};
 use parking_lot::Mutex;
 use protos::v1::FrameworkInfo;
 use resources::Resources;
 
 use crate::agent::{AgentDisk, SimAgent};
+use crate::ensemble::{LEADER_PATIENCE, ZOOKEEPER};
+use crate::faults::MasterPick;
 use crate::framework::{BatchJob, JobState};
 use crate::ledger::Ledger;
+use crate::masters::Masters;
 
 /// What a simulated cluster is made of.
 #[derive(Debug, Clone)]
 pub struct ClusterShape {
+    /// Masters: one runs alone (as `keel-master` without `--zk`); several contend in a
+    /// ZooKeeper stand-in and one leads.
+    pub masters: usize,
     /// Agents.
     pub agents: usize,
     /// What each agent offers.
@@ -43,11 +48,16 @@ pub struct ClusterShape {
     /// How long a recovered master waits for the registry's agents before it marks them
     /// unreachable.
     pub agent_reregister_timeout: Duration,
+    /// With several masters, how long a leader that cannot reach the ensemble goes on leading
+    /// before it exits (`keel-master`'s rule, [`LEADER_PATIENCE`]; longer only to show that
+    /// the checks catch two masters acting at once).
+    pub leader_patience: Duration,
 }
 
 impl Default for ClusterShape {
     fn default() -> Self {
         ClusterShape {
+            masters: 1,
             agents: 4,
             frameworks: 2,
             agent_resources: "cpus:4;mem:4096".parse().unwrap_or_default(),
@@ -56,6 +66,7 @@ impl Default for ClusterShape {
             task_seconds: (5, 90),
             registry: true,
             agent_reregister_timeout: Duration::from_secs(120),
+            leader_patience: LEADER_PATIENCE,
         }
     }
 }
@@ -74,11 +85,14 @@ pub enum ClusterError {
     Registry(#[from] master::registrar::RegistrarError),
 }
 
-/// One agent's place in the cluster: its address, its disk, and its node while it runs.
+/// One agent's place in the cluster: its address, its disk, and its node and process while
+/// it runs.
 struct AgentSlot {
     port: u16,
     disk: Arc<Mutex<AgentDisk>>,
-    node: Option<Node>,
+    running: Option<(Node, ProcessRef<SimAgent>)>,
+    /// The leader's address as its detector last told it.
+    follows: String,
 }
 
 /// The running cluster.
@@ -88,10 +102,7 @@ pub struct Cluster {
     ledger: Ledger,
     /// Seeds for the nodes, drawn in the order nodes start.
     seeds: NodeRandom,
-    master_port: u16,
-    master: Option<(Node, MasterHandle)>,
-    /// The registry's store, which outlives the masters (with [`ClusterShape::registry`]).
-    store: MemoryStore,
+    masters: Masters,
     agents: Vec<AgentSlot>,
     frameworks: Vec<FrameworkSlot>,
 }
@@ -102,10 +113,12 @@ struct FrameworkSlot {
     port: u16,
     job: Arc<Mutex<JobState>>,
     running: Option<(Node, SchedulerHandle<BatchJob>)>,
+    /// The leader's address as its detector last told it.
+    follows: String,
 }
 
 impl Cluster {
-    /// Starts the master, the agents and the framework on `net`, every choice drawn from
+    /// Starts the masters, the agents and the frameworks on `net`, every choice drawn from
     /// `seeds`.
     pub async fn start(
         net: &SimNetwork,
@@ -113,16 +126,13 @@ impl Cluster {
         seeds: NodeRandom,
         ledger: Ledger,
     ) -> Result<Cluster, ClusterError> {
-        let store = MemoryStore::default();
-        let master_node = net.node(seeds.next_u64()).start()?;
-        let master_port = master_node.socket_addr().port();
-        let handle = spawn_master(&master_node, &shape, &store).await?;
-        let master_pid = handle.master.pid().clone();
+        let masters = Masters::start(net, &shape, &seeds).await?;
+        let master_pid = masters.leader_pid();
         let mut agents = Vec::new();
         for _ in 0..shape.agents {
             let node = net.node(seeds.next_u64()).start()?;
             let disk = Arc::new(Mutex::new(AgentDisk::default()));
-            node.spawn(
+            let agent = node.spawn_ref(
                 "slave(1)",
                 SimAgent::new(
                     master_pid.clone(),
@@ -134,7 +144,8 @@ impl Cluster {
             agents.push(AgentSlot {
                 port: node.socket_addr().port(),
                 disk,
-                node: Some(node),
+                running: Some((node, agent)),
+                follows: masters.leader_address(),
             });
         }
         let mut frameworks = Vec::new();
@@ -160,6 +171,7 @@ impl Cluster {
                 port: node.socket_addr().port(),
                 job,
                 running: Some((node, driver)),
+                follows: masters.leader_address(),
             });
         }
         Ok(Cluster {
@@ -167,9 +179,7 @@ impl Cluster {
             shape,
             ledger,
             seeds,
-            master_port,
-            master: Some((master_node, handle)),
-            store,
+            masters,
             agents,
             frameworks,
         })
@@ -180,8 +190,8 @@ impl Cluster {
         self.agents.len()
     }
 
-    /// The addresses of the nodes running now: the master's (if up), then the agents', then
-    /// the framework's.
+    /// The addresses of the nodes running now: the masters', then the agents', then the
+    /// frameworks'.
     pub fn addresses(&self) -> Vec<String> {
         self.running_nodes()
             .iter()
@@ -191,8 +201,12 @@ impl Cluster {
 
     /// The nodes running now, in the order of [`Cluster::addresses`].
     pub fn running_nodes(&self) -> Vec<Node> {
-        let mut nodes: Vec<Node> = self.master.iter().map(|(n, _)| n.clone()).collect();
-        nodes.extend(self.agents.iter().filter_map(|a| a.node.clone()));
+        let mut nodes = self.masters.running_nodes();
+        nodes.extend(
+            self.agents
+                .iter()
+                .filter_map(|a| a.running.as_ref().map(|(n, _)| n.clone())),
+        );
         nodes.extend(
             self.frameworks
                 .iter()
@@ -201,9 +215,24 @@ impl Cluster {
         nodes
     }
 
-    /// The master's address (whether it runs or not).
+    /// The masters.
+    pub fn masters(&self) -> &Masters {
+        &self.masters
+    }
+
+    /// The leading master's address (whether it runs or not).
     pub fn master_address(&self) -> String {
-        format!("127.0.0.1:{}", self.master_port)
+        self.masters.leader_address()
+    }
+
+    /// What agents and frameworks are cut off from when they are cut off from the masters:
+    /// every master, and the ensemble where there is one.
+    pub fn master_side(&self) -> Vec<String> {
+        let mut side = self.masters.addresses();
+        if self.masters.is_replicated() {
+            side.push(ZOOKEEPER.to_owned());
+        }
+        side
     }
 
     /// Agent `i`'s address.
@@ -237,46 +266,72 @@ impl Cluster {
             return Ok(false);
         }
         let node = self.node_at(self.frameworks[j].port)?;
+        let master = self.masters.leader_pid();
         let slot = &self.frameworks[j];
-        let driver = start_scheduler(&node, self.master_pid(), &slot.job, &self.ledger)?;
+        let driver = start_scheduler(&node, master, &slot.job, &self.ledger)?;
         self.frameworks[j].running = Some((node, driver));
+        self.frameworks[j].follows = self.masters.leader_address();
         Ok(true)
-    }
-
-    /// Whether the master runs.
-    pub fn master_is_up(&self) -> bool {
-        self.master.is_some()
     }
 
     /// Whether agent `i` runs.
     pub fn agent_is_up(&self, i: usize) -> bool {
-        self.agents[i].node.is_some()
+        self.agents[i].running.is_some()
     }
 
-    /// Kills the master's node; false if it was down.
-    pub async fn crash_master(&mut self) -> bool {
-        let Some((node, _)) = self.master.take() else {
-            return false;
-        };
-        self.net.crash(&node).await;
-        true
+    /// Kills master `pick`'s node; false if it was down.
+    pub async fn crash_master(&mut self, pick: MasterPick) -> bool {
+        self.masters.crash(pick).await
     }
 
-    /// Starts a master again at its address (recovering the registry, if it keeps one);
-    /// false if one runs.
-    pub async fn restart_master(&mut self) -> Result<bool, ClusterError> {
-        if self.master.is_some() {
+    /// Starts every master that is down again at its address (recovering the registry, if
+    /// it keeps one, once it leads); false if none was down.
+    pub async fn restart_masters(&mut self) -> Result<bool, ClusterError> {
+        self.masters.restart_down(&self.seeds).await
+    }
+
+    /// Plays the ensemble up to now (elections, leaders giving up) and tells every agent and
+    /// framework that can reach it which master leads, as their detectors would. Returns
+    /// whether anything changed.
+    pub async fn tick(&mut self) -> Result<bool, ClusterError> {
+        if !self.masters.is_replicated() {
             return Ok(false);
         }
-        let node = self.node_at(self.master_port)?;
-        let handle = spawn_master(&node, &self.shape, &self.store).await?;
-        self.master = Some((node, handle));
-        Ok(true)
+        let mut changed = self.masters.tick(&self.seeds).await?;
+        let leader = self.masters.leader_address();
+        let pid = self.masters.leader_pid();
+        for slot in &mut self.agents {
+            let Some((node, agent)) = &slot.running else {
+                continue;
+            };
+            if slot.follows != leader && !self.net.is_cut(node.address(), ZOOKEEPER) {
+                let pid = pid.clone();
+                agent.dispatch(move |a, ctx| a.set_master(ctx, pid));
+                slot.follows = leader.clone();
+                changed = true;
+            }
+        }
+        for slot in &mut self.frameworks {
+            let Some((node, driver)) = &slot.running else {
+                continue;
+            };
+            if slot.follows != leader && !self.net.is_cut(node.address(), ZOOKEEPER) {
+                driver.set_master(pid.clone());
+                slot.follows = leader.clone();
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// When the ensemble next acts on its own, if it will.
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.masters.next_deadline()
     }
 
     /// Kills agent `i`'s node (its disk survives); false if it was down.
     pub async fn crash_agent(&mut self, i: usize) -> bool {
-        let Some(node) = self.agents[i].node.take() else {
+        let Some((node, _)) = self.agents[i].running.take() else {
             return false;
         };
         self.net.crash(&node).await;
@@ -285,20 +340,21 @@ impl Cluster {
 
     /// Starts agent `i` again from its disk; false if it runs.
     pub fn restart_agent(&mut self, i: usize) -> Result<bool, ClusterError> {
-        if self.agents[i].node.is_some() {
+        if self.agents[i].running.is_some() {
             return Ok(false);
         }
         let node = self.node_at(self.agents[i].port)?;
-        node.spawn(
+        let agent = node.spawn_ref(
             "slave(1)",
             SimAgent::new(
-                self.master_pid(),
+                self.masters.leader_pid(),
                 self.shape.agent_resources.clone(),
                 self.agents[i].disk.clone(),
                 self.ledger.clone(),
             ),
         )?;
-        self.agents[i].node = Some(node);
+        self.agents[i].running = Some((node, agent));
+        self.agents[i].follows = self.masters.leader_address();
         Ok(true)
     }
 
@@ -311,27 +367,26 @@ impl Cluster {
             .start()?)
     }
 
-    fn master_pid(&self) -> Upid {
-        Upid::parse(&format!("master@{}", self.master_address()))
-            .expect("a simulated master's pid parses")
-    }
-
-    /// What the master finds wrong with its own books (nothing while it is down).
+    /// What the leading master finds wrong with its own books (nothing while none leads),
+    /// and whatever broke "one master acting per epoch".
     pub async fn audit(&self) -> Vec<String> {
-        match &self.master {
-            Some((_, handle)) => handle
-                .master
-                .call(|m, _| m.audit())
-                .await
-                .unwrap_or_else(|_| vec!["the master process has ended".into()]),
-            None => Vec::new(),
+        let mut problems = self.masters.violations();
+        if let Some(handle) = self.masters.leading() {
+            problems.extend(
+                handle
+                    .master
+                    .call(|m, _| m.audit())
+                    .await
+                    .unwrap_or_else(|_| vec!["the master process has ended".into()]),
+            );
         }
+        problems
     }
 
-    /// Tasks the master holds as live (0 while it is down).
+    /// Tasks the leading master holds as live (0 while none leads).
     pub async fn master_tasks(&self) -> usize {
-        match &self.master {
-            Some((_, handle)) => handle.master.call(|m, _| m.task_count()).await.unwrap_or(0),
+        match self.masters.leading() {
+            Some(handle) => handle.master.call(|m, _| m.task_count()).await.unwrap_or(0),
             None => 0,
         }
     }
@@ -395,36 +450,4 @@ fn start_scheduler(
         BatchJob::new(job.clone(), ledger.clone()),
         SchedulerOptions::default(),
     )?)
-}
-
-/// Spawns a master on `node`: with a registrar recovering from `store` (what `keel-master`
-/// does with `--work_dir` or `--zk`), or with soft state only.
-async fn spawn_master(
-    node: &Node,
-    shape: &ClusterShape,
-    store: &MemoryStore,
-) -> Result<MasterHandle, ClusterError> {
-    let id = master_id(node);
-    if !shape.registry {
-        return Ok(Master::spawn(node, &id)?);
-    }
-    // Taken before the registry is read, as keel-master does: agents that come back meanwhile
-    // wait in its queue.
-    let reserved = node.reserve("master")?;
-    let registrar = Registrar::recover(AnyStore::Memory(store.clone())).await?;
-    Ok(Master::spawn_recovered(
-        node,
-        reserved,
-        &id,
-        AuthenticationPolicy::default(),
-        registrar,
-        shape.agent_reregister_timeout,
-    )?)
-}
-
-/// A master id as `keel-master` makes one (the time in milliseconds, in hex), from the
-/// simulated clock.
-fn master_id(node: &Node) -> String {
-    let millis = (node.clock().unix_seconds() * 1000.0) as u64;
-    format!("{:x}", millis % (1 << 40))
 }

@@ -1,5 +1,6 @@
-//! The faults a run injects, drawn from its seed before it starts: crashes and restarts of the
-//! master and of agents, partitions (an agent or the framework cut off from the master),
+//! The faults a run injects, drawn from its seed before it starts: crashes and restarts of
+//! masters and of agents, partitions (an agent or a framework cut off from the masters; with
+//! several masters, a master cut off from the ZooKeeper ensemble or from everyone),
 //! message storms (loss and duplication on every node), stalls (one direction of a
 //! connection held up, then delivered in order: TCP delays but never reorders) and clock jumps
 //! (every node stalled, then all timers due at once). Each fault that starts something draws
@@ -13,10 +14,12 @@ use libactor::{NetworkFaults, NodeRandom};
 /// One thing done to the cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
-    /// The master's node dies.
-    CrashMaster,
-    /// A master starts again at the master's address, knowing nothing.
+    /// A master's node dies.
+    CrashMaster(MasterPick),
+    /// Every master that is down starts again at its address, knowing nothing.
     RestartMaster,
+    /// A master is cut off (until the next [`Fault::Heal`]).
+    IsolateMaster(MasterPick, Isolation),
     /// Agent `i`'s node dies; its disk survives.
     CrashAgent(usize),
     /// Agent `i` starts again from its disk.
@@ -41,7 +44,26 @@ pub enum Fault {
     RestartFramework(usize),
 }
 
-/// One direction of a connection between the master and another node.
+/// Which master a fault strikes, resolved when it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterPick {
+    /// The one leading (or the one agents are told leads).
+    Leader,
+    /// Master `k` (modulo the number of masters), leading or not.
+    Nth(usize),
+}
+
+/// What an isolated master is cut off from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// The ensemble only: it still reaches agents and frameworks (and must stop acting before
+    /// another master is elected).
+    Ensemble,
+    /// Every other node.
+    Everyone,
+}
+
+/// One direction of a connection between the leading master and another node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// From agent `i` to the master.
@@ -77,11 +99,13 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
-    /// Draws `faults` faults over `window` from `start`, for a cluster of `agents` agents and
-    /// `frameworks` frameworks. (With one framework no draw picks it: the seeds found with one
-    /// framework replay as they were.)
+    /// Draws `faults` faults over `window` from `start`, for a cluster of `masters` masters,
+    /// `agents` agents and `frameworks` frameworks. (With one framework no draw picks it, and
+    /// with one master no draw is made for masters: the seeds found with one framework or one
+    /// master replay as they were.)
     pub fn draw(
         rng: &NodeRandom,
+        masters: usize,
         agents: usize,
         frameworks: usize,
         faults: u32,
@@ -95,14 +119,27 @@ impl FaultPlan {
         for _ in 0..faults {
             let at = start + window.mul_f64(rng.fraction());
             let agent = (rng.next_u64() % agents.max(1) as u64) as usize;
-            match rng.next_u64() % 12 {
+            let kinds = if masters > 1 { 14 } else { 12 };
+            match rng.next_u64() % kinds {
                 0 | 1 => {
                     plan.add(at, Fault::CrashAgent(agent));
                     plan.add(at + between(1, 120), Fault::RestartAgent(agent));
                 }
                 2 => {
-                    plan.add(at, Fault::CrashMaster);
+                    plan.add(at, Fault::CrashMaster(master_pick(rng, masters)));
                     plan.add(at + between(1, 30), Fault::RestartMaster);
+                }
+                12 | 13 => {
+                    let isolation = if rng.next_u64().is_multiple_of(2) {
+                        Isolation::Ensemble
+                    } else {
+                        Isolation::Everyone
+                    };
+                    plan.add(
+                        at,
+                        Fault::IsolateMaster(master_pick(rng, masters), isolation),
+                    );
+                    plan.add(at + between(2, 60), Fault::Heal);
                 }
                 3 | 4 => {
                     plan.add(at, Fault::PartitionAgent(agent));
@@ -186,6 +223,17 @@ impl FaultPlan {
     }
 }
 
+/// Mostly the leader; otherwise any master. Without a draw when there is only one.
+fn master_pick(rng: &NodeRandom, masters: usize) -> MasterPick {
+    if masters < 2 {
+        return MasterPick::Leader;
+    }
+    match rng.next_u64() % 3 {
+        0 => MasterPick::Nth(pick(rng, masters)),
+        _ => MasterPick::Leader,
+    }
+}
+
 /// One of `n` (0 without a draw when there is only one).
 fn pick(rng: &NodeRandom, n: usize) -> usize {
     if n > 1 {
@@ -204,7 +252,7 @@ mod tests {
         let start = Instant::now();
         let draw = |seed| {
             let window = Duration::from_secs(600);
-            let mut plan = FaultPlan::draw(&NodeRandom::seeded(seed), 4, 2, 50, start, window);
+            let mut plan = FaultPlan::draw(&NodeRandom::seeded(seed), 3, 4, 2, 50, start, window);
             plan.add_framework_failovers(&NodeRandom::seeded(!seed), 2, 3, start, window);
             let mut faults = Vec::new();
             while let Some(at) = plan.next_at() {

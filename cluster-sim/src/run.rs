@@ -16,7 +16,8 @@ use std::time::Duration;
 use libactor::{FilterGuard, NodeRandom, SimNetwork};
 
 use crate::cluster::{Cluster, ClusterShape};
-use crate::faults::{Direction, Fault, FaultPlan};
+use crate::ensemble::ZOOKEEPER;
+use crate::faults::{Direction, Fault, FaultPlan, Isolation};
 use crate::ledger::Ledger;
 
 /// How a run is set up (the seed aside).
@@ -64,6 +65,8 @@ pub struct Outcome {
     pub tasks_started: usize,
     /// Instances of the jobs that finished.
     pub finished: usize,
+    /// Leaders elected (0 with a single master).
+    pub elections: u64,
     /// Every invariant broken, in the order found; empty for a passing run.
     pub violations: Vec<String>,
 }
@@ -79,7 +82,7 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {}: {} — {} faults, {} messages, {:.0} s simulated, {} tasks started, {} instances finished, digest {:016x}",
+            "seed {}: {} — {} faults, {} messages, {:.0} s simulated, {} tasks started, {} instances finished, {} elections, digest {:016x}",
             self.seed,
             if self.passed() { "ok" } else { "FAILED" },
             self.faults,
@@ -87,6 +90,7 @@ impl std::fmt::Display for Outcome {
             self.simulated.as_secs_f64(),
             self.tasks_started,
             self.finished,
+            self.elections,
             self.digest
         )?;
         for v in &self.violations {
@@ -122,6 +126,7 @@ fn failed(seed: u64, why: String) -> Outcome {
         simulated: Duration::ZERO,
         tasks_started: 0,
         finished: 0,
+        elections: 0,
         violations: vec![why],
     }
 }
@@ -145,6 +150,7 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
     };
     let mut plan = FaultPlan::draw(
         &rng,
+        cluster.masters().count(),
         cluster.agent_count(),
         cluster.framework_count(),
         config.faults,
@@ -166,6 +172,15 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
         if let Err(e) = net.settle().await {
             violations.push(e.to_string());
             break;
+        }
+        match cluster.tick().await {
+            // Whoever the ensemble told has something to do first.
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                violations.push(e.to_string());
+                break;
+            }
         }
         violations.extend(ledger.violations());
         violations.extend(cluster.audit().await);
@@ -199,7 +214,11 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
             }
             continue;
         }
-        let to_fault = plan.next_at().map(|at| at.saturating_duration_since(now));
+        let to_fault = [plan.next_at(), cluster.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(now));
         let step = match (clock.next_timer_in(), to_fault) {
             (Some(timer), Some(fault)) => timer.min(fault),
             (Some(timer), None) => timer,
@@ -215,7 +234,7 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
     }
     drop(storm);
     if violations.is_empty() {
-        violations.extend(settle_and_check_end(&net, &cluster, &ledger).await);
+        violations.extend(settle_and_check_end(&net, &mut cluster, &ledger).await);
     }
     let simulated = clock.now().saturating_duration_since(start);
     if let Some(storm) = message_storm(net.messages(), simulated) {
@@ -230,6 +249,7 @@ async fn drive(net: SimNetwork, seed: u64, config: RunConfig) -> Outcome {
         simulated,
         tasks_started: ledger.launches(),
         finished,
+        elections: cluster.masters().elections(),
         violations,
     }
 }
@@ -261,11 +281,25 @@ async fn apply(
     rng: &NodeRandom,
 ) -> Result<(), String> {
     match fault {
-        Fault::CrashMaster => {
-            cluster.crash_master().await;
+        Fault::CrashMaster(pick) => {
+            cluster.crash_master(pick).await;
         }
         Fault::RestartMaster => {
-            cluster.restart_master().await.map_err(|e| e.to_string())?;
+            cluster.restart_masters().await.map_err(|e| e.to_string())?;
+        }
+        Fault::IsolateMaster(pick, isolation) => {
+            let k = cluster.masters().resolve(pick);
+            let master = cluster.masters().address(k);
+            let others = match isolation {
+                Isolation::Ensemble => vec![ZOOKEEPER.to_owned()],
+                Isolation::Everyone => {
+                    let mut others = cluster.addresses();
+                    others.extend(cluster.master_side());
+                    others
+                }
+            };
+            let others: Vec<&str> = others.iter().map(String::as_str).collect();
+            net.partition(&[&master], &others);
         }
         Fault::CrashAgent(i) => {
             cluster.crash_agent(i).await;
@@ -274,13 +308,10 @@ async fn apply(
             cluster.restart_agent(i).map_err(|e| e.to_string())?;
         }
         Fault::PartitionAgent(i) => {
-            net.partition(&[&cluster.agent_address(i)], &[&cluster.master_address()]);
+            cut_from_masters(net, cluster, &cluster.agent_address(i));
         }
         Fault::PartitionFramework(j) => {
-            net.partition(
-                &[&cluster.framework_address(j)],
-                &[&cluster.master_address()],
-            );
+            cut_from_masters(net, cluster, &cluster.framework_address(j));
         }
         Fault::Heal => net.heal(),
         Fault::CrashFramework(j) => {
@@ -310,23 +341,41 @@ async fn apply(
     Ok(())
 }
 
+/// Cuts `address` off from every master (and the ensemble, where there is one).
+fn cut_from_masters(net: &SimNetwork, cluster: &Cluster, address: &str) {
+    let side = cluster.master_side();
+    let side: Vec<&str> = side.iter().map(String::as_str).collect();
+    net.partition(&[address], &side);
+}
+
 /// After the job: every node back, a quiet spell for the last updates and acknowledgements,
 /// then nothing may be left running or unacknowledged anywhere.
-async fn settle_and_check_end(net: &SimNetwork, cluster: &Cluster, ledger: &Ledger) -> Vec<String> {
+async fn settle_and_check_end(
+    net: &SimNetwork,
+    cluster: &mut Cluster,
+    ledger: &Ledger,
+) -> Vec<String> {
     let clock = net.clock();
     let quiet_until = clock.now() + Duration::from_secs(300);
     loop {
         if let Err(e) = net.settle().await {
             return vec![e.to_string()];
         }
+        match cluster.tick().await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => return vec![e.to_string()],
+        }
         let now = clock.now();
         if now >= quiet_until {
             break;
         }
-        let step = clock
-            .next_timer_in()
-            .unwrap_or(Duration::MAX)
-            .min(quiet_until.saturating_duration_since(now));
+        let step = [cluster.next_deadline(), Some(quiet_until)]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(now))
+            .min(clock.next_timer_in().unwrap_or(Duration::MAX));
         clock.advance(step);
     }
     let mut problems = ledger.violations();
@@ -336,6 +385,9 @@ async fn settle_and_check_end(net: &SimNetwork, cluster: &Cluster, ledger: &Ledg
         problems.push(format!(
             "at the end {running} tasks still run on agents and {updates} updates are unacknowledged"
         ));
+    }
+    if cluster.masters().leading().is_none() {
+        problems.push("at the end no master leads".to_owned());
     }
     let (_, live, _) = cluster.jobs();
     let master_tasks = cluster.master_tasks().await;

@@ -34,7 +34,7 @@ pub use contender::{Candidacy, Contender};
 pub use detector::Detector;
 pub use master_info::MasterInfoJson;
 pub use session::DEFAULT_SESSION_TIMEOUT;
-pub use store::{AnyStore, Entry, FileStore, MemoryStore, Store, StoreError, ZkStore};
+pub use store::{AnyStore, Entry, Fence, FileStore, MemoryStore, Store, StoreError, ZkStore};
 pub use zk_url::ZkUrl;
 /// The ZooKeeper client, for its session type and errors.
 pub use zookeeper_client;

@@ -302,22 +302,57 @@ impl Store for FileStore {
     }
 }
 
+/// Decides, at each operation, whether a [`MemoryStore`] clone may still be used, and why not:
+/// in a simulation, whether its writer's ZooKeeper session lives and reaches the ensemble (as
+/// [`ZkStore`]'s operations go through the leader's own session).
+pub type Fence = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// The store in memory, shared by its clones: what survives a master's restart inside one
 /// process (a seeded simulation, where disk and ZooKeeper I/O would not replay). Every
 /// operation completes at once, with the same compare-and-set rules as the others.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct MemoryStore {
     entries: Arc<parking_lot::Mutex<std::collections::BTreeMap<String, Entry>>>,
+    fence: Option<Fence>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("keys", &self.entries.lock().len())
+            .field("fenced", &self.fence.is_some())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// A clone that shares this store's entries but fails every operation `fence` refuses
+    /// (with [`StoreError::Backend`], as a ZooKeeper operation fails without a session).
+    pub fn fenced(&self, fence: Fence) -> MemoryStore {
+        MemoryStore {
+            entries: self.entries.clone(),
+            fence: Some(fence),
+        }
+    }
+
+    fn pass_fence(&self, action: &'static str, key: &str) -> Result<(), StoreError> {
+        match &self.fence {
+            Some(fence) => fence().map_err(|why| StoreError::backend(action, key, why)),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         check(key, None)?;
+        self.pass_fence("read", key)?;
         Ok(self.entries.lock().get(key).cloned())
     }
 
     async fn put(&self, key: &str, data: &[u8], expected: Option<u64>) -> Result<u64, StoreError> {
         check(key, Some(data))?;
+        self.pass_fence("write", key)?;
         let mut entries = self.entries.lock();
         let found = entries.get(key).map(|e| e.version);
         if found != expected {
@@ -388,6 +423,37 @@ mod tests {
             store.get("no/such").await,
             Err(StoreError::BadKey(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_fenced_memory_store_fails_once_its_fence_closes() {
+        let store = MemoryStore::default();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let fenced = store.fenced({
+            let open = open.clone();
+            Arc::new(move || {
+                if open.load(std::sync::atomic::Ordering::SeqCst) {
+                    Ok(())
+                } else {
+                    Err("session expired".to_owned())
+                }
+            })
+        });
+        assert_eq!(fenced.put("agents", b"one", None).await.unwrap(), 0);
+        open.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(
+            fenced.put("agents", b"two", Some(0)).await,
+            Err(StoreError::Backend {
+                action: "write",
+                ..
+            })
+        ));
+        assert!(matches!(
+            fenced.get("agents").await,
+            Err(StoreError::Backend { action: "read", .. })
+        ));
+        // The unfenced store still holds what the fenced clone wrote before.
+        assert_eq!(store.get("agents").await.unwrap().unwrap().data, b"one");
     }
 
     #[tokio::test]

@@ -24,6 +24,10 @@ struct Args {
     /// Seconds of simulated time the faults are spread over.
     #[arg(long, default_value_t = 600)]
     fault_window_seconds: u64,
+    /// Masters: 1 runs alone; more contend in a ZooKeeper stand-in (sessions, elections,
+    /// leaders cut off from it, a fenced registry).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=9))]
+    masters: u64,
     /// Agents in the cluster.
     #[arg(long, default_value_t = 4)]
     agents: usize,
@@ -58,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let config = RunConfig {
         shape: ClusterShape {
+            masters: args.masters as usize,
             agents: args.agents,
             tasks: args.tasks,
             frameworks: args.frameworks,
@@ -71,6 +76,7 @@ fn main() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let (mut failed, mut faults, mut messages, mut simulated) = (Vec::new(), 0u64, 0u64, 0f64);
+    let mut elections = 0u64;
     // Progress on stderr, about every 5 % of the seeds, so that a long run shows it moves.
     let every = (args.seeds / 20).max(1);
     for (done, seed) in (args.first_seed..args.first_seed + args.seeds).enumerate() {
@@ -85,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         let outcome = run(seed, &config);
         faults += u64::from(outcome.faults);
         messages += outcome.messages;
+        elections += outcome.elections;
         simulated += outcome.simulated.as_secs_f64();
         if args.verbose && outcome.passed() {
             println!("{outcome}");
@@ -107,7 +114,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     println!(
-        "{} seeds ({}..{}), {} failed, {faults} faults, {messages} messages, {:.1} h simulated, {:.1} s",
+        "{} seeds ({}..{}), {} failed, {faults} faults, {elections} elections, {messages} messages, {:.1} h simulated, {:.1} s",
         args.seeds,
         args.first_seed,
         args.first_seed + args.seeds - 1,

@@ -14,15 +14,35 @@
 //! }
 //! ```
 
+//!
+//! Heap profilers that intercept `malloc` (heaptrack, valgrind's massif and DHAT) see nothing
+//! of mimalloc's allocations; build with the `system-allocator` feature
+//! (`cargo build --release -p keel --features keel/system-allocator`) to profile a binary on
+//! glibc's malloc instead.
+
 /// mimalloc, re-exported so that binaries need no dependency of their own on it.
 pub use mimalloc::MiMalloc;
 
-/// Declares mimalloc as the `#[global_allocator]` of the binary that calls it (once, at the
-/// top level of its `main.rs`).
+/// The allocator every Keel binary uses: mimalloc, or the system's with `system-allocator`.
+#[cfg(not(feature = "system-allocator"))]
+pub type Allocator = MiMalloc;
+/// The allocator every Keel binary uses: mimalloc, or the system's with `system-allocator`.
+#[cfg(feature = "system-allocator")]
+pub type Allocator = std::alloc::System;
+
+/// The one value of [`Allocator`].
+#[cfg(not(feature = "system-allocator"))]
+pub const ALLOCATOR: Allocator = MiMalloc;
+/// The one value of [`Allocator`].
+#[cfg(feature = "system-allocator")]
+pub const ALLOCATOR: Allocator = std::alloc::System;
+
+/// Declares [`Allocator`] (mimalloc) as the `#[global_allocator]` of the binary that calls it
+/// (once, at the top level of its `main.rs`).
 #[macro_export]
 macro_rules! global_allocator {
     () => {
         #[global_allocator]
-        static GLOBAL: $crate::global_allocator::MiMalloc = $crate::global_allocator::MiMalloc;
+        static GLOBAL: $crate::global_allocator::Allocator = $crate::global_allocator::ALLOCATOR;
     };
 }

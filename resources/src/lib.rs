@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod entries;
 mod json;
 pub mod parse;
 pub mod ranges;
@@ -31,6 +32,8 @@ use std::fmt;
 
 use protos::v1::value::{Range, Ranges as ProtoRanges, Scalar, Set, Type};
 use protos::v1::Resource;
+
+use entries::Entries;
 
 pub use ranges::RangeSet;
 
@@ -122,7 +125,7 @@ impl Amount {
 /// A normalised collection of resources, keyed by (name, role).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
-    entries: BTreeMap<(String, String), Amount>,
+    entries: Entries,
 }
 
 impl Resources {
@@ -176,6 +179,7 @@ impl Resources {
             };
             out.add_amount(r.name.clone(), role_of(r), amount)?;
         }
+        out.entries.shrink_to_fit();
         Ok(out)
     }
 
@@ -238,9 +242,9 @@ impl Resources {
         if amount.is_empty() {
             return Ok(());
         }
-        match self.entries.get_mut(&(name.clone(), role.clone())) {
+        match self.entries.get_mut(&name, &role) {
             None => {
-                self.entries.insert((name, role), amount);
+                self.entries.insert(name, role, amount);
             }
             Some(existing) => {
                 if !existing.same_kind(&amount) {
@@ -260,16 +264,16 @@ impl Resources {
     /// Adds `other` to these resources; fails, changing nothing, if a (name, role) has
     /// another type there than here.
     pub fn add(&mut self, other: &Resources) -> Result<(), ResourceError> {
-        if let Some(((name, _), _)) = other.entries.iter().find(|(key, amount)| {
+        if let Some(((name, _), _)) = other.entries.iter().find(|((name, role), amount)| {
             self.entries
-                .get(*key)
+                .get(name, role)
                 .is_some_and(|mine| !mine.same_kind(amount))
         }) {
             return Err(ResourceError::TypeClash(name.clone()));
         }
-        for (key, amount) in &other.entries {
+        for (key, amount) in other.entries.iter() {
             // In place when the entry exists (no key copied): running sums add often.
-            match self.entries.get_mut(key) {
+            match self.entries.get_mut(&key.0, &key.1) {
                 Some(existing) => existing.add_same_kind(amount),
                 None => self.add_amount(key.0.clone(), key.1.clone(), amount.clone())?,
             }
@@ -280,11 +284,11 @@ impl Resources {
     /// Adds only `other`'s scalar entries (what sums over agents may hold; see
     /// [`Resources::scalars`]), without building the scalar copy first.
     pub fn add_scalars(&mut self, other: &Resources) -> Result<(), ResourceError> {
-        for ((name, role), amount) in &other.entries {
+        for ((name, role), amount) in other.entries.iter() {
             if let Amount::Scalar(_) = amount {
                 if self
                     .entries
-                    .get(&(name.clone(), role.clone()))
+                    .get(name, role)
                     .is_some_and(|mine| !mine.same_kind(amount))
                 {
                     return Err(ResourceError::TypeClash(name.clone()));
@@ -297,15 +301,14 @@ impl Resources {
 
     /// Whether every entry of `other` is covered by these resources.
     pub fn contains(&self, other: &Resources) -> bool {
-        other
-            .entries
-            .iter()
-            .all(|(key, need)| match (self.entries.get(key), need) {
+        other.entries.iter().all(|((name, role), need)| {
+            match (self.entries.get(name, role), need) {
                 (Some(Amount::Scalar(have)), Amount::Scalar(need)) => have >= need,
                 (Some(Amount::Ranges(have)), Amount::Ranges(need)) => have.contains(need),
                 (Some(Amount::Set(have)), Amount::Set(need)) => need.is_subset(have),
                 _ => false,
-            })
+            }
+        })
     }
 
     /// These resources minus `other`, or `None` if `other` is not contained in them.
@@ -321,8 +324,8 @@ impl Resources {
         if !self.contains(other) {
             return false;
         }
-        for (key, take) in &other.entries {
-            let Some(have) = self.entries.get_mut(key) else {
+        for ((name, role), take) in other.entries.iter() {
+            let Some(have) = self.entries.get_mut(name, role) else {
                 continue;
             };
             match (have, take) {
@@ -332,8 +335,8 @@ impl Resources {
                 // `contains` checked that every entry has the same kind here.
                 _ => continue,
             }
-            if self.entries.get(key).is_some_and(Amount::is_empty) {
-                self.entries.remove(key);
+            if self.entries.get(name, role).is_some_and(Amount::is_empty) {
+                self.entries.remove(name, role);
             }
         }
         true
@@ -363,7 +366,7 @@ impl Resources {
     /// Total scalar quantities by name (over all roles): what dominant shares are computed on.
     pub fn scalar_totals(&self) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
-        for ((name, _), amount) in &self.entries {
+        for ((name, _), amount) in self.entries.iter() {
             if let Amount::Scalar(v) = amount {
                 *out.entry(name.clone()).or_insert(0.0) += *v as f64 / SCALAR_SCALE as f64;
             }
@@ -428,7 +431,7 @@ impl fmt::Display for Resources {
     /// for reserved resources.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for ((name, role), amount) in &self.entries {
+        for ((name, role), amount) in self.entries.iter() {
             if !first {
                 f.write_str(";")?;
             }

@@ -1,9 +1,11 @@
 //! The simulation's framework: a batch job of `instances` tasks run through the real scheduler
-//! driver, as a careful Mesos framework runs one, surviving the failover of its scheduler. Each instance is launched until one of its
-//! tasks finishes; a task reported ended any other way is replaced by a new task (a new id,
-//! so that the ledger can tell every start apart); tasks are reconciled every
-//! [`RECONCILE_EVERY`]; a task still staging after [`STAGING_TIMEOUT`] is killed (Mesos's
-//! advice for launches lost on their way).
+//! driver, as a careful Mesos framework runs one, surviving the failover of its scheduler.
+//! Each instance is launched until one of its tasks finishes; a task reported ended any other
+//! way is replaced by a new task (a new id, so that the ledger can tell every start apart);
+//! tasks are reconciled every [`RECONCILE_EVERY`]; a task still staging after
+//! [`STAGING_TIMEOUT`] is killed (Mesos's advice for launches lost on their way), and the kill
+//! is sent again at every reconciliation until the task ends (a kill can be lost on its way
+//! too).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -250,8 +252,10 @@ impl Scheduler for BatchJob {
             .live
             .iter()
             .filter(|(_, l)| {
-                l.state == TaskState::TaskStaging
-                    && now.duration_since(l.launched) >= STAGING_TIMEOUT
+                // A kill can be lost as a launch can: it is sent again until the task ends.
+                l.state == TaskState::TaskKilling
+                    || l.state == TaskState::TaskStaging
+                        && now.duration_since(l.launched) >= STAGING_TIMEOUT
             })
             .map(|(id, _)| id.clone())
             .collect();

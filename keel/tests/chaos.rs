@@ -232,21 +232,34 @@ impl Cluster {
         let deadline = Instant::now() + SETTLE;
         loop {
             self.replace_exited_masters().await;
-            if let Some(leader) = self.leader() {
-                let address = leader.split('@').nth(1).unwrap_or_default().to_owned();
-                if let Ok(state) = libactor::http_client::get_json(&address, "/master/state").await
-                {
-                    let active = state["slaves"].as_array().map_or(0, |agents| {
-                        agents.iter().filter(|a| a["active"] == true).count()
-                    });
-                    if active == AGENTS {
-                        return;
+            // What was last seen, for the failure message.
+            let seen = match self.leader() {
+                None => "no leader detected".to_owned(),
+                Some(leader) => {
+                    let address = leader.split('@').nth(1).unwrap_or_default().to_owned();
+                    match libactor::http_client::get_json(&address, "/master/state").await {
+                        Err(e) => format!("leader {leader}: /master/state failed: {e}"),
+                        Ok(state) => {
+                            let agents: Vec<String> = state["slaves"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|a| format!("{} active={}", a["pid"], a["active"]))
+                                .collect();
+                            if agents.iter().filter(|a| a.ends_with("active=true")).count()
+                                == AGENTS
+                            {
+                                return;
+                            }
+                            format!("leader {leader}: agents {agents:?}")
+                        }
                     }
                 }
-            }
+            };
+            let masters: Vec<&str> = self.masters.iter().map(|(_, pid)| pid.as_str()).collect();
             assert!(
                 Instant::now() < deadline,
-                "the cluster did not settle within {SETTLE:?} after {what}"
+                "the cluster did not settle within {SETTLE:?} after {what}: {seen}; masters: {masters:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

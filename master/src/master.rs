@@ -662,6 +662,17 @@ impl Master {
                 }
                 ctx.send(&pid, msg);
             }
+            None if self
+                .ends
+                .get(&(framework.clone(), task_id.clone()))
+                .is_some() =>
+            {
+                // The task ended and its end is on its way to the framework (resent until
+                // acknowledged): answering TASK_LOST would contradict it. A framework that
+                // retries a kill, as Mesos advises, meets this whenever the task ends between
+                // two of its kills.
+                tracing::debug!(%framework, task = %task_id, "kill of a task that has ended; its end stands");
+            }
             None => {
                 // Mesos answers a kill of an unknown task with TASK_LOST so that the framework
                 // stops waiting for it.

@@ -39,8 +39,7 @@ pub struct EmulationCounters {
 
 /// How long an emulated agent first waits for `SlaveReregisteredMessage` before asking again:
 /// a real agent's registration backoff. Each further wait doubles, up to
-/// [`REREGISTER_RETRY_MAX`], and is spread by ±50% (real agents do not spread theirs; the
-/// spread keeps a run from depending on thousands of agents retrying in step).
+/// [`REREGISTER_RETRY_MAX`], and is spread by ±50%, as a real agent's is.
 pub const REREGISTER_RETRY: Duration = slave::slave::REGISTRATION_BACKOFF_MIN;
 /// The longest wait between re-registration attempts (a real agent's).
 pub const REREGISTER_RETRY_MAX: Duration = slave::slave::REGISTRATION_BACKOFF_MAX;

@@ -79,7 +79,8 @@ mod termination;
 pub use health::TaskHealth;
 use recovery::Checkpointed;
 
-/// First wait before re-sending a registration the master has not answered.
+/// First wait before re-sending a registration the master has not answered (each wait is
+/// spread by ±50%, then doubles).
 pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest wait between registration attempts.
 pub const REGISTRATION_BACKOFF_MAX: Duration = Duration::from_secs(60);

@@ -75,7 +75,10 @@ impl Slave {
         let master = self.config.master.clone();
         ctx.link(&master);
         // The retry is armed before the attempt leaves (see the status update manager).
-        let wait = self.backoff;
+        // Spread by [0.5, 1.5) (from the node's randomness, seeded in simulations): every agent
+        // of a cluster loses the same master at once, and in step their retries would reach
+        // the new one as waves of duplicates.
+        let wait = self.backoff.mul_f64(0.5 + ctx.node().random().fraction());
         self.backoff = (self.backoff * 2).min(REGISTRATION_BACKOFF_MAX);
         ctx.delay(wait, |s: &mut Slave, ctx| {
             if s.registration != Registration::Registered {

@@ -246,6 +246,8 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
             acls: acls.unwrap_or_default(),
         },
     )?;
+    let flag_values = crate::flag_values::flag_values::<AgentFlags>(std::env::args_os());
+    slave.dispatch(move |s, ctx| s.set_flags(ctx, flag_values));
     let isolation = slave.call(|s, _| s.isolation().to_owned()).await?;
     let satellites = if flags.autopilot {
         let mut config = WatchdogConfig::new(

@@ -61,6 +61,44 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
     }
     let agents = wait_for_agents(&master, 2).await;
     assert_eq!(agents[0]["resources"]["cpus"], 1.0);
+    // An agent reports the flags it runs with, to the operator API and at `/flags`.
+    let agent_pid = agents[0]["pid"].as_str().unwrap().to_owned();
+    let (agent_id, agent_addr) = agent_pid.split_once('@').unwrap();
+    let asked = libactor::http_client::request_over(
+        agent_addr,
+        None,
+        "POST",
+        "/api/v1",
+        &[("content-type", "application/json".to_owned())],
+        r#"{"type": "GET_FLAGS"}"#.into(),
+    )
+    .await
+    .unwrap();
+    let asked: serde_json::Value = serde_json::from_slice(&asked.body).unwrap();
+    let flags = asked["get_flags"]["flags"].as_array().unwrap();
+    let flag = |name: &str| {
+        flags
+            .iter()
+            .find(|f| f["name"] == name)
+            .map(|f| f["value"].clone())
+    };
+    assert_eq!(
+        flag("resources"),
+        Some("cpus:1;mem:256;disk:100".into()),
+        "{asked}"
+    );
+    assert_eq!(flag("attributes"), Some("rack:r1".into()), "{asked}");
+    let listed = libactor::http_client::get_json(agent_addr, &format!("/{agent_id}/flags"))
+        .await
+        .unwrap();
+    assert_eq!(listed["flags"]["master"], master.as_str(), "{listed}");
+    assert!(
+        listed["flags"]["work_dir"]
+            .as_str()
+            .unwrap()
+            .starts_with(dir.path().to_str().unwrap()),
+        "{listed}"
+    );
     let slaves: Vec<Daemon> = slaves.into_iter().map(|(daemon, _)| daemon).collect();
 
     // A one-off command framework: every instance finishes, keelctl exits 0.

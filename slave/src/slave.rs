@@ -229,6 +229,9 @@ pub struct Slave {
     /// Each task's terminal update not yet acknowledged, by (framework, task): its executor
     /// may be gone, but the agent still reports the task when it (re-)registers.
     unacknowledged_ends: BTreeMap<(String, String), StatusUpdate>,
+    /// The flags the agent's daemon runs with, by name, as `GET_FLAGS` and `/flags` list them
+    /// (empty for an agent run in-process).
+    flags: Vec<(String, String)>,
 }
 
 /// (framework, task) of an update.
@@ -308,10 +311,17 @@ impl Slave {
                 gauges: None,
                 gc: gc::Collector::default(),
                 unacknowledged_ends,
+                flags: Vec::new(),
             },
         )?;
         crate::executor_api::ExecutorApi::spawn(node, slave.clone(), executor_tokens)?;
         Ok(slave)
+    }
+
+    /// Records the flags the agent's daemon runs with, as `GET_FLAGS` and `/flags` report
+    /// them.
+    pub fn set_flags(&mut self, _ctx: &mut Context<Self>, flags: Vec<(String, String)>) {
+        self.flags = flags;
     }
 
     /// Which isolation the agent uses, and why (`cgroups v1 (…) under …`, `posix (…)`).
@@ -849,6 +859,7 @@ impl Process for Slave {
         ctx.install(Self::executor_to_framework);
         ctx.route("/state", Self::state_json);
         ctx.route("/monitor/statistics", Self::monitor_statistics);
+        ctx.route("/flags", Self::flags_json);
         self.register(ctx);
     }
 

@@ -1,8 +1,8 @@
 //! The agent's answers to Mesos's v1 operator API (`POST /api/v1` on the agent, read by the
-//! `api` gateway and asked here): `GET_HEALTH`, `GET_VERSION`, `GET_METRICS`, `GET_STATE`,
-//! `GET_FRAMEWORKS`, `GET_EXECUTORS`, `GET_TASKS` (live tasks as launched, terminal ones whose
-//! last update is not acknowledged as terminated), `GET_CONTAINERS` (with each container's
-//! resource statistics) and `GET_AGENT`. Other calls get `501` saying so.
+//! `api` gateway and asked here): `GET_HEALTH`, `GET_FLAGS`, `GET_VERSION`, `GET_METRICS`,
+//! `GET_STATE`, `GET_FRAMEWORKS`, `GET_EXECUTORS`, `GET_TASKS` (live tasks as launched,
+//! terminal ones whose last update is not acknowledged as terminated), `GET_CONTAINERS` (with
+//! each container's resource statistics) and `GET_AGENT`. Other calls get `501` saying so.
 //!
 //! Who may call: whoever the node lets in (on a secure agent every request proves a principal);
 //! these are reads.
@@ -11,11 +11,11 @@ use libactor::Context;
 use protos::v1::agent::call::Type as CallType;
 use protos::v1::agent::response::{
     get_containers::Container, get_executors::Executor, get_frameworks::Framework, GetAgent,
-    GetContainers, GetExecutors, GetFrameworks, GetHealth, GetMetrics, GetState, GetTasks,
-    GetVersion, Type as ResponseType,
+    GetContainers, GetExecutors, GetFlags, GetFrameworks, GetHealth, GetMetrics, GetState,
+    GetTasks, GetVersion, Type as ResponseType,
 };
 use protos::v1::agent::Response;
-use protos::v1::{AgentId, ContainerId, ExecutorId, FrameworkId, Metric, Task, VersionInfo};
+use protos::v1::{AgentId, ContainerId, ExecutorId, Flag, FrameworkId, Metric, Task, VersionInfo};
 
 use super::Slave;
 
@@ -35,6 +35,19 @@ impl Slave {
                 answer(&mut r, ResponseType::GetHealth);
                 r.get_health = Some(GetHealth {
                     healthy: Some(true),
+                });
+            }
+            CallType::GetFlags => {
+                answer(&mut r, ResponseType::GetFlags);
+                r.get_flags = Some(GetFlags {
+                    flags: self
+                        .flags
+                        .iter()
+                        .map(|(name, value)| Flag {
+                            name: name.clone(),
+                            value: Some(value.clone()),
+                        })
+                        .collect(),
                 });
             }
             CallType::GetVersion => {

@@ -1,5 +1,9 @@
 //! The agent's HTTP routes: `GET /slave(N)/state` (its id, resources, frameworks, executors
-//! and tasks, in Mesos's shape) and `/slave(N)/monitor/statistics` (each executor's usage).
+//! and tasks, in Mesos's shape), `/slave(N)/monitor/statistics` (each executor's usage) and
+//! `/slave(N)/flags` (the flags its daemon runs with, `{"flags": {name: value}}`).
+//!
+//! Who may read: whoever the node lets in (on a secure agent, a proven principal the
+//! `get_endpoints` ACLs permit for the path).
 
 use libactor::{Context, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -9,6 +13,19 @@ use crate::monitor;
 use super::Slave;
 
 impl Slave {
+    pub(super) fn flags_json(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        _req: HttpRequest,
+    ) -> HttpResponse {
+        let flags: serde_json::Map<String, serde_json::Value> = self
+            .flags
+            .iter()
+            .map(|(name, value)| (name.clone(), json!(value)))
+            .collect();
+        HttpResponse::json(&json!({ "flags": flags }))
+    }
+
     pub(super) fn monitor_statistics(
         &mut self,
         ctx: &mut Context<Self>,

@@ -624,6 +624,12 @@ async fn the_master_reports_mesos_metrics_by_their_mesos_names() {
     assert!((snapshot["master/cpus_used"] - 0.1).abs() < 1e-9);
     assert_eq!(snapshot["master/tasks_staging"], 0.0);
     assert!(snapshot.contains_key("master/outstanding_offers"));
+    // Messages by kind, as they arrived.
+    assert_eq!(snapshot["master/messages_register_slave"], 1.0);
+    assert_eq!(snapshot["master/messages_register_framework"], 1.0);
+    assert_eq!(snapshot["master/messages_launch_tasks"], 1.0);
+    assert!(snapshot["master/messages_status_update"] >= 1.0);
+    assert_eq!(snapshot["master/messages_kill_task"], 0.0);
     // The agent's, likewise.
     let agent_metrics = s.cluster.agents[0].node.metrics().clone();
     let agent = keel_testkit::eventually::eventually("the agent's gauges catch up", || {

@@ -123,6 +123,7 @@ mod registration;
 mod relay;
 mod reregistration;
 mod revocation;
+mod snapshot_budget;
 mod transactions;
 mod unacknowledged_ends;
 
@@ -610,6 +611,7 @@ impl Master {
         tracing::info!(%framework, "framework removed");
         self.ends.forget_framework(framework);
         self.drop_cell_subscriber(framework);
+        self.cell.forget_budget(framework);
         if self.removed_frameworks.len() == MAX_REMOVED_FRAMEWORKS {
             self.removed_frameworks.pop_front();
         }

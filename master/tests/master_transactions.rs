@@ -356,6 +356,50 @@ async fn a_subscriber_gets_the_cell_then_its_changes_and_no_offers() {
     c.node.shutdown().await;
 }
 
+/// A scheduler subscribing in a loop gets three whole cells at once, then one a second: the
+/// subscriptions made meanwhile join the deferred one, which goes to the latest.
+#[tokio::test]
+async fn a_scheduler_that_subscribes_in_a_loop_gets_its_snapshots_at_a_bounded_rate() {
+    let c = Cell::start(2).await;
+    let mut s = c.framework("omega").await;
+    let subscribe = |c: &Cell, s: &Framework| {
+        c.node.send_from(
+            &s.pid,
+            &c.master,
+            SubscribeCellMessage {
+                framework_id: Some(s.id.clone()),
+                resume: None,
+            },
+        )
+    };
+    let whole_cells = |s: &mut Framework| {
+        std::iter::from_fn(|| s.rx.try_recv().ok())
+            .filter(|g| matches!(g, Got::Cell(m) if m.reset && !m.more))
+            .count()
+    };
+    for _ in 0..6 {
+        subscribe(&c, &s);
+    }
+    c.clock.settle().await.unwrap();
+    assert_eq!(whole_cells(&mut s), 3);
+    assert_eq!(c.metric("omega/cell_snapshots_deferred"), 3.0);
+    // The deferred subscriber hears nothing, not even changes, until its snapshot.
+    assert_eq!(c.metric("omega/cell_subscribers"), 0.0);
+    c.clock.advance(Duration::from_secs(1));
+    c.clock.settle().await.unwrap();
+    assert_eq!(whole_cells(&mut s), 1);
+    assert_eq!(c.metric("omega/cell_subscribers"), 1.0);
+    // Nothing more was owed.
+    c.clock.advance(Duration::from_secs(5));
+    c.clock.settle().await.unwrap();
+    assert_eq!(whole_cells(&mut s), 0);
+    // Resuming from a position costs no snapshot and is never deferred.
+    let position = c.subscribe(&mut s, None).await.position;
+    let resumed = c.subscribe(&mut s, Some(position)).await;
+    assert!(!resumed.reset);
+    c.node.shutdown().await;
+}
+
 #[tokio::test]
 async fn fine_grained_conflicts_only_when_resources_no_longer_fit_coarse_on_any_change() {
     let mut c = Cell::start(1).await;

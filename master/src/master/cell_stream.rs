@@ -19,6 +19,7 @@ use crate::allocator::Allocator;
 use crate::api::state_json::{OmegaSide, TransactionRecord};
 
 use super::books::AgentEntry;
+use super::snapshot_budget::{Snapshot, SnapshotBudgets};
 use super::Master;
 
 /// Agents per `CellUpdateMessage` (a few hundred bytes each, more with many tasks), so that
@@ -36,6 +37,7 @@ pub(super) struct OmegaMetrics {
     pub(super) placements_refused: Counter,
     pub(super) offers_rescinded: Counter,
     pub(super) tasks_preempted: Counter,
+    pub(super) snapshots_deferred: Counter,
     pub(super) conflict_fraction: FloatGauge,
     pub(super) commit_time: Durations,
 }
@@ -52,6 +54,7 @@ impl OmegaMetrics {
             placements_refused: m.counter("omega/placements_refused"),
             offers_rescinded: m.counter("omega/offers_rescinded_by_commits"),
             tasks_preempted: m.counter("omega/tasks_preempted"),
+            snapshots_deferred: m.counter("omega/cell_snapshots_deferred"),
             conflict_fraction: m.float_gauge("omega/conflict_fraction"),
             commit_time: m.durations("omega/commit_time"),
         }
@@ -71,6 +74,8 @@ pub(super) struct CellStream {
     pub(super) claimed: bool,
     /// The latest transactions, oldest first (at most [`RECENT_TRANSACTIONS`]).
     recent: VecDeque<TransactionRecord>,
+    /// Whole-cell snapshots left to each framework.
+    budgets: SnapshotBudgets,
 }
 
 /// Transactions `/master/state` shows.
@@ -113,6 +118,11 @@ impl CellStream {
         }
     }
 
+    /// A framework is gone: its snapshot budget goes too.
+    pub(super) fn forget_budget(&mut self, framework: &str) {
+        self.budgets.forget(framework);
+    }
+
     pub(super) fn with_metrics(&self, f: impl FnOnce(&OmegaMetrics)) {
         if let Some(m) = &self.metrics {
             f(m);
@@ -146,7 +156,9 @@ impl Master {
     }
 
     /// Who may send: the framework's scheduler. Its offers stop (they are given back), and it
-    /// gets the cell, or what changed since the position it names.
+    /// gets the cell, or what changed since the position it names. A framework that asks for
+    /// the whole cell more often than its snapshot budget allows gets it later (see
+    /// [`super::snapshot_budget`]), and starts hearing changes only then.
     pub(super) fn subscribe_cell(
         &mut self,
         ctx: &mut Context<Self>,
@@ -168,19 +180,69 @@ impl Master {
             "allocator refused to suppress a cell subscriber",
             move |a| a.suppress(&suppressed),
         );
+        let resumable = msg
+            .resume
+            .as_ref()
+            .filter(|r| r.epoch == self.cell.epoch)
+            .is_some_and(|r| self.books.cell().removed_after(r.seq).is_some());
+        if !resumable {
+            let now = ctx.node().clock().now();
+            match self.cell.budgets.ask(&framework, &from, now) {
+                Snapshot::Now => {}
+                Snapshot::Joined => {
+                    self.cell.with_metrics(|m| m.snapshots_deferred.inc());
+                    // The scheduler it listened as is replaced by this one.
+                    self.drop_cell_subscriber(&framework);
+                    return;
+                }
+                Snapshot::After(wait) => {
+                    self.cell.with_metrics(|m| m.snapshots_deferred.inc());
+                    tracing::info!(%framework, ?wait, "whole-cell snapshot deferred: the framework subscribes too often");
+                    self.drop_cell_subscriber(&framework);
+                    ctx.delay(wait, move |m: &mut Master, ctx| {
+                        m.send_deferred_cell(ctx, framework)
+                    });
+                    return;
+                }
+            }
+        }
+        self.start_cell_stream(ctx, framework, from, msg.resume);
+    }
+
+    /// A deferred snapshot's time has come: its framework's latest scheduler gets the cell, if
+    /// the framework still has one.
+    fn send_deferred_cell(&mut self, ctx: &mut Context<Self>, framework: String) {
+        let now = ctx.node().clock().now();
+        let Some(to) = self.cell.budgets.take_deferred(&framework, now) else {
+            return;
+        };
+        let live = self
+            .books
+            .framework(&framework)
+            .is_some_and(|f| f.active && f.pid == to);
+        if live {
+            self.start_cell_stream(ctx, framework, to, None);
+        }
+    }
+
+    /// `from` hears the cell from now on: the whole of it, or what changed since `resume`.
+    fn start_cell_stream(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: String,
+        from: Upid,
+        resume: Option<CellPosition>,
+    ) {
         self.cell.subscribers.insert(framework, from.clone());
         self.books.cell_mut().track(true);
         self.cell
             .with_metrics(|m| m.subscribers.set(self.cell.subscribers.len() as i64));
         // Changes waiting for the next flush are in what this subscriber gets now; sending
         // them again later is harmless (an agent replaces its namesake).
-        let resume = msg
-            .resume
-            .filter(|r| r.epoch == self.cell.epoch)
-            .and_then(|r| {
-                let removed = self.books.cell().removed_after(r.seq)?;
-                Some((r.seq, removed.into_iter().map(str::to_owned).collect()))
-            });
+        let resume = resume.filter(|r| r.epoch == self.cell.epoch).and_then(|r| {
+            let removed = self.books.cell().removed_after(r.seq)?;
+            Some((r.seq, removed.into_iter().map(str::to_owned).collect()))
+        });
         match resume {
             Some((seq, removed)) => self.send_cell_changes(ctx, &from, seq, removed),
             None => self.send_cell(ctx, &from),

@@ -83,7 +83,14 @@ pub enum ClusterError {
     /// The registry could not be recovered.
     #[error("the registry could not be recovered: {0}")]
     Registry(#[from] master::registrar::RegistrarError),
+    /// The ensemble kept changing without time passing (elections or leaders giving up in a
+    /// loop).
+    #[error("the ensemble changed {0} times at one instant")]
+    Unsettled(u32),
 }
+
+/// Changes of the ensemble at one instant beyond which it counts as looping.
+const MAX_CHANGES_AT_ONE_INSTANT: u32 = 100;
 
 /// One agent's place in the cluster: its address, its disk, and its node and process while
 /// it runs.
@@ -103,6 +110,8 @@ pub struct Cluster {
     /// Seeds for the nodes, drawn in the order nodes start.
     seeds: NodeRandom,
     masters: Masters,
+    /// When the ensemble last changed, and how many times in a row at that instant.
+    changes: (Option<std::time::Instant>, u32),
     agents: Vec<AgentSlot>,
     frameworks: Vec<FrameworkSlot>,
 }
@@ -180,6 +189,7 @@ impl Cluster {
             ledger,
             seeds,
             masters,
+            changes: (None, 0),
             agents,
             frameworks,
         })
@@ -319,6 +329,16 @@ impl Cluster {
                 driver.set_master(pid.clone());
                 slot.follows = leader.clone();
                 changed = true;
+            }
+        }
+        if changed {
+            let now = self.net.clock().now();
+            self.changes = match self.changes {
+                (Some(at), n) if at == now => (Some(at), n + 1),
+                _ => (Some(now), 1),
+            };
+            if self.changes.1 > MAX_CHANGES_AT_ONE_INSTANT {
+                return Err(ClusterError::Unsettled(self.changes.1));
             }
         }
         Ok(changed)

@@ -50,7 +50,9 @@ fn pymesos(master: &str, count: usize, command: &str) -> (Child, Lines<BufReader
         .arg(scheduler_script())
         .args([master, &count.to_string(), command, "py", "s3cret"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // pymesos's own warnings (connections refused, redirects followed) are what explains
+        // a scheduler that never prints what a test waits for.
+        .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .expect("python starts");
@@ -240,7 +242,9 @@ async fn a_pymesos_executor_and_scheduler_exchange_framework_messages() {
         .arg(script)
         .args([address.as_str(), "2"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // pymesos's own warnings (connections refused, redirects followed) are what explains
+        // a scheduler that never prints what a test waits for.
+        .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .expect("python starts");

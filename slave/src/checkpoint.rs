@@ -170,6 +170,22 @@ impl ExecutorDir {
         self.pid_file().exists()
     }
 
+    /// Makes sure a supervisor that has not started never will: takes the pid file first
+    /// (created only if absent; the supervisor creates it the same way, `set -C`, and exits
+    /// if it cannot). `Ok(true)`: claimed, the command can never run; `Ok(false)`: the
+    /// supervisor got there first and runs.
+    pub fn claim_unstarted(&self) -> std::io::Result<bool> {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.pid_file())
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// How the command ended, as the supervisor recorded it (a shell status: above 128 is a
     /// signal).
     pub fn exit_status(&self) -> Option<Termination> {
@@ -279,5 +295,39 @@ mod tests {
         assert_eq!(meta.executor_dirs().len(), 1);
         run.remove();
         assert!(meta.executor_dirs().is_empty());
+    }
+
+    /// A run a restarted agent claimed never starts its command, and a started one cannot be
+    /// claimed.
+    #[test]
+    fn a_claimed_run_never_starts_its_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaDir::new(dir.path());
+        let supervise = |run: &ExecutorDir, marker: &Path| {
+            std::fs::create_dir_all(&run.path).unwrap();
+            std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(crate::task_process::SUPERVISOR_SCRIPT)
+                .arg("supervisor")
+                .arg("0")
+                .arg(&run.path)
+                .args(["touch", marker.to_str().unwrap()])
+                .status()
+                .unwrap()
+        };
+        let claimed = meta.executor("claimed");
+        std::fs::create_dir_all(&claimed.path).unwrap();
+        assert!(claimed.claim_unstarted().unwrap());
+        let marker = dir.path().join("ran-claimed");
+        assert_eq!(supervise(&claimed, &marker).code(), Some(125));
+        assert!(!marker.exists(), "a claimed run ran its command");
+        assert_eq!(claimed.live_pid(), None);
+        // Unclaimed, it runs; a later claim finds it started.
+        let free = meta.executor("free");
+        let marker = dir.path().join("ran-free");
+        assert!(supervise(&free, &marker).success());
+        assert!(marker.exists());
+        assert!(!free.claim_unstarted().unwrap());
+        assert_eq!(free.exit_status(), Some(Termination::Exited(0)));
     }
 }

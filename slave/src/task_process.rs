@@ -28,7 +28,9 @@ while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done
 exec "$@""#;
 
 /// The supervisor of a checkpointed executor: `$1` is how many `cgroup.procs` files follow
-/// `$2`, the checkpoint directory; then the program and its arguments. It records its pid,
+/// `$2`, the checkpoint directory; then the program and its arguments. It records its pid
+/// (creating the file, never overwriting it: a restarted agent that found no pid file has
+/// claimed the run, and the supervisor then exits 125 without running anything),
 /// joins the cgroups, runs the program as its child and records the program's exit status
 /// (a shell status: 128 + N for signal N), then ends the way the program did, so that an agent
 /// waiting on it sees the program's own termination.
@@ -37,7 +39,7 @@ exec "$@""#;
 /// unlike an ignored signal, the program does not inherit) and keeps waiting, so the status is
 /// still written. A SIGKILL to the group ends both: there is then no status to find.
 pub const SUPERVISOR_SCRIPT: &str = r#"n=$1; dir=$2; shift 2
-echo $$ > "$dir/pid" || exit 125
+set -C; echo $$ > "$dir/pid" || exit 125; set +C
 while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done
 trap : TERM
 "$@" &

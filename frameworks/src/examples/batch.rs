@@ -85,16 +85,19 @@ impl BatchScheduler {
 
 /// Whether a terminal update says the task never started, so launching it again cannot run
 /// it twice: its offer was rescinded before the launch arrived (a shared-state commit took it,
-/// or its agent left), or its agent says the launch never reached it. (A LOST from the
+/// or its agent left), its agent says the launch never reached it, or its agent restarted
+/// before the task's executor started (and made sure it never will). (A LOST from the
 /// master's own reconciliation is not such a proof: the agent may not be back yet.)
 fn never_ran(state: TaskState, reason: Reason) -> bool {
     matches!(
         (state, reason),
-        (TaskState::TaskDropped, Reason::InvalidOffers)
-            | (
-                TaskState::TaskLost | TaskState::TaskDropped,
-                Reason::TaskUnknown
-            )
+        (
+            TaskState::TaskDropped,
+            Reason::InvalidOffers | Reason::AgentRestarted
+        ) | (
+            TaskState::TaskLost | TaskState::TaskDropped,
+            Reason::TaskUnknown
+        )
     )
 }
 

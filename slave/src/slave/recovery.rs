@@ -4,7 +4,9 @@
 //! ```text
 //!  checkpoint of an executor run          what the restarted agent does with it
 //!  ─────────────────────────────          ──────────────────────────────────────────────────
-//!  supervisor never started (no pid)   ─▶ its tasks FAILED (REASON_AGENT_RESTARTED)
+//!  supervisor never started (no pid)   ─▶ the run is claimed (the supervisor can no longer
+//!                                         start) and its tasks DROPPED
+//!                                         (REASON_AGENT_RESTARTED): they never ran
 //!  command task, supervisor alive      ─▶ adopted: watched through a pidfd, killable, its
 //!                                         container re-attached; RUNNING reported if the
 //!                                         earlier run had not yet
@@ -257,13 +259,21 @@ impl Slave {
         };
         let run = executor.run;
         if !dir.started() {
-            tracing::warn!(%framework, executor = %executor_id, "executor had not started when the agent stopped");
-            self.fail_recovered(
-                ctx,
-                executor,
-                "the agent restarted before the executor started".into(),
-            );
-            return;
+            match dir.claim_unstarted() {
+                Ok(true) => {
+                    // It can never start now: its tasks never ran, and may be launched again.
+                    tracing::warn!(%framework, executor = %executor_id, "executor had not started when the agent stopped; its tasks are dropped");
+                    self.end_unstarted(ctx, executor, Reason::AgentRestarted);
+                    return;
+                }
+                // The supervisor started meanwhile: taken back as any started one.
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(%framework, executor = %executor_id, error = %e, "cannot claim an executor run that had not started");
+                    self.end_unstarted(ctx, executor, Reason::ExecutorTerminated);
+                    return;
+                }
+            }
         }
         let pid = dir.live_pid();
         let resources = executor.resources();
@@ -369,7 +379,7 @@ impl Slave {
     }
 
     /// Records a recovered executor that cannot run again and fails its tasks
-    /// (REASON_AGENT_RESTARTED, `message`).
+    /// (REASON_EXECUTOR_TERMINATED, `message`): its command may have run.
     fn fail_recovered(&mut self, ctx: &mut Context<Self>, executor: Executor, message: String) {
         let (framework, id, run) = (
             executor.framework.clone(),
@@ -377,7 +387,28 @@ impl Slave {
             executor.run,
         );
         self.insert_executor(&framework, executor);
-        self.ended_before_start(ctx, &framework, &id, run, Reason::AgentRestarted, message);
+        self.ended_before_start(
+            ctx,
+            &framework,
+            &id,
+            run,
+            Reason::ExecutorTerminated,
+            message,
+        );
+    }
+
+    /// Ends a recovered executor whose supervisor never started: with `AgentRestarted` (the
+    /// run is claimed, so its command can never run) its tasks are DROPPED — a framework
+    /// may launch them again; otherwise FAILED.
+    fn end_unstarted(&mut self, ctx: &mut Context<Self>, executor: Executor, reason: Reason) {
+        let (framework, id, run) = (
+            executor.framework.clone(),
+            executor.id.clone(),
+            executor.run,
+        );
+        self.insert_executor(&framework, executor);
+        let message = "the agent restarted before the executor started".to_owned();
+        self.ended_before_start(ctx, &framework, &id, run, reason, message);
     }
 
     /// Ends a recovered custom executor that cannot serve again: its tasks are KILLED

@@ -30,6 +30,8 @@ pub(super) struct ExecutorEnd<'a> {
 /// is why the task was being killed, if it was.
 pub(super) fn task_end(end: &ExecutorEnd<'_>, kill_reason: Option<Reason>) -> (TaskState, Reason) {
     match (end.limitation, end.kind) {
+        // Only a run the restarted agent claimed before its supervisor started ends so.
+        (Some(l), _) if l.reason == Reason::AgentRestarted => (TaskState::TaskDropped, l.reason),
         (Some(l), _) => (TaskState::TaskFailed, l.reason),
         (None, ExecutorKind::Command) if matches!(end.termination, Ok(Termination::Exited(0))) => {
             (TaskState::TaskFinished, Reason::CommandExecutorFailed)

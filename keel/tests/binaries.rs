@@ -22,6 +22,21 @@ fn keelctl(master: &str, args: &[&str]) -> std::process::Output {
 }
 
 /// Runs `keelctl agents --json` until `n` agents are listed (bounded).
+/// A daemon's answer to the operator API's `GET_FLAGS` (JSON), over TLS when `tls` is given.
+async fn get_flags(address: &str, tls: Option<&libactor::tls::TlsConfig>) -> serde_json::Value {
+    let answer = libactor::http_client::request_over(
+        address,
+        tls,
+        "POST",
+        "/api/v1",
+        &[("content-type", "application/json".to_owned())],
+        r#"{"type": "GET_FLAGS"}"#.into(),
+    )
+    .await
+    .unwrap();
+    serde_json::from_slice(&answer.body).unwrap()
+}
+
 async fn wait_for_agents(master: &str, n: usize) -> serde_json::Value {
     eventually(&format!("{n} agents register"), || async {
         let out = keelctl(master, &["agents", "--json"]);
@@ -64,17 +79,7 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
     // An agent reports the flags it runs with, to the operator API and at `/flags`.
     let agent_pid = agents[0]["pid"].as_str().unwrap().to_owned();
     let (agent_id, agent_addr) = agent_pid.split_once('@').unwrap();
-    let asked = libactor::http_client::request_over(
-        agent_addr,
-        None,
-        "POST",
-        "/api/v1",
-        &[("content-type", "application/json".to_owned())],
-        r#"{"type": "GET_FLAGS"}"#.into(),
-    )
-    .await
-    .unwrap();
-    let asked: serde_json::Value = serde_json::from_slice(&asked.body).unwrap();
+    let asked = get_flags(agent_addr, None).await;
     let flags = asked["get_flags"]["flags"].as_array().unwrap();
     let flag = |name: &str| {
         flags
@@ -493,17 +498,7 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
     assert!(!status().contains(&hostname), "{}", status());
     // keel-master reports its flags to the operator API.
     let ops_tls = libactor::tls::dir::load(&ops).unwrap();
-    let flags = libactor::http_client::request_over(
-        &master_addr,
-        Some(&ops_tls),
-        "POST",
-        "/api/v1",
-        &[("content-type", "application/json".to_owned())],
-        r#"{"type": "GET_FLAGS"}"#.into(),
-    )
-    .await
-    .unwrap();
-    let flags: serde_json::Value = serde_json::from_slice(&flags.body).unwrap();
+    let flags = get_flags(&master_addr, Some(&ops_tls)).await;
     assert!(
         flags["get_flags"]["flags"]
             .as_array()

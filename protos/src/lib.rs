@@ -26,6 +26,7 @@
 //! - [`libactor`]: the actor runtime's wire envelope and link control messages;
 //!   [`libactor::examples`] holds the ping/pong messages of its examples and benchmarks.
 
+mod flags;
 mod id_text;
 mod task_state;
 

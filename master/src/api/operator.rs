@@ -317,15 +317,7 @@ impl ApiGateway {
                 ResponseType::GetFlags,
                 Response {
                     get_flags: Some(GetFlags {
-                        flags: self
-                            .operator
-                            .flags
-                            .iter()
-                            .map(|(name, value)| Flag {
-                                name: name.clone(),
-                                value: Some(value.clone()),
-                            })
-                            .collect(),
+                        flags: Flag::list(&self.operator.flags),
                     }),
                     ..Default::default()
                 },

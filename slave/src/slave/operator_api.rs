@@ -40,14 +40,7 @@ impl Slave {
             CallType::GetFlags => {
                 answer(&mut r, ResponseType::GetFlags);
                 r.get_flags = Some(GetFlags {
-                    flags: self
-                        .flags
-                        .iter()
-                        .map(|(name, value)| Flag {
-                            name: name.clone(),
-                            value: Some(value.clone()),
-                        })
-                        .collect(),
+                    flags: Flag::list(&self.flags),
                 });
             }
             CallType::GetVersion => {

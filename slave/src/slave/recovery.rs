@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use libactor::Context;
+
 use protos::internal::{
     AgentCheckpoint, CheckpointedTask, ExecutorCheckpoint, ExecutorReregisteredMessage,
     ReconnectExecutorMessage, ReregisterExecutorMessage, StatusUpdateMessage,
@@ -45,6 +46,9 @@ use crate::containerizer::Container;
 use crate::executor::{AgentTask, Executor, ExecutorKind, ExecutorState};
 use crate::health_check::{HealthCheckSpec, HealthState};
 use crate::task_process::TaskProcess;
+
+/// What the tasks of an executor run that never started are told.
+const UNSTARTED: &str = "the agent restarted before the executor started";
 
 /// Run numbers are reserved this many at a time, so that the agent checkpoint is written once
 /// per this many launches rather than at each (a restarted agent starts past the reservation).
@@ -263,14 +267,24 @@ impl Slave {
                 Ok(true) => {
                     // It can never start now: its tasks never ran, and may be launched again.
                     tracing::warn!(%framework, executor = %executor_id, "executor had not started when the agent stopped; its tasks are dropped");
-                    self.end_unstarted(ctx, executor, Reason::AgentRestarted);
+                    self.end_recovered_unrun(
+                        ctx,
+                        executor,
+                        Reason::AgentRestarted,
+                        UNSTARTED.into(),
+                    );
                     return;
                 }
                 // The supervisor started meanwhile: taken back as any started one.
                 Ok(false) => {}
                 Err(e) => {
                     tracing::error!(%framework, executor = %executor_id, error = %e, "cannot claim an executor run that had not started");
-                    self.end_unstarted(ctx, executor, Reason::ExecutorTerminated);
+                    self.end_recovered_unrun(
+                        ctx,
+                        executor,
+                        Reason::ExecutorTerminated,
+                        UNSTARTED.into(),
+                    );
                     return;
                 }
             }
@@ -288,9 +302,10 @@ impl Slave {
                 if let Some(pid) = pid {
                     kill_group(pid);
                 }
-                self.fail_recovered(
+                self.end_recovered_unrun(
                     ctx,
                     executor,
+                    Reason::ExecutorTerminated,
                     format!("the agent restarted and could not take the executor back: {e}"),
                 );
                 return;
@@ -378,36 +393,23 @@ impl Slave {
         }
     }
 
-    /// Records a recovered executor that cannot run again and fails its tasks
-    /// (REASON_EXECUTOR_TERMINATED, `message`): its command may have run.
-    fn fail_recovered(&mut self, ctx: &mut Context<Self>, executor: Executor, message: String) {
+    /// Records a recovered executor that cannot run again and ends its tasks with `reason`:
+    /// DROPPED with `AgentRestarted` (the run was claimed before its supervisor started, so
+    /// its command never ran and a framework may launch it again), FAILED otherwise (it may
+    /// have run).
+    fn end_recovered_unrun(
+        &mut self,
+        ctx: &mut Context<Self>,
+        executor: Executor,
+        reason: Reason,
+        message: String,
+    ) {
         let (framework, id, run) = (
             executor.framework.clone(),
             executor.id.clone(),
             executor.run,
         );
         self.insert_executor(&framework, executor);
-        self.ended_before_start(
-            ctx,
-            &framework,
-            &id,
-            run,
-            Reason::ExecutorTerminated,
-            message,
-        );
-    }
-
-    /// Ends a recovered executor whose supervisor never started: with `AgentRestarted` (the
-    /// run is claimed, so its command can never run) its tasks are DROPPED — a framework
-    /// may launch them again; otherwise FAILED.
-    fn end_unstarted(&mut self, ctx: &mut Context<Self>, executor: Executor, reason: Reason) {
-        let (framework, id, run) = (
-            executor.framework.clone(),
-            executor.id.clone(),
-            executor.run,
-        );
-        self.insert_executor(&framework, executor);
-        let message = "the agent restarted before the executor started".to_owned();
         self.ended_before_start(ctx, &framework, &id, run, reason, message);
     }
 

@@ -40,6 +40,8 @@ pub enum Action {
     AccessSandbox,
     /// Call an HTTP endpoint (object: its path).
     GetEndpoint,
+    /// Mark an agent gone (object: implicit, as in Mesos; rules use `"agents": {"type": "ANY"}`).
+    MarkAgentGone,
 }
 
 /// One entity of a rule.
@@ -87,7 +89,8 @@ struct Rule {
         alias = "roles",
         alias = "users",
         alias = "framework_principals",
-        alias = "paths"
+        alias = "paths",
+        alias = "agents"
     )]
     object: Entity,
 }
@@ -114,6 +117,8 @@ pub struct Acls {
     access_sandboxes: Vec<Rule>,
     #[serde(default)]
     get_endpoints: Vec<Rule>,
+    #[serde(default)]
+    mark_agents_gone: Vec<Rule>,
 }
 
 fn permissive_default() -> bool {
@@ -131,6 +136,7 @@ impl Default for Acls {
             view_tasks: Vec::new(),
             access_sandboxes: Vec::new(),
             get_endpoints: Vec::new(),
+            mark_agents_gone: Vec::new(),
         }
     }
 }
@@ -176,6 +182,7 @@ impl Acls {
             Action::ViewTask => &self.view_tasks,
             Action::AccessSandbox => &self.access_sandboxes,
             Action::GetEndpoint => &self.get_endpoints,
+            Action::MarkAgentGone => &self.mark_agents_gone,
         };
         rules
             .iter()
@@ -258,5 +265,22 @@ mod tests {
             r#"{"run_tasks": [{"principals": {"typ": "ANY"}, "users": {"type": "ANY"}}]}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn marking_agents_gone_has_rules_of_its_own() {
+        let acls = Acls::parse(
+            r#"{"mark_agents_gone": [
+                {"principals": {"values": ["ops"]}, "agents": {"type": "ANY"}},
+                {"principals": {"type": "ANY"}, "agents": {"type": "NONE"}}
+            ]}"#,
+        )
+        .unwrap();
+        assert!(acls.permits(Action::MarkAgentGone, Some("ops"), ""));
+        assert!(!acls.permits(Action::MarkAgentGone, Some("dev"), ""));
+        assert!(
+            acls.permits(Action::TeardownFramework, Some("dev"), "x"),
+            "other actions keep their own rules"
+        );
     }
 }

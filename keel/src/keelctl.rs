@@ -4,6 +4,7 @@
 //! messages to any process (`send`), and speaks Mesos's operator API for maintenance, drains
 //! and the event stream (`keelctl_operator`). Human tables by default, `--json` for scripts.
 
+use crate::keelctl_operator::AgentAction;
 use std::process::ExitCode;
 
 use crate::example_runs::run_batch;
@@ -184,6 +185,15 @@ enum Command {
     },
     /// Offer a drained agent's machine again (REACTIVATE_AGENT).
     Reactivate {
+        /// The agent's id.
+        agent: String,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL")]
+        credential: Option<std::path::PathBuf>,
+    },
+    /// Assert that an agent's machine is never coming back (MARK_AGENT_GONE): its tasks end
+    /// GONE_BY_OPERATOR now and its id is refused for ever.
+    MarkGone {
         /// The agent's id.
         agent: String,
         /// A file with `principal secret`, when the master has credentials.
@@ -449,16 +459,22 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
             .await;
         }
         Command::Drain { agent, credential } => {
-            let operator = operator_auth(credential.as_deref(), &flags.security)?;
-            let master = master.address();
-            return crate::keelctl_operator::drain_or_reactivate(&operator, master, &agent, false)
-                .await;
+            return agent_command(
+                &flags.security,
+                &master,
+                credential,
+                &agent,
+                AgentAction::Drain,
+            )
+            .await;
         }
         Command::Reactivate { agent, credential } => {
-            let operator = operator_auth(credential.as_deref(), &flags.security)?;
-            let master = master.address();
-            return crate::keelctl_operator::drain_or_reactivate(&operator, master, &agent, true)
-                .await;
+            let action = AgentAction::Reactivate;
+            return agent_command(&flags.security, &master, credential, &agent, action).await;
+        }
+        Command::MarkGone { agent, credential } => {
+            let action = AgentAction::MarkGone;
+            return agent_command(&flags.security, &master, credential, &agent, action).await;
         }
         Command::Events { count, credential } => {
             let operator = operator_auth(credential.as_deref(), &flags.security)?;
@@ -468,6 +484,18 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
         Command::Ca { .. } => unreachable!("handled before the master is resolved"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `keelctl drain|reactivate|mark-gone AGENT` as the operator `credential` proves.
+async fn agent_command(
+    security: &SecurityFlags,
+    master: &libactor::Upid,
+    credential: Option<std::path::PathBuf>,
+    agent: &str,
+    action: AgentAction,
+) -> anyhow::Result<ExitCode> {
+    let operator = operator_auth(credential.as_deref(), security)?;
+    crate::keelctl_operator::agent_call(&operator, master.address(), agent, action).await
 }
 
 /// GETs one of the device manager's routes (it runs beside the leading master).

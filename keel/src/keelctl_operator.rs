@@ -190,38 +190,58 @@ pub async fn maintenance(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `keelctl drain AGENT` (`reactivate: false`) or `keelctl reactivate AGENT`.
-pub async fn drain_or_reactivate(
+/// What `keelctl` asks of one agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentAction {
+    /// `keelctl drain AGENT` (DRAIN_AGENT).
+    Drain,
+    /// `keelctl reactivate AGENT` (REACTIVATE_AGENT).
+    Reactivate,
+    /// `keelctl mark-gone AGENT` (MARK_AGENT_GONE).
+    MarkGone,
+}
+
+/// `keelctl drain|reactivate|mark-gone AGENT`.
+pub async fn agent_call(
     operator: &OperatorAuth,
     master: &str,
     agent: &str,
-    reactivate: bool,
+    action: AgentAction,
 ) -> anyhow::Result<ExitCode> {
     let agent_id = Some(AgentId {
         value: agent.to_owned(),
     });
-    let call = if reactivate {
-        Call {
-            r#type: call::Type::ReactivateAgent as i32,
-            reactivate_agent: Some(call::ReactivateAgent { agent_id }),
-            ..Default::default()
-        }
-    } else {
-        Call {
-            r#type: call::Type::DrainAgent as i32,
-            drain_agent: Some(call::DrainAgent {
-                agent_id,
-                mark_gone: None,
-            }),
-            ..Default::default()
-        }
+    let (call, done) = match action {
+        AgentAction::Reactivate => (
+            Call {
+                r#type: call::Type::ReactivateAgent as i32,
+                reactivate_agent: Some(call::ReactivateAgent { agent_id }),
+                ..Default::default()
+            },
+            "offered again",
+        ),
+        AgentAction::Drain => (
+            Call {
+                r#type: call::Type::DrainAgent as i32,
+                drain_agent: Some(call::DrainAgent {
+                    agent_id,
+                    mark_gone: None,
+                }),
+                ..Default::default()
+            },
+            "drained: out of offers, its tasks being killed",
+        ),
+        AgentAction::MarkGone => (
+            Call {
+                r#type: call::Type::MarkAgentGone as i32,
+                mark_agent_gone: Some(call::MarkAgentGone { agent_id }),
+                ..Default::default()
+            },
+            "marked gone: its tasks are GONE_BY_OPERATOR and its id is refused from now on",
+        ),
     };
     change(operator, master, &call).await?;
-    if reactivate {
-        println!("agent {agent} offered again");
-    } else {
-        println!("agent {agent} drained: out of offers, its tasks being killed");
-    }
+    println!("agent {agent} {done}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -496,6 +496,10 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
     );
     assert!(stopped.status.success(), "{stopped:?}");
     assert!(!status().contains(&hostname), "{}", status());
+    let unknown = keelctl_as(&ops, &["--master", &master, "mark-gone", "no-such-agent"]);
+    assert!(!unknown.status.success());
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(said.contains("404") && said.contains("not found"), "{said}");
     // keel-master reports its flags to the operator API.
     let ops_tls = libactor::tls::dir::load(&ops).unwrap();
     let flags = get_flags(&master_addr, Some(&ops_tls)).await;

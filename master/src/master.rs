@@ -113,6 +113,7 @@ mod books;
 mod cell_log;
 mod cell_stream;
 mod gauges;
+mod gone;
 mod launch;
 mod maintenance;
 mod message_counters;
@@ -132,6 +133,7 @@ use authenticator::Registrant;
 pub use authenticator::{AuthenticationPolicy, Principals};
 use books::{Books, FrameworkEntry, TaskEntry};
 pub use cell_stream::CELL_AGENTS_PER_MESSAGE;
+pub use gone::MarkingGone;
 pub use maintenance::{DrainError, DrainOutcome, MAX_DRAINED};
 pub use operator::{validate_weights, OperatorRefusal, MAX_SCHEDULED_MACHINES};
 pub use preemption::{DEFAULT_PREEMPTION_GRACE, PREEMPTION_HOLD_AFTER_GRACE};
@@ -737,7 +739,12 @@ impl Master {
                     UnknownTaskAgent::Unreachable if self.partition_aware(&framework) => {
                         TaskState::TaskUnreachable
                     }
-                    UnknownTaskAgent::Unreachable | UnknownTaskAgent::Gone => TaskState::TaskLost,
+                    UnknownTaskAgent::MarkedGone if self.partition_aware(&framework) => {
+                        TaskState::TaskGoneByOperator
+                    }
+                    UnknownTaskAgent::Unreachable
+                    | UnknownTaskAgent::MarkedGone
+                    | UnknownTaskAgent::Gone => TaskState::TaskLost,
                 },
             };
             let task = TaskInfo {
@@ -758,26 +765,47 @@ impl Master {
     /// Removes an agent: its offers are rescinded, its tasks reported LOST (UNREACHABLE to
     /// partition-aware frameworks), its resources leave the allocator.
     fn remove_agent(&mut self, ctx: &mut Context<Self>, agent: &str, why: &str) {
-        let Some(removed) = self.books.remove_agent(agent) else {
-            return;
+        self.take_agent_off(ctx, agent, why, AgentRemoval::Unreachable);
+    }
+
+    /// Takes a registered agent off the books as `removal` says; false if it was not there.
+    fn take_agent_off(
+        &mut self,
+        ctx: &mut Context<Self>,
+        agent: &str,
+        why: &str,
+        removal: AgentRemoval,
+    ) -> bool {
+        let (aware_end, reason) = match removal {
+            AgentRemoval::Unreachable => (TaskState::TaskUnreachable, Reason::AgentRemoved),
+            AgentRemoval::Gone => (
+                TaskState::TaskGoneByOperator,
+                Reason::AgentRemovedByOperator,
+            ),
+        };
+        let Some(removed) = self.books.remove_agent(agent, aware_end) else {
+            return false;
         };
         self.directory.remove(removed.entry.pid());
-        tracing::warn!(%agent, %why, "agent removed");
+        tracing::warn!(%agent, %why, ?removal, "agent removed");
         self.allocator_sequence.removed(agent);
-        self.mark_unreachable(ctx, agent);
+        if removal == AgentRemoval::Unreachable {
+            self.mark_unreachable(ctx, agent);
+        }
         self.metrics.inc(|m| &m.agents_removed);
         self.rescind(ctx, removed.offers);
         for ((framework, task_id), _) in removed.tasks {
-            let state = if self.partition_aware(&framework) {
-                TaskState::TaskUnreachable
+            // Frameworks that do not know the newer states hear TASK_LOST, as from Mesos.
+            let (state, reason) = if self.partition_aware(&framework) {
+                (aware_end, reason)
             } else {
-                TaskState::TaskLost
+                (TaskState::TaskLost, Reason::AgentRemoved)
             };
             let task = TaskInfo {
                 task_id: Some(TaskId { value: task_id }),
                 ..Default::default()
             };
-            self.report(ctx, &framework, &task, state, Reason::AgentRemoved, why);
+            self.report(ctx, &framework, &task, state, reason, why);
         }
         for (_, f) in self.books.frameworks() {
             ctx.send(
@@ -794,7 +822,18 @@ impl Master {
         self.tell_allocator("allocator refused to remove an agent", move |a| {
             a.remove_agent(&agent)
         });
+        true
     }
+}
+
+/// How a registered agent leaves the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AgentRemoval {
+    /// It stopped answering: it may come back (its tasks UNREACHABLE).
+    Unreachable,
+    /// An operator marked it gone: it never comes back under its id (its tasks
+    /// GONE_BY_OPERATOR).
+    Gone,
 }
 
 impl Master {

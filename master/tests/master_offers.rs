@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use libactor::{Clock, Node, Upid};
-use master::master::Master;
+use master::master::{MarkingGone, Master};
 use protos::internal::{
     AcceptOffersMessage, DeclineOffersMessage, PongSlaveMessage, RegisterFrameworkMessage,
     RegisterSlaveMessage, StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
@@ -522,6 +522,127 @@ async fn a_late_running_update_does_not_move_a_task_back_from_killing() {
         c.node.metrics().snapshot()["master/task_state_moves_refused"],
         1.0
     );
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_agent_marked_gone_ends_its_tasks_and_is_never_taken_back() {
+    let mut c = cluster().await;
+    let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    c.accept(&offers[0], vec![task("t1", "cpus:1;mem:128")]);
+    c.clock.settle().await.unwrap();
+    assert!(matches!(c.agent_rx.try_recv().unwrap(), Got::RunTask(_)));
+    let _ = c.scheduler_rx.try_recv();
+    c.agent_update("t1", TaskState::TaskRunning);
+    c.clock.settle().await.unwrap();
+    let _ = updates(&mut c.scheduler_rx);
+    let master = c.handle.master.clone();
+    let mark = |id: &str| {
+        let id = id.to_owned();
+        master.call(move |m, ctx| m.mark_agent_gone(ctx, "ops", &id))
+    };
+
+    let unknown = mark("no-such-agent").await.unwrap().unwrap_err();
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    let Ok(Ok(MarkingGone::Underway(durable))) = mark(&c.agent_id).await else {
+        panic!("the agent is marked gone");
+    };
+    c.clock.settle().await.unwrap();
+    durable.await.expect("the mark is carried out");
+    match c.agent_rx.try_recv() {
+        Ok(Got::Shutdown(m)) => assert_eq!(m.message, "Agent has been marked gone"),
+        other => panic!("expected the agent to be shut down, got {other:?}"),
+    }
+    // A framework that is not partition-aware hears TASK_LOST, as from Mesos.
+    let mut lost = Vec::new();
+    while let Ok(g) = c.scheduler_rx.try_recv() {
+        match g {
+            Got::Update(m) => lost.push(m.update.unwrap().status.unwrap()),
+            Got::LostSlave(m) => assert_eq!(m.slave_id.unwrap().value, c.agent_id),
+            Got::Rescind(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].state, TaskState::TaskLost as i32);
+    assert_eq!(lost[0].reason, Some(Reason::AgentRemoved as i32));
+    assert_eq!(
+        c.handle.master.call(|m, _| m.agent_count()).await.unwrap(),
+        0
+    );
+    assert!(matches!(
+        mark(&c.agent_id).await,
+        Ok(Ok(MarkingGone::AlreadyGone))
+    ));
+
+    // The agent comes back under its id: told again to shut down, not admitted.
+    c.node.send_from(
+        &c.agent,
+        &c.master,
+        protos::internal::ReregisterSlaveMessage {
+            slave: Some(AgentInfo {
+                id: Some(protos::v1::AgentId {
+                    value: c.agent_id.clone(),
+                }),
+                hostname: "node-1".into(),
+                resources: r("cpus:4;mem:1024").to_proto(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        got(&c.clock, &mut c.agent_rx).await,
+        Got::Shutdown(_)
+    ));
+    assert_eq!(
+        c.handle.master.call(|m, _| m.agent_count()).await.unwrap(),
+        0
+    );
+    nothing(&c.clock, &mut c.scheduler_rx).await;
+
+    // A partition-aware framework reconciling a task of the gone agent hears GONE_BY_OPERATOR.
+    let (tx, mut aware_rx) = mpsc::unbounded_channel();
+    let aware = c.node.spawn("scheduler(2)", StandIn { tx }).unwrap();
+    c.node.send_from(
+        &aware,
+        &c.master,
+        RegisterFrameworkMessage {
+            framework: Some(FrameworkInfo {
+                name: "aware".into(),
+                user: "keel".into(),
+                capabilities: vec![protos::v1::framework_info::Capability {
+                    r#type: protos::v1::framework_info::capability::Type::PartitionAware as i32,
+                }],
+                ..Default::default()
+            }),
+        },
+    );
+    let aware_id = match got(&c.clock, &mut aware_rx).await {
+        Got::FrameworkRegistered(m) => m.framework_id.unwrap(),
+        other => panic!("expected registration, got {other:?}"),
+    };
+    c.node.send_from(
+        &aware,
+        &c.master,
+        protos::internal::ReconcileTasksMessage {
+            framework_id: Some(aware_id),
+            statuses: vec![TaskStatus {
+                task_id: Some(TaskId { value: "t9".into() }),
+                agent_id: Some(protos::v1::AgentId {
+                    value: c.agent_id.clone(),
+                }),
+                ..Default::default()
+            }],
+        },
+    );
+    c.clock.settle().await.unwrap();
+    let answered = updates(&mut aware_rx);
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(answered[0].state, TaskState::TaskGoneByOperator as i32);
+    let m = c.node.metrics().snapshot();
+    assert_eq!(m["master/slaves_marked_gone"], 1.0);
+    assert!(m["master/registrations_refused"] >= 1.0);
     c.node.shutdown().await;
 }
 

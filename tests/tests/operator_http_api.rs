@@ -465,6 +465,83 @@ async fn maintenance_takes_a_machine_down_and_brings_it_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_marked_gone_stays_gone_across_a_master_restart() {
+    let mut s = setup(|mut c| {
+        c.registry = true;
+        c
+    })
+    .await;
+    let (mut framework, _) = s.framework("abandoned").await;
+    launch(&mut framework, "long", "sleep 300").await;
+    framework.status("long", TaskState::TaskRunning).await;
+    let agents = s.get(Encoding::Json, call::Type::GetAgents).await;
+    let gone_id = agents.get_agents.unwrap().agents[0]
+        .agent_info
+        .as_ref()
+        .unwrap()
+        .id
+        .clone()
+        .unwrap();
+    let gone = |agent_id: AgentId| Call {
+        r#type: call::Type::MarkAgentGone as i32,
+        mark_agent_gone: Some(call::MarkAgentGone {
+            agent_id: Some(agent_id),
+        }),
+        ..Default::default()
+    };
+    let unknown = AgentId {
+        value: "no-such-agent".into(),
+    };
+    let reply = s.call(Encoding::Json, &gone(unknown)).await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+
+    let reply = s.call(Encoding::Json, &gone(gone_id.clone())).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // The framework (not partition-aware) hears TASK_LOST; the agent, told to shut down,
+    // kills what it ran.
+    let lost = framework.status("long", TaskState::TaskLost).await;
+    assert_eq!(lost.reason, Some(Reason::AgentRemoved as i32), "{lost:?}");
+    let slave = s.cluster.agents[0].slave.clone();
+    keel_testkit::eventually::eventually("the gone agent's task is killed", || async {
+        (slave.call(|a, _| a.live_tasks()).await.ok()? == 0).then_some(())
+    })
+    .await;
+    let agents = s.get(Encoding::Protobuf, call::Type::GetAgents).await;
+    assert!(agents.get_agents.unwrap().agents.is_empty());
+
+    // A new master reads the mark from the registry: the machine comes back only as a new
+    // agent, and the old id is still gone (an unknown id would be 404).
+    s.cluster.restart_master().await.unwrap();
+    s.cluster.wait_for_agents(AGENTS_UP).await.unwrap();
+    s.cluster
+        .wait_for_master_agents(1, AGENTS_UP)
+        .await
+        .unwrap();
+    let agents = s.get(Encoding::Json, call::Type::GetAgents).await;
+    let back = agents.get_agents.unwrap().agents[0]
+        .agent_info
+        .as_ref()
+        .unwrap()
+        .id
+        .clone()
+        .unwrap();
+    assert_ne!(back, gone_id, "the machine returned under a new id");
+    let reply = s.call(Encoding::Protobuf, &gone(gone_id)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let metrics = s.cluster.master_node.metrics().snapshot();
+    assert_eq!(
+        metrics
+            .get("master/slaves_marked_gone")
+            .copied()
+            .unwrap_or(0.0),
+        0.0,
+        "the new master knew it gone: it marked nothing"
+    );
+    drop(framework);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_operator_calls_get_clear_errors_and_the_master_keeps_serving() {
     let s = setup(|c| c).await;
     let post = |content_type: &'static str, accept: &'static str, body: Vec<u8>| {
@@ -495,6 +572,7 @@ async fn bad_operator_calls_get_clear_errors_and_the_master_keeps_serving() {
         (json, json, b"{\"type\": \"CREATE_VOLUMES\"}".to_vec(), 501),
         (json, json, b"{\"type\": \"TEARDOWN\"}".to_vec(), 400),
         (json, json, b"{\"type\": \"DRAIN_AGENT\"}".to_vec(), 400),
+        (json, json, b"{\"type\": \"MARK_AGENT_GONE\"}".to_vec(), 400),
         (json, json, b"{\"type\": \"UPDATE_WEIGHTS\", \"update_weights\": {\"weight_infos\": [{\"role\": \"r\", \"weight\": -1}]}}".to_vec(), 400),
     ];
     for (content_type, accept, body, status) in cases {
@@ -570,6 +648,19 @@ async fn on_a_secure_master_only_operators_change_things_and_acls_decide_what_re
         .call_as(framework_tls.as_ref(), Encoding::Json, &teardown)
         .await;
     assert_eq!(refused.status, 403, "{}", refused.text());
+    let mark_gone = Call {
+        r#type: call::Type::MarkAgentGone as i32,
+        mark_agent_gone: Some(call::MarkAgentGone {
+            agent_id: Some(AgentId {
+                value: "any".into(),
+            }),
+        }),
+        ..Default::default()
+    };
+    let refused = s
+        .call_as(framework_tls.as_ref(), Encoding::Json, &mark_gone)
+        .await;
+    assert_eq!(refused.status, 403, "only operators: {}", refused.text());
     let done = s
         .call_as(operator_tls.as_ref(), Encoding::Json, &teardown)
         .await;

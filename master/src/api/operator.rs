@@ -12,11 +12,11 @@
 //! cut off (`master/api/operator_subscribers_cut_off`), never buffered without bound.
 //!
 //! Changes (`TEARDOWN`, `UPDATE_WEIGHTS`, `UPDATE_MAINTENANCE_SCHEDULE`, `START_MAINTENANCE`,
-//! `STOP_MAINTENANCE`, `DRAIN_AGENT`, `DEACTIVATE_AGENT`, `REACTIVATE_AGENT`) are carried out
-//! by the master (see `master::operator`); Keel drains machines, so the agent calls act on
-//! every agent of the named agent's host. Calls for what Keel does not have (volumes,
-//! reservations, operations, quota changes, files, logging-level changes, marking agents gone)
-//! get `501` saying so.
+//! `STOP_MAINTENANCE`, `DRAIN_AGENT`, `DEACTIVATE_AGENT`, `REACTIVATE_AGENT`,
+//! `MARK_AGENT_GONE`) are carried out by the master (see `master::operator`); Keel drains
+//! machines, so the drain calls act on every agent of the named agent's host. Calls for what Keel does not have (volumes,
+//! reservations, operations, quota changes, files, logging-level changes) get `501` saying so.
+//! `MARK_AGENT_GONE` answers `200` once the mark is in the registry (see `master::gone`).
 //!
 //! Who may call: reads and `SUBSCRIBE`, whoever the node lets in (on a secure master every
 //! request proves a principal); what each reader sees of frameworks and tasks is decided by
@@ -44,7 +44,7 @@ use protos::v1::{Flag, FrameworkInfo, MasterInfo, Metric, VersionInfo, WeightInf
 use super::mesos_gauges::{MesosGauges, REFRESH_INTERVAL as GAUGES_REFRESH};
 use super::view::{ClusterView, ViewLimits};
 use super::{ApiGateway, STREAM_CAPACITY};
-use crate::master::{validate_weights, Master, OperatorRefusal};
+use crate::master::{validate_weights, MarkingGone, Master, OperatorRefusal};
 
 /// How often a subscriber gets a HEARTBEAT (Mesos's default).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
@@ -494,7 +494,8 @@ impl ApiGateway {
             | CallType::StopMaintenance
             | CallType::DrainAgent
             | CallType::DeactivateAgent
-            | CallType::ReactivateAgent => return self.change(ctx, &req, encoding, kind, call),
+            | CallType::ReactivateAgent
+            | CallType::MarkAgentGone => return self.change(ctx, &req, encoding, kind, call),
             other => self.refuse(
                 501,
                 format!("Keel does not carry out {}", other.as_str_name()),
@@ -646,7 +647,9 @@ impl ApiGateway {
                     CallType::DrainAgent => {
                         let drain = call.drain_agent.unwrap_or_default();
                         if drain.mark_gone == Some(true) {
-                            return self.refuse(501, "Keel does not mark agents gone").into();
+                            return self
+                                .refuse(501, "Keel does not mark an agent gone when its drain ends: drain it, then MARK_AGENT_GONE")
+                                .into();
                         }
                         (agent(drain.agent_id.as_ref()), "drain_agent.agent_id")
                     }
@@ -686,8 +689,44 @@ impl ApiGateway {
                     Ok(None)
                 })
             }
+            CallType::MarkAgentGone => {
+                let id = agent(call.mark_agent_gone.and_then(|g| g.agent_id).as_ref());
+                let Some(id) = id.filter(|id| !id.is_empty()) else {
+                    return self.refuse(400, missing("mark_agent_gone.agent_id")).into();
+                };
+                self.mark_gone(operator, id)
+            }
             _ => self.refuse(400, "not a change").into(),
         }
+    }
+
+    /// `MARK_AGENT_GONE`: `200` once the mark is durable and carried out (at once if the
+    /// agent was gone already), as Mesos answers.
+    fn mark_gone(&mut self, operator: String, id: String) -> HttpReply {
+        let Some(master) = self.master_cell.get().cloned() else {
+            return self.refuse(503, "the master is not running yet").into();
+        };
+        let refused = self.refused.clone();
+        HttpReply::Later(Box::pin(async move {
+            let refuse = |status: u16, why: String| {
+                if let Some(c) = &refused {
+                    c.inc();
+                }
+                HttpResponse::text(status, format!("{why}\n"))
+            };
+            let marking = master
+                .call(move |m, ctx| m.mark_agent_gone(ctx, &operator, &id))
+                .await;
+            match marking {
+                Ok(Ok(MarkingGone::AlreadyGone)) => HttpResponse::text(200, ""),
+                Ok(Ok(MarkingGone::Underway(durable))) => match durable.await {
+                    Ok(()) => HttpResponse::text(200, ""),
+                    Err(_) => refuse(503, "the master stopped before the mark was written".into()),
+                },
+                Ok(Err(refusal)) => refuse(refusal.status, refusal.why),
+                Err(_) => refuse(503, "the master has stopped".into()),
+            }
+        }))
     }
 }
 

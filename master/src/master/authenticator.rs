@@ -214,6 +214,7 @@ impl Master {
             Action::ViewTask => "view tasks of user",
             Action::AccessSandbox => "read sandboxes of user",
             Action::GetEndpoint => "call endpoint",
+            Action::MarkAgentGone => "mark agents gone",
         };
         Some(format!(
             "principal {:?} may not {what} {object:?} (--acls)",

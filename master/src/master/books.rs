@@ -395,8 +395,9 @@ impl Books {
         Some(old)
     }
 
-    /// Takes agent `id` off the books with its offers and tasks.
-    pub(super) fn remove_agent(&mut self, id: &str) -> Option<RemovedAgent> {
+    /// Takes agent `id` off the books with its offers and tasks; the view hears its tasks
+    /// went to `tasks_end` (unreachable, or gone by operator).
+    pub(super) fn remove_agent(&mut self, id: &str, tasks_end: TaskState) -> Option<RemovedAgent> {
         let entry = self.agents.remove(id)?;
         self.agent_by_pid.remove(&entry.pid);
         let offers: Vec<(String, OfferEntry)> = entry
@@ -417,7 +418,7 @@ impl Books {
                 feed.offer_removed(offer);
             }
             for (key, _) in &tasks {
-                feed.task_updated(key, id, TaskState::TaskUnreachable, None);
+                feed.task_updated(key, id, tasks_end, None);
             }
             feed.agent_removed(id);
         }
@@ -891,7 +892,7 @@ mod tests {
         assert_eq!(b.agent("a1").unwrap().used(), &r("cpus:1"));
         assert!(b.agent("a1").unwrap().offered().is_empty());
         b.check_all();
-        let removed = b.remove_agent("a1").unwrap();
+        let removed = b.remove_agent("a1", TaskState::TaskUnreachable).unwrap();
         assert_eq!(removed.tasks.len(), 1);
         assert_eq!(b.task_count(), 0);
         assert!(b.agent_id_by_pid(&pid("slave(1)")).is_none());

@@ -42,6 +42,10 @@ pub(super) struct Recovery {
     pub frameworks: FastMap<String, FrameworkInfo>,
     /// Unreachable agents and since when (seconds since the Unix epoch).
     pub unreachable: FastMap<String, f64>,
+    /// Agents an operator marked gone, and since when: refused for ever.
+    pub gone: FastMap<String, f64>,
+    /// Agents being marked gone (the registry write is under way).
+    pub marking_gone: crate::fast_hash::FastSet<String>,
 }
 
 impl Master {
@@ -55,7 +59,9 @@ impl Master {
         for agent in registry.agents() {
             let Some(info) = &agent.info else { continue };
             let id = info.id.text().to_owned();
-            if let Some(since) = agent.unreachable_since {
+            if let Some(since) = agent.gone_since {
+                self.recovery.gone.insert(id, since);
+            } else if let Some(since) = agent.unreachable_since {
                 self.recovery.unreachable.insert(id, since);
             } else {
                 self.recovery.agents.insert(id, info.clone());
@@ -72,6 +78,7 @@ impl Master {
         tracing::info!(
             agents = self.recovery.agents.len(),
             unreachable = self.recovery.unreachable.len(),
+            gone = self.recovery.gone.len(),
             frameworks = self.recovery.frameworks.len(),
             timeout = ?agent_reregister_timeout,
             "recovered the registry; waiting for agents and frameworks to re-register"
@@ -219,7 +226,9 @@ impl Master {
     /// Whether a task the master does not know may still come back with its agent (no answer
     /// to reconcile yet), or its agent is unreachable.
     pub(super) fn unknown_task_agent(&self, agent: &str) -> UnknownTaskAgent {
-        if self.recovery.agents.contains_key(agent) {
+        if self.recovery.gone.contains_key(agent) {
+            UnknownTaskAgent::MarkedGone
+        } else if self.recovery.agents.contains_key(agent) {
             UnknownTaskAgent::Expected
         } else if self.recovery.unreachable.contains_key(agent) {
             UnknownTaskAgent::Unreachable
@@ -236,6 +245,8 @@ pub(super) enum UnknownTaskAgent {
     Expected,
     /// Marked unreachable.
     Unreachable,
+    /// Marked gone by an operator.
+    MarkedGone,
     /// Not known at all.
     Gone,
 }

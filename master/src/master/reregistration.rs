@@ -68,6 +68,9 @@ impl Master {
                 return;
             }
         };
+        if self.refuse_if_gone(ctx, &from, &id) {
+            return;
+        }
         let reply = SlaveReregisteredMessage {
             slave_id: Some(AgentId { value: id.clone() }),
             ..Default::default()

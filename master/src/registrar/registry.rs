@@ -43,6 +43,14 @@ pub enum Operation {
         /// When it became unreachable.
         since: f64,
     },
+    /// Marks an agent gone since a time (seconds since the Unix epoch): it never comes back
+    /// under its id. Kept like unreachable marks, so a new leader refuses it too.
+    MarkGone {
+        /// The agent's id.
+        agent: String,
+        /// When an operator marked it gone.
+        since: f64,
+    },
     /// Forgets an agent.
     RemoveAgent(String),
     /// Admits a framework or updates its info (its info carries its id).
@@ -58,6 +66,7 @@ impl Operation {
             Operation::AdmitAgent(info) => info.id.text(),
             Operation::AddFramework(info) => info.id.text(),
             Operation::MarkUnreachable { agent: id, .. }
+            | Operation::MarkGone { agent: id, .. }
             | Operation::RemoveAgent(id)
             | Operation::RemoveFramework(id) => id,
         }
@@ -92,10 +101,20 @@ impl Registry {
         let index = shard_of(op.id());
         let shard = &mut self.shards[index];
         let changed = match op {
+            // Gone is for ever: the master refuses a gone agent before it gets here.
+            Operation::AdmitAgent(info)
+                if shard
+                    .agents
+                    .get(info.id.text())
+                    .is_some_and(|a| a.gone_since.is_some()) =>
+            {
+                false
+            }
             Operation::AdmitAgent(info) => {
                 let entry = RegistryAgent {
                     info: Some(info.clone()),
                     unreachable_since: None,
+                    gone_since: None,
                 };
                 shard
                     .agents
@@ -109,6 +128,24 @@ impl Registry {
                 }
                 _ => false,
             },
+            Operation::MarkGone { agent, since } => {
+                let entry = shard
+                    .agents
+                    .entry(agent.clone())
+                    .or_insert_with(|| RegistryAgent {
+                        info: Some(AgentInfo {
+                            id: Some(protos::v1::AgentId { value: agent }),
+                            ..Default::default()
+                        }),
+                        unreachable_since: None,
+                        gone_since: None,
+                    });
+                let marked = entry.gone_since.is_none();
+                if marked {
+                    entry.gone_since = Some(since);
+                }
+                marked
+            }
             Operation::RemoveAgent(id) => shard.agents.remove(&id).is_some(),
             Operation::AddFramework(info) => {
                 let entry = RegistryFramework {
@@ -245,6 +282,31 @@ mod tests {
             .apply(Operation::RemoveFramework("F1".into()))
             .is_some());
         assert_eq!(reloaded.frameworks().count(), 0);
+
+        // Gone is kept across a reload, and for ever.
+        let gone = |agent: &str| Operation::MarkGone {
+            agent: agent.into(),
+            since,
+        };
+        assert!(reloaded.apply(gone("S1")).is_some());
+        assert_eq!(reloaded.apply(gone("S1")), None, "gone once");
+        assert!(
+            reloaded.apply(gone("S7")).is_some(),
+            "an agent the registry never held can be marked gone"
+        );
+        assert_eq!(
+            reloaded.apply(Operation::AdmitAgent(agent("S1", "a"))),
+            None,
+            "a gone agent is never admitted again"
+        );
+        let mut again = Registry::default();
+        for index in 0..SHARDS {
+            again
+                .decode_shard(index, &reloaded.encode_shard(index))
+                .unwrap();
+        }
+        let gone_since: Vec<_> = again.agents().map(|a| a.gone_since).collect();
+        assert_eq!(gone_since, vec![Some(since), Some(since)]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub enum Got {
     Rescind(RescindResourceOfferMessage),
     Kill(protos::internal::KillTaskMessage),
     ShutdownFramework(protos::internal::ShutdownFrameworkMessage),
+    Shutdown(protos::internal::ShutdownMessage),
     LostSlave(LostSlaveMessage),
     Cell(CellUpdateMessage),
     Revocation(RevocationNoticeMessage),
@@ -95,6 +96,14 @@ impl Process for StandIn {
              _: Upid,
              m: protos::internal::ShutdownFrameworkMessage| {
                 let _ = s.tx.send(Got::ShutdownFramework(m));
+            },
+        );
+        ctx.install(
+            |s: &mut StandIn,
+             _: &mut Context<StandIn>,
+             _: Upid,
+             m: protos::internal::ShutdownMessage| {
+                let _ = s.tx.send(Got::Shutdown(m));
             },
         );
         ctx.install(

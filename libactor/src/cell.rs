@@ -28,43 +28,107 @@ pub(crate) struct Cell<P: Process> {
     node: Arc<NodeInner>,
 }
 
-/// Mailbox counters. `handled` and `messages` have one writer (the process's arbiter), so they
-/// are bumped with a plain store instead of a locked read-modify-write.
+/// The kinds of event a mailbox counts apart (libprocess's event queue reports them apart:
+/// Mesos's `master/event_queue_messages`, `…_dispatches`, `…_http_requests`).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A message from another process.
+    Message = 0,
+    /// Everything the process gives itself: dispatches, timers, deferred futures, link exits,
+    /// its start and its stop.
+    Dispatch = 1,
+    /// An HTTP request for one of its routes.
+    Http = 2,
+}
+
+impl<P: Process> Event<P> {
+    fn kind(&self) -> Kind {
+        match self {
+            Event::Deliver(_) => Kind::Message,
+            Event::Http(_) => Kind::Http,
+            Event::Dispatch(_) | Event::Exited(_) | Event::Terminate => Kind::Dispatch,
+        }
+    }
+}
+
+/// Mailbox counters, by [`Kind`]. `handled` has one writer (the process's arbiter), so it is
+/// bumped with a plain store instead of a locked read-modify-write.
 pub(crate) struct MailboxStats {
     /// False once the process has stopped: senders that cached this mailbox must not queue
     /// into it (actix may still accept messages for a moment, and would drop them).
     alive: AtomicBool,
     /// Events queued since start (any thread).
-    enqueued: AtomicU64,
+    enqueued: [AtomicU64; 3],
     /// Events handled since start.
-    handled: AtomicU64,
-    /// Messages (not dispatches, timers or HTTP calls) handled since start.
-    messages: AtomicU64,
+    handled: [AtomicU64; 3],
 }
 
 impl Default for MailboxStats {
     fn default() -> Self {
         MailboxStats {
             alive: AtomicBool::new(true),
-            enqueued: AtomicU64::new(0),
-            handled: AtomicU64::new(0),
-            messages: AtomicU64::new(0),
+            enqueued: Default::default(),
+            handled: Default::default(),
         }
     }
 }
 
 impl MailboxStats {
-    /// Events queued and not yet handled.
-    pub(crate) fn depth(&self) -> u64 {
-        let handled = self.handled.load(Ordering::Acquire);
-        self.enqueued
+    fn queued(&self, kind: Kind) -> u64 {
+        let handled = self.handled[kind as usize].load(Ordering::Acquire);
+        self.enqueued[kind as usize]
             .load(Ordering::Acquire)
             .saturating_sub(handled)
     }
 
+    /// Events queued or being handled.
+    pub(crate) fn depth(&self) -> u64 {
+        let d = self.depths();
+        d.messages + d.dispatches + d.http_requests
+    }
+
+    /// Events queued or being handled, by kind.
+    pub(crate) fn depths(&self) -> QueueDepths {
+        QueueDepths {
+            messages: self.queued(Kind::Message),
+            dispatches: self.queued(Kind::Dispatch),
+            http_requests: self.queued(Kind::Http),
+        }
+    }
+
     /// Messages handled since start.
     pub(crate) fn messages(&self) -> u64 {
-        self.messages.load(Ordering::Relaxed)
+        self.handled[Kind::Message as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// What waits in a process's mailbox, by kind; the event being handled counts until it
+/// returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Messages from other processes.
+    pub messages: u64,
+    /// Dispatches, timers, deferred futures and link exits.
+    pub dispatches: u64,
+    /// HTTP requests for its routes.
+    pub http_requests: u64,
+}
+
+/// A handle on one process's mailbox counters that any thread may read (e.g. a metrics
+/// gauge computed when a snapshot is taken).
+#[derive(Clone)]
+pub struct QueueGauge(Arc<MailboxStats>);
+
+impl QueueGauge {
+    /// What waits in the mailbox now.
+    pub fn depths(&self) -> QueueDepths {
+        self.0.depths()
+    }
+}
+
+impl std::fmt::Debug for QueueGauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("QueueGauge").field(&self.depths()).finish()
     }
 }
 
@@ -90,12 +154,17 @@ impl<P: Process> Clone for CellHandle<P> {
 }
 
 impl<P: Process> CellHandle<P> {
+    /// A handle on this process's mailbox counters.
+    pub(crate) fn queue_gauge(&self) -> QueueGauge {
+        QueueGauge(self.stats.clone())
+    }
+
     /// Queues `event`, counting it; gives it back if the actor has stopped.
     fn enqueue(&self, event: Event<P>) -> Result<(), Event<P>> {
         if !self.stats.alive.load(Ordering::Acquire) || !self.addr.connected() {
             return Err(event);
         }
-        self.stats.enqueued.fetch_add(1, Ordering::AcqRel);
+        self.stats.enqueued[event.kind() as usize].fetch_add(1, Ordering::AcqRel);
         self.addr.do_send(event);
         Ok(())
     }
@@ -115,7 +184,7 @@ pub(crate) fn start<P: Process>(
 ) -> CellHandle<P> {
     let stats = Arc::new(MailboxStats::default());
     // Starting counts as an event, so that `settle` waits for `initialize` too.
-    stats.enqueued.store(1, Ordering::Release);
+    stats.enqueued[Kind::Dispatch as usize].store(1, Ordering::Release);
     let cell_stats = stats.clone();
     let addr = Cell::start_in_arbiter(arbiter, move |actx: &mut actix::Context<Cell<P>>| {
         let me = CellHandle {
@@ -140,7 +209,7 @@ impl<P: Process> Actor for Cell<P> {
         let span = tracing::debug_span!("initialize", pid = %self.ctx.pid());
         let _entered = span.enter();
         self.process.initialize(&mut self.ctx);
-        bump(&self.stats.handled, 1);
+        bump(&self.stats.handled[Kind::Dispatch as usize], 1);
         if self.ctx.stop_requested {
             actx.stop();
         }
@@ -183,6 +252,7 @@ impl<P: Process> Handler<Event<P>> for Cell<P> {
     type Result = ();
 
     fn handle(&mut self, event: Event<P>, actx: &mut Self::Context) {
+        let kind = event.kind();
         match event {
             Event::Deliver(delivery) => self.deliver(delivery),
             Event::Dispatch(f) => {
@@ -198,7 +268,7 @@ impl<P: Process> Handler<Event<P>> for Cell<P> {
             Event::Http(call) => self.http(call.0, call.1),
             Event::Terminate => self.ctx.stop_requested = true,
         }
-        bump(&self.stats.handled, 1);
+        bump(&self.stats.handled[kind as usize], 1);
         if self.ctx.stop_requested {
             actx.stop();
         }
@@ -214,7 +284,6 @@ impl<P: Process> Cell<P> {
             permit,
         } = delivery;
         let m = &self.node.m;
-        bump(&self.stats.messages, 1);
         match self.ctx.handler_for(&payload) {
             Some(handler) => {
                 let span = tracing::debug_span!(

@@ -137,6 +137,12 @@ impl<P: Process> Context<P> {
         self.node.metrics()
     }
 
+    /// What waits in this process's mailbox, readable from any thread (for gauges such as
+    /// Mesos's `master/event_queue_messages`).
+    pub fn queue_gauge(&self) -> crate::QueueGauge {
+        self.me.queue_gauge()
+    }
+
     /// A typed handle to this process, e.g. to give to a helper that dispatches back into it.
     pub fn self_ref(&self) -> ProcessRef<P> {
         ProcessRef {

@@ -248,6 +248,7 @@ pub mod transport;
 pub mod upid;
 
 pub use ask::AskError;
+pub use cell::{QueueDepths, QueueGauge};
 pub use clock::{Clock, Elapsed, SettleTimeout, Timer};
 pub use config::{
     BasicCheck, EndpointCheck, HttpAuthentication, NodeBuilder, NodeConfig, NodeError,

@@ -556,3 +556,35 @@ async fn a_dedicated_process_blocking_its_thread_holds_up_no_other_process() {
     release.send(()).unwrap();
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_process_sees_what_waits_in_its_mailbox_by_kind() {
+    let node = node();
+    let idle = node.spawn_ref("idle", Idle).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // From inside one event: what it queues waits until the event is handled, which itself
+    // counts until it returns.
+    idle.dispatch(move |_, ctx: &mut Context<Idle>| {
+        let me = ctx.pid().clone();
+        for _ in 0..3 {
+            ctx.send(&me, note("queued"));
+        }
+        for _ in 0..2 {
+            ctx.self_ref().dispatch(|_, _| {});
+        }
+        let gauge = ctx.queue_gauge();
+        let _ = tx.send((gauge.depths(), gauge));
+    });
+    let (while_handling, gauge) = rx.await.unwrap();
+    assert_eq!(
+        while_handling,
+        libactor::QueueDepths {
+            messages: 3,
+            dispatches: 3,
+            http_requests: 0,
+        }
+    );
+    node.clock().settle().await.unwrap();
+    assert_eq!(gauge.depths(), libactor::QueueDepths::default());
+    node.shutdown().await;
+}

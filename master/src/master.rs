@@ -879,6 +879,7 @@ impl Process for Master {
         install_counted(ctx, "authenticate", Self::authenticate);
         ctx.install(Self::authentication_response);
         self.refresh_gauges(ctx);
+        gauges::install_event_queue_gauges(ctx);
         install_counted(ctx, "register_slave", Self::register_slave);
         install_counted(ctx, "register_framework", Self::register_framework);
         install_counted(ctx, "decline_offers", Self::decline);

@@ -537,6 +537,15 @@ async fn an_agent_marked_gone_stays_gone_across_a_master_restart() {
         0.0,
         "the new master knew it gone: it marked nothing"
     );
+    // Mesos's registrar metrics: the new master read the registry once and wrote the returning
+    // agent's admission.
+    assert_eq!(metrics["registrar/state_fetch_ms/count"], 1.0);
+    assert!(
+        metrics["registrar/state_store_ms/count"] >= 1.0,
+        "{metrics:?}"
+    );
+    assert_eq!(metrics["registrar/queued_operations"], 0.0);
+    assert!(metrics["registrar/registry_size_bytes"] > 0.0);
     drop(framework);
     s.stop().await;
 }
@@ -721,6 +730,11 @@ async fn the_master_reports_mesos_metrics_by_their_mesos_names() {
     assert_eq!(snapshot["master/messages_launch_tasks"], 1.0);
     assert!(snapshot["master/messages_status_update"] >= 1.0);
     assert_eq!(snapshot["master/messages_kill_task"], 0.0);
+    // The master's event queue, by kind (an idle master holds at most a timer's dispatch).
+    for kind in ["messages", "dispatches", "http_requests"] {
+        let queued = snapshot[&format!("master/event_queue_{kind}")];
+        assert!((0.0..100.0).contains(&queued), "{kind}: {queued}");
+    }
     // The agent's, likewise.
     let agent_metrics = s.cluster.agents[0].node.metrics().clone();
     let agent = keel_testkit::eventually::eventually("the agent's gauges catch up", || {

@@ -2,11 +2,12 @@
 //! outstanding offers (Mesos's `master/outstanding_offers`). Terminal task states are
 //! counters under Mesos's names, bumped as tasks end ([`Master::count_task_end`]). Frameworks,
 //! live tasks by state and resources are gauged by the API process from its view (see
-//! `api::mesos_gauges`), which costs the master nothing.
+//! `api::mesos_gauges`), which costs the master nothing. The master's event queue is gauged
+//! when a snapshot is taken ([`install_event_queue_gauges`]).
 
 use std::time::Duration;
 
-use libactor::Context;
+use libactor::{Context, QueueDepths};
 use protos::v1::TaskState;
 
 use super::Master;
@@ -20,6 +21,22 @@ fn metric_suffix(state: TaskState) -> String {
         .as_str_name()
         .trim_start_matches("TASK_")
         .to_ascii_lowercase()
+}
+
+/// Mesos's `master/event_queue_*`: what waits in the master's mailbox, by kind, read when a
+/// snapshot is taken (never stale, nothing for the master to do).
+pub(super) fn install_event_queue_gauges(ctx: &Context<Master>) {
+    type Pick = fn(&QueueDepths) -> u64;
+    let kinds: [(&str, Pick); 3] = [
+        ("master/event_queue_messages", |d| d.messages),
+        ("master/event_queue_dispatches", |d| d.dispatches),
+        ("master/event_queue_http_requests", |d| d.http_requests),
+    ];
+    for (name, pick) in kinds {
+        let queue = ctx.queue_gauge();
+        ctx.metrics()
+            .gauge_fn(name, move || pick(&queue.depths()) as f64);
+    }
 }
 
 impl Master {

@@ -13,6 +13,11 @@
 //! every operation from then on and publishes why ([`Registrar::failure`]); the master stops and
 //! `keel-master` exits, as Mesos's master aborts when its registrar fails. (In ZooKeeper the
 //! writes also use the leader's own session, so a master whose session expired cannot write.)
+//!
+//! Metrics under Mesos's names: `registrar/queued_operations` (not yet durable),
+//! `registrar/registry_size_bytes`, `registrar/state_fetch_ms` (recovery) and
+//! `registrar/state_store_ms` (each write), beside Keel's `registrar/operations`, `…/writes`,
+//! `…/shards_written` and `…/failures`.
 
 pub mod registry;
 
@@ -20,7 +25,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use coordination::{AnyStore, Store, StoreError};
-use libactor::metrics::{Counter, ProcessMetrics};
+use libactor::metrics::{Counter, Durations, Gauge, ProcessMetrics};
 use libactor::{Context, Process};
 use tokio::sync::{oneshot, watch};
 
@@ -55,11 +60,18 @@ type ShardWrite = Result<(usize, u64), StoreError>;
 /// An operation's answer: `Ok` once the change is durable.
 pub type Reply = oneshot::Sender<Result<(), RegistrarError>>;
 
+/// Keel's counters, and Mesos's registrar metrics by their Mesos names.
 struct RegistrarMetrics {
     operations: Counter,
     writes: Counter,
     shards_written: Counter,
     failures: Counter,
+    /// `registrar/queued_operations`: operations not yet durable.
+    queued_operations: Gauge,
+    /// `registrar/registry_size_bytes`: the stored registry's size.
+    registry_size_bytes: Gauge,
+    /// `registrar/state_store_ms`: how long each write took.
+    state_store: Durations,
 }
 
 /// The registrar process.
@@ -79,6 +91,12 @@ pub struct Registrar {
     failed: Option<String>,
     failure: watch::Sender<Option<String>>,
     metrics: ProcessMetrics<RegistrarMetrics>,
+    /// Operations in the write that is out.
+    in_flight: usize,
+    /// Each shard's stored size in bytes.
+    shard_bytes: Vec<usize>,
+    /// How long recovery read the store (Mesos's `registrar/state_fetch_ms`).
+    fetched_in: std::time::Duration,
 }
 
 impl Registrar {
@@ -86,6 +104,7 @@ impl Registrar {
     pub async fn recover(store: AnyStore) -> Result<Registrar, RegistrarError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| RegistrarError::NoRuntime)?;
+        let began = std::time::Instant::now();
         let store = Arc::new(store);
         let mut reads = tokio::task::JoinSet::new();
         for index in 0..SHARDS {
@@ -94,6 +113,7 @@ impl Registrar {
         }
         let mut registry = Registry::default();
         let mut versions = vec![None; SHARDS];
+        let mut shard_bytes = vec![0; SHARDS];
         while let Some(read) = reads.join_next().await {
             let (index, entry) = read.map_err(|e| RegistrarError::Recovery(e.to_string()))?;
             let entry = entry.map_err(|e| RegistrarError::Recovery(e.to_string()))?;
@@ -105,6 +125,7 @@ impl Registrar {
                         why: e.to_string(),
                     })?;
                 versions[index] = Some(entry.version);
+                shard_bytes[index] = entry.data.len();
             }
         }
         tracing::info!(
@@ -123,6 +144,9 @@ impl Registrar {
             failed: None,
             failure: watch::channel(None).0,
             metrics: ProcessMetrics::default(),
+            in_flight: 0,
+            shard_bytes,
+            fetched_in: began.elapsed(),
         })
     }
 
@@ -153,6 +177,13 @@ impl Registrar {
         }
         self.waiting.push(reply);
         self.flush(ctx);
+        self.gauge_queue();
+    }
+
+    fn gauge_queue(&self) {
+        let queued = self.waiting.len() + self.in_flight;
+        self.metrics
+            .with(|m| m.queued_operations.set(queued as i64));
     }
 
     /// Starts writing the dirty shards unless a write is out (its completion starts the next).
@@ -171,12 +202,19 @@ impl Registrar {
             .into_iter()
             .map(|i| (i, self.registry.encode_shard(i), self.versions[i]))
             .collect();
+        for (index, data, _) in &writes {
+            self.shard_bytes[*index] = data.len();
+        }
+        let size: usize = self.shard_bytes.iter().sum();
         self.metrics.with(|m| {
             m.writes.inc();
             m.shards_written.add(writes.len() as u64);
+            m.registry_size_bytes.set(size as i64);
         });
+        let began = ctx.node().clock().now();
         tracing::debug!(shards = writes.len(), "writing the registry");
         let waiters = std::mem::take(&mut self.waiting);
+        self.in_flight = waiters.len();
         let store = self.store.clone();
         let task = self.runtime.spawn(async move {
             let mut puts = tokio::task::JoinSet::new();
@@ -200,6 +238,8 @@ impl Registrar {
             done
         });
         ctx.defer(task, move |r: &mut Registrar, ctx, done| {
+            let took = ctx.node().clock().now().saturating_duration_since(began);
+            r.metrics.with(|m| m.state_store.record(took));
             r.written(ctx, done, waiters)
         });
     }
@@ -211,6 +251,7 @@ impl Registrar {
         waiters: Vec<Reply>,
     ) {
         self.writing = false;
+        self.in_flight = 0;
         let mut failure = None;
         match done {
             Err(e) => failure = Some(e.to_string()),
@@ -245,6 +286,7 @@ impl Registrar {
                 self.flush(ctx);
             }
         }
+        self.gauge_queue();
     }
 }
 
@@ -256,7 +298,15 @@ impl Process for Registrar {
             writes: m.counter("registrar/writes"),
             shards_written: m.counter("registrar/shards_written"),
             failures: m.counter("registrar/failures"),
+            queued_operations: m.gauge("registrar/queued_operations"),
+            registry_size_bytes: m.gauge("registrar/registry_size_bytes"),
+            state_store: m.durations("registrar/state_store_ms"),
         });
+        m.durations("registrar/state_fetch_ms")
+            .record(self.fetched_in);
+        let size: usize = self.shard_bytes.iter().sum();
+        self.metrics
+            .with(|m| m.registry_size_bytes.set(size as i64));
     }
 }
 

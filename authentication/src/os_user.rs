@@ -7,6 +7,7 @@
 //! let root = os_user::lookup("root").unwrap();
 //! assert_eq!((root.uid, root.gid), (0, 0));
 //! assert_eq!(os_user::name_of(0).as_deref(), Some("root"));
+//! assert_eq!(os_user::group_name_of(0).as_deref(), Some("root"));
 //! assert!(!os_user::current().is_empty());
 //! assert!(os_user::lookup("no-such-user-here").is_none());
 //! ```
@@ -66,6 +67,26 @@ pub fn name_of(uid: u32) -> Option<String> {
             &mut result,
         );
         (rc == 0 && !result.is_null()).then(|| account(&pwd).name)
+    }
+}
+
+/// The name of the group with `gid`, if there is one.
+pub fn group_name_of(gid: u32) -> Option<String> {
+    let mut buf = vec![0u8; BUFFER_BYTES];
+    // SAFETY: group is plain data; getgrgid_r fills `grp` with pointers into `buf` (whose
+    // length it is given) and sets `result` to null or to `grp`.
+    unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut result = std::ptr::null_mut();
+        let rc = libc::getgrgid_r(
+            gid,
+            &mut grp,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        );
+        (rc == 0 && !result.is_null())
+            .then(|| CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned())
     }
 }
 

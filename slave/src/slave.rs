@@ -264,6 +264,7 @@ impl Slave {
         // `/files/read` as in Mesos; a second agent on the same node gets `files(N)`.
         let files_root = config.work_dir.join("slaves");
         let files = || Files::new(files_root.clone(), config.acls.clone());
+        let sandboxes = crate::files::SandboxFiles::new(files_root.clone(), config.acls.clone());
         match node.spawn("files", files()) {
             Err(SpawnError::DuplicateId(_)) => {
                 node.spawn(&node.generate_id("files"), files())?;
@@ -314,7 +315,7 @@ impl Slave {
                 flags: Vec::new(),
             },
         )?;
-        crate::executor_api::ExecutorApi::spawn(node, slave.clone(), executor_tokens)?;
+        crate::executor_api::ExecutorApi::spawn(node, slave.clone(), executor_tokens, sandboxes)?;
         Ok(slave)
     }
 

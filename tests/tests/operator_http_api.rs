@@ -858,25 +858,23 @@ async fn an_agent_answers_the_operator_api_about_its_tasks_and_containers() {
     use protos::v1::agent;
     let s = setup(|c| c).await;
     let (mut framework, framework_id) = s.framework("on-agent").await;
-    launch(&mut framework, "resident", "sleep 300").await;
+    launch(
+        &mut framework,
+        "resident",
+        "echo from-the-sandbox; sleep 300",
+    )
+    .await;
     framework.status("resident", TaskState::TaskRunning).await;
     let address = s.cluster.agents[0].node.address().to_owned();
     let ask = |encoding: Encoding, kind: agent::call::Type| {
-        let address = address.clone();
-        async move {
-            let call = agent::Call {
+        agent_call(
+            &address,
+            encoding,
+            agent::Call {
                 r#type: kind as i32,
-            };
-            v1_client::post(
-                &address,
-                None,
-                "/api/v1",
-                encoding.content_type(),
-                &[("accept", encoding.content_type().to_owned())],
-                v1_client::body(encoding, &call),
-            )
-            .await
-        }
+                ..Default::default()
+            },
+        )
     };
     for encoding in [Encoding::Json, Encoding::Protobuf] {
         let reply = ask(encoding, agent::call::Type::GetState).await;
@@ -914,5 +912,107 @@ async fn an_agent_answers_the_operator_api_about_its_tasks_and_containers() {
     assert_eq!(refused.status, 501, "{}", refused.text());
     let unknown = ask(Encoding::Json, agent::call::Type::Unknown).await;
     assert_eq!(unknown.status, 400);
+
+    // Sandbox files: LIST_FILES down to the task's stdout, READ_FILE it, in both encodings.
+    let list = |encoding: Encoding, path: String| {
+        agent_call(
+            &address,
+            encoding,
+            agent::Call {
+                r#type: agent::call::Type::ListFiles as i32,
+                list_files: Some(agent::call::ListFiles { path }),
+                ..Default::default()
+            },
+        )
+    };
+    let read = |encoding: Encoding, path: String, offset: u64| {
+        agent_call(
+            &address,
+            encoding,
+            agent::Call {
+                r#type: agent::call::Type::ReadFile as i32,
+                read_file: Some(agent::call::ReadFile {
+                    path,
+                    offset,
+                    length: Some(1 << 16),
+                }),
+                ..Default::default()
+            },
+        )
+    };
+    let root = std::fs::canonicalize(s._dir.path().join("agent-0/slaves")).unwrap();
+    let mut dirs = vec![root.display().to_string()];
+    let mut stdout = None;
+    while let Some(dir) = dirs.pop() {
+        let reply = list(Encoding::Protobuf, dir.clone()).await;
+        assert_eq!(reply.status, 200, "{dir}: {}", reply.text());
+        let listed = reply.decode::<agent::Response>(Encoding::Protobuf);
+        for file in listed.list_files.unwrap().file_infos {
+            let is_dir = file.mode.unwrap() & libc::S_IFMT == libc::S_IFDIR;
+            if is_dir {
+                dirs.push(file.path);
+            } else if file.path.ends_with("/stdout") {
+                assert!(file.size.is_some() && file.mtime.is_some() && !file.uid.is_empty());
+                stdout = Some(file.path);
+            }
+        }
+    }
+    let stdout = stdout.expect("the task's stdout is listed");
+    for encoding in [Encoding::Json, Encoding::Protobuf] {
+        let reply = read(encoding, stdout.clone(), 0).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let file = reply.decode::<agent::Response>(encoding).read_file.unwrap();
+        assert!(
+            String::from_utf8_lossy(&file.data).contains("from-the-sandbox"),
+            "{file:?}"
+        );
+        assert_eq!(file.size, file.data.len() as u64);
+        let past = read(encoding, stdout.clone(), file.size + 10).await;
+        let past = past.decode::<agent::Response>(encoding).read_file.unwrap();
+        assert!(past.data.is_empty(), "nothing past the end");
+    }
+    for outside in [
+        "/etc/passwd",
+        &format!("{}/../../../etc/passwd", root.display()),
+    ] {
+        let reply = read(Encoding::Json, outside.to_owned(), 0).await;
+        assert_eq!(reply.status, 403, "{outside}: {}", reply.text());
+    }
+    let missing = agent_call(
+        &address,
+        Encoding::Json,
+        agent::Call {
+            r#type: agent::call::Type::ReadFile as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(missing.status, 400, "{}", missing.text());
+    // `/files/download`: the file itself.
+    let download = libactor::http_client::request_over(
+        &address,
+        None,
+        "GET",
+        &format!("/files/download?path={stdout}"),
+        &[],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(download.status, 200);
+    assert!(String::from_utf8_lossy(&download.body).contains("from-the-sandbox"));
     s.stop().await;
+}
+
+/// One call to the agent's operator API at `address`.
+async fn agent_call(address: &str, encoding: Encoding, call: protos::v1::agent::Call) -> CallReply {
+    v1_client::post(
+        address,
+        None,
+        "/api/v1",
+        encoding.content_type(),
+        &[("accept", encoding.content_type().to_owned())],
+        v1_client::body(encoding, &call),
+    )
+    .await
 }

@@ -94,6 +94,8 @@ pub struct ExecutorApi {
     tokens: Option<ExecutorTokens>,
     subscriptions: Subscriptions,
     refused: Option<Counter>,
+    /// The sandboxes, for `LIST_FILES` and `READ_FILE`.
+    files: crate::files::SandboxFiles,
 }
 
 impl ExecutorApi {
@@ -103,6 +105,7 @@ impl ExecutorApi {
         node: &Node,
         slave: ProcessRef<crate::slave::Slave>,
         tokens: Option<ExecutorTokens>,
+        files: crate::files::SandboxFiles,
     ) -> Result<(), SpawnError> {
         let api = ExecutorApi {
             agent: slave.pid().clone(),
@@ -110,6 +113,7 @@ impl ExecutorApi {
             tokens,
             subscriptions: Subscriptions::default(),
             refused: None,
+            files,
         };
         match node.spawn(API_PROCESS, api) {
             Ok(_) | Err(SpawnError::DuplicateId(_)) => Ok(()),
@@ -278,7 +282,8 @@ impl ExecutorApi {
 
 impl ExecutorApi {
     /// `POST /api/v1`: the agent's operator API (see `slave::operator_api`), JSON or protobuf
-    /// as `Content-Type` and `Accept` say. Reads only: whoever the node lets in may call.
+    /// as `Content-Type` and `Accept` say. Reads only: whoever the node lets in may call;
+    /// sandbox files only as the `access_sandboxes` rules allow the request's principal.
     fn operator(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
         use protos::v1::agent::{call::Type, Call};
         let read = read_call_to_answer::<Call>(
@@ -293,6 +298,16 @@ impl ExecutorApi {
             Err(r) => return self.refuse(r.status, r.why).into(),
         };
         let kind = Type::try_from(call.r#type).unwrap_or(Type::Unknown);
+        if matches!(kind, Type::ListFiles | Type::ReadFile) {
+            let answer = crate::files::operator_call(&self.files, &call, req.principal.as_deref());
+            return match answer {
+                Ok(response) => {
+                    HttpResponse::bytes(200, encoding.content_type(), encoding.body(&response))
+                }
+                Err(refusal) => self.refuse(refusal.status, refusal.why),
+            }
+            .into();
+        }
         let slave = self.slave.clone();
         let refused = self.refused.clone();
         HttpReply::Later(Box::pin(async move {

@@ -2,7 +2,9 @@
 //! `api` gateway and asked here): `GET_HEALTH`, `GET_FLAGS`, `GET_VERSION`, `GET_METRICS`,
 //! `GET_STATE`, `GET_FRAMEWORKS`, `GET_EXECUTORS`, `GET_TASKS` (live tasks as launched,
 //! terminal ones whose last update is not acknowledged as terminated), `GET_CONTAINERS` (with
-//! each container's resource statistics) and `GET_AGENT`. Other calls get `501` saying so.
+//! each container's resource statistics) and `GET_AGENT`. `LIST_FILES` and `READ_FILE` are
+//! answered by the gateway itself from the sandboxes (see `files::operator_call`). Other calls
+//! get `501` saying so.
 //!
 //! Who may call: whoever the node lets in (on a secure agent every request proves a principal);
 //! these are reads.

@@ -191,6 +191,15 @@ enum Command {
         #[arg(long, env = "KEEL_CREDENTIAL")]
         credential: Option<std::path::PathBuf>,
     },
+    /// Roles' quota limits (GET_QUOTA); `set ROLE LIMITS` or `remove ROLE` changes one
+    /// (UPDATE_QUOTA).
+    Quota {
+        #[command(subcommand)]
+        command: Option<crate::keelctl_operator::QuotaCommand>,
+        /// A file with `principal secret`, when the master has credentials.
+        #[arg(long, env = "KEEL_CREDENTIAL", global = true)]
+        credential: Option<std::path::PathBuf>,
+    },
     /// Assert that an agent's machine is never coming back (MARK_AGENT_GONE): its tasks end
     /// GONE_BY_OPERATOR now and its id is refused for ever.
     MarkGone {
@@ -475,6 +484,14 @@ pub async fn run(flags: KeelctlFlags) -> anyhow::Result<ExitCode> {
         Command::MarkGone { agent, credential } => {
             let action = AgentAction::MarkGone;
             return agent_command(&flags.security, &master, credential, &agent, action).await;
+        }
+        Command::Quota {
+            command,
+            credential,
+        } => {
+            let operator = operator_auth(credential.as_deref(), &flags.security)?;
+            let master = master.address();
+            return crate::keelctl_operator::quota(&operator, master, flags.json, command).await;
         }
         Command::Events { count, credential } => {
             let operator = operator_auth(credential.as_deref(), &flags.security)?;

@@ -46,6 +46,99 @@ pub enum MaintenanceCommand {
     Status,
 }
 
+/// `keelctl quota` subcommands (without one: every role's limits).
+#[derive(Debug, clap::Subcommand)]
+pub enum QuotaCommand {
+    /// Set a role's limits: the most it may hold, offered or used, e.g. `cpus:8;mem:16384`.
+    Set {
+        /// The role.
+        role: String,
+        /// Scalar resources, as `--resources` takes them.
+        limits: String,
+        /// Set them even below what the role's tasks hold now (they keep running).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Lift a role's limits.
+    Remove {
+        /// The role.
+        role: String,
+    },
+}
+
+/// `keelctl quota [set ROLE LIMITS | remove ROLE]` (GET_QUOTA / UPDATE_QUOTA).
+pub async fn quota(
+    operator: &OperatorAuth,
+    master: &str,
+    as_json: bool,
+    command: Option<QuotaCommand>,
+) -> anyhow::Result<ExitCode> {
+    use protos::v1::quota::QuotaConfig;
+    use protos::v1::value::Scalar;
+    let (role, limits, force) = match command {
+        None => {
+            let response = ask(operator, master, &call_of(call::Type::GetQuota)).await?;
+            print_response(as_json, &response, || {
+                let configs = response
+                    .get_quota
+                    .as_ref()
+                    .and_then(|q| q.status.as_ref())
+                    .map(|s| s.configs.clone())
+                    .unwrap_or_default();
+                let rows: Vec<Vec<String>> = configs
+                    .iter()
+                    .map(|c| {
+                        let mut limits: Vec<String> = c
+                            .limits
+                            .iter()
+                            .map(|(name, s)| format!("{name}:{}", s.value))
+                            .collect();
+                        limits.sort();
+                        vec![c.role.clone(), limits.join(";")]
+                    })
+                    .collect();
+                tables::render(&["ROLE", "LIMITS"], &rows)
+            });
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(QuotaCommand::Set {
+            role,
+            limits,
+            force,
+        }) => {
+            let parsed: resources::Resources = limits
+                .parse()
+                .with_context(|| format!("quota limits {limits:?}"))?;
+            (role, parsed.scalar_totals(), force)
+        }
+        Some(QuotaCommand::Remove { role }) => (role, Default::default(), false),
+    };
+    let config = QuotaConfig {
+        role: role.clone(),
+        limits: limits
+            .into_iter()
+            .map(|(name, value)| (name, Scalar { value }))
+            .collect(),
+        ..Default::default()
+    };
+    let lifted = config.limits.is_empty();
+    let update = Call {
+        r#type: call::Type::UpdateQuota as i32,
+        update_quota: Some(call::UpdateQuota {
+            force: Some(force),
+            quota_configs: vec![config],
+        }),
+        ..Default::default()
+    };
+    change(operator, master, &update).await?;
+    if lifted {
+        println!("role {role}: no quota");
+    } else {
+        println!("role {role}: quota set");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn machines(hosts: &[String]) -> Vec<MachineId> {
     hosts
         .iter()

@@ -73,6 +73,8 @@ impl OperatorAuth {
             .post(address, OPERATOR_API, &headers, json.body(call).into())
             .await?;
         match reply.status {
+            // Changes Mesos answers once durable (MARK_AGENT_GONE, UPDATE_QUOTA): 200, no body.
+            200 if reply.body.is_empty() => Ok(None),
             200 => json
                 .decode(&reply.body)
                 .map(Some)

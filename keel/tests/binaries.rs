@@ -500,6 +500,29 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
     assert!(!unknown.status.success());
     let said = String::from_utf8_lossy(&unknown.stderr);
     assert!(said.contains("404") && said.contains("not found"), "{said}");
+    // Quota limits: set, listed, lifted.
+    let set = keelctl_as(
+        &ops,
+        &[
+            "--master",
+            &master,
+            "quota",
+            "set",
+            "*",
+            "cpus:100;mem:65536",
+        ],
+    );
+    assert!(set.status.success(), "{set:?}");
+    let listed = keelctl_as(&ops, &["--master", &master, "quota"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("cpus:100") && listed.contains("mem:65536"),
+        "{listed}"
+    );
+    let removed = keelctl_as(&ops, &["--master", &master, "quota", "remove", "*"]);
+    assert!(removed.status.success(), "{removed:?}");
+    let listed = keelctl_as(&ops, &["--master", &master, "quota"]);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("cpus:100"));
     // keel-master reports its flags to the operator API.
     let ops_tls = libactor::tls::dir::load(&ops).unwrap();
     let flags = get_flags(&master_addr, Some(&ops_tls)).await;

@@ -119,6 +119,7 @@ mod maintenance;
 mod message_counters;
 mod offers;
 mod preemption;
+mod quota;
 mod recovery;
 mod registration;
 mod relay;
@@ -222,7 +223,7 @@ pub struct Master {
     cell: cell_stream::CellStream,
     /// Preemptions' grace period, and what they free held for the preemptors.
     preemptions: preemption::Preemptions,
-    /// Most that each role's tasks may hold for placements to commit (Omega's quotas).
+    /// Quota limits by role: the most each role may hold, offered or used (see `quota`).
     role_limits: std::collections::HashMap<String, Resources>,
     /// Ended tasks whose end is not yet acknowledged: reconciliation answers with the end.
     ends: unacknowledged_ends::UnacknowledgedEnds,

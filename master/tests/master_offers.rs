@@ -647,6 +647,112 @@ async fn an_agent_marked_gone_ends_its_tasks_and_is_never_taken_back() {
 }
 
 #[tokio::test]
+async fn quota_limits_cut_offers_and_refuse_lowering_below_use_without_force() {
+    use protos::v1::quota::QuotaConfig;
+    use protos::v1::value::Scalar;
+    let mut c = cluster().await;
+    assert_eq!(offers_of(got(&c.clock, &mut c.scheduler_rx).await).len(), 1);
+    let quota = |cpus: Option<f64>| QuotaConfig {
+        role: "*".into(),
+        limits: cpus
+            .map(|v| ("cpus".to_owned(), Scalar { value: v }))
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let master = c.handle.master.clone();
+    let update = |force: bool, configs: Vec<QuotaConfig>| {
+        master.call(move |m, ctx| m.update_quota(ctx, "ops", force, configs))
+    };
+    let durable = update(false, vec![quota(Some(1.5))])
+        .await
+        .unwrap()
+        .expect("a valid quota");
+    c.clock.settle().await.unwrap();
+    durable.await.unwrap();
+    // The outstanding offer is rescinded; the next fits the limit.
+    assert!(matches!(c.scheduler_rx.try_recv(), Ok(Got::Rescind(_))));
+    c.clock
+        .advance(master::allocator::DEFAULT_ALLOCATION_INTERVAL);
+    let capped = offers_of(got(&c.clock, &mut c.scheduler_rx).await);
+    assert_eq!(
+        Resources::from_proto(&capped[0].resources).unwrap(),
+        r("cpus:1.5;mem:1024")
+    );
+    let status = master.call(|m, _| m.quota_status()).await.unwrap();
+    assert_eq!(status.configs.len(), 1);
+    assert_eq!(status.configs[0].limits["cpus"].value, 1.5);
+
+    // A task holds one cpu: a limit below it needs force.
+    c.accept(&capped[0], vec![task("t1", "cpus:1;mem:128")]);
+    c.clock.settle().await.unwrap();
+    while c.scheduler_rx.try_recv().is_ok() {}
+    let refused = update(false, vec![quota(Some(0.5))])
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.status, 400);
+    assert!(refused.why.contains("force"), "{}", refused.why);
+    for bad in [
+        QuotaConfig {
+            role: "a/b".into(),
+            ..quota(Some(1.0))
+        },
+        QuotaConfig {
+            guarantees: [("cpus".to_owned(), Scalar { value: 2.0 })].into(),
+            ..quota(Some(1.0))
+        },
+    ] {
+        let refused = update(false, vec![bad]).await.unwrap().unwrap_err();
+        assert_eq!(refused.status, 400, "{}", refused.why);
+    }
+    let twice = update(false, vec![quota(Some(2.0)), quota(Some(3.0))])
+        .await
+        .unwrap();
+    assert_eq!(twice.unwrap_err().status, 400, "a role named twice");
+    let forced = update(true, vec![quota(Some(0.5))]).await.unwrap().unwrap();
+    c.clock.settle().await.unwrap();
+    forced.await.unwrap();
+    // Over its limit: offered no cpus at all (memory alone still goes out).
+    c.clock
+        .advance(master::allocator::DEFAULT_ALLOCATION_INTERVAL);
+    c.clock.settle().await.unwrap();
+    while let Ok(g) = c.scheduler_rx.try_recv() {
+        if let Got::Offers(m) = g {
+            for offer in m.offers {
+                let offered = Resources::from_proto(&offer.resources).unwrap();
+                assert_eq!(offered.scalar("cpus"), 0.0, "{offered}");
+            }
+        }
+    }
+    // Lifted: the rest of the agent again.
+    let lifted = update(false, vec![quota(None)]).await.unwrap().unwrap();
+    c.clock.settle().await.unwrap();
+    lifted.await.unwrap();
+    assert!(master
+        .call(|m, _| m.quota_status())
+        .await
+        .unwrap()
+        .configs
+        .is_empty());
+    c.clock
+        .advance(master::allocator::DEFAULT_ALLOCATION_INTERVAL);
+    c.clock.settle().await.unwrap();
+    let mut cpus = 0.0;
+    while let Ok(g) = c.scheduler_rx.try_recv() {
+        if let Got::Offers(m) = g {
+            for offer in m.offers {
+                cpus += Resources::from_proto(&offer.resources)
+                    .unwrap()
+                    .scalar("cpus");
+            }
+        }
+    }
+    assert_eq!(cpus, 3.0);
+    c.node.shutdown().await;
+}
+
+#[tokio::test]
 async fn explicit_and_implicit_reconciliation() {
     let mut c = cluster().await;
     let offers = offers_of(got(&c.clock, &mut c.scheduler_rx).await);

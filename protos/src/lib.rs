@@ -69,6 +69,11 @@ pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/keel.v1.agent.rs"));
     }
 
+    /// Quota (Mesos's `mesos.v1.quota`).
+    pub mod quota {
+        include!(concat!(env!("OUT_DIR"), "/keel.v1.quota.rs"));
+    }
+
     /// Mesos's maintenance schedule and status (`mesos.v1.maintenance`).
     pub mod maintenance {
         include!(concat!(env!("OUT_DIR"), "/keel.v1.maintenance.rs"));

@@ -387,6 +387,34 @@ impl Resources {
         }
     }
 
+    /// These resources with the total scalar quantity of each name in `caps` cut down to at
+    /// most its cap (a cap at or below zero removes that resource); other resources are kept
+    /// whole. What a role under a quota limit may still be offered.
+    pub fn capped(&self, caps: &BTreeMap<String, f64>) -> Resources {
+        let mut left: BTreeMap<&str, i64> = caps
+            .iter()
+            .map(|(name, cap)| {
+                let fixed = (cap.max(0.0) * SCALAR_SCALE as f64).floor();
+                (name.as_str(), fixed.min(i64::MAX as f64) as i64)
+            })
+            .collect();
+        Resources {
+            entries: self
+                .entries
+                .iter()
+                .filter_map(|((name, role), amount)| {
+                    let (Amount::Scalar(v), Some(room)) = (amount, left.get_mut(name.as_str()))
+                    else {
+                        return Some(((name.clone(), role.clone()), amount.clone()));
+                    };
+                    let take = (*v).min(*room);
+                    *room -= take;
+                    (take > 0).then(|| ((name.clone(), role.clone()), Amount::Scalar(take)))
+                })
+                .collect(),
+        }
+    }
+
     /// The entries for one role only.
     pub fn reserved_for(&self, role: &str) -> Resources {
         Resources {
@@ -467,6 +495,20 @@ mod tests {
 
     fn r(text: &str) -> Resources {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn capped_cuts_only_the_named_scalars() {
+        let offer = r("cpus:4;mem:1024;cpus(ops):2;ports:[31000-31010]");
+        let caps = BTreeMap::from([("cpus".to_owned(), 5.0), ("mem".to_owned(), 0.0)]);
+        let cut = offer.capped(&caps);
+        assert_eq!(cut.scalar("cpus"), 5.0, "{cut}");
+        assert_eq!(cut.scalar("mem"), 0.0, "{cut}");
+        assert!(cut.contains(&r("ports:[31000-31010]")));
+        assert!(offer.contains(&cut));
+        assert_eq!(offer.capped(&BTreeMap::new()), offer);
+        let negative = BTreeMap::from([("cpus".to_owned(), -1.0)]);
+        assert_eq!(offer.capped(&negative).scalar("cpus"), 0.0);
     }
 
     #[test]

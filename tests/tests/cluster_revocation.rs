@@ -166,9 +166,46 @@ async fn tasks_above_the_fair_share_are_revoked_after_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guarantee_is_never_revoked() {
-    // The greedy framework's role ("*") is guaranteed 3 CPUs: only one task may go.
-    let guarantees = HashMap::from([("*".to_owned(), "cpus:3".parse().unwrap())]);
-    let (cluster, clock, node, mut greedy, _starved, _dir) = greedy_and_starved(guarantees).await;
+    only_what_exceeds_the_guarantee_is_revoked(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_guarantee_set_by_an_operator_is_never_revoked() {
+    only_what_exceeds_the_guarantee_is_revoked(true).await;
+}
+
+/// The greedy framework's role ("*") is guaranteed 3 CPUs, by the revocation policy or by
+/// the operator API's quota: only one task may go.
+async fn only_what_exceeds_the_guarantee_is_revoked(by_quota: bool) {
+    use protos::v1::quota::QuotaConfig;
+    let guarantee: resources::Resources = "cpus:3".parse().unwrap();
+    let policy = if by_quota {
+        HashMap::new()
+    } else {
+        HashMap::from([("*".to_owned(), guarantee.clone())])
+    };
+    let (cluster, clock, node, mut greedy, _starved, _dir) = greedy_and_starved(policy).await;
+    if by_quota {
+        let config = QuotaConfig {
+            role: "*".into(),
+            guarantees: [(
+                "cpus".to_owned(),
+                protos::v1::value::Scalar {
+                    value: guarantee.scalar("cpus"),
+                },
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let durable = cluster
+            .master
+            .master
+            .call(move |m, ctx| m.update_quota(ctx, "ops", false, vec![config]))
+            .await
+            .unwrap()
+            .expect("a valid guarantee");
+        durable.await.unwrap();
+    }
     advance(&clock, CHECK).await;
     let revoked = greedy
         .until(|e| match e {

@@ -551,6 +551,102 @@ async fn an_agent_marked_gone_stays_gone_across_a_master_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_limits_set_through_the_operator_api_cut_offers_and_survive_a_master_restart() {
+    let mut s = setup(|mut c| {
+        c.registry = true;
+        c
+    })
+    .await;
+    let post_json = |body: serde_json::Value| {
+        let address = s.address.clone();
+        async move {
+            v1_client::post(
+                &address,
+                None,
+                "/api/v1",
+                "application/json",
+                &[("accept", "application/json".to_owned())],
+                body.to_string().into_bytes(),
+            )
+            .await
+        }
+    };
+    // As Mesos's docs write it.
+    let update = |role: &str, cpus: f64| {
+        json!({"type": "UPDATE_QUOTA", "update_quota": {"force": false, "quota_configs": [
+            {"role": role, "limits": {"cpus": {"value": cpus}, "mem": {"value": 64}}}
+        ]}})
+    };
+    let reply = post_json(update("*", 0.5)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let over = json!({"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [
+        {"role": "dev", "guarantees": {"cpus": {"value": 2}}, "limits": {"cpus": {"value": 1}}}
+    ]}});
+    let reply = post_json(over).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(
+        reply.text().contains("exceeds its limit"),
+        "{}",
+        reply.text()
+    );
+    let guaranteed = json!({"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [
+        {"role": "dev", "guarantees": {"cpus": {"value": 1}}}
+    ]}});
+    let reply = post_json(guaranteed).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    // Offers to the role fit its limits.
+    let (mut framework, _) = s.framework("limited").await;
+    let offers = framework.offers().await;
+    let offered: f64 = offers
+        .iter()
+        .map(|o| {
+            resources::Resources::from_proto(&o.resources)
+                .unwrap()
+                .scalar("cpus")
+        })
+        .sum();
+    assert!(offered <= 0.5 + 1e-9, "{offers:?}");
+    let mem: f64 = offers
+        .iter()
+        .map(|o| {
+            resources::Resources::from_proto(&o.resources)
+                .unwrap()
+                .scalar("mem")
+        })
+        .sum();
+    assert!(mem <= 64.0 + 1e-9, "{offers:?}");
+
+    let quota_of = |response: Response| {
+        let status = response.get_quota.unwrap().status.unwrap();
+        status
+            .configs
+            .iter()
+            .map(|c| {
+                let cpus = |m: &std::collections::HashMap<String, protos::v1::value::Scalar>| {
+                    m.get("cpus").map(|s| s.value)
+                };
+                (c.role.clone(), cpus(&c.limits), cpus(&c.guarantees))
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        ("*".to_owned(), Some(0.5), None),
+        ("dev".to_owned(), None, Some(1.0)),
+    ];
+    let got = s.get(Encoding::Protobuf, call::Type::GetQuota).await;
+    assert_eq!(quota_of(got), expected);
+    drop(framework);
+
+    // The registry keeps it for the next master.
+    s.cluster.restart_master().await.unwrap();
+    s.cluster.wait_for_agents(AGENTS_UP).await.unwrap();
+    let got = s.get(Encoding::Json, call::Type::GetQuota).await;
+    assert_eq!(quota_of(got), expected);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_operator_calls_get_clear_errors_and_the_master_keeps_serving() {
     let s = setup(|c| c).await;
     let post = |content_type: &'static str, accept: &'static str, body: Vec<u8>| {
@@ -668,6 +764,14 @@ async fn on_a_secure_master_only_operators_change_things_and_acls_decide_what_re
     };
     let refused = s
         .call_as(framework_tls.as_ref(), Encoding::Json, &mark_gone)
+        .await;
+    assert_eq!(refused.status, 403, "only operators: {}", refused.text());
+    let refused = s
+        .call_as(
+            framework_tls.as_ref(),
+            Encoding::Json,
+            &simple(call::Type::UpdateQuota),
+        )
         .await;
     assert_eq!(refused.status, 403, "only operators: {}", refused.text());
     let done = s

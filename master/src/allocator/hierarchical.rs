@@ -1,7 +1,8 @@
 //! Mesos's hierarchical DRF allocator: each cycle, each agent's free resources go, whole, to the
 //! first framework in DRF order (roles by weighted dominant share, then frameworks within the
 //! role) that is not suppressed, not filtered for them, and may use them (unreserved resources,
-//! plus those reserved for its role).
+//! plus those reserved for its role). A role under quota limits is offered only what its
+//! limits leave (what it holds, offered or used, counts against them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -80,6 +81,8 @@ pub struct HierarchicalAllocator {
     total_changed: bool,
     /// Minimum offer sizes, as scalar quantities by name (any one suffices).
     min_allocatable: Vec<BTreeMap<String, f64>>,
+    /// Quota limits by role: the most each may hold, by scalar name.
+    quota_limits: HashMap<String, BTreeMap<String, f64>>,
 }
 
 impl Default for HierarchicalAllocator {
@@ -107,7 +110,23 @@ impl HierarchicalAllocator {
                 .iter()
                 .map(Resources::scalar_totals)
                 .collect(),
+            quota_limits: HashMap::new(),
         }
+    }
+
+    /// What `role`'s quota limits leave it, by scalar name (none for a role without limits).
+    fn quota_headroom(&self, role: &str) -> Option<BTreeMap<String, f64>> {
+        let limits = self.quota_limits.get(role)?;
+        let held = self.drf.roles().allocation(role);
+        Some(
+            limits
+                .iter()
+                .map(|(name, most)| {
+                    let consumed = held.map_or(0.0, |h| h.scalar(name));
+                    (name.clone(), most - consumed)
+                })
+                .collect(),
+        )
     }
 
     /// What `framework` holds on `agent`.
@@ -362,6 +381,13 @@ impl Allocator for HierarchicalAllocator {
         self.drf.set_role_weight(role, weight);
     }
 
+    fn set_quota_limits(&mut self, role: &str, limits: Option<BTreeMap<String, f64>>) {
+        match limits {
+            Some(limits) => self.quota_limits.insert(role.to_owned(), limits),
+            None => self.quota_limits.remove(role),
+        };
+    }
+
     fn allocate(&mut self, now: Instant) -> Vec<Allocation> {
         self.settle_total();
         let mut out = Vec::new();
@@ -391,7 +417,10 @@ impl Allocator for HierarchicalAllocator {
                 {
                     return None;
                 }
-                let offer = usable_by(&available, role);
+                let mut offer = usable_by(&available, role);
+                if let Some(headroom) = self.quota_headroom(role) {
+                    offer = offer.capped(&headroom);
+                }
                 let filtered = state
                     .filters
                     .get(&agent_id)
@@ -443,6 +472,48 @@ mod tests {
 
     fn r(text: &str) -> Resources {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_role_under_quota_limits_is_offered_only_what_they_leave() {
+        let mut a = HierarchicalAllocator::default();
+        for agent in ["a1", "a2", "a3"] {
+            a.add_agent(agent, r("cpus:4;mem:1024"), &[]).unwrap();
+        }
+        a.add_framework("dev", "dev", false).unwrap();
+        a.set_quota_limits("dev", Some(BTreeMap::from([("cpus".to_owned(), 5.0)])));
+        let now = Instant::now();
+        let offers = a.allocate(now);
+        let cpus = |f: &str| -> f64 {
+            offers
+                .iter()
+                .filter(|o| o.framework == f)
+                .map(|o| o.resources.scalar("cpus"))
+                .sum()
+        };
+        assert_eq!(cpus("dev"), 5.0, "{offers:?}");
+        // Memory is not limited: it comes whole with each offer.
+        assert!(offers.iter().all(|o| o.resources.scalar("mem") == 1024.0));
+        // At its limit: nothing more, though two agents' cpus are free.
+        assert!(a.allocate(now).is_empty());
+        // What it gives back is offered again, up to the limit.
+        let first = offers[0].clone();
+        a.recover("dev", &first.agent, &first.resources, None)
+            .unwrap();
+        let again = a.allocate(now);
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            again[0].resources.scalar("cpus"),
+            first.resources.scalar("cpus")
+        );
+        // Lifted: the rest.
+        a.set_quota_limits("dev", None);
+        let rest: f64 = a
+            .allocate(now)
+            .iter()
+            .map(|o| o.resources.scalar("cpus"))
+            .sum();
+        assert_eq!(rest, 7.0);
     }
 
     #[test]

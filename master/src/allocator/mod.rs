@@ -2,8 +2,8 @@
 //!
 //! [`Allocator`] is the policy interface (Mesos's allocator module): the master tells it about
 //! frameworks, agents and resources coming back, and asks it for allocations. The policy Keel
-//! ships is [`HierarchicalAllocator`]: hierarchical DRF over roles with weights, refusal filters,
-//! suppress/revive and a minimum offer size. [`AllocatorProcess`] wraps an `Allocator` in a
+//! ships is [`HierarchicalAllocator`]: hierarchical DRF over roles with weights and quota
+//! limits, refusal filters, suppress/revive and a minimum offer size. [`AllocatorProcess`] wraps an `Allocator` in a
 //! libactor process and runs [`Allocator::allocate`] on events (batched) and on every
 //! `--allocation_interval`.
 //!
@@ -15,6 +15,7 @@ mod hierarchical;
 pub mod process;
 pub mod sorter;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use resources::Resources;
@@ -126,6 +127,10 @@ pub trait Allocator: Send {
 
     /// Sets a role's weight.
     fn set_weight(&mut self, role: &str, weight: f64);
+
+    /// Sets the most `role` may hold, offered or used, by scalar name (Mesos's quota limits);
+    /// `None` lifts its limits. Offers to the role are cut to what the limits leave.
+    fn set_quota_limits(&mut self, role: &str, limits: Option<BTreeMap<String, f64>>);
 
     /// One allocation cycle: offers each agent's free resources to the framework that DRF puts
     /// first among those that may take them.

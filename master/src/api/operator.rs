@@ -4,19 +4,20 @@
 //! Reads (`GET_HEALTH`, `GET_FLAGS`, `GET_VERSION`, `GET_METRICS`, `GET_LOGGING_LEVEL`,
 //! `GET_STATE`, `GET_AGENTS`, `GET_FRAMEWORKS`, `GET_EXECUTORS`, `GET_TASKS`, `GET_ROLES`,
 //! `GET_WEIGHTS`, `GET_MASTER`) are answered from the API process's [`ClusterView`], never by
-//! the master; `GET_MAINTENANCE_STATUS` and `GET_MAINTENANCE_SCHEDULE` ask the master.
-//! `SUBSCRIBE` answers `200` with a RecordIO stream: `SUBSCRIBED` (the whole state), then
-//! `TASK_ADDED`, `TASK_UPDATED`, `AGENT_ADDED`, `AGENT_REMOVED`, `FRAMEWORK_ADDED`,
+//! the master; `GET_MAINTENANCE_STATUS`, `GET_MAINTENANCE_SCHEDULE` and `GET_QUOTA` ask the
+//! master. `SUBSCRIBE` answers `200` with a RecordIO stream: `SUBSCRIBED` (the whole state),
+//! then `TASK_ADDED`, `TASK_UPDATED`, `AGENT_ADDED`, `AGENT_REMOVED`, `FRAMEWORK_ADDED`,
 //! `FRAMEWORK_UPDATED`, `FRAMEWORK_REMOVED` as the master's books change, and `HEARTBEAT`
 //! every [`HEARTBEAT_INTERVAL`]. A subscriber that falls [`STREAM_CAPACITY`] records behind is
 //! cut off (`master/api/operator_subscribers_cut_off`), never buffered without bound.
 //!
 //! Changes (`TEARDOWN`, `UPDATE_WEIGHTS`, `UPDATE_MAINTENANCE_SCHEDULE`, `START_MAINTENANCE`,
 //! `STOP_MAINTENANCE`, `DRAIN_AGENT`, `DEACTIVATE_AGENT`, `REACTIVATE_AGENT`,
-//! `MARK_AGENT_GONE`) are carried out by the master (see `master::operator`); Keel drains
-//! machines, so the drain calls act on every agent of the named agent's host. Calls for what Keel does not have (volumes,
-//! reservations, operations, quota changes, files, logging-level changes) get `501` saying so.
-//! `MARK_AGENT_GONE` answers `200` once the mark is in the registry (see `master::gone`).
+//! `MARK_AGENT_GONE`, `UPDATE_QUOTA`) are carried out by the master (see `master::operator`,
+//! `master::gone`, `master::quota`); Keel drains machines, so the drain calls act on every
+//! agent of the named agent's host. `MARK_AGENT_GONE` and `UPDATE_QUOTA` answer `200` once
+//! the change is in the registry. Calls for what Keel does not have (volumes, reservations,
+//! operations, files, logging-level changes) get `501` saying so.
 //!
 //! Who may call: reads and `SUBSCRIBE`, whoever the node lets in (on a secure master every
 //! request proves a principal); what each reader sees of frameworks and tasks is decided by
@@ -465,6 +466,17 @@ impl ApiGateway {
                     },
                 )
             }
+            CallType::GetQuota => {
+                return self.ask_master(encoding, |m, _| {
+                    Ok(Some(Response {
+                        r#type: ResponseType::GetQuota as i32,
+                        get_quota: Some(resp::GetQuota {
+                            status: Some(m.quota_status()),
+                        }),
+                        ..Default::default()
+                    }))
+                });
+            }
             CallType::GetMaintenanceStatus | CallType::GetMaintenanceSchedule => {
                 return self.ask_master(encoding, move |m, _| {
                     let response = if kind == CallType::GetMaintenanceStatus {
@@ -495,7 +507,8 @@ impl ApiGateway {
             | CallType::DrainAgent
             | CallType::DeactivateAgent
             | CallType::ReactivateAgent
-            | CallType::MarkAgentGone => return self.change(ctx, &req, encoding, kind, call),
+            | CallType::MarkAgentGone
+            | CallType::UpdateQuota => return self.change(ctx, &req, encoding, kind, call),
             other => self.refuse(
                 501,
                 format!("Keel does not carry out {}", other.as_str_name()),
@@ -694,15 +707,38 @@ impl ApiGateway {
                 let Some(id) = id.filter(|id| !id.is_empty()) else {
                     return self.refuse(400, missing("mark_agent_gone.agent_id")).into();
                 };
-                self.mark_gone(operator, id)
+                self.durable_change(move |m, ctx| {
+                    Ok(match m.mark_agent_gone(ctx, &operator, &id)? {
+                        MarkingGone::AlreadyGone => None,
+                        MarkingGone::Underway(durable) => Some(durable),
+                    })
+                })
+            }
+            CallType::UpdateQuota => {
+                let update = call.update_quota.unwrap_or_default();
+                let force = update.force.unwrap_or(false);
+                self.durable_change(move |m, ctx| {
+                    m.update_quota(ctx, &operator, force, update.quota_configs)
+                        .map(Some)
+                })
             }
             _ => self.refuse(400, "not a change").into(),
         }
     }
 
-    /// `MARK_AGENT_GONE`: `200` once the mark is durable and carried out (at once if the
-    /// agent was gone already), as Mesos answers.
-    fn mark_gone(&mut self, operator: String, id: String) -> HttpReply {
+    /// A change the master answers once it is durable (`f` gives the receiver that fires
+    /// then, or none when there was nothing to do): `200` with no body, as Mesos answers
+    /// `MARK_AGENT_GONE` and `UPDATE_QUOTA`.
+    fn durable_change(
+        &mut self,
+        f: impl FnOnce(
+                &mut Master,
+                &mut Context<Master>,
+            )
+                -> Result<Option<tokio::sync::oneshot::Receiver<()>>, OperatorRefusal>
+            + Send
+            + 'static,
+    ) -> HttpReply {
         let Some(master) = self.master_cell.get().cloned() else {
             return self.refuse(503, "the master is not running yet").into();
         };
@@ -714,14 +750,14 @@ impl ApiGateway {
                 }
                 HttpResponse::text(status, format!("{why}\n"))
             };
-            let marking = master
-                .call(move |m, ctx| m.mark_agent_gone(ctx, &operator, &id))
-                .await;
-            match marking {
-                Ok(Ok(MarkingGone::AlreadyGone)) => HttpResponse::text(200, ""),
-                Ok(Ok(MarkingGone::Underway(durable))) => match durable.await {
+            match master.call(f).await {
+                Ok(Ok(None)) => HttpResponse::text(200, ""),
+                Ok(Ok(Some(durable))) => match durable.await {
                     Ok(()) => HttpResponse::text(200, ""),
-                    Err(_) => refuse(503, "the master stopped before the mark was written".into()),
+                    Err(_) => refuse(
+                        503,
+                        "the master stopped before the change was written".into(),
+                    ),
                 },
                 Ok(Err(refusal)) => refuse(refusal.status, refusal.why),
                 Err(_) => refuse(503, "the master has stopped".into()),

@@ -67,6 +67,20 @@ impl Master {
                 self.recovery.agents.insert(id, info.clone());
             }
         }
+        for quota in registry.quotas() {
+            let decoded = resources::Resources::from_proto(&quota.limits).and_then(|limits| {
+                Ok((limits, resources::Resources::from_proto(&quota.guarantees)?))
+            });
+            match decoded {
+                Ok((limits, guarantees)) => {
+                    self.set_guarantee(&quota.role, guarantees);
+                    self.set_quota_limits(ctx, &quota.role, limits);
+                }
+                Err(e) => {
+                    tracing::error!(role = %quota.role, error = %e, "a quota in the registry does not decode; the role has none")
+                }
+            }
+        }
         for info in registry.frameworks() {
             let id = info.id.text().to_owned();
             let timeout = failover_timeout(info).max(agent_reregister_timeout);

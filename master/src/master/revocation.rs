@@ -84,8 +84,13 @@ fn dominant_share(uses: &Resources, total: &BTreeMap<String, f64>) -> f64 {
 
 impl Master {
     /// Sets the revocation policy and starts the periodic check.
-    pub fn set_revocation(&mut self, ctx: &mut Context<Self>, policy: RevocationPolicy) {
+    pub fn set_revocation(&mut self, ctx: &mut Context<Self>, mut policy: RevocationPolicy) {
         let start = policy.enabled && !self.revocations.policy.enabled;
+        // Guarantees set by operators (UPDATE_QUOTA, kept in the registry) win over the
+        // policy's (`--guarantee`), which are only first guarantees.
+        policy
+            .guarantees
+            .extend(std::mem::take(&mut self.revocations.policy.guarantees));
         self.revocations.policy = policy;
         if start {
             self.schedule_revocation_check(ctx);

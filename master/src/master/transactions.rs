@@ -291,16 +291,6 @@ impl Master {
         }
     }
 
-    /// Sets the most each role's tasks may hold for a placement of its frameworks to commit
-    /// (the scalars each limit names; other resources and roles not named are unlimited).
-    pub fn set_role_limits(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        limits: std::collections::HashMap<String, Resources>,
-    ) {
-        self.role_limits = limits;
-    }
-
     /// Why `needed` would take the framework's role over its limit, if it would.
     fn over_limit(
         &self,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use prost::Message;
-use protos::internal::{RegistryAgent, RegistryFramework, RegistryShard};
+use protos::internal::{RegistryAgent, RegistryFramework, RegistryQuota, RegistryShard};
 use protos::v1::{AgentInfo, FrameworkInfo};
 use protos::IdText;
 
@@ -57,6 +57,15 @@ pub enum Operation {
     AddFramework(FrameworkInfo),
     /// Forgets a framework.
     RemoveFramework(String),
+    /// Sets a role's quota (scalars by name); neither limits nor guarantees lifts it.
+    SetQuota {
+        /// The role.
+        role: String,
+        /// The most it may hold.
+        limits: Vec<protos::v1::Resource>,
+        /// What of its tasks is never revoked or preempted.
+        guarantees: Vec<protos::v1::Resource>,
+    },
 }
 
 impl Operation {
@@ -69,6 +78,7 @@ impl Operation {
             | Operation::MarkGone { agent: id, .. }
             | Operation::RemoveAgent(id)
             | Operation::RemoveFramework(id) => id,
+            Operation::SetQuota { role, .. } => role,
         }
     }
 }
@@ -78,6 +88,7 @@ impl Operation {
 struct Shard {
     agents: BTreeMap<String, RegistryAgent>,
     frameworks: BTreeMap<String, RegistryFramework>,
+    quotas: BTreeMap<String, RegistryQuota>,
 }
 
 /// The whole registry.
@@ -157,6 +168,23 @@ impl Registry {
                     != Some(entry)
             }
             Operation::RemoveFramework(id) => shard.frameworks.remove(&id).is_some(),
+            Operation::SetQuota {
+                role,
+                limits,
+                guarantees,
+            } if limits.is_empty() && guarantees.is_empty() => shard.quotas.remove(&role).is_some(),
+            Operation::SetQuota {
+                role,
+                limits,
+                guarantees,
+            } => {
+                let entry = RegistryQuota {
+                    role: role.clone(),
+                    limits,
+                    guarantees,
+                };
+                shard.quotas.insert(role, entry.clone()) != Some(entry)
+            }
         };
         changed.then_some(index)
     }
@@ -167,6 +195,7 @@ impl Registry {
         RegistryShard {
             agents: shard.agents.values().cloned().collect(),
             frameworks: shard.frameworks.values().cloned().collect(),
+            quotas: shard.quotas.values().cloned().collect(),
         }
         .encode_to_vec()
     }
@@ -185,12 +214,22 @@ impl Registry {
             .into_iter()
             .map(|f| (f.info.as_ref().map_or("", |i| i.id.text()).to_owned(), f))
             .collect();
+        shard.quotas = stored
+            .quotas
+            .into_iter()
+            .map(|q| (q.role.clone(), q))
+            .collect();
         Ok(())
     }
 
     /// Every admitted agent, reachable or not.
     pub fn agents(&self) -> impl Iterator<Item = &RegistryAgent> {
         self.shards.iter().flat_map(|s| s.agents.values())
+    }
+
+    /// Every role's quota limits.
+    pub fn quotas(&self) -> impl Iterator<Item = &RegistryQuota> {
+        self.shards.iter().flat_map(|s| s.quotas.values())
     }
 
     /// Every admitted framework.
@@ -307,6 +346,33 @@ mod tests {
         }
         let gone_since: Vec<_> = again.agents().map(|a| a.gone_since).collect();
         assert_eq!(gone_since, vec![Some(since), Some(since)]);
+
+        // Quotas: set, kept across a reload, lifted.
+        let limits = "cpus:4;mem:512"
+            .parse::<resources::Resources>()
+            .unwrap()
+            .to_proto();
+        let quota = |limits: Vec<protos::v1::Resource>| Operation::SetQuota {
+            role: "dev".into(),
+            limits,
+            guarantees: Vec::new(),
+        };
+        assert!(again.apply(quota(limits.clone())).is_some());
+        assert_eq!(again.apply(quota(limits.clone())), None, "no change");
+        let mut reloaded = Registry::default();
+        for index in 0..SHARDS {
+            reloaded
+                .decode_shard(index, &again.encode_shard(index))
+                .unwrap();
+        }
+        let quotas: Vec<_> = reloaded.quotas().collect();
+        assert_eq!(quotas.len(), 1);
+        assert_eq!(
+            (quotas[0].role.as_str(), &quotas[0].limits),
+            ("dev", &limits)
+        );
+        assert!(reloaded.apply(quota(Vec::new())).is_some());
+        assert_eq!(reloaded.quotas().count(), 0);
     }
 
     #[test]

@@ -62,11 +62,13 @@ pub struct MasterFlags {
     #[arg(long, env = "KEEL_REVOCATION_GRACE_SECONDS", value_parser = between(Duration::ZERO, Duration::from_secs(86_400)))]
     pub revocation_grace_seconds: Option<Seconds>,
     /// Resources a role keeps whatever happens (neither revocation nor preemption takes it
-    /// below), `ROLE=RESOURCES` (repeatable), e.g. `--guarantee 'prod=cpus:8;mem:16384'`.
+    /// below), `ROLE=RESOURCES` (repeatable), e.g. `--guarantee 'prod=cpus:8;mem:16384'`:
+    /// quota guarantees for roles the registry has none for (UPDATE_QUOTA's win).
     #[arg(long = "guarantee", env = "KEEL_GUARANTEES", value_delimiter = ',')]
     pub guarantees: Vec<String>,
-    /// The most a role's tasks may hold for shared-state (Omega) placements of its frameworks
-    /// to commit, `ROLE=RESOURCES` (repeatable).
+    /// Quota limits, `ROLE=RESOURCES` (repeatable): the most a role may hold, offered or used
+    /// (offers are cut, Omega commits refused beyond), for roles the registry has none for
+    /// (UPDATE_QUOTA's win).
     #[arg(long = "role-limit", env = "KEEL_ROLE_LIMITS", value_delimiter = ',')]
     pub role_limits: Vec<String>,
     /// Between a preemption's notice to the victims' frameworks and their tasks' kill.

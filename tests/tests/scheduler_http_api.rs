@@ -779,3 +779,341 @@ async fn a_scheduler_updates_its_framework_and_shuts_an_executor_down() {
     assert_eq!(sub.call(&incomplete).await.0, 400);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scheduler_call_and_event_in_json() {
+    every_call_and_event(Encoding::Json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scheduler_call_and_event_in_protobuf() {
+    every_call_and_event(Encoding::Protobuf).await;
+}
+
+/// One framework in `encoding` makes every call of the scheduler API and sees every event,
+/// on the paused clock (heartbeats are 15 s apart) against a real agent running the echo
+/// executor.
+async fn every_call_and_event(encoding: Encoding) {
+    use protos::v1::{
+        AgentId, CommandInfo, ExecutorId, ExecutorInfo, Filters, FrameworkInfo, TaskId, TaskInfo,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clock = libactor::Clock::paused();
+    let mut config = LocalClusterConfig::new(1, dir.path());
+    config.clock = Some(clock.clone());
+    let cluster = LocalCluster::start(config).await.expect("cluster starts");
+    cluster.wait_for_agents(WAIT).await.unwrap();
+    let advance = |by: Duration| {
+        let clock = clock.clone();
+        async move {
+            clock.advance(by);
+            clock.settle().await.unwrap();
+        }
+    };
+    let address = cluster.master_pid().address().to_owned();
+    let info = FrameworkInfo {
+        user: "root".into(),
+        name: "every-call".into(),
+        failover_timeout: Some(60.0),
+        ..Default::default()
+    };
+    let subscribe = Call {
+        r#type: call::Type::Subscribe as i32,
+        subscribe: Some(call::Subscribe {
+            framework_info: Some(info.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut sub = Subscriber::subscribe(
+        &address,
+        None,
+        encoding,
+        v1_client::body(encoding, &subscribe),
+    )
+    .await;
+    let (subscribed, _) = sub.until(event::Type::Subscribed).await;
+    let subscribed = subscribed.subscribed.unwrap();
+    assert_eq!(subscribed.heartbeat_interval_seconds, Some(15.0));
+    let id = subscribed.framework_id.unwrap();
+    let call_of = |kind: call::Type, fill: &dyn Fn(&mut Call)| {
+        let mut c = Call {
+            framework_id: Some(id.clone()),
+            r#type: kind as i32,
+            ..Default::default()
+        };
+        fill(&mut c);
+        c
+    };
+    let accepted = |(status, body): (u16, String)| assert_eq!(status, 202, "{body}");
+
+    let renamed = call_of(call::Type::UpdateFramework, &|c| {
+        c.update_framework = Some(call::UpdateFramework {
+            framework_info: Some(FrameworkInfo {
+                id: Some(id.clone()),
+                name: "every-call-renamed".into(),
+                ..info.clone()
+            }),
+            ..Default::default()
+        })
+    });
+    assert_eq!(sub.call(&renamed).await.0, 200);
+
+    // DECLINE gives an offer back; it comes again, and a HEARTBEAT 15 s after subscribing.
+    let (offers, _) = sub.until(event::Type::Offers).await;
+    let offer = offers.offers.unwrap().offers.remove(0);
+    accepted(
+        sub.call(&call_of(call::Type::Decline, &|c| {
+            c.decline = Some(call::Decline {
+                offer_ids: vec![offer.id.clone().unwrap()],
+                filters: Some(Filters {
+                    refuse_seconds: Some(0.0),
+                }),
+            })
+        }))
+        .await,
+    );
+    advance(Duration::from_secs(15)).await;
+    let (mut offer, mut heartbeat) = (None, false);
+    while offer.is_none() || !heartbeat {
+        let (event, _) = sub.next().await.expect("events");
+        match event::Type::try_from(event.r#type).unwrap() {
+            event::Type::Offers => offer = event.offers.unwrap().offers.into_iter().next(),
+            event::Type::Heartbeat => heartbeat = true,
+            _ => {}
+        }
+    }
+    let offer = offer.expect("the declined resources are offered again");
+    let agent_id: AgentId = offer.agent_id.clone().unwrap();
+    accepted(
+        sub.call(&call_of(call::Type::Suppress, &|c| {
+            c.suppress = Some(call::Suppress::default())
+        }))
+        .await,
+    );
+    accepted(
+        sub.call(&call_of(call::Type::Revive, &|c| {
+            c.revive = Some(call::Revive::default())
+        }))
+        .await,
+    );
+
+    // ACCEPT a task on the echo executor; its updates are acknowledged.
+    let executor = ExecutorInfo {
+        executor_id: Some(ExecutorId {
+            value: "echo".into(),
+        }),
+        command: Some(CommandInfo {
+            value: env!("CARGO_BIN_EXE_echo-executor").into(),
+            shell: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let task = TaskInfo {
+        name: "e1".into(),
+        task_id: Some(TaskId { value: "e1".into() }),
+        agent_id: Some(agent_id.clone()),
+        resources: "cpus:0.5;mem:32"
+            .parse::<resources::Resources>()
+            .unwrap()
+            .to_proto(),
+        executor: Some(executor),
+        ..Default::default()
+    };
+    let launch = call_of(call::Type::Accept, &|c| {
+        c.accept = Some(call::Accept {
+            offer_ids: vec![offer.id.clone().unwrap()],
+            operations: vec![protos::v1::offer::Operation {
+                r#type: protos::v1::offer::operation::Type::Launch as i32,
+                launch: Some(protos::v1::offer::operation::Launch {
+                    task_infos: vec![task.clone()],
+                }),
+            }],
+            filters: None,
+        })
+    });
+    accepted(sub.call(&launch).await);
+    update_to(&mut sub, &id, TaskState::TaskRunning).await;
+
+    // MESSAGE to the executor, which echoes it back as a MESSAGE event.
+    accepted(
+        sub.call(&call_of(call::Type::Message, &|c| {
+            c.message = Some(call::Message {
+                agent_id: Some(agent_id.clone()),
+                executor_id: Some(ExecutorId {
+                    value: "echo".into(),
+                }),
+                data: bytes::Bytes::from_static(b"ping \x00\xff"),
+            })
+        }))
+        .await,
+    );
+    let (echoed, json) = sub.until(event::Type::Message).await;
+    assert_eq!(&echoed.message.unwrap().data[..], b"ping \x00\xff");
+    if let Some(json) = json {
+        assert_eq!(json["message"]["data"], "cGluZyAA/w==", "bytes in base64");
+    }
+
+    // RECONCILE: the task's state, for the reason of reconciliation.
+    accepted(
+        sub.call(&call_of(call::Type::Reconcile, &|c| {
+            c.reconcile = Some(call::Reconcile {
+                tasks: vec![call::reconcile::Task {
+                    task_id: task.task_id.clone(),
+                    agent_id: Some(agent_id.clone()),
+                }],
+            })
+        }))
+        .await,
+    );
+    let reconciled = update_to(&mut sub, &id, TaskState::TaskRunning).await;
+    assert_eq!(
+        reconciled.reason,
+        Some(protos::v1::task_status::Reason::Reconciliation as i32)
+    );
+
+    // KILL: the executor kills it.
+    accepted(
+        sub.call(&call_of(call::Type::Kill, &|c| {
+            c.kill = Some(call::Kill {
+                task_id: task.task_id.clone(),
+                agent_id: Some(agent_id.clone()),
+                kill_policy: None,
+            })
+        }))
+        .await,
+    );
+    update_to(&mut sub, &id, TaskState::TaskKilled).await;
+
+    // Calls Keel answers without effect: no resource requests, no inverse offers.
+    accepted(
+        sub.call(&call_of(call::Type::Request, &|c| {
+            c.request = Some(call::Request::default())
+        }))
+        .await,
+    );
+    accepted(
+        sub.call(&call_of(call::Type::AcceptInverseOffers, &|c| {
+            c.accept_inverse_offers = Some(call::AcceptInverseOffers::default())
+        }))
+        .await,
+    );
+    accepted(
+        sub.call(&call_of(call::Type::DeclineInverseOffers, &|c| {
+            c.decline_inverse_offers = Some(call::DeclineInverseOffers::default())
+        }))
+        .await,
+    );
+
+    // SHUTDOWN the executor: a FAILURE names it.
+    accepted(
+        sub.call(&call_of(call::Type::Shutdown, &|c| {
+            c.shutdown = Some(call::Shutdown {
+                executor_id: Some(ExecutorId {
+                    value: "echo".into(),
+                }),
+                agent_id: Some(agent_id.clone()),
+            })
+        }))
+        .await,
+    );
+    let (failure, _) = sub
+        .events
+        .until("the executor's FAILURE", |e| {
+            e.failure.as_ref().is_some_and(|f| f.executor_id.is_some())
+        })
+        .await;
+    assert_eq!(failure.failure.unwrap().executor_id.unwrap().value, "echo");
+
+    // RESCIND: the outstanding offers of a machine the operator drains. Past the 5 s an
+    // accept's remainder is refused for, everything free is offered again.
+    advance(Duration::from_secs(6)).await;
+    let mut outstanding = std::collections::HashSet::new();
+    let hostname = cluster.agents[0].hostname.clone();
+    let drained = cluster
+        .master
+        .master
+        .call(move |m, ctx| m.drain_machine(ctx, &hostname, false, "test").map(drop))
+        .await
+        .unwrap();
+    assert!(drained.is_ok(), "{drained:?}");
+    let (rescind, _) = sub
+        .events
+        .until("RESCIND", |e| {
+            if let Some(offers) = &e.offers {
+                outstanding.extend(offers.offers.iter().filter_map(|o| o.id.clone()));
+            }
+            e.r#type == event::Type::Rescind as i32
+        })
+        .await;
+    let rescinded = rescind.rescind.unwrap().offer_id.unwrap();
+    assert!(
+        outstanding.is_empty() || outstanding.contains(&rescinded),
+        "{rescinded:?} not among {outstanding:?}"
+    );
+
+    // FAILURE of the agent: an operator marks it gone.
+    let gone = agent_id.value.clone();
+    let marking = cluster
+        .master
+        .master
+        .call(move |m, ctx| m.mark_agent_gone(ctx, "ops", &gone).map(drop))
+        .await
+        .unwrap();
+    assert!(marking.is_ok(), "{marking:?}");
+    let (failure, _) = sub
+        .events
+        .until("the agent's FAILURE", |e| {
+            e.failure
+                .as_ref()
+                .is_some_and(|f| f.executor_id.is_none() && f.agent_id.is_some())
+        })
+        .await;
+    assert_eq!(failure.failure.unwrap().agent_id.unwrap(), agent_id);
+
+    // ERROR: an operator tears the framework down; then the stream ends.
+    let framework = id.value.clone();
+    let torn = cluster
+        .master
+        .master
+        .call(move |m, ctx| m.teardown_framework(ctx, "ops", &framework))
+        .await
+        .unwrap();
+    assert!(torn.is_ok(), "{torn:?}");
+    let (error, _) = sub.until(event::Type::Error).await;
+    assert!(!error.error.unwrap().message.is_empty());
+    cluster.shutdown().await;
+}
+
+/// The next update of a task to `state`, acknowledged if it asks to be.
+async fn update_to(
+    sub: &mut Subscriber,
+    framework: &FrameworkId,
+    state: TaskState,
+) -> protos::v1::TaskStatus {
+    let (event, _) = sub
+        .events
+        .until(state.as_str_name(), |e| {
+            e.update
+                .as_ref()
+                .and_then(|u| u.status.as_ref())
+                .is_some_and(|s| s.state == state as i32)
+        })
+        .await;
+    let status = event.update.unwrap().status.unwrap();
+    if !status.uuid.is_empty() {
+        let ack = Call {
+            framework_id: Some(framework.clone()),
+            r#type: call::Type::Acknowledge as i32,
+            acknowledge: Some(call::Acknowledge {
+                agent_id: status.agent_id.clone(),
+                task_id: status.task_id.clone(),
+                uuid: status.uuid.clone(),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(sub.call(&ack).await.0, 202);
+    }
+    status
+}

@@ -5,8 +5,9 @@
 //! after which it re-subscribes and its tasks' updates arrive through the new leader.
 //!
 //! A pymesos executor (`tests/pymesos/executor.py`) subscribes to its agent's v1 executor API
-//! and exchanges framework messages with a pymesos scheduler; pymesos cannot send Mesos's
-//! executor token, so that runs on an insecure agent (a secure one refuses it: 401).
+//! and exchanges framework messages with a pymesos scheduler, and rides out its agent being
+//! killed and restarted (it subscribes again, and finishes its task); pymesos cannot send
+//! Mesos's executor token, so that runs on an insecure agent (a secure one refuses it: 401).
 //!
 //! The venv comes from `scripts/pymesos-venv.sh` (the README's test command makes it); its
 //! python is `KEEL_PYMESOS_PYTHON`, or `target/pymesos-venv/bin/python`.
@@ -219,36 +220,11 @@ async fn a_pymesos_executor_and_scheduler_exchange_framework_messages() {
     let (_master, master) =
         Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &["--port", "0"]).await;
     let address = master.split_once('@').unwrap().1.to_owned();
-    let (_agent, agent_pid) = Daemon::start(
-        env!("CARGO_BIN_EXE_keel-slave"),
-        &[
-            "--master",
-            &master,
-            "--port",
-            "0",
-            "--work-dir",
-            dir.path().join("agent").to_str().unwrap(),
-            "--resources",
-            "cpus:2;mem:512;disk:100",
-            "--isolation",
-            "posix",
-        ],
-    )
-    .await;
+    let work = dir.path().join("agent");
+    let (_agent, agent_pid) = insecure_agent(&master, &work, 0).await;
     agents_registered(&address).await;
     let agent_address = agent_pid.split_once('@').unwrap().1.to_owned();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/pymesos/messages.py");
-    let mut child = tokio::process::Command::new(python())
-        .arg(script)
-        .args([address.as_str(), "2"])
-        .stdout(Stdio::piped())
-        // pymesos's own warnings (connections refused, redirects followed) are what explains
-        // a scheduler that never prints what a test waits for.
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python starts");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut child, mut out) = messages(&address, 2, false);
     let first = line(&mut out, "message").await;
     assert!(first.starts_with("message hello from msg-"), "{first}");
     assert_eq!(line(&mut out, "all finished").await, "all finished");
@@ -270,4 +246,98 @@ async fn a_pymesos_executor_and_scheduler_exchange_framework_messages() {
         },
     )
     .await;
+}
+
+/// An insecure agent of `master` with `work` as its work dir, on `port` (0: any).
+async fn insecure_agent(master: &str, work: &std::path::Path, port: u16) -> (Daemon, String) {
+    Daemon::start(
+        env!("CARGO_BIN_EXE_keel-slave"),
+        &[
+            "--master",
+            master,
+            "--port",
+            &port.to_string(),
+            "--work-dir",
+            work.to_str().unwrap(),
+            "--resources",
+            "cpus:2;mem:512;disk:100",
+            "--isolation",
+            "posix",
+        ],
+    )
+    .await
+}
+
+/// `tests/pymesos/messages.py` at `master` with `count` tasks, holding its answers until told
+/// "go" on its standard input when `hold`.
+fn messages(
+    master: &str,
+    count: usize,
+    hold: bool,
+) -> (tokio::process::Child, Lines<BufReader<ChildStdout>>) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/pymesos/messages.py");
+    let mut command = tokio::process::Command::new(python());
+    command.arg(script).args([master, &count.to_string()]);
+    if hold {
+        command.arg("hold").stdin(Stdio::piped());
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        // pymesos's own warnings (connections refused, redirects followed) are what explains
+        // a scheduler that never prints what a test waits for.
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python starts");
+    let out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pymesos_executor_rides_out_its_agent_restarting() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_master, master) =
+        Daemon::start(env!("CARGO_BIN_EXE_keel-master"), &["--port", "0"]).await;
+    let address = master.split_once('@').unwrap().1.to_owned();
+    // The executor finds its agent again at MESOS_AGENT_ENDPOINT: the restarted agent takes the
+    // same port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let work = dir.path().join("agent");
+    let (mut agent, agent_pid) = insecure_agent(&master, &work, port).await;
+    agents_registered(&address).await;
+    let (mut child, mut out) = messages(&address, 1, true);
+    let hello = line(&mut out, "message").await;
+    assert_eq!(hello, "message hello from msg-0");
+
+    agent.signal(libc::SIGKILL);
+    agent.exited(WAIT).await;
+    let (_agent, again) = insecure_agent(&master, &work, port).await;
+    assert_eq!(again, agent_pid, "the same agent, at the same address");
+    let agent_address = agent_pid.split_once('@').unwrap().1.to_owned();
+    eventually("the executor subscribes again", || async {
+        let m = libactor::http_client::get_json(&agent_address, "/metrics/snapshot")
+            .await
+            .ok()?;
+        (m["slave/api/executor_subscribers"].as_f64()? == 1.0).then_some(())
+    })
+    .await;
+
+    // The same executor process finishes the task on the framework's word.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"go\n").await.unwrap();
+    stdin.flush().await.unwrap();
+    assert_eq!(
+        line(&mut out, "update msg-0 TASK_FINISHED").await,
+        "update msg-0 TASK_FINISHED"
+    );
+    assert_eq!(line(&mut out, "all finished").await, "all finished");
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }

@@ -515,7 +515,15 @@ impl Slave {
             );
             return;
         };
-        if executor.kind != ExecutorKind::Custom || executor.state != ExecutorState::Launching {
+        // A recovered executor the agent waits for may register afresh: an HTTP executor
+        // subscribes again after its agent restarted, as Mesos's do.
+        let recovered = executor.state == ExecutorState::Reconnecting;
+        if executor.kind != ExecutorKind::Custom
+            || !matches!(
+                executor.state,
+                ExecutorState::Launching | ExecutorState::Reconnecting
+            )
+        {
             self.metrics.inc(|m| &m.invalid_messages);
             return;
         }
@@ -524,7 +532,7 @@ impl Slave {
         let run_checkpoint = (framework.clone(), executor_id.clone());
         let queued: Vec<TaskInfo> = executor.take_undelivered();
         let info = executor.info.clone();
-        tracing::info!(%framework, executor = %executor_id, pid = %from, "executor registered");
+        tracing::info!(%framework, executor = %executor_id, pid = %from, recovered, "executor registered");
         ctx.link(&from);
         ctx.send(
             &from,

@@ -1,8 +1,10 @@
 """A pymesos scheduler with a pymesos executor (executor.py), both unmodified pymesos: it
 launches N tasks on one custom executor, answers each task's framework message with
 "finish <task>", and exits 0 once every task has finished (1 on a failure, 2 on a timeout).
+With `hold`, it answers only once a line "go" arrives on its standard input (a test restarts
+the agent meanwhile).
 
-    messages.py MASTER N
+    messages.py MASTER N [hold]
 """
 
 import getpass
@@ -16,8 +18,11 @@ from pymesos import MesosSchedulerDriver, Scheduler, decode_data, encode_data
 
 
 class Messages(Scheduler):
-    def __init__(self, count):
+    def __init__(self, count, hold):
         self.count = count
+        self.hold = threading.Event()
+        if not hold:
+            self.hold.set()
         self.launched = 0
         self.finished = set()
         self.failed = False
@@ -57,7 +62,14 @@ class Messages(Scheduler):
         text = decode_data(message).decode()
         print("message", text, flush=True)
         task = text.rsplit(" ", 1)[1]
-        driver.sendFrameworkMessage(executor_id, agent_id, encode_data(("finish " + task).encode()))
+
+        def answer():
+            self.hold.wait()
+            driver.sendFrameworkMessage(
+                executor_id, agent_id, encode_data(("finish " + task).encode())
+            )
+
+        threading.Thread(target=answer, daemon=True).start()
 
     def statusUpdate(self, driver, update):
         print("update", update.task_id.value, update.state, flush=True)
@@ -73,10 +85,21 @@ class Messages(Scheduler):
 def main():
     logging.basicConfig(level=logging.WARNING)
     master, count = sys.argv[1], int(sys.argv[2])
+    hold = sys.argv[3:] == ["hold"]
     framework = Dict()
     framework.user = getpass.getuser()
     framework.name = "pymesos-messages"
-    scheduler = Messages(count)
+    framework.checkpoint = True
+    scheduler = Messages(count, hold)
+    if hold:
+
+        def release():
+            for line in sys.stdin:
+                if line.strip() == "go":
+                    scheduler.hold.set()
+                    return
+
+        threading.Thread(target=release, daemon=True).start()
     driver = MesosSchedulerDriver(scheduler, framework, master, use_addict=True)
     driver.start()
     finished = scheduler.done.wait(120)

@@ -32,6 +32,9 @@ pub struct ExecutorAdapter {
     stream_id: String,
     encoding: Encoding,
     subscriptions: Subscriptions,
+    /// Updates the executor had not seen acknowledged when it subscribed (after its agent
+    /// restarted), sent again once the agent takes it.
+    unacknowledged: Vec<protos::v1::TaskStatus>,
 }
 
 impl ExecutorAdapter {
@@ -54,7 +57,15 @@ impl ExecutorAdapter {
             stream_id,
             encoding,
             subscriptions,
+            unacknowledged: Vec::new(),
         }
+    }
+
+    /// Sends `updates` again once the agent has taken the executor (its SUBSCRIBE's
+    /// `unacknowledged_updates`).
+    pub fn resending(mut self, updates: Vec<protos::v1::TaskStatus>) -> ExecutorAdapter {
+        self.unacknowledged = updates;
+        self
     }
 
     fn framework_id(&self) -> Option<FrameworkId> {
@@ -124,6 +135,18 @@ impl ExecutorAdapter {
                 ..Default::default()
             },
         );
+        for status in std::mem::take(&mut self.unacknowledged) {
+            self.call(
+                ctx,
+                Call {
+                    r#type: call::Type::Update as i32,
+                    update: Some(call::Update {
+                        status: Some(status),
+                    }),
+                    ..Default::default()
+                },
+            );
+        }
     }
 
     fn run_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskMessage) {

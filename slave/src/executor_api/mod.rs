@@ -5,7 +5,9 @@
 //!
 //! `SUBSCRIBE` answers `200` with a stream of RecordIO-framed events (`SUBSCRIBED`, `LAUNCH`,
 //! `KILL`, `ACKNOWLEDGED`, `MESSAGE`, `SHUTDOWN`, `ERROR`, `HEARTBEAT`) and a
-//! `Mesos-Stream-Id`; `UPDATE` and `MESSAGE` answer `202` (`400` with the reason when
+//! `Mesos-Stream-Id`. An executor that subscribes again after its agent restarted (its
+//! connection broke; the agent recovered it and waits for it) is taken back, and the updates
+//! it lists as unacknowledged are sent again, as Mesos's agent does; `UPDATE` and `MESSAGE` answer `202` (`400` with the reason when
 //! malformed, `403` for an executor not subscribed). JSON or protobuf, as for the scheduler
 //! API. Each subscription is an [`adapter::ExecutorAdapter`] that registers with the agent the
 //! way Keel's executor driver does, so the agent treats both alike (its tasks, status update
@@ -196,7 +198,16 @@ impl ExecutorApi {
             return refusal;
         }
         match call::Type::try_from(call.r#type).unwrap_or(call::Type::Unknown) {
-            call::Type::Subscribe => self.subscribe(ctx, &req, encoding, framework, executor),
+            call::Type::Subscribe => {
+                let unacknowledged = call
+                    .subscribe
+                    .map(|s| s.unacknowledged_updates)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|u| u.status)
+                    .collect();
+                self.subscribe(ctx, &req, encoding, framework, executor, unacknowledged)
+            }
             call::Type::Update
                 if call
                     .update
@@ -252,6 +263,7 @@ impl ExecutorApi {
         encoding: Encoding,
         framework: String,
         executor: String,
+        unacknowledged: Vec<protos::v1::TaskStatus>,
     ) -> HttpResponse {
         let accepted = match stream_encoding(req.header("accept"), encoding) {
             Ok(accepted) => accepted,
@@ -271,7 +283,8 @@ impl ExecutorApi {
             stream_id.clone(),
             accepted,
             self.subscriptions.clone(),
-        );
+        )
+        .resending(unacknowledged);
         let id = ctx.node().generate_id("executor-http");
         if let Err(e) = ctx.node().spawn(&id, adapter) {
             return self.refuse(503, format!("cannot start the subscription: {e}"));

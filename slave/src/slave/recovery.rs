@@ -14,7 +14,8 @@
 //!                                         FAILED / KILLED as if the agent had watched)
 //!  custom executor, alive, registered ─▶ adopted and asked back (ReconnectExecutorMessage);
 //!                                         it re-registers with its unacknowledged updates
-//!                                         (ReregisterExecutorMessage), or is ended after
+//!                                         (ReregisterExecutorMessage; an HTTP executor
+//!                                         subscribes again), or is ended after
 //!                                         EXECUTOR_REREGISTRATION_TIMEOUT: tasks KILLED
 //!                                         (REASON_AGENT_RESTARTED)
 //!  custom executor, never registered   ─▶ adopted and ended the same way

@@ -11,6 +11,7 @@ use authentication::roles;
 use frameworks::{scheduler_driver, SchedulerOptions};
 use libactor::tls::ca::{CertRequest, ClusterCa};
 use libactor::{Context, Node, Process, TlsConfig, Upid};
+use protos::http_api::Encoding;
 use protos::libactor::examples::Note;
 use resources::Resources;
 
@@ -20,16 +21,28 @@ use crate::launch_scheduler::{LaunchCounters, LaunchScheduler};
 use crate::master_child::MasterChild;
 use crate::phase::wait_until;
 
+/// Which framework launches: the scheduler driver, or a framework speaking the v1 scheduler
+/// HTTP API in an encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameworkKind {
+    /// Keel's scheduler driver (the libprocess-style protocol).
+    Driver,
+    /// The v1 scheduler HTTP API.
+    Http(Encoding),
+}
+
 /// Launches `tasks` tasks of `task_resources` on `agents` emulated agents offering
 /// `agent_resources` each; prints the rate beside the bare-libactor baseline. With `tls` it
 /// runs the same launches again on a secure cluster (master, agents and framework on mutual
-/// TLS) and prints the ratio of the two rates.
+/// TLS) and prints the ratio of the two rates; with `http`, again with an HTTP framework in
+/// protobuf and in JSON, and prints their ratios to the driver's.
 pub async fn run(
     agents: usize,
     tasks: u64,
     agent_resources: &str,
     task_resources: &str,
     tls: bool,
+    http: bool,
 ) -> anyhow::Result<()> {
     let agent_resources: Resources = agent_resources.parse().context("--agent-resources")?;
     let task_resources: Resources = task_resources.parse().context("--task-resources")?;
@@ -40,6 +53,7 @@ pub async fn run(
         &task_resources,
         Duration::ZERO,
         None,
+        FrameworkKind::Driver,
     )
     .await?;
 
@@ -61,12 +75,33 @@ pub async fn run(
             &task_resources,
             Duration::ZERO,
             Some(&secure),
+            FrameworkKind::Driver,
         )
         .await?;
         println!(
             "tls: {tls_rate:.0} tasks/s on mutual TLS vs {rate:.0} plaintext: TLS / plaintext = {:.2}",
             tls_rate / rate
         );
+    }
+    if http {
+        for encoding in [Encoding::Protobuf, Encoding::Json] {
+            let kind = FrameworkKind::Http(encoding);
+            let http_rate = launch(
+                agents,
+                tasks,
+                &agent_resources,
+                &task_resources,
+                Duration::ZERO,
+                None,
+                kind,
+            )
+            .await?;
+            println!(
+                "http ({}): {http_rate:.0} tasks/s vs the driver's {rate:.0}: HTTP / driver = {:.2}",
+                encoding.content_type(),
+                http_rate / rate
+            );
+        }
     }
     Ok(())
 }
@@ -111,6 +146,7 @@ pub(crate) async fn launch(
     task_resources: &Resources,
     task_duration: Duration,
     ca: Option<&BenchCa>,
+    framework: FrameworkKind,
 ) -> anyhow::Result<f64> {
     let master = match ca {
         None => MasterChild::start().await?,
@@ -139,13 +175,23 @@ pub(crate) async fn launch(
     }
     let framework_node = builder.start()?;
     let launched = Arc::new(LaunchCounters::default());
-    let handle = scheduler_driver::start(
-        &framework_node,
-        master.pid.clone(),
-        keel::example_runs::framework_info("keel-bench"),
-        LaunchScheduler::new(tasks, task_resources.clone(), launched.clone()),
-        SchedulerOptions::default(),
-    )?;
+    let running = match framework {
+        FrameworkKind::Driver => Running::Driver(scheduler_driver::start(
+            &framework_node,
+            master.pid.clone(),
+            keel::example_runs::framework_info("keel-bench"),
+            LaunchScheduler::new(tasks, task_resources.clone(), launched.clone()),
+            SchedulerOptions::default(),
+        )?),
+        FrameworkKind::Http(encoding) => {
+            let (address, resources) = (master.pid.address().to_owned(), task_resources.clone());
+            let counters = launched.clone();
+            Running::Http(tokio::spawn(async move {
+                crate::http_launch::run_framework(&address, encoding, tasks, resources, counters)
+                    .await
+            }))
+        }
+    };
     let mut last_report = Instant::now();
     let took = wait_until("every task FINISHED", || {
         if last_report.elapsed() > Duration::from_secs(2) {
@@ -156,15 +202,28 @@ pub(crate) async fn launch(
                 launched.finished.load(Ordering::Relaxed)
             );
         }
-        launched.finished.load(Ordering::Relaxed) + launched.failed.load(Ordering::Relaxed) >= tasks
+        // An HTTP framework that fails ends the wait: its error is the run's.
+        let gave_up = matches!(&running, Running::Http(task) if task.is_finished());
+        gave_up
+            || launched.finished.load(Ordering::Relaxed) + launched.failed.load(Ordering::Relaxed)
+                >= tasks
     })
     .await?;
-    handle.join().await;
+    match running {
+        Running::Driver(handle) => {
+            handle.join().await;
+        }
+        Running::Http(task) => task.await??,
+    }
     let failed = launched.failed.load(Ordering::Relaxed);
     let rate = tasks as f64 / took.as_secs_f64();
+    let how = match (ca.is_some(), framework) {
+        (true, _) => " (mutual TLS)".to_owned(),
+        (false, FrameworkKind::Driver) => String::new(),
+        (false, FrameworkKind::Http(e)) => format!(" (HTTP framework, {})", e.content_type()),
+    };
     println!(
-        "launch{}: {tasks} tasks on {agents} emulated agents in {took:.2?}: {rate:.0} tasks/s ({failed} failed); master RSS after the run: {:.1} MiB",
-        if ca.is_some() { " (mutual TLS)" } else { "" },
+        "launch{how}: {tasks} tasks on {agents} emulated agents in {took:.2?}: {rate:.0} tasks/s ({failed} failed); master RSS after the run: {:.1} MiB",
         master.rss_bytes() as f64 / (1 << 20) as f64
     );
     framework_node.shutdown().await;
@@ -172,6 +231,12 @@ pub(crate) async fn launch(
         node.shutdown().await;
     }
     Ok(rate)
+}
+
+/// A framework under way.
+enum Running {
+    Driver(frameworks::scheduler_driver::SchedulerHandle<LaunchScheduler>),
+    Http(tokio::task::JoinHandle<anyhow::Result<()>>),
 }
 
 /// Echoes every Note back: the baseline's far end.

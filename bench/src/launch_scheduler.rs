@@ -27,12 +27,64 @@ pub struct LaunchCounters {
     pub failed: AtomicU64,
 }
 
+/// The benchmark's tasks, handed out offer by offer until `target` are launched: tiny command
+/// tasks of `task_resources`, at most [`MAX_TASKS_PER_ACCEPT`] per offer. Shared by the driver
+/// scheduler and the HTTP one, so both launch the very same tasks.
+#[derive(Debug)]
+pub struct TaskBatches {
+    target: u64,
+    task_resources: Resources,
+    next: u64,
+}
+
+impl TaskBatches {
+    /// Batches for `target` tasks.
+    pub fn new(target: u64, task_resources: Resources) -> TaskBatches {
+        TaskBatches {
+            target,
+            task_resources,
+            next: 0,
+        }
+    }
+
+    /// The tasks `offer` takes (none if it is too small or all are launched).
+    pub fn fill(&mut self, offer: &Offer) -> Vec<TaskInfo> {
+        let mut left = Resources::from_proto(&offer.resources).unwrap_or_default();
+        let mut tasks = Vec::new();
+        while self.next < self.target && tasks.len() < MAX_TASKS_PER_ACCEPT {
+            let Some(rest) = left.checked_sub(&self.task_resources) else {
+                break;
+            };
+            left = rest;
+            self.next += 1;
+            tasks.push(TaskInfo {
+                name: String::new(),
+                task_id: Some(TaskId {
+                    value: format!("t{}", self.next),
+                }),
+                agent_id: offer.agent_id.clone(),
+                resources: self.task_resources.to_proto(),
+                command: Some(CommandInfo {
+                    value: "true".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+        tasks
+    }
+
+    /// Whether every task is launched.
+    pub fn all_launched(&self) -> bool {
+        self.next == self.target
+    }
+}
+
 /// Launches `target` tasks of `task_resources` as fast as offers allow.
 pub struct LaunchScheduler {
     target: u64,
-    task_resources: Resources,
+    batches: TaskBatches,
     counters: Arc<LaunchCounters>,
-    next: u64,
     suppressed: bool,
 }
 
@@ -41,9 +93,8 @@ impl LaunchScheduler {
     pub fn new(target: u64, task_resources: Resources, counters: Arc<LaunchCounters>) -> Self {
         LaunchScheduler {
             target,
-            task_resources,
+            batches: TaskBatches::new(target, task_resources),
             counters,
-            next: 0,
             suppressed: false,
         }
     }
@@ -54,27 +105,7 @@ impl Scheduler for LaunchScheduler {
         let mut unused = Vec::new();
         for offer in offers {
             let Some(id) = offer.id.clone() else { continue };
-            let mut left = Resources::from_proto(&offer.resources).unwrap_or_default();
-            let mut tasks = Vec::new();
-            while self.next < self.target && tasks.len() < MAX_TASKS_PER_ACCEPT {
-                let Some(rest) = left.checked_sub(&self.task_resources) else {
-                    break;
-                };
-                left = rest;
-                self.next += 1;
-                tasks.push(TaskInfo {
-                    name: String::new(),
-                    task_id: Some(TaskId {
-                        value: format!("t{}", self.next),
-                    }),
-                    resources: self.task_resources.to_proto(),
-                    command: Some(CommandInfo {
-                        value: "true".into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                });
-            }
+            let tasks = self.batches.fill(&offer);
             if tasks.is_empty() {
                 unused.push(id);
                 continue;
@@ -98,7 +129,7 @@ impl Scheduler for LaunchScheduler {
                 refuse_seconds: Some(UNUSED_REFUSE_SECONDS),
             },
         );
-        if self.next == self.target && !self.suppressed {
+        if self.batches.all_launched() && !self.suppressed {
             // Everything is launched: no more offers, or a large cluster keeps offering (and
             // the scheduler keeps declining) agent after agent.
             self.suppressed = true;

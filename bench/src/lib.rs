@@ -37,6 +37,7 @@ pub mod emulated_agent;
 pub mod emulated_fleet;
 pub mod failover;
 pub mod flood;
+pub mod http_launch;
 pub mod latency_probe;
 pub mod launch;
 pub mod launch_scheduler;

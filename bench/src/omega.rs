@@ -48,6 +48,7 @@ pub async fn run(
         &task_resources,
         task_duration,
         None,
+        crate::launch::FrameworkKind::Driver,
     )
     .await?;
     println!("offers: {offers:.0} tasks/s (one offer-based framework; the baseline)");

@@ -119,7 +119,19 @@ impl HttpResponse {
     /// A streamed response: `status` and `content_type` now, then the chunks sent through the
     /// returned [`HttpStream`], of which at most `capacity` wait for a slow client.
     pub fn stream(status: u16, content_type: &str, capacity: usize) -> (Self, HttpStream) {
-        let (stream, body) = crate::http_stream::channel(capacity);
+        Self::stream_bounded(status, content_type, capacity, usize::MAX)
+    }
+
+    /// [`HttpResponse::stream`] where a slow client may also fall at most `max_bytes` behind:
+    /// a stream of many small events can then be allowed many chunks while what it holds stays
+    /// bounded in bytes.
+    pub fn stream_bounded(
+        status: u16,
+        content_type: &str,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (Self, HttpStream) {
+        let (stream, body) = crate::http_stream::channel(capacity, max_bytes);
         let response = HttpResponse {
             status,
             content_type: content_type.to_owned(),

@@ -3,7 +3,8 @@
 //! do.
 //!
 //! The process keeps the [`HttpStream`] and sends chunks through it; the node serves them to
-//! the client. Each stream buffers at most the number of chunks it was opened with: a client
+//! the client. Each stream buffers at most the number of chunks it was opened with (and, with
+//! [`crate::HttpResponse::stream_bounded`], at most a number of bytes): a client
 //! that stops reading fills it, and the next send **disconnects** that client (its connection
 //! is closed without the final chunk, so it sees a broken stream, not an ended one) and is
 //! counted (`libactor/http/streams_disconnected`), never buffered without limit. Dropping the
@@ -24,7 +25,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -45,6 +46,9 @@ pub struct HttpStream {
     tx: Option<mpsc::Sender<Bytes>>,
     cut_off: Arc<AtomicBool>,
     gone: Arc<Gone>,
+    /// Bytes sent and not yet taken by the server, and the most allowed.
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
 }
 
 /// Set, and announced, when the reading end goes (the client left or was cut off, or the
@@ -60,8 +64,19 @@ impl HttpStream {
     /// full is cut off by this call.
     pub fn send(&mut self, chunk: Bytes) -> Result<(), StreamClosed> {
         let tx = self.tx.as_ref().ok_or(StreamClosed)?;
-        match tx.try_send(chunk) {
-            Ok(()) => Ok(()),
+        let len = chunk.len();
+        let queued = self.queued.load(Ordering::Acquire);
+        let over_bytes = queued.saturating_add(len) > self.max_bytes && queued > 0;
+        let sent = if over_bytes {
+            Err(mpsc::error::TrySendError::Full(chunk))
+        } else {
+            tx.try_send(chunk)
+        };
+        match sent {
+            Ok(()) => {
+                self.queued.fetch_add(len, Ordering::AcqRel);
+                Ok(())
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.cut_off.store(true, Ordering::Release);
                 // Dropping the only sender wakes the body, which then sees the flag.
@@ -105,6 +120,7 @@ struct Receiving {
     rx: mpsc::Receiver<Bytes>,
     cut_off: Arc<AtomicBool>,
     gone: Arc<Gone>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Drop for Receiving {
@@ -128,18 +144,27 @@ impl PartialEq for StreamBody {
 
 impl Eq for StreamBody {}
 
-/// A stream's two ends, buffering at most `capacity` chunks (at least one).
-pub(crate) fn channel(capacity: usize) -> (HttpStream, StreamBody) {
+/// A stream's two ends, buffering at most `capacity` chunks (at least one) and `max_bytes`
+/// (at least one chunk, however large).
+pub(crate) fn channel(capacity: usize, max_bytes: usize) -> (HttpStream, StreamBody) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let cut_off = Arc::new(AtomicBool::new(false));
     let gone = Arc::new(Gone::default());
+    let queued = Arc::new(AtomicUsize::new(0));
     (
         HttpStream {
             tx: Some(tx),
             cut_off: cut_off.clone(),
             gone: gone.clone(),
+            queued: queued.clone(),
+            max_bytes,
         },
-        StreamBody(Arc::new(Mutex::new(Some(Receiving { rx, cut_off, gone })))),
+        StreamBody(Arc::new(Mutex::new(Some(Receiving {
+            rx,
+            cut_off,
+            gone,
+            queued,
+        })))),
     )
 }
 
@@ -196,7 +221,12 @@ impl hyper::body::Body for ServedStream {
             return Poll::Ready(Some(Ok(hyper::body::Frame::data(head))));
         }
         match self.receiving.rx.poll_recv(cx) {
-            Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk)))),
+            Poll::Ready(Some(chunk)) => {
+                self.receiving
+                    .queued
+                    .fetch_sub(chunk.len(), Ordering::AcqRel);
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+            }
             Poll::Ready(None) if self.receiving.cut_off.load(Ordering::Acquire) => {
                 if !self.reported {
                     self.reported = true;
@@ -208,5 +238,26 @@ impl hyper::body::Body for ServedStream {
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_byte_bound_cuts_off_a_client_that_falls_behind_in_bytes() {
+        let (mut stream, _body) = channel(100, 10);
+        assert!(stream.send(Bytes::from_static(b"123456")).is_ok());
+        assert!(
+            stream.send(Bytes::from_static(b"123456")).is_err(),
+            "12 bytes would wait, over 10"
+        );
+        assert!(stream.is_closed());
+        let (mut stream, _body) = channel(100, 10);
+        assert!(
+            stream.send(Bytes::from(vec![0u8; 20])).is_ok(),
+            "one chunk is always let through"
+        );
     }
 }

@@ -39,6 +39,10 @@ enum Bench {
         /// ratio.
         #[arg(long)]
         tls: bool,
+        /// Also run them with a framework on the v1 scheduler HTTP API, in protobuf and in
+        /// JSON, and report their ratios to the driver's.
+        #[arg(long)]
+        http: bool,
     },
     /// `/master/health` latency while thousands of connections that never finish their
     /// handshake are held against the master, beside the same requests with none held.
@@ -194,7 +198,11 @@ async fn main() -> anyhow::Result<()> {
             agent_resources,
             task_resources,
             tls,
-        } => keel_bench::launch::run(agents, tasks, &agent_resources, &task_resources, tls).await,
+            http,
+        } => {
+            keel_bench::launch::run(agents, tasks, &agent_resources, &task_resources, tls, http)
+                .await
+        }
         Bench::Omega {
             agents,
             tasks,

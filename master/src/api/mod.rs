@@ -30,8 +30,12 @@ pub use scheduler::validate;
 
 /// The gateway's process id: requests to `/api/…` reach it.
 pub const API_PROCESS: &str = "api";
-/// Events a subscriber may fall behind by before it is cut off.
-pub const STREAM_CAPACITY: usize = 16 * 1024;
+/// Events a subscriber may fall behind by before it is cut off: a scheduler launching tasks
+/// in thousands per accept gets two updates per task in a burst, which its reader drains
+/// while the master keeps producing.
+pub const STREAM_CAPACITY: usize = 256 * 1024;
+/// Bytes a subscriber may fall behind by before it is cut off (what bounds its memory).
+pub const STREAM_MAX_BYTES: usize = 64 << 20;
 /// The header naming a subscription.
 pub const STREAM_ID_HEADER: &str = "Mesos-Stream-Id";
 

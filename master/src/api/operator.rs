@@ -8,7 +8,7 @@
 //! master. `SUBSCRIBE` answers `200` with a RecordIO stream: `SUBSCRIBED` (the whole state),
 //! then `TASK_ADDED`, `TASK_UPDATED`, `AGENT_ADDED`, `AGENT_REMOVED`, `FRAMEWORK_ADDED`,
 //! `FRAMEWORK_UPDATED`, `FRAMEWORK_REMOVED` as the master's books change, and `HEARTBEAT`
-//! every [`HEARTBEAT_INTERVAL`]. A subscriber that falls [`STREAM_CAPACITY`] records behind is
+//! every [`HEARTBEAT_INTERVAL`]. A subscriber that falls [`STREAM_CAPACITY`] records (or [`STREAM_MAX_BYTES`]) behind is
 //! cut off (`master/api/operator_subscribers_cut_off`), never buffered without bound.
 //!
 //! Changes (`TEARDOWN`, `UPDATE_WEIGHTS`, `UPDATE_MAINTENANCE_SCHEDULE`, `START_MAINTENANCE`,
@@ -44,7 +44,7 @@ use protos::v1::{Flag, FrameworkInfo, MasterInfo, Metric, VersionInfo, WeightInf
 
 use super::mesos_gauges::{MesosGauges, REFRESH_INTERVAL as GAUGES_REFRESH};
 use super::view::{ClusterView, ViewLimits};
-use super::{ApiGateway, STREAM_CAPACITY};
+use super::{ApiGateway, STREAM_CAPACITY, STREAM_MAX_BYTES};
 use crate::master::{validate_weights, MarkingGone, Master, OperatorRefusal};
 
 /// How often a subscriber gets a HEARTBEAT (Mesos's default).
@@ -528,8 +528,12 @@ impl ApiGateway {
     }
 
     fn subscribe_operator(&mut self, encoding: Encoding, viewer: Option<String>) -> HttpResponse {
-        let (response, mut stream) =
-            HttpResponse::stream(200, encoding.content_type(), STREAM_CAPACITY);
+        let (response, mut stream) = HttpResponse::stream_bounded(
+            200,
+            encoding.content_type(),
+            STREAM_CAPACITY,
+            STREAM_MAX_BYTES,
+        );
         let subscribed = Event {
             r#type: EventType::Subscribed as i32,
             subscribed: Some(Subscribed {

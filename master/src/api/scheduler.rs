@@ -27,7 +27,7 @@ use protos::v1::offer::operation;
 use protos::v1::scheduler::{call, Call};
 
 use super::adapter::FrameworkAdapter;
-use super::{ApiGateway, STREAM_CAPACITY, STREAM_ID_HEADER};
+use super::{ApiGateway, STREAM_CAPACITY, STREAM_ID_HEADER, STREAM_MAX_BYTES};
 
 impl ApiGateway {
     pub(super) fn scheduler(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
@@ -170,8 +170,12 @@ impl ApiGateway {
             return self.refuse(400, "framework_info.user is required");
         }
         let stream_id = ctx.node().random().uuid().to_string();
-        let (response, stream) =
-            HttpResponse::stream(200, accepted.content_type(), STREAM_CAPACITY);
+        let (response, stream) = HttpResponse::stream_bounded(
+            200,
+            accepted.content_type(),
+            STREAM_CAPACITY,
+            STREAM_MAX_BYTES,
+        );
         // A second subscription of the framework closes the first one's stream.
         if let Some(id) = info.id.as_ref() {
             if let Some(old) = self.subscriptions.get(&id.value) {

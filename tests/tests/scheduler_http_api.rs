@@ -201,19 +201,7 @@ async fn run_task(
             );
         }
         assert_eq!(status.task_id.as_ref().unwrap().value, id);
-        if !status.uuid.is_empty() {
-            let ack = Call {
-                framework_id: Some(framework_id.clone()),
-                r#type: call::Type::Acknowledge as i32,
-                acknowledge: Some(call::Acknowledge {
-                    agent_id: status.agent_id.clone(),
-                    task_id: status.task_id.clone(),
-                    uuid: status.uuid.clone(),
-                }),
-                ..Default::default()
-            };
-            assert_eq!(sub.call(&ack).await.0, 202);
-        }
+        acknowledge(sub, framework_id, &status).await;
         if status.state == last as i32 {
             return;
         }
@@ -1102,18 +1090,24 @@ async fn update_to(
         })
         .await;
     let status = event.update.unwrap().status.unwrap();
-    if !status.uuid.is_empty() {
-        let ack = Call {
-            framework_id: Some(framework.clone()),
-            r#type: call::Type::Acknowledge as i32,
-            acknowledge: Some(call::Acknowledge {
-                agent_id: status.agent_id.clone(),
-                task_id: status.task_id.clone(),
-                uuid: status.uuid.clone(),
-            }),
-            ..Default::default()
-        };
-        assert_eq!(sub.call(&ack).await.0, 202);
-    }
+    acknowledge(sub, framework, &status).await;
     status
+}
+
+/// Acknowledges `status` if it asks to be (it has a uuid).
+async fn acknowledge(sub: &Subscriber, framework: &FrameworkId, status: &protos::v1::TaskStatus) {
+    if status.uuid.is_empty() {
+        return;
+    }
+    let ack = Call {
+        framework_id: Some(framework.clone()),
+        r#type: call::Type::Acknowledge as i32,
+        acknowledge: Some(call::Acknowledge {
+            agent_id: status.agent_id.clone(),
+            task_id: status.task_id.clone(),
+            uuid: status.uuid.clone(),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(sub.call(&ack).await.0, 202);
 }

@@ -566,25 +566,46 @@ impl ApiGateway {
             + Send
             + 'static,
     ) -> HttpReply {
+        self.on_master(f, move |response| async move {
+            Ok(match response {
+                Some(response) => {
+                    HttpResponse::bytes(200, encoding.content_type(), encoding.body(&response))
+                }
+                None => HttpResponse::text(202, ""),
+            })
+        })
+    }
+
+    /// Runs `f` on the master, then `answer` on what it gave; a refusal of either is answered
+    /// with its status and reason, and counted.
+    fn on_master<T, A>(
+        &mut self,
+        f: impl FnOnce(&mut Master, &mut Context<Master>) -> Result<T, OperatorRefusal> + Send + 'static,
+        answer: impl FnOnce(T) -> A + Send + 'static,
+    ) -> HttpReply
+    where
+        T: Send + 'static,
+        A: std::future::Future<Output = Result<HttpResponse, OperatorRefusal>> + Send,
+    {
         let Some(master) = self.master_cell.get().cloned() else {
             return self.refuse(503, "the master is not running yet").into();
         };
         let refused = self.refused.clone();
         HttpReply::Later(Box::pin(async move {
-            let refuse = |status: u16, why: String| {
+            let answered = match master.call(f).await {
+                Ok(Ok(done)) => answer(done).await,
+                Ok(Err(refusal)) => Err(refusal),
+                Err(_) => Err(OperatorRefusal {
+                    status: 503,
+                    why: "the master has stopped".into(),
+                }),
+            };
+            answered.unwrap_or_else(|refusal| {
                 if let Some(c) = &refused {
                     c.inc();
                 }
-                HttpResponse::text(status, format!("{why}\n"))
-            };
-            match master.call(f).await {
-                Ok(Ok(Some(response))) => {
-                    HttpResponse::bytes(200, encoding.content_type(), encoding.body(&response))
-                }
-                Ok(Ok(None)) => HttpResponse::text(202, ""),
-                Ok(Err(refusal)) => refuse(refusal.status, refusal.why),
-                Err(_) => refuse(503, "the master has stopped".into()),
-            }
+                HttpResponse::text(refusal.status, format!("{}\n", refusal.why))
+            })
         }))
     }
 
@@ -743,30 +764,15 @@ impl ApiGateway {
             + Send
             + 'static,
     ) -> HttpReply {
-        let Some(master) = self.master_cell.get().cloned() else {
-            return self.refuse(503, "the master is not running yet").into();
-        };
-        let refused = self.refused.clone();
-        HttpReply::Later(Box::pin(async move {
-            let refuse = |status: u16, why: String| {
-                if let Some(c) = &refused {
-                    c.inc();
-                }
-                HttpResponse::text(status, format!("{why}\n"))
-            };
-            match master.call(f).await {
-                Ok(Ok(None)) => HttpResponse::text(200, ""),
-                Ok(Ok(Some(durable))) => match durable.await {
-                    Ok(()) => HttpResponse::text(200, ""),
-                    Err(_) => refuse(
-                        503,
-                        "the master stopped before the change was written".into(),
-                    ),
-                },
-                Ok(Err(refusal)) => refuse(refusal.status, refusal.why),
-                Err(_) => refuse(503, "the master has stopped".into()),
+        self.on_master(f, |durable| async move {
+            if let Some(durable) = durable {
+                durable.await.map_err(|_| OperatorRefusal {
+                    status: 503,
+                    why: "the master stopped before the change was written".into(),
+                })?;
             }
-        }))
+            Ok(HttpResponse::text(200, ""))
+        })
     }
 }
 

@@ -5,13 +5,16 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! // 1,000 tasks on 10 emulated agents, beside 4,500 bare libactor round trips.
-//! keel_bench::launch::run(10, 1_000, "cpus:100;mem:100000", "cpus:0.01;mem:1", false).await?;
+//! // 1,000 tasks on 10 emulated agents, beside 4,500 bare libactor round trips (neither on
+//! // mutual TLS nor again with an HTTP framework).
+//! keel_bench::launch::run(10, 1_000, "cpus:100;mem:100000", "cpus:0.01;mem:1", false, false)
+//!     .await?;
 //! # Ok(()) }
 //! ```
 //!
 //! Scenarios:
-//! - [`launch`]: task launches per second through the master.
+//! - [`launch`]: task launches per second through the master (by the driver, and with
+//!   [`http_launch`] over the v1 scheduler HTTP API).
 //! - [`agents`]: 100,000 emulated agents; a job's overhead; master memory per agent and task.
 //! - [`containers`]: one real agent starting isolated containers (cgroups, posix).
 //! - [`failover`]: a new leader taking back every agent and task after a SIGKILL.

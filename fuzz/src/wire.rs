@@ -62,7 +62,10 @@ where
         let back: M = again
             .decode(&bytes)
             .unwrap_or_else(|e| panic!("{again:?} of a decoded call does not decode: {e}"));
-        assert!(back == call, "{again:?} round trip changed the call");
+        // A NaN (a double field can hold one) is not equal to itself: such calls are compared
+        // as Mesos's JSON writes them ("NaN"), which is what a client would see.
+        let same = back == call || Encoding::Json.body(&back) == Encoding::Json.body(&call);
+        assert!(same, "{again:?} round trip changed the call");
     }
 }
 

@@ -32,6 +32,8 @@ use crate::{
     cell, Clock, Host, IdGenerator, Message, Metrics, Process, ProcessRef, Upid, UpidError,
 };
 
+/// How long [`Node::shutdown`] waits for all its processes to end before stopping anyway.
+pub const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
 /// Process ids the node keeps for itself: they are HTTP paths or internal endpoints. (`files`
 /// is not among them: as in libprocess it is an ordinary process, the agent's.)
 pub const RESERVED_IDS: &[&str] = &["metrics", "__processes__", "__node__", "health"];
@@ -448,12 +450,15 @@ impl Node {
         for pid in &pids {
             self.terminate(pid);
         }
+        // One deadline for all: a process that does not end costs the shutdown 5 s once, not
+        // 5 s for each such process (a daemon must exit soon after SIGTERM).
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_PATIENCE;
         for pid in &pids {
-            if tokio::time::timeout(Duration::from_secs(5), self.wait(pid))
+            if tokio::time::timeout_at(deadline, self.wait(pid))
                 .await
                 .is_err()
             {
-                tracing::warn!(%pid, "process did not terminate within 5 s of shutdown");
+                tracing::warn!(%pid, "process did not terminate within {SHUTDOWN_PATIENCE:?} of shutdown");
             }
         }
         let flush_deadline = tokio::time::Instant::now() + Duration::from_secs(1);

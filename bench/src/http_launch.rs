@@ -174,6 +174,7 @@ pub async fn run_framework(
                             launch: Some(protos::v1::offer::operation::Launch {
                                 task_infos: tasks,
                             }),
+                            ..Default::default()
                         }],
                         filters: Some(Filters {
                             refuse_seconds: Some(0.0),

@@ -7,6 +7,7 @@
 //! reads it, starts a node on the agent's host and runs the executor until it stops.
 //!
 //! Handles (from the agent only): `ExecutorRegisteredMessage`, `RunTaskMessage`,
+//! `RunTaskGroupMessage` (each of its tasks launched in turn),
 //! `KillTaskMessage`, `StatusUpdateAcknowledgementMessage`, `FrameworkToExecutorMessage`,
 //! `ShutdownExecutorMessage`, `ExecutorReregisteredMessage`; from a restarted agent with the
 //! same id, `ReconnectExecutorMessage`. Sends: `RegisterExecutorMessage` (retried until
@@ -31,8 +32,8 @@ use libactor::{Context, Node, Process, SpawnError, Upid};
 use protos::internal::{
     ExecutorRegisteredMessage, ExecutorReregisteredMessage, ExecutorToFrameworkMessage,
     FrameworkToExecutorMessage, KillTaskMessage, ReconnectExecutorMessage, RegisterExecutorMessage,
-    ReregisterExecutorMessage, RunTaskMessage, ShutdownExecutorMessage, StatusUpdate,
-    StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    ReregisterExecutorMessage, RunTaskGroupMessage, RunTaskMessage, ShutdownExecutorMessage,
+    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::v1::task_status::Source;
 use protos::v1::{AgentId, ExecutorId, FrameworkId, TaskStatus};
@@ -243,6 +244,18 @@ impl<E: Executor> ExecutorProcess<E> {
         self.after_callback(ctx);
     }
 
+    /// A task group: the driver's executors take its tasks one by one, in the group's order,
+    /// all in this one callback turn (nothing reaches the executor between them).
+    fn run_task_group(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskGroupMessage) {
+        if !self.sent_by_agent(ctx, &from) {
+            return;
+        }
+        for task in msg.task_group.into_iter().flat_map(|g| g.tasks) {
+            self.executor.launch_task(&mut self.driver, task);
+        }
+        self.after_callback(ctx);
+    }
+
     fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
         if !self.sent_by_agent(ctx, &from) {
             return;
@@ -330,6 +343,7 @@ impl<E: Executor> Process for ExecutorProcess<E> {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         ctx.install(Self::registered);
         ctx.install(Self::run_task);
+        ctx.install(Self::run_task_group);
         ctx.install(Self::kill_task);
         ctx.install(Self::acknowledged);
         ctx.install(Self::framework_message);

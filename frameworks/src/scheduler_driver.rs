@@ -33,9 +33,11 @@ use protos::omega::{
     CellUpdateMessage, CommitMode, CommitTransactionMessage, ConflictMode, Placement,
     SubscribeCellMessage, TransactionResultMessage,
 };
+use protos::v1::offer::operation::LaunchGroup;
 use protos::v1::task_status::Source;
 use protos::v1::{
-    AgentId, ExecutorId, Filters, FrameworkId, FrameworkInfo, OfferId, TaskId, TaskInfo, TaskStatus,
+    AgentId, ExecutorId, ExecutorInfo, Filters, FrameworkId, FrameworkInfo, OfferId, TaskGroupInfo,
+    TaskId, TaskInfo, TaskStatus,
 };
 use protos::IdText;
 use tokio::sync::watch;
@@ -163,6 +165,29 @@ impl SchedulerDriver {
             offer_ids: offer_ids.to_vec(),
             tasks,
             filters: Some(filters),
+            groups: Vec::new(),
+        });
+    }
+
+    /// Launches `group` on `executor` (Mesos's LAUNCH_GROUP): all of its tasks run, or none
+    /// does. `executor` is the framework's own (`CUSTOM`) or the agent's default executor
+    /// (`DEFAULT`, no command), which runs each task's command.
+    pub fn launch_task_group(
+        &mut self,
+        offer_ids: &[OfferId],
+        executor: ExecutorInfo,
+        group: Vec<TaskInfo>,
+        filters: Filters,
+    ) {
+        self.send(AcceptOffersMessage {
+            framework_id: self.framework_id.clone(),
+            offer_ids: offer_ids.to_vec(),
+            tasks: Vec::new(),
+            filters: Some(filters),
+            groups: vec![LaunchGroup {
+                executor: Some(executor),
+                task_group: Some(TaskGroupInfo { tasks: group }),
+            }],
         });
     }
 

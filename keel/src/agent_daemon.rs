@@ -123,6 +123,10 @@ pub struct AgentFlags {
     /// secure agent, anywhere on an `--insecure` one.
     #[arg(long, env = "KEEL_FETCHER_ALLOWED_PATHS", value_delimiter = ',')]
     pub fetcher_allowed_paths: Option<Vec<PathBuf>>,
+    /// Where the agent's helper programs are (`keel-default-executor`, which runs task groups
+    /// given the default executor). Default: the directory of this binary.
+    #[arg(long, env = "KEEL_LAUNCHER_DIR")]
+    pub launcher_dir: Option<PathBuf>,
     /// Authenticate every HTTP request, reads included (state, sandboxes through /files,
     /// metrics): a client certificate, or HTTP Basic against --http-credentials.
     #[arg(long, env = "KEEL_AUTHENTICATE_HTTP_READONLY")]
@@ -244,6 +248,10 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
             executor_tls,
             switch_user: flags.switch_user,
             acls: acls.unwrap_or_default(),
+            launcher_dir: flags
+                .launcher_dir
+                .clone()
+                .unwrap_or_else(slave::slave::default_launcher_dir),
         },
     )?;
     let flag_values = crate::flag_values::flag_values::<AgentFlags>(std::env::args_os());

@@ -414,6 +414,7 @@ impl LocalCluster {
                 executor_tls,
                 switch_user: self.config.switch_user,
                 acls: self.config.acls.clone(),
+                launcher_dir: slave::slave::default_launcher_dir(),
             },
         )?;
         if let Some(autopilot) = &self.config.autopilot {

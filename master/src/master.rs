@@ -115,6 +115,7 @@ mod cell_stream;
 mod gauges;
 mod gone;
 mod launch;
+mod launch_group;
 mod maintenance;
 mod message_counters;
 mod offers;

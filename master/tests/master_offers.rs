@@ -109,6 +109,7 @@ impl Cluster {
                 offer_ids: vec![offer.id.clone().unwrap()],
                 tasks,
                 filters: no_filter(),
+                groups: Vec::new(),
             },
         );
     }
@@ -296,6 +297,7 @@ async fn malformed_registrations_and_foreign_accepts_are_refused() {
             offer_ids: vec![offer.id.unwrap()],
             tasks: vec![task("x", "cpus:1")],
             filters: None,
+            groups: Vec::new(),
         },
     );
     nothing(&c.clock, &mut c.agent_rx).await;

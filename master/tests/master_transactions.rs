@@ -573,6 +573,7 @@ async fn a_commit_takes_offered_resources_and_the_offer_is_rescinded() {
             offer_ids: vec![held[0].id.clone().unwrap()],
             tasks: vec![task("m1", "cpus:4;mem:1024")],
             filters: no_filter(),
+            groups: Vec::new(),
         },
     );
     c.clock.settle().await.unwrap();
@@ -618,6 +619,7 @@ async fn offers_and_transactions_racing_for_the_same_agents_never_use_a_resource
                     offer_ids: vec![offer.id.clone().unwrap()],
                     tasks,
                     filters: no_filter(),
+                    groups: Vec::new(),
                 },
             );
         }
@@ -877,6 +879,7 @@ async fn a_higher_priority_placement_preempts_lower_tasks_of_either_model_after_
             offer_ids: vec![offer.id.unwrap()],
             tasks: vec![task("m", "cpus:2;mem:256")],
             filters: no_filter(),
+            groups: Vec::new(),
         },
     );
     let mut p = placement(&a0, "b", "cpus:2;mem:256");

@@ -80,6 +80,33 @@ pub struct AgentTask {
     pub kill_reason: Option<protos::v1::task_status::Reason>,
     /// Its last reported health, when it has a health check; every update carries it.
     pub healthy: Option<bool>,
+    /// The task group it came in (the group's first task id): the group's tasks reach the
+    /// executor together, as one `LAUNCH_GROUP`. `None` for a task launched alone.
+    pub group: Option<String>,
+}
+
+impl AgentTask {
+    /// A task just received from the master, in `group` if it came in one.
+    pub fn staging(info: TaskInfo, group: Option<String>) -> AgentTask {
+        AgentTask {
+            resources: Resources::from_proto(&info.resources).unwrap_or_default(),
+            info,
+            state: TaskState::TaskStaging,
+            delivered: false,
+            kill_reason: None,
+            healthy: None,
+            group,
+        }
+    }
+}
+
+/// What goes to an executor in one message: a task launched alone, or a task group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// A task launched alone (`RunTaskMessage`, the executor's `LAUNCH`).
+    Task(Box<TaskInfo>),
+    /// A task group (`RunTaskGroupMessage`, the executor's `LAUNCH_GROUP`).
+    Group(Vec<TaskInfo>),
 }
 
 /// One executor on the agent.
@@ -124,16 +151,26 @@ impl Executor {
     }
 
     /// The live tasks not yet sent to the executor, marked sent: what goes to it once it
-    /// (re-)registers.
-    pub fn take_undelivered(&mut self) -> Vec<TaskInfo> {
-        self.tasks
+    /// (re-)registers, each group's tasks together.
+    pub fn take_undelivered(&mut self) -> Vec<Delivery> {
+        let mut alone = Vec::new();
+        let mut groups: BTreeMap<String, Vec<TaskInfo>> = BTreeMap::new();
+        for task in self
+            .tasks
             .values_mut()
             .filter(|t| !t.delivered && !t.state.is_terminal())
-            .map(|t| {
-                t.delivered = true;
-                t.info.clone()
-            })
-            .collect()
+        {
+            task.delivered = true;
+            match &task.group {
+                Some(group) => groups
+                    .entry(group.clone())
+                    .or_default()
+                    .push(task.info.clone()),
+                None => alone.push(Delivery::Task(Box::new(task.info.clone()))),
+            }
+        }
+        alone.extend(groups.into_values().map(Delivery::Group));
+        alone
     }
 
     /// What the container may use now: the executor's own resources and its live tasks'.
@@ -190,7 +227,7 @@ pub fn sandbox_path(
 }
 
 /// Ids come from frameworks: keep them from climbing out of the work dir.
-fn path_safe(id: &str) -> String {
+pub(crate) fn path_safe(id: &str) -> String {
     id.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {

@@ -35,6 +35,7 @@
 pub mod agent_resources;
 pub mod checkpoint;
 pub mod containerizer;
+pub mod default_executor;
 pub mod executor;
 pub mod executor_api;
 pub mod executor_reaper;

@@ -34,7 +34,7 @@
 
 use protos::{IdText, IllegalTaskMove};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use authentication::Authenticatee;
@@ -43,20 +43,20 @@ use libactor::metrics::{Counter, ProcessMetrics};
 use libactor::{Context, Node, Process, ProcessRef, SpawnError, Timer, Upid};
 use protos::internal::{
     ExecutorRegisteredMessage, ExecutorToFrameworkMessage, FrameworkToExecutorMessage,
-    RegisterExecutorMessage, RunTaskMessage, ShutdownExecutorMessage, StatusUpdate,
-    StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    RegisterExecutorMessage, RunTaskGroupMessage, RunTaskMessage, ShutdownExecutorMessage,
+    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::v1::task_status::{Reason, Source};
 use protos::v1::{
-    AgentId, Attribute, ExecutorId, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState,
-    TaskStatus,
+    AgentId, Attribute, CommandInfo, ExecutorId, FrameworkId, FrameworkInfo, TaskGroupInfo, TaskId,
+    TaskState, TaskStatus,
 };
 use resources::Resources;
 
 use crate::checkpoint::MetaDir;
 use crate::containerizer::launcher::Launcher;
 use crate::containerizer::{self, ChosenContainerizer, ContainerError, ContainerizerConfig};
-use crate::executor::{sandbox_path, AgentTask, Executor, ExecutorKind, ExecutorState};
+use crate::executor::{sandbox_path, AgentTask, Delivery, Executor, ExecutorKind, ExecutorState};
 use crate::executor_reaper;
 use crate::fetcher::cache::DEFAULT_CACHE_BYTES;
 use crate::fetcher::Fetcher;
@@ -133,6 +133,24 @@ pub struct SlaveConfig {
     pub switch_user: bool,
     /// Who may read which user's sandboxes through `/files` (`--acls` `access_sandboxes`).
     pub acls: authentication::acls::Acls,
+    /// Where the agent's helper programs are (`--launcher-dir`, Mesos's `--launcher_dir`):
+    /// [`DEFAULT_EXECUTOR`] runs task groups given the default executor.
+    pub launcher_dir: PathBuf,
+}
+
+/// The program, in [`SlaveConfig::launcher_dir`], that runs a task group whose executor is
+/// `DEFAULT` (Mesos's `mesos-default-executor`).
+pub const DEFAULT_EXECUTOR: &str = "keel-default-executor";
+
+/// Where Keel's binaries are when the running program is one of them: the directory of the
+/// running executable, or its parent when that is cargo's `deps` (a test binary).
+pub fn default_launcher_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    match (dir.file_name(), dir.parent()) {
+        (Some(name), Some(parent)) if name == "deps" => parent.to_path_buf(),
+        _ => dir,
+    }
 }
 
 /// Default `--recovery_timeout` (Mesos: 15 min).
@@ -371,9 +389,11 @@ impl Slave {
 
     // ---- launching ----
 
-    fn run_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskMessage) {
-        if !self.sent_by_master(ctx, &from) {
-            return;
+    /// Whether a launch from `from` may run: it comes from the master (see
+    /// [`Slave::sent_by_master`]) and reaches a registered agent.
+    fn launch_admitted(&mut self, ctx: &Context<Self>, from: &Upid, task: &str) -> bool {
+        if !self.sent_by_master(ctx, from) {
+            return false;
         }
         if self.registration != Registration::Registered {
             // As Mesos's agent: a launch that reaches an agent between registrations is not
@@ -381,7 +401,30 @@ impl Slave {
             // reports it LOST to its framework, which may launch it again; running it too
             // would start it twice.
             self.metrics.inc(|m| &m.launches_ignored);
-            tracing::warn!(task = %msg.task.as_ref().map(|t| t.task_id.text()).unwrap_or(""), "ignoring a launch that arrived while not registered");
+            tracing::warn!(%task, "ignoring a launch that arrived while not registered");
+            return false;
+        }
+        true
+    }
+
+    /// The record of a framework launching here (created on its first launch), with its
+    /// scheduler's pid as the latest launch names it.
+    fn launching_framework(&mut self, framework: &str, info: Option<FrameworkInfo>, pid: String) {
+        let record = self
+            .frameworks
+            .entry(framework.to_owned())
+            .or_insert_with(|| FrameworkRecord {
+                info: info.unwrap_or_default(),
+                scheduler: pid.clone(),
+                executors: HashMap::new(),
+                shut_down: false,
+            });
+        record.scheduler = pid;
+    }
+
+    fn run_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskMessage) {
+        let task = msg.task.as_ref().map(|t| t.task_id.text()).unwrap_or("");
+        if !self.launch_admitted(ctx, &from, task) {
             return;
         }
         let framework_id = msg.framework_id.text().to_owned();
@@ -406,29 +449,74 @@ impl Slave {
             );
             return;
         }
-        let resources = Resources::from_proto(&task.resources).unwrap_or_default();
-        let framework = self
-            .frameworks
-            .entry(framework_id.clone())
-            .or_insert_with(|| FrameworkRecord {
-                info: msg.framework.clone().unwrap_or_default(),
-                scheduler: msg.pid.clone(),
-                executors: HashMap::new(),
-                shut_down: false,
-            });
-        framework.scheduler = msg.pid;
+        self.launching_framework(&framework_id, msg.framework, msg.pid);
         self.metrics.inc(|m| &m.tasks_launched);
-        let agent_task = AgentTask {
-            info: task.clone(),
-            state: TaskState::TaskStaging,
-            resources,
-            delivered: false,
-            kill_reason: None,
-            healthy: None,
-        };
+        let agent_task = AgentTask::staging(task.clone(), None);
         match task.executor.clone() {
             None => self.launch_command(ctx, &framework_id, agent_task),
-            Some(info) => self.launch_on_executor(ctx, &framework_id, info, agent_task),
+            Some(info) => self.launch_on_executor(ctx, &framework_id, info, vec![agent_task]),
+        }
+    }
+
+    /// A task group (LAUNCH_GROUP): its tasks go to one executor together, the framework's
+    /// or the agent's default executor (`keel-default-executor` in `--launcher-dir`).
+    fn run_task_group(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskGroupMessage) {
+        let tasks = msg.task_group.map(|g| g.tasks).unwrap_or_default();
+        let first = tasks.first().map(|t| t.task_id.text()).unwrap_or("");
+        if !self.launch_admitted(ctx, &from, first) {
+            return;
+        }
+        let framework_id = msg.framework_id.text().to_owned();
+        let group = first.to_owned();
+        let Some(mut executor) = msg.executor else {
+            self.metrics.inc(|m| &m.invalid_messages);
+            return;
+        };
+        if framework_id.is_empty()
+            || group.is_empty()
+            || tasks.iter().any(|t| t.task_id.text().is_empty())
+        {
+            self.metrics.inc(|m| &m.invalid_messages);
+            return;
+        }
+        let executor_id = executor.executor_id.text().to_owned();
+        if self.live_tasks() + tasks.len() > MAX_TASKS_PER_AGENT {
+            for task in &tasks {
+                self.report(
+                    ctx,
+                    &framework_id,
+                    &executor_id,
+                    task.task_id.text(),
+                    TaskState::TaskDropped,
+                    Reason::ContainerLaunchFailed,
+                    format!("agent already runs {MAX_TASKS_PER_AGENT} tasks"),
+                );
+            }
+            return;
+        }
+        self.launching_framework(&framework_id, msg.framework, msg.pid);
+        self.metrics.add(|m| &m.tasks_launched, tasks.len() as u64);
+        if executor.r#type == protos::v1::executor_info::Type::Default as i32 {
+            executor.command = Some(self.default_executor_command());
+        }
+        let tasks = tasks
+            .into_iter()
+            .map(|task| AgentTask::staging(task, Some(group.clone())))
+            .collect();
+        self.launch_on_executor(ctx, &framework_id, executor, tasks);
+    }
+
+    /// The command that runs the agent's default executor.
+    fn default_executor_command(&self) -> CommandInfo {
+        CommandInfo {
+            value: self
+                .config
+                .launcher_dir
+                .join(DEFAULT_EXECUTOR)
+                .display()
+                .to_string(),
+            shell: Some(false),
+            ..Default::default()
         }
     }
 
@@ -471,21 +559,42 @@ impl Slave {
             .find(|e| e.tasks.contains_key(task))
     }
 
-    fn deliver(&self, ctx: &mut Context<Self>, framework: &str, pid: &Upid, task: TaskInfo) {
+    /// Hands `executor` (registered at `pid`) a task or a task group.
+    fn deliver(
+        &self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor: &str,
+        pid: &Upid,
+        delivery: Delivery,
+    ) {
         let Some(f) = self.frameworks.get(framework) else {
             return;
         };
-        ctx.send(
-            pid,
-            RunTaskMessage {
-                framework_id: Some(FrameworkId {
-                    value: framework.to_owned(),
-                }),
-                framework: Some(f.info.clone()),
-                pid: f.scheduler.clone(),
-                task: Some(task),
-            },
-        );
+        let framework_id = Some(FrameworkId {
+            value: framework.to_owned(),
+        });
+        match delivery {
+            Delivery::Task(task) => ctx.send(
+                pid,
+                RunTaskMessage {
+                    framework_id,
+                    framework: Some(f.info.clone()),
+                    pid: f.scheduler.clone(),
+                    task: Some(*task),
+                },
+            ),
+            Delivery::Group(tasks) => ctx.send(
+                pid,
+                RunTaskGroupMessage {
+                    framework_id,
+                    framework: Some(f.info.clone()),
+                    pid: f.scheduler.clone(),
+                    executor: f.executors.get(executor).and_then(|e| e.info.clone()),
+                    task_group: Some(TaskGroupInfo { tasks }),
+                },
+            ),
+        }
     }
 
     // ---- executors ----
@@ -530,7 +639,7 @@ impl Slave {
         executor.state = ExecutorState::Running;
         executor.pid = Some(from.clone());
         let run_checkpoint = (framework.clone(), executor_id.clone());
-        let queued: Vec<TaskInfo> = executor.take_undelivered();
+        let queued = executor.take_undelivered();
         let info = executor.info.clone();
         tracing::info!(%framework, executor = %executor_id, pid = %from, recovered, "executor registered");
         ctx.link(&from);
@@ -548,8 +657,8 @@ impl Slave {
         );
         // A restarted agent asks it back at this pid.
         self.checkpoint_executor(&run_checkpoint.0, &run_checkpoint.1);
-        for task in queued {
-            self.deliver(ctx, &framework, &from, task);
+        for delivery in queued {
+            self.deliver(ctx, &framework, &executor_id, &from, delivery);
         }
     }
 
@@ -856,6 +965,7 @@ impl Process for Slave {
         ctx.install(Self::authentication_failed);
         ctx.install(Self::ping);
         ctx.install(Self::run_task);
+        ctx.install(Self::run_task_group);
         ctx.install(Self::kill_task);
         ctx.install(Self::shutdown_framework);
         ctx.install(Self::shutdown_executor);

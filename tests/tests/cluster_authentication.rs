@@ -132,6 +132,7 @@ async fn an_agent_with_a_wrong_secret_is_never_registered() {
             fetcher_allowed_paths: None,
             switch_user: false,
             acls: Default::default(),
+            launcher_dir: slave::slave::default_launcher_dir(),
         },
     )
     .unwrap();

@@ -1,7 +1,7 @@
 //! Mesos's v1 executor HTTP API against a real agent, in JSON and in protobuf: a custom
 //! executor speaking it (`tests/src/bin/http-executor.rs`, a separate OS process started by the
 //! agent) makes every call (SUBSCRIBE, UPDATE, MESSAGE) and tells its framework each event it
-//! sees (SUBSCRIBED, LAUNCH, ACKNOWLEDGED, MESSAGE, HEARTBEAT, KILL, SHUTDOWN). The cluster runs
+//! sees (SUBSCRIBED, LAUNCH, LAUNCH_GROUP, ACKNOWLEDGED, MESSAGE, HEARTBEAT, KILL, SHUTDOWN). The cluster runs
 //! on the paused clock, so the agent's 15 s heartbeat comes when the test advances it.
 
 use std::time::Duration;
@@ -15,7 +15,8 @@ use keel_testkit::recording_scheduler::{
 use keel_testkit::AGENTS_UP;
 use libactor::{Clock, Node};
 use protos::v1::{
-    AgentId, CommandInfo, ExecutorId, ExecutorInfo, Filters, TaskId, TaskInfo, TaskState,
+    executor_info, AgentId, CommandInfo, ExecutorId, ExecutorInfo, Filters, TaskId, TaskInfo,
+    TaskState,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +64,7 @@ async fn every_call_and_event(encoding: &str) {
         ..Default::default()
     };
     let task = TaskInfo {
-        executor: Some(executor),
+        executor: Some(executor.clone()),
         command: None,
         ..command_task("h1", "unused", "cpus:0.5;mem:32")
     };
@@ -82,6 +83,30 @@ async fn every_call_and_event(encoding: &str) {
     );
     said(&mut framework, "LAUNCH h1").await;
     said(&mut framework, "ACKNOWLEDGED h1").await;
+
+    // A task group on the same executor → one LAUNCH_GROUP, each task RUNNING. What the
+    // first launch left is offered again once its 5 s decline filter has passed.
+    clock.advance(Duration::from_secs(6));
+    clock.settle().await.unwrap();
+    let offer = framework.offers().await.remove(0);
+    let group = ["g1", "g2"].map(|id| TaskInfo {
+        command: None,
+        ..command_task(id, "unused", "cpus:0.1;mem:8")
+    });
+    let (offer_id, group_executor) = (offer.id.unwrap(), executor.clone());
+    framework
+        .act(move |d| {
+            let executor = ExecutorInfo {
+                r#type: executor_info::Type::Custom as i32,
+                ..group_executor
+            };
+            d.launch_task_group(&[offer_id], executor, group.to_vec(), Filters::default())
+        })
+        .await;
+    said(&mut framework, "LAUNCH_GROUP g1,g2").await;
+    for id in ["g1", "g2"] {
+        framework.status(id, TaskState::TaskRunning).await;
+    }
 
     // A framework message reaches it as MESSAGE; its MESSAGE call answers.
     let agent: AgentId = running.agent_id.clone().unwrap();

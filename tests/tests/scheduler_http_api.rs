@@ -179,6 +179,7 @@ async fn run_task(
                             ..Default::default()
                         }],
                     }),
+                    ..Default::default()
                 }],
                 filters: None,
             }),
@@ -886,7 +887,8 @@ async fn every_call_and_event(encoding: Encoding) {
         .await,
     );
 
-    // ACCEPT a task on the echo executor; its updates are acknowledged.
+    // ACCEPT a task on the echo executor, and a task group on it (LAUNCH_GROUP, the group's
+    // executor typed CUSTOM); their updates are acknowledged.
     let executor = ExecutorInfo {
         executor_id: Some(ExecutorId {
             value: "echo".into(),
@@ -906,23 +908,51 @@ async fn every_call_and_event(encoding: Encoding) {
             .parse::<resources::Resources>()
             .unwrap()
             .to_proto(),
-        executor: Some(executor),
+        executor: Some(executor.clone()),
         ..Default::default()
+    };
+    let grouped = TaskInfo {
+        name: "e2".into(),
+        task_id: Some(TaskId { value: "e2".into() }),
+        executor: None,
+        ..task.clone()
     };
     let launch = call_of(call::Type::Accept, &|c| {
         c.accept = Some(call::Accept {
             offer_ids: vec![offer.id.clone().unwrap()],
-            operations: vec![protos::v1::offer::Operation {
-                r#type: protos::v1::offer::operation::Type::Launch as i32,
-                launch: Some(protos::v1::offer::operation::Launch {
-                    task_infos: vec![task.clone()],
-                }),
-            }],
+            operations: vec![
+                protos::v1::offer::Operation {
+                    r#type: protos::v1::offer::operation::Type::Launch as i32,
+                    launch: Some(protos::v1::offer::operation::Launch {
+                        task_infos: vec![task.clone()],
+                    }),
+                    ..Default::default()
+                },
+                protos::v1::offer::Operation {
+                    r#type: protos::v1::offer::operation::Type::LaunchGroup as i32,
+                    launch_group: Some(protos::v1::offer::operation::LaunchGroup {
+                        executor: Some(ExecutorInfo {
+                            r#type: protos::v1::executor_info::Type::Custom as i32,
+                            ..executor.clone()
+                        }),
+                        task_group: Some(protos::v1::TaskGroupInfo {
+                            tasks: vec![grouped.clone()],
+                        }),
+                    }),
+                    ..Default::default()
+                },
+            ],
             filters: None,
         })
     });
     accepted(sub.call(&launch).await);
-    update_to(&mut sub, &id, TaskState::TaskRunning).await;
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let status = update_to(&mut sub, &id, TaskState::TaskRunning).await;
+        running.push(status.task_id.unwrap().value);
+    }
+    running.sort();
+    assert_eq!(running, ["e1", "e2"]);
 
     // MESSAGE to the executor, which echoes it back as a MESSAGE event.
     accepted(
@@ -1006,9 +1036,17 @@ async fn every_call_and_event(encoding: Encoding) {
         }))
         .await,
     );
+    // Offers made from here on (the group's task ends with its executor) may be rescinded below.
+    let mut outstanding = std::collections::HashSet::new();
+    let mut note_offers = |e: &Event| {
+        if let Some(offers) = &e.offers {
+            outstanding.extend(offers.offers.iter().filter_map(|o| o.id.clone()));
+        }
+    };
     let (failure, _) = sub
         .events
         .until("the executor's FAILURE", |e| {
+            note_offers(e);
             e.failure.as_ref().is_some_and(|f| f.executor_id.is_some())
         })
         .await;
@@ -1017,7 +1055,6 @@ async fn every_call_and_event(encoding: Encoding) {
     // RESCIND: the outstanding offers of a machine the operator drains. Past the 5 s an
     // accept's remainder is refused for, everything free is offered again.
     advance(Duration::from_secs(6)).await;
-    let mut outstanding = std::collections::HashSet::new();
     let hostname = cluster.agents[0].hostname.clone();
     let drained = cluster
         .master
@@ -1029,9 +1066,7 @@ async fn every_call_and_event(encoding: Encoding) {
     let (rescind, _) = sub
         .events
         .until("RESCIND", |e| {
-            if let Some(offers) = &e.offers {
-                outstanding.extend(offers.offers.iter().filter_map(|o| o.id.clone()));
-            }
+            note_offers(e);
             e.r#type == event::Type::Rescind as i32
         })
         .await;

@@ -310,12 +310,11 @@ impl FrameworkAdapter {
             }
             Type::Accept => {
                 let accept = call.accept.unwrap_or_default();
-                let tasks = accept
-                    .operations
-                    .into_iter()
-                    .filter_map(|op| op.launch)
-                    .flat_map(|launch| launch.task_infos)
-                    .collect();
+                let (mut tasks, mut groups) = (Vec::new(), Vec::new());
+                for op in accept.operations {
+                    tasks.extend(op.launch.into_iter().flat_map(|l| l.task_infos));
+                    groups.extend(op.launch_group);
+                }
                 ctx.send(
                     &master,
                     AcceptOffersMessage {
@@ -323,6 +322,7 @@ impl FrameworkAdapter {
                         offer_ids: accept.offer_ids,
                         tasks,
                         filters: accept.filters,
+                        groups,
                     },
                 );
             }

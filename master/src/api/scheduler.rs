@@ -239,9 +239,13 @@ pub fn validate(call: &Call) -> Result<(), String> {
                     operation::Type::Launch => {
                         return Err("a LAUNCH operation without 'launch'".into())
                     }
+                    operation::Type::LaunchGroup if op.launch_group.is_some() => {}
+                    operation::Type::LaunchGroup => {
+                        return Err("a LAUNCH_GROUP operation without 'launch_group'".into())
+                    }
                     other => {
                         return Err(format!(
-                            "Keel carries out LAUNCH operations only, not {}",
+                            "Keel carries out LAUNCH and LAUNCH_GROUP operations only, not {}",
                             other.as_str_name()
                         ))
                     }

@@ -33,7 +33,11 @@ impl Master {
                 for offer in taken.into_iter().flatten() {
                     self.recover(&framework, &offer.agent, offer.resources, None);
                 }
-                for task in &msg.tasks {
+                let grouped = msg
+                    .groups
+                    .iter()
+                    .flat_map(|g| g.task_group.iter().flat_map(|group| group.tasks.iter()));
+                for task in msg.tasks.iter().chain(grouped) {
                     // Updates name tasks by id: a drop reported for a task the master knows
                     // (live, or its end not yet acknowledged) would speak for that task. That
                     // is a repeated accept, whose offers the first one used: answering it
@@ -62,6 +66,17 @@ impl Master {
         let mut remaining = Resources::new();
         for offer in &offers {
             let _ = remaining.add(&offer.resources);
+        }
+        for group in &msg.groups {
+            self.launch_group(
+                ctx,
+                &framework,
+                &info,
+                &scheduler,
+                &agent,
+                group,
+                &mut remaining,
+            );
         }
         for task in &msg.tasks {
             if let Some(why) = self.run_as_refusal(&info, task) {
@@ -108,6 +123,36 @@ impl Master {
         needed: Resources,
         priority: i32,
     ) -> bool {
+        let Some(launched) = self.book_task(framework, agent, task, needed, priority) else {
+            return false;
+        };
+        if let Some(agent_entry) = self.books.agent(agent) {
+            ctx.send(
+                agent_entry.pid(),
+                RunTaskMessage {
+                    framework_id: Some(FrameworkId {
+                        value: framework.to_owned(),
+                    }),
+                    framework: Some(info.clone()),
+                    pid: scheduler.to_string(),
+                    task: Some(launched),
+                },
+            );
+            self.metrics.inc(|m| &m.tasks_launched);
+        }
+        true
+    }
+
+    /// Books `task` on `agent` holding `needed` and returns it as the agent gets it (its
+    /// agent id set); `None` if the books refuse it, which only a bug can cause.
+    pub(super) fn book_task(
+        &mut self,
+        framework: &str,
+        agent: &str,
+        task: &TaskInfo,
+        needed: Resources,
+        priority: i32,
+    ) -> Option<TaskInfo> {
         let task_id = task.task_id.text().to_owned();
         let executor = task
             .executor
@@ -127,7 +172,7 @@ impl Master {
             // Validation passed and its resources were taken: a bug, never a launch.
             debug_assert!(false, "launch refused by the books: {e}");
             tracing::error!(%framework, error = %e, "launch refused by the master's books");
-            return false;
+            return None;
         }
         let mut launched = task.clone();
         launched.agent_id = Some(AgentId {
@@ -136,21 +181,7 @@ impl Master {
         if let Some(f) = self.books.framework_mut(framework) {
             f.agents.insert(agent.to_owned());
         }
-        if let Some(agent_entry) = self.books.agent(agent) {
-            ctx.send(
-                agent_entry.pid(),
-                RunTaskMessage {
-                    framework_id: Some(FrameworkId {
-                        value: framework.to_owned(),
-                    }),
-                    framework: Some(info.clone()),
-                    pid: scheduler.to_string(),
-                    task: Some(launched),
-                },
-            );
-            self.metrics.inc(|m| &m.tasks_launched);
-        }
-        true
+        Some(launched)
     }
 
     /// Why the framework may not run `task` as its user, if it may not: the task's user, else

@@ -10,8 +10,8 @@ use libactor::{Context, HttpStream, Process, Upid};
 use protos::http_api::Encoding;
 use protos::internal::{
     ExecutorRegisteredMessage, ExecutorToFrameworkMessage, FrameworkToExecutorMessage,
-    KillTaskMessage, RegisterExecutorMessage, RunTaskMessage, ShutdownExecutorMessage,
-    StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+    KillTaskMessage, RegisterExecutorMessage, RunTaskGroupMessage, RunTaskMessage,
+    ShutdownExecutorMessage, StatusUpdate, StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
 };
 use protos::v1::executor::{call, event, Call, Event};
 use protos::v1::task_status::Source;
@@ -163,6 +163,22 @@ impl ExecutorAdapter {
         }
     }
 
+    fn run_task_group(&mut self, ctx: &mut Context<Self>, from: Upid, msg: RunTaskGroupMessage) {
+        if self.sent_by_agent(ctx, &from) {
+            let launch_group = Some(event::LaunchGroup {
+                task_group: msg.task_group,
+            });
+            self.emit(
+                ctx,
+                event::Type::LaunchGroup,
+                Event {
+                    launch_group,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
     fn kill_task(&mut self, ctx: &mut Context<Self>, from: Upid, msg: KillTaskMessage) {
         if self.sent_by_agent(ctx, &from) {
             let kill = Some(event::Kill {
@@ -283,6 +299,7 @@ impl Process for ExecutorAdapter {
     fn initialize(&mut self, ctx: &mut Context<Self>) {
         ctx.install(Self::registered);
         ctx.install(Self::run_task);
+        ctx.install(Self::run_task_group);
         ctx.install(Self::kill_task);
         ctx.install(Self::acknowledged);
         ctx.install(Self::framework_message);

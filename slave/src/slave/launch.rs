@@ -24,7 +24,7 @@ use super::{Slave, TaskHealth, EXECUTOR_REGISTRATION_TIMEOUT};
 use crate::containerizer::launcher::LaunchRequest;
 use crate::containerizer::{self, Container, ContainerExit, Limitation};
 use crate::executor::{
-    AgentTask, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID, ENV_FRAMEWORK_ID,
+    AgentTask, Delivery, Executor, ExecutorKind, ExecutorState, ENV_EXECUTOR_ID, ENV_FRAMEWORK_ID,
     ENV_RECOVERY_TIMEOUT, ENV_SANDBOX, ENV_SLAVE_ID, ENV_SLAVE_PID,
 };
 use crate::executor_tls::ENV_TLS_DIR;
@@ -97,49 +97,70 @@ impl Slave {
         self.launch_executor(ctx, executor, command, resources);
     }
 
-    /// A task for a custom executor: started (and waited for) if it is not running yet.
+    /// Tasks for a custom executor (one, or a task group): the executor is started (and
+    /// waited for) if it is not running yet.
     pub(super) fn launch_on_executor(
         &mut self,
         ctx: &mut Context<Self>,
         framework: &str,
         info: protos::v1::ExecutorInfo,
-        task: AgentTask,
+        tasks: Vec<AgentTask>,
     ) {
         let executor_id = info.executor_id.text().to_owned();
-        let task_id = task.info.task_id.text().to_owned();
+        let refuse = |s: &mut Self, ctx: &mut Context<Self>, state, reason, why: String| {
+            for task in &tasks {
+                let task_id = task.info.task_id.text();
+                s.report(
+                    ctx,
+                    framework,
+                    &executor_id,
+                    task_id,
+                    state,
+                    reason,
+                    why.clone(),
+                );
+            }
+        };
         if executor_id.is_empty() || info.command.as_ref().is_none_or(|c| c.value.is_empty()) {
-            self.report(
-                ctx,
-                framework,
-                &executor_id,
-                &task_id,
-                TaskState::TaskError,
-                Reason::TaskInvalid,
-                "executor has no id or no command".into(),
-            );
+            let why = "executor has no id or no command".to_owned();
+            refuse(self, ctx, TaskState::TaskError, Reason::TaskInvalid, why);
             return;
         }
         if let Some(executor) = self.executor_mut(framework, &executor_id) {
             if executor.state == ExecutorState::Terminating {
-                self.report(
+                let why = format!("executor {executor_id} is shutting down");
+                refuse(
+                    self,
                     ctx,
-                    framework,
-                    &executor_id,
-                    &task_id,
                     TaskState::TaskLost,
                     Reason::ExecutorTerminated,
-                    format!("executor {executor_id} is shutting down"),
+                    why,
                 );
                 return;
             }
             let deliver_to = executor.pid.clone();
-            let mut task = task;
-            task.delivered = deliver_to.is_some();
-            executor.tasks.insert(task_id, task.clone());
+            let group = tasks.first().and_then(|t| t.group.is_some().then_some(()));
+            let mut infos = Vec::with_capacity(tasks.len());
+            for mut task in tasks {
+                task.delivered = deliver_to.is_some();
+                infos.push(task.info.clone());
+                executor
+                    .tasks
+                    .insert(task.info.task_id.text().to_owned(), task);
+            }
             executor.update_container();
             self.checkpoint_executor(framework, &executor_id);
             if let Some(pid) = deliver_to {
-                self.deliver(ctx, framework, &pid, task.info);
+                let deliveries = match group {
+                    Some(()) => vec![Delivery::Group(infos)],
+                    None => infos
+                        .into_iter()
+                        .map(|t| Delivery::Task(Box::new(t)))
+                        .collect(),
+                };
+                for delivery in deliveries {
+                    self.deliver(ctx, framework, &executor_id, &pid, delivery);
+                }
             }
             return;
         }
@@ -151,7 +172,11 @@ impl Slave {
             ExecutorKind::Custom,
             Some(info),
         );
-        executor.tasks.insert(task_id, task);
+        for task in tasks {
+            executor
+                .tasks
+                .insert(task.info.task_id.text().to_owned(), task);
+        }
         let resources = executor.resources();
         self.launch_executor(ctx, executor, command, resources);
     }

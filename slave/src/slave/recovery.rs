@@ -36,7 +36,7 @@ use protos::internal::{
     ReconnectExecutorMessage, ReregisterExecutorMessage, StatusUpdateMessage,
 };
 use protos::v1::task_status::Reason;
-use protos::v1::{AgentId, FrameworkId, TaskInfo, TaskState};
+use protos::v1::{AgentId, FrameworkId, TaskState};
 use protos::IdText;
 use resources::Resources;
 use tokio::sync::oneshot;
@@ -142,6 +142,7 @@ impl Slave {
                     info: Some(t.info.clone()),
                     state: t.state as i32,
                     delivered: t.delivered,
+                    group: t.group.clone().unwrap_or_default(),
                 })
                 .collect(),
         };
@@ -216,6 +217,7 @@ impl Slave {
                         delivered: t.delivered,
                         kill_reason: None,
                         healthy: None,
+                        group: Some(t.group.clone()).filter(|g| !g.is_empty()),
                     },
                 ))
             })
@@ -449,7 +451,7 @@ impl Slave {
         };
         executor.state = ExecutorState::Running;
         executor.pid = Some(from.clone());
-        let queued: Vec<TaskInfo> = executor.take_undelivered();
+        let queued = executor.take_undelivered();
         tracing::info!(%framework, executor = %executor_id, pid = %from, updates = msg.updates.len(), "recovered executor re-registered");
         ctx.link(&from);
         ctx.send(
@@ -470,8 +472,8 @@ impl Slave {
                 },
             );
         }
-        for task in queued {
-            self.deliver(ctx, &framework, &from, task);
+        for delivery in queued {
+            self.deliver(ctx, &framework, &executor_id, &from, delivery);
         }
     }
 }

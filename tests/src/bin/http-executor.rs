@@ -1,7 +1,7 @@
 //! A custom executor for tests that speaks Mesos's v1 executor HTTP API (as pymesos's does), in
 //! the encoding its one argument names (`json` or `protobuf`). It tells its framework every
 //! event it sees, as a framework message `<EVENT> <detail>`: each task it is given says
-//! TASK_RUNNING, a KILL ends it TASK_KILLED, framework messages are echoed, and SHUTDOWN ends
+//! TASK_RUNNING (each task of a LAUNCH_GROUP too), a KILL ends it TASK_KILLED, framework messages are echoed, and SHUTDOWN ends
 //! the executor.
 
 use std::time::Duration;
@@ -135,6 +135,19 @@ async fn main() -> anyhow::Result<()> {
                     .await?;
                 let id = task.map(|t| t.value).unwrap_or_default();
                 executor.say(format!("LAUNCH {id}")).await?;
+            }
+            event::Type::LaunchGroup => {
+                let tasks = event.launch_group.and_then(|l| l.task_group);
+                let mut ids = Vec::new();
+                for task in tasks.into_iter().flat_map(|g| g.tasks) {
+                    executor
+                        .update(task.task_id.clone(), TaskState::TaskRunning)
+                        .await?;
+                    ids.push(task.task_id.map(|t| t.value).unwrap_or_default());
+                }
+                executor
+                    .say(format!("LAUNCH_GROUP {}", ids.join(",")))
+                    .await?;
             }
             event::Type::Acknowledged => {
                 let task = event.acknowledged.and_then(|a| a.task_id);

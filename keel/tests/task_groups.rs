@@ -3,6 +3,7 @@
 //! task runs as its own process in its own sandbox, and a group lives and dies together.
 //! One group that the master refuses runs no task at all.
 
+use authentication::roles;
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
 use keel_testkit::recording_scheduler::{command_task, framework_info, TestFramework};
 use keel_testkit::AGENTS_UP;
@@ -22,6 +23,11 @@ struct Setup {
 }
 
 async fn setup(name: &str) -> Setup {
+    setup_with(name, false).await
+}
+
+/// As [`setup`], on a secure cluster (mutual TLS, executors proving themselves) when `secure`.
+async fn setup_with(name: &str, secure: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let launcher = slave::slave::default_launcher_dir().join(slave::slave::DEFAULT_EXECUTOR);
     assert_eq!(
@@ -29,11 +35,17 @@ async fn setup(name: &str) -> Setup {
         std::path::Path::new(env!("CARGO_BIN_EXE_keel-default-executor")),
         "the agent looks for the default executor beside this crate's binaries"
     );
-    let cluster = LocalCluster::start(LocalClusterConfig::new(1, dir.path()))
-        .await
-        .unwrap();
+    let mut config = LocalClusterConfig::new(1, dir.path());
+    if secure {
+        config = config.secure().unwrap();
+    }
+    let cluster = LocalCluster::start(config).await.unwrap();
     cluster.wait_for_agents(AGENTS_UP).await.unwrap();
-    let node = Node::builder().single_threaded().start().unwrap();
+    let mut node = Node::builder().single_threaded();
+    if let Some(tls) = cluster.issue(name, &[roles::FRAMEWORK]).unwrap() {
+        node = node.tls(tls);
+    }
+    let node = node.start().unwrap();
     let mut framework = TestFramework::start(&node, cluster.master_pid(), framework_info(name));
     framework.registered().await;
     let offer = framework.offers().await.remove(0);
@@ -116,6 +128,18 @@ async fn each_task_of_a_group_runs_in_its_own_sandbox_on_the_default_executor() 
             .all(|p| p.parent().unwrap().parent().unwrap().ends_with("tasks")),
         "task sandboxes are tasks/<id> in the executor's: {outs:?}"
     );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_group_runs_on_a_secure_cluster() {
+    // The default executor reaches its agent's executor API over TLS with the certificate the
+    // agent issued it, as keel-local's (secure by default) does.
+    let mut s = setup_with("groups-secure", true).await;
+    s.launch("pod", vec![command_task("s1", "true", "cpus:0.1;mem:16")])
+        .await;
+    s.framework.status("s1", TaskState::TaskRunning).await;
+    s.framework.status("s1", TaskState::TaskFinished).await;
     s.shutdown().await;
 }
 

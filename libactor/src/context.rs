@@ -183,8 +183,9 @@ impl<P: Process> Context<P> {
     }
 
     /// Serves `handler` at `/{id}{path}` on the node's HTTP port (`path` starts with `/`).
-    /// The path [`FALLBACK_ROUTE`] (`/*`) serves every path of the process that has no route
-    /// of its own (a standby master redirecting all of them, say).
+    /// A path ending in `/*` serves every path below it that has no route of its own (`/quota/*`
+    /// serves `/quota/dev`); the nearest such route wins, and [`FALLBACK_ROUTE`] (`/*`) serves
+    /// whatever is left (a standby master redirecting every path, say).
     pub fn route<R: Into<HttpReply>>(
         &mut self,
         path: &str,
@@ -213,11 +214,17 @@ impl<P: Process> Context<P> {
     }
 
     pub(crate) fn route_for(&self, path: &str) -> Option<RouteFn<P>> {
-        self.handlers
-            .routes
-            .get(path)
-            .or_else(|| self.handlers.routes.get(FALLBACK_ROUTE))
-            .cloned()
+        if let Some(route) = self.handlers.routes.get(path) {
+            return Some(route.clone());
+        }
+        let mut below = path;
+        while let Some(slash) = below.rfind('/') {
+            below = &below[..slash];
+            if let Some(route) = self.handlers.routes.get(&format!("{below}/*")) {
+                return Some(route.clone());
+            }
+        }
+        None
     }
 
     /// The paths of this process's HTTP routes.

@@ -33,6 +33,9 @@ impl Process for Stateful {
                 ),
             )
         });
+        ctx.route("/items/*", |_: &mut Stateful, _, req: HttpRequest| {
+            HttpResponse::text(200, format!("item {}", req.path))
+        });
         ctx.route("/later", |s: &mut Stateful, _, _| {
             let n = s.notes.len();
             HttpReply::Later(Box::pin(async move {
@@ -60,6 +63,11 @@ async fn process_routes() {
     assert_eq!(json["notes"], serde_json::json!([]));
     let (status, body) = http(addr, "GET", "/svc/later", &[], b"").await;
     assert_eq!((status, body.as_str()), (200, "later 0"));
+    // A `/*` route serves the paths below it that have no route of their own.
+    let (status, body) = http(addr, "GET", "/svc/items/a/b", &[], b"").await;
+    assert_eq!((status, body.as_str()), (200, "item /items/a/b"));
+    let (status, _) = http(addr, "GET", "/svc/items", &[], b"").await;
+    assert_eq!(status, 404, "the route serves what is below it, not itself");
     let (status, body) = http(addr, "GET", "/svc/nope", &[], b"").await;
     assert_eq!(status, 404);
     assert!(body.contains("/state"), "the 404 lists the routes: {body}");

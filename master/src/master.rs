@@ -121,6 +121,7 @@ mod message_counters;
 mod offers;
 mod preemption;
 mod quota;
+mod quota_routes;
 mod recovery;
 mod registration;
 mod relay;
@@ -907,6 +908,8 @@ impl Process for Master {
         ctx.route("/maintenance/status", Self::maintenance_status_route);
         ctx.route("/machine/down", Self::machine_down_route);
         ctx.route("/machine/up", Self::machine_up_route);
+        ctx.route("/quota", Self::quota_route);
+        ctx.route("/quota/*", Self::remove_quota_route);
         let state_routes: [(&str, state_routes::StateRoute); 7] = [
             ("/state", crate::api::ApiGateway::state_route),
             (

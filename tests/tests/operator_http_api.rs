@@ -506,8 +506,12 @@ async fn an_agent_marked_gone_stays_gone_across_a_master_restart() {
         (slave.call(|a, _| a.live_tasks()).await.ok()? == 0).then_some(())
     })
     .await;
-    let agents = s.get(Encoding::Protobuf, call::Type::GetAgents).await;
-    assert!(agents.get_agents.unwrap().agents.is_empty());
+    // GET_AGENTS reads the state view, which follows the master's books a moment behind.
+    keel_testkit::eventually::eventually("the gone agent leaves GET_AGENTS", || async {
+        let agents = s.get(Encoding::Protobuf, call::Type::GetAgents).await;
+        agents.get_agents?.agents.is_empty().then_some(())
+    })
+    .await;
 
     // A new master reads the mark from the registry: the machine comes back only as a new
     // agent, and the old id is still gone (an unknown id would be 404).
@@ -643,6 +647,77 @@ async fn quota_limits_set_through_the_operator_api_cut_offers_and_survive_a_mast
     s.cluster.wait_for_agents(AGENTS_UP).await.unwrap();
     let got = s.get(Encoding::Json, call::Type::GetQuota).await;
     assert_eq!(quota_of(got), expected);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_classic_quota_endpoint_sets_shows_and_removes_a_role_quota() {
+    let s = setup(|mut c| {
+        c.registry = true;
+        c
+    })
+    .await;
+    let request = |method: &'static str, path: &'static str, body: &str| {
+        let (address, body) = (s.address.clone(), body.to_owned());
+        async move {
+            let reply = libactor::http_client::request_over(
+                &address,
+                None,
+                method,
+                path,
+                &[("content-type", "application/json".to_owned())],
+                body.into(),
+            )
+            .await
+            .unwrap();
+            (
+                reply.status,
+                String::from_utf8_lossy(&reply.body).into_owned(),
+            )
+        }
+    };
+    // As Mesos's quota docs write a request.
+    let set = r#"{"role": "dev", "guarantee": [
+        {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}},
+        {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}]}"#;
+    assert_eq!(request("POST", "/master/quota", set).await.0, 200);
+    let (status, why) = request("POST", "/master/quota", set).await;
+    assert_eq!(
+        (status, why.contains("already has quota")),
+        (400, true),
+        "{why}"
+    );
+    let (status, why) = request("POST", "/master/quota", "{\"role\": ").await;
+    assert_eq!(status, 400, "{why}");
+
+    let (status, body) = request("GET", "/master/quota", "").await;
+    assert_eq!(status, 200, "{body}");
+    let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["infos"][0]["role"], "dev", "{shown}");
+    let guarantee = resources::Resources::from_proto(
+        &protos::mesos_json::from_json::<protos::v1::quota::QuotaInfo>(&shown["infos"][0])
+            .unwrap()
+            .guarantee,
+    )
+    .unwrap();
+    assert_eq!(guarantee.scalar("cpus"), 1.0);
+    // The guarantee is the role's limit too (Mesos 1.9's reading of the classic endpoint).
+    let got = s.get(Encoding::Json, call::Type::GetQuota).await;
+    let config = got.get_quota.unwrap().status.unwrap().configs.remove(0);
+    assert_eq!(config.role, "dev");
+    assert_eq!(config.limits["cpus"].value, 1.0);
+    assert_eq!(config.guarantees["mem"].value, 64.0);
+
+    assert_eq!(request("DELETE", "/master/quota/dev", "").await.0, 200);
+    let (status, body) = request("GET", "/master/quota", "").await;
+    assert_eq!(status, 200);
+    let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        shown.get("configs").is_none_or(|c| c == &json!([])),
+        "{shown}"
+    );
+    let (status, why) = request("DELETE", "/master/quota/dev", "").await;
+    assert_eq!((status, why.contains("no quota")), (400, true), "{why}");
     s.stop().await;
 }
 

@@ -12,7 +12,7 @@ use protos::v1::MachineId;
 
 use super::{Master, OperatorRefusal};
 
-fn json_of<M: prost::Message + prost::Name>(message: &M) -> HttpResponse {
+pub(super) fn json_of<M: prost::Message + prost::Name>(message: &M) -> HttpResponse {
     match protos::mesos_json::to_json(message) {
         Ok(value) => HttpResponse::json(&value),
         Err(e) => HttpResponse::text(500, format!("{e}\n")),
@@ -24,8 +24,8 @@ fn refused(refusal: OperatorRefusal) -> HttpResponse {
 }
 
 impl Master {
-    /// The operator a change request proves, or the answer refusing it.
-    fn maintenance_operator(
+    /// The operator a change request to a classic endpoint proves, or the answer refusing it.
+    pub(super) fn route_operator(
         &self,
         ctx: &Context<Self>,
         req: &HttpRequest,
@@ -52,7 +52,7 @@ impl Master {
         if req.method != "POST" {
             return HttpResponse::text(405, "GET the schedule, or POST a new one\n");
         }
-        if let Err(refusal) = self.maintenance_operator(ctx, &req) {
+        if let Err(refusal) = self.route_operator(ctx, &req) {
             return refusal;
         }
         let schedule = serde_json::from_slice::<serde_json::Value>(&req.body)
@@ -84,7 +84,7 @@ impl Master {
         if req.method != "POST" {
             return HttpResponse::text(405, "POST a JSON array of machine ids\n");
         }
-        if let Err(refusal) = self.maintenance_operator(ctx, &req) {
+        if let Err(refusal) = self.route_operator(ctx, &req) {
             return refusal;
         }
         let machines = serde_json::from_slice::<Vec<serde_json::Value>>(&req.body)

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use libactor::Context;
-use protos::v1::quota::{QuotaConfig, QuotaStatus};
+use protos::v1::quota::{QuotaConfig, QuotaInfo, QuotaStatus};
 use protos::v1::value::Scalar;
 use resources::Resources;
 use tokio::sync::oneshot;
@@ -102,7 +102,18 @@ impl Master {
     pub fn quota_status(&self) -> QuotaStatus {
         let guarantees = &self.revocations.policy.guarantees;
         let roles: BTreeSet<&String> = self.role_limits.keys().chain(guarantees.keys()).collect();
+        let mut infos: Vec<QuotaInfo> = guarantees
+            .iter()
+            .filter(|(_, g)| !g.is_empty())
+            .map(|(role, guarantee)| QuotaInfo {
+                role: role.clone(),
+                principal: String::new(),
+                guarantee: guarantee.to_proto(),
+            })
+            .collect();
+        infos.sort_by(|a, b| a.role.cmp(&b.role));
         QuotaStatus {
+            infos,
             configs: roles
                 .into_iter()
                 .map(|role| QuotaConfig {

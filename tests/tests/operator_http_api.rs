@@ -465,6 +465,55 @@ async fn maintenance_takes_a_machine_down_and_brings_it_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_with_mark_gone_marks_the_agent_gone_once_its_tasks_end() {
+    let mut s = setup(|mut c| {
+        c.registry = true;
+        c
+    })
+    .await;
+    let (mut framework, _) = s.framework("drained").await;
+    launch(&mut framework, "long", "sleep 300").await;
+    framework.status("long", TaskState::TaskRunning).await;
+    let agents = s.get(Encoding::Json, call::Type::GetAgents).await;
+    let agent_id = agents.get_agents.unwrap().agents[0]
+        .agent_info
+        .as_ref()
+        .unwrap()
+        .id
+        .clone()
+        .unwrap();
+    let drain = Call {
+        r#type: call::Type::DrainAgent as i32,
+        drain_agent: Some(call::DrainAgent {
+            agent_id: Some(agent_id.clone()),
+            mark_gone: Some(true),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(s.call(Encoding::Json, &drain).await.status, 202);
+    framework.status("long", TaskState::TaskKilled).await;
+    let marked = || {
+        let metrics = s.cluster.master_node.metrics().snapshot();
+        metrics.get("master/slaves_marked_gone").copied() == Some(1.0)
+    };
+    keel_testkit::eventually::eventually("the drained agent is marked gone", || async {
+        marked().then_some(())
+    })
+    .await;
+    // Gone for good: its id is refused, and the master knows it gone (no second mark).
+    let gone = Call {
+        r#type: call::Type::MarkAgentGone as i32,
+        mark_agent_gone: Some(call::MarkAgentGone {
+            agent_id: Some(agent_id),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(s.call(Encoding::Json, &gone).await.status, 200);
+    assert!(marked(), "marked once");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_marked_gone_stays_gone_across_a_master_restart() {
     let mut s = setup(|mut c| {
         c.registry = true;

@@ -681,14 +681,11 @@ impl ApiGateway {
                 })
             }
             CallType::DrainAgent | CallType::DeactivateAgent | CallType::ReactivateAgent => {
+                let mut mark_gone = false;
                 let (id, what) = match kind {
                     CallType::DrainAgent => {
                         let drain = call.drain_agent.unwrap_or_default();
-                        if drain.mark_gone == Some(true) {
-                            return self
-                                .refuse(501, "Keel does not mark an agent gone when its drain ends: drain it, then MARK_AGENT_GONE")
-                                .into();
-                        }
+                        mark_gone = drain.mark_gone == Some(true);
                         (agent(drain.agent_id.as_ref()), "drain_agent.agent_id")
                     }
                     CallType::DeactivateAgent => (
@@ -714,14 +711,20 @@ impl ApiGateway {
                     match kind {
                         CallType::ReactivateAgent => m.reactivate_machine(ctx, &hostname),
                         _ => {
+                            if mark_gone {
+                                m.may_mark_agents_gone(&operator)?;
+                            }
                             let kill = kind == CallType::DrainAgent;
                             let why = format!("{} by operator {operator}", kind.as_str_name());
-                            m.drain_machine(ctx, &hostname, kill, &why)
-                                .map(drop)
+                            let drained = m
+                                .drain_machine(ctx, &hostname, kill, &why)
                                 .map_err(|e| OperatorRefusal {
                                     status: 400,
                                     why: e.to_string(),
                                 })?;
+                            if mark_gone {
+                                m.mark_gone_once_drained(ctx, drained, operator, id);
+                            }
                         }
                     }
                     Ok(None)

@@ -37,6 +37,39 @@ pub enum MarkingGone {
 }
 
 impl Master {
+    /// Refuses (`403`, counted) an operator the ACLs do not let mark agents gone.
+    pub fn may_mark_agents_gone(&self, operator: &str) -> Result<(), OperatorRefusal> {
+        match self.acls_refusal(Action::MarkAgentGone, Some(operator), "") {
+            Some(why) => {
+                self.metrics.inc(|m| &m.operator_requests_refused);
+                Err(OperatorRefusal { status: 403, why })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// `DRAIN_AGENT` with `mark_gone`: marks agent `id` gone once `drained` fires (its
+    /// machine has no task left), as Mesos does when a drain completes.
+    pub fn mark_gone_once_drained(
+        &mut self,
+        ctx: &mut Context<Self>,
+        drained: tokio::sync::oneshot::Receiver<super::maintenance::DrainOutcome>,
+        operator: String,
+        id: String,
+    ) {
+        ctx.defer(drained, move |m: &mut Master, ctx, outcome| {
+            if outcome.is_err() {
+                return;
+            }
+            match m.mark_agent_gone(ctx, &operator, &id) {
+                Ok(_) => tracing::info!(agent = %id, %operator, "drained agent marked gone"),
+                Err(refusal) => {
+                    tracing::warn!(agent = %id, why = %refusal.why, "a drained agent could not be marked gone")
+                }
+            }
+        });
+    }
+
     /// Marks agent `id` gone for `operator` (see the module docs). Refused: `403` by the
     /// `mark_agents_gone` ACLs, `404` for an agent this master neither has, expects back nor
     /// knows unreachable, `503` while the same agent is being marked.
@@ -46,10 +79,7 @@ impl Master {
         operator: &str,
         id: &str,
     ) -> Result<MarkingGone, OperatorRefusal> {
-        if let Some(why) = self.acls_refusal(Action::MarkAgentGone, Some(operator), "") {
-            self.metrics.inc(|m| &m.operator_requests_refused);
-            return Err(OperatorRefusal { status: 403, why });
-        }
+        self.may_mark_agents_gone(operator)?;
         if self.recovery.gone.contains_key(id) {
             return Ok(MarkingGone::AlreadyGone);
         }

@@ -466,7 +466,7 @@ async fn maintenance_takes_a_machine_down_and_brings_it_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_with_mark_gone_marks_the_agent_gone_once_its_tasks_end() {
-    let mut s = setup(|mut c| {
+    let s = setup(|mut c| {
         c.registry = true;
         c
     })

@@ -70,6 +70,28 @@ async fn shared_state_and_offer_based_frameworks_share_one_cluster() {
     let table = keel::tables::transactions(&state);
     assert!(table.contains("COMMITTED"), "{table}");
     assert_eq!(table.lines().count(), recent.len() + 2, "{table}");
+    // And through the operator API (Keel's GET_TRANSACTIONS), in JSON.
+    let reply = keel_testkit::v1_client::post(
+        cluster.master_pid().address(),
+        None,
+        "/api/v1",
+        "application/json",
+        &[("accept", "application/json".to_owned())],
+        br#"{"type": "GET_TRANSACTIONS"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let answer: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(answer["type"], "GET_TRANSACTIONS");
+    let listed = answer["get_transactions"]["transactions"]
+        .as_array()
+        .unwrap();
+    assert_eq!(listed.len(), recent.len(), "{answer:#}");
+    let committed_listed: u64 = listed
+        .iter()
+        .map(|t| t["committed"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(committed_listed, 18, "{answer:#}");
     node.shutdown().await;
     cluster.shutdown().await;
 }

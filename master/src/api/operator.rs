@@ -477,6 +477,16 @@ impl ApiGateway {
                     }))
                 });
             }
+            CallType::GetTransactions => {
+                let viewer = req.principal.clone();
+                return self.ask_master(encoding, move |m, _| {
+                    Ok(Some(Response {
+                        r#type: ResponseType::GetTransactions as i32,
+                        get_transactions: Some(m.transactions_seen_by(viewer.as_deref())),
+                        ..Default::default()
+                    }))
+                });
+            }
             CallType::GetMaintenanceStatus | CallType::GetMaintenanceSchedule => {
                 return self.ask_master(encoding, move |m, _| {
                     let response = if kind == CallType::GetMaintenanceStatus {

@@ -9,9 +9,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use authentication::acls::Action;
 use libactor::metrics::{Counter, Durations, FloatGauge, Gauge};
 use libactor::{Context, Upid};
 use protos::omega::{CellAgent, CellPosition, CellTask, CellUpdateMessage, SubscribeCellMessage};
+use protos::v1::master::response::get_transactions::Transaction;
+use protos::v1::master::response::GetTransactions;
 use protos::v1::{AgentId, FrameworkId, TaskId};
 use protos::IdText;
 
@@ -139,6 +142,40 @@ impl CellStream {
 }
 
 impl Master {
+    /// `GET_TRANSACTIONS`: the cell's position and subscribers, and the latest transactions
+    /// of the frameworks `viewer` may see (`view_frameworks`).
+    pub fn transactions_seen_by(&self, viewer: Option<&str>) -> GetTransactions {
+        let side = self.cell.side(self.books.cell().seq());
+        let acls = &self.auth.policy.acls;
+        let framework_id = |value: String| Some(FrameworkId { value });
+        GetTransactions {
+            epoch: side.epoch,
+            version: side.version,
+            subscribers: side
+                .subscribers
+                .into_iter()
+                .map(|value| FrameworkId { value })
+                .collect(),
+            transactions: side
+                .recent_transactions
+                .into_iter()
+                .filter(|t| acls.permits(Action::ViewFramework, viewer, &t.user))
+                .map(|t| Transaction {
+                    framework_id: framework_id(t.framework_id),
+                    transaction_id: t.transaction_id,
+                    time: t.time,
+                    placements: t.placements,
+                    committed: t.committed,
+                    conflicted: t.conflicted,
+                    refused: t.refused,
+                    preempting: t.preempting,
+                    error: t.error,
+                    commit_micros: t.commit_micros,
+                })
+                .collect(),
+        }
+    }
+
     /// Names the epoch, registers the metrics and lets the books wake the master for flushes.
     pub(super) fn start_cell(&mut self, ctx: &mut Context<Self>) {
         let now = ctx.node().clock().unix_seconds();

@@ -14,7 +14,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context as TaskContext, Poll};
 
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::message::Payload;
 use crate::{Message, Node, Upid};
@@ -85,8 +85,9 @@ enum Action {
     Capture(Capture),
     /// Resolve a future with a copy, drop the message, remove the filter.
     DropOnce(Capture),
-    /// Drop every matching message while the filter is installed.
-    DropAll,
+    /// Drop every matching message while the filter is installed, counting them for its
+    /// guard.
+    DropAll(watch::Sender<u64>),
     /// Drop, duplicate or delay matching messages by chance, from a seeded generator.
     Faults(NetworkFaults, Mutex<u64>),
 }
@@ -177,7 +178,10 @@ impl Filters {
             return Verdict::Deliver;
         };
         match &entries[index].action {
-            Action::DropAll => return Verdict::Drop,
+            Action::DropAll(dropped) => {
+                dropped.send_modify(|n| *n += 1);
+                return Verdict::Drop;
+            }
             Action::Faults(faults, state) => return faults.verdict(&mut state.lock()),
             Action::Capture(_) | Action::DropOnce(_) => {}
         }
@@ -193,7 +197,7 @@ impl Filters {
                 capture(from, to, payload);
                 Verdict::Drop
             }
-            Action::DropAll | Action::Faults(..) => unreachable!("answered above"),
+            Action::DropAll(_) | Action::Faults(..) => unreachable!("answered above"),
         }
     }
 }
@@ -218,6 +222,20 @@ impl<M> Future for MessageFuture<M> {
 pub struct FilterGuard {
     filters: Weak<crate::node::NodeInner>,
     id: u64,
+    /// How many messages a dropping filter dropped so far (`None` for fault injection).
+    dropped: Option<watch::Receiver<u64>>,
+}
+
+impl FilterGuard {
+    /// Waits until the filter has dropped `count` messages in all: the event a test awaits
+    /// when nothing follows a dropped message. A guard of [`Node::inject_faults`] counts
+    /// nothing and answers at once.
+    pub async fn dropped(&mut self, count: u64) {
+        if let Some(dropped) = &mut self.dropped {
+            // The sender lives in the filter, which this guard keeps installed.
+            let _ = dropped.wait_for(|n| *n >= count).await;
+        }
+    }
 }
 
 impl Drop for FilterGuard {
@@ -293,13 +311,15 @@ impl Node {
         from: impl Into<Match>,
         to: impl Into<Match>,
     ) -> FilterGuard {
-        let id = self
-            .inner
-            .filters
-            .add(typed_test::<M>(from.into(), to.into()), Action::DropAll);
+        let (counter, dropped) = watch::channel(0);
+        let id = self.inner.filters.add(
+            typed_test::<M>(from.into(), to.into()),
+            Action::DropAll(counter),
+        );
         FilterGuard {
             filters: Arc::downgrade(&self.inner),
             id,
+            dropped: Some(dropped),
         }
     }
 
@@ -309,10 +329,12 @@ impl Node {
         predicate: impl Fn(&MessageInfo<'_>) -> bool + Send + Sync + 'static,
     ) -> FilterGuard {
         let test = predicate_test(predicate);
-        let id = self.inner.filters.add(test, Action::DropAll);
+        let (counter, dropped) = watch::channel(0);
+        let id = self.inner.filters.add(test, Action::DropAll(counter));
         FilterGuard {
             filters: Arc::downgrade(&self.inner),
             id,
+            dropped: Some(dropped),
         }
     }
 
@@ -332,6 +354,7 @@ impl Node {
         FilterGuard {
             filters: Arc::downgrade(&self.inner),
             id,
+            dropped: None,
         }
     }
 }

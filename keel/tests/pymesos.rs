@@ -47,9 +47,20 @@ fn scheduler_script() -> PathBuf {
 
 /// The pymesos scheduler running `count` tasks of `command` at `master`, as principal `py`.
 fn pymesos(master: &str, count: usize, command: &str) -> (Child, Lines<BufReader<ChildStdout>>) {
+    pymesos_with(master, count, command, &[])
+}
+
+/// [`pymesos`] with the script's optional last arguments (`group`).
+fn pymesos_with(
+    master: &str,
+    count: usize,
+    command: &str,
+    extra: &[&str],
+) -> (Child, Lines<BufReader<ChildStdout>>) {
     let mut child = tokio::process::Command::new(python())
         .arg(scheduler_script())
         .args([master, &count.to_string(), command, "py", "s3cret"])
+        .args(extra)
         .stdout(Stdio::piped())
         // pymesos's own warnings (connections refused, redirects followed) are what explains
         // a scheduler that never prints what a test waits for.
@@ -155,6 +166,63 @@ async fn a_pymesos_scheduler_runs_tasks_on_a_secure_master() {
         .filter_map(|f| f["principal"].as_str())
         .collect();
     assert!(principals.iter().all(|p| *p == "py"), "{state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pymesos_scheduler_launches_a_task_group_on_the_default_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let credentials = credentials(dir.path());
+    let (_master, master) = Daemon::start(
+        env!("CARGO_BIN_EXE_keel-master"),
+        &[
+            "--port",
+            "0",
+            "--tls-dir",
+            &ca.tls_arg("master", &[roles::MASTER]),
+            "--credentials",
+            &credentials,
+        ],
+    )
+    .await;
+    let address = master.split_once('@').unwrap().1.to_owned();
+    // The agent runs keel-default-executor from beside its own binary.
+    let _agent = agent(&master, &dir.path().join("agent"), &ca).await;
+    agents_registered(&address).await;
+
+    let command = "test -n \"$MESOS_SANDBOX\" && echo hello from a pod";
+    let (mut child, mut out) = pymesos_with(&address, 3, command, &["group"]);
+    line(&mut out, "registered").await;
+    assert!(line(&mut out, "launching group of 3")
+        .await
+        .ends_with(&agent_id_of(&address).await));
+    assert_eq!(line(&mut out, "all finished").await, "all finished");
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // All three ran on the group's executor.
+    let state = libactor::http_client::get_json(&address, "/master/state")
+        .await
+        .unwrap();
+    let executors: Vec<&str> = state["completed_frameworks"]
+        .as_array()
+        .into_iter()
+        .chain(state["frameworks"].as_array())
+        .flatten()
+        .flat_map(|f| f["completed_tasks"].as_array().into_iter().flatten())
+        .filter_map(|t| t["executor_id"].as_str())
+        .collect();
+    assert_eq!(executors, ["py-group"; 3], "{state:#}");
+}
+
+/// The id of the one agent registered at `address`.
+async fn agent_id_of(address: &str) -> String {
+    let state = libactor::http_client::get_json(address, "/master/state")
+        .await
+        .unwrap();
+    state["slaves"][0]["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,7 +35,7 @@ pub fn operator_of(
     }
     match credentials {
         Some(credentials) => {
-            let header = req.headers.get("authorization").map(String::as_str);
+            let header = req.header("authorization");
             match credentials.check_basic(header) {
                 Ok(principal) if credentials.has_role(&principal, roles::OPERATOR) => Ok(principal),
                 Ok(principal) => refuse(
@@ -64,7 +64,11 @@ mod tests {
             path: "/kick".into(),
             query: Vec::new(),
             headers: authorization
-                .map(|a| [("authorization".to_owned(), a)].into())
+                .map(|a| {
+                    let mut headers = libactor::HeaderMap::new();
+                    headers.insert("authorization", a.parse().expect("a header value"));
+                    headers
+                })
                 .unwrap_or_default(),
             body: Default::default(),
             principal: identity.as_ref().map(|i| i.principal().to_owned()),

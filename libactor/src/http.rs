@@ -14,7 +14,6 @@
 //! with a stream ([`HttpResponse::stream`], see [`crate::http_stream`]): its head at once, its
 //! body as the process sends it.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -50,8 +49,8 @@ pub struct HttpRequest {
     pub path: String,
     /// Decoded query parameters, in order.
     pub query: Vec<(String, String)>,
-    /// Headers with lower-case names.
-    pub headers: HashMap<String, String>,
+    /// Headers, as the client sent them (names match case-insensitively).
+    pub headers: crate::HeaderMap,
     /// The request body.
     pub body: Bytes,
     /// The client's proven identity: its TLS client certificate, if it presented one.
@@ -72,9 +71,7 @@ impl HttpRequest {
 
     /// A header by its (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.headers.get(name)?.to_str().ok()
     }
 }
 
@@ -377,13 +374,10 @@ async fn route(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let headers: HashMap<String, String> = req
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     let max = node.config.max_frame_bytes;
-    let body = match Limited::new(req.into_body(), max).collect().await {
+    let body = match Limited::new(body, max).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

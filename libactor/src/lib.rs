@@ -260,6 +260,8 @@ pub use filter::{
 };
 pub use http::{HttpReply, HttpRequest, HttpResponse};
 pub use http_stream::{HttpStream, StreamClosed};
+/// The headers of an [`HttpRequest`] (hyper's map: names match case-insensitively).
+pub use hyper::header::HeaderMap;
 pub use id::IdGenerator;
 pub use message::Message;
 pub use metrics::Metrics;

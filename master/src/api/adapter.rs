@@ -1,8 +1,9 @@
 //! One subscribed HTTP framework as the master sees it: a process on the master's node that
 //! registers the framework the way a scheduler driver does and turns what the master sends a
-//! scheduler into v1 events on the subscriber's stream, and the subscriber's calls into the
-//! messages a driver would send. HTTP frameworks therefore get exactly what driver frameworks
-//! get: offers under DRF, revocation, failover timeouts, reconciliation.
+//! scheduler into v1 events on the subscriber's stream. The subscriber's calls reach the master
+//! as the messages a driver would send, from the adapter's pid (the gateway sends them, see
+//! `scheduler_calls`). HTTP frameworks therefore get exactly what driver frameworks get: offers
+//! under DRF, revocation, failover timeouts, reconciliation.
 //!
 //! Its life is its stream's: when the client goes (its connection closes, or it is cut off for
 //! not reading), the adapter ends, and the master sees the scheduler disconnect (its failover
@@ -12,16 +13,13 @@ use std::time::Duration;
 
 use libactor::{Context, HttpStream, Process, Upid};
 use protos::internal::{
-    AcceptOffersMessage, DeclineOffersMessage, ExecutorToFrameworkMessage, ExitedExecutorMessage,
-    FrameworkErrorMessage, FrameworkRegisteredMessage, FrameworkReregisteredMessage,
-    FrameworkToExecutorMessage, KillTaskMessage, LostSlaveMessage, ReconcileTasksMessage,
+    ExecutorToFrameworkMessage, ExitedExecutorMessage, FrameworkErrorMessage,
+    FrameworkRegisteredMessage, FrameworkReregisteredMessage, LostSlaveMessage,
     RegisterFrameworkMessage, ReregisterFrameworkMessage, RescindResourceOfferMessage,
-    ResourceOffersMessage, ReviveOffersMessage, ShutdownExecutorMessage,
-    StatusUpdateAcknowledgementMessage, StatusUpdateMessage, SuppressOffersMessage,
-    UnregisterFrameworkMessage,
+    ResourceOffersMessage, StatusUpdateMessage, UnregisterFrameworkMessage,
 };
-use protos::v1::scheduler::{call, event, Call, Event};
-use protos::v1::{task_status::Source, FrameworkId, FrameworkInfo, TaskStatus};
+use protos::v1::scheduler::{event, Event};
+use protos::v1::{task_status::Source, FrameworkId, FrameworkInfo};
 
 use super::{Subscription, Subscriptions};
 use protos::http_api::Encoding;
@@ -298,139 +296,12 @@ impl FrameworkAdapter {
         ctx.terminate();
     }
 
-    /// Carries out a call the gateway validated (see [`super::validate`]).
-    pub fn call(&mut self, ctx: &mut Context<Self>, call: Call) {
+    /// Ends the subscription at the framework's `TEARDOWN`: the master removes it.
+    pub fn teardown(&mut self, ctx: &mut Context<Self>) {
         let framework_id = self.framework_id();
         let master = self.master.clone();
-        use call::Type;
-        match Type::try_from(call.r#type).unwrap_or(Type::Unknown) {
-            Type::Teardown => {
-                ctx.send(&master, UnregisterFrameworkMessage { framework_id });
-                ctx.terminate();
-            }
-            Type::Accept => {
-                let accept = call.accept.unwrap_or_default();
-                let (mut tasks, mut groups) = (Vec::new(), Vec::new());
-                for op in accept.operations {
-                    tasks.extend(op.launch.into_iter().flat_map(|l| l.task_infos));
-                    groups.extend(op.launch_group);
-                }
-                ctx.send(
-                    &master,
-                    AcceptOffersMessage {
-                        framework_id,
-                        offer_ids: accept.offer_ids,
-                        tasks,
-                        filters: accept.filters,
-                        groups,
-                    },
-                );
-            }
-            Type::Decline => {
-                let decline = call.decline.unwrap_or_default();
-                ctx.send(
-                    &master,
-                    DeclineOffersMessage {
-                        framework_id,
-                        offer_ids: decline.offer_ids,
-                        filters: decline.filters,
-                    },
-                );
-            }
-            Type::Revive => {
-                let roles = call.revive.map(|r| r.roles).unwrap_or_default();
-                ctx.send(
-                    &master,
-                    ReviveOffersMessage {
-                        framework_id,
-                        roles,
-                    },
-                );
-            }
-            Type::Suppress => {
-                let roles = call.suppress.map(|s| s.roles).unwrap_or_default();
-                ctx.send(
-                    &master,
-                    SuppressOffersMessage {
-                        framework_id,
-                        roles,
-                    },
-                );
-            }
-            Type::Shutdown => {
-                let shutdown = call.shutdown.unwrap_or_default();
-                ctx.send(
-                    &master,
-                    ShutdownExecutorMessage {
-                        executor_id: shutdown.executor_id,
-                        framework_id,
-                        slave_id: shutdown.agent_id,
-                    },
-                );
-            }
-            Type::Kill => {
-                let kill = call.kill.unwrap_or_default();
-                ctx.send(
-                    &master,
-                    KillTaskMessage {
-                        framework_id,
-                        task_id: kill.task_id,
-                        kill_policy: kill.kill_policy,
-                        reason: None,
-                    },
-                );
-            }
-            Type::Acknowledge => {
-                let ack = call.acknowledge.unwrap_or_default();
-                ctx.send(
-                    &master,
-                    StatusUpdateAcknowledgementMessage {
-                        slave_id: ack.agent_id,
-                        framework_id,
-                        task_id: ack.task_id,
-                        uuid: ack.uuid,
-                    },
-                );
-            }
-            Type::Reconcile => {
-                let statuses = call
-                    .reconcile
-                    .unwrap_or_default()
-                    .tasks
-                    .into_iter()
-                    .map(|t| TaskStatus {
-                        task_id: t.task_id,
-                        agent_id: t.agent_id,
-                        ..Default::default()
-                    })
-                    .collect();
-                ctx.send(
-                    &master,
-                    ReconcileTasksMessage {
-                        framework_id,
-                        statuses,
-                    },
-                );
-            }
-            Type::Message => {
-                let message = call.message.unwrap_or_default();
-                ctx.send(
-                    &master,
-                    FrameworkToExecutorMessage {
-                        slave_id: message.agent_id,
-                        framework_id,
-                        executor_id: message.executor_id,
-                        data: message.data,
-                    },
-                );
-            }
-            // Keel sends no inverse offers, and its allocator does not act on requests:
-            // nothing to do, as Mesos does with unknown inverse offers.
-            Type::AcceptInverseOffers | Type::DeclineInverseOffers | Type::Request => {}
-            other => {
-                tracing::warn!(call = ?other, "a call the gateway should have refused reached the adapter");
-            }
-        }
+        ctx.send(&master, UnregisterFrameworkMessage { framework_id });
+        ctx.terminate();
     }
 }
 

@@ -13,6 +13,7 @@ pub mod events;
 pub mod mesos_gauges;
 pub mod operator;
 pub mod scheduler;
+mod scheduler_calls;
 pub mod state_json;
 pub mod state_shape;
 pub mod view;

@@ -27,6 +27,7 @@ use protos::v1::offer::operation;
 use protos::v1::scheduler::{call, Call};
 
 use super::adapter::FrameworkAdapter;
+use super::scheduler_calls::{forward, Forwarded};
 use super::{ApiGateway, STREAM_CAPACITY, STREAM_ID_HEADER, STREAM_MAX_BYTES};
 
 impl ApiGateway {
@@ -90,9 +91,13 @@ impl ApiGateway {
         if call.r#type == call::Type::UpdateFramework as i32 {
             return self.update_framework(framework, subscription.adapter, call);
         }
-        subscription
-            .adapter
-            .dispatch(move |a, ctx| a.call(ctx, call));
+        let adapter = subscription.adapter.pid();
+        match forward(ctx.node(), adapter, &self.master, call) {
+            Forwarded::Sent => {}
+            Forwarded::Teardown => {
+                subscription.adapter.dispatch(|a, ctx| a.teardown(ctx));
+            }
+        }
         HttpResponse::text(202, "").into()
     }
 

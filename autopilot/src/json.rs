@@ -25,6 +25,8 @@ pub fn machine(m: &MachineRecord, detail: bool) -> Value {
         "last_report": m.last_report,
         "manifest_version": m.manifest_version,
         "agent_address": m.agent_address,
+        "failures": crate::reliability::failures(m),
+        "reliability": crate::reliability::reliability(m),
     });
     if detail {
         v["history"] = m

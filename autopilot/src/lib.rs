@@ -42,6 +42,7 @@ pub mod leftover_processes;
 pub mod log_tail;
 pub mod machine_gate;
 pub mod manifest;
+pub mod reliability;
 pub mod repair_driver;
 pub mod repair_limits;
 pub mod repair_service;

@@ -393,11 +393,22 @@ pub async fn run(flags: LocalFlags) -> anyhow::Result<()> {
                 "\nrunning `omega`: 2 shared-state batch schedulers ({} tasks each), a shared-state service scheduler ({} gangs of {}), and an offer-based batch framework ({} tasks), at once",
                 demo.batch_tasks, demo.service_jobs, demo.tasks_per_job, demo.offer_tasks
             );
-            let report =
-                crate::omega_demo::run_omega(&framework_node, &master, credential, &demo, |line| {
-                    println!("{line}")
-                })
-                .await?;
+            // With Autopilot, services go to the machines with the best records.
+            let follower = machines.as_ref().map(|_| {
+                crate::machine_reliability::MachineReliability::follow(
+                    cluster.master_node.address().to_owned(),
+                )
+            });
+            let reliability = follower.as_ref().map(|f| f.reliability());
+            let report = crate::omega_demo::run_omega(
+                &framework_node,
+                &master,
+                credential,
+                &demo,
+                reliability,
+                |line| println!("{line}"),
+            )
+            .await?;
             for (i, s) in report.batch.iter().enumerate() {
                 println!(
                     "  omega-batch{i}: {} transactions, {} placements committed, {} conflicted (conflict fraction {:.2})",

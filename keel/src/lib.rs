@@ -53,6 +53,7 @@ pub mod keelctl_operator;
 pub mod local_autopilot;
 pub mod local_cluster;
 pub mod logging;
+pub mod machine_reliability;
 pub mod machine_tables;
 pub mod master_address;
 pub mod master_daemon;

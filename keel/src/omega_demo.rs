@@ -7,7 +7,9 @@ use std::time::Duration;
 use authentication::Credential;
 use frameworks::examples::batch::{BatchEvent, BatchScheduler, BatchSpec, TaskOutcome};
 use frameworks::examples::omega_batch::{OmegaBatch, OmegaBatchSpec};
-use frameworks::examples::omega_service::{OmegaService, OmegaServiceSpec, ServiceEvent};
+use frameworks::examples::omega_service::{
+    OmegaService, OmegaServiceSpec, Reliability, ServiceEvent,
+};
 use frameworks::{scheduler_driver, shared_state, SchedulerOptions, SchedulingStats};
 use libactor::{Node, Upid};
 use protos::v1::TaskState;
@@ -63,12 +65,15 @@ impl OmegaReport {
 /// How a service task's command keeps running until the demo stops its framework.
 const SERVICE_COMMAND: &str = "sleep 600";
 
-/// Runs `demo` against `master`, reporting progress lines through `say`.
+/// Runs `demo` against `master`, reporting progress lines through `say`; the service scheduler
+/// ranks machines by `reliability` when given (Autopilot's records, see
+/// [`crate::machine_reliability`]).
 pub async fn run_omega(
     node: &Node,
     master: &Upid,
     credential: Option<Credential>,
     demo: &OmegaDemo,
+    reliability: Option<Reliability>,
     mut say: impl FnMut(String),
 ) -> Result<OmegaReport, RunError> {
     let options = || SchedulerOptions {
@@ -103,6 +108,10 @@ pub async fn run_omega(
         demo.task_resources.clone(),
         demo.decision_time,
     );
+    let spec = OmegaServiceSpec {
+        reliability,
+        ..spec
+    };
     let (service, mut service_rx) = OmegaService::new(spec);
     let service_stats = service.stats();
     let service_handle = shared_state::start(

@@ -198,6 +198,22 @@ async fn thirty_percent_failing_never_exceed_the_repair_cap() {
     assert_eq!(most, 2, "the cap is reached and never exceeded: {audit}");
     assert_eq!(ever.len(), FAILING, "{audit}");
     assert_eq!(healthy(&machines), AGENTS - FAILING);
+    // The records rank the machines for the shared-state service scheduler: those that failed
+    // score below those that never did (and, replaced, are not ranked at all).
+    for m in machines["machines"].as_array().unwrap() {
+        let (failures, score) = (
+            m["failures"].as_u64().unwrap(),
+            m["reliability"].as_i64().unwrap(),
+        );
+        if m["replaced"] == true {
+            assert!(failures >= 1 && score < 0, "{m}");
+        } else {
+            assert_eq!((failures, score), (0, 0), "{m}");
+        }
+    }
+    let scores = keel::machine_reliability::scores_of(&machines);
+    assert_eq!(scores.len(), AGENTS - FAILING);
+    assert!(scores.values().all(|s| *s == 0), "{scores:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

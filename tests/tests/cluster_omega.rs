@@ -43,7 +43,9 @@ async fn shared_state_and_offer_based_frameworks_share_one_cluster() {
     let mut lines = Vec::new();
     let report = tokio::time::timeout(
         RUN_TIMEOUT,
-        run_omega(&node, cluster.master_pid(), None, &demo, |l| lines.push(l)),
+        run_omega(&node, cluster.master_pid(), None, &demo, None, |l| {
+            lines.push(l)
+        }),
     )
     .await
     .expect("the demo ends")
@@ -92,6 +94,72 @@ async fn shared_state_and_offer_based_frameworks_share_one_cluster() {
         .map(|t| t["committed"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(committed_listed, 18, "{answer:#}");
+    node.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_scheduler_places_on_the_most_reliable_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(LocalClusterConfig::new(3, dir.path()))
+        .await
+        .unwrap();
+    cluster.wait_for_agents(AGENTS_UP).await.unwrap();
+    let node = Node::builder().single_threaded().start().unwrap();
+    // Scores as Autopilot's records give them (see keel::machine_reliability): the last
+    // agent's machine never failed, the first failed before, the second is on probation.
+    let hosts: Vec<String> = cluster.agents.iter().map(|a| a.hostname.clone()).collect();
+    let scores: std::collections::HashMap<String, i64> = [
+        (hosts[0].clone(), -3),
+        (hosts[1].clone(), -1_001),
+        (hosts[2].clone(), 0),
+    ]
+    .into();
+    let reliability: frameworks::examples::omega_service::Reliability =
+        std::sync::Arc::new(move |host: &str| scores.get(host).copied().unwrap_or(0));
+    let demo = OmegaDemo {
+        batch_schedulers: 0,
+        batch_tasks: 0,
+        batch_command: "true".into(),
+        service_jobs: 1,
+        tasks_per_job: 1,
+        decision_time: Duration::from_millis(10),
+        offer_tasks: 0,
+        task_resources: "cpus:0.5;mem:32".parse().unwrap(),
+    };
+    let mut lines = Vec::new();
+    let report = tokio::time::timeout(
+        RUN_TIMEOUT,
+        run_omega(
+            &node,
+            cluster.master_pid(),
+            None,
+            &demo,
+            Some(reliability),
+            |l| lines.push(l),
+        ),
+    )
+    .await
+    .expect("the demo ends")
+    .expect("the demo runs");
+    assert!(report.complete(&demo), "{report:?}");
+    let state = libactor::http_client::get_json(cluster.master_pid().address(), "/master/state")
+        .await
+        .unwrap();
+    let best = state["slaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["hostname"] == hosts[2].as_str())
+        .and_then(|s| s["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let placed = lines.iter().find(|l| l.contains("placed on")).unwrap();
+    assert!(
+        placed.ends_with(&best),
+        "{placed} (best: {best} on {})",
+        hosts[2]
+    );
     node.shutdown().await;
     cluster.shutdown().await;
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use frameworks::{scheduler_driver, SchedulerOptions};
-use libactor::http_client::{open_stream, request};
+use libactor::http_client::open_stream;
 use libactor::Node;
 use prost::Message;
 use protos::http_api::{next_record, Encoding};
@@ -164,10 +164,26 @@ where
     Ok((times[times.len() / 2], times[times.len() - 1], bytes))
 }
 
+/// The whole body of a request's answer, however large (a full-scale state is well over the
+/// client's 64 MiB limit for ordinary answers): its length, once read.
+async fn read_all(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: bytes::Bytes,
+) -> anyhow::Result<usize> {
+    let mut reply = open_stream(address, None, method, path, headers, body).await?;
+    anyhow::ensure!(reply.status == 200, "{path}: {}", reply.status);
+    let mut len = 0;
+    while let Some(chunk) = reply.next_chunk().await {
+        len += chunk?.len();
+    }
+    Ok(len)
+}
+
 async fn read_state(address: &str) -> anyhow::Result<usize> {
-    let reply = request(address, "GET", "/master/state", &[], Default::default()).await?;
-    anyhow::ensure!(reply.status == 200, "/master/state: {}", reply.status);
-    Ok(reply.body.len())
+    read_all(address, "GET", "/master/state", &[], Default::default()).await
 }
 
 async fn get_state(address: &str) -> anyhow::Result<usize> {
@@ -177,16 +193,14 @@ async fn get_state(address: &str) -> anyhow::Result<usize> {
     };
     let protobuf = Encoding::Protobuf.content_type().to_owned();
     let headers = [("content-type", protobuf.clone()), ("accept", protobuf)];
-    let reply = request(
+    read_all(
         address,
         "POST",
         "/api/v1",
         &headers,
         call.encode_to_vec().into(),
     )
-    .await?;
-    anyhow::ensure!(reply.status == 200, "GET_STATE: {}", reply.status);
-    Ok(reply.body.len())
+    .await
 }
 
 /// Opens an operator event stream (protobuf) counting task events in `events`.

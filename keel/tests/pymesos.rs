@@ -126,26 +126,49 @@ async fn agents_registered(address: &str) {
     .await;
 }
 
+/// A secure `keel-master` (TLS, `--credentials` admitting `py`) and one TLS agent, registered.
+struct SecureCluster {
+    address: String,
+    _master: Daemon,
+    _agent: Daemon,
+    _ca: TestCa,
+    _dir: tempfile::TempDir,
+}
+
+impl SecureCluster {
+    async fn start() -> SecureCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new();
+        let credentials = credentials(dir.path());
+        let (master_daemon, master) = Daemon::start(
+            env!("CARGO_BIN_EXE_keel-master"),
+            &[
+                "--port",
+                "0",
+                "--tls-dir",
+                &ca.tls_arg("master", &[roles::MASTER]),
+                "--credentials",
+                &credentials,
+            ],
+        )
+        .await;
+        let address = master.split_once('@').unwrap().1.to_owned();
+        let agent = agent(&master, &dir.path().join("agent"), &ca).await;
+        agents_registered(&address).await;
+        SecureCluster {
+            address,
+            _master: master_daemon,
+            _agent: agent,
+            _ca: ca,
+            _dir: dir,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pymesos_scheduler_runs_tasks_on_a_secure_master() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
-    let credentials = credentials(dir.path());
-    let (_master, master) = Daemon::start(
-        env!("CARGO_BIN_EXE_keel-master"),
-        &[
-            "--port",
-            "0",
-            "--tls-dir",
-            &ca.tls_arg("master", &[roles::MASTER]),
-            "--credentials",
-            &credentials,
-        ],
-    )
-    .await;
-    let address = master.split_once('@').unwrap().1.to_owned();
-    let _agent = agent(&master, &dir.path().join("agent"), &ca).await;
-    agents_registered(&address).await;
+    let cluster = SecureCluster::start().await;
+    let address = cluster.address.clone();
 
     let (mut child, mut out) = pymesos(&address, 3, "echo hello from pymesos");
     line(&mut out, "registered").await;
@@ -170,25 +193,9 @@ async fn a_pymesos_scheduler_runs_tasks_on_a_secure_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pymesos_scheduler_launches_a_task_group_on_the_default_executor() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
-    let credentials = credentials(dir.path());
-    let (_master, master) = Daemon::start(
-        env!("CARGO_BIN_EXE_keel-master"),
-        &[
-            "--port",
-            "0",
-            "--tls-dir",
-            &ca.tls_arg("master", &[roles::MASTER]),
-            "--credentials",
-            &credentials,
-        ],
-    )
-    .await;
-    let address = master.split_once('@').unwrap().1.to_owned();
     // The agent runs keel-default-executor from beside its own binary.
-    let _agent = agent(&master, &dir.path().join("agent"), &ca).await;
-    agents_registered(&address).await;
+    let cluster = SecureCluster::start().await;
+    let address = cluster.address.clone();
 
     let command = "test -n \"$MESOS_SANDBOX\" && echo hello from a pod";
     let (mut child, mut out) = pymesos_with(&address, 3, command, &["group"]);

@@ -60,6 +60,13 @@ impl Setup {
     }
 
     /// `call`, which must succeed with a response of its kind.
+    /// The id of the first agent `GET_AGENTS` lists.
+    async fn first_agent(&self) -> AgentId {
+        let agents = self.get(Encoding::Json, call::Type::GetAgents).await;
+        let agent = agents.get_agents.unwrap().agents.remove(0);
+        agent.agent_info.unwrap().id.unwrap()
+    }
+
     async fn get(&self, encoding: Encoding, kind: call::Type) -> Response {
         let reply = self.call(encoding, &simple(kind)).await;
         assert_eq!(
@@ -474,14 +481,7 @@ async fn a_drain_with_mark_gone_marks_the_agent_gone_once_its_tasks_end() {
     let (mut framework, _) = s.framework("drained").await;
     launch(&mut framework, "long", "sleep 300").await;
     framework.status("long", TaskState::TaskRunning).await;
-    let agents = s.get(Encoding::Json, call::Type::GetAgents).await;
-    let agent_id = agents.get_agents.unwrap().agents[0]
-        .agent_info
-        .as_ref()
-        .unwrap()
-        .id
-        .clone()
-        .unwrap();
+    let agent_id = s.first_agent().await;
     let drain = Call {
         r#type: call::Type::DrainAgent as i32,
         drain_agent: Some(call::DrainAgent {
@@ -523,14 +523,7 @@ async fn an_agent_marked_gone_stays_gone_across_a_master_restart() {
     let (mut framework, _) = s.framework("abandoned").await;
     launch(&mut framework, "long", "sleep 300").await;
     framework.status("long", TaskState::TaskRunning).await;
-    let agents = s.get(Encoding::Json, call::Type::GetAgents).await;
-    let gone_id = agents.get_agents.unwrap().agents[0]
-        .agent_info
-        .as_ref()
-        .unwrap()
-        .id
-        .clone()
-        .unwrap();
+    let gone_id = s.first_agent().await;
     let gone = |agent_id: AgentId| Call {
         r#type: call::Type::MarkAgentGone as i32,
         mark_agent_gone: Some(call::MarkAgentGone {
@@ -570,14 +563,7 @@ async fn an_agent_marked_gone_stays_gone_across_a_master_restart() {
         .wait_for_master_agents(1, AGENTS_UP)
         .await
         .unwrap();
-    let agents = s.get(Encoding::Json, call::Type::GetAgents).await;
-    let back = agents.get_agents.unwrap().agents[0]
-        .agent_info
-        .as_ref()
-        .unwrap()
-        .id
-        .clone()
-        .unwrap();
+    let back = s.first_agent().await;
     assert_ne!(back, gone_id, "the machine returned under a new id");
     let reply = s.call(Encoding::Protobuf, &gone(gone_id)).await;
     assert_eq!(reply.status, 200, "{}", reply.text());

@@ -80,8 +80,10 @@ impl Slave {
         // the new one as waves of duplicates.
         let wait = self.backoff.mul_f64(0.5 + ctx.node().random().fraction());
         self.backoff = (self.backoff * 2).min(REGISTRATION_BACKOFF_MAX);
+        // Only a registration still under way is retried: an agent the master shut down
+        // (`Disconnected` since) must not come back on a retry armed before, as a new agent.
         ctx.delay(wait, |s: &mut Slave, ctx| {
-            if s.registration != Registration::Registered {
+            if s.registration == Registration::Registering {
                 tracing::debug!(master = %s.config.master, "master has not answered; registering again");
                 s.register(ctx);
             }

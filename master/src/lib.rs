@@ -1,7 +1,8 @@
 //! The Keel master: the master process, the hierarchical DRF allocator and the registrar. Built
 //! on `libactor`; talks to the other crates only through `protos` messages. Leader election
-//! (contender and detector) lives in the `coordination` crate; Omega-style shared-state
-//! transactions are planned (issue "Omega"), not built yet.
+//! (contender and detector) lives in the `coordination` crate. Omega-style shared-state
+//! transactions (a versioned cell state, optimistic commits, preemption) run in the master
+//! beside offers.
 //!
 //! Modules:
 //! - [`master`]: the master process — registration and re-registration, authentication,

@@ -6,10 +6,11 @@
 //! `BTreeMap` spends a whole leaf node (≈ 900 bytes here) on even one entry; a sorted vector
 //! spends what the entries take, and finds one by binary search as fast.
 
+use crate::label::Label;
 use crate::Amount;
 
 /// An entry's key: (name, role).
-pub(crate) type Key = (String, String);
+pub(crate) type Key = (Label, Label);
 
 /// The entries, sorted by key, each key once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,7 +37,7 @@ impl Entries {
     }
 
     /// Sets the amount of (name, role).
-    pub(crate) fn insert(&mut self, name: String, role: String, amount: Amount) {
+    pub(crate) fn insert(&mut self, name: Label, role: Label, amount: Amount) {
         match self.position(&name, &role) {
             Ok(i) => self.sorted[i].1 = amount,
             Err(i) => self.sorted.insert(i, ((name, role), amount)),
@@ -85,7 +86,7 @@ mod tests {
     use super::*;
 
     fn key(name: &str, role: &str) -> Key {
-        (name.to_owned(), role.to_owned())
+        (Label::new(name), Label::new(role))
     }
 
     #[test]

@@ -24,6 +24,7 @@
 
 mod entries;
 mod json;
+mod label;
 pub mod parse;
 pub mod ranges;
 
@@ -34,6 +35,7 @@ use protos::v1::value::{Range, Ranges as ProtoRanges, Scalar, Set, Type};
 use protos::v1::Resource;
 
 use entries::Entries;
+use label::Label;
 
 pub use ranges::RangeSet;
 
@@ -177,7 +179,7 @@ impl Resources {
                 ),
                 _ => return Err(missing()),
             };
-            out.add_amount(r.name.clone(), role_of(r), amount)?;
+            out.add_amount(Label::new(&r.name), role_of(r), amount)?;
         }
         out.entries.shrink_to_fit();
         Ok(out)
@@ -189,8 +191,8 @@ impl Resources {
             .iter()
             .map(|((name, role), amount)| {
                 let mut r = Resource {
-                    name: name.clone(),
-                    role: role.clone(),
+                    name: name.to_string(),
+                    role: role.to_string(),
                     ..Default::default()
                 };
                 match amount {
@@ -229,14 +231,14 @@ impl Resources {
         value: f64,
     ) -> Result<Self, ResourceError> {
         let amount = Amount::Scalar(to_fixed(name, value)?);
-        self.add_amount(name.to_owned(), role.to_owned(), amount)?;
+        self.add_amount(Label::new(name), Label::new(role), amount)?;
         Ok(self)
     }
 
     fn add_amount(
         &mut self,
-        name: String,
-        role: String,
+        name: Label,
+        role: Label,
         amount: Amount,
     ) -> Result<(), ResourceError> {
         if amount.is_empty() {
@@ -248,7 +250,7 @@ impl Resources {
             }
             Some(existing) => {
                 if !existing.same_kind(&amount) {
-                    return Err(ResourceError::TypeClash(name));
+                    return Err(ResourceError::TypeClash(name.to_string()));
                 }
                 match (existing, amount) {
                     (Amount::Scalar(a), Amount::Scalar(b)) => *a += b,
@@ -269,7 +271,7 @@ impl Resources {
                 .get(name, role)
                 .is_some_and(|mine| !mine.same_kind(amount))
         }) {
-            return Err(ResourceError::TypeClash(name.clone()));
+            return Err(ResourceError::TypeClash(name.to_string()));
         }
         for (key, amount) in other.entries.iter() {
             // In place when the entry exists (no key copied): running sums add often.
@@ -291,7 +293,7 @@ impl Resources {
                     .get(name, role)
                     .is_some_and(|mine| !mine.same_kind(amount))
                 {
-                    return Err(ResourceError::TypeClash(name.clone()));
+                    return Err(ResourceError::TypeClash(name.to_string()));
                 }
                 self.add_amount(name.clone(), role.clone(), amount.clone())?;
             }
@@ -365,13 +367,30 @@ impl Resources {
 
     /// Total scalar quantities by name (over all roles): what dominant shares are computed on.
     pub fn scalar_totals(&self) -> BTreeMap<String, f64> {
-        let mut out = BTreeMap::new();
-        for ((name, _), amount) in self.entries.iter() {
-            if let Amount::Scalar(v) = amount {
-                *out.entry(name.clone()).or_insert(0.0) += *v as f64 / SCALAR_SCALE as f64;
+        self.scalar_sums()
+            .map(|(name, total)| (name.to_owned(), total))
+            .collect()
+    }
+
+    /// [`Resources::scalar_totals`] without allocating: each scalar name once, in name order,
+    /// with its quantity summed over roles.
+    pub fn scalar_sums(&self) -> impl Iterator<Item = (&str, f64)> {
+        // Entries are sorted by (name, role), so one name's roles are adjacent.
+        let mut scalars = self
+            .entries
+            .iter()
+            .filter_map(|((name, _), amount)| match amount {
+                Amount::Scalar(v) => Some((name.as_str(), *v)),
+                _ => None,
+            })
+            .peekable();
+        std::iter::from_fn(move || {
+            let (name, mut sum) = scalars.next()?;
+            while let Some((_, v)) = scalars.next_if(|(n, _)| *n == name) {
+                sum += v;
             }
-        }
-        out
+            Some((name, sum as f64 / SCALAR_SCALE as f64))
+        })
     }
 
     /// The scalar entries only. Sums over agents must use these: ranges and sets are
@@ -435,11 +454,11 @@ impl Resources {
     }
 }
 
-fn role_of(r: &Resource) -> String {
+fn role_of(r: &Resource) -> Label {
     if r.role.is_empty() {
-        UNRESERVED_ROLE.to_owned()
+        Label::new(UNRESERVED_ROLE)
     } else {
-        r.role.clone()
+        Label::new(&r.role)
     }
 }
 

@@ -66,7 +66,7 @@ pub fn parse(text: &str) -> Result<Resources, ResourceError> {
             })?;
             Amount::Scalar(crate::to_fixed(name, v)?)
         };
-        out.add_amount(name.to_owned(), role.to_owned(), amount)?;
+        out.add_amount(name.into(), role.into(), amount)?;
     }
     Ok(out)
 }

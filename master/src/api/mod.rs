@@ -10,8 +10,10 @@
 
 pub mod adapter;
 pub mod events;
+pub mod json_out;
 pub mod mesos_gauges;
 pub mod operator;
+mod prefetch;
 pub mod scheduler;
 mod scheduler_calls;
 pub mod state_json;

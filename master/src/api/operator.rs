@@ -125,6 +125,11 @@ impl OperatorState {
     }
 
     /// The master's flags as a map, for the state endpoints.
+    /// The master's flags, as `GET_FLAGS` reports them.
+    pub(super) fn flags(&self) -> &[(String, String)] {
+        &self.flags
+    }
+
     pub(super) fn flag_map(&self) -> BTreeMap<&str, &str> {
         self.flags
             .iter()

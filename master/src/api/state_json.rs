@@ -10,20 +10,26 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use authentication::acls::Action;
+use authentication::acls::{Acls, Action};
 use libactor::{Context, HttpRequest, HttpResponse};
 use protos::v1::{FrameworkInfo, MasterInfo};
 use resources::Resources;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::state_shape::{AgentOut, FrameworkOut, TaskOut};
-use super::view::{FrameworkRecord, TaskRecord, ViewOffer};
+use super::json_out::JsonOut;
+use super::state_shape::{write_agents, write_frameworks, write_tasks, AgentOut, FrameworkOut};
+use super::view::{ClusterView, FrameworkRecord, TaskRecord, ViewOffer};
 use super::ApiGateway;
 
 /// `/master/tasks` lists at most this many tasks unless `limit` says otherwise (Mesos's
 /// default).
 pub const DEFAULT_TASKS_LIMIT: usize = 100;
+
+/// About what a task takes in `/master/state` (with a few statuses), to size the answer.
+const TASK_BYTES: usize = 320;
+/// About what an agent takes.
+const AGENT_BYTES: usize = 640;
 
 /// What only the master knows, sent with each state request it forwards.
 #[derive(Debug, Clone, Default)]
@@ -84,58 +90,56 @@ pub struct TransactionRecord {
     pub commit_micros: u64,
 }
 
-/// Who sees what (see the module docs).
-struct Viewer<'a> {
-    gateway: &'a ApiGateway,
-    principal: Option<&'a str>,
+/// What one reader's state documents are written from: the API process's view, what only the
+/// master knows, and who reads.
+pub struct StateSource<'a> {
+    /// The cluster.
+    pub view: &'a ClusterView,
+    /// What only the master knows.
+    pub side: &'a MasterSide,
+    /// `--acls`: who sees which frameworks and tasks.
+    pub acls: &'a Acls,
+    /// The reader's proven principal.
+    pub principal: Option<&'a str>,
+    /// The master's flags.
+    pub flags: &'a [(String, String)],
+    /// When this master started leading (seconds since the epoch).
+    pub start_time: f64,
 }
 
-impl Viewer<'_> {
+impl<'a> StateSource<'a> {
     fn sees_framework(&self, user: &str) -> bool {
-        let acls = &self.gateway.auth.acls;
-        acls.permits(Action::ViewFramework, self.principal, user)
+        self.acls
+            .permits(Action::ViewFramework, self.principal, user)
     }
 
     fn sees_tasks(&self, user: &str) -> bool {
-        let acls = &self.gateway.auth.acls;
-        acls.permits(Action::ViewTask, self.principal, user)
+        self.acls.permits(Action::ViewTask, self.principal, user)
     }
-}
 
-impl ApiGateway {
-    /// The shared-state part `viewer` may see: transactions of the frameworks it may view.
-    fn omega_seen(&self, viewer: Option<&str>, side: &MasterSide) -> OmegaSide {
-        let who = Viewer {
-            gateway: self,
-            principal: viewer,
-        };
-        let mut omega = side.omega.clone();
+    fn flag_map(&self) -> BTreeMap<&'a str, &'a str> {
+        self.flags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// The shared-state part the reader may see: transactions of the frameworks it may view.
+    fn omega_seen(&self) -> OmegaSide {
+        let mut omega = self.side.omega.clone();
         omega
             .recent_transactions
-            .retain(|t| who.sees_framework(&t.user));
+            .retain(|t| self.sees_framework(&t.user));
         omega
     }
 
     /// The frameworks `viewer` may see, in Mesos's shape: registered ones and those of the
     /// registry or of tasks agents brought back that have not re-registered since a failover
     /// (`recovered`), then removed ones (`completed_frameworks`).
-    fn frameworks_out<'a>(
-        &'a self,
-        viewer: Option<&str>,
-        side: &'a MasterSide,
-    ) -> (Vec<FrameworkOut<'a>>, Vec<FrameworkOut<'a>>) {
-        let view = &self.operator.view;
-        let who = Viewer {
-            gateway: self,
-            principal: viewer,
-        };
-        let mut tasks_by: BTreeMap<&str, Vec<&TaskRecord>> = BTreeMap::new();
-        for ((framework, _), task) in view.tasks() {
-            tasks_by.entry(framework).or_default().push(task);
-        }
-        for tasks in tasks_by.values_mut() {
-            tasks.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        }
+    fn frameworks_out(&self) -> (Vec<FrameworkOut<'a>>, Vec<FrameworkOut<'a>>) {
+        let view = self.view;
+        let side = self.side;
+        let who = self;
         let mut offers_by: BTreeMap<&str, Vec<(&String, &ViewOffer)>> = BTreeMap::new();
         for (id, offer) in view.offers() {
             offers_by
@@ -151,11 +155,8 @@ impl ApiGateway {
                 .push(task);
         }
         let detail = |id: &'a str, info: &'a FrameworkInfo, record: Option<&'a FrameworkRecord>| {
-            let tasks = tasks_by.get(id).cloned().unwrap_or_default();
-            let mut used = Resources::new();
-            for t in &tasks {
-                let _ = used.add(&t.resources);
-            }
+            let tasks = view.tasks_of(id).collect();
+            let used = view.used_by(id);
             let shown = who.sees_tasks(&info.user);
             let visible = |tasks: Vec<&'a TaskRecord>| if shown { tasks } else { Vec::new() };
             FrameworkOut {
@@ -180,7 +181,7 @@ impl ApiGateway {
             .iter()
             .map(|(id, info)| (id.as_str(), info))
             .collect();
-        let mut away: BTreeSet<&'a str> = tasks_by.keys().copied().collect();
+        let mut away: BTreeSet<&'a str> = view.frameworks_with_tasks().collect();
         away.extend(recovered.keys().copied());
         for id in away.into_iter().filter(|id| !registered.contains(id)) {
             let info = recovered.get(id).copied().unwrap_or(&UNKNOWN_FRAMEWORK);
@@ -200,8 +201,9 @@ impl ApiGateway {
     }
 
     /// The registered agents in Mesos's shape, by id.
-    fn agents_out<'a>(&'a self, side: &MasterSide) -> Vec<AgentOut<'a>> {
-        let view = &self.operator.view;
+    fn agents_out(&self) -> Vec<AgentOut<'a>> {
+        let view = self.view;
+        let side = self.side;
         let drained: BTreeSet<&str> = side.drained.iter().map(|(h, _)| h.as_str()).collect();
         let mut offered: BTreeMap<&str, Resources> = BTreeMap::new();
         for (_, offer) in view.offers() {
@@ -221,6 +223,85 @@ impl ApiGateway {
             .collect()
     }
 
+    /// `/master/state`, as JSON.
+    pub fn state(&self) -> Vec<u8> {
+        let side = self.side;
+        let (frameworks, completed) = self.frameworks_out();
+        let slaves = self.agents_out();
+        let activated = slaves.iter().filter(|s| s.active).count();
+        let mut out = JsonOut::with_capacity(
+            TASK_BYTES * self.view.task_count() + AGENT_BYTES * slaves.len() + 4096,
+        );
+        out.begin_object();
+        out.key("version");
+        out.string(env!("CARGO_PKG_VERSION"));
+        out.key("id");
+        out.string(&side.info.id);
+        out.key("pid");
+        out.string(&side.info.pid);
+        out.key("hostname");
+        out.string(&side.info.hostname);
+        out.key("leader");
+        out.string(&side.info.pid);
+        out.key("start_time");
+        out.number(self.start_time);
+        out.key("elected_time");
+        out.number(self.start_time);
+        out.key("activated_slaves");
+        out.integer(activated as u64);
+        out.key("deactivated_slaves");
+        out.integer((slaves.len() - activated) as u64);
+        out.key("unreachable_slaves");
+        out.begin_array();
+        for (id, since) in &side.unreachable_agents {
+            out.value(&json!({"id": id, "timestamp": since}));
+        }
+        out.end_array();
+        out.key("slaves");
+        write_agents(&mut out, &slaves);
+        out.key("recovered_slaves");
+        out.value(&side.recovered_agents);
+        out.key("frameworks");
+        write_frameworks(&mut out, &frameworks);
+        out.key("completed_frameworks");
+        write_frameworks(&mut out, &completed);
+        out.key("unregistered_frameworks");
+        out.begin_array();
+        for f in frameworks.iter().filter(|f| f.recovered()) {
+            out.string(f.id);
+        }
+        out.end_array();
+        out.key("orphan_tasks");
+        out.begin_array();
+        out.end_array();
+        out.key("flags");
+        out.value(&self.flag_map());
+        out.key("drained_machines");
+        out.begin_array();
+        for (hostname, reason) in &side.drained {
+            out.value(&json!({"hostname": hostname, "reason": reason}));
+        }
+        out.end_array();
+        out.key("omega");
+        out.value(&self.omega_seen());
+        out.end_object();
+        out.into_bytes()
+    }
+}
+
+impl ApiGateway {
+    /// What `req`'s reader sees, with `side` from the master.
+    fn state_source<'a>(&'a self, req: &'a HttpRequest, side: &'a MasterSide) -> StateSource<'a> {
+        StateSource {
+            view: &self.operator.view,
+            side,
+            acls: &self.auth.acls,
+            principal: req.principal.as_deref(),
+            flags: self.operator.flags(),
+            start_time: self.operator.start_time(),
+        }
+    }
+
     /// `/master/state`.
     pub fn state_route(
         &mut self,
@@ -228,66 +309,7 @@ impl ApiGateway {
         req: &HttpRequest,
         side: &MasterSide,
     ) -> HttpResponse {
-        #[derive(Serialize)]
-        struct State<'a> {
-            version: &'static str,
-            id: &'a str,
-            pid: &'a str,
-            hostname: &'a str,
-            leader: &'a str,
-            start_time: f64,
-            elected_time: f64,
-            activated_slaves: usize,
-            deactivated_slaves: usize,
-            unreachable_slaves: Vec<Value>,
-            slaves: Vec<AgentOut<'a>>,
-            recovered_slaves: &'a [String],
-            frameworks: Vec<FrameworkOut<'a>>,
-            completed_frameworks: Vec<FrameworkOut<'a>>,
-            unregistered_frameworks: Vec<&'a str>,
-            orphan_tasks: [(); 0],
-            flags: BTreeMap<&'a str, &'a str>,
-            drained_machines: Vec<Value>,
-            omega: OmegaSide,
-        }
-        let (frameworks, completed) = self.frameworks_out(req.principal.as_deref(), side);
-        let slaves = self.agents_out(side);
-        let activated = slaves.iter().filter(|s| s.active).count();
-        let start = self.operator.start_time();
-        let state = State {
-            version: env!("CARGO_PKG_VERSION"),
-            id: &side.info.id,
-            pid: &side.info.pid,
-            hostname: &side.info.hostname,
-            leader: &side.info.pid,
-            start_time: start,
-            elected_time: start,
-            activated_slaves: activated,
-            deactivated_slaves: slaves.len() - activated,
-            unreachable_slaves: side
-                .unreachable_agents
-                .iter()
-                .map(|(id, since)| json!({"id": id, "timestamp": since}))
-                .collect(),
-            recovered_slaves: &side.recovered_agents,
-            unregistered_frameworks: frameworks
-                .iter()
-                .filter(|f| f.recovered())
-                .map(|f| f.id)
-                .collect(),
-            slaves,
-            frameworks,
-            completed_frameworks: completed,
-            orphan_tasks: [],
-            flags: self.operator.flag_map(),
-            drained_machines: side
-                .drained
-                .iter()
-                .map(|(hostname, reason)| json!({"hostname": hostname, "reason": reason}))
-                .collect(),
-            omega: self.omega_seen(req.principal.as_deref(), side),
-        };
-        jsonp(req, &state)
+        jsonp_bytes(req, self.state_source(req, side).state())
     }
 
     /// `/master/state-summary`: agents and frameworks with counts of their tasks by state
@@ -298,7 +320,8 @@ impl ApiGateway {
         req: &HttpRequest,
         side: &MasterSide,
     ) -> HttpResponse {
-        let (frameworks, _) = self.frameworks_out(req.principal.as_deref(), side);
+        let source = self.state_source(req, side);
+        let (frameworks, _) = source.frameworks_out();
         let frameworks: Vec<Value> = frameworks
             .iter()
             .map(|f| {
@@ -326,15 +349,17 @@ impl ApiGateway {
                 v
             })
             .collect();
-        let slaves = self.agents_out(side);
-        jsonp(
-            req,
-            &json!({
-                "hostname": side.info.hostname,
-                "slaves": slaves,
-                "frameworks": frameworks,
-            }),
-        )
+        let slaves = source.agents_out();
+        let mut out = JsonOut::new();
+        out.begin_object();
+        out.key("hostname");
+        out.string(&side.info.hostname);
+        out.key("slaves");
+        write_agents(&mut out, &slaves);
+        out.key("frameworks");
+        out.value(&frameworks);
+        out.end_object();
+        jsonp_bytes(req, out.into_bytes())
     }
 
     /// `/master/slaves`.
@@ -344,16 +369,14 @@ impl ApiGateway {
         req: &HttpRequest,
         side: &MasterSide,
     ) -> HttpResponse {
-        #[derive(Serialize)]
-        struct Slaves<'a> {
-            slaves: Vec<AgentOut<'a>>,
-            recovered_slaves: &'a [String],
-        }
-        let slaves = Slaves {
-            slaves: self.agents_out(side),
-            recovered_slaves: &side.recovered_agents,
-        };
-        jsonp(req, &slaves)
+        let mut out = JsonOut::new();
+        out.begin_object();
+        out.key("slaves");
+        write_agents(&mut out, &self.state_source(req, side).agents_out());
+        out.key("recovered_slaves");
+        out.value(&side.recovered_agents);
+        out.end_object();
+        jsonp_bytes(req, out.into_bytes())
     }
 
     /// `/master/frameworks`.
@@ -363,23 +386,19 @@ impl ApiGateway {
         req: &HttpRequest,
         side: &MasterSide,
     ) -> HttpResponse {
-        #[derive(Serialize)]
-        struct Frameworks<'a> {
-            frameworks: Vec<FrameworkOut<'a>>,
-            completed_frameworks: Vec<FrameworkOut<'a>>,
-            unregistered_frameworks: Vec<FrameworkOut<'a>>,
-        }
-        let (all, completed) = self.frameworks_out(req.principal.as_deref(), side);
+        let (all, completed) = self.state_source(req, side).frameworks_out();
         let (unregistered, frameworks): (Vec<_>, Vec<_>) =
             all.into_iter().partition(FrameworkOut::recovered);
-        jsonp(
-            req,
-            &Frameworks {
-                frameworks,
-                completed_frameworks: completed,
-                unregistered_frameworks: unregistered,
-            },
-        )
+        let mut out = JsonOut::new();
+        out.begin_object();
+        out.key("frameworks");
+        write_frameworks(&mut out, &frameworks);
+        out.key("completed_frameworks");
+        write_frameworks(&mut out, &completed);
+        out.key("unregistered_frameworks");
+        write_frameworks(&mut out, &unregistered);
+        out.end_object();
+        jsonp_bytes(req, out.into_bytes())
     }
 
     /// `/master/tasks`: live, unreachable and completed tasks, `limit` of them from `offset`,
@@ -408,7 +427,7 @@ impl ApiGateway {
                 return HttpResponse::bad_request(format!("order={other:?}: expected asc or des"))
             }
         };
-        let (frameworks, completed) = self.frameworks_out(req.principal.as_deref(), side);
+        let (frameworks, completed) = self.state_source(req, side).frameworks_out();
         let mut tasks: Vec<&TaskRecord> = frameworks
             .iter()
             .chain(&completed)
@@ -424,13 +443,13 @@ impl ApiGateway {
         if descending {
             tasks.reverse();
         }
-        let page: Vec<TaskOut> = tasks
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(TaskOut)
-            .collect();
-        jsonp(req, &json!({ "tasks": page }))
+        let page: Vec<&TaskRecord> = tasks.into_iter().skip(offset).take(limit).collect();
+        let mut out = JsonOut::new();
+        out.begin_object();
+        out.key("tasks");
+        write_tasks(&mut out, &page);
+        out.end_object();
+        jsonp_bytes(req, out.into_bytes())
     }
 
     /// `/master/roles`: each role with a framework, its weight, frameworks and what their
@@ -475,10 +494,14 @@ static UNKNOWN_FRAMEWORK: std::sync::LazyLock<FrameworkInfo> =
 
 /// `value` as JSON, or as `f(value);` JavaScript when the request asks `?jsonp=f`.
 pub fn jsonp<T: Serialize>(req: &HttpRequest, value: &T) -> HttpResponse {
-    let body = match serde_json::to_vec(value) {
-        Ok(body) => body,
-        Err(e) => return HttpResponse::text(500, format!("cannot serialize the answer: {e}\n")),
-    };
+    match serde_json::to_vec(value) {
+        Ok(body) => jsonp_bytes(req, body),
+        Err(e) => HttpResponse::text(500, format!("cannot serialize the answer: {e}\n")),
+    }
+}
+
+/// A JSON `body`, or `f(body);` JavaScript when the request asks `?jsonp=f`.
+pub fn jsonp_bytes(req: &HttpRequest, body: Vec<u8>) -> HttpResponse {
     match req.query_param("jsonp") {
         Some(f)
             if !f.is_empty()

@@ -1,90 +1,106 @@
-//! Mesos's state JSON shape, serialized straight from the view's records (no intermediate JSON
-//! tree: a large `/master/state` is hundreds of thousands of tasks, and building a
-//! `serde_json::Value` per field cost more than writing the bytes).
-
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+//! Mesos's state JSON shape, written straight from the view's records into a [`JsonOut`] (no
+//! intermediate JSON tree, and no escaping pass over keys: a large `/master/state` is hundreds
+//! of thousands of tasks).
 
 use protos::v1::value::Type as ValueType;
 use protos::v1::{Attribute, FrameworkInfo};
 use resources::{Amount, Resources};
 
+use super::json_out::JsonOut;
+use super::prefetch::{prefetch, prefetch_lines};
 use super::view::{AgentRecord, FrameworkRecord, TaskRecord, ViewOffer};
 
 /// Resources as one object: scalars as numbers summed over roles, ranges and sets as text.
 pub struct ResourcesOut<'a>(pub &'a Resources);
 
-impl Serialize for ResourcesOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let totals = self.0.scalar_totals();
-        let mut map = s.serialize_map(None)?;
-        for (name, total) in &totals {
-            map.serialize_entry(name, total)?;
+impl ResourcesOut<'_> {
+    /// Writes the object.
+    pub fn write(&self, out: &mut JsonOut) {
+        out.begin_object();
+        for (name, total) in self.0.scalar_sums() {
+            out.key_text(name);
+            out.number(total);
         }
         for (name, _, amount) in self.0.iter() {
             match amount {
                 Amount::Scalar(_) => {}
-                Amount::Ranges(r) => map.serialize_entry(name, &r.to_string())?,
+                Amount::Ranges(r) => {
+                    out.key_text(name);
+                    out.string(&r.to_string());
+                }
                 Amount::Set(set) => {
                     let items: Vec<&str> = set.iter().map(String::as_str).collect();
-                    map.serialize_entry(name, &format!("{{{}}}", items.join(",")))?
+                    out.key_text(name);
+                    out.string(&format!("{{{}}}", items.join(",")));
                 }
             }
         }
-        map.end()
+        out.end_object();
     }
 }
 
 /// A task, with its statuses.
 pub struct TaskOut<'a>(pub &'a TaskRecord);
 
-impl Serialize for TaskOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl TaskOut<'_> {
+    /// Writes the object.
+    pub fn write(&self, out: &mut JsonOut) {
         let t = self.0;
-        let mut map = s.serialize_map(Some(8))?;
-        map.serialize_entry("id", &t.id)?;
-        map.serialize_entry("name", &t.name)?;
-        map.serialize_entry("framework_id", &t.framework)?;
-        map.serialize_entry("executor_id", &t.executor)?;
-        map.serialize_entry("slave_id", &t.agent)?;
-        map.serialize_entry("state", t.state.as_str_name())?;
-        map.serialize_entry("resources", &ResourcesOut(&t.resources))?;
-        map.serialize_entry("statuses", &StatusesOut(t))?;
-        map.end()
-    }
-}
-
-struct StatusesOut<'a>(&'a TaskRecord);
-
-impl Serialize for StatusesOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.statuses.len()))?;
-        for status in &self.0.statuses {
-            seq.serialize_element(&StatusOut {
-                state: status.state.as_str_name(),
-                timestamp: status.timestamp,
-                healthy: status.healthy,
-            })?;
+        out.begin_object();
+        out.key("id");
+        out.string(&t.id);
+        out.key("name");
+        out.string(&t.name);
+        out.key("framework_id");
+        out.string(&t.framework);
+        out.key("executor_id");
+        out.string(&t.executor);
+        out.key("slave_id");
+        out.string(&t.agent);
+        out.key("state");
+        out.string(t.state.as_str_name());
+        out.key("resources");
+        ResourcesOut(&t.resources).write(out);
+        out.key("statuses");
+        out.begin_array();
+        for status in &t.statuses {
+            out.begin_object();
+            out.key("state");
+            out.string(status.state.as_str_name());
+            out.key("timestamp");
+            out.number(status.timestamp);
+            if let Some(healthy) = status.healthy {
+                out.key("healthy");
+                out.bool(healthy);
+            }
+            out.end_object();
         }
-        seq.end()
+        out.end_array();
+        out.end_object();
     }
 }
 
-#[derive(Serialize)]
-struct StatusOut {
-    state: &'static str,
-    timestamp: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    healthy: Option<bool>,
-}
+/// How many tasks ahead [`write_tasks`] asks for a record, and half that for its text.
+const PREFETCH_DISTANCE: usize = 8;
 
-/// A list of tasks.
-pub struct TasksOut<'a>(pub &'a [&'a TaskRecord]);
-
-impl Serialize for TasksOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|t| TaskOut(t)))
+/// Writes `tasks` as an array.
+pub fn write_tasks(out: &mut JsonOut, tasks: &[&TaskRecord]) {
+    out.begin_array();
+    for (i, t) in tasks.iter().enumerate() {
+        // Records first, then (once a record has arrived) the heap text it points to.
+        if let Some(ahead) = tasks.get(i + PREFETCH_DISTANCE) {
+            prefetch_lines(*ahead, 4);
+        }
+        if let Some(near) = tasks.get(i + PREFETCH_DISTANCE / 2) {
+            prefetch(near.id.as_ptr());
+            prefetch(near.name.as_ptr());
+            prefetch(near.framework.as_ptr());
+            prefetch(near.agent.as_ptr());
+            prefetch(near.statuses.as_ptr());
+        }
+        TaskOut(t).write(out);
     }
+    out.end_array();
 }
 
 /// A framework with its tasks and offers, as one reader may see it.
@@ -114,72 +130,93 @@ impl FrameworkOut<'_> {
     }
 }
 
-struct OffersOut<'a>(&'a [(&'a String, &'a ViewOffer)]);
-
-impl Serialize for OffersOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (id, offer) in self.0 {
-            let mut entry = std::collections::BTreeMap::new();
-            entry.insert("id", serde_json::json!(id));
-            entry.insert("framework_id", serde_json::json!(offer.framework));
-            entry.insert("slave_id", serde_json::json!(offer.agent));
-            entry.insert("resources", offer.resources.to_json());
-            seq.serialize_element(&entry)?;
+impl FrameworkOut<'_> {
+    fn write_offers(&self, out: &mut JsonOut) {
+        out.begin_array();
+        for (id, offer) in &self.offers {
+            out.begin_object();
+            out.key("framework_id");
+            out.string(&offer.framework);
+            out.key("id");
+            out.string(id);
+            out.key("resources");
+            ResourcesOut(&offer.resources).write(out);
+            out.key("slave_id");
+            out.string(&offer.agent);
+            out.end_object();
         }
-        seq.end()
+        out.end_array();
     }
-}
 
-impl Serialize for FrameworkOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    /// Writes the object.
+    pub fn write(&self, out: &mut JsonOut) {
         let info = self.info;
-        let capabilities: Vec<&str> = info
-            .capabilities
-            .iter()
-            .filter_map(|c| {
-                protos::v1::framework_info::capability::Type::try_from(c.r#type)
-                    .ok()
-                    .map(|t| t.as_str_name())
-            })
-            .collect();
         let mut offered = Resources::new();
         for (_, o) in &self.offers {
             let _ = offered.add(&o.resources);
         }
         let active = self.record.is_some_and(|f| f.active);
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("id", self.id)?;
-        map.serialize_entry("name", &info.name)?;
-        map.serialize_entry("user", &info.user)?;
-        map.serialize_entry("role", crate::master::role_of(info))?;
-        map.serialize_entry("principal", &info.principal)?;
-        map.serialize_entry("hostname", &info.hostname)?;
-        map.serialize_entry("webui_url", &info.webui_url)?;
-        map.serialize_entry("checkpoint", &info.checkpoint)?;
-        map.serialize_entry("failover_timeout", &info.failover_timeout.unwrap_or(0.0))?;
-        map.serialize_entry("capabilities", &capabilities)?;
-        map.serialize_entry("active", &active)?;
-        map.serialize_entry("connected", &active)?;
-        map.serialize_entry("recovered", &self.recovered())?;
-        map.serialize_entry("registered_time", &self.record.map(|f| f.registered))?;
-        map.serialize_entry(
-            "reregistered_time",
-            &self.record.and_then(|f| f.reregistered),
-        )?;
-        map.serialize_entry(
-            "unregistered_time",
-            &self.record.and_then(|f| f.unregistered),
-        )?;
-        map.serialize_entry("used_resources", &ResourcesOut(&self.used))?;
-        map.serialize_entry("resources", &ResourcesOut(&self.used))?;
-        map.serialize_entry("offered_resources", &ResourcesOut(&offered))?;
-        map.serialize_entry("tasks", &TasksOut(&self.tasks))?;
-        map.serialize_entry("unreachable_tasks", &TasksOut(&self.unreachable_tasks))?;
-        map.serialize_entry("completed_tasks", &TasksOut(&self.completed_tasks))?;
-        map.serialize_entry("offers", &OffersOut(&self.offers))?;
-        map.serialize_entry("executors", &[(); 0])?;
-        map.end()
+        let time = |out: &mut JsonOut, t: Option<f64>| match t {
+            Some(t) => out.number(t),
+            None => out.null(),
+        };
+        out.begin_object();
+        out.key("id");
+        out.string(self.id);
+        out.key("name");
+        out.string(&info.name);
+        out.key("user");
+        out.string(&info.user);
+        out.key("role");
+        out.string(crate::master::role_of(info));
+        out.key("principal");
+        out.value(&info.principal);
+        out.key("hostname");
+        out.value(&info.hostname);
+        out.key("webui_url");
+        out.value(&info.webui_url);
+        out.key("checkpoint");
+        out.value(&info.checkpoint);
+        out.key("failover_timeout");
+        out.number(info.failover_timeout.unwrap_or(0.0));
+        out.key("capabilities");
+        out.begin_array();
+        for c in &info.capabilities {
+            if let Ok(t) = protos::v1::framework_info::capability::Type::try_from(c.r#type) {
+                out.string(t.as_str_name());
+            }
+        }
+        out.end_array();
+        out.key("active");
+        out.bool(active);
+        out.key("connected");
+        out.bool(active);
+        out.key("recovered");
+        out.bool(self.recovered());
+        out.key("registered_time");
+        time(out, self.record.map(|f| f.registered));
+        out.key("reregistered_time");
+        time(out, self.record.and_then(|f| f.reregistered));
+        out.key("unregistered_time");
+        time(out, self.record.and_then(|f| f.unregistered));
+        out.key("used_resources");
+        ResourcesOut(&self.used).write(out);
+        out.key("resources");
+        ResourcesOut(&self.used).write(out);
+        out.key("offered_resources");
+        ResourcesOut(&offered).write(out);
+        out.key("tasks");
+        write_tasks(out, &self.tasks);
+        out.key("unreachable_tasks");
+        write_tasks(out, &self.unreachable_tasks);
+        out.key("completed_tasks");
+        write_tasks(out, &self.completed_tasks);
+        out.key("offers");
+        self.write_offers(out);
+        out.key("executors");
+        out.begin_array();
+        out.end_array();
+        out.end_object();
     }
 }
 
@@ -223,29 +260,63 @@ fn attribute_value(a: &Attribute) -> serde_json::Value {
     }
 }
 
-impl Serialize for AgentOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl AgentOut<'_> {
+    /// Writes the object.
+    pub fn write(&self, out: &mut JsonOut) {
         let info = &self.record.info;
-        let attributes: serde_json::Map<String, serde_json::Value> = info
-            .attributes
-            .iter()
-            .map(|a| (a.name.clone(), attribute_value(a)))
-            .collect();
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("id", self.id)?;
-        map.serialize_entry("pid", &self.record.pid)?;
-        map.serialize_entry("hostname", &info.hostname)?;
-        map.serialize_entry("port", &info.port)?;
-        map.serialize_entry("version", env!("CARGO_PKG_VERSION"))?;
-        map.serialize_entry("registered_time", &self.record.registered)?;
-        map.serialize_entry("reregistered_time", &self.record.reregistered)?;
-        map.serialize_entry("resources", &ResourcesOut(&self.record.total))?;
-        map.serialize_entry("used_resources", &ResourcesOut(&self.used))?;
-        map.serialize_entry("offered_resources", &ResourcesOut(&self.offered))?;
-        map.serialize_entry("attributes", &attributes)?;
-        map.serialize_entry("active", &self.active)?;
-        map.end()
+        out.begin_object();
+        out.key("id");
+        out.string(self.id);
+        out.key("pid");
+        out.string(&self.record.pid);
+        out.key("hostname");
+        out.string(&info.hostname);
+        out.key("port");
+        out.value(&info.port);
+        out.key("version");
+        out.string(env!("CARGO_PKG_VERSION"));
+        out.key("registered_time");
+        out.number(self.record.registered);
+        out.key("reregistered_time");
+        match self.record.reregistered {
+            Some(t) => out.number(t),
+            None => out.null(),
+        }
+        out.key("resources");
+        ResourcesOut(&self.record.total).write(out);
+        out.key("used_resources");
+        ResourcesOut(&self.used).write(out);
+        out.key("offered_resources");
+        ResourcesOut(&self.offered).write(out);
+        out.key("attributes");
+        out.begin_object();
+        for a in &info.attributes {
+            out.key_text(&a.name);
+            out.value(&attribute_value(a));
+        }
+        out.end_object();
+        out.key("active");
+        out.bool(self.active);
+        out.end_object();
     }
+}
+
+/// Writes `agents` as an array.
+pub fn write_agents(out: &mut JsonOut, agents: &[AgentOut<'_>]) {
+    out.begin_array();
+    for a in agents {
+        a.write(out);
+    }
+    out.end_array();
+}
+
+/// Writes `frameworks` as an array.
+pub fn write_frameworks(out: &mut JsonOut, frameworks: &[FrameworkOut<'_>]) {
+    out.begin_array();
+    for f in frameworks {
+        f.write(out);
+    }
+    out.end_array();
 }
 
 #[cfg(test)]
@@ -255,8 +326,10 @@ mod tests {
     #[test]
     fn resources_are_one_object_of_numbers_and_texts() {
         let r: Resources = "cpus:2;mem:512;ports:[31000-31002]".parse().unwrap();
+        let mut out = JsonOut::new();
+        ResourcesOut(&r).write(&mut out);
         assert_eq!(
-            serde_json::to_value(ResourcesOut(&r)).unwrap(),
+            serde_json::from_slice::<serde_json::Value>(&out.into_bytes()).unwrap(),
             r.to_json(),
             "the same shape as Resources::to_json"
         );

@@ -138,10 +138,15 @@ pub struct ClusterView {
     agents: BTreeMap<String, AgentRecord>,
     /// What each agent's live tasks hold.
     allocated: HashMap<String, Resources>,
+    /// What each framework's live tasks hold.
+    used_by_framework: HashMap<String, Resources>,
     frameworks: BTreeMap<String, FrameworkRecord>,
     completed_frameworks: VecDeque<FrameworkRecord>,
-    /// Hashed, not ordered: adding and moving tasks is the hot path; reads sort.
-    tasks: FastMap<TaskKey, TaskRecord>,
+    /// Live tasks by framework, then by id. Hashed, not ordered: adding and moving tasks is
+    /// the hot path. Grouped by framework because reads (`/master/state`) list them so.
+    tasks: FastMap<String, FastMap<String, TaskRecord>>,
+    /// How many live tasks `tasks` holds.
+    task_count: usize,
     unreachable_tasks: VecDeque<TaskRecord>,
     completed_tasks: HashMap<String, VecDeque<TaskRecord>>,
     /// Live tasks by state.
@@ -257,8 +262,13 @@ impl ClusterView {
                     .entry(agent.clone())
                     .or_default()
                     .add(&resources);
+                let _ = self
+                    .used_by_framework
+                    .entry(framework.clone())
+                    .or_default()
+                    .add(&resources);
                 *self.live_by_state.entry(state).or_default() += 1;
-                let key = (framework.clone(), id.clone());
+                let (key_framework, key_id) = (framework.clone(), id.clone());
                 let record = TaskRecord {
                     framework,
                     id,
@@ -269,8 +279,14 @@ impl ClusterView {
                     resources,
                     statuses: Vec::new(),
                 };
-                if let Some(old) = self.tasks.insert(key, record) {
-                    self.release(&old);
+                let old = self
+                    .tasks
+                    .entry(key_framework)
+                    .or_default()
+                    .insert(key_id, record);
+                match old {
+                    Some(old) => self.release(&old),
+                    None => self.task_count += 1,
                 }
             }
             FeedItem::TaskUpdated {
@@ -302,7 +318,7 @@ impl ClusterView {
 
     fn update_task(&mut self, key: TaskKey, status: StatusRecord) {
         let state = status.state;
-        let Some(task) = self.tasks.get_mut(&key) else {
+        let Some(task) = self.tasks.get_mut(&key.0).and_then(|t| t.get_mut(&key.1)) else {
             return;
         };
         if let Some(n) = self.live_by_state.get_mut(&task.state) {
@@ -316,7 +332,7 @@ impl ClusterView {
             task.statuses.drain(..excess);
         }
         if state == TaskState::TaskUnreachable {
-            let Some(task) = self.tasks.remove(&key) else {
+            let Some(task) = self.remove_task(&key) else {
                 return;
             };
             self.release(&task);
@@ -325,7 +341,7 @@ impl ClusterView {
             }
             self.unreachable_tasks.push_back(task);
         } else if state.is_terminal() {
-            let Some(task) = self.tasks.remove(&key) else {
+            let Some(task) = self.remove_task(&key) else {
                 return;
             };
             self.release(&task);
@@ -337,6 +353,17 @@ impl ClusterView {
         }
     }
 
+    /// Takes task `key` off the live tasks.
+    fn remove_task(&mut self, key: &TaskKey) -> Option<TaskRecord> {
+        let of_framework = self.tasks.get_mut(&key.0)?;
+        let task = of_framework.remove(&key.1)?;
+        if of_framework.is_empty() {
+            self.tasks.remove(&key.0);
+        }
+        self.task_count -= 1;
+        Some(task)
+    }
+
     /// Gives back on its agent what `task` held, and stops counting it live.
     fn release(&mut self, task: &TaskRecord) {
         if let Some(n) = self.live_by_state.get_mut(&task.state) {
@@ -344,6 +371,12 @@ impl ClusterView {
         }
         if let Some(allocated) = self.allocated.get_mut(&task.agent) {
             let _ = allocated.try_sub(&task.resources);
+        }
+        if let Some(used) = self.used_by_framework.get_mut(&task.framework) {
+            let _ = used.try_sub(&task.resources);
+            if used.is_empty() {
+                self.used_by_framework.remove(&task.framework);
+            }
         }
     }
 
@@ -359,7 +392,7 @@ impl ClusterView {
 
     /// Task `key`, if live.
     pub fn task(&self, key: &TaskKey) -> Option<&TaskRecord> {
-        self.tasks.get(key)
+        self.tasks.get(&key.0)?.get(&key.1)
     }
 
     /// Live agents by id.
@@ -372,6 +405,11 @@ impl ClusterView {
         self.allocated.get(id).cloned().unwrap_or_default()
     }
 
+    /// What framework `id`'s live tasks hold.
+    pub fn used_by(&self, id: &str) -> Resources {
+        self.used_by_framework.get(id).cloned().unwrap_or_default()
+    }
+
     /// Registered frameworks by id.
     pub fn frameworks(&self) -> impl Iterator<Item = (&String, &FrameworkRecord)> {
         self.frameworks.iter()
@@ -382,9 +420,22 @@ impl ClusterView {
         self.completed_frameworks.iter()
     }
 
-    /// Live tasks by (framework, task), in no particular order.
-    pub fn tasks(&self) -> impl Iterator<Item = (&TaskKey, &TaskRecord)> {
-        self.tasks.iter()
+    /// Live tasks, framework by framework, in no particular order.
+    pub fn tasks(&self) -> impl Iterator<Item = &TaskRecord> {
+        self.tasks.values().flat_map(|t| t.values())
+    }
+
+    /// Live tasks of `framework`, in no particular order.
+    pub fn tasks_of(&self, framework: &str) -> impl Iterator<Item = &TaskRecord> {
+        self.tasks
+            .get(framework)
+            .into_iter()
+            .flat_map(|t| t.values())
+    }
+
+    /// The frameworks with live tasks, in no particular order.
+    pub fn frameworks_with_tasks(&self) -> impl Iterator<Item = &str> {
+        self.tasks.keys().map(String::as_str)
     }
 
     /// Terminal tasks of `framework`, oldest first.
@@ -416,7 +467,8 @@ impl ClusterView {
 
     /// Live tasks: how many.
     pub fn task_count(&self) -> usize {
-        self.tasks.len()
+        debug_assert_eq!(self.task_count, self.tasks().count());
+        self.task_count
     }
 
     /// The sums behind Mesos's `master/*` gauges.
@@ -452,10 +504,6 @@ impl ClusterView {
 
     /// `GET_FRAMEWORKS`: those `visible` admits.
     pub fn get_frameworks(&self, visible: &dyn Fn(&FrameworkInfo) -> bool) -> GetFrameworks {
-        let mut allocated: HashMap<&str, Resources> = HashMap::new();
-        for ((framework, _), task) in &self.tasks {
-            let _ = allocated.entry(framework).or_default().add(&task.resources);
-        }
         GetFrameworks {
             frameworks: self
                 .frameworks
@@ -463,7 +511,8 @@ impl ClusterView {
                 .filter(|(_, f)| visible(&f.info))
                 .map(|(id, f)| {
                     let mut proto = f.to_proto();
-                    proto.allocated_resources = allocated
+                    proto.allocated_resources = self
+                        .used_by_framework
                         .get(id.as_str())
                         .map(Resources::to_proto)
                         .unwrap_or_default();
@@ -488,14 +537,15 @@ impl ClusterView {
             .flat_map(|(_, tasks)| tasks.iter())
             .collect();
         completed.sort_by(|a, b| (&a.framework, &a.id).cmp(&(&b.framework, &b.id)));
-        let mut live: Vec<(&TaskKey, &TaskRecord)> = self
+        let mut live: Vec<&TaskRecord> = self
             .tasks
             .iter()
-            .filter(|((framework, _), _)| visible(framework))
+            .filter(|(framework, _)| visible(framework))
+            .flat_map(|(_, tasks)| tasks.values())
             .collect();
-        live.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        live.sort_unstable_by(|a, b| (&a.framework, &a.id).cmp(&(&b.framework, &b.id)));
         GetTasks {
-            tasks: live.into_iter().map(|(_, t)| t.to_proto()).collect(),
+            tasks: live.into_iter().map(TaskRecord::to_proto).collect(),
             unreachable_tasks: self
                 .unreachable_tasks
                 .iter()
@@ -510,9 +560,9 @@ impl ClusterView {
     /// tasks have none).
     pub fn get_executors(&self, visible: &dyn Fn(&str) -> bool) -> GetExecutors {
         let mut seen: BTreeMap<(&str, &str, &str), ()> = BTreeMap::new();
-        for ((framework, _), task) in &self.tasks {
-            if !task.executor.is_empty() && visible(framework) {
-                seen.insert((framework, &task.executor, &task.agent), ());
+        for task in self.tasks() {
+            if !task.executor.is_empty() && visible(&task.framework) {
+                seen.insert((&task.framework, &task.executor, &task.agent), ());
             }
         }
         GetExecutors {
@@ -561,10 +611,10 @@ impl ClusterView {
                 .0
                 .push(FrameworkId { value: id.clone() });
         }
-        for ((framework, _), task) in &self.tasks {
+        for (framework, used) in &self.used_by_framework {
             if let Some(f) = self.frameworks.get(framework) {
                 if let Some(entry) = roles.get_mut(crate::master::role_of(&f.info)) {
-                    let _ = entry.1.add(&task.resources);
+                    let _ = entry.1.add(used);
                 }
             }
         }

@@ -462,6 +462,43 @@ fn role_of(r: &Resource) -> Label {
     }
 }
 
+/// A plain decimal (`12`, `0.5`, `3.1415`) as thousandths, exactly (rounded to the nearest
+/// thousandth): any amount [`Resources`] prints reads back the same however large, where an
+/// `f64` holds whole numbers exactly only up to 2^53. `None` if `text` is another form (`1e3`,
+/// read through `f64` as Mesos reads it) or too large.
+fn decimal_to_fixed(text: &str) -> Option<i64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || (text.ends_with('.')) {
+        return None;
+    }
+    let mut fixed: i64 = whole.parse::<i64>().ok()?.checked_mul(SCALAR_SCALE)?;
+    let mut scale = SCALAR_SCALE / 10;
+    for (i, d) in fraction.bytes().enumerate() {
+        let d = i64::from(d - b'0');
+        if i == 3 {
+            // The fourth decimal rounds the third, half up.
+            fixed = fixed.checked_add(i64::from(d >= 5))?;
+            break;
+        }
+        fixed = fixed.checked_add(d * scale)?;
+        scale /= 10;
+    }
+    (fixed <= i64::MAX / SCALAR_SCALE * SCALAR_SCALE).then_some(fixed)
+}
+
+/// Thousandths as the shortest exact decimal (`2`, `0.1`, `1.25`).
+fn fixed_to_text(fixed: i64) -> String {
+    let sign = if fixed < 0 { "-" } else { "" };
+    let magnitude = fixed.unsigned_abs();
+    let (whole, fraction) = (magnitude / 1000, magnitude % 1000);
+    if fraction == 0 {
+        return format!("{sign}{whole}");
+    }
+    let fraction = format!("{fraction:03}");
+    format!("{sign}{whole}.{}", fraction.trim_end_matches('0'))
+}
+
 /// Converts a scalar to thousandths, rounding to the nearest as Mesos does.
 fn to_fixed(name: &str, value: f64) -> Result<i64, ResourceError> {
     if !value.is_finite() || value < 0.0 || value > (i64::MAX / SCALAR_SCALE) as f64 {
@@ -489,7 +526,7 @@ impl fmt::Display for Resources {
             }
             f.write_str(":")?;
             match amount {
-                Amount::Scalar(v) => write!(f, "{}", *v as f64 / SCALAR_SCALE as f64)?,
+                Amount::Scalar(v) => f.write_str(&fixed_to_text(*v))?,
                 Amount::Ranges(set) => write!(f, "{set}")?,
                 Amount::Set(items) => {
                     let items: Vec<&str> = items.iter().map(String::as_str).collect();

@@ -142,6 +142,7 @@ fn state(c: &mut Criterion) {
         principal: None,
         flags: &[],
         start_time: 1.8e9,
+        weights: &Default::default(),
     };
     let bytes = source.state().len();
     println!(

@@ -911,16 +911,19 @@ impl Process for Master {
         ctx.route("/quota", Self::quota_route);
         ctx.route("/quota/*", Self::remove_quota_route);
         let state_routes: [(&str, state_routes::StateRoute); 7] = [
-            ("/state", crate::api::ApiGateway::state_route),
+            ("/state", crate::api::state_json::routes::state_route),
             (
                 "/state-summary",
-                crate::api::ApiGateway::state_summary_route,
+                crate::api::state_json::routes::state_summary_route,
             ),
-            ("/slaves", crate::api::ApiGateway::slaves_route),
-            ("/frameworks", crate::api::ApiGateway::frameworks_route),
-            ("/tasks", crate::api::ApiGateway::tasks_route),
-            ("/roles", crate::api::ApiGateway::roles_route),
-            ("/flags", crate::api::ApiGateway::flags_route),
+            ("/slaves", crate::api::state_json::routes::slaves_route),
+            (
+                "/frameworks",
+                crate::api::state_json::routes::frameworks_route,
+            ),
+            ("/tasks", crate::api::state_json::routes::tasks_route),
+            ("/roles", crate::api::state_json::routes::roles_route),
+            ("/flags", crate::api::state_json::routes::flags_route),
         ];
         for (path, route) in state_routes {
             ctx.route(path, move |m: &mut Master, ctx, req| {

@@ -18,6 +18,7 @@ pub mod scheduler;
 mod scheduler_calls;
 pub mod state_json;
 pub mod state_shape;
+pub mod state_thread;
 pub mod view;
 
 use std::sync::{Arc, OnceLock};
@@ -105,6 +106,10 @@ pub struct ApiGateway {
     operator: operator::OperatorState,
     /// The master's changes not yet applied to the view.
     feed: Arc<FeedQueue>,
+    /// Where large reads are built.
+    state: Option<state_thread::StateThread>,
+    /// What waits for the changes held back while the state thread reads the view.
+    waiting: Vec<state_thread::Deferred>,
     refused: Option<Counter>,
     subscribed: Option<Counter>,
 }
@@ -126,6 +131,8 @@ impl ApiGateway {
             subscriptions: Subscriptions::default(),
             operator: operator::OperatorState::new(master_id),
             feed,
+            state: None,
+            waiting: Vec::new(),
             refused: None,
             subscribed: None,
         }
@@ -205,6 +212,16 @@ impl Process for ApiGateway {
         let subscriptions = self.subscriptions.clone();
         m.gauge_fn("master/api/subscribers", move || subscriptions.len() as f64);
         self.operator.initialize(ctx);
+        match state_thread::StateThread::spawn(
+            self.operator.view.clone(),
+            self.auth.acls.clone(),
+            ctx.self_ref(),
+        ) {
+            Ok(thread) => self.state = Some(thread),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the state thread; state reads answer 503")
+            }
+        }
         operator::drain_periodically(self, ctx);
         ctx.route("/v1/scheduler", Self::scheduler);
         ctx.route("/v1", Self::operator);

@@ -26,12 +26,14 @@
 //! and for `TEARDOWN` the `teardown_frameworks` rules.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use authentication::acls::{Acls, Action};
 use bytes::Bytes;
 use libactor::metrics::Counter;
 use libactor::{Context, HttpReply, HttpRequest, HttpResponse, HttpStream};
+use parking_lot::RwLock;
 use protos::http_api::{read_call_to_answer, Encoding};
 use protos::v1::master::call::Type as CallType;
 use protos::v1::master::event::{Subscribed, Type as EventType};
@@ -42,7 +44,11 @@ use protos::v1::master::response::{
 use protos::v1::master::{Call, Event, Response};
 use protos::v1::{Flag, FrameworkInfo, MasterInfo, Metric, VersionInfo, WeightInfo};
 
+use tokio::sync::oneshot;
+
 use super::mesos_gauges::{MesosGauges, REFRESH_INTERVAL as GAUGES_REFRESH};
+use super::state_json::{MasterSide, StateSource};
+use super::state_thread::{Build, SharedView};
 use super::view::{ClusterView, ViewLimits};
 use super::{ApiGateway, STREAM_CAPACITY, STREAM_MAX_BYTES};
 use crate::master::{validate_weights, MarkingGone, Master, OperatorRefusal};
@@ -69,9 +75,9 @@ struct OperatorMetrics {
 /// The operator API's state in the API process: the view, the subscribers, and what the
 /// master's reads report about the master itself.
 pub struct OperatorState {
-    pub(super) view: ClusterView,
+    pub(super) view: SharedView,
     master_id: String,
-    flags: Vec<(String, String)>,
+    flags: Arc<Vec<(String, String)>>,
     weights: BTreeMap<String, f64>,
     /// When this master started leading (seconds since the epoch).
     start_time: f64,
@@ -83,9 +89,9 @@ pub struct OperatorState {
 impl OperatorState {
     pub(super) fn new(master_id: &str) -> OperatorState {
         OperatorState {
-            view: ClusterView::new(ViewLimits::default()),
+            view: Arc::new(RwLock::new(ClusterView::new(ViewLimits::default()))),
             master_id: master_id.to_owned(),
-            flags: Vec::new(),
+            flags: Arc::default(),
             weights: BTreeMap::new(),
             start_time: 0.0,
             subscribers: Vec::new(),
@@ -107,41 +113,34 @@ impl OperatorState {
         let (clock, start) = (ctx.node().clock().clone(), self.start_time);
         m.gauge_fn("master/uptime_secs", move || clock.unix_seconds() - start);
         ctx.delay(HEARTBEAT_INTERVAL, heartbeat);
-        refresh_gauges(&self.gauges, &self.view, self.subscribers.len());
+        refresh_gauges(&self.gauges, &self.view.read(), self.subscribers.len());
         ctx.delay(GAUGES_REFRESH, |g: &mut ApiGateway, ctx| {
             g.operator.refresh(ctx)
         });
     }
 
     fn refresh(&mut self, ctx: &mut Context<ApiGateway>) {
-        refresh_gauges(&self.gauges, &self.view, self.subscribers.len());
+        // While a read is being built, the gauges wait for the next refresh.
+        if let Some(view) = self.view.try_read() {
+            refresh_gauges(&self.gauges, &view, self.subscribers.len());
+        }
         ctx.delay(GAUGES_REFRESH, |g: &mut ApiGateway, ctx| {
             g.operator.refresh(ctx)
         });
     }
 
     pub(super) fn set_flags(&mut self, flags: Vec<(String, String)>) {
-        self.flags = flags;
+        self.flags = Arc::new(flags);
     }
 
-    /// The master's flags as a map, for the state endpoints.
-    /// The master's flags, as `GET_FLAGS` reports them.
-    pub(super) fn flags(&self) -> &[(String, String)] {
-        &self.flags
+    /// The master's flags, shared with the state thread.
+    pub(super) fn flags_shared(&self) -> Arc<Vec<(String, String)>> {
+        self.flags.clone()
     }
 
-    pub(super) fn flag_map(&self) -> BTreeMap<&str, &str> {
-        self.flags
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
-    }
-
-    /// The roles with a framework, each with its weight (1 unless an operator set one).
-    pub(super) fn roles(&self) -> Vec<protos::v1::Role> {
-        let weights = &self.weights;
-        self.view
-            .get_roles(&|role: &str| weights.get(role).copied().unwrap_or(1.0))
+    /// Role weights operators set.
+    pub(super) fn weights(&self) -> &BTreeMap<String, f64> {
+        &self.weights
     }
 
     /// When this master started leading (seconds since the epoch).
@@ -149,14 +148,14 @@ impl OperatorState {
         self.start_time
     }
 
-    /// Writes `event` to every subscriber allowed to see it; drops those that are gone.
-    fn publish(&mut self, acls: &Acls, event: &Event) {
+    /// Writes `event` to every subscriber allowed to see it (by `view`); drops those that
+    /// are gone.
+    fn publish(&mut self, acls: &Acls, event: &Event, view: &ClusterView) {
         if self.subscribers.is_empty() {
             return;
         }
         // Each encoding is made once, for every subscriber that reads it.
         let mut records: [Option<Bytes>; 2] = [None, None];
-        let view = &self.view;
         let mut cut_off = 0;
         self.subscribers.retain_mut(|s| {
             if !may_see(view, acls, s.principal.as_deref(), event) {
@@ -183,7 +182,7 @@ impl OperatorState {
 
 /// Applies the master's queued changes, and again after [`FEED_DRAIN_INTERVAL`].
 pub(super) fn drain_periodically(gateway: &mut ApiGateway, ctx: &mut Context<ApiGateway>) {
-    gateway.drain_feed(ctx);
+    gateway.drain_and_release(ctx);
     ctx.delay(FEED_DRAIN_INTERVAL, drain_periodically);
 }
 
@@ -200,7 +199,14 @@ fn heartbeat(gateway: &mut ApiGateway, ctx: &mut Context<ApiGateway>) {
         ..Default::default()
     };
     let acls = gateway.auth.acls.clone();
-    gateway.operator.publish(&acls, &event);
+    // A heartbeat needs no view; an empty one stands in while a read holds the shared one.
+    let shared = gateway.operator.view.clone();
+    match shared.try_read() {
+        Some(view) => gateway.operator.publish(&acls, &event, &view),
+        None => gateway
+            .operator
+            .publish(&acls, &event, &ClusterView::new(ViewLimits::default())),
+    }
     ctx.delay(HEARTBEAT_INTERVAL, heartbeat);
 }
 
@@ -254,6 +260,63 @@ fn task_visible(view: &ClusterView, acls: &Acls, viewer: Option<&str>, framework
     acls.permits(Action::ViewTask, viewer, user)
 }
 
+/// `GET_STATE` of `view` as `viewer` may see it.
+fn visible_state(view: &ClusterView, acls: &Acls, viewer: Option<&str>) -> resp::GetState {
+    view.get_state(
+        &|info: &FrameworkInfo| acls.permits(Action::ViewFramework, viewer, &info.user),
+        &|framework: &str| task_visible(view, acls, viewer, framework),
+    )
+}
+
+/// How the state thread answers a view-reading operator call (`kind`) in `encoding`.
+fn view_read(encoding: Encoding, kind: CallType) -> Build {
+    Box::new(move |source: &StateSource<'_>| {
+        let (view, acls, viewer) = (source.view, source.acls, source.principal);
+        let tasks_visible = |framework: &str| task_visible(view, acls, viewer, framework);
+        let frameworks_visible =
+            |info: &FrameworkInfo| acls.permits(Action::ViewFramework, viewer, &info.user);
+        let mut response = Response::default();
+        let kind = match kind {
+            CallType::GetState => {
+                response.get_state = Some(visible_state(view, acls, viewer));
+                ResponseType::GetState
+            }
+            CallType::GetAgents => {
+                response.get_agents = Some(view.get_agents());
+                ResponseType::GetAgents
+            }
+            CallType::GetFrameworks => {
+                response.get_frameworks = Some(view.get_frameworks(&frameworks_visible));
+                ResponseType::GetFrameworks
+            }
+            CallType::GetExecutors => {
+                response.get_executors = Some(view.get_executors(&tasks_visible));
+                ResponseType::GetExecutors
+            }
+            CallType::GetTasks => {
+                response.get_tasks = Some(view.get_tasks(&tasks_visible));
+                ResponseType::GetTasks
+            }
+            _ => {
+                let weights = source.weights;
+                let roles = view.get_roles(&|role: &str| weights.get(role).copied().unwrap_or(1.0));
+                response.get_roles = Some(GetRoles { roles });
+                ResponseType::GetRoles
+            }
+        };
+        respond(encoding, kind, response)
+    })
+}
+
+/// A reply that comes from `answer` once it is ready.
+fn answer_later(answer: oneshot::Receiver<HttpResponse>) -> HttpReply {
+    HttpReply::Later(Box::pin(async move {
+        answer
+            .await
+            .unwrap_or_else(|_| HttpResponse::text(503, "the API process has stopped\n"))
+    }))
+}
+
 fn respond(encoding: Encoding, kind: ResponseType, response: Response) -> HttpResponse {
     let response = Response {
         r#type: kind as i32,
@@ -265,30 +328,35 @@ fn respond(encoding: Encoding, kind: ResponseType, response: Response) -> HttpRe
 impl ApiGateway {
     /// Applies the master's queued changes to the view and streams their events to
     /// subscribers: before every read, every [`FEED_DRAIN_INTERVAL`], and when the master
-    /// wakes this process (while someone subscribes).
-    pub(crate) fn drain_feed(&mut self, ctx: &mut Context<Self>) {
+    /// wakes this process (while someone subscribes). False, leaving the changes queued,
+    /// while the state thread builds a read from the view.
+    pub(crate) fn drain_feed(&mut self, ctx: &mut Context<Self>) -> bool {
+        let shared = self.operator.view.clone();
+        let Some(mut view) = shared.try_write() else {
+            return false;
+        };
         let now = ctx.node().clock().unix_seconds();
         let acls = self.auth.acls.clone();
         for item in self.feed.take() {
             if self.operator.subscribers.is_empty() {
-                self.operator.view.apply(item, now);
+                view.apply(item, now);
                 continue;
             }
             // Events are built only for subscribers, from the change and the updated view.
             let change = item.clone();
-            self.operator.view.apply(item, now);
-            if let Some(event) = super::events::event_of(&change, &self.operator.view) {
-                self.operator.publish(&acls, &event);
+            view.apply(item, now);
+            if let Some(event) = super::events::event_of(&change, &view) {
+                self.operator.publish(&acls, &event, &view);
             }
         }
         if self.operator.subscribers.is_empty() {
             self.feed.set_eager(false);
         }
+        true
     }
 
     pub(super) fn operator(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
         let _span = tracing::debug_span!("operator_call").entered();
-        self.drain_feed(ctx);
         let read = read_call_to_answer::<Call>(
             "/api/v1",
             &req.method,
@@ -307,7 +375,17 @@ impl ApiGateway {
         let viewer = req.principal.clone();
         let reply = match kind {
             CallType::Unknown => self.refuse(400, "unknown call type"),
-            CallType::Subscribe => self.subscribe_operator(encoding, viewer),
+            CallType::Subscribe => {
+                // Its first event is the whole state: it waits for the changes held back.
+                let (reply, answer) = oneshot::channel();
+                self.when_drained(
+                    ctx,
+                    Box::new(move |g, _| {
+                        let _ = reply.send(g.subscribe_operator(encoding, viewer));
+                    }),
+                );
+                return answer_later(answer);
+            }
             CallType::GetHealth => respond(
                 encoding,
                 ResponseType::GetHealth,
@@ -366,68 +444,14 @@ impl ApiGateway {
                     ..Default::default()
                 },
             ),
-            CallType::GetState => {
-                let state = self.visible_state(viewer.as_deref());
-                respond(
-                    encoding,
-                    ResponseType::GetState,
-                    Response {
-                        get_state: Some(state),
-                        ..Default::default()
-                    },
-                )
-            }
-            CallType::GetAgents => respond(
-                encoding,
-                ResponseType::GetAgents,
-                Response {
-                    get_agents: Some(self.operator.view.get_agents()),
-                    ..Default::default()
-                },
-            ),
-            CallType::GetFrameworks => {
-                let state = self.visible_state(viewer.as_deref());
-                respond(
-                    encoding,
-                    ResponseType::GetFrameworks,
-                    Response {
-                        get_frameworks: state.get_frameworks,
-                        ..Default::default()
-                    },
-                )
-            }
-            CallType::GetExecutors => {
-                let state = self.visible_state(viewer.as_deref());
-                respond(
-                    encoding,
-                    ResponseType::GetExecutors,
-                    Response {
-                        get_executors: state.get_executors,
-                        ..Default::default()
-                    },
-                )
-            }
-            CallType::GetTasks => {
-                let state = self.visible_state(viewer.as_deref());
-                respond(
-                    encoding,
-                    ResponseType::GetTasks,
-                    Response {
-                        get_tasks: state.get_tasks,
-                        ..Default::default()
-                    },
-                )
-            }
-            CallType::GetRoles => {
-                let roles = self.operator.roles();
-                respond(
-                    encoding,
-                    ResponseType::GetRoles,
-                    Response {
-                        get_roles: Some(GetRoles { roles }),
-                        ..Default::default()
-                    },
-                )
+            CallType::GetState
+            | CallType::GetAgents
+            | CallType::GetFrameworks
+            | CallType::GetExecutors
+            | CallType::GetTasks
+            | CallType::GetRoles => {
+                let build = view_read(encoding, kind);
+                return answer_later(self.read_view(ctx, viewer, MasterSide::default(), build));
             }
             CallType::GetWeights => respond(
                 encoding,
@@ -532,14 +556,9 @@ impl ApiGateway {
         reply.into()
     }
 
-    /// `GET_STATE` as `viewer` may see it.
+    /// `GET_STATE` as `viewer` may see it (the view already drained).
     fn visible_state(&self, viewer: Option<&str>) -> resp::GetState {
-        let acls = &self.auth.acls;
-        let view = &self.operator.view;
-        view.get_state(
-            &|info: &FrameworkInfo| acls.permits(Action::ViewFramework, viewer, &info.user),
-            &|framework: &str| task_visible(view, acls, viewer, framework),
-        )
+        visible_state(&self.operator.view.read(), &self.auth.acls, viewer)
     }
 
     fn subscribe_operator(&mut self, encoding: Encoding, viewer: Option<String>) -> HttpResponse {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use authentication::acls::{Acls, Action};
-use libactor::{Context, HttpRequest, HttpResponse};
+use libactor::{HttpRequest, HttpResponse};
 use protos::v1::{FrameworkInfo, MasterInfo};
 use resources::Resources;
 use serde::Serialize;
@@ -20,7 +20,6 @@ use serde_json::{json, Value};
 use super::json_out::JsonOut;
 use super::state_shape::{write_agents, write_frameworks, write_tasks, AgentOut, FrameworkOut};
 use super::view::{ClusterView, FrameworkRecord, TaskRecord, ViewOffer};
-use super::ApiGateway;
 
 /// `/master/tasks` lists at most this many tasks unless `limit` says otherwise (Mesos's
 /// default).
@@ -105,6 +104,8 @@ pub struct StateSource<'a> {
     pub flags: &'a [(String, String)],
     /// When this master started leading (seconds since the epoch).
     pub start_time: f64,
+    /// Each role's weight, where an operator set one.
+    pub weights: &'a BTreeMap<String, f64>,
 }
 
 impl<'a> StateSource<'a> {
@@ -289,38 +290,19 @@ impl<'a> StateSource<'a> {
     }
 }
 
-impl ApiGateway {
-    /// What `req`'s reader sees, with `side` from the master.
-    fn state_source<'a>(&'a self, req: &'a HttpRequest, side: &'a MasterSide) -> StateSource<'a> {
-        StateSource {
-            view: &self.operator.view,
-            side,
-            acls: &self.auth.acls,
-            principal: req.principal.as_deref(),
-            flags: self.operator.flags(),
-            start_time: self.operator.start_time(),
-        }
-    }
+/// The state routes: each builds its answer from what its reader sees.
+pub mod routes {
+    use super::*;
 
     /// `/master/state`.
-    pub fn state_route(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        req: &HttpRequest,
-        side: &MasterSide,
-    ) -> HttpResponse {
-        jsonp_bytes(req, self.state_source(req, side).state())
+    pub fn state_route(source: &StateSource<'_>, req: &HttpRequest) -> HttpResponse {
+        jsonp_bytes(req, source.state())
     }
 
     /// `/master/state-summary`: agents and frameworks with counts of their tasks by state
     /// (under the states' names), no tasks.
-    pub fn state_summary_route(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        req: &HttpRequest,
-        side: &MasterSide,
-    ) -> HttpResponse {
-        let source = self.state_source(req, side);
+    pub fn state_summary_route(source: &StateSource<'_>, req: &HttpRequest) -> HttpResponse {
+        let side = source.side;
         let (frameworks, _) = source.frameworks_out();
         let frameworks: Vec<Value> = frameworks
             .iter()
@@ -363,30 +345,20 @@ impl ApiGateway {
     }
 
     /// `/master/slaves`.
-    pub fn slaves_route(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        req: &HttpRequest,
-        side: &MasterSide,
-    ) -> HttpResponse {
+    pub fn slaves_route(source: &StateSource<'_>, req: &HttpRequest) -> HttpResponse {
         let mut out = JsonOut::new();
         out.begin_object();
         out.key("slaves");
-        write_agents(&mut out, &self.state_source(req, side).agents_out());
+        write_agents(&mut out, &source.agents_out());
         out.key("recovered_slaves");
-        out.value(&side.recovered_agents);
+        out.value(&source.side.recovered_agents);
         out.end_object();
         jsonp_bytes(req, out.into_bytes())
     }
 
     /// `/master/frameworks`.
-    pub fn frameworks_route(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        req: &HttpRequest,
-        side: &MasterSide,
-    ) -> HttpResponse {
-        let (all, completed) = self.state_source(req, side).frameworks_out();
+    pub fn frameworks_route(source: &StateSource<'_>, req: &HttpRequest) -> HttpResponse {
+        let (all, completed) = source.frameworks_out();
         let (unregistered, frameworks): (Vec<_>, Vec<_>) =
             all.into_iter().partition(FrameworkOut::recovered);
         let mut out = JsonOut::new();
@@ -403,12 +375,7 @@ impl ApiGateway {
 
     /// `/master/tasks`: live, unreachable and completed tasks, `limit` of them from `offset`,
     /// by (framework, task) id in `order` (`des`, the default, or `asc`).
-    pub fn tasks_route(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        req: &HttpRequest,
-        side: &MasterSide,
-    ) -> HttpResponse {
+    pub fn tasks_route(source: &StateSource<'_>, req: &HttpRequest) -> HttpResponse {
         let number = |name: &str, default: usize| -> Result<usize, HttpResponse> {
             req.query_param(name).map_or(Ok(default), |v| {
                 v.parse().map_err(|_| {
@@ -427,7 +394,7 @@ impl ApiGateway {
                 return HttpResponse::bad_request(format!("order={other:?}: expected asc or des"))
             }
         };
-        let (frameworks, completed) = self.state_source(req, side).frameworks_out();
+        let (frameworks, completed) = source.frameworks_out();
         let mut tasks: Vec<&TaskRecord> = frameworks
             .iter()
             .chain(&completed)
@@ -454,15 +421,10 @@ impl ApiGateway {
 
     /// `/master/roles`: each role with a framework, its weight, frameworks and what their
     /// tasks hold.
-    pub fn roles_route(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        req: &HttpRequest,
-        _side: &MasterSide,
-    ) -> HttpResponse {
-        let roles: Vec<Value> = self
-            .operator
-            .roles()
+    pub fn roles_route(source: &StateSource<'_>, req: &HttpRequest) -> HttpResponse {
+        let roles: Vec<Value> = source
+            .view
+            .get_roles(&|role: &str| source.weights.get(role).copied().unwrap_or(1.0))
             .into_iter()
             .map(|r| {
                 let frameworks: Vec<&str> = r.frameworks.iter().map(|f| f.value.as_str()).collect();
@@ -478,13 +440,8 @@ impl ApiGateway {
     }
 
     /// `/master/flags`.
-    pub fn flags_route(
-        &mut self,
-        _ctx: &mut Context<Self>,
-        req: &HttpRequest,
-        _side: &MasterSide,
-    ) -> HttpResponse {
-        jsonp(req, &json!({ "flags": self.operator.flag_map() }))
+    pub fn flags_route(source: &StateSource<'_>, req: &HttpRequest) -> HttpResponse {
+        jsonp(req, &json!({ "flags": source.flag_map() }))
     }
 }
 

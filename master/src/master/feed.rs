@@ -145,7 +145,7 @@ impl FeedQueue {
     }
 
     /// Queues `item`; true if the consumer needs waking.
-    fn push(&self, item: FeedItem) -> bool {
+    pub(crate) fn push(&self, item: FeedItem) -> bool {
         let mut queue = self.items.lock();
         queue.push(item);
         queue.len() == 1 && self.eager.load(Ordering::Relaxed)
@@ -171,7 +171,7 @@ impl Feed {
 
     fn push(&self, item: FeedItem) {
         if self.queue.push(item) {
-            self.api.dispatch(|api, ctx| api.drain_feed(ctx));
+            self.api.dispatch(|api, ctx| api.drain_and_release(ctx));
         }
     }
 

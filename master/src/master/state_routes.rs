@@ -7,12 +7,10 @@
 use libactor::{Context, HttpReply, HttpRequest, HttpResponse};
 
 use super::Master;
-use crate::api::state_json::MasterSide;
-use crate::api::ApiGateway;
+use crate::api::state_json::{MasterSide, StateSource};
 
-/// A state endpoint of the API process.
-pub(super) type StateRoute =
-    fn(&mut ApiGateway, &mut Context<ApiGateway>, &HttpRequest, &MasterSide) -> HttpResponse;
+/// A state endpoint of the API process, built on its state thread.
+pub(super) type StateRoute = fn(&StateSource<'_>, &HttpRequest) -> HttpResponse;
 
 impl Master {
     /// What only the master knows, for the API process's state endpoints.
@@ -55,13 +53,16 @@ impl Master {
         let side = self.master_side(ctx);
         let api = self.api.clone();
         HttpReply::Later(Box::pin(async move {
-            api.call(move |g, ctx| {
-                // A read sees every change the master made before it.
-                g.drain_feed(ctx);
-                route(g, ctx, &req, &side)
-            })
-            .await
-            .unwrap_or_else(|_| HttpResponse::text(503, "the API process has stopped\n"))
+            let principal = req.principal.clone();
+            let build = Box::new(move |source: &StateSource<'_>| route(source, &req));
+            // A read sees every change the master made before it (see `state_thread`).
+            let answer = api.call(move |g, ctx| g.read_view(ctx, principal, side, build));
+            match answer.await {
+                Ok(answer) => answer.await.unwrap_or_else(|_| {
+                    HttpResponse::text(503, "the API process's state thread has stopped\n")
+                }),
+                Err(_) => HttpResponse::text(503, "the API process has stopped\n"),
+            }
         }))
     }
 }

@@ -79,6 +79,9 @@ pub enum ResourceError {
     /// The same (name, role) appears with two types.
     #[error("resource {0} appears with different types")]
     TypeClash(String),
+    /// The entries of one name and role add up past the largest amount.
+    #[error("resource {0}: the amounts given add up past the largest amount")]
+    TooLarge(String),
     /// The text form could not be parsed.
     #[error("cannot parse resources {text:?}: {why}")]
     Parse {
@@ -116,7 +119,8 @@ impl Amount {
     /// Adds `other`, of the same kind (checked by the caller), in place.
     fn add_same_kind(&mut self, other: &Amount) {
         match (self, other) {
-            (Amount::Scalar(a), Amount::Scalar(b)) => *a += b,
+            // Sums of what agents hold cannot reach this; saturating keeps a bad one bounded.
+            (Amount::Scalar(a), Amount::Scalar(b)) => *a = a.saturating_add(*b),
             (Amount::Ranges(a), Amount::Ranges(b)) => a.add(b),
             (Amount::Set(a), Amount::Set(b)) => a.extend(b.iter().cloned()),
             _ => debug_assert!(false, "kinds checked by the caller"),
@@ -253,7 +257,11 @@ impl Resources {
                     return Err(ResourceError::TypeClash(name.to_string()));
                 }
                 match (existing, amount) {
-                    (Amount::Scalar(a), Amount::Scalar(b)) => *a += b,
+                    (Amount::Scalar(a), Amount::Scalar(b)) => {
+                        *a = a
+                            .checked_add(b)
+                            .ok_or_else(|| ResourceError::TooLarge(name.to_string()))?
+                    }
                     (Amount::Ranges(a), Amount::Ranges(b)) => a.add(&b),
                     (Amount::Set(a), Amount::Set(b)) => a.extend(b),
                     _ => unreachable!("kinds checked above"),

@@ -94,6 +94,11 @@ mod tests {
             parse("x:9300000000000000").is_err(),
             "past the largest amount"
         );
+        // Found by fuzzing: two amounts of one name that add up past it overflowed.
+        assert!(matches!(
+            parse("x:9000000000000000;x:9000000000000000"),
+            Err(crate::ResourceError::TooLarge(_))
+        ));
     }
 
     #[test]

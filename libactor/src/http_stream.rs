@@ -90,6 +90,14 @@ impl HttpStream {
         }
     }
 
+    /// Queues `chunk` with the stream's byte bound widened by its size, for good: for a
+    /// first event as large as a whole cluster's state, which would otherwise leave a client
+    /// still reading it no room for the events behind it.
+    pub fn send_widening(&mut self, chunk: Bytes) -> Result<(), StreamClosed> {
+        self.max_bytes = self.max_bytes.saturating_add(chunk.len());
+        self.send(chunk)
+    }
+
     /// Whether the client is gone: a process drops such streams from its subscribers.
     pub fn is_closed(&self) -> bool {
         self.tx.as_ref().is_none_or(mpsc::Sender::is_closed)
@@ -258,6 +266,20 @@ mod tests {
         assert!(
             stream.send(Bytes::from(vec![0u8; 20])).is_ok(),
             "one chunk is always let through"
+        );
+    }
+
+    #[test]
+    fn a_widening_first_chunk_leaves_the_whole_bound_for_what_follows() {
+        let (mut stream, _body) = channel(100, 10);
+        assert!(stream.send_widening(Bytes::from(vec![0u8; 50])).is_ok());
+        assert!(
+            stream.send(Bytes::from_static(b"123456789")).is_ok(),
+            "59 bytes wait: within the 10 beyond the first 50"
+        );
+        assert!(
+            stream.send(Bytes::from_static(b"12")).is_err(),
+            "61 would not"
         );
     }
 }

@@ -576,7 +576,7 @@ impl ApiGateway {
             }),
             ..Default::default()
         };
-        if stream.send(encoding.record(&subscribed)).is_err() {
+        if stream.send_widening(encoding.record(&subscribed)).is_err() {
             return self.refuse(503, "the subscription closed before it started");
         }
         if let Some(c) = &self.subscribed {

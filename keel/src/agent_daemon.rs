@@ -291,8 +291,13 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
     crate::announce!("slave {}", slave.pid());
     crate::announce!("isolation {isolation}");
     tracing::info!(pid = %slave.pid(), %resources, "agent started");
-    crate::shutdown_signal::terminated().await;
-    tracing::info!("stopping; killing tasks");
+    let shut_down = slave.call(|s, _| s.shut_down_by_master()).await?;
+    tokio::select! {
+        () = crate::shutdown_signal::terminated() => tracing::info!("stopping; killing tasks"),
+        () = shut_down.notified() => tracing::warn!(
+            "the master shut this agent down; exiting (started again, it registers as a new agent)"
+        ),
+    }
     node.shutdown().await;
     Ok(())
 }

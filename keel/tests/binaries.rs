@@ -402,7 +402,7 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
     assert_eq!(get("/master/state").await, 401);
     assert_eq!(get("/master/health").await, 200);
     let (agent_tls, work) = (path("tls/agent-1"), path("s1"));
-    let (_agent, _) = start(
+    let (mut agent, _) = start(
         env!("CARGO_BIN_EXE_keel-slave"),
         &[
             "--master",
@@ -607,4 +607,19 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
         assert!(seen.iter().any(|l| l.starts_with(kind)), "{kind}: {seen:?}");
     }
     assert!(seen.iter().any(|l| l.contains("TASK_KILLED")), "{seen:?}");
+
+    // An agent marked gone is shut down, and its daemon exits as Mesos's agent does (for a
+    // supervisor to start it again as a new agent).
+    let agent_id = {
+        let out = keelctl_as(&ops, &["--master", &master, "agents", "--json"]);
+        let agents: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        agents[0]["id"].as_str().unwrap().to_owned()
+    };
+    let gone = keelctl_as(&ops, &["--master", &master, "mark-gone", &agent_id]);
+    assert!(gone.status.success(), "{gone:?}");
+    assert_eq!(
+        agent.exited(keel_testkit::daemon::DAEMON_TIMEOUT).await,
+        Some(0),
+        "keel-slave exits once the master shut it down"
+    );
 }

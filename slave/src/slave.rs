@@ -35,6 +35,7 @@
 use protos::{IdText, IllegalTaskMove};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use authentication::Authenticatee;
@@ -250,6 +251,9 @@ pub struct Slave {
     /// The flags the agent's daemon runs with, by name, as `GET_FLAGS` and `/flags` list them
     /// (empty for an agent run in-process).
     flags: Vec<(String, String)>,
+    /// Told when the master shuts this agent down: its daemon then exits, as Mesos's agent
+    /// does, for a supervisor to start it again as a new agent.
+    shut_down: Arc<tokio::sync::Notify>,
 }
 
 /// (framework, task) of an update.
@@ -331,6 +335,7 @@ impl Slave {
                 gc: gc::Collector::default(),
                 unacknowledged_ends,
                 flags: Vec::new(),
+                shut_down: Arc::default(),
             },
         )?;
         crate::executor_api::ExecutorApi::spawn(node, slave.clone(), executor_tokens, sandboxes)?;
@@ -341,6 +346,12 @@ impl Slave {
     /// them.
     pub fn set_flags(&mut self, _ctx: &mut Context<Self>, flags: Vec<(String, String)>) {
         self.flags = flags;
+    }
+
+    /// What is told when the master shuts this agent down (once; a waiter that comes later
+    /// still hears it).
+    pub fn shut_down_by_master(&self) -> Arc<tokio::sync::Notify> {
+        self.shut_down.clone()
     }
 
     /// Which isolation the agent uses, and why (`cgroups v1 (…) under …`, `posix (…)`).

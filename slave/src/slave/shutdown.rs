@@ -222,5 +222,6 @@ impl Slave {
         self.id = None;
         // Shut down means forgotten: a restart registers as a new agent.
         let _ = std::fs::remove_file(self.meta.agent());
+        self.shut_down.notify_one();
     }
 }

@@ -221,7 +221,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&temp, bytes).map_err(io("write", &temp))?;
+    if let Err(e) = std::fs::write(&temp, bytes) {
+        // A full disk leaves part of it: give the room back.
+        let _ = std::fs::remove_file(&temp);
+        return Err(io("write", &temp)(e));
+    }
     std::fs::rename(&temp, path).map_err(io("rename into place", path))
 }
 

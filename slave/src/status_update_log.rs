@@ -27,7 +27,10 @@ pub const MAX_RECORD_BYTES: u32 = 4 * 1024 * 1024;
 pub struct StatusUpdateLog {
     path: PathBuf,
     file: File,
+    /// Where the last whole record ends.
     bytes: u64,
+    /// A failed append left part of a record that could not be cut off yet.
+    torn: bool,
 }
 
 impl StatusUpdateLog {
@@ -58,6 +61,7 @@ impl StatusUpdateLog {
             path: path.to_owned(),
             file,
             bytes: good as u64,
+            torn: false,
         };
         log.seek_end()?;
         Ok((log, records))
@@ -72,13 +76,35 @@ impl StatusUpdateLog {
     }
 
     /// Appends `record`. One `write(2)`: the record is in the page cache, and survives the
-    /// agent process, once this returns.
+    /// agent process, once this returns. A write cut short (the disk filled up) is cut off
+    /// the file again, so that the records appended once there is room are not lost behind
+    /// it on replay.
     pub fn append(&mut self, record: &StatusUpdateRecord) -> Result<(), CheckpointError> {
+        if self.torn {
+            self.cut_back()?;
+        }
         let frame = frame(record);
-        self.file
-            .write_all(&frame)
-            .map_err(io("append to", &self.path))?;
+        if let Err(e) = self.file.write_all(&frame) {
+            self.torn = true;
+            if let Err(cut) = self.cut_back() {
+                tracing::error!(error = %cut, "a record cut short stays in the status update log until it can be cut off");
+            }
+            return Err(io("append to", &self.path)(e));
+        }
         self.bytes += frame.len() as u64;
+        Ok(())
+    }
+
+    /// Cuts the file back to its last whole record.
+    fn cut_back(&mut self) -> Result<(), CheckpointError> {
+        use std::io::Seek;
+        self.file
+            .set_len(self.bytes)
+            .map_err(io("truncate", &self.path))?;
+        self.file
+            .seek(std::io::SeekFrom::Start(self.bytes))
+            .map_err(io("seek", &self.path))?;
+        self.torn = false;
         Ok(())
     }
 
@@ -102,6 +128,7 @@ impl StatusUpdateLog {
             .open(&self.path)
             .map_err(io("open", &self.path))?;
         self.bytes = bytes.len() as u64;
+        self.torn = false;
         Ok(())
     }
 }
@@ -183,6 +210,67 @@ mod tests {
         drop(log);
         let (_, records) = StatusUpdateLog::open(&path).unwrap();
         assert_eq!(records, vec![update(1), ack(1), update(2), update(3)]);
+    }
+
+    /// A tmpfs of `bytes` mounted on a new directory for the test's life (root, as the
+    /// agent's tests are run).
+    struct SmallDisk {
+        dir: tempfile::TempDir,
+    }
+
+    impl SmallDisk {
+        fn mount(bytes: usize) -> SmallDisk {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .expect("mount runs");
+            assert!(status.success(), "mounting a tmpfs needs root");
+            SmallDisk { dir }
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+
+    #[test]
+    fn a_record_cut_short_by_a_full_disk_is_cut_off_so_that_later_records_survive() {
+        let disk = SmallDisk::mount(64 * 1024);
+        let path = disk.dir.path().join("status_updates");
+        let (mut log, _) = StatusUpdateLog::open(&path).unwrap();
+        log.append(&update(1)).unwrap();
+        // Fill the disk: the log's first page keeps its free tail, nothing else is free.
+        let filler = disk.dir.path().join("filler");
+        let mut file = File::create(&filler).unwrap();
+        while file.write_all(&[0u8; 4096]).is_ok() {}
+        drop(file);
+        // A record larger than that tail: the write fills the tail, then fails.
+        let large = StatusUpdateRecord {
+            record: Some(Record::Update(StatusUpdate {
+                uuid: vec![2].into(),
+                status: Some(protos::v1::TaskStatus {
+                    message: "x".repeat(6000),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+        };
+        assert!(log.append(&large).is_err(), "no room for it");
+        std::fs::remove_file(&filler).unwrap();
+        log.append(&update(3)).unwrap();
+        drop(log);
+        let (_, records) = StatusUpdateLog::open(&path).unwrap();
+        assert_eq!(
+            records,
+            vec![update(1), update(3)],
+            "the record after the full disk is replayed"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod scheduler_calls;
 pub mod state_json;
 pub mod state_shape;
 pub mod state_thread;
+pub mod task_wire;
 pub mod view;
 
 use std::sync::{Arc, OnceLock};

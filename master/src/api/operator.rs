@@ -49,6 +49,7 @@ use tokio::sync::oneshot;
 use super::mesos_gauges::{MesosGauges, REFRESH_INTERVAL as GAUGES_REFRESH};
 use super::state_json::{MasterSide, StateSource};
 use super::state_thread::{Build, SharedView};
+use super::task_wire;
 use super::view::{ClusterView, ViewLimits};
 use super::{ApiGateway, STREAM_CAPACITY, STREAM_MAX_BYTES};
 use crate::master::{validate_weights, MarkingGone, Master, OperatorRefusal};
@@ -275,6 +276,23 @@ fn view_read(encoding: Encoding, kind: CallType) -> Build {
         let tasks_visible = |framework: &str| task_visible(view, acls, viewer, framework);
         let frameworks_visible =
             |info: &FrameworkInfo| acls.permits(Action::ViewFramework, viewer, &info.user);
+        // Protobuf tasks are written straight from the records (see `task_wire`).
+        if encoding == Encoding::Protobuf && matches!(kind, CallType::GetState | CallType::GetTasks)
+        {
+            let seen = view.tasks_seen(&tasks_visible);
+            let body = if kind == CallType::GetState {
+                let rest = resp::GetState {
+                    get_tasks: None,
+                    get_executors: Some(view.get_executors(&tasks_visible)),
+                    get_frameworks: Some(view.get_frameworks(&frameworks_visible)),
+                    get_agents: Some(view.get_agents()),
+                };
+                task_wire::get_state_response(&seen, rest)
+            } else {
+                task_wire::get_tasks_response(&seen)
+            };
+            return HttpResponse::bytes(200, encoding.content_type(), body);
+        }
         let mut response = Response::default();
         let kind = match kind {
             CallType::GetState => {

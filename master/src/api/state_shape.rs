@@ -80,14 +80,13 @@ impl TaskOut<'_> {
     }
 }
 
-/// How many tasks ahead [`write_tasks`] asks for a record, and half that for its text.
+/// How many tasks ahead [`walk_tasks`] asks for a record, and half that for its text.
 const PREFETCH_DISTANCE: usize = 8;
 
-/// Writes `tasks` as an array.
-pub fn write_tasks(out: &mut JsonOut, tasks: &[&TaskRecord]) {
-    out.begin_array();
+/// Calls `each` with every task of `tasks` in order, asking the CPU for the records a few
+/// tasks ahead, then (once a record has arrived) for the heap text it points to.
+pub fn walk_tasks(tasks: &[&TaskRecord], mut each: impl FnMut(&TaskRecord)) {
     for (i, t) in tasks.iter().enumerate() {
-        // Records first, then (once a record has arrived) the heap text it points to.
         if let Some(ahead) = tasks.get(i + PREFETCH_DISTANCE) {
             prefetch_lines(*ahead, 4);
         }
@@ -98,8 +97,14 @@ pub fn write_tasks(out: &mut JsonOut, tasks: &[&TaskRecord]) {
             prefetch(near.agent.as_ptr());
             prefetch(near.statuses.as_ptr());
         }
-        TaskOut(t).write(out);
+        each(t);
     }
+}
+
+/// Writes `tasks` as an array.
+pub fn write_tasks(out: &mut JsonOut, tasks: &[&TaskRecord]) {
+    out.begin_array();
+    walk_tasks(tasks, |t| TaskOut(t).write(out));
     out.end_array();
 }
 

@@ -103,6 +103,17 @@ pub struct TaskRecord {
     pub statuses: Vec<StatusRecord>,
 }
 
+/// The tasks one reader sees, as `GET_TASKS` lists them.
+#[derive(Debug, Default)]
+pub struct TasksSeen<'a> {
+    /// Live tasks.
+    pub live: Vec<&'a TaskRecord>,
+    /// Tasks of removed agents.
+    pub unreachable: Vec<&'a TaskRecord>,
+    /// Terminal tasks.
+    pub completed: Vec<&'a TaskRecord>,
+}
+
 /// An outstanding offer.
 #[derive(Debug, Clone)]
 pub struct ViewOffer {
@@ -530,29 +541,46 @@ impl ClusterView {
 
     /// `GET_TASKS`: the tasks of frameworks `visible` admits (by their id).
     pub fn get_tasks(&self, visible: &dyn Fn(&str) -> bool) -> GetTasks {
-        let mut completed: Vec<&TaskRecord> = self
-            .completed_tasks
-            .iter()
-            .filter(|(framework, _)| visible(framework))
-            .flat_map(|(_, tasks)| tasks.iter())
-            .collect();
-        completed.sort_by(|a, b| (&a.framework, &a.id).cmp(&(&b.framework, &b.id)));
-        let mut live: Vec<&TaskRecord> = self
+        let seen = self.tasks_seen(visible);
+        let protos =
+            |tasks: Vec<&TaskRecord>| tasks.into_iter().map(TaskRecord::to_proto).collect();
+        GetTasks {
+            tasks: protos(seen.live),
+            unreachable_tasks: protos(seen.unreachable),
+            completed_tasks: protos(seen.completed),
+        }
+    }
+
+    /// The tasks of frameworks `visible` admits (by their id), as `GET_TASKS` lists them:
+    /// framework by framework in id order, a framework's live tasks in no particular order,
+    /// its completed ones oldest first.
+    pub fn tasks_seen(&self, visible: &dyn Fn(&str) -> bool) -> TasksSeen<'_> {
+        let mut live_frameworks: Vec<(&String, &FastMap<String, TaskRecord>)> = self
             .tasks
             .iter()
             .filter(|(framework, _)| visible(framework))
-            .flat_map(|(_, tasks)| tasks.values())
             .collect();
-        live.sort_unstable_by(|a, b| (&a.framework, &a.id).cmp(&(&b.framework, &b.id)));
-        GetTasks {
-            tasks: live.into_iter().map(TaskRecord::to_proto).collect(),
-            unreachable_tasks: self
+        live_frameworks.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut completed_frameworks: Vec<(&String, &VecDeque<TaskRecord>)> = self
+            .completed_tasks
+            .iter()
+            .filter(|(framework, _)| visible(framework))
+            .collect();
+        completed_frameworks.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        TasksSeen {
+            live: live_frameworks
+                .into_iter()
+                .flat_map(|(_, tasks)| tasks.values())
+                .collect(),
+            unreachable: self
                 .unreachable_tasks
                 .iter()
                 .filter(|t| visible(&t.framework))
-                .map(TaskRecord::to_proto)
                 .collect(),
-            completed_tasks: completed.into_iter().map(TaskRecord::to_proto).collect(),
+            completed: completed_frameworks
+                .into_iter()
+                .flat_map(|(_, tasks)| tasks.iter())
+                .collect(),
         }
     }
 

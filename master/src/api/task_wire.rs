@@ -63,49 +63,48 @@ fn put_id(tag: u32, value: &str, buf: &mut Vec<u8>) {
     put_string(1, value, buf);
 }
 
-/// A proto3 enum or int32 field: nothing when zero.
-fn int32_len(tag: u32, v: i32) -> usize {
-    if v == 0 {
+/// A proto3 scalar field: nothing when it holds its default (zero).
+fn scalar_len<T: Default + PartialEq>(tag: u32, v: T, len: fn(u32, &T) -> usize) -> usize {
+    if v == T::default() {
         0
     } else {
-        encoding::int32::encoded_len(tag, &v)
+        len(tag, &v)
     }
+}
+
+fn put_scalar<T: Default + PartialEq>(
+    tag: u32,
+    v: T,
+    put: fn(u32, &T, &mut Vec<u8>),
+    buf: &mut Vec<u8>,
+) {
+    if v != T::default() {
+        put(tag, &v, buf);
+    }
+}
+
+fn int32_len(tag: u32, v: i32) -> usize {
+    scalar_len(tag, v, encoding::int32::encoded_len)
 }
 
 fn put_int32(tag: u32, v: i32, buf: &mut Vec<u8>) {
-    if v != 0 {
-        encoding::int32::encode(tag, &v, buf);
-    }
+    put_scalar(tag, v, |t, v, b| encoding::int32::encode(t, v, b), buf);
 }
 
-/// A proto3 double field: nothing when zero.
 fn double_len(tag: u32, v: f64) -> usize {
-    if v == 0.0 {
-        0
-    } else {
-        encoding::double::encoded_len(tag, &v)
-    }
+    scalar_len(tag, v, encoding::double::encoded_len)
 }
 
 fn put_double(tag: u32, v: f64, buf: &mut Vec<u8>) {
-    if v != 0.0 {
-        encoding::double::encode(tag, &v, buf);
-    }
+    put_scalar(tag, v, |t, v, b| encoding::double::encode(t, v, b), buf);
 }
 
-/// A proto3 uint64 field: nothing when zero.
 fn uint64_len(tag: u32, v: u64) -> usize {
-    if v == 0 {
-        0
-    } else {
-        encoding::uint64::encoded_len(tag, &v)
-    }
+    scalar_len(tag, v, encoding::uint64::encoded_len)
 }
 
 fn put_uint64(tag: u32, v: u64, buf: &mut Vec<u8>) {
-    if v != 0 {
-        encoding::uint64::encode(tag, &v, buf);
-    }
+    put_scalar(tag, v, |t, v, b| encoding::uint64::encode(t, v, b), buf);
 }
 
 /// One `Resource` (name 1, type 2, scalar 3, ranges 4, set 5, role 6), as

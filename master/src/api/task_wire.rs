@@ -88,7 +88,7 @@ fn int32_len(tag: u32, v: i32) -> usize {
 }
 
 fn put_int32(tag: u32, v: i32, buf: &mut Vec<u8>) {
-    put_scalar(tag, v, |t, v, b| encoding::int32::encode(t, v, b), buf);
+    put_scalar(tag, v, encoding::int32::encode, buf);
 }
 
 fn double_len(tag: u32, v: f64) -> usize {
@@ -96,7 +96,7 @@ fn double_len(tag: u32, v: f64) -> usize {
 }
 
 fn put_double(tag: u32, v: f64, buf: &mut Vec<u8>) {
-    put_scalar(tag, v, |t, v, b| encoding::double::encode(t, v, b), buf);
+    put_scalar(tag, v, encoding::double::encode, buf);
 }
 
 fn uint64_len(tag: u32, v: u64) -> usize {
@@ -104,7 +104,7 @@ fn uint64_len(tag: u32, v: u64) -> usize {
 }
 
 fn put_uint64(tag: u32, v: u64, buf: &mut Vec<u8>) {
-    put_scalar(tag, v, |t, v, b| encoding::uint64::encode(t, v, b), buf);
+    put_scalar(tag, v, encoding::uint64::encode, buf);
 }
 
 /// One `Resource` (name 1, type 2, scalar 3, ranges 4, set 5, role 6), as

@@ -177,6 +177,7 @@ const MASTER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs an agent with `flags` until SIGTERM or Ctrl-C; prints `slave <pid>` once it runs.
 pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
+    let mut stop = crate::shutdown_signal::StopRequests::listen();
     let source =
         MasterSource::parse(&flags.master).with_context(|| format!("--master {}", flags.master))?;
     let master_ping_timeout = flags.master_ping_timeout_seconds.0;
@@ -293,7 +294,7 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
     tracing::info!(pid = %slave.pid(), %resources, "agent started");
     let shut_down = slave.call(|s, _| s.shut_down_by_master()).await?;
     tokio::select! {
-        () = crate::shutdown_signal::terminated() => tracing::info!("stopping; killing tasks"),
+        () = stop.requested() => tracing::info!("stopping; killing tasks"),
         () = shut_down.notified() => tracing::warn!(
             "the master shut this agent down; exiting (started again, it registers as a new agent)"
         ),

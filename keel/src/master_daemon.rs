@@ -117,6 +117,7 @@ pub struct MasterFlags {
 /// Runs a master until SIGINT or SIGTERM (`Ok`), or exits the process with status 1 once it
 /// may no longer lead (see the module docs).
 pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
+    let mut stop = crate::shutdown_signal::StopRequests::listen();
     if flags.worker_threads > 256 {
         bail!("--worker-threads must be at most 256");
     }
@@ -196,7 +197,8 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
             crate::announce!("master {my_pid}");
             let url: ZkUrl = zk.parse().with_context(|| format!("--zk {zk}"))?;
             let contender =
-                stand_by_until_elected(&node, &flags, &url, &master_id, &my_pid).await?;
+                stand_by_until_elected(&node, &flags, &url, &master_id, &my_pid, stop.clone())
+                    .await?;
             Some((contender, url))
         }
     };
@@ -285,7 +287,7 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     crate::announce!("leading {}", handle.master.pid());
     tracing::info!(pid = %handle.master.pid(), "master started");
     tokio::select! {
-        _ = crate::shutdown_signal::terminated() => {}
+        () = stop.requested() => {}
         why = lost_leadership(contender.as_ref().map(|(c, _)| c), registry_failure, ground_truth_failure) => {
             tracing::error!(reason = %why, "lost leadership; exiting so that no two masters lead");
             std::process::exit(1);
@@ -360,6 +362,7 @@ async fn stand_by_until_elected(
     url: &ZkUrl,
     master_id: &str,
     my_pid: &libactor::Upid,
+    mut stop: crate::shutdown_signal::StopRequests,
 ) -> anyhow::Result<Contender> {
     let timeout = flags.zk_session_timeout_seconds.0;
     // `/master/…` and `/api/…` (the v1 HTTP APIs) both redirect to the leader.
@@ -394,7 +397,13 @@ async fn stand_by_until_elected(
     // A standby whose session expires (ZooKeeper was away longer than the session timeout)
     // has lost nothing but its place in line: it contends again with a new session.
     let contender = loop {
-        let contender = Contender::contend(url, &info, timeout).await?;
+        let contender = tokio::select! {
+            contender = Contender::contend(url, &info, timeout) => contender?,
+            () = stop.requested() => {
+                tracing::info!("stopping before being elected");
+                std::process::exit(0);
+            }
+        };
         crate::announce!("contending {} in {url}", contender.znode());
         tracing::info!(znode = contender.znode(), "standing by until elected");
         tokio::select! {
@@ -406,7 +415,7 @@ async fn stand_by_until_elected(
                     tokio::time::sleep(RECONTEND_BACKOFF).await;
                 }
             },
-            _ = crate::shutdown_signal::terminated() => {
+            () = stop.requested() => {
                 tracing::info!("stopping before being elected");
                 std::process::exit(0);
             }

@@ -218,16 +218,42 @@ async fn a_shared_state_scheduler_carries_on_through_a_master_restart() {
     assert!(!epoch_after.is_empty());
     assert!(tasks <= 6);
 
+    // Each task's last state, for the failure message if the job does not end.
+    let mut last = std::collections::BTreeMap::new();
     let outcomes = tokio::time::timeout(RUN_TIMEOUT, async {
         while let Some(event) = events.recv().await {
-            if let BatchEvent::Done(outcomes) = event {
-                return outcomes;
+            match event {
+                BatchEvent::Done(outcomes) => return outcomes,
+                BatchEvent::Status { task_id, state, .. } => {
+                    last.insert(task_id, state);
+                }
             }
         }
         panic!("the scheduler ended without Done");
     })
-    .await
-    .expect("the job ends");
+    .await;
+    let Ok(outcomes) = outcomes else {
+        let counts = |node: &Node, prefix: &str| {
+            let mut m: Vec<_> = node
+                .metrics()
+                .snapshot()
+                .into_iter()
+                .filter(|(k, v)| k.starts_with(prefix) && *v != 0.0)
+                .collect();
+            m.sort_by(|a, b| a.0.cmp(&b.0));
+            m
+        };
+        let agents: Vec<_> = cluster
+            .agents
+            .iter()
+            .map(|a| counts(&a.node, "slave/"))
+            .collect();
+        panic!(
+            "the job did not end: last states {last:?}; stats {:?}; master {:?}; agents {agents:?}",
+            stats.borrow().clone(),
+            counts(&cluster.master_node, "master/"),
+        );
+    };
     assert_eq!(outcomes.len(), 6);
     assert!(
         outcomes.iter().all(|o| o.state == TaskState::TaskFinished),

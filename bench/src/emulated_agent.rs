@@ -1,6 +1,7 @@
 //! An emulated agent for cluster-scale benchmarks (the Mesos paper's "emulated slaves"): it
 //! speaks the agent's side of the real protocol to a real master — registers, answers pings,
-//! reports each task RUNNING and then FINISHED after `task_duration` — but starts no OS process,
+//! reports each task RUNNING and then FINISHED after `task_duration` (or, for a task whose
+//! command is `sleep SECONDS`, after that long) — but starts no OS process,
 //! so one machine can stand in for 100,000 agents. After a master failover it re-registers with
 //! the new leader ([`EmulatedAgent::set_master`]) bringing its running tasks, retrying until
 //! answered, as a real agent does. Like a real agent's status update manager it sends an
@@ -240,7 +241,12 @@ impl EmulatedAgent {
         let running = update(TaskState::TaskRunning, 1);
         let finished = update(TaskState::TaskFinished, 2);
         self.send_update(ctx, running);
-        if self.task_duration.is_zero() {
+        let duration = task
+            .command
+            .as_ref()
+            .and_then(|c| sleep_duration(&c.value))
+            .unwrap_or(self.task_duration);
+        if duration.is_zero() {
             self.send_update(ctx, finished);
             return;
         }
@@ -258,7 +264,7 @@ impl EmulatedAgent {
                 ..Default::default()
             },
         );
-        ctx.delay(self.task_duration, move |a: &mut EmulatedAgent, ctx| {
+        ctx.delay(duration, move |a: &mut EmulatedAgent, ctx| {
             a.running.remove(&id);
             a.send_update(ctx, finished);
         });
@@ -272,6 +278,12 @@ impl EmulatedAgent {
             self.counters.acks.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// How long `sleep SECONDS` (a non-negative decimal) would run; `None` for any other command.
+pub fn sleep_duration(command: &str) -> Option<Duration> {
+    let seconds: f64 = command.strip_prefix("sleep ")?.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 impl Process for EmulatedAgent {
@@ -290,5 +302,29 @@ impl Process for EmulatedAgent {
                 version: "emulated".into(),
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleep_command_gives_the_task_its_duration() {
+        assert_eq!(
+            sleep_duration("sleep 1.5"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(sleep_duration("sleep 0"), Some(Duration::ZERO));
+        for other in [
+            "true",
+            "sleep",
+            "sleep -1",
+            "sleep x",
+            "sleep NaN",
+            "sleep 1e400",
+        ] {
+            assert_eq!(sleep_duration(other), None, "{other}");
+        }
     }
 }

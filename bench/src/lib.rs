@@ -22,6 +22,8 @@
 //! - [`flood`]: `/master/health` while thousands of half-open connections are held.
 //! - [`omega`]: shared-state placements per second with 1, 4, 16 parallel schedulers, beside
 //!   the offer path on the same fleet.
+//! - [`omega_validation`]: the Omega simulator and the real master on the same workload, side
+//!   by side (with [`job_stream`], the simulator's scheduler run for real).
 //! - [`state`]: `/master/state` and `GET_STATE` on a large cluster, launches/s while state is
 //!   polled, and an operator event stream keeping up.
 //!
@@ -41,11 +43,13 @@ pub mod emulated_fleet;
 pub mod failover;
 pub mod flood;
 pub mod http_launch;
+pub mod job_stream;
 pub mod latency_probe;
 pub mod launch;
 pub mod launch_scheduler;
 pub mod master_child;
 pub mod omega;
+pub mod omega_validation;
 pub mod phase;
 pub mod soak;
 pub mod state;

@@ -60,7 +60,8 @@ pub struct DecisionTime {
 }
 
 impl DecisionTime {
-    fn of(&self, tasks: usize) -> f64 {
+    /// Seconds to decide a job of `tasks` tasks.
+    pub fn of(&self, tasks: usize) -> f64 {
         self.per_job + self.per_task * tasks as f64
     }
 }
@@ -190,6 +191,15 @@ pub struct KindReport {
 }
 
 impl KindReport {
+    /// Sets `mean_wait` and `p90_wait` from the waits of the scheduled jobs.
+    pub fn set_waits(&mut self, mut waits: Vec<f64>) {
+        waits.sort_by(f64::total_cmp);
+        if !waits.is_empty() {
+            self.mean_wait = waits.iter().sum::<f64>() / waits.len() as f64;
+            self.p90_wait = waits[(waits.len() * 9 / 10).min(waits.len() - 1)];
+        }
+    }
+
     /// Conflicted commits as a fraction of all (0 with none).
     pub fn conflict_fraction(&self) -> f64 {
         if self.transactions == 0 {
@@ -307,10 +317,22 @@ struct Sim {
     failure_rng: Rng,
 }
 
-/// Runs one simulation.
+/// Runs one simulation of the workload `config` describes.
 pub fn simulate(config: &SimConfig) -> Report {
+    let jobs = config.workload.generate(&mut Rng::new(config.seed).fork(1));
+    simulate_jobs(config, jobs)
+}
+
+/// Runs one simulation of `jobs` (in order of arrival, each `id` its index; within
+/// `config.workload.horizon`), for a workload given from outside: the real master's run of the
+/// same jobs beside it, say (`keel-bench omega-validation`).
+pub fn simulate_jobs(config: &SimConfig, jobs: Vec<Job>) -> Report {
+    debug_assert!(jobs.iter().enumerate().all(|(i, j)| j.id == i));
+    debug_assert!(jobs.windows(2).all(|w| w[0].arrival <= w[1].arrival));
     let mut rng = Rng::new(config.seed);
-    let jobs = config.workload.generate(&mut rng.fork(1));
+    // The workload's stream is the first fork (see `simulate`); skipped here so that the
+    // schedulers' streams are the same whoever made the jobs.
+    rng.fork(1);
     let mut schedulers = Vec::new();
     let mut add = |kind: Option<JobKind>, salt: u64| {
         schedulers.push(Scheduler {
@@ -688,11 +710,7 @@ impl Sim {
                     r.unscheduled += 1;
                 }
             }
-            waits.sort_by(f64::total_cmp);
-            if !waits.is_empty() {
-                r.mean_wait = waits.iter().sum::<f64>() / waits.len() as f64;
-                r.p90_wait = waits[(waits.len() * 9 / 10).min(waits.len() - 1)];
-            }
+            r.set_waits(waits);
             let mine: Vec<&Scheduler> = self
                 .schedulers
                 .iter()

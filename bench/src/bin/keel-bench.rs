@@ -143,6 +143,26 @@ enum Bench {
         #[arg(long, default_value = "2s", value_parser = between(Duration::ZERO, Duration::from_secs(3600)))]
         task_seconds: Seconds,
     },
+    /// Omega's simulator against the real master: one seeded batch workload through
+    /// `keel-sim` and through a real master with emulated agents, side by side, for each
+    /// count of schedulers and each conflict detection.
+    OmegaValidation {
+        /// Machines (emulated agents).
+        #[arg(long, default_value_t = 20)]
+        machines: usize,
+        /// Seconds of arrivals; each real run lasts as long.
+        #[arg(long, default_value = "60s", value_parser = between(Duration::from_secs(1), Duration::from_secs(3600)))]
+        horizon_seconds: Seconds,
+        /// Parallel batch schedulers, one pair of runs each.
+        #[arg(long, value_delimiter = ',', default_value = "1,4")]
+        schedulers: Vec<usize>,
+        /// Conflict detections, one pair of runs each: fine, coarse.
+        #[arg(long, value_delimiter = ',', default_value = "fine,coarse", value_parser = conflicts)]
+        conflicts: Vec<keel_sim::simulation::Conflicts>,
+        /// The workload's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// `/master/state` and the operator API's GET_STATE on a large cluster; launches/s while a
     /// reader polls state (against none polling); one SUBSCRIBE stream keeping up.
     State {
@@ -188,6 +208,14 @@ enum Bench {
     },
 }
 
+fn conflicts(s: &str) -> Result<keel_sim::simulation::Conflicts, String> {
+    match s {
+        "fine" => Ok(keel_sim::simulation::Conflicts::Fine),
+        "coarse" => Ok(keel_sim::simulation::Conflicts::Coarse),
+        other => Err(format!("{other}: expected fine or coarse")),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     keel::logging::init("warn,libactor::transport=error");
@@ -220,6 +248,21 @@ async fn main() -> anyhow::Result<()> {
                 task_seconds.0,
             )
             .await
+        }
+        Bench::OmegaValidation {
+            machines,
+            horizon_seconds,
+            schedulers,
+            conflicts,
+            seed,
+        } => {
+            let v = keel_bench::omega_validation::Validation {
+                machines,
+                horizon: horizon_seconds.0.as_secs_f64(),
+                seed,
+                ..Default::default()
+            };
+            keel_bench::omega_validation::run(&v, &schedulers, &conflicts).await
         }
         Bench::Flood {
             connections,

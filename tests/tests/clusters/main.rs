@@ -1,5 +1,5 @@
 //! Keel's cross-crate integration tests, one module per subject, linked into one test binary:
-//! each binary links the whole of Keel, and one binary instead of twenty keeps a clean build
+//! each binary links the whole of Keel, and one binary instead of twenty-one keeps a clean build
 //! within a few gigabytes of disk and links once. Run one subject with
 //! `cargo test -p keel-tests --test clusters operator_http_api::`.
 
@@ -18,6 +18,7 @@ mod cluster_secure_wire;
 mod cluster_tasks;
 mod cluster_timeouts;
 mod executor_http_api;
+mod omega_validation;
 mod operator_http_api;
 mod scheduler_http_api;
 mod separate_processes;

@@ -838,8 +838,14 @@ mod tests {
         let all = |_: &str| true;
         let tasks = view.get_tasks(&all);
         assert_eq!(tasks.tasks.len(), 2);
-        assert_eq!(tasks.tasks[0].statuses.len(), 1);
-        assert_eq!(tasks.tasks[0].state, Some(TaskState::TaskRunning as i32));
+        // A framework's live tasks are listed in no set order (as Mesos's).
+        let t1 = tasks
+            .tasks
+            .iter()
+            .find(|t| t.task_id.as_ref().is_some_and(|id| id.value == "t1"))
+            .unwrap();
+        assert_eq!(t1.statuses.len(), 1);
+        assert_eq!(t1.state, Some(TaskState::TaskRunning as i32));
 
         view.apply(task_updated("f1", "t1", TaskState::TaskFinished), 0.0);
         assert_eq!(used(&view), 1.0);

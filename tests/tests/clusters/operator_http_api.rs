@@ -933,11 +933,18 @@ async fn the_master_reports_mesos_metrics_by_their_mesos_names() {
         .scalar("cpus");
     let metrics = s.cluster.master_node.metrics().clone();
     // Gauges are recomputed every second from the API process's view, one
-    // at a time: a snapshot taken during a refresh may mix two refreshes, so
-    // wait for the last gauge set (the percentage) to show the task.
+    // at a time, and a snapshot reads them in no set order: one taken during
+    // a refresh may mix two refreshes. So wait for a snapshot in which every
+    // gauge that changes with the task shows it.
     let snapshot = keel_testkit::eventually::eventually("the gauges catch up", || {
         let snapshot = metrics.snapshot();
         let ready = snapshot.get("master/tasks_running") == Some(&1.0)
+            && snapshot.get("master/slaves_active") == Some(&1.0)
+            && snapshot.get("master/frameworks_connected") == Some(&1.0)
+            && snapshot.get("master/cpus_total") == Some(&cpus)
+            && snapshot
+                .get("master/cpus_used")
+                .is_some_and(|used| (used - 0.1).abs() < 1e-9)
             && snapshot
                 .get("master/cpus_percent")
                 .is_some_and(|percent| (percent - 0.1 / cpus).abs() < 1e-9);
@@ -963,11 +970,17 @@ async fn the_master_reports_mesos_metrics_by_their_mesos_names() {
         let queued = snapshot[&format!("master/event_queue_{kind}")];
         assert!((0.0..100.0).contains(&queued), "{kind}: {queued}");
     }
-    // The agent's, likewise.
+    // The agent's, likewise (its gauges too are read in no set order).
     let agent_metrics = s.cluster.agents[0].node.metrics().clone();
     let agent = keel_testkit::eventually::eventually("the agent's gauges catch up", || {
         let snapshot = agent_metrics.snapshot();
         let ready = snapshot.get("slave/tasks_running") == Some(&1.0)
+            && snapshot.get("slave/executors_running") == Some(&1.0)
+            && snapshot.get("slave/frameworks_active") == Some(&1.0)
+            && snapshot.get("slave/cpus_total") == Some(&cpus)
+            && snapshot
+                .get("slave/cpus_used")
+                .is_some_and(|used| (used - 0.1).abs() < 1e-9)
             && snapshot
                 .get("slave/cpus_percent")
                 .is_some_and(|percent| (percent - 0.1 / cpus).abs() < 1e-9);

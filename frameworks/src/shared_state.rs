@@ -23,6 +23,13 @@ pub trait SharedStateScheduler: Send + 'static {
         tracing::info!(framework = %framework_id.value, "shared-state framework registered");
     }
 
+    /// The framework re-registered: with a new master after a failover, or with the same one
+    /// after a disconnection. The moment to reconcile the tasks it believes live
+    /// ([`SchedulerDriver::reconcile_tasks`], each with its agent): a launch that never reached
+    /// its agent (the agent was between registrations) is known to nobody once the master that
+    /// sent it is gone, and only an explicit question brings back its end (`TASK_LOST`).
+    fn reregistered(&mut self, _driver: &mut SchedulerDriver) {}
+
     /// The copy of the cell changed: the moment to place pending work.
     fn cell_changed(&mut self, driver: &mut SchedulerDriver);
 
@@ -114,6 +121,11 @@ impl<S: SharedStateScheduler> Scheduler for SharedState<S> {
     ) {
         driver.subscribe_cell();
         self.0.registered(driver, framework_id);
+    }
+
+    fn reregistered(&mut self, driver: &mut SchedulerDriver, master: &MasterInfo) {
+        tracing::info!(master = %master.pid, "shared-state framework re-registered");
+        self.0.reregistered(driver);
     }
 
     fn resource_offers(&mut self, _driver: &mut SchedulerDriver, offers: Vec<Offer>) {

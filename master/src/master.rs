@@ -45,7 +45,7 @@
 //! (`/master/teardown`), `maintenance_routes` (`/master/maintenance/*`, `/master/machine/*`).
 
 use protos::{IdText, IllegalTaskMove};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::fast_hash::FastSet;
 use message_counters::install_counted;
@@ -730,6 +730,8 @@ impl Master {
                 })
                 .collect()
         };
+        // Unknown tasks of registered agents, by agent: the agents answer for them.
+        let mut ask_agents: BTreeMap<String, Vec<TaskStatus>> = BTreeMap::new();
         for (task_id, agent) in asked {
             let key = (framework.clone(), task_id.clone());
             let state = match (self.books.task(&key), self.ends.get(&key)) {
@@ -739,6 +741,24 @@ impl Master {
                     // Its agent may still bring it back: answered once it does or is
                     // marked unreachable.
                     UnknownTaskAgent::Expected => continue,
+                    // Its agent answers LOST (REASON_TASK_UNKNOWN) if it does not know it,
+                    // through its status update manager (as for a re-registration that does
+                    // not list a task); any launch of it from this master is ahead of the
+                    // question on the same connection.
+                    UnknownTaskAgent::Registered => {
+                        ask_agents
+                            .entry(agent.clone())
+                            .or_default()
+                            .push(TaskStatus {
+                                task_id: Some(TaskId { value: task_id }),
+                                agent_id: Some(AgentId { value: agent }),
+                                source: Source::Master as i32,
+                                reason: Some(Reason::Reconciliation as i32),
+                                message: "reconciliation request".into(),
+                                ..Default::default()
+                            });
+                        continue;
+                    }
                     UnknownTaskAgent::Unreachable if self.partition_aware(&framework) => {
                         TaskState::TaskUnreachable
                     }
@@ -762,6 +782,19 @@ impl Master {
                 Reason::Reconciliation,
                 "reconciliation",
             );
+        }
+        for (agent, statuses) in ask_agents {
+            if let Some(entry) = self.books.agent(&agent) {
+                ctx.send(
+                    entry.pid(),
+                    ReconcileTasksMessage {
+                        framework_id: Some(FrameworkId {
+                            value: framework.clone(),
+                        }),
+                        statuses,
+                    },
+                );
+            }
         }
     }
 

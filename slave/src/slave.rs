@@ -7,7 +7,7 @@
 //!   `PingSlaveMessage` (→ `PongSlaveMessage`), `RunTaskMessage`, `KillTaskMessage`,
 //!   `ShutdownFrameworkMessage`, `FrameworkToExecutorMessage`,
 //!   `StatusUpdateAcknowledgementMessage` (→ the status update manager and the executor),
-//!   `ShutdownMessage`;
+//!   `ReconcileTasksMessage` (tasks it does not know → LOST), `ShutdownMessage`;
 //! - from custom executors: `RegisterExecutorMessage` (→ `ExecutorRegisteredMessage`, then the
 //!   queued `RunTaskMessage`s), `ReregisterExecutorMessage` (a recovered executor answering
 //!   `ReconnectExecutorMessage`; → `ExecutorReregisteredMessage`), `StatusUpdateMessage`,
@@ -971,6 +971,7 @@ impl Process for Slave {
         }
         ctx.install(Self::registered);
         ctx.install(Self::reregistered);
+        ctx.install(Self::reconcile_asked);
         ctx.install(Self::challenged);
         ctx.install(Self::authenticated);
         ctx.install(Self::authentication_failed);

@@ -88,7 +88,7 @@ impl BatchScheduler {
 /// or its agent left), its agent says the launch never reached it, or its agent restarted
 /// before the task's executor started (and made sure it never will). (A LOST from the
 /// master's own reconciliation is not such a proof: the agent may not be back yet.)
-fn never_ran(state: TaskState, reason: Reason) -> bool {
+pub(crate) fn never_ran(state: TaskState, reason: Reason) -> bool {
     matches!(
         (state, reason),
         (

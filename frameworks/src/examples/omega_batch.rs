@@ -3,8 +3,15 @@
 //! several instances in parallel spread out), committed incrementally: what fits commits, what
 //! conflicts goes back to the queue and is placed again on the refreshed copy. One transaction
 //! in flight at a time by default, as the paper's scheduler: it is busy while it waits.
+//!
+//! After re-registering (a master failover) it asks the master about every task it believes
+//! live, again with backoff until each is answered: a launch the failed master sent to an
+//! agent between registrations never ran, and only that question brings back its end (LOST,
+//! `REASON_TASK_UNKNOWN`, from the agent). A task whose end proves it never ran is placed
+//! again.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use protos::omega::{CommitMode, ConflictMode, Outcome, Placement, TransactionResultMessage};
 use protos::v1::{AgentId, CommandInfo, TaskId, TaskInfo, TaskState, TaskStatus};
@@ -12,7 +19,7 @@ use protos::IdText;
 use resources::Resources;
 use tokio::sync::{mpsc, watch};
 
-use crate::examples::batch::{BatchEvent, TaskOutcome};
+use crate::examples::batch::{never_ran, BatchEvent, TaskOutcome};
 use crate::scheduler_driver::{CommitOptions, SchedulerDriver};
 use crate::shared_state::{RetryPolicy, SchedulingStats, SharedStateScheduler};
 
@@ -65,9 +72,16 @@ pub struct OmegaBatch {
     spec: OmegaBatchSpec,
     queue: VecDeque<usize>,
     attempts: Vec<u32>,
-    /// Transactions in flight and the tasks each places.
-    in_flight: BTreeMap<String, Vec<usize>>,
-    running: BTreeMap<String, usize>,
+    /// Transactions in flight and the tasks each places, with their agents.
+    in_flight: BTreeMap<String, Vec<(usize, String)>>,
+    /// Tasks committed and not ended, by id: their index and agent.
+    running: BTreeMap<String, (usize, String)>,
+    /// Tasks asked about by reconciliation and not heard of since, by id, with their agents.
+    unanswered: BTreeMap<String, String>,
+    /// The wait before asking the unanswered again.
+    reconcile_backoff: Duration,
+    /// Which chain of reconciliation timers is current (one per re-registration).
+    reconcile_round: u64,
     outcomes: Vec<Option<TaskOutcome>>,
     /// How many of `outcomes` are set.
     ended: usize,
@@ -88,6 +102,9 @@ impl OmegaBatch {
                 attempts: vec![0; n],
                 in_flight: BTreeMap::new(),
                 running: BTreeMap::new(),
+                unanswered: BTreeMap::new(),
+                reconcile_backoff: RECONCILE_BACKOFF_MIN,
+                reconcile_round: 0,
                 outcomes: vec![None; n],
                 ended: 0,
                 stats: watch::Sender::new(SchedulingStats::default()),
@@ -164,7 +181,7 @@ impl OmegaBatch {
                     task: Some(self.task(index)),
                     priority: 0,
                 });
-                placed.push(index);
+                placed.push((index, agent.agent_id.text().to_owned()));
             }
         }
         if placements.is_empty() {
@@ -223,7 +240,56 @@ impl OmegaBatch {
     }
 }
 
+/// The first wait before asking again about tasks reconciliation left unanswered; it doubles
+/// up to [`RECONCILE_BACKOFF_MAX`].
+pub const RECONCILE_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// The longest wait between reconciliation questions.
+pub const RECONCILE_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+impl OmegaBatch {
+    /// Asks the master about every unanswered task, and arms the next question.
+    fn ask(&mut self, driver: &mut SchedulerDriver) {
+        if self.unanswered.is_empty() {
+            return;
+        }
+        let statuses = self
+            .unanswered
+            .iter()
+            .map(|(task, agent)| TaskStatus {
+                task_id: Some(TaskId {
+                    value: task.clone(),
+                }),
+                agent_id: Some(AgentId {
+                    value: agent.clone(),
+                }),
+                state: TaskState::TaskRunning as i32,
+                ..Default::default()
+            })
+            .collect();
+        driver.reconcile_tasks(statuses);
+        driver.set_timer(self.reconcile_backoff, self.reconcile_round);
+        self.reconcile_backoff = (self.reconcile_backoff * 2).min(RECONCILE_BACKOFF_MAX);
+    }
+}
+
 impl SharedStateScheduler for OmegaBatch {
+    fn reregistered(&mut self, driver: &mut SchedulerDriver) {
+        self.unanswered = self
+            .running
+            .iter()
+            .map(|(task, (_, agent))| (task.clone(), agent.clone()))
+            .collect();
+        self.reconcile_round += 1;
+        self.reconcile_backoff = RECONCILE_BACKOFF_MIN;
+        self.ask(driver);
+    }
+
+    fn timer(&mut self, driver: &mut SchedulerDriver, token: u64) {
+        if token == self.reconcile_round {
+            self.ask(driver);
+        }
+    }
+
     fn cell_changed(&mut self, driver: &mut SchedulerDriver) {
         self.fill(driver);
     }
@@ -241,16 +307,16 @@ impl SharedStateScheduler for OmegaBatch {
             ..Default::default()
         };
         if !result.error.is_empty() {
-            for index in placed {
+            for (index, _) in placed {
                 self.retry(index, &result.error);
             }
         } else {
             let mut conflicted = false;
-            for (index, r) in placed.into_iter().zip(&result.results) {
+            for ((index, agent), r) in placed.into_iter().zip(&result.results) {
                 match r.outcome() {
                     Outcome::Committed | Outcome::Duplicate => {
                         stats.committed += 1;
-                        self.running.insert(self.task_id(index), index);
+                        self.running.insert(self.task_id(index), (index, agent));
                     }
                     Outcome::ConflictVersion
                     | Outcome::ConflictResources
@@ -284,12 +350,30 @@ impl SharedStateScheduler for OmegaBatch {
             agent: status.agent_id.text().to_owned(),
             message: status.message.clone(),
         });
+        self.unanswered.remove(&task_id);
         if !state.is_terminal() {
             return;
         }
-        let Some(index) = self.running.remove(&task_id) else {
+        // An end from another agent is a late copy about an earlier placement of the task
+        // (one that never ran and was placed again elsewhere): the placement running now
+        // has not ended.
+        let agent = status.agent_id.text();
+        let current = self
+            .running
+            .get(&task_id)
+            .is_some_and(|(_, placed_on)| agent.is_empty() || agent == placed_on);
+        if !current {
+            return;
+        }
+        let Some((index, _)) = self.running.remove(&task_id) else {
             return;
         };
+        if never_ran(state, status.reason()) {
+            self.retry(index, &status.message);
+            self.finish_if_done(driver);
+            self.fill(driver);
+            return;
+        }
         self.ended += 1;
         self.outcomes[index] = Some(TaskOutcome {
             task_id,

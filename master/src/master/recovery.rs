@@ -238,10 +238,12 @@ impl Master {
     }
 
     /// Whether a task the master does not know may still come back with its agent (no answer
-    /// to reconcile yet), or its agent is unreachable.
+    /// to reconcile yet), its agent is here to ask, or its agent is unreachable.
     pub(super) fn unknown_task_agent(&self, agent: &str) -> UnknownTaskAgent {
         if self.recovery.gone.contains_key(agent) {
             UnknownTaskAgent::MarkedGone
+        } else if self.books.agent(agent).is_some() {
+            UnknownTaskAgent::Registered
         } else if self.recovery.agents.contains_key(agent) {
             UnknownTaskAgent::Expected
         } else if self.recovery.unreachable.contains_key(agent) {
@@ -257,6 +259,9 @@ impl Master {
 pub(super) enum UnknownTaskAgent {
     /// Recovered from the registry, not back yet.
     Expected,
+    /// Registered now, without the task: only the agent can tell whether a launch of it is
+    /// still on its way there or never arrived (sent by a master that has since failed).
+    Registered,
     /// Marked unreachable.
     Unreachable,
     /// Marked gone by an operator.

@@ -240,6 +240,26 @@ impl Slave {
         self.reconcile_unlisted(ctx, msg.reconciliations);
     }
 
+    /// The master asks about tasks it does not know that a framework believes run here (its
+    /// explicit reconciliation after a master failover: the failed master's launch may never
+    /// have arrived). Who may send: the master, proven by its connection, to a registered
+    /// agent; between registrations the question is dropped and the framework asks again.
+    pub(super) fn reconcile_asked(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Upid,
+        msg: ReconcileTasksMessage,
+    ) {
+        if !self.sent_by_master(ctx, &from) {
+            return;
+        }
+        if self.registration != Registration::Registered {
+            tracing::debug!("reconciliation asked between registrations: dropped");
+            return;
+        }
+        self.reconcile_unlisted(ctx, vec![msg]);
+    }
+
     /// Tasks the master placed here that the re-registration did not list. A launch that
     /// raced with the re-registration has arrived by now (it came first on the connection)
     /// and runs; the others never will: each is reported LOST, through the status update

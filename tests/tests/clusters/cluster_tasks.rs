@@ -243,7 +243,7 @@ async fn reconciliation_reports_the_latest_state_explicitly_and_implicitly() {
     let mut s = setup(1).await;
     s.launch(vec![command_task("long", "sleep 300", "cpus:0.1;mem:16")])
         .await;
-    s.framework.status("long", TaskState::TaskRunning).await;
+    let running = s.framework.status("long", TaskState::TaskRunning).await;
 
     let asked = |id: &str| TaskStatus {
         task_id: Some(TaskId { value: id.into() }),
@@ -284,6 +284,23 @@ async fn reconciliation_reports_the_latest_state_explicitly_and_implicitly() {
         .await;
     assert_eq!(implicit.state(), TaskState::TaskRunning);
     assert_eq!(implicit.task_id.unwrap().value, "long");
+
+    // A task the master does not know, said to run on a registered agent (a launch a failed
+    // master sent that never arrived): the agent answers, LOST as unknown to it — the proof
+    // a scheduler needs to launch it again.
+    let on_agent = TaskStatus {
+        agent_id: running.agent_id.clone(),
+        ..asked("lost-in-failover")
+    };
+    s.framework
+        .act(move |d| d.reconcile_tasks(vec![on_agent]))
+        .await;
+    let lost = s
+        .framework
+        .status("lost-in-failover", TaskState::TaskLost)
+        .await;
+    assert_eq!(lost.reason(), Reason::TaskUnknown, "{lost:?}");
+    assert_eq!(lost.agent_id, running.agent_id);
     s.stop().await;
 }
 

@@ -49,6 +49,7 @@
 //!   [`SharedStateScheduler`] reads its copy of the whole cell and commits placements as
 //!   transactions, beside offer-based frameworks on the same master.
 //! - [`offer_packing`]: filling an offer with tasks of one size.
+//! - [`reconciliation`]: asking about live tasks after a re-registration until each is heard of.
 //! - [`examples`]: `batch`, `particles` and `service`.
 
 #![warn(missing_docs)]
@@ -59,6 +60,7 @@ pub mod examples;
 pub mod executor;
 pub mod executor_driver;
 pub mod offer_packing;
+pub mod reconciliation;
 pub mod scheduler;
 pub mod scheduler_driver;
 pub mod shared_state;

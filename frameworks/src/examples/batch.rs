@@ -1,7 +1,9 @@
 //! `batch`: runs N shell commands once each, as command tasks, and reports every state change
 //! (what `keelctl execute` streams). The job ends when every task has ended; it succeeded if
 //! every task FINISHED. A task that never ran (its offer gone, or its launch lost on the way
-//! to its agent, as the agent says when it comes back) is launched again.
+//! to its agent, as the agent says when it comes back) is launched again. After a
+//! re-registration (a master failover) it reconciles every task it believes live, so that a
+//! launch the failed master lost is heard of too.
 
 use protos::IdText;
 use std::collections::{BTreeMap, VecDeque};
@@ -12,6 +14,7 @@ use resources::Resources;
 use tokio::sync::mpsc;
 
 use crate::offer_packing::launch_packed;
+use crate::reconciliation::Reconciler;
 use crate::scheduler::Scheduler;
 use crate::scheduler_driver::SchedulerDriver;
 
@@ -63,6 +66,7 @@ pub struct BatchScheduler {
     running: BTreeMap<String, (usize, String)>,
     outcomes: Vec<Option<TaskOutcome>>,
     events: mpsc::UnboundedSender<BatchEvent>,
+    reconciler: Reconciler,
 }
 
 impl BatchScheduler {
@@ -77,6 +81,7 @@ impl BatchScheduler {
                 running: BTreeMap::new(),
                 outcomes: vec![None; n],
                 events,
+                reconciler: Reconciler::default(),
             },
             rx,
         )
@@ -102,6 +107,18 @@ pub(crate) fn never_ran(state: TaskState, reason: Reason) -> bool {
 }
 
 impl Scheduler for BatchScheduler {
+    fn reregistered(&mut self, driver: &mut SchedulerDriver, _master: &protos::v1::MasterInfo) {
+        let live = self
+            .running
+            .iter()
+            .map(|(task, (_, agent))| (task.clone(), agent.clone()));
+        self.reconciler.begin(driver, live);
+    }
+
+    fn timer(&mut self, driver: &mut SchedulerDriver, token: u64) {
+        self.reconciler.timer(driver, token);
+    }
+
     fn registered(
         &mut self,
         driver: &mut SchedulerDriver,
@@ -158,7 +175,18 @@ impl Scheduler for BatchScheduler {
             agent,
             message: status.message.clone(),
         });
+        self.reconciler.heard(&task_id);
         if !state.is_terminal() {
+            return;
+        }
+        // An end from another agent is a late copy about an earlier launch of the task (one
+        // that never ran and was launched again elsewhere).
+        let agent = status.agent_id.text();
+        let current = self
+            .running
+            .get(&task_id)
+            .is_some_and(|(_, launched_on)| agent.is_empty() || agent == launched_on);
+        if !current {
             return;
         }
         let Some((index, _)) = self.running.remove(&task_id) else {

@@ -11,7 +11,6 @@
 //! again.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
 
 use protos::omega::{CommitMode, ConflictMode, Outcome, Placement, TransactionResultMessage};
 use protos::v1::{AgentId, CommandInfo, TaskId, TaskInfo, TaskState, TaskStatus};
@@ -20,6 +19,7 @@ use resources::Resources;
 use tokio::sync::{mpsc, watch};
 
 use crate::examples::batch::{never_ran, BatchEvent, TaskOutcome};
+use crate::reconciliation::Reconciler;
 use crate::scheduler_driver::{CommitOptions, SchedulerDriver};
 use crate::shared_state::{RetryPolicy, SchedulingStats, SharedStateScheduler};
 
@@ -76,12 +76,8 @@ pub struct OmegaBatch {
     in_flight: BTreeMap<String, Vec<(usize, String)>>,
     /// Tasks committed and not ended, by id: their index and agent.
     running: BTreeMap<String, (usize, String)>,
-    /// Tasks asked about by reconciliation and not heard of since, by id, with their agents.
-    unanswered: BTreeMap<String, String>,
-    /// The wait before asking the unanswered again.
-    reconcile_backoff: Duration,
-    /// Which chain of reconciliation timers is current (one per re-registration).
-    reconcile_round: u64,
+    /// Reconciliation after a re-registration.
+    reconciler: Reconciler,
     outcomes: Vec<Option<TaskOutcome>>,
     /// How many of `outcomes` are set.
     ended: usize,
@@ -102,9 +98,7 @@ impl OmegaBatch {
                 attempts: vec![0; n],
                 in_flight: BTreeMap::new(),
                 running: BTreeMap::new(),
-                unanswered: BTreeMap::new(),
-                reconcile_backoff: RECONCILE_BACKOFF_MIN,
-                reconcile_round: 0,
+                reconciler: Reconciler::default(),
                 outcomes: vec![None; n],
                 ended: 0,
                 stats: watch::Sender::new(SchedulingStats::default()),
@@ -240,54 +234,17 @@ impl OmegaBatch {
     }
 }
 
-/// The first wait before asking again about tasks reconciliation left unanswered; it doubles
-/// up to [`RECONCILE_BACKOFF_MAX`].
-pub const RECONCILE_BACKOFF_MIN: Duration = Duration::from_secs(1);
-/// The longest wait between reconciliation questions.
-pub const RECONCILE_BACKOFF_MAX: Duration = Duration::from_secs(60);
-
-impl OmegaBatch {
-    /// Asks the master about every unanswered task, and arms the next question.
-    fn ask(&mut self, driver: &mut SchedulerDriver) {
-        if self.unanswered.is_empty() {
-            return;
-        }
-        let statuses = self
-            .unanswered
-            .iter()
-            .map(|(task, agent)| TaskStatus {
-                task_id: Some(TaskId {
-                    value: task.clone(),
-                }),
-                agent_id: Some(AgentId {
-                    value: agent.clone(),
-                }),
-                state: TaskState::TaskRunning as i32,
-                ..Default::default()
-            })
-            .collect();
-        driver.reconcile_tasks(statuses);
-        driver.set_timer(self.reconcile_backoff, self.reconcile_round);
-        self.reconcile_backoff = (self.reconcile_backoff * 2).min(RECONCILE_BACKOFF_MAX);
-    }
-}
-
 impl SharedStateScheduler for OmegaBatch {
     fn reregistered(&mut self, driver: &mut SchedulerDriver) {
-        self.unanswered = self
+        let live = self
             .running
             .iter()
-            .map(|(task, (_, agent))| (task.clone(), agent.clone()))
-            .collect();
-        self.reconcile_round += 1;
-        self.reconcile_backoff = RECONCILE_BACKOFF_MIN;
-        self.ask(driver);
+            .map(|(task, (_, agent))| (task.clone(), agent.clone()));
+        self.reconciler.begin(driver, live);
     }
 
     fn timer(&mut self, driver: &mut SchedulerDriver, token: u64) {
-        if token == self.reconcile_round {
-            self.ask(driver);
-        }
+        self.reconciler.timer(driver, token);
     }
 
     fn cell_changed(&mut self, driver: &mut SchedulerDriver) {
@@ -350,7 +307,7 @@ impl SharedStateScheduler for OmegaBatch {
             agent: status.agent_id.text().to_owned(),
             message: status.message.clone(),
         });
-        self.unanswered.remove(&task_id);
+        self.reconciler.heard(&task_id);
         if !state.is_terminal() {
             return;
         }

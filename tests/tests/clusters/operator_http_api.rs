@@ -1199,6 +1199,20 @@ async fn an_agent_answers_the_operator_api_about_its_tasks_and_containers() {
         }
     }
     let stdout = stdout.expect("the task's stdout is listed");
+    // RUNNING says the command started, not that its echo has reached the file yet.
+    keel_testkit::eventually::eventually("the task's output is in its stdout", || {
+        let reply = read(Encoding::Protobuf, stdout.clone(), 0);
+        async move {
+            let file = reply
+                .await
+                .decode::<agent::Response>(Encoding::Protobuf)
+                .read_file?;
+            String::from_utf8_lossy(&file.data)
+                .contains("from-the-sandbox")
+                .then_some(())
+        }
+    })
+    .await;
     for encoding in [Encoding::Json, Encoding::Protobuf] {
         let reply = read(encoding, stdout.clone(), 0).await;
         assert_eq!(reply.status, 200, "{}", reply.text());

@@ -1,0 +1,116 @@
+//! Explicit reconciliation after a re-registration, for schedulers to keep: ask the master
+//! about every task the scheduler believes live, then ask again — 1 s, doubling to a minute —
+//! about those not heard of since, until each has been (Mesos's advice to frameworks).
+//!
+//! Why: a launch that reached its agent between registrations was not run there, and once the
+//! master that sent it has failed, no one else knows of it; only an explicit question (task
+//! and agent) makes its agent answer LOST (`REASON_TASK_UNKNOWN`). The new master stays silent
+//! about a task on an agent it expects back but that has not re-registered yet, so one
+//! question is not enough.
+//!
+//! ```
+//! use frameworks::reconciliation::Reconciler;
+//!
+//! let mut reconciler = Reconciler::default();
+//! assert!(!reconciler.is_asking());
+//! // In `Scheduler::reregistered`: reconciler.begin(driver, running tasks with their agents);
+//! // in `status_update`: reconciler.heard(task id);
+//! // in `timer`: if reconciler.timer(driver, token) { return }
+//! reconciler.heard("t1");
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use protos::v1::{AgentId, TaskId, TaskState, TaskStatus};
+
+use crate::scheduler_driver::SchedulerDriver;
+
+/// The first wait before asking again; it doubles up to [`BACKOFF_MAX`].
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// The longest wait between questions.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Timer tokens of the reconciler carry this bit, so that a scheduler's own timers (tokens
+/// below it) never collide with them.
+pub const TIMER_TAG: u64 = 1 << 63;
+
+/// The tasks asked about and not heard of since; see the module docs.
+#[derive(Debug)]
+pub struct Reconciler {
+    /// Task id → agent id.
+    unanswered: BTreeMap<String, String>,
+    backoff: Duration,
+    /// Which chain of timers is current: one per [`Reconciler::begin`].
+    round: u64,
+}
+
+impl Default for Reconciler {
+    fn default() -> Self {
+        Reconciler {
+            unanswered: BTreeMap::new(),
+            backoff: BACKOFF_MIN,
+            round: 0,
+        }
+    }
+}
+
+impl Reconciler {
+    /// Asks about `tasks` (task id, agent id) now and again until each is heard of; replaces
+    /// any questions still open from an earlier re-registration.
+    pub fn begin(
+        &mut self,
+        driver: &mut SchedulerDriver,
+        tasks: impl IntoIterator<Item = (String, String)>,
+    ) {
+        self.unanswered = tasks.into_iter().collect();
+        self.round += 1;
+        self.backoff = BACKOFF_MIN;
+        self.ask(driver);
+    }
+
+    /// A status update about `task` arrived: it is answered.
+    pub fn heard(&mut self, task: &str) {
+        self.unanswered.remove(task);
+    }
+
+    /// Whether questions are still open.
+    pub fn is_asking(&self) -> bool {
+        !self.unanswered.is_empty()
+    }
+
+    /// A timer fired: true if it was the reconciler's (it asked again if it had to), false if
+    /// it is the scheduler's own.
+    pub fn timer(&mut self, driver: &mut SchedulerDriver, token: u64) -> bool {
+        if token & TIMER_TAG == 0 {
+            return false;
+        }
+        if token == TIMER_TAG | self.round {
+            self.ask(driver);
+        }
+        true
+    }
+
+    fn ask(&mut self, driver: &mut SchedulerDriver) {
+        if self.unanswered.is_empty() {
+            return;
+        }
+        let statuses = self
+            .unanswered
+            .iter()
+            .map(|(task, agent)| TaskStatus {
+                task_id: Some(TaskId {
+                    value: task.clone(),
+                }),
+                agent_id: Some(AgentId {
+                    value: agent.clone(),
+                }),
+                state: TaskState::TaskRunning as i32,
+                ..Default::default()
+            })
+            .collect();
+        driver.reconcile_tasks(statuses);
+        driver.set_timer(self.backoff, TIMER_TAG | self.round);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}

@@ -221,8 +221,23 @@ impl Store for ZkStore {
 #[derive(Debug, Clone)]
 pub struct FileStore {
     dir: PathBuf,
-    /// Compare-and-set is read-check-write: one writer at a time in this process.
+    /// One operation at a time on the directory in this process, shared by every store
+    /// opened on it: compare-and-set is read-check-write, and an operation holds the lock
+    /// until its file work is done, even if its caller is gone — as a crashed master's last
+    /// write lands or not before a new master (in the same process: a test's) reads.
     lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The lock of each directory opened in this process.
+fn directory_lock(dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    locks.entry(dir.to_path_buf()).or_default().clone()
 }
 
 impl FileStore {
@@ -231,10 +246,9 @@ impl FileStore {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)
             .map_err(|e| StoreError::backend("create", &dir.display().to_string(), e))?;
-        Ok(FileStore {
-            dir,
-            lock: Arc::new(tokio::sync::Mutex::new(())),
-        })
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let lock = directory_lock(&dir);
+        Ok(FileStore { dir, lock })
     }
 
     fn read(dir: &Path, key: &str) -> Result<Option<Entry>, StoreError> {
@@ -273,17 +287,22 @@ impl FileStore {
 impl Store for FileStore {
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         check(key, None)?;
+        let held = self.lock.clone().lock_owned().await;
         let (dir, key) = (self.dir.clone(), key.to_owned());
-        tokio::task::spawn_blocking(move || FileStore::read(&dir, &key))
-            .await
-            .map_err(|e| StoreError::backend("read", "", e))?
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
+            FileStore::read(&dir, &key)
+        })
+        .await
+        .map_err(|e| StoreError::backend("read", "", e))?
     }
 
     async fn put(&self, key: &str, data: &[u8], expected: Option<u64>) -> Result<u64, StoreError> {
         check(key, Some(data))?;
-        let _writer = self.lock.lock().await;
+        let held = self.lock.clone().lock_owned().await;
         let (dir, key, data) = (self.dir.clone(), key.to_owned(), data.to_vec());
         tokio::task::spawn_blocking(move || {
+            let _held = held;
             let found = FileStore::read(&dir, &key)?.map(|e| e.version);
             if found != expected {
                 return Err(StoreError::Conflict {
@@ -407,6 +426,24 @@ impl Store for AnyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn stores_on_one_directory_take_turns_even_with_a_caller_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FileStore::open(dir.path()).unwrap();
+        // The same directory by another spelling: the same lock.
+        let second = FileStore::open(dir.path().join(".")).unwrap();
+        assert!(Arc::ptr_eq(&first.lock, &second.lock));
+        // An operation in progress (its lock held) keeps the other store's read waiting.
+        let held = first.lock.clone().lock_owned().await;
+        let read = tokio::spawn(async move { second.get("registry").await });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!read.is_finished());
+        drop(held);
+        assert!(read.await.unwrap().unwrap().is_none());
+    }
 
     #[tokio::test]
     async fn memory_store_compares_and_sets_across_its_clones() {

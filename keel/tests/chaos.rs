@@ -4,10 +4,11 @@
 //! drawn from a seed hit the cluster one after another: SIGKILL of the leader, of a standby,
 //! of an agent (each restarted at once, an agent with its work dir), SIGSTOP of the leader
 //! (shorter than it may ride out) and of an agent, a ZooKeeper restart, SIGKILL of a
-//! framework (a running `keelctl`). After each fault the cluster must settle (a leader with
-//! every agent registered); at the end every job not killed must have ended with all its
-//! tasks FINISHED, every task must have started at most once (exactly once in those jobs),
-//! and the killed frameworks must be gone from the master and the agents.
+//! framework (a running `keelctl`), SIGKILL of a running task's processes. After each fault the
+//! cluster must settle (a leader with every agent registered); at the end every job not hit
+//! must have ended with all its tasks FINISHED (a job whose task was killed, with that task
+//! FAILED), every task must have started at most once (exactly once in those jobs), and the
+//! killed frameworks must be gone from the master and the agents.
 //!
 //! `KEEL_CHAOS_SEED` picks the faults (a failure prints the seed to replay it);
 //! `KEEL_CHAOS_FAULTS` how many (20 by default: the short form CI runs; RELIABILITY.md
@@ -62,17 +63,20 @@ enum Fault {
     RestartZooKeeper,
     /// SIGKILL of the `keelctl` running in job loop `i`.
     KillFramework(usize),
+    /// SIGKILL of the processes of a running task (the `n`th found, modulo how many run).
+    KillTask(u64),
 }
 
 impl Fault {
     fn draw(rng: &mut Rng) -> Fault {
-        match rng.below(7) {
+        match rng.below(8) {
             0 => Fault::KillLeader,
             1 => Fault::KillStandby,
             2 => Fault::PauseLeader,
             3 => Fault::KillAgent(rng.below(AGENTS as u64) as usize),
             4 => Fault::PauseAgent(rng.below(AGENTS as u64) as usize),
             5 => Fault::KillFramework(rng.below(JOB_LOOPS as u64) as usize),
+            6 => Fault::KillTask(rng.below(1 << 16)),
             _ => Fault::RestartZooKeeper,
         }
     }
@@ -87,6 +91,8 @@ struct Cluster {
     dir: PathBuf,
     /// The pid of the `keelctl` each job loop runs now, if any.
     frameworks: Vec<RunningJob>,
+    /// Jobs whose tasks a fault killed, and how many.
+    tasks_killed_in: HashMap<String, usize>,
 }
 
 /// The OS pid of a job loop's running `keelctl`.
@@ -157,6 +163,7 @@ impl Cluster {
             agents,
             dir: dir.to_owned(),
             frameworks: (0..JOB_LOOPS).map(|_| RunningJob::default()).collect(),
+            tasks_killed_in: HashMap::new(),
         }
     }
 
@@ -217,6 +224,26 @@ impl Cluster {
                     // SAFETY: kill(2) with a pid this test spawned and has not reaped.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
                 }
+            }
+            Fault::KillTask(n) => {
+                let mut running = task_shells(&self.dir);
+                if running.is_empty() {
+                    return;
+                }
+                running.sort();
+                let (pid, job) = running.swap_remove(n as usize % running.len());
+                // SAFETY: getpgid(2) and kill(2) on a process of this test's cluster; its
+                // group is killed only if the task leads it (never this test's own group).
+                unsafe {
+                    let group = libc::getpgid(pid);
+                    if group == pid && group != libc::getpgrp() {
+                        libc::kill(-group, libc::SIGKILL);
+                    } else {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+                println!("chaos: killed task process {pid} of {job}");
+                *self.tasks_killed_in.entry(job).or_default() += 1;
             }
             Fault::RestartZooKeeper => {
                 self.zk.kill().expect("zookeeper stops");
@@ -341,8 +368,9 @@ async fn job_loop(
         let name = format!("job-{loop_id}-{n}");
         let command = format!(
             // The sandbox without its run names the framework and the task: a second start of
-            // the same task would write the same line again.
-            "echo \"${{MESOS_SANDBOX%/runs/*}}\" >> {}; sleep {}",
+            // the same task would write the same line again. The job's name leads, so that a
+            // fault killing the task knows whose it was.
+            "echo \"{name} ${{MESOS_SANDBOX%/runs/*}}\" >> {}; sleep {}",
             starts.display(),
             1 + (n % 3)
         );
@@ -388,6 +416,35 @@ async fn job_loop(
         };
         results.lock().expect("results").push((name, end));
     }
+}
+
+/// The running task shells of the jobs under `dir` (their command names the run's `starts`
+/// file), with the job each belongs to (the command's first word after `echo "`).
+fn task_shells(dir: &Path) -> Vec<(libc::pid_t, String)> {
+    let starts = dir.join("starts").display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let script = match args.as_slice() {
+                [sh, c, script, ..] if sh.ends_with("sh") && c == "-c" => script,
+                _ => return None,
+            };
+            if !script.contains(&starts) {
+                return None;
+            }
+            let job = script.strip_prefix("echo \"")?.split(' ').next()?;
+            Some((pid, job.to_owned()))
+        })
+        .collect()
 }
 
 /// When the run began, to place jobs and faults on one timeline.
@@ -455,9 +512,15 @@ async fn jobs_finish_exactly_once_through_seeded_faults() {
     }
 
     let results = results.lock().expect("results").clone();
+    // A job whose task a fault killed ends with that task FAILED, and keelctl says so.
     let failed: Vec<_> = results
         .iter()
-        .filter(|(_, end)| matches!(end, JobEnd::Failed(_)))
+        .filter(|(name, end)| match end {
+            JobEnd::Failed(why) => {
+                !(cluster.tasks_killed_in.contains_key(name) && why.contains("TASK_FAILED"))
+            }
+            _ => false,
+        })
         .collect();
     assert!(
         failed.is_empty(),
@@ -478,21 +541,42 @@ async fn jobs_finish_exactly_once_through_seeded_faults() {
         twice.is_empty(),
         "seed {seed}: tasks started twice: {twice:?}"
     );
-    // A sandbox path names its framework, not its job: count by what each job's tasks wrote.
-    let finished = results.len() - killed.len();
-    assert!(
-        seen.len() >= finished * TASKS_PER_JOB && seen.len() <= results.len() * TASKS_PER_JOB,
-        "seed {seed}: {} task starts for {finished} finished and {} killed jobs",
-        seen.len(),
-        killed.len()
-    );
+    // Each line names its job: every task of a job that ran to its end started once (a task
+    // killed may have died before it wrote its line), a job whose keelctl was killed started
+    // at most all of its tasks.
+    let mut starts_by_job: HashMap<&str, usize> = HashMap::new();
+    for line in seen.keys() {
+        let job = line.split(' ').next().unwrap_or_default();
+        *starts_by_job.entry(job).or_default() += 1;
+    }
+    for (name, _) in &results {
+        let started = starts_by_job.get(name.as_str()).copied().unwrap_or(0);
+        let hit = cluster.tasks_killed_in.get(name).copied().unwrap_or(0);
+        let fewest = if killed.contains(&name.as_str()) {
+            0
+        } else {
+            TASKS_PER_JOB.saturating_sub(hit)
+        };
+        assert!(
+            (fewest..=TASKS_PER_JOB).contains(&started),
+            "seed {seed}: {name}: {started} task starts ({hit} tasks killed)"
+        );
+    }
     cluster
         .killed_frameworks_are_gone(&format!("seed {seed}"))
         .await;
+    // A task killed just as it ended leaves its job FINISHED; the others failed it.
+    let failed_by_kills = results
+        .iter()
+        .filter(|(name, end)| {
+            cluster.tasks_killed_in.contains_key(name) && matches!(end, JobEnd::Failed(_))
+        })
+        .count();
     println!(
-        "chaos: seed {seed}: {} jobs ({} killed), {} tasks, each started at most once; faults {drawn:?}",
+        "chaos: seed {seed}: {} jobs ({} killed, {failed_by_kills} of {} with a task killed ended with it FAILED), {} tasks, each started at most once; faults {drawn:?}",
         results.len(),
         killed.len(),
+        cluster.tasks_killed_in.len(),
         seen.len()
     );
 }

@@ -234,6 +234,7 @@ pub mod http_client;
 pub mod http_stream;
 pub mod id;
 pub mod link;
+pub mod log_level;
 pub(crate) mod mailbox;
 pub mod message;
 pub mod metrics;

@@ -37,6 +37,57 @@ async fn get_flags(address: &str, tls: Option<&libactor::tls::TlsConfig>) -> ser
     serde_json::from_slice(&answer.body).unwrap()
 }
 
+/// A daemon's status and JSON answer to an operator API call (JSON), on an insecure node.
+async fn operator_call(address: &str, call: &str) -> (u16, serde_json::Value) {
+    let answer = libactor::http_client::request_over(
+        address,
+        None,
+        "POST",
+        "/api/v1",
+        &[("content-type", "application/json".to_owned())],
+        call.to_owned().into(),
+    )
+    .await
+    .unwrap();
+    let json = serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null);
+    (answer.status, json)
+}
+
+/// Sets a daemon's logging level for `seconds` through the operator API, sees it set, and
+/// waits (bounded) for it to go back to 0.
+async fn logging_level_goes_up_and_back(address: &str, level: u32, seconds: u64) {
+    let get = r#"{"type": "GET_LOGGING_LEVEL"}"#;
+    assert_eq!(
+        operator_call(address, get).await.1["get_logging_level"]["level"],
+        0
+    );
+    let set = |level: u32, nanoseconds: u64| {
+        format!(
+            r#"{{"type": "SET_LOGGING_LEVEL", "set_logging_level": {{"level": {level}, "duration": {{"nanoseconds": {nanoseconds}}}}}}}"#
+        )
+    };
+    assert_eq!(
+        operator_call(address, &set(level, 0)).await.0,
+        400,
+        "no duration"
+    );
+    assert_eq!(
+        operator_call(address, &set(level, seconds * 1_000_000_000))
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        operator_call(address, get).await.1["get_logging_level"]["level"],
+        level
+    );
+    eventually("the logging level goes back to 0", || async {
+        let level = operator_call(address, get).await.1["get_logging_level"]["level"].clone();
+        (level == 0).then_some(())
+    })
+    .await;
+}
+
 async fn wait_for_agents(master: &str, n: usize) -> serde_json::Value {
     eventually(&format!("{n} agents register"), || async {
         let out = keelctl(master, &["agents", "--json"]);
@@ -93,6 +144,10 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
         "{asked}"
     );
     assert_eq!(flag("attributes"), Some("rack:r1".into()), "{asked}");
+    // Operators raise a daemon's logging for a while (Mesos's SET_LOGGING_LEVEL).
+    let master_addr = master.split_once('@').unwrap().1.to_owned();
+    logging_level_goes_up_and_back(&master_addr, 1, 2).await;
+    logging_level_goes_up_and_back(agent_addr, 2, 1).await;
     let listed = libactor::http_client::get_json(agent_addr, &format!("/{agent_id}/flags"))
         .await
         .unwrap();

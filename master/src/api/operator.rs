@@ -16,8 +16,9 @@
 //! `MARK_AGENT_GONE`, `UPDATE_QUOTA`) are carried out by the master (see `master::operator`,
 //! `master::gone`, `master::quota`); Keel drains machines, so the drain calls act on every
 //! agent of the named agent's host. `MARK_AGENT_GONE` and `UPDATE_QUOTA` answer `200` once
-//! the change is in the registry. Calls for what Keel does not have (volumes, reservations,
-//! operations, files, logging-level changes) get `501` saying so.
+//! the change is in the registry. `SET_LOGGING_LEVEL` sets the process's level for its
+//! duration (`libactor::log_level`) and answers `202`, as Mesos. Calls for what Keel does not
+//! have (volumes, reservations, operations, master files) get `501` saying so.
 //!
 //! Who may call: reads and `SUBSCRIBE`, whoever the node lets in (on a secure master every
 //! request proves a principal); what each reader sees of frameworks and tasks is decided by
@@ -453,12 +454,14 @@ impl ApiGateway {
                     ..Default::default()
                 },
             ),
-            // Keel logs through `tracing` filters, not glog levels: 0 is glog's default.
+            // 0: the logging the process started with; see `libactor::log_level`.
             CallType::GetLoggingLevel => respond(
                 encoding,
                 ResponseType::GetLoggingLevel,
                 Response {
-                    get_logging_level: Some(GetLoggingLevel { level: Some(0) }),
+                    get_logging_level: Some(GetLoggingLevel {
+                        level: Some(libactor::log_level::level()),
+                    }),
                     ..Default::default()
                 },
             ),
@@ -565,7 +568,8 @@ impl ApiGateway {
             | CallType::DeactivateAgent
             | CallType::ReactivateAgent
             | CallType::MarkAgentGone
-            | CallType::UpdateQuota => return self.change(ctx, &req, encoding, kind, call),
+            | CallType::UpdateQuota
+            | CallType::SetLoggingLevel => return self.change(ctx, &req, encoding, kind, call),
             other => self.refuse(
                 501,
                 format!("Keel does not carry out {}", other.as_str_name()),
@@ -793,6 +797,18 @@ impl ApiGateway {
                         MarkingGone::Underway(durable) => Some(durable),
                     })
                 })
+            }
+            CallType::SetLoggingLevel => {
+                let Some(set) = call.set_logging_level else {
+                    return self.refuse(400, missing("set_logging_level")).into();
+                };
+                let nanoseconds = set.duration.map_or(0, |d| d.nanoseconds);
+                match libactor::log_level::set_for_nanoseconds(set.level.unwrap_or(0), nanoseconds)
+                {
+                    // As Mesos answers it.
+                    Ok(()) => HttpResponse::text(202, "").into(),
+                    Err(e) => self.refuse(e.http_status(), e.to_string()).into(),
+                }
             }
             CallType::UpdateQuota => {
                 let update = call.update_quota.unwrap_or_default();

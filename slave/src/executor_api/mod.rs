@@ -295,9 +295,11 @@ impl ExecutorApi {
 
 impl ExecutorApi {
     /// `POST /api/v1`: the agent's operator API (see `slave::operator_api`), JSON or protobuf
-    /// as `Content-Type` and `Accept` say. Reads only: whoever the node lets in may call;
-    /// sandbox files only as the `access_sandboxes` rules allow the request's principal.
-    fn operator(&mut self, _ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
+    /// as `Content-Type` and `Accept` say. Reads: whoever the node lets in may call; sandbox
+    /// files only as the `access_sandboxes` rules allow the request's principal.
+    /// `SET_LOGGING_LEVEL`: an operator (on a secure agent, a client certificate in the
+    /// `operator` role; anyone on an insecure one).
+    fn operator(&mut self, ctx: &mut Context<Self>, req: HttpRequest) -> HttpReply {
         use protos::v1::agent::{call::Type, Call};
         let read = read_call_to_answer::<Call>(
             "/api/v1",
@@ -311,6 +313,22 @@ impl ExecutorApi {
             Err(r) => return self.refuse(r.status, r.why).into(),
         };
         let kind = Type::try_from(call.r#type).unwrap_or(Type::Unknown);
+        if kind == Type::SetLoggingLevel {
+            let secure = ctx.node().is_secure();
+            if let Err(refusal) = authentication::operator::operator_of(&req, None, secure) {
+                return self.refuse(refusal.status, refusal.why).into();
+            }
+            let set = call.set_logging_level.unwrap_or_default();
+            let nanoseconds = set.duration.map_or(0, |d| d.nanoseconds);
+            return match libactor::log_level::set_for_nanoseconds(
+                set.level.unwrap_or(0),
+                nanoseconds,
+            ) {
+                Ok(()) => HttpResponse::text(202, ""),
+                Err(e) => self.refuse(e.http_status(), e.to_string()),
+            }
+            .into();
+        }
         if matches!(kind, Type::ListFiles | Type::ReadFile) {
             let answer = crate::files::operator_call(&self.files, &call, req.principal.as_deref());
             return match answer {

@@ -1,10 +1,11 @@
 //! The agent's answers to Mesos's v1 operator API (`POST /api/v1` on the agent, read by the
 //! `api` gateway and asked here): `GET_HEALTH`, `GET_FLAGS`, `GET_VERSION`, `GET_METRICS`,
-//! `GET_STATE`, `GET_FRAMEWORKS`, `GET_EXECUTORS`, `GET_TASKS` (live tasks as launched,
+//! `GET_LOGGING_LEVEL`, `GET_STATE`, `GET_FRAMEWORKS`, `GET_EXECUTORS`, `GET_TASKS` (live tasks as launched,
 //! terminal ones whose last update is not acknowledged as terminated), `GET_CONTAINERS` (with
 //! each container's resource statistics) and `GET_AGENT`. `LIST_FILES` and `READ_FILE` are
-//! answered by the gateway itself from the sandboxes (see `files::operator_call`). Other calls
-//! get `501` saying so.
+//! answered by the gateway itself from the sandboxes (see `files::operator_call`), and
+//! `SET_LOGGING_LEVEL` by the gateway too (it is the process's, see `libactor::log_level`).
+//! Other calls get `501` saying so.
 //!
 //! Who may call: whoever the node lets in (on a secure agent every request proves a principal);
 //! these are reads.
@@ -13,8 +14,8 @@ use libactor::Context;
 use protos::v1::agent::call::Type as CallType;
 use protos::v1::agent::response::{
     get_containers::Container, get_executors::Executor, get_frameworks::Framework, GetAgent,
-    GetContainers, GetExecutors, GetFlags, GetFrameworks, GetHealth, GetMetrics, GetState,
-    GetTasks, GetVersion, Type as ResponseType,
+    GetContainers, GetExecutors, GetFlags, GetFrameworks, GetHealth, GetLoggingLevel, GetMetrics,
+    GetState, GetTasks, GetVersion, Type as ResponseType,
 };
 use protos::v1::agent::Response;
 use protos::v1::{AgentId, ContainerId, ExecutorId, Flag, FrameworkId, Metric, Task, VersionInfo};
@@ -52,6 +53,12 @@ impl Slave {
                         version: env!("CARGO_PKG_VERSION").to_owned(),
                         ..Default::default()
                     }),
+                });
+            }
+            CallType::GetLoggingLevel => {
+                answer(&mut r, ResponseType::GetLoggingLevel);
+                r.get_logging_level = Some(GetLoggingLevel {
+                    level: Some(libactor::log_level::level()),
                 });
             }
             CallType::GetMetrics => {

@@ -8,21 +8,38 @@
 //! about a task on an agent it expects back but that has not re-registered yet, so one
 //! question is not enough.
 //!
+//! [`LiveTasks`] keeps what a scheduler launched and has not seen end, with each task's agent:
+//! what it asks about, and how it tells a late copy of an earlier placement's end (one that
+//! never ran, placed again elsewhere) from the end of the placement live now.
+//!
 //! ```
-//! use frameworks::reconciliation::Reconciler;
+//! use frameworks::reconciliation::{LiveTasks, Reconciler};
+//! use protos::v1::{AgentId, TaskId, TaskStatus};
 //!
 //! let mut reconciler = Reconciler::default();
 //! assert!(!reconciler.is_asking());
-//! // In `Scheduler::reregistered`: reconciler.begin(driver, running tasks with their agents);
+//! // In `Scheduler::reregistered`: reconciler.begin(driver, live.placements());
 //! // in `status_update`: reconciler.heard(task id);
 //! // in `timer`: if reconciler.timer(driver, token) { return }
 //! reconciler.heard("t1");
+//!
+//! let mut live = LiveTasks::default();
+//! live.insert("t1".into(), 0, "agent-b".into());
+//! let end_on = |agent: &str| TaskStatus {
+//!     task_id: Some(TaskId { value: "t1".into() }),
+//!     agent_id: Some(AgentId { value: agent.into() }),
+//!     ..Default::default()
+//! };
+//! assert_eq!(live.take_ended(&end_on("agent-a")), None, "a late copy about agent-a");
+//! assert_eq!(live.take_ended(&end_on("agent-b")), Some(0));
+//! assert!(live.is_empty());
 //! ```
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use protos::v1::{AgentId, TaskId, TaskState, TaskStatus};
+use protos::IdText;
 
 use crate::scheduler_driver::SchedulerDriver;
 
@@ -34,6 +51,44 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Timer tokens of the reconciler carry this bit, so that a scheduler's own timers (tokens
 /// below it) never collide with them.
 pub const TIMER_TAG: u64 = 1 << 63;
+
+/// Tasks launched and not seen to end: task id → (the scheduler's index of its work, its
+/// agent).
+#[derive(Debug, Default)]
+pub struct LiveTasks(BTreeMap<String, (usize, String)>);
+
+impl LiveTasks {
+    /// `task`, doing work `index`, launched on `agent`.
+    pub fn insert(&mut self, task: String, index: usize, agent: String) {
+        self.0.insert(task, (index, agent));
+    }
+
+    /// Whether none is live.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every live task with its agent, to reconcile.
+    pub fn placements(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.0
+            .iter()
+            .map(|(task, (_, agent))| (task.clone(), agent.clone()))
+    }
+
+    /// The index of the task a terminal `status` ends, taken off the live ones; `None` if the
+    /// task is not live, or the status comes from another agent than the one it runs on now
+    /// (a late copy about an earlier placement). A status that names no agent (the master's
+    /// own) counts as the live placement's.
+    pub fn take_ended(&mut self, status: &TaskStatus) -> Option<usize> {
+        let task = status.task_id.text();
+        let agent = status.agent_id.text();
+        let (_, on) = self.0.get(task)?;
+        if !agent.is_empty() && agent != on {
+            return None;
+        }
+        self.0.remove(task).map(|(index, _)| index)
+    }
+}
 
 /// The tasks asked about and not heard of since; see the module docs.
 #[derive(Debug)]

@@ -6,7 +6,7 @@
 //! launch the failed master lost is heard of too.
 
 use protos::IdText;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use protos::v1::task_status::Reason;
 use protos::v1::{CommandInfo, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
@@ -14,7 +14,7 @@ use resources::Resources;
 use tokio::sync::mpsc;
 
 use crate::offer_packing::launch_packed;
-use crate::reconciliation::Reconciler;
+use crate::reconciliation::{LiveTasks, Reconciler};
 use crate::scheduler::Scheduler;
 use crate::scheduler_driver::SchedulerDriver;
 
@@ -63,7 +63,7 @@ pub struct BatchScheduler {
     spec: BatchSpec,
     queue: VecDeque<usize>,
     /// Launched and not ended: the command's index and the agent it went to.
-    running: BTreeMap<String, (usize, String)>,
+    running: LiveTasks,
     outcomes: Vec<Option<TaskOutcome>>,
     events: mpsc::UnboundedSender<BatchEvent>,
     reconciler: Reconciler,
@@ -78,7 +78,7 @@ impl BatchScheduler {
             BatchScheduler {
                 spec,
                 queue: (0..n).collect(),
-                running: BTreeMap::new(),
+                running: LiveTasks::default(),
                 outcomes: vec![None; n],
                 events,
                 reconciler: Reconciler::default(),
@@ -108,11 +108,7 @@ pub(crate) fn never_ran(state: TaskState, reason: Reason) -> bool {
 
 impl Scheduler for BatchScheduler {
     fn reregistered(&mut self, driver: &mut SchedulerDriver, _master: &protos::v1::MasterInfo) {
-        let live = self
-            .running
-            .iter()
-            .map(|(task, (_, agent))| (task.clone(), agent.clone()));
-        self.reconciler.begin(driver, live);
+        self.reconciler.begin(driver, self.running.placements());
     }
 
     fn timer(&mut self, driver: &mut SchedulerDriver, token: u64) {
@@ -147,7 +143,7 @@ impl Scheduler for BatchScheduler {
                 || queue.pop_front(),
                 |index| {
                     let task_id = format!("{}-{index}", spec.task_prefix);
-                    running.insert(task_id.clone(), (index, offer.agent_id.text().to_owned()));
+                    running.insert(task_id.clone(), index, offer.agent_id.text().to_owned());
                     TaskInfo {
                         name: task_id.clone(),
                         task_id: Some(TaskId { value: task_id }),
@@ -179,17 +175,7 @@ impl Scheduler for BatchScheduler {
         if !state.is_terminal() {
             return;
         }
-        // An end from another agent is a late copy about an earlier launch of the task (one
-        // that never ran and was launched again elsewhere).
-        let agent = status.agent_id.text();
-        let current = self
-            .running
-            .get(&task_id)
-            .is_some_and(|(_, launched_on)| agent.is_empty() || agent == launched_on);
-        if !current {
-            return;
-        }
-        let Some((index, _)) = self.running.remove(&task_id) else {
+        let Some(index) = self.running.take_ended(status) else {
             return;
         };
         if never_ran(state, status.reason()) {

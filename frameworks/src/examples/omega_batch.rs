@@ -19,7 +19,7 @@ use resources::Resources;
 use tokio::sync::{mpsc, watch};
 
 use crate::examples::batch::{never_ran, BatchEvent, TaskOutcome};
-use crate::reconciliation::Reconciler;
+use crate::reconciliation::{LiveTasks, Reconciler};
 use crate::scheduler_driver::{CommitOptions, SchedulerDriver};
 use crate::shared_state::{RetryPolicy, SchedulingStats, SharedStateScheduler};
 
@@ -75,7 +75,7 @@ pub struct OmegaBatch {
     /// Transactions in flight and the tasks each places, with their agents.
     in_flight: BTreeMap<String, Vec<(usize, String)>>,
     /// Tasks committed and not ended, by id: their index and agent.
-    running: BTreeMap<String, (usize, String)>,
+    running: LiveTasks,
     /// Reconciliation after a re-registration.
     reconciler: Reconciler,
     outcomes: Vec<Option<TaskOutcome>>,
@@ -97,7 +97,7 @@ impl OmegaBatch {
                 queue: (0..n).collect(),
                 attempts: vec![0; n],
                 in_flight: BTreeMap::new(),
-                running: BTreeMap::new(),
+                running: LiveTasks::default(),
                 reconciler: Reconciler::default(),
                 outcomes: vec![None; n],
                 ended: 0,
@@ -236,11 +236,7 @@ impl OmegaBatch {
 
 impl SharedStateScheduler for OmegaBatch {
     fn reregistered(&mut self, driver: &mut SchedulerDriver) {
-        let live = self
-            .running
-            .iter()
-            .map(|(task, (_, agent))| (task.clone(), agent.clone()));
-        self.reconciler.begin(driver, live);
+        self.reconciler.begin(driver, self.running.placements());
     }
 
     fn timer(&mut self, driver: &mut SchedulerDriver, token: u64) {
@@ -273,7 +269,7 @@ impl SharedStateScheduler for OmegaBatch {
                 match r.outcome() {
                     Outcome::Committed | Outcome::Duplicate => {
                         stats.committed += 1;
-                        self.running.insert(self.task_id(index), (index, agent));
+                        self.running.insert(self.task_id(index), index, agent);
                     }
                     Outcome::ConflictVersion
                     | Outcome::ConflictResources
@@ -311,18 +307,7 @@ impl SharedStateScheduler for OmegaBatch {
         if !state.is_terminal() {
             return;
         }
-        // An end from another agent is a late copy about an earlier placement of the task
-        // (one that never ran and was placed again elsewhere): the placement running now
-        // has not ended.
-        let agent = status.agent_id.text();
-        let current = self
-            .running
-            .get(&task_id)
-            .is_some_and(|(_, placed_on)| agent.is_empty() || agent == placed_on);
-        if !current {
-            return;
-        }
-        let Some((index, _)) = self.running.remove(&task_id) else {
+        let Some(index) = self.running.take_ended(status) else {
             return;
         };
         if never_ran(state, status.reason()) {

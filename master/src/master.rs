@@ -749,14 +749,7 @@ impl Master {
                         ask_agents
                             .entry(agent.clone())
                             .or_default()
-                            .push(TaskStatus {
-                                task_id: Some(TaskId { value: task_id }),
-                                agent_id: Some(AgentId { value: agent }),
-                                source: Source::Master as i32,
-                                reason: Some(Reason::Reconciliation as i32),
-                                message: "reconciliation request".into(),
-                                ..Default::default()
-                            });
+                            .push(reregistration::reconciliation_request(task_id, agent));
                         continue;
                     }
                     UnknownTaskAgent::Unreachable if self.partition_aware(&framework) => {

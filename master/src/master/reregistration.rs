@@ -296,16 +296,10 @@ impl Master {
                 continue;
             }
             let (framework, task_id) = key;
-            by_framework.entry(framework).or_default().push(TaskStatus {
-                task_id: Some(TaskId { value: task_id }),
-                agent_id: Some(AgentId {
-                    value: agent.to_owned(),
-                }),
-                source: Source::Master as i32,
-                reason: Some(Reason::Reconciliation as i32),
-                message: "reconciliation request".into(),
-                ..Default::default()
-            });
+            by_framework
+                .entry(framework)
+                .or_default()
+                .push(reconciliation_request(task_id, agent.to_owned()));
         }
         by_framework
             .into_iter()
@@ -314,5 +308,18 @@ impl Master {
                 statuses,
             })
             .collect()
+    }
+}
+
+/// The master's question to an agent about `task`, which the agent answers LOST for if it does
+/// not know it.
+pub(super) fn reconciliation_request(task: String, agent: String) -> TaskStatus {
+    TaskStatus {
+        task_id: Some(TaskId { value: task }),
+        agent_id: Some(AgentId { value: agent }),
+        source: Source::Master as i32,
+        reason: Some(Reason::Reconciliation as i32),
+        message: "reconciliation request".into(),
+        ..Default::default()
     }
 }

@@ -21,27 +21,27 @@ fn keelctl(master: &str, args: &[&str]) -> std::process::Output {
         .expect("keelctl runs")
 }
 
-/// Runs `keelctl agents --json` until `n` agents are listed (bounded).
 /// A daemon's answer to the operator API's `GET_FLAGS` (JSON), over TLS when `tls` is given.
 async fn get_flags(address: &str, tls: Option<&libactor::tls::TlsConfig>) -> serde_json::Value {
-    let answer = libactor::http_client::request_over(
-        address,
-        tls,
-        "POST",
-        "/api/v1",
-        &[("content-type", "application/json".to_owned())],
-        r#"{"type": "GET_FLAGS"}"#.into(),
-    )
-    .await
-    .unwrap();
-    serde_json::from_slice(&answer.body).unwrap()
+    operator_call_over(address, tls, r#"{"type": "GET_FLAGS"}"#)
+        .await
+        .1
 }
 
 /// A daemon's status and JSON answer to an operator API call (JSON), on an insecure node.
 async fn operator_call(address: &str, call: &str) -> (u16, serde_json::Value) {
+    operator_call_over(address, None, call).await
+}
+
+/// [`operator_call`], over TLS when `tls` is given.
+async fn operator_call_over(
+    address: &str,
+    tls: Option<&libactor::tls::TlsConfig>,
+    call: &str,
+) -> (u16, serde_json::Value) {
     let answer = libactor::http_client::request_over(
         address,
-        None,
+        tls,
         "POST",
         "/api/v1",
         &[("content-type", "application/json".to_owned())],
@@ -88,6 +88,7 @@ async fn logging_level_goes_up_and_back(address: &str, level: u32, seconds: u64)
     .await;
 }
 
+/// Runs `keelctl agents --json` until `n` agents are listed (bounded).
 async fn wait_for_agents(master: &str, n: usize) -> serde_json::Value {
     eventually(&format!("{n} agents register"), || async {
         let out = keelctl(master, &["agents", "--json"]);

@@ -22,6 +22,7 @@ use protos::internal::{
 };
 use protos::v1::task_status::Source;
 use protos::v1::{AgentId, AgentInfo, TaskState, TaskStatus};
+use protos::RegistrationBackoff;
 use resources::Resources;
 
 /// Counters shared by every emulated agent of a run.
@@ -41,13 +42,6 @@ pub struct EmulationCounters {
     pub reregistration_attempts: AtomicU64,
 }
 
-/// How long an emulated agent first waits for `SlaveReregisteredMessage` before asking again:
-/// a real agent's registration backoff. Each further wait doubles, up to
-/// [`REREGISTER_RETRY_MAX`], and is spread by ±50%, as a real agent's is.
-pub const REREGISTER_RETRY: Duration = slave::slave::REGISTRATION_BACKOFF_MIN;
-/// The longest wait between re-registration attempts (a real agent's).
-pub const REREGISTER_RETRY_MAX: Duration = slave::slave::REGISTRATION_BACKOFF_MAX;
-
 /// One emulated agent.
 pub struct EmulatedAgent {
     master: Upid,
@@ -59,8 +53,8 @@ pub struct EmulatedAgent {
     running: std::collections::BTreeMap<String, Task>,
     /// Waiting for a new master's `SlaveReregisteredMessage`.
     reregistering: bool,
-    /// The next wait before re-registering again.
-    backoff: Duration,
+    /// When to re-register again: a real agent's schedule, with the master's advice.
+    backoff: RegistrationBackoff,
     /// Jitter source (xorshift), seeded from the agent's pid.
     jitter: u64,
     /// Updates sent and not acknowledged yet, by uuid.
@@ -89,7 +83,7 @@ impl EmulatedAgent {
             counters,
             running: Default::default(),
             reregistering: false,
-            backoff: REREGISTER_RETRY,
+            backoff: RegistrationBackoff::default(),
             jitter: 0,
             unacked: Default::default(),
             retrying: false,
@@ -143,7 +137,7 @@ impl EmulatedAgent {
         if self.id.is_some() {
             let first = !self.reregistering;
             self.reregistering = true;
-            self.backoff = REREGISTER_RETRY;
+            self.backoff.restart();
             if first {
                 self.reregister(ctx);
             }
@@ -168,7 +162,8 @@ impl EmulatedAgent {
         ctx.delay(wait, |a: &mut EmulatedAgent, ctx| a.reregister(ctx));
     }
 
-    /// The backoff spread by a factor in [0.5, 1.5); the backoff then doubles.
+    /// The backoff spread by a factor in [0.5, 1.5) (from the agent's xorshift); the backoff
+    /// then doubles.
     fn next_wait(&mut self, ctx: &Context<Self>) -> Duration {
         if self.jitter == 0 {
             // FNV-1a of the pid: distinct per agent, never zero after the `| 1`.
@@ -184,13 +179,13 @@ impl EmulatedAgent {
         self.jitter ^= self.jitter << 13;
         self.jitter ^= self.jitter >> 7;
         self.jitter ^= self.jitter << 17;
-        let factor = 0.5 + (self.jitter % 1000) as f64 / 1000.0;
-        let wait = self.backoff.mul_f64(factor);
-        self.backoff = (self.backoff * 2).min(REREGISTER_RETRY_MAX);
-        wait
+        self.backoff.next_wait((self.jitter % 1000) as f64 / 1000.0)
     }
 
-    fn reregistered(&mut self, _: &mut Context<Self>, from: Upid, _: SlaveReregisteredMessage) {
+    fn reregistered(&mut self, _: &mut Context<Self>, from: Upid, msg: SlaveReregisteredMessage) {
+        if from == self.master {
+            self.backoff.advise(msg.registration_backoff_seconds);
+        }
         if from == self.master && self.reregistering {
             self.reregistering = false;
             self.counters.reregistered.fetch_add(1, Ordering::Relaxed);
@@ -198,13 +193,17 @@ impl EmulatedAgent {
     }
 
     fn registered(&mut self, _: &mut Context<Self>, from: Upid, msg: SlaveRegisteredMessage) {
+        if from == self.master {
+            self.backoff.advise(msg.registration_backoff_seconds);
+        }
         if from == self.master && self.id.is_none() {
             self.id = msg.slave_id;
             self.counters.registered.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, _: PingSlaveMessage) {
+    fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, msg: PingSlaveMessage) {
+        self.backoff.advise(msg.registration_backoff_seconds);
         self.counters.pings.fetch_add(1, Ordering::Relaxed);
         ctx.send(&from, PongSlaveMessage {});
     }

@@ -75,7 +75,15 @@ pub async fn run(
         launched.running.load(Ordering::Relaxed) >= total
     })
     .await?;
-    eprintln!("  {total} tasks running; killing the leader");
+    // A cluster in its steady state: every agent has had a ping since the last one joined,
+    // and with it the master's advice for its first registration retry, sized to the whole
+    // cluster (the earliest agents registered when it was small).
+    let pings_before = counters.pings.load(Ordering::Relaxed);
+    wait_until("a round of pings", || {
+        counters.pings.load(Ordering::Relaxed) >= pings_before + agents as u64
+    })
+    .await?;
+    eprintln!("  {total} tasks running, every agent pinged; killing the leader");
 
     let detector = coordination::Detector::start(url.parse()?, zk_session_timeout);
     let mut leader = detector.leader();

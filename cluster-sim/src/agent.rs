@@ -29,15 +29,11 @@ use protos::internal::{
 };
 use protos::v1::task_status::{Reason, Source};
 use protos::v1::{AgentId, AgentInfo, FrameworkId, TaskId, TaskState, TaskStatus};
-use protos::IdText;
+use protos::{IdText, RegistrationBackoff};
 use resources::Resources;
 
 use crate::ledger::Ledger;
 
-/// First wait before registering again (a real agent's).
-pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
-/// Longest wait between registration attempts.
-pub const REGISTRATION_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How long without a ping before the agent takes its master for lost (Mesos: 15 s × 5).
 pub const PING_TIMEOUT: Duration = Duration::from_secs(75);
 /// How often an unacknowledged update is sent again (Mesos's 10 s minimum).
@@ -80,7 +76,8 @@ pub struct SimAgent {
     disk: Arc<Mutex<AgentDisk>>,
     ledger: Ledger,
     registration: Registration,
-    backoff: Duration,
+    /// The real agent's retry schedule, with the master's advice.
+    backoff: RegistrationBackoff,
     /// Bumped at every registration attempt; stale retry timers see it changed.
     attempt: u64,
     last_ping: Instant,
@@ -100,7 +97,7 @@ impl SimAgent {
             disk,
             ledger,
             registration: Registration::Registering,
-            backoff: REGISTRATION_BACKOFF_MIN,
+            backoff: RegistrationBackoff::default(),
             attempt: 0,
             last_ping: Instant::now(),
         }
@@ -155,8 +152,7 @@ impl SimAgent {
             );
         }
         // Spread by [0.5, 1.5) from the node's seeded randomness, then doubled.
-        let wait = self.backoff.mul_f64(0.5 + ctx.node().random().fraction());
-        self.backoff = (self.backoff * 2).min(REGISTRATION_BACKOFF_MAX);
+        let wait = self.backoff.next_wait(ctx.node().random().fraction());
         let attempt = self.attempt;
         ctx.delay(wait, move |a: &mut SimAgent, ctx| {
             if a.attempt == attempt && a.registration == Registration::Registering {
@@ -173,11 +169,12 @@ impl SimAgent {
         }
         ctx.unlink(&self.master);
         self.master = master;
-        self.backoff = REGISTRATION_BACKOFF_MIN;
+        self.backoff.restart();
         self.register(ctx);
     }
 
-    fn on_registered(&mut self, ctx: &mut Context<Self>, id: Option<AgentId>) {
+    fn on_registered(&mut self, ctx: &mut Context<Self>, id: Option<AgentId>, advice: f64) {
+        self.backoff.advise(advice);
         if self.registration == Registration::Registered {
             return;
         }
@@ -188,14 +185,14 @@ impl SimAgent {
             }
         }
         self.registration = Registration::Registered;
-        self.backoff = REGISTRATION_BACKOFF_MIN;
+        self.backoff.restart();
         self.last_ping = ctx.node().clock().now();
         self.resend_updates(ctx);
     }
 
     fn registered(&mut self, ctx: &mut Context<Self>, from: Upid, msg: SlaveRegisteredMessage) {
         if from == self.master {
-            self.on_registered(ctx, msg.slave_id);
+            self.on_registered(ctx, msg.slave_id, msg.registration_backoff_seconds);
         }
     }
 
@@ -203,7 +200,7 @@ impl SimAgent {
         if from != self.master {
             return;
         }
-        self.on_registered(ctx, msg.slave_id);
+        self.on_registered(ctx, msg.slave_id, msg.registration_backoff_seconds);
         // Every reply's, as the real agent does: a retried re-registration's later reply may
         // name tasks the first did not.
         for reconcile in msg.reconciliations {
@@ -259,6 +256,7 @@ impl SimAgent {
             return;
         }
         self.last_ping = ctx.node().clock().now();
+        self.backoff.advise(msg.registration_backoff_seconds);
         if !msg.connected && self.registration == Registration::Registered {
             // The master no longer counts this agent as registered.
             self.register(ctx);

@@ -176,6 +176,7 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
     let health = AgentHealth {
         ping_timeout: flags.agent_ping_timeout_seconds.0,
         max_missed: flags.max_agent_ping_timeouts,
+        ..AgentHealth::default()
     };
     let autopilot = flags
         .autopilot

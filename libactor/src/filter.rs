@@ -236,6 +236,11 @@ impl FilterGuard {
             let _ = dropped.wait_for(|n| *n >= count).await;
         }
     }
+
+    /// How many messages the filter has dropped so far (0 for [`Node::inject_faults`]'s).
+    pub fn dropped_so_far(&self) -> u64 {
+        self.dropped.as_ref().map_or(0, |d| *d.borrow())
+    }
 }
 
 impl Drop for FilterGuard {

@@ -23,14 +23,20 @@
 //!   executors (registration, offers, launches, kills, status updates, pings, reconciliation).
 //! - [`omega`]: the cell state and transactions of shared-state (Omega) schedulers.
 //! - [`examples`]: the task inputs and results of the example frameworks (`particles`).
+//! - [`RegistrationBackoff`]: the retry schedule every agent follows when it (re-)registers,
+//!   with the master's advice for its first wait.
 //! - [`libactor`]: the actor runtime's wire envelope and link control messages;
 //!   [`libactor::examples`] holds the ping/pong messages of its examples and benchmarks.
 
 mod flags;
 mod id_text;
+mod registration_backoff;
 mod task_state;
 
 pub use id_text::IdText;
+pub use registration_backoff::{
+    RegistrationBackoff, REGISTRATION_BACKOFF_MAX, REGISTRATION_BACKOFF_MIN,
+};
 pub use task_state::IllegalTaskMove;
 
 /// Every Keel message's descriptor (a serialized `FileDescriptorSet`), for tools that map JSON

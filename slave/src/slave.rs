@@ -80,11 +80,7 @@ mod termination;
 pub use health::TaskHealth;
 use recovery::Checkpointed;
 
-/// First wait before re-sending a registration the master has not answered (each wait is
-/// spread by ±50%, then doubles).
-pub const REGISTRATION_BACKOFF_MIN: Duration = Duration::from_secs(1);
-/// Longest wait between registration attempts.
-pub const REGISTRATION_BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub use protos::{RegistrationBackoff, REGISTRATION_BACKOFF_MAX, REGISTRATION_BACKOFF_MIN};
 /// How long a custom executor has to register before it is killed (Mesos: 1 min).
 pub const EXECUTOR_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a recovered custom executor has to answer `ReconnectExecutorMessage` (Mesos's
@@ -218,7 +214,7 @@ pub struct Slave {
     sum: ProcessRef<StatusUpdateManager>,
     id: Option<String>,
     registration: Registration,
-    backoff: Duration,
+    backoff: RegistrationBackoff,
     /// A ping came since the last check.
     pinged: bool,
     /// The one pending check for the master's pings (a new registration replaces it).
@@ -315,7 +311,7 @@ impl Slave {
                 sum,
                 id: None,
                 registration: Registration::Disconnected,
-                backoff: REGISTRATION_BACKOFF_MIN,
+                backoff: RegistrationBackoff::default(),
                 pinged: false,
                 ping_check: None,
                 frameworks: HashMap::new(),
@@ -386,7 +382,7 @@ impl Slave {
             auth.reset();
         }
         self.registration = Registration::Disconnected;
-        self.backoff = REGISTRATION_BACKOFF_MIN;
+        self.backoff.restart();
         self.register(ctx);
     }
 

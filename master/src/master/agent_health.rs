@@ -6,6 +6,13 @@ use libactor::{Context, Upid};
 use protos::internal::{PingSlaveMessage, PongSlaveMessage};
 
 impl Master {
+    /// The first registration retry, in seconds, this master advises its agents: the time a
+    /// new leader takes to answer all of them, at [`super::AgentHealth::readmission_cost`]
+    /// each (agents never wait less than Mesos's 1 s; see [`protos::RegistrationBackoff`]).
+    pub(super) fn registration_backoff_advice(&self) -> f64 {
+        self.health.readmission_cost.as_secs_f64() * self.books.agent_count() as f64
+    }
+
     /// Starts pinging a newly (re-)registered agent: its registration counts as its first pong,
     /// so the first ping goes out one ping timeout later (a failover's burst of thousands of
     /// re-registrations is not doubled by as many pings).
@@ -29,7 +36,14 @@ impl Master {
         ctx.delay(self.health.ping_timeout, move |m: &mut Master, ctx| {
             m.ping_timeout(ctx, agent)
         });
-        ctx.send(&pid, PingSlaveMessage { connected: true });
+        let advice = self.registration_backoff_advice();
+        ctx.send(
+            &pid,
+            PingSlaveMessage {
+                connected: true,
+                registration_backoff_seconds: advice,
+            },
+        );
     }
 
     pub(super) fn ping_timeout(&mut self, ctx: &mut Context<Self>, agent: String) {

@@ -84,6 +84,7 @@ impl Master {
                 &from,
                 SlaveRegisteredMessage {
                     slave_id: Some(AgentId { value: id.clone() }),
+                    registration_backoff_seconds: self.registration_backoff_advice(),
                 },
             );
             return;
@@ -126,6 +127,7 @@ impl Master {
             &from,
             SlaveRegisteredMessage {
                 slave_id: Some(AgentId { value: id }),
+                registration_backoff_seconds: self.registration_backoff_advice(),
             },
         );
     }

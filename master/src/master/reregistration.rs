@@ -73,6 +73,7 @@ impl Master {
         }
         let reply = SlaveReregisteredMessage {
             slave_id: Some(AgentId { value: id.clone() }),
+            registration_backoff_seconds: self.registration_backoff_advice(),
             ..Default::default()
         };
         if let Some(known) = self.books.agent(&id).and_then(|a| a.principal.as_deref()) {

@@ -15,7 +15,7 @@ use protos::v1::task_status::Reason;
 use protos::v1::{AgentId, AgentInfo, ExecutorId, FrameworkId, TaskId, TaskState};
 use protos::IdText;
 
-use super::{Registration, Slave, REGISTRATION_BACKOFF_MAX, REGISTRATION_BACKOFF_MIN};
+use super::{Registration, Slave, REGISTRATION_BACKOFF_MIN};
 
 impl Slave {
     pub(super) fn agent_info(&self) -> AgentInfo {
@@ -78,8 +78,7 @@ impl Slave {
         // Spread by [0.5, 1.5) (from the node's randomness, seeded in simulations): every agent
         // of a cluster loses the same master at once, and in step their retries would reach
         // the new one as waves of duplicates.
-        let wait = self.backoff.mul_f64(0.5 + ctx.node().random().fraction());
-        self.backoff = (self.backoff * 2).min(REGISTRATION_BACKOFF_MAX);
+        let wait = self.backoff.next_wait(ctx.node().random().fraction());
         // Only a registration still under way is retried: an agent the master shut down
         // (`Disconnected` since) must not come back on a retry armed before, as a new agent.
         ctx.delay(wait, |s: &mut Slave, ctx| {
@@ -223,7 +222,7 @@ impl Slave {
         from: Upid,
         msg: SlaveRegisteredMessage,
     ) {
-        self.on_registered(ctx, from, msg.slave_id);
+        self.on_registered(ctx, from, msg.slave_id, msg.registration_backoff_seconds);
     }
 
     pub(super) fn reregistered(
@@ -236,7 +235,7 @@ impl Slave {
         if !self.sent_by_master(ctx, &from) {
             return;
         }
-        self.on_registered(ctx, from, msg.slave_id);
+        self.on_registered(ctx, from, msg.slave_id, msg.registration_backoff_seconds);
         self.reconcile_unlisted(ctx, msg.reconciliations);
     }
 
@@ -296,10 +295,12 @@ impl Slave {
         ctx: &mut Context<Self>,
         from: Upid,
         id: Option<AgentId>,
+        backoff_advice: f64,
     ) {
         if !self.sent_by_master(ctx, &from) {
             return;
         }
+        self.take_backoff_advice(backoff_advice);
         let Some(id) = id.map(|a| a.value).filter(|v| !v.is_empty()) else {
             self.metrics.inc(|m| &m.invalid_messages);
             return;
@@ -314,12 +315,21 @@ impl Slave {
             self.checkpoint_agent();
         }
         self.registration = Registration::Registered;
-        self.backoff = REGISTRATION_BACKOFF_MIN;
+        self.backoff.restart();
         self.pinged = true;
         let master = from.clone();
         self.sum
             .dispatch(move |sum, ctx| sum.set_master(ctx, master));
         self.arm_ping_check(ctx);
+    }
+
+    /// The master's advice for the first registration retry (see
+    /// [`protos::RegistrationBackoff`]); a value that is not a number of seconds is refused.
+    fn take_backoff_advice(&mut self, seconds: f64) {
+        if !self.backoff.advise(seconds) {
+            self.metrics.inc(|m| &m.invalid_messages);
+            tracing::warn!(seconds, "refused the master's registration backoff advice");
+        }
     }
 
     /// Checks for the master's pings one timeout from now, replacing any check pending: two
@@ -332,10 +342,11 @@ impl Slave {
         self.ping_check = Some(ctx.delay(self.config.master_ping_timeout, Self::check_pings));
     }
 
-    pub(super) fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, _msg: PingSlaveMessage) {
+    pub(super) fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, msg: PingSlaveMessage) {
         if !self.sent_by_master(ctx, &from) {
             return;
         }
+        self.take_backoff_advice(msg.registration_backoff_seconds);
         self.pinged = true;
         ctx.send(&from, PongSlaveMessage {});
     }
@@ -360,7 +371,7 @@ impl Slave {
         if let Some(auth) = self.authenticatee.as_mut() {
             auth.reset();
         }
-        self.backoff = REGISTRATION_BACKOFF_MIN;
+        self.backoff.restart();
         ctx.delay(REGISTRATION_BACKOFF_MIN, |s: &mut Slave, ctx| {
             s.register(ctx)
         });

@@ -10,8 +10,11 @@ use keel_testkit::recording_scheduler::{
     command_task, framework_info, SchedulerEvent, TestFramework,
 };
 use libactor::{Clock, Match, Node};
-use master::master::{AGENT_PING_TIMEOUT, MAX_AGENT_PING_TIMEOUTS, OFFER_TIMEOUT};
-use protos::internal::{RunTaskMessage, StatusUpdateAcknowledgementMessage, StatusUpdateMessage};
+use master::master::{AgentHealth, AGENT_PING_TIMEOUT, MAX_AGENT_PING_TIMEOUTS, OFFER_TIMEOUT};
+use protos::internal::{
+    ReregisterSlaveMessage, RunTaskMessage, SlaveReregisteredMessage,
+    StatusUpdateAcknowledgementMessage, StatusUpdateMessage,
+};
 use protos::v1::task_status::Reason;
 use protos::v1::{Filters, Offer, TaskState};
 
@@ -302,6 +305,50 @@ async fn an_agent_that_registers_again_keeps_one_ping_deadline_and_no_ping_is_mi
         timeouts, 0.0,
         "ten minutes of pings every 15 s, none missed"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_waits_as_long_as_its_master_advises_before_registering_again() {
+    // A master of 2 agents that would take 10 s to answer each advises a first retry of 20 s,
+    // so an unanswered re-registration is sent again 10–30 s later (spread ±50 %), not after
+    // Mesos's 0.5–1.5 s: after a failover, a large cluster's first attempts are answered
+    // before they are repeated.
+    let s = setup(2).await;
+    let slow = AgentHealth {
+        readmission_cost: Duration::from_secs(10),
+        ..AgentHealth::default()
+    };
+    s.cluster
+        .master
+        .master
+        .call(move |m, ctx| m.set_agent_health(ctx, slow))
+        .await
+        .expect("the master runs");
+    // The advice reaches the agents with the next pings.
+    s.advance(AGENT_PING_TIMEOUT).await;
+    let mut unanswered = s
+        .cluster
+        .master_node
+        .drop_messages::<ReregisterSlaveMessage>(Match::Any, Match::Any);
+    s.register_agent_again(0).await;
+    unanswered.dropped(1).await;
+    s.advance(Duration::from_secs(9)).await;
+    assert_eq!(
+        unanswered.dropped_so_far(),
+        1,
+        "no retry within 9 s of the first attempt"
+    );
+    s.advance(Duration::from_secs(21)).await;
+    unanswered.dropped(2).await;
+    drop(unanswered);
+    // The next wait doubles (20–60 s); that attempt is answered.
+    let answered = s.cluster.agents[0]
+        .node
+        .expect_message::<SlaveReregisteredMessage>(Match::Any, Match::Any);
+    s.advance(Duration::from_secs(60)).await;
+    let reply = answered.await.expect("the agent re-registered");
+    assert_eq!(reply.message.registration_backoff_seconds, 20.0);
     s.stop().await;
 }
 

@@ -4,7 +4,8 @@
 //! drawn from a seed hit the cluster one after another: SIGKILL of the leader, of a standby,
 //! of an agent (each restarted at once, an agent with its work dir), SIGSTOP of the leader
 //! (shorter than it may ride out) and of an agent, a ZooKeeper restart, SIGKILL of a
-//! framework (a running `keelctl`), SIGKILL of a running task's processes. After each fault the
+//! framework (a running `keelctl`), SIGKILL of a running task's processes, an agent's disk
+//! full for a few seconds (each work dir is a small tmpfs of its own). After each fault the
 //! cluster must settle (a leader with every agent registered); at the end every job not hit
 //! must have ended with all its tasks FINISHED (a job whose task was killed, with that task
 //! FAILED), every task must have started at most once (exactly once in those jobs), and the
@@ -12,7 +13,8 @@
 //!
 //! `KEEL_CHAOS_SEED` picks the faults (a failure prints the seed to replay it);
 //! `KEEL_CHAOS_FAULTS` how many (20 by default: the short form CI runs; RELIABILITY.md
-//! records long runs).
+//! records long runs); `KEEL_CHAOS_ONLY` (a kind, such as `FillAgentDisk`) draws that kind
+//! alone.
 
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use coordination::{Detector, ZkUrl};
 use keel_testkit::daemon::Daemon;
 use keel_testkit::leader::leader_other_than;
+use keel_testkit::small_disk::SmallDisk;
 use keel_testkit::zookeeper_server::ZooKeeperServer;
 
 const MASTER_BIN: &str = env!("CARGO_BIN_EXE_keel-master");
@@ -65,11 +68,25 @@ enum Fault {
     KillFramework(usize),
     /// SIGKILL of the processes of a running task (the `n`th found, modulo how many run).
     KillTask(u64),
+    /// Every byte of agent `i`'s work dir taken for [`DISK_FULL`]: launches, checkpoints and
+    /// status update records on it fail meanwhile.
+    FillAgentDisk(usize),
 }
 
+/// How long a full disk lasts.
+const DISK_FULL: Duration = Duration::from_secs(3);
+/// The size of each agent's work dir (a tmpfs).
+const AGENT_DISK_BYTES: usize = 256 << 20;
+
 impl Fault {
+    /// Its kind's name, as counted and as `KEEL_CHAOS_ONLY` names it.
+    fn kind(&self) -> String {
+        let name = format!("{self:?}");
+        name.split('(').next().unwrap_or_default().to_owned()
+    }
+
     fn draw(rng: &mut Rng) -> Fault {
-        match rng.below(8) {
+        match rng.below(9) {
             0 => Fault::KillLeader,
             1 => Fault::KillStandby,
             2 => Fault::PauseLeader,
@@ -77,6 +94,7 @@ impl Fault {
             4 => Fault::PauseAgent(rng.below(AGENTS as u64) as usize),
             5 => Fault::KillFramework(rng.below(JOB_LOOPS as u64) as usize),
             6 => Fault::KillTask(rng.below(1 << 16)),
+            7 => Fault::FillAgentDisk(rng.below(AGENTS as u64) as usize),
             _ => Fault::RestartZooKeeper,
         }
     }
@@ -88,6 +106,10 @@ struct Cluster {
     detector: Detector,
     masters: Vec<(Daemon, String)>,
     agents: Vec<Option<Daemon>>,
+    /// Each agent's pid (`slave(1)@…`), for its metrics.
+    agent_pids: Vec<String>,
+    /// Each agent's work dir, unmounted after the agents are gone.
+    disks: Vec<SmallDisk>,
     dir: PathBuf,
     /// The pid of the `keelctl` each job loop runs now, if any.
     frameworks: Vec<RunningJob>,
@@ -117,7 +139,8 @@ async fn start_master(zk_url: &str) -> (Daemon, String) {
     .await
 }
 
-async fn start_agent(zk_url: &str, work_dir: &Path) -> Daemon {
+/// An agent on `work_dir`, and its pid.
+async fn start_agent(zk_url: &str, work_dir: &Path) -> (Daemon, String) {
     Daemon::start(
         SLAVE_BIN,
         &[
@@ -136,7 +159,6 @@ async fn start_agent(zk_url: &str, work_dir: &Path) -> Daemon {
         ],
     )
     .await
-    .0
 }
 
 impl Cluster {
@@ -150,10 +172,14 @@ impl Cluster {
             masters.push(start_master(&zk_url).await);
         }
         let mut agents = Vec::new();
+        let mut disks = Vec::new();
+        let mut agent_pids = Vec::new();
         for i in 0..AGENTS {
-            agents.push(Some(
-                start_agent(&zk_url, &dir.join(format!("agent-{i}"))).await,
-            ));
+            let work_dir = dir.join(format!("agent-{i}"));
+            disks.push(SmallDisk::mount_on(&work_dir, AGENT_DISK_BYTES).expect("a tmpfs (root)"));
+            let (agent, pid) = start_agent(&zk_url, &work_dir).await;
+            agents.push(Some(agent));
+            agent_pids.push(pid);
         }
         Cluster {
             zk,
@@ -161,6 +187,8 @@ impl Cluster {
             detector,
             masters,
             agents,
+            agent_pids,
+            disks,
             dir: dir.to_owned(),
             frameworks: (0..JOB_LOOPS).map(|_| RunningJob::default()).collect(),
             tasks_killed_in: HashMap::new(),
@@ -212,7 +240,9 @@ impl Cluster {
                     agent.crash().await;
                 }
                 let work_dir = self.dir.join(format!("agent-{i}"));
-                self.agents[i] = Some(start_agent(&self.zk_url, &work_dir).await);
+                let (agent, pid) = start_agent(&self.zk_url, &work_dir).await;
+                self.agents[i] = Some(agent);
+                self.agent_pids[i] = pid;
             }
             Fault::PauseAgent(i) => {
                 if let Some(agent) = &self.agents[i] {
@@ -244,6 +274,13 @@ impl Cluster {
                 }
                 println!("chaos: killed task process {pid} of {job}");
                 *self.tasks_killed_in.entry(job).or_default() += 1;
+            }
+            Fault::FillAgentDisk(i) => {
+                let disk = &self.disks[i];
+                disk.fill().expect("the agent's disk fills");
+                // The outage itself is the fault.
+                tokio::time::sleep(DISK_FULL).await;
+                disk.free().expect("the agent's disk has room again");
             }
             Fault::RestartZooKeeper => {
                 self.zk.kill().expect("zookeeper stops");
@@ -342,6 +379,20 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+impl Cluster {
+    /// Checkpoints the agents failed to write since each last started (on a full disk).
+    async fn checkpoint_failures(&self) -> f64 {
+        let mut sum = 0.0;
+        for pid in &self.agent_pids {
+            let address = pid.split('@').nth(1).unwrap_or_default();
+            if let Ok(m) = libactor::http_client::get_json(address, "/metrics/snapshot").await {
+                sum += m["slave/checkpoint_failures"].as_f64().unwrap_or(0.0);
+            }
+        }
+        sum
     }
 }
 
@@ -486,16 +537,18 @@ async fn jobs_finish_exactly_once_through_seeded_faults() {
         })
         .collect();
 
+    let only = std::env::var("KEEL_CHAOS_ONLY").ok();
     let mut rng = Rng(seed.max(1));
     let mut drawn: HashMap<String, u32> = HashMap::new();
     for i in 0..faults {
         // The schedule: each fault lands a drawn while after the cluster settled.
         tokio::time::sleep(Duration::from_millis(500 + rng.below(2500))).await;
-        let fault = Fault::draw(&mut rng);
-        // Counted by kind (which task a kill picks is no kind of its own).
-        let kind = match fault {
-            Fault::KillTask(_) => "KillTask".to_owned(),
-            other => format!("{other:?}"),
+        let (fault, kind) = loop {
+            let fault = Fault::draw(&mut rng);
+            let kind = fault.kind();
+            if only.as_deref().is_none_or(|only| only == kind) {
+                break (fault, kind);
+            }
         };
         *drawn.entry(kind).or_default() += 1;
         println!(
@@ -578,10 +631,11 @@ async fn jobs_finish_exactly_once_through_seeded_faults() {
         })
         .count();
     println!(
-        "chaos: seed {seed}: {} jobs ({} killed, {failed_by_kills} of {} with a task killed ended with it FAILED), {} tasks, each started at most once; faults {drawn:?}",
+        "chaos: seed {seed}: {} jobs ({} killed, {failed_by_kills} of {} with a task killed ended with it FAILED), {} tasks, each started at most once; {} checkpoints failed on full disks (since each agent last started); faults {drawn:?}",
         results.len(),
         killed.len(),
         cluster.tasks_killed_in.len(),
-        seen.len()
+        seen.len(),
+        cluster.checkpoint_failures().await,
     );
 }

@@ -165,6 +165,12 @@ impl ExecutorDir {
             .then_some(pid)
     }
 
+    /// Whether a supervisor recorded its pid (an empty file is a claim, or a supervisor whose
+    /// write failed on a full disk: it then ran nothing).
+    pub fn pid_recorded(&self) -> bool {
+        std::fs::read_to_string(self.pid_file()).is_ok_and(|pid| pid.trim().parse::<u32>().is_ok())
+    }
+
     /// Whether the supervisor ever started (it writes its pid first thing).
     pub fn started(&self) -> bool {
         self.pid_file().exists()
@@ -333,5 +339,31 @@ mod tests {
         assert!(marker.exists());
         assert!(!free.claim_unstarted().unwrap());
         assert_eq!(free.exit_status(), Some(Termination::Exited(0)));
+        assert!(free.pid_recorded());
+    }
+
+    /// On a full disk the supervisor cannot record its pid, so it runs nothing and exits 125
+    /// leaving no pid: the agent can tell the command never ran.
+    #[test]
+    fn a_supervisor_that_cannot_record_its_pid_runs_nothing() {
+        let disk = keel_testkit::small_disk::SmallDisk::mount(64 * 1024).expect("a tmpfs (root)");
+        let meta = MetaDir::new(disk.path());
+        let run = meta.executor("full");
+        std::fs::create_dir_all(&run.path).unwrap();
+        disk.fill().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let marker = outside.path().join("ran");
+        let status = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(crate::task_process::SUPERVISOR_SCRIPT)
+            .arg("supervisor")
+            .arg("0")
+            .arg(&run.path)
+            .args(["touch", marker.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(125));
+        assert!(!marker.exists(), "the command ran");
+        assert!(!run.pid_recorded());
     }
 }

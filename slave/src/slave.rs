@@ -662,8 +662,9 @@ impl Slave {
                 slave_info: Some(agent_info),
             },
         );
-        // A restarted agent asks it back at this pid.
-        self.checkpoint_executor(&run_checkpoint.0, &run_checkpoint.1);
+        // A restarted agent asks it back at this pid (not written on a full disk: the
+        // launch's checkpoint stands, and the executor is asked at its launch-time pid).
+        let _ = self.checkpoint_executor(&run_checkpoint.0, &run_checkpoint.1);
         for delivery in queued {
             self.deliver(ctx, &framework, &executor_id, &from, delivery);
         }

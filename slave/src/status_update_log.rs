@@ -212,44 +212,14 @@ mod tests {
         assert_eq!(records, vec![update(1), ack(1), update(2), update(3)]);
     }
 
-    /// A tmpfs of `bytes` mounted on a new directory for the test's life (root, as the
-    /// agent's tests are run).
-    struct SmallDisk {
-        dir: tempfile::TempDir,
-    }
-
-    impl SmallDisk {
-        fn mount(bytes: usize) -> SmallDisk {
-            let dir = tempfile::tempdir().unwrap();
-            let status = std::process::Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-                .arg(dir.path())
-                .status()
-                .expect("mount runs");
-            assert!(status.success(), "mounting a tmpfs needs root");
-            SmallDisk { dir }
-        }
-    }
-
-    impl Drop for SmallDisk {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-
     #[test]
     fn a_record_cut_short_by_a_full_disk_is_cut_off_so_that_later_records_survive() {
-        let disk = SmallDisk::mount(64 * 1024);
-        let path = disk.dir.path().join("status_updates");
+        let disk = keel_testkit::small_disk::SmallDisk::mount(64 * 1024).expect("a tmpfs (root)");
+        let path = disk.path().join("status_updates");
         let (mut log, _) = StatusUpdateLog::open(&path).unwrap();
         log.append(&update(1)).unwrap();
         // Fill the disk: the log's first page keeps its free tail, nothing else is free.
-        let filler = disk.dir.path().join("filler");
-        let mut file = File::create(&filler).unwrap();
-        while file.write_all(&[0u8; 4096]).is_ok() {}
-        drop(file);
+        disk.fill().unwrap();
         // A record larger than that tail: the write fills the tail, then fails.
         let large = StatusUpdateRecord {
             record: Some(Record::Update(StatusUpdate {
@@ -262,7 +232,7 @@ mod tests {
             })),
         };
         assert!(log.append(&large).is_err(), "no room for it");
-        std::fs::remove_file(&filler).unwrap();
+        disk.free().unwrap();
         log.append(&update(3)).unwrap();
         drop(log);
         let (_, records) = StatusUpdateLog::open(&path).unwrap();

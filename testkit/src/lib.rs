@@ -28,6 +28,7 @@
 //! - [`zookeeper_server`]: a real ZooKeeper server per test; [`leader`]: waiting for a leader.
 //! - [`recording_scheduler`]: a framework whose every callback becomes an event to await.
 //! - [`eventually`]: waiting for a state no event announces, bounded.
+//! - [`small_disk`]: a small tmpfs to fill, for what a full disk does.
 //! - [`v1_client`]: Mesos's v1 HTTP APIs as a test speaks them (calls, `SUBSCRIBE` streams).
 //! - [`machines`], [`manifests`], [`watchdogs`]: Autopilot's device manager, manifests and
 //!   custom watchdogs as tests read and write them.
@@ -44,6 +45,7 @@ pub mod machines;
 pub mod manifests;
 pub mod pid_line;
 pub mod recording_scheduler;
+pub mod small_disk;
 pub mod test_ca;
 pub mod v1_client;
 pub mod watchdogs;

@@ -6,10 +6,11 @@
 //! launch the failed master lost is heard of too.
 
 use protos::IdText;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use protos::v1::task_status::Reason;
-use protos::v1::{CommandInfo, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
+use protos::v1::{CommandInfo, Filters, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
 use resources::Resources;
 use tokio::sync::mpsc;
 
@@ -67,7 +68,16 @@ pub struct BatchScheduler {
     outcomes: Vec<Option<TaskOutcome>>,
     events: mpsc::UnboundedSender<BatchEvent>,
     reconciler: Reconciler,
+    /// Agents that could not start a task just now, by the token of the timer that ends
+    /// their rest: their offers are declined meanwhile.
+    resting: HashMap<String, u64>,
+    next_token: u64,
 }
+
+/// How long an agent that could not start a task (`TASK_DROPPED`,
+/// `REASON_CONTAINER_LAUNCH_FAILED`: its disk full, or as many tasks as it may run) is left
+/// alone: launching there again at once would fail again, in a loop as fast as offers come.
+pub const REST_AFTER_DROPPED_LAUNCH: Duration = Duration::from_secs(5);
 
 impl BatchScheduler {
     /// A scheduler for `spec` and the receiver of its events.
@@ -82,6 +92,8 @@ impl BatchScheduler {
                 outcomes: vec![None; n],
                 events,
                 reconciler: Reconciler::default(),
+                resting: HashMap::new(),
+                next_token: 0,
             },
             rx,
         )
@@ -90,15 +102,16 @@ impl BatchScheduler {
 
 /// Whether a terminal update says the task never started, so launching it again cannot run
 /// it twice: its offer was rescinded before the launch arrived (a shared-state commit took it,
-/// or its agent left), its agent says the launch never reached it, or its agent restarted
-/// before the task's executor started (and made sure it never will). (A LOST from the
+/// or its agent left), its agent says the launch never reached it, its agent restarted
+/// before the task's executor started (and made sure it never will), or its agent did not
+/// start it (it could not record the launch, or runs as many tasks as it may). (A LOST from the
 /// master's own reconciliation is not such a proof: the agent may not be back yet.)
 pub(crate) fn never_ran(state: TaskState, reason: Reason) -> bool {
     matches!(
         (state, reason),
         (
             TaskState::TaskDropped,
-            Reason::InvalidOffers | Reason::AgentRestarted
+            Reason::InvalidOffers | Reason::AgentRestarted | Reason::ContainerLaunchFailed
         ) | (
             TaskState::TaskLost | TaskState::TaskDropped,
             Reason::TaskUnknown
@@ -112,7 +125,13 @@ impl Scheduler for BatchScheduler {
     }
 
     fn timer(&mut self, driver: &mut SchedulerDriver, token: u64) {
-        self.reconciler.timer(driver, token);
+        if self.reconciler.timer(driver, token) {
+            return;
+        }
+        self.resting.retain(|_, t| *t != token);
+        if !self.queue.is_empty() {
+            driver.revive_offers();
+        }
     }
 
     fn registered(
@@ -129,6 +148,12 @@ impl Scheduler for BatchScheduler {
 
     fn resource_offers(&mut self, driver: &mut SchedulerDriver, offers: Vec<Offer>) {
         for offer in &offers {
+            if self.resting.contains_key(offer.agent_id.text()) {
+                if let Some(id) = &offer.id {
+                    driver.decline_offer(id, Filters::default());
+                }
+                continue;
+            }
             let per_task = self.spec.task_resources.clone();
             let BatchScheduler {
                 spec,
@@ -179,6 +204,12 @@ impl Scheduler for BatchScheduler {
             return;
         };
         if never_ran(state, status.reason()) {
+            if status.reason() == Reason::ContainerLaunchFailed {
+                self.next_token += 1;
+                self.resting
+                    .insert(status.agent_id.text().to_owned(), self.next_token);
+                driver.set_timer(REST_AFTER_DROPPED_LAUNCH, self.next_token);
+            }
             self.queue.push_back(index);
             driver.revive_offers();
             return;

@@ -21,6 +21,7 @@ use resources::Resources;
 use tokio::sync::oneshot;
 
 use super::{Slave, TaskHealth, EXECUTOR_REGISTRATION_TIMEOUT};
+use crate::checkpoint::CheckpointError;
 use crate::containerizer::launcher::LaunchRequest;
 use crate::containerizer::{self, Container, ContainerExit, Limitation};
 use crate::executor::{
@@ -149,7 +150,17 @@ impl Slave {
                     .insert(task.info.task_id.text().to_owned(), task);
             }
             executor.update_container();
-            self.checkpoint_executor(framework, &executor_id);
+            if let Err(e) = self.checkpoint_executor(framework, &executor_id) {
+                let ids: Vec<String> = infos.iter().map(|t| t.task_id.text().to_owned()).collect();
+                if let Some(executor) = self.executor_mut(framework, &executor_id) {
+                    for id in &ids {
+                        executor.tasks.remove(id);
+                    }
+                    executor.update_container();
+                }
+                self.drop_unrecorded(ctx, framework, &executor_id, &ids, &e);
+                return;
+            }
             if let Some(pid) = deliver_to {
                 let deliveries = match group {
                     Some(()) => vec![Delivery::Group(infos)],
@@ -226,8 +237,17 @@ impl Slave {
             executor.run,
         );
         let sandbox = executor.sandbox.clone();
+        let tasks: Vec<String> = executor.tasks.keys().cloned().collect();
+        let container_id = executor.container_id.clone();
         self.insert_executor(&framework, executor);
-        self.checkpoint_executor(&framework, &id);
+        if let Err(e) = self.checkpoint_executor(&framework, &id) {
+            if let Some(f) = self.frameworks.get_mut(&framework) {
+                f.executors.remove(&id);
+            }
+            self.meta.executor(&container_id).remove();
+            self.drop_unrecorded(ctx, &framework, &id, &tasks, &e);
+            return;
+        }
         if command.uris.is_empty() {
             self.start_container(ctx, &framework, &id, run, &command, &resources, kill);
             return;
@@ -281,6 +301,32 @@ impl Slave {
     }
 
     /// Ends an executor that never got a running container: its tasks fail with `reason`.
+    /// Tasks of `executor_id` whose launch could not be checkpointed (a full disk): they are
+    /// not started, since a restarted agent would not know them and a task the framework then
+    /// launched again would run twice. Each is reported `TASK_DROPPED`
+    /// (`REASON_CONTAINER_LAUNCH_FAILED`): it never ran, and may be launched again.
+    fn drop_unrecorded(
+        &mut self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor_id: &str,
+        tasks: &[String],
+        error: &CheckpointError,
+    ) {
+        for task in tasks {
+            tracing::warn!(%framework, %task, error = %error, "launch not checkpointed: the task is dropped, not started");
+            self.report(
+                ctx,
+                framework,
+                executor_id,
+                task,
+                TaskState::TaskDropped,
+                Reason::ContainerLaunchFailed,
+                format!("the agent could not record the launch, so did not start it: {error}"),
+            );
+        }
+    }
+
     pub(super) fn ended_before_start(
         &mut self,
         ctx: &mut Context<Self>,
@@ -442,8 +488,9 @@ impl Slave {
                     Reason::CommandExecutorFailed,
                     String::new(),
                 );
-                // A restarted agent then knows the task had started.
-                self.checkpoint_executor(framework, executor_id);
+                // A restarted agent then knows the task had started (not written on a full
+                // disk: the launch's checkpoint stands, and recovery finds the process).
+                let _ = self.checkpoint_executor(framework, executor_id);
             }
             ExecutorKind::Custom => {
                 self.metrics.inc(|m| &m.executors_launched);

@@ -42,7 +42,7 @@ use resources::Resources;
 use tokio::sync::oneshot;
 
 use super::{FrameworkRecord, Slave, TaskHealth, EXECUTOR_REREGISTRATION_TIMEOUT};
-use crate::checkpoint::{read_message, write_message, ExecutorDir, MetaDir};
+use crate::checkpoint::{read_message, write_message, CheckpointError, ExecutorDir, MetaDir};
 use crate::containerizer::Container;
 use crate::executor::{AgentTask, Executor, ExecutorKind, ExecutorState};
 use crate::health_check::{HealthCheckSpec, HealthState};
@@ -116,13 +116,18 @@ impl Slave {
     }
 
     /// Writes the checkpoint of `executor_id` of `framework` (its framework, tasks, sandbox and
-    /// container), replacing the previous one.
-    pub(super) fn checkpoint_executor(&mut self, framework: &str, executor_id: &str) {
+    /// container), replacing the previous one. A failure (a full disk) is logged and counted,
+    /// and returned: a launch must not go ahead unrecorded (see `Slave::drop_unrecorded`).
+    pub(super) fn checkpoint_executor(
+        &mut self,
+        framework: &str,
+        executor_id: &str,
+    ) -> Result<(), CheckpointError> {
         let Some(f) = self.frameworks.get(framework) else {
-            return;
+            return Ok(());
         };
         let Some(e) = f.executors.get(executor_id) else {
-            return;
+            return Ok(());
         };
         let checkpoint = ExecutorCheckpoint {
             framework_id: framework.to_owned(),
@@ -147,10 +152,12 @@ impl Slave {
                 .collect(),
         };
         let path = self.meta.executor(&e.container_id).checkpoint();
-        if let Err(e) = write_message(&path, &checkpoint) {
+        let written = write_message(&path, &checkpoint);
+        if let Err(e) = &written {
             tracing::error!(error = %e, "executor checkpoint not written");
             self.metrics.inc(|m| &m.checkpoint_failures);
         }
+        written
     }
 
     /// Removes an ended executor run's checkpoint once the status update manager has logged
@@ -461,7 +468,8 @@ impl Slave {
                 slave_info: Some(self.agent_info()),
             },
         );
-        self.checkpoint_executor(&framework, &executor_id);
+        // Not written (a full disk): the checkpoint of its launch stands, with the old pid.
+        let _ = self.checkpoint_executor(&framework, &executor_id);
         for update in msg.updates {
             self.executor_update(
                 ctx,

@@ -7,6 +7,7 @@ use protos::internal::ExitedExecutorMessage;
 use protos::v1::task_status::Reason;
 use protos::v1::{AgentId, ExecutorId, FrameworkId, TaskState};
 
+use crate::checkpoint::ExecutorDir;
 use crate::containerizer::{ContainerExit, Limitation};
 use crate::executor::{ExecutorKind, ExecutorState};
 use crate::task_process::Termination;
@@ -24,12 +25,27 @@ pub(super) struct ExecutorEnd<'a> {
     pub(super) limitation: Option<&'a Limitation>,
     /// The agent was ending it (a kill or a shutdown).
     pub(super) killing: bool,
+    /// Its supervisor exited before it ran the command (see [`never_ran`]).
+    pub(super) never_ran: bool,
+}
+
+/// The status the supervisor exits with when it ran nothing (see
+/// [`crate::task_process::SUPERVISOR_SCRIPT`]).
+const SUPERVISOR_RAN_NOTHING: i32 = 125;
+
+/// Whether a run whose supervisor ended as `termination` never ran its command: the
+/// supervisor records its pid before anything else and exits 125 when it cannot (a full
+/// disk), so an exit of 125 with no pid recorded means nothing ran, and the task may be
+/// launched again. (A command of its own exiting 125 leaves the pid recorded.)
+pub(super) fn never_ran(termination: &std::io::Result<Termination>, dir: &ExecutorDir) -> bool {
+    matches!(termination, Ok(Termination::Exited(SUPERVISOR_RAN_NOTHING))) && !dir.pid_recorded()
 }
 
 /// The terminal state and reason of a live task whose executor ended as `end`; `kill_reason`
 /// is why the task was being killed, if it was.
 pub(super) fn task_end(end: &ExecutorEnd<'_>, kill_reason: Option<Reason>) -> (TaskState, Reason) {
     match (end.limitation, end.kind) {
+        _ if end.never_ran => (TaskState::TaskDropped, Reason::ContainerLaunchFailed),
         // Only a run the restarted agent claimed before its supervisor started ends so.
         (Some(l), _) if l.reason == Reason::AgentRestarted => (TaskState::TaskDropped, l.reason),
         (Some(l), _) => (TaskState::TaskFailed, l.reason),
@@ -117,8 +133,13 @@ impl Slave {
             termination: &ended,
             limitation: limitation.as_ref(),
             killing: executor.state == ExecutorState::Terminating || executor.shutting_down,
+            never_ran: never_ran(&ended, &self.meta.executor(&executor.container_id)),
         };
-        let message = end_message(&end, executor_id, &exit);
+        let message = if end.never_ran {
+            "the agent could not start the command (its supervisor could not record its pid: a full disk?); it never ran".to_owned()
+        } else {
+            end_message(&end, executor_id, &exit)
+        };
         let live: Vec<String> = executor
             .live_tasks()
             .filter_map(|t| t.info.task_id.as_ref().map(|t| t.value.clone()))
@@ -192,6 +213,7 @@ mod tests {
             termination,
             limitation,
             killing,
+            never_ran: false,
         }
     }
 
@@ -241,6 +263,14 @@ mod tests {
                 end(Command, &signaled, Some(&oom), true),
                 killed,
                 (TaskState::TaskFailed, Reason::ContainerLimitationMemory),
+            ),
+            (
+                ExecutorEnd {
+                    never_ran: true,
+                    ..end(Custom, &failed, None, false)
+                },
+                None,
+                (TaskState::TaskDropped, Reason::ContainerLaunchFailed),
             ),
         ] {
             assert_eq!(task_end(&end, kill_reason), expected, "{end:?}");

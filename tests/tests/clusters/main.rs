@@ -1,5 +1,5 @@
 //! Keel's cross-crate integration tests, one module per subject, linked into one test binary:
-//! each binary links the whole of Keel, and one binary instead of twenty-one keeps a clean build
+//! each binary links the whole of Keel, and one binary instead of twenty-two keeps a clean build
 //! within a few gigabytes of disk and links once. Run one subject with
 //! `cargo test -p keel-tests --test clusters operator_http_api::`.
 
@@ -10,6 +10,7 @@ mod cluster_bad_input;
 mod cluster_containers;
 mod cluster_failover;
 mod cluster_fetcher;
+mod cluster_full_disk;
 mod cluster_health;
 mod cluster_omega;
 mod cluster_recovery;

@@ -219,6 +219,8 @@ pub async fn run(flags: AgentFlags) -> anyhow::Result<()> {
         .bind(std::net::SocketAddr::new(flags.ip, flags.port))
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
+    // Its operators prove themselves with certificates (the agent has no credentials file).
+    crate::logging_toggle::LoggingToggle::spawn(&node, None)?;
     let hostname = flags.hostname.unwrap_or_else(|| flags.ip.to_string());
     let slave = Slave::spawn(
         &node,

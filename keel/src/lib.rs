@@ -35,7 +35,8 @@
 //! - [`shutdown_signal`]: SIGINT or SIGTERM; [`duration_flag`]: every duration flag's parser.
 //! - [`flag_values`]: the flags a daemon runs with, for `GET_FLAGS`.
 //! - [`announce`]: the daemons' stdout lines, which a closed stdout cannot turn into a panic.
-//! - [`logging`]: the binaries' tracing setup; [`master_address`]: `host:port` or a pid.
+//! - [`logging`]: the binaries' tracing setup; [`logging_toggle`]: libprocess's `/logging/toggle`;
+//!   [`master_address`]: `host:port` or a pid.
 
 #![warn(missing_docs)]
 
@@ -53,6 +54,7 @@ pub mod keelctl_operator;
 pub mod local_autopilot;
 pub mod local_cluster;
 pub mod logging;
+pub mod logging_toggle;
 pub mod machine_reliability;
 pub mod machine_tables;
 pub mod master_address;

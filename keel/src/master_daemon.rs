@@ -156,6 +156,7 @@ pub async fn run(flags: MasterFlags) -> anyhow::Result<()> {
         })
         .start()
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
+    crate::logging_toggle::LoggingToggle::spawn(&node, credentials.clone())?;
     if (flags.authenticate_agents || flags.authenticate_frameworks) && credentials.is_none() {
         bail!("--authenticate-agents and --authenticate-frameworks need --credentials");
     }

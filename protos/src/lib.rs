@@ -23,6 +23,7 @@
 //!   executors (registration, offers, launches, kills, status updates, pings, reconciliation).
 //! - [`omega`]: the cell state and transactions of shared-state (Omega) schedulers.
 //! - [`examples`]: the task inputs and results of the example frameworks (`particles`).
+//! - [`parse_mesos_duration`]: Mesos's text form of a duration (`10secs`).
 //! - [`RegistrationBackoff`]: the retry schedule every agent follows when it (re-)registers,
 //!   with the master's advice for its first wait.
 //! - [`libactor`]: the actor runtime's wire envelope and link control messages;
@@ -30,10 +31,12 @@
 
 mod flags;
 mod id_text;
+mod mesos_duration;
 mod registration_backoff;
 mod task_state;
 
 pub use id_text::IdText;
+pub use mesos_duration::parse_mesos_duration;
 pub use registration_backoff::{
     RegistrationBackoff, REGISTRATION_BACKOFF_MAX, REGISTRATION_BACKOFF_MIN,
 };

@@ -262,10 +262,10 @@ impl DefaultExecutor {
             ack_deadline: None,
             recovery_timeout: var("MESOS_RECOVERY_TIMEOUT")
                 .ok()
-                .and_then(|t| mesos_duration(&t)),
+                .and_then(|t| protos::parse_mesos_duration(&t)),
             backoff_max: var("MESOS_SUBSCRIPTION_BACKOFF_MAX")
                 .ok()
-                .and_then(|t| mesos_duration(&t))
+                .and_then(|t| protos::parse_mesos_duration(&t))
                 .unwrap_or(Duration::from_secs(2)),
         })
     }
@@ -586,38 +586,9 @@ fn random_uuid() -> [u8; 16] {
     bytes
 }
 
-/// A Mesos duration flag's value (`2secs`, `15mins`, `500ms`).
-fn mesos_duration(text: &str) -> Option<Duration> {
-    // "mins" ends in "ns": the longer units are tried first.
-    let units = [
-        ("weeks", 604800.0),
-        ("days", 86400.0),
-        ("hrs", 3600.0),
-        ("mins", 60.0),
-        ("secs", 1.0),
-        ("ms", 1e-3),
-        ("us", 1e-6),
-        ("ns", 1e-9),
-    ];
-    let (number, scale) = units
-        .iter()
-        .find_map(|(unit, scale)| Some((text.strip_suffix(unit)?, *scale)))?;
-    let seconds = number.trim().parse::<f64>().ok()? * scale;
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mesos_durations_read_as_the_agent_writes_them() {
-        assert_eq!(mesos_duration("2secs"), Some(Duration::from_secs(2)));
-        assert_eq!(mesos_duration("15mins"), Some(Duration::from_secs(900)));
-        assert_eq!(mesos_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(mesos_duration("2"), None);
-        assert_eq!(mesos_duration("-1secs"), None);
-    }
 
     #[test]
     fn a_failed_process_is_described_as_mesos_does() {

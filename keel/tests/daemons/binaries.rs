@@ -88,6 +88,46 @@ async fn logging_level_goes_up_and_back(address: &str, level: u32, seconds: u64)
     .await;
 }
 
+/// Sets a daemon's logging level for a second through libprocess's `/logging/toggle`, sees it
+/// set, and waits (bounded) for it to go back to 0; a query that is not one gets 400.
+async fn logging_toggle_goes_up_and_back(address: &str, level: u32) {
+    let toggle = |query: String| {
+        let address = address.to_owned();
+        async move {
+            let path = format!("/logging/toggle{query}");
+            let reply =
+                libactor::http_client::request(&address, "GET", &path, &[], Default::default())
+                    .await
+                    .unwrap();
+            (
+                reply.status,
+                String::from_utf8_lossy(&reply.body).into_owned(),
+            )
+        }
+    };
+    let (status, why) = toggle("?duration=1secs".into()).await;
+    assert_eq!(
+        (status, why.as_str()),
+        (400, "Expecting 'level=VALUE' in query.\n")
+    );
+    let (status, why) = toggle(format!("?level={level}&duration=soon")).await;
+    assert_eq!(status, 400, "{why}");
+    assert_eq!(
+        toggle(format!("?level={level}&duration=1secs")).await.0,
+        200
+    );
+    let get = r#"{"type": "GET_LOGGING_LEVEL"}"#;
+    assert_eq!(
+        operator_call(address, get).await.1["get_logging_level"]["level"],
+        level
+    );
+    eventually("the logging level goes back to 0", || async {
+        let level = operator_call(address, get).await.1["get_logging_level"]["level"].clone();
+        (level == 0).then_some(())
+    })
+    .await;
+}
+
 /// Runs `keelctl agents --json` until `n` agents are listed (bounded).
 async fn wait_for_agents(master: &str, n: usize) -> serde_json::Value {
     eventually(&format!("{n} agents register"), || async {
@@ -149,6 +189,9 @@ async fn master_slaves_and_keelctl_as_separate_processes() {
     let master_addr = master.split_once('@').unwrap().1.to_owned();
     logging_level_goes_up_and_back(&master_addr, 1, 2).await;
     logging_level_goes_up_and_back(agent_addr, 2, 1).await;
+    // And with libprocess's endpoint.
+    logging_toggle_goes_up_and_back(&master_addr, 2).await;
+    logging_toggle_goes_up_and_back(agent_addr, 1).await;
     let listed = libactor::http_client::get_json(agent_addr, &format!("/{agent_id}/flags"))
         .await
         .unwrap();
@@ -457,6 +500,7 @@ async fn a_secure_cluster_by_hand_as_the_readme_says() {
     };
     assert_eq!(get("/master/state").await, 401);
     assert_eq!(get("/master/health").await, 200);
+    assert_eq!(get("/logging/toggle?level=3&duration=1hrs").await, 401);
     let (agent_tls, work) = (path("tls/agent-1"), path("s1"));
     let (mut agent, _) = start(
         env!("CARGO_BIN_EXE_keel-slave"),

@@ -48,12 +48,14 @@
 //! - [`shared_state`] / [`cell`]: Omega's shared-state scheduling — a
 //!   [`SharedStateScheduler`] reads its copy of the whole cell and commits placements as
 //!   transactions, beside offer-based frameworks on the same master.
-//! - [`offer_packing`]: filling an offer with tasks of one size.
+//! - [`offer_packing`]: filling an offer with tasks of one size; [`agent_rest`]: agents left
+//!   alone for a while after one could not start a task.
 //! - [`reconciliation`]: asking about live tasks after a re-registration until each is heard of.
 //! - [`examples`]: `batch`, `particles` and `service`.
 
 #![warn(missing_docs)]
 
+pub mod agent_rest;
 pub mod cell;
 pub mod driver_status;
 pub mod examples;

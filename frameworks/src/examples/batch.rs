@@ -6,14 +6,14 @@
 //! launch the failed master lost is heard of too.
 
 use protos::IdText;
-use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
+use std::collections::VecDeque;
 
 use protos::v1::task_status::Reason;
 use protos::v1::{CommandInfo, Filters, Offer, TaskId, TaskInfo, TaskState, TaskStatus};
 use resources::Resources;
 use tokio::sync::mpsc;
 
+use crate::agent_rest::RestingAgents;
 use crate::offer_packing::launch_packed;
 use crate::reconciliation::{LiveTasks, Reconciler};
 use crate::scheduler::Scheduler;
@@ -68,16 +68,9 @@ pub struct BatchScheduler {
     outcomes: Vec<Option<TaskOutcome>>,
     events: mpsc::UnboundedSender<BatchEvent>,
     reconciler: Reconciler,
-    /// Agents that could not start a task just now, by the token of the timer that ends
-    /// their rest: their offers are declined meanwhile.
-    resting: HashMap<String, u64>,
-    next_token: u64,
+    /// Agents that could not start a task just now: their offers are declined meanwhile.
+    resting: RestingAgents,
 }
-
-/// How long an agent that could not start a task (`TASK_DROPPED`,
-/// `REASON_CONTAINER_LAUNCH_FAILED`: its disk full, or as many tasks as it may run) is left
-/// alone: launching there again at once would fail again, in a loop as fast as offers come.
-pub const REST_AFTER_DROPPED_LAUNCH: Duration = Duration::from_secs(5);
 
 impl BatchScheduler {
     /// A scheduler for `spec` and the receiver of its events.
@@ -92,8 +85,7 @@ impl BatchScheduler {
                 outcomes: vec![None; n],
                 events,
                 reconciler: Reconciler::default(),
-                resting: HashMap::new(),
-                next_token: 0,
+                resting: RestingAgents::default(),
             },
             rx,
         )
@@ -128,8 +120,7 @@ impl Scheduler for BatchScheduler {
         if self.reconciler.timer(driver, token) {
             return;
         }
-        self.resting.retain(|_, t| *t != token);
-        if !self.queue.is_empty() {
+        if self.resting.timer(token) && !self.queue.is_empty() {
             driver.revive_offers();
         }
     }
@@ -148,7 +139,7 @@ impl Scheduler for BatchScheduler {
 
     fn resource_offers(&mut self, driver: &mut SchedulerDriver, offers: Vec<Offer>) {
         for offer in &offers {
-            if self.resting.contains_key(offer.agent_id.text()) {
+            if self.resting.is_resting(offer.agent_id.text()) {
                 if let Some(id) = &offer.id {
                     driver.decline_offer(id, Filters::default());
                 }
@@ -205,10 +196,7 @@ impl Scheduler for BatchScheduler {
         };
         if never_ran(state, status.reason()) {
             if status.reason() == Reason::ContainerLaunchFailed {
-                self.next_token += 1;
-                self.resting
-                    .insert(status.agent_id.text().to_owned(), self.next_token);
-                driver.set_timer(REST_AFTER_DROPPED_LAUNCH, self.next_token);
+                self.resting.rest(driver, status.agent_id.text());
             }
             self.queue.push_back(index);
             driver.revive_offers();

@@ -13,11 +13,13 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use protos::omega::{CommitMode, ConflictMode, Outcome, Placement, TransactionResultMessage};
+use protos::v1::task_status::Reason;
 use protos::v1::{AgentId, CommandInfo, TaskId, TaskInfo, TaskState, TaskStatus};
 use protos::IdText;
 use resources::Resources;
 use tokio::sync::{mpsc, watch};
 
+use crate::agent_rest::RestingAgents;
 use crate::examples::batch::{never_ran, BatchEvent, TaskOutcome};
 use crate::reconciliation::{LiveTasks, Reconciler};
 use crate::scheduler_driver::{CommitOptions, SchedulerDriver};
@@ -78,6 +80,8 @@ pub struct OmegaBatch {
     running: LiveTasks,
     /// Reconciliation after a re-registration.
     reconciler: Reconciler,
+    /// Agents that could not start a task just now: nothing is placed there meanwhile.
+    resting: RestingAgents,
     outcomes: Vec<Option<TaskOutcome>>,
     /// How many of `outcomes` are set.
     ended: usize,
@@ -99,6 +103,7 @@ impl OmegaBatch {
                 in_flight: BTreeMap::new(),
                 running: LiveTasks::default(),
                 reconciler: Reconciler::default(),
+                resting: RestingAgents::default(),
                 outcomes: vec![None; n],
                 ended: 0,
                 stats: watch::Sender::new(SchedulingStats::default()),
@@ -159,6 +164,9 @@ impl OmegaBatch {
                 break;
             }
             let agent = agents[(start + k) % agents.len()];
+            if self.resting.is_resting(agent.agent_id.text()) {
+                continue;
+            }
             let mut free = cell.free(agent.agent_id.text());
             while placements.len() < self.spec.max_per_transaction
                 && free.try_sub(&self.spec.task_resources)
@@ -240,7 +248,12 @@ impl SharedStateScheduler for OmegaBatch {
     }
 
     fn timer(&mut self, driver: &mut SchedulerDriver, token: u64) {
-        self.reconciler.timer(driver, token);
+        if self.reconciler.timer(driver, token) {
+            return;
+        }
+        if self.resting.timer(token) {
+            self.fill(driver);
+        }
     }
 
     fn cell_changed(&mut self, driver: &mut SchedulerDriver) {
@@ -311,6 +324,9 @@ impl SharedStateScheduler for OmegaBatch {
             return;
         };
         if never_ran(state, status.reason()) {
+            if status.reason() == Reason::ContainerLaunchFailed {
+                self.resting.rest(driver, status.agent_id.text());
+            }
             self.retry(index, &status.message);
             self.finish_if_done(driver);
             self.fill(driver);

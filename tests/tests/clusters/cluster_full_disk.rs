@@ -1,34 +1,73 @@
 //! An agent whose disk is full: a launch it cannot record is dropped and never started (a
 //! restarted agent would not know the task, and a framework launching it again would run it
-//! twice), and the same task runs once the disk has room again.
+//! twice), and the same task runs once the disk has room again. The batch schedulers leave
+//! such an agent alone for a while instead of launching there again at once.
 
 use std::time::Duration;
 
+use frameworks::agent_rest::REST;
+use frameworks::examples::batch::{BatchEvent, BatchScheduler, BatchSpec};
+use frameworks::examples::omega_batch::{OmegaBatch, OmegaBatchSpec};
+use frameworks::{scheduler_driver, shared_state, SchedulerOptions};
 use keel::local_cluster::{LocalCluster, LocalClusterConfig};
 use keel_testkit::recording_scheduler::{command_task, framework_info, TestFramework};
 use keel_testkit::small_disk::SmallDisk;
-use libactor::Node;
+use libactor::{Clock, Node};
 use protos::v1::task_status::Reason;
 use protos::v1::TaskState;
+use tokio::sync::mpsc::UnboundedReceiver;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_launch_the_agent_cannot_record_is_dropped_and_runs_once_there_is_room() {
+/// A one-agent cluster whose work dir is a small disk, and a node for a framework; all on
+/// `clock` when given.
+struct Setup {
+    cluster: LocalCluster,
+    node: Node,
+    disk: SmallDisk,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(clock: Option<Clock>) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let disk = SmallDisk::mount_on(&dir.path().join("cluster"), 8 << 20).expect("a tmpfs (root)");
-    // Outside the small disk: each start of the task adds a line.
-    let starts = dir.path().join("starts");
-    let cluster = LocalCluster::start(LocalClusterConfig::new(1, disk.path()))
-        .await
-        .expect("cluster starts");
+    let mut config = LocalClusterConfig::new(1, disk.path());
+    config.clock = clock.clone();
+    let cluster = LocalCluster::start(config).await.expect("cluster starts");
     cluster
         .wait_for_agents(Duration::from_secs(30))
         .await
         .expect("the agent registers");
-    let node = Node::builder()
-        .single_threaded()
-        .start()
-        .expect("framework node");
-    let mut framework = TestFramework::start(&node, cluster.master_pid(), framework_info("test"));
+    let mut node = Node::builder().single_threaded();
+    if let Some(clock) = clock {
+        node = node.clock(clock);
+    }
+    let node = node.start().expect("framework node");
+    Setup {
+        cluster,
+        node,
+        disk,
+        _dir: dir,
+    }
+}
+
+/// The next batch event (bounded).
+async fn next(events: &mut UnboundedReceiver<BatchEvent>) -> BatchEvent {
+    tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .expect("an event within 30 s")
+        .expect("the job runs")
+}
+
+fn dropped(event: &BatchEvent) -> bool {
+    matches!(event, BatchEvent::Status { state, .. } if *state == TaskState::TaskDropped)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_the_agent_cannot_record_is_dropped_and_runs_once_there_is_room() {
+    let s = setup(None).await;
+    // Outside the small disk: each start of the task adds a line.
+    let starts = s._dir.path().join("starts");
+    let mut framework =
+        TestFramework::start(&s.node, s.cluster.master_pid(), framework_info("test"));
     framework.registered().await;
     let task = command_task(
         "once",
@@ -36,7 +75,7 @@ async fn a_launch_the_agent_cannot_record_is_dropped_and_runs_once_there_is_room
         "cpus:0.5;mem:16",
     );
 
-    disk.fill().expect("the disk fills");
+    s.disk.fill().expect("the disk fills");
     framework.launch_on_first_offer(task.clone()).await;
     let dropped = framework.status("once", TaskState::TaskDropped).await;
     assert_eq!(dropped.reason(), Reason::ContainerLaunchFailed);
@@ -45,10 +84,10 @@ async fn a_launch_the_agent_cannot_record_is_dropped_and_runs_once_there_is_room
         "{}",
         dropped.message
     );
-    let failures = cluster.agents[0].node.metrics().snapshot()["slave/checkpoint_failures"];
+    let failures = s.cluster.agents[0].node.metrics().snapshot()["slave/checkpoint_failures"];
     assert!(failures >= 1.0, "the failed checkpoint is counted");
 
-    disk.free().expect("the disk has room");
+    s.disk.free().expect("the disk has room");
     framework.launch_on_first_offer(task).await;
     framework.status("once", TaskState::TaskFinished).await;
     let text = std::fs::read_to_string(&starts).expect("the task started");
@@ -56,56 +95,33 @@ async fn a_launch_the_agent_cannot_record_is_dropped_and_runs_once_there_is_room
         text, "started\n",
         "the task started once, after the disk had room"
     );
-    cluster.shutdown().await;
+    s.cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_job_rests_an_agent_that_could_not_start_its_task_then_finishes() {
-    use frameworks::examples::batch::{
-        BatchEvent, BatchScheduler, BatchSpec, REST_AFTER_DROPPED_LAUNCH,
-    };
-    use frameworks::{scheduler_driver, SchedulerOptions};
-    use libactor::Clock;
-
-    let dir = tempfile::tempdir().expect("temp dir");
-    let disk = SmallDisk::mount_on(&dir.path().join("cluster"), 8 << 20).expect("a tmpfs (root)");
     let clock = Clock::paused();
-    let mut config = LocalClusterConfig::new(1, disk.path());
-    config.clock = Some(clock.clone());
-    let cluster = LocalCluster::start(config).await.expect("cluster starts");
-    cluster
-        .wait_for_agents(Duration::from_secs(30))
-        .await
-        .expect("the agent registers");
-    let node = Node::builder()
-        .single_threaded()
-        .clock(clock.clone())
-        .start()
-        .expect("framework node");
-    disk.fill().expect("the disk fills");
+    let s = setup(Some(clock.clone())).await;
+    s.disk.fill().expect("the disk fills");
     let (scheduler, mut events) = BatchScheduler::new(BatchSpec {
         task_prefix: "rest".into(),
         commands: vec!["true".into()],
         task_resources: "cpus:0.5;mem:16".parse().expect("resources"),
     });
     let driver = scheduler_driver::start(
-        &node,
-        cluster.master_pid().clone(),
+        &s.node,
+        s.cluster.master_pid().clone(),
         framework_info("rest"),
         scheduler,
         SchedulerOptions::default(),
     )
     .expect("the driver starts");
-    let dropped = |e: &BatchEvent| matches!(e, BatchEvent::Status { state, .. } if *state == TaskState::TaskDropped);
-    let first = tokio::time::timeout(Duration::from_secs(30), events.recv())
-        .await
-        .expect("an event within 30 s")
-        .expect("the job runs");
+    let first = next(&mut events).await;
     assert!(dropped(&first), "{first:?}");
     // Resting, the agent gets no launch: an immediate retry would fail the same way, again
     // and again, as fast as offers come.
     clock.settle().await.expect("the cluster settles");
-    clock.advance(REST_AFTER_DROPPED_LAUNCH - Duration::from_secs(1));
+    clock.advance(REST - Duration::from_secs(1));
     clock.settle().await.expect("the cluster settles");
     let during: Vec<BatchEvent> = std::iter::from_fn(|| events.try_recv().ok()).collect();
     assert!(
@@ -115,19 +131,53 @@ async fn a_batch_job_rests_an_agent_that_could_not_start_its_task_then_finishes(
         during.first()
     );
     // Once the disk has room and the rest is over, the task runs.
-    disk.free().expect("the disk has room");
+    s.disk.free().expect("the disk has room");
     clock.advance(Duration::from_secs(2));
     let outcomes = loop {
-        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .expect("an event within 30 s")
-            .expect("the job runs");
-        if let BatchEvent::Done(outcomes) = event {
+        if let BatchEvent::Done(outcomes) = next(&mut events).await {
             break outcomes;
         }
     };
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].state, TaskState::TaskFinished, "{outcomes:?}");
     driver.join().await;
-    cluster.shutdown().await;
+    s.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_omega_batch_job_rests_an_agent_that_could_not_start_its_task_then_finishes() {
+    let clock = Clock::paused();
+    let s = setup(Some(clock.clone())).await;
+    s.disk.fill().expect("the disk fills");
+    let spec = OmegaBatchSpec::new("rest", 1, "true", "cpus:0.5;mem:16".parse().unwrap());
+    let (scheduler, mut events) = OmegaBatch::new(spec);
+    let stats = scheduler.stats();
+    let _driver = shared_state::start(
+        &s.node,
+        s.cluster.master_pid().clone(),
+        framework_info("omega-rest"),
+        scheduler,
+        SchedulerOptions::default(),
+    )
+    .expect("the driver starts");
+    let first = next(&mut events).await;
+    assert!(dropped(&first), "{first:?}");
+    // Without the rest it would place the task again at every change of its cell copy, and
+    // give it up after its 1,000 attempts within a second.
+    clock.settle().await.expect("the cluster settles");
+    clock.advance(REST - Duration::from_secs(1));
+    clock.settle().await.expect("the cluster settles");
+    assert_eq!(stats.borrow().committed, 1, "placed again while resting");
+    s.disk.free().expect("the disk has room");
+    clock.advance(Duration::from_secs(2));
+    let outcomes = loop {
+        if let BatchEvent::Done(outcomes) = next(&mut events).await {
+            break outcomes;
+        }
+    };
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].state, TaskState::TaskFinished, "{outcomes:?}");
+    assert_eq!(stats.borrow().committed, 2, "placed, dropped, placed again");
+    s.node.shutdown().await;
+    s.cluster.shutdown().await;
 }

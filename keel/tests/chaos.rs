@@ -351,6 +351,8 @@ impl Cluster {
     async fn killed_frameworks_are_gone(&mut self, what: &str) {
         let bound = SETTLE + Duration::from_secs(REREGISTER_SECONDS.parse().unwrap_or(20));
         let deadline = Instant::now() + bound;
+        // What was last seen, for the failure message.
+        let mut left = String::from("no leader detected");
         loop {
             self.replace_exited_masters().await;
             if let Some(leader) = self.leader() {
@@ -359,6 +361,7 @@ impl Cluster {
                 {
                     let frameworks = state["frameworks"].as_array().map_or(usize::MAX, Vec::len);
                     let mut executors = 0;
+                    left = format!("frameworks on the leader: {}", state["frameworks"]);
                     for agent in state["slaves"].as_array().into_iter().flatten() {
                         let pid = agent["pid"].as_str().unwrap_or_default();
                         let at = pid.split('@').nth(1).unwrap_or_default();
@@ -366,6 +369,7 @@ impl Cluster {
                             format!("/{}/state", pid.split('@').next().unwrap_or("slave(1)"));
                         if let Ok(s) = libactor::http_client::get_json(at, &path).await {
                             executors += s["frameworks"].as_array().map_or(0, Vec::len);
+                            left.push_str(&format!("; on {pid}: {}", s["frameworks"]));
                         }
                     }
                     if frameworks == 0 && executors == 0 {
@@ -375,7 +379,7 @@ impl Cluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "{what}: frameworks or executors left {bound:?} after the last job"
+                "{what}: frameworks or executors left {bound:?} after the last job: {left}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

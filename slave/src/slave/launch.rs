@@ -241,11 +241,19 @@ impl Slave {
         let container_id = executor.container_id.clone();
         self.insert_executor(&framework, executor);
         if let Err(e) = self.checkpoint_executor(&framework, &id) {
-            if let Some(f) = self.frameworks.get_mut(&framework) {
-                f.executors.remove(&id);
-            }
+            let kind = self
+                .frameworks
+                .get_mut(&framework)
+                .and_then(|f| f.executors.remove(&id))
+                .map(|e| e.kind);
             self.meta.executor(&container_id).remove();
             self.drop_unrecorded(ctx, &framework, &id, &tasks, &e);
+            // Nothing of it ran: the master frees a custom executor's resources, and a
+            // framework with nothing else here is forgotten (no shutdown will come for it).
+            if kind == Some(ExecutorKind::Custom) {
+                self.tell_master_executor_exited(ctx, &framework, &id, -1);
+            }
+            self.forget_framework_if_idle(&framework);
             return;
         }
         if command.uris.is_empty() {

@@ -168,23 +168,40 @@ impl Slave {
             );
         }
         if executor.kind == ExecutorKind::Custom {
-            ctx.send(
-                &self.config.master.clone(),
-                ExitedExecutorMessage {
-                    slave_id: self.id.clone().map(|value| AgentId { value }),
-                    framework_id: Some(FrameworkId {
-                        value: framework.to_owned(),
-                    }),
-                    executor_id: Some(ExecutorId {
-                        value: executor_id.to_owned(),
-                    }),
-                    status,
-                },
-            );
+            self.tell_master_executor_exited(ctx, framework, executor_id, status);
         }
         executor.kill = None;
         self.forget_checkpoint(&executor.container_id);
         self.schedule_gc(ctx, executor.sandbox.clone());
+        self.forget_framework_if_idle(framework);
+    }
+
+    /// Tells the master a custom executor is gone, so that it frees the executor's resources.
+    pub(super) fn tell_master_executor_exited(
+        &self,
+        ctx: &mut Context<Self>,
+        framework: &str,
+        executor_id: &str,
+        status: i32,
+    ) {
+        ctx.send(
+            &self.config.master.clone(),
+            ExitedExecutorMessage {
+                slave_id: self.id.clone().map(|value| AgentId { value }),
+                framework_id: Some(FrameworkId {
+                    value: framework.to_owned(),
+                }),
+                executor_id: Some(ExecutorId {
+                    value: executor_id.to_owned(),
+                }),
+                status,
+            },
+        );
+    }
+
+    /// Forgets `framework` once it has no executor left here (its updates too, if the master
+    /// shut it down).
+    pub(super) fn forget_framework_if_idle(&mut self, framework: &str) {
         if self
             .frameworks
             .get(framework)

@@ -86,6 +86,12 @@ async fn a_launch_the_agent_cannot_record_is_dropped_and_runs_once_there_is_room
     );
     let failures = s.cluster.agents[0].node.metrics().snapshot()["slave/checkpoint_failures"];
     assert!(failures >= 1.0, "the failed checkpoint is counted");
+    // Nothing of the framework is left on the agent: no shutdown would come for it.
+    let agent = s.cluster.agents[0].slave.pid().clone();
+    let state = libactor::http_client::get_json(agent.address(), &format!("/{}/state", agent.id()))
+        .await
+        .expect("the agent's state");
+    assert_eq!(state["frameworks"], serde_json::json!([]), "{state}");
 
     s.disk.free().expect("the disk has room");
     framework.launch_on_first_offer(task).await;

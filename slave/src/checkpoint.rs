@@ -307,24 +307,26 @@ mod tests {
         assert!(meta.executor_dirs().is_empty());
     }
 
+    /// Runs the supervisor of `run` on `touch marker`, as the agent starts it.
+    fn supervise(run: &ExecutorDir, marker: &Path) -> std::process::ExitStatus {
+        std::fs::create_dir_all(&run.path).unwrap();
+        std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(crate::task_process::SUPERVISOR_SCRIPT)
+            .arg("supervisor")
+            .arg("0")
+            .arg(&run.path)
+            .args(["touch", marker.to_str().unwrap()])
+            .status()
+            .unwrap()
+    }
+
     /// A run a restarted agent claimed never starts its command, and a started one cannot be
     /// claimed.
     #[test]
     fn a_claimed_run_never_starts_its_command() {
         let dir = tempfile::tempdir().unwrap();
         let meta = MetaDir::new(dir.path());
-        let supervise = |run: &ExecutorDir, marker: &Path| {
-            std::fs::create_dir_all(&run.path).unwrap();
-            std::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(crate::task_process::SUPERVISOR_SCRIPT)
-                .arg("supervisor")
-                .arg("0")
-                .arg(&run.path)
-                .args(["touch", marker.to_str().unwrap()])
-                .status()
-                .unwrap()
-        };
         let claimed = meta.executor("claimed");
         std::fs::create_dir_all(&claimed.path).unwrap();
         assert!(claimed.claim_unstarted().unwrap());
@@ -353,16 +355,7 @@ mod tests {
         disk.fill().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let marker = outside.path().join("ran");
-        let status = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(crate::task_process::SUPERVISOR_SCRIPT)
-            .arg("supervisor")
-            .arg("0")
-            .arg(&run.path)
-            .args(["touch", marker.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert_eq!(status.code(), Some(125));
+        assert_eq!(supervise(&run, &marker).code(), Some(125));
         assert!(!marker.exists(), "the command ran");
         assert!(!run.pid_recorded());
     }

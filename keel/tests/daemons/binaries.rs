@@ -77,6 +77,12 @@ async fn logging_level_goes_up_and_back(address: &str, level: u32, seconds: u64)
             .0,
         202
     );
+    logging_level_is_then_back(address, level).await;
+}
+
+/// Sees a daemon's logging level at `level`, then waits (bounded) for it to go back to 0.
+async fn logging_level_is_then_back(address: &str, level: u32) {
+    let get = r#"{"type": "GET_LOGGING_LEVEL"}"#;
     assert_eq!(
         operator_call(address, get).await.1["get_logging_level"]["level"],
         level
@@ -116,16 +122,7 @@ async fn logging_toggle_goes_up_and_back(address: &str, level: u32) {
         toggle(format!("?level={level}&duration=1secs")).await.0,
         200
     );
-    let get = r#"{"type": "GET_LOGGING_LEVEL"}"#;
-    assert_eq!(
-        operator_call(address, get).await.1["get_logging_level"]["level"],
-        level
-    );
-    eventually("the logging level goes back to 0", || async {
-        let level = operator_call(address, get).await.1["get_logging_level"]["level"].clone();
-        (level == 0).then_some(())
-    })
-    .await;
+    logging_level_is_then_back(address, level).await;
 }
 
 /// Runs `keelctl agents --json` until `n` agents are listed (bounded).

@@ -57,8 +57,34 @@ async fn next(events: &mut UnboundedReceiver<BatchEvent>) -> BatchEvent {
         .expect("the job runs")
 }
 
-fn dropped(event: &BatchEvent) -> bool {
-    matches!(event, BatchEvent::Status { state, .. } if *state == TaskState::TaskDropped)
+/// Waits for the job's first event, its task dropped by the full disk, then lets the clock
+/// run to a second before the agent's rest ends.
+async fn dropped_then_resting(clock: &Clock, events: &mut UnboundedReceiver<BatchEvent>) {
+    let first = next(events).await;
+    assert!(
+        matches!(first, BatchEvent::Status { state, .. } if state == TaskState::TaskDropped),
+        "{first:?}"
+    );
+    clock.settle().await.expect("the cluster settles");
+    clock.advance(REST - Duration::from_secs(1));
+    clock.settle().await.expect("the cluster settles");
+}
+
+/// Gives the disk room again, lets the rest end, and returns the job's only outcome.
+async fn room_again_then_done(
+    s: &Setup,
+    clock: &Clock,
+    events: &mut UnboundedReceiver<BatchEvent>,
+) -> frameworks::examples::batch::TaskOutcome {
+    s.disk.free().expect("the disk has room");
+    clock.advance(Duration::from_secs(2));
+    let mut outcomes = loop {
+        if let BatchEvent::Done(outcomes) = next(events).await {
+            break outcomes;
+        }
+    };
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    outcomes.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,13 +148,9 @@ async fn a_batch_job_rests_an_agent_that_could_not_start_its_task_then_finishes(
         SchedulerOptions::default(),
     )
     .expect("the driver starts");
-    let first = next(&mut events).await;
-    assert!(dropped(&first), "{first:?}");
     // Resting, the agent gets no launch: an immediate retry would fail the same way, again
     // and again, as fast as offers come.
-    clock.settle().await.expect("the cluster settles");
-    clock.advance(REST - Duration::from_secs(1));
-    clock.settle().await.expect("the cluster settles");
+    dropped_then_resting(&clock, &mut events).await;
     let during: Vec<BatchEvent> = std::iter::from_fn(|| events.try_recv().ok()).collect();
     assert!(
         during.is_empty(),
@@ -137,15 +159,8 @@ async fn a_batch_job_rests_an_agent_that_could_not_start_its_task_then_finishes(
         during.first()
     );
     // Once the disk has room and the rest is over, the task runs.
-    s.disk.free().expect("the disk has room");
-    clock.advance(Duration::from_secs(2));
-    let outcomes = loop {
-        if let BatchEvent::Done(outcomes) = next(&mut events).await {
-            break outcomes;
-        }
-    };
-    assert_eq!(outcomes.len(), 1);
-    assert_eq!(outcomes[0].state, TaskState::TaskFinished, "{outcomes:?}");
+    let outcome = room_again_then_done(&s, &clock, &mut events).await;
+    assert_eq!(outcome.state, TaskState::TaskFinished, "{outcome:?}");
     driver.join().await;
     s.cluster.shutdown().await;
 }
@@ -166,23 +181,12 @@ async fn an_omega_batch_job_rests_an_agent_that_could_not_start_its_task_then_fi
         SchedulerOptions::default(),
     )
     .expect("the driver starts");
-    let first = next(&mut events).await;
-    assert!(dropped(&first), "{first:?}");
     // Without the rest it would place the task again at every change of its cell copy, and
     // give it up after its 1,000 attempts within a second.
-    clock.settle().await.expect("the cluster settles");
-    clock.advance(REST - Duration::from_secs(1));
-    clock.settle().await.expect("the cluster settles");
+    dropped_then_resting(&clock, &mut events).await;
     assert_eq!(stats.borrow().committed, 1, "placed again while resting");
-    s.disk.free().expect("the disk has room");
-    clock.advance(Duration::from_secs(2));
-    let outcomes = loop {
-        if let BatchEvent::Done(outcomes) = next(&mut events).await {
-            break outcomes;
-        }
-    };
-    assert_eq!(outcomes.len(), 1);
-    assert_eq!(outcomes[0].state, TaskState::TaskFinished, "{outcomes:?}");
+    let outcome = room_again_then_done(&s, &clock, &mut events).await;
+    assert_eq!(outcome.state, TaskState::TaskFinished, "{outcome:?}");
     assert_eq!(stats.borrow().committed, 2, "placed, dropped, placed again");
     s.node.shutdown().await;
     s.cluster.shutdown().await;

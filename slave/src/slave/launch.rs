@@ -308,7 +308,6 @@ impl Slave {
         );
     }
 
-    /// Ends an executor that never got a running container: its tasks fail with `reason`.
     /// Tasks of `executor_id` whose launch could not be checkpointed (a full disk): they are
     /// not started, since a restarted agent would not know them and a task the framework then
     /// launched again would run twice. Each is reported `TASK_DROPPED`
@@ -335,6 +334,7 @@ impl Slave {
         }
     }
 
+    /// Ends an executor that never got a running container: its tasks fail with `reason`.
     pub(super) fn ended_before_start(
         &mut self,
         ctx: &mut Context<Self>,

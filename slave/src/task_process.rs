@@ -35,15 +35,18 @@ exec "$@""#;
 /// (a shell status: 128 + N for signal N), then ends the way the program did, so that an agent
 /// waiting on it sees the program's own termination.
 ///
-/// SIGTERM to the group reaches the program; the supervisor only notes it (`trap :`, which,
-/// unlike an ignored signal, the program does not inherit) and keeps waiting, so the status is
-/// still written. A SIGKILL to the group ends both: there is then no status to find.
+/// SIGTERM to the group reaches the program; the supervisor only notes it (`trap :`) and keeps
+/// waiting, so the status is still written. The trap is set only once the program is started:
+/// a shell's child keeps its parent's trap until it execs, so a SIGTERM landing in between (a
+/// kill right after the launch) would be caught by the child and lost, and the kill would wait
+/// out its whole grace period. A SIGTERM before the trap ends the supervisor, and the program with it
+/// (there is then no status to find, as after a SIGKILL to the group, which ends both).
 pub const SUPERVISOR_SCRIPT: &str = r#"n=$1; dir=$2; shift 2
 set -C; echo $$ > "$dir/pid" || exit 125; set +C
 while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done
-trap : TERM
 "$@" &
 child=$!
+trap : TERM
 while :; do
   wait $child; st=$?
   [ $st -gt 128 ] && kill -0 $child 2>/dev/null || break
@@ -379,5 +382,58 @@ impl Drop for TaskProcess {
     /// killed.
     fn drop(&mut self) {
         self.signal_group(libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SUPERVISOR_SCRIPT;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::time::{Duration, Instant};
+
+    /// A SIGTERM to the group as soon as the supervisor has started (a kill right after the
+    /// launch) ends the program whenever it lands: before the supervisor's trap, between the
+    /// trap and the program's start, or after.
+    #[test]
+    fn a_term_right_after_the_start_ends_the_program() {
+        for round in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut child = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(SUPERVISOR_SCRIPT)
+                .arg("supervisor")
+                .arg("0")
+                .arg(dir.path())
+                .args(["sleep", "1000"])
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let group = child.id() as libc::pid_t;
+            // The pid file is the supervisor's first act; the signal follows it at once.
+            let started = Instant::now();
+            while !dir.path().join("pid").exists() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the supervisor started"
+                );
+                std::thread::yield_now();
+            }
+            // SAFETY: kill(2) on the process group this test just made.
+            unsafe { libc::kill(-group, libc::SIGTERM) };
+            let (tx, rx) = std::sync::mpsc::channel();
+            let waiter = std::thread::spawn(move || {
+                let _ = tx.send(child.wait());
+            });
+            let ended = rx.recv_timeout(Duration::from_secs(10));
+            if ended.is_err() {
+                // SAFETY: as above.
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+            }
+            waiter.join().unwrap();
+            let status = ended
+                .unwrap_or_else(|_| panic!("round {round}: the program outlived a SIGTERM"))
+                .unwrap();
+            assert_eq!(status.signal(), Some(libc::SIGTERM), "round {round}");
+        }
     }
 }

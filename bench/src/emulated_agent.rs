@@ -203,7 +203,9 @@ impl EmulatedAgent {
     }
 
     fn ping(&mut self, ctx: &mut Context<Self>, from: Upid, msg: PingSlaveMessage) {
-        self.backoff.advise(msg.registration_backoff_seconds);
+        if from == self.master {
+            self.backoff.advise(msg.registration_backoff_seconds);
+        }
         self.counters.pings.fetch_add(1, Ordering::Relaxed);
         ctx.send(&from, PongSlaveMessage {});
     }
